@@ -1,0 +1,43 @@
+"""Opening a store from its URL; each scheme maps to a backend module that is imported lazily."""
+
+from __future__ import annotations
+
+import importlib
+from urllib.parse import urlsplit
+
+from ..config import load_settings
+from .base import Counts, Item, Store
+
+__all__ = ["Counts", "Item", "Store", "open_store", "resolve_url", "SCHEMES"]
+
+SCHEMES: dict[str, str] = {
+    "memory": "baozi.backends.memory:MemoryStore",
+    "sqlite": "baozi.backends.sqlite:SQLiteStore",
+}
+"""URL scheme -> ``"module:Class"``. A new backend is one module plus one line here."""
+
+
+def resolve_url(url: str | None) -> str:
+    """``url``, or the configured default (``BAOZI_URL``, else ``sqlite:///baozi.db``)."""
+    return url if url else load_settings().url
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open a handle on the store at ``url`` (default: see :func:`resolve_url`).
+
+    Raises ValueError for a URL whose scheme no backend handles, naming the ones that exist.
+    """
+    url = resolve_url(url)
+    if not isinstance(url, str):
+        raise TypeError(f"a store URL must be a str, not {type(url).__qualname__}")
+    scheme = urlsplit(url).scheme.lower()
+    target = SCHEMES.get(scheme)
+    if target is None:
+        known = ", ".join(f"{s}://" for s in SCHEMES)
+        raise ValueError(
+            f"unknown store URL scheme {scheme + '://' if scheme else '(none)'} in {url!r}: "
+            f"baozi supports {known} (for example sqlite:///baozi.db or memory://)"
+        )
+    module_name, class_name = target.split(":")
+    store_class: type[Store] = getattr(importlib.import_module(module_name), class_name)
+    return store_class(url)

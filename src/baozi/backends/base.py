@@ -1,0 +1,191 @@
+"""The store contract: the few atomic operations every backend provides, and nothing else.
+
+A store holds named queues of items. Each item has an id (a string, unique in the store for its
+lifetime), a payload (bytes), and an ordering key ``(priority, seq, id)`` compared lowest first.
+``seq`` is 0 for an item pushed to the back and, for an item pushed to the front, a number below
+every ``seq`` the queue has handed out before; ids grow with every push. So FIFO is "push to the
+back", LIFO and ``appendleft`` are "push to the front", and priority orders before either. The key
+never changes: an item that goes back to the queue (released, or its lease expired) returns to the
+exact place it left.
+
+An item is in one of three states:
+
+* **ready** -- waiting to be handed out;
+* **leased** -- handed out by :meth:`Store.reserve` to an owner until a deadline. The owner
+  settles it with :meth:`Store.ack` (removed for good) or :meth:`Store.release` (ready again, same
+  key), or keeps it with :meth:`Store.extend`. A lease past its deadline counts as ready: the next
+  reserve may hand the item to someone else, and from then on the first owner can no longer settle it;
+* **scheduled** -- pushed with a delay; it becomes ready at its time.
+
+Deadlines are wall-clock seconds (``time.time()``), so processes on different machines share them.
+
+Every method is atomic: concurrent calls from any thread, process or machine see each other's
+effects entirely or not at all, and no two reservations can obtain the same item while a lease
+holds. Delivery is at-least-once: an item is removed only by ``ack`` or ``pop`` (or ``clear``), so
+a consumer that dies leaves a lease that expires. Methods do not block, except
+:meth:`Store.wait_for_change`, which is how callers wait without spinning.
+
+Backends raise :class:`~baozi.errors.StoreError` (or a subclass) for failures of the store itself,
+translated from the driver's exception with ``raise ... from exc``; they raise
+:class:`~baozi.errors.Full` only from :meth:`Store.push` with ``maxsize``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Union
+
+__all__ = ["Counts", "Item", "Priority", "Store"]
+
+Priority = Union[int, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One item as handed out by the store."""
+
+    id: str
+    payload: bytes
+    priority: Priority
+    deliveries: int = 0
+    """How many times the item has been reserved (by this reservation too, for ``reserve``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """How many items of a queue are in each state. Expired leases count as ready."""
+
+    ready: int
+    leased: int
+    scheduled: int
+
+    @property
+    def total(self) -> int:
+        return self.ready + self.leased + self.scheduled
+
+
+class Store(ABC):
+    """A handle on one store, opened from a URL by :func:`baozi.backends.open_store`.
+
+    A handle may be used from many threads at once. It can be thrown away and re-opened from its URL
+    at any time: everything that matters is in the store.
+    """
+
+    scheme: ClassVar[str]
+    shared_across_processes: ClassVar[bool]
+    """True when other processes (and, for a server, other machines) that open the URL see the same
+    queues. False only for ``memory://``, which lives inside one process."""
+    durable: ClassVar[bool]
+    """True when the contents outlive the process that wrote them."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @abstractmethod
+    def push(
+        self,
+        queue: str,
+        payloads: Sequence[bytes],
+        priorities: Sequence[Priority] | Priority = 0,
+        *,
+        front: bool = False,
+        delay: float = 0.0,
+        maxsize: int = 0,
+        maxlen: int | None = None,
+    ) -> list[str]:
+        """Add items and return their ids, in the order of ``payloads``, all or none.
+
+        ``priorities`` is one priority for every item or one per item. With ``front`` each item goes
+        ahead of everything of its priority, one after the other, so the last one ends up first (as
+        ``deque.extendleft``). With ``delay`` > 0 the items are scheduled to become ready that many
+        seconds from now. With ``maxsize`` > 0, if the ready items plus the new ones would exceed
+        ``maxsize``, nothing is added and :class:`~baozi.errors.Full` is raised. With ``maxlen`` set,
+        after adding, ready items are dropped from the other end (the back for ``front``, else the
+        front) until at most ``maxlen`` are ready.
+        """
+
+    @abstractmethod
+    def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
+        """Lease up to ``n`` ready items from the head of the queue to ``owner`` for ``lease`` seconds.
+
+        Returns them in key order, at once; an empty list when nothing is ready. Expired leases and
+        scheduled items that are due are ready for this purpose. ``deliveries`` is incremented.
+        """
+
+    @abstractmethod
+    def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
+        """Remove up to ``n`` ready items from the head (or, with ``back``, the tail) and return them,
+        nearest the end they were taken from first. Nothing is leased: this is ``deque.pop``."""
+
+    @abstractmethod
+    def ack(self, queue: str, ids: Sequence[str], owner: str) -> int:
+        """Remove the given items held by ``owner``; return how many were removed.
+
+        An item whose lease expired may still be acknowledged by its owner until another owner
+        reserves it; items held by someone else, or gone, are left alone and not counted.
+        """
+
+    @abstractmethod
+    def release(self, queue: str, ids: Sequence[str], owner: str, delay: float = 0.0) -> int:
+        """Give leased items back: ready again at their original key (or scheduled ``delay`` seconds
+        from now). Items not held by ``owner`` are left alone. Returns how many were released."""
+
+    @abstractmethod
+    def extend(self, queue: str, ids: Sequence[str], owner: str, lease: float) -> int:
+        """Renew ``owner``'s leases to end ``lease`` seconds from now; return how many it still held.
+
+        An item whose lease expired is renewed too, unless another owner reserved it meanwhile."""
+
+    @abstractmethod
+    def rank(self, queue: str, item_id: str) -> int | None:
+        """How many ready items are ahead of ``item_id`` (0 = next out); None when it is not ready
+        (leased, scheduled, or gone)."""
+
+    @abstractmethod
+    def counts(self, queue: str) -> Counts:
+        """The number of items in each state."""
+
+    @abstractmethod
+    def next_due(self, queue: str) -> float | None:
+        """The earliest wall-clock time at which a leased or scheduled item becomes ready, or None."""
+
+    @abstractmethod
+    def peek(self, queue: str, index: int) -> Item:
+        """The ready item at ``index`` in key order (negative counts from the tail), left in place.
+
+        Raises IndexError when there is no such item."""
+
+    @abstractmethod
+    def snapshot(self, queue: str) -> list[Item]:
+        """Every ready item, in key order, as of one moment."""
+
+    @abstractmethod
+    def clear(self, queue: str) -> int:
+        """Remove every item of the queue, whatever its state; return how many were removed."""
+
+    @abstractmethod
+    def change_token(self) -> int:
+        """An opaque value that changes whenever any queue in the store may have changed.
+
+        Take it *before* looking at a queue; pass it to :meth:`wait_for_change` afterwards."""
+
+    @abstractmethod
+    def wait_for_change(self, token: int, timeout: float) -> bool:
+        """Block until the store may have changed since ``token`` was taken, or ``timeout`` seconds.
+
+        Returns False on timeout. Spurious wake-ups are allowed; missed changes are not. Changes made
+        by other processes are seen within a few milliseconds; this never spins on a core."""
+
+    def close(self) -> None:
+        """Let go of connections. The store and its contents stay; other handles are unaffected."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"

@@ -1,0 +1,110 @@
+"""Deque: the interface of ``collections.deque``, kept in a store and shared by every handle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ._waiting import check_timeout, wait_until
+from .backends import open_store
+from .serialize import Serializer, get_serializer
+
+__all__ = ["Deque"]
+
+
+class Deque:
+    """A double-ended queue in a store. ``maxlen`` works as in ``collections.deque``: appending to a
+    full deque drops items from the other end. ``pop``/``popleft`` can wait for an item."""
+
+    def __init__(
+        self,
+        name: str = "default",
+        maxlen: int | None = None,
+        *,
+        url: str | None = None,
+        serializer: str | Serializer = "json",
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a deque name must be a non-empty str, not {name!r}")
+        if maxlen is not None and (
+            isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 0
+        ):
+            raise ValueError(f"maxlen must be None or a non-negative int, not {maxlen!r}")
+        self.name = name
+        self.maxlen = maxlen
+        self._codec = get_serializer(serializer)
+        self._store = open_store(url)
+        self.url = self._store.url
+
+    def _push(self, values: Iterable[Any], front: bool) -> None:
+        payloads = [self._codec.dumps(v) for v in values]
+        if payloads:
+            self._store.push(self.name, payloads, front=front, maxlen=self.maxlen)
+
+    def append(self, x: Any) -> None:
+        self._push((x,), front=False)
+
+    def appendleft(self, x: Any) -> None:
+        self._push((x,), front=True)
+
+    def extend(self, iterable: Iterable[Any]) -> None:
+        """Append every item, in one transaction."""
+        self._push(iterable, front=False)
+
+    def extendleft(self, iterable: Iterable[Any]) -> None:
+        """Append every item to the left, one after another (so their order ends up reversed)."""
+        self._push(iterable, front=True)
+
+    def _pop(self, back: bool, block: bool, timeout: float | None) -> Any:
+        timeout = check_timeout(timeout)
+        items = wait_until(
+            self._store,
+            self.name,
+            lambda: self._store.pop(self.name, 1, back=back) or None,
+            block,
+            timeout,
+        )
+        if items is None:
+            raise IndexError(f"pop from an empty deque {self.name!r}")
+        return self._codec.loads(items[0].payload)
+
+    def pop(self, block: bool = False, timeout: float | None = None) -> Any:
+        """Remove and return the rightmost item; with ``block``, wait up to ``timeout`` for one."""
+        return self._pop(True, block, timeout)
+
+    def popleft(self, block: bool = False, timeout: float | None = None) -> Any:
+        """Remove and return the leftmost item; with ``block``, wait up to ``timeout`` for one."""
+        return self._pop(False, block, timeout)
+
+    def clear(self) -> None:
+        self._store.clear(self.name)
+
+    def __len__(self) -> int:
+        return self._store.counts(self.name).ready
+
+    def __getitem__(self, index: int) -> Any:
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"deque indices must be integers, not {type(index).__qualname__}")
+        try:
+            item = self._store.peek(self.name, index)
+        except IndexError:
+            raise IndexError("deque index out of range") from None
+        return self._codec.loads(item.payload)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Iterate over a snapshot taken when iteration starts."""
+        return iter([self._codec.loads(item.payload) for item in self._store.snapshot(self.name)])
+
+    def __repr__(self) -> str:
+        items = ", ".join(repr(x) for x in self)
+        maxlen = "" if self.maxlen is None else f", maxlen={self.maxlen}"
+        return f"{type(self).__name__}({self.name!r}, [{items}]{maxlen})"
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Deque:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,322 @@
+"""Queue, LifoQueue and PriorityQueue: the interface of ``queue.Queue``, kept in a store.
+
+One base class does the blocking, timeouts, leases and ``task_done``/``join``; the variants only say
+where a new item goes (the back, the front) and what its priority is.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ._waiting import check_timeout, wait_until
+from .backends import open_store
+from .backends.base import Item, Priority
+from .errors import Empty, Full
+from .serialize import Serializer, get_serializer
+
+__all__ = ["LifoQueue", "PriorityQueue", "Queue"]
+
+log = logging.getLogger("baozi.queue")
+_INT64 = 2**63
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a queue name must be a non-empty str, not {name!r}")
+    return name
+
+
+class Queue:
+    """A FIFO queue in a store, shared by every handle with the same name and URL.
+
+    ``get()`` hands an item out under a lease of ``lease`` seconds, renewed while this handle is
+    open; ``task_done()`` acknowledges it. An item whose consumer dies before that goes back to its
+    original place when the lease runs out. ``close()`` puts back what this handle got and did not
+    acknowledge.
+    """
+
+    _front = False
+
+    def __init__(
+        self,
+        name: str = "default",
+        maxsize: int = 0,
+        *,
+        url: str | None = None,
+        lease: float = 30.0,
+        serializer: str | Serializer = "json",
+    ) -> None:
+        self.name = _check_name(name)
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
+            raise TypeError(f"maxsize must be an int, not {maxsize!r}")
+        if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease > 0:
+            raise ValueError(f"lease must be a positive number of seconds, not {lease!r}")
+        self.maxsize = max(maxsize, 0)
+        self.lease = float(lease)
+        self._codec = get_serializer(serializer)
+        self._store = open_store(url)
+        self.url = self._store.url
+        self._lock = threading.Lock()
+        self._new_owner()
+
+    def _new_owner(self) -> None:
+        self._pid = os.getpid()
+        self._owner = f"{socket.gethostname()}:{self._pid}:{uuid.uuid4().hex[:12]}"
+        self._leased: set[str] = set()  # everything this handle holds, for renewal
+        self._unfinished: dict[str, int] = {}  # got by get(), not yet task_done: id -> thread
+        self._by_thread: dict[int, deque[str]] = {}
+        self._keeper: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    # -- what the variants change -------------------------------------------------------------
+
+    def _priority(self, item: Any) -> Priority:
+        return 0
+
+    # -- putting ------------------------------------------------------------------------------
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        """Put ``item`` in the queue, waiting up to ``timeout`` for room when the queue is full."""
+        self.put_many((item,), block, timeout)
+
+    def put_nowait(self, item: Any) -> None:
+        self.put(item, block=False)
+
+    def put_many(self, items: Iterable[Any], block: bool = True, timeout: float | None = None) -> None:
+        """Put every item in one transaction: all go in, in order, or none (``queue.Full``)."""
+        timeout = check_timeout(timeout)
+        items = list(items)
+        payloads = [self._codec.dumps(item) for item in items]
+        priorities = [self._priority(item) for item in items]
+        if not payloads:
+            return
+        if self.maxsize and len(payloads) > self.maxsize:
+            raise ValueError(
+                f"cannot put {len(payloads)} items at once into queue {self.name!r} of maxsize "
+                f"{self.maxsize}: put them in smaller batches"
+            )
+
+        def attempt() -> bool | None:
+            try:
+                self._store.push(
+                    self.name, payloads, priorities, front=self._front, maxsize=self.maxsize
+                )
+                return True
+            except Full:
+                return None
+
+        if wait_until(self._store, self.name, attempt, block, timeout) is None:
+            raise Full(f"queue {self.name!r} is full ({self.maxsize} items)")
+
+    # -- getting ------------------------------------------------------------------------------
+
+    def _take(self, n: int, block: bool, timeout: float | None) -> list[Item]:
+        timeout = check_timeout(timeout)
+        if self._pid != os.getpid():
+            self._new_owner()  # a forked child is a different consumer from its parent
+        if self._closed.is_set():
+            raise ValueError(f"queue handle {self.name!r} is closed")
+
+        def attempt() -> list[Item] | None:
+            return self._store.reserve(self.name, self._owner, self.lease, n) or None
+
+        items = wait_until(self._store, self.name, attempt, block, timeout)
+        if items is None:
+            raise Empty(f"queue {self.name!r} is empty")
+        with self._lock:
+            self._leased.update(item.id for item in items)
+            if self._keeper is None:
+                self._keeper = threading.Thread(
+                    target=self._renew_leases, name=f"baozi-lease-{self.name}", daemon=True
+                )
+                self._keeper.start()
+        return items
+
+    def _decode(self, items: list[Item]) -> list[Any]:
+        try:
+            return [self._codec.loads(item.payload) for item in items]
+        except Exception:
+            self._settle([item.id for item in items], ack=False)
+            raise
+
+    def _track(self, items: list[Item]) -> None:
+        tid = threading.get_ident()
+        with self._lock:
+            mine = self._by_thread.setdefault(tid, deque())
+            for item in items:
+                self._unfinished[item.id] = tid
+                mine.append(item.id)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Remove and return the head item (under a lease until ``task_done()``)."""
+        items = self._take(1, block, timeout)
+        value = self._decode(items)[0]
+        self._track(items)
+        return value
+
+    def get_nowait(self) -> Any:
+        return self.get(block=False)
+
+    def get_many(self, n: int, block: bool = True, timeout: float | None = None) -> list[Any]:
+        """Take up to ``n`` items at once: waits for the first, then takes what is ready."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, not {n!r}")
+        items = self._take(n, block, timeout)
+        values = self._decode(items)
+        self._track(items)
+        return values
+
+    @contextmanager
+    def reserve(self, timeout: float | None = None) -> Iterator[Any]:
+        """``with q.reserve() as item:`` -- acknowledged when the block ends normally, put back in
+        its place when it raises. Raises ``queue.Empty`` if nothing comes within ``timeout``."""
+        items = self._take(1, True, timeout)
+        value = self._decode(items)[0]
+        try:
+            yield value
+        except BaseException:
+            self._settle([items[0].id], ack=False)
+            raise
+        self._settle([items[0].id], ack=True)
+
+    # -- acknowledging ------------------------------------------------------------------------
+
+    def task_done(self, count: int = 1) -> None:
+        """Acknowledge the oldest item the calling thread got and has not acknowledged (or the
+        handle's oldest, when that thread has none); ``count`` does so for that many at once."""
+        tid = threading.get_ident()
+        with self._lock:
+            if count > len(self._unfinished):
+                raise ValueError(
+                    f"task_done() called too many times: this handle of queue {self.name!r} has "
+                    f"{len(self._unfinished)} unacknowledged item(s), asked to acknowledge {count}"
+                )
+            ids = []
+            for _ in range(count):
+                mine = self._by_thread.get(tid)
+                if mine:
+                    item_id = mine.popleft()
+                    del self._unfinished[item_id]
+                else:
+                    item_id = next(iter(self._unfinished))
+                    self._by_thread[self._unfinished.pop(item_id)].remove(item_id)
+                ids.append(item_id)
+            for t in [t for t, q in self._by_thread.items() if not q]:
+                del self._by_thread[t]
+        self._settle(ids, ack=True)
+
+    def _settle(self, ids: list[str], ack: bool) -> None:
+        with self._lock:
+            self._leased.difference_update(ids)
+        if ack:
+            done = self._store.ack(self.name, ids, self._owner)
+        else:
+            done = self._store.release(self.name, ids, self._owner)
+        if done < len(ids):
+            log.warning(
+                "queue %r: %d of %d item(s) were no longer held by this handle (lease expired "
+                "and another consumer took them), so they may be processed twice",
+                self.name, len(ids) - done, len(ids),
+            )
+
+    def _renew_leases(self) -> None:
+        interval = self.lease / 3
+        while not self._closed.wait(interval):
+            with self._lock:
+                ids = list(self._leased)
+            if not ids:
+                continue
+            try:
+                held = self._store.extend(self.name, ids, self._owner, self.lease)
+            except Exception:  # the store may be back by the next round; leases have slack
+                log.exception("queue %r: renewing %d lease(s) failed", self.name, len(ids))
+                continue
+            if held < len(ids):
+                log.warning("queue %r: lost %d lease(s)", self.name, len(ids) - held)
+
+    def join(self) -> None:
+        """Wait until the queue holds no ready, scheduled or in-flight items, whoever put or got them."""
+        wait_until(
+            self._store,
+            self.name,
+            lambda: True if self._store.counts(self.name).total == 0 else None,
+            True,
+            None,
+        )
+
+    # -- sizes --------------------------------------------------------------------------------
+
+    def qsize(self) -> int:
+        """The number of ready items (an item whose lease expired counts again)."""
+        return self._store.counts(self.name).ready
+
+    def empty(self) -> bool:
+        return self.qsize() == 0
+
+    def full(self) -> bool:
+        return 0 < self.maxsize <= self.qsize()
+
+    def position(self, item_id: str) -> int | None:
+        """How many ready items are ahead of the item with this id (None when it is not waiting)."""
+        return self._store.rank(self.name, item_id)
+
+    # -- lifetime -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop renewing leases and put back, in their places, items got but not acknowledged."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        with self._lock:
+            ids = list(self._leased)
+            self._leased.clear()
+            self._unfinished.clear()
+            self._by_thread.clear()
+        if ids and self._pid == os.getpid():
+            self._store.release(self.name, ids, self._owner)
+        self._store.close()
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} maxsize={self.maxsize} at {self.url}>"
+
+
+class LifoQueue(Queue):
+    """Last in, first out: every put goes to the front."""
+
+    _front = True
+
+
+class PriorityQueue(Queue):
+    """Lowest priority first; equal priorities come out in the order they were put.
+
+    An item's priority is the item itself when it is a number, or its first element when it is a
+    tuple or list, as in ``q.put((1, 'job'))``.
+    """
+
+    def _priority(self, item: Any) -> Priority:
+        prio = item[0] if type(item) in (tuple, list) and item else item
+        if isinstance(prio, bool) or not isinstance(prio, (int, float)):
+            raise TypeError(
+                f"PriorityQueue items must be numbers or tuples/lists starting with a number "
+                f"(like (1, 'task')), not {item!r}"
+            )
+        if isinstance(prio, float) and math.isnan(prio):
+            raise ValueError(f"a priority cannot be NaN: {item!r}")
+        if isinstance(prio, int) and not -_INT64 <= prio < _INT64:
+            raise ValueError(f"a priority must fit in 64 bits, not {prio}")
+        return prio
