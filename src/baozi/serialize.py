@@ -53,7 +53,7 @@ def _tagged(tag: str, value: Any) -> dict[str, Any]:
 def _encode_datetime(value: _dt.datetime) -> dict[str, Any]:
     tz = value.tzinfo
     if tz is None or isinstance(tz, _dt.timezone):
-        return _tagged("datetime", value.isoformat())
+        return _tagged("datetime", [value.isoformat(), value.fold])
     if isinstance(tz, ZoneInfo):
         naive = value.replace(tzinfo=None).isoformat()
         return _tagged("zdatetime", [naive, tz.key, value.fold])
@@ -78,7 +78,7 @@ _ENCODERS: dict[type, Callable[[Any], Any]] = {
     frozenset: lambda v: _tagged("frozenset", [_encode(x) for x in v]),
     _dt.datetime: _encode_datetime,
     _dt.date: lambda v: _tagged("date", v.isoformat()),
-    _dt.time: lambda v: _tagged("time", v.isoformat()) if v.tzinfo is None else _refuse(v),
+    _dt.time: lambda v: _tagged("time", [v.isoformat(), v.fold]) if v.tzinfo is None else _refuse(v),
     _dt.timedelta: lambda v: _tagged("timedelta", [v.days, v.seconds, v.microseconds]),
     Decimal: lambda v: _tagged("decimal", str(v)),
     uuid.UUID: lambda v: _tagged("uuid", v.hex),
@@ -110,10 +110,10 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "bytes": base64.b64decode,
     "set": set,
     "frozenset": frozenset,
-    "datetime": _dt.datetime.fromisoformat,
+    "datetime": lambda v: _dt.datetime.fromisoformat(v[0]).replace(fold=v[1]),
     "zdatetime": _decode_zdatetime,
     "date": _dt.date.fromisoformat,
-    "time": _dt.time.fromisoformat,
+    "time": lambda v: _dt.time.fromisoformat(v[0]).replace(fold=v[1]),
     "timedelta": lambda v: _dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
     "decimal": Decimal,
     "uuid": uuid.UUID,

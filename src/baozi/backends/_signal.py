@@ -30,6 +30,9 @@ class ChangeSignal:
         self._max = max_interval
         self._poller: threading.Thread | None = None
         self._someone_waits = threading.Event()
+        # Read before any token can be handed out, so the poller never mistakes an older change
+        # for the state it started from.
+        self._last = probe() if probe is not None else None
 
     def token(self) -> int:
         return self._generation
@@ -66,7 +69,7 @@ class ChangeSignal:
         # The poller lives as long as the process and keeps ``last`` across idle spells, so a change
         # made after any waiter took its token is always seen; at worst a waiter wakes for nothing.
         assert self._probe is not None
-        last: object = None  # the first probe always "changes": one spurious wake-up, no lost one
+        last = self._last
         while True:
             self._someone_waits.wait()
             interval = self._min

@@ -109,8 +109,13 @@ class _Database:
                 self.path, timeout=60.0, isolation_level=None, check_same_thread=False
             )
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        except sqlite3.Error as exc:
+        except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise NotABaoziStore(
+                f"{self.path!r} is not a baozi store ({exc}); baozi left it untouched: "
+                f"use another file name"
+            ) from exc
         return conn
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:

@@ -1,0 +1,7 @@
+"""The store contract, run on every backend through the ``store`` fixture in conftest.py."""
+
+from baozi.testing import StoreContract
+
+
+class TestStoreContract(StoreContract):
+    pass

@@ -1,0 +1,121 @@
+"""Bad input gets a clear error at the call site and leaves what is stored untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from baozi import NotABaoziStore, Queue, StoreUnavailable
+from baozi.backends import open_store
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_an_unknown_url_scheme_names_the_supported_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown store URL scheme mongodb://.*sqlite://.*memory://|"
+                                         r"unknown store URL scheme mongodb://.*memory://.*sqlite://"):
+        Queue(url="mongodb://localhost/db")
+    with pytest.raises(ValueError, match="scheme"):
+        open_store("just-a-path.db")
+
+
+@pytest.mark.parametrize(
+    "url, match",
+    [("sqlite://somehost/x.db", "sqlite:///relative"), ("sqlite://", "names no file"),
+     ("sqlite:///x.db?durable=maybe", "durable=fsync"), ("sqlite:///x.db?mode=ro", "unknown option")],
+)
+def test_malformed_sqlite_urls(url: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        open_store(url)
+
+
+def test_a_path_in_a_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable, match="does not exist"):
+        Queue(url=f"sqlite:///{tmp_path}/no/such/dir/q.db")
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_path_that_is_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(StoreUnavailable, match="cannot open SQLite store"):
+        Queue(url=f"sqlite:///{tmp_path}/adir")
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not a database\n" * 100)
+    before = digest(path)
+    with pytest.raises(NotABaoziStore, match="not a baozi store"):
+        Queue(url=f"sqlite:///{path}")
+    assert digest(path) == before
+
+
+def test_someone_elses_sqlite_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO customers (name) VALUES ('alice')")
+    conn.close()
+    before = digest(path)
+    with pytest.raises(NotABaoziStore, match="customers"):
+        Queue(url=f"sqlite:///{path}")
+    assert digest(path) == before
+    assert not Path(f"{path}-wal").exists()
+
+
+def test_a_store_from_a_newer_baozi_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    with Queue(url=f"sqlite:///{path}") as q:
+        q.put("kept")
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE baozi_meta SET value='99' WHERE key='schema'")
+    conn.close()
+    with pytest.raises(NotABaoziStore, match="schema 99"):
+        open_store(f"sqlite:///{path}?durable=fsync")  # a fresh handle reads the schema again
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE baozi_meta SET value='1' WHERE key='schema'")
+    conn.close()
+    with Queue(url=f"sqlite:///{path}?durable=fsync") as q:
+        assert q.get() == "kept"
+
+
+def test_an_empty_file_becomes_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    with Queue(url=f"sqlite:///{path}") as q:
+        q.put(1)
+        assert q.get() == 1
+
+
+def test_relative_sqlite_paths_are_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with Queue(url="sqlite:///rel.db") as q:
+        q.put("x")
+    assert (tmp_path / "rel.db").exists()
+
+
+def test_the_default_store_comes_from_baozi_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BAOZI_URL", f"sqlite:///{tmp_path}/from-env.db")
+    with Queue("q") as q:
+        q.put(1)
+    assert (tmp_path / "from-env.db").exists()
+    monkeypatch.delenv("BAOZI_URL")
+    monkeypatch.chdir(tmp_path)
+    with Queue("q") as q:
+        assert q.url == "sqlite:///baozi.db"
+    assert (tmp_path / "baozi.db").exists()
+
+
+def test_memory_stores_are_shared_by_url_within_a_process() -> None:
+    with Queue("q", url="memory://shared-test") as a, Queue("q", url="memory://shared-test") as b:
+        a.put("x")
+        assert b.get() == "x"
+    with Queue("q", url="memory://other-test") as c:
+        assert c.qsize() == 0

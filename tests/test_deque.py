@@ -1,0 +1,109 @@
+"""baozi.Deque behaves like collections.deque, on every store."""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+import pytest
+
+from baozi import Deque
+
+
+def test_appends_pops_and_indexing(url: str) -> None:
+    with Deque("d", url=url) as d:
+        d.append(123)
+        d.append(333)
+        d.appendleft(456)
+        assert len(d) == 3
+        assert (d[0], d[1], d[-1], d[-3]) == (456, 123, 333, 456)
+        assert list(d) == [456, 123, 333]
+        assert repr(d) == "Deque('d', [456, 123, 333])"
+        assert d.pop() == 333
+        assert d.popleft() == 456
+        assert list(d) == [123]
+
+
+def test_extend_and_extendleft_match_collections_deque(url: str) -> None:
+    ref: collections.deque[int] = collections.deque()
+    with Deque("d", url=url) as d:
+        for target in (ref, d):
+            target.extend([1, 2, 3])
+            target.extendleft([10, 20, 30])
+            target.append(4)
+            target.appendleft(0)
+        assert list(d) == list(ref) == [0, 30, 20, 10, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("maxlen", [0, 1, 3])
+def test_maxlen_drops_from_the_other_end_like_collections_deque(url: str, maxlen: int) -> None:
+    ref: collections.deque[int] = collections.deque(maxlen=maxlen)
+    with Deque("d", maxlen=maxlen, url=url) as d:
+        for target in (ref, d):
+            target.extend([1, 2, 3, 4])
+            target.appendleft(0)
+            target.append(5)
+            target.extendleft([7, 8])
+        assert list(d) == list(ref)
+        assert len(d) == len(ref)
+        assert d.maxlen == maxlen
+        if maxlen:
+            assert repr(d).endswith(f", maxlen={maxlen})")
+
+
+def test_pop_from_empty_raises_index_error(url: str) -> None:
+    with Deque("d", url=url) as d:
+        with pytest.raises(IndexError):
+            d.pop()
+        with pytest.raises(IndexError):
+            d.popleft()
+        with pytest.raises(IndexError):
+            d.popleft(block=True, timeout=0.05)
+
+
+def test_blocking_pop_waits_for_an_item(url: str) -> None:
+    with Deque("d", url=url) as d:
+        threading.Timer(0.1, d.append, args=("x",)).start()
+        assert d.pop(block=True, timeout=10) == "x"
+
+
+def test_index_errors_and_types(url: str) -> None:
+    with Deque("d", url=url) as d:
+        d.extend(["a", "b"])
+        with pytest.raises(IndexError):
+            d[2]
+        with pytest.raises(IndexError):
+            d[-3]
+        with pytest.raises(TypeError):
+            d["0"]  # type: ignore[index]
+
+
+def test_iteration_is_over_a_snapshot(url: str) -> None:
+    with Deque("d", url=url) as d:
+        d.extend([1, 2, 3])
+        seen = []
+        for x in d:
+            seen.append(x)
+            d.append(x * 10)
+        assert seen == [1, 2, 3]
+        assert len(d) == 6
+
+
+def test_clear_bool_and_contains(url: str) -> None:
+    with Deque("d", url=url) as d:
+        assert not d
+        d.extend([(1, 2), "x"])
+        assert d and (1, 2) in d
+        d.clear()
+        assert len(d) == 0 and list(d) == []
+
+
+def test_handles_share_contents(url: str) -> None:
+    with Deque("d", url=url) as a, Deque("d", url=url) as b:
+        a.append({"k": (1, 2)})
+        assert b.pop() == {"k": (1, 2)}
+
+
+def test_refuses_a_bad_maxlen(url: str) -> None:
+    with pytest.raises(ValueError, match="maxlen"):
+        Deque("d", maxlen=-1, url=url)
