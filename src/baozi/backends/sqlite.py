@@ -30,26 +30,39 @@ _SCHEMA = """
 CREATE TABLE baozi_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE baozi_queues (
     id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    lo INTEGER NOT NULL DEFAULT 0          -- the last seq given to a push to the front
+    name TEXT NOT NULL UNIQUE
 );
 CREATE TABLE baozi_items (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, and the last part of the key
     qid INTEGER NOT NULL,
     state INTEGER NOT NULL,                -- 0 ready, 1 leased, 2 scheduled
     priority NUMERIC NOT NULL,
-    seq INTEGER NOT NULL,
+    seq INTEGER NOT NULL,                  -- 0 (back) or minus the item's own id (front)
     due REAL,                              -- lease end (leased) or ready time (scheduled)
     owner TEXT,
     deliveries INTEGER NOT NULL DEFAULT 0,
     payload BLOB NOT NULL
 );
-CREATE INDEX baozi_items_order ON baozi_items (qid, state, priority, seq);
-CREATE INDEX baozi_items_due ON baozi_items (qid, state, due);
+-- Two partial indexes, each row in exactly one: a push writes one index, not two.
+CREATE INDEX baozi_items_ready ON baozi_items (qid, priority, seq) WHERE state = 0;
+CREATE INDEX baozi_items_due ON baozi_items (qid, due) WHERE state > 0;
 """
 _ORDER = "priority, seq, id"
 _ORDER_DESC = "priority DESC, seq DESC, id DESC"
 _CHUNK = 500  # ids per statement, well below SQLite's variable limit
+PROMOTE_EVERY = 0.05
+"""How often (s) a busy consumer moves expired leases and due delays back to ready."""
+_NEXT_ID_NEGATED = "-(SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name='baozi_items')"
+_READY_COUNT = (  # parameters: ?1 qid ... ?6 now
+    "((SELECT count(*) FROM baozi_items WHERE qid=?1 AND state=0) + "
+    "(SELECT count(*) FROM baozi_items WHERE qid=?1 AND state>0 AND due<=?6))"
+)
+_RESERVE = (
+    "UPDATE baozi_items SET state=1, due=?, owner=?, deliveries=deliveries+1 "
+    "WHERE id IN (SELECT id FROM baozi_items WHERE qid=? AND state=0 "
+    "ORDER BY priority, seq, id LIMIT ?) "
+    "RETURNING id, payload, priority, deliveries, seq"
+)
 
 
 def _parse(url: str) -> tuple[str, str]:
@@ -91,6 +104,7 @@ class _Database:
         self.synchronous = _DURABILITY[durable]
         self.local = threading.local()
         self.qids: dict[str, int] = {}
+        self.promoted_at: dict[int, float] = {}
         first = self._connect()
         self._ensure_schema(first)
         self.local.conn = first
@@ -143,6 +157,8 @@ class _Database:
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         try:
+            # Small pages: a commit appends whole pages to the WAL, and a queue commit touches few rows.
+            conn.execute("PRAGMA page_size=1024")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("BEGIN IMMEDIATE")
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name='baozi_meta'").fetchone():
@@ -223,6 +239,7 @@ class SQLiteStore(Store):
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._db.conn()
+        changes = conn.total_changes
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -233,13 +250,8 @@ class SQLiteStore(Store):
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
-        self._db.signal.notify()
-
-    @staticmethod
-    def _promote(conn: sqlite3.Connection, qid: int, now: float) -> None:
-        conn.execute(
-            "UPDATE baozi_items SET state=0 WHERE qid=? AND state IN (1, 2) AND due<=?", (qid, now)
-        )
+        if conn.total_changes != changes:  # waking waiters for nothing would make them spin
+            self._db.signal.notify()
 
     def push(
         self,
@@ -259,31 +271,33 @@ class SQLiteStore(Store):
         qid = self._db.qid(queue)
         now = time.time()
         state, due = (_SCHEDULED, now + delay) if delay > 0 else (_READY, None)
+        rows = [(qid, state, p, due, b) for p, b in zip(prios, payloads)]
+        # A push to the front takes seq = -(its own id): below every seq in the queue, and lower for
+        # each later push. Its id is the next AUTOINCREMENT value, read in the same statement.
+        insert = (
+            f"INSERT INTO baozi_items (qid, state, priority, seq, due, payload) "
+            f"SELECT ?1, ?2, ?3, {_NEXT_ID_NEGATED if front else 0}, ?4, ?5"
+        )
+        if n == 1 and maxlen is None:
+            params: tuple[Any, ...] = rows[0]
+            if maxsize:  # the check and the insert in one statement, hence atomic
+                insert += f" WHERE {_READY_COUNT} < {int(maxsize)}"
+                params += (now,)
+            try:
+                cur = self._conn.execute(insert, params)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+            if cur.rowcount == 0:
+                raise Full(f"queue {queue!r} holds {maxsize} ready items, its maxsize")
+            self._db.signal.notify()
+            return [str(cur.lastrowid)]
         with self._write() as conn:
             if maxsize:
-                self._promote(conn, qid, now)
-                (ready,) = conn.execute(
-                    "SELECT count(*) FROM baozi_items WHERE qid=? AND state=0", (qid,)
-                ).fetchone()
+                (ready,) = conn.execute(f"SELECT {_READY_COUNT}", (qid, 0, 0, 0, 0, now)).fetchone()
                 if ready + n > maxsize:
                     raise Full(f"queue {queue!r} holds {ready} of at most {maxsize} ready items")
-            if front:
-                (lo,) = conn.execute(
-                    "UPDATE baozi_queues SET lo=lo-? WHERE id=? RETURNING lo + ?", (n, qid, n)
-                ).fetchone()
-                seqs: Sequence[int] = range(lo - 1, lo - 1 - n, -1)
-            else:
-                seqs = [0] * n
-            sql = (
-                "INSERT INTO baozi_items (qid, state, priority, seq, due, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?)"
-            )
-            if n == 1:
-                last = conn.execute(sql, (qid, state, prios[0], seqs[0], due, payloads[0])).lastrowid
-            else:
-                rows = [(qid, state, p, s, due, b) for p, s, b in zip(prios, seqs, payloads)]
-                conn.executemany(sql, rows)
-                (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+            conn.executemany(insert, rows)
+            (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
             if maxlen is not None:
                 conn.execute(
                     f"DELETE FROM baozi_items WHERE id IN (SELECT id FROM baozi_items "
@@ -291,21 +305,33 @@ class SQLiteStore(Store):
                     f"LIMIT max(0, (SELECT count(*) FROM baozi_items WHERE qid=? AND state=0) - ?))",
                     (qid, qid, maxlen),
                 )
-        assert last is not None
         return [str(i) for i in range(last - n + 1, last + 1)]
+
+    def _promote(self, qid: int, now: float) -> int:
+        """Mark expired leases and due scheduled items ready; return how many there were."""
+        self._db.promoted_at[qid] = now
+        cur = self._conn.execute(
+            "UPDATE baozi_items SET state=0 WHERE qid=? AND state>0 AND due<=?", (qid, now)
+        )
+        return int(cur.rowcount)
 
     def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
         qid = self._db.qid(queue)
         now = time.time()
-        with self._write() as conn:
-            self._promote(conn, qid, now)
-            rows = conn.execute(
-                f"UPDATE baozi_items SET state=1, due=?, owner=?, deliveries=deliveries+1 "
-                f"WHERE id IN (SELECT id FROM baozi_items WHERE qid=? AND state=0 "
-                f"ORDER BY {_ORDER} LIMIT ?) "
-                f"RETURNING id, payload, priority, deliveries, seq",
-                (now + lease, owner, qid, n),
-            ).fetchall()
+        try:
+            # Promoting costs a statement, so a busy consumer does it every PROMOTE_EVERY seconds;
+            # one that finds too little always does, before concluding the queue is empty.
+            promoted = now - self._db.promoted_at.get(qid, 0.0) >= PROMOTE_EVERY
+            if promoted:
+                self._promote(qid, now)
+            rows = self._conn.execute(_RESERVE, (now + lease, owner, qid, n)).fetchall()
+            if len(rows) < n and not promoted and self._promote(qid, now):
+                rows += self._conn.execute(_RESERVE, (now + lease, owner, qid, n - len(rows)))
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+        if not rows:
+            return []
+        self._db.signal.notify()
         if len(rows) > 1:
             rows.sort(key=lambda r: (r[2], r[4], r[0]))
         return [_item(r) for r in rows]
@@ -313,7 +339,7 @@ class SQLiteStore(Store):
     def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
         qid = self._db.qid(queue)
         with self._write() as conn:
-            self._promote(conn, qid, time.time())
+            self._promote(qid, time.time())
             rows = conn.execute(
                 f"DELETE FROM baozi_items WHERE id IN (SELECT id FROM baozi_items "
                 f"WHERE qid=? AND state=0 ORDER BY {_ORDER_DESC if back else _ORDER} LIMIT ?) "
@@ -324,11 +350,20 @@ class SQLiteStore(Store):
         return [_item(r) for r in rows]
 
     def _settle(self, sql: str, params: tuple[Any, ...], ids: Sequence[str]) -> int:
+        chunks = list(_chunks(ids))
+        if len(chunks) == 1:  # one statement is atomic by itself
+            marks = _marks(len(chunks[0]))
+            try:
+                done = int(self._conn.execute(sql.format(marks=marks), (*params, *chunks[0])).rowcount)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+            if done:
+                self._db.signal.notify()
+            return done
         done = 0
         with self._write() as conn:
-            for chunk in _chunks(ids):
-                cur = conn.execute(sql.format(marks=_marks(len(chunk))), (*params, *chunk))
-                done += cur.rowcount
+            for chunk in chunks:
+                done += conn.execute(sql.format(marks=_marks(len(chunk))), (*params, *chunk)).rowcount
         return done
 
     def ack(self, queue: str, ids: Sequence[str], owner: str) -> int:
@@ -380,19 +415,21 @@ class SQLiteStore(Store):
         ((ahead,),) = self._read(
             "SELECT (SELECT count(*) FROM baozi_items WHERE qid=?1 AND state=0 "
             "        AND (priority, seq, id) < (?2, ?3, ?4)) + "
-            "       (SELECT count(*) FROM baozi_items WHERE qid=?1 AND state IN (1, 2) "
+            "       (SELECT count(*) FROM baozi_items WHERE qid=?1 AND state>0 "
             "        AND due<=?5 AND (priority, seq, id) < (?2, ?3, ?4))",
             (qid, prio, seq, num, now),
         )
         return int(ahead)
 
     def counts(self, queue: str) -> Counts:
+        qid, now = self._db.qid(queue), time.time()
+        ((ready,),) = self._read("SELECT count(*) FROM baozi_items WHERE qid=? AND state=0", (qid,))
         rows = self._read(
-            "SELECT state, count(*), total(due<=?) FROM baozi_items WHERE qid=? GROUP BY state",
-            (time.time(), self._db.qid(queue)),
+            "SELECT state, count(*), total(due<=?) FROM baozi_items WHERE qid=? AND state>0 "
+            "GROUP BY state",
+            (now, qid),
         )
         n = {state: (count, int(expired)) for state, count, expired in rows}
-        ready, _ = n.get(_READY, (0, 0))
         leased, leased_out = n.get(_LEASED, (0, 0))
         scheduled, scheduled_due = n.get(_SCHEDULED, (0, 0))
         return Counts(
@@ -401,9 +438,7 @@ class SQLiteStore(Store):
 
     def next_due(self, queue: str) -> float | None:
         ((due,),) = self._read(
-            "SELECT min(d) FROM (SELECT min(due) AS d FROM baozi_items WHERE qid=?1 AND state=1 "
-            "UNION ALL SELECT min(due) FROM baozi_items WHERE qid=?1 AND state=2)",
-            (self._db.qid(queue),),
+            "SELECT min(due) FROM baozi_items WHERE qid=? AND state>0", (self._db.qid(queue),)
         )
         return None if due is None else float(due)
 

@@ -266,3 +266,12 @@ class StoreContract:
         for t in threads:
             t.join()
         assert sorted(got) == sorted(str(i).encode() for i in range(400))
+
+    def test_operations_that_change_nothing_wake_no_one(self, store: Store) -> None:
+        store.reserve(Q, "w", 30, 1)  # first use of a queue may create it, which is a change
+        store.wait_for_change(store.change_token(), 0.05)
+        token = store.change_token()
+        assert store.reserve(Q, "w", 30, 1) == []
+        assert store.pop(Q, 1) == []
+        assert store.ack(Q, ["1"], "w") == 0
+        assert store.wait_for_change(token, 0.1) is False
