@@ -200,7 +200,13 @@ class Queue:
                     f"task_done() called too many times: this handle of queue {self.name!r} has "
                     f"{len(self._unfinished)} unacknowledged item(s), asked to acknowledge {count}"
                 )
-            ids = []
+            if count == len(self._unfinished):  # everything: no need to pick
+                ids = list(self._unfinished)
+                self._unfinished.clear()
+                self._by_thread.clear()
+                count = 0
+            else:
+                ids = []
             for _ in range(count):
                 mine = self._by_thread.get(tid)
                 if mine:

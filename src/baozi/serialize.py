@@ -132,13 +132,18 @@ class JsonSerializer:
 
     name = "json"
 
+    def __init__(self) -> None:
+        # Built once: json.dumps/json.loads with options build a new coder on every call.
+        self._encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        self._decode = json.JSONDecoder(object_hook=_decode_object).decode
+
     def dumps(self, obj: Any) -> bytes:
         if type(obj) is str:  # the common case, without walking anything
-            return json.dumps(obj, ensure_ascii=False).encode()
-        return json.dumps(_encode(obj), ensure_ascii=False, separators=(",", ":")).encode()
+            return self._encode(obj).encode()
+        return self._encode(_encode(obj)).encode()
 
     def loads(self, data: bytes) -> Any:
-        return json.loads(data, object_hook=_decode_object)
+        return self._decode(data.decode())
 
 
 class PickleSerializer:

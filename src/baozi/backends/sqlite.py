@@ -274,14 +274,13 @@ class SQLiteStore(Store):
         rows = [(qid, state, p, due, b) for p, b in zip(prios, payloads)]
         # A push to the front takes seq = -(its own id): below every seq in the queue, and lower for
         # each later push. Its id is the next AUTOINCREMENT value, read in the same statement.
-        insert = (
-            f"INSERT INTO baozi_items (qid, state, priority, seq, due, payload) "
-            f"SELECT ?1, ?2, ?3, {_NEXT_ID_NEGATED if front else 0}, ?4, ?5"
-        )
+        columns = f"?1, ?2, ?3, {_NEXT_ID_NEGATED if front else 0}, ?4, ?5"
+        insert = f"INSERT INTO baozi_items (qid, state, priority, seq, due, payload) VALUES ({columns})"
         if n == 1 and maxlen is None:
             params: tuple[Any, ...] = rows[0]
             if maxsize:  # the check and the insert in one statement, hence atomic
-                insert += f" WHERE {_READY_COUNT} < {int(maxsize)}"
+                insert = insert.replace(f"VALUES ({columns})", f"SELECT {columns} WHERE "
+                                        f"{_READY_COUNT} < {int(maxsize)}")
                 params += (now,)
             try:
                 cur = self._conn.execute(insert, params)
