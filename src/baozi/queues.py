@@ -259,6 +259,10 @@ class Queue:
             None,
         )
 
+    def clear(self) -> int:
+        """Remove every item -- waiting, in flight or scheduled -- and return how many there were."""
+        return self._store.clear(self.name)
+
     # -- sizes --------------------------------------------------------------------------------
 
     def qsize(self) -> int:

@@ -4,49 +4,69 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Callable, Protocol
+
+
+_AFTER_EVENT = (0.0, 0.0002, 0.001, 0.003, 0.008)
+
+
+class Watch(Protocol):
+    """Something that blocks until the store may have changed (a file event), or a timeout."""
+
+    def wait(self, timeout: float) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class ChangeSignal:
     """A generation counter with a condition; optionally fed by a poller that sees other processes.
 
     Local writers call :meth:`notify`. For changes made elsewhere, ``probe`` returns a value that
-    differs whenever the store changed (SQLite's ``data_version``); while anyone waits, one thread
-    calls it with a short backoff (``min_interval`` to ``max_interval`` seconds) and notifies on a
-    change. So a process has one poller however many threads wait, and none while nobody waits.
+    differs whenever the store changed (SQLite's ``data_version``). While anyone waits, one thread
+    checks it: after each event from ``watch`` when there is one (so an idle waiter costs nothing
+    and wakes within a millisecond), or else every ``min_interval`` to ``max_interval`` seconds.
+    A process has one such thread however many threads wait, and it sleeps while nobody waits.
     """
 
     def __init__(
         self,
         probe: Callable[[], object] | None = None,
+        watch: Watch | None = None,
         min_interval: float = 0.0005,
         max_interval: float = 0.004,
+        watch_fallback: float = 0.5,
     ) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._generation = 0
         self._waiters = 0
         self._probe = probe
+        self._watch = watch
         self._min = min_interval
         self._max = max_interval
+        self._watch_fallback = watch_fallback
         self._poller: threading.Thread | None = None
         self._someone_waits = threading.Event()
-        # Read before any token can be handed out, so the poller never mistakes an older change
-        # for the state it started from.
+        self._closed = False
+        # Read after the watch exists and before any token is handed out, so the poller never
+        # mistakes an older change for the state it started from.
         self._last = probe() if probe is not None else None
 
     def token(self) -> int:
         return self._generation
 
     def notify(self) -> None:
-        with self._cond:
-            self._generation += 1
-            self._cond.notify_all()
+        # Safe without the lock: a waiter registers and compares under the lock, so either it sees
+        # the new generation or this sees it waiting (the GIL orders these plain reads and writes).
+        self._generation += 1
+        if self._waiters:
+            with self._cond:
+                self._cond.notify_all()
 
     def wait(self, token: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self._cond:
             self._waiters += 1
-            if self._probe is not None:
+            if self._probe is not None and not self._closed:
                 self._someone_waits.set()
                 if self._poller is None:
                     self._poller = threading.Thread(
@@ -62,23 +82,48 @@ class ChangeSignal:
                 return True
             finally:
                 self._waiters -= 1
-                if self._waiters == 0:
+                if self._waiters == 0 and not self._closed:
                     self._someone_waits.clear()
 
+    def close(self, release: Callable[[], None] = lambda: None) -> None:
+        """Stop the poller; ``release`` (closing what ``probe`` and ``watch`` use) runs once the
+        poller can no longer touch them: now, or when it next wakes."""
+        with self._cond:
+            self._closed = True
+            self._release = release
+            running = self._poller is not None
+            self._someone_waits.set()  # wake the poller so it sees the close
+        if not running:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+        self._release()
+
     def _poll(self) -> None:
-        # The poller lives as long as the process and keeps ``last`` across idle spells, so a change
-        # made after any waiter took its token is always seen; at worst a waiter wakes for nothing.
         assert self._probe is not None
         last = self._last
         while True:
             self._someone_waits.wait()
             interval = self._min
             while self._someone_waits.is_set():
-                time.sleep(interval)
-                current = self._probe()
+                if self._closed:
+                    self._finish()
+                    return
+                if self._watch is None:
+                    time.sleep(interval)
+                    current = self._probe()
+                    interval = self._min if current != last else min(interval * 1.5, self._max)
+                else:
+                    self._watch.wait(self._watch_fallback)
+                    # The event can come a moment before the change is visible (SQLite writes the
+                    # WAL, then publishes the commit), so look again a few times before sleeping.
+                    for delay in _AFTER_EVENT:
+                        time.sleep(delay)
+                        current = self._probe()
+                        if current != last:
+                            break
                 if current != last:
                     last = current
-                    interval = self._min
                     self.notify()
-                else:
-                    interval = min(interval * 1.5, self._max)

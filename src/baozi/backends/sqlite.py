@@ -83,33 +83,89 @@ def _parse(url: str) -> tuple[str, str]:
     return os.path.abspath(path), durable
 
 
+class _WalWatch:
+    """Wakes the change poller when any process writes the database (Linux inotify on its folder).
+
+    In WAL mode every commit appends to ``<file>-wal``, so a write event there is the doorbell;
+    the poller then reads ``data_version`` to see whether anything was committed."""
+
+    def __init__(self, path: str) -> None:
+        from inotify_simple import INotify, flags
+
+        self._inotify = INotify()
+        try:
+            mask = flags.MODIFY | flags.CREATE | flags.MOVED_TO
+            self._inotify.add_watch(os.path.dirname(path), mask)
+        except OSError:
+            self._inotify.close()
+            raise
+
+    def wait(self, timeout: float) -> None:
+        self._inotify.read(timeout=int(timeout * 1000))
+
+    def close(self) -> None:
+        self._inotify.close()
+
+
+def _watch(path: str) -> _WalWatch | None:
+    try:
+        return _WalWatch(path)
+    except (ImportError, OSError):  # not Linux, or out of inotify instances: poll instead
+        return None
+
+
 class _Database:
-    """What one process shares for one file: per-thread connections, queue ids, the change signal."""
+    """What one process shares for one file: its connections, queue ids and the change signal.
+
+    Handles share it through a reference count; the last one to close it closes its connections.
+    """
 
     _registry: ClassVar[dict[tuple[int, str, str], _Database]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
-    def get(cls, path: str, durable: str) -> _Database:
+    def acquire(cls, path: str, durable: str) -> _Database:
         key = (os.getpid(), path, durable)  # a forked child must not reuse its parent's connections
         with cls._registry_lock:
             db = cls._registry.get(key)
             if db is None:
-                db = cls(path, durable)
-                cls._registry[key] = db
+                db = cls._registry[key] = cls(path, durable)
+            db.refs += 1
             return db
+
+    def release(self) -> None:
+        with self._registry_lock:
+            self.refs -= 1
+            if self.refs > 0:
+                return
+            self._registry.pop((os.getpid(), self.path, self.durable), None)
+        self.signal.close(self._close_connections)
 
     def __init__(self, path: str, durable: str) -> None:
         self.path = path
+        self.durable = durable
         self.synchronous = _DURABILITY[durable]
+        self.refs = 0
         self.local = threading.local()
         self.qids: dict[str, int] = {}
         self.promoted_at: dict[int, float] = {}
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
         first = self._connect()
-        self._ensure_schema(first)
+        try:
+            self._ensure_schema(first)
+        except BaseException:
+            self._close_connections()
+            raise
         self.local.conn = first
-        self._probe_conn: sqlite3.Connection | None = None
-        self.signal = ChangeSignal(self._data_version)
+        self._probe_conn = self._connect()
+        self.signal = ChangeSignal(self._data_version, _watch(path))
+
+    def _close_connections(self) -> None:
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
 
     def _connect(self) -> sqlite3.Connection:
         directory = os.path.dirname(self.path)
@@ -122,10 +178,17 @@ class _Database:
             conn = sqlite3.connect(
                 self.path, timeout=60.0, isolation_level=None, check_same_thread=False
             )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        with self._connections_lock:
+            self._connections.append(conn)
+        try:
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
         except sqlite3.OperationalError as exc:
+            conn.close()
             raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
+            conn.close()
             raise NotABaoziStore(
                 f"{self.path!r} is not a baozi store ({exc}); baozi left it untouched: "
                 f"use another file name"
@@ -181,8 +244,6 @@ class _Database:
         return conn
 
     def _data_version(self) -> int:
-        if self._probe_conn is None:
-            self._probe_conn = self._connect()
         return int(self._probe_conn.execute("PRAGMA data_version").fetchone()[0])
 
     def qid(self, name: str) -> int:
@@ -223,14 +284,22 @@ class SQLiteStore(Store):
         super().__init__(url)
         self.path, self.durability = _parse(url)
         self._pid = os.getpid()
-        self._database = _Database.get(self.path, self.durability)
+        self._database: _Database | None = _Database.acquire(self.path, self.durability)
 
     @property
     def _db(self) -> _Database:
+        db = self._database
+        if db is None:
+            raise ValueError(f"this handle on SQLite store {self.path!r} is closed")
         if self._pid != os.getpid():  # forked: the parent's connections are not ours to use
             self._pid = os.getpid()
-            self._database = _Database.get(self.path, self.durability)
-        return self._database
+            db = self._database = _Database.acquire(self.path, self.durability)
+        return db
+
+    def close(self) -> None:
+        db, self._database = self._database, None
+        if db is not None and self._pid == os.getpid():
+            db.release()
 
     @property
     def _conn(self) -> sqlite3.Connection:

@@ -76,7 +76,7 @@ def demo(url: str | None, buns: int, seconds: float, reset: bool) -> None:
     q = Queue(QUEUE, maxsize=4, url=url, lease=10.0)
     runs = Deque(RUNS, url=url)
     if reset:
-        q._store.clear(QUEUE)
+        q.clear()
         runs.clear()
     run = (runs[-1] + 1) if len(runs) else 1
     runs.append(run)
