@@ -38,6 +38,7 @@ BATCH = 1000
 
 # -- systems: each returns (put, get_and_ack, close) for a fresh queue in ``d`` -------------------
 
+
 def stdlib(d: str) -> tuple[Callable[[Any], None], Callable[[], Any], Callable[[], None]]:
     q: queue.Queue[Any] = queue.Queue()
 
@@ -45,57 +46,78 @@ def stdlib(d: str) -> tuple[Callable[[Any], None], Callable[[], Any], Callable[[
         item = q.get()
         q.task_done()
         return item
+
     return q.put, get, lambda: None
 
 
 def baozi_queue(url_suffix: str = "") -> Callable[[str], Any]:
     def make(d: str) -> Any:
         import baozi
-        url = "memory://bench-" + os.path.basename(d) if url_suffix == "memory" else \
-            f"sqlite:///{d}/baozi.db{url_suffix}"
+
+        url = (
+            "memory://bench-" + os.path.basename(d)
+            if url_suffix == "memory"
+            else f"sqlite:///{d}/baozi.db{url_suffix}"
+        )
         q = baozi.Queue("bench", url=url)
 
         def get() -> Any:
             item = q.get()
             q.task_done()
             return item
+
         return q.put, get, q.close
+
     return make
 
 
 def persist_ack(d: str) -> Any:
     import persistqueue
+
     q = persistqueue.SQLiteAckQueue(d)
 
     def get() -> Any:
         item = q.get()
         q.ack(item)
         return item
+
     return q.put, get, lambda: None
 
 
 def persist_plain(d: str) -> Any:
     import persistqueue
+
     q = persistqueue.SQLiteQueue(d, auto_commit=True)
     return q.put, q.get, lambda: None
 
 
 def litequeue_q(d: str) -> Any:
     import litequeue
+
     q = litequeue.LiteQueue(f"{d}/lite.db")
 
     def get() -> Any:
         msg = q.pop()
         q.done(msg.message_id)
         return msg.data
+
     return q.put, get, q.close
 
 
 SINGLE: dict[str, tuple[Callable[[str], Any], str]] = {
     "baozi (SQLite, default: survives kill -9)": (baozi_queue(), "WAL, synchronous=NORMAL"),
-    "baozi (SQLite, durable=fsync: survives power loss)": (baozi_queue("?durable=fsync"), "WAL, synchronous=FULL"),
-    "persist-queue SQLiteAckQueue": (persist_ack, "WAL, synchronous=FULL (SQLite default), get + ack"),
-    "persist-queue SQLiteQueue": (persist_plain, "WAL, synchronous=FULL, auto_commit=True, get deletes (no ack)"),
+    "baozi (SQLite, durable=fsync: survives power loss)": (
+        baozi_queue("?durable=fsync"),
+        "WAL, synchronous=FULL",
+    ),
+    "persist-queue SQLiteAckQueue": (
+        persist_ack,
+        "WAL, synchronous=FULL (SQLite default), get + ack",
+    ),
+    "persist-queue SQLiteQueue": (
+        persist_plain,
+        "WAL, synchronous=FULL, auto_commit=True, get deletes (no ack)",
+    ),
     "litequeue": (litequeue_q, "WAL, synchronous=NORMAL, pop + done"),
     "baozi (memory://)": (baozi_queue("memory"), "in-process, not durable"),
     "queue.Queue (stdlib)": (stdlib, "in-process, not durable: the upper bound"),
@@ -122,6 +144,7 @@ def run_single(make: Callable[[str], Any], n: int) -> tuple[float, float, float]
 
 def run_batched(suffix: str, n: int) -> tuple[float, float, float]:
     import baozi
+
     with tempfile.TemporaryDirectory() as d:
         q = baozi.Queue("bench", url=f"sqlite:///{d}/baozi.db{suffix}")
         items = [ITEM] * BATCH
@@ -141,8 +164,10 @@ def run_batched(suffix: str, n: int) -> tuple[float, float, float]:
 
 # -- wake-up latency and idle cost: a consumer in another process ------------------------------
 
+
 def latency_consumer(url: str, out: str) -> None:
     import baozi
+
     lat = []
     with baozi.Queue("latency", url=url) as q:
         while True:
@@ -157,6 +182,7 @@ def latency_consumer(url: str, out: str) -> None:
 
 def persist_latency_consumer(path: str, out: str) -> None:
     import persistqueue
+
     q = persistqueue.SQLiteAckQueue(path, multithreading=True)
     lat = []
     while True:
@@ -174,11 +200,13 @@ def measure_latency(kind: str, count: int = 200, spacing: float = 0.02) -> list[
         out = f"{d}/lat.json"
         if kind == "baozi":
             import baozi
+
             url = f"sqlite:///{d}/lat.db"
             q: Any = baozi.Queue("latency", url=url)
             target = url
         else:
             import persistqueue
+
             q = persistqueue.SQLiteAckQueue(d, multithreading=True)
             target = d
         child = subprocess.Popen([sys.executable, __file__, f"--{kind}-consumer", target, out])
@@ -193,11 +221,15 @@ def measure_latency(kind: str, count: int = 200, spacing: float = 0.02) -> list[
 
 def idle_cpu_percent(seconds: float = 5.0) -> float:
     import psutil
+
     with tempfile.TemporaryDirectory() as d:
         url = f"sqlite:///{d}/idle.db"
         import baozi
+
         baozi.Queue("idle", url=url).close()
-        child = subprocess.Popen([sys.executable, __file__, "--idle-consumer", url, str(seconds + 3)])
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--idle-consumer", url, str(seconds + 3)]
+        )
         time.sleep(1.5)
         proc = psutil.Process(child.pid)
         before = proc.cpu_times()
@@ -210,6 +242,7 @@ def idle_cpu_percent(seconds: float = 5.0) -> float:
 
 def idle_consumer(url: str, seconds: str) -> None:
     import baozi
+
     with baozi.Queue("idle", url=url) as q:
         try:
             q.get(timeout=float(seconds))
@@ -218,6 +251,7 @@ def idle_consumer(url: str, seconds: str) -> None:
 
 
 # -- report -------------------------------------------------------------------------------------
+
 
 def machine() -> str:
     cpu = "unknown CPU"
@@ -229,9 +263,11 @@ def machine() -> str:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}, SQLite "
-            f"{sqlite3.sqlite_version}, temp dir {tempfile.gettempdir()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, SQLite "
+        f"{sqlite3.sqlite_version}, temp dir {tempfile.gettempdir()}"
+    )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -240,9 +276,13 @@ def pct(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=10_000, help="items per single-item run")
-    parser.add_argument("--n-fsync", type=int, default=3_000, help="items per run for fsync systems")
+    parser.add_argument(
+        "--n-fsync", type=int, default=3_000, help="items per run for fsync systems"
+    )
     parser.add_argument("--n-batch", type=int, default=200_000, help="items per batched run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=str(HERE / "results"))
@@ -252,7 +292,9 @@ def main() -> None:
     batched: dict[str, list[tuple[float, float, float]]] = {k: [] for k in BATCHED}
     names = list(SINGLE)
     for r in range(args.rounds):
-        order = names[r % len(names):] + names[: r % len(names)]  # rotate, so no one always goes first
+        order = (
+            names[r % len(names) :] + names[: r % len(names)]
+        )  # rotate, so no one always goes first
         for name in order:
             n = args.n_fsync if "fsync" in name or "persist" in name else args.n
             single[name].append(run_single(SINGLE[name][0], n))
@@ -270,7 +312,7 @@ def main() -> None:
 
     ack_peer = med(single["persist-queue SQLiteAckQueue"], 2)
     lines = [
-        f"# Queue benchmark, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"# Queue benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Machine: {machine()}.",
         f"Command: `python bench/queue_bench.py --n {args.n} --n-fsync {args.n_fsync} "
@@ -282,12 +324,16 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for name, rows in single.items():
-        lines.append(f"| {name} | {SINGLE[name][1]} | {med(rows, 0):,.0f} | {med(rows, 1):,.0f} | "
-                     f"{med(rows, 2):,.0f} | {med(rows, 2) / ack_peer:.1f}x |")
+        lines.append(
+            f"| {name} | {SINGLE[name][1]} | {med(rows, 0):,.0f} | {med(rows, 1):,.0f} | "
+            f"{med(rows, 2):,.0f} | {med(rows, 2) / ack_peer:.1f}x |"
+        )
     for name, rows in batched.items():
-        lines.append(f"| {name} | put_many / get_many of {BATCH} + task_done({BATCH}) | "
-                     f"{med(rows, 0):,.0f} | {med(rows, 1):,.0f} | {med(rows, 2):,.0f} | "
-                     f"{med(rows, 2) / ack_peer:.0f}x |")
+        lines.append(
+            f"| {name} | put_many / get_many of {BATCH} + task_done({BATCH}) | "
+            f"{med(rows, 0):,.0f} | {med(rows, 1):,.0f} | {med(rows, 2):,.0f} | "
+            f"{med(rows, 2) / ack_peer:.0f}x |"
+        )
     lines += [
         "",
         "Cross-process wake-up: a consumer process blocked in `get()`, 200 items put one every 20 ms "
@@ -296,8 +342,13 @@ def main() -> None:
         "| consumer | p50 ms | p90 ms | p99 ms | max ms |",
         "|---|---|---|---|---|",
     ]
-    for name, lat in (("baozi.Queue (SQLite)", lat_baozi), ("persist-queue SQLiteAckQueue get(block=True)", lat_persist)):
-        lines.append(f"| {name} | {pct(lat, .5):.2f} | {pct(lat, .9):.2f} | {pct(lat, .99):.2f} | {max(lat):.2f} |")
+    for name, lat in (
+        ("baozi.Queue (SQLite)", lat_baozi),
+        ("persist-queue SQLiteAckQueue get(block=True)", lat_persist),
+    ):
+        lines.append(
+            f"| {name} | {pct(lat, 0.5):.2f} | {pct(lat, 0.9):.2f} | {pct(lat, 0.99):.2f} | {max(lat):.2f} |"
+        )
     lines += [
         "",
         f"Idle cost: a baozi consumer blocked in `get()` on an empty SQLite queue used "
@@ -308,7 +359,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "queue-latest.md").write_text(report)
-    (out / f"queue-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M}.md").write_text(report)
+    (out / f"queue-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M}.md").write_text(report)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,11 @@ def digest(path: Path) -> str:
 
 
 def test_an_unknown_url_scheme_names_the_supported_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown store URL scheme mongodb://.*sqlite://.*memory://|"
-                                         r"unknown store URL scheme mongodb://.*memory://.*sqlite://"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown store URL scheme mongodb://.*sqlite://.*memory://|"
+        r"unknown store URL scheme mongodb://.*memory://.*sqlite://",
+    ):
         Queue(url="mongodb://localhost/db")
     with pytest.raises(ValueError, match="scheme"):
         open_store("just-a-path.db")
@@ -26,8 +29,12 @@ def test_an_unknown_url_scheme_names_the_supported_ones() -> None:
 
 @pytest.mark.parametrize(
     "url, match",
-    [("sqlite://somehost/x.db", "sqlite:///relative"), ("sqlite://", "names no file"),
-     ("sqlite:///x.db?durable=maybe", "durable=fsync"), ("sqlite:///x.db?mode=ro", "unknown option")],
+    [
+        ("sqlite://somehost/x.db", "sqlite:///relative"),
+        ("sqlite://", "names no file"),
+        ("sqlite:///x.db?durable=maybe", "durable=fsync"),
+        ("sqlite:///x.db?mode=ro", "unknown option"),
+    ],
 )
 def test_malformed_sqlite_urls(url: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -101,7 +108,9 @@ def test_relative_sqlite_paths_are_relative_to_the_working_directory(
     assert (tmp_path / "rel.db").exists()
 
 
-def test_the_default_store_comes_from_baozi_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_store_comes_from_baozi_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BAOZI_URL", f"sqlite:///{tmp_path}/from-env.db")
     with Queue("q") as q:
         q.put(1)

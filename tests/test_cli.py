@@ -10,12 +10,18 @@ from pathlib import Path
 import baozi
 
 
-def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     full_env.pop("BAOZI_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "baozi", *args], cwd=cwd, env=full_env, capture_output=True,
-        text=True, timeout=60,
+        [sys.executable, "-m", "baozi", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -31,9 +31,13 @@ def wait_for_file(path: Path, timeout: float = 30) -> str:
 def test_four_producers_and_four_consumers_move_10000_items_exactly_once(
     shared_url: str, tmp_path: Path
 ) -> None:
-    producers = [spawn.Process(target=_procs.produce, args=(shared_url, i * 2500, 2500)) for i in range(4)]
+    producers = [
+        spawn.Process(target=_procs.produce, args=(shared_url, i * 2500, 2500)) for i in range(4)
+    ]
     outs = [tmp_path / f"consumer{i}.json" for i in range(4)]
-    consumers = [spawn.Process(target=_procs.consume_until_stop, args=(shared_url, str(o))) for o in outs]
+    consumers = [
+        spawn.Process(target=_procs.consume_until_stop, args=(shared_url, str(o))) for o in outs
+    ]
     for p in producers + consumers:
         p.start()
     for p in producers:
@@ -52,11 +56,15 @@ def test_four_producers_and_four_consumers_move_10000_items_exactly_once(
     assert all(json.loads(o.read_text()) for o in outs), "every consumer took part"
 
 
-def test_an_item_held_by_a_killed_consumer_is_delivered_again(shared_url: str, tmp_path: Path) -> None:
+def test_an_item_held_by_a_killed_consumer_is_delivered_again(
+    shared_url: str, tmp_path: Path
+) -> None:
     ready = tmp_path / "ready"
     with Queue("work", url=shared_url) as q:
         q.put_many(["first", "second", "third"])
-        child = spawn.Process(target=_procs.hold_one_item_forever, args=(shared_url, 0.5, str(ready)))
+        child = spawn.Process(
+            target=_procs.hold_one_item_forever, args=(shared_url, 0.5, str(ready))
+        )
         child.start()
         assert json.loads(wait_for_file(ready)) == "first"
         os.kill(child.pid, signal.SIGKILL)
@@ -68,7 +76,9 @@ def test_an_item_held_by_a_killed_consumer_is_delivered_again(shared_url: str, t
         assert q.qsize() == 0
 
 
-def test_every_put_that_returned_survives_a_kill_9_of_the_producer(shared_url: str, tmp_path: Path) -> None:
+def test_every_put_that_returned_survives_a_kill_9_of_the_producer(
+    shared_url: str, tmp_path: Path
+) -> None:
     ready = tmp_path / "ready"
     child = spawn.Process(target=_procs.put_then_wait, args=(shared_url, 100, str(ready)))
     child.start()

@@ -11,7 +11,8 @@ from baozi import errors
 
 def test_all_lists_every_public_name() -> None:
     public = {
-        name for name, value in vars(baozi).items()
+        name
+        for name, value in vars(baozi).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     } - {"version", "PackageNotFoundError"}
     assert public <= set(baozi.__all__)

@@ -282,8 +282,12 @@ def test_repr_names_the_queue(url: str) -> None:
 
 @pytest.mark.parametrize(
     "kwargs, error",
-    [({"name": ""}, ValueError), ({"lease": 0}, ValueError), ({"maxsize": "3"}, TypeError),
-     ({"serializer": "yaml"}, ValueError)],
+    [
+        ({"name": ""}, ValueError),
+        ({"lease": 0}, ValueError),
+        ({"maxsize": "3"}, TypeError),
+        ({"serializer": "yaml"}, ValueError),
+    ],
 )
 def test_bad_constructor_arguments(url: str, kwargs: dict, error: type) -> None:  # type: ignore[type-arg]
     with pytest.raises(error):

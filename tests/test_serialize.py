@@ -18,15 +18,42 @@ from baozi.serialize import JsonSerializer, PickleSerializer, get_serializer
 codec = JsonSerializer()
 
 EXACT = [
-    None, True, False, 0, -1, 2**100, 1.5, float("inf"), float("-inf"), "", "héllo ✓", b"",
-    b"\x00\xff", [], [1, [2]], (), (1, (2, 3)), {}, {"a": 1}, {1: "int key", (1, 2): "tuple key"},
-    {"__baozi__": "looks tagged"}, set(), {1, 2}, frozenset({"a"}), dt.datetime(2024, 1, 2, 3, 4, 5, 6),
-    dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc),
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**100,
+    1.5,
+    float("inf"),
+    float("-inf"),
+    "",
+    "héllo ✓",
+    b"",
+    b"\x00\xff",
+    [],
+    [1, [2]],
+    (),
+    (1, (2, 3)),
+    {},
+    {"a": 1},
+    {1: "int key", (1, 2): "tuple key"},
+    {"__baozi__": "looks tagged"},
+    set(),
+    {1, 2},
+    frozenset({"a"}),
+    dt.datetime(2024, 1, 2, 3, 4, 5, 6),
+    dt.datetime(2024, 1, 2, tzinfo=dt.UTC),
     dt.datetime(2024, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
     dt.datetime(2024, 11, 3, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York")),
-    dt.date(2024, 2, 29), dt.time(12, 30, 15, 7), dt.timedelta(days=-1, seconds=5, microseconds=7),
-    dt.datetime(2024, 1, 1, fold=1), dt.time(1, fold=1),
-    Decimal("1.10"), Decimal("-0"), uuid.UUID(int=12345),
+    dt.date(2024, 2, 29),
+    dt.time(12, 30, 15, 7),
+    dt.timedelta(days=-1, seconds=5, microseconds=7),
+    dt.datetime(2024, 1, 1, fold=1),
+    dt.time(1, fold=1),
+    Decimal("1.10"),
+    Decimal("-0"),
+    uuid.UUID(int=12345),
 ]
 
 
@@ -44,11 +71,24 @@ def test_nan_round_trips() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.binary()
-    | st.decimals(allow_nan=False) | st.uuids() | st.datetimes() | st.dates() | st.times()
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary()
+    | st.decimals(allow_nan=False)
+    | st.uuids()
+    | st.datetimes()
+    | st.dates()
+    | st.times()
     | st.timedeltas(),
-    lambda children: st.lists(children) | st.tuples(children, children)
-    | st.dictionaries(st.text() | st.integers(), children) | st.frozensets(st.integers()),
+    lambda children: (
+        st.lists(children)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text() | st.integers(), children)
+        | st.frozensets(st.integers())
+    ),
     max_leaves=20,
 )
 
@@ -78,7 +118,9 @@ class Custom:
     pass
 
 
-@pytest.mark.parametrize("value", [Custom(), Point(1, 2), object(), [1, Custom()], {"k": {1, Custom()}}])
+@pytest.mark.parametrize(
+    "value", [Custom(), Point(1, 2), object(), [1, Custom()], {"k": {1, Custom()}}]
+)
 def test_refuses_other_types_naming_the_type_and_the_way_out(value: object) -> None:
     with pytest.raises(TypeError, match="serializer='pickle'"):
         codec.dumps(value)

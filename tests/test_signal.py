@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from baozi import Queue
-from baozi.backends import _signal, sqlite as sqlite_backend
+from baozi.backends import _signal
+from baozi.backends import sqlite as sqlite_backend
 
 
 def test_notify_wakes_a_waiter() -> None:
@@ -70,7 +71,8 @@ def test_sqlite_waiters_wake_on_a_commit_by_another_connection(
                 qid = conn.execute("SELECT id FROM baozi_queues WHERE name='q'").fetchone()[0]
                 conn.execute(
                     "INSERT INTO baozi_items (qid, state, priority, seq, payload) "
-                    "VALUES (?, 0, 0, 0, ?)", (qid, b'"foreign"'),
+                    "VALUES (?, 0, 0, 0, ?)",
+                    (qid, b'"foreign"'),
                 )
             conn.close()
 

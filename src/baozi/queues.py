@@ -91,7 +91,9 @@ class Queue:
     def put_nowait(self, item: Any) -> None:
         self.put(item, block=False)
 
-    def put_many(self, items: Iterable[Any], block: bool = True, timeout: float | None = None) -> None:
+    def put_many(
+        self, items: Iterable[Any], block: bool = True, timeout: float | None = None
+    ) -> None:
         """Put every item in one transaction: all go in, in order, or none (``queue.Full``)."""
         timeout = check_timeout(timeout)
         items = list(items)
@@ -231,7 +233,9 @@ class Queue:
             log.warning(
                 "queue %r: %d of %d item(s) were no longer held by this handle (lease expired "
                 "and another consumer took them), so they may be processed twice",
-                self.name, len(ids) - done, len(ids),
+                self.name,
+                len(ids) - done,
+                len(ids),
             )
 
     def _renew_leases(self) -> None:

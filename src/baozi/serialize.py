@@ -16,8 +16,9 @@ import datetime as _dt
 import json
 import pickle
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 __all__ = ["JsonSerializer", "PickleSerializer", "Serializer", "get_serializer"]
@@ -78,7 +79,9 @@ _ENCODERS: dict[type, Callable[[Any], Any]] = {
     frozenset: lambda v: _tagged("frozenset", [_encode(x) for x in v]),
     _dt.datetime: _encode_datetime,
     _dt.date: lambda v: _tagged("date", v.isoformat()),
-    _dt.time: lambda v: _tagged("time", [v.isoformat(), v.fold]) if v.tzinfo is None else _refuse(v),
+    _dt.time: lambda v: (
+        _tagged("time", [v.isoformat(), v.fold]) if v.tzinfo is None else _refuse(v)
+    ),
     _dt.timedelta: lambda v: _tagged("timedelta", [v.days, v.seconds, v.microseconds]),
     Decimal: lambda v: _tagged("decimal", str(v)),
     uuid.UUID: lambda v: _tagged("uuid", v.hex),

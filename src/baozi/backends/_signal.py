@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Protocol
-
+from collections.abc import Callable
+from typing import Protocol
 
 _AFTER_EVENT = (0.0, 0.0002, 0.001, 0.003, 0.008)
 

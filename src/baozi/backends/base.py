@@ -35,11 +35,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar
 
 __all__ = ["Counts", "Item", "Priority", "Store"]
 
-Priority = Union[int, float]
+Priority = int | float
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +178,7 @@ class Store(ABC):
         Returns False on timeout. Spurious wake-ups are allowed; missed changes are not. Changes made
         by other processes are seen within a few milliseconds; this never spins on a core."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 -- optional: stores without connections keep it
         """Let go of connections. The store and its contents stay; other handles are unaffected."""
 
     def __enter__(self) -> Store:

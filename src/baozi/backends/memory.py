@@ -137,7 +137,7 @@ class MemoryStore(Store):
             if maxsize and len(q.ready) + n > maxsize:
                 raise Full(f"queue {queue!r} holds {len(q.ready)} of at most {maxsize} ready items")
             ids = []
-            for payload, prio in zip(payloads, prios):
+            for payload, prio in zip(payloads, prios, strict=True):
                 num = next(st.ids)
                 if front:
                     q.lo -= 1

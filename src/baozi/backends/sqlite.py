@@ -52,7 +52,9 @@ _ORDER_DESC = "priority DESC, seq DESC, id DESC"
 _CHUNK = 500  # ids per statement, well below SQLite's variable limit
 PROMOTE_EVERY = 0.05
 """How often (s) a busy consumer moves expired leases and due delays back to ready."""
-_NEXT_ID_NEGATED = "-(SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name='baozi_items')"
+_NEXT_ID_NEGATED = (
+    "-(SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name='baozi_items')"
+)
 _READY_COUNT = (  # parameters: ?1 qid ... ?6 now
     "((SELECT count(*) FROM baozi_items WHERE qid=?1 AND state=0) + "
     "(SELECT count(*) FROM baozi_items WHERE qid=?1 AND state>0 AND due<=?6))"
@@ -197,7 +199,9 @@ class _Database:
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
         except sqlite3.DatabaseError as exc:
             raise NotABaoziStore(
                 f"{self.path!r} is not a baozi store ({exc}); baozi left it untouched: "
@@ -340,16 +344,19 @@ class SQLiteStore(Store):
         qid = self._db.qid(queue)
         now = time.time()
         state, due = (_SCHEDULED, now + delay) if delay > 0 else (_READY, None)
-        rows = [(qid, state, p, due, b) for p, b in zip(prios, payloads)]
+        rows = [(qid, state, p, due, b) for p, b in zip(prios, payloads, strict=True)]
         # A push to the front takes seq = -(its own id): below every seq in the queue, and lower for
         # each later push. Its id is the next AUTOINCREMENT value, read in the same statement.
         columns = f"?1, ?2, ?3, {_NEXT_ID_NEGATED if front else 0}, ?4, ?5"
-        insert = f"INSERT INTO baozi_items (qid, state, priority, seq, due, payload) VALUES ({columns})"
+        insert = (
+            f"INSERT INTO baozi_items (qid, state, priority, seq, due, payload) VALUES ({columns})"
+        )
         if n == 1 and maxlen is None:
             params: tuple[Any, ...] = rows[0]
             if maxsize:  # the check and the insert in one statement, hence atomic
-                insert = insert.replace(f"VALUES ({columns})", f"SELECT {columns} WHERE "
-                                        f"{_READY_COUNT} < {int(maxsize)}")
+                insert = insert.replace(
+                    f"VALUES ({columns})", f"SELECT {columns} WHERE {_READY_COUNT} < {int(maxsize)}"
+                )
                 params += (now,)
             try:
                 cur = self._conn.execute(insert, params)
@@ -422,7 +429,9 @@ class SQLiteStore(Store):
         if len(chunks) == 1:  # one statement is atomic by itself
             marks = _marks(len(chunks[0]))
             try:
-                done = int(self._conn.execute(sql.format(marks=marks), (*params, *chunks[0])).rowcount)
+                done = int(
+                    self._conn.execute(sql.format(marks=marks), (*params, *chunks[0])).rowcount
+                )
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
             if done:
@@ -431,7 +440,9 @@ class SQLiteStore(Store):
         done = 0
         with self._write() as conn:
             for chunk in chunks:
-                done += conn.execute(sql.format(marks=_marks(len(chunk))), (*params, *chunk)).rowcount
+                done += conn.execute(
+                    sql.format(marks=_marks(len(chunk))), (*params, *chunk)
+                ).rowcount
         return done
 
     def ack(self, queue: str, ids: Sequence[str], owner: str) -> int:

@@ -27,8 +27,15 @@ def _say(console: Console, who: str, text: str) -> None:
     console.print(f"[{time.strftime('%H:%M:%S')}] [bold {COLORS[who]}]{who:>5}[/] {text}")
 
 
-def _chef(q: Queue, run: int, buns: int, make: float, stop: threading.Event, console: Console,
-          made: list[str]) -> None:
+def _chef(
+    q: Queue,
+    run: int,
+    buns: int,
+    make: float,
+    stop: threading.Event,
+    console: Console,
+    made: list[str],
+) -> None:
     for i in range(1, buns + 1):
         if stop.wait(make):
             return
@@ -43,8 +50,15 @@ def _chef(q: Queue, run: int, buns: int, make: float, stop: threading.Event, con
             break
 
 
-def _customer(name: str, q: Queue, run: int, eat: float, stop: threading.Event, console: Console,
-              eaten: dict[str, list[str]]) -> None:
+def _customer(
+    name: str,
+    q: Queue,
+    run: int,
+    eat: float,
+    stop: threading.Event,
+    console: Console,
+    eaten: dict[str, list[str]],
+) -> None:
     while not stop.is_set():
         try:
             with q.reserve(timeout=0.1) as bun:
@@ -52,7 +66,11 @@ def _customer(name: str, q: Queue, run: int, eat: float, stop: threading.Event, 
                     _say(console, name, f"put [green]{bun}[/] back, unfinished: time is up")
                     raise _PutBack
                 eaten[name].append(bun)
-                old = "" if bun.startswith(f"bun {run}.") else "  [dim](left over from an earlier run)[/]"
+                old = (
+                    ""
+                    if bun.startswith(f"bun {run}.")
+                    else "  [dim](left over from an earlier run)[/]"
+                )
                 _say(console, name, f"ate  [green]{bun}[/]{old}")
         except Empty:
             continue
@@ -61,8 +79,12 @@ def _customer(name: str, q: Queue, run: int, eat: float, stop: threading.Event, 
 
 
 @click.command()
-@click.option("--url", envvar="BAOZI_URL", default=None,
-              help="Store URL (env BAOZI_URL; default sqlite:///baozi.db).")
+@click.option(
+    "--url",
+    envvar="BAOZI_URL",
+    default=None,
+    help="Store URL (env BAOZI_URL; default sqlite:///baozi.db).",
+)
 @click.option("--buns", default=12, show_default=True, help="Buns the chef makes this run.")
 @click.option("--seconds", default=3.0, show_default=True, help="How long the shop stays open.")
 @click.option("--reset", is_flag=True, help="Throw away buns left from earlier runs first.")
@@ -83,7 +105,9 @@ def demo(url: str | None, buns: int, seconds: float, reset: bool) -> None:
     left = q.qsize()
     console.print(f"[bold]Run {run}[/] on {q.url}: the counter holds {q.maxsize} buns at most.")
     if left:
-        console.print(f"{left} bun(s) were left from an earlier run; the customers eat those first.")
+        console.print(
+            f"{left} bun(s) were left from an earlier run; the customers eat those first."
+        )
 
     stop = threading.Event()
     made: list[str] = []
@@ -109,8 +133,10 @@ def demo(url: str | None, buns: int, seconds: float, reset: bool) -> None:
     console.print(table)
     waiting = q.qsize()
     if waiting:
-        console.print(f"Shop closed with [bold]{waiting}[/] bun(s) still waiting in {q.url}. "
-                      f"Run [bold]baozi demo[/] again: they are eaten first.")
+        console.print(
+            f"Shop closed with [bold]{waiting}[/] bun(s) still waiting in {q.url}. "
+            f"Run [bold]baozi demo[/] again: they are eaten first."
+        )
     else:
         console.print("Shop closed with every bun eaten.")
     q.close()

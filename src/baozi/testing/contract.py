@@ -54,7 +54,14 @@ class StoreContract:
         store.push(Q, [b"p1-front"], 1, front=True)
         store.push(Q, [b"p-neg"], -3)
         store.push(Q, [b"p1.5"], 1.5)
-        assert _payloads(store.snapshot(Q)) == [b"p-neg", b"p1-front", b"p1-a", b"p1-b", b"p1.5", b"p5"]
+        assert _payloads(store.snapshot(Q)) == [
+            b"p-neg",
+            b"p1-front",
+            b"p1-a",
+            b"p1-b",
+            b"p1.5",
+            b"p5",
+        ]
 
     def test_ids_are_unique_strings_in_push_order(self, store: Store) -> None:
         ids = store.push(Q, [b"a", b"b", b"c"]) + store.push(OTHER, [b"d"])
@@ -123,7 +130,9 @@ class StoreContract:
         assert _payloads(got) == [b"a", b"b"]
         assert got[0].deliveries == 2
 
-    def test_the_first_owner_cannot_settle_an_item_someone_else_reserved(self, store: Store) -> None:
+    def test_the_first_owner_cannot_settle_an_item_someone_else_reserved(
+        self, store: Store
+    ) -> None:
         (a,) = store.push(Q, [b"a"])
         store.reserve(Q, "slow", 0.1, 1)
         time.sleep(0.15)
@@ -151,7 +160,9 @@ class StoreContract:
 
     # -- limits -----------------------------------------------------------------------------
 
-    def test_maxsize_refuses_a_push_that_would_not_fit_and_keeps_nothing(self, store: Store) -> None:
+    def test_maxsize_refuses_a_push_that_would_not_fit_and_keeps_nothing(
+        self, store: Store
+    ) -> None:
         store.push(Q, [b"a", b"b"], maxsize=3)
         with pytest.raises(Full):
             store.push(Q, [b"c", b"d"], maxsize=3)
