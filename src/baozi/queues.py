@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import socket
 import threading
 import uuid
@@ -17,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ._process import current_pid
 from ._waiting import check_timeout, wait_until
 from .backends import open_store
 from .backends.base import Item, Priority
@@ -69,7 +69,7 @@ class Queue:
         self._new_owner()
 
     def _new_owner(self) -> None:
-        self._pid = os.getpid()
+        self._pid = current_pid()
         self._owner = f"{socket.gethostname()}:{self._pid}:{uuid.uuid4().hex[:12]}"
         self._leased: set[str] = set()  # everything this handle holds, for renewal
         self._unfinished: dict[str, int] = {}  # got by get(), not yet task_done: id -> thread
@@ -121,9 +121,9 @@ class Queue:
 
     # -- getting ------------------------------------------------------------------------------
 
-    def _take(self, n: int, block: bool, timeout: float | None) -> list[Item]:
+    def _take(self, n: int, block: bool, timeout: float | None, track: bool) -> list[Item]:
         timeout = check_timeout(timeout)
-        if self._pid != os.getpid():
+        if self._pid != current_pid():
             self._new_owner()  # a forked child is a different consumer from its parent
         if self._closed.is_set():
             raise ValueError(f"queue handle {self.name!r} is closed")
@@ -136,6 +136,12 @@ class Queue:
             raise Empty(f"queue {self.name!r} is empty")
         with self._lock:
             self._leased.update(item.id for item in items)
+            if track:  # for task_done(): remember which thread got what
+                tid = threading.get_ident()
+                mine = self._by_thread.setdefault(tid, deque())
+                for item in items:
+                    self._unfinished[item.id] = tid
+                    mine.append(item.id)
             if self._keeper is None:
                 self._keeper = threading.Thread(
                     target=self._renew_leases, name=f"baozi-lease-{self.name}", daemon=True
@@ -146,24 +152,19 @@ class Queue:
     def _decode(self, items: list[Item]) -> list[Any]:
         try:
             return [self._codec.loads(item.payload) for item in items]
-        except Exception:
-            self._settle([item.id for item in items], ack=False)
+        except Exception:  # undecodable (another serializer wrote it): put it back, untouched
+            ids = [item.id for item in items]
+            with self._lock:
+                for item_id in ids:
+                    tid = self._unfinished.pop(item_id, None)
+                    if tid is not None:
+                        self._by_thread[tid].remove(item_id)
+            self._settle(ids, ack=False)
             raise
-
-    def _track(self, items: list[Item]) -> None:
-        tid = threading.get_ident()
-        with self._lock:
-            mine = self._by_thread.setdefault(tid, deque())
-            for item in items:
-                self._unfinished[item.id] = tid
-                mine.append(item.id)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return the head item (under a lease until ``task_done()``)."""
-        items = self._take(1, block, timeout)
-        value = self._decode(items)[0]
-        self._track(items)
-        return value
+        return self._decode(self._take(1, block, timeout, track=True))[0]
 
     def get_nowait(self) -> Any:
         return self.get(block=False)
@@ -172,16 +173,13 @@ class Queue:
         """Take up to ``n`` items at once: waits for the first, then takes what is ready."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, not {n!r}")
-        items = self._take(n, block, timeout)
-        values = self._decode(items)
-        self._track(items)
-        return values
+        return self._decode(self._take(n, block, timeout, track=True))
 
     @contextmanager
     def reserve(self, timeout: float | None = None) -> Iterator[Any]:
         """``with q.reserve() as item:`` -- acknowledged when the block ends normally, put back in
         its place when it raises. Raises ``queue.Empty`` if nothing comes within ``timeout``."""
-        items = self._take(1, True, timeout)
+        items = self._take(1, True, timeout, track=False)
         value = self._decode(items)[0]
         try:
             yield value
@@ -295,7 +293,7 @@ class Queue:
             self._leased.clear()
             self._unfinished.clear()
             self._by_thread.clear()
-        if ids and self._pid == os.getpid():
+        if ids and self._pid == current_pid():
             self._store.release(self.name, ids, self._owner)
         self._store.close()
 

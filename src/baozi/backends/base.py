@@ -35,16 +35,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 __all__ = ["Counts", "Item", "Priority", "Store"]
 
 Priority = int | float
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One item as handed out by the store."""
+class Item(NamedTuple):
+    """One item as handed out by the store (a tuple: this is made on every reservation)."""
 
     id: str
     payload: bytes
