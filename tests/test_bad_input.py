@@ -128,3 +128,26 @@ def test_memory_stores_are_shared_by_url_within_a_process() -> None:
         assert b.get() == "x"
     with Queue("q", url="memory://other-test") as c:
         assert c.qsize() == 0
+
+
+def test_durable_fsync_syncs_every_commit_and_default_does_not(tmp_path: Path) -> None:
+    from baozi.backends.sqlite import SQLiteStore
+
+    for query, expected in (("", 1), ("?durable=fsync", 2)):  # NORMAL = 1, FULL = 2
+        store = open_store(f"sqlite:///{tmp_path}/d.db{query}")
+        assert isinstance(store, SQLiteStore)
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == expected
+        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        store.close()
+    with Queue("q", url=f"sqlite:///{tmp_path}/d.db?durable=fsync") as q:
+        q.put("synced")
+        assert q.get() == "synced"
+
+
+def test_a_closed_queue_handle_refuses_puts_and_gets(url: str) -> None:
+    q = Queue("q", url=url)
+    q.close()
+    with pytest.raises(ValueError, match="closed"):
+        q.put(1)
+    with pytest.raises(ValueError, match="closed"):
+        q.get(timeout=0)

@@ -107,3 +107,13 @@ def test_handles_share_contents(url: str) -> None:
 def test_refuses_a_bad_maxlen(url: str) -> None:
     with pytest.raises(ValueError, match="maxlen"):
         Deque("d", maxlen=-1, url=url)
+
+
+def test_a_deque_and_a_queue_of_the_same_name_are_separate(url: str) -> None:
+    from baozi import Queue
+
+    with Deque("same", url=url) as d, Queue("same", url=url) as q:
+        d.append("in the deque")
+        q.put("in the queue")
+        assert list(d) == ["in the deque"]
+        assert q.get_many(5) == ["in the queue"]

@@ -12,9 +12,15 @@ from .serialize import Serializer, get_serializer
 __all__ = ["Deque"]
 
 
+_NAMESPACE = "deque:"  # deques and queues of the same name are different things
+
+
 class Deque:
     """A double-ended queue in a store. ``maxlen`` works as in ``collections.deque``: appending to a
-    full deque drops items from the other end. ``pop``/``popleft`` can wait for an item."""
+    full deque drops items from the other end. ``pop``/``popleft`` can wait for an item.
+
+    Deques have names of their own: ``Deque("x")`` and ``Queue("x")`` do not share items.
+    """
 
     def __init__(
         self,
@@ -31,6 +37,7 @@ class Deque:
         ):
             raise ValueError(f"maxlen must be None or a non-negative int, not {maxlen!r}")
         self.name = name
+        self._key = _NAMESPACE + name
         self.maxlen = maxlen
         self._codec = get_serializer(serializer)
         self._store = open_store(url)
@@ -39,7 +46,7 @@ class Deque:
     def _push(self, values: Iterable[Any], front: bool) -> None:
         payloads = [self._codec.dumps(v) for v in values]
         if payloads:
-            self._store.push(self.name, payloads, front=front, maxlen=self.maxlen)
+            self._store.push(self._key, payloads, front=front, maxlen=self.maxlen)
 
     def append(self, x: Any) -> None:
         self._push((x,), front=False)
@@ -59,8 +66,8 @@ class Deque:
         timeout = check_timeout(timeout)
         items = wait_until(
             self._store,
-            self.name,
-            lambda: self._store.pop(self.name, 1, back=back) or None,
+            self._key,
+            lambda: self._store.pop(self._key, 1, back=back) or None,
             block,
             timeout,
         )
@@ -77,23 +84,23 @@ class Deque:
         return self._pop(False, block, timeout)
 
     def clear(self) -> None:
-        self._store.clear(self.name)
+        self._store.clear(self._key)
 
     def __len__(self) -> int:
-        return self._store.counts(self.name).ready
+        return self._store.counts(self._key).ready
 
     def __getitem__(self, index: int) -> Any:
         if isinstance(index, bool) or not isinstance(index, int):
             raise TypeError(f"deque indices must be integers, not {type(index).__qualname__}")
         try:
-            item = self._store.peek(self.name, index)
+            item = self._store.peek(self._key, index)
         except IndexError:
             raise IndexError("deque index out of range") from None
         return self._codec.loads(item.payload)
 
     def __iter__(self) -> Iterator[Any]:
         """Iterate over a snapshot taken when iteration starts."""
-        return iter([self._codec.loads(item.payload) for item in self._store.snapshot(self.name)])
+        return iter([self._codec.loads(item.payload) for item in self._store.snapshot(self._key)])
 
     def __repr__(self) -> str:
         items = ", ".join(repr(x) for x in self)

@@ -96,6 +96,8 @@ class Queue:
     ) -> None:
         """Put every item in one transaction: all go in, in order, or none (``queue.Full``)."""
         timeout = check_timeout(timeout)
+        if self._closed.is_set():
+            raise ValueError(f"queue handle {self.name!r} is closed")
         items = list(items)
         payloads = [self._codec.dumps(item) for item in items]
         priorities = [self._priority(item) for item in items]
