@@ -11,7 +11,7 @@ import pytest
 
 from baozi import Queue
 from baozi.backends import _signal
-from baozi.backends import sqlite as sqlite_backend
+from baozi.backends.sqlite import _db as sqlite_backend
 
 
 def test_notify_wakes_a_waiter() -> None:
@@ -95,8 +95,8 @@ def test_a_closed_sqlite_store_handle_refuses_use(tmp_path: Path) -> None:
 def test_the_last_handle_to_close_lets_go_of_the_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/s.db"
     a, b = Queue("q", url=url), Queue("q", url=url)
-    key = next(k for k in sqlite_backend._Database._registry if k[1] == f"{tmp_path}/s.db")
+    key = next(k for k in sqlite_backend.Database._registry if k[1] == f"{tmp_path}/s.db")
     a.close()
-    assert key in sqlite_backend._Database._registry
+    assert key in sqlite_backend.Database._registry
     b.close()
-    assert key not in sqlite_backend._Database._registry
+    assert key not in sqlite_backend.Database._registry

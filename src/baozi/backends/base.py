@@ -19,6 +19,13 @@ An item is in one of three states:
 
 Deadlines are wall-clock seconds (``time.time()``), so processes on different machines share them.
 
+**Jobs** are items that keep a record after they are done. :meth:`Store.enqueue` adds them with a
+task name and a creation time; reserving one marks it started; :meth:`Store.settle` finishes it --
+succeeded or failed, with its result or error, kept for a time to live -- or schedules it again
+for a retry, in the same atomic step that ends its lease, so a job can never look "running" without
+a lease behind it. Its status is derived from its state: scheduled, queued, running (a lease that
+has run out reads "queued"), then succeeded, failed or cancelled.
+
 Every method is atomic: concurrent calls from any thread, process or machine see each other's
 effects entirely or not at all, and no two reservations can obtain the same item while a lease
 holds. Delivery is at-least-once: an item is removed only by ``ack`` or ``pop`` (or ``clear``), so
@@ -37,7 +44,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
-__all__ = ["Counts", "Item", "Priority", "Store"]
+__all__ = [
+    "Counts",
+    "Item",
+    "JobRecord",
+    "NewJob",
+    "Outcome",
+    "Priority",
+    "STATUSES",
+    "Store",
+    "WorkerInfo",
+]
 
 Priority = int | float
 
@@ -50,6 +67,69 @@ class Item(NamedTuple):
     priority: Priority
     deliveries: int = 0
     """How many times the item has been reserved (by this reservation too, for ``reserve``)."""
+
+
+class NewJob(NamedTuple):
+    """A job to enqueue: the task it runs, its encoded call, its priority."""
+
+    task: str
+    payload: bytes
+    priority: Priority = 0
+
+
+class Outcome(NamedTuple):
+    """How a run ended, for :meth:`Store.settle`.
+
+    ``status`` is "succeeded" (``result`` holds the encoded value), "failed" (``error`` holds a JSON
+    text with the exception's type, message and traceback), or "retry": the job goes back to its
+    place, scheduled ``retry_in`` seconds from now, its failure count raised and ``error`` kept.
+    """
+
+    id: str
+    status: str
+    result: bytes | None = None
+    error: str | None = None
+    retry_in: float = 0.0
+
+
+STATUSES = ("scheduled", "queued", "running", "succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """Everything the store knows about one job, read at one moment."""
+
+    id: str
+    queue: str
+    task: str
+    status: str
+    priority: Priority
+    payload: bytes
+    attempts: int
+    """How many times a worker has started it (its deliveries)."""
+    failures: int
+    """How many of those runs raised."""
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    result: bytes | None
+    error: str | None
+    progress: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """What a worker reports about itself with each heartbeat."""
+
+    id: str
+    host: str
+    pid: int
+    pool: str
+    concurrency: int
+    queues: tuple[str, ...]
+    busy: int = 0
+    started_at: float = 0.0
+    last_seen: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +256,74 @@ class Store(ABC):
 
         Returns False on timeout. Spurious wake-ups are allowed; missed changes are not. Changes made
         by other processes are seen within a few milliseconds; this never spins on a core."""
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def enqueue(
+        self,
+        queue: str,
+        jobs: Sequence[NewJob],
+        *,
+        front: bool = False,
+        delay: float = 0.0,
+        maxsize: int = 0,
+    ) -> list[str]:
+        """Add jobs as :meth:`push` adds items (same order, atomicity and ``maxsize`` rule), each
+        with a record: its task name and creation time. Returns their ids."""
+
+    @abstractmethod
+    def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
+        """End the runs of jobs ``owner`` holds, all in one step: finished ones keep their record for
+        ``ttl`` seconds, retried ones are scheduled again. Jobs ``owner`` no longer holds are left
+        alone. Returns how many were settled."""
+
+    @abstractmethod
+    def cancel(self, job_id: str) -> bool:
+        """Mark a job that has not started (queued or scheduled) cancelled; False otherwise."""
+
+    @abstractmethod
+    def requeue(self, job_id: str) -> bool:
+        """Put a failed or cancelled job back in its queue, at its original place, with its failure
+        count cleared; False if it is not failed or cancelled."""
+
+    @abstractmethod
+    def record(self, job_id: str) -> JobRecord | None:
+        """The job's record, or None if the store holds no job with this id."""
+
+    @abstractmethod
+    def records(
+        self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[JobRecord]:
+        """Jobs, newest first, optionally of one queue and one status."""
+
+    @abstractmethod
+    def set_progress(self, job_id: str, owner: str, progress: str) -> bool:
+        """Store a running job's progress (JSON text) if ``owner`` holds it."""
+
+    @abstractmethod
+    def job_counts(self, queue: str) -> dict[str, int]:
+        """How many jobs of the queue are in each of :data:`STATUSES`."""
+
+    @abstractmethod
+    def queues(self) -> list[str]:
+        """The names of the queues that have held anything."""
+
+    @abstractmethod
+    def purge_expired(self) -> int:
+        """Remove finished jobs whose time to live has run out; return how many."""
+
+    @abstractmethod
+    def heartbeat(self, worker: WorkerInfo, ttl: float) -> None:
+        """Record that ``worker`` is alive; it counts as gone ``ttl`` seconds after its last beat."""
+
+    @abstractmethod
+    def workers(self) -> list[WorkerInfo]:
+        """The workers whose last heartbeat is recent enough."""
+
+    @abstractmethod
+    def forget_worker(self, worker_id: str) -> None:
+        """Remove a worker that stopped."""
 
     def close(self) -> None:  # noqa: B027 -- optional: stores without connections keep it
         """Let go of connections. The store and its contents stay; other handles are unaffected."""

@@ -6,6 +6,7 @@ durability. Ranks are O(log n) through a sorted list of keys.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import threading
@@ -19,11 +20,11 @@ from sortedcontainers import SortedList
 
 from ..errors import Full
 from ._signal import ChangeSignal
-from .base import Counts, Item, Priority, Store
+from .base import STATUSES, Counts, Item, JobRecord, NewJob, Outcome, Priority, Store, WorkerInfo
 
 __all__ = ["MemoryStore"]
 
-_READY, _LEASED, _SCHEDULED = 0, 1, 2
+_READY, _LEASED, _SCHEDULED, _FINISHED = 0, 1, 2, -1
 _Key = tuple[Priority, int, int]
 
 
@@ -36,6 +37,24 @@ class _Entry:
     owner: str | None = None
     deliveries: int = 0
     stamp: int = 0  # bumped whenever ``due`` changes, to skip stale heap entries
+    # the record a job keeps
+    task: str | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    expires_at: float = 0.0
+    failures: int = 0
+    outcome: str | None = None
+    result: bytes | None = None
+    error: str | None = None
+    progress: str | None = None
+
+    def status(self, now: float) -> str:
+        if self.outcome is not None:
+            return self.outcome
+        if self.state == _READY or self.due <= now:
+            return "queued"
+        return "running" if self.state == _LEASED else "scheduled"
 
     def item(self) -> Item:
         return Item(str(self.key[2]), self.payload, self.key[0], self.deliveries)
@@ -44,7 +63,8 @@ class _Entry:
 @dataclass(slots=True)
 class _Queue:
     ready: SortedList = field(default_factory=SortedList)
-    entries: dict[int, _Entry] = field(default_factory=dict)
+    entries: dict[int, _Entry] = field(default_factory=dict)  # live items
+    done: dict[int, _Entry] = field(default_factory=dict)  # finished jobs, kept as records
     timers: list[tuple[float, int, int]] = field(default_factory=list)  # (due, id, stamp) heap
     lo: int = 0
 
@@ -79,6 +99,8 @@ class _State:
         self.queues: dict[str, _Queue] = {}
         self.ids = itertools.count(1)
         self.signal = ChangeSignal()
+        self.where: dict[int, str] = {}  # job id -> queue name
+        self.workers: dict[str, tuple[WorkerInfo, float]] = {}  # id -> (info, expires)
 
     def queue(self, name: str) -> _Queue:
         q = self.queues.get(name)
@@ -129,19 +151,34 @@ class MemoryStore(Store):
     ) -> list[str]:
         n = len(payloads)
         prios = [priorities] * n if isinstance(priorities, (int, float)) else list(priorities)
+        rows = [(p, b, None) for p, b in zip(prios, payloads, strict=True)]
+        return self._add(queue, rows, front, delay, maxsize, maxlen)
+
+    def _add(
+        self,
+        queue: str,
+        rows: Sequence[tuple[Priority, bytes, str | None]],
+        front: bool,
+        delay: float,
+        maxsize: int,
+        maxlen: int | None,
+    ) -> list[str]:
         st = self._state
         with st.lock:
             q = st.queue(queue)
             now = time.time()
             q.promote(now)
-            if maxsize and len(q.ready) + n > maxsize:
+            if maxsize and len(q.ready) + len(rows) > maxsize:
                 raise Full(f"queue {queue!r} holds {len(q.ready)} of at most {maxsize} ready items")
             ids = []
-            for payload, prio in zip(payloads, prios, strict=True):
+            for prio, payload, task in rows:
                 num = next(st.ids)
                 if front:
                     q.lo -= 1
-                entry = _Entry((prio, q.lo if front else 0, num), payload)
+                entry = _Entry((prio, q.lo if front else 0, num), payload, task=task)
+                if task is not None:
+                    entry.created_at = now
+                    st.where[num] = queue
                 q.entries[num] = entry
                 if delay > 0:
                     entry.state = _SCHEDULED
@@ -153,7 +190,8 @@ class MemoryStore(Store):
                 while len(q.ready) > maxlen:
                     key = q.ready.pop(-1 if front else 0)
                     del q.entries[key[2]]
-        st.signal.notify()
+        if rows:
+            st.signal.notify()
         return ids
 
     def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
@@ -168,6 +206,7 @@ class MemoryStore(Store):
                 entry = q.entries[key[2]]
                 entry.state, entry.owner = _LEASED, owner
                 entry.deliveries += 1
+                entry.started_at = now
                 q.set_due(key[2], entry, now + lease)
                 out.append(entry.item())
         if out:
@@ -200,6 +239,7 @@ class MemoryStore(Store):
                 was_ready = entry.state == _READY
                 if how == "ack":
                     del q.entries[num]
+                    st.where.pop(num, None)
                 elif how == "extend":
                     entry.state = _LEASED
                     q.set_due(num, entry, now + seconds)
@@ -272,7 +312,9 @@ class MemoryStore(Store):
         st = self._state
         with st.lock:
             q = st.queue(queue)
-            removed = len(q.entries)
+            removed = len(q.entries) + len(q.done)
+            for num in [*q.entries, *q.done]:
+                st.where.pop(num, None)
             st.queues[queue] = _Queue(lo=q.lo)
         st.signal.notify()
         return removed
@@ -282,3 +324,188 @@ class MemoryStore(Store):
 
     def wait_for_change(self, token: int, timeout: float) -> bool:
         return self._state.signal.wait(token, timeout)
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        queue: str,
+        jobs: Sequence[NewJob],
+        *,
+        front: bool = False,
+        delay: float = 0.0,
+        maxsize: int = 0,
+    ) -> list[str]:
+        rows = [(j.priority, j.payload, j.task) for j in jobs]
+        return self._add(queue, rows, front, delay, maxsize, None)
+
+    def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
+        st = self._state
+        done = 0
+        with st.lock:
+            q = st.queue(queue)
+            now = time.time()
+            for o in outcomes:
+                nums = _ids([o.id])
+                entry = q.entries.get(nums[0]) if nums else None
+                if entry is None or entry.owner != owner or entry.state == _SCHEDULED:
+                    continue
+                num = nums[0]
+                if entry.state == _READY:  # its lease ran out, but nobody took it: still ours
+                    q.ready.remove(entry.key)
+                entry.owner, entry.error = None, o.error
+                entry.stamp += 1
+                if o.status == "retry":
+                    entry.failures += 1
+                    if o.retry_in > 0:
+                        entry.state = _SCHEDULED
+                        q.set_due(num, entry, now + o.retry_in)
+                    else:
+                        entry.state = _READY
+                        q.ready.add(entry.key)
+                else:
+                    entry.state, entry.outcome, entry.result = _FINISHED, o.status, o.result
+                    entry.finished_at, entry.expires_at = now, now + ttl
+                    q.done[num] = q.entries.pop(num)
+                done += 1
+        if done:
+            st.signal.notify()
+        return done
+
+    def _job(self, job_id: str) -> tuple[_Queue, int, _Entry] | None:
+        nums = _ids([job_id])
+        name = self._state.where.get(nums[0]) if nums else None
+        if name is None:
+            return None
+        q = self._state.queue(name)
+        entry = q.entries.get(nums[0]) or q.done.get(nums[0])
+        return (q, nums[0], entry) if entry is not None else None
+
+    def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
+        st = self._state
+        with st.lock:
+            found = self._job(job_id)
+            if found is None:
+                return False
+            q, num, entry = found
+            q.promote(time.time())
+            if num not in q.entries or entry.state == _LEASED:
+                return False
+            if entry.state == _READY:
+                q.ready.remove(entry.key)
+            now = time.time()
+            entry.state, entry.outcome, entry.finished_at = _FINISHED, "cancelled", now
+            entry.expires_at = now + ttl
+            entry.stamp += 1
+            q.done[num] = q.entries.pop(num)
+        st.signal.notify()
+        return True
+
+    def requeue(self, job_id: str) -> bool:
+        st = self._state
+        with st.lock:
+            found = self._job(job_id)
+            if found is None or found[2].outcome not in ("failed", "cancelled"):
+                return False
+            q, num, entry = found
+            entry.state, entry.outcome, entry.result, entry.error = _READY, None, None, None
+            entry.finished_at, entry.failures, entry.owner = None, 0, None
+            q.entries[num] = q.done.pop(num)
+            q.ready.add(entry.key)
+        st.signal.notify()
+        return True
+
+    def _record(self, num: int, entry: _Entry, now: float) -> JobRecord:
+        assert entry.task is not None
+        return JobRecord(
+            str(num),
+            self._state.where[num],
+            entry.task,
+            entry.status(now),
+            entry.key[0],
+            entry.payload,
+            entry.deliveries,
+            entry.failures,
+            entry.created_at,
+            entry.started_at,
+            entry.finished_at,
+            entry.result,
+            entry.error,
+            entry.progress,
+        )
+
+    def record(self, job_id: str) -> JobRecord | None:
+        with self._state.lock:
+            found = self._job(job_id)
+            return None if found is None else self._record(found[1], found[2], time.time())
+
+    def records(
+        self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[JobRecord]:
+        st = self._state
+        now = time.time()
+        with st.lock:
+            nums = sorted(
+                (n for n, name in st.where.items() if queue in (None, name)), reverse=True
+            )
+            out = []
+            for num in nums:
+                found = self._job(str(num))
+                if found is None:
+                    continue
+                rec = self._record(num, found[2], now)
+                if status in (None, rec.status):
+                    out.append(rec)
+            return out[offset : offset + limit]
+
+    def set_progress(self, job_id: str, owner: str, progress: str) -> bool:
+        with self._state.lock:
+            found = self._job(job_id)
+            if found is None or found[2].owner != owner or found[2].outcome is not None:
+                return False
+            found[2].progress = progress
+        self._state.signal.notify()
+        return True
+
+    def job_counts(self, queue: str) -> dict[str, int]:
+        counts = self.counts(queue)
+        out = dict.fromkeys(STATUSES, 0)
+        out.update(scheduled=counts.scheduled, queued=counts.ready, running=counts.leased)
+        with self._state.lock:
+            for entry in self._state.queue(queue).done.values():
+                out[entry.outcome or "succeeded"] += 1
+        return out
+
+    def queues(self) -> list[str]:
+        with self._state.lock:
+            return sorted(self._state.queues)
+
+    def purge_expired(self) -> int:
+        st = self._state
+        now = time.time()
+        removed = 0
+        with st.lock:
+            for q in st.queues.values():
+                for num in [n for n, e in q.done.items() if e.expires_at <= now]:
+                    del q.done[num]
+                    st.where.pop(num, None)
+                    removed += 1
+        return removed
+
+    def heartbeat(self, worker: WorkerInfo, ttl: float) -> None:
+        now = time.time()
+        with self._state.lock:
+            self._state.workers[worker.id] = (dataclasses.replace(worker, last_seen=now), now + ttl)
+
+    def workers(self) -> list[WorkerInfo]:
+        now = time.time()
+        with self._state.lock:
+            return [
+                w
+                for w, expires in sorted(self._state.workers.values(), key=lambda x: x[0].id)
+                if expires > now
+            ]
+
+    def forget_worker(self, worker_id: str) -> None:
+        with self._state.lock:
+            self._state.workers.pop(worker_id, None)

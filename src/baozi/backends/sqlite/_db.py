@@ -1,0 +1,251 @@
+"""One SQLite file as this process sees it: URL parsing, schema, connections and the change signal."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from typing import ClassVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ..._process import current_pid
+from ...errors import NotABaoziStore, StoreUnavailable
+from .._signal import ChangeSignal
+
+SCHEMA_VERSION = 1
+_DURABILITY = {"process": "NORMAL", "fsync": "FULL"}
+_SCHEMA = """
+CREATE TABLE baozi_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE baozi_queues (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE baozi_items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, and the last part of the key
+    qid INTEGER NOT NULL,
+    state INTEGER NOT NULL,                -- 0 ready, 1 leased, 2 scheduled, -1 finished (jobs)
+    priority NUMERIC NOT NULL,
+    seq INTEGER NOT NULL,                  -- 0 (back) or minus the item's own id (front)
+    due REAL,                              -- lease end (leased) or ready time (scheduled)
+    owner TEXT,
+    deliveries INTEGER NOT NULL DEFAULT 0,
+    payload BLOB NOT NULL,
+    -- the record a job keeps (NULL for plain queue items)
+    task TEXT,
+    created_at REAL,
+    started_at REAL,
+    finished_at REAL,
+    expires_at REAL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT,                          -- succeeded, failed or cancelled, once finished
+    result BLOB,
+    error TEXT,
+    progress TEXT
+);
+-- Partial indexes, each row in exactly one: a push writes one index, not two.
+CREATE INDEX baozi_items_ready ON baozi_items (qid, priority, seq) WHERE state = 0;
+CREATE INDEX baozi_items_due ON baozi_items (qid, due) WHERE state > 0;
+CREATE INDEX baozi_items_done ON baozi_items (qid, outcome, id) WHERE state < 0;
+CREATE INDEX baozi_items_expiry ON baozi_items (expires_at) WHERE state < 0;
+CREATE TABLE baozi_workers (
+    id TEXT PRIMARY KEY,
+    info TEXT NOT NULL,                    -- JSON: host, pid, pool, concurrency, queues, busy ...
+    seen REAL NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """``sqlite:///path?durable=...`` -> (absolute path, durability)."""
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise ValueError(
+            f"bad SQLite URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
+    path = unquote(parts.path)[1:] if parts.path.startswith("/") else unquote(parts.path)
+    if not path:
+        raise ValueError(f"SQLite URL {url!r} names no file: use sqlite:///baozi.db")
+    query = parse_qs(parts.query)
+    durable = query.pop("durable", ["process"])[-1]
+    if durable not in _DURABILITY:
+        raise ValueError(f"durable={durable!r} in {url!r}: use durable=process or durable=fsync")
+    if query:
+        raise ValueError(f"unknown option(s) {sorted(query)} in {url!r}: only durable= is known")
+    return os.path.abspath(path), durable
+
+
+class _WalWatch:
+    """Wakes the change poller when any process writes the database (Linux inotify on its folder).
+
+    In WAL mode every commit appends to ``<file>-wal``, so a write event there is the doorbell;
+    the poller then reads ``data_version`` to see whether anything was committed."""
+
+    def __init__(self, path: str) -> None:
+        from inotify_simple import INotify, flags
+
+        self._inotify = INotify()
+        try:
+            mask = flags.MODIFY | flags.CREATE | flags.MOVED_TO
+            self._inotify.add_watch(os.path.dirname(path), mask)
+        except OSError:
+            self._inotify.close()
+            raise
+
+    def wait(self, timeout: float) -> None:
+        self._inotify.read(timeout=int(timeout * 1000))
+
+    def close(self) -> None:
+        self._inotify.close()
+
+
+def _watch(path: str) -> _WalWatch | None:
+    try:
+        return _WalWatch(path)
+    except (ImportError, OSError):  # not Linux, or out of inotify instances: poll instead
+        return None
+
+
+class Database:
+    """What one process shares for one file: its connections, queue ids and the change signal.
+
+    Handles share it through a reference count; the last one to close it closes its connections.
+    """
+
+    _registry: ClassVar[dict[tuple[int, str, str], Database]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def acquire(cls, path: str, durable: str) -> Database:
+        key = (
+            current_pid(),
+            path,
+            durable,
+        )  # a forked child must not reuse its parent's connections
+        with cls._registry_lock:
+            db = cls._registry.get(key)
+            if db is None:
+                db = cls._registry[key] = cls(path, durable)
+            db.refs += 1
+            return db
+
+    def release(self) -> None:
+        with self._registry_lock:
+            self.refs -= 1
+            if self.refs > 0:
+                return
+            self._registry.pop((current_pid(), self.path, self.durable), None)
+        self.signal.close(self._close_connections)
+
+    def __init__(self, path: str, durable: str) -> None:
+        self.path = path
+        self.durable = durable
+        self.synchronous = _DURABILITY[durable]
+        self.refs = 0
+        self.local = threading.local()
+        self.qids: dict[str, int] = {}
+        self.promoted_at: dict[int, float] = {}
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        first = self._connect()
+        try:
+            self._ensure_schema(first)
+        except BaseException:
+            self._close_connections()
+            raise
+        self.local.conn = first
+        self._probe_conn = self._connect()
+        self.signal = ChangeSignal(self._data_version, _watch(path))
+
+    def _close_connections(self) -> None:
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            raise StoreUnavailable(
+                f"cannot open SQLite store {self.path!r}: directory {directory!r} does not exist "
+                f"(create it, or point the URL at an existing folder)"
+            )
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        with self._connections_lock:
+            self._connections.append(conn)
+        try:
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise NotABaoziStore(
+                f"{self.path!r} is not a baozi store ({exc}); baozi left it untouched: "
+                f"use another file name"
+            ) from exc
+        return conn
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        try:
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        except sqlite3.DatabaseError as exc:
+            raise NotABaoziStore(
+                f"{self.path!r} is not a baozi store ({exc}); baozi left it untouched: "
+                f"use another file name"
+            ) from exc
+        if "baozi_meta" not in tables:
+            tables.discard("sqlite_sequence")
+            if tables:
+                raise NotABaoziStore(
+                    f"{self.path!r} is an SQLite database with tables baozi did not create "
+                    f"({', '.join(sorted(tables)[:5])}); baozi left it untouched: use another file"
+                )
+            self._create_schema(conn)
+        version = conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone()
+        if version is None or int(version[0]) != SCHEMA_VERSION:
+            raise NotABaoziStore(
+                f"{self.path!r} holds baozi schema {version and version[0]}, this baozi reads "
+                f"schema {SCHEMA_VERSION}: open it with the matching baozi version"
+            )
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        try:
+            # Small pages: a commit appends whole pages to the WAL, and a queue commit touches few rows.
+            conn.execute("PRAGMA page_size=1024")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name='baozi_meta'").fetchone():
+                conn.execute("ROLLBACK")  # another process created it first
+                return
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO baozi_meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreUnavailable(f"cannot create a baozi store in {self.path!r}: {exc}") from exc
+
+    def conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = self._connect()
+        return conn
+
+    def _data_version(self) -> int:
+        return int(self._probe_conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def qid(self, name: str) -> int:
+        qid = self.qids.get(name)
+        if qid is None:
+            conn = self.conn()
+            conn.execute("INSERT OR IGNORE INTO baozi_queues (name) VALUES (?)", (name,))
+            qid = conn.execute("SELECT id FROM baozi_queues WHERE name=?", (name,)).fetchone()[0]
+            self.qids[name] = qid
+        return qid

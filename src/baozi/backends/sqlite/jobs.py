@@ -1,0 +1,182 @@
+"""The job half of the SQLite store: records kept in the item's own row once it is done."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..base import JobRecord, NewJob, Outcome, WorkerInfo
+from .store import SQLiteQueues
+
+__all__ = ["SQLiteStore"]
+
+_STATUS = (  # the job's status from its state; ?now is the current time
+    "CASE WHEN i.state < 0 THEN i.outcome WHEN i.state = 0 OR i.due <= :now THEN 'queued' "
+    "WHEN i.state = 1 THEN 'running' ELSE 'scheduled' END"
+)
+_RECORD = (
+    f"SELECT i.id, q.name, i.task, {_STATUS}, i.priority, i.payload, i.deliveries, i.failures, "
+    "i.created_at, i.started_at, i.finished_at, i.result, i.error, i.progress "
+    "FROM baozi_items i JOIN baozi_queues q ON q.id = i.qid"
+)
+_FILTERS = {  # status -> condition on the row, for listing
+    "queued": "(i.state = 0 OR (i.state > 0 AND i.due <= :now))",
+    "running": "(i.state = 1 AND i.due > :now)",
+    "scheduled": "(i.state = 2 AND i.due > :now)",
+    "succeeded": "(i.state < 0 AND i.outcome = 'succeeded')",
+    "failed": "(i.state < 0 AND i.outcome = 'failed')",
+    "cancelled": "(i.state < 0 AND i.outcome = 'cancelled')",
+}
+_FINISH = (
+    "UPDATE baozi_items SET state=-1, outcome=?, result=?, error=?, finished_at=?, expires_at=?, "
+    "owner=NULL, due=NULL WHERE id=? AND owner=? AND state IN (0, 1)"
+)
+_RETRY = (
+    "UPDATE baozi_items SET state=?, due=?, failures=failures+1, error=?, owner=NULL "
+    "WHERE id=? AND owner=? AND state IN (0, 1)"
+)
+
+
+def _num(job_id: str) -> int | None:
+    try:
+        return int(job_id)
+    except (TypeError, ValueError):
+        return None
+
+
+def _record(row: Any) -> JobRecord:
+    return JobRecord(str(row[0]), *row[1:])
+
+
+class SQLiteStore(SQLiteQueues):
+    def enqueue(
+        self,
+        queue: str,
+        jobs: Sequence[NewJob],
+        *,
+        front: bool = False,
+        delay: float = 0.0,
+        maxsize: int = 0,
+    ) -> list[str]:
+        rows = [(j.priority, j.payload, j.task) for j in jobs]
+        return self._add(queue, rows, front, delay, maxsize, None)
+
+    def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
+        now = time.time()
+        finished, retried = [], []
+        for o in outcomes:
+            num = _num(o.id)
+            if num is None:
+                continue
+            if o.status == "retry":
+                state, due = (2, now + o.retry_in) if o.retry_in > 0 else (0, None)
+                retried.append((state, due, o.error, num, owner))
+            else:
+                finished.append((o.status, o.result, o.error, now, now + ttl, num, owner))
+        if len(finished) + len(retried) == 1:  # one statement is atomic by itself
+            sql, params = (_FINISH, finished[0]) if finished else (_RETRY, retried[0])
+            return self._run(sql, params)
+        done = 0
+        with self._write() as conn:
+            if finished:
+                done += conn.executemany(_FINISH, finished).rowcount
+            if retried:
+                done += conn.executemany(_RETRY, retried).rowcount
+        return done
+
+    def _run(self, sql: str, params: Sequence[Any]) -> int:
+        """One write statement in its own transaction; wakes waiters if it changed anything."""
+        with self._write() as conn:
+            return int(conn.execute(sql, params).rowcount)
+
+    def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
+        now = time.time()
+        return bool(
+            self._run(
+                "UPDATE baozi_items SET state=-1, outcome='cancelled', finished_at=?, "
+                "expires_at=?, due=NULL WHERE id=? AND task IS NOT NULL AND state IN (0, 2)",
+                (now, now + ttl, _num(job_id)),
+            )
+        )
+
+    def requeue(self, job_id: str) -> bool:
+        return bool(
+            self._run(
+                "UPDATE baozi_items SET state=0, outcome=NULL, result=NULL, error=NULL, "
+                "finished_at=NULL, expires_at=NULL, failures=0, owner=NULL "
+                "WHERE id=? AND state<0 AND outcome IN ('failed', 'cancelled')",
+                (_num(job_id),),
+            )
+        )
+
+    def record(self, job_id: str) -> JobRecord | None:
+        rows = self._read(
+            f"{_RECORD} WHERE i.id=:id AND i.task IS NOT NULL",
+            {"id": _num(job_id), "now": time.time()},
+        )
+        return _record(rows[0]) if rows else None
+
+    def records(
+        self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[JobRecord]:
+        where = ["i.task IS NOT NULL"]
+        params: dict[str, Any] = {"now": time.time(), "limit": limit, "offset": offset}
+        if queue is not None:
+            where.append("i.qid = :qid")
+            params["qid"] = self._db.qid(queue)
+        if status is not None:
+            where.append(_FILTERS[status])
+        sql = (
+            f"{_RECORD} WHERE {' AND '.join(where)} ORDER BY i.id DESC LIMIT :limit OFFSET :offset"
+        )
+        return [_record(r) for r in self._read(sql, params)]
+
+    def set_progress(self, job_id: str, owner: str, progress: str) -> bool:
+        return bool(
+            self._run(
+                "UPDATE baozi_items SET progress=? WHERE id=? AND owner=? AND state IN (0, 1)",
+                (progress, _num(job_id), owner),
+            )
+        )
+
+    def job_counts(self, queue: str) -> dict[str, int]:
+        counts = self.counts(queue)
+        out = {"scheduled": counts.scheduled, "queued": counts.ready, "running": counts.leased}
+        out.update({"succeeded": 0, "failed": 0, "cancelled": 0})
+        for outcome, n in self._read(
+            "SELECT outcome, count(*) FROM baozi_items WHERE qid=? AND state<0 GROUP BY outcome",
+            (self._db.qid(queue),),
+        ):
+            out[outcome] = n
+        return out
+
+    def queues(self) -> list[str]:
+        return [r[0] for r in self._read("SELECT name FROM baozi_queues ORDER BY name", ())]
+
+    def purge_expired(self) -> int:
+        return self._run("DELETE FROM baozi_items WHERE state<0 AND expires_at<=?", (time.time(),))
+
+    def heartbeat(self, worker: WorkerInfo, ttl: float) -> None:
+        now = time.time()
+        info = json.dumps(dataclasses.asdict(worker))
+        self._run(
+            "INSERT OR REPLACE INTO baozi_workers (id, info, seen, expires) VALUES (?, ?, ?, ?)",
+            (worker.id, info, now, now + ttl),
+        )
+
+    def workers(self) -> list[WorkerInfo]:
+        out = []
+        for info, seen in self._read(
+            "SELECT info, seen FROM baozi_workers WHERE expires > ? ORDER BY id", (time.time(),)
+        ):
+            fields = json.loads(info)
+            fields["queues"] = tuple(fields["queues"])
+            fields["last_seen"] = seen
+            out.append(WorkerInfo(**fields))
+        return out
+
+    def forget_worker(self, worker_id: str) -> None:
+        self._run("DELETE FROM baozi_workers WHERE id=?", (worker_id,))

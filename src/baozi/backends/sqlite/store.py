@@ -1,0 +1,348 @@
+"""The queue operations of the SQLite store: one statement per put, get and acknowledgement."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+from ..._process import current_pid
+from ...errors import Full, StoreError
+from ..base import Counts, Item, Priority, Store
+from ._db import Database, parse_url
+
+READY, LEASED, SCHEDULED, FINISHED = 0, 1, 2, -1
+ORDER = "priority, seq, id"
+ORDER_DESC = "priority DESC, seq DESC, id DESC"
+_CHUNK = 500  # ids per statement, well below SQLite's variable limit
+PROMOTE_EVERY = 0.05
+"""How often (s) a busy consumer moves expired leases and due delays back to ready."""
+_NEXT_ID_NEGATED = (
+    "-(SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name='baozi_items')"
+)
+READY_COUNT = (  # ready items, counting expired leases and due delays; format in the parameters
+    "((SELECT count(*) FROM baozi_items WHERE qid={qid} AND state=0) + "
+    "(SELECT count(*) FROM baozi_items WHERE qid={qid} AND state>0 AND due<={now}))"
+)
+_RESERVE = (
+    "UPDATE baozi_items SET state=1, due=?1, owner=?2, deliveries=deliveries+1, started_at=?5 "
+    "WHERE id IN (SELECT id FROM baozi_items WHERE qid=?3 AND state=0 "
+    "ORDER BY priority, seq, id LIMIT ?4) "
+    "RETURNING id, payload, priority, deliveries, seq"
+)
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[list[int]]:
+    nums = []
+    for i in ids:
+        try:
+            nums.append(int(i))
+        except (TypeError, ValueError):
+            continue  # an id this store never issued: nothing to settle
+    for start in range(0, len(nums), _CHUNK):
+        yield nums[start : start + _CHUNK]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _item(row: Any) -> Item:
+    return Item(str(row[0]), row[1], row[2], row[3])
+
+
+class SQLiteQueues(Store):
+    """The queue half of the SQLite store; :class:`SQLiteStore` adds jobs."""
+
+    scheme: ClassVar[str] = "sqlite"
+    shared_across_processes: ClassVar[bool] = True
+    durable: ClassVar[bool] = True
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.path, self.durability = parse_url(url)
+        self._pid = current_pid()
+        self._database: Database | None = Database.acquire(self.path, self.durability)
+
+    @property
+    def _db(self) -> Database:
+        db = self._database
+        if db is None:
+            raise ValueError(f"this handle on SQLite store {self.path!r} is closed")
+        if self._pid != current_pid():  # forked: the parent's connections are not ours to use
+            self._pid = current_pid()
+            db = self._database = Database.acquire(self.path, self.durability)
+        return db
+
+    def close(self) -> None:
+        db, self._database = self._database, None
+        if db is not None and self._pid == current_pid():
+            db.release()
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        return self._db.conn()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._db.conn()
+        changes = conn.total_changes
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+        if conn.total_changes != changes:  # waking waiters for nothing would make them spin
+            self._db.signal.notify()
+
+    def push(
+        self,
+        queue: str,
+        payloads: Sequence[bytes],
+        priorities: Sequence[Priority] | Priority = 0,
+        *,
+        front: bool = False,
+        delay: float = 0.0,
+        maxsize: int = 0,
+        maxlen: int | None = None,
+    ) -> list[str]:
+        n = len(payloads)
+        prios = [priorities] * n if isinstance(priorities, (int, float)) else priorities
+        rows = [(p, b, None) for p, b in zip(prios, payloads, strict=True)]
+        return self._add(queue, rows, front, delay, maxsize, maxlen)
+
+    def _add(
+        self,
+        queue: str,
+        rows: Sequence[tuple[Priority, bytes, str | None]],
+        front: bool,
+        delay: float,
+        maxsize: int,
+        maxlen: int | None,
+    ) -> list[str]:
+        """Insert (priority, payload, task) rows; a task makes the row a job with a record."""
+        n = len(rows)
+        if n == 0:
+            return []
+        db = self._db
+        qid = db.qids.get(queue) or db.qid(queue)
+        now = time.time()
+        state, due = (SCHEDULED, now + delay) if delay > 0 else (READY, None)
+        params = [(qid, state, p, due, b, t, now if t else None) for p, b, t in rows]
+        # A push to the front takes seq = -(its own id): below every seq in the queue, and lower for
+        # each later push. Its id is the next AUTOINCREMENT value, read in the same statement.
+        columns = f"?1, ?2, ?3, {_NEXT_ID_NEGATED if front else 0}, ?4, ?5, ?6, ?7"
+        insert = (
+            "INSERT INTO baozi_items (qid, state, priority, seq, due, payload, task, created_at) "
+            f"VALUES ({columns})"
+        )
+        if n == 1 and maxlen is None:
+            one: tuple[Any, ...] = params[0]
+            if maxsize:  # the check and the insert in one statement, hence atomic
+                room = READY_COUNT.format(qid="?1", now="?8")
+                insert = insert.replace(
+                    f"VALUES ({columns})", f"SELECT {columns} WHERE {room} < {int(maxsize)}"
+                )
+                one += (now,)
+            try:
+                cur = db.conn().execute(insert, one)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+            if cur.rowcount == 0:
+                raise Full(f"queue {queue!r} holds {maxsize} ready items, its maxsize")
+            db.signal.notify()
+            return [str(cur.lastrowid)]
+        with self._write() as conn:
+            if maxsize:
+                room = READY_COUNT.format(qid="?1", now="?2")
+                (ready,) = conn.execute(f"SELECT {room}", (qid, now)).fetchone()
+                if ready + n > maxsize:
+                    raise Full(f"queue {queue!r} holds {ready} of at most {maxsize} ready items")
+            conn.executemany(insert, params)
+            (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+            if maxlen is not None:
+                conn.execute(
+                    f"DELETE FROM baozi_items WHERE id IN (SELECT id FROM baozi_items "
+                    f"WHERE qid=? AND state=0 ORDER BY {ORDER_DESC if front else ORDER} "
+                    f"LIMIT max(0, (SELECT count(*) FROM baozi_items WHERE qid=? AND state=0) - ?))",
+                    (qid, qid, maxlen),
+                )
+        return [str(i) for i in range(last - n + 1, last + 1)]
+
+    def _promote(self, conn: sqlite3.Connection, qid: int, now: float) -> int:
+        """Mark expired leases and due scheduled items ready; return how many there were."""
+        self._db.promoted_at[qid] = now
+        cur = conn.execute(
+            "UPDATE baozi_items SET state=0 WHERE qid=? AND state>0 AND due<=?", (qid, now)
+        )
+        return int(cur.rowcount)
+
+    def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
+        db = self._db
+        qid = db.qids.get(queue) or db.qid(queue)
+        conn = db.conn()
+        now = time.time()
+        try:
+            # Promoting costs a statement, so a busy consumer does it every PROMOTE_EVERY seconds;
+            # one that finds too little always does, before concluding the queue is empty.
+            promoted = now - db.promoted_at.get(qid, 0.0) >= PROMOTE_EVERY
+            if promoted:
+                self._promote(conn, qid, now)
+            rows = conn.execute(_RESERVE, (now + lease, owner, qid, n, now)).fetchall()
+            if len(rows) < n and not promoted and self._promote(conn, qid, now):
+                rows += conn.execute(_RESERVE, (now + lease, owner, qid, n - len(rows), now))
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+        if not rows:
+            return []
+        db.signal.notify()
+        if len(rows) > 1:
+            rows.sort(key=lambda r: (r[2], r[4], r[0]))
+        return [Item(str(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
+        qid = self._db.qid(queue)
+        with self._write() as conn:
+            self._promote(conn, qid, time.time())
+            rows = conn.execute(
+                f"DELETE FROM baozi_items WHERE id IN (SELECT id FROM baozi_items "
+                f"WHERE qid=? AND state=0 ORDER BY {ORDER_DESC if back else ORDER} LIMIT ?) "
+                f"RETURNING id, payload, priority, deliveries, seq",
+                (qid, n),
+            ).fetchall()
+        rows.sort(key=lambda r: (r[2], r[4], r[0]), reverse=back)
+        return [_item(r) for r in rows]
+
+    def _settle(self, sql: str, params: tuple[Any, ...], ids: Sequence[str]) -> int:
+        chunks = list(_chunks(ids))
+        if len(chunks) == 1:  # one statement is atomic by itself
+            marks = _marks(len(chunks[0]))
+            try:
+                done = int(
+                    self._conn.execute(sql.format(marks=marks), (*params, *chunks[0])).rowcount
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+            if done:
+                self._db.signal.notify()
+            return done
+        done = 0
+        with self._write() as conn:
+            for chunk in chunks:
+                done += conn.execute(
+                    sql.format(marks=_marks(len(chunk))), (*params, *chunk)
+                ).rowcount
+        return done
+
+    def ack(self, queue: str, ids: Sequence[str], owner: str) -> int:
+        return self._settle(
+            "DELETE FROM baozi_items WHERE owner=? AND state IN (0, 1) AND id IN ({marks})",
+            (owner,),
+            ids,
+        )
+
+    def release(self, queue: str, ids: Sequence[str], owner: str, delay: float = 0.0) -> int:
+        state, due = (SCHEDULED, time.time() + delay) if delay > 0 else (READY, None)
+        return self._settle(
+            "UPDATE baozi_items SET state=?, due=?, owner=NULL "
+            "WHERE owner=? AND state=1 AND id IN ({marks})",
+            (state, due, owner),
+            ids,
+        )
+
+    def extend(self, queue: str, ids: Sequence[str], owner: str, lease: float) -> int:
+        return self._settle(
+            "UPDATE baozi_items SET state=1, due=? WHERE owner=? AND state IN (0, 1) "
+            "AND id IN ({marks})",
+            (time.time() + lease, owner),
+            ids,
+        )
+
+    def _read(self, sql: str, params: Any) -> list[Any]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+
+    def rank(self, queue: str, item_id: str) -> int | None:
+        try:
+            num = int(item_id)
+        except (TypeError, ValueError):
+            return None
+        qid = self._db.qid(queue)
+        now = time.time()
+        rows = self._read(
+            "SELECT priority, seq, state, due FROM baozi_items WHERE id=? AND qid=?", (num, qid)
+        )
+        if not rows:
+            return None
+        prio, seq, state, due = rows[0]
+        if state != READY and due > now:
+            return None
+        # Items whose lease or delay has run out are ready too, though not yet marked so.
+        ((ahead,),) = self._read(
+            "SELECT (SELECT count(*) FROM baozi_items WHERE qid=?1 AND state=0 "
+            "        AND (priority, seq, id) < (?2, ?3, ?4)) + "
+            "       (SELECT count(*) FROM baozi_items WHERE qid=?1 AND state>0 "
+            "        AND due<=?5 AND (priority, seq, id) < (?2, ?3, ?4))",
+            (qid, prio, seq, num, now),
+        )
+        return int(ahead)
+
+    def counts(self, queue: str) -> Counts:
+        qid, now = self._db.qid(queue), time.time()
+        ((ready,),) = self._read("SELECT count(*) FROM baozi_items WHERE qid=? AND state=0", (qid,))
+        rows = self._read(
+            "SELECT state, count(*), total(due<=?) FROM baozi_items WHERE qid=? AND state>0 "
+            "GROUP BY state",
+            (now, qid),
+        )
+        n = {state: (count, int(expired)) for state, count, expired in rows}
+        leased, leased_out = n.get(LEASED, (0, 0))
+        scheduled, scheduled_due = n.get(SCHEDULED, (0, 0))
+        return Counts(
+            ready + leased_out + scheduled_due, leased - leased_out, scheduled - scheduled_due
+        )
+
+    def next_due(self, queue: str) -> float | None:
+        ((due,),) = self._read(
+            "SELECT min(due) FROM baozi_items WHERE qid=? AND state>0", (self._db.qid(queue),)
+        )
+        return None if due is None else float(due)
+
+    def peek(self, queue: str, index: int) -> Item:
+        order, offset = (ORDER, index) if index >= 0 else (ORDER_DESC, -index - 1)
+        rows = self._read(
+            f"SELECT id, payload, priority, deliveries FROM baozi_items WHERE qid=? AND state=0 "
+            f"ORDER BY {order} LIMIT 1 OFFSET ?",
+            (self._db.qid(queue), offset),
+        )
+        if not rows:
+            raise IndexError(f"queue {queue!r} has no item at index {index}")
+        return _item(rows[0])
+
+    def snapshot(self, queue: str) -> list[Item]:
+        rows = self._read(
+            f"SELECT id, payload, priority, deliveries FROM baozi_items WHERE qid=? AND state=0 "
+            f"ORDER BY {ORDER}",
+            (self._db.qid(queue),),
+        )
+        return [_item(r) for r in rows]
+
+    def clear(self, queue: str) -> int:
+        qid = self._db.qid(queue)
+        with self._write() as conn:
+            return conn.execute("DELETE FROM baozi_items WHERE qid=?", (qid,)).rowcount
+
+    def change_token(self) -> int:
+        return self._db.signal.token()
+
+    def wait_for_change(self, token: int, timeout: float) -> bool:
+        return self._db.signal.wait(token, timeout)
