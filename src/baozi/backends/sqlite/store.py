@@ -284,7 +284,7 @@ class SQLiteQueues(Store):
         if not rows:
             return None
         prio, seq, state, due = rows[0]
-        if state != READY and due > now:
+        if state < 0 or (state != READY and due > now):
             return None
         # Items whose lease or delay has run out are ready too, though not yet marked so.
         ((ahead,),) = self._read(
