@@ -2,9 +2,23 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .app import App, Task
 from .deques import Deque
-from .errors import BaoziError, Empty, Full, NotABaoziStore, StoreError, StoreUnavailable
+from .errors import (
+    BaoziError,
+    Empty,
+    Full,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    NotABaoziStore,
+    Retry,
+    StoreError,
+    StoreUnavailable,
+)
+from .jobs import Job, current_job
 from .queues import LifoQueue, PriorityQueue, Queue
+from .worker import Worker
 
 try:
     __version__ = version("baozi")
@@ -12,15 +26,24 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "App",
     "BaoziError",
     "Deque",
     "Empty",
     "Full",
+    "Job",
+    "JobCancelled",
+    "JobFailed",
+    "JobNotFound",
     "LifoQueue",
     "NotABaoziStore",
     "PriorityQueue",
     "Queue",
+    "Retry",
     "StoreError",
     "StoreUnavailable",
+    "Task",
+    "Worker",
     "__version__",
+    "current_job",
 ]

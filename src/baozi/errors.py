@@ -5,6 +5,11 @@
     BaoziError
     ├── Empty           (also queue.Empty)  nothing to get within the timeout
     ├── Full            (also queue.Full)   no room to put within the timeout
+    ├── JobFailed       the job raised (or died) and has no retries left: ``exc_type``,
+    │                   ``exc_message`` and ``traceback`` describe the remote exception
+    ├── JobCancelled    the job was cancelled before it started
+    ├── JobNotFound     (also LookupError) no job with that id in the store
+    ├── Retry           raised by a task to ask for another run, after ``delay`` seconds
     └── StoreError      the store could not do what was asked
         ├── StoreUnavailable   the store cannot be opened or reached (a bad path, a server down)
         └── NotABaoziStore     the file or database holds something that is not a baozi store
@@ -21,6 +26,10 @@ __all__ = [
     "BaoziError",
     "Empty",
     "Full",
+    "JobCancelled",
+    "JobFailed",
+    "JobNotFound",
+    "Retry",
     "NotABaoziStore",
     "StoreError",
     "StoreUnavailable",
@@ -37,6 +46,34 @@ class Empty(BaoziError, _stdlib_queue.Empty):
 
 class Full(BaoziError, _stdlib_queue.Full):
     """The queue stayed at its maxsize for the whole timeout; ``except queue.Full`` catches it too."""
+
+
+class JobFailed(BaoziError):
+    """The job failed for good. Its exception happened in a worker, maybe on another machine."""
+
+    def __init__(self, job_id: str, exc_type: str, exc_message: str, traceback: str) -> None:
+        super().__init__(f"job {job_id} failed: {exc_type}: {exc_message}")
+        self.job_id = job_id
+        self.exc_type = exc_type
+        self.exc_message = exc_message
+        self.traceback = traceback
+
+
+class JobCancelled(BaoziError):
+    """The job was cancelled before it started, so it has no result."""
+
+
+class JobNotFound(BaoziError, LookupError):
+    """The store holds no job with this id (never had one, or its record was purged)."""
+
+
+class Retry(BaoziError):
+    """Raise inside a task to have it run again ``delay`` seconds from now (counts as a failure
+    toward the task's ``retries``)."""
+
+    def __init__(self, delay: float | None = None, message: str = "retry requested") -> None:
+        super().__init__(message)
+        self.delay = delay
 
 
 class StoreError(BaoziError):

@@ -67,6 +67,10 @@ class Item(NamedTuple):
     priority: Priority
     deliveries: int = 0
     """How many times the item has been reserved (by this reservation too, for ``reserve``)."""
+    task: str | None = None
+    """For a job, the name of its task; None for a plain queue item."""
+    failures: int = 0
+    """For a job, how many of its runs have raised so far."""
 
 
 class NewJob(NamedTuple):

@@ -57,7 +57,8 @@ class _Entry:
         return "running" if self.state == _LEASED else "scheduled"
 
     def item(self) -> Item:
-        return Item(str(self.key[2]), self.payload, self.key[0], self.deliveries)
+        key = self.key
+        return Item(str(key[2]), self.payload, key[0], self.deliveries, self.task, self.failures)
 
 
 @dataclass(slots=True)

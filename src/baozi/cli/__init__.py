@@ -6,13 +6,8 @@ import click
 
 from .. import __version__
 from .demo import demo
-
-URL_OPTION = click.option(
-    "--url",
-    envvar="BAOZI_URL",
-    default=None,
-    help="Store URL (env BAOZI_URL; default sqlite:///baozi.db).",
-)
+from .jobs import cancel, enqueue, jobs_cmd, purge, queues_cmd, retry, status
+from .worker import worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,4 +16,5 @@ def main() -> None:
     """baozi: durable queues shared by threads, processes and machines."""
 
 
-main.add_command(demo)
+for command in (demo, worker, enqueue, status, queues_cmd, jobs_cmd, retry, cancel, purge):
+    main.add_command(command)

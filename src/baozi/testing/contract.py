@@ -294,7 +294,13 @@ class StoreContract:
         (jid,) = store.enqueue(Q, [NewJob("tasks.add", b"[1,2]", 3)])
         rec = store.record(jid)
         assert rec is not None
-        assert (rec.id, rec.queue, rec.task, rec.status, rec.priority) == (jid, Q, "tasks.add", "queued", 3)
+        assert (rec.id, rec.queue, rec.task, rec.status, rec.priority) == (
+            jid,
+            Q,
+            "tasks.add",
+            "queued",
+            3,
+        )
         assert rec.payload == b"[1,2]" and rec.attempts == 0 and rec.failures == 0
         assert before <= rec.created_at <= time.time() and rec.started_at is None
         (item,) = store.reserve(Q, "w", 30, 1)

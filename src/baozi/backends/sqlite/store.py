@@ -30,7 +30,7 @@ _RESERVE = (
     "UPDATE baozi_items SET state=1, due=?1, owner=?2, deliveries=deliveries+1, started_at=?5 "
     "WHERE id IN (SELECT id FROM baozi_items WHERE qid=?3 AND state=0 "
     "ORDER BY priority, seq, id LIMIT ?4) "
-    "RETURNING id, payload, priority, deliveries, seq"
+    "RETURNING id, payload, priority, deliveries, task, failures, seq"
 )
 
 
@@ -204,8 +204,8 @@ class SQLiteQueues(Store):
             return []
         db.signal.notify()
         if len(rows) > 1:
-            rows.sort(key=lambda r: (r[2], r[4], r[0]))
-        return [Item(str(r[0]), r[1], r[2], r[3]) for r in rows]
+            rows.sort(key=lambda r: (r[2], r[6], r[0]))
+        return [Item(str(r[0]), *r[1:6]) for r in rows]
 
     def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
         qid = self._db.qid(queue)

@@ -1,0 +1,319 @@
+"""App and Task: the registry of task functions, and how jobs get into their queues."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+from ._process import current_pid
+from ._waiting import check_timeout, wait_until
+from .backends import open_store, resolve_url
+from .backends.base import NewJob, Store
+from .errors import Full
+from .jobs import Job, Watcher
+from .serialize import Serializer, get_serializer
+
+if TYPE_CHECKING:
+    from .executor import JobExecutor
+
+__all__ = ["App", "QueueSpec", "Task"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """A job queue's discipline: its order for equal priorities, and its bound (0 = none)."""
+
+    name: str
+    order: str = "fifo"
+    maxsize: int = 0
+
+
+class Task(Generic[P, R]):
+    """A registered function. Call it to run it here; ``delay``/``apply_async`` to enqueue a job."""
+
+    def __init__(
+        self,
+        app: App,
+        fn: Callable[P, R],
+        *,
+        name: str,
+        queue: str,
+        priority: int | float,
+        retries: int,
+        retry_backoff: float,
+        timeout: float | None,
+        on_success: Callable[[Job, Any], Any] | None,
+        on_failure: Callable[[Job, BaseException], Any] | None,
+        max_deliveries: int,
+    ) -> None:
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be a non-negative int, not {retries!r}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(
+                f"timeout must be a positive number of seconds or None, not {timeout!r}"
+            )
+        if not isinstance(max_deliveries, int) or max_deliveries < 1:
+            raise ValueError(f"max_deliveries must be a positive int, not {max_deliveries!r}")
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.queue = queue
+        self.priority = priority
+        self.retries = retries
+        self.retry_backoff = float(retry_backoff)
+        self.timeout = timeout
+        self.on_success = on_success
+        self.on_failure = on_failure
+        self.max_deliveries = max_deliveries
+        self.is_async = inspect.iscoroutinefunction(fn)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Enqueue a job that runs this task with these arguments; return it at once."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | float | None = None,
+        delay: float | None = None,
+        front: bool = False,
+        block: bool = True,
+        timeout: float | None = None,
+    ) -> Job:
+        """Enqueue a job. ``delay`` seconds keeps it scheduled before it becomes ready; ``front``
+        puts it at the head of its queue. A full queue makes this wait (``block``, ``timeout``)
+        and then raise ``queue.Full``."""
+        (job,) = self.app._enqueue(
+            self.name,
+            [(tuple(args), kwargs or {})],
+            queue or self.queue,
+            self.priority if priority is None else priority,
+            delay,
+            front,
+            block,
+            timeout,
+        )
+        return job
+
+    def map(self, iterable: Iterable[Any]) -> list[Job]:
+        """Enqueue one job per item -- a tuple of positional arguments, or a single argument -- in
+        one store transaction."""
+        calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+            (a if isinstance(a, tuple) else (a,), {}) for a in iterable
+        ]
+        return self.app._enqueue(
+            self.name, calls, self.queue, self.priority, None, False, True, None
+        )
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.queue!r}>"
+
+
+class App:
+    """Tasks and the store their jobs live in. Every process that runs or enqueues jobs makes the
+    same App (usually by importing the module that defines it)."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        lease: float = 30.0,
+        result_ttl: float = 86400.0,
+        serializer: str | Serializer = "json",
+    ) -> None:
+        if not isinstance(lease, (int, float)) or not lease > 0:
+            raise ValueError(f"lease must be a positive number of seconds, not {lease!r}")
+        self.url = resolve_url(url)
+        self.lease = float(lease)
+        self.result_ttl = float(result_ttl)
+        self.codec = get_serializer(serializer)
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.queues: dict[str, QueueSpec] = {}
+        self.import_path: str | None = None  # "module:attribute", when known
+        self._store: Store | None = None
+        self._store_pid = 0
+        self._lock = threading.Lock()
+        self._watch: Watcher | None = None
+        open_store(self.url).close()  # fail here, at once, on a bad URL or file
+
+    @property
+    def store(self) -> Store:
+        """This process's handle on the store (re-opened after a fork)."""
+        if self._store is None or self._store_pid != current_pid():
+            with self._lock:
+                if self._store is None or self._store_pid != current_pid():
+                    self._store, self._store_pid = open_store(self.url), current_pid()
+                    self._watch = None
+        return self._store
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self, fn: None = None, /, **options: Any
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(self, fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+        """Register a function (plain or ``async def``) as a task: ``@app.task`` or
+        ``@app.task(name=None, queue="default", priority=0, retries=0, retry_backoff=1.0,
+        timeout=None, on_success=None, on_failure=None, max_deliveries=5)``."""
+
+        def register(f: Callable[P, R]) -> Task[P, R]:
+            allowed = {
+                "name",
+                "queue",
+                "priority",
+                "retries",
+                "retry_backoff",
+                "timeout",
+                "on_success",
+                "on_failure",
+                "max_deliveries",
+            }
+            unknown = set(options) - allowed
+            if unknown:
+                raise TypeError(
+                    f"unknown task option(s) {sorted(unknown)}; known: {sorted(allowed)}"
+                )
+            name = options.get("name") or f"{f.__module__}.{f.__qualname__}"
+            task = Task(
+                self,
+                f,
+                name=name,
+                queue=options.get("queue", "default"),
+                priority=options.get("priority", 0),
+                retries=options.get("retries", 0),
+                retry_backoff=options.get("retry_backoff", 1.0),
+                timeout=options.get("timeout"),
+                on_success=options.get("on_success"),
+                on_failure=options.get("on_failure"),
+                max_deliveries=options.get("max_deliveries", 5),
+            )
+            self.tasks[name] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    def queue(self, name: str, order: str = "fifo", maxsize: int = 0) -> QueueSpec:
+        """Declare a job queue's order for equal priorities ("fifo" or "lifo") and its bound."""
+        if order not in ("fifo", "lifo"):
+            raise ValueError(f"order must be 'fifo' or 'lifo', not {order!r}")
+        if not isinstance(maxsize, int) or maxsize < 0:
+            raise ValueError(f"maxsize must be a non-negative int, not {maxsize!r}")
+        spec = self.queues[name] = QueueSpec(name, order, maxsize)
+        return spec
+
+    def resolve(self, name: str) -> Task[Any, Any] | None:
+        """The task registered under ``name``, or, for a ``module:function`` name (what
+        ``executor().submit`` sends for plain functions), that function imported."""
+        task = self.tasks.get(name)
+        if task is not None or ":" not in name:
+            return task
+        module, _, attr = name.partition(":")
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError):
+            return None
+        if isinstance(obj, Task):
+            return obj
+        if not callable(obj):
+            return None
+        task = Task(
+            self,
+            obj,
+            name=name,
+            queue="default",
+            priority=0,
+            retries=0,
+            retry_backoff=1.0,
+            timeout=None,
+            on_success=None,
+            on_failure=None,
+            max_deliveries=5,
+        )
+        self.tasks[name] = task
+        return task
+
+    def _enqueue(
+        self,
+        task_name: str,
+        calls: list[tuple[tuple[Any, ...], dict[str, Any]]],
+        queue: str,
+        priority: int | float,
+        delay: float | None,
+        front: bool,
+        block: bool,
+        timeout: float | None,
+    ) -> list[Job]:
+        timeout = check_timeout(timeout)
+        if delay is not None and (not isinstance(delay, (int, float)) or delay < 0):
+            raise ValueError(f"delay must be a non-negative number of seconds, not {delay!r}")
+        if isinstance(priority, bool) or not isinstance(priority, (int, float)):
+            raise TypeError(f"priority must be a number, not {priority!r}")
+        for _, kwargs in calls:
+            if not all(isinstance(k, str) for k in kwargs):
+                raise TypeError("keyword argument names must be strings")
+        jobs = [NewJob(task_name, self.codec.dumps([list(a), k]), priority) for a, k in calls]
+        spec = self.queues.get(queue) or QueueSpec(queue)
+        store = self.store
+        if spec.maxsize and len(jobs) > spec.maxsize:
+            raise ValueError(
+                f"{len(jobs)} jobs can never fit in queue {queue!r} (maxsize {spec.maxsize})"
+            )
+
+        def attempt() -> list[str] | None:
+            try:
+                return store.enqueue(
+                    queue,
+                    jobs,
+                    front=front or spec.order == "lifo",
+                    delay=delay or 0.0,
+                    maxsize=spec.maxsize,
+                )
+            except Full:
+                return None
+
+        ids = wait_until(store, queue, attempt, block, timeout)
+        if ids is None:
+            raise Full(f"queue {queue!r} is full ({spec.maxsize} jobs waiting)")
+        return [Job(self, i) for i in ids]
+
+    def job(self, job_id: str) -> Job:
+        """Attach to a job by id, from any process. Raises JobNotFound for an unknown id."""
+        job = Job(self, str(job_id))
+        job.record()
+        return job
+
+    def executor(self, queue: str | None = None) -> JobExecutor:
+        """A ``concurrent.futures.Executor`` whose work runs as jobs on this app's workers."""
+        from .executor import JobExecutor
+
+        return JobExecutor(self, queue)
+
+    def _watcher(self) -> Watcher:
+        self.store  # noqa: B018 -- re-opens after a fork, which also resets the watcher
+        with self._lock:
+            if self._watch is None:
+                self._watch = Watcher(self)
+            return self._watch
+
+    def __repr__(self) -> str:
+        return f"<App {self.url} tasks={len(self.tasks)}>"

@@ -1,0 +1,191 @@
+"""``baozi enqueue | status | jobs | retry | cancel | purge | queues``: jobs from the shell."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..app import App
+from ..backends.base import STATUSES, JobRecord
+from ..errors import JobNotFound
+from .loading import load_app
+from .options import NOT_FOUND, url_option
+
+
+def _app(url: str | None) -> App:
+    return App(url)
+
+
+def _when(t: float | None) -> str:
+    return "-" if t is None else dt.datetime.fromtimestamp(t).isoformat(" ", "seconds")
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{what} is not valid JSON: {exc}") from exc
+
+
+@click.command()
+@click.argument("app_path", metavar="MODULE:APP")
+@click.argument("task_name")
+@click.argument("args_json", default="[]")
+@click.option("--kwargs", "kwargs_json", default="{}", help="Keyword arguments as a JSON object.")
+@click.option("--priority", type=float, default=None, help="Lower runs first.")
+@click.option("--delay", type=float, default=None, help="Seconds before the job becomes ready.")
+@click.option("--queue", default=None, help="Queue (default: the task's).")
+@click.option("--front", is_flag=True, help="Put the job at the head of its queue.")
+def enqueue(
+    app_path: str,
+    task_name: str,
+    args_json: str,
+    kwargs_json: str,
+    priority: float | None,
+    delay: float | None,
+    queue: str | None,
+    front: bool,
+) -> None:
+    """Enqueue TASK_NAME with ARGS_JSON (a JSON array); print the job id and its position."""
+    app = load_app(app_path)
+    task = app.tasks.get(task_name)
+    if task is None:
+        raise click.BadParameter(
+            f"no task {task_name!r} in {app_path}; known: {', '.join(sorted(app.tasks))}"
+        )
+    args, kwargs = _json(args_json, "ARGS_JSON"), _json(kwargs_json, "--kwargs")
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise click.BadParameter("ARGS_JSON must be a JSON array and --kwargs a JSON object")
+    prio = None if priority is None else int(priority) if priority.is_integer() else priority
+    job = task.apply_async(args, kwargs, queue=queue, priority=prio, delay=delay, front=front)
+    position = job.position()
+    click.echo(f"{job.id}\t{'scheduled' if position is None else f'position {position}'}")
+
+
+@click.command()
+@click.argument("job_id")
+@url_option
+def status(job_id: str, url: str | None) -> None:
+    """Show a job: status, position, attempts, times, and its result or error."""
+    app = _app(url)
+    try:
+        rec = app.job(job_id).record()
+    except JobNotFound as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(NOT_FOUND)
+    position = app.store.rank(rec.queue, rec.id)
+    lines = [
+        ("job", rec.id),
+        ("task", rec.task),
+        ("queue", rec.queue),
+        ("status", rec.status),
+        ("position", "-" if position is None else str(position)),
+        ("attempts", str(rec.attempts)),
+        ("created", _when(rec.created_at)),
+        ("started", _when(rec.started_at)),
+        ("finished", _when(rec.finished_at)),
+    ]
+    if rec.status == "succeeded" and rec.result is not None:
+        lines.append(("result", repr(app.codec.loads(rec.result))))
+    if rec.error:
+        error = json.loads(rec.error)
+        lines.append(("error", f"{error.get('type')}: {error.get('message')}"))
+    for key, value in lines:
+        click.echo(f"{key:>9}  {value}")
+
+
+@click.command("queues")
+@url_option
+def queues_cmd(url: str | None) -> None:
+    """A table of every queue: jobs ready, scheduled, running, failed and done."""
+    app = _app(url)
+    table = Table(title=f"queues in {app.url}")
+    for col in ("queue", "ready", "scheduled", "running", "failed", "done"):
+        table.add_column(col, justify="left" if col == "queue" else "right")
+    for name in app.store.queues():
+        if name.startswith("deque:"):
+            continue
+        c = app.store.job_counts(name)
+        table.add_row(
+            name,
+            *(str(c[k]) for k in ("queued", "scheduled", "running", "failed")),
+            str(c["succeeded"] + c["cancelled"]),
+        )
+    Console().print(table)
+
+
+@click.command("jobs")
+@click.option("--queue", default=None)
+@click.option("--status", "status_", type=click.Choice(STATUSES), default=None)
+@click.option("--limit", type=int, default=20, show_default=True)
+@url_option
+def jobs_cmd(queue: str | None, status_: str | None, limit: int, url: str | None) -> None:
+    """List jobs, newest first."""
+    app = _app(url)
+    table = Table()
+    for col in ("id", "task", "queue", "status", "attempts", "created", "error"):
+        table.add_column(col)
+    for rec in app.store.records(queue, status_, limit):
+        table.add_row(
+            rec.id,
+            rec.task,
+            rec.queue,
+            rec.status,
+            str(rec.attempts),
+            _when(rec.created_at),
+            _error_text(rec),
+        )
+    Console().print(table)
+
+
+def _error_text(rec: JobRecord) -> str:
+    if not rec.error:
+        return ""
+    error = json.loads(rec.error)
+    return f"{error.get('type')}: {error.get('message')}"[:80]
+
+
+@click.command()
+@click.argument("job_id", required=False)
+@click.option("--all-failed", is_flag=True, help="Retry every failed job.")
+@click.option("--queue", default=None, help="With --all-failed: only this queue.")
+@url_option
+def retry(job_id: str | None, all_failed: bool, queue: str | None, url: str | None) -> None:
+    """Run a failed (or cancelled) job again, or every failed job."""
+    app = _app(url)
+    if all_failed == (job_id is not None):
+        raise click.UsageError("give a JOB_ID or --all-failed")
+    ids = [job_id] if job_id else [r.id for r in app.store.records(queue, "failed", 1_000_000)]
+    done = sum(app.store.requeue(i) for i in ids if i)
+    click.echo(f"{done} job(s) queued again")
+    if job_id and not done:
+        sys.exit(NOT_FOUND)
+
+
+@click.command()
+@click.argument("job_id")
+@url_option
+def cancel(job_id: str, url: str | None) -> None:
+    """Cancel a job that has not started."""
+    if _app(url).store.cancel(job_id):
+        click.echo(f"job {job_id} cancelled")
+    else:
+        click.echo(f"job {job_id} was not cancelled: it is unknown, running or finished", err=True)
+        sys.exit(NOT_FOUND)
+
+
+@click.command()
+@click.argument("queue")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@url_option
+def purge(queue: str, yes: bool, url: str | None) -> None:
+    """Remove every job of QUEUE: waiting, scheduled, running and finished."""
+    if not yes:
+        click.confirm(f"remove every job of queue {queue!r}?", abort=True)
+    click.echo(f"{_app(url).store.clear(queue)} job(s) removed")

@@ -1,0 +1,29 @@
+"""Finding the user's App from a ``module:attribute`` path, as every worker process must."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from ..app import App
+
+
+def load_app(path: str) -> App:
+    """Import ``module:attribute`` (the working directory is importable) and return that App."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise click.BadParameter(f"{path!r}: give the app as module:attribute, e.g. tasks:app")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.BadParameter(f"cannot import {module_name!r}: {exc}") from exc
+    app = getattr(module, attr, None)
+    if not isinstance(app, App):
+        raise click.BadParameter(f"{path!r} is {type(app).__name__}, not a baozi.App")
+    app.import_path = path
+    return app

@@ -1,0 +1,217 @@
+"""Job: a thin handle (an id and an app) on a job's record, read fresh from the store each time."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._waiting import check_timeout
+from .backends.base import JobRecord
+from .errors import JobCancelled, JobFailed, JobNotFound
+
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = ["FINISHED", "Job", "current_job"]
+
+log = logging.getLogger("baozi.job")
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+_current: contextvars.ContextVar[Job | None] = contextvars.ContextVar("baozi_job", default=None)
+
+
+def current_job() -> Job:
+    """The job whose task is running in this thread or coroutine; RuntimeError outside a task."""
+    job = _current.get()
+    if job is None:
+        raise RuntimeError("current_job() is only available inside a running task")
+    return job
+
+
+class Job:
+    """A job in the store. Every attribute is read from the store when asked for."""
+
+    def __init__(self, app: App, job_id: str, *, owner: str | None = None) -> None:
+        self.app = app
+        self.id = job_id
+        self._owner = owner  # set only inside the worker running it
+
+    def record(self) -> JobRecord:
+        """The whole record, read now. Raises JobNotFound if the store has no such job."""
+        rec = self.app.store.record(self.id)
+        if rec is None:
+            raise JobNotFound(f"no job {self.id!r} in {self.app.url}")
+        return rec
+
+    @property
+    def status(self) -> str:
+        """One of scheduled, queued, running, succeeded, failed, cancelled."""
+        return self.record().status
+
+    @property
+    def task(self) -> str:
+        return self.record().task
+
+    @property
+    def queue(self) -> str:
+        return self.record().queue
+
+    @property
+    def attempts(self) -> int:
+        """How many times a worker has started this job."""
+        return self.record().attempts
+
+    @property
+    def created_at(self) -> float:
+        return self.record().created_at
+
+    @property
+    def started_at(self) -> float | None:
+        return self.record().started_at
+
+    @property
+    def finished_at(self) -> float | None:
+        return self.record().finished_at
+
+    @property
+    def progress(self) -> tuple[float, str | None] | None:
+        """The last ``(fraction, message)`` the task reported, or None."""
+        raw = self.record().progress
+        if raw is None:
+            return None
+        fraction, message = json.loads(raw)
+        return float(fraction), message
+
+    def position(self) -> int | None:
+        """How many jobs will be served before this one in its queue (0 = next); None when it is
+        not waiting (running, scheduled or finished)."""
+        rec = self.record()
+        return self.app.store.rank(rec.queue, self.id)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the job to finish and return its value.
+
+        Raises JobFailed (with the remote exception's type, message and traceback), JobCancelled,
+        or TimeoutError when ``timeout`` seconds pass first."""
+        timeout = check_timeout(timeout)
+        store = self.app.store
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            token = store.change_token()
+            rec = self.record()
+            if rec.status in FINISHED:
+                return self._outcome(rec)
+            wait = 60.0
+            if deadline is not None:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    raise TimeoutError(f"job {self.id} is still {rec.status} after {timeout} s")
+            store.wait_for_change(token, wait)
+
+    def _outcome(self, rec: JobRecord) -> Any:
+        if rec.status == "succeeded":
+            return None if rec.result is None else self.app.codec.loads(rec.result)
+        if rec.status == "cancelled":
+            raise JobCancelled(f"job {self.id} was cancelled")
+        error = json.loads(rec.error or "{}")
+        raise JobFailed(
+            self.id,
+            error.get("type", "Error"),
+            error.get("message", ""),
+            error.get("traceback", ""),
+        )
+
+    def done(self) -> bool:
+        return self.status in FINISHED
+
+    def cancel(self) -> bool:
+        """Cancel the job if it has not started yet; return whether it was."""
+        return self.app.store.cancel(self.id)
+
+    def retry(self) -> bool:
+        """Run a failed or cancelled job again, from its original place in its queue."""
+        return self.app.store.requeue(self.id)
+
+    def add_done_callback(self, fn: Callable[[Job], Any]) -> None:
+        """Call ``fn(job)`` once the job has finished (at once if it already has), from a
+        background thread of this process."""
+        self.app._watcher().watch(self, fn)
+
+    def set_progress(self, fraction: float, message: str | None = None) -> None:
+        """Report progress from inside the running task; every reader sees it as ``progress``."""
+        if self._owner is None:
+            raise RuntimeError("set_progress() works on current_job(), inside the running task")
+        if not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1 or math.isnan(fraction):
+            raise ValueError(f"progress must be a fraction between 0 and 1, not {fraction!r}")
+        if message is not None and not isinstance(message, str):
+            raise TypeError(f"a progress message must be a str, not {type(message).__qualname__}")
+        self.app.store.set_progress(self.id, self._owner, json.dumps([fraction, message]))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and other.id == self.id and other.app is self.app
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id}>"
+
+
+class Watcher:
+    """One thread per app that calls done-callbacks when jobs finish (it sleeps on the store's
+    change signal, so it costs nothing while nothing changes)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[Job, list[Callable[[Job], Any]]]] = {}
+        self._thread: threading.Thread | None = None
+
+    def watch(self, job: Job, fn: Callable[[Job], Any]) -> None:
+        with self._lock:
+            entry = self._pending.setdefault(job.id, (job, []))
+            entry[1].append(fn)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="baozi-watcher", daemon=True)
+                self._thread.start()
+        # It may have finished before the thread looked: check once here too.
+        if self._finished(job):
+            self._fire(job)
+
+    @staticmethod
+    def _finished(job: Job) -> bool:
+        try:
+            return job.status in FINISHED
+        except JobNotFound:
+            return True  # purged: it finished long ago
+        except Exception:  # the store may be back next round
+            log.exception("checking job %s failed", job.id)
+            return False
+
+    def _fire(self, job: Job) -> None:
+        with self._lock:
+            _, fns = self._pending.pop(job.id, (job, []))
+        for fn in fns:
+            try:
+                fn(job)
+            except Exception:
+                log.exception("done-callback %r of job %s raised", fn, job.id)
+
+    def _run(self) -> None:
+        store = self.app.store
+        while True:
+            token = store.change_token()
+            with self._lock:
+                pending = list(self._pending.values())
+                if not pending:
+                    self._thread = None
+                    return
+            for job, _ in pending:
+                if self._finished(job):
+                    self._fire(job)
+            store.wait_for_change(token, 1.0)

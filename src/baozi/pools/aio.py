@@ -1,0 +1,83 @@
+"""Coroutines on one event loop: for many slow connections. Plain functions run in threads so
+they never block the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, ClassVar
+
+from .base import Call, Pool
+from .context import job_for, run_with_job
+
+__all__ = ["AsyncPool"]
+
+
+class AsyncPool(Pool):
+    kind: ClassVar[str] = "async"
+    default_concurrency: ClassVar[int] = 100
+
+    def __init__(self, concurrency: int) -> None:
+        super().__init__(concurrency)
+        self._loop = asyncio.new_event_loop()
+        self._threads = ThreadPoolExecutor(min(concurrency, 32), thread_name_prefix="baozi-sync")
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run_loop, name="baozi-async-loop", daemon=True)
+        self._thread.start()
+        self._started.wait()
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.call_soon(self._started.set)
+        self._loop.run_forever()
+
+    def submit(self, call: Call) -> Future[Any]:
+        return asyncio.run_coroutine_threadsafe(self._run(call), self._loop)
+
+    async def _run(self, call: Call) -> Any:
+        from ..jobs import _current
+
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            if asyncio.iscoroutinefunction(call.fn):
+                _current.set(job_for(call) if call.job_id else None)  # this task's own context
+                work: Any = call.fn(*call.args, **call.kwargs)
+            else:
+                ctx = contextvars.copy_context()
+                work = self._loop.run_in_executor(self._threads, ctx.run, run_with_job, call)
+            if call.timeout is None:
+                return await work
+            try:
+                return await asyncio.wait_for(work, call.timeout)
+            except TimeoutError:
+                raise TimeoutError(f"the job ran past its {call.timeout} s timeout") from None
+        finally:
+            self._tasks.discard(task)
+
+    def close(self) -> None:
+        async def drain() -> None:
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(drain(), self._loop).result()
+        self._stop()
+        self._threads.shutdown(wait=True)
+
+    def terminate(self) -> None:
+        def cancel_all() -> None:
+            for task in list(self._tasks):
+                task.cancel()
+
+        self._loop.call_soon_threadsafe(cancel_all)
+        self._stop()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    def _stop(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)

@@ -1,0 +1,119 @@
+"""The pool contract: where a worker's jobs actually run (threads, processes, coroutines).
+
+A pool looks like a ``concurrent.futures`` executor with a fixed number of slots:
+
+* :meth:`Pool.submit` starts a :class:`Call` -- at once if a slot is free, else as soon as one is --
+  and returns a ``concurrent.futures.Future`` for its return value or exception. When the call has
+  a ``timeout``, the future fails with ``TimeoutError`` at the deadline: process and async pools
+  also stop the call then; a thread cannot be stopped, so its late result is simply dropped.
+* :meth:`Pool.close` lets every submitted call finish, then frees the pool's resources.
+* :meth:`Pool.terminate` stops at once. Futures of calls that did not finish are left pending --
+  the worker puts their jobs back in their queues, so nothing is lost.
+
+The worker never branches on the pool's kind. A pool runs ``current_job()`` for each call.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = ["Call", "Deadlines", "Pool", "WorkerLost"]
+
+
+class WorkerLost(Exception):
+    """The process running the call died before it returned (a crash, os._exit, the OOM killer)."""
+
+
+@dataclass(slots=True)
+class Call:
+    """One run of a task function, with what a pool needs to run it anywhere."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    timeout: float | None = None
+    job_id: str = ""
+    owner: str = ""
+    url: str = ""
+    """The store URL, so a child process can attach ``current_job()`` to the job."""
+    serializer: str = "json"
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+class Pool(ABC):
+    """A fixed number of slots that run calls. See the module docstring for the contract."""
+
+    kind: ClassVar[str]
+    default_concurrency: ClassVar[int]
+
+    def __init__(self, concurrency: int) -> None:
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be a positive int, not {concurrency!r}")
+        self.concurrency = concurrency
+
+    @abstractmethod
+    def submit(self, call: Call) -> Future[Any]:
+        """Start ``call`` in a free slot (or the next one to free up); return its future."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Finish every submitted call, then free the pool's threads or processes. Blocks."""
+
+    @abstractmethod
+    def terminate(self) -> None:
+        """Stop now; calls still running are abandoned (their futures stay pending)."""
+
+
+class Deadlines:
+    """One thread that calls callbacks at their deadlines, for pools that enforce timeouts."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], Any]]] = []
+        self._cond = threading.Condition()
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def at(self, seconds: float, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` ``seconds`` from now (it should do nothing if it is too late)."""
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._ids), callback))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="baozi-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._cond.wait(None if not self._heap else self._heap[0][0] - time.monotonic())
+                _, _, callback = heapq.heappop(self._heap)
+            try:
+                callback()
+            except Exception:  # a callback must never take the thread down
+                pass
+
+
+def set_exception_once(future: Future[Any], exc: BaseException) -> None:
+    """Fail ``future`` unless it is already done (a deadline and a result may race)."""
+    try:
+        future.set_exception(exc)
+    except Exception:  # InvalidStateError: it finished first
+        pass
+
+
+def set_result_once(future: Future[Any], value: Any) -> None:
+    try:
+        future.set_result(value)
+    except Exception:
+        pass

@@ -1,0 +1,37 @@
+"""Running a call with ``current_job()`` pointing at its job, in whatever thread or process."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+from .base import Call
+
+_apps: dict[tuple[str, str], Any] = {}
+
+
+def job_for(call: Call) -> Any:
+    """A Job handle for the call's job, able to report progress (it carries the lease owner)."""
+    from ..app import App
+    from ..jobs import Job
+
+    key = (call.url, call.serializer)
+    app = _apps.get(key)
+    if app is None:
+        app = _apps[key] = App(call.url, serializer=call.serializer)
+    return Job(app, call.job_id, owner=call.owner)
+
+
+def run_with_job(call: Call) -> Any:
+    """Run a plain (or, in a process, async) function as the call's job."""
+    from ..jobs import _current
+
+    token = _current.set(job_for(call) if call.job_id else None)
+    try:
+        result = call.fn(*call.args, **call.kwargs)
+        if inspect.iscoroutine(result):  # an async task outside the async pool: give it a loop
+            result = asyncio.run(result)
+        return result
+    finally:
+        _current.reset(token)

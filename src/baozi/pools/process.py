@@ -1,0 +1,240 @@
+"""Processes: for CPU-bound jobs. Each child runs one call at a time; a child that dies mid-call
+fails that call (WorkerLost) and is replaced; a call past its timeout has its child killed."""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import Future
+from multiprocessing.connection import Connection, wait
+from typing import Any, ClassVar
+
+from .base import Call, Pool, WorkerLost, set_exception_once, set_result_once
+
+__all__ = ["ChildError", "ProcessPool"]
+
+
+class ChildError(Exception):
+    """An exception raised in a child process, carried back as its type name, message and
+    traceback text (the exception object itself may not survive the trip)."""
+
+    def __init__(self, exc_type: str, message: str, tb: str) -> None:
+        super().__init__(message)
+        self.exc_type = exc_type
+        self.tb = tb
+
+
+def _import(module: str, qualname: str) -> Any:
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return getattr(obj, "fn", obj)  # a Task object wraps the function
+
+
+def _child_main(conn: Connection) -> None:
+    from .context import run_with_job
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when children stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        module, qualname, call = msg
+        try:
+            call.fn = _import(module, qualname)
+            result = run_with_job(call)
+        except BaseException as exc:  # noqa: BLE001 -- everything goes back to the parent
+            detail = (type(exc).__name__, str(exc), traceback.format_exc())
+            try:
+                conn.send(("error", detail, exc))
+            except Exception:  # the exception itself does not pickle: its text is enough
+                conn.send(("error", detail, None))
+        else:
+            try:
+                conn.send(("ok", result, None))
+            except Exception as exc:
+                detail = (type(exc).__name__, f"the job's result cannot be sent back: {exc}", "")
+                conn.send(("error", detail, None))
+
+
+class _Child:
+    def __init__(self, ctx: Any) -> None:
+        self.conn, child_conn = ctx.Pipe()
+        self.process = ctx.Process(target=_child_main, args=(child_conn,), daemon=True)
+        self.process.start()
+        child_conn.close()
+        self.future: Future[Any] | None = None
+        self.deadline: float | None = None
+        self.calls = 0
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
+class ProcessPool(Pool):
+    kind: ClassVar[str] = "process"
+    default_concurrency: ClassVar[int] = os.cpu_count() or 1
+
+    def __init__(self, concurrency: int, max_tasks_per_child: int | None = None) -> None:
+        super().__init__(concurrency)
+        method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+        self._ctx = multiprocessing.get_context(method)
+        self._max_calls = max_tasks_per_child
+        self._idle: list[_Child] = []
+        self._busy: dict[Connection, _Child] = {}
+        self._pending: collections.deque[tuple[Call, Future[Any]]] = collections.deque()
+        self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._wake_r, self._wake_w = multiprocessing.Pipe(duplex=False)
+        self._stopping = False
+        self._collector = threading.Thread(
+            target=self._collect, name="baozi-process-pool", daemon=True
+        )
+        self._collector.start()
+
+    def submit(self, call: Call) -> Future[Any]:
+        module, qualname = (
+            getattr(call.fn, "__module__", None),
+            getattr(call.fn, "__qualname__", ""),
+        )
+        if not module or "<" in qualname:
+            raise ValueError(
+                f"the process pool runs only functions defined at the top level of a module, "
+                f"not {call.fn!r}"
+            )
+        future: Future[Any] = Future()
+        future.set_running_or_notify_cancel()
+        with self._lock:
+            self._pending.append((call, future))
+            self._dispatch()
+        return future
+
+    def _dispatch(self) -> None:
+        """Hand pending calls to idle children, starting children up to the bound. Holds the lock."""
+        while self._pending and not self._stopping:
+            if self._idle:
+                child = self._idle.pop()
+            elif len(self._busy) + len(self._idle) < self.concurrency:
+                child = _Child(self._ctx)
+            else:
+                return
+            call, future = self._pending.popleft()
+            fn = call.fn
+            call.fn = None  # type: ignore[assignment]  # the child imports it by name
+            try:
+                child.conn.send((fn.__module__, fn.__qualname__, call))
+            except Exception as exc:  # arguments that do not pickle
+                set_exception_once(future, exc)
+                self._idle.append(child)
+                continue
+            finally:
+                call.fn = fn
+            child.future = future
+            child.deadline = None if call.timeout is None else time.monotonic() + call.timeout
+            child.calls += 1
+            self._busy[child.conn] = child
+        self._wake_w.send(None)
+
+    def _collect(self) -> None:
+        while True:
+            with self._lock:
+                busy = list(self._busy.values())
+                if self._stopping and not busy:
+                    return
+            deadlines = [c.deadline for c in busy if c.deadline is not None]
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            ready = wait(
+                [self._wake_r] + [c.conn for c in busy] + [c.process.sentinel for c in busy],
+                timeout,
+            )
+            if self._wake_r in ready:
+                while self._wake_r.poll():
+                    self._wake_r.recv()
+            with self._lock:
+                for child in busy:
+                    self._check(child, ready)
+                self._dispatch()
+                self._settled.notify_all()
+
+    def _check(self, child: _Child, ready: list[Any]) -> None:
+        """Settle a busy child's call if it answered, died or ran out of time. Holds the lock."""
+        future = child.future
+        assert future is not None
+        if child.conn in ready:
+            try:
+                status, value, exc = child.conn.recv()
+            except (EOFError, OSError):
+                status = "died"
+            if status == "ok":
+                set_result_once(future, value)
+            elif status == "error":
+                set_exception_once(
+                    future, exc if isinstance(exc, BaseException) else ChildError(*value)
+                )
+            if status != "died":
+                self._free(child)
+                return
+        if child.process.sentinel in ready or not child.process.is_alive():
+            code = child.process.exitcode
+            set_exception_once(
+                future, WorkerLost(f"the process running the job died (exit code {code})")
+            )
+            self._retire(child)
+        elif child.deadline is not None and time.monotonic() >= child.deadline:
+            child.kill()
+            set_exception_once(
+                future, TimeoutError("the job ran past its timeout and its process was killed")
+            )
+            self._retire(child)
+
+    def _free(self, child: _Child) -> None:
+        del self._busy[child.conn]
+        child.future, child.deadline = None, None
+        if self._max_calls is not None and child.calls >= self._max_calls:
+            child.conn.send(None)  # replaced lazily by the next dispatch
+            child.process.join(5)
+            child.kill()
+        else:
+            self._idle.append(child)
+
+    def _retire(self, child: _Child) -> None:
+        self._busy.pop(child.conn, None)
+        child.kill()
+
+    def close(self) -> None:
+        with self._lock:
+            self._settled.wait_for(lambda: not self._pending and not self._busy)
+            self._stopping = True
+            idle, self._idle = self._idle, []
+        self._wake_w.send(None)
+        for child in idle:
+            try:
+                child.conn.send(None)
+            except OSError:
+                pass
+            child.process.join(5)
+            child.kill()
+
+    def terminate(self) -> None:
+        with self._lock:
+            self._stopping = True
+            children = list(self._idle) + list(self._busy.values())
+            self._idle, self._busy = [], {}
+            self._pending.clear()
+        self._wake_w.send(None)
+        for child in children:
+            child.kill()

@@ -1,0 +1,487 @@
+"""Worker: takes jobs off queues as slots free up, runs them in a pool, and settles them.
+
+The loop owns nothing durable. It reserves no more jobs than it has free slots, renews the leases
+of the jobs it runs, and settles each in the store when it ends. A worker that dies leaves leases
+that run out, so its jobs return to their queues and run again (at-least-once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from .backends.base import Item, Outcome, WorkerInfo
+from .errors import Retry
+from .jobs import Job
+from .pools import Call, Pool, make_pool
+from .pools import pool_class as _pool_class
+from .pools.process import ChildError
+
+if TYPE_CHECKING:
+    from .app import App, Task
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("baozi.worker")
+
+
+@dataclass(slots=True)
+class _Running:
+    queue: str
+    item: Item
+    task: Task[Any, Any]
+    started: float
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    if isinstance(exc, ChildError):
+        return {"type": exc.exc_type, "message": str(exc), "traceback": exc.tb}
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {"type": type(exc).__name__, "message": str(exc), "traceback": tb}
+
+
+class Worker:
+    """Runs jobs from ``queues`` (default: every queue the app's tasks name) in a pool of
+    ``concurrency`` slots -- "thread" (8), "process" (one per core) or "async" (100) -- in each of
+    ``processes`` worker processes."""
+
+    def __init__(
+        self,
+        app: App,
+        queues: list[str] | None = None,
+        pool: str = "thread",
+        concurrency: int | None = None,
+        processes: int = 1,
+        *,
+        max_tasks_per_child: int | None = None,
+    ) -> None:
+        cls = _pool_class(pool)  # an unknown pool fails here, not in the loop
+        if not isinstance(processes, int) or processes < 1:
+            raise ValueError(f"processes must be a positive int, not {processes!r}")
+        self.app = app
+        self.queues = (
+            list(queues)
+            if queues
+            else sorted({t.queue for t in app.tasks.values()} | set(app.queues) or {"default"})
+        )
+        self.pool_kind = pool
+        self.concurrency = concurrency or cls.default_concurrency
+        self.processes = processes
+        self.max_tasks_per_child = max_tasks_per_child
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = self.id  # the name its leases are held under
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._terminating = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool: Pool | None = None
+
+    # -- control ------------------------------------------------------------------------------
+
+    def start(self, burst: bool = False) -> None:
+        """Run in a background thread; ``close()``/``terminate()`` stop it, ``join()`` waits."""
+        self._thread = threading.Thread(
+            target=self.run, args=(burst,), name="baozi-worker", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        """Warm stop: take no more jobs, finish every job in flight, then stop."""
+        self._closing.set()
+        self._wake.set()
+
+    def terminate(self) -> None:
+        """Cold stop: stop now; every job in flight goes back to its place in its queue."""
+        self._terminating.set()
+        self._closing.set()
+        self._wake.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker to stop; return whether it did."""
+        return self._stopped.wait(timeout)
+
+    def run(self, burst: bool = False) -> None:
+        """Run until closed or terminated (SIGTERM or SIGINT: close; a second one: terminate).
+        With ``burst``, stop as soon as no job is ready, scheduled or running."""
+        restore = self._install_signals()
+        try:
+            if self.processes > 1:
+                self._supervise(burst)
+            else:
+                self._run(burst)
+        finally:
+            restore()
+            self._stopped.set()
+
+    def _install_signals(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            if self._closing.is_set():
+                log.warning("second signal: terminating; jobs in flight go back to their queues")
+                self.terminate()
+            else:
+                log.info("closing: finishing the jobs in flight (signal again to stop now)")
+                self.close()
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        return lambda: [signal.signal(s, h) for s, h in old.items()]
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _run(self, burst: bool) -> None:
+        self._pool = make_pool(self.pool_kind, self.concurrency, **self._pool_options())
+        keeper = threading.Thread(target=self._keep, name="baozi-worker-keeper", daemon=True)
+        watcher = threading.Thread(target=self._watch_store, name="baozi-worker-wake", daemon=True)
+        keeper.start()
+        watcher.start()
+        log.info(
+            "worker %s: %s pool x %d on %s, queues %s",
+            self.id,
+            self.pool_kind,
+            self.concurrency,
+            self.app.url,
+            ", ".join(self.queues),
+        )
+        try:
+            while not self._terminating.is_set():
+                self._wake.clear()
+                if self._closing.is_set():
+                    if not self._running:
+                        break
+                elif self._fetch():
+                    continue
+                elif burst and not self._running and self._drained():
+                    break
+                self._wake.wait(self._idle_wait())
+        finally:
+            self._shutdown()
+
+    def _pool_options(self) -> dict[str, Any]:
+        if self.pool_kind == "process" and self.max_tasks_per_child:
+            return {"max_tasks_per_child": self.max_tasks_per_child}
+        return {}
+
+    def _fetch(self) -> int:
+        """Reserve as many jobs as there are free slots and start them; return how many."""
+        got = 0
+        for queue in self.queues:
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                break
+            items = self.app.store.reserve(queue, self.owner, self.app.lease, free)
+            for item in items:
+                self._start(queue, item)
+            got += len(items)
+        return got
+
+    def _drained(self) -> bool:
+        store = self.app.store
+        for queue in self.queues:
+            counts = store.counts(queue)
+            if counts.ready or counts.scheduled:
+                return False
+        return True
+
+    def _idle_wait(self) -> float:
+        """Sleep until a store change wakes us, or until the next delayed job or lease is due."""
+        wait = 5.0
+        now = time.time()
+        for queue in self.queues:
+            due = self.app.store.next_due(queue)
+            if due is not None:
+                wait = min(wait, max(due - now, 0.0) + 0.001)
+        return wait
+
+    def _watch_store(self) -> None:
+        # Wake the loop on any store change. The token is renewed *before* each wake-up, so a
+        # change that lands while the loop is busy is never missed.
+        store = self.app.store
+        token = store.change_token()
+        while not self._stopped.is_set() and not self._terminating.is_set():
+            if store.wait_for_change(token, 1.0):
+                token = store.change_token()
+                self._wake.set()
+
+    # -- one job ------------------------------------------------------------------------------
+
+    def _start(self, queue: str, item: Item) -> None:
+        app = self.app
+        task = app.resolve(item.task or "")
+        limit = task.max_deliveries if task is not None else 5
+        if item.deliveries > limit:
+            self._settle_failed(
+                queue,
+                item,
+                "WorkerLost",
+                (
+                    f"the job was delivered {item.deliveries} times and its worker died each time "
+                    f"(max_deliveries={limit}); it is not run again"
+                ),
+            )
+            return
+        if task is None:
+            self._settle_failed(
+                queue,
+                item,
+                "UnknownTask",
+                (
+                    f"no task named {item.task!r} is registered in this worker's app "
+                    f"({app.import_path or app!r}); register it or check the name"
+                ),
+            )
+            return
+        try:
+            args, kwargs = app.codec.loads(item.payload)
+        except Exception as exc:
+            self._settle_failed(
+                queue, item, type(exc).__name__, f"cannot decode the job's arguments: {exc}"
+            )
+            return
+        run = _Running(queue, item, task, time.monotonic())
+        call = Call(
+            task.fn, tuple(args), kwargs, task.timeout, item.id, self.owner, app.url, app.codec.name
+        )
+        with self._lock:
+            self._running[item.id] = run
+        log.info(
+            "job %s %s started (queue %s, attempt %d)", item.id, task.name, queue, item.deliveries
+        )
+        assert self._pool is not None
+        try:
+            future = self._pool.submit(call)
+        except Exception as exc:
+            future = Future()
+            future.set_exception(exc)
+        future.add_done_callback(lambda f: self._finished(run, f))
+
+    def _settle_failed(self, queue: str, item: Item, exc_type: str, message: str) -> None:
+        error = json.dumps({"type": exc_type, "message": message, "traceback": ""})
+        self.app.store.settle(
+            queue, self.owner, [Outcome(item.id, "failed", error=error)], self.app.result_ttl
+        )
+        log.error("job %s failed: %s: %s", item.id, exc_type, message)
+
+    def _finished(self, run: _Running, future: Future[Any]) -> None:
+        if self._terminating.is_set():
+            return  # terminate() already put the job back
+        item, task = run.item, run.task
+        try:
+            value = future.result()
+            exc: BaseException | None = None
+            payload = self.app.codec.dumps(value)
+        except CancelledError:
+            return
+        except BaseException as e:  # noqa: BLE001 -- a job's exception, or an unstorable result
+            exc, payload = e, None
+        elapsed = time.monotonic() - run.started
+        if exc is None:
+            outcome = Outcome(item.id, "succeeded", result=payload)
+        elif item.failures < task.retries:
+            delay = (
+                exc.delay
+                if isinstance(exc, Retry) and exc.delay is not None
+                else (task.retry_backoff * 2**item.failures * random.uniform(0.5, 1.5))
+            )
+            outcome = Outcome(item.id, "retry", error=json.dumps(_error(exc)), retry_in=delay)
+        else:
+            outcome = Outcome(item.id, "failed", error=json.dumps(_error(exc)))
+        try:
+            held = self.app.store.settle(run.queue, self.owner, [outcome], self.app.result_ttl)
+        except Exception:
+            log.exception(
+                "job %s: settling failed; its lease will run out and it will run again", item.id
+            )
+            held = 0
+        with self._lock:
+            self._running.pop(item.id, None)
+        self._wake.set()
+        self._report(run, outcome, exc, value if exc is None else None, elapsed, held)
+
+    def _report(
+        self,
+        run: _Running,
+        outcome: Outcome,
+        exc: BaseException | None,
+        value: Any,
+        elapsed: float,
+        held: int,
+    ) -> None:
+        item, task = run.item, run.task
+        if not held:
+            log.warning(
+                "job %s %s ended after its lease was lost; its result was dropped",
+                item.id,
+                task.name,
+            )
+            return
+        if outcome.status == "succeeded":
+            log.info(
+                "job %s %s succeeded in %.3fs (queue %s)", item.id, task.name, elapsed, run.queue
+            )
+            callback, arg = task.on_success, value
+        elif outcome.status == "retry":
+            log.warning(
+                "job %s %s raised %r; retrying in %.1fs", item.id, task.name, exc, outcome.retry_in
+            )
+            return
+        else:
+            log.error(
+                "job %s %s failed in %.3fs: %r (queue %s)",
+                item.id,
+                task.name,
+                elapsed,
+                exc,
+                run.queue,
+            )
+            callback, arg = task.on_failure, exc
+        if callback is not None:
+            try:
+                callback(Job(self.app, item.id), arg)
+            except Exception:
+                log.exception("the %s callback of job %s raised", outcome.status, item.id)
+
+    # -- leases, heartbeats, shutdown ---------------------------------------------------------
+
+    def _keep(self) -> None:
+        store, interval, last_purge = self.app.store, self.app.lease / 3, 0.0
+        started = time.time()
+        while not self._stopped.wait(interval):
+            with self._lock:
+                by_queue: dict[str, list[str]] = {}
+                for job_id, run in self._running.items():
+                    by_queue.setdefault(run.queue, []).append(job_id)
+            try:
+                for queue, ids in by_queue.items():
+                    store.extend(queue, ids, self.owner, self.app.lease)
+                store.heartbeat(self._info(started), ttl=self.app.lease)
+                if time.time() - last_purge > 60:
+                    last_purge = time.time()
+                    store.purge_expired()
+            except Exception:  # the store may be back next round; leases have slack
+                log.exception("worker %s: renewing leases failed", self.id)
+
+    def _info(self, started: float) -> WorkerInfo:
+        return WorkerInfo(
+            self.id,
+            socket.gethostname(),
+            os.getpid(),
+            self.pool_kind,
+            self.concurrency,
+            tuple(self.queues),
+            len(self._running),
+            started,
+        )
+
+    def _shutdown(self) -> None:
+        pool, store = self._pool, self.app.store
+        assert pool is not None
+        if self._terminating.is_set():
+            pool.terminate()
+            with self._lock:
+                running, self._running = self._running, {}
+            by_queue: dict[str, list[str]] = {}
+            for job_id, run in running.items():
+                by_queue.setdefault(run.queue, []).append(job_id)
+            for queue, ids in by_queue.items():
+                store.release(queue, ids, self.owner)
+            if running:
+                log.warning(
+                    "worker %s terminated: %d job(s) went back to their queues",
+                    self.id,
+                    len(running),
+                )
+        else:
+            pool.close()
+        self._stopped.set()
+        store.forget_worker(self.id)
+        log.info("worker %s stopped", self.id)
+
+    # -- several processes --------------------------------------------------------------------
+
+    def _supervise(self, burst: bool) -> None:
+        path = _import_path(self.app)
+        ctx = multiprocessing.get_context("spawn")
+        args = (
+            path,
+            self.queues,
+            self.pool_kind,
+            self.concurrency,
+            burst,
+            self.max_tasks_per_child,
+        )
+        children = [ctx.Process(target=_child_worker, args=args) for _ in range(self.processes)]
+        for child in children:
+            child.start()
+        signalled = 0
+        while True:
+            alive = [c for c in children if c.is_alive()]
+            if not alive:
+                break
+            wanted = 2 if self._terminating.is_set() else 1 if self._closing.is_set() else 0
+            while signalled < wanted:
+                signalled += 1
+                for child in alive:
+                    os.kill(child.pid, signal.SIGTERM)  # type: ignore[arg-type]
+            if not burst and not self._closing.is_set():  # replace a child that died
+                for i, child in enumerate(children):
+                    if not child.is_alive():
+                        log.warning(
+                            "worker process %s exited (%s); starting another",
+                            child.pid,
+                            child.exitcode,
+                        )
+                        children[i] = ctx.Process(target=_child_worker, args=args)
+                        children[i].start()
+            multiprocessing.connection.wait([c.sentinel for c in alive], timeout=0.5)
+
+
+def _import_path(app: App) -> str:
+    if app.import_path:
+        return app.import_path
+    for name, module in list(sys.modules.items()):
+        if name == "__main__" or module is None:
+            continue
+        for attr, value in list(vars(module).items()):
+            if value is app:
+                return f"{name}:{attr}"
+    raise ValueError(
+        "processes > 1 starts fresh processes that import the app: define it at the top level of "
+        "an importable module (not __main__), or set app.import_path = 'module:attribute'"
+    )
+
+
+def _child_worker(
+    path: str,
+    queues: list[str],
+    pool: str,
+    concurrency: int,
+    burst: bool,
+    max_tasks_per_child: int | None,
+) -> None:
+    from .cli.loading import load_app
+
+    app = load_app(path)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    Worker(app, queues, pool, concurrency, max_tasks_per_child=max_tasks_per_child).run(burst)
