@@ -112,7 +112,7 @@ class JobRecord:
     attempts: int
     """How many times a worker has started it (its deliveries)."""
     failures: int
-    """How many of those runs raised."""
+    """How many of those runs raised (or died, or timed out)."""
     created_at: float
     started_at: float | None
     finished_at: float | None

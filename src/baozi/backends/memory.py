@@ -365,6 +365,7 @@ class MemoryStore(Store):
                         entry.state = _READY
                         q.ready.add(entry.key)
                 else:
+                    entry.failures += o.status == "failed"
                     entry.state, entry.outcome, entry.result = _FINISHED, o.status, o.result
                     entry.finished_at, entry.expires_at = now, now + ttl
                     q.done[num] = q.entries.pop(num)

@@ -26,7 +26,15 @@ class ThreadPool(Pool):
         outer: Future[Any] = Future()
         outer.set_running_or_notify_cancel()
         ctx = contextvars.copy_context()
-        inner = self._executor.submit(ctx.run, run_with_job, call)
+        timeout = call.timeout
+
+        def run() -> Any:
+            if timeout is not None:  # the clock starts when a thread takes the call
+                message = f"the job ran past its {timeout} s timeout"
+                self._deadlines.at(timeout, lambda: set_exception_once(outer, TimeoutError(message)))
+            return ctx.run(run_with_job, call)
+
+        inner = self._executor.submit(run)
 
         def copy(f: Future[Any]) -> None:
             exc = f.exception()
@@ -36,14 +44,6 @@ class ThreadPool(Pool):
                 set_result_once(outer, f.result())
 
         inner.add_done_callback(copy)
-        if call.timeout is not None:
-            timeout = call.timeout
-            self._deadlines.at(
-                timeout,
-                lambda: set_exception_once(
-                    outer, TimeoutError(f"the job ran past its {timeout} s timeout")
-                ),
-            )
         return outer
 
     def close(self) -> None:

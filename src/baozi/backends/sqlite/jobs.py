@@ -32,7 +32,7 @@ _FILTERS = {  # status -> condition on the row, for listing
 }
 _FINISH = (
     "UPDATE baozi_items SET state=-1, outcome=?, result=?, error=?, finished_at=?, expires_at=?, "
-    "owner=NULL, due=NULL WHERE id=? AND owner=? AND state IN (0, 1)"
+    "failures=failures+?, owner=NULL, due=NULL WHERE id=? AND owner=? AND state IN (0, 1)"
 )
 _RETRY = (
     "UPDATE baozi_items SET state=?, due=?, failures=failures+1, error=?, owner=NULL "
@@ -75,7 +75,8 @@ class SQLiteStore(SQLiteQueues):
                 state, due = (2, now + o.retry_in) if o.retry_in > 0 else (0, None)
                 retried.append((state, due, o.error, num, owner))
             else:
-                finished.append((o.status, o.result, o.error, now, now + ttl, num, owner))
+                failed = int(o.status == "failed")
+                finished.append((o.status, o.result, o.error, now, now + ttl, failed, num, owner))
         if len(finished) + len(retried) == 1:  # one statement is atomic by itself
             sql, params = (_FINISH, finished[0]) if finished else (_RETRY, retried[0])
             return self._run(sql, params)

@@ -1,0 +1,276 @@
+"""Workers and pools: every pool runs jobs, honours timeouts, close and terminate; nothing is lost
+when workers or their children die; no job runs twice when nothing crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from baozi import App, JobFailed, Worker
+
+from . import jobtasks
+
+ROOT = Path(__file__).resolve().parent.parent
+POOLS = ["thread", "async", "process"]
+
+
+@pytest.fixture
+def app(url: str) -> App:
+    return App(url, lease=5.0)
+
+
+@pytest.fixture
+def shared_app(shared_url: str) -> App:
+    return App(shared_url, lease=1.0)
+
+
+@contextmanager
+def working(app: App, **options: object) -> Iterator[Worker]:
+    worker = Worker(app, **options)  # type: ignore[arg-type]
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.close()
+        assert worker.join(60)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def wait_for(predicate: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_every_pool_runs_plain_and_async_tasks(shared_app: App, pool: str) -> None:
+    add, asleep = shared_app.task(jobtasks.add), shared_app.task(jobtasks.asleep)
+    with working(shared_app, pool=pool, concurrency=2):
+        assert add.delay(20, 22).result(timeout=30) == 42
+        assert asleep.delay(0.01).result(timeout=30) == 0.01
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_every_pool_fails_a_job_past_its_timeout(shared_app: App, pool: str) -> None:
+    sleep = shared_app.task(timeout=0.3)(jobtasks.sleep)
+    asleep = shared_app.task(timeout=0.3)(jobtasks.asleep)
+    with working(shared_app, pool=pool, concurrency=2):
+        started = time.monotonic()
+        for task in (sleep, asleep):
+            with pytest.raises(JobFailed) as caught:
+                task.delay(5).result(timeout=30)
+            assert caught.value.exc_type == "TimeoutError"
+        assert time.monotonic() - started < 4.5  # stopped or abandoned at the deadline
+        assert sleep.delay(0.01).result(timeout=30) == 0.01  # and the pool carries on
+
+
+def test_async_pool_runs_thousands_of_coroutines_at_once(app: App) -> None:
+    asleep = app.task(jobtasks.asleep)
+    jobs = asleep.map([(0.5,)] * 2000)
+    started = time.monotonic()
+    with working(app, pool="async", concurrency=2000):
+        for job in jobs:
+            job.result(timeout=60)
+    assert time.monotonic() - started < 15  # one sleep's time plus overhead, not 2000 of them
+
+
+def test_retries_back_off_then_succeed(app: App) -> None:
+    flaky = app.task(retries=3, retry_backoff=0.1)(jobtasks.fail_until)
+    job = flaky.delay(2)
+    with working(app):
+        assert job.result(timeout=30) == 3
+    rec = job.record()
+    assert rec.attempts == 3 and rec.failures == 2
+    assert rec.finished_at - rec.created_at >= 0.1 * 0.5 + 0.2 * 0.5  # backoff with jitter
+
+
+def test_a_job_out_of_retries_is_failed_and_can_be_retried_by_hand(app: App) -> None:
+    flaky = app.task(retries=1, retry_backoff=0.01)(jobtasks.fail_until)
+    job = flaky.delay(2)
+    with working(app):
+        with pytest.raises(JobFailed, match="attempt 2 fails"):
+            job.result(timeout=30)
+        assert job.record().failures == 2  # the first run and its one retry
+        assert job.retry() is True
+        assert job.result(timeout=30) == 3
+
+
+def test_raising_retry_asks_for_another_run_after_its_delay(app: App) -> None:
+    task = app.task(retries=1)(jobtasks.retry_once)
+    job = task.delay(0.2)
+    with working(app):
+        assert job.result(timeout=30) == 2
+    rec = job.record()
+    assert rec.started_at - rec.created_at >= 0.19  # type: ignore[operator]
+
+
+def test_an_unknown_task_fails_clearly_and_the_worker_stays_up(app: App) -> None:
+    other = App(app.url)
+    ghost = other.task(name="not.registered.here")(jobtasks.add)
+    add = app.task(jobtasks.add)
+    job = ghost.delay(1, 2)
+    with working(app):
+        with pytest.raises(JobFailed) as caught:
+            job.result(timeout=30)
+        assert caught.value.exc_type == "UnknownTask" and "not.registered.here" in caught.value.exc_message
+        assert add.delay(1, 2).result(timeout=30) == 3
+
+
+def test_a_result_that_cannot_be_stored_fails_the_job(app: App) -> None:
+    with working(app):
+        with pytest.raises(JobFailed) as caught:
+            app.task(jobtasks.unstorable).delay().result(timeout=30)
+    assert caught.value.exc_type == "TypeError"
+
+
+def test_the_worker_takes_no_more_jobs_than_free_slots(app: App) -> None:
+    sleep = app.task(jobtasks.sleep)
+    jobs = sleep.map([(0.5,)] * 6)
+    with working(app, concurrency=2):
+        wait_for(lambda: app.store.counts("default").leased == 2)
+        time.sleep(0.2)
+        counts = app.store.counts("default")
+        assert (counts.leased, counts.ready) == (2, 4)
+        for job in jobs:
+            job.result(timeout=30)
+
+
+def test_close_finishes_the_jobs_in_flight(app: App) -> None:
+    sleep = app.task(jobtasks.sleep)
+    jobs = sleep.map([(0.3,)] * 4)
+    worker = Worker(app, concurrency=4)
+    worker.start()
+    wait_for(lambda: app.store.counts("default").leased == 4)
+    worker.close()
+    assert worker.join(30)
+    assert [j.status for j in jobs] == ["succeeded"] * 4
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_terminate_puts_jobs_in_flight_back_in_their_places(shared_app: App, pool: str) -> None:
+    sleep = shared_app.task(jobtasks.sleep)
+    jobs = sleep.map([(3,)] * 3)
+    worker = Worker(shared_app, pool=pool, concurrency=2)
+    worker.start()
+    wait_for(lambda: shared_app.store.counts("default").leased == 2)
+    worker.terminate()
+    assert worker.join(30)
+    assert [j.status for j in jobs] == ["queued"] * 3
+    assert [j.position() for j in jobs] == [0, 1, 2]  # back where they were
+    assert [j.attempts for j in jobs] == [1, 1, 0]
+    shared_app.task(name=sleep.name)(jobtasks.identity)  # rerun them quickly
+    with working(shared_app, concurrency=3):
+        assert [j.result(timeout=30) for j in jobs] == [3, 3, 3]
+
+
+def test_a_child_that_exits_mid_job_fails_that_job_and_is_replaced(shared_app: App) -> None:
+    exit_now = shared_app.task(jobtasks.exit_now)
+    add = shared_app.task(jobtasks.add)
+    with working(shared_app, pool="process", concurrency=1):
+        with pytest.raises(JobFailed) as caught:
+            exit_now.delay(7).result(timeout=30)
+        assert caught.value.exc_type == "WorkerLost" and "exit code 7" in caught.value.exc_message
+        assert add.delay(2, 3).result(timeout=30) == 5  # a fresh child
+
+
+def test_a_child_is_replaced_after_max_tasks_per_child(shared_app: App) -> None:
+    pid = shared_app.task(name="getpid")(os.getpid)
+    with working(shared_app, pool="process", concurrency=1, max_tasks_per_child=2):
+        pids = [pid.delay().result(timeout=30) for _ in range(4)]
+    assert pids[0] == pids[1] != pids[2] == pids[3]
+
+
+def test_a_poison_job_that_keeps_killing_its_worker_ends_failed(shared_app: App) -> None:
+    task = shared_app.task(max_deliveries=2)(jobtasks.add)
+    (job,) = task.map([(1, 1)])
+    for _ in range(2):  # two workers reserve it and die
+        assert shared_app.store.reserve("default", "doomed", 0.05, 1)
+        time.sleep(0.1)
+    with working(shared_app):
+        with pytest.raises(JobFailed) as caught:
+            job.result(timeout=30)
+    assert caught.value.exc_type == "WorkerLost" and "max_deliveries=2" in caught.value.exc_message
+
+
+def test_burst_drains_the_queues_and_returns(app: App) -> None:
+    add = app.task(retries=1, retry_backoff=0.05)(jobtasks.fail_until)
+    jobs = add.map([(1,)] * 5)
+    Worker(app, concurrency=2).run(burst=True)
+    assert [j.status for j in jobs] == ["succeeded"] * 5  # retries included
+
+
+# -- worker processes ------------------------------------------------------------------------
+
+
+def start_worker(url: str, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "BAOZI_TEST_URL": url}
+    return subprocess.Popen(
+        [sys.executable, "-m", "baozi", "worker", "tests.jobapp:app", "-q", *args],
+        cwd=ROOT, env=env, start_new_session=True,
+    )
+
+
+def test_a_killed_worker_process_has_its_50_jobs_run_by_another(shared_url: str, tmp_path: Path) -> None:
+    app = App(shared_url, lease=1.0)
+    log = tmp_path / "done.txt"
+    slow_note = app.task(name="slow_note")(jobtasks.slow_note)
+    jobs = slow_note.map([(str(log), i, 30) for i in range(50)])
+    doomed = start_worker(shared_url, "-c", "50")
+    wait_for(lambda: app.store.counts("default").leased == 50, timeout=60)
+    os.killpg(doomed.pid, signal.SIGKILL)
+    doomed.wait(30)
+    assert lines(log) == []
+    app.task(name="slow_note")(jobtasks.quick_note)  # the rescuer does not wait
+    with working(app, concurrency=10):
+        for job in jobs:
+            job.result(timeout=60)
+    assert sorted(int(x) for x in lines(log)) == list(range(50))
+    assert all(j.attempts == 2 for j in jobs)  # delivered twice: counted
+
+
+def test_two_worker_processes_share_a_queue_and_run_each_job_once(shared_url: str, tmp_path: Path) -> None:
+    app = App(shared_url)
+    log = tmp_path / "done.txt"
+    note = app.task(name="note")(jobtasks.note)
+    jobs = note.map([(str(log), i) for i in range(400)])
+    workers = [start_worker(shared_url, "-c", "4", "--burst") for _ in range(2)]
+    for w in workers:
+        assert w.wait(120) == 0
+    assert all(j.status == "succeeded" for j in jobs)
+    runs = Counter(lines(log))
+    assert len(runs) == 400 and max(runs.values()) == 1
+
+
+def test_processes_option_runs_several_worker_processes(shared_url: str, tmp_path: Path) -> None:
+    app = App(shared_url)
+    note = app.task(name="note")(jobtasks.note)
+    log = tmp_path / "done.txt"
+    jobs = note.map([(str(log), i) for i in range(100)])
+    worker = start_worker(shared_url, "-p", "2", "-c", "2", "--burst")
+    assert worker.wait(120) == 0
+    assert all(j.status == "succeeded" for j in jobs)
+    assert sorted(int(x) for x in lines(log)) == list(range(100))
+
+
+def test_sigterm_finishes_jobs_in_flight_then_exits(shared_url: str, tmp_path: Path) -> None:
+    app = App(shared_url)
+    sleep = app.task(name="sleep")(jobtasks.sleep)
+    jobs = sleep.map([(0.5,)] * 3)
+    worker = start_worker(shared_url, "-c", "3")
+    wait_for(lambda: app.store.counts("default").leased == 3, timeout=60)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(60) == 0
+    assert [j.status for j in jobs] == ["succeeded"] * 3
