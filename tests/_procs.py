@@ -59,3 +59,35 @@ def get_one(url: str, out: str) -> None:
         except stdlib_queue.Empty:
             item = "EMPTY"
     Path(out).write_text(json.dumps([item, os.getpid()]))
+
+
+def try_put(url: str, item: object, out: str) -> None:
+    """One non-blocking put into a bounded queue; record whether it went in."""
+    with Queue("bounded", url=url) as q:
+        try:
+            q.put_nowait(item)
+            ok = True
+        except stdlib_queue.Full:
+            ok = False
+    Path(out).write_text(json.dumps(ok))
+
+
+def consume_all_slowly(url: str, count: int) -> None:
+    with Queue("work", url=url) as q:
+        for _ in range(count):
+            q.get(timeout=30)
+            time.sleep(0.05)
+            q.task_done()
+
+
+def task_done_in_child(url: str, out: str) -> None:
+    """Runs in a forked child whose parent holds an item through the same handle object."""
+    from . import test_queue_edges
+
+    q = test_queue_edges.FORKED_HANDLE
+    try:
+        q.task_done()
+        result = "acknowledged"
+    except ValueError as exc:
+        result = f"ValueError: {exc}"
+    Path(out).write_text(json.dumps(result))

@@ -63,11 +63,28 @@ def test_fifo_lifo_priority_and_front_order_and_positions(app: App, tmp_path: ob
     note = app.task(jobtasks.note)
     app.queue("stack", order="lifo")
     path = str(tmp_path) + "/order.txt"  # type: ignore[operator]
-    fifo = [note.apply_async((path, f"f{i}",)) for i in range(3)]
+    fifo = [
+        note.apply_async(
+            (
+                path,
+                f"f{i}",
+            )
+        )
+        for i in range(3)
+    ]
     urgent = note.apply_async((path, "urgent"), priority=-1)
     front = note.apply_async((path, "front"), front=True)
     assert [j.position() for j in fifo + [urgent, front]] == [2, 3, 4, 0, 1]
-    lifo = [note.apply_async((path, f"l{i}",), queue="stack") for i in range(3)]
+    lifo = [
+        note.apply_async(
+            (
+                path,
+                f"l{i}",
+            ),
+            queue="stack",
+        )
+        for i in range(3)
+    ]
     assert [j.position() for j in lifo] == [2, 1, 0]
     with working(app, queues=["default"], concurrency=1):
         for job in fifo + [urgent, front]:
@@ -124,7 +141,7 @@ def test_a_job_by_id_from_anywhere_and_unknown_ids(app: App) -> None:
     with pytest.raises(JobNotFound):
         app.job("nonsense")
     with pytest.raises(LookupError):
-        Job(app, "424242").status
+        _ = Job(app, "424242").status
 
 
 def test_unserializable_arguments_fail_in_the_caller_and_enqueue_nothing(app: App) -> None:

@@ -125,7 +125,10 @@ def test_an_unknown_task_fails_clearly_and_the_worker_stays_up(app: App) -> None
     with working(app):
         with pytest.raises(JobFailed) as caught:
             job.result(timeout=30)
-        assert caught.value.exc_type == "UnknownTask" and "not.registered.here" in caught.value.exc_message
+        assert (
+            caught.value.exc_type == "UnknownTask"
+            and "not.registered.here" in caught.value.exc_message
+        )
         assert add.delay(1, 2).result(timeout=30) == 3
 
 
@@ -219,11 +222,15 @@ def start_worker(url: str, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "BAOZI_TEST_URL": url}
     return subprocess.Popen(
         [sys.executable, "-m", "baozi", "worker", "tests.jobapp:app", "-q", *args],
-        cwd=ROOT, env=env, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
     )
 
 
-def test_a_killed_worker_process_has_its_50_jobs_run_by_another(shared_url: str, tmp_path: Path) -> None:
+def test_a_killed_worker_process_has_its_50_jobs_run_by_another(
+    shared_url: str, tmp_path: Path
+) -> None:
     app = App(shared_url, lease=1.0)
     log = tmp_path / "done.txt"
     slow_note = app.task(name="slow_note")(jobtasks.slow_note)
@@ -241,7 +248,9 @@ def test_a_killed_worker_process_has_its_50_jobs_run_by_another(shared_url: str,
     assert all(j.attempts == 2 for j in jobs)  # delivered twice: counted
 
 
-def test_two_worker_processes_share_a_queue_and_run_each_job_once(shared_url: str, tmp_path: Path) -> None:
+def test_two_worker_processes_share_a_queue_and_run_each_job_once(
+    shared_url: str, tmp_path: Path
+) -> None:
     app = App(shared_url)
     log = tmp_path / "done.txt"
     note = app.task(name="note")(jobtasks.note)

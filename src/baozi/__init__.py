@@ -15,6 +15,7 @@ from .errors import (
     Retry,
     StoreError,
     StoreUnavailable,
+    UndecodableItem,
 )
 from .jobs import Job, current_job
 from .queues import LifoQueue, PriorityQueue, Queue
@@ -43,6 +44,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "Task",
+    "UndecodableItem",
     "Worker",
     "__version__",
     "current_job",

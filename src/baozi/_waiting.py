@@ -47,6 +47,7 @@ def wait_until(
             if wait <= 0:
                 return None
         due = store.next_due(queue)
-        if due is not None:
-            wait = min(wait, max(due - time.time(), 0.0) + 0.001)
+        now = time.time()
+        if due is not None and due > now:  # one already past is counted by the attempt itself
+            wait = min(wait, due - now + 0.001)
         store.wait_for_change(token, wait)

@@ -7,6 +7,7 @@ from typing import Any
 
 from ._waiting import check_timeout, wait_until
 from .backends import open_store
+from .errors import UndecodableItem
 from .serialize import Serializer, get_serializer
 
 __all__ = ["Deque"]
@@ -38,10 +39,19 @@ class Deque:
             raise ValueError(f"maxlen must be None or a non-negative int, not {maxlen!r}")
         self.name = name
         self._key = _NAMESPACE + name
-        self.maxlen = maxlen
         self._codec = get_serializer(serializer)
         self._store = open_store(url)
         self.url = self._store.url
+        # Like a queue's maxsize, maxlen belongs to the deque: recorded when given, else adopted.
+        try:
+            if maxlen is not None:
+                self._store.set_queue_options(self._key, maxlen=maxlen)
+                self.maxlen: int | None = maxlen
+            else:
+                self.maxlen = self._store.queue_options(self._key).get("maxlen")
+        except BaseException:
+            self._store.close()
+            raise
 
     def _push(self, values: Iterable[Any], front: bool) -> None:
         payloads = [self._codec.dumps(v) for v in values]
@@ -63,7 +73,7 @@ class Deque:
         self._push(iterable, front=True)
 
     def _pop(self, back: bool, block: bool, timeout: float | None) -> Any:
-        timeout = check_timeout(timeout)
+        timeout = check_timeout(timeout) if block else None
         items = wait_until(
             self._store,
             self._key,
@@ -73,7 +83,15 @@ class Deque:
         )
         if items is None:
             raise IndexError(f"pop from an empty deque {self.name!r}")
-        return self._codec.loads(items[0].payload)
+        try:
+            return self._codec.loads(items[0].payload)
+        except Exception as exc:  # another serializer wrote it: put it back where it was
+            self._store.push(self._key, [items[0].payload], front=not back)
+            raise UndecodableItem(
+                f"the item at the {'right' if back else 'left'} end of deque {self.name!r} cannot "
+                f"be read with serializer {self._codec.name!r} ({type(exc).__name__}: {exc}); it "
+                f"was left in place"
+            ) from exc
 
     def pop(self, block: bool = False, timeout: float | None = None) -> Any:
         """Remove and return the rightmost item; with ``block``, wait up to ``timeout`` for one."""

@@ -10,6 +10,8 @@
     ├── JobCancelled    the job was cancelled before it started
     ├── JobNotFound     (also LookupError) no job with that id in the store
     ├── Retry           raised by a task to ask for another run, after ``delay`` seconds
+    ├── UndecodableItem (also ValueError) an item the handle's serializer cannot read; it was
+    │                   moved aside, intact, so the items behind it keep flowing
     └── StoreError      the store could not do what was asked
         ├── StoreUnavailable   the store cannot be opened or reached (a bad path, a server down)
         └── NotABaoziStore     the file or database holds something that is not a baozi store
@@ -30,6 +32,7 @@ __all__ = [
     "JobFailed",
     "JobNotFound",
     "Retry",
+    "UndecodableItem",
     "NotABaoziStore",
     "StoreError",
     "StoreUnavailable",
@@ -74,6 +77,10 @@ class Retry(BaoziError):
     def __init__(self, delay: float | None = None, message: str = "retry requested") -> None:
         super().__init__(message)
         self.delay = delay
+
+
+class UndecodableItem(BaoziError, ValueError):
+    """An item its reader's serializer cannot decode (it was written with another one)."""
 
 
 class StoreError(BaoziError):

@@ -20,10 +20,13 @@ from ._process import current_pid
 from ._waiting import check_timeout, wait_until
 from .backends import open_store
 from .backends.base import Item, Priority
-from .errors import Empty, Full
+from .errors import Empty, Full, UndecodableItem
 from .serialize import Serializer, get_serializer
 
-__all__ = ["LifoQueue", "PriorityQueue", "Queue"]
+__all__ = ["LifoQueue", "PriorityQueue", "Queue", "UNDECODABLE_SUFFIX"]
+
+UNDECODABLE_SUFFIX = ".undecodable"
+"""Items a handle cannot decode are moved to the queue of this name plus this suffix."""
 
 log = logging.getLogger("baozi.queue")
 _INT64 = 2**63
@@ -60,11 +63,21 @@ class Queue:
             raise TypeError(f"maxsize must be an int, not {maxsize!r}")
         if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease > 0:
             raise ValueError(f"lease must be a positive number of seconds, not {lease!r}")
-        self.maxsize = max(maxsize, 0)
         self.lease = float(lease)
         self._codec = get_serializer(serializer)
         self._store = open_store(url)
         self.url = self._store.url
+        # The bound belongs to the queue: a positive maxsize is recorded for every handle, and a
+        # handle opened without one adopts the recorded bound.
+        try:
+            if maxsize > 0:
+                self._store.set_queue_options(self.name, maxsize=maxsize)
+                self.maxsize = maxsize
+            else:
+                self.maxsize = int(self._store.queue_options(self.name).get("maxsize", 0))
+        except BaseException:
+            self._store.close()
+            raise
         self._lock = threading.Lock()
         self._new_owner()
 
@@ -95,9 +108,8 @@ class Queue:
         self, items: Iterable[Any], block: bool = True, timeout: float | None = None
     ) -> None:
         """Put every item in one transaction: all go in, in order, or none (``queue.Full``)."""
-        timeout = check_timeout(timeout)
-        if self._closed.is_set():
-            raise ValueError(f"queue handle {self.name!r} is closed")
+        timeout = check_timeout(timeout) if block else None
+        self._check_open()
         items = list(items)
         payloads = [self._codec.dumps(item) for item in items]
         priorities = [self._priority(item) for item in items]
@@ -123,12 +135,17 @@ class Queue:
 
     # -- getting ------------------------------------------------------------------------------
 
-    def _take(self, n: int, block: bool, timeout: float | None, track: bool) -> list[Item]:
-        timeout = check_timeout(timeout)
+    def _check_open(self) -> None:
         if self._pid != current_pid():
             self._new_owner()  # a forked child is a different consumer from its parent
         if self._closed.is_set():
             raise ValueError(f"queue handle {self.name!r} is closed")
+
+    def _take(self, n: int, block: bool, timeout: float | None, track: bool) -> list[Item]:
+        timeout = (
+            check_timeout(timeout) if block else None
+        )  # as queue.Queue: ignored unless blocking
+        self._check_open()
 
         def attempt() -> list[Item] | None:
             return self._store.reserve(self.name, self._owner, self.lease, n) or None
@@ -152,17 +169,32 @@ class Queue:
         return items
 
     def _decode(self, items: list[Item]) -> list[Any]:
-        try:
-            return [self._codec.loads(item.payload) for item in items]
-        except Exception:  # undecodable (another serializer wrote it): put it back, untouched
-            ids = [item.id for item in items]
-            with self._lock:
-                for item_id in ids:
-                    tid = self._unfinished.pop(item_id, None)
-                    if tid is not None:
-                        self._by_thread[tid].remove(item_id)
-            self._settle(ids, ack=False)
-            raise
+        values, bad = [], None
+        for item in items:
+            try:
+                values.append(self._codec.loads(item.payload))
+            except Exception as exc:  # written with another serializer, most likely
+                bad = (item, exc)
+                break
+        if bad is None:
+            return values
+        # Put back what decoded; move the bad item aside, intact, so the items behind it flow.
+        item, error = bad
+        ids = [i.id for i in items]
+        with self._lock:
+            for item_id in ids:
+                tid = self._unfinished.pop(item_id, None)
+                if tid is not None:
+                    self._by_thread[tid].remove(item_id)
+        aside = f"{self.name}{UNDECODABLE_SUFFIX}"
+        self._store.push(aside, [item.payload], item.priority)
+        self._settle([item.id], ack=True)
+        self._settle([i.id for i in items if i.id != item.id], ack=False)
+        raise UndecodableItem(
+            f"item {item.id} of queue {self.name!r} cannot be read with serializer "
+            f"{self._codec.name!r} ({type(error).__name__}: {error}); it was moved, unchanged, to "
+            f"queue {aside!r} -- open that with the serializer that wrote it"
+        ) from error
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return the head item (under a lease until ``task_done()``)."""
@@ -171,8 +203,9 @@ class Queue:
     def get_nowait(self) -> Any:
         return self.get(block=False)
 
-    def get_many(self, n: int, block: bool = True, timeout: float | None = None) -> list[Any]:
-        """Take up to ``n`` items at once: waits for the first, then takes what is ready."""
+    def get_many(self, n: int, timeout: float | None = None, *, block: bool = True) -> list[Any]:
+        """Take up to ``n`` items at once: waits up to ``timeout`` for the first, then takes what
+        is ready. Raises ``queue.Empty`` if none comes."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, not {n!r}")
         return self._decode(self._take(n, block, timeout, track=True))
@@ -195,6 +228,10 @@ class Queue:
     def task_done(self, count: int = 1) -> None:
         """Acknowledge the oldest item the calling thread got and has not acknowledged (or the
         handle's oldest, when that thread has none); ``count`` does so for that many at once."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive int, not {count!r}")
+        if self._pid != current_pid():
+            self._new_owner()  # a forked child acknowledges only what it got itself
         tid = threading.get_ident()
         with self._lock:
             if count > len(self._unfinished):

@@ -55,12 +55,13 @@ def _encode_datetime(value: _dt.datetime) -> dict[str, Any]:
     tz = value.tzinfo
     if tz is None or isinstance(tz, _dt.timezone):
         return _tagged("datetime", [value.isoformat(), value.fold])
-    if isinstance(tz, ZoneInfo):
+    if isinstance(tz, ZoneInfo) and tz.key is not None:
         naive = value.replace(tzinfo=None).isoformat()
         return _tagged("zdatetime", [naive, tz.key, value.fold])
     raise TypeError(
         f"baozi's default serializer cannot store a datetime whose tzinfo is "
-        f"{type(tz).__qualname__}: use datetime.timezone or zoneinfo.ZoneInfo, or serializer='pickle'"
+        f"{type(tz).__qualname__} (or a ZoneInfo without a key): use datetime.timezone or "
+        f"zoneinfo.ZoneInfo('Area/City'), or serializer='pickle'"
     )
 
 

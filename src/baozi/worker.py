@@ -208,8 +208,8 @@ class Worker:
         now = time.time()
         for queue in self.queues:
             due = self.app.store.next_due(queue)
-            if due is not None:
-                wait = min(wait, max(due - now, 0.0) + 0.001)
+            if due is not None and due > now:
+                wait = min(wait, due - now + 0.001)
         return wait
 
     def _watch_store(self) -> None:

@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-_AFTER_EVENT = (0.0, 0.0002, 0.001, 0.003, 0.008)
+# A commit becomes visible a moment after its WAL write -- after the fsync, with durable=fsync --
+# so after each event the change is looked for a few times, further and further apart.
+_AFTER_EVENT = (0.0, 0.0002, 0.001, 0.003, 0.008, 0.02, 0.05, 0.1, 0.25)
 
 
 class Watch(Protocol):

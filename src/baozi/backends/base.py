@@ -42,7 +42,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 __all__ = [
     "Counts",
@@ -260,6 +260,14 @@ class Store(ABC):
 
         Returns False on timeout. Spurious wake-ups are allowed; missed changes are not. Changes made
         by other processes are seen within a few milliseconds; this never spins on a core."""
+
+    @abstractmethod
+    def queue_options(self, queue: str) -> dict[str, Any]:
+        """The options recorded for the queue (such as its ``maxsize``), shared by every handle."""
+
+    @abstractmethod
+    def set_queue_options(self, queue: str, **options: Any) -> None:
+        """Record options for the queue, replacing those of the same names."""
 
     # -- jobs ---------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from sortedcontainers import SortedList
@@ -101,6 +101,7 @@ class _State:
         self.ids = itertools.count(1)
         self.signal = ChangeSignal()
         self.where: dict[int, str] = {}  # job id -> queue name
+        self.options: dict[str, dict[str, Any]] = {}
         self.workers: dict[str, tuple[WorkerInfo, float]] = {}  # id -> (info, expires)
 
     def queue(self, name: str) -> _Queue:
@@ -325,6 +326,14 @@ class MemoryStore(Store):
 
     def wait_for_change(self, token: int, timeout: float) -> bool:
         return self._state.signal.wait(token, timeout)
+
+    def queue_options(self, queue: str) -> dict[str, Any]:
+        with self._state.lock:
+            return dict(self._state.options.get(queue, {}))
+
+    def set_queue_options(self, queue: str, **options: Any) -> None:
+        with self._state.lock:
+            self._state.options.setdefault(queue, {}).update(options)
 
     # -- jobs ---------------------------------------------------------------------------------
 

@@ -31,7 +31,9 @@ class ThreadPool(Pool):
         def run() -> Any:
             if timeout is not None:  # the clock starts when a thread takes the call
                 message = f"the job ran past its {timeout} s timeout"
-                self._deadlines.at(timeout, lambda: set_exception_once(outer, TimeoutError(message)))
+                self._deadlines.at(
+                    timeout, lambda: set_exception_once(outer, TimeoutError(message))
+                )
             return ctx.run(run_with_job, call)
 
         inner = self._executor.submit(run)

@@ -5,18 +5,23 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from typing import ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..._process import current_pid
-from ...errors import NotABaoziStore, StoreUnavailable
+from ...errors import NotABaoziStore, StoreError, StoreUnavailable
 from .._signal import ChangeSignal
 
 SCHEMA_VERSION = 1
 _DURABILITY = {"process": "NORMAL", "fsync": "FULL"}
 _SCHEMA = """
 CREATE TABLE baozi_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE baozi_queues (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE baozi_queues (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    options TEXT NOT NULL DEFAULT '{}'   -- JSON: maxsize, maxlen ...
+);
 CREATE TABLE baozi_items (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, and the last part of the key
     qid INTEGER NOT NULL,
@@ -82,6 +87,9 @@ class _WalWatch:
         from inotify_simple import INotify, flags
 
         self._inotify = INotify()
+        base = os.path.basename(path)
+        self._names = {f"{base}-wal", base}  # other files in the folder are not our business
+        self._overflow = int(flags.Q_OVERFLOW)
         try:
             mask = flags.MODIFY | flags.CREATE | flags.MOVED_TO
             self._inotify.add_watch(os.path.dirname(path), mask)
@@ -90,7 +98,12 @@ class _WalWatch:
             raise
 
     def wait(self, timeout: float) -> None:
-        self._inotify.read(timeout=int(timeout * 1000))
+        """Return when one of the database's files is written, or after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            events = self._inotify.read(timeout=max(1, int(left * 1000)))
+            if any(e.name in self._names or e.mask & self._overflow for e in events):
+                return
 
     def close(self) -> None:
         self._inotify.close()
@@ -142,25 +155,27 @@ class Database:
         self.local = threading.local()
         self.qids: dict[str, int] = {}
         self.promoted_at: dict[int, float] = {}
-        self._connections: list[sqlite3.Connection] = []
+        # Every connection, by the thread that uses it (or "probe"): a thread that ends leaves its
+        # connection behind, so those are closed whenever a new thread connects.
+        self._connections: dict[object, sqlite3.Connection] = {}
         self._connections_lock = threading.Lock()
-        first = self._connect()
+        first = self._connect(threading.current_thread())
         try:
             self._ensure_schema(first)
         except BaseException:
             self._close_connections()
             raise
         self.local.conn = first
-        self._probe_conn = self._connect()
+        self._probe_conn = self._connect("probe")
         self.signal = ChangeSignal(self._data_version, _watch(path))
 
     def _close_connections(self) -> None:
         with self._connections_lock:
-            connections, self._connections = self._connections, []
-        for conn in connections:
+            connections, self._connections = self._connections, {}
+        for conn in connections.values():
             conn.close()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, user: object) -> sqlite3.Connection:
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
             raise StoreUnavailable(
@@ -174,7 +189,7 @@ class Database:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
         with self._connections_lock:
-            self._connections.append(conn)
+            self._connections[user] = conn
         try:
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
         except sqlite3.OperationalError as exc:
@@ -190,9 +205,7 @@ class Database:
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         try:
-            tables = {
-                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as exc:
             raise NotABaoziStore(
                 f"{self.path!r} is not a baozi store ({exc}); baozi left it untouched: "
@@ -202,7 +215,7 @@ class Database:
             tables.discard("sqlite_sequence")
             if tables:
                 raise NotABaoziStore(
-                    f"{self.path!r} is an SQLite database with tables baozi did not create "
+                    f"{self.path!r} is an SQLite database with tables or views baozi did not create "
                     f"({', '.join(sorted(tables)[:5])}); baozi left it untouched: use another file"
                 )
             self._create_schema(conn)
@@ -235,7 +248,16 @@ class Database:
     def conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self.local, "conn", None)
         if conn is None:
-            conn = self.local.conn = self._connect()
+            with self._connections_lock:
+                gone = [
+                    t
+                    for t in self._connections
+                    if isinstance(t, threading.Thread) and not t.is_alive()
+                ]
+                stale = [self._connections.pop(t) for t in gone]
+            for old in stale:
+                old.close()
+            conn = self.local.conn = self._connect(threading.current_thread())
         return conn
 
     def _data_version(self) -> int:
@@ -245,7 +267,12 @@ class Database:
         qid = self.qids.get(name)
         if qid is None:
             conn = self.conn()
-            conn.execute("INSERT OR IGNORE INTO baozi_queues (name) VALUES (?)", (name,))
-            qid = conn.execute("SELECT id FROM baozi_queues WHERE name=?", (name,)).fetchone()[0]
+            try:
+                conn.execute("INSERT OR IGNORE INTO baozi_queues (name) VALUES (?)", (name,))
+                qid = conn.execute("SELECT id FROM baozi_queues WHERE name=?", (name,)).fetchone()[
+                    0
+                ]
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
             self.qids[name] = qid
         return qid

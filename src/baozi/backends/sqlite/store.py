@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -340,6 +341,20 @@ class SQLiteQueues(Store):
         qid = self._db.qid(queue)
         with self._write() as conn:
             return conn.execute("DELETE FROM baozi_items WHERE qid=?", (qid,)).rowcount
+
+    def queue_options(self, queue: str) -> dict[str, Any]:
+        rows = self._read("SELECT options FROM baozi_queues WHERE id=?", (self._db.qid(queue),))
+        options: dict[str, Any] = json.loads(rows[0][0])
+        return options
+
+    def set_queue_options(self, queue: str, **options: Any) -> None:
+        qid = self._db.qid(queue)
+        with self._write() as conn:
+            (current,) = conn.execute(
+                "SELECT options FROM baozi_queues WHERE id=?", (qid,)
+            ).fetchone()
+            merged = {**json.loads(current), **options}
+            conn.execute("UPDATE baozi_queues SET options=? WHERE id=?", (json.dumps(merged), qid))
 
     def change_token(self) -> int:
         return self._db.signal.token()
