@@ -7,6 +7,7 @@ that run out, so its jobs return to their queues and run again (at-least-once).
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import multiprocessing
@@ -20,7 +21,7 @@ import threading
 import time
 import traceback
 import uuid
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,15 @@ class _Running:
     item: Item
     task: Task[Any, Any]
     started: float
+
+
+@dataclass(slots=True)
+class _Done:
+    run: _Running
+    outcome: Outcome
+    exc: BaseException | None
+    value: Any
+    elapsed: float
 
 
 def _error(exc: BaseException) -> dict[str, str]:
@@ -86,6 +96,8 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.owner = self.id  # the name its leases are held under
         self._running: dict[str, _Running] = {}
+        self._done: collections.deque[_Done] = collections.deque()  # finished, not yet settled
+        self._callbacks = ThreadPoolExecutor(1, thread_name_prefix="baozi-callback")
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -165,6 +177,7 @@ class Worker:
         try:
             while not self._terminating.is_set():
                 self._wake.clear()
+                self._settle_done()
                 if self._closing.is_set():
                     if not self._running:
                         break
@@ -282,6 +295,7 @@ class Worker:
         log.error("job %s failed: %s: %s", item.id, exc_type, message)
 
     def _finished(self, run: _Running, future: Future[Any]) -> None:
+        """In the pool's thread: decide the outcome, and leave it for the loop to settle."""
         if self._terminating.is_set():
             return  # terminate() already put the job back
         item, task = run.item, run.task
@@ -292,8 +306,7 @@ class Worker:
         except CancelledError:
             return
         except BaseException as e:  # noqa: BLE001 -- a job's exception, or an unstorable result
-            exc, payload = e, None
-        elapsed = time.monotonic() - run.started
+            exc, payload, value = e, None, None
         if exc is None:
             outcome = Outcome(item.id, "succeeded", result=payload)
         elif item.failures < task.retries:
@@ -305,40 +318,52 @@ class Worker:
             outcome = Outcome(item.id, "retry", error=json.dumps(_error(exc)), retry_in=delay)
         else:
             outcome = Outcome(item.id, "failed", error=json.dumps(_error(exc)))
-        try:
-            held = self.app.store.settle(run.queue, self.owner, [outcome], self.app.result_ttl)
-        except Exception:
-            log.exception(
-                "job %s: settling failed; its lease will run out and it will run again", item.id
-            )
-            held = 0
-        with self._lock:
-            self._running.pop(item.id, None)
+        self._done.append(_Done(run, outcome, exc, value, time.monotonic() - run.started))
         self._wake.set()
-        self._report(run, outcome, exc, value if exc is None else None, elapsed, held)
 
-    def _report(
-        self,
-        run: _Running,
-        outcome: Outcome,
-        exc: BaseException | None,
-        value: Any,
-        elapsed: float,
-        held: int,
-    ) -> None:
+    def _settle_done(self) -> int:
+        """Settle every finished job in one store call per queue; return how many there were."""
+        done: list[_Done] = []
+        while self._done:
+            done.append(self._done.popleft())
+        by_queue: dict[str, list[_Done]] = {}
+        for d in done:
+            by_queue.setdefault(d.run.queue, []).append(d)
+        for queue, entries in by_queue.items():
+            try:
+                held = self.app.store.settle(
+                    queue, self.owner, [d.outcome for d in entries], self.app.result_ttl
+                )
+            except Exception:
+                log.exception("settling %d job(s) failed; they will run again", len(entries))
+                held = -1
+            if 0 <= held < len(entries):
+                log.warning(
+                    "%d job(s) of queue %r ended after their lease was lost; their results were "
+                    "dropped and they run again elsewhere",
+                    len(entries) - held,
+                    queue,
+                )
+            with self._lock:
+                for d in entries:
+                    self._running.pop(d.run.item.id, None)
+            if held >= 0:
+                for d in entries:
+                    self._report(d)
+        return len(done)
+
+    def _report(self, done: _Done) -> None:
+        run, outcome, exc = done.run, done.outcome, done.exc
         item, task = run.item, run.task
-        if not held:
-            log.warning(
-                "job %s %s ended after its lease was lost; its result was dropped",
-                item.id,
-                task.name,
-            )
-            return
         if outcome.status == "succeeded":
             log.info(
-                "job %s %s succeeded in %.3fs (queue %s)", item.id, task.name, elapsed, run.queue
+                "job %s %s succeeded in %.3fs (queue %s)",
+                item.id,
+                task.name,
+                done.elapsed,
+                run.queue,
             )
-            callback, arg = task.on_success, value
+            callback, arg = task.on_success, done.value
         elif outcome.status == "retry":
             log.warning(
                 "job %s %s raised %r; retrying in %.1fs", item.id, task.name, exc, outcome.retry_in
@@ -349,16 +374,22 @@ class Worker:
                 "job %s %s failed in %.3fs: %r (queue %s)",
                 item.id,
                 task.name,
-                elapsed,
+                done.elapsed,
                 exc,
                 run.queue,
             )
             callback, arg = task.on_failure, exc
         if callback is not None:
-            try:
-                callback(Job(self.app, item.id), arg)
-            except Exception:
-                log.exception("the %s callback of job %s raised", outcome.status, item.id)
+            self._callbacks.submit(
+                self._call_back, callback, Job(self.app, item.id), arg, outcome.status
+            )
+
+    @staticmethod
+    def _call_back(callback: Any, job: Job, arg: Any, status: str) -> None:
+        try:
+            callback(job, arg)
+        except Exception:
+            log.exception("the %s callback of job %s raised", status, job.id)
 
     # -- leases, heartbeats, shutdown ---------------------------------------------------------
 
@@ -412,6 +443,8 @@ class Worker:
                 )
         else:
             pool.close()
+            self._settle_done()
+        self._callbacks.shutdown(wait=True)
         self._stopped.set()
         store.forget_worker(self.id)
         log.info("worker %s stopped", self.id)
@@ -428,6 +461,7 @@ class Worker:
             self.concurrency,
             burst,
             self.max_tasks_per_child,
+            logging.getLogger("baozi").getEffectiveLevel(),
         )
         children = [ctx.Process(target=_child_worker, args=args) for _ in range(self.processes)]
         for child in children:
@@ -477,11 +511,10 @@ def _child_worker(
     concurrency: int,
     burst: bool,
     max_tasks_per_child: int | None,
+    log_level: int,
 ) -> None:
     from .cli.loading import load_app
 
     app = load_app(path)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     Worker(app, queues, pool, concurrency, max_tasks_per_child=max_tasks_per_child).run(burst)
