@@ -405,7 +405,7 @@ class Worker:
                 for queue, ids in by_queue.items():
                     store.extend(queue, ids, self.owner, self.app.lease)
                 store.heartbeat(self._info(started), ttl=self.app.lease)
-                if time.time() - last_purge > 60:
+                if time.time() - last_purge > min(60.0, self.app.result_ttl):
                     last_purge = time.time()
                     store.purge_expired()
             except Exception:  # the store may be back next round; leases have slack

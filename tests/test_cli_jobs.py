@@ -1,0 +1,113 @@
+"""The job commands, run as a user would: enqueue, worker, status, queues, jobs, retry, cancel, purge."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from baozi import App, Worker
+
+from . import jobtasks
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def baozi(url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BAOZI_TEST_URL": url, "BAOZI_URL": url, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "baozi", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/cli.db"
+
+
+def test_enqueue_prints_the_job_and_its_position_and_worker_burst_runs_it(
+    url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "log.txt"
+    first = baozi(url, "enqueue", "tests.jobapp:app", "note", f'["{log}", "a"]')
+    assert first.returncode == 0, first.stderr
+    job_id, where = first.stdout.split("\t")
+    assert where.strip() == "position 0"
+    second = baozi(url, "enqueue", "tests.jobapp:app", "note", f'["{log}", "b"]', "--front")
+    assert second.stdout.split("\t")[1].strip() == "position 0"
+    ran = baozi(url, "worker", "tests.jobapp:app", "--burst", "-q", "-c", "1")
+    assert ran.returncode == 0, ran.stderr
+    assert log.read_text().split() == ["b", "a"]
+    status = baozi(url, "status", job_id)
+    assert status.returncode == 0
+    assert "succeeded" in status.stdout and "'a'" in status.stdout
+
+
+def test_enqueue_with_a_delay_reports_scheduled_and_bad_input_is_refused(url: str) -> None:
+    out = baozi(url, "enqueue", "tests.jobapp:app", "sleep", "[0]", "--delay", "60")
+    assert out.stdout.split("\t")[1].strip() == "scheduled"
+    bad = baozi(url, "enqueue", "tests.jobapp:app", "sleep", "[0")
+    assert bad.returncode == 2 and "not valid JSON" in bad.stderr
+    unknown = baozi(url, "enqueue", "tests.jobapp:app", "nope", "[]")
+    assert unknown.returncode == 2 and "no task 'nope'" in unknown.stderr
+    noapp = baozi(url, "enqueue", "tests.nothing:app", "nope", "[]")
+    assert noapp.returncode == 2 and "cannot import" in noapp.stderr
+
+
+def test_status_of_an_unknown_job_exits_non_zero(url: str) -> None:
+    out = baozi(url, "status", "4242")
+    assert out.returncode == 3 and "no job" in out.stderr
+
+
+def test_queues_jobs_retry_cancel_and_purge(url: str, tmp_path: Path) -> None:
+    app = App(url)
+    fail = app.task(name="fail")(jobtasks.fail)
+    add = app.task(name="add")(jobtasks.add)
+    failed = fail.delay("broken on purpose")
+    Worker(app, queues=["default"]).run(burst=True)
+    waiting = add.apply_async((1, 2), queue="later")
+    other = add.apply_async((3, 4), queue="later")
+
+    table = baozi(url, "queues")
+    assert table.returncode == 0
+    row = next(line for line in table.stdout.splitlines() if "default" in line)
+    assert row.split("│")[1:6] == [" default ", "     0 ", "         0 ", "       0 ", "      1 "]
+
+    listing = baozi(url, "jobs", "--status", "failed")
+    assert failed.id in listing.stdout and "broken on purpose" in listing.stdout
+
+    assert baozi(url, "cancel", waiting.id).returncode == 0
+    assert waiting.status == "cancelled"
+    assert baozi(url, "cancel", waiting.id).returncode == 3
+
+    assert baozi(url, "retry", "--all-failed").stdout.startswith("1 job(s)")
+    assert failed.status == "queued"
+
+    purged = baozi(url, "purge", "later", "--yes")
+    assert purged.stdout.startswith("2 job(s) removed")
+    assert app.store.record(other.id) is None
+
+
+def test_finished_jobs_are_purged_after_result_ttl(tmp_path: Path) -> None:
+    app = App(f"sqlite:///{tmp_path}/ttl.db", lease=0.3, result_ttl=0.2)
+    job = app.task(jobtasks.add).delay(1, 1)
+    worker = Worker(app)
+    worker.start()
+    try:
+        assert job.result(timeout=10) == 2
+        deadline = time.monotonic() + 10
+        while app.store.record(job.id) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.store.record(job.id) is None
+    finally:
+        worker.close()
+        worker.join(10)
