@@ -92,7 +92,7 @@ def test_queues_jobs_retry_cancel_and_purge(url: str, tmp_path: Path) -> None:
     assert baozi(url, "retry", "--all-failed").stdout.startswith("1 job(s)")
     assert failed.status == "queued"
 
-    purged = baozi(url, "purge", "later", "--yes")
+    purged = baozi(url, "purge", "later")
     assert purged.stdout.startswith("2 job(s) removed")
     assert app.store.record(other.id) is None
 

@@ -283,3 +283,17 @@ def test_sigterm_finishes_jobs_in_flight_then_exits(shared_url: str, tmp_path: P
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(60) == 0
     assert [j.status for j in jobs] == ["succeeded"] * 3
+
+
+def test_a_second_sigterm_stops_at_once_and_puts_jobs_back(shared_url: str) -> None:
+    app = App(shared_url)
+    sleep = app.task(name="sleep")(jobtasks.sleep)
+    jobs = sleep.map([(30,)] * 2)
+    worker = start_worker(shared_url, "-c", "2")
+    wait_for(lambda: app.store.counts("default").leased == 2, timeout=60)
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    assert [j.status for j in jobs] == ["queued", "queued"]
+    assert [j.position() for j in jobs] == [0, 1]

@@ -126,6 +126,11 @@ class Worker:
         self._closing.set()
         self._wake.set()
 
+    @property
+    def terminated(self) -> bool:
+        """Whether the worker was stopped with terminate() (or a second signal)."""
+        return self._terminating.is_set()
+
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker to stop; return whether it did."""
         return self._stopped.wait(timeout)
@@ -517,4 +522,8 @@ def _child_worker(
 
     app = load_app(path)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    Worker(app, queues, pool, concurrency, max_tasks_per_child=max_tasks_per_child).run(burst)
+    worker = Worker(app, queues, pool, concurrency, max_tasks_per_child=max_tasks_per_child)
+    worker.run(burst)
+    if worker.terminated:  # as in the worker command: abandoned threads must not hold the exit
+        logging.shutdown()
+        os._exit(0)

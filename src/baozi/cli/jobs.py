@@ -182,10 +182,7 @@ def cancel(job_id: str, url: str | None) -> None:
 
 @click.command()
 @click.argument("queue")
-@click.option("--yes", is_flag=True, help="Do not ask.")
 @url_option
-def purge(queue: str, yes: bool, url: str | None) -> None:
+def purge(queue: str, url: str | None) -> None:
     """Remove every job of QUEUE: waiting, scheduled, running and finished."""
-    if not yes:
-        click.confirm(f"remove every job of queue {queue!r}?", abort=True)
     click.echo(f"{_app(url).store.clear(queue)} job(s) removed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import click
 
@@ -55,6 +56,10 @@ def worker(
     )
     app = load_app(app_path)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
-    Worker(app, names, pool, concurrency, processes, max_tasks_per_child=max_tasks_per_child).run(
-        burst
-    )
+    w = Worker(app, names, pool, concurrency, processes, max_tasks_per_child=max_tasks_per_child)
+    w.run(burst)
+    if w.terminated:
+        # Threads still running abandoned jobs cannot be stopped, and the interpreter would wait
+        # for them at exit; their jobs are already back in their queues, so leave now.
+        logging.shutdown()
+        os._exit(0)
