@@ -10,13 +10,10 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
 import random
 import signal
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -141,7 +138,9 @@ class Worker:
         restore = self._install_signals()
         try:
             if self.processes > 1:
-                self._supervise(burst)
+                from .supervisor import supervise
+
+                supervise(self, burst)
             else:
                 self._run(burst)
         finally:
@@ -453,77 +452,3 @@ class Worker:
         self._stopped.set()
         store.forget_worker(self.id)
         log.info("worker %s stopped", self.id)
-
-    # -- several processes --------------------------------------------------------------------
-
-    def _supervise(self, burst: bool) -> None:
-        path = _import_path(self.app)
-        ctx = multiprocessing.get_context("spawn")
-        args = (
-            path,
-            self.queues,
-            self.pool_kind,
-            self.concurrency,
-            burst,
-            self.max_tasks_per_child,
-            logging.getLogger("baozi").getEffectiveLevel(),
-        )
-        children = [ctx.Process(target=_child_worker, args=args) for _ in range(self.processes)]
-        for child in children:
-            child.start()
-        signalled = 0
-        while True:
-            alive = [c for c in children if c.is_alive()]
-            if not alive:
-                break
-            wanted = 2 if self._terminating.is_set() else 1 if self._closing.is_set() else 0
-            while signalled < wanted:
-                signalled += 1
-                for child in alive:
-                    os.kill(child.pid, signal.SIGTERM)  # type: ignore[arg-type]
-            if not burst and not self._closing.is_set():  # replace a child that died
-                for i, child in enumerate(children):
-                    if not child.is_alive():
-                        log.warning(
-                            "worker process %s exited (%s); starting another",
-                            child.pid,
-                            child.exitcode,
-                        )
-                        children[i] = ctx.Process(target=_child_worker, args=args)
-                        children[i].start()
-            multiprocessing.connection.wait([c.sentinel for c in alive], timeout=0.5)
-
-
-def _import_path(app: App) -> str:
-    if app.import_path:
-        return app.import_path
-    for name, module in list(sys.modules.items()):
-        if name == "__main__" or module is None:
-            continue
-        for attr, value in list(vars(module).items()):
-            if value is app:
-                return f"{name}:{attr}"
-    raise ValueError(
-        "processes > 1 starts fresh processes that import the app: define it at the top level of "
-        "an importable module (not __main__), or set app.import_path = 'module:attribute'"
-    )
-
-
-def _child_worker(
-    path: str,
-    queues: list[str],
-    pool: str,
-    concurrency: int,
-    burst: bool,
-    max_tasks_per_child: int | None,
-    log_level: int,
-) -> None:
-    from .cli.loading import load_app
-
-    app = load_app(path)
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    worker = Worker(app, queues, pool, concurrency, max_tasks_per_child=max_tasks_per_child)
-    worker.run(burst)
-    if worker.terminated:  # as in the worker command: abandoned threads must not hold the exit
-        logging.shutdown()
-        os._exit(0)
