@@ -297,3 +297,15 @@ def test_a_second_sigterm_stops_at_once_and_puts_jobs_back(shared_url: str) -> N
     assert worker.wait(30) == 0
     assert [j.status for j in jobs] == ["queued", "queued"]
     assert [j.position() for j in jobs] == [0, 1]
+
+
+def test_a_running_worker_heartbeats_and_is_forgotten_when_it_stops(app: App) -> None:
+    app = App(app.url, lease=0.3)
+    worker = Worker(app, pool="thread", concurrency=3, queues=["a", "b"])
+    worker.start()
+    wait_for(lambda: [w.id for w in app.store.workers()] == [worker.id], timeout=10)
+    (info,) = app.store.workers()
+    assert (info.pool, info.concurrency, info.queues, info.pid) == ("thread", 3, ("a", "b"), os.getpid())
+    worker.close()
+    assert worker.join(10)
+    assert app.store.workers() == []
