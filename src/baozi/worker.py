@@ -99,9 +99,11 @@ class Worker:
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._terminating = threading.Event()
-        self._stopped = threading.Event()
+        self._stopped = threading.Event()  # run() has returned
+        self._halt = threading.Event()  # the loop is done: the helper threads end
         self._thread: threading.Thread | None = None
         self._pool: Pool | None = None
+        self._keeper = threading.Thread()
 
     # -- control ------------------------------------------------------------------------------
 
@@ -166,7 +168,9 @@ class Worker:
 
     def _run(self, burst: bool) -> None:
         self._pool = make_pool(self.pool_kind, self.concurrency, **self._pool_options())
-        keeper = threading.Thread(target=self._keep, name="baozi-worker-keeper", daemon=True)
+        keeper = self._keeper = threading.Thread(
+            target=self._keep, name="baozi-worker-keeper", daemon=True
+        )
         watcher = threading.Thread(target=self._watch_store, name="baozi-worker-wake", daemon=True)
         keeper.start()
         watcher.start()
@@ -234,7 +238,7 @@ class Worker:
         # change that lands while the loop is busy is never missed.
         store = self.app.store
         token = store.change_token()
-        while not self._stopped.is_set() and not self._terminating.is_set():
+        while not self._halt.is_set() and not self._terminating.is_set():
             if store.wait_for_change(token, 1.0):
                 token = store.change_token()
                 self._wake.set()
@@ -400,7 +404,7 @@ class Worker:
     def _keep(self) -> None:
         store, interval, last_purge = self.app.store, self.app.lease / 3, 0.0
         started = time.time()
-        while not self._stopped.wait(interval):
+        while not self._halt.wait(interval):
             with self._lock:
                 by_queue: dict[str, list[str]] = {}
                 for job_id, run in self._running.items():
@@ -449,6 +453,7 @@ class Worker:
             pool.close()
             self._settle_done()
         self._callbacks.shutdown(wait=True)
-        self._stopped.set()
+        self._halt.set()
+        self._keeper.join()  # so no heartbeat lands after the worker is forgotten
         store.forget_worker(self.id)
         log.info("worker %s stopped", self.id)
