@@ -309,3 +309,22 @@ def test_a_running_worker_heartbeats_and_is_forgotten_when_it_stops(app: App) ->
     worker.close()
     assert worker.join(10)
     assert app.store.workers() == []
+
+
+def test_the_worker_survives_store_errors_and_carries_on(app: App) -> None:
+    from baozi import StoreError
+
+    add = app.task(jobtasks.add)
+    job = add.delay(2, 2)
+    reserve, failures = app.store.reserve, [2]
+
+    def flaky_reserve(*args: object, **kwargs: object) -> object:
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise StoreError("the store is unreachable (injected)")
+        return reserve(*args, **kwargs)  # type: ignore[arg-type]
+
+    app.store.reserve = flaky_reserve  # type: ignore[method-assign]
+    with working(app):
+        assert job.result(timeout=30) == 4
+    assert failures == [0]

@@ -182,20 +182,35 @@ class Worker:
             self.app.url,
             ", ".join(self.queues),
         )
+        backoff = 0.0
         try:
             while not self._terminating.is_set():
                 self._wake.clear()
-                self._settle_done()
-                if self._closing.is_set():
-                    if not self._running:
+                try:
+                    if self._step(burst):
                         break
-                elif self._fetch():
-                    continue
-                elif burst and not self._running and self._drained():
-                    break
-                self._wake.wait(self._idle_wait())
+                    backoff = 0.0
+                except Exception:  # the store failing: keep the jobs in flight, try again later
+                    backoff = min(max(backoff * 2, 0.1), 5.0)
+                    log.exception(
+                        "worker %s: store call failed; retrying in %.1fs", self.id, backoff
+                    )
+                    self._wake.wait(backoff)
         finally:
             self._shutdown()
+
+    def _step(self, burst: bool) -> bool:
+        """One turn of the loop: settle, fetch, or wait. Returns True when the worker should stop."""
+        self._settle_done()
+        if self._closing.is_set():
+            if not self._running:
+                return True
+        elif self._fetch():
+            return False
+        elif burst and not self._running and self._drained():
+            return True
+        self._wake.wait(self._idle_wait())
+        return False
 
     def _pool_options(self) -> dict[str, Any]:
         if self.pool_kind == "process" and self.max_tasks_per_child:
