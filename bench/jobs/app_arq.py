@@ -5,7 +5,6 @@ from urllib.parse import urlsplit
 
 import redis.asyncio
 from arq.connections import RedisSettings
-
 from common import REDIS_URL, count_done_async, record_latency_async
 
 

@@ -2,12 +2,15 @@
 
 import os
 
-import baozi
-
 from common import count_done, record_latency
 
-# The driver points every measurement at a fresh SQLite file in a new temp dir.
-app = baozi.App(os.environ.get("BENCH_BAOZI_URL", "sqlite:////tmp/bench-baozi.db"))
+import baozi
+
+# The driver points every measurement at a fresh SQLite file in a new temp dir; a config may ask
+# for another durability level (e.g. "fsync": every commit synced to disk).
+URL = os.environ.get("BENCH_BAOZI_URL", "sqlite:////tmp/bench-baozi.db")
+DURABLE = os.environ.get("BENCH_BAOZI_DURABLE")
+app = baozi.App(f"{URL}?durable={DURABLE}" if DURABLE else URL)
 
 
 @app.task

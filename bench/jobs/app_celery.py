@@ -1,7 +1,6 @@
 """Celery app for the jobs benchmark: Redis broker, no result backend (celery's default)."""
 
 from celery import Celery
-
 from common import REDIS_URL, count_done, record_latency
 
 app = Celery("bench", broker=REDIS_URL)

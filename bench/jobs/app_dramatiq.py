@@ -1,9 +1,8 @@
 """Dramatiq actors for the jobs benchmark: Redis broker, default middleware and actor options."""
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
-
 from common import REDIS_URL, count_done, record_latency
+from dramatiq.brokers.redis import RedisBroker
 
 dramatiq.set_broker(RedisBroker(url=REDIS_URL))
 

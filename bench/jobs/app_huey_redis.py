@@ -1,8 +1,7 @@
 """Huey app for the jobs benchmark on Redis storage (RedisHuey: blocking BRPOP by default)."""
 
-from huey import RedisHuey
-
 from common import REDIS_URL, count_done, record_latency
+from huey import RedisHuey
 
 huey = RedisHuey("bench", url=REDIS_URL)
 

@@ -2,9 +2,8 @@
 
 import os
 
-from huey import SqliteHuey
-
 from common import count_done, record_latency
+from huey import SqliteHuey
 
 # The driver points every measurement at a fresh SQLite file in a new temp dir.
 huey = SqliteHuey("bench", filename=os.environ.get("BENCH_HUEY_DB", "/tmp/bench-huey.db"))

@@ -1,0 +1,237 @@
+"""One measurement of one configuration, in a process of its own; prints one JSON line.
+
+    python bench/jobs/measure.py drain   SYSTEM/CONFIG --n 10000 [--pidfile F]
+    python bench/jobs/measure.py latency SYSTEM/CONFIG [--jobs 200] [--pidfile F]
+
+drain: FLUSHDB, enqueue N jobs with no worker running (the enqueue figure), launch the worker and
+wait (BLPOP on bench:fin, 1 s slices) for the N-th completion. latency: launch the worker, enqueue
+a warm-up job and wait for it, idle 1 s, then enqueue the latency jobs 10 ms apart.
+The worker runs in its own process group and is killed with SIGKILL to that group at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import common  # noqa: E402
+import psutil  # noqa: E402
+import redis  # noqa: E402
+import systems  # noqa: E402
+
+DRAIN_CAP = 300.0  # seconds to wait for the N-th completion
+LATENCY_CAP = 60.0
+PACE = 0.010  # seconds between latency jobs
+IDLE = 1.0  # seconds of idle before the latency jobs
+
+
+class Worker:
+    """A configuration's worker processes, all in one new process group."""
+
+    def __init__(self, config: systems.Config, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        out = open(log, "wb")
+        self.launched = time.time()
+        self.procs: list[subprocess.Popen[bytes]] = []
+        for argv in config.commands:
+            # The first process leads a new group; the others join it, so one killpg stops all.
+            group = self.procs[0].pid if self.procs else 0
+            self.procs.append(
+                subprocess.Popen(
+                    argv,
+                    cwd=HERE,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    process_group=group,
+                )
+            )
+        out.close()
+        self.pgid = self.procs[0].pid
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.procs)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of every process in the worker trees (reaped children included)."""
+        seen: dict[int, psutil.Process] = {}
+        for p in self.procs:
+            try:
+                root = psutil.Process(p.pid)
+                seen[root.pid] = root
+                for child in root.children(recursive=True):
+                    seen[child.pid] = child
+            except psutil.NoSuchProcess:
+                pass
+        total = 0.0
+        for proc in seen.values():
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for p in self.procs:
+            p.wait()
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def nearest_rank(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def blpop(r: redis.Redis, keys: list[str], deadline: float, worker: Worker) -> tuple[str, bytes]:
+    """BLPOP in 1 s slices until an item arrives; fail on the deadline or a dead worker."""
+    while True:
+        got = r.blpop(keys, timeout=1)
+        if got is not None:
+            return got[0].decode(), got[1]
+        if not worker.alive():
+            raise RuntimeError("worker exited early:\n" + worker.tail())
+        if time.time() > deadline:
+            raise TimeoutError("gave up waiting; worker log:\n" + worker.tail())
+
+
+def drain(config: systems.Config, env: dict[str, str], n: int, work: Path, state: dict) -> dict:
+    r = redis.Redis.from_url(common.REDIS_URL)
+    producer = systems.producer(config.system)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    producer.drain(n)
+    enqueue_s, producer_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    producer.close()
+    queued_ok = r.get(common.DONE) is None  # nothing ran before the worker started
+
+    worker = state["worker"] = Worker(config, env, work / "worker.log")
+    state["pidfile_write"](worker.pgid)
+    deadline = worker.launched + DRAIN_CAP
+    cpu_first = None
+    while True:
+        key, value = blpop(r, [common.FIN, common.STARTED], deadline, worker)
+        if key == common.STARTED:
+            cpu_first = worker.cpu_seconds()  # start-up cost, to leave out of the per-job figure
+            continue
+        last = float(value)
+        break
+    cpu_end = worker.cpu_seconds()
+    worker.kill()
+    first = float(r.get(common.FIRST))
+    done = int(r.get(common.DONE))
+    return {
+        "enqueue_per_s": n / enqueue_s,
+        "producer_cpu_us": producer_cpu / n * 1e6,
+        "steady_per_s": (n - 1) / (last - first),
+        "incl_start_per_s": n / (last - worker.launched),
+        "start_s": first - worker.launched,
+        "worker_cpu_us": cpu_end / n * 1e6,
+        "worker_cpu_steady_us": (
+            (cpu_end - cpu_first) / (n - 1) * 1e6 if cpu_first is not None else None
+        ),
+        "done_count": done,
+        "clean_start": queued_ok,
+    }
+
+
+def latency(
+    config: systems.Config, env: dict[str, str], jobs: int, work: Path, state: dict
+) -> dict:
+    r = redis.Redis.from_url(common.REDIS_URL)
+    producer = systems.producer(config.system)
+    worker = state["worker"] = Worker(config, env, work / "worker.log")
+    state["pidfile_write"](worker.pgid)
+    deadline = worker.launched + LATENCY_CAP
+    producer.lat()  # warm-up: the worker is up once this one has run
+    blpop(r, [common.LAT], deadline, worker)
+    time.sleep(IDLE)
+    t0 = time.perf_counter()
+    for i in range(jobs):
+        # Sleep until this job's slot, so a slow enqueue does not push the later ones back.
+        wait = t0 + i * PACE - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        producer.lat()
+    deadline = time.time() + LATENCY_CAP
+    values = [float(blpop(r, [common.LAT], deadline, worker)[1]) * 1000 for _ in range(jobs)]
+    worker.kill()
+    producer.close()
+    return {
+        "p50_ms": nearest_rank(values, 50),
+        "p99_ms": nearest_rank(values, 99),
+        "max_ms": max(values),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", choices=["drain", "latency"])
+    ap.add_argument("config", help="SYSTEM/CONFIG, e.g. baozi/c8")
+    ap.add_argument("--n", type=int, default=10000, help="drain: jobs")
+    ap.add_argument("--jobs", type=int, default=200, help="latency: jobs")
+    ap.add_argument("--pidfile", default=None, help="write the worker's process group id here")
+    args = ap.parse_args()
+    config = systems.by_key(args.config)
+
+    work = Path(tempfile.mkdtemp(prefix="jobs-bench-"))
+    # Fresh SQLite files for the embedded stores; the driver and the worker share the paths.
+    os.environ.update(
+        BENCH_REDIS_URL=common.REDIS_URL,
+        BENCH_N=str(args.n if args.mode == "drain" else 0),
+        BENCH_BAOZI_URL=f"sqlite:///{work}/bench-baozi.db",
+        BENCH_HUEY_DB=str(work / "bench-huey.db"),
+    )
+    os.environ.update(config.env)  # the producer builds its app from the same settings
+    common.N = int(os.environ["BENCH_N"])
+    env = dict(os.environ, PYTHONPATH=str(HERE), **config.env)
+
+    def write_pid(pgid: int) -> None:
+        if args.pidfile:
+            Path(args.pidfile).write_text(str(pgid))
+
+    state: dict = {"worker": None, "pidfile_write": write_pid}
+
+    def on_term(signum: int, frame: object) -> None:
+        raise SystemExit(f"terminated by signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    redis.Redis.from_url(common.REDIS_URL).flushdb()
+    try:
+        if args.mode == "drain":
+            result = drain(config, env, args.n, work, state)
+        else:
+            result = latency(config, env, args.jobs, work, state)
+        result["ok"] = True
+    except (Exception, SystemExit) as exc:  # report, never leave a worker behind
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if state["worker"] is not None:
+            state["worker"].kill()
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+#!/usr/bin/env python
+"""Job-queue throughput and latency: baozi's worker beside Celery, RQ, Dramatiq, Huey and arq.
+
+One run measures every configuration in bench/jobs/systems.py, interleaved over several rounds
+on this machine (the config order rotates each round), each measurement in a fresh process with a
+fresh queue (Redis database 14 flushed, a new SQLite file for the embedded stores):
+  * enqueue: one producer enqueues N no-op jobs, one API call per job, no worker running;
+  * drain: the worker is then launched and timed to the N-th completion ("steady" from the first
+    to the last completion, "incl. worker start" from the launch), plus its CPU per job;
+  * latency: an idle worker (warm-up job, 1 s idle), 200 jobs enqueued 10 ms apart; each job
+    reports its start time minus the wall time just before its enqueue call.
+Completion is counted by one Redis INCR in every job body, the same for every system.
+It writes bench/results/jobs-latest.md (+ a timestamped copy) and a bar chart beside it.
+
+    python bench/jobs_bench.py [--n 10000] [--rounds 3] [--only baozi huey-sqlite/process2-q]
+
+celery 5.7's Redis transport needs redis-py >= 6.4 while arq 0.28 needs redis-py < 6, so the
+two cannot share one environment. Run celery from a venv that sees everything else:
+    python -m venv --system-site-packages /tmp/jobs-bench-celery-venv
+    /tmp/jobs-bench-celery-venv/bin/pip install 'redis>=6.4,<9'
+and pass --celery-python /tmp/jobs-bench-celery-venv/bin/python (or set BENCH_CELERY_PYTHON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+JOBS = HERE / "jobs"
+sys.path.insert(0, str(JOBS))
+
+import report  # noqa: E402
+import systems  # noqa: E402
+
+# Caps outside the measurement process, beyond its own inner caps (drain 300 s, latency 60 s).
+OUTER_CAP = {"drain": 420, "latency": 150}
+ROTATE = 5  # the config list's start moves by this much each round
+
+
+def select(only: list[str] | None) -> list[systems.Config]:
+    """The configs named by --only (a system name or SYSTEM/CONFIG), in registry order."""
+    if not only:
+        return list(systems.CONFIGS)
+    chosen = [c for c in systems.CONFIGS if c.system in only or c.key in only]
+    unknown = set(only) - {c.system for c in chosen} - {c.key for c in chosen}
+    if unknown:
+        known = ", ".join(c.key for c in systems.CONFIGS)
+        raise SystemExit(f"unknown --only name(s) {sorted(unknown)}; known: {known}")
+    return chosen
+
+
+def kill_group(pidfile: Path) -> None:
+    """SIGKILL the worker group a measurement recorded, if anything of it is still there."""
+    try:
+        pgid = int(pidfile.read_text())
+    except (OSError, ValueError):
+        return
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def measure(python: str, mode: str, config: systems.Config, n: int, jobs: int) -> dict:
+    """Run one measurement in its own process and return its JSON result."""
+    with tempfile.NamedTemporaryFile(prefix="jobs-bench-pgid-", delete=False) as f:
+        pidfile = Path(f.name)
+    argv = [python, str(JOBS / "measure.py"), mode, config.key, "--pidfile", str(pidfile)]
+    argv += ["--n", str(n)] if mode == "drain" else ["--jobs", str(jobs)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=OUTER_CAP[mode])
+        lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+        if lines:
+            return json.loads(lines[-1])
+        return {"ok": False, "error": f"no result (exit {proc.returncode}): {err.strip()[-500:]}"}
+    except subprocess.TimeoutExpired:
+        # SIGTERM first: the measurement kills its own worker group on the way out.
+        proc.terminate()
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        return {"ok": False, "error": f"timed out after {OUTER_CAP[mode]} s"}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        kill_group(pidfile)
+        pidfile.unlink(missing_ok=True)
+
+
+def progress(row: dict) -> str:
+    if not row["ok"]:
+        return "FAILED: " + row["error"].splitlines()[0]
+    if row["mode"] == "drain":
+        return (
+            f"enqueue {row['enqueue_per_s']:,.0f}/s, steady {row['steady_per_s']:,.0f}/s, "
+            f"incl. start {row['incl_start_per_s']:,.0f}/s, start {row['start_s']:.2f} s, "
+            f"worker CPU {row['worker_cpu_us']:.0f} us/job"
+        )
+    return f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=10000, help="jobs per drain measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    ap.add_argument("--latency-jobs", type=int, default=200, help="jobs per latency measurement")
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="systems or SYSTEM/CONFIG to run")
+    ap.add_argument("--out", default=str(HERE / "results"), help="directory for the report")
+    ap.add_argument(
+        "--celery-python",
+        default=os.environ.get("BENCH_CELERY_PYTHON", sys.executable),
+        help="interpreter for the celery configs (see the module docstring)",
+    )
+    args = ap.parse_args()
+    configs = select(args.only)
+    command = "python bench/jobs_bench.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+    started = dt.datetime.now(dt.UTC)
+    env_info = report.environment(args.celery_python)
+    print(env_info["machine"], flush=True)
+    rows: list[dict] = []
+    t_start = time.time()
+    for rnd in range(args.rounds):
+        shift = (rnd * ROTATE) % len(configs)
+        for config in configs[shift:] + configs[:shift]:
+            python = args.celery_python if config.system == "celery" else sys.executable
+            for mode in ("drain", "latency"):
+                result = measure(python, mode, config, args.n, args.latency_jobs)
+                row = {"key": config.key, "round": rnd + 1, "mode": mode, **result}
+                rows.append(row)
+                print(
+                    f"[{time.time() - t_start:6.0f} s] round {rnd + 1}/{args.rounds} "
+                    f"{config.key:28} {mode:7} {progress(row)}",
+                    flush=True,
+                )
+    finished = dt.datetime.now(dt.UTC)
+    env_info["revision_end"] = report.source_revision()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = started.strftime("%Y%m%d-%H%M")
+    for name in ("latest", stamp):
+        chart = out / f"jobs-{name}.png"
+        report.chart(configs, rows, args.n, args.rounds, chart)
+        text = report.markdown(
+            configs, rows, args, command, env_info, started, finished, chart.name
+        )
+        (out / f"jobs-{name}.md").write_text(text)
+    print(f"\nwrote {out / 'jobs-latest.md'} and {out / f'jobs-{stamp}.md'} (+ .png)\n")
+    print(report.ratios_text(configs, rows))
+
+
+if __name__ == "__main__":
+    main()
