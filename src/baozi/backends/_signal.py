@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 # A commit becomes visible a moment after its WAL write -- after the fsync, with durable=fsync --
-# so after each event the change is looked for a few times, further and further apart.
-_AFTER_EVENT = (0.0, 0.0002, 0.001, 0.003, 0.008, 0.02, 0.05, 0.1, 0.25)
+# so after an event that showed no change yet, it is looked for again, further and further apart
+# (while still answering new events at once).
+_AFTER_EVENT = (0.001, 0.001, 0.003, 0.008, 0.02, 0.05, 0.1, 0.25)
 
 
 class Watch(Protocol):
     """Something that blocks until the store may have changed (a file event), or a timeout."""
 
-    def wait(self, timeout: float) -> None: ...
+    def wait(self, timeout: float) -> bool:
+        """True when woken by an event, False on timeout."""
 
     def close(self) -> None: ...
 
@@ -109,6 +111,8 @@ class ChangeSignal:
         while True:
             self._someone_waits.wait()
             interval = self._min
+            again: Iterator[float] = iter(())
+            wait = self._watch_fallback
             while self._someone_waits.is_set():
                 if self._closed:
                     self._finish()
@@ -118,14 +122,13 @@ class ChangeSignal:
                     current = self._probe()
                     interval = self._min if current != last else min(interval * 1.5, self._max)
                 else:
-                    self._watch.wait(self._watch_fallback)
-                    # The event can come a moment before the change is visible (SQLite writes the
-                    # WAL, then publishes the commit), so look again a few times before sleeping.
-                    for delay in _AFTER_EVENT:
-                        time.sleep(delay)
-                        current = self._probe()
-                        if current != last:
-                            break
+                    woke = self._watch.wait(wait)
+                    current = self._probe()
+                    if current != last:
+                        again = iter(())
+                    elif woke:
+                        again = iter(_AFTER_EVENT)
+                    wait = next(again, self._watch_fallback)
                 if current != last:
                     last = current
                     self.notify()

@@ -132,13 +132,14 @@ class _WalWatch:
             self._inotify.close()
             raise
 
-    def wait(self, timeout: float) -> None:
-        """Return when one of the database's files is written, or after ``timeout`` seconds."""
+    def wait(self, timeout: float) -> bool:
+        """Wait until one of the database's files is written (True) or ``timeout`` seconds pass."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
-            events = self._inotify.read(timeout=max(1, int(left * 1000)))
+            events = self._inotify.read(timeout=max(1, round(left * 1000)))
             if any(e.name in self._names or e.mask & self._overflow for e in events):
-                return
+                return True
+        return False
 
     def close(self) -> None:
         self._inotify.close()
