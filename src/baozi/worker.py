@@ -97,6 +97,8 @@ class Worker:
         self._callbacks = ThreadPoolExecutor(1, thread_name_prefix="baozi-callback")
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._hungry = threading.Event()  # the loop waits for new jobs (see _watch_store)
+        self._watch_token = 0
         self._closing = threading.Event()
         self._terminating = threading.Event()
         self._stopped = threading.Event()  # run() has returned
@@ -201,15 +203,24 @@ class Worker:
 
     def _step(self, burst: bool) -> bool:
         """One turn of the loop: settle, fetch, or wait. Returns True when the worker should stop."""
+        token = self.app.store.change_token()  # before looking, so no change slips in between
         self._settle_done()
+        hungry = False  # free slots and nothing to fill them: new jobs must wake the loop
         if self._closing.is_set():
             if not self._running:
                 return True
-        elif self._fetch():
-            return False
-        elif burst and not self._running and self._drained():
-            return True
+        else:
+            got, wanted = self._fetch()
+            if got and got == wanted:
+                return False  # every free slot filled: there may be more
+            if not got and burst and not self._running and self._drained():
+                return True
+            hungry = got < wanted
+        if hungry:
+            self._watch_token = token
+            self._hungry.set()
         self._wake.wait(self._idle_wait())
+        self._hungry.clear()
         return False
 
     def _pool_options(self) -> dict[str, Any]:
@@ -217,8 +228,10 @@ class Worker:
             return {"max_tasks_per_child": self.max_tasks_per_child}
         return {}
 
-    def _fetch(self) -> int:
-        """Reserve as many jobs as there are free slots and start them; return how many."""
+    def _fetch(self) -> tuple[int, int]:
+        """Reserve as many jobs as there are free slots and start them; return how many were
+        started and how many slots were free."""
+        wanted = self.concurrency - len(self._running)
         got = 0
         for queue in self.queues:
             free = self.concurrency - len(self._running)
@@ -228,7 +241,7 @@ class Worker:
             for item in items:
                 self._start(queue, item)
             got += len(items)
-        return got
+        return got, wanted
 
     def _drained(self) -> bool:
         store = self.app.store
@@ -249,13 +262,13 @@ class Worker:
         return wait
 
     def _watch_store(self) -> None:
-        # Wake the loop on any store change. The token is renewed *before* each wake-up, so a
-        # change that lands while the loop is busy is never missed.
+        # Wake the loop on a store change, but only while it is hungry: a worker whose slots are
+        # all busy waits for its own jobs, and nothing needs to watch the store for it. The token
+        # was taken by the loop before it last looked, so no change in between is missed.
         store = self.app.store
-        token = store.change_token()
         while not self._halt.is_set() and not self._terminating.is_set():
-            if store.wait_for_change(token, 1.0):
-                token = store.change_token()
+            if self._hungry.wait(1.0) and store.wait_for_change(self._watch_token, 1.0):
+                self._hungry.clear()
                 self._wake.set()
 
     # -- one job ------------------------------------------------------------------------------
