@@ -328,3 +328,24 @@ def test_the_worker_survives_store_errors_and_carries_on(app: App) -> None:
     with working(app):
         assert job.result(timeout=30) == 4
     assert failures == [0]
+
+
+def test_a_worker_object_with_processes_runs_and_closes_its_children(
+    shared_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BAOZI_TEST_URL", shared_url)  # the children import tests.jobapp:app
+    app = App(shared_url)
+    app.import_path = "tests.jobapp:app"
+    note = app.task(name="note")(jobtasks.note)
+    log = tmp_path / "log.txt"
+    jobs = note.map([(str(log), i) for i in range(40)])
+    worker = Worker(app, processes=2, concurrency=2)
+    worker.start()
+    for job in jobs:
+        job.result(timeout=60)
+    wait_for(lambda: len(app.store.workers()) == 2, timeout=30)
+    assert len({w.pid for w in app.store.workers()}) == 2
+    worker.close()
+    assert worker.join(30)
+    assert app.store.workers() == []
+    assert sorted(int(x) for x in lines(log)) == list(range(40))

@@ -432,6 +432,10 @@ class Worker:
     def _keep(self) -> None:
         store, interval, last_purge = self.app.store, self.app.lease / 3, 0.0
         started = time.time()
+        try:
+            store.heartbeat(self._info(started), ttl=self.app.lease)  # seen from the start
+        except Exception:
+            log.exception("worker %s: heartbeat failed", self.id)
         while not self._halt.wait(interval):
             with self._lock:
                 by_queue: dict[str, list[str]] = {}
