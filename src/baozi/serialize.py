@@ -140,6 +140,9 @@ class JsonSerializer:
         # Built once: json.dumps/json.loads with options build a new coder on every call.
         self._encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
         self._decode = json.JSONDecoder(object_hook=_decode_object).decode
+        # The C scanner behind decode(), without its whitespace handling: what dumps() wrote
+        # has none around it.
+        self._scan = json.JSONDecoder(object_hook=_decode_object).scan_once
 
     def dumps(self, obj: Any) -> bytes:
         if type(obj) is str:  # the common case, without walking anything
@@ -147,7 +150,12 @@ class JsonSerializer:
         return self._encode(_encode(obj)).encode()
 
     def loads(self, data: bytes) -> Any:
-        return self._decode(data.decode())
+        text = data.decode()
+        try:
+            value, end = self._scan(text, 0)
+        except StopIteration:  # not JSON at the start: let decode() raise its clear error
+            return self._decode(text)
+        return value if end == len(text) else self._decode(text)
 
 
 class PickleSerializer:

@@ -17,7 +17,7 @@ from ._db import Database, parse_url
 READY, LEASED, SCHEDULED, FINISHED = 0, 1, 2, -1
 ORDER = "priority, seq, id"
 ORDER_DESC = "priority DESC, seq DESC, id DESC"
-_CHUNK = 500  # ids per statement, well below SQLite's variable limit
+_CHUNK = 5000  # ids per statement, well below SQLite's variable limit (32,766)
 PROMOTE_EVERY = 0.05
 """How often (s) a busy consumer moves expired leases and due delays back to ready."""
 _NEXT_ID_NEGATED = (
