@@ -142,7 +142,7 @@ class JsonSerializer:
         self._decode = json.JSONDecoder(object_hook=_decode_object).decode
         # The C scanner behind decode(), without its whitespace handling: what dumps() wrote
         # has none around it.
-        self._scan = json.JSONDecoder(object_hook=_decode_object).scan_once
+        self._scan = json.JSONDecoder(object_hook=_decode_object).scan_once  # type: ignore[attr-defined]
 
     def dumps(self, obj: Any) -> bytes:
         if type(obj) is str:  # the common case, without walking anything
