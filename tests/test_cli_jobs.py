@@ -111,3 +111,14 @@ def test_finished_jobs_are_purged_after_result_ttl(tmp_path: Path) -> None:
     finally:
         worker.close()
         worker.join(10)
+
+
+def test_url_points_enqueue_and_worker_at_another_store(url: str, tmp_path: Path) -> None:
+    other = f"sqlite:///{tmp_path}/other.db"
+    log = tmp_path / "log.txt"
+    out = baozi(url, "enqueue", "tests.jobapp:app", "note", f'["{log}", "x"]', "--url", other)
+    job_id = out.stdout.split("\t")[0]
+    assert App(other).job(job_id).status == "queued"
+    assert App(url).store.record(job_id) is None
+    assert baozi(url, "worker", "tests.jobapp:app", "--burst", "-q", "--url", other).returncode == 0
+    assert App(other).job(job_id).status == "succeeded" and log.read_text().split() == ["x"]

@@ -151,6 +151,12 @@ class App:
         self._watch: Watcher | None = None
         open_store(self.url).close()  # fail here, at once, on a bad URL or file
 
+    def use_store(self, url: str) -> None:
+        """Point the app at another store (what ``--url`` does for the worker command)."""
+        open_store(url).close()
+        with self._lock:
+            self.url, self._store, self._watch = url, None, None
+
     @property
     def store(self) -> Store:
         """This process's handle on the store (re-opened after a fork)."""

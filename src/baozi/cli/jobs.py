@@ -15,7 +15,7 @@ from ..app import App
 from ..backends.base import STATUSES, JobRecord
 from ..errors import JobNotFound
 from .loading import load_app
-from .options import NOT_FOUND, url_option
+from .options import NOT_FOUND, app_url_option, url_option
 
 
 def _app(url: str | None) -> App:
@@ -42,6 +42,7 @@ def _json(text: str, what: str) -> Any:
 @click.option("--delay", type=float, default=None, help="Seconds before the job becomes ready.")
 @click.option("--queue", default=None, help="Queue (default: the task's).")
 @click.option("--front", is_flag=True, help="Put the job at the head of its queue.")
+@app_url_option
 def enqueue(
     app_path: str,
     task_name: str,
@@ -51,9 +52,10 @@ def enqueue(
     delay: float | None,
     queue: str | None,
     front: bool,
+    url: str | None,
 ) -> None:
     """Enqueue TASK_NAME with ARGS_JSON (a JSON array); print the job id and its position."""
-    app = load_app(app_path)
+    app = load_app(app_path, url)
     task = app.tasks.get(task_name)
     if task is None:
         raise click.BadParameter(

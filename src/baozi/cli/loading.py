@@ -11,8 +11,12 @@ import click
 from ..app import App
 
 
-def load_app(path: str) -> App:
-    """Import ``module:attribute`` (the working directory is importable) and return that App."""
+def load_app(path: str, url: str | None = None) -> App:
+    """Import ``module:attribute`` (the working directory is importable) and return that App.
+
+    With ``url``, the app uses that store instead of its own (worker processes inherit it)."""
+    if url:
+        os.environ["BAOZI_URL"] = url
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise click.BadParameter(f"{path!r}: give the app as module:attribute, e.g. tasks:app")
@@ -26,4 +30,6 @@ def load_app(path: str) -> App:
     if not isinstance(app, App):
         raise click.BadParameter(f"{path!r} is {type(app).__name__}, not a baozi.App")
     app.import_path = path
+    if url and app.url != url:
+        app.use_store(url)
     return app

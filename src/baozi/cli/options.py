@@ -12,5 +12,11 @@ url_option = click.option(
     help="Store URL (default sqlite:///baozi.db).",
 )
 
+app_url_option = click.option(
+    "--url",
+    default=None,
+    help="Store URL to use instead of the app's own (which defaults to BAOZI_URL, then sqlite:///baozi.db).",
+)
+
 # Exit codes, named.
 OK, FAILED, NOT_FOUND, USAGE = 0, 1, 3, 2

@@ -9,6 +9,7 @@ import click
 
 from ..worker import Worker
 from .loading import load_app
+from .options import app_url_option
 
 
 @click.command()
@@ -38,6 +39,7 @@ from .loading import load_app
     help="Replace a process-pool child after this many jobs.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
+@app_url_option
 def worker(
     app_path: str,
     pool: str,
@@ -47,6 +49,7 @@ def worker(
     burst: bool,
     max_tasks_per_child: int | None,
     quiet: bool,
+    url: str | None,
 ) -> None:
     """Run the jobs of MODULE:APP. SIGTERM or Ctrl-C finishes the jobs in flight and stops; a
     second one stops at once, putting them back in their queues."""
@@ -54,7 +57,7 @@ def worker(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    app = load_app(app_path)
+    app = load_app(app_path, url)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     w = Worker(app, names, pool, concurrency, processes, max_tasks_per_child=max_tasks_per_child)
     w.run(burst)
