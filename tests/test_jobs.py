@@ -6,31 +6,19 @@ import concurrent.futures
 import queue as stdlib_queue
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
 import baozi
-from baozi import App, Job, JobCancelled, JobFailed, JobNotFound, Worker
+from baozi import App, Job, JobCancelled, JobFailed, JobNotFound
 
 from . import jobtasks
+from ._helpers import working
 
 
 @pytest.fixture
 def app(url: str) -> App:
     return App(url, lease=5.0)
-
-
-@contextmanager
-def working(app: App, **options: object) -> Iterator[Worker]:
-    worker = Worker(app, **options)  # type: ignore[arg-type]
-    worker.start()
-    try:
-        yield worker
-    finally:
-        worker.close()
-        assert worker.join(30)
 
 
 def ids(jobs: list[Job]) -> list[str]:

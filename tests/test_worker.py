@@ -9,8 +9,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from baozi import App, JobFailed, Worker
 
 from . import jobtasks
+from ._helpers import lines, wait_for, working
 
 ROOT = Path(__file__).resolve().parent.parent
 POOLS = ["thread", "async", "process"]
@@ -31,28 +30,6 @@ def app(url: str) -> App:
 @pytest.fixture
 def shared_app(shared_url: str) -> App:
     return App(shared_url, lease=1.0)
-
-
-@contextmanager
-def working(app: App, **options: object) -> Iterator[Worker]:
-    worker = Worker(app, **options)  # type: ignore[arg-type]
-    worker.start()
-    try:
-        yield worker
-    finally:
-        worker.close()
-        assert worker.join(60)
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().split() if path.exists() else []
-
-
-def wait_for(predicate: object, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("pool", POOLS)
@@ -305,7 +282,12 @@ def test_a_running_worker_heartbeats_and_is_forgotten_when_it_stops(app: App) ->
     worker.start()
     wait_for(lambda: [w.id for w in app.store.workers()] == [worker.id], timeout=10)
     (info,) = app.store.workers()
-    assert (info.pool, info.concurrency, info.queues, info.pid) == ("thread", 3, ("a", "b"), os.getpid())
+    assert (info.pool, info.concurrency, info.queues, info.pid) == (
+        "thread",
+        3,
+        ("a", "b"),
+        os.getpid(),
+    )
     worker.close()
     assert worker.join(10)
     assert app.store.workers() == []
