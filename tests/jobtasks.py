@@ -91,3 +91,9 @@ def identity(x: object) -> object:
 def quick_note(path: str, tag: object, seconds: float) -> object:
     """slow_note without the wait: what a rescuing worker runs in the kill tests."""
     return note(path, tag)
+
+
+def fail_unless_exists(path: str) -> str:
+    if not Path(path).exists():
+        raise FileNotFoundError(path)
+    return "found"

@@ -74,15 +74,26 @@ def test_retries_back_off_then_succeed(app: App) -> None:
     assert rec.finished_at - rec.created_at >= 0.1 * 0.5 + 0.2 * 0.5  # backoff with jitter
 
 
-def test_a_job_out_of_retries_is_failed_and_can_be_retried_by_hand(app: App) -> None:
-    flaky = app.task(retries=1, retry_backoff=0.01)(jobtasks.fail_until)
-    job = flaky.delay(2)
+def test_a_job_out_of_retries_is_failed_and_can_be_retried_by_hand(app: App, tmp_path: Path) -> None:
+    task = app.task(retries=1, retry_backoff=0.01)(jobtasks.fail_unless_exists)
+    flag = tmp_path / "flag"
+    job = task.delay(str(flag))
     with working(app):
-        with pytest.raises(JobFailed, match="attempt 2 fails"):
+        with pytest.raises(JobFailed, match="flag"):
             job.result(timeout=30)
-        assert job.record().failures == 2  # the first run and its one retry
+        rec = job.record()
+        assert (rec.attempts, rec.failures) == (2, 2)  # the first run and its one retry
+        flag.touch()
         assert job.retry() is True
-        assert job.result(timeout=30) == 3
+        assert job.result(timeout=30) == "found"
+    assert job.attempts == 1  # retried by hand, it started over
+
+
+def test_retries_beyond_max_deliveries_are_all_used(app: App) -> None:
+    flaky = app.task(retries=7, retry_backoff=0.01, max_deliveries=2)(jobtasks.fail_until)
+    job = flaky.delay(6)
+    with working(app):
+        assert job.result(timeout=30) == 7  # exceptions are not deaths
 
 
 def test_raising_retry_asks_for_another_run_after_its_delay(app: App) -> None:

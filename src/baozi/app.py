@@ -6,6 +6,7 @@ import functools
 import importlib
 import inspect
 import threading
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
@@ -135,6 +136,7 @@ class App:
         lease: float = 30.0,
         result_ttl: float = 86400.0,
         serializer: str | Serializer = "json",
+        importable: Iterable[str] = (),
     ) -> None:
         if not isinstance(lease, (int, float)) or not lease > 0:
             raise ValueError(f"lease must be a positive number of seconds, not {lease!r}")
@@ -145,6 +147,7 @@ class App:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.queues: dict[str, QueueSpec] = {}
         self.import_path: str | None = None  # "module:attribute", when known
+        self._importable = tuple(importable)
         self._store: Store | None = None
         self._store_pid = 0
         self._lock = threading.Lock()
@@ -216,6 +219,15 @@ class App:
 
         return register(fn) if fn is not None else register
 
+    @property
+    def importable(self) -> set[str]:
+        """Top-level packages whose functions a worker may import for ``executor().submit``: those
+        given to ``App(importable=...)``, plus those that define this app's tasks."""
+        found = {
+            t.fn.__module__.partition(".")[0] for t in self.tasks.values() if ":" not in t.name
+        }
+        return found | set(self._importable)
+
     def queue(self, name: str, order: str = "fifo", maxsize: int = 0) -> QueueSpec:
         """Declare a job queue's order for equal priorities ("fifo" or "lifo") and its bound."""
         if order not in ("fifo", "lifo"):
@@ -227,20 +239,24 @@ class App:
 
     def resolve(self, name: str) -> Task[Any, Any] | None:
         """The task registered under ``name``, or, for a ``module:function`` name (what
-        ``executor().submit`` sends for plain functions), that function imported."""
+        ``executor().submit`` sends for plain functions), that function imported -- only from
+        the packages in :attr:`importable`, since whoever can write to the store chooses the name.
+        None when there is no such task."""
         task = self.tasks.get(name)
         if task is not None or ":" not in name:
             return task
         module, _, attr = name.partition(":")
+        if module.partition(".")[0] not in self.importable:
+            return None
         try:
             obj: Any = importlib.import_module(module)
             for part in attr.split("."):
                 obj = getattr(obj, part)
-        except (ImportError, AttributeError):
+        except Exception:  # a malformed or missing name is an unknown task, nothing worse
             return None
         if isinstance(obj, Task):
             return obj
-        if not callable(obj):
+        if not isinstance(obj, types.FunctionType):
             return None
         task = Task(
             self,

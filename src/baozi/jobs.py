@@ -131,7 +131,7 @@ class Job:
 
     def cancel(self) -> bool:
         """Cancel the job if it has not started yet; return whether it was."""
-        return self.app.store.cancel(self.id)
+        return self.app.store.cancel(self.id, ttl=self.app.result_ttl)
 
     def retry(self) -> bool:
         """Run a failed or cancelled job again, from its original place in its queue."""

@@ -31,6 +31,7 @@ def supervise(worker: Worker, burst: bool) -> None:
         burst,
         worker.max_tasks_per_child,
         logging.getLogger("baozi").getEffectiveLevel(),
+        worker.app.url,
     )
     children = [ctx.Process(target=_child_worker, args=args) for _ in range(worker.processes)]
     for child in children:
@@ -43,8 +44,9 @@ def supervise(worker: Worker, burst: bool) -> None:
         wanted = 2 if worker._terminating.is_set() else 1 if worker._closing.is_set() else 0
         while signalled < wanted:
             signalled += 1
-            for child in alive:
-                os.kill(child.pid, signal.SIGTERM)  # type: ignore[arg-type]
+            for child in alive:  # SIGTERM: close; SIGUSR1: terminate
+                stop = signal.SIGUSR1 if signalled == 2 else signal.SIGTERM
+                os.kill(child.pid, stop)  # type: ignore[arg-type]
         if not burst and not worker._closing.is_set():  # replace a child that died
             for i, child in enumerate(children):
                 if not child.is_alive():
@@ -81,13 +83,19 @@ def _child_worker(
     burst: bool,
     max_tasks_per_child: int | None,
     log_level: int,
+    url: str,
 ) -> None:
     from .cli.loading import load_app
 
     app = load_app(path)
+    if app.url != url:  # the parent was pointed at another store (worker --url)
+        app.use_store(url)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     worker = Worker(app, queues, pool, concurrency, max_tasks_per_child=max_tasks_per_child)
+    worker._supervised = True
     worker.run(burst)
-    if worker.terminated:  # as in the worker command: abandoned threads must not hold the exit
+    if (
+        worker.terminated or worker.abandoned
+    ):  # as in the worker command: abandoned threads must not hold the exit
         logging.shutdown()
         os._exit(0)

@@ -58,7 +58,9 @@ class _Done:
 def _error(exc: BaseException) -> dict[str, str]:
     if isinstance(exc, ChildError):
         return {"type": exc.exc_type, "message": str(exc), "traceback": exc.tb}
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    tb = getattr(exc, "__baozi_traceback__", None) or "".join(  # a child process's own traceback
+        traceback.format_exception(type(exc), exc, exc.__traceback__)
+    )
     return {"type": type(exc).__name__, "message": str(exc), "traceback": tb}
 
 
@@ -106,6 +108,7 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._pool: Pool | None = None
         self._keeper = threading.Thread()
+        self._supervised = False  # a process started by supervise(), which handles Ctrl-C
 
     # -- control ------------------------------------------------------------------------------
 
@@ -126,6 +129,11 @@ class Worker:
         self._terminating.set()
         self._closing.set()
         self._wake.set()
+
+    @property
+    def abandoned(self) -> int:
+        """Threads still stuck in timed-out jobs, which a process should not wait for at exit."""
+        return self._pool.abandoned if self._pool is not None else 0
 
     @property
     def terminated(self) -> bool:
@@ -156,14 +164,20 @@ class Worker:
             return lambda: None
 
         def handler(signum: int, frame: FrameType | None) -> None:
-            if self._closing.is_set():
-                log.warning("second signal: terminating; jobs in flight go back to their queues")
+            if self._closing.is_set() or signum == signal.SIGUSR1:
+                log.info("terminating: jobs in flight go back to their queues")
                 self.terminate()
             else:
                 log.info("closing: finishing the jobs in flight (signal again to stop now)")
                 self.close()
 
-        old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        # A worker process under a supervisor leaves Ctrl-C (sent to the whole process group) to
+        # its parent, which tells it what to do: SIGTERM to close, SIGUSR1 to terminate.
+        handled = [signal.SIGTERM, signal.SIGUSR1]
+        old = {s: signal.signal(s, handler) for s in handled}
+        old[signal.SIGINT] = signal.signal(
+            signal.SIGINT, signal.SIG_IGN if self._supervised else handler
+        )
         return lambda: [signal.signal(s, h) for s, h in old.items()]
 
     # -- the loop -----------------------------------------------------------------------------
@@ -277,13 +291,15 @@ class Worker:
         app = self.app
         task = app.resolve(item.task or "")
         limit = task.max_deliveries if task is not None else 5
-        if item.deliveries > limit:
+        # Deliveries that ended in neither a result nor an exception: its worker died.
+        deaths = item.deliveries - 1 - item.failures
+        if deaths >= limit:
             self._settle_failed(
                 queue,
                 item,
                 "WorkerLost",
                 (
-                    f"the job was delivered {item.deliveries} times and its worker died each time "
+                    f"the job's worker died on each of its last {deaths} deliveries "
                     f"(max_deliveries={limit}); it is not run again"
                 ),
             )
@@ -328,7 +344,9 @@ class Worker:
         self.app.store.settle(
             queue, self.owner, [Outcome(item.id, "failed", error=error)], self.app.result_ttl
         )
-        log.error("job %s failed: %s: %s", item.id, exc_type, message)
+        log.info(
+            "job %s %s failed (queue %s): %s: %s", item.id, item.task, queue, exc_type, message
+        )
 
     def _finished(self, run: _Running, future: Future[Any]) -> None:
         """In the pool's thread: decide the outcome, and leave it for the loop to settle."""
@@ -339,8 +357,10 @@ class Worker:
             value = future.result()
             exc: BaseException | None = None
             payload = self.app.codec.dumps(value)
-        except CancelledError:
-            return
+        except CancelledError as e:
+            if self._terminating.is_set():
+                return  # the pool cancelled it on terminate(): the job is back in its queue
+            exc, payload, value = e, None, None
         except BaseException as e:  # noqa: BLE001 -- a job's exception, or an unstorable result
             exc, payload, value = e, None, None
         if exc is None:
@@ -401,12 +421,18 @@ class Worker:
             )
             callback, arg = task.on_success, done.value
         elif outcome.status == "retry":
-            log.warning(
-                "job %s %s raised %r; retrying in %.1fs", item.id, task.name, exc, outcome.retry_in
+            log.info(
+                "job %s %s raised %r in %.3fs; retrying in %.1fs (queue %s)",
+                item.id,
+                task.name,
+                exc,
+                done.elapsed,
+                outcome.retry_in,
+                run.queue,
             )
             return
         else:
-            log.error(
+            log.info(
                 "job %s %s failed in %.3fs: %r (queue %s)",
                 item.id,
                 task.name,
@@ -468,6 +494,7 @@ class Worker:
         assert pool is not None
         if self._terminating.is_set():
             pool.terminate()
+            self._settle_done()  # finished before the stop: settle, do not run again
             with self._lock:
                 running, self._running = self._running, {}
             by_queue: dict[str, list[str]] = {}

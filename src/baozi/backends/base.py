@@ -291,13 +291,14 @@ class Store(ABC):
         alone. Returns how many were settled."""
 
     @abstractmethod
-    def cancel(self, job_id: str) -> bool:
-        """Mark a job that has not started (queued or scheduled) cancelled; False otherwise."""
+    def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
+        """Mark a job that is waiting (queued -- an expired lease included -- or scheduled)
+        cancelled, its record kept ``ttl`` seconds; False otherwise."""
 
     @abstractmethod
     def requeue(self, job_id: str) -> bool:
-        """Put a failed or cancelled job back in its queue, at its original place, with its failure
-        count cleared; False if it is not failed or cancelled."""
+        """Put a failed or cancelled job back in its queue, at its original place, starting over
+        (its failure and delivery counts cleared); False if it is not failed or cancelled."""
 
     @abstractmethod
     def record(self, job_id: str) -> JobRecord | None:

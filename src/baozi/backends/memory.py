@@ -421,6 +421,7 @@ class MemoryStore(Store):
             q, num, entry = found
             entry.state, entry.outcome, entry.result, entry.error = _READY, None, None, None
             entry.finished_at, entry.failures, entry.owner = None, 0, None
+            entry.deliveries = 0  # retried by hand: it starts over
             q.entries[num] = q.done.pop(num)
             q.ready.add(entry.key)
         st.signal.notify()

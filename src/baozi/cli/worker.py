@@ -61,7 +61,7 @@ def worker(
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     w = Worker(app, names, pool, concurrency, processes, max_tasks_per_child=max_tasks_per_child)
     w.run(burst)
-    if w.terminated:
+    if w.terminated or w.abandoned:
         # Threads still running abandoned jobs cannot be stopped, and the interpreter would wait
         # for them at exit; their jobs are already back in their queues, so leave now.
         logging.shutdown()

@@ -22,7 +22,8 @@ class AsyncPool(Pool):
     def __init__(self, concurrency: int) -> None:
         super().__init__(concurrency)
         self._loop = asyncio.new_event_loop()
-        self._threads = ThreadPoolExecutor(min(concurrency, 32), thread_name_prefix="baozi-sync")
+        # One thread per slot (made on demand), so a plain function never waits for a thread.
+        self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="baozi-sync")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run_loop, name="baozi-async-loop", daemon=True)
@@ -81,3 +82,5 @@ class AsyncPool(Pool):
         if self._loop.is_running():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()

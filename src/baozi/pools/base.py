@@ -25,7 +25,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["Call", "Deadlines", "Pool", "WorkerLost"]
+from .._process import current_pid
+
+__all__ = ["Call", "DEADLINES", "Pool", "WorkerLost"]
 
 
 class WorkerLost(Exception):
@@ -71,21 +73,29 @@ class Pool(ABC):
     def terminate(self) -> None:
         """Stop now; calls still running are abandoned (their futures stay pending)."""
 
+    @property
+    def abandoned(self) -> int:
+        """Calls given up on (past their timeout) that still hold a thread that cannot be
+        stopped. A process that wants to exit must not wait for those threads."""
+        return 0
+
 
 class Deadlines:
-    """One thread that calls callbacks at their deadlines, for pools that enforce timeouts."""
+    """One thread per process that calls callbacks at their deadlines (:data:`DEADLINES`)."""
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Callable[[], Any]]] = []
         self._cond = threading.Condition()
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
+        self._pid = 0
 
     def at(self, seconds: float, callback: Callable[[], Any]) -> None:
         """Call ``callback()`` ``seconds`` from now (it should do nothing if it is too late)."""
         with self._cond:
             heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._ids), callback))
-            if self._thread is None:
+            if self._thread is None or self._pid != current_pid():  # none yet, or forked
+                self._pid = current_pid()
                 self._thread = threading.Thread(
                     target=self._run, name="baozi-deadlines", daemon=True
                 )
@@ -102,6 +112,10 @@ class Deadlines:
                 callback()
             except Exception:  # a callback must never take the thread down
                 pass
+
+
+DEADLINES = Deadlines()
+"""The process's deadline thread, shared by every pool."""
 
 
 def set_exception_once(future: Future[Any], exc: BaseException) -> None:

@@ -7,6 +7,7 @@ import collections
 import importlib
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -29,6 +30,21 @@ class ChildError(Exception):
         super().__init__(message)
         self.exc_type = exc_type
         self.tb = tb
+
+
+def _revive(detail: tuple[str, str, str], pickled: bytes | None) -> BaseException:
+    """The child's exception, rebuilt if it can be, carrying the child's traceback text."""
+    exc: BaseException = ChildError(*detail)
+    if pickled is not None:
+        try:
+            exc = pickle.loads(pickled)
+        except Exception:  # e.g. an exception class whose __init__ takes other arguments
+            pass
+    try:
+        exc.__baozi_traceback__ = detail[2]  # type: ignore[attr-defined]
+    except Exception:
+        pass
+    return exc
 
 
 def _import(module: str, qualname: str) -> Any:
@@ -56,10 +72,11 @@ def _child_main(conn: Connection) -> None:
             result = run_with_job(call)
         except BaseException as exc:  # noqa: BLE001 -- everything goes back to the parent
             detail = (type(exc).__name__, str(exc), traceback.format_exc())
-            try:
-                conn.send(("error", detail, exc))
-            except Exception:  # the exception itself does not pickle: its text is enough
-                conn.send(("error", detail, None))
+            try:  # pickled apart, so an exception that cannot be rebuilt still sends its text
+                pickled: bytes | None = pickle.dumps(exc)
+            except Exception:
+                pickled = None
+            conn.send(("error", detail, pickled))
         else:
             try:
                 conn.send(("ok", result, None))
@@ -137,6 +154,11 @@ class ProcessPool(Pool):
             call.fn = None  # type: ignore[assignment]  # the child imports it by name
             try:
                 child.conn.send((fn.__module__, fn.__qualname__, call))
+            except OSError:  # the child died while idle: replace it, keep the call
+                call.fn = fn
+                child.kill()
+                self._pending.appendleft((call, future))
+                continue
             except Exception as exc:  # arguments that do not pickle
                 set_exception_once(future, exc)
                 self._idle.append(child)
@@ -176,15 +198,16 @@ class ProcessPool(Pool):
         assert future is not None
         if child.conn in ready:
             try:
-                status, value, exc = child.conn.recv()
+                status, value, pickled = child.conn.recv()
             except (EOFError, OSError):
                 status = "died"
+            except Exception as exc:  # a result that cannot be rebuilt here
+                status, pickled = "error", None
+                value = (type(exc).__name__, f"the job's result could not be read back: {exc}", "")
             if status == "ok":
                 set_result_once(future, value)
             elif status == "error":
-                set_exception_once(
-                    future, exc if isinstance(exc, BaseException) else ChildError(*value)
-                )
+                set_exception_once(future, _revive(value, pickled))
             if status != "died":
                 self._free(child)
                 return
@@ -221,6 +244,7 @@ class ProcessPool(Pool):
             self._stopping = True
             idle, self._idle = self._idle, []
         self._wake_w.send(None)
+        self._collector.join(10)
         for child in idle:
             try:
                 child.conn.send(None)
@@ -228,6 +252,7 @@ class ProcessPool(Pool):
                 pass
             child.process.join(5)
             child.kill()
+        self._close_pipe()
 
     def terminate(self) -> None:
         with self._lock:
@@ -236,5 +261,11 @@ class ProcessPool(Pool):
             self._idle, self._busy = [], {}
             self._pending.clear()
         self._wake_w.send(None)
+        self._collector.join(10)
         for child in children:
             child.kill()
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        self._wake_r.close()
+        self._wake_w.close()

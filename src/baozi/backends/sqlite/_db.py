@@ -83,7 +83,7 @@ class _Connection(sqlite3.Connection):
                 cursor: sqlite3.Cursor = run(sql, parameters)
                 return cursor
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode != _BUSY or self.in_transaction:
+                if exc.sqlite_errorcode & 0xFF != _BUSY or self.in_transaction:
                     raise
                 now = time.monotonic()
                 deadline = deadline or now + _BUSY_TIMEOUT

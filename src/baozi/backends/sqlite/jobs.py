@@ -98,8 +98,9 @@ class SQLiteStore(SQLiteQueues):
         return bool(
             self._run(
                 "UPDATE baozi_items SET state=-1, outcome='cancelled', finished_at=?, "
-                "expires_at=?, due=NULL WHERE id=? AND task IS NOT NULL AND state IN (0, 2)",
-                (now, now + ttl, _num(job_id)),
+                "expires_at=?, due=NULL, owner=NULL WHERE id=? AND task IS NOT NULL "
+                "AND (state IN (0, 2) OR (state = 1 AND due <= ?))",  # an expired lease waits too
+                (now, now + ttl, _num(job_id), now),
             )
         )
 
@@ -107,7 +108,7 @@ class SQLiteStore(SQLiteQueues):
         return bool(
             self._run(
                 "UPDATE baozi_items SET state=0, outcome=NULL, result=NULL, error=NULL, "
-                "finished_at=NULL, expires_at=NULL, failures=0, owner=NULL "
+                "finished_at=NULL, expires_at=NULL, failures=0, deliveries=0, owner=NULL "
                 "WHERE id=? AND state<0 AND outcome IN ('failed', 'cancelled')",
                 (_num(job_id),),
             )
