@@ -97,3 +97,20 @@ def fail_unless_exists(path: str) -> str:
     if not Path(path).exists():
         raise FileNotFoundError(path)
     return "found"
+
+
+class TwoArgError(Exception):
+    """An exception that pickle cannot rebuild (its __init__ takes two arguments)."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+
+
+def raise_two_arg() -> None:
+    raise TwoArgError(7, "seven")
+
+
+def raise_cancelled() -> None:
+    import concurrent.futures
+
+    raise concurrent.futures.CancelledError("cancelled inside the task")

@@ -74,7 +74,9 @@ def test_retries_back_off_then_succeed(app: App) -> None:
     assert rec.finished_at - rec.created_at >= 0.1 * 0.5 + 0.2 * 0.5  # backoff with jitter
 
 
-def test_a_job_out_of_retries_is_failed_and_can_be_retried_by_hand(app: App, tmp_path: Path) -> None:
+def test_a_job_out_of_retries_is_failed_and_can_be_retried_by_hand(
+    app: App, tmp_path: Path
+) -> None:
     task = app.task(retries=1, retry_backoff=0.01)(jobtasks.fail_unless_exists)
     flag = tmp_path / "flag"
     job = task.delay(str(flag))
@@ -342,3 +344,151 @@ def test_a_worker_object_with_processes_runs_and_closes_its_children(
     assert worker.join(30)
     assert app.store.workers() == []
     assert sorted(int(x) for x in lines(log)) == list(range(40))
+
+
+def test_only_allowed_modules_can_be_imported_by_name(app: App, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    (evil,) = app._enqueue(
+        "os:system", [((f"touch {marker}",), {})], "default", 0, None, False, True, None
+    )
+    (broken,) = app._enqueue(":x", [((), {})], "default", 0, None, False, True, None)
+    add = app.task(jobtasks.add)
+    with working(app):
+        for job in (evil, broken):
+            with pytest.raises(JobFailed) as caught:
+                job.result(timeout=30)
+            assert caught.value.exc_type == "UnknownTask"
+        assert add.delay(1, 1).result(timeout=30) == 2
+    assert not marker.exists() and "os:system" not in app.tasks
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_every_pool_reports_the_tasks_own_traceback(shared_app: App, pool: str) -> None:
+    with working(shared_app, pool=pool, concurrency=1):
+        with pytest.raises(JobFailed) as caught:
+            shared_app.task(jobtasks.fail).delay("deep").result(timeout=30)
+    assert caught.value.exc_type == "ValueError"
+    assert "jobtasks.py" in caught.value.traceback and "raise ValueError" in caught.value.traceback
+
+
+def test_an_exception_pickle_cannot_rebuild_still_fails_the_job_cleanly(shared_app: App) -> None:
+    with working(shared_app, pool="process", concurrency=1):
+        with pytest.raises(JobFailed) as caught:
+            shared_app.task(jobtasks.raise_two_arg).delay().result(timeout=30)
+        assert caught.value.exc_type == "TwoArgError" and "7: seven" in caught.value.exc_message
+        assert "jobtasks.py" in caught.value.traceback
+        assert shared_app.task(jobtasks.add).delay(1, 2).result(timeout=30) == 3
+
+
+@pytest.mark.parametrize("pool", ["thread", "async"])
+def test_a_cancelled_error_raised_by_the_task_fails_it(app: App, pool: str) -> None:
+    with working(app, pool=pool):
+        with pytest.raises(JobFailed) as caught:
+            app.task(jobtasks.raise_cancelled).delay().result(timeout=30)
+    assert caught.value.exc_type == "CancelledError"
+
+
+def test_a_child_that_died_while_idle_is_replaced(shared_app: App) -> None:
+    pid = shared_app.task(name="getpid")(os.getpid)
+    add = shared_app.task(jobtasks.add)
+    with working(shared_app, pool="process", concurrency=1):
+        child = pid.delay().result(timeout=30)
+        os.kill(child, signal.SIGKILL)
+        time.sleep(0.2)
+        assert add.delay(2, 2).result(timeout=30) == 4
+        assert pid.delay().result(timeout=30) != child
+
+
+@pytest.mark.parametrize("pool", ["thread", "async"])
+def test_a_timed_out_call_gives_its_slot_to_the_next_job(app: App, pool: str) -> None:
+    sleep = app.task(timeout=0.3)(jobtasks.sleep)
+    add = app.task(jobtasks.add)
+    with working(app, pool=pool, concurrency=1):
+        stuck = sleep.delay(3)
+        with pytest.raises(JobFailed):
+            stuck.result(timeout=30)
+        started = time.monotonic()
+        assert add.delay(1, 2).result(timeout=30) == 3
+        assert time.monotonic() - started < 2  # not behind the stuck thread
+
+
+def test_cancelled_jobs_are_kept_for_result_ttl_only(tmp_path: Path) -> None:
+    app = App(f"sqlite:///{tmp_path}/ttl.db", result_ttl=0.2)
+    job = app.task(jobtasks.add).delay(1, 1)
+    assert job.cancel()
+    time.sleep(0.3)
+    assert app.store.purge_expired() == 1
+    assert app.store.record(job.id) is None
+
+
+def test_pools_share_one_deadline_thread(app: App) -> None:
+    import threading
+
+    sleep = app.task(timeout=5)(jobtasks.sleep)
+    for _ in range(4):
+        with working(app, pool="thread"):
+            sleep.delay(0).result(timeout=30)
+    names = [t.name for t in threading.enumerate()]
+    assert names.count("baozi-deadlines") <= 1
+
+
+def test_ctrl_c_to_a_multi_process_worker_finishes_its_jobs(shared_url: str) -> None:
+    app = App(shared_url)
+    sleep = app.task(name="sleep")(jobtasks.sleep)
+    jobs = sleep.map([(1.0,)] * 2)
+    worker = start_worker(shared_url, "-p", "2", "-c", "1")
+    wait_for(lambda: app.store.counts("default").leased == 2, timeout=60)
+    os.killpg(worker.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+    assert worker.wait(60) == 0
+    assert [j.status for j in jobs] == ["succeeded", "succeeded"]
+
+
+def test_terminate_of_a_multi_process_worker_puts_jobs_back(
+    shared_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BAOZI_TEST_URL", shared_url)
+    app = App(shared_url)
+    app.import_path = "tests.jobapp:app"
+    sleep = app.task(name="sleep")(jobtasks.sleep)
+    jobs = sleep.map([(30,)] * 2)
+    worker = Worker(app, processes=2, concurrency=1)
+    worker.start()
+    wait_for(lambda: app.store.counts("default").leased == 2, timeout=60)
+    started = time.monotonic()
+    worker.terminate()
+    assert worker.join(30) and time.monotonic() - started < 15
+    assert [j.status for j in jobs] == ["queued", "queued"]
+
+
+def test_url_reaches_the_worker_processes(tmp_path: Path) -> None:
+    (tmp_path / "ownapp.py").write_text(
+        "import baozi\n"
+        f"app = baozi.App('sqlite:///{tmp_path}/own.db')\n"
+        "@app.task(name='double')\n"
+        "def double(x):\n"
+        "    return 2 * x\n"
+    )
+    other = f"sqlite:///{tmp_path}/other.db"
+    app = App(other)
+    job = app.task(name="double")(jobtasks.identity).delay(21)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "baozi",
+            "worker",
+            "ownapp:app",
+            "--url",
+            other,
+            "-p",
+            "2",
+            "--burst",
+            "-q",
+        ],
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert ran.returncode == 0
+    assert job.result(timeout=5) == 42

@@ -22,8 +22,9 @@ class AsyncPool(Pool):
     def __init__(self, concurrency: int) -> None:
         super().__init__(concurrency)
         self._loop = asyncio.new_event_loop()
-        # One thread per slot (made on demand), so a plain function never waits for a thread.
-        self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="baozi-sync")
+        # Threads for plain functions, made on demand: one per slot, so none waits for a thread,
+        # and as many spares to stand in for threads stuck in timed-out calls.
+        self._threads = ThreadPoolExecutor(2 * concurrency, thread_name_prefix="baozi-sync")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run_loop, name="baozi-async-loop", daemon=True)
