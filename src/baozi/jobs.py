@@ -211,7 +211,13 @@ class Watcher:
                 if not pending:
                     self._thread = None
                     return
+            try:  # one read for all the jobs waited on
+                statuses: dict[str, str] | None = store.statuses([job.id for job, _ in pending])
+            except Exception:  # the store may be back next round
+                log.exception("checking %d job(s) failed", len(pending))
+                statuses = None
             for job, _ in pending:
-                if self._finished(job):
+                # A job the store no longer has finished long ago (its record was purged).
+                if statuses is not None and statuses.get(job.id, "succeeded") in FINISHED:
                     self._fire(job)
             store.wait_for_change(token, 1.0)

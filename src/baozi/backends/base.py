@@ -305,6 +305,10 @@ class Store(ABC):
         """The job's record, or None if the store holds no job with this id."""
 
     @abstractmethod
+    def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The status of each of these jobs, in one call; ids with no job are left out."""
+
+    @abstractmethod
     def records(
         self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[JobRecord]:

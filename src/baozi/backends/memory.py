@@ -451,6 +451,16 @@ class MemoryStore(Store):
             found = self._job(job_id)
             return None if found is None else self._record(found[1], found[2], time.time())
 
+    def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
+        now = time.time()
+        out = {}
+        with self._state.lock:
+            for job_id in job_ids:
+                found = self._job(job_id)
+                if found is not None:
+                    out[job_id] = found[2].status(now)
+        return out
+
     def records(
         self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[JobRecord]:

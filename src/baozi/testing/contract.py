@@ -396,6 +396,17 @@ class StoreContract:
         assert len(store.records()) == 5
         assert set(store.queues()) >= {Q, OTHER}
 
+    def test_statuses_of_many_jobs_in_one_call(self, store: Store) -> None:
+        a, b, c = store.enqueue(Q, [NewJob("t", b"a"), NewJob("t", b"b"), NewJob("t", b"c")])
+        store.reserve(Q, "w", 30, 1)
+        store.cancel(c)
+        (plain,) = store.push(Q, [b"not a job"])
+        assert store.statuses([a, b, c, "999999", plain, "junk"]) == {
+            a: "running",
+            b: "queued",
+            c: "cancelled",
+        }
+
     def test_progress_is_stored_for_the_owner_only(self, store: Store) -> None:
         (a,) = store.enqueue(Q, [NewJob("t", b"a")])
         store.reserve(Q, "w", 30, 1)

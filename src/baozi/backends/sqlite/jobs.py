@@ -121,6 +121,22 @@ class SQLiteStore(SQLiteQueues):
         )
         return _record(rows[0]) if rows else None
 
+    def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
+        nums = [n for n in map(_num, job_ids) if n is not None]
+        out: dict[str, str] = {}
+        for start in range(0, len(nums), 5000):
+            chunk = nums[start : start + 5000]
+            params: dict[str, Any] = {"now": time.time()}
+            params.update({f"i{k}": n for k, n in enumerate(chunk)})
+            marks = ",".join(f":i{k}" for k in range(len(chunk)))
+            rows = self._read(
+                f"SELECT i.id, {_STATUS} FROM baozi_items i "
+                f"WHERE i.id IN ({marks}) AND i.task IS NOT NULL",
+                params,
+            )
+            out.update((str(i), status) for i, status in rows)
+        return out
+
     def records(
         self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[JobRecord]:
