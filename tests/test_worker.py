@@ -492,3 +492,29 @@ def test_url_reaches_the_worker_processes(tmp_path: Path) -> None:
     )
     assert ran.returncode == 0
     assert job.result(timeout=5) == 42
+
+
+@pytest.mark.parametrize("pool", ["async", "process"])
+def test_close_finishes_the_jobs_in_flight_on_every_pool(shared_app: App, pool: str) -> None:
+    sleep = shared_app.task(jobtasks.sleep)
+    jobs = sleep.map([(0.3,)] * 2)
+    worker = Worker(shared_app, pool=pool, concurrency=2)
+    worker.start()
+    wait_for(lambda: shared_app.store.counts("default").leased == 2)
+    worker.close()
+    assert worker.join(30)
+    assert [j.status for j in jobs] == ["succeeded"] * 2
+
+
+def test_terminate_on_the_memory_store_puts_jobs_back(app: App) -> None:
+    sleep = app.task(jobtasks.sleep)
+    jobs = sleep.map([(2,)] * 2)
+    worker = Worker(app, concurrency=2)
+    worker.start()
+    wait_for(lambda: app.store.counts("default").leased == 2)
+    worker.terminate()
+    assert worker.join(30)
+    assert [j.status for j in jobs] == ["queued", "queued"] and [j.position() for j in jobs] == [
+        0,
+        1,
+    ]
