@@ -121,6 +121,9 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", metavar="NAME", help="systems or SYSTEM/CONFIG to run")
     ap.add_argument("--out", default=str(HERE / "results"), help="directory for the report")
     ap.add_argument(
+        "--no-readme", dest="readme", action="store_false", help="leave README.md's table alone"
+    )
+    ap.add_argument(
         "--celery-python",
         default=os.environ.get("BENCH_CELERY_PYTHON", sys.executable),
         help="interpreter for the celery configs (see the module docstring)",
@@ -162,6 +165,29 @@ def main() -> None:
         (out / f"jobs-{name}.md").write_text(text)
     print(f"\nwrote {out / 'jobs-latest.md'} and {out / f'jobs-{stamp}.md'} (+ .png)\n")
     print(report.ratios_text(configs, rows))
+    if args.readme and not args.only:
+        update_readme(text)
+
+
+def update_readme(text: str, marker: str = "bench:jobs") -> None:
+    """Put the report's main columns between README.md's ``<!-- bench:jobs -->`` markers."""
+    table = text[text.index("| system | config | settings |") : text.index("## Ratios")].strip()
+    rows = [
+        "| system | config | enqueue jobs/s | drain jobs/s (steady) | latency p50 ms | p99 ms |"
+    ]
+    rows.append("|---|---|---|---|---|---|")
+    for line in table.splitlines()[2:]:
+        system, config, _settings, _n, enq, steady, _incl, _start, p50, p99 = (
+            c.strip() for c in line.strip().strip("|").split("|")
+        )
+        rows.append(f"| {system} | {config} | {enq} | {steady} | {p50} | {p99} |")
+    readme = HERE.parent / "README.md"
+    current = readme.read_text()
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    if start in current and end in current:
+        head, rest = current.split(start, 1)
+        body = "\n".join(rows)
+        readme.write_text(f"{head}{start}\n{body}\n{end}{rest.split(end, 1)[1]}")
 
 
 if __name__ == "__main__":
