@@ -233,7 +233,9 @@ class Worker:
         if hungry:
             self._watch_token = token
             self._hungry.set()
-        self._wake.wait(self._idle_wait())
+        # Only a hungry loop cares when a delayed job or an expired lease comes due; a busy one
+        # is woken by its own jobs finishing.
+        self._wake.wait(self._idle_wait() if hungry else 5.0)
         self._hungry.clear()
         return False
 
