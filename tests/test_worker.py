@@ -518,3 +518,16 @@ def test_terminate_on_the_memory_store_puts_jobs_back(app: App) -> None:
         0,
         1,
     ]
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"pool": "fibers"}, "unknown pool"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"processes": 0}, "processes"),
+    ],
+)
+def test_bad_worker_options_fail_at_once(app: App, options: dict, match: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValueError, match=match):
+        Worker(app, **options)

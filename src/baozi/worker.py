@@ -82,6 +82,8 @@ class Worker:
         cls = _pool_class(pool)  # an unknown pool fails here, not in the loop
         if not isinstance(processes, int) or processes < 1:
             raise ValueError(f"processes must be a positive int, not {processes!r}")
+        if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+            raise ValueError(f"concurrency must be a positive int or None, not {concurrency!r}")
         self.app = app
         self.queues = (
             list(queues)
