@@ -99,7 +99,14 @@ class Queue:
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Put ``item`` in the queue, waiting up to ``timeout`` for room when the queue is full."""
-        self.put_many((item,), block, timeout)
+        if self.maxsize or self._pid != current_pid() or self._closed.is_set():
+            self.put_many((item,), block, timeout)
+            return
+        if block:
+            check_timeout(timeout)  # unbounded: nothing to wait for, but bad input is refused
+        self._store.push(
+            self.name, [self._codec.dumps(item)], self._priority(item), front=self._front
+        )
 
     def put_nowait(self, item: Any) -> None:
         self.put(item, block=False)
@@ -150,7 +157,8 @@ class Queue:
         def attempt() -> list[Item] | None:
             return self._store.reserve(self.name, self._owner, self.lease, n) or None
 
-        items = wait_until(self._store, self.name, attempt, block, timeout)
+        # Try once before setting up a wait: most gets find an item at once.
+        items = attempt() or wait_until(self._store, self.name, attempt, block, timeout)
         if items is None:
             raise Empty(f"queue {self.name!r} is empty")
         with self._lock:

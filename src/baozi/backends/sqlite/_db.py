@@ -62,6 +62,9 @@ _BUSY = 5  # SQLITE_BUSY: another connection holds the write lock
 _BUSY_TIMEOUT = 60.0
 
 
+_execute = sqlite3.Connection.execute
+
+
 class _Connection(sqlite3.Connection):
     """A connection that waits for the write lock with short sleeps (50 us, doubling to 2 ms).
 
@@ -71,6 +74,11 @@ class _Connection(sqlite3.Connection):
     """
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return _execute(self, sql, parameters)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != _BUSY or self.in_transaction:
+                raise
         return self._retry(super().execute, sql, parameters)
 
     def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -48,6 +49,12 @@ def _chunks(ids: Sequence[str]) -> Iterator[list[int]]:
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
+
+
+@functools.lru_cache(maxsize=512)
+def _sql_for(sql: str, n: int) -> str:
+    """``sql`` with its ``{marks}`` filled for ``n`` ids (cached: the same few sizes recur)."""
+    return sql.format(marks=_marks(n))
 
 
 def _item(row: Any) -> Item:
@@ -223,23 +230,22 @@ class SQLiteQueues(Store):
 
     def _settle(self, sql: str, params: tuple[Any, ...], ids: Sequence[str]) -> int:
         chunks = list(_chunks(ids))
+        if not chunks:
+            return 0
+        db = self._db
         if len(chunks) == 1:  # one statement is atomic by itself
-            marks = _marks(len(chunks[0]))
+            chunk = chunks[0]
             try:
-                done = int(
-                    self._conn.execute(sql.format(marks=marks), (*params, *chunks[0])).rowcount
-                )
+                done = int(db.conn().execute(_sql_for(sql, len(chunk)), (*params, *chunk)).rowcount)
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
             if done:
-                self._db.signal.notify()
+                db.signal.notify()
             return done
         done = 0
         with self._write() as conn:
             for chunk in chunks:
-                done += conn.execute(
-                    sql.format(marks=_marks(len(chunk))), (*params, *chunk)
-                ).rowcount
+                done += conn.execute(_sql_for(sql, len(chunk)), (*params, *chunk)).rowcount
         return done
 
     def ack(self, queue: str, ids: Sequence[str], owner: str) -> int:
