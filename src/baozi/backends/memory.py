@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 from sortedcontainers import SortedList
 
 from ..errors import Full
+from ._rows import Row, RowStore
 from ._signal import ChangeSignal
-from .base import STATUSES, Counts, Item, JobRecord, NewJob, Outcome, Priority, Store, WorkerInfo
+from .base import STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
 
 __all__ = ["MemoryStore"]
 
@@ -125,7 +126,7 @@ def _ids(ids: Sequence[str]) -> list[int]:
     return out
 
 
-class MemoryStore(Store):
+class MemoryStore(RowStore):
     scheme: ClassVar[str] = "memory"
     shared_across_processes: ClassVar[bool] = False
     durable: ClassVar[bool] = False
@@ -140,26 +141,10 @@ class MemoryStore(Store):
                 state = _STATES[name] = _State()
         self._state = state
 
-    def push(
-        self,
-        queue: str,
-        payloads: Sequence[bytes],
-        priorities: Sequence[Priority] | Priority = 0,
-        *,
-        front: bool = False,
-        delay: float = 0.0,
-        maxsize: int = 0,
-        maxlen: int | None = None,
-    ) -> list[str]:
-        n = len(payloads)
-        prios = [priorities] * n if isinstance(priorities, (int, float)) else list(priorities)
-        rows = [(p, b, None) for p, b in zip(prios, payloads, strict=True)]
-        return self._add(queue, rows, front, delay, maxsize, maxlen)
-
     def _add(
         self,
         queue: str,
-        rows: Sequence[tuple[Priority, bytes, str | None]],
+        rows: Sequence[Row],
         front: bool,
         delay: float,
         maxsize: int,
@@ -336,18 +321,6 @@ class MemoryStore(Store):
             self._state.options.setdefault(queue, {}).update(options)
 
     # -- jobs ---------------------------------------------------------------------------------
-
-    def enqueue(
-        self,
-        queue: str,
-        jobs: Sequence[NewJob],
-        *,
-        front: bool = False,
-        delay: float = 0.0,
-        maxsize: int = 0,
-    ) -> list[str]:
-        rows = [(j.priority, j.payload, j.task) for j in jobs]
-        return self._add(queue, rows, front, delay, maxsize, None)
 
     def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
         st = self._state

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..base import JobRecord, NewJob, Outcome, WorkerInfo
+from ..base import JobRecord, Outcome, WorkerInfo
 from .store import SQLiteQueues
 
 __all__ = ["SQLiteStore"]
@@ -52,18 +52,6 @@ def _record(row: Any) -> JobRecord:
 
 
 class SQLiteStore(SQLiteQueues):
-    def enqueue(
-        self,
-        queue: str,
-        jobs: Sequence[NewJob],
-        *,
-        front: bool = False,
-        delay: float = 0.0,
-        maxsize: int = 0,
-    ) -> list[str]:
-        rows = [(j.priority, j.payload, j.task) for j in jobs]
-        return self._add(queue, rows, front, delay, maxsize, None)
-
     def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
         now = time.time()
         finished, retried = [], []

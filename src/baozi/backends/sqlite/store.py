@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 
 from ..._process import current_pid
 from ...errors import Full, StoreError
-from ..base import Counts, Item, Priority, Store
+from .._rows import Row, RowStore
+from ..base import Counts, Item
 from ._db import Database, parse_url
 
 READY, LEASED, SCHEDULED, FINISHED = 0, 1, 2, -1
@@ -61,7 +62,7 @@ def _item(row: Any) -> Item:
     return Item(str(row[0]), row[1], row[2], row[3])
 
 
-class SQLiteQueues(Store):
+class SQLiteQueues(RowStore):
     """The queue half of the SQLite store; :class:`SQLiteStore` adds jobs."""
 
     scheme: ClassVar[str] = "sqlite"
@@ -110,26 +111,10 @@ class SQLiteQueues(Store):
         if conn.total_changes != changes:  # waking waiters for nothing would make them spin
             self._db.signal.notify()
 
-    def push(
-        self,
-        queue: str,
-        payloads: Sequence[bytes],
-        priorities: Sequence[Priority] | Priority = 0,
-        *,
-        front: bool = False,
-        delay: float = 0.0,
-        maxsize: int = 0,
-        maxlen: int | None = None,
-    ) -> list[str]:
-        n = len(payloads)
-        prios = [priorities] * n if isinstance(priorities, (int, float)) else priorities
-        rows = [(p, b, None) for p, b in zip(prios, payloads, strict=True)]
-        return self._add(queue, rows, front, delay, maxsize, maxlen)
-
     def _add(
         self,
         queue: str,
-        rows: Sequence[tuple[Priority, bytes, str | None]],
+        rows: Sequence[Row],
         front: bool,
         delay: float,
         maxsize: int,
