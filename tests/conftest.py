@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +12,34 @@ import pytest
 from baozi.backends import open_store
 from baozi.backends.base import Store
 
-STORES = ["memory", "sqlite"]
-SHARED_STORES = ["sqlite"]  # stores that other processes can open
+STORES = ["memory", "sqlite", "redis"]
+SHARED_STORES = ["sqlite", "redis"]  # stores that other processes can open
+
+REDIS_URL = os.environ.get("BAOZI_TEST_REDIS", "redis://127.0.0.1:6379/15")
+"""The Redis server and database the tests use; each test works under its own key prefix."""
+
+
+def redis_or_skip() -> None:
+    """Skip (or, under CI, fail) a test when the test Redis server does not answer."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except (redis.RedisError, OSError) as exc:
+        reason = f"no Redis at {REDIS_URL} ({exc}); set BAOZI_TEST_REDIS or start redis-server"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def drop_redis_prefix(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    for i in range(0, len(keys), 1000):
+        client.delete(*keys[i : i + 1000])
+    client.close()
 
 
 def make_url(kind: str, tmp_path: Path) -> str:
@@ -20,19 +47,29 @@ def make_url(kind: str, tmp_path: Path) -> str:
         return f"memory://{uuid.uuid4().hex}"
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
+    if kind == "redis":
+        redis_or_skip()
+        return f"{REDIS_URL}?prefix=test-{uuid.uuid4().hex[:12]}"
     raise AssertionError(kind)
 
 
+def _fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    url = make_url(request.param, tmp_path)
+    yield url
+    if request.param == "redis":
+        drop_redis_prefix(url.rsplit("prefix=", 1)[1])
+
+
 @pytest.fixture(params=STORES)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty store URL for each kind of store."""
-    return make_url(request.param, tmp_path)
+    yield from _fresh(request, tmp_path)
 
 
 @pytest.fixture(params=SHARED_STORES)
-def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh store URL that several processes can share."""
-    return make_url(request.param, tmp_path)
+    yield from _fresh(request, tmp_path)
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ __all__ = ["Counts", "Item", "Store", "open_store", "resolve_url", "SCHEMES"]
 SCHEMES: dict[str, str] = {
     "memory": "baozi.backends.memory:MemoryStore",
     "sqlite": "baozi.backends.sqlite:SQLiteStore",
+    "redis": "baozi.backends.redis:RedisStore",
+    "rediss": "baozi.backends.redis:RedisStore",
 }
 """URL scheme -> ``"module:Class"``. A new backend is one module plus one line here."""
 

@@ -69,6 +69,8 @@ def _child_main(conn: Connection) -> None:
         module, qualname, call = msg
         try:
             call.fn = _import(module, qualname)
+            if call.timeout is not None:  # the clock starts now, not while this process booted
+                conn.send(("started", None, None))
             result = run_with_job(call)
         except BaseException as exc:  # noqa: BLE001 -- everything goes back to the parent
             detail = (type(exc).__name__, str(exc), traceback.format_exc())
@@ -85,6 +87,10 @@ def _child_main(conn: Connection) -> None:
                 conn.send(("error", detail, None))
 
 
+_BOOT_ALLOWANCE = 30.0
+"""Seconds a call's deadline allows for its child to start and import the task's module."""
+
+
 class _Child:
     def __init__(self, ctx: Any) -> None:
         self.conn, child_conn = ctx.Pipe()
@@ -93,6 +99,7 @@ class _Child:
         child_conn.close()
         self.future: Future[Any] | None = None
         self.deadline: float | None = None
+        self.timeout: float | None = None
         self.calls = 0
 
     def kill(self) -> None:
@@ -166,7 +173,11 @@ class ProcessPool(Pool):
             finally:
                 call.fn = fn
             child.future = future
-            child.deadline = None if call.timeout is None else time.monotonic() + call.timeout
+            child.timeout = call.timeout
+            # Until the child says it started the call (a new child first boots and imports),
+            # the deadline has room for that; then it is the call's own timeout.
+            if call.timeout is not None:
+                child.deadline = time.monotonic() + call.timeout + _BOOT_ALLOWANCE
             child.calls += 1
             self._busy[child.conn] = child
         self._wake_w.send(None)
@@ -204,6 +215,10 @@ class ProcessPool(Pool):
             except Exception as exc:  # a result that cannot be rebuilt here
                 status, pickled = "error", None
                 value = (type(exc).__name__, f"the job's result could not be read back: {exc}", "")
+            if status == "started":
+                assert child.timeout is not None
+                child.deadline = time.monotonic() + child.timeout
+                return
             if status == "ok":
                 set_result_once(future, value)
             elif status == "error":

@@ -1,0 +1,269 @@
+"""One Redis server as this process sees it: URL parsing, the client, the scripts, the change feed."""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..._process import current_pid
+from ...errors import StoreError, StoreUnavailable
+from .._signal import ChangeSignal
+
+try:
+    import redis
+    from redis.commands.core import Script
+except ImportError as exc:  # pragma: no cover - depends on what is installed
+    raise ImportError(
+        "the redis:// store needs the redis client library: pip install 'baozi[redis]'"
+    ) from exc
+
+log = logging.getLogger("baozi.redis")
+
+T = TypeVar("T")
+
+SCRIPTS = (
+    "add",
+    "reserve",
+    "pop",
+    "lease",
+    "settle",
+    "rank",
+    "items",
+    "counts",
+    "clear",
+    "cancel",
+    "requeue",
+    "jobs",
+    "progress",
+    "purge",
+    "workers",
+)
+
+_FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+def parse_url(url: str) -> tuple[str, str, float]:
+    """Split baozi's own options (``prefix``, ``retry``) off a redis:// or rediss:// URL.
+
+    Returns the URL for the client library, the key prefix and the retry window in seconds.
+    """
+    parts = urlsplit(url)
+    prefix, retry = "baozi", 2.0
+    rest = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "prefix":
+            if not value or any(c in value for c in " {}"):
+                raise ValueError(
+                    f"invalid prefix {value!r} in {url!r}: use a non-empty key prefix without "
+                    "spaces or braces, such as ?prefix=myapp"
+                )
+            prefix = value
+        elif key == "retry":
+            try:
+                retry = float(value)
+            except ValueError:
+                retry = -1.0
+            if not (retry >= 0 and math.isfinite(retry)):
+                raise ValueError(
+                    f"invalid retry={value!r} in {url!r}: give the seconds to keep retrying a "
+                    "call while Redis is unreachable, such as ?retry=2"
+                )
+        else:
+            rest.append((key, value))
+    client_url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), ""))
+    return client_url, prefix, retry
+
+
+def _load(name: str, prelude: str) -> str:
+    return prelude + resources.files(__package__).joinpath(f"lua/{name}.lua").read_text()
+
+
+class Server:
+    """What one process shares for one URL: a connection pool, the scripts and the change signal.
+
+    Handles share it through a reference count; the last one to close it disconnects.
+    """
+
+    _registry: ClassVar[dict[tuple[int, str], Server]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def acquire(cls, url: str) -> Server:
+        key = (current_pid(), url)  # a forked child must not share its parent's sockets
+        with cls._registry_lock:
+            server = cls._registry.get(key)
+            if server is None:
+                server = cls._registry[key] = cls(url)
+            server.refs += 1
+            return server
+
+    def release(self) -> None:
+        with self._registry_lock:
+            self.refs -= 1
+            if self.refs > 0:
+                return
+            self._registry.pop((current_pid(), self.url), None)
+        self._feed.close()
+        self.signal.close()
+        self.client.close()
+        self.client.connection_pool.disconnect()
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        client_url, self.prefix, self.retry = parse_url(url)
+        self.refs = 0
+        try:
+            # Any: the library types its sync and async clients as one, which helps no caller here.
+            self.client: Any = redis.Redis.from_url(
+                client_url,
+                socket_connect_timeout=2.0,
+                socket_timeout=30.0,
+                socket_keepalive=True,
+                health_check_interval=30,
+                retry_on_timeout=False,
+                retry=None,
+                client_name=f"baozi:{self.prefix}",
+            )
+        except ValueError as exc:
+            raise ValueError(f"invalid Redis URL {url!r}: {exc}") from exc
+        kwargs = self.client.connection_pool.connection_kwargs
+        self.where = (
+            kwargs.get("path")
+            or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+        )
+        prelude = resources.files(__package__).joinpath("lua/_prelude.lua").read_text()
+        self.scripts: dict[str, Script] = {
+            name: self.client.register_script(_load(name, prelude)) for name in SCRIPTS
+        }
+        self.channel = f"{self.prefix}:changed"
+        self.signal = ChangeSignal()
+        self._feed = _Feed(self)
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (one round trip), retrying while the server is unreachable, for at most the
+        retry window; then raise StoreUnavailable, which is also a ConnectionError."""
+        deadline = time.monotonic() + self.retry
+        pause = 0.02
+        while True:
+            try:
+                return fn()
+            except _FAILURES as exc:
+                if time.monotonic() + pause > deadline:
+                    raise StoreUnavailable(
+                        f"Redis at {self.where} did not answer {what} ({exc}); retried for "
+                        f"{self.retry:g}s. Check that redis-server is running and reachable "
+                        f"(the window is the URL's ?retry=SECONDS)"
+                    ) from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+            except redis.ResponseError as exc:
+                raise StoreError(f"Redis at {self.where} refused {what}: {exc}") from exc
+
+    def run(self, name: str, *args: Any) -> Any:
+        script = self.scripts[name]
+        return self.call(name, lambda: script(args=(self.prefix, *args)))
+
+    def token(self) -> int:
+        self._feed.ensure()
+        return self.signal.token()
+
+
+class _Feed:
+    """One thread per process that listens to the store's change channel and signals waiters.
+
+    It starts with the first token handed out, which waits until the subscription is live, so no
+    change after the token is missed. When the connection drops it signals (a change may have been
+    missed), reconnects with backoff, and until it is back new tokens wait for it.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._live = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+
+    def ensure(self) -> None:
+        if self._live.is_set():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._listen, name="baozi-redis-feed", daemon=True
+                )
+                self._thread.start()
+        server = self._server
+        if not self._live.wait(server.retry + 2.5):
+            raise StoreUnavailable(
+                f"Redis at {server.where} did not answer a subscribe to {server.channel} "
+                f"({self._error}); check that redis-server is running and reachable"
+            )
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _listen(self) -> None:
+        server = self._server
+        pause = 0.05
+        while not self._closed:
+            pubsub = server.client.pubsub()
+            try:
+                pubsub.subscribe(server.channel)
+                while not self._closed:
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        self._live.set()
+                        pause = 0.05
+                    server.signal.notify()
+            except Exception as exc:  # noqa: BLE001 -- any failure: signal, then reconnect
+                self._error = exc
+                was_live = self._live.is_set()
+                self._live.clear()
+                server.signal.notify()  # whatever changed while the line was down
+                if was_live:
+                    log.warning("lost the change feed of Redis at %s: %s", server.where, exc)
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+            finally:
+                try:
+                    pubsub.close()
+                except Exception:  # noqa: BLE001, S110 -- closing a broken connection
+                    pass
+
+
+class Ids:
+    """Item ids made by the client: a random per-process prefix and a counter.
+
+    Made here rather than by the server so that a push retried after a dropped reply can tell
+    whether it already went through, instead of adding its items twice.
+    """
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._lock = threading.Lock()
+        self._prefix = ""
+        self._next = 0
+
+    def take(self, n: int) -> list[str]:
+        with self._lock:
+            if self._pid != current_pid():
+                self._pid = current_pid()
+                self._prefix = secrets.token_hex(8)
+                self._next = 0
+            start = self._next
+            self._next += n
+        prefix = self._prefix
+        return [f"{prefix}{i:x}" for i in range(start, start + n)]
+
+
+IDS = Ids()

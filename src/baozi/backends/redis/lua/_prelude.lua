@@ -1,0 +1,75 @@
+-- Shared by every script (prepended when the scripts load). ARGV[1] is the store's key prefix.
+-- Keys: P:i:ID item hash; P:q:NAME:{r ready, l leased, s scheduled, j jobs, c finished counts};
+-- P:done finished jobs by expiry; P:seq order counter; P:queues names; P:changed the channel.
+--
+-- An item hash holds: q queue, m its member in the ready set (priority key, order, ":", id),
+-- p payload, pr priority as written, st state (0 ready, 1 leased, 2 scheduled, -1 finished),
+-- du when a lease or schedule runs out, o owner, d deliveries, f failures; a job also t task,
+-- n order number, c created, s started, fi finished, out outcome, r result, e error, g progress.
+local P = ARGV[1]
+
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+local function stamp(x)
+  return string.format('%.6f', x)
+end
+
+local function qkey(q, suffix)
+  return P .. ':q:' .. q .. ':' .. suffix
+end
+
+local function id_of(member)
+  return string.sub(member, string.find(member, ':', 1, true) + 1)
+end
+
+-- Leases that ran out and schedules that came due go back to the ready set, in their old place.
+local function promote(q, now, limit)
+  for _, suffix in ipairs({'l', 's'}) do
+    local key = qkey(q, suffix)
+    local due = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, limit)
+    if #due > 0 then
+      local ready = qkey(q, 'r')
+      for _, id in ipairs(due) do
+        local h = P .. ':i:' .. id
+        redis.call('HSET', h, 'st', 0)
+        redis.call('ZADD', ready, 0, redis.call('HGET', h, 'm'))
+      end
+      redis.call('ZREM', key, unpack(due))
+    end
+  end
+end
+
+local function changed(q)
+  redis.call('PUBLISH', P .. ':changed', q)
+end
+
+local function status_of(st, out, du, now)
+  if out then return out end
+  if st == '0' or tonumber(du) <= now then return 'queued' end
+  if st == '1' then return 'running' end
+  return 'scheduled'
+end
+
+-- Everything about a job as a flat list (nil for a plain item or a missing id).
+local FIELDS = {'q', 't', 'st', 'out', 'du', 'pr', 'p', 'd', 'f', 'c', 's', 'fi', 'r', 'e', 'g', 'n'}
+local function job(id, now)
+  local v = redis.call('HMGET', P .. ':i:' .. id, unpack(FIELDS))
+  if not v[2] then return nil end
+  return {id, v[1], v[2], status_of(v[3], v[4], v[5], now), v[6], v[7], v[8], v[9], v[10],
+          v[11], v[12], v[13], v[14], v[15], v[16]}
+end
+
+-- Take an item that is not leased out of whichever set holds it.
+local function unlist(q, id, st, h)
+  if st == '0' then
+    redis.call('ZREM', qkey(q, 'r'), redis.call('HGET', h, 'm'))
+  elseif st == '1' then
+    redis.call('ZREM', qkey(q, 'l'), id)
+  elseif st == '2' then
+    redis.call('ZREM', qkey(q, 's'), id)
+  end
+end
+

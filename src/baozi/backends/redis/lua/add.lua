@@ -1,0 +1,53 @@
+-- push / enqueue. ARGV: P, queue, front, delay, maxsize, maxlen (-1: none), n,
+-- then per item: id, priority key, priority, payload, task ('' for a plain item).
+-- Returns 0 when added (or when a retried call finds its items already there), or the ready
+-- count when maxsize refuses the batch (as {count}).
+local q, front = ARGV[2], ARGV[3] == '1'
+local delay, maxsize, maxlen, n = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+if n == 0 then return 0 end
+if redis.call('EXISTS', P .. ':i:' .. ARGV[8]) == 1 then return 0 end
+local now = clock()
+local R = qkey(q, 'r')
+promote(q, now, 1000)
+if maxsize > 0 then
+  local ready = redis.call('ZCARD', R)
+  if ready + n > maxsize then return {ready} end
+end
+local first = redis.call('INCRBY', P .. ':seq', n) - n + 1
+local J, S = qkey(q, 'j'), qkey(q, 's')
+local created, due = stamp(now), stamp(now + delay)
+local st = delay > 0 and 2 or 0
+for i = 0, n - 1 do
+  local b = 8 + i * 5
+  local id, task, seq = ARGV[b], ARGV[b + 4], first + i
+  local m
+  if front then
+    m = ARGV[b + 1] .. '0' .. string.format('%016d', 9007199254740991 - seq) .. ':' .. id
+  else
+    m = ARGV[b + 1] .. '1' .. string.format('%016d', seq) .. ':' .. id
+  end
+  local h = P .. ':i:' .. id
+  redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st, 'd', 0, 'f', 0)
+  if task ~= '' then
+    redis.call('HSET', h, 't', task, 'n', seq, 'c', created)
+    redis.call('ZADD', J, seq, id)
+  end
+  if st == 2 then
+    redis.call('HSET', h, 'du', due)
+    redis.call('ZADD', S, due, id)
+  else
+    redis.call('ZADD', R, 0, m)
+  end
+end
+if maxlen >= 0 then
+  local extra = redis.call('ZCARD', R) - maxlen
+  if extra > 0 then
+    local dropped = redis.call(front and 'ZPOPMAX' or 'ZPOPMIN', R, extra)
+    for i = 1, #dropped, 2 do
+      redis.call('DEL', P .. ':i:' .. id_of(dropped[i]))
+    end
+  end
+end
+redis.call('SADD', P .. ':queues', q)
+changed(q)
+return 0

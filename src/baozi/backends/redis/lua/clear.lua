@@ -1,0 +1,18 @@
+-- ARGV: P, queue. Removes every item of the queue and every finished job it kept.
+local q = ARGV[2]
+local seen, count = {}, 0
+local function drop(id)
+  if not seen[id] then
+    seen[id] = true
+    count = count + 1
+    redis.call('DEL', P .. ':i:' .. id)
+    redis.call('ZREM', P .. ':done', id)
+  end
+end
+for _, m in ipairs(redis.call('ZRANGE', qkey(q, 'r'), 0, -1)) do drop(id_of(m)) end
+for _, suffix in ipairs({'l', 's', 'j'}) do
+  for _, id in ipairs(redis.call('ZRANGE', qkey(q, suffix), 0, -1)) do drop(id) end
+end
+redis.call('DEL', qkey(q, 'r'), qkey(q, 'l'), qkey(q, 's'), qkey(q, 'j'), qkey(q, 'c'))
+changed(q)
+return count

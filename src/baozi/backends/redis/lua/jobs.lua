@@ -1,0 +1,47 @@
+-- Job records. ARGV: P, how, ... where how is
+--   'ids', id...                       -> the records of these ids (nil for no job);
+--   'list', queue, status, limit, offset -> newest first, '' for any status;
+--   'status', id...                   -> only the status of each (nil for no job).
+-- A record is 15 values (see job() in the prelude).
+local how, now = ARGV[2], clock()
+local out = {}
+local function put(rec)
+  if rec then
+    for i = 1, 15 do out[#out + 1] = rec[i] end
+  else
+    for i = 1, 15 do out[#out + 1] = false end
+  end
+end
+if how == 'ids' then
+  for i = 3, #ARGV do put(job(ARGV[i], now)) end
+elseif how == 'status' then
+  for i = 3, #ARGV do
+    local v = redis.call('HMGET', P .. ':i:' .. ARGV[i], 't', 'st', 'out', 'du')
+    out[#out + 1] = v[1] and status_of(v[2], v[3], v[4], now) or false
+  end
+else
+  local J, status = qkey(ARGV[3], 'j'), ARGV[4]
+  local limit, offset = tonumber(ARGV[5]), tonumber(ARGV[6])
+  if status == '' then
+    for _, id in ipairs(redis.call('ZREVRANGE', J, offset, offset + limit - 1)) do put(job(id, now)) end
+  else
+    local start, skipped, taken = 0, 0, 0
+    while taken < limit do
+      local ids = redis.call('ZREVRANGE', J, start, start + 499)
+      if #ids == 0 then break end
+      for _, id in ipairs(ids) do
+        local rec = job(id, now)
+        if rec and rec[4] == status then
+          if skipped < offset then
+            skipped = skipped + 1
+          elseif taken < limit then
+            put(rec)
+            taken = taken + 1
+          end
+        end
+      end
+      start = start + 500
+    end
+  end
+end
+return out

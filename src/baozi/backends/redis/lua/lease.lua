@@ -1,0 +1,38 @@
+-- ack, release and extend of items an owner holds. ARGV: P, queue, owner, how, seconds, ids...
+-- An item whose lease ran out but that nobody reserved since is still its owner's.
+local q, owner, how, seconds = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local now = clock()
+local R, L, S, J = qkey(q, 'r'), qkey(q, 'l'), qkey(q, 's'), qkey(q, 'j')
+local done = 0
+for i = 6, #ARGV do
+  local id = ARGV[i]
+  local h = P .. ':i:' .. id
+  local v = redis.call('HMGET', h, 'o', 'st', 'm', 'q', 't')
+  local st = v[2]
+  if v[1] == owner and v[4] == q and (st == '0' or st == '1') then
+    if how == 'ack' then
+      if st == '0' then redis.call('ZREM', R, v[3]) else redis.call('ZREM', L, id) end
+      redis.call('DEL', h)
+      if v[5] then redis.call('ZREM', J, id) end
+      done = done + 1
+    elseif how == 'extend' then
+      if st == '0' then redis.call('ZREM', R, v[3]) end
+      redis.call('HSET', h, 'st', 1, 'du', stamp(now + seconds))
+      redis.call('ZADD', L, now + seconds, id)
+      done = done + 1
+    elseif st == '1' then  -- release (one whose lease ran out is back in line already)
+      redis.call('ZREM', L, id)
+      redis.call('HDEL', h, 'o')
+      if seconds > 0 then
+        redis.call('HSET', h, 'st', 2, 'du', stamp(now + seconds))
+        redis.call('ZADD', S, now + seconds, id)
+      else
+        redis.call('HSET', h, 'st', 0)
+        redis.call('ZADD', R, 0, v[3])
+      end
+      done = done + 1
+    end
+  end
+end
+if done > 0 then changed(q) end
+return done

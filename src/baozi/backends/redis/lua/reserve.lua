@@ -1,0 +1,27 @@
+-- ARGV: P, queue, owner, lease, n. Returns per item: id, payload, priority, deliveries, task, failures.
+local q, owner, lease, n = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local now = clock()
+promote(q, now, 1000 + n)
+local R = qkey(q, 'r')
+local got = redis.call('ZRANGE', R, 0, n - 1)
+if #got == 0 then return {} end
+redis.call('ZREMRANGEBYRANK', R, 0, #got - 1)
+local L, due, started = qkey(q, 'l'), now + lease, stamp(now)
+local until_ = stamp(due)
+local out = {}
+for _, m in ipairs(got) do
+  local id = id_of(m)
+  local h = P .. ':i:' .. id
+  local d = redis.call('HINCRBY', h, 'd', 1)
+  redis.call('HSET', h, 'st', 1, 'o', owner, 'du', until_, 's', started)
+  redis.call('ZADD', L, due, id)
+  local v = redis.call('HMGET', h, 'p', 'pr', 't', 'f')
+  out[#out + 1] = id
+  out[#out + 1] = v[1]
+  out[#out + 1] = v[2]
+  out[#out + 1] = d
+  out[#out + 1] = v[3]
+  out[#out + 1] = v[4]
+end
+changed(q)
+return out

@@ -1,0 +1,328 @@
+"""``redis://host:port/db`` (or ``rediss://`` for TLS): queues and jobs on a Redis server, shared by
+every process on every machine that can reach it.
+
+Every operation is one round trip: a Lua script, so it is atomic however many clients race.
+Ready items sit in a sorted set whose members all score 0, so they sort by the member itself: an
+exact text key built from the priority, then the push order, then the id. That keeps any priority
+(a 64-bit integer or any float) and any queue depth exact, where a floating-point score would not,
+and ranks an item in O(log n). Leased and scheduled items sit in sorted sets scored by the time
+they come due, and every script first moves those that are due back to the ready set. Each item
+is one hash; a job's record stays in it after the job finishes.
+
+Writes publish on one channel per store; one thread per process listens and wakes waiters, so an
+idle consumer sends nothing. Deadlines come from the server's clock, so machines whose clocks
+disagree still agree on leases.
+
+URL options: ``?prefix=NAME`` puts every key under ``NAME:`` (default ``baozi``), so one database
+can hold several stores; ``?retry=SECONDS`` is how long a call keeps retrying while the server
+cannot be reached (default 2) before it raises :class:`~baozi.errors.StoreUnavailable`, which is
+also a ``ConnectionError``. Other query options go to the redis client (see redis-py's
+``from_url``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import json
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, ClassVar
+
+from ...errors import Full
+from .._rows import Row, RowStore
+from ..base import STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
+from ._conn import IDS, Server
+
+__all__ = ["RedisStore", "priority_key"]
+
+_INVERT = str.maketrans("0123456789abcdef", "fedcba9876543210")
+
+
+@lru_cache(maxsize=4096)
+def _int_key(n: int) -> str:
+    # Self-delimiting and in numeric order: sign, length, digits (inverted for negatives).
+    if n >= 0:
+        digits = format(n, "x")
+        return "1" + format(len(digits), "03x") + digits
+    digits = format(-n - 1, "x")
+    return "0" + format(4095 - len(digits), "03x") + digits.translate(_INVERT)
+
+
+def priority_key(priority: Priority) -> str:
+    """A text that sorts as ``priority`` does, exactly, for any int of up to 64 bits and any float.
+
+    The integer part (its floor) is written self-delimiting, then the fraction's exact binary
+    digits in hex without trailing zeros, then "!", which sorts before every digit.
+    """
+    if isinstance(priority, int):
+        return _int_key(priority) + "!"
+    if math.isinf(priority):
+        return "2!" if priority > 0 else "/!"
+    whole = math.floor(priority)
+    frac = priority - whole  # exact for a float
+    if not frac:
+        return _int_key(whole) + "!"
+    mantissa, exp = math.frexp(frac)  # frac = mantissa * 2**exp, 0.5 <= mantissa < 1, exp <= 0
+    bits = 53 - exp
+    width = -(-bits // 4)
+    digits = format(int(mantissa * (1 << 53)) << (width * 4 - bits), f"0{width}x").rstrip("0")
+    return _int_key(whole) + digits + "!"
+
+
+def _priority(text: bytes) -> Priority:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _items(flat: list[Any]) -> list[Item]:
+    return [
+        Item(
+            flat[i].decode(),
+            flat[i + 1],
+            _priority(flat[i + 2]),
+            int(flat[i + 3]),
+            flat[i + 4].decode() if flat[i + 4] is not None else None,
+            int(flat[i + 5]),
+        )
+        for i in range(0, len(flat), 6)
+    ]
+
+
+def _float(value: bytes | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _records(flat: list[Any]) -> list[tuple[int, JobRecord] | None]:
+    """Records as the jobs script lays them out, 15 values each, with their order number."""
+    out: list[tuple[int, JobRecord] | None] = []
+    for i in range(0, len(flat), 15):
+        v = flat[i : i + 15]
+        if v[0] is None:
+            out.append(None)
+            continue
+        rec = JobRecord(
+            id=v[0].decode(),
+            queue=v[1].decode(),
+            task=v[2].decode(),
+            status=v[3].decode(),
+            priority=_priority(v[4]),
+            payload=v[5],
+            attempts=int(v[6]),
+            failures=int(v[7]),
+            created_at=float(v[8]),
+            started_at=_float(v[9]),
+            finished_at=_float(v[10]),
+            result=v[11],
+            error=v[12].decode() if v[12] is not None else None,
+            progress=v[13].decode() if v[13] is not None else None,
+        )
+        out.append((int(v[14]), rec))
+    return out
+
+
+class RedisStore(RowStore):
+    scheme: ClassVar[str] = "redis"
+    shared_across_processes: ClassVar[bool] = True
+    durable: ClassVar[bool] = True
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._server = Server.acquire(url)
+        self._closed = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._server.release()
+
+    # -- queues -------------------------------------------------------------------------------
+
+    def _add(
+        self,
+        queue: str,
+        rows: Sequence[Row],
+        front: bool,
+        delay: float,
+        maxsize: int,
+        maxlen: int | None,
+    ) -> list[str]:
+        ids = IDS.take(len(rows))
+        args: list[Any] = [
+            queue,
+            int(front),
+            repr(float(delay)),
+            maxsize,
+            -1 if maxlen is None else maxlen,
+            len(rows),
+        ]
+        for item_id, (prio, payload, task) in zip(ids, rows, strict=True):
+            args += (item_id, priority_key(prio), repr(prio), payload, task or "")
+        full = self._server.run("add", *args)
+        if full != 0:
+            raise Full(f"queue {queue!r} holds {full[0]} of at most {maxsize} ready items")
+        return ids
+
+    def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
+        return _items(self._server.run("reserve", queue, owner, repr(float(lease)), n))
+
+    def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
+        return _items(self._server.run("pop", queue, n, int(back)))
+
+    def _lease(self, queue: str, ids: Sequence[str], owner: str, how: str, seconds: float) -> int:
+        if not ids:
+            return 0
+        done: int = self._server.run("lease", queue, owner, how, repr(float(seconds)), *ids)
+        return done
+
+    def ack(self, queue: str, ids: Sequence[str], owner: str) -> int:
+        return self._lease(queue, ids, owner, "ack", 0.0)
+
+    def release(self, queue: str, ids: Sequence[str], owner: str, delay: float = 0.0) -> int:
+        return self._lease(queue, ids, owner, "release", delay)
+
+    def extend(self, queue: str, ids: Sequence[str], owner: str, lease: float) -> int:
+        return self._lease(queue, ids, owner, "extend", lease)
+
+    def rank(self, queue: str, item_id: str) -> int | None:
+        rank: int | None = self._server.run("rank", queue, item_id)
+        return rank
+
+    def counts(self, queue: str) -> Counts:
+        ready, leased, scheduled = self._server.run("counts", queue)[:3]
+        return Counts(ready, leased, scheduled)
+
+    def next_due(self, queue: str) -> float | None:
+        prefix = f"{self._server.prefix}:q:{queue}:"
+
+        def both() -> list[Any]:
+            pipe = self._server.client.pipeline(transaction=False)
+            pipe.zrange(prefix + "l", 0, 0, withscores=True)
+            pipe.zrange(prefix + "s", 0, 0, withscores=True)
+            out: list[Any] = pipe.execute()
+            return out
+
+        firsts = [hit[0][1] for hit in self._server.call("next_due", both) if hit]
+        return min(firsts) if firsts else None
+
+    def peek(self, queue: str, index: int) -> Item:
+        found = _items(self._server.run("items", queue, index, index))
+        if not found:
+            raise IndexError(f"queue {queue!r} has no item at index {index}")
+        return found[0]
+
+    def snapshot(self, queue: str) -> list[Item]:
+        return _items(self._server.run("items", queue, 0, -1))
+
+    def clear(self, queue: str) -> int:
+        removed: int = self._server.run("clear", queue)
+        return removed
+
+    def change_token(self) -> int:
+        return self._server.token()
+
+    def wait_for_change(self, token: int, timeout: float) -> bool:
+        return self._server.signal.wait(token, timeout)
+
+    def queue_options(self, queue: str) -> dict[str, Any]:
+        key = f"{self._server.prefix}:q:{queue}:o"
+        raw = self._server.call("queue_options", lambda: self._server.client.hgetall(key))
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    def set_queue_options(self, queue: str, **options: Any) -> None:
+        if not options:
+            return
+        key = f"{self._server.prefix}:q:{queue}:o"
+        mapping = {k: json.dumps(v) for k, v in options.items()}
+        self._server.call(
+            "set_queue_options", lambda: self._server.client.hset(key, mapping=mapping)
+        )
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
+        if not outcomes:
+            return 0
+        args: list[Any] = [queue, owner, repr(float(ttl))]
+        for o in outcomes:
+            args += (o.id, o.status, o.result or b"", o.error or "", repr(float(o.retry_in)))
+        settled: int = self._server.run("settle", *args)
+        return settled
+
+    def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
+        return bool(self._server.run("cancel", job_id, repr(float(ttl))))
+
+    def requeue(self, job_id: str) -> bool:
+        return bool(self._server.run("requeue", job_id))
+
+    def record(self, job_id: str) -> JobRecord | None:
+        (found,) = _records(self._server.run("jobs", "ids", job_id))
+        return found[1] if found else None
+
+    def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
+        if not job_ids:
+            return {}
+        found = self._server.run("jobs", "status", *job_ids)
+        return {i: s.decode() for i, s in zip(job_ids, found, strict=True) if s is not None}
+
+    def _list(self, queue: str, status: str | None, limit: int, offset: int) -> list[Any]:
+        flat = self._server.run("jobs", "list", queue, status or "", limit, offset)
+        return [r for r in _records(flat) if r is not None]
+
+    def records(
+        self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[JobRecord]:
+        if limit <= 0:
+            return []
+        if queue is not None:
+            return [rec for _, rec in self._list(queue, status, limit, offset)]
+        # Newest first across queues: the newest limit+offset of each, merged by push order.
+        merged = heapq.merge(
+            *(self._list(q, status, limit + offset, 0) for q in self.queues()),
+            key=lambda pair: -pair[0],
+        )
+        return [rec for _, rec in merged][offset : offset + limit]
+
+    def set_progress(self, job_id: str, owner: str, progress: str) -> bool:
+        return bool(self._server.run("progress", job_id, owner, progress))
+
+    def job_counts(self, queue: str) -> dict[str, int]:
+        flat = self._server.run("counts", queue)
+        out = dict.fromkeys(STATUSES, 0)
+        out.update(scheduled=flat[2], queued=flat[0], running=flat[1])
+        for i in range(3, len(flat), 2):
+            out[flat[i].decode()] = int(flat[i + 1])
+        return out
+
+    def queues(self) -> list[str]:
+        key = f"{self._server.prefix}:queues"
+        names = self._server.call("queues", lambda: self._server.client.smembers(key))
+        return sorted(n.decode() for n in names)
+
+    def purge_expired(self) -> int:
+        batch, removed = 1000, 0
+        while True:
+            n: int = self._server.run("purge", batch)
+            removed += n
+            if n < batch:
+                return removed
+
+    def heartbeat(self, worker: WorkerInfo, ttl: float) -> None:
+        info = json.dumps(dataclasses.asdict(worker))
+        self._server.run("workers", "beat", worker.id, info, repr(float(ttl)))
+
+    def workers(self) -> list[WorkerInfo]:
+        flat = self._server.run("workers", "list")
+        out = []
+        for i in range(0, len(flat), 3):
+            fields = json.loads(flat[i + 1])
+            fields["queues"] = tuple(fields["queues"])
+            fields["last_seen"] = float(flat[i + 2])
+            out.append(WorkerInfo(**fields))
+        return sorted(out, key=lambda w: w.id)
+
+    def forget_worker(self, worker_id: str) -> None:
+        self._server.run("workers", "forget", worker_id)
