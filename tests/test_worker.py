@@ -253,6 +253,37 @@ def test_two_worker_processes_share_a_queue_and_run_each_job_once(
     assert len(runs) == 400 and max(runs.values()) == 1
 
 
+_PRODUCER = """
+import sys
+from tests.jobapp import note
+for i in range(200):
+    note.delay(sys.argv[1], f"{sys.argv[2]}-{i}")
+"""
+
+
+def test_producer_and_worker_processes_run_every_job_exactly_once(
+    shared_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "done.txt"
+    env = {**os.environ, "BAOZI_TEST_URL": shared_url}
+    workers = [start_worker(shared_url, "-c", "4") for _ in range(2)]
+    producers = [
+        subprocess.Popen([sys.executable, "-c", _PRODUCER, str(log), f"p{p}"], cwd=ROOT, env=env)
+        for p in range(3)
+    ]
+    try:
+        assert [p.wait(120) for p in producers] == [0, 0, 0]
+        wait_for(lambda: len(lines(log)) >= 600, timeout=120)
+        time.sleep(0.3)  # a second run of any job would show up by now
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        assert [w.wait(60) for w in workers] == [0, 0]
+    runs = Counter(lines(log))
+    assert len(runs) == 600 and max(runs.values()) == 1
+    assert App(shared_url).store.job_counts("default")["succeeded"] == 600
+
+
 def test_processes_option_runs_several_worker_processes(shared_url: str, tmp_path: Path) -> None:
     app = App(shared_url)
     note = app.task(name="note")(jobtasks.note)

@@ -87,8 +87,8 @@ class StoreError(BaoziError):
     """The store failed to carry out an operation."""
 
 
-class StoreUnavailable(StoreError):
-    """The store cannot be opened or reached."""
+class StoreUnavailable(StoreError, ConnectionError):
+    """The store cannot be opened or reached (also a ConnectionError)."""
 
 
 class NotABaoziStore(StoreError):

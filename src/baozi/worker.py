@@ -24,7 +24,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import Item, Outcome, WorkerInfo
-from .errors import Retry
+from .errors import Retry, StoreUnavailable
 from .jobs import Job
 from .pools import Call, Pool, make_pool
 from .pools import pool_class as _pool_class
@@ -36,6 +36,15 @@ if TYPE_CHECKING:
 __all__ = ["Worker"]
 
 log = logging.getLogger("baozi.worker")
+
+
+def _store_failed(exc: Exception, message: str, *args: object) -> None:
+    """Log a failed store call: one line when the store is unreachable (it says why), else the
+    whole traceback."""
+    if isinstance(exc, StoreUnavailable):
+        log.warning(message + ": %s", *args, exc)
+    else:
+        log.exception(message, *args)
 
 
 @dataclass(slots=True)
@@ -208,11 +217,9 @@ class Worker:
                     if self._step(burst):
                         break
                     backoff = 0.0
-                except Exception:  # the store failing: keep the jobs in flight, try again later
+                except Exception as exc:  # the store failing: keep the jobs in flight, try later
                     backoff = min(max(backoff * 2, 0.1), 5.0)
-                    log.exception(
-                        "worker %s: store call failed; retrying in %.1fs", self.id, backoff
-                    )
+                    _store_failed(exc, "worker %s: retrying in %.1fs", self.id, backoff)
                     self._wake.wait(backoff)
         finally:
             self._shutdown()
@@ -381,20 +388,30 @@ class Worker:
         self._done.append(_Done(run, outcome, exc, value, time.monotonic() - run.started))
         self._wake.set()
 
-    def _settle_done(self) -> int:
-        """Settle every finished job in one store call per queue; return how many there were."""
+    def _settle_done(self, keep: bool = True) -> int:
+        """Settle every finished job in one store call per queue; return how many there were.
+
+        When the store fails, ``keep`` holds the outcomes (and the leases, which the keeper goes on
+        renewing) to settle on a later turn, and raises so the loop backs off; a job that finished
+        is then not run again once the store is back. Without ``keep`` (shutting down) they are
+        dropped, and their jobs run again when their leases run out.
+        """
         done: list[_Done] = []
         while self._done:
             done.append(self._done.popleft())
         by_queue: dict[str, list[_Done]] = {}
         for d in done:
             by_queue.setdefault(d.run.queue, []).append(d)
-        for queue, entries in by_queue.items():
+        for n, (queue, entries) in enumerate(by_queue.items()):
             try:
                 held = self.app.store.settle(
                     queue, self.owner, [d.outcome for d in entries], self.app.result_ttl
                 )
             except Exception:
+                if keep:
+                    unsettled = [d for q in list(by_queue)[n:] for d in by_queue[q]]
+                    self._done.extendleft(reversed(unsettled))
+                    raise
                 log.exception("settling %d job(s) failed; they will run again", len(entries))
                 held = -1
             if 0 <= held < len(entries):
@@ -464,8 +481,8 @@ class Worker:
         started = time.time()
         try:
             store.heartbeat(self._info(started), ttl=self.app.lease)  # seen from the start
-        except Exception:
-            log.exception("worker %s: heartbeat failed", self.id)
+        except Exception as exc:
+            _store_failed(exc, "worker %s: heartbeat failed", self.id)
         while not self._halt.wait(interval):
             with self._lock:
                 by_queue: dict[str, list[str]] = {}
@@ -478,8 +495,8 @@ class Worker:
                 if time.time() - last_purge > min(60.0, self.app.result_ttl):
                     last_purge = time.time()
                     store.purge_expired()
-            except Exception:  # the store may be back next round; leases have slack
-                log.exception("worker %s: renewing leases failed", self.id)
+            except Exception as exc:  # the store may be back next round; leases have slack
+                _store_failed(exc, "worker %s: renewing leases failed", self.id)
 
     def _info(self, started: float) -> WorkerInfo:
         return WorkerInfo(
@@ -498,7 +515,7 @@ class Worker:
         assert pool is not None
         if self._terminating.is_set():
             pool.terminate()
-            self._settle_done()  # finished before the stop: settle, do not run again
+            self._settle_done(keep=False)  # finished before the stop: settle, do not run again
             with self._lock:
                 running, self._running = self._running, {}
             by_queue: dict[str, list[str]] = {}
@@ -514,7 +531,7 @@ class Worker:
                 )
         else:
             pool.close()
-            self._settle_done()
+            self._settle_done(keep=False)
         self._callbacks.shutdown(wait=True)
         self._halt.set()
         self._keeper.join()  # so no heartbeat lands after the worker is forgotten

@@ -155,13 +155,14 @@ class Server:
             try:
                 return fn()
             except _FAILURES as exc:
-                if time.monotonic() + pause > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise StoreUnavailable(
                         f"Redis at {self.where} did not answer {what} ({exc}); retried for "
                         f"{self.retry:g}s. Check that redis-server is running and reachable "
                         f"(the window is the URL's ?retry=SECONDS)"
                     ) from exc
-                time.sleep(pause)
+                time.sleep(min(pause, left))
                 pause = min(pause * 2, 0.5)
             except redis.ResponseError as exc:
                 raise StoreError(f"Redis at {self.where} refused {what}: {exc}") from exc

@@ -60,14 +60,13 @@ def priority_key(priority: Priority) -> str:
         return _int_key(priority) + "!"
     if math.isinf(priority):
         return "2!" if priority > 0 else "/!"
-    whole = math.floor(priority)
-    frac = priority - whole  # exact for a float
-    if not frac:
+    num, den = priority.as_integer_ratio()  # exact; den is a power of two
+    whole, rest = divmod(num, den)
+    if not rest:
         return _int_key(whole) + "!"
-    mantissa, exp = math.frexp(frac)  # frac = mantissa * 2**exp, 0.5 <= mantissa < 1, exp <= 0
-    bits = 53 - exp
+    bits = den.bit_length() - 1
     width = -(-bits // 4)
-    digits = format(int(mantissa * (1 << 53)) << (width * 4 - bits), f"0{width}x").rstrip("0")
+    digits = format(rest << (width * 4 - bits), f"0{width}x").rstrip("0")
     return _int_key(whole) + digits + "!"
 
 

@@ -1,0 +1,217 @@
+"""What only the Redis store has: exact text keys, its URL options, and riding out a server that
+stops and comes back (on a private redis-server this test starts, with its own append-only file)."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from baozi import App, Queue, StoreUnavailable
+from baozi.backends import open_store
+from baozi.backends.redis.store import priority_key
+
+from . import jobtasks
+from ._helpers import lines, wait_for, working
+from .conftest import REDIS_URL, drop_redis_prefix, redis_or_skip
+
+# -- keys -------------------------------------------------------------------------------------
+
+priorities = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False),
+    st.sampled_from([0, -1, 1, 0.5, -0.5, 2**53, 2**53 + 1, 5e-324, -5e-324, 1e300]),
+)
+
+
+@given(st.lists(priorities, min_size=2, max_size=20))
+def test_priority_keys_sort_exactly_as_the_numbers_do(values: list[int | float]) -> None:
+    for a in values:
+        for b in values:
+            assert (priority_key(a) < priority_key(b)) == (a < b)
+            assert (priority_key(a) == priority_key(b)) == (a == b)
+
+
+def test_priority_keys_at_the_edges() -> None:
+    edges = [-math.inf, -(2**63), -1e18, -1.5, -1, -0.5, -5e-324, 0, 5e-324, 0.5, 1, 1.5]
+    edges += [2**53, 2**53 + 1, 2**62, 2**63 - 1, 1e300, math.inf]
+    assert sorted(edges, key=priority_key) == edges
+    assert priority_key(-0.0) == priority_key(0) == priority_key(0.0)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    redis_or_skip()
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield f"{REDIS_URL}?prefix={prefix}"
+    drop_redis_prefix(prefix)
+
+
+def test_order_and_rank_stay_exact_past_2_to_the_40_items(redis_url: str) -> None:
+    import redis
+
+    prefix = redis_url.rsplit("=", 1)[1]
+    client = redis.Redis.from_url(REDIS_URL)
+    with open_store(redis_url) as store:
+        for start in (2**40, 2**52):
+            store.clear("deep")
+            client.set(f"{prefix}:seq", start)  # as if this many items had been pushed before
+            back = store.push("deep", [b"a", b"b", b"c"])
+            front = store.push("deep", [b"x", b"y"], front=True)
+            assert [i.payload for i in store.snapshot("deep")] == [b"y", b"x", b"a", b"b", b"c"]
+            assert [store.rank("deep", i) for i in front + back] == [1, 0, 2, 3, 4]
+    client.close()
+
+
+def test_url_options_are_checked_at_once() -> None:
+    with pytest.raises(ValueError, match=r"invalid prefix '' .*\?prefix=myapp"):
+        open_store("redis://127.0.0.1:6379/15?prefix=")
+    with pytest.raises(ValueError, match=r"invalid retry='soon' .*\?retry=2"):
+        open_store("redis://127.0.0.1:6379/15?retry=soon")
+
+
+def test_two_prefixes_in_one_database_are_separate_stores(redis_url: str) -> None:
+    other = f"{REDIS_URL}?prefix=test-{uuid.uuid4().hex[:12]}"
+    try:
+        with Queue("q", url=redis_url) as a, Queue("q", url=other) as b:
+            a.put(1)
+            assert b.qsize() == 0 and a.qsize() == 1
+    finally:
+        drop_redis_prefix(other.rsplit("=", 1)[1])
+
+
+# -- a server that goes away --------------------------------------------------------------------
+
+
+class PrivateRedis:
+    """A redis-server of our own on a free loopback port, persisting every write to its AOF."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import redis
+
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                return
+            except redis.RedisError:
+                assert time.monotonic() < deadline, "the private redis-server did not start"
+                time.sleep(0.02)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # SIGKILL: no shutdown save; what the AOF holds is what survives
+        self.process.wait(10)
+
+    def commands(self) -> int:
+        """Commands the server has run, leaving out INFO itself."""
+        import redis
+
+        stats = redis.Redis(port=self.port).info("commandstats")
+        return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    if server.process is not None and server.process.poll() is None:
+        server.kill()
+
+
+def test_a_call_to_a_server_that_is_down_raises_connection_error_after_its_retry(
+    private_redis: PrivateRedis,
+) -> None:
+    with Queue("q", url=private_redis.url + "?retry=0.5") as q:
+        q.put("kept")
+        private_redis.kill()
+        started = time.monotonic()
+        with pytest.raises(ConnectionError) as caught:
+            q.put("lost")
+        assert 0.4 < time.monotonic() - started < 5
+        assert isinstance(caught.value, StoreUnavailable)
+        assert f"127.0.0.1:{private_redis.port}" in str(caught.value)
+        assert "redis-server is running" in str(caught.value)
+        private_redis.start()
+        assert q.get(timeout=5) == "kept"  # acknowledged before the kill, so it survived
+        q.task_done()
+
+
+def test_workers_ride_out_a_redis_restart_and_run_no_job_twice(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    app = App(private_redis.url + "?retry=0.3", lease=8.0)
+    log = tmp_path / "done.txt"
+    slow_note = app.task(name="slow_note")(jobtasks.slow_note)
+    jobs = slow_note.map([(str(log), i, 0.4) for i in range(12)])
+    with working(app, concurrency=4):
+        wait_for(lambda: app.store.counts("default").leased == 4)
+        private_redis.kill()  # four jobs are in flight, held by this worker
+        with pytest.raises(ConnectionError):
+            slow_note.delay(str(log), 99, 0)
+        time.sleep(1.0)  # they finish while the server is away: their outcomes wait
+        private_redis.start()
+        for job in jobs:
+            job.result(timeout=60)
+    runs = Counter(lines(log))
+    assert sorted(int(k) for k in runs) == list(range(12))
+    assert max(runs.values()) == 1
+    assert all(job.attempts == 1 for job in jobs)
+
+
+def test_an_idle_worker_sends_only_a_few_commands_a_second(private_redis: PrivateRedis) -> None:
+    app = App(private_redis.url, lease=30.0)
+    app.task(jobtasks.add)
+    with working(app, concurrency=8):
+        wait_for(lambda: app.store.workers() != [])
+        time.sleep(0.5)  # past start-up
+        before = private_redis.commands()
+        time.sleep(4.0)
+        sent = private_redis.commands() - before
+        assert sent <= 4 * 3, f"an idle worker sent {sent} commands in 4 s"
+        # and it still wakes at once for new work
+        started = time.monotonic()
+        assert app.task(jobtasks.add).delay(1, 2).result(timeout=10) == 3
+        assert time.monotonic() - started < 2.0  # woken by the change, not its 5 s idle wait
