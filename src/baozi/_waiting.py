@@ -36,6 +36,9 @@ def wait_until(
     deadline. Between attempts, sleep until the store changes or a lease or delay in ``queue`` runs
     out, whichever comes first. ``block=False`` makes one attempt."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    result = attempt()  # most calls succeed at once, and need no change token
+    if result is not None or not block:
+        return result
     while True:
         token = store.change_token()  # taken before the attempt, so no change slips between
         result = attempt()

@@ -226,7 +226,6 @@ class Worker:
 
     def _step(self, burst: bool) -> bool:
         """One turn of the loop: settle, fetch, or wait. Returns True when the worker should stop."""
-        token = self.app.store.change_token()  # before looking, so no change slips in between
         self._settle_done()
         hungry = False  # free slots and nothing to fill them: new jobs must wake the loop
         if self._closing.is_set():
@@ -238,7 +237,14 @@ class Worker:
                 return False  # every free slot filled: there may be more
             if not got and burst and not self._running and self._drained():
                 return True
-            hungry = got < wanted
+            if got < wanted:
+                # Hungry: take a change token, then look once more, so that nothing added since
+                # the fetch above slips by. A busy worker takes no token, and so a store that
+                # pushes changes (Redis) need not send it any while the queue has work.
+                token = self.app.store.change_token()
+                if self._fetch()[0]:
+                    return False
+                hungry = True
         if hungry:
             self._watch_token = token
             self._hungry.set()

@@ -58,6 +58,11 @@ class ChangeSignal:
     def token(self) -> int:
         return self._generation
 
+    @property
+    def waiting(self) -> int:
+        """How many threads are waiting right now."""
+        return self._waiters
+
     def notify(self) -> None:
         # Safe without the lock: a waiter registers and compares under the lock, so either it sees
         # the new generation or this sees it waiting (the GIL orders these plain reads and writes).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import secrets
@@ -18,7 +19,6 @@ from .._signal import ChangeSignal
 
 try:
     import redis
-    from redis.commands.core import Script
 except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise ImportError(
         "the redis:// store needs the redis client library: pip install 'baozi[redis]'"
@@ -112,6 +112,8 @@ class Server:
             self._registry.pop((current_pid(), self.url), None)
         self._feed.close()
         self.signal.close()
+        while self._idle:
+            self._idle.pop().disconnect()
         self.client.close()
         self.client.connection_pool.disconnect()
 
@@ -139,21 +141,25 @@ class Server:
             or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
         )
         prelude = resources.files(__package__).joinpath("lua/_prelude.lua").read_text()
-        self.scripts: dict[str, Script] = {
-            name: self.client.register_script(_load(name, prelude)) for name in SCRIPTS
+        self.sources = {name: _load(name, prelude) for name in SCRIPTS}
+        self.shas = {
+            name: hashlib.sha1(text.encode()).hexdigest() for name, text in self.sources.items()
         }
+        self._idle: list[Any] = []
         self.channel = f"{self.prefix}:changed"
         self.signal = ChangeSignal()
         self._feed = _Feed(self)
 
-    def call(self, what: str, fn: Callable[[], T]) -> T:
+    def call(self, what: str, fn: Callable[[bool], T]) -> T:
         """Run ``fn`` (one round trip), retrying while the server is unreachable, for at most the
-        retry window; then raise StoreUnavailable, which is also a ConnectionError."""
+        retry window; then raise StoreUnavailable, which is also a ConnectionError. ``fn`` is told
+        whether this is a retry: the call before may have gone through with its reply lost."""
         deadline = time.monotonic() + self.retry
         pause = 0.02
+        retried = False
         while True:
             try:
-                return fn()
+                return fn(retried)
             except _FAILURES as exc:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -164,12 +170,64 @@ class Server:
                     ) from exc
                 time.sleep(min(pause, left))
                 pause = min(pause * 2, 0.5)
+                retried = True
             except redis.ResponseError as exc:
                 raise StoreError(f"Redis at {self.where} refused {what}: {exc}") from exc
 
+    def execute(self, *command: Any) -> Any:
+        """Send one command and read its reply, on a connection of this process's own.
+
+        Connections are kept in a plain list (LIFO, so the busiest stay warm): taking one is a
+        list pop, where the client library's pool would take a lock and look at it each time.
+        """
+        idle = self._idle
+        try:
+            conn = idle.pop()
+        except IndexError:
+            conn = self._connect()
+        try:
+            conn.send_command(*command)
+            reply = conn.read_response()
+        except redis.ResponseError:
+            idle.append(conn)  # the reply was read whole: the connection is fine
+            raise
+        except BaseException:
+            conn.disconnect()
+            raise
+        idle.append(conn)
+        return reply
+
+    def pipeline(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Send several commands at once and read their replies: one round trip."""
+        idle = self._idle
+        try:
+            conn = idle.pop()
+        except IndexError:
+            conn = self._connect()
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            replies = [conn.read_response() for _ in commands]
+        except BaseException:
+            conn.disconnect()
+            raise
+        idle.append(conn)
+        return replies
+
+    def _connect(self) -> Any:
+        pool = self.client.connection_pool
+        return pool.connection_class(**pool.connection_kwargs)
+
+    def script(self, name: str, args: tuple[Any, ...]) -> Any:
+        """Run a script by its digest, loading it first when the server does not have it (a new
+        server, or one that restarted)."""
+        try:
+            return self.execute("EVALSHA", self.shas[name], 0, self.prefix, *args)
+        except redis.exceptions.NoScriptError:
+            self.execute("SCRIPT", "LOAD", self.sources[name])
+            return self.execute("EVALSHA", self.shas[name], 0, self.prefix, *args)
+
     def run(self, name: str, *args: Any) -> Any:
-        script = self.scripts[name]
-        return self.call(name, lambda: script(args=(self.prefix, *args)))
+        return self.call(name, lambda retried: self.script(name, args))
 
     def token(self) -> int:
         self._feed.ensure()
@@ -177,25 +235,34 @@ class Server:
 
 
 class _Feed:
-    """One thread per process that listens to the store's change channel and signals waiters.
+    """One thread per process that listens to the store's change channel while anyone waits.
 
-    It starts with the first token handed out, which waits until the subscription is live, so no
-    change after the token is missed. When the connection drops it signals (a change may have been
-    missed), reconnects with backoff, and until it is back new tokens wait for it.
+    A token handed out first makes sure the subscription is live, so no change after the token
+    is missed. The thread unsubscribes once nobody has asked for a token or waited for
+    :data:`LINGER` seconds -- a producer, or a worker with work, receives nothing -- and signals
+    as it does, so that a token taken before cannot miss a change: its waiter wakes (spuriously)
+    and asks again. When the connection drops it signals too, and reconnects with backoff; until
+    it is back, new tokens wait for it.
     """
+
+    LINGER = 1.0
 
     def __init__(self, server: Server) -> None:
         self._server = server
-        self._live = threading.Event()
+        self._lock = threading.Lock()
+        self._live = threading.Event()  # subscribed
+        self._want = threading.Event()  # someone asked for a token
+        self._last_want = 0.0
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
         self._error: BaseException | None = None
 
     def ensure(self) -> None:
-        if self._live.is_set():
-            return
         with self._lock:
+            self._last_want = time.monotonic()
+            if self._live.is_set():
+                return
+            self._want.set()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._listen, name="baozi-redis-feed", daemon=True
@@ -210,17 +277,36 @@ class _Feed:
 
     def close(self) -> None:
         self._closed = True
+        self._want.set()
+
+    def _idle(self) -> bool:
+        """Stop listening if nobody wants to; decided under the lock :meth:`ensure` takes."""
+        with self._lock:
+            if (
+                time.monotonic() - self._last_want < self.LINGER
+                or self._server.signal.waiting
+                or self._closed
+            ):
+                return False
+            self._want.clear()
+            self._live.clear()
+        self._server.signal.notify()  # tokens from before the unsubscribe must not wait on it
+        return True
 
     def _listen(self) -> None:
         server = self._server
         pause = 0.05
         while not self._closed:
+            if not self._want.wait(1.0):
+                continue
             pubsub = server.client.pubsub()
             try:
                 pubsub.subscribe(server.channel)
                 while not self._closed:
-                    message = pubsub.get_message(timeout=1.0)
+                    message = pubsub.get_message(timeout=0.25)
                     if message is None:
+                        if self._live.is_set() and self._idle():
+                            break
                         continue
                     if message["type"] == "subscribe":
                         self._live.set()

@@ -160,7 +160,8 @@ class RedisStore(RowStore):
         ]
         for item_id, (prio, payload, task) in zip(ids, rows, strict=True):
             args += (item_id, priority_key(prio), repr(prio), payload, task or "")
-        full = self._server.run("add", *args)
+        server = self._server
+        full = server.call("add", lambda retried: server.script("add", (int(retried), *args)))
         if full != 0:
             raise Full(f"queue {queue!r} holds {full[0]} of at most {maxsize} ready items")
         return ids
@@ -197,14 +198,14 @@ class RedisStore(RowStore):
     def next_due(self, queue: str) -> float | None:
         prefix = f"{self._server.prefix}:q:{queue}:"
 
-        def both() -> list[Any]:
-            pipe = self._server.client.pipeline(transaction=False)
-            pipe.zrange(prefix + "l", 0, 0, withscores=True)
-            pipe.zrange(prefix + "s", 0, 0, withscores=True)
-            out: list[Any] = pipe.execute()
-            return out
-
-        firsts = [hit[0][1] for hit in self._server.call("next_due", both) if hit]
+        replies = self._server.call(
+            "next_due",
+            lambda retried: self._server.pipeline(
+                ("ZRANGE", prefix + "l", 0, 0, "WITHSCORES"),
+                ("ZRANGE", prefix + "s", 0, 0, "WITHSCORES"),
+            ),
+        )
+        firsts = [float(hit[1]) for hit in replies if hit]
         return min(firsts) if firsts else None
 
     def peek(self, queue: str, index: int) -> Item:
@@ -228,16 +229,18 @@ class RedisStore(RowStore):
 
     def queue_options(self, queue: str) -> dict[str, Any]:
         key = f"{self._server.prefix}:q:{queue}:o"
-        raw = self._server.call("queue_options", lambda: self._server.client.hgetall(key))
-        return {k.decode(): json.loads(v) for k, v in raw.items()}
+        raw = self._server.call(
+            "queue_options", lambda retried: self._server.execute("HGETALL", key)
+        )
+        return {raw[i].decode(): json.loads(raw[i + 1]) for i in range(0, len(raw), 2)}
 
     def set_queue_options(self, queue: str, **options: Any) -> None:
         if not options:
             return
         key = f"{self._server.prefix}:q:{queue}:o"
-        mapping = {k: json.dumps(v) for k, v in options.items()}
+        pairs = [x for k, v in options.items() for x in (k, json.dumps(v))]
         self._server.call(
-            "set_queue_options", lambda: self._server.client.hset(key, mapping=mapping)
+            "set_queue_options", lambda retried: self._server.execute("HSET", key, *pairs)
         )
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -298,7 +301,7 @@ class RedisStore(RowStore):
 
     def queues(self) -> list[str]:
         key = f"{self._server.prefix}:queues"
-        names = self._server.call("queues", lambda: self._server.client.smembers(key))
+        names = self._server.call("queues", lambda retried: self._server.execute("SMEMBERS", key))
         return sorted(n.decode() for n in names)
 
     def purge_expired(self) -> int:

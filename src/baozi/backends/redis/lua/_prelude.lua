@@ -73,3 +73,10 @@ local function unlist(q, id, st, h)
   end
 end
 
+-- ZADD of score, member pairs in one call per few thousand (unpack has a limit).
+local function zadd_pairs(key, flat)
+  for i = 1, #flat, 4000 do
+    redis.call('ZADD', key, unpack(flat, i, math.min(i + 3999, #flat)))
+  end
+end
+

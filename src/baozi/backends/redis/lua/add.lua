@@ -1,14 +1,14 @@
--- push / enqueue. ARGV: P, queue, front, delay, maxsize, maxlen (-1: none), n,
+-- push / enqueue. ARGV: P, retried, queue, front, delay, maxsize, maxlen (-1: none), n,
 -- then per item: id, priority key, priority, payload, task ('' for a plain item).
 -- Returns 0 when added (or when a retried call finds its items already there), or the ready
 -- count when maxsize refuses the batch (as {count}).
-local q, front = ARGV[2], ARGV[3] == '1'
-local delay, maxsize, maxlen, n = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local q, front = ARGV[3], ARGV[4] == '1'
+local delay, maxsize, maxlen, n = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 if n == 0 then return 0 end
-if redis.call('EXISTS', P .. ':i:' .. ARGV[8]) == 1 then return 0 end
+if ARGV[2] == '1' and redis.call('EXISTS', P .. ':i:' .. ARGV[9]) == 1 then return 0 end
 local now = clock()
 local R = qkey(q, 'r')
-promote(q, now, 1000)
+if maxsize > 0 or maxlen >= 0 then promote(q, now, 1000) end  -- so the ready count is right
 if maxsize > 0 then
   local ready = redis.call('ZCARD', R)
   if ready + n > maxsize then return {ready} end
@@ -18,7 +18,7 @@ local J, S = qkey(q, 'j'), qkey(q, 's')
 local created, due = stamp(now), stamp(now + delay)
 local st = delay > 0 and 2 or 0
 for i = 0, n - 1 do
-  local b = 8 + i * 5
+  local b = 9 + i * 5
   local id, task, seq = ARGV[b], ARGV[b + 4], first + i
   local m
   if front then
@@ -27,9 +27,11 @@ for i = 0, n - 1 do
     m = ARGV[b + 1] .. '1' .. string.format('%016d', seq) .. ':' .. id
   end
   local h = P .. ':i:' .. id
-  redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st, 'd', 0, 'f', 0)
-  if task ~= '' then
-    redis.call('HSET', h, 't', task, 'n', seq, 'c', created)
+  if task == '' then
+    redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st, 'd', 0, 'f', 0)
+  else
+    redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st, 'd', 0, 'f', 0,
+               't', task, 'n', seq, 'c', created)
     redis.call('ZADD', J, seq, id)
   end
   if st == 2 then

@@ -8,14 +8,15 @@ if #got == 0 then return {} end
 redis.call('ZREMRANGEBYRANK', R, 0, #got - 1)
 local L, due, started = qkey(q, 'l'), now + lease, stamp(now)
 local until_ = stamp(due)
-local out = {}
+local out, leased = {}, {}
 for _, m in ipairs(got) do
   local id = id_of(m)
   local h = P .. ':i:' .. id
-  local d = redis.call('HINCRBY', h, 'd', 1)
-  redis.call('HSET', h, 'st', 1, 'o', owner, 'du', until_, 's', started)
-  redis.call('ZADD', L, due, id)
-  local v = redis.call('HMGET', h, 'p', 'pr', 't', 'f')
+  local v = redis.call('HMGET', h, 'p', 'pr', 't', 'f', 'd')
+  local d = tonumber(v[5]) + 1
+  redis.call('HSET', h, 'st', 1, 'o', owner, 'du', until_, 's', started, 'd', d)
+  leased[#leased + 1] = due
+  leased[#leased + 1] = id
   out[#out + 1] = id
   out[#out + 1] = v[1]
   out[#out + 1] = v[2]
@@ -23,5 +24,6 @@ for _, m in ipairs(got) do
   out[#out + 1] = v[3]
   out[#out + 1] = v[4]
 end
+zadd_pairs(L, leased)
 changed(q)
 return out
