@@ -65,16 +65,24 @@ def _encode_datetime(value: _dt.datetime) -> dict[str, Any]:
     )
 
 
+_PLAIN = frozenset((str, int, float, bool, type(None)))
+
+
 def _encode_dict(value: dict[Any, Any]) -> dict[str, Any]:
     if _TAG not in value and all(type(k) is str for k in value):
-        return {k: _encode(v) for k, v in value.items()}
+        return {k: v if type(v) in _PLAIN else _encode(v) for k, v in value.items()}
     return _tagged("dict", [[_encode(k), _encode(v)] for k, v in value.items()])
 
 
+def _encode_list(value: list[Any] | tuple[Any, ...]) -> list[Any]:
+    # Scalars, the usual content, are checked inline rather than with a call each.
+    return [x if type(x) in _PLAIN else _encode(x) for x in value]
+
+
 _ENCODERS: dict[type, Callable[[Any], Any]] = {
-    list: lambda v: [_encode(x) for x in v],
+    list: _encode_list,
     dict: _encode_dict,
-    tuple: lambda v: _tagged("tuple", [_encode(x) for x in v]),
+    tuple: lambda v: _tagged("tuple", _encode_list(v)),
     bytes: lambda v: _tagged("bytes", base64.b64encode(v).decode("ascii")),
     set: lambda v: _tagged("set", [_encode(x) for x in v]),
     frozenset: lambda v: _tagged("frozenset", [_encode(x) for x in v]),
@@ -87,7 +95,6 @@ _ENCODERS: dict[type, Callable[[Any], Any]] = {
     Decimal: lambda v: _tagged("decimal", str(v)),
     uuid.UUID: lambda v: _tagged("uuid", v.hex),
 }
-_PLAIN = (str, int, float, bool, type(None))
 
 
 def _encode(value: Any) -> Any:

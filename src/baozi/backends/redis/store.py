@@ -83,9 +83,9 @@ def _items(flat: list[Any]) -> list[Item]:
             flat[i].decode(),
             flat[i + 1],
             _priority(flat[i + 2]),
-            int(flat[i + 3]),
+            int(flat[i + 3] or 0),
             flat[i + 4].decode() if flat[i + 4] is not None else None,
-            int(flat[i + 5]),
+            int(flat[i + 5] or 0),
         )
         for i in range(0, len(flat), 6)
     ]
@@ -110,8 +110,8 @@ def _records(flat: list[Any]) -> list[tuple[int, JobRecord] | None]:
             status=v[3].decode(),
             priority=_priority(v[4]),
             payload=v[5],
-            attempts=int(v[6]),
-            failures=int(v[7]),
+            attempts=int(v[6] or 0),
+            failures=int(v[7] or 0),
             created_at=float(v[8]),
             started_at=_float(v[9]),
             finished_at=_float(v[10]),

@@ -4,8 +4,9 @@
 --
 -- An item hash holds: q queue, m its member in the ready set (priority key, order, ":", id),
 -- p payload, pr priority as written, st state (0 ready, 1 leased, 2 scheduled, -1 finished),
--- du when a lease or schedule runs out, o owner, d deliveries, f failures; a job also t task,
--- n order number, c created, s started, fi finished, out outcome, r result, e error, g progress.
+-- du when a lease or schedule runs out, o owner, d deliveries and f failures (absent: 0); a job
+-- also t task, n order number, c created, s started, fi finished, out outcome, r result, e error,
+-- g progress.
 local P = ARGV[1]
 
 local function clock()

@@ -28,9 +28,9 @@ for i = 0, n - 1 do
   end
   local h = P .. ':i:' .. id
   if task == '' then
-    redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st, 'd', 0, 'f', 0)
+    redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st)
   else
-    redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st, 'd', 0, 'f', 0,
+    redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st,
                't', task, 'n', seq, 'c', created)
     redis.call('ZADD', J, seq, id)
   end

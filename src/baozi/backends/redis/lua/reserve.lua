@@ -13,7 +13,7 @@ for _, m in ipairs(got) do
   local id = id_of(m)
   local h = P .. ':i:' .. id
   local v = redis.call('HMGET', h, 'p', 'pr', 't', 'f', 'd')
-  local d = tonumber(v[5]) + 1
+  local d = tonumber(v[5] or 0) + 1
   redis.call('HSET', h, 'st', 1, 'o', owner, 'du', until_, 's', started, 'd', d)
   leased[#leased + 1] = due
   leased[#leased + 1] = id

@@ -13,7 +13,7 @@ for b = 5, #ARGV, 5 do
   if v[1] == owner and v[4] == q and (st == '0' or st == '1') then
     if st == '0' then redis.call('ZREM', R, v[3]) else left[#left + 1] = id end
     if err == '' then redis.call('HDEL', h, 'o', 'e') else redis.call('HDEL', h, 'o') end
-    local failures = tonumber(v[5]) + ((status == 'succeeded') and 0 or 1)
+    local failures = tonumber(v[5] or 0) + ((status == 'succeeded') and 0 or 1)
     if status == 'retry' then
       local retry_in = tonumber(ARGV[b + 4])
       if err ~= '' then redis.call('HSET', h, 'e', err) end
