@@ -197,15 +197,19 @@ class RedisStore(RowStore):
 
     def next_due(self, queue: str) -> float | None:
         prefix = f"{self._server.prefix}:q:{queue}:"
-
         replies = self._server.call(
             "next_due",
             lambda retried: self._server.pipeline(
-                ("ZRANGE", prefix + "l", 0, 0, "WITHSCORES"),
+                ("ZRANGE", prefix + "l", 0, 0),  # lease end ":" id, in text order
                 ("ZRANGE", prefix + "s", 0, 0, "WITHSCORES"),
             ),
         )
-        firsts = [float(hit[1]) for hit in replies if hit]
+        leased, scheduled = replies
+        firsts = []
+        if leased:
+            firsts.append(float(leased[0].split(b":", 1)[0]))
+        if scheduled:
+            firsts.append(float(scheduled[1]))
         return min(firsts) if firsts else None
 
     def peek(self, queue: str, index: int) -> Item:

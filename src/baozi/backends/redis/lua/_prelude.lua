@@ -1,5 +1,8 @@
 -- Shared by every script (prepended when the scripts load). ARGV[1] is the store's key prefix.
 -- Keys: P:i:ID item hash; P:q:NAME:{r ready, l leased, s scheduled, j jobs, c finished counts};
+-- r and l score every member 0 and sort by the member's text: r by the item's place (priority
+-- key, order, ":", id), l by lease end ("%.6f" seconds, ":", id). (A small sorted set is stored
+-- as a list that parses every score on insert; equal scores make that cheap.) s is scored by time.
 -- P:done finished jobs by expiry; P:seq order counter; P:queues names; P:changed the channel.
 --
 -- An item hash holds: q queue, m its member in the ready set (priority key, order, ":", id),
@@ -26,21 +29,34 @@ local function id_of(member)
   return string.sub(member, string.find(member, ':', 1, true) + 1)
 end
 
+local function lease_member(du, id)
+  return du .. ':' .. id
+end
+
+local function zrem_all(key, members)
+  for i = 1, #members, 4000 do
+    redis.call('ZREM', key, unpack(members, i, math.min(i + 3999, #members)))
+  end
+end
+
 -- Leases that ran out and schedules that came due go back to the ready set, in their old place.
 local function promote(q, now, limit)
-  for _, suffix in ipairs({'l', 's'}) do
-    local key = qkey(q, suffix)
-    local due = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, limit)
-    if #due > 0 then
-      local ready = qkey(q, 'r')
-      for _, id in ipairs(due) do
-        local h = P .. ':i:' .. id
-        redis.call('HSET', h, 'st', 0)
-        redis.call('ZADD', ready, 0, redis.call('HGET', h, 'm'))
-      end
-      redis.call('ZREM', key, unpack(due))
-    end
+  local ready = qkey(q, 'r')
+  local L, S = qkey(q, 'l'), qkey(q, 's')
+  local ended = redis.call('ZRANGEBYLEX', L, '-', '(' .. stamp(now) .. ';', 'LIMIT', 0, limit)
+  for _, m in ipairs(ended) do
+    local h = P .. ':i:' .. id_of(m)
+    redis.call('HSET', h, 'st', 0)
+    redis.call('ZADD', ready, 0, redis.call('HGET', h, 'm'))
   end
+  zrem_all(L, ended)
+  local due = redis.call('ZRANGEBYSCORE', S, '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(due) do
+    local h = P .. ':i:' .. id
+    redis.call('HSET', h, 'st', 0)
+    redis.call('ZADD', ready, 0, redis.call('HGET', h, 'm'))
+  end
+  zrem_all(S, due)
 end
 
 local function changed(q)
@@ -68,7 +84,7 @@ local function unlist(q, id, st, h)
   if st == '0' then
     redis.call('ZREM', qkey(q, 'r'), redis.call('HGET', h, 'm'))
   elseif st == '1' then
-    redis.call('ZREM', qkey(q, 'l'), id)
+    redis.call('ZREM', qkey(q, 'l'), lease_member(redis.call('HGET', h, 'du'), id))
   elseif st == '2' then
     redis.call('ZREM', qkey(q, 's'), id)
   end

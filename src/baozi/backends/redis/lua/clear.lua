@@ -9,8 +9,10 @@ local function drop(id)
     redis.call('ZREM', P .. ':done', id)
   end
 end
-for _, m in ipairs(redis.call('ZRANGE', qkey(q, 'r'), 0, -1)) do drop(id_of(m)) end
-for _, suffix in ipairs({'l', 's', 'j'}) do
+for _, suffix in ipairs({'r', 'l'}) do
+  for _, m in ipairs(redis.call('ZRANGE', qkey(q, suffix), 0, -1)) do drop(id_of(m)) end
+end
+for _, suffix in ipairs({'s', 'j'}) do
   for _, id in ipairs(redis.call('ZRANGE', qkey(q, suffix), 0, -1)) do drop(id) end
 end
 redis.call('DEL', qkey(q, 'r'), qkey(q, 'l'), qkey(q, 's'), qkey(q, 'j'), qkey(q, 'c'))

@@ -7,21 +7,22 @@ local done = 0
 for i = 6, #ARGV do
   local id = ARGV[i]
   local h = P .. ':i:' .. id
-  local v = redis.call('HMGET', h, 'o', 'st', 'm', 'q', 't')
+  local v = redis.call('HMGET', h, 'o', 'st', 'm', 'q', 't', 'du')
   local st = v[2]
   if v[1] == owner and v[4] == q and (st == '0' or st == '1') then
     if how == 'ack' then
-      if st == '0' then redis.call('ZREM', R, v[3]) else redis.call('ZREM', L, id) end
+      if st == '0' then redis.call('ZREM', R, v[3]) else redis.call('ZREM', L, lease_member(v[6], id)) end
       redis.call('DEL', h)
       if v[5] then redis.call('ZREM', J, id) end
       done = done + 1
     elseif how == 'extend' then
-      if st == '0' then redis.call('ZREM', R, v[3]) end
-      redis.call('HSET', h, 'st', 1, 'du', stamp(now + seconds))
-      redis.call('ZADD', L, now + seconds, id)
+      if st == '0' then redis.call('ZREM', R, v[3]) else redis.call('ZREM', L, lease_member(v[6], id)) end
+      local du = stamp(now + seconds)
+      redis.call('HSET', h, 'st', 1, 'du', du)
+      redis.call('ZADD', L, 0, lease_member(du, id))
       done = done + 1
     elseif st == '1' then  -- release (one whose lease ran out is back in line already)
-      redis.call('ZREM', L, id)
+      redis.call('ZREM', L, lease_member(v[6], id))
       redis.call('HDEL', h, 'o')
       if seconds > 0 then
         redis.call('HSET', h, 'st', 2, 'du', stamp(now + seconds))

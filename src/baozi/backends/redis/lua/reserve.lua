@@ -15,8 +15,8 @@ for _, m in ipairs(got) do
   local v = redis.call('HMGET', h, 'p', 'pr', 't', 'f', 'd')
   local d = tonumber(v[5] or 0) + 1
   redis.call('HSET', h, 'st', 1, 'o', owner, 'du', until_, 's', started, 'd', d)
-  leased[#leased + 1] = due
-  leased[#leased + 1] = id
+  leased[#leased + 1] = 0
+  leased[#leased + 1] = lease_member(until_, id)
   out[#out + 1] = id
   out[#out + 1] = v[1]
   out[#out + 1] = v[2]

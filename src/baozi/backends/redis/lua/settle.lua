@@ -8,10 +8,10 @@ local done, gone, left = 0, {}, {}
 for b = 5, #ARGV, 5 do
   local id, status, result, err = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local h = P .. ':i:' .. id
-  local v = redis.call('HMGET', h, 'o', 'st', 'm', 'q', 'f')
+  local v = redis.call('HMGET', h, 'o', 'st', 'm', 'q', 'f', 'du')
   local st = v[2]
   if v[1] == owner and v[4] == q and (st == '0' or st == '1') then
-    if st == '0' then redis.call('ZREM', R, v[3]) else left[#left + 1] = id end
+    if st == '0' then redis.call('ZREM', R, v[3]) else left[#left + 1] = lease_member(v[6], id) end
     if err == '' then redis.call('HDEL', h, 'o', 'e') else redis.call('HDEL', h, 'o') end
     local failures = tonumber(v[5] or 0) + ((status == 'succeeded') and 0 or 1)
     if status == 'retry' then
@@ -41,9 +41,7 @@ for b = 5, #ARGV, 5 do
     done = done + 1
   end
 end
-for i = 1, #left, 4000 do
-  redis.call('ZREM', L, unpack(left, i, math.min(i + 3999, #left)))
-end
+zrem_all(L, left)
 zadd_pairs(P .. ':done', gone)
 for status, count in pairs(tally) do
   redis.call('HINCRBY', qkey(q, 'c'), status, count)
