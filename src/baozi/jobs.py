@@ -17,12 +17,16 @@ from .errors import JobCancelled, JobFailed, JobNotFound
 
 if TYPE_CHECKING:
     from .app import App
+    from .pools.base import Call
 
 __all__ = ["FINISHED", "Job", "current_job"]
 
 log = logging.getLogger("baozi.job")
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
-_current: contextvars.ContextVar[Job | None] = contextvars.ContextVar("baozi_job", default=None)
+_current: contextvars.ContextVar[Job | Call | None] = contextvars.ContextVar(
+    "baozi_job", default=None
+)
+"""The running job: its handle, or the pool's call until a handle is asked for."""
 
 
 def current_job() -> Job:
@@ -30,6 +34,11 @@ def current_job() -> Job:
     job = _current.get()
     if job is None:
         raise RuntimeError("current_job() is only available inside a running task")
+    if not isinstance(job, Job):
+        from .pools.context import job_for
+
+        job = job_for(job)
+        _current.set(job)
     return job
 
 

@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from .base import Call, Pool
-from .context import job_for, run_with_job
+from .context import run_with_job
 
 __all__ = ["AsyncPool"]
 
@@ -47,7 +47,7 @@ class AsyncPool(Pool):
         self._tasks.add(task)
         try:
             if asyncio.iscoroutinefunction(call.fn):
-                _current.set(job_for(call) if call.job_id else None)  # this task's own context
+                _current.set(call if call.job_id else None)  # this task's own context
                 work: Any = call.fn(*call.args, **call.kwargs)
             else:
                 ctx = contextvars.copy_context()

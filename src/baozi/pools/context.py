@@ -27,7 +27,9 @@ def run_with_job(call: Call) -> Any:
     """Run a plain (or, in a process, async) function as the call's job."""
     from ..jobs import _current
 
-    token = _current.set(job_for(call) if call.job_id else None)
+    # The call itself stands for the job until current_job() asks for a handle, so a task that
+    # never asks costs no Job object.
+    token = _current.set(call if call.job_id else None)
     try:
         result = call.fn(*call.args, **call.kwargs)
         if inspect.iscoroutine(result):  # an async task outside the async pool: give it a loop

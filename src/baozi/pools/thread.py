@@ -1,19 +1,26 @@
 """Threads: for jobs that wait on I/O.
 
 A thread cannot be stopped: a call past its timeout fails at the deadline, its slot is given to the
-next call -- the pool keeps spare threads for that -- and its late result is dropped."""
+next call -- the pool keeps spare threads for that -- and its late result is dropped.
+
+The threads are the pool's own rather than a ``ThreadPoolExecutor``'s: a call is one future and
+one queue entry, where wrapping an executor would cost a second future, callbacks and locks.
+"""
 
 from __future__ import annotations
 
 import contextvars
+import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from typing import Any, ClassVar
 
 from .base import DEADLINES, Call, Pool, set_exception_once, set_result_once
 from .context import run_with_job
 
 __all__ = ["ThreadPool"]
+
+_Entry = tuple[Call, Future[Any], contextvars.Context] | None
 
 
 class ThreadPool(Pool):
@@ -24,47 +31,68 @@ class ThreadPool(Pool):
         super().__init__(concurrency)
         # Threads are made on demand and reused. The worker never has more than `concurrency`
         # calls in flight; the spare threads stand in for ones stuck in timed-out calls.
-        self._executor = ThreadPoolExecutor(2 * concurrency, thread_name_prefix="baozi-job")
+        self._max_threads = 2 * concurrency
+        self._queue: queue.SimpleQueue[_Entry] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0  # threads waiting for a call
         self._live: set[Future[Any]] = set()  # calls whose futures are not done yet
         self._stuck = 0  # timed out, thread still busy
         self._lock = threading.Lock()
+        self._stopped = False
 
     def submit(self, call: Call) -> Future[Any]:
-        outer: Future[Any] = Future()
-        outer.set_running_or_notify_cancel()
-        ctx = contextvars.copy_context()
-        timeout = call.timeout
+        future: Future[Any] = Future()
+        future.set_running_or_notify_cancel()
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the pool is closed")
+            self._live.add(future)
+            if self._idle <= self._queue.qsize() and len(self._threads) < self._max_threads:
+                thread = threading.Thread(
+                    target=self._serve, name=f"baozi-job-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        self._queue.put((call, future, contextvars.copy_context()))
+        return future
 
-        def run() -> Any:
+    def _serve(self) -> None:
+        get, lock = self._queue.get, self._lock
+        while True:
+            with lock:
+                self._idle += 1
+            entry = get()
+            with lock:
+                self._idle -= 1
+            if entry is None:
+                return
+            call, future, ctx = entry
+            timeout = call.timeout
             if timeout is not None:  # the clock starts when a thread takes the call
-                DEADLINES.at(timeout, lambda: self._time_out(outer, timeout))
-            return ctx.run(run_with_job, call)
-
-        inner = self._executor.submit(run)
-
-        def copy(f: Future[Any]) -> None:
-            with self._lock:
-                if outer.done():  # it had timed out: its thread is free again
-                    self._stuck -= 1
-                self._live.discard(outer)
-            exc = f.exception()
-            if exc is not None:
-                set_exception_once(outer, exc)
+                DEADLINES.at(timeout, lambda f=future, t=timeout: self._time_out(f, t))  # type: ignore[misc]
+            try:
+                value = ctx.run(run_with_job, call)
+            except BaseException as exc:  # noqa: BLE001 -- the call's outcome, whatever it is
+                self._settled(future)
+                set_exception_once(future, exc)
             else:
-                set_result_once(outer, f.result())
+                self._settled(future)
+                set_result_once(future, value)
+            del entry, call, future, ctx
 
+    def _settled(self, future: Future[Any]) -> None:
         with self._lock:
-            self._live.add(outer)
-        inner.add_done_callback(copy)
-        return outer
+            if future.done():  # it had timed out: its thread is free again
+                self._stuck -= 1
+            self._live.discard(future)
 
-    def _time_out(self, outer: Future[Any], timeout: float) -> None:
+    def _time_out(self, future: Future[Any], timeout: float) -> None:
         with self._lock:
-            if outer.done() or outer not in self._live:
+            if future.done() or future not in self._live:
                 return
             self._stuck += 1
-            self._live.discard(outer)
-        set_exception_once(outer, TimeoutError(f"the job ran past its {timeout} s timeout"))
+            self._live.discard(future)
+        set_exception_once(future, TimeoutError(f"the job ran past its {timeout} s timeout"))
 
     @property
     def abandoned(self) -> int:
@@ -75,7 +103,20 @@ class ThreadPool(Pool):
         with self._lock:
             live = list(self._live)
         wait(live)
-        self._executor.shutdown(wait=False)
+        self._stop()
 
     def terminate(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop now: calls not yet started are dropped (their futures stay pending)."""
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._stop()
+
+    def _stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            threads = len(self._threads)
+        for _ in range(threads):
+            self._queue.put(None)  # each thread ends after the call it is in, if any
