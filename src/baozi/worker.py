@@ -226,13 +226,14 @@ class Worker:
 
     def _step(self, burst: bool) -> bool:
         """One turn of the loop: settle, fetch, or wait. Returns True when the worker should stop."""
-        self._settle_done()
+        closing = self._closing.is_set()
+        turn = self._settle_done(fetch=not closing)
         hungry = False  # free slots and nothing to fill them: new jobs must wake the loop
-        if self._closing.is_set():
+        if closing:
             if not self._running:
                 return True
         else:
-            got, wanted = self._fetch()
+            got, wanted = self._fetch(turn)
             if got and got == wanted:
                 return False  # every free slot filled: there may be more
             if not got and burst and not self._running and self._drained():
@@ -259,12 +260,21 @@ class Worker:
             return {"max_tasks_per_child": self.max_tasks_per_child}
         return {}
 
-    def _fetch(self) -> tuple[int, int]:
+    def _fetch(self, turn: tuple[int, int] | None = None) -> tuple[int, int]:
         """Reserve as many jobs as there are free slots and start them; return how many were
-        started and how many slots were free."""
-        wanted = self.concurrency - len(self._running)
-        got = 0
-        for queue in self.queues:
+        started and how many slots were free. ``turn`` is what settling already reserved (and
+        started) from the first queue in the same round trip: how many it asked for and got."""
+        queues = self.queues
+        if turn is not None:
+            asked, got = turn
+            if got == asked or len(queues) == 1:  # filled, or the only queue had no more
+                return got, asked
+            wanted = self.concurrency - len(self._running) + got
+            queues = queues[1:]
+        else:
+            wanted = self.concurrency - len(self._running)
+            got = 0
+        for queue in queues:
             free = self.concurrency - len(self._running)
             if free <= 0:
                 break
@@ -394,8 +404,12 @@ class Worker:
         self._done.append(_Done(run, outcome, exc, value, time.monotonic() - run.started))
         self._wake.set()
 
-    def _settle_done(self, keep: bool = True) -> int:
-        """Settle every finished job in one store call per queue; return how many there were.
+    def _settle_done(self, keep: bool = True, fetch: bool = False) -> tuple[int, int] | None:
+        """Settle every finished job in one store call per queue.
+
+        With ``fetch``, the call for the first queue also reserves jobs for the slots this frees
+        and the ones already free (one round trip for a worker's whole turn); then returns how
+        many it asked for and how many it got and started, for :meth:`_fetch`. Else returns None.
 
         When the store fails, ``keep`` holds the outcomes (and the leases, which the keeper goes on
         renewing) to settle on a later turn, and raises so the loop backs off; a job that finished
@@ -408,11 +422,19 @@ class Worker:
         by_queue: dict[str, list[_Done]] = {}
         for d in done:
             by_queue.setdefault(d.run.queue, []).append(d)
+        store, turn = self.app.store, None
+        lead = self.queues[0] if fetch else None
         for n, (queue, entries) in enumerate(by_queue.items()):
+            outcomes = [d.outcome for d in entries]
             try:
-                held = self.app.store.settle(
-                    queue, self.owner, [d.outcome for d in entries], self.app.result_ttl
-                )
+                if queue == lead:
+                    free = self.concurrency - len(self._running) + len(entries)
+                    held, items = store.settle_and_reserve(
+                        queue, self.owner, outcomes, self.app.result_ttl, self.app.lease, free
+                    )
+                    turn = (free, len(items))
+                else:
+                    held = store.settle(queue, self.owner, outcomes, self.app.result_ttl)
             except Exception:
                 if keep:
                     unsettled = [d for q in list(by_queue)[n:] for d in by_queue[q]]
@@ -430,10 +452,13 @@ class Worker:
             with self._lock:
                 for d in entries:
                     self._running.pop(d.run.item.id, None)
+            if queue == lead:  # start what came back only now, with the freed slots free
+                for item in items:
+                    self._start(queue, item)
             if held >= 0:
                 for d in entries:
                     self._report(d)
-        return len(done)
+        return turn
 
     def _report(self, done: _Done) -> None:
         run, outcome, exc = done.run, done.outcome, done.exc

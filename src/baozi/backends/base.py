@@ -290,6 +290,20 @@ class Store(ABC):
         ``ttl`` seconds, retried ones are scheduled again. Jobs ``owner`` no longer holds are left
         alone. Returns how many were settled."""
 
+    def settle_and_reserve(
+        self,
+        queue: str,
+        owner: str,
+        outcomes: Sequence[Outcome],
+        ttl: float,
+        lease: float,
+        n: int,
+    ) -> tuple[int, list[Item]]:
+        """:meth:`settle` these outcomes, then :meth:`reserve` up to ``n`` items: a worker's turn,
+        in one round trip where the store can (the two steps need not be one atomic step)."""
+        held = self.settle(queue, owner, outcomes, ttl) if outcomes else 0
+        return held, self.reserve(queue, owner, lease, n) if n > 0 else []
+
     @abstractmethod
     def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
         """Mark a job that is waiting (queued -- an expired lease included -- or scheduled)

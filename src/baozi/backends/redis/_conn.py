@@ -198,7 +198,8 @@ class Server:
         return reply
 
     def pipeline(self, *commands: tuple[Any, ...]) -> list[Any]:
-        """Send several commands at once and read their replies: one round trip."""
+        """Send several commands at once and read their replies: one round trip. A command the
+        server refused has its ResponseError in its place among the replies."""
         idle = self._idle
         try:
             conn = idle.pop()
@@ -206,7 +207,12 @@ class Server:
             conn = self._connect()
         try:
             conn.send_packed_command(conn.pack_commands(commands))
-            replies = [conn.read_response() for _ in commands]
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
         except BaseException:
             conn.disconnect()
             raise

@@ -252,11 +252,45 @@ class RedisStore(RowStore):
     def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
         if not outcomes:
             return 0
+        settled: int = self._server.run("settle", *self._settle_args(queue, owner, outcomes, ttl))
+        return settled
+
+    @staticmethod
+    def _settle_args(queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> list[Any]:
         args: list[Any] = [queue, owner, repr(float(ttl))]
         for o in outcomes:
             args += (o.id, o.status, o.result or b"", o.error or "", repr(float(o.retry_in)))
-        settled: int = self._server.run("settle", *args)
-        return settled
+        return args
+
+    def settle_and_reserve(
+        self,
+        queue: str,
+        owner: str,
+        outcomes: Sequence[Outcome],
+        ttl: float,
+        lease: float,
+        n: int,
+    ) -> tuple[int, list[Item]]:
+        if not outcomes or n <= 0:
+            return super().settle_and_reserve(queue, owner, outcomes, ttl, lease, n)
+        server = self._server
+        settle = self._settle_args(queue, owner, outcomes, ttl)
+        reserve = (queue, owner, repr(float(lease)), n)
+
+        def both(retried: bool) -> list[Any]:
+            return server.pipeline(
+                ("EVALSHA", server.shas["settle"], 0, server.prefix, *settle),
+                ("EVALSHA", server.shas["reserve"], 0, server.prefix, *reserve),
+            )
+
+        held, flat = server.call("settle_and_reserve", both)
+        # A server without the scripts (new, or restarted) refused them: run them by name, which
+        # loads them; any other refusal raises there.
+        if isinstance(held, Exception):
+            held = server.run("settle", *settle)
+        if isinstance(flat, Exception):
+            flat = server.run("reserve", *reserve)
+        return held, _items(flat)
 
     def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
         return bool(self._server.run("cancel", job_id, repr(float(ttl))))
