@@ -146,6 +146,7 @@ class App:
         self.codec = get_serializer(serializer)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.queues: dict[str, QueueSpec] = {}
+        self._bounded: set[str] = set()  # queues whose maxsize is recorded in the store
         self.import_path: str | None = None  # "module:attribute", when known
         self._importable = tuple(importable)
         self._store: Store | None = None
@@ -159,6 +160,7 @@ class App:
         open_store(url).close()
         with self._lock:
             self.url, self._store, self._watch = url, None, None
+            self._bounded = set()
 
     @property
     def store(self) -> Store:
@@ -300,6 +302,10 @@ class App:
             raise ValueError(
                 f"{len(jobs)} jobs can never fit in queue {queue!r} (maxsize {spec.maxsize})"
             )
+        if spec.maxsize and queue not in self._bounded:
+            # Recorded in the store, so that taking a job from it wakes producers that wait.
+            store.set_queue_options(queue, maxsize=spec.maxsize)
+            self._bounded.add(queue)
 
         def attempt() -> list[str] | None:
             try:

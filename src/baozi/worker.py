@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
@@ -110,8 +111,7 @@ class Worker:
         self._callbacks = ThreadPoolExecutor(1, thread_name_prefix="baozi-callback")
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._hungry = threading.Event()  # the loop waits for new jobs (see _watch_store)
-        self._watch_token = 0
+        self._unlisten: Callable[[], None] | None = None  # while hungry: store changes wake us
         self._closing = threading.Event()
         self._terminating = threading.Event()
         self._stopped = threading.Event()  # run() has returned
@@ -198,9 +198,7 @@ class Worker:
         keeper = self._keeper = threading.Thread(
             target=self._keep, name="baozi-worker-keeper", daemon=True
         )
-        watcher = threading.Thread(target=self._watch_store, name="baozi-worker-wake", daemon=True)
         keeper.start()
-        watcher.start()
         log.info(
             "worker %s: %s pool x %d on %s, queues %s",
             self.id,
@@ -222,7 +220,16 @@ class Worker:
                     _store_failed(exc, "worker %s: retrying in %.1fs", self.id, backoff)
                     self._wake.wait(backoff)
         finally:
+            self._listen(False)
             self._shutdown()
+
+    def _listen(self, on: bool) -> None:
+        """Have store changes wake the loop (while it is hungry), or stop that."""
+        if on and self._unlisten is None:
+            self._unlisten = self.app.store.on_change(self._wake.set)
+        elif not on and self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
 
     def _step(self, burst: bool) -> bool:
         """One turn of the loop: settle, fetch, or wait. Returns True when the worker should stop."""
@@ -235,24 +242,24 @@ class Worker:
         else:
             got, wanted = self._fetch(turn)
             if got and got == wanted:
+                self._listen(False)  # busy: its own jobs finishing wake the loop
                 return False  # every free slot filled: there may be more
             if not got and burst and not self._running and self._drained():
                 return True
             if got < wanted:
-                # Hungry: take a change token, then look once more, so that nothing added since
-                # the fetch above slips by. A busy worker takes no token, and so a store that
-                # pushes changes (Redis) need not send it any while the queue has work.
-                token = self.app.store.change_token()
-                if self._fetch()[0]:
-                    return False
+                # Hungry: store changes must wake the loop. When it starts listening, it looks
+                # once more, so that nothing added since the fetch above slips by. A busy worker
+                # does not listen, so a store that pushes changes (Redis) sends it none.
+                if self._unlisten is None:
+                    self._listen(True)
+                    if self._fetch()[0]:
+                        return False
                 hungry = True
-        if hungry:
-            self._watch_token = token
-            self._hungry.set()
+            else:
+                self._listen(False)
         # Only a hungry loop cares when a delayed job or an expired lease comes due; a busy one
         # is woken by its own jobs finishing.
         self._wake.wait(self._idle_wait() if hungry else 5.0)
-        self._hungry.clear()
         return False
 
     def _pool_options(self) -> dict[str, Any]:
@@ -301,16 +308,6 @@ class Worker:
             if due is not None and due > now:
                 wait = min(wait, due - now + 0.001)
         return wait
-
-    def _watch_store(self) -> None:
-        # Wake the loop on a store change, but only while it is hungry: a worker whose slots are
-        # all busy waits for its own jobs, and nothing needs to watch the store for it. The token
-        # was taken by the loop before it last looked, so no change in between is missed.
-        store = self.app.store
-        while not self._halt.is_set() and not self._terminating.is_set():
-            if self._hungry.wait(1.0) and store.wait_for_change(self._watch_token, 1.0):
-                self._hungry.clear()
-                self._wake.set()
 
     # -- one job ------------------------------------------------------------------------------
 

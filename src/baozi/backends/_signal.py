@@ -50,6 +50,7 @@ class ChangeSignal:
         self._watch_fallback = watch_fallback
         self._poller: threading.Thread | None = None
         self._someone_waits = threading.Event()
+        self._listeners: tuple[Callable[[], object], ...] = ()
         self._closed = False
         # Read after the watch exists and before any token is handed out, so the poller never
         # mistakes an older change for the state it started from.
@@ -60,28 +61,60 @@ class ChangeSignal:
 
     @property
     def waiting(self) -> int:
-        """How many threads are waiting right now."""
+        """How many threads are waiting, and listeners listening, right now."""
         return self._waiters
 
     def notify(self) -> None:
         # Safe without the lock: a waiter registers and compares under the lock, so either it sees
         # the new generation or this sees it waiting (the GIL orders these plain reads and writes).
         self._generation += 1
+        for callback in self._listeners:
+            callback()
         if self._waiters:
             with self._cond:
                 self._cond.notify_all()
 
+    def listen(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback`` (in the notifying thread: it must be quick) on every change from now
+        on, until the returned function is called. A listener counts as a waiter."""
+        with self._cond:
+            self._listeners = (*self._listeners, callback)
+            self._waiting_starts()
+        done = False
+
+        def stop() -> None:
+            nonlocal done
+            with self._cond:
+                if done:
+                    return
+                done = True
+                rest = list(self._listeners)
+                rest.remove(callback)
+                self._listeners = tuple(rest)
+                self._waiting_ends()
+
+        return stop
+
+    def _waiting_starts(self) -> None:
+        """One more waiter or listener. Holds the lock."""
+        self._waiters += 1
+        if self._probe is not None and not self._closed:
+            self._someone_waits.set()
+            if self._poller is None:
+                self._poller = threading.Thread(
+                    target=self._poll, name="baozi-change-poller", daemon=True
+                )
+                self._poller.start()
+
+    def _waiting_ends(self) -> None:
+        self._waiters -= 1
+        if self._waiters == 0 and not self._closed:
+            self._someone_waits.clear()
+
     def wait(self, token: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self._cond:
-            self._waiters += 1
-            if self._probe is not None and not self._closed:
-                self._someone_waits.set()
-                if self._poller is None:
-                    self._poller = threading.Thread(
-                        target=self._poll, name="baozi-change-poller", daemon=True
-                    )
-                    self._poller.start()
+            self._waiting_starts()
             try:
                 while self._generation == token:
                     remaining = deadline - time.monotonic()
@@ -90,9 +123,7 @@ class ChangeSignal:
                     self._cond.wait(remaining)
                 return True
             finally:
-                self._waiters -= 1
-                if self._waiters == 0 and not self._closed:
-                    self._someone_waits.clear()
+                self._waiting_ends()
 
     def close(self, release: Callable[[], None] = lambda: None) -> None:
         """Stop the poller; ``release`` (closing what ``probe`` and ``watch`` use) runs once the

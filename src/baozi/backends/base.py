@@ -39,8 +39,9 @@ translated from the driver's exception with ``raise ... from exc``; they raise
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -258,8 +259,30 @@ class Store(ABC):
     def wait_for_change(self, token: int, timeout: float) -> bool:
         """Block until the store may have changed since ``token`` was taken, or ``timeout`` seconds.
 
-        Returns False on timeout. Spurious wake-ups are allowed; missed changes are not. Changes made
-        by other processes are seen within a few milliseconds; this never spins on a core."""
+        Returns False on timeout. Spurious wake-ups are allowed; missed changes are not -- with
+        one exception a store may take: a reservation from a queue without a ``maxsize`` in its
+        :meth:`queue_options` need not wake anyone, since the only wait it can end is a put into
+        a full queue. Changes made by other processes are seen within a few milliseconds; this
+        never spins on a core."""
+
+    def on_change(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback`` whenever the store may have changed, from now until the returned
+        function is called -- the push form of :meth:`wait_for_change`, for a loop that also
+        waits for other things. The callback runs in a thread of the store's and must be quick
+        (setting an event). This default runs a thread on :meth:`wait_for_change`; stores with a
+        change signal call back straight from it."""
+        stopped = threading.Event()
+        token = self.change_token()
+
+        def watch() -> None:
+            nonlocal token
+            while not stopped.is_set():
+                if self.wait_for_change(token, 0.5):
+                    token = self.change_token()
+                    callback()
+
+        threading.Thread(target=watch, name="baozi-on-change", daemon=True).start()
+        return stopped.set
 
     @abstractmethod
     def queue_options(self, queue: str) -> dict[str, Any]:

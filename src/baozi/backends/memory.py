@@ -11,7 +11,7 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -308,6 +308,9 @@ class MemoryStore(RowStore):
 
     def change_token(self) -> int:
         return self._state.signal.token()
+
+    def on_change(self, callback: Callable[[], object]) -> Callable[[], None]:
+        return self._state.signal.listen(callback)
 
     def wait_for_change(self, token: int, timeout: float) -> bool:
         return self._state.signal.wait(token, timeout)

@@ -26,7 +26,7 @@ import dataclasses
 import heapq
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -227,6 +227,15 @@ class RedisStore(RowStore):
 
     def change_token(self) -> int:
         return self._server.token()
+
+    def on_change(self, callback: Callable[[], object]) -> Callable[[], None]:
+        stop = self._server.signal.listen(callback)
+        try:
+            self._server.token()  # subscribed before this returns, so nothing after is missed
+        except BaseException:
+            stop()
+            raise
+        return stop
 
     def wait_for_change(self, token: int, timeout: float) -> bool:
         return self._server.signal.wait(token, timeout)

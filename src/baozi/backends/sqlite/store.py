@@ -6,7 +6,7 @@ import functools
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -349,6 +349,9 @@ class SQLiteQueues(RowStore):
 
     def change_token(self) -> int:
         return self._db.signal.token()
+
+    def on_change(self, callback: Callable[[], object]) -> Callable[[], None]:
+        return self._db.signal.listen(callback)
 
     def wait_for_change(self, token: int, timeout: float) -> bool:
         return self._db.signal.wait(token, timeout)

@@ -25,5 +25,7 @@ for _, m in ipairs(got) do
   out[#out + 1] = v[4]
 end
 zadd_pairs(L, leased)
-changed(q)
+-- A reservation can unblock only a put into a full queue, so it wakes waiters only in a queue
+-- with a recorded maxsize: a worker's own reservations do not wake every listening process.
+if redis.call('HEXISTS', qkey(q, 'o'), 'maxsize') == 1 then changed(q) end
 return out
