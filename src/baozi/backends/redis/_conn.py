@@ -300,21 +300,23 @@ class _Feed:
         return True
 
     def _listen(self) -> None:
+        # A connection of its own, read directly: the client library's PubSub object spends
+        # several times longer on each message, and the thread holds the GIL meanwhile.
         server = self._server
         pause = 0.05
         while not self._closed:
             if not self._want.wait(1.0):
                 continue
-            pubsub = server.client.pubsub()
+            conn = server._connect()
             try:
-                pubsub.subscribe(server.channel)
+                conn.send_command("SUBSCRIBE", server.channel)
                 while not self._closed:
-                    message = pubsub.get_message(timeout=0.25)
-                    if message is None:
+                    if not conn.can_read(timeout=0.25):
                         if self._live.is_set() and self._idle():
                             break
                         continue
-                    if message["type"] == "subscribe":
+                    reply = conn.read_response()
+                    if reply[0] == b"subscribe":
                         self._live.set()
                         pause = 0.05
                     server.signal.notify()
@@ -329,7 +331,7 @@ class _Feed:
                 pause = min(pause * 2, 2.0)
             finally:
                 try:
-                    pubsub.close()
+                    conn.disconnect()
                 except Exception:  # noqa: BLE001, S110 -- closing a broken connection
                     pass
 
