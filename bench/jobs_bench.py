@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Job-queue throughput and latency: baozi's worker beside Celery, RQ, Dramatiq, Huey and arq.
+"""Job-queue throughput and latency: baozi's worker beside Celery, RQ, Dramatiq, Huey, arq and SAQ.
 
 One run measures every configuration in bench/jobs/systems.py, interleaved over several rounds
 on this machine (the config order rotates each round), each measurement in a fresh process with a
@@ -10,14 +10,23 @@ fresh queue (Redis database 14 flushed, a new SQLite file for the embedded store
   * latency: an idle worker (warm-up job, 1 s idle), 200 jobs enqueued 10 ms apart; each job
     reports its start time minus the wall time just before its enqueue call.
 Completion is counted by one Redis INCR in every job body, the same for every system.
-It writes bench/results/jobs-latest.md (+ a timestamped copy) and a bar chart beside it.
+Each round also runs, once:
+  * redis-benchmark INCR, one client, one request at a time (the bound on one-call-per-job
+    enqueue over one connection) and pipelined 1,000 deep (--no-redis-benchmark skips it);
+  * batch: --batch-n jobs through the bulk call of each selected system that has one (baozi's
+    ``task.map``, rq's ``enqueue_many``), one call per --batch-chunk jobs, no worker.
+After the rounds, once (--position, on by default when baozi-redis is selected): baozi-redis with
+--position-n jobs queued (``map`` in chunks of 10,000), ``job.position()`` timed for ~200 jobs
+spread through the queue.
+It writes bench/results/jobs-latest.md (+ a timestamped copy) and a bar chart beside it
+(--out DIR writes them elsewhere, e.g. for a smoke run).
 
     python bench/jobs_bench.py [--n 10000] [--rounds 3] [--only baozi huey-sqlite/process2-q]
 
 celery 5.7's Redis transport needs redis-py >= 6.4 while arq 0.28 needs redis-py < 6, so the
 two cannot share one environment. Run celery from a venv that sees everything else:
     python -m venv --system-site-packages /tmp/jobs-bench-celery-venv
-    /tmp/jobs-bench-celery-venv/bin/pip install 'redis>=6.4,<9'
+    /tmp/jobs-bench-celery-venv/bin/pip install 'celery==5.7.0' 'redis>=6.4,<9'
 and pass --celery-python /tmp/jobs-bench-celery-venv/bin/python (or set BENCH_CELERY_PYTHON).
 """
 
@@ -27,6 +36,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -39,11 +49,18 @@ HERE = Path(__file__).resolve().parent
 JOBS = HERE / "jobs"
 sys.path.insert(0, str(JOBS))
 
+import redis  # noqa: E402
 import report  # noqa: E402
 import systems  # noqa: E402
 
 # Caps outside the measurement process, beyond its own inner caps (drain 300 s, latency 60 s).
-OUTER_CAP = {"drain": 420, "latency": 150}
+OUTER_CAP = {"drain": 420, "latency": 150, "batch": 300, "position": 1200}
+# redis-benchmark runs: (label, extra arguments). INCR is one round trip of the cheapest kind,
+# in database 14 (flushed afterwards); -c 1 = one connection, as the producers use.
+REDIS_BENCHMARKS = (
+    ("c1", ["-c", "1", "-n", "20000"]),
+    ("c1-P1000", ["-c", "1", "-n", "1000000", "-P", "1000"]),
+)
 ROTATE = 5  # the config list's start moves by this much each round
 
 
@@ -59,6 +76,24 @@ def select(only: list[str] | None) -> list[systems.Config]:
     return chosen
 
 
+def flush() -> None:
+    """Empty the bench's Redis database (every measurement also does, before and after)."""
+    try:
+        redis.Redis.from_url(systems.REDIS_URL).flushdb()
+    except redis.RedisError:
+        pass
+
+
+def batch_configs(configs: list[systems.Config]) -> list[systems.Config]:
+    """One config per selected system with a bulk call (its first regular one): the batch
+    measurement runs no worker, the config only supplies the store settings."""
+    chosen: dict[str, systems.Config] = {}
+    for c in sorted(configs, key=lambda c: c.extra):
+        if c.system in systems.BATCH_CALL:
+            chosen.setdefault(c.system, c)
+    return list(chosen.values())
+
+
 def kill_group(pidfile: Path) -> None:
     """SIGKILL the worker group a measurement recorded, if anything of it is still there."""
     try:
@@ -71,12 +106,12 @@ def kill_group(pidfile: Path) -> None:
         pass
 
 
-def measure(python: str, mode: str, config: systems.Config, n: int, jobs: int) -> dict:
+def measure(python: str, mode: str, config: systems.Config, options: list[str]) -> dict:
     """Run one measurement in its own process and return its JSON result."""
     with tempfile.NamedTemporaryFile(prefix="jobs-bench-pgid-", delete=False) as f:
         pidfile = Path(f.name)
     argv = [python, str(JOBS / "measure.py"), mode, config.key, "--pidfile", str(pidfile)]
-    argv += ["--n", str(n)] if mode == "drain" else ["--jobs", str(jobs)]
+    argv += options
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = proc.communicate(timeout=OUTER_CAP[mode])
@@ -101,9 +136,43 @@ def measure(python: str, mode: str, config: systems.Config, n: int, jobs: int) -
         pidfile.unlink(missing_ok=True)
 
 
+def redis_benchmark(extra: list[str]) -> dict:
+    """One redis-benchmark INCR run against the bench's Redis; its requests/s and p50."""
+    argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", "6379", "--dbnum", "14", "-t", "incr"]
+    argv += [*extra, "-q"]
+    shown = " ".join(argv)
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "command": shown}
+    finally:
+        flush()
+    # -q prints e.g. "INCR: 14306.15 requests per second, p50=0.063 msec" (after \r progress).
+    found = re.findall(r"INCR: ([\d.]+) requests per second(?:, p50=([\d.]+) msec)?", out.stdout)
+    if out.returncode != 0 or not found:
+        error = (out.stderr.strip() or out.stdout.strip())[-500:]
+        return {"ok": False, "error": f"exit {out.returncode}: {error}", "command": shown}
+    rps, p50 = found[-1]
+    return {"ok": True, "rps": float(rps), "p50_ms": float(p50) if p50 else None, "command": shown}
+
+
 def progress(row: dict) -> str:
     if not row["ok"]:
         return "FAILED: " + row["error"].splitlines()[0]
+    if row["mode"] == "redis-benchmark":
+        p50 = f", p50 {row['p50_ms']:.3f} ms" if row.get("p50_ms") is not None else ""
+        return f"{row['rps']:,.0f} requests/s{p50}"
+    if row["mode"] == "batch":
+        return (
+            f"{row['batch_per_s']:,.0f} jobs/s ({row['n']:,} jobs, chunks of {row['chunk']:,}), "
+            f"producer CPU {row['producer_cpu_us']:.1f} us/job"
+        )
+    if row["mode"] == "position":
+        return (
+            f"{row['n']:,} queued ({row['enqueue_per_s']:,.0f} jobs/s), position() median "
+            f"{row['median_ms']:.3f} ms, p99 {row['p99_ms']:.3f} ms, max {row['max_ms']:.3f} ms"
+            f"{', WRONG ' + str(row['wrong']) if row['wrong'] else ''}"
+        )
     if row["mode"] == "drain":
         return (
             f"enqueue {row['enqueue_per_s']:,.0f}/s, steady {row['steady_per_s']:,.0f}/s, "
@@ -128,8 +197,36 @@ def main() -> None:
         default=os.environ.get("BENCH_CELERY_PYTHON", sys.executable),
         help="interpreter for the celery configs (see the module docstring)",
     )
+    ap.add_argument(
+        "--batch-n", type=int, default=100000, help="jobs per batch-enqueue measurement"
+    )
+    ap.add_argument("--batch-chunk", type=int, default=1000, help="jobs per bulk call (batch)")
+    ap.add_argument(
+        "--no-batch", dest="batch", action="store_false", help="skip the batch-enqueue step"
+    )
+    ap.add_argument(
+        "--position",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time baozi-redis's job.position() with --position-n jobs queued, once after the "
+        "rounds (default: on when baozi-redis is selected)",
+    )
+    ap.add_argument("--position-n", type=int, default=1000000, help="jobs queued (position)")
+    ap.add_argument("--position-chunk", type=int, default=10000, help="jobs per map (position)")
+    ap.add_argument("--position-samples", type=int, default=200, help="jobs asked (position)")
+    ap.add_argument(
+        "--no-redis-benchmark",
+        dest="redis_benchmark",
+        action="store_false",
+        help="skip redis-benchmark (the server's own INCR rate, once per round)",
+    )
     args = ap.parse_args()
     configs = select(args.only)
+    redis_store = [c for c in configs if c.system == "baozi-redis"]
+    if args.position is None:
+        args.position = bool(redis_store)
+    if args.position and not redis_store:
+        raise SystemExit("--position needs a baozi-redis config among the selected ones")
     command = "python bench/jobs_bench.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
     started = dt.datetime.now(dt.UTC)
@@ -137,19 +234,52 @@ def main() -> None:
     print(env_info["machine"], flush=True)
     rows: list[dict] = []
     t_start = time.time()
+
+    def log(row: dict, what: str, mode: str, rnd: str) -> None:
+        print(
+            f"[{time.time() - t_start:6.0f} s] round {rnd} {what:28} {mode:7} {progress(row)}",
+            flush=True,
+        )
+
     for rnd in range(args.rounds):
+        tag = f"{rnd + 1}/{args.rounds}"
+        if args.redis_benchmark:
+            for label, extra in REDIS_BENCHMARKS:
+                row = {
+                    "key": f"redis-benchmark/{label}",
+                    "round": rnd + 1,
+                    "mode": "redis-benchmark",
+                    **redis_benchmark(extra),
+                }
+                rows.append(row)
+                log(row, row["key"], "server", tag)
         shift = (rnd * ROTATE) % len(configs)
         for config in configs[shift:] + configs[:shift]:
             python = args.celery_python if config.system == "celery" else sys.executable
             for mode in ("drain", "latency"):
-                result = measure(python, mode, config, args.n, args.latency_jobs)
+                options = ["--n", str(args.n)] if mode == "drain" else []
+                options += ["--jobs", str(args.latency_jobs)] if mode == "latency" else []
+                result = measure(python, mode, config, options)
                 row = {"key": config.key, "round": rnd + 1, "mode": mode, **result}
                 rows.append(row)
-                print(
-                    f"[{time.time() - t_start:6.0f} s] round {rnd + 1}/{args.rounds} "
-                    f"{config.key:28} {mode:7} {progress(row)}",
-                    flush=True,
-                )
+                log(row, config.key, mode, tag)
+        if args.batch:
+            for config in batch_configs(configs):
+                python = args.celery_python if config.system == "celery" else sys.executable
+                options = ["--n", str(args.batch_n), "--chunk", str(args.batch_chunk)]
+                result = measure(python, "batch", config, options)
+                row = {"key": config.key, "round": rnd + 1, "mode": "batch", **result}
+                rows.append(row)
+                log(row, config.system, "batch", tag)
+    if args.position:
+        config = redis_store[0]
+        options = ["--n", str(args.position_n), "--chunk", str(args.position_chunk)]
+        options += ["--samples", str(args.position_samples)]
+        result = measure(sys.executable, "position", config, options)
+        row = {"key": config.key, "round": "after", "mode": "position", **result}
+        rows.append(row)
+        log(row, config.system, "position", "after")
+    flush()
     finished = dt.datetime.now(dt.UTC)
     env_info["revision_end"] = report.source_revision()
 

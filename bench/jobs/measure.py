@@ -1,12 +1,18 @@
 """One measurement of one configuration, in a process of its own; prints one JSON line.
 
-    python bench/jobs/measure.py drain   SYSTEM/CONFIG --n 10000 [--pidfile F]
-    python bench/jobs/measure.py latency SYSTEM/CONFIG [--jobs 200] [--pidfile F]
+    python bench/jobs/measure.py drain    SYSTEM/CONFIG --n 10000 [--pidfile F]
+    python bench/jobs/measure.py latency  SYSTEM/CONFIG [--jobs 200] [--pidfile F]
+    python bench/jobs/measure.py batch    SYSTEM/CONFIG --n 100000 [--chunk 1000]
+    python bench/jobs/measure.py position SYSTEM/CONFIG --n 1000000 [--chunk 10000] [--samples 200]
 
 drain: FLUSHDB, enqueue N jobs with no worker running (the enqueue figure), launch the worker and
 wait (BLPOP on bench:fin, 1 s slices) for the N-th completion. latency: launch the worker, enqueue
 a warm-up job and wait for it, idle 1 s, then enqueue the latency jobs 10 ms apart.
-The worker runs in its own process group and is killed with SIGKILL to that group at the end.
+batch: enqueue N jobs with the system's bulk call, one call per chunk, no worker. position (baozi):
+enqueue N jobs with ``map`` in chunks, no worker, then time ``job.position()`` for jobs spread
+through the queue (first, second, middle, last but one, last and evenly between).
+The worker runs in its own process group and is killed with SIGKILL to that group at the end;
+database 14 is flushed before and after every measurement.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -151,7 +158,8 @@ def drain(config: systems.Config, env: dict[str, str], n: int, work: Path, state
         "worker_cpu_steady_us": (
             (cpu_end - cpu_first) / (n - 1) * 1e6 if cpu_first is not None else None
         ),
-        "done_count": done,
+        "n": n,
+        "done_count": done,  # > n: some job ran more than once
         "clean_start": queued_ok,
     }
 
@@ -185,11 +193,73 @@ def latency(
     }
 
 
+def batch(config: systems.Config, n: int, chunk: int) -> dict:
+    producer = systems.producer(config.system)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    producer.batch(n, chunk)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    queued = producer.queued()
+    producer.close()
+    if queued is not None and queued != n:
+        raise RuntimeError(f"{queued} jobs queued after a batch enqueue of {n}")
+    return {
+        "batch_per_s": n / elapsed,
+        "producer_cpu_us": cpu / n * 1e6,
+        "n": n,
+        "chunk": chunk,
+        "queued": queued,
+    }
+
+
+def sample_indices(n: int, samples: int) -> list[int]:
+    """About ``samples`` queue positions spread over 0..n-1: both ends, the middle, evenly between."""
+    even = [round(k * (n - 1) / max(1, samples - 1)) for k in range(samples)]
+    return sorted({i for i in [0, 1, n // 2, n - 2, n - 1, *even] if 0 <= i < n})
+
+
+def position(config: systems.Config, n: int, chunk: int, samples: int) -> dict:
+    r = redis.Redis.from_url(common.REDIS_URL)
+    producer = systems.producer(config.system)
+    if not hasattr(producer, "batch_keep"):
+        raise RuntimeError(f"no position() measurement for {config.system}")
+    wanted = sample_indices(n, samples)
+    t0 = time.perf_counter()
+    jobs = producer.batch_keep(n, chunk, set(wanted))
+    enqueue_s = time.perf_counter() - t0
+    queued = producer.queued()
+    memory = r.info("memory")["used_memory"]
+    jobs[wanted[0]].position()  # warm-up, untimed (connection, script cache)
+    times, wrong = [], []
+    for i in wanted:
+        t = time.perf_counter()
+        got = jobs[i].position()
+        times.append((time.perf_counter() - t) * 1000)
+        if got != i:
+            wrong.append((i, got))
+    producer.close()
+    return {
+        "n": n,
+        "chunk": chunk,
+        "samples": len(wanted),
+        "queued": queued,
+        "enqueue_per_s": n / enqueue_s,
+        "redis_used_memory": memory,
+        "median_ms": nearest_rank(times, 50),
+        "p99_ms": nearest_rank(times, 99),
+        "max_ms": max(times),
+        "mean_ms": sum(times) / len(times),
+        "wrong": len(wrong),
+        "wrong_examples": wrong[:5],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=["drain", "latency"])
+    ap.add_argument("mode", choices=["drain", "latency", "batch", "position"])
     ap.add_argument("config", help="SYSTEM/CONFIG, e.g. baozi/c8")
-    ap.add_argument("--n", type=int, default=10000, help="drain: jobs")
+    ap.add_argument("--n", type=int, default=10000, help="drain, batch, position: jobs")
+    ap.add_argument("--chunk", type=int, default=1000, help="batch, position: jobs per bulk call")
+    ap.add_argument("--samples", type=int, default=200, help="position: jobs asked")
     ap.add_argument("--jobs", type=int, default=200, help="latency: jobs")
     ap.add_argument("--pidfile", default=None, help="write the worker's process group id here")
     args = ap.parse_args()
@@ -221,15 +291,25 @@ def main() -> None:
     try:
         if args.mode == "drain":
             result = drain(config, env, args.n, work, state)
-        else:
+        elif args.mode == "latency":
             result = latency(config, env, args.jobs, work, state)
+        elif args.mode == "batch":
+            result = batch(config, args.n, args.chunk)
+        else:
+            result = position(config, args.n, args.chunk, args.samples)
         result["ok"] = True
     except (Exception, SystemExit) as exc:  # report, never leave a worker behind
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        # The first line is the error; the innermost frames follow, for the report's Failures.
+        where = "".join(traceback.format_tb(exc.__traceback__, limit=-3)).rstrip()
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}\n{where}"}
     finally:
         if state["worker"] is not None:
             state["worker"].kill()
         shutil.rmtree(work, ignore_errors=True)
+        try:  # leave nothing behind (a million queued jobs take Redis memory)
+            redis.Redis.from_url(common.REDIS_URL).flushdb()
+        except redis.RedisError:
+            pass
     print(json.dumps(result), flush=True)
 
 

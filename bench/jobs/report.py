@@ -22,6 +22,13 @@ import systems
 TARGET_VS_HUEY_SQLITE = 2.0
 TARGET_P50_MS = 5.0
 LATENCY_CONFIG = "baozi/c8"  # one process is enough for latency
+# ... and baozi's Redis store (baozi-redis) against the Redis peers.
+TARGET_REDIS_ENQUEUE_VS_PEER = 1.3  # single-call enqueue, x the fastest peer's
+TARGET_REDIS_BATCH_PER_S = 50_000.0  # batch enqueue (map, chunks of 1,000), absolute
+TARGET_REDIS_DRAIN_VS_PEER = 2.0  # drain steady, x the fastest peer's best config
+TARGET_POSITION_MS = 1.0  # job.position() ...
+TARGET_POSITION_N = 1_000_000  # ... with this many jobs queued
+OURS = ("baozi", "baozi-redis")  # the systems the report is about
 
 
 # -- the machine -----------------------------------------------------------------------------------
@@ -88,14 +95,25 @@ def environment(celery_python: str) -> dict[str, str]:
         celery_line = f"celery: could not be imported by `{celery_python}`"
     libraries = (
         f"baozi {_version('baozi')}, {celery_line}, rq {_version('rq')}, "
-        f"dramatiq {_version('dramatiq')}, huey {_version('huey')}, arq {_version('arq')}; "
-        f"everything but celery on redis-py {_version('redis')} + hiredis {_version('hiredis')}."
+        f"dramatiq {_version('dramatiq')}, huey {_version('huey')}, arq {_version('arq')}, "
+        f"saq {_version('saq')}; everything but celery on redis-py {_version('redis')} + "
+        f"hiredis {_version('hiredis')}; {_redis_benchmark_version()}."
     )
     return {
         "machine": "Machine: " + machine,
         "libraries": "Libraries: " + libraries,
         "revision": source_revision(),
     }
+
+
+def _redis_benchmark_version() -> str:
+    try:
+        out = subprocess.run(
+            ["redis-benchmark", "--version"], capture_output=True, text=True, timeout=30
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return "redis-benchmark not found"
+    return f"redis-benchmark {out[1]}" if len(out) > 1 else "redis-benchmark (version unknown)"
 
 
 def source_revision() -> str:
@@ -193,14 +211,15 @@ def _verdict(ratio: float, target: float) -> str:
     return "**met**" if ratio >= target else "**missed**"
 
 
-def _overlap(ours: list[float], theirs: list[float]) -> str:
-    """Whether the rounds' ranges overlap: a ratio from overlapping ranges is within noise."""
+def _overlap(ours: list[float], theirs: list[float], lower_is_better: bool = False) -> str:
+    """Whether the rounds' ranges overlap: a ratio from overlapping ranges is within noise.
+    ``lower_is_better`` for times (latency), where the smaller value is the faster one."""
     if len(ours) < 2 or len(theirs) < 2:
         return "one round: no range"
-    if min(ours) > max(theirs):
-        return "no overlap (every baozi round faster)"
-    if max(ours) < min(theirs):
-        return "no overlap (every baozi round slower)"
+    above, below = min(ours) > max(theirs), max(ours) < min(theirs)
+    if above or below:
+        faster = below if lower_is_better else above
+        return f"no overlap (every baozi round {'faster' if faster else 'slower'})"
     return "ranges overlap"
 
 
@@ -212,7 +231,17 @@ def _faster_verdict(ratio: float, ours: list[float], theirs: list[float]) -> str
 
 
 def ratios_text(configs: list[systems.Config], rows: list[dict]) -> str:
-    """The ratios section: baozi's best config against the targets, from this run."""
+    """The ratios sections: baozi's and baozi-redis's best configs against their targets."""
+    parts = []
+    if any(c.system == "baozi" for c in configs):
+        parts.append(sqlite_ratios_text(configs, rows))
+    if any(c.system == "baozi-redis" for c in configs):
+        parts.append(redis_ratios_text(configs, rows))
+    return "\n".join(parts) if parts else "## Ratios\n\nNeither baozi system selected.\n"
+
+
+def sqlite_ratios_text(configs: list[systems.Config], rows: list[dict]) -> str:
+    """The SQLite store's ratios: baozi's best config against the targets, from this run."""
     lines = ["## Ratios (this run; medians over rounds)", ""]
     ours = best(configs, rows, "baozi")
     if ours is None:
@@ -310,6 +339,295 @@ def ratios_text(configs: list[systems.Config], rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def system_of(key: str) -> str:
+    return key.split("/", 1)[0]
+
+
+def mode_rows(rows: list[dict], mode: str, system: str | None = None) -> list[dict]:
+    """Successful rows of one mode (of one system, when given)."""
+    return [
+        r
+        for r in rows
+        if r["mode"] == mode and r["ok"] and (system is None or system_of(r["key"]) == system)
+    ]
+
+
+def batch_values(rows: list[dict], system: str, field: str = "batch_per_s") -> list[float]:
+    return [r[field] for r in mode_rows(rows, "batch", system) if r.get(field) is not None]
+
+
+def bench_values(rows: list[dict], key: str, field: str = "rps") -> list[float]:
+    """A redis-benchmark run's figures over the rounds (key ``redis-benchmark/LABEL``)."""
+    return [
+        r[field]
+        for r in mode_rows(rows, "redis-benchmark")
+        if r["key"] == key and r.get(field) is not None
+    ]
+
+
+def best_latency(
+    configs: list[systems.Config], rows: list[dict], names: tuple[str, ...]
+) -> tuple[systems.Config, list[float]] | None:
+    """The config of these systems with the lowest median latency p50, and its p50s."""
+    scored = [
+        (median(values(rows, c.key, "latency", "p50_ms")), c)
+        for c in configs
+        if c.system in names and not c.extra
+    ]
+    scored = [(m, c) for m, c in scored if m is not None]
+    if not scored:
+        return None
+    c = min(scored, key=lambda mc: mc[0])[1]
+    return c, values(rows, c.key, "latency", "p50_ms")
+
+
+def redis_ratios_text(configs: list[systems.Config], rows: list[dict]) -> str:
+    """baozi-redis's ratios: its best config against the fastest Redis peer of this run."""
+    lines = ["## Ratios: baozi-redis vs the Redis peers (this run; medians over rounds)", ""]
+    ours = best(configs, rows, "baozi-redis")
+    peers = [s for s in systems.REDIS_PEERS if any(c.system == s for c in configs)]
+    if ours is None:
+        return "\n".join(lines + ["baozi-redis has no successful drain run: no ratios.", ""])
+    our_steady = values(rows, ours.key, "drain", "steady_per_s")
+    our_incl = values(rows, ours.key, "drain", "incl_start_per_s")
+    lines += [
+        f"baozi-redis's best config by median steady drain: **{ours.key}** "
+        f"({fmt(median(our_steady), 'rate')} jobs/s steady, "
+        f"{fmt(median(our_incl), 'rate')} jobs/s incl. worker start). Each comparison is "
+        "against the fastest Redis peer of this run at that figure "
+        f"(peers run: {', '.join(peers) or 'none'}); enqueue pooled over all of a system's "
+        "drain runs; latency: each side's config with the lowest median p50.",
+        "",
+        "| comparison | baozi-redis | fastest Redis peer | ratio | target | verdict | rounds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    # Single-call enqueue.
+    our_enq = pooled_enqueue(configs, rows, "baozi-redis")
+    peer_enq = {s: v for s in peers if (v := pooled_enqueue(configs, rows, s))}
+    if our_enq and peer_enq:
+        top = max(peer_enq, key=lambda s: median(peer_enq[s]))
+        r = median(our_enq) / median(peer_enq[top])
+        lines.append(
+            f"| single-call enqueue (pooled) | {fmt(median(our_enq), 'rate')}/s | "
+            f"{fmt(median(peer_enq[top]), 'rate')}/s ({top}) | {r:.2f}x | "
+            f"≥ {TARGET_REDIS_ENQUEUE_VS_PEER}x | {_verdict(r, TARGET_REDIS_ENQUEUE_VS_PEER)} | "
+            f"{_overlap(our_enq, peer_enq[top])} |"
+        )
+    else:
+        lines.append("| single-call enqueue (pooled) | | not measured / failed | | | | |")
+
+    # Batch enqueue: an absolute target; a peer's bulk call, where measured, for comparison.
+    our_batch = batch_values(rows, "baozi-redis")
+    chunk = next((r["chunk"] for r in mode_rows(rows, "batch", "baozi-redis")), None)
+    peer_batch = {s: v for s in peers if (v := batch_values(rows, s))}
+    if our_batch:
+        m = median(our_batch)
+        if peer_batch:
+            top = max(peer_batch, key=lambda s: median(peer_batch[s]))
+            theirs = f"{fmt(median(peer_batch[top]), 'rate')}/s ({top} bulk call; not the target)"
+            ratio = f"{m / median(peer_batch[top]):.2f}x"
+        else:
+            theirs, ratio = "– (absolute target)", "–"
+        lines.append(
+            f"| batch enqueue (`map`, {chunk:,} jobs per call) | {fmt(m, 'rate')}/s | {theirs} | "
+            f"{ratio} | ≥ {TARGET_REDIS_BATCH_PER_S:,.0f}/s | "
+            f"{'**met**' if m >= TARGET_REDIS_BATCH_PER_S else '**missed**'} | "
+            f"{cell(our_batch, 'rate')} |"
+        )
+    else:
+        lines.append("| batch enqueue (`map`) | not measured / failed | | | | | |")
+
+    # Drain steady against the fastest peer's best config.
+    peer_best = {s: c for s in peers if (c := best(configs, rows, s)) is not None}
+    if peer_best:
+        top = max(
+            peer_best, key=lambda s: median(values(rows, peer_best[s].key, "drain", "steady_per_s"))
+        )
+        theirs = values(rows, peer_best[top].key, "drain", "steady_per_s")
+        r = median(our_steady) / median(theirs)
+        lines.append(
+            f"| drain steady | {fmt(median(our_steady), 'rate')}/s ({ours.name}) | "
+            f"{fmt(median(theirs), 'rate')}/s ({peer_best[top].key}) | {r:.2f}x | "
+            f"≥ {TARGET_REDIS_DRAIN_VS_PEER:.0f}x | {_verdict(r, TARGET_REDIS_DRAIN_VS_PEER)} | "
+            f"{_overlap(our_steady, theirs)} |"
+        )
+        theirs_incl = values(rows, peer_best[top].key, "drain", "incl_start_per_s")
+        r = median(our_incl) / median(theirs_incl)
+        lines.append(
+            f"| drain incl. worker start (informational) | {fmt(median(our_incl), 'rate')}/s | "
+            f"{fmt(median(theirs_incl), 'rate')}/s ({peer_best[top].key}) | {r:.2f}x | "
+            f"≥ {TARGET_REDIS_DRAIN_VS_PEER:.0f}x | {_verdict(r, TARGET_REDIS_DRAIN_VS_PEER)} | "
+            f"{_overlap(our_incl, theirs_incl)} |"
+        )
+    else:
+        lines.append("| drain steady | | no Redis peer measured / all failed | | | | |")
+
+    # Latency p50: lower is better, so the ratio is ours / theirs and the target is ≤ 1x.
+    our_lat, peer_lat = (
+        best_latency(configs, rows, ("baozi-redis",)),
+        best_latency(configs, rows, tuple(peers)),
+    )
+    if our_lat and peer_lat:
+        (oc, ov), (pc, pv) = our_lat, peer_lat
+        r = median(ov) / median(pv)
+        if r > 1:
+            verdict = "**missed**"
+        elif r == 1 or _overlap(ov, pv, lower_is_better=True) == "ranges overlap":
+            verdict = "**met** (tie within noise)"
+        else:
+            verdict = "**met**"
+        lines.append(
+            f"| latency p50, enqueue to start | {fmt(median(ov), 'ms')} ms ({oc.name}) | "
+            f"{fmt(median(pv), 'ms')} ms ({pc.key}) | {r:.2f}x | ≤ 1x | {verdict} | "
+            f"{_overlap(ov, pv, lower_is_better=True)} |"
+        )
+    else:
+        lines.append("| latency p50 | | not measured / failed | | | | |")
+
+    # position() with the queue full.
+    pos = mode_rows(rows, "position", "baozi-redis")
+    if pos:
+        r0 = pos[-1]
+        full = r0["n"] >= TARGET_POSITION_N
+        ok = r0["median_ms"] < TARGET_POSITION_MS and not r0["wrong"]
+        verdict = (
+            ("**met**" if full else f"**met** at {r0['n']:,} queued only")
+            if ok
+            else ("**missed**" + ("" if not r0["wrong"] else f" ({r0['wrong']} wrong positions)"))
+        )
+        lines.append(
+            f"| `job.position()` with {r0['n']:,} queued, median per call | "
+            f"{r0['median_ms']:.3f} ms | – | – | < {TARGET_POSITION_MS:.0f} ms at "
+            f"{TARGET_POSITION_N:,} | {verdict} | one run, {r0['samples']} calls: p99 "
+            f"{r0['p99_ms']:.3f} ms, max {r0['max_ms']:.3f} ms |"
+        )
+    else:
+        failed = [r for r in rows if r["mode"] == "position" and not r["ok"]]
+        lines.append(
+            "| `job.position()` | "
+            + ("failed (see Failures)" if failed else "not measured (--no-position)")
+            + " | | | | | |"
+        )
+
+    # Every Redis peer, and the server's own rate, for reference.
+    each = []
+    for s, c in peer_best.items():
+        theirs = values(rows, c.key, "drain", "steady_per_s")
+        each.append(f"{s} {median(our_steady) / median(theirs):.2f}x ({c.name})")
+    if each:
+        lines += [
+            "",
+            "Drain steady, baozi-redis's best over each Redis peer's best: "
+            + ", ".join(each)
+            + ".",
+        ]
+    one, piped = (
+        bench_values(rows, "redis-benchmark/c1"),
+        bench_values(rows, "redis-benchmark/c1-P1000"),
+    )
+    if one or piped:
+        ref = ["", "The server's own limit (redis-benchmark INCR, one connection):"]
+        if one:
+            ref.append(
+                f"one request at a time {fmt(median(one), 'rate')} requests/s"
+                + (
+                    f" — baozi-redis's single-call enqueue is {median(our_enq) / median(one):.0%}"
+                    " of it (each `delay()` is at least one round trip)"
+                    if our_enq
+                    else ""
+                )
+                + ";"
+            )
+        if piped:
+            ref.append(
+                f"pipelined 1,000 deep {fmt(median(piped), 'rate')} requests/s"
+                + (
+                    f" — baozi-redis's batch enqueue is {median(our_batch) / median(piped):.1%} "
+                    "of it"
+                    if our_batch
+                    else ""
+                )
+                + "."
+            )
+        lines.append(" ".join(ref).strip())
+    return "\n".join(lines) + "\n"
+
+
+def batch_table(configs: list[systems.Config], rows: list[dict]) -> list[str]:
+    out = [
+        "| system | bulk call | jobs per call | runs | batch enqueue jobs/s | "
+        "producer CPU µs/job | single-call enqueue jobs/s (pooled) | batch / single |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for system in dict.fromkeys(system_of(r["key"]) for r in rows if r["mode"] == "batch"):
+        vals = batch_values(rows, system)
+        runs = sum(1 for r in rows if r["mode"] == "batch" and system_of(r["key"]) == system)
+        chunk = next((r["chunk"] for r in mode_rows(rows, "batch", system)), None)
+        single = pooled_enqueue(configs, rows, system)
+        ratio = f"{median(vals) / median(single):.1f}x" if vals and single else "–"
+        out.append(
+            f"| {system} | `{systems.BATCH_CALL.get(system, '?')}` | "
+            f"{f'{chunk:,}' if chunk else '–'} | {runs} | {cell(vals, 'rate', runs)} | "
+            f"{cell(batch_values(rows, system, 'producer_cpu_us'), 'us', runs)} | "
+            f"{cell(single, 'rate')} | {ratio} |"
+        )
+    return out
+
+
+def redis_benchmark_table(rows: list[dict]) -> list[str]:
+    out = [
+        "| run | command | runs | requests/s | p50 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for key in dict.fromkeys(r["key"] for r in rows if r["mode"] == "redis-benchmark"):
+        runs = [r for r in rows if r["key"] == key and r["mode"] == "redis-benchmark"]
+        rps, p50 = bench_values(rows, key), bench_values(rows, key, "p50_ms")
+        p50_text = (
+            f"{median(p50):.3f} ({min(p50):.3f}–{max(p50):.3f})"
+            if len(p50) > 1
+            else f"{p50[0]:.3f}"
+            if p50
+            else "–"
+        )
+        out.append(
+            f"| {key.split('/', 1)[1]} | `{runs[0]['command']}` | {len(runs)} | "
+            f"{cell(rps, 'rate', len(runs))} | {p50_text} |"
+        )
+    return out
+
+
+def position_table(rows: list[dict]) -> list[str]:
+    out = [
+        "| system | jobs queued | jobs per `map` call | enqueue jobs/s | Redis used memory | "
+        "calls | median ms | p99 ms | max ms | mean ms | wrong positions |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in mode_rows(rows, "position"):
+        out.append(
+            f"| {system_of(r['key'])} | {r['n']:,} | {r['chunk']:,} | {fmt(r['enqueue_per_s'], 'rate')} | "
+            f"{r['redis_used_memory'] / 2**20:,.0f} MiB | {r['samples']} | {r['median_ms']:.3f} | "
+            f"{r['p99_ms']:.3f} | {r['max_ms']:.3f} | {r['mean_ms']:.3f} | "
+            f"{r['wrong']}{' e.g. ' + str(r['wrong_examples']) if r['wrong'] else ''} |"
+        )
+    return out
+
+
+def side_runs_table(rows: list[dict]) -> list[str]:
+    """Every batch and redis-benchmark measurement, in the order they ran."""
+    out = ["| round | measurement | result |", "|---|---|---|"]
+    for r in rows:
+        if r["mode"] == "redis-benchmark":
+            text = f"{r['rps']:,.0f} requests/s" if r["ok"] else "failed"
+        elif r["mode"] == "batch":
+            text = f"{r['batch_per_s']:,.0f} jobs/s" if r["ok"] else "failed"
+        else:
+            continue
+        what = r["key"] if r["mode"] == "redis-benchmark" else f"batch {system_of(r['key'])}"
+        out.append(f"| {r['round']} | {what} | {text} |")
+    return out
+
+
 # -- tables and chart ------------------------------------------------------------------------------
 
 
@@ -340,12 +658,12 @@ def cpu_table(configs: list[systems.Config], rows: list[dict]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     # baozi first: its rows are the ones asked for; the peers' are for comparison.
-    ordered = [c for c in configs if c.system == "baozi"] + [
-        c for c in configs if c.system != "baozi"
+    ordered = [c for c in configs if c.system in OURS] + [
+        c for c in configs if c.system not in OURS
     ]
     for c in ordered:
         d = rounds_run(rows, c.key, "drain")
-        name = f"**{c.system}**" if c.system == "baozi" else c.system
+        name = f"**{c.system}**" if c.system in OURS else c.system
         out.append(
             f"| {name} | {c.name} | {cell(values(rows, c.key, 'drain', 'worker_cpu_us'), 'us', d)} | "
             f"{cell(values(rows, c.key, 'drain', 'worker_cpu_steady_us'), 'us', d)} | "
@@ -384,8 +702,10 @@ def runs_table(configs: list[systems.Config], rows: list[dict]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     by = {(r["key"], r["round"], r["mode"]): r for r in rows}
-    # In the order they ran.
-    for rnd, key in dict.fromkeys((r["round"], r["key"]) for r in rows):
+    # In the order they ran (drain and latency; the side measurements have tables of their own).
+    for rnd, key in dict.fromkeys(
+        (r["round"], r["key"]) for r in rows if r["mode"] in ("drain", "latency")
+    ):
         d, lt = by.get((key, rnd, "drain"), {}), by.get((key, rnd, "latency"), {})
 
         def g(r: dict, f: str, unit: str) -> str:
@@ -397,6 +717,8 @@ def runs_table(configs: list[systems.Config], rows: list[dict]) -> list[str]:
                 notes.append(f"{what} failed: {r['error'].splitlines()[0][:120]}")
         if d.get("ok") and not d.get("clean_start", True):
             notes.append("jobs ran before the worker started")
+        if d.get("ok") and d.get("n") and d.get("done_count", 0) > d["n"]:
+            notes.append(f"{d['done_count'] - d['n']} job run(s) more than N: some job ran twice")
         out.append(
             f"| {rnd} | {key} | {g(d, 'enqueue_per_s', 'rate')} | {g(d, 'steady_per_s', 'rate')} | "
             f"{g(d, 'incl_start_per_s', 'rate')} | {g(d, 'start_s', 's')} | "
@@ -414,12 +736,17 @@ def chart(configs: list[systems.Config], rows: list[dict], n: int, rounds: int, 
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    colours = {"baozi": "#c0392b", "embedded": "#27ae60", "redis": "#2c7fb8"}
+    colours = {
+        "baozi": "#c0392b",
+        "baozi-redis": "#e67e22",
+        "embedded": "#27ae60",
+        "redis": "#2c7fb8",
+    }
 
     def family(c: systems.Config) -> str:
-        return (
-            "baozi" if c.system == "baozi" else "embedded" if c.system == "huey-sqlite" else "redis"
-        )
+        if c.system in OURS:
+            return c.system
+        return "embedded" if c.system == "huey-sqlite" else "redis"
 
     labels, meds, lo, hi, cols, hatches = [], [], [], [], [], []
     for c in configs:
@@ -452,18 +779,27 @@ def chart(configs: list[systems.Config], rows: list[dict], n: int, rounds: int, 
         fontsize=10,
     )
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(
-        handles=[
+    shown = {family(c) for c in configs} | {"extra" for c in configs if c.extra}
+    handles = [
+        (
+            "baozi",
             Patch(color=colours["baozi"], label="baozi (embedded SQLite)"),
+        ),
+        (
+            "extra",
             Patch(
                 facecolor=colours["baozi"],
                 hatch="//",
                 edgecolor="black",
                 label="baozi, durable=fsync (extra)",
             ),
-            Patch(color=colours["embedded"], label="huey (SQLite storage)"),
-            Patch(color=colours["redis"], label="Redis-broker peers"),
-        ],
+        ),
+        ("baozi-redis", Patch(color=colours["baozi-redis"], label="baozi (Redis store)")),
+        ("embedded", Patch(color=colours["embedded"], label="huey (SQLite storage)")),
+        ("redis", Patch(color=colours["redis"], label="Redis-broker peers")),
+    ]
+    ax.legend(
+        handles=[h for name, h in handles if name in shown],
         fontsize=8,
         loc="upper right",
     )
@@ -487,7 +823,7 @@ def markdown(
 ) -> str:
     failed = [r for r in rows if not r["ok"]]
     parts = [
-        "# Job queues: baozi beside Celery, RQ, Dramatiq, Huey and arq",
+        "# Job queues: baozi beside Celery, RQ, Dramatiq, Huey, arq and SAQ",
         "",
         f"Run {started:%Y-%m-%d %H:%M}–{finished:%H:%M} UTC, "
         f"{args.rounds} interleaved round(s), every config side by side on one machine.",
@@ -516,6 +852,20 @@ def markdown(
         "then latency); the config order's start rotates by 5 each round. Cells: median "
         "(min–max) over rounds.",
         "",
+        "Side measurements. **Batch enqueue** (each round, for the selected systems with a bulk "
+        f"call): {getattr(args, 'batch_n', 0):,} jobs, one bulk call per "
+        f"{getattr(args, 'batch_chunk', 0):,} jobs, no worker, in a fresh process and queue "
+        "like the others. **redis-benchmark** (each round, before the configs): "
+        "`INCR` from one connection, one request at a time and pipelined 1,000 deep, in "
+        "database 14 — the server's own rate, the ceiling for one-call-per-job enqueue over one "
+        "connection. **position()** (once, after the rounds, baozi-redis only): "
+        f"{getattr(args, 'position_n', 0):,} jobs queued with `map` "
+        f"({getattr(args, 'position_chunk', 0):,} per call), no worker, then `job.position()` "
+        f"timed for ~{getattr(args, 'position_samples', 0)} jobs spread through the queue "
+        "(first, second, middle, last but one, last and evenly between; one untimed warm-up "
+        "call first) and checked against their true position. Database 14 is flushed before and "
+        "after every measurement.",
+        "",
         f"![drain steady jobs/s per config]({chart_name})",
         "",
         "## Results",
@@ -523,6 +873,26 @@ def markdown(
         *results_table(configs, rows, args.n),
         "",
         ratios_text(configs, rows),
+        "## Batch enqueue",
+        "",
+        *batch_table(configs, rows),
+        "",
+        "## `job.position()` with the queue full (baozi-redis)",
+        "",
+        *(
+            position_table(rows)
+            if mode_rows(rows, "position")
+            else ["Not measured in this run (`--position`, on by default with baozi-redis)."]
+        ),
+        "",
+        "## The Redis server's own rate (redis-benchmark)",
+        "",
+        *(
+            redis_benchmark_table(rows)
+            if any(r["mode"] == "redis-benchmark" for r in rows)
+            else ["Not measured in this run (`--no-redis-benchmark`)."]
+        ),
+        "",
         "## CPU per job",
         "",
         "User + system CPU of the whole worker process tree (psutil, sampled just before the "
@@ -547,18 +917,27 @@ def markdown(
         "",
         'App settings: baozi `App("sqlite:///<tmp>/bench-baozi.db")` (WAL, synchronous=NORMAL: '
         "survives kill -9, not power loss; results kept 1 day), tasks registered with `@app.task`; "
+        f'baozi-redis the same app module with `App("{systems.BAOZI_REDIS_URL}")` (keys under '
+        "`bench-baozi:`); "
         'celery `Celery(broker=redis)`, `task_default_queue="bench"`, no result backend, '
         '`worker_hijack_root_logger=False`; rq `Queue("bench")`; dramatiq `RedisBroker(url)` '
         'with default middleware; huey `RedisHuey("bench", url)` / '
         '`SqliteHuey("bench", filename=<tmp>/bench-huey.db)` (WAL, SQLite\'s default '
         "synchronous=FULL: every commit synced); arq `WorkerSettings` with `max_jobs`, "
         "`poll_delay`, `keep_result` from the environment, an async redis-py client for the job "
-        "body.",
+        'body; saq `Queue.from_url(redis, name="bench")`, settings dict with `concurrency` from '
+        "the environment, the job's `ttl` set by the producer (`SAQ_JOB_TTL`: -1 deletes a "
+        "finished job, saq's default keeps it 600 s), an async redis-py client for the job body.",
         "",
         "## Every measurement",
         "",
         *runs_table(configs, rows),
         "",
+        *(
+            ["Batch enqueue and redis-benchmark, every run:", "", *side_runs_table(rows), ""]
+            if any(r["mode"] in ("batch", "redis-benchmark") for r in rows)
+            else []
+        ),
     ]
     if failed:
         parts += ["## Failures", ""]
@@ -586,7 +965,13 @@ def markdown(
         "- Worker CPU 'whole run' includes interpreter start and imports; for multi-process "
         "workers the 'after the first job' sample can still include a second process's start-up.",
         "- Latency for dramatiq, arq and huey-sqlite is set by their polling intervals (no "
-        "blocking pop); celery, rq and huey-redis block on BRPOP/BLPOP.",
+        "blocking pop); celery, rq, huey-redis and saq block on BRPOP/BLPOP/BLMOVE; baozi-redis "
+        "wakes its workers through Redis pub/sub.",
+        "- baozi-redis and the Redis peers share one Redis (database 14) on the same 2 cores as "
+        "producer and workers: Redis's own CPU is part of every Redis figure.",
+        "- saq's worker sweeps its active list once at start; a job moved there but not yet "
+        "marked active can be swept and retried, so a drain may count N+1 runs (noted in Every "
+        "measurement when it happens).",
         "",
     ]
     return "\n".join(parts)

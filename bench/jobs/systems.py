@@ -1,7 +1,8 @@
 """The configurations the jobs benchmark runs, and one producer per system.
 
 A configuration is a worker command (one or more processes, run in this directory) plus the
-environment it needs; the producer enqueues jobs from the driver process one API call per job.
+environment it needs; the producer enqueues jobs from the driver process one API call per job
+(``drain``), or in chunks through the system's bulk call where it has one (``batch``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -51,6 +53,10 @@ class Config:
 
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
+# baozi's Redis store in the benchmark's database, under a key prefix of its own. A config's env is
+# applied after measure.py's defaults, so this replaces the fresh SQLite file it sets up.
+BAOZI_REDIS_URL = f"{REDIS_URL}?prefix=bench-baozi"
+_BAOZI_REDIS = {"BENCH_BAOZI_URL": BAOZI_REDIS_URL}
 _CELERY = (PY, "-m", "celery", "-A", "app_celery", "worker")
 _CELERY_FAST = (
     *_CELERY,
@@ -63,6 +69,7 @@ _CELERY_FAST = (
     "--without-heartbeat",
 )
 _HUEY = str(BIN / "huey_consumer")
+_SAQ = str(BIN / "saq")
 
 CONFIGS: tuple[Config, ...] = (
     Config(
@@ -91,6 +98,34 @@ CONFIGS: tuple[Config, ...] = (
         "threads, -q. Extra row: not counted as baozi's best",
         {"BENCH_BAOZI_DURABLE": "fsync"},
         extra=True,
+    ),
+    Config(
+        "baozi-redis",
+        "c8",
+        ((PY, "-m", "baozi", "worker", "app_baozi:app", "-q", "-c", "8"),),
+        "Redis store (prefix bench-baozi); 1 process x 8 threads (default concurrency), -q",
+        _BAOZI_REDIS,
+    ),
+    Config(
+        "baozi-redis",
+        "c16",
+        ((PY, "-m", "baozi", "worker", "app_baozi:app", "-q", "-c", "16"),),
+        "Redis store (prefix bench-baozi); 1 process x 16 threads, -q",
+        _BAOZI_REDIS,
+    ),
+    Config(
+        "baozi-redis",
+        "p2c16",
+        ((PY, "-m", "baozi", "worker", "app_baozi:app", "-q", "-c", "16", "-p", "2"),),
+        "Redis store (prefix bench-baozi); 2 processes x 16 threads, -q",
+        _BAOZI_REDIS,
+    ),
+    Config(
+        "baozi-redis",
+        "p2c32",
+        ((PY, "-m", "baozi", "worker", "app_baozi:app", "-q", "-c", "32", "-p", "2"),),
+        "Redis store (prefix bench-baozi); 2 processes x 32 threads, -q",
+        _BAOZI_REDIS,
     ),
     Config(
         "celery",
@@ -155,18 +190,41 @@ CONFIGS: tuple[Config, ...] = (
         "Redis; max_jobs=100, poll_delay=0.01 s, keep_result=0, log WARNING",
         {"ARQ_MAX_JOBS": "100", "ARQ_POLL_DELAY": "0.01", "ARQ_KEEP_RESULT": "0"},
     ),
+    Config(
+        "saq",
+        "tuned",
+        ((_SAQ, "app_saq.settings", "--workers", "2"),),
+        "Redis; 2 worker processes (= cores) x concurrency 50, finished jobs deleted (job ttl -1), "
+        "log WARNING",
+        {"SAQ_CONCURRENCY": "50", "SAQ_JOB_TTL": "-1"},
+    ),
+    Config(
+        "saq",
+        "default",
+        ((_SAQ, "app_saq.settings"),),
+        "Redis; CLI defaults: 1 worker process x concurrency 10, job ttl 600 s, log WARNING",
+        {"SAQ_CONCURRENCY": "10", "SAQ_JOB_TTL": "600"},
+    ),
 )
 
 # Systems whose queue lives in Redis (the "Redis peers" of the report).
-REDIS_PEERS = ("celery", "rq", "dramatiq", "huey-redis", "arq")
+REDIS_PEERS = ("celery", "rq", "dramatiq", "huey-redis", "arq", "saq")
 PRODUCER_CALL = {
     "baozi": "noop.delay(n)",
+    "baozi-redis": "noop.delay(n)",
     "celery": "noop.delay(n)",
     "rq": 'Queue("bench").enqueue(noop, n)',
     "dramatiq": "noop.send(n)",
     "huey-redis": "noop(n)",
     "huey-sqlite": "noop(n)",
     "arq": 'await pool.enqueue_job("noop", n) (sequential awaits)',
+    "saq": 'await queue.enqueue("noop", n=n, ttl=...) (sequential awaits)',
+}
+# The bulk call of the systems that have one (the batch measurement): one call per chunk.
+BATCH_CALL = {
+    "baozi": "noop.map([(i,) for i in chunk])",
+    "baozi-redis": "noop.map([(i,) for i in chunk])",
+    "rq": "queue.enqueue_many([Queue.prepare_data(noop, (i,)) for i in chunk])",
 }
 
 
@@ -177,7 +235,13 @@ def by_key(key: str) -> Config:
     raise KeyError(key)
 
 
-# -- producers: drain(n) enqueues n drain jobs, one call each; lat() enqueues one latency job ------
+# -- producers: drain(n) enqueues n drain jobs, one call each; lat() enqueues one latency job;
+# batch(n, chunk) enqueues n drain jobs with one bulk call per chunk (systems in BATCH_CALL) --------
+
+
+def chunks(n: int, chunk: int) -> list[range]:
+    """0..n-1 cut into consecutive ranges of ``chunk`` (the last one may be shorter)."""
+    return [range(s, min(n, s + chunk)) for s in range(0, n, chunk)]
 
 
 class Producer:
@@ -189,6 +253,13 @@ class Producer:
 
     def one(self, i: int) -> None:
         raise NotImplementedError
+
+    def batch(self, n: int, chunk: int) -> None:
+        raise NotImplementedError
+
+    def queued(self) -> int | None:
+        """How many jobs wait in the queue (None: not counted for this system)."""
+        return None
 
     def lat(self) -> None:
         raise NotImplementedError
@@ -205,6 +276,22 @@ class BaoziProducer(Producer):
 
     def one(self, i: int) -> None:
         self.noop.delay(i)
+
+    def batch(self, n: int, chunk: int) -> None:
+        for part in chunks(n, chunk):
+            self.noop.map([(i,) for i in part])
+
+    def batch_keep(self, n: int, chunk: int, keep: set[int]) -> dict[int, Any]:
+        """``batch``, returning the Job handles of the jobs numbered in ``keep`` (only those, so
+        a million handles need not stay in memory)."""
+        kept = {}
+        for part in chunks(n, chunk):
+            jobs = self.noop.map([(i,) for i in part])
+            kept.update((i, jobs[i - part.start]) for i in keep if part.start <= i < part.stop)
+        return kept
+
+    def queued(self) -> int | None:
+        return self.noop.app.store.counts(self.noop.queue).ready
 
     def lat(self) -> None:
         self.latency.delay(time.time())
@@ -234,6 +321,16 @@ class RqProducer(Producer):
 
     def one(self, i: int) -> None:
         self.queue.enqueue(self.app.noop, i)
+
+    def batch(self, n: int, chunk: int) -> None:
+        from rq import Queue
+
+        for part in chunks(n, chunk):
+            # enqueue_many writes the chunk through one pipeline.
+            self.queue.enqueue_many([Queue.prepare_data(self.app.noop, (i,)) for i in part])
+
+    def queued(self) -> int | None:
+        return self.queue.count
 
     def lat(self) -> None:
         self.queue.enqueue(self.app.lat, time.time())
@@ -294,10 +391,39 @@ class ArqProducer(Producer):
         self.loop.close()
 
 
+class SaqProducer(Producer):
+    """saq's API is async too: one coroutine awaiting each enqueue in turn, as for arq."""
+
+    def __init__(self) -> None:
+        import app_saq
+
+        self.ttl = app_saq.JOB_TTL
+        self.queue = app_saq.queue
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(self.queue.connect())
+
+    def drain(self, n: int) -> None:
+        async def run() -> None:
+            for i in range(n):
+                await self.queue.enqueue("noop", n=i, ttl=self.ttl)
+
+        self.loop.run_until_complete(run())
+
+    def lat(self) -> None:
+        async def run() -> None:
+            await self.queue.enqueue("lat", enqueued_at=time.time(), ttl=self.ttl)
+
+        self.loop.run_until_complete(run())
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.queue.disconnect())
+        self.loop.close()
+
+
 def producer(system: str) -> Producer:
     """A producer for ``system``; the caller has put this directory on sys.path."""
-    if system == "baozi":
-        return BaoziProducer()
+    if system in ("baozi", "baozi-redis"):
+        return BaoziProducer()  # the same app module; BENCH_BAOZI_URL picks the store
     if system == "celery":
         return CeleryProducer()
     if system == "rq":
@@ -308,4 +434,6 @@ def producer(system: str) -> Producer:
         return HueyProducer("app_" + system.replace("-", "_"))
     if system == "arq":
         return ArqProducer()
+    if system == "saq":
+        return SaqProducer()
     raise KeyError(system)
