@@ -215,3 +215,57 @@ def test_an_idle_worker_sends_only_a_few_commands_a_second(private_redis: Privat
         started = time.monotonic()
         assert app.task(jobtasks.add).delay(1, 2).result(timeout=10) == 3
         assert time.monotonic() - started < 2.0  # woken by the change, not its 5 s idle wait
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[str]:
+    """A private redis-server that speaks only TLS, with a certificate made for the test."""
+    import redis
+
+    if shutil.which("redis-server") is None or shutil.which("openssl") is None:
+        pytest.skip("redis-server or openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1"]
+        + ["--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+        + ["--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]
+        + ["--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"
+    deadline = time.monotonic() + 10
+    while True:
+        if server.poll() is not None:
+            out = server.stdout.read().decode() if server.stdout else ""
+            pytest.skip(f"this redis-server cannot serve TLS: {out.strip()[-200:]}")
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+            break
+        except redis.RedisError:
+            assert time.monotonic() < deadline, "the TLS redis-server did not start"
+            time.sleep(0.05)
+    yield url
+    server.kill()
+    server.wait(10)
+
+
+def test_rediss_urls_speak_tls(tls_redis: str) -> None:
+    app = App(tls_redis + "&prefix=tls", lease=5.0)
+    add = app.task(jobtasks.add)
+    with working(app, concurrency=2):
+        assert add.delay(2, 3).result(timeout=30) == 5
+    with Queue("q", url=tls_redis + "&prefix=tls") as q:
+        q.put("over TLS")
+        assert q.get(timeout=5) == "over TLS"
+        q.task_done()
