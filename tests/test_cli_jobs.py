@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -122,3 +123,13 @@ def test_url_points_enqueue_and_worker_at_another_store(url: str, tmp_path: Path
     assert App(url).store.record(job_id) is None
     assert baozi(url, "worker", "tests.jobapp:app", "--burst", "-q", "--url", other).returncode == 0
     assert App(other).job(job_id).status == "succeeded" and log.read_text().split() == ["x"]
+
+
+def test_an_unreachable_store_is_one_clear_line_and_exit_code_1() -> None:
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = baozi(f"redis://127.0.0.1:{port}/0?retry=0.2", "queues")
+    assert done.returncode == 1
+    assert f"StoreUnavailable: Redis at 127.0.0.1:{port}/0 did not answer" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -5,12 +5,23 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from ..errors import StoreError
 from .demo import demo
 from .jobs import cancel, enqueue, jobs_cmd, purge, queues_cmd, retry, status
 from .worker import worker
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Reports a store that fails (unreachable, refusing) in one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except StoreError as exc:
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="baozi")
 def main() -> None:
     """baozi: durable queues shared by threads, processes and machines."""
