@@ -135,3 +135,31 @@ def test_a_forked_child_uses_its_own_connections_and_owner(shared_url: str, tmp_
         assert json.loads(wait_for_file(out))[0] == "for child"
         q.task_done()
         assert q.qsize() == 0
+
+
+def test_a_forked_child_can_use_its_parents_queue_handle(shared_url: str, tmp_path: Path) -> None:
+    out, ready = tmp_path / "out.txt", tmp_path / "ready"
+
+    with Queue("work", url=shared_url) as q:
+        q.put_many(["for parent", "for child"])
+        assert q.get() == "for parent"
+        q.task_done()
+
+        def child() -> None:
+            first = q.get(timeout=10)
+            q.task_done()
+            ready.write_text("1")
+            late = q.get(timeout=10)  # blocks until the parent puts: the child is woken
+            q.task_done()
+            out.write_text(f"{first}|{late}")
+
+        fork = multiprocessing.get_context("fork")
+        proc = fork.Process(target=child)
+        proc.start()
+        wait_for_file(ready)
+        time.sleep(0.2)
+        q.put("late")
+        proc.join(30)
+        assert proc.exitcode == 0
+        assert out.read_text() == "for child|late"
+        assert q.qsize() == 0

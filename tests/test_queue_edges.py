@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from baozi import Deque, NotABaoziStore, Queue, StoreError, UndecodableItem
+from baozi import Deque, NotABaoziStore, PriorityQueue, Queue, StoreError, UndecodableItem
 
 from . import _procs
 
@@ -228,3 +228,21 @@ def test_a_store_that_became_read_only_raises_store_errors(tmp_path: Path) -> No
         subprocess.run(["chattr", "-i", str(path)], check=True)
     with Queue("q", url=f"sqlite:///{path}") as q:
         assert q.get() == "kept"
+
+
+def test_an_int_enum_priority_is_stored_as_its_number(url: str) -> None:
+    import enum
+
+    from baozi import App
+
+    class Level(enum.IntEnum):
+        HIGH = 1
+        LOW = 5
+
+    app = App(url)
+    add = app.task(name="add")(lambda a, b: a + b)
+    low = add.apply_async((1, 2), priority=Level.LOW)
+    high = add.apply_async((3, 4), priority=Level.HIGH)
+    assert [i.priority for i in app.store.snapshot("default")] == [1, 5]
+    assert high.position() == 0 and low.position() == 1
+    assert low.record().priority == 5

@@ -562,3 +562,18 @@ def test_terminate_on_the_memory_store_puts_jobs_back(app: App) -> None:
 def test_bad_worker_options_fail_at_once(app: App, options: dict, match: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValueError, match=match):
         Worker(app, **options)
+
+
+def test_a_job_whose_lease_lapsed_is_not_started_twice_by_the_worker_holding_it(
+    url: str, tmp_path: Path
+) -> None:
+    app = App(url, lease=0.5)
+    log = tmp_path / "done.txt"
+    slow_note = app.task(name="slow_note")(jobtasks.slow_note)
+    app.store.extend = lambda *args, **kwargs: 0  # type: ignore[method-assign]  # renewals lost
+    job = slow_note.delay(str(log), "once", 1.5)
+    with working(app, concurrency=2):
+        # The lease runs out while the job runs; the worker's own next reservation takes it
+        # back (same owner): that renews the lease, it does not start a second run.
+        job.result(timeout=30)
+    assert lines(log) == ["once"]

@@ -312,6 +312,18 @@ class Worker:
     # -- one job ------------------------------------------------------------------------------
 
     def _start(self, queue: str, item: Item) -> None:
+        """Run a reserved job; a failure to even start it is logged, never raised."""
+        try:
+            self._start_one(queue, item)
+        except Exception:  # its lease runs out and it runs again, here or elsewhere
+            log.exception("worker %s: could not start job %s", self.id, item.id)
+
+    def _start_one(self, queue: str, item: Item) -> None:
+        if item.id in self._running:
+            # Its lease ran out while it ran here (renewals failed) and this worker reserved it
+            # again: that renewed the lease. It is not started a second time.
+            log.warning("job %s: lease renewed by reserving it again; still running", item.id)
+            return
         app = self.app
         task = app.resolve(item.task or "")
         limit = task.max_deliveries if task is not None else 5

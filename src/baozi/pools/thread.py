@@ -47,7 +47,9 @@ class ThreadPool(Pool):
             if self._stopped:
                 raise RuntimeError("the pool is closed")
             self._live.add(future)
-            if self._idle <= self._queue.qsize() and len(self._threads) < self._max_threads:
+            if self._idle:
+                self._idle -= 1  # an idle thread takes this call
+            elif len(self._threads) < self._max_threads:
                 thread = threading.Thread(
                     target=self._serve, name=f"baozi-job-{len(self._threads)}", daemon=True
                 )
@@ -57,13 +59,12 @@ class ThreadPool(Pool):
         return future
 
     def _serve(self) -> None:
+        # A thread starts for a call submitted to it, and counts as idle again after each call
+        # (submit() claims idle threads, so a call never waits behind a busy one while another
+        # thread could be made).
         get, lock = self._queue.get, self._lock
         while True:
-            with lock:
-                self._idle += 1
             entry = get()
-            with lock:
-                self._idle -= 1
             if entry is None:
                 return
             call, future, ctx = entry
@@ -79,6 +80,8 @@ class ThreadPool(Pool):
                 self._settled(future)
                 set_result_once(future, value)
             del entry, call, future, ctx
+            with lock:
+                self._idle += 1
 
     def _settled(self, future: Future[Any]) -> None:
         with self._lock:
@@ -87,12 +90,12 @@ class ThreadPool(Pool):
             self._live.discard(future)
 
     def _time_out(self, future: Future[Any], timeout: float) -> None:
-        with self._lock:
+        with self._lock:  # failed under the lock, so _settled sees it done and frees the slot
             if future.done() or future not in self._live:
                 return
             self._stuck += 1
             self._live.discard(future)
-        set_exception_once(future, TimeoutError(f"the job ran past its {timeout} s timeout"))
+            set_exception_once(future, TimeoutError(f"the job ran past its {timeout} s timeout"))
 
     @property
     def abandoned(self) -> int:

@@ -434,6 +434,19 @@ class StoreContract:
         rec = store.record(later)
         assert rec is not None and rec.status == "scheduled"
 
+    def test_reserving_or_popping_none_takes_nothing(self, store: Store) -> None:
+        store.push(Q, [b"a", b"b"])
+        assert store.reserve(Q, "w", 30, 0) == []
+        assert store.pop(Q, 0) == []
+        assert store.counts(Q).ready == 2
+
+    def test_an_empty_result_is_kept_as_empty_bytes(self, store: Store) -> None:
+        (a,) = store.enqueue(Q, [NewJob("t", b"a")])
+        store.reserve(Q, "w", 30, 1)
+        store.settle(Q, "w", [Outcome(a, "succeeded", result=b"")], ttl=60)
+        rec = store.record(a)
+        assert rec is not None and rec.result == b""
+
     def test_worker_heartbeats_expire(self, store: Store) -> None:
         w = WorkerInfo("w1", "host", 123, "thread", 8, ("default",), busy=2, started_at=time.time())
         store.heartbeat(w, ttl=0.2)

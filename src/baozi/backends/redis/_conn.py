@@ -75,6 +75,11 @@ def parse_url(url: str) -> tuple[str, str, float]:
                     f"invalid retry={value!r} in {url!r}: give the seconds to keep retrying a "
                     "call while Redis is unreachable, such as ?retry=2"
                 )
+        elif key in ("decode_responses", "protocol", "encoding"):
+            raise ValueError(
+                f"{key}= in {url!r} is not supported: baozi reads the server's replies itself "
+                "(bytes, RESP2); leave it out"
+            )
         else:
             rest.append((key, value))
     client_url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), ""))
@@ -83,6 +88,10 @@ def parse_url(url: str) -> tuple[str, str, float]:
 
 def _load(name: str, prelude: str) -> str:
     return prelude + resources.files(__package__).joinpath(f"lua/{name}.lua").read_text()
+
+
+class _Lost(Exception):
+    """The connection failed after a command was sent: it may have run (raised from the cause)."""
 
 
 class Server:
@@ -112,8 +121,7 @@ class Server:
             self._registry.pop((current_pid(), self.url), None)
         self._feed.close()
         self.signal.close()
-        while self._idle:
-            self._idle.pop().disconnect()
+        self._drop_idle()
         self.client.close()
         self.client.connection_pool.disconnect()
 
@@ -150,73 +158,102 @@ class Server:
         self.signal = ChangeSignal()
         self._feed = _Feed(self)
 
-    def call(self, what: str, fn: Callable[[bool], T]) -> T:
+    def call(self, what: str, fn: Callable[[bool], T], retry_sent: bool = True) -> T:
         """Run ``fn`` (one round trip), retrying while the server is unreachable, for at most the
-        retry window; then raise StoreUnavailable, which is also a ConnectionError. ``fn`` is told
-        whether this is a retry: the call before may have gone through with its reply lost."""
+        retry window; then raise StoreUnavailable, which is also a ConnectionError.
+
+        ``fn`` is told whether this is a retry. A command lost after it was sent may have run
+        with its reply lost: it is retried only with ``retry_sent`` (the scripts are safe to run
+        again, or say so in their reply); otherwise StoreUnavailable is raised at once.
+        """
         deadline = time.monotonic() + self.retry
-        pause = 0.02
+        pause = 0.0  # the first retry is at once: it runs on a fresh connection
         retried = False
         while True:
             try:
                 return fn(retried)
-            except _FAILURES as exc:
+            except (redis.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
+                raise StoreUnavailable(
+                    f"Redis at {self.where} refused the credentials ({exc}); check the user and "
+                    f"password in the store URL"
+                ) from exc
+            except (*_FAILURES, _Lost) as exc:
+                self._drop_idle()  # every pooled connection predates the failure
+                cause = exc.__cause__ if isinstance(exc, _Lost) else exc
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or (isinstance(exc, _Lost) and not retry_sent):
                     raise StoreUnavailable(
-                        f"Redis at {self.where} did not answer {what} ({exc}); retried for "
+                        f"Redis at {self.where} did not answer {what} ({cause}); retried for "
                         f"{self.retry:g}s. Check that redis-server is running and reachable "
                         f"(the window is the URL's ?retry=SECONDS)"
-                    ) from exc
+                    ) from cause
                 time.sleep(min(pause, left))
-                pause = min(pause * 2, 0.5)
+                pause = min(max(pause * 2, 0.02), 0.5)
                 retried = True
             except redis.ResponseError as exc:
                 raise StoreError(f"Redis at {self.where} refused {what}: {exc}") from exc
+
+    def _take(self) -> Any:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._connect()
+
+    def _drop_idle(self) -> None:
+        while self._idle:
+            try:
+                self._idle.pop().disconnect()
+            except Exception:  # noqa: BLE001, S110 -- closing a broken connection
+                pass
 
     def execute(self, *command: Any) -> Any:
         """Send one command and read its reply, on a connection of this process's own.
 
         Connections are kept in a plain list (LIFO, so the busiest stay warm): taking one is a
         list pop, where the client library's pool would take a lock and look at it each time.
+        A failure after the command was sent is raised as :class:`_Lost`.
         """
-        idle = self._idle
-        try:
-            conn = idle.pop()
-        except IndexError:
-            conn = self._connect()
+        conn = self._take()
         try:
             conn.send_command(*command)
-            reply = conn.read_response()
-        except redis.ResponseError:
-            idle.append(conn)  # the reply was read whole: the connection is fine
-            raise
         except BaseException:
             conn.disconnect()
             raise
-        idle.append(conn)
+        try:
+            reply = conn.read_response()
+        except redis.ResponseError:
+            self._idle.append(conn)  # the reply was read whole: the connection is fine
+            raise
+        except BaseException as exc:
+            conn.disconnect()
+            if isinstance(exc, Exception):
+                raise _Lost() from exc
+            raise
+        self._idle.append(conn)
         return reply
 
     def pipeline(self, *commands: tuple[Any, ...]) -> list[Any]:
         """Send several commands at once and read their replies: one round trip. A command the
         server refused has its ResponseError in its place among the replies."""
-        idle = self._idle
-        try:
-            conn = idle.pop()
-        except IndexError:
-            conn = self._connect()
+        conn = self._take()
         try:
             conn.send_packed_command(conn.pack_commands(commands))
-            replies: list[Any] = []
+        except BaseException:
+            conn.disconnect()
+            raise
+        replies: list[Any] = []
+        try:
             for _ in commands:
                 try:
                     replies.append(conn.read_response())
                 except redis.ResponseError as exc:
                     replies.append(exc)
-        except BaseException:
+        except BaseException as exc:
             conn.disconnect()
+            if isinstance(exc, Exception):
+                raise _Lost() from exc
             raise
-        idle.append(conn)
+        self._idle.append(conn)
         return replies
 
     def _connect(self) -> Any:
@@ -232,8 +269,8 @@ class Server:
             self.execute("SCRIPT", "LOAD", self.sources[name])
             return self.execute("EVALSHA", self.shas[name], 0, self.prefix, *args)
 
-    def run(self, name: str, *args: Any) -> Any:
-        return self.call(name, lambda retried: self.script(name, args))
+    def run(self, name: str, *args: Any, retry_sent: bool = True) -> Any:
+        return self.call(name, lambda retried: self.script(name, args), retry_sent)
 
     def token(self) -> int:
         self._feed.ensure()
@@ -262,8 +299,15 @@ class _Feed:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._refused: BaseException | None = None
 
     def ensure(self) -> None:
+        if self._refused is not None:
+            raise StoreError(
+                f"Redis at {self._server.where} refused to subscribe to {self._server.channel} "
+                f"({self._refused}); baozi's blocking calls need the SUBSCRIBE command and that "
+                f"channel (for an ACL user: +subscribe and &{self._server.prefix}:*)"
+            )
         with self._lock:
             self._last_want = time.monotonic()
             if self._live.is_set():
@@ -299,6 +343,10 @@ class _Feed:
         self._server.signal.notify()  # tokens from before the unsubscribe must not wait on it
         return True
 
+    PING_AFTER = 5.0
+    """Seconds of silence after which the feed pings the server, and waits as long for the pong
+    before it counts the connection as dead (a half-open connection says nothing otherwise)."""
+
     def _listen(self) -> None:
         # A connection of its own, read directly: the client library's PubSub object spends
         # several times longer on each message, and the thread holds the GIL meanwhile.
@@ -310,16 +358,36 @@ class _Feed:
             conn = server._connect()
             try:
                 conn.send_command("SUBSCRIBE", server.channel)
+                heard = checked = time.monotonic()
+                pinged = 0.0
                 while not self._closed:
-                    if not conn.can_read(timeout=0.25):
+                    now = time.monotonic()
+                    if now - checked >= 0.25:  # also while messages keep coming
+                        checked = now
                         if self._live.is_set() and self._idle():
                             break
+                    if not conn.can_read(timeout=0.25):
+                        now = time.monotonic()
+                        if pinged and now - pinged > self.PING_AFTER:
+                            raise redis.ConnectionError("no answer to a ping on the change feed")
+                        if not pinged and now - heard > self.PING_AFTER:
+                            conn.send_command("PING")
+                            pinged = now
                         continue
                     reply = conn.read_response()
-                    if reply[0] == b"subscribe":
+                    heard, pinged = time.monotonic(), 0.0
+                    kind = reply[0]
+                    if kind == b"pong":
+                        continue
+                    if kind == b"subscribe":
                         self._live.set()
                         pause = 0.05
                     server.signal.notify()
+            except redis.ResponseError as exc:  # refused: say so, rather than "unreachable"
+                self._refused = exc
+                self._live.clear()
+                self._want.clear()
+                server.signal.notify()
             except Exception as exc:  # noqa: BLE001 -- any failure: signal, then reconnect
                 self._error = exc
                 was_live = self._live.is_set()

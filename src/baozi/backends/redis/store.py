@@ -26,10 +26,12 @@ import dataclasses
 import heapq
 import json
 import math
+import time
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, ClassVar
 
+from ..._process import current_pid
 from ...errors import Full
 from .._rows import Row, RowStore
 from ..base import STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
@@ -130,13 +132,22 @@ class RedisStore(RowStore):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        self._server = Server.acquire(url)
+        self._srv = Server.acquire(url)
+        self._pid = current_pid()
         self._closed = False
+
+    @property
+    def _server(self) -> Server:
+        # A forked child must not use its parent's sockets: it gets its own connections.
+        if self._pid != current_pid():
+            self._srv, self._pid = Server.acquire(self.url), current_pid()
+        return self._srv
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._server.release()
+            if self._pid == current_pid():
+                self._srv.release()
 
     # -- queues -------------------------------------------------------------------------------
 
@@ -159,6 +170,8 @@ class RedisStore(RowStore):
             len(rows),
         ]
         for item_id, (prio, payload, task) in zip(ids, rows, strict=True):
+            if type(prio) is not int and type(prio) is not float:  # an IntEnum, a numpy number
+                prio = int(prio) if isinstance(prio, int) else float(prio)
             args += (item_id, priority_key(prio), repr(prio), payload, task or "")
         server = self._server
         full = server.call("add", lambda retried: server.script("add", (int(retried), *args)))
@@ -170,7 +183,9 @@ class RedisStore(RowStore):
         return _items(self._server.run("reserve", queue, owner, repr(float(lease)), n))
 
     def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
-        return _items(self._server.run("pop", queue, n, int(back)))
+        # Not retried once sent: a pop whose reply was lost took its items, and a second pop
+        # would take more.
+        return _items(self._server.run("pop", queue, n, int(back), retry_sent=False))
 
     def _lease(self, queue: str, ids: Sequence[str], owner: str, how: str, seconds: float) -> int:
         if not ids:
@@ -202,15 +217,19 @@ class RedisStore(RowStore):
             lambda retried: self._server.pipeline(
                 ("ZRANGE", prefix + "l", 0, 0),  # lease end ":" id, in text order
                 ("ZRANGE", prefix + "s", 0, 0, "WITHSCORES"),
+                ("TIME",),
             ),
         )
-        leased, scheduled = replies
+        leased, scheduled, (sec, usec) = replies
         firsts = []
         if leased:
             firsts.append(float(leased[0].split(b":", 1)[0]))
         if scheduled:
             firsts.append(float(scheduled[1]))
-        return min(firsts) if firsts else None
+        if not firsts:
+            return None
+        # Deadlines are on the server's clock; callers compare with their own.
+        return min(firsts) - (int(sec) + int(usec) / 1e6) + time.time()
 
     def peek(self, queue: str, index: int) -> Item:
         found = _items(self._server.run("items", queue, index, index))
@@ -268,7 +287,8 @@ class RedisStore(RowStore):
     def _settle_args(queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> list[Any]:
         args: list[Any] = [queue, owner, repr(float(ttl))]
         for o in outcomes:
-            args += (o.id, o.status, o.result or b"", o.error or "", repr(float(o.retry_in)))
+            result = b"" if o.result is None else b"=" + o.result  # so an empty result stays
+            args += (o.id, o.status, result, o.error or "", repr(float(o.retry_in)))
         return args
 
     def settle_and_reserve(

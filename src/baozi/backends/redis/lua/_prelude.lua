@@ -17,8 +17,9 @@ local function clock()
   return tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
 
+-- Seconds as fixed-width text (13 digits before the point), so that text order is time order.
 local function stamp(x)
-  return string.format('%.6f', x)
+  return string.format('%020.6f', x)
 end
 
 local function qkey(q, suffix)

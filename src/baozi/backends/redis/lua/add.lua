@@ -46,7 +46,9 @@ if maxlen >= 0 then
   if extra > 0 then
     local dropped = redis.call(front and 'ZPOPMAX' or 'ZPOPMIN', R, extra)
     for i = 1, #dropped, 2 do
-      redis.call('DEL', P .. ':i:' .. id_of(dropped[i]))
+      local id = id_of(dropped[i])
+      redis.call('DEL', P .. ':i:' .. id)
+      redis.call('ZREM', J, id)
     end
   end
 end

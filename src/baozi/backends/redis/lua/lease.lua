@@ -35,5 +35,5 @@ for i = 6, #ARGV do
     end
   end
 end
-if done > 0 then changed(q) end
+if done > 0 and how ~= 'extend' then changed(q) end  -- a renewal makes nothing ready sooner
 return done

@@ -1,5 +1,6 @@
 -- ARGV: P, queue, n, back. Removes ready items without a lease; returns them as reserve does.
 local q, n, back = ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
+if n <= 0 then return {} end
 promote(q, clock(), 1000 + n)
 local R = qkey(q, 'r')
 local got = redis.call(back and 'ZPOPMAX' or 'ZPOPMIN', R, n)

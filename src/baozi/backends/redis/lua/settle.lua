@@ -1,5 +1,5 @@
--- End runs of jobs an owner holds. ARGV: P, queue, owner, ttl, then per job: id, status, result,
--- error, retry_in ('' for none). Returns how many were settled.
+-- End runs of jobs an owner holds. ARGV: P, queue, owner, ttl, then per job: id, status, result
+-- ('=' then the value, or '' for none), error ('' for none), retry_in. Returns how many were settled.
 local q, owner, ttl = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local now = clock()
 local R, L, S = qkey(q, 'r'), qkey(q, 'l'), qkey(q, 's')
@@ -7,10 +7,22 @@ local finished, expiry, tally = stamp(now), now + ttl, {}
 local done, gone, left = 0, {}, {}
 for b = 5, #ARGV, 5 do
   local id, status, result, err = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  if result ~= '' then result = string.sub(result, 2) else result = false end  -- '=' .. value, or none
   local h = P .. ':i:' .. id
-  local v = redis.call('HMGET', h, 'o', 'st', 'm', 'q', 'f', 'du')
+  local v = redis.call('HMGET', h, 'o', 'st', 'm', 'q', 'f', 'du', 't')
   local st = v[2]
-  if v[1] == owner and v[4] == q and (st == '0' or st == '1') then
+  if v[1] == owner and v[4] == q and (st == '0' or st == '1') and not v[7] then
+    -- a plain item (no task) taken by a worker: it keeps no record, so finishing removes it
+    if st == '0' then redis.call('ZREM', R, v[3]) else left[#left + 1] = lease_member(v[6], id) end
+    if status == 'retry' then
+      redis.call('HDEL', h, 'o')
+      redis.call('HSET', h, 'st', 0)
+      redis.call('ZADD', R, 0, v[3])
+    else
+      redis.call('DEL', h)
+    end
+    done = done + 1
+  elseif v[1] == owner and v[4] == q and (st == '0' or st == '1') then
     if st == '0' then redis.call('ZREM', R, v[3]) else left[#left + 1] = lease_member(v[6], id) end
     if err == '' then redis.call('HDEL', h, 'o', 'e') else redis.call('HDEL', h, 'o') end
     local failures = tonumber(v[5] or 0) + ((status == 'succeeded') and 0 or 1)
@@ -25,9 +37,9 @@ for b = 5, #ARGV, 5 do
         redis.call('ZADD', R, 0, v[3])
       end
     else
-      if result ~= '' and err ~= '' then
+      if result and err ~= '' then
         redis.call('HSET', h, 'st', -1, 'out', status, 'fi', finished, 'f', failures, 'r', result, 'e', err)
-      elseif result ~= '' then
+      elseif result then
         redis.call('HSET', h, 'st', -1, 'out', status, 'fi', finished, 'f', failures, 'r', result)
       elseif err ~= '' then
         redis.call('HSET', h, 'st', -1, 'out', status, 'fi', finished, 'f', failures, 'e', err)

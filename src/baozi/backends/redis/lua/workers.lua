@@ -19,7 +19,7 @@ elseif how == 'forget' then
   return 0
 end
 local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', EXP, '(' .. now, '+inf')) do
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', EXP, '(' .. stamp(now), '+inf')) do
   out[#out + 1] = id
   out[#out + 1] = redis.call('HGET', W, id)
   out[#out + 1] = redis.call('HGET', SEEN, id)
