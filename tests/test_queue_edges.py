@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from baozi import Deque, NotABaoziStore, PriorityQueue, Queue, StoreError, UndecodableItem
+from baozi import Deque, NotABaoziStore, Queue, StoreError, UndecodableItem
 
 from . import _procs
 
