@@ -128,6 +128,13 @@ CONFIGS: tuple[Config, ...] = (
         _BAOZI_REDIS,
     ),
     Config(
+        "baozi-redis",
+        "p2c64",
+        ((PY, "-m", "baozi", "worker", "app_baozi:app", "-q", "-c", "64", "-p", "2"),),
+        "Redis store (prefix bench-baozi); 2 processes x 64 threads, -q",
+        _BAOZI_REDIS,
+    ),
+    Config(
         "celery",
         "2xsolo-pf32",
         ((*_CELERY_FAST, "-n", "w1@%h"), (*_CELERY_FAST, "-n", "w2@%h")),

@@ -154,6 +154,7 @@ class Server:
             name: hashlib.sha1(text.encode()).hexdigest() for name, text in self.sources.items()
         }
         self._idle: list[Any] = []
+        self.known: set[str] = set()  # queues this process has seen recorded in the store
         self.channel = f"{self.prefix}:changed"
         self.signal = ChangeSignal()
         self._feed = _Feed(self)

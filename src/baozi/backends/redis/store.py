@@ -118,7 +118,7 @@ def _records(flat: list[Any]) -> list[tuple[int, JobRecord] | None]:
             started_at=_float(v[9]),
             finished_at=_float(v[10]),
             result=v[11],
-            error=v[12].decode() if v[12] is not None else None,
+            error=v[12].decode() if v[12] else None,  # '' is no error
             progress=v[13].decode() if v[13] is not None else None,
         )
         out.append((int(v[14]), rec))
@@ -174,9 +174,13 @@ class RedisStore(RowStore):
                 prio = int(prio) if isinstance(prio, int) else float(prio)
             args += (item_id, priority_key(prio), repr(prio), payload, task or "")
         server = self._server
-        full = server.call("add", lambda retried: server.script("add", (int(retried), *args)))
+        known = "k" if queue in server.known else "0"  # its name is in the set of queues
+        full = server.call(
+            "add", lambda retried: server.script("add", ("1" if retried else known, *args))
+        )
         if full != 0:
             raise Full(f"queue {queue!r} holds {full[0]} of at most {maxsize} ready items")
+        server.known.add(queue)
         return ids
 
     def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:

@@ -1,4 +1,4 @@
--- push / enqueue. ARGV: P, retried, queue, front, delay, maxsize, maxlen (-1: none), n,
+-- push / enqueue. ARGV: P, retried ('1'; 'k': not retried, the queue is known), queue, front, delay, maxsize, maxlen (-1: none), n,
 -- then per item: id, priority key, priority, payload, task ('' for a plain item).
 -- Returns 0 when added (or when a retried call finds its items already there), or the ready
 -- count when maxsize refuses the batch (as {count}).
@@ -17,6 +17,8 @@ local first = redis.call('INCRBY', P .. ':seq', n) - n + 1
 local J, S = qkey(q, 'j'), qkey(q, 's')
 local created, due = stamp(now), stamp(now + delay)
 local st = delay > 0 and 2 or 0
+-- Each item is one HSET here; the sorted sets get one ZADD per batch below.
+local ready, jobs, timed = {}, {}, {}
 for i = 0, n - 1 do
   local b = 9 + i * 5
   local id, task, seq = ARGV[b], ARGV[b + 4], first + i
@@ -28,19 +30,33 @@ for i = 0, n - 1 do
   end
   local h = P .. ':i:' .. id
   if task == '' then
-    redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st)
+    if st == 2 then
+      redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st, 'du', due)
+    else
+      redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st)
+    end
   else
-    redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st,
-               't', task, 'n', seq, 'c', created)
-    redis.call('ZADD', J, seq, id)
+    if st == 2 then
+      redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st,
+                 't', task, 'n', seq, 'c', created, 'du', due)
+    else
+      redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st,
+                 't', task, 'n', seq, 'c', created)
+    end
+    jobs[#jobs + 1] = seq
+    jobs[#jobs + 1] = id
   end
   if st == 2 then
-    redis.call('HSET', h, 'du', due)
-    redis.call('ZADD', S, due, id)
+    timed[#timed + 1] = now + delay
+    timed[#timed + 1] = id
   else
-    redis.call('ZADD', R, 0, m)
+    ready[#ready + 1] = 0
+    ready[#ready + 1] = m
   end
 end
+zadd_pairs(R, ready)
+zadd_pairs(J, jobs)
+zadd_pairs(S, timed)
 if maxlen >= 0 then
   local extra = redis.call('ZCARD', R) - maxlen
   if extra > 0 then
@@ -52,6 +68,6 @@ if maxlen >= 0 then
     end
   end
 end
-redis.call('SADD', P .. ':queues', q)
+if ARGV[2] ~= 'k' then redis.call('SADD', P .. ':queues', q) end  -- 'k': already known
 changed(q)
 return 0

@@ -24,27 +24,22 @@ for b = 5, #ARGV, 5 do
     done = done + 1
   elseif v[1] == owner and v[4] == q and (st == '0' or st == '1') then
     if st == '0' then redis.call('ZREM', R, v[3]) else left[#left + 1] = lease_member(v[6], id) end
-    if err == '' then redis.call('HDEL', h, 'o', 'e') else redis.call('HDEL', h, 'o') end
+    -- no owner and no error are '' (one HSET below, not an HDEL too)
     local failures = tonumber(v[5] or 0) + ((status == 'succeeded') and 0 or 1)
     if status == 'retry' then
       local retry_in = tonumber(ARGV[b + 4])
-      if err ~= '' then redis.call('HSET', h, 'e', err) end
       if retry_in > 0 then
-        redis.call('HSET', h, 'st', 2, 'du', stamp(now + retry_in), 'f', failures)
+        redis.call('HSET', h, 'st', 2, 'du', stamp(now + retry_in), 'f', failures, 'o', '', 'e', err)
         redis.call('ZADD', S, now + retry_in, id)
       else
-        redis.call('HSET', h, 'st', 0, 'f', failures)
+        redis.call('HSET', h, 'st', 0, 'f', failures, 'o', '', 'e', err)
         redis.call('ZADD', R, 0, v[3])
       end
     else
-      if result and err ~= '' then
-        redis.call('HSET', h, 'st', -1, 'out', status, 'fi', finished, 'f', failures, 'r', result, 'e', err)
-      elseif result then
-        redis.call('HSET', h, 'st', -1, 'out', status, 'fi', finished, 'f', failures, 'r', result)
-      elseif err ~= '' then
-        redis.call('HSET', h, 'st', -1, 'out', status, 'fi', finished, 'f', failures, 'e', err)
+      if result then
+        redis.call('HSET', h, 'st', -1, 'out', status, 'fi', finished, 'f', failures, 'o', '', 'e', err, 'r', result)
       else
-        redis.call('HSET', h, 'st', -1, 'out', status, 'fi', finished, 'f', failures)
+        redis.call('HSET', h, 'st', -1, 'out', status, 'fi', finished, 'f', failures, 'o', '', 'e', err)
       end
       gone[#gone + 1] = expiry
       gone[#gone + 1] = id
