@@ -12,3 +12,4 @@ app = baozi.App(os.environ.get("BAOZI_TEST_URL", "memory://jobapp"), lease=1.0)
 note = app.task(name="note")(jobtasks.note)
 slow_note = app.task(name="slow_note")(jobtasks.slow_note)
 sleep = app.task(name="sleep")(jobtasks.sleep)
+sleep_limited = app.task(name="sleep_limited", timeout=0.3)(jobtasks.sleep)  # times out past 0.3 s

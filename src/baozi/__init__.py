@@ -1,5 +1,12 @@
 """baozi: Python's queues, made durable and shared by threads, processes and machines."""
 
+import os as _os
+
+if _os.environ.get("BAOZI_GEVENT") == "1":  # a gevent worker: patch before anything else loads
+    from gevent import monkey as _monkey
+
+    _monkey.patch_all()
+
 from importlib.metadata import PackageNotFoundError, version
 
 from .app import App, Task

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import inspect
@@ -110,6 +111,14 @@ class Task(Generic[P, R]):
             timeout,
         )
         return job
+
+    async def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """:meth:`delay` for asyncio code: the store call runs in a thread, off the event loop."""
+        return await asyncio.to_thread(self.apply_async, args, kwargs)
+
+    async def map_async(self, iterable: Iterable[Any]) -> list[Job]:
+        """:meth:`map` for asyncio code, off the event loop."""
+        return await asyncio.to_thread(self.map, list(iterable))
 
     def map(self, iterable: Iterable[Any]) -> list[Job]:
         """Enqueue one job per item -- a tuple of positional arguments, or a single argument -- in

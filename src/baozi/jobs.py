@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
@@ -145,6 +146,36 @@ class Job:
     def retry(self) -> bool:
         """Run a failed or cancelled job again, from its original place in its queue."""
         return self.app.store.requeue(self.id)
+
+    async def status_async(self) -> str:
+        """:attr:`status` for asyncio code: read in a thread, off the event loop."""
+        return await asyncio.to_thread(lambda: self.status)
+
+    async def position_async(self) -> int | None:
+        """:meth:`position` for asyncio code, off the event loop."""
+        return await asyncio.to_thread(self.position)
+
+    async def result_async(self, timeout: float | None = None) -> Any:
+        """:meth:`result` for asyncio code. Waiting holds no thread: the app's watcher (which
+        sees every job of the process with one store call per change) resolves it."""
+        timeout = check_timeout(timeout)
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+
+        def resolve() -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        def done(_: Job) -> None:
+            loop.call_soon_threadsafe(resolve)
+
+        await asyncio.to_thread(self.add_done_callback, done)
+        try:
+            await asyncio.wait_for(finished, timeout)
+        except TimeoutError:
+            status = await self.status_async()
+            raise TimeoutError(f"job {self.id} is still {status} after {timeout} s") from None
+        return await asyncio.to_thread(self.result, 0)
 
     def add_done_callback(self, fn: Callable[[Job], Any]) -> None:
         """Call ``fn(job)`` once the job has finished (at once if it already has), from a

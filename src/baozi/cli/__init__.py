@@ -8,6 +8,7 @@ from .. import __version__
 from ..errors import StoreError
 from .demo import demo
 from .jobs import cancel, enqueue, jobs_cmd, purge, queues_cmd, retry, status
+from .monitor import monitor
 from .worker import worker
 
 
@@ -27,5 +28,5 @@ def main() -> None:
     """baozi: durable queues shared by threads, processes and machines."""
 
 
-for command in (demo, worker, enqueue, status, queues_cmd, jobs_cmd, retry, cancel, purge):
+for command in (demo, worker, enqueue, status, queues_cmd, jobs_cmd, retry, cancel, purge, monitor):
     main.add_command(command)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import click
 
@@ -12,12 +13,37 @@ from .loading import load_app
 from .options import app_url_option
 
 
+def _require_gevent() -> None:
+    try:
+        import gevent  # noqa: F401
+    except ImportError:
+        raise click.ClickException(
+            "the gevent pool needs gevent: pip install 'baozi[gevent]'"
+        ) from None
+
+
+def _patched_or_reexec() -> None:
+    """Make sure this process runs with the standard library patched by gevent: if it is not,
+    start this same command again with BAOZI_GEVENT=1, which patches at the first import."""
+    from ..pools.green import gevent_patched
+
+    if gevent_patched():
+        return
+    _require_gevent()
+    if os.environ.get("BAOZI_GEVENT") == "1":
+        raise click.ClickException("BAOZI_GEVENT=1 is set, yet gevent did not patch this process")
+    os.environ["BAOZI_GEVENT"] = "1"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "baozi", *sys.argv[1:]])
+
+
 @click.command()
 @click.argument("app_path", metavar="MODULE:APP")
 @click.option(
     "-P",
     "--pool",
-    type=click.Choice(["thread", "process", "async"]),
+    type=click.Choice(["thread", "process", "async", "gevent"]),
     default="thread",
     show_default=True,
     help="Where jobs run.",
@@ -27,7 +53,7 @@ from .options import app_url_option
     "--concurrency",
     type=int,
     default=None,
-    help="Slots per process (default: thread 8, process one per core, async 100).",
+    help="Slots per process (default: thread 8, process one per core, async 100, gevent 1000).",
 )
 @click.option("-p", "--processes", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option("-Q", "--queues", default=None, help="Comma-separated queues (default: the app's).")
@@ -53,6 +79,15 @@ def worker(
 ) -> None:
     """Run the jobs of MODULE:APP. SIGTERM or Ctrl-C finishes the jobs in flight and stops; a
     second one stops at once, putting them back in their queues."""
+    if pool == "gevent":
+        if processes > 1:
+            # Only the worker processes run jobs: each patches at its first import of baozi.
+            # The supervisor stays unpatched (gevent's child watchers would hide its children's
+            # exits from it).
+            _require_gevent()
+            os.environ["BAOZI_GEVENT"] = "1"
+        else:
+            _patched_or_reexec()
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

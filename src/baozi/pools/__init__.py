@@ -12,6 +12,7 @@ POOLS: dict[str, str] = {
     "thread": "baozi.pools.thread:ThreadPool",
     "process": "baozi.pools.process:ProcessPool",
     "async": "baozi.pools.aio:AsyncPool",
+    "gevent": "baozi.pools.green:GeventPool",
 }
 
 

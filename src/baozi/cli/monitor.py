@@ -1,0 +1,123 @@
+"""``baozi monitor``: check many URLs at once, with a progress bar and a table of results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .options import FAILED, OK, url_option
+
+
+def _read_urls(path: str) -> list[str]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    urls = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            urls.append(line)
+    return urls
+
+
+@click.command()
+@click.argument("urls_file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--expect", default=200, show_default=True, help="The status every URL must answer.")
+@click.option(
+    "--timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds each check may take.",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    default=500,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Checks in flight at once (in-process).",
+)
+@click.option(
+    "--via-queue",
+    is_flag=True,
+    help="Enqueue one job per URL and wait for workers (`baozi worker baozi.monitor:app`).",
+)
+@click.option(
+    "--wait",
+    default=None,
+    type=click.FloatRange(min=0),
+    help="With --via-queue: seconds to wait for the workers before counting a URL failed.",
+)
+@click.option(
+    "--json", "json_out", default=None, help="Also write the results as JSON (- for stdout)."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table.")
+@url_option
+def monitor(
+    urls_file: str,
+    expect: int,
+    timeout: float,
+    concurrency: int,
+    via_queue: bool,
+    wait: float | None,
+    json_out: str | None,
+    quiet: bool,
+    url: str | None,
+) -> None:
+    """Check every URL in URLS_FILE (one per line, # for comments); exit 1 if any failed."""
+    from ..monitor import check_many, check_via_queue
+
+    urls = _read_urls(urls_file)
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("checking"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=True,
+    )
+    with progress:
+        bar = progress.add_task("urls", total=len(urls))
+
+        def done(_: object) -> None:
+            progress.advance(bar)
+
+        if via_queue:
+            from ..app import App
+
+            results = check_via_queue(App(url), urls, expect, timeout, done, wait)
+        else:
+            results = asyncio.run(check_many(urls, expect, timeout, concurrency, done))
+
+    failed = [r for r in results if not r.ok]
+    if not quiet:
+        table = Table(show_edge=False, pad_edge=False)
+        table.add_column("URL", overflow="fold")
+        table.add_column("status", justify="right")
+        table.add_column("time", justify="right")
+        table.add_column("result")
+        for r in results:
+            table.add_row(
+                r.url,
+                "-" if r.status is None else str(r.status),
+                f"{r.seconds * 1000:.0f} ms",
+                "ok" if r.ok else f"[red]FAILED[/red] {r.reason}",
+            )
+        out = Console()
+        out.print(table)
+        out.print(f"{len(results) - len(failed)} ok, {len(failed)} failed, of {len(results)}")
+    if json_out is not None:
+        text = json.dumps([r.as_dict() for r in results], indent=2)
+        if json_out == "-":
+            click.echo(text)
+        else:
+            Path(json_out).write_text(text + "\n")
+    sys.exit(FAILED if failed else OK)
