@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -22,6 +23,9 @@ import httpx
 from .app import App
 
 __all__ = ["Check", "app", "check_many", "check_url", "reason_for"]
+
+SHARD = 50
+"""Connections per async client (see :func:`check_many`)."""
 
 TASK = "baozi.monitor:check_url"
 """The job name the monitor enqueues; every worker's app can run it (see ``App.resolve``)."""
@@ -86,12 +90,25 @@ def _judge(url: str, response: httpx.Response, expect: int, started: float) -> C
     return Check(url, False, status, seconds, f"HTTP {status} (expected {expect})")
 
 
+_local = threading.local()
+
+
+def _client(timeout: float) -> httpx.Client:
+    """This thread's (or greenlet's) client, so a worker keeps its connections alive."""
+    clients: dict[float, httpx.Client] | None = getattr(_local, "clients", None)
+    if clients is None:
+        clients = _local.clients = {}
+    client = clients.get(timeout)
+    if client is None:
+        client = clients[timeout] = httpx.Client(timeout=timeout, follow_redirects=False)
+    return client
+
+
 def check_url(url: str, expect: int = 200, timeout: float = 5.0) -> dict[str, Any]:
     """Check one URL with httpx's blocking client; the job behind ``--via-queue``."""
     started = time.monotonic()
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-            response = client.get(url)
+        response = _client(timeout).get(url)
     except Exception as exc:  # every failure becomes a reason
         return Check(
             url, False, None, time.monotonic() - started, reason_for(exc, timeout)
@@ -117,18 +134,29 @@ async def check_many(
 ) -> list[Check]:
     """Check every URL, ``concurrency`` at a time, on this event loop; results in input order."""
     urls = list(urls)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False) as client:
+    # Several clients of at most SHARD connections each: one client's pool slows down with the
+    # square of its connections, and a thousand in one pool spend their time managing it.
+    shards = max(1, -(-concurrency // SHARD))
+    per = -(-concurrency // shards)
+    limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
+    clients = [
+        httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
+        for _ in range(shards)
+    ]
+    try:
 
-        async def one(url: str) -> Check:
+        async def one(i: int, url: str) -> Check:
             async with gate:
-                result = await _check(client, url, expect, timeout)
+                result = await _check(clients[i % shards], url, expect, timeout)
             if on_done is not None:
                 on_done(result)
             return result
 
-        return list(await asyncio.gather(*(one(u) for u in urls)))
+        return list(await asyncio.gather(*(one(i, u) for i, u in enumerate(urls))))
+    finally:
+        for client in clients:
+            await client.aclose()
 
 
 def check_via_queue(
