@@ -74,9 +74,9 @@ def run_worker(name: str, pool: str, c: int, procs: int, task: str, url: str, n:
         peak = max(peak, tree_rss(ps))
         time.sleep(0.05)
     wall = time.monotonic() - started
-    check = (
-        "import app_monitor as m, collections; s = m.app.store; "
-        "print(s.job_counts('default')['succeeded'])"
+    check = (  # checks that answered 200 (a job can succeed with a failed check in it)
+        "import app_monitor as m; s = m.app.store; "
+        f"print(sum(m.app.codec.loads(r.result)['ok'] for r in s.records('default', 'succeeded', {n})))"
     )
     done = subprocess.run(
         [sys.executable, "-c", check],

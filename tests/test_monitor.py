@@ -118,10 +118,26 @@ def test_all_ok_exits_zero_with_json_on_stdout(site: str, tmp_path: Path) -> Non
     assert len(report) == 20 and all(r["status"] == 200 for r in report)
 
 
-def test_via_queue_gives_the_same_report(urls: Path, shared_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pool", ["thread", "gevent"])
+def test_via_queue_gives_the_same_report(
+    urls: Path, shared_url: str, tmp_path: Path, pool: str
+) -> None:
+    if pool == "gevent":
+        pytest.importorskip("gevent")
     env = {**os.environ, "BAOZI_URL": shared_url}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "baozi", "worker", "baozi.monitor:app", "-q", "-c", "20"],
+        [
+            sys.executable,
+            "-m",
+            "baozi",
+            "worker",
+            "baozi.monitor:app",
+            "-q",
+            "-c",
+            "20",
+            "-P",
+            pool,
+        ],
         cwd=ROOT,
         env=env,
     )

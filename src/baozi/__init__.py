@@ -3,9 +3,14 @@
 import os as _os
 
 if _os.environ.get("BAOZI_GEVENT") == "1":  # a gevent worker: patch before anything else loads
+    import sys as _sys
+
     from gevent import monkey as _monkey
 
     _monkey.patch_all()
+    # trio cannot run under gevent (the patch removes select.epoll, which it needs at import);
+    # libraries that try it and fall back on ImportError (httpcore) must get that instead.
+    _sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
 
 from importlib.metadata import PackageNotFoundError, version
 

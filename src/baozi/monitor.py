@@ -10,6 +10,7 @@ traceback.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import ssl
 import threading
@@ -90,18 +91,26 @@ def _judge(url: str, response: httpx.Response, expect: int, started: float) -> C
     return Check(url, False, status, seconds, f"HTTP {status} (expected {expect})")
 
 
-_local = threading.local()
+_clients: dict[float, list[httpx.Client]] = {}
+_turn = itertools.count()
+_clients_lock = threading.Lock()
 
 
 def _client(timeout: float) -> httpx.Client:
-    """This thread's (or greenlet's) client, so a worker keeps its connections alive."""
-    clients: dict[float, httpx.Client] | None = getattr(_local, "clients", None)
-    if clients is None:
-        clients = _local.clients = {}
-    client = clients.get(timeout)
-    if client is None:
-        client = clients[timeout] = httpx.Client(timeout=timeout, follow_redirects=False)
-    return client
+    """One of the process's shared clients, taken in turn: connections stay alive across jobs,
+    and no job pays for a client of its own (its TLS context alone costs milliseconds) -- a
+    greenlet per job would otherwise make one each time."""
+    ring = _clients.get(timeout)
+    if ring is None:
+        with _clients_lock:
+            ring = _clients.get(timeout)
+            if ring is None:
+                limits = httpx.Limits(max_connections=SHARD, max_keepalive_connections=SHARD)
+                ring = _clients[timeout] = [
+                    httpx.Client(timeout=timeout, follow_redirects=False, limits=limits)
+                    for _ in range(40)
+                ]
+    return ring[next(_turn) % len(ring)]
 
 
 def check_url(url: str, expect: int = 200, timeout: float = 5.0) -> dict[str, Any]:
