@@ -64,6 +64,16 @@ def test_async_pool_runs_thousands_of_coroutines_at_once(app: App) -> None:
     assert time.monotonic() - started < 15  # one sleep's time plus overhead, not 2000 of them
 
 
+def test_async_pool_holds_5000_jobs_in_flight_in_one_process(tmp_path: Path) -> None:
+    app = App(f"sqlite:///{tmp_path / 'many.db'}", lease=30.0)
+    asleep = app.task(jobtasks.asleep)
+    jobs = asleep.map([(3.0,)] * 5000)
+    with working(app, pool="async", concurrency=5000):
+        wait_for(lambda: app.store.counts("default").leased == 5000, timeout=60)
+        for job in jobs:
+            job.result(timeout=120)
+
+
 def test_retries_back_off_then_succeed(app: App) -> None:
     flaky = app.task(retries=3, retry_backoff=0.1)(jobtasks.fail_until)
     job = flaky.delay(2)
