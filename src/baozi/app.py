@@ -38,6 +38,10 @@ class QueueSpec:
     maxsize: int = 0
 
 
+_UNDECLARED = QueueSpec("")
+"""The discipline of a queue the app never declared: FIFO, unbounded."""
+
+
 class Task(Generic[P, R]):
     """A registered function. Call it to run it here; ``delay``/``apply_async`` to enqueue a job."""
 
@@ -296,16 +300,17 @@ class App:
         block: bool,
         timeout: float | None,
     ) -> list[Job]:
-        timeout = check_timeout(timeout)
+        if timeout is not None:
+            timeout = check_timeout(timeout)
         if delay is not None and (not isinstance(delay, (int, float)) or delay < 0):
             raise ValueError(f"delay must be a non-negative number of seconds, not {delay!r}")
         if isinstance(priority, bool) or not isinstance(priority, (int, float)):
             raise TypeError(f"priority must be a number, not {priority!r}")
         for _, kwargs in calls:
-            if not all(isinstance(k, str) for k in kwargs):
+            if kwargs and not all(isinstance(k, str) for k in kwargs):
                 raise TypeError("keyword argument names must be strings")
         jobs = [NewJob(task_name, self.codec.dumps([list(a), k]), priority) for a, k in calls]
-        spec = self.queues.get(queue) or QueueSpec(queue)
+        spec = self.queues.get(queue) or _UNDECLARED
         store = self.store
         if spec.maxsize and len(jobs) > spec.maxsize:
             raise ValueError(

@@ -30,6 +30,7 @@ T = TypeVar("T")
 
 SCRIPTS = (
     "add",
+    "add1",
     "reserve",
     "pop",
     "lease",
@@ -119,6 +120,7 @@ class Server:
             if self.refs > 0:
                 return
             self._registry.pop((current_pid(), self.url), None)
+        self._released = True  # a call still in flight closes its connection when it ends
         self._feed.close()
         self.signal.close()
         self._drop_idle()
@@ -155,6 +157,7 @@ class Server:
         }
         self._idle: list[Any] = []
         self.known: set[str] = set()  # queues this process has seen recorded in the store
+        self._released = False
         self.channel = f"{self.prefix}:changed"
         self.signal = ChangeSignal()
         self._feed = _Feed(self)
@@ -200,6 +203,12 @@ class Server:
         except IndexError:
             return self._connect()
 
+    def _give_back(self, conn: Any) -> None:
+        if self._released:
+            conn.disconnect()
+        else:
+            self._idle.append(conn)
+
     def _drop_idle(self) -> None:
         while self._idle:
             try:
@@ -223,14 +232,14 @@ class Server:
         try:
             reply = conn.read_response()
         except redis.ResponseError:
-            self._idle.append(conn)  # the reply was read whole: the connection is fine
+            self._give_back(conn)  # the reply was read whole: the connection is fine
             raise
         except BaseException as exc:
             conn.disconnect()
             if isinstance(exc, Exception):
                 raise _Lost() from exc
             raise
-        self._idle.append(conn)
+        self._give_back(conn)
         return reply
 
     def pipeline(self, *commands: tuple[Any, ...]) -> list[Any]:
@@ -254,7 +263,7 @@ class Server:
             if isinstance(exc, Exception):
                 raise _Lost() from exc
             raise
-        self._idle.append(conn)
+        self._give_back(conn)
         return replies
 
     def _connect(self) -> Any:

@@ -160,6 +160,10 @@ class RedisStore(RowStore):
         maxsize: int,
         maxlen: int | None,
     ) -> list[str]:
+        server = self._server
+        known = "k" if queue in server.known else "0"  # its name is in the set of queues
+        if len(rows) == 1 and not (front or delay > 0 or maxsize or maxlen is not None):
+            return self._add_one(queue, rows[0], known)
         ids = IDS.take(len(rows))
         args: list[Any] = [
             queue,
@@ -173,8 +177,6 @@ class RedisStore(RowStore):
             if type(prio) is not int and type(prio) is not float:  # an IntEnum, a numpy number
                 prio = int(prio) if isinstance(prio, int) else float(prio)
             args += (item_id, priority_key(prio), repr(prio), payload, task or "")
-        server = self._server
-        known = "k" if queue in server.known else "0"  # its name is in the set of queues
         full = server.call(
             "add", lambda retried: server.script("add", ("1" if retried else known, *args))
         )
@@ -182,6 +184,27 @@ class RedisStore(RowStore):
             raise Full(f"queue {queue!r} holds {full[0]} of at most {maxsize} ready items")
         server.known.add(queue)
         return ids
+
+    def _add_one(self, queue: str, row: Row, known: str) -> list[str]:
+        prio, payload, task = row
+        if type(prio) is not int and type(prio) is not float:
+            prio = int(prio) if isinstance(prio, int) else float(prio)
+        (item_id,) = IDS.take(1)
+        server = self._server
+        args = (
+            queue,
+            item_id,
+            priority_key(prio),
+            repr(prio),
+            payload,
+            task or "",
+            f"{time.time():020.6f}",  # created, on this machine's clock
+        )
+        server.call(
+            "add", lambda retried: server.script("add1", ("1" if retried else known, *args))
+        )
+        server.known.add(queue)
+        return [item_id]
 
     def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
         return _items(self._server.run("reserve", queue, owner, repr(float(lease)), n))
