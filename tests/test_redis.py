@@ -269,3 +269,10 @@ def test_rediss_urls_speak_tls(tls_redis: str) -> None:
         q.put("over TLS")
         assert q.get(timeout=5) == "over TLS"
         q.task_done()
+
+
+def test_priorities_read_back_as_the_type_they_were_written(redis_url: str) -> None:
+    with open_store(redis_url) as store:
+        store.push("typed", [b"a", b"b", b"c"], [1, 1.0, 2.5])
+        got = [(i.priority, type(i.priority)) for i in store.snapshot("typed")]
+        assert got == [(1, int), (1.0, float), (2.5, float)]

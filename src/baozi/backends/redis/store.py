@@ -173,10 +173,16 @@ class RedisStore(RowStore):
             -1 if maxlen is None else maxlen,
             len(rows),
         ]
+        # A batch has one priority, as a rule: its key and text are made once. (Keyed by type
+        # too: 1 and 1.0 are equal, but one reads back as an int and the other as a float.)
+        keys: dict[tuple[type, Priority], tuple[str, str]] = {}
         for item_id, (prio, payload, task) in zip(ids, rows, strict=True):
-            if type(prio) is not int and type(prio) is not float:  # an IntEnum, a numpy number
-                prio = int(prio) if isinstance(prio, int) else float(prio)
-            args += (item_id, priority_key(prio), repr(prio), payload, task or "")
+            key = keys.get((type(prio), prio))
+            if key is None:
+                if type(prio) is not int and type(prio) is not float:  # an IntEnum, numpy...
+                    prio = int(prio) if isinstance(prio, int) else float(prio)
+                key = keys[type(prio), prio] = (priority_key(prio), repr(prio))
+            args += (item_id, key[0], key[1], payload, task or "")
         full = server.call(
             "add", lambda retried: server.script("add", ("1" if retried else known, *args))
         )
