@@ -72,6 +72,13 @@ def priority_key(priority: Priority) -> str:
     return _int_key(whole) + digits + "!"
 
 
+def _plain(priority: Priority) -> Priority:
+    """The priority as a plain int or float (an IntEnum or a numpy number is written as one)."""
+    if type(priority) is int or type(priority) is float:
+        return priority
+    return int(priority) if isinstance(priority, int) else float(priority)
+
+
 def _priority(text: bytes) -> Priority:
     try:
         return int(text)
@@ -179,8 +186,7 @@ class RedisStore(RowStore):
         for item_id, (prio, payload, task) in zip(ids, rows, strict=True):
             key = keys.get((type(prio), prio))
             if key is None:
-                if type(prio) is not int and type(prio) is not float:  # an IntEnum, numpy...
-                    prio = int(prio) if isinstance(prio, int) else float(prio)
+                prio = _plain(prio)
                 key = keys[type(prio), prio] = (priority_key(prio), repr(prio))
             args += (item_id, key[0], key[1], payload, task or "")
         full = server.call(
@@ -193,8 +199,7 @@ class RedisStore(RowStore):
 
     def _add_one(self, queue: str, row: Row, known: str) -> list[str]:
         prio, payload, task = row
-        if type(prio) is not int and type(prio) is not float:
-            prio = int(prio) if isinstance(prio, int) else float(prio)
+        prio = _plain(prio)
         (item_id,) = IDS.take(1)
         server = self._server
         args = (
