@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from sortedcontainers import SortedList
 from ..errors import Full
 from ._rows import Row, RowStore
 from ._signal import ChangeSignal
+from ._coord import number_of, rate_step
 from .base import STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
 
 __all__ = ["MemoryStore"]
@@ -104,6 +106,9 @@ class _State:
         self.where: dict[int, str] = {}  # job id -> queue name
         self.options: dict[str, dict[str, Any]] = {}
         self.workers: dict[str, tuple[WorkerInfo, float]] = {}  # id -> (info, expires)
+        self.kv: dict[str, dict[str, bytes]] = {}
+        self.slots: dict[str, dict[str, float]] = {}  # name -> holder -> expires
+        self.rates: dict[str, float] = {}  # name -> theoretical arrival time of the next event
 
     def queue(self, name: str) -> _Queue:
         q = self.queues.get(name)
@@ -322,6 +327,7 @@ class MemoryStore(RowStore):
     def set_queue_options(self, queue: str, **options: Any) -> None:
         with self._state.lock:
             self._state.options.setdefault(queue, {}).update(options)
+        self._state.signal.notify()
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -339,10 +345,14 @@ class MemoryStore(RowStore):
                 num = nums[0]
                 if entry.state == _READY:  # its lease ran out, but nobody took it: still ours
                     q.ready.remove(entry.key)
-                entry.owner, entry.error = None, o.error
+                entry.owner = None
                 entry.stamp += 1
-                if o.status == "retry":
-                    entry.failures += 1
+                if o.status == "deferred":
+                    entry.deliveries = max(entry.deliveries - 1, 0)
+                else:
+                    entry.error = o.error
+                if o.status in ("retry", "deferred"):
+                    entry.failures += o.status == "retry"
                     if o.retry_in > 0:
                         entry.state = _SCHEDULED
                         q.set_due(num, entry, now + o.retry_in)
@@ -507,3 +517,122 @@ class MemoryStore(RowStore):
     def forget_worker(self, worker_id: str) -> None:
         with self._state.lock:
             self._state.workers.pop(worker_id, None)
+
+    # -- coordination -------------------------------------------------------------------------
+
+    def kv_get(self, ns: str, key: str) -> bytes | None:
+        with self._state.lock:
+            return self._state.kv.get(ns, {}).get(key)
+
+    def kv_items(self, ns: str) -> dict[str, bytes]:
+        with self._state.lock:
+            return dict(self._state.kv.get(ns, {}))
+
+    def kv_set(self, ns: str, key: str, value: bytes) -> None:
+        st = self._state
+        with st.lock:
+            st.kv.setdefault(ns, {})[key] = bytes(value)
+        st.signal.notify()
+
+    def kv_setdefault(self, ns: str, key: str, value: bytes) -> bytes:
+        with self._state.lock:
+            return self._state.kv.setdefault(ns, {}).setdefault(key, bytes(value))
+
+    def kv_delete(self, ns: str, key: str) -> bytes | None:
+        st = self._state
+        with st.lock:
+            old = st.kv.get(ns, {}).pop(key, None)
+        if old is not None:
+            st.signal.notify()
+        return old
+
+    def kv_cas(self, ns: str, key: str, expected: bytes | None, value: bytes | None) -> bool:
+        st = self._state
+        with st.lock:
+            space = st.kv.setdefault(ns, {})
+            if space.get(key) != expected:
+                return False
+            if value is None:
+                space.pop(key, None)
+            else:
+                space[key] = bytes(value)
+        st.signal.notify()
+        return True
+
+    def kv_incr(self, ns: str, key: str, amount: int | float) -> int | float:
+        with self._state.lock:
+            space = self._state.kv.setdefault(ns, {})
+            total = number_of(space.get(key), key) + amount
+            space[key] = json.dumps(total).encode()
+            return total
+
+    def kv_clear(self, ns: str) -> int:
+        st = self._state
+        with st.lock:
+            removed = len(st.kv.pop(ns, {}))
+        if removed:
+            st.signal.notify()
+        return removed
+
+    def _live_slots(self, name: str, now: float) -> dict[str, float]:
+        slots = self._state.slots.setdefault(name, {})
+        for holder in [h for h, until in slots.items() if until <= now]:
+            del slots[holder]
+        return slots
+
+    def acquire_slot(self, name: str, holder: str, limit: int, ttl: float) -> float | None:
+        with self._state.lock:
+            now = time.time()
+            slots = self._live_slots(name, now)
+            if holder in slots or len(slots) < limit:
+                slots[holder] = now + ttl
+                return None
+            return max(min(slots.values()) - now, 0.0)
+
+    def release_slot(self, name: str, holder: str) -> bool:
+        st = self._state
+        with st.lock:
+            held = self._live_slots(name, time.time()).pop(holder, None) is not None
+        if held:
+            st.signal.notify()
+        return held
+
+    def renew_slots(self, name: str, holders: Sequence[str], ttl: float) -> int:
+        with self._state.lock:
+            now = time.time()
+            slots = self._live_slots(name, now)
+            renewed = [h for h in holders if h in slots]
+            for h in renewed:
+                slots[h] = now + ttl
+            return len(renewed)
+
+    def slot_holders(self, name: str) -> list[str]:
+        with self._state.lock:
+            return sorted(self._live_slots(name, time.time()))
+
+    def rate_acquire(self, name: str, interval: float, burst: int = 1) -> float:
+        with self._state.lock:
+            now = time.time()
+            wait, tat = rate_step(self._state.rates.get(name), now, interval, burst)
+            if not wait:
+                self._state.rates[name] = tat
+            return wait
+
+    def discard(self, queue: str, ids: Sequence[str]) -> int:
+        st = self._state
+        removed = 0
+        with st.lock:
+            q = st.queue(queue)
+            q.promote(time.time())
+            for num in _ids(ids):
+                entry = q.entries.get(num)
+                if entry is None or entry.state == _LEASED:
+                    continue
+                if entry.state == _READY:
+                    q.ready.remove(entry.key)
+                del q.entries[num]
+                st.where.pop(num, None)
+                removed += 1
+        if removed:
+            st.signal.notify()
+        return removed

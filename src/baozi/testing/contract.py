@@ -458,3 +458,122 @@ class StoreContract:
         assert [x.id for x in store.workers()] == ["w2"]
         store.forget_worker("w2")
         assert store.workers() == []
+
+    # -- coordination -----------------------------------------------------------------------
+
+    def test_kv_set_get_delete_and_items(self, store: Store) -> None:
+        assert store.kv_get("ns", "a") is None
+        store.kv_set("ns", "a", b"1")
+        store.kv_set("ns", "b", b"2")
+        store.kv_set("other", "a", b"x")
+        store.kv_set("ns", "a", b"3")
+        assert store.kv_get("ns", "a") == b"3"
+        assert store.kv_items("ns") == {"a": b"3", "b": b"2"}
+        assert store.kv_delete("ns", "a") == b"3"
+        assert store.kv_delete("ns", "a") is None
+        assert store.kv_items("ns") == {"b": b"2"}
+        assert store.kv_clear("ns") == 1
+        assert store.kv_items("ns") == {}
+        assert store.kv_items("other") == {"a": b"x"}
+
+    def test_kv_setdefault_keeps_the_first_value(self, store: Store) -> None:
+        assert store.kv_setdefault("ns", "k", b"first") == b"first"
+        assert store.kv_setdefault("ns", "k", b"second") == b"first"
+        assert store.kv_get("ns", "k") == b"first"
+
+    def test_kv_cas_swaps_only_from_the_expected_value(self, store: Store) -> None:
+        assert store.kv_cas("ns", "k", None, b"1")
+        assert not store.kv_cas("ns", "k", None, b"2")
+        assert not store.kv_cas("ns", "k", b"0", b"2")
+        assert store.kv_cas("ns", "k", b"1", b"2")
+        assert store.kv_get("ns", "k") == b"2"
+        assert store.kv_cas("ns", "k", b"2", None)
+        assert store.kv_get("ns", "k") is None
+
+    def test_kv_incr_counts_from_zero_in_ints_and_floats(self, store: Store) -> None:
+        assert store.kv_incr("ns", "n", 1) == 1
+        assert store.kv_incr("ns", "n", 41) == 42
+        assert store.kv_incr("ns", "n", -2) == 40
+        assert store.kv_get("ns", "n") == b"40"
+        total = store.kv_incr("ns", "n", 0.5)
+        assert total == 40.5 and isinstance(total, float)
+        assert store.kv_incr("ns", "f", 2.0) == 2.0
+        assert isinstance(store.kv_incr("ns", "f", 1), float)
+
+    def test_kv_incr_of_a_non_number_changes_nothing(self, store: Store) -> None:
+        store.kv_set("ns", "s", b'"text"')
+        with pytest.raises(TypeError, match="'s'"):
+            store.kv_incr("ns", "s", 1)
+        assert store.kv_get("ns", "s") == b'"text"'
+
+    def test_slots_admit_up_to_the_limit(self, store: Store) -> None:
+        assert store.acquire_slot("s", "a", 2, 30) is None
+        assert store.acquire_slot("s", "b", 2, 30) is None
+        wait = store.acquire_slot("s", "c", 2, 30)
+        assert wait is not None and 25 < wait <= 30
+        assert store.acquire_slot("s", "a", 2, 30) is None  # a holder keeps its slot
+        assert store.slot_holders("s") == ["a", "b"]
+        assert store.release_slot("s", "a")
+        assert not store.release_slot("s", "a")
+        assert store.acquire_slot("s", "c", 2, 30) is None
+        assert store.slot_holders("s") == ["b", "c"]
+
+    def test_a_slot_frees_itself_when_its_time_runs_out(self, store: Store) -> None:
+        assert store.acquire_slot("s", "dead", 1, 0.2) is None
+        assert store.acquire_slot("s", "b", 1, 30) is not None
+        time.sleep(0.25)
+        assert store.acquire_slot("s", "b", 1, 30) is None
+        assert not store.release_slot("s", "dead")
+        assert store.slot_holders("s") == ["b"]
+
+    def test_renewing_slots_keeps_them(self, store: Store) -> None:
+        store.acquire_slot("s", "a", 5, 0.3)
+        store.acquire_slot("s", "b", 5, 0.3)
+        assert store.renew_slots("s", ["a", "gone"], 30) == 1
+        time.sleep(0.35)
+        assert store.slot_holders("s") == ["a"]
+        assert store.renew_slots("s", ["b"], 30) == 0
+
+    def test_releasing_a_slot_wakes_waiters(self, store: Store) -> None:
+        store.acquire_slot("s", "a", 1, 30)
+        token = store.change_token()
+        threading.Timer(0.05, store.release_slot, ("s", "a")).start()
+        assert store.wait_for_change(token, 5)
+
+    def test_rate_limit_admits_one_per_interval(self, store: Store) -> None:
+        assert store.rate_acquire("r", 0.2) == 0.0
+        wait = store.rate_acquire("r", 0.2)
+        assert 0.1 < wait <= 0.2
+        time.sleep(wait)
+        assert store.rate_acquire("r", 0.2) == 0.0
+
+    def test_rate_limit_burst(self, store: Store) -> None:
+        assert [store.rate_acquire("b", 10, burst=3) for _ in range(3)] == [0.0, 0.0, 0.0]
+        assert store.rate_acquire("b", 10, burst=3) > 9
+
+    def test_discard_removes_waiting_items_only(self, store: Store) -> None:
+        a, b, c = store.push(Q, [b"a", b"b", b"c"])
+        (s,) = store.push(Q, [b"s"], delay=30)
+        (leased,) = store.reserve(Q, "w", 30, 1)
+        assert leased.id == a
+        assert store.discard(Q, [a, c, s, "999999999"]) == 2
+        assert _payloads(store.snapshot(Q)) == [b"b"]
+        assert store.counts(Q).scheduled == 0
+
+    def test_a_deferred_job_goes_back_uncounted(self, store: Store) -> None:
+        (jid,) = store.enqueue(Q, [NewJob("t", b"x")])
+        (first,) = store.reserve(Q, "w", 30, 1)
+        assert first.deliveries == 1
+        assert store.settle(Q, "w", [Outcome(jid, "deferred", retry_in=0.1)], 60) == 1
+        assert store.record(jid).status == "scheduled"  # type: ignore[union-attr]
+        time.sleep(0.15)
+        (again,) = store.reserve(Q, "w", 30, 1)
+        assert again.id == jid and again.deliveries == 1 and again.failures == 0
+        assert store.settle(Q, "w", [Outcome(jid, "deferred")], 60) == 1
+        assert store.rank(Q, jid) == 0
+
+    def test_set_queue_options_wakes_waiters(self, store: Store) -> None:
+        token = store.change_token()
+        threading.Timer(0.05, lambda: store.set_queue_options(Q, paused=True)).start()
+        assert store.wait_for_change(token, 5)
+        assert store.queue_options(Q)["paused"] is True

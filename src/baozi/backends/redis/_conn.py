@@ -29,6 +29,10 @@ log = logging.getLogger("baozi.redis")
 T = TypeVar("T")
 
 SCRIPTS = (
+    "kv",
+    "slots",
+    "rate",
+    "discard",
     "add",
     "add1",
     "reserve",

@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 from ..._process import current_pid
-from ...errors import Full
+from ...errors import Full, StoreError
 from .._rows import Row, RowStore
 from ..base import STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
 from ._conn import IDS, Server
@@ -307,10 +307,12 @@ class RedisStore(RowStore):
     def set_queue_options(self, queue: str, **options: Any) -> None:
         if not options:
             return
-        key = f"{self._server.prefix}:q:{queue}:o"
+        server = self._server
+        key = f"{server.prefix}:q:{queue}:o"
         pairs = [x for k, v in options.items() for x in (k, json.dumps(v))]
-        self._server.call(
-            "set_queue_options", lambda retried: self._server.execute("HSET", key, *pairs)
+        server.call(  # a change of options (pause, resume) may end someone's wait
+            "set_queue_options",
+            lambda retried: server.pipeline(("HSET", key, *pairs), ("PUBLISH", server.channel, "")),
         )
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -433,3 +435,86 @@ class RedisStore(RowStore):
 
     def forget_worker(self, worker_id: str) -> None:
         self._server.run("workers", "forget", worker_id)
+
+    # -- coordination -------------------------------------------------------------------------
+
+    def kv_get(self, ns: str, key: str) -> bytes | None:
+        h = f"{self._server.prefix}:kv:{ns}"
+        value: bytes | None = self._server.call(
+            "kv_get", lambda retried: self._server.execute("HGET", h, key)
+        )
+        return value
+
+    def kv_items(self, ns: str) -> dict[str, bytes]:
+        h = f"{self._server.prefix}:kv:{ns}"
+        flat = self._server.call("kv_items", lambda retried: self._server.execute("HGETALL", h))
+        if isinstance(flat, dict):
+            return {k.decode(): v for k, v in flat.items()}
+        return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+
+    def kv_set(self, ns: str, key: str, value: bytes) -> None:
+        self._server.run("kv", "set", ns, key, bytes(value))
+
+    def kv_setdefault(self, ns: str, key: str, value: bytes) -> bytes:
+        held: bytes = self._server.run("kv", "setdefault", ns, key, bytes(value))
+        return held
+
+    def kv_delete(self, ns: str, key: str) -> bytes | None:
+        old: bytes | None = self._server.run("kv", "delete", ns, key, retry_sent=False)
+        return old
+
+    def kv_cas(self, ns: str, key: str, expected: bytes | None, value: bytes | None) -> bool:
+        # Not retried once sent: a swap whose reply was lost would read as refused the second time.
+        args = (
+            "1" if expected is not None else "0",
+            expected if expected is not None else b"",
+            "1" if value is not None else "0",
+            value if value is not None else b"",
+        )
+        return bool(self._server.run("kv", "cas", ns, key, *args, retry_sent=False))
+
+    def kv_incr(self, ns: str, key: str, amount: int | float) -> int | float:
+        kind = "f" if isinstance(amount, float) else "i"
+        try:  # not retried once sent: it would add twice
+            tag, text = self._server.run(
+                "kv", "incr", ns, key, kind, repr(amount), retry_sent=False
+            )
+        except StoreError as exc:
+            if "overflow" in str(exc):
+                raise OverflowError(f"key {key!r}: {exc}") from None
+            raise
+        if tag == b"e":
+            raise TypeError(
+                f"key {key!r} holds {text!r}, not a number: it cannot be incremented"
+            )
+        total: int | float = int(text) if tag == b"i" else float(text)
+        return total
+
+    def kv_clear(self, ns: str) -> int:
+        removed: int = self._server.run("kv", "clear", ns, "")
+        return removed
+
+    def acquire_slot(self, name: str, holder: str, limit: int, ttl: float) -> float | None:
+        wait = float(self._server.run("slots", "acquire", name, holder, limit, repr(float(ttl))))
+        return None if wait < 0 else wait
+
+    def release_slot(self, name: str, holder: str) -> bool:
+        return bool(self._server.run("slots", "release", name, holder))
+
+    def renew_slots(self, name: str, holders: Sequence[str], ttl: float) -> int:
+        if not holders:
+            return 0
+        renewed: int = self._server.run("slots", "renew", name, repr(float(ttl)), *holders)
+        return renewed
+
+    def slot_holders(self, name: str) -> list[str]:
+        return sorted(h.decode() for h in self._server.run("slots", "holders", name))
+
+    def rate_acquire(self, name: str, interval: float, burst: int = 1) -> float:
+        return float(self._server.run("rate", name, repr(float(interval)), int(burst)))
+
+    def discard(self, queue: str, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        removed: int = self._server.run("discard", queue, *ids)
+        return removed

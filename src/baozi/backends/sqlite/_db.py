@@ -13,7 +13,7 @@ from ..._process import current_pid
 from ...errors import NotABaoziStore, StoreError, StoreUnavailable
 from .._signal import ChangeSignal
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _DURABILITY = {"process": "NORMAL", "fsync": "FULL"}
 _SCHEMA = """
 CREATE TABLE baozi_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,7 +55,22 @@ CREATE TABLE baozi_workers (
     seen REAL NOT NULL,
     expires REAL NOT NULL
 );
+""" + """
+CREATE TABLE IF NOT EXISTS baozi_kv (
+    ns TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS baozi_slots (
+    name TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    expires REAL NOT NULL,                 -- when the holder's time runs out
+    PRIMARY KEY (name, holder)
+) WITHOUT ROWID;
 """
+_SCHEMA_2 = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS baozi_kv") :]
+"""What schema 2 added to schema 1: the coordination tables. A schema-1 file gets them on open."""
 
 
 _BUSY = 5  # SQLITE_BUSY: another connection holds the write lock
@@ -268,6 +283,9 @@ class Database:
                 )
             self._create_schema(conn)
         version = conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone()
+        if version is not None and version[0] == "1":
+            self._upgrade(conn)
+            version = ("2",)
         if version is None or int(version[0]) != SCHEMA_VERSION:
             raise NotABaoziStore(
                 f"{self.path!r} holds baozi schema {version and version[0]}, this baozi reads "
@@ -292,6 +310,20 @@ class Database:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise StoreUnavailable(f"cannot create a baozi store in {self.path!r}: {exc}") from exc
+
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
+        """Schema 1 -> 2: add the coordination tables (nothing else changes)."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA_2.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("UPDATE baozi_meta SET value='2' WHERE key='schema'")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreUnavailable(f"cannot upgrade the baozi store {self.path!r}: {exc}") from exc
 
     def conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self.local, "conn", None)

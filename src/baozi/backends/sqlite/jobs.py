@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..base import JobRecord, Outcome, WorkerInfo
-from .store import SQLiteQueues
+from .coord import SQLiteCoordination
 
 __all__ = ["SQLiteStore"]
 
@@ -40,6 +40,16 @@ _RETRY = (
 )
 
 
+_DEFER = (
+    "UPDATE baozi_items SET state=?, due=?, deliveries=max(deliveries-1, 0), owner=NULL "
+    "WHERE id=? AND owner=? AND state IN (0, 1)"
+)
+
+
+def _batches(finished: list[Any], retried: list[Any], deferred: list[Any]) -> list[Any]:
+    return [(_FINISH, finished), (_RETRY, retried), (_DEFER, deferred)]
+
+
 def _num(job_id: str) -> int | None:
     try:
         return int(job_id)
@@ -51,29 +61,30 @@ def _record(row: Any) -> JobRecord:
     return JobRecord(str(row[0]), *row[1:])
 
 
-class SQLiteStore(SQLiteQueues):
+class SQLiteStore(SQLiteCoordination):
     def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
         now = time.time()
-        finished, retried = [], []
+        finished, retried, deferred = [], [], []
         for o in outcomes:
             num = _num(o.id)
             if num is None:
                 continue
-            if o.status == "retry":
+            if o.status == "deferred":
+                state, due = (2, now + o.retry_in) if o.retry_in > 0 else (0, None)
+                deferred.append((state, due, num, owner))
+            elif o.status == "retry":
                 state, due = (2, now + o.retry_in) if o.retry_in > 0 else (0, None)
                 retried.append((state, due, o.error, num, owner))
             else:
                 failed = int(o.status == "failed")
                 finished.append((o.status, o.result, o.error, now, now + ttl, failed, num, owner))
-        if len(finished) + len(retried) == 1:  # one statement is atomic by itself
-            sql, params = (_FINISH, finished[0]) if finished else (_RETRY, retried[0])
-            return self._run(sql, params)
+        batches = [(sql, rows) for sql, rows in _batches(finished, retried, deferred) if rows]
+        if len(batches) == 1 and len(batches[0][1]) == 1:  # one statement is atomic by itself
+            return self._run(batches[0][0], batches[0][1][0])
         done = 0
         with self._write() as conn:
-            if finished:
-                done += conn.executemany(_FINISH, finished).rowcount
-            if retried:
-                done += conn.executemany(_RETRY, retried).rowcount
+            for sql, rows in batches:
+                done += conn.executemany(sql, rows).rowcount
         return done
 
     def _run(self, sql: str, params: Sequence[Any]) -> int:

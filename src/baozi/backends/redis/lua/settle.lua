@@ -14,7 +14,7 @@ for b = 5, #ARGV, 5 do
   if v[1] == owner and v[4] == q and (st == '0' or st == '1') and not v[7] then
     -- a plain item (no task) taken by a worker: it keeps no record, so finishing removes it
     if st == '0' then redis.call('ZREM', R, v[3]) else left[#left + 1] = lease_member(v[6], id) end
-    if status == 'retry' then
+    if status == 'retry' or status == 'deferred' then
       redis.call('HDEL', h, 'o')
       redis.call('HSET', h, 'st', 0)
       redis.call('ZADD', R, 0, v[3])
@@ -26,7 +26,18 @@ for b = 5, #ARGV, 5 do
     if st == '0' then redis.call('ZREM', R, v[3]) else left[#left + 1] = lease_member(v[6], id) end
     -- no owner and no error are '' (one HSET below, not an HDEL too)
     local failures = tonumber(v[5] or 0) + ((status == 'succeeded') and 0 or 1)
-    if status == 'retry' then
+    if status == 'deferred' then  -- it did not run: back to its place later, the delivery undone
+      local retry_in = tonumber(ARGV[b + 4])
+      local d = tonumber(redis.call('HGET', h, 'd') or 0)
+      if d > 0 then d = d - 1 end
+      if retry_in > 0 then
+        redis.call('HSET', h, 'st', 2, 'du', stamp(now + retry_in), 'd', d, 'o', '')
+        redis.call('ZADD', S, now + retry_in, id)
+      else
+        redis.call('HSET', h, 'st', 0, 'd', d, 'o', '')
+        redis.call('ZADD', R, 0, v[3])
+      end
+    elseif status == 'retry' then
       local retry_in = tonumber(ARGV[b + 4])
       if retry_in > 0 then
         redis.call('HSET', h, 'st', 2, 'du', stamp(now + retry_in), 'f', failures, 'o', '', 'e', err)

@@ -1,0 +1,39 @@
+-- Slots: the sorted set P:sl:NAME scores each holder by when its time runs out (server clock).
+-- ARGV: P, op, name, then: acquire holder limit ttl | release holder | renew ttl holders... | holders.
+-- acquire returns -1 when the holder has a slot, else the seconds until the first holder's time
+-- runs out (as text).
+local op, name = ARGV[2], ARGV[3]
+local Z = P .. ':sl:' .. name
+local now = clock()
+redis.call('ZREMRANGEBYSCORE', Z, '-inf', now)
+if op == 'acquire' then
+  local holder, limit, ttl = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+  if redis.call('ZSCORE', Z, holder) or redis.call('ZCARD', Z) < limit then
+    redis.call('ZADD', Z, now + ttl, holder)
+    local last = redis.call('ZRANGE', Z, -1, -1, 'WITHSCORES')
+    redis.call('PEXPIREAT', Z, math.ceil(tonumber(last[2]) * 1000) + 1000)
+    return '-1'
+  end
+  local first = redis.call('ZRANGE', Z, 0, 0, 'WITHSCORES')
+  return tostring(math.max(tonumber(first[2]) - now, 0))
+elseif op == 'release' then
+  local gone = redis.call('ZREM', Z, ARGV[4])
+  if gone > 0 then redis.call('PUBLISH', P .. ':changed', '') end
+  return gone
+elseif op == 'renew' then
+  local ttl, done = tonumber(ARGV[4]), 0
+  for i = 5, #ARGV do
+    if redis.call('ZSCORE', Z, ARGV[i]) then
+      redis.call('ZADD', Z, now + ttl, ARGV[i])
+      done = done + 1
+    end
+  end
+  if done > 0 then
+    local last = redis.call('ZRANGE', Z, -1, -1, 'WITHSCORES')
+    redis.call('PEXPIREAT', Z, math.ceil(tonumber(last[2]) * 1000) + 1000)
+  end
+  return done
+elseif op == 'holders' then
+  return redis.call('ZRANGE', Z, 0, -1)
+end
+return redis.error_reply('unknown slots op ' .. tostring(op))

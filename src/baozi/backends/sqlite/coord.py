@@ -1,0 +1,178 @@
+"""The coordination half of the SQLite store: keys and values, slots, rate limits.
+
+Each step is one write transaction (``BEGIN IMMEDIATE``), so a read and the write that depends on it
+are atomic across every process on the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import StoreError
+from .._coord import number_of, rate_step
+from .store import LEASED, READY, SCHEDULED, SQLiteQueues, _chunks, _sql_for
+
+__all__ = ["SQLiteCoordination"]
+
+_RATES = "baozi.rate"  # the kv namespace holding each rate limit's next due time
+
+
+class SQLiteCoordination(SQLiteQueues):
+    def _one(self, sql: str, params: Any) -> Any:
+        rows = self._read(sql, params)
+        return rows[0][0] if rows else None
+
+    def kv_get(self, ns: str, key: str) -> bytes | None:
+        value: bytes | None = self._one(
+            "SELECT value FROM baozi_kv WHERE ns=? AND key=?", (ns, key)
+        )
+        return value
+
+    def kv_items(self, ns: str) -> dict[str, bytes]:
+        rows = self._read("SELECT key, value FROM baozi_kv WHERE ns=? ORDER BY key", (ns,))
+        return {k: v for k, v in rows}
+
+    def kv_set(self, ns: str, key: str, value: bytes) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO baozi_kv VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET value=excluded.value",
+                (ns, key, bytes(value)),
+            )
+
+    def kv_setdefault(self, ns: str, key: str, value: bytes) -> bytes:
+        with self._write() as conn:
+            conn.execute("INSERT OR IGNORE INTO baozi_kv VALUES (?, ?, ?)", (ns, key, bytes(value)))
+            row = conn.execute(
+                "SELECT value FROM baozi_kv WHERE ns=? AND key=?", (ns, key)
+            ).fetchone()
+        held: bytes = row[0]
+        return held
+
+    def kv_delete(self, ns: str, key: str) -> bytes | None:
+        with self._write() as conn:
+            row = conn.execute(
+                "DELETE FROM baozi_kv WHERE ns=? AND key=? RETURNING value", (ns, key)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def kv_cas(self, ns: str, key: str, expected: bytes | None, value: bytes | None) -> bool:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT value FROM baozi_kv WHERE ns=? AND key=?", (ns, key)
+            ).fetchone()
+            if (None if row is None else bytes(row[0])) != expected:
+                return False
+            if value is None:
+                conn.execute("DELETE FROM baozi_kv WHERE ns=? AND key=?", (ns, key))
+            else:
+                conn.execute(
+                    "INSERT INTO baozi_kv VALUES (?, ?, ?) "
+                    "ON CONFLICT DO UPDATE SET value=excluded.value",
+                    (ns, key, bytes(value)),
+                )
+            return True
+
+    def kv_incr(self, ns: str, key: str, amount: int | float) -> int | float:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT value FROM baozi_kv WHERE ns=? AND key=?", (ns, key)
+            ).fetchone()
+            total = number_of(None if row is None else bytes(row[0]), key) + amount
+            conn.execute(
+                "INSERT INTO baozi_kv VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET value=excluded.value",
+                (ns, key, json.dumps(total).encode()),
+            )
+        return total
+
+    def kv_clear(self, ns: str) -> int:
+        with self._write() as conn:
+            return int(conn.execute("DELETE FROM baozi_kv WHERE ns=?", (ns,)).rowcount)
+
+    def acquire_slot(self, name: str, holder: str, limit: int, ttl: float) -> float | None:
+        with self._write() as conn:
+            now = time.time()
+            conn.execute("DELETE FROM baozi_slots WHERE name=? AND expires<=?", (name, now))
+            renewed = conn.execute(
+                "UPDATE baozi_slots SET expires=? WHERE name=? AND holder=?",
+                (now + ttl, name, holder),
+            ).rowcount
+            if renewed:
+                return None
+            held, first = conn.execute(
+                "SELECT count(*), min(expires) FROM baozi_slots WHERE name=?", (name,)
+            ).fetchone()
+            if held < limit:
+                conn.execute("INSERT INTO baozi_slots VALUES (?, ?, ?)", (name, holder, now + ttl))
+                return None
+            return max(float(first) - now, 0.0)
+
+    def release_slot(self, name: str, holder: str) -> bool:
+        try:
+            conn = self._conn
+            done = conn.execute(  # one statement: atomic by itself
+                "DELETE FROM baozi_slots WHERE name=? AND holder=? AND expires>?",
+                (name, holder, time.time()),
+            ).rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+        if done:
+            self._db.signal.notify()
+        return bool(done)
+
+    def renew_slots(self, name: str, holders: Sequence[str], ttl: float) -> int:
+        if not holders:
+            return 0
+        now = time.time()
+        done = 0
+        with self._write() as conn:
+            for i in range(0, len(holders), 500):
+                chunk = list(holders[i : i + 500])
+                marks = ", ".join("?" * len(chunk))
+                done += conn.execute(
+                    f"UPDATE baozi_slots SET expires=? WHERE name=? AND expires>? "
+                    f"AND holder IN ({marks})",
+                    (now + ttl, name, now, *chunk),
+                ).rowcount
+        return done
+
+    def slot_holders(self, name: str) -> list[str]:
+        rows = self._read(
+            "SELECT holder FROM baozi_slots WHERE name=? AND expires>? ORDER BY holder",
+            (name, time.time()),
+        )
+        return [r[0] for r in rows]
+
+    def rate_acquire(self, name: str, interval: float, burst: int = 1) -> float:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT value FROM baozi_kv WHERE ns=? AND key=?", (_RATES, name)
+            ).fetchone()
+            now = time.time()
+            wait, tat = rate_step(None if row is None else float(row[0]), now, interval, burst)
+            if not wait:
+                conn.execute(
+                    "INSERT INTO baozi_kv VALUES (?, ?, ?) "
+                    "ON CONFLICT DO UPDATE SET value=excluded.value",
+                    (_RATES, name, repr(tat).encode()),
+                )
+        return wait
+
+    def discard(self, queue: str, ids: Sequence[str]) -> int:
+        qid = self._db.qid(queue)
+        done = 0
+        with self._write() as conn:
+            now = time.time()
+            for chunk in _chunks(ids):
+                done += conn.execute(
+                    _sql_for(
+                        f"DELETE FROM baozi_items WHERE qid=? AND (state IN ({READY}, {SCHEDULED}) "
+                        f"OR (state={LEASED} AND due<=?)) AND id IN ({{marks}})",
+                        len(chunk),
+                    ),
+                    (qid, now, *chunk),
+                ).rowcount
+        return done
