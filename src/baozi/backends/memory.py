@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 from sortedcontainers import SortedList
 
 from ..errors import Full
+from ._coord import number_of, rate_step
 from ._rows import Row, RowStore
 from ._signal import ChangeSignal
-from ._coord import number_of, rate_step
 from .base import STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
 
 __all__ = ["MemoryStore"]

@@ -484,9 +484,7 @@ class RedisStore(RowStore):
                 raise OverflowError(f"key {key!r}: {exc}") from None
             raise
         if tag == b"e":
-            raise TypeError(
-                f"key {key!r} holds {text!r}, not a number: it cannot be incremented"
-            )
+            raise TypeError(f"key {key!r} holds {text!r}, not a number: it cannot be incremented")
         total: int | float = int(text) if tag == b"i" else float(text)
         return total
 

@@ -15,7 +15,8 @@ from .._signal import ChangeSignal
 
 SCHEMA_VERSION = 2
 _DURABILITY = {"process": "NORMAL", "fsync": "FULL"}
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE baozi_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE baozi_queues (
     id INTEGER PRIMARY KEY,
@@ -55,7 +56,8 @@ CREATE TABLE baozi_workers (
     seen REAL NOT NULL,
     expires REAL NOT NULL
 );
-""" + """
+"""
+    + """
 CREATE TABLE IF NOT EXISTS baozi_kv (
     ns TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -69,6 +71,7 @@ CREATE TABLE IF NOT EXISTS baozi_slots (
     PRIMARY KEY (name, holder)
 ) WITHOUT ROWID;
 """
+)
 _SCHEMA_2 = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS baozi_kv") :]
 """What schema 2 added to schema 1: the coordination tables. A schema-1 file gets them on open."""
 
