@@ -9,6 +9,7 @@ from ..errors import StoreError
 from .demo import demo
 from .jobs import cancel, enqueue, jobs_cmd, purge, queues_cmd, retry, status
 from .monitor import monitor
+from .serve import serve
 from .worker import worker
 
 
@@ -30,3 +31,4 @@ def main() -> None:
 
 for command in (demo, worker, enqueue, status, queues_cmd, jobs_cmd, retry, cancel, purge, monitor):
     main.add_command(command)
+main.add_command(serve)

@@ -1,0 +1,43 @@
+"""``baozi serve``: the HTTP API, metrics and dashboard for an app."""
+
+from __future__ import annotations
+
+import click
+
+from .loading import load_app
+from .options import app_url_option
+
+
+@click.command()
+@click.argument("app_path", metavar="MODULE:APP")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--token",
+    envvar="BAOZI_TOKEN",
+    show_envvar=True,
+    default=None,
+    help="Require 'Authorization: Bearer TOKEN' on every API and dashboard request "
+    "(needed to listen on anything but loopback).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info",
+    show_default=True,
+)
+@app_url_option
+def serve(
+    app_path: str, host: str, port: int, token: str | None, log_level: str, url: str | None
+) -> None:
+    """Serve MODULE:APP over HTTP: enqueue jobs and follow them (/api), /metrics, and a live
+    dashboard at /. Jobs still need a worker: `baozi worker MODULE:APP`."""
+    from ..web import check_bind
+    from ..web import serve as run
+
+    try:
+        check_bind(host, token)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    app = load_app(app_path, url)
+    run(app, host=host, port=port, token=token or None, log_level=log_level)

@@ -1,0 +1,354 @@
+"""The JSON the HTTP API reads and writes: request checking that names the bad field, and views."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, NoReturn, TypedDict
+
+from ..backends.base import STATUSES, JobRecord, WorkerInfo
+from ..serialize import Serializer
+
+__all__ = [
+    "MAX_BODY",
+    "MAX_DELAY",
+    "MAX_PRIORITY",
+    "NAME_PATTERN",
+    "ApiError",
+    "check_name",
+    "EnqueueRequest",
+    "JobView",
+    "parse_enqueue",
+    "parse_listing",
+    "job_view",
+    "worker_view",
+]
+
+MAX_BODY = 1024 * 1024
+"""The largest request body the server reads (1 MiB); a bigger one is answered 413."""
+MAX_PRIORITY = 2**53
+"""Priorities are numbers within +-2**53: exact in every store and in a browser's JSON."""
+MAX_DELAY = 1e9
+"""About 31 years: longer delays are surely mistakes."""
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
+"""Task and queue names: 1 to 200 characters, no control characters."""
+_NAME = re.compile(NAME_PATTERN)
+_FIELDS = ("task", "args", "kwargs", "queue", "priority", "delay", "front")
+MAX_LIMIT = 500
+MAX_OFFSET = 1_000_000
+
+
+class ApiError(Exception):
+    """An answer other than success: its HTTP status, a message, and the field at fault."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+
+def _invalid(field: str, message: str) -> NoReturn:
+    raise ApiError(422, f"{field}: {message}", field=field)
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueRequest:
+    """A checked ``POST /api/jobs`` body."""
+
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    queue: str | None
+    priority: int | float | None
+    delay: float | None
+    front: bool
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _storable_text(value: Any) -> bool:
+    """False when a string inside holds a lone surrogate, which no store can encode."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_name(value: str, field: str) -> str:
+    """``value`` if it is a fit task or queue name; else ApiError(422) naming ``field``."""
+    if not _NAME.match(value) or not _storable_text(value):
+        _invalid(field, "must be 1 to 200 characters with no control characters")
+    return value
+
+
+def _name(data: dict[str, Any], field: str, required: bool) -> str | None:
+    value = data.get(field)
+    if value is None:
+        if required:
+            _invalid(field, "is required")
+        return None
+    if not isinstance(value, str):
+        _invalid(field, f"must be a string, not {_kind(value)}")
+    return check_name(value, field)
+
+
+def _number(data: dict[str, Any], field: str, low: float, high: float) -> int | float | None:
+    value = data.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _invalid(field, f"must be a number, not {_kind(value)}")
+    if not low <= value <= high:
+        _invalid(field, f"must be between {low:g} and {high:g}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number")
+
+
+def parse_enqueue(body: bytes) -> EnqueueRequest:
+    """Check a ``POST /api/jobs`` body; raise ApiError(422) naming the first field at fault."""
+    try:
+        data = json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:
+        _invalid("body", "is nested too deeply")
+    except ValueError as exc:  # also a body that is not UTF-8
+        _invalid("body", f"is not valid JSON ({exc})")
+    if not isinstance(data, dict):
+        _invalid("body", f"must be a JSON object, not {_kind(data)}")
+    for key in data:
+        if key not in _FIELDS:
+            _invalid(str(key)[:100], f"is not a field of a job (known: {', '.join(_FIELDS)})")
+    task = _name(data, "task", required=True)
+    assert task is not None
+    args = data.get("args", [])
+    if not isinstance(args, list):
+        _invalid("args", f"must be an array, not {_kind(args)}")
+    kwargs = data.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        _invalid("kwargs", f"must be an object, not {_kind(kwargs)}")
+    for field, value in (("args", args), ("kwargs", kwargs)):
+        if not _storable_text(value):
+            _invalid(field, "holds a string that is not valid Unicode (a lone surrogate)")
+    front = data.get("front", False)
+    if front is None:
+        front = False
+    if not isinstance(front, bool):
+        _invalid("front", f"must be a boolean, not {_kind(front)}")
+    delay = _number(data, "delay", 0, MAX_DELAY)
+    return EnqueueRequest(
+        task=task,
+        args=args,
+        kwargs=kwargs,
+        queue=_name(data, "queue", required=False),
+        priority=_number(data, "priority", -MAX_PRIORITY, MAX_PRIORITY),
+        delay=None if delay is None else float(delay),
+        front=front,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Checked ``GET /api/jobs`` query parameters."""
+
+    queue: str | None
+    status: str | None
+    limit: int
+    offset: int
+
+
+def _int_param(params: dict[str, str], field: str, default: int, low: int, high: int) -> int:
+    raw = params.get(field)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,9}", raw):
+        _invalid(field, f"must be a whole number from {low} to {high}")
+    value = int(raw)
+    if not low <= value <= high:
+        _invalid(field, f"must be a whole number from {low} to {high}")
+    return value
+
+
+def parse_listing(params: dict[str, str]) -> Listing:
+    """Check the ``queue``, ``status``, ``limit`` and ``offset`` query parameters."""
+    status = params.get("status") or None
+    if status is not None and status not in STATUSES:
+        _invalid("status", f"must be one of {', '.join(STATUSES)}")
+    queue = params.get("queue") or None
+    return Listing(
+        queue=None if queue is None else check_name(queue, "queue"),
+        status=status,
+        limit=_int_param(params, "limit", 50, 1, MAX_LIMIT),
+        offset=_int_param(params, "offset", 0, 0, MAX_OFFSET),
+    )
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON can carry it: tuples and sets become arrays, dates ISO text, bytes
+    base64 text, numbers JSON has no word for (nan, inf) and anything else their ``repr``."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((plain(v) for v in value), key=repr)
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else repr(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, (Decimal, uuid.UUID)):
+        return str(value)
+    return repr(value)
+
+
+class ErrorView(TypedDict):
+    type: str
+    message: str
+    traceback: str
+
+
+class ProgressView(TypedDict):
+    fraction: float
+    message: str | None
+
+
+class JobView(TypedDict, total=False):
+    id: str
+    task: str
+    queue: str
+    status: str
+    priority: int | float
+    position: int | None
+    eta_seconds: float | None
+    attempts: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    args: Any
+    kwargs: Any
+    progress: ProgressView | None
+    result: Any
+    error: ErrorView | None
+    url: str
+
+
+def _decoded(codec: Serializer, data: bytes | None) -> tuple[bool, Any]:
+    if data is None:
+        return True, None
+    try:
+        return True, codec.loads(data)
+    except Exception:  # written by another serializer, or by a newer baozi: shown as unreadable
+        return False, None
+
+
+def job_view(
+    rec: JobRecord,
+    codec: Serializer,
+    *,
+    position: int | None,
+    eta: float | None,
+    full: bool = True,
+) -> JobView:
+    """A job as the API shows it: its call, and its result or error once finished."""
+    view: JobView = {
+        "id": rec.id,
+        "task": rec.task,
+        "queue": rec.queue,
+        "status": rec.status,
+        "priority": plain(rec.priority),
+        "position": position,
+        "eta_seconds": None if eta is None else round(eta, 3),
+        "attempts": rec.attempts,
+        "created_at": rec.created_at,
+        "started_at": rec.started_at,
+        "finished_at": rec.finished_at,
+        "url": f"/api/jobs/{rec.id}",
+    }
+    ok, call = _decoded(codec, rec.payload)
+    args, kwargs = call if ok and isinstance(call, list) and len(call) == 2 else (None, None)
+    view["args"], view["kwargs"] = plain(args), plain(kwargs)
+    view["error"] = _error(rec.error)
+    if not full:
+        return view
+    view["progress"] = _progress(rec.progress)
+    ok, result = _decoded(codec, rec.result if rec.status == "succeeded" else None)
+    view["result"] = plain(result) if ok else "<a result this server cannot decode>"
+    return view
+
+
+def _error(raw: str | None) -> ErrorView | None:
+    if not raw:
+        return None
+    try:
+        error = json.loads(raw)
+    except ValueError:
+        return {"type": "Error", "message": raw, "traceback": ""}
+    if not isinstance(error, dict):
+        return {"type": "Error", "message": str(error), "traceback": ""}
+    return {
+        "type": str(error.get("type", "Error")),
+        "message": str(error.get("message", "")),
+        "traceback": str(error.get("traceback", "")),
+    }
+
+
+def _progress(raw: str | None) -> ProgressView | None:
+    try:
+        fraction, message = json.loads(raw) if raw else (None, None)
+        return None if fraction is None else {"fraction": float(fraction), "message": message}
+    except (ValueError, TypeError):
+        return None
+
+
+class WorkerView(TypedDict):
+    id: str
+    host: str
+    pid: int
+    pool: str
+    concurrency: int
+    busy: int
+    queues: list[str]
+    started_at: float
+    last_heartbeat: float
+
+
+def worker_view(info: WorkerInfo) -> WorkerView:
+    return {
+        "id": info.id,
+        "host": info.host,
+        "pid": info.pid,
+        "pool": info.pool,
+        "concurrency": info.concurrency,
+        "busy": info.busy,
+        "queues": list(info.queues),
+        "started_at": info.started_at,
+        "last_heartbeat": info.last_seen,
+    }

@@ -1,0 +1,275 @@
+"""The JSON endpoints: enqueue a job and follow it, list jobs, queues and workers, act on them.
+
+Every store call runs in a worker thread (``run_in_threadpool``), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..app import App
+from ..backends.base import JobRecord
+from ..errors import Full
+from ._wire import (
+    MAX_BODY,
+    ApiError,
+    EnqueueRequest,
+    check_name,
+    job_view,
+    parse_enqueue,
+    parse_listing,
+    worker_view,
+)
+from .metrics import CONTENT_TYPE, Metrics
+from .stats import THROUGHPUT_BUCKET, Observer
+
+__all__ = ["Api"]
+
+T = TypeVar("T")
+_PAUSE_METHODS = ("pause", "resume", "is_paused")
+
+
+async def _read_body(request: Request) -> bytes:
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise ApiError(415, f"send the job as application/json, not {kind[:100]!r}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(413, f"the request body is over {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Api:
+    """The endpoints, bound to one App, the observer watching its store, and its metrics."""
+
+    def __init__(self, app: App, observer: Observer, metrics: Metrics) -> None:
+        self.app = app
+        self.observer = observer
+        self.metrics = metrics
+        self.pausable = all(callable(getattr(app, m, None)) for m in _PAUSE_METHODS)
+        """Whether this App can pause queues (``App.pause``/``resume``/``is_paused``)."""
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/jobs", self._jobs, methods=["GET", "POST"]),
+            Route("/api/jobs/{job_id}", self._job, methods=["GET", "DELETE"]),
+            Route("/api/jobs/{job_id}/retry", self.retry, methods=["POST"]),
+            Route("/api/queues", self.queues, methods=["GET"]),
+            Route("/api/queues/{name}/pause", self.pause, methods=["POST"]),
+            Route("/api/queues/{name}/resume", self.resume, methods=["POST"]),
+            Route("/api/workers", self.workers, methods=["GET"]),
+            Route("/api/throughput", self.throughput, methods=["GET"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/metrics", self.prometheus, methods=["GET"]),
+        ]
+
+    @staticmethod
+    async def _off_loop(fn: Callable[[], T]) -> T:
+        return await run_in_threadpool(fn)
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    async def _jobs(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self.enqueue(request)
+        return await self.list_jobs(request)
+
+    async def _job(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            return await self.cancel(request)
+        return await self.get_job(request)
+
+    async def enqueue(self, request: Request) -> Response:
+        order = parse_enqueue(await _read_body(request))
+        root = request.scope.get("root_path", "")
+        return await self._off_loop(lambda: self._enqueue(order, root))
+
+    def _enqueue(self, order: EnqueueRequest, root: str) -> Response:
+        task = self.app.tasks.get(order.task)
+        if task is None:
+            known = ", ".join(sorted(self.app.tasks)[:20]) or "none"
+            raise ApiError(404, f"no task named {order.task!r} (known: {known})", field="task")
+        try:
+            job = task.apply_async(
+                order.args,
+                order.kwargs,
+                queue=order.queue,
+                priority=order.priority,
+                delay=order.delay,
+                front=order.front,
+                block=False,
+            )
+        except Full as exc:
+            retry_after = self._retry_after(order.queue or task.queue)
+            raise ApiError(429, str(exc), headers={"Retry-After": retry_after}) from exc
+        except TypeError as exc:  # an argument the app's serializer refuses
+            raise ApiError(422, f"args: {exc}", field="args") from exc
+        except ValueError as exc:
+            raise ApiError(422, str(exc), field="body") from exc
+        view = self._view(self._record(job.id), root=root)
+        return JSONResponse(view, status_code=202, headers={"Location": view["url"]})
+
+    def _retry_after(self, queue: str) -> str:
+        stats = self.observer.stats(queue)
+        if stats is None or not stats.rate:
+            return "5"
+        return str(max(1, math.ceil(1 / stats.rate)))
+
+    def _record(self, job_id: str) -> JobRecord:
+        try:
+            rec = self.app.store.record(job_id)
+        except (ValueError, OverflowError, UnicodeError):  # no store could hold such an id
+            rec = None
+        if rec is None:
+            raise ApiError(404, f"no job {job_id[:100]!r}")
+        return rec
+
+    def _view(self, rec: JobRecord, *, root: str = "", full: bool = True) -> Any:
+        position = self.app.store.rank(rec.queue, rec.id) if rec.status == "queued" else None
+        view = job_view(
+            rec, self.app.codec, position=position, eta=self.observer.eta(rec, position), full=full
+        )
+        view["url"] = root + view["url"]
+        return view
+
+    async def get_job(self, request: Request) -> Response:
+        job_id, root = request.path_params["job_id"], request.scope.get("root_path", "")
+        return JSONResponse(
+            await self._off_loop(lambda: self._view(self._record(job_id), root=root))
+        )
+
+    async def cancel(self, request: Request) -> Response:
+        job_id, root = request.path_params["job_id"], request.scope.get("root_path", "")
+
+        def cancel() -> Any:
+            self._record(job_id)
+            if not self.app.store.cancel(job_id, ttl=self.app.result_ttl):
+                status = self._record(job_id).status
+                raise ApiError(
+                    409,
+                    f"job {job_id} is {status}: only a job that has not started can be cancelled",
+                )
+            return self._view(self._record(job_id), root=root)
+
+        return JSONResponse(await self._off_loop(cancel))
+
+    async def retry(self, request: Request) -> Response:
+        job_id, root = request.path_params["job_id"], request.scope.get("root_path", "")
+
+        def retry() -> Response:
+            self._record(job_id)
+            if not self.app.store.requeue(job_id):
+                status = self._record(job_id).status
+                raise ApiError(
+                    409, f"job {job_id} is {status}: only a failed or cancelled job can be retried"
+                )
+            view = self._view(self._record(job_id), root=root)
+            return JSONResponse(view, status_code=202, headers={"Location": view["url"]})
+
+        return await self._off_loop(retry)
+
+    async def list_jobs(self, request: Request) -> Response:
+        query = parse_listing(dict(request.query_params))
+        root = request.scope.get("root_path", "")
+
+        def listing() -> dict[str, Any]:
+            recs = self.app.store.records(query.queue, query.status, query.limit + 1, query.offset)
+            more = len(recs) > query.limit
+            return {
+                "jobs": [self._view(rec, root=root, full=False) for rec in recs[: query.limit]],
+                "limit": query.limit,
+                "offset": query.offset,
+                "next_offset": query.offset + query.limit if more else None,
+            }
+
+        return JSONResponse(await self._off_loop(listing))
+
+    # -- queues and workers -------------------------------------------------------------------
+
+    async def queues(self, request: Request) -> Response:
+        return JSONResponse(await self._off_loop(self._queues))
+
+    def _queues(self) -> dict[str, Any]:
+        store = self.app.store
+        names = {n for n in store.queues() if not n.startswith("deque:")} | set(self.app.queues)
+        out = []
+        for name in sorted(names):
+            counts = store.job_counts(name)
+            stats = self.observer.stats(name)
+            spec = self.app.queues.get(name)
+            maxsize = spec.maxsize if spec else int(store.queue_options(name).get("maxsize") or 0)
+            out.append(
+                {
+                    "name": name,
+                    "ready": counts.get("queued", 0),
+                    "scheduled": counts.get("scheduled", 0),
+                    "running": counts.get("running", 0),
+                    "succeeded": counts.get("succeeded", 0),
+                    "failed": counts.get("failed", 0),
+                    "cancelled": counts.get("cancelled", 0),
+                    "finished_last_minute": stats.finished_last_minute if stats else 0,
+                    "rate_per_second": None
+                    if stats is None or stats.rate is None
+                    else round(stats.rate, 3),
+                    "maxsize": maxsize,
+                    "pausable": self.pausable,
+                    "paused": self._is_paused(name),
+                }
+            )
+        return {"queues": out}
+
+    def _is_paused(self, name: str) -> bool | None:
+        if not self.pausable:
+            return None
+        return bool(getattr(self.app, "is_paused")(name))  # noqa: B009 -- not on every App
+
+    async def pause(self, request: Request) -> Response:
+        return await self._pause_or_resume(request, "pause")
+
+    async def resume(self, request: Request) -> Response:
+        return await self._pause_or_resume(request, "resume")
+
+    async def _pause_or_resume(self, request: Request, action: str) -> Response:
+        name = check_name(request.path_params["name"], "name")
+        if not self.pausable:
+            raise ApiError(409, "this version of baozi cannot pause queues")
+
+        def act() -> dict[str, Any]:
+            try:
+                getattr(self.app, action)(name)
+            except ValueError as exc:
+                raise ApiError(422, str(exc), field="name") from exc
+            return {"name": name, "paused": self._is_paused(name)}
+
+        return JSONResponse(await self._off_loop(act))
+
+    async def workers(self, request: Request) -> Response:
+        found = await self._off_loop(self.app.store.workers)
+        views = sorted(
+            (worker_view(w) for w in found), key=lambda v: (v["host"], v["pid"], v["id"])
+        )
+        return JSONResponse({"workers": views})
+
+    async def throughput(self, request: Request) -> Response:
+        end, series = self.observer.throughput()
+        return JSONResponse({"bucket_seconds": THROUGHPUT_BUCKET, "end": end, "queues": series})
+
+    # -- health and metrics -------------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        await self._off_loop(self.app.store.queues)  # a store that is down answers 503
+        return JSONResponse({"status": "ok"})
+
+    async def prometheus(self, request: Request) -> Response:
+        body = await self._off_loop(self.metrics.render)
+        return Response(body, media_type=CONTENT_TYPE)

@@ -1,0 +1,390 @@
+"""The OpenAPI 3.1 document served at ``/openapi.json``: every operation, status and body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+from ..backends.base import STATUSES
+from ._wire import MAX_DELAY, MAX_LIMIT, MAX_OFFSET, MAX_PRIORITY, NAME_PATTERN
+
+__all__ = ["openapi_document"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, **headers: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if headers:
+        out["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    return out
+
+
+def _error(description: str, **headers: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description, **headers)
+
+
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME_PATTERN}
+_JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1},
+    "description": "A job id, as returned when the job was enqueued.",
+}
+_QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": _NAME}
+
+
+def _schemas() -> dict[str, Any]:
+    job_fields: dict[str, Any] = {
+        "id": {"type": "string"},
+        "task": {"type": "string"},
+        "queue": {"type": "string"},
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "priority": {"type": ["number", "string"]},
+        "position": {
+            "type": ["integer", "null"],
+            "description": "Jobs that will be served before this one (0 = next); null unless queued.",
+        },
+        "eta_seconds": {
+            "type": ["number", "null"],
+            "description": "Estimated seconds until it is done, from the queue's recent "
+            "completion rate; null while there is no history.",
+        },
+        "attempts": {"type": "integer"},
+        "created_at": {"type": "number"},
+        "started_at": _NULLABLE_NUMBER,
+        "finished_at": _NULLABLE_NUMBER,
+        "args": {
+            "description": "The positional arguments (null if this server cannot decode them)."
+        },
+        "kwargs": {"description": "The keyword arguments."},
+        "progress": {"oneOf": [{"type": "null"}, _ref("Progress")]},
+        "result": {"description": "The value the task returned, once it succeeded."},
+        "error": {"oneOf": [{"type": "null"}, _ref("JobError")]},
+        "url": {"type": "string"},
+    }
+    summary = ["id", "task", "queue", "status", "position", "eta_seconds", "attempts", "url"]
+    queue_fields = {
+        name: {"type": "integer", "minimum": 0}
+        for name in ("ready", "scheduled", "running", "succeeded", "failed", "cancelled")
+    }
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {"type": "string", "description": "What went wrong."},
+                "field": {"type": "string", "description": "The request field at fault."},
+            },
+        },
+        "NewJob": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["task"],
+            "properties": {
+                "task": {**_NAME, "description": "A task registered on the app."},
+                "args": {"type": "array", "default": []},
+                "kwargs": {"type": "object", "default": {}},
+                "queue": {
+                    "oneOf": [{"type": "null"}, _NAME],
+                    "description": "Default: the task's.",
+                },
+                "priority": {
+                    "type": ["number", "null"],
+                    "minimum": -MAX_PRIORITY,
+                    "maximum": MAX_PRIORITY,
+                    "description": "Lower runs first. Default: the task's.",
+                },
+                "delay": {
+                    "type": ["number", "null"],
+                    "minimum": 0,
+                    "maximum": MAX_DELAY,
+                    "description": "Seconds before the job becomes ready.",
+                },
+                "front": {
+                    "type": ["boolean", "null"],
+                    "default": False,
+                    "description": "Put the job at the head of its queue.",
+                },
+            },
+        },
+        "Job": {"type": "object", "required": summary, "properties": job_fields},
+        "Progress": {
+            "type": "object",
+            "required": ["fraction"],
+            "properties": {"fraction": {"type": "number"}, "message": {"type": ["string", "null"]}},
+        },
+        "JobError": {
+            "type": "object",
+            "required": ["type", "message", "traceback"],
+            "properties": {
+                "type": {"type": "string"},
+                "message": {"type": "string"},
+                "traceback": {"type": "string"},
+            },
+        },
+        "JobList": {
+            "type": "object",
+            "required": ["jobs", "limit", "offset", "next_offset"],
+            "properties": {
+                "jobs": {"type": "array", "items": _ref("Job")},
+                "limit": {"type": "integer"},
+                "offset": {"type": "integer"},
+                "next_offset": {"type": ["integer", "null"]},
+            },
+        },
+        "Queue": {
+            "type": "object",
+            "required": ["name", *queue_fields, "rate_per_second", "pausable", "paused"],
+            "properties": {
+                "name": {"type": "string"},
+                **queue_fields,
+                "finished_last_minute": {"type": "integer", "minimum": 0},
+                "rate_per_second": {
+                    "type": ["number", "null"],
+                    "description": "Jobs finished per second over the last minute; null "
+                    "before any was seen to finish.",
+                },
+                "maxsize": {"type": "integer", "minimum": 0},
+                "pausable": {"type": "boolean"},
+                "paused": {"type": ["boolean", "null"]},
+            },
+        },
+        "QueueList": {
+            "type": "object",
+            "required": ["queues"],
+            "properties": {"queues": {"type": "array", "items": _ref("Queue")}},
+        },
+        "QueueState": {
+            "type": "object",
+            "required": ["name", "paused"],
+            "properties": {"name": {"type": "string"}, "paused": {"type": ["boolean", "null"]}},
+        },
+        "Worker": {
+            "type": "object",
+            "required": ["id", "host", "pid", "pool", "concurrency", "busy", "last_heartbeat"],
+            "properties": {
+                "id": {"type": "string"},
+                "host": {"type": "string"},
+                "pid": {"type": "integer"},
+                "pool": {"type": "string"},
+                "concurrency": {"type": "integer"},
+                "busy": {"type": "integer", "description": "Slots running a job."},
+                "queues": {"type": "array", "items": {"type": "string"}},
+                "started_at": {"type": "number"},
+                "last_heartbeat": {"type": "number"},
+            },
+        },
+        "WorkerList": {
+            "type": "object",
+            "required": ["workers"],
+            "properties": {"workers": {"type": "array", "items": _ref("Worker")}},
+        },
+        "Throughput": {
+            "type": "object",
+            "required": ["bucket_seconds", "end", "queues"],
+            "properties": {
+                "bucket_seconds": {"type": "number"},
+                "end": {"type": "number", "description": "When the last bucket ends."},
+                "queues": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "integer"}},
+                },
+            },
+        },
+    }
+
+
+def _operations() -> dict[str, Any]:
+    unauthorized = _error("A token is needed (the server was started with one).")
+    not_found = _error("No job with this id.")
+    job = _ref("Job")
+    return {
+        "/api/jobs": {
+            "post": {
+                "operationId": "enqueueJob",
+                "summary": "Enqueue a job; answers at once with its place in line.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("NewJob")}},
+                },
+                "responses": {
+                    "202": _json(job, "Enqueued.", Location="The job's URL."),
+                    "401": unauthorized,
+                    "404": _error("No task of that name; nothing was enqueued."),
+                    "413": _error("The body is over 1 MiB."),
+                    "415": _error("The body is not JSON."),
+                    "422": _error("Malformed JSON or a field of the wrong type; `field` names it."),
+                    "429": _error(
+                        "The queue is at its maxsize.", **{"Retry-After": "Seconds to wait."}
+                    ),
+                },
+            },
+            "get": {
+                "operationId": "listJobs",
+                "summary": "Jobs, newest first, a page at a time.",
+                "parameters": [
+                    {"name": "queue", "in": "query", "schema": _NAME},
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": list(STATUSES)},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_LIMIT,
+                            "default": 50,
+                        },
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": MAX_OFFSET,
+                            "default": 0,
+                        },
+                    },
+                ],
+                "responses": {
+                    "200": _json(_ref("JobList"), "A page of jobs."),
+                    "401": unauthorized,
+                    "422": _error("A query parameter is out of range; `field` names it."),
+                },
+            },
+        },
+        "/api/jobs/{job_id}": {
+            "parameters": [_JOB_ID],
+            "get": {
+                "operationId": "getJob",
+                "summary": "A job's status, place in line, estimate, and its result or error.",
+                "responses": {"200": _json(job, "The job."), "401": unauthorized, "404": not_found},
+            },
+            "delete": {
+                "operationId": "cancelJob",
+                "summary": "Cancel a job that has not started.",
+                "responses": {
+                    "200": _json(job, "Cancelled."),
+                    "401": unauthorized,
+                    "404": not_found,
+                    "409": _error("The job has started or finished."),
+                },
+            },
+        },
+        "/api/jobs/{job_id}/retry": {
+            "parameters": [_JOB_ID],
+            "post": {
+                "operationId": "retryJob",
+                "summary": "Run a failed (or cancelled) job again.",
+                "responses": {
+                    "202": _json(job, "Queued again.", Location="The job's URL."),
+                    "401": unauthorized,
+                    "404": not_found,
+                    "409": _error("The job is neither failed nor cancelled."),
+                },
+            },
+        },
+        "/api/queues": {
+            "get": {
+                "operationId": "listQueues",
+                "summary": "Every queue: jobs by state and the completion rate of the last minute.",
+                "responses": {"200": _json(_ref("QueueList"), "The queues."), "401": unauthorized},
+            }
+        },
+        **{
+            f"/api/queues/{{name}}/{action}": {
+                "parameters": [_QUEUE_NAME],
+                "post": {
+                    "operationId": f"{action}Queue",
+                    "summary": f"{action.capitalize()} a queue (where this baozi can).",
+                    "responses": {
+                        "200": _json(_ref("QueueState"), "Done."),
+                        "401": unauthorized,
+                        "409": _error("This baozi cannot pause queues."),
+                        "422": _error("Not a queue name."),
+                    },
+                },
+            }
+            for action in ("pause", "resume")
+        },
+        "/api/workers": {
+            "get": {
+                "operationId": "listWorkers",
+                "summary": "Live workers: host, pid, pool, slots and last heartbeat.",
+                "responses": {
+                    "200": _json(_ref("WorkerList"), "The workers."),
+                    "401": unauthorized,
+                },
+            }
+        },
+        "/api/throughput": {
+            "get": {
+                "operationId": "getThroughput",
+                "summary": "Jobs finished per 10 s over the last ten minutes, per queue.",
+                "responses": {"200": _json(_ref("Throughput"), "The series."), "401": unauthorized},
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "health",
+                "summary": "Whether the server and its store answer (no token needed).",
+                "security": [],
+                "responses": {
+                    "200": _json({"type": "object"}, "Up."),
+                    "503": _error("The store cannot be reached."),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (text format).",
+                "responses": {
+                    "200": {
+                        "description": "The metrics.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "401": unauthorized,
+                },
+            }
+        },
+    }
+
+
+def openapi_document(*, secured: bool) -> dict[str, Any]:
+    """The document; ``secured`` when the server wants a bearer token."""
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "baozi",
+            "version": __version__,
+            "description": "Enqueue jobs and follow them: a job is accepted at once (202) with "
+            "its place in line, and its URL answers with its status until it is done.",
+        },
+        "paths": _operations(),
+        "components": {"schemas": _schemas()},
+    }
+    if secured:
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        doc["security"] = [{"bearer": []}]
+    else:
+        for item in doc["paths"].values():
+            for op in item.values():
+                if isinstance(op, dict):
+                    op["responses"].pop("401", None)
+    return doc

@@ -1,0 +1,219 @@
+"""The ASGI application (``create_app``) and running it with uvicorn (``serve``)."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import ipaddress
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..app import App
+from ..errors import StoreError
+from ._wire import MAX_BODY, ApiError
+from .api import Api
+from .metrics import Metrics
+from .openapi import openapi_document
+from .stats import Observer
+
+__all__ = ["check_bind", "create_app", "serve"]
+
+log = logging.getLogger("baozi.web")
+STATIC = Path(__file__).with_name("static")
+_PUBLIC = ("/", "/healthz", "/openapi.json", "/favicon.ico")
+"""Paths that answer without a token: the dashboard's empty page and its files (they hold no
+data; the page asks for the token before it reads anything), the health check and the schema."""
+_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; "
+        b"img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+        b"base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class _Guard:
+    """Outermost layer: a bearer token on every non-public request, a body size limit, and
+    headers that keep a browser from treating any answer as anything but what it says."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token.encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *_HEADERS]
+            await send(message)
+
+        headers = dict(scope["headers"])
+        path = scope["path"]
+        public = path in _PUBLIC or path.startswith("/static/")
+        if self.token is not None and not public and not self._authorized(headers):
+            await _plain_error(
+                scope,
+                receive,
+                send_with_headers,
+                401,
+                "this server needs a bearer token",
+                {"WWW-Authenticate": 'Bearer realm="baozi"'},
+            )
+            return
+        length = headers.get(b"content-length", b"0")
+        if length.isdigit() and int(length) > MAX_BODY:
+            await _plain_error(
+                scope, receive, send_with_headers, 413, f"the request body is over {MAX_BODY} bytes"
+            )
+            return
+        await self.app(scope, receive, send_with_headers)
+
+    def _authorized(self, headers: dict[bytes, bytes]) -> bool:
+        assert self.token is not None
+        scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token)
+
+
+async def _plain_error(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    await JSONResponse({"error": message}, status_code=status, headers=headers)(
+        scope, receive, send
+    )
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    body: dict[str, Any] = {"error": exc.message}
+    if exc.field is not None:
+        body["field"] = exc.field
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    log.warning("store failed: %s", exc)
+    return JSONResponse(
+        {"error": f"the store is unavailable: {type(exc).__name__}"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"error": "internal server error"}, status_code=500)
+
+
+def create_app(app: App, *, token: str | None = None, interval: float = 1.0) -> Starlette:
+    """The ASGI application serving ``app``: the JSON API under /api, /healthz, /metrics,
+    /openapi.json and the dashboard at /. With ``token``, every request but those for the
+    dashboard's files, /healthz and /openapi.json needs ``Authorization: Bearer <token>``.
+    The store is sampled every ``interval`` seconds while the application runs (its lifespan)."""
+    metrics = Metrics(lambda: app.store)
+    observer = Observer(lambda: app.store, metrics, interval=interval)
+    api = Api(app, observer, metrics)
+    document = openapi_document(secured=bool(token))
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    async def schema(request: Request) -> Response:
+        return JSONResponse(document)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        observer.start()
+        try:
+            yield
+        finally:
+            observer.stop()
+
+    routes = [
+        Route("/", index, methods=["GET"]),
+        Route("/openapi.json", schema, methods=["GET"]),
+        *api.routes(),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    web = Starlette(
+        routes=routes,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            StoreError: _store_error,
+            Exception: _server_error,
+        },
+        middleware=[Middleware(_Guard, token=token)],
+        lifespan=lifespan,
+    )
+    web.state.baozi = app
+    web.state.observer = observer
+    web.state.api = api
+    return web
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse (ValueError) to listen beyond this machine without a token."""
+    if token:
+        return
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            f"refusing to serve on {host} without a token: anyone who reaches it could run "
+            f"tasks. Give --token (or BAOZI_TOKEN), or listen on 127.0.0.1"
+        )
+
+
+def serve(
+    app: App,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    log_level: str = "info",
+) -> None:
+    """Run the HTTP service for ``app`` until interrupted (uvicorn; Ctrl-C stops it)."""
+    import uvicorn
+
+    check_bind(host, token)
+    uvicorn.run(
+        create_app(app, token=token),
+        host=host,
+        port=port,
+        log_level=log_level,
+        server_header=False,
+        proxy_headers=False,
+        lifespan="on",
+    )

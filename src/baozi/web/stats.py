@@ -1,0 +1,268 @@
+"""What the server learns by watching the store: per-queue counts, finishes, rates and estimates.
+
+Workers run anywhere and tell the store, not the server, so the server samples the store once a
+``interval`` (a second): each queue's job counts and, when they moved, the newest job records --
+new jobs, running ones, and finished ones with their times. From the finishes it keeps for ten
+minutes come a queue's completion rate over the last minute, the throughput chart and the
+estimates of when a job will be done; the events go to a :class:`Sink` (the Prometheus counters).
+A sample reads at most ``MAX_SCAN`` records of each kind per queue, so a queue finishing more
+jobs than that per interval is counted short; its rate and counts stay right.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..backends.base import JobRecord, Store
+
+__all__ = ["Observer", "QueueStats", "Sink", "THROUGHPUT_BUCKET", "THROUGHPUT_BUCKETS"]
+
+log = logging.getLogger("baozi.web")
+
+WINDOW = 60.0
+"""The completion rate is over the last minute."""
+HISTORY = 600.0
+"""Finishes are kept ten minutes, for the throughput chart."""
+THROUGHPUT_BUCKET = 10.0
+THROUGHPUT_BUCKETS = int(HISTORY // THROUGHPUT_BUCKET)
+PAGE = 200
+MAX_SCAN = 5000
+
+
+class Sink(Protocol):
+    """Where the observer reports what it saw happen (after the server started)."""
+
+    def enqueued(self, queue: str, task: str) -> None: ...
+
+    def started(self, queue: str, task: str) -> None: ...
+
+    def finished(self, status: str, queue: str, task: str, duration: float | None) -> None: ...
+
+
+@dataclass
+class _Seen:
+    """What the observer remembers of one queue between samples."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    finishes: dict[str, float] = field(default_factory=dict)  # job id -> finished_at
+    horizon: float = 0.0  # finishes at or before this were forgotten: never counted again
+    durations: deque[float] = field(default_factory=lambda: deque(maxlen=200))
+    running: set[str] = field(default_factory=set)
+    newest: int = -1  # the highest job id seen so far (-1: none yet)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """One queue as of the last sample."""
+
+    name: str
+    counts: dict[str, int]
+    finished_last_minute: int
+    rate: float | None
+    """Jobs finished per second over the last minute (or since watching began, if later);
+    None while the observer has seen no job of this queue finish."""
+    mean_duration: float | None
+
+
+def _id_order(job_id: str) -> int | None:
+    return int(job_id) if job_id.isdigit() else None
+
+
+class Observer:
+    """Samples a store in a thread of its own, from :meth:`start` until :meth:`stop`."""
+
+    def __init__(
+        self,
+        store: Callable[[], Store],
+        sink: Sink | None = None,
+        *,
+        interval: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._sink = sink
+        self.interval = interval
+        self.since = time.time()
+        self._lock = threading.Lock()
+        self._queues: dict[str, _Seen] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sampled = threading.Event()
+        """Set after each sample (tests clear it and wait for the next)."""
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._run, name="baozi-web-observer", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sample()
+            except Exception:  # the store may be back at the next sample
+                log.exception("sampling the store failed")
+            self._stop.wait(self.interval)
+
+    # -- sampling -----------------------------------------------------------------------------
+
+    def sample(self) -> None:
+        """Take one sample of every job queue now."""
+        store = self._store()
+        now = time.time()
+        for name in store.queues():
+            if name.startswith("deque:"):
+                continue
+            counts = store.job_counts(name)
+            with self._lock:
+                seen = self._queues.setdefault(name, _Seen())
+                moved = counts != seen.counts
+                seen.counts = counts
+            if moved:
+                self._scan(store, name, seen, now)
+            with self._lock:
+                self._forget(seen, now)
+        self.sampled.set()
+
+    def _scan(self, store: Store, queue: str, seen: _Seen, now: float) -> None:
+        newest = seen.newest
+        fresh = self._records(
+            store, queue, None, lambda rec: (_id_order(rec.id) or -1) > newest, stop_early=True
+        )
+        seen.newest = max([newest, *(_id_order(rec.id) or -1 for rec in fresh)])
+        for rec in fresh:
+            if rec.created_at >= self.since and self._sink is not None:
+                self._sink.enqueued(queue, rec.task)
+        running_before = seen.running
+        running = self._records(store, queue, "running", lambda rec: True)
+        seen.running = {rec.id for rec in running}
+        for rec in running:
+            if rec.id not in running_before and self._sink is not None:
+                self._sink.started(queue, rec.task)
+        started_seen = running_before | seen.running
+        for status in ("succeeded", "failed"):
+            for rec in self._records(store, queue, status, self._unseen_finish(seen)):
+                self._finished(queue, seen, rec, started_seen=rec.id in started_seen)
+
+    def _unseen_finish(self, seen: _Seen) -> Callable[[JobRecord], bool]:
+        with self._lock:
+            known, horizon = dict(seen.finishes), seen.horizon
+
+        def unseen(rec: JobRecord) -> bool:
+            # A job that finishes again after a retry has a new finishing time: counted again.
+            return known.get(rec.id) != rec.finished_at and (rec.finished_at or 0) > horizon
+
+        return unseen
+
+    def _records(
+        self,
+        store: Store,
+        queue: str,
+        status: str | None,
+        wanted: Callable[[JobRecord], bool],
+        *,
+        stop_early: bool = False,
+    ) -> list[JobRecord]:
+        """Records of the queue, newest first, that are ``wanted``: page on while a page has
+        some (``stop_early``: while it has nothing else), up to MAX_SCAN records."""
+        out: list[JobRecord] = []
+        for offset in range(0, MAX_SCAN, PAGE):
+            page = store.records(queue, status, PAGE, offset)
+            hits = [rec for rec in page if wanted(rec)]
+            out.extend(hits)
+            if len(page) < PAGE or not hits or (stop_early and len(hits) < len(page)):
+                break
+        return out
+
+    def _finished(self, queue: str, seen: _Seen, rec: JobRecord, *, started_seen: bool) -> None:
+        finished = rec.finished_at
+        if finished is None:  # not in a finished record; nothing to count
+            return
+        duration = None
+        if rec.started_at is not None and finished >= rec.started_at:
+            duration = finished - rec.started_at
+        with self._lock:
+            seen.finishes[rec.id] = finished
+            if duration is not None:
+                seen.durations.append(duration)
+        if finished >= self.since and self._sink is not None:
+            if not started_seen and rec.started_at is not None:
+                self._sink.started(queue, rec.task)
+            self._sink.finished(rec.status, queue, rec.task, duration)
+
+    def _forget(self, seen: _Seen, now: float) -> None:
+        cutoff = now - HISTORY
+        old = [i for i, t in seen.finishes.items() if t <= cutoff]
+        for job_id in old:
+            del seen.finishes[job_id]
+        seen.horizon = max(seen.horizon, cutoff)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def stats(self, queue: str) -> QueueStats | None:
+        """The queue as of the last sample; None before it was first sampled."""
+        now = time.time()
+        with self._lock:
+            seen = self._queues.get(queue)
+            if seen is None:
+                return None
+            finishes = list(seen.finishes.values())
+            counts = dict(seen.counts)
+            durations = list(seen.durations)
+        recent = sum(1 for t in finishes if t > now - WINDOW)
+        rate = None
+        if finishes:
+            watched = now - min(self.since, *finishes)
+            rate = recent / max(1.0, min(WINDOW, watched))
+        mean = sum(durations) / len(durations) if durations else None
+        return QueueStats(queue, counts, recent, rate, mean)
+
+    def all_stats(self) -> list[QueueStats]:
+        with self._lock:
+            names = sorted(self._queues)
+        return [s for s in (self.stats(n) for n in names) if s is not None]
+
+    def throughput(self) -> tuple[float, dict[str, list[int]]]:
+        """Jobs finished per THROUGHPUT_BUCKET seconds over the last ten minutes, per queue,
+        oldest bucket first; and the time the last bucket ends."""
+        end = (time.time() // THROUGHPUT_BUCKET + 1) * THROUGHPUT_BUCKET
+        start = end - THROUGHPUT_BUCKET * THROUGHPUT_BUCKETS
+        series: dict[str, list[int]] = {}
+        with self._lock:
+            for name, seen in sorted(self._queues.items()):
+                counts = [0] * THROUGHPUT_BUCKETS
+                for t in seen.finishes.values():
+                    if start <= t < end:
+                        counts[int((t - start) // THROUGHPUT_BUCKET)] += 1
+                series[name] = counts
+        return end, series
+
+    def eta(self, rec: JobRecord, position: int | None) -> float | None:
+        """Seconds until the job is likely done: for a queued job, the jobs ahead of it and
+        those running, at the queue's recent rate; for a running one, the recent mean duration
+        less the time it has run. None when there is no history, or for a scheduled job."""
+        if rec.status in ("succeeded", "failed", "cancelled"):
+            return 0.0
+        stats = self.stats(rec.queue)
+        if stats is None:
+            return None
+        if rec.status == "running" and rec.started_at is not None:
+            if stats.mean_duration is None:
+                return None
+            return max(0.0, stats.mean_duration - (time.time() - rec.started_at))
+        if position is None or not stats.rate:
+            return None
+        return (position + stats.counts.get("running", 0) + 1) / stats.rate
