@@ -31,6 +31,7 @@ from .errors import (
 )
 from .jobs import Job, current_job
 from .queues import LifoQueue, PriorityQueue, Queue
+from .sync import Condition, Dict, Event, Lock, Semaphore
 from .worker import Worker
 
 try:
@@ -41,18 +42,23 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "App",
     "BaoziError",
+    "Condition",
     "Deque",
+    "Dict",
     "Empty",
+    "Event",
     "Full",
     "Job",
     "JobCancelled",
     "JobFailed",
     "JobNotFound",
     "LifoQueue",
+    "Lock",
     "NotABaoziStore",
     "PriorityQueue",
     "Queue",
     "Retry",
+    "Semaphore",
     "StoreError",
     "StoreUnavailable",
     "Task",

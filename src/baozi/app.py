@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import functools
 import importlib
 import inspect
+import re
+import string
 import threading
 import types
 from collections.abc import Callable, Iterable
@@ -19,8 +22,10 @@ from .backends.base import NewJob, Store
 from .errors import Full
 from .jobs import Job, Watcher
 from .serialize import Serializer, get_serializer
+from .sync import Condition, Dict, Event, Lock, Semaphore
 
 if TYPE_CHECKING:
+    from .beat import Schedule
     from .executor import JobExecutor
 
 __all__ = ["App", "QueueSpec", "Task"]
@@ -42,6 +47,60 @@ _UNDECLARED = QueueSpec("")
 """The discipline of a queue the app never declared: FIFO, unbounded."""
 
 
+_PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+_RATE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*/\s*([smh])\s*$")
+
+
+def _rate_interval(rate: object) -> float:
+    """ "100/m" -> seconds between events (0.6)."""
+    m = _RATE.match(rate) if isinstance(rate, str) else None
+    if m is None or float(m.group(1)) <= 0:
+        raise ValueError(
+            f"rate_limit must look like '100/m' (a positive count per s, m or h), not {rate!r}"
+        )
+    return _PERIODS[m.group(2)] / float(m.group(1))
+
+
+def _check_lock_template(fn: Callable[..., Any], template: object) -> None:
+    """A lock template may name only the function's parameters: "account:{account_id}"."""
+    if not isinstance(template, str) or not template:
+        raise ValueError(f"lock must be a non-empty str template, not {template!r}")
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ValueError(f"lock template {template!r} is malformed: {exc}") from None
+    for field in fields:
+        name = re.split(r"[.\[]", field, maxsplit=1)[0]
+        if not name or name.isdigit():
+            raise ValueError(
+                f"lock template {template!r}: name the parameter, as in {{account_id}}, not {{{field}}}"
+            )
+        if name not in params and not takes_any:
+            raise ValueError(
+                f"lock template {template!r} names {name!r}, which is not a parameter of "
+                f"{fn.__qualname__}{inspect.signature(fn)}"
+            )
+
+
+def _seconds_until(eta: object) -> float:
+    if not isinstance(eta, datetime.datetime):
+        raise TypeError(f"eta must be a datetime, not {type(eta).__name__} ({eta!r})")
+    if eta.tzinfo is None or eta.utcoffset() is None:
+        raise ValueError(
+            f"eta {eta.isoformat()} has no time zone: give an aware datetime, such as "
+            f"datetime.now(timezone.utc) + timedelta(minutes=5)"
+        )
+    return max((eta - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
+
+
+def _queue_name(queue: object) -> str:
+    if not isinstance(queue, str) or not queue:
+        raise TypeError(f"a queue name must be a non-empty str, not {queue!r}")
+    return queue
+
+
 class Task(Generic[P, R]):
     """A registered function. Call it to run it here; ``delay``/``apply_async`` to enqueue a job."""
 
@@ -59,7 +118,14 @@ class Task(Generic[P, R]):
         on_success: Callable[[Job, Any], Any] | None,
         on_failure: Callable[[Job, BaseException], Any] | None,
         max_deliveries: int,
+        concurrency: int | None = None,
+        rate_limit: str | None = None,
+        lock: str | None = None,
     ) -> None:
+        if concurrency is not None and (
+            isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+        ):
+            raise ValueError(f"concurrency must be a positive int or None, not {concurrency!r}")
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be a non-negative int, not {retries!r}")
         if timeout is not None and not timeout > 0:
@@ -80,7 +146,25 @@ class Task(Generic[P, R]):
         self.on_failure = on_failure
         self.max_deliveries = max_deliveries
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.concurrency = concurrency
+        self.rate_limit = rate_limit
+        self.rate_interval = _rate_interval(rate_limit) if rate_limit is not None else None
+        self.lock = lock
+        if lock is not None:
+            _check_lock_template(fn, lock)
         functools.update_wrapper(self, fn)
+
+    @property
+    def limited(self) -> bool:
+        """Whether a worker must ask the store before running a job of this task."""
+        return bool(self.concurrency or self.rate_interval or self.lock)
+
+    def lock_key(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> str:
+        """The task's ``lock`` template filled with a call's arguments (by parameter name)."""
+        assert self.lock is not None
+        bound = inspect.signature(self.fn).bind(*args, **kwargs)
+        bound.apply_defaults()
+        return self.lock.format(**bound.arguments)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
@@ -100,10 +184,15 @@ class Task(Generic[P, R]):
         front: bool = False,
         block: bool = True,
         timeout: float | None = None,
+        eta: datetime.datetime | None = None,
     ) -> Job:
-        """Enqueue a job. ``delay`` seconds keeps it scheduled before it becomes ready; ``front``
-        puts it at the head of its queue. A full queue makes this wait (``block``, ``timeout``)
-        and then raise ``queue.Full``."""
+        """Enqueue a job. ``delay`` seconds (or ``eta``, an aware datetime) keeps it scheduled
+        before it becomes ready; ``front`` puts it at the head of its queue. A full queue makes
+        this wait (``block``, ``timeout``) and then raise ``queue.Full``."""
+        if eta is not None:
+            if delay is not None:
+                raise ValueError("give delay= or eta=, not both")
+            delay = _seconds_until(eta)
         (job,) = self.app._enqueue(
             self.name,
             [(tuple(args), kwargs or {})],
@@ -159,6 +248,7 @@ class App:
         self.codec = get_serializer(serializer)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.queues: dict[str, QueueSpec] = {}
+        self.schedules: list[Schedule] = []
         self._bounded: set[str] = set()  # queues whose maxsize is recorded in the store
         self.import_path: str | None = None  # "module:attribute", when known
         self._importable = tuple(importable)
@@ -196,7 +286,14 @@ class App:
     def task(self, fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
         """Register a function (plain or ``async def``) as a task: ``@app.task`` or
         ``@app.task(name=None, queue="default", priority=0, retries=0, retry_backoff=1.0,
-        timeout=None, on_success=None, on_failure=None, max_deliveries=5)``."""
+        timeout=None, on_success=None, on_failure=None, max_deliveries=5, concurrency=None,
+        rate_limit=None, lock=None)``.
+
+        ``concurrency=N`` runs at most N jobs of the task at once across every worker;
+        ``rate_limit="100/m"`` (per s, m or h) starts at most that many across every worker;
+        ``lock="account:{account_id}"`` never runs two jobs whose arguments give the same key at
+        once (the same lock as ``app.lock(key)``). A job held back stays in its place in its queue
+        without taking a worker slot."""
 
         def register(f: Callable[P, R]) -> Task[P, R]:
             allowed = {
@@ -209,6 +306,9 @@ class App:
                 "on_success",
                 "on_failure",
                 "max_deliveries",
+                "concurrency",
+                "rate_limit",
+                "lock",
             }
             unknown = set(options) - allowed
             if unknown:
@@ -228,6 +328,9 @@ class App:
                 on_success=options.get("on_success"),
                 on_failure=options.get("on_failure"),
                 max_deliveries=options.get("max_deliveries", 5),
+                concurrency=options.get("concurrency"),
+                rate_limit=options.get("rate_limit"),
+                lock=options.get("lock"),
             )
             self.tasks[name] = task
             return task
@@ -338,6 +441,58 @@ class App:
             raise Full(f"queue {queue!r} is full ({spec.maxsize} jobs waiting)")
         return [Job(self, i) for i in ids]
 
+    # -- coordination -------------------------------------------------------------------------
+
+    def lock(self, name: str, ttl: float = 30.0) -> Lock:
+        """A lock shared by every process on the store (reentrant for its holding thread). If the
+        holder dies, it frees itself ``ttl`` seconds later; a live holder keeps renewing it."""
+        return Lock(self, name, ttl)
+
+    def semaphore(self, name: str, value: int = 1, ttl: float = 30.0) -> Semaphore:
+        """A bounded semaphore of ``value`` slots shared by every process on the store."""
+        return Semaphore(self, name, value, ttl)
+
+    def event(self, name: str) -> Event:
+        """A flag shared by every process on the store; ``wait()`` holds until it is set."""
+        return Event(self, name)
+
+    def condition(self, name: str, lock: Lock | None = None, ttl: float = 30.0) -> Condition:
+        """A condition variable shared by every process on the store."""
+        return Condition(self, name, lock, ttl)
+
+    def periodic(
+        self,
+        *,
+        cron: str | None = None,
+        every: float | datetime.timedelta | None = None,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        tz: str = "UTC",
+    ) -> Callable[[Any], Any]:
+        """Run a task on a schedule: ``@app.periodic(cron="*/5 * * * *")`` (in ``tz``, UTC by
+        default) or ``@app.periodic(every=timedelta(seconds=30))``, above ``@app.task`` (or on a
+        plain function, which it registers as a task). A scheduler -- ``baozi beat``, or
+        ``baozi worker --beat`` -- enqueues one job per tick, with ``args`` and ``kwargs``."""
+        from .beat import make_schedule
+
+        def register(target: Any) -> Any:
+            task = target if isinstance(target, Task) else self.task(target)
+            self.schedules.append(make_schedule(task, cron, every, tuple(args), kwargs, tz))
+            return task
+
+        return register
+
+    def pause(self, queue: str) -> None:
+        """Stop workers taking jobs from ``queue`` (jobs running go on; enqueueing still works)."""
+        self.store.set_queue_options(_queue_name(queue), paused=True)
+
+    def resume(self, queue: str) -> None:
+        """Let workers take jobs from ``queue`` again."""
+        self.store.set_queue_options(_queue_name(queue), paused=False)
+
+    def is_paused(self, queue: str) -> bool:
+        return bool(self.store.queue_options(_queue_name(queue)).get("paused"))
+
     def job(self, job_id: str) -> Job:
         """Attach to a job by id, from any process. Raises JobNotFound for an unknown id."""
         job = Job(self, str(job_id))
@@ -359,3 +514,8 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App {self.url} tasks={len(self.tasks)}>"
+
+    # Last in the class: below this, ``dict`` in an annotation would name this method.
+    def dict(self, name: str) -> Dict:
+        """A :class:`baozi.Dict` on this app's store."""
+        return Dict(name, _owner=self)

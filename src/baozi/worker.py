@@ -54,6 +54,7 @@ class _Running:
     item: Item
     task: Task[Any, Any]
     started: float
+    slots: tuple[str, ...] = ()  # concurrency and lock slots the job holds while it runs
 
 
 @dataclass(slots=True)
@@ -107,6 +108,7 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.owner = self.id  # the name its leases are held under
         self._running: dict[str, _Running] = {}
+        self._deferrals: dict[str, int] = {}  # job id -> times held back by a limit in a row
         self._done: collections.deque[_Done] = collections.deque()  # finished, not yet settled
         self._callbacks = ThreadPoolExecutor(1, thread_name_prefix="baozi-callback")
         self._lock = threading.Lock()
@@ -358,7 +360,24 @@ class Worker:
                 queue, item, type(exc).__name__, f"cannot decode the job's arguments: {exc}"
             )
             return
-        run = _Running(queue, item, task, time.monotonic())
+        slots: tuple[str, ...] = ()
+        if task.limited:
+            try:
+                admitted = self._admit(task, item, args, kwargs)
+            except (TypeError, KeyError, IndexError, AttributeError, ValueError) as exc:
+                self._settle_failed(
+                    queue,
+                    item,
+                    type(exc).__name__,
+                    f"cannot make the lock key {task.lock!r} from the job's arguments: {exc}",
+                )
+                return
+            if isinstance(admitted, float):
+                self._defer(queue, item, task, admitted)
+                return
+            slots = admitted
+        self._deferrals.pop(item.id, None)
+        run = _Running(queue, item, task, time.monotonic(), slots)
         call = Call(
             task.fn, tuple(args), kwargs, task.timeout, item.id, self.owner, app.url, app.codec.name
         )
@@ -374,6 +393,52 @@ class Worker:
             future = Future()
             future.set_exception(exc)
         future.add_done_callback(lambda f: self._finished(run, f))
+
+    def _admit(
+        self, task: Task[Any, Any], item: Item, args: Any, kwargs: Any
+    ) -> tuple[str, ...] | float:
+        """Take the slots a limited task's job needs (its lock, then a concurrency slot), then a
+        rate-limit admission. Returns the slots held, or, when the job must wait, how long until
+        it may try again (holding nothing)."""
+        store, lease = self.app.store, self.app.lease
+        wanted: list[tuple[str, int]] = []
+        if task.lock is not None:
+            wanted.append((f"lock:{task.lock_key(args, kwargs)}", 1))
+        if task.concurrency:
+            wanted.append((f"task:{task.name}", task.concurrency))
+        held: list[str] = []
+        wait: float | None = None
+        for slot, limit in wanted:
+            wait = store.acquire_slot(slot, item.id, limit, lease)
+            if wait is not None:
+                break
+            held.append(slot)
+        else:
+            if task.rate_interval:
+                wait = store.rate_acquire(f"rate:{task.name}", task.rate_interval) or None
+                if wait is not None:
+                    wait = -wait  # a rate limit's wait is exact: no backoff
+        if wait is None:
+            return tuple(held)
+        for slot in held:
+            store.release_slot(slot, item.id)
+        return wait
+
+    def _defer(self, queue: str, item: Item, task: Task[Any, Any], wait: float) -> None:
+        """Send a job that may not run yet back to its place, to be tried again later (a slot's
+        holders finishing wake nobody, so each try waits longer: 20 ms doubling to 1 s)."""
+        if wait < 0:
+            delay = -wait
+        else:
+            tries = self._deferrals.get(item.id, 0)
+            if len(self._deferrals) > 10_000:
+                self._deferrals.clear()
+            self._deferrals[item.id] = tries + 1
+            delay = min(wait + 0.001, 0.02 * 2**tries, 1.0)
+        run = _Running(queue, item, task, time.monotonic())
+        outcome = Outcome(item.id, "deferred", retry_in=delay)
+        self._done.append(_Done(run, outcome, None, None, 0.0))
+        self._wake.set()
 
     def _settle_failed(self, queue: str, item: Item, exc_type: str, message: str) -> None:
         error = json.dumps({"type": exc_type, "message": message, "traceback": ""})
@@ -437,7 +502,8 @@ class Worker:
             outcomes = [d.outcome for d in entries]
             try:
                 if queue == lead:
-                    free = self.concurrency - len(self._running) + len(entries)
+                    ran = sum(1 for d in entries if d.run.item.id in self._running)
+                    free = self.concurrency - len(self._running) + ran
                     held, items = store.settle_and_reserve(
                         queue, self.owner, outcomes, self.app.result_ttl, self.app.lease, free
                     )
@@ -461,6 +527,7 @@ class Worker:
             with self._lock:
                 for d in entries:
                     self._running.pop(d.run.item.id, None)
+            self._free_slots(entries)
             if queue == lead:  # start what came back only now, with the freed slots free
                 for item in items:
                     self._start(queue, item)
@@ -469,9 +536,22 @@ class Worker:
                     self._report(d)
         return turn
 
+    def _free_slots(self, entries: list[_Done]) -> None:
+        """Give back the concurrency and lock slots of jobs that ended (a failure is logged: the
+        slots free themselves when their time runs out)."""
+        for d in entries:
+            for slot in d.run.slots:
+                try:
+                    self.app.store.release_slot(slot, d.run.item.id)
+                except Exception as exc:
+                    _store_failed(exc, "job %s: releasing %s failed", d.run.item.id, slot)
+
     def _report(self, done: _Done) -> None:
         run, outcome, exc = done.run, done.outcome, done.exc
         item, task = run.item, run.task
+        if outcome.status == "deferred":
+            log.debug("job %s %s held back for %.3fs", item.id, task.name, outcome.retry_in)
+            return
         if outcome.status == "succeeded":
             log.info(
                 "job %s %s succeeded in %.3fs (queue %s)",
@@ -526,11 +606,16 @@ class Worker:
         while not self._halt.wait(interval):
             with self._lock:
                 by_queue: dict[str, list[str]] = {}
+                by_slot: dict[str, list[str]] = {}
                 for job_id, run in self._running.items():
                     by_queue.setdefault(run.queue, []).append(job_id)
+                    for slot in run.slots:
+                        by_slot.setdefault(slot, []).append(job_id)
             try:
                 for queue, ids in by_queue.items():
                     store.extend(queue, ids, self.owner, self.app.lease)
+                for slot, ids in by_slot.items():
+                    store.renew_slots(slot, ids, self.app.lease)
                 store.heartbeat(self._info(started), ttl=self.app.lease)
                 if time.time() - last_purge > min(60.0, self.app.result_ttl):
                     last_purge = time.time()
@@ -563,6 +648,9 @@ class Worker:
                 by_queue.setdefault(run.queue, []).append(job_id)
             for queue, ids in by_queue.items():
                 store.release(queue, ids, self.owner)
+            self._free_slots(
+                [_Done(r, Outcome(i, "deferred"), None, None, 0.0) for i, r in running.items()]
+            )
             if running:
                 log.warning(
                     "worker %s terminated: %d job(s) went back to their queues",

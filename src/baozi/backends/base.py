@@ -199,6 +199,7 @@ class Store(ABC):
 
         Returns them in key order, at once; an empty list when nothing is ready. Expired leases and
         scheduled items that are due are ready for this purpose. ``deliveries`` is incremented.
+        A queue whose :meth:`queue_options` say ``paused`` hands out nothing.
         """
 
     @abstractmethod

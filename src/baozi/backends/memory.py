@@ -193,6 +193,8 @@ class MemoryStore(RowStore):
             now = time.time()
             q.promote(now)
             out = []
+            if st.options.get(queue, {}).get("paused"):
+                n = 0
             for _ in range(min(n, len(q.ready))):
                 key = q.ready.pop(0)
                 entry = q.entries[key[2]]

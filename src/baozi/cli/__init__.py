@@ -6,6 +6,7 @@ import click
 
 from .. import __version__
 from ..errors import StoreError
+from .control import beat, pause, resume
 from .demo import demo
 from .jobs import cancel, enqueue, jobs_cmd, purge, queues_cmd, retry, status
 from .monitor import monitor
@@ -30,5 +31,7 @@ def main() -> None:
 
 
 for command in (demo, worker, enqueue, status, queues_cmd, jobs_cmd, retry, cancel, purge, monitor):
+    main.add_command(command)
+for command in (pause, resume, beat):
     main.add_command(command)
 main.add_command(serve)

@@ -9,6 +9,7 @@ import sys
 import click
 
 from ..worker import Worker
+from .control import start_beat
 from .loading import load_app
 from .options import app_url_option
 
@@ -64,6 +65,7 @@ def _patched_or_reexec() -> None:
     default=None,
     help="Replace a process-pool child after this many jobs.",
 )
+@click.option("--beat", "with_beat", is_flag=True, help="Also run the scheduler of periodic jobs.")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
 @app_url_option
 def worker(
@@ -74,6 +76,7 @@ def worker(
     queues: str | None,
     burst: bool,
     max_tasks_per_child: int | None,
+    with_beat: bool,
     quiet: bool,
     url: str | None,
 ) -> None:
@@ -95,7 +98,10 @@ def worker(
     app = load_app(app_path, url)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     w = Worker(app, names, pool, concurrency, processes, max_tasks_per_child=max_tasks_per_child)
+    scheduler = start_beat(app) if with_beat else None
     w.run(burst)
+    if scheduler is not None:
+        scheduler.stop()
     if w.terminated or w.abandoned:
         # Threads still running abandoned jobs cannot be stopped, and the interpreter would wait
         # for them at exit; their jobs are already back in their queues, so leave now.

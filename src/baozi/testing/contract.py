@@ -577,3 +577,13 @@ class StoreContract:
         threading.Timer(0.05, lambda: store.set_queue_options(Q, paused=True)).start()
         assert store.wait_for_change(token, 5)
         assert store.queue_options(Q)["paused"] is True
+
+    def test_a_paused_queue_hands_out_nothing_until_resumed(self, store: Store) -> None:
+        store.push(Q, [b"a", b"b"])
+        store.set_queue_options(Q, paused=True)
+        assert store.reserve(Q, "w", 30, 5) == []
+        assert store.settle_and_reserve(Q, "w", [], 60, 30, 5) == (0, [])
+        store.push(Q, [b"c"])  # adding still works
+        assert store.counts(Q).ready == 3
+        store.set_queue_options(Q, paused=False)
+        assert _payloads(store.reserve(Q, "w", 30, 5)) == [b"a", b"b", b"c"]

@@ -32,6 +32,7 @@ READY_COUNT = (  # ready items, counting expired leases and due delays; format i
 _RESERVE = (
     "UPDATE baozi_items SET state=1, due=?1, owner=?2, deliveries=deliveries+1, started_at=?5 "
     "WHERE id IN (SELECT id FROM baozi_items WHERE qid=?3 AND state=0 "
+    "AND NOT coalesce((SELECT json_extract(options, '$.paused') FROM baozi_queues WHERE id=?3), 0) "
     "ORDER BY priority, seq, id LIMIT ?4) "
     "RETURNING id, payload, priority, deliveries, task, failures, seq"
 )

@@ -1,6 +1,6 @@
 -- ARGV: P, queue, owner, lease, n. Returns per item: id, payload, priority, deliveries, task, failures.
 local q, owner, lease, n = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-if n <= 0 then return {} end
+if n <= 0 or redis.call('HGET', qkey(q, 'o'), 'paused') == 'true' then return {} end
 local now = clock()
 promote(q, now, 1000 + n)
 local R = qkey(q, 'r')

@@ -1,0 +1,63 @@
+"""``baozi pause | resume | beat``: control queues and run the scheduler of periodic jobs."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import click
+
+from ..app import App
+from ..beat import Beat
+from .loading import load_app
+from .options import url_option
+
+
+@click.command()
+@click.argument("queue")
+@url_option
+def pause(queue: str, url: str | None) -> None:
+    """Stop workers taking jobs from QUEUE (jobs running finish; enqueueing still works)."""
+    App(url).pause(queue)
+    click.echo(f"paused {queue}")
+
+
+@click.command()
+@click.argument("queue")
+@url_option
+def resume(queue: str, url: str | None) -> None:
+    """Let workers take jobs from QUEUE again."""
+    App(url).resume(queue)
+    click.echo(f"resumed {queue}")
+
+
+def start_beat(app: App) -> Beat:
+    """Run the app's scheduler in a thread of this process (``baozi worker --beat``)."""
+    beat = Beat(app)
+    beat.start()
+    return beat
+
+
+@click.command()
+@click.argument("app_path", metavar="MODULE:APP")
+@click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
+@click.option("--url", default=None, help="Store URL to use instead of the app's own.")
+def beat(app_path: str, quiet: bool, url: str | None) -> None:
+    """Enqueue the periodic jobs of MODULE:APP when they are due, until SIGTERM or Ctrl-C. Several
+    may run at once for redundancy: each tick still enqueues exactly one job."""
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = load_app(app_path, url)
+    scheduler = Beat(app)
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.set()
+        scheduler.stop(timeout=0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    scheduler.run()
