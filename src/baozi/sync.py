@@ -56,18 +56,24 @@ def _check_ttl(ttl: object) -> float:
     return float(ttl)
 
 
-_proc_token = ("", 0)
+def _new_token() -> str:
+    return f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+_proc_token = _new_token()
+
+
+def _forked() -> None:
+    global _proc_token
+    _proc_token = _new_token()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def _process_token() -> str:
     """A name for this process, unique across machines and forks."""
-    global _proc_token
-    if _proc_token[1] != current_pid():
-        _proc_token = (
-            f"{os.uname().nodename}:{current_pid()}:{uuid.uuid4().hex[:8]}",
-            current_pid(),
-        )
-    return _proc_token[0]
+    return _proc_token
 
 
 def _wait_for(
