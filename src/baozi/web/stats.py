@@ -54,7 +54,7 @@ class _Seen:
     horizon: float = 0.0  # finishes at or before this were forgotten: never counted again
     durations: deque[float] = field(default_factory=lambda: deque(maxlen=200))
     running: set[str] = field(default_factory=set)
-    newest: int = -1  # the highest job id seen so far (-1: none yet)
+    newest: list[str] = field(default_factory=list)  # the newest job ids seen, newest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +68,6 @@ class QueueStats:
     """Jobs finished per second over the last minute (or since watching began, if later);
     None while the observer has seen no job of this queue finish."""
     mean_duration: float | None
-
-
-def _id_order(job_id: str) -> int | None:
-    return int(job_id) if job_id.isdigit() else None
 
 
 class Observer:
@@ -138,13 +134,18 @@ class Observer:
         self.sampled.set()
 
     def _scan(self, store: Store, queue: str, seen: _Seen, now: float) -> None:
-        newest = seen.newest
+        # Records come newest first: the new jobs are those above the newest one seen before.
+        known = set(seen.newest)
         fresh = self._records(
-            store, queue, None, lambda rec: (_id_order(rec.id) or -1) > newest, stop_early=True
+            store,
+            queue,
+            None,
+            lambda rec: rec.id not in known and rec.created_at >= self.since,
+            stop_early=True,
         )
-        seen.newest = max([newest, *(_id_order(rec.id) or -1 for rec in fresh)])
+        seen.newest = ([rec.id for rec in fresh] + seen.newest)[:PAGE]
         for rec in fresh:
-            if rec.created_at >= self.since and self._sink is not None:
+            if self._sink is not None:
                 self._sink.enqueued(queue, rec.task)
         running_before = seen.running
         running = self._records(store, queue, "running", lambda rec: True)

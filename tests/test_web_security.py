@@ -1,0 +1,138 @@
+"""Who may use the HTTP service: a bearer token on every API and dashboard data request when the
+server has one, no start on a non-loopback address without one, and answers a browser cannot
+mistake for a page of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from baozi import App
+from baozi.web import check_bind
+
+from ._web import free_port, served
+from .test_web_api import make_app
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "s3cret-token"
+
+
+def test_with_a_token_every_api_request_needs_it() -> None:
+    app = make_app("memory://")
+    with served(app, token=TOKEN) as base, httpx.Client(base_url=base) as client:
+        for method, path in [
+            ("GET", "/api/queues"),
+            ("GET", "/api/workers"),
+            ("GET", "/api/jobs"),
+            ("POST", "/api/jobs"),
+            ("GET", "/api/jobs/1"),
+            ("DELETE", "/api/jobs/1"),
+            ("POST", "/api/jobs/1/retry"),
+            ("POST", "/api/queues/default/pause"),
+            ("GET", "/api/throughput"),
+            ("GET", "/metrics"),
+            ("GET", "/api/anything"),
+        ]:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+                answer = client.request(method, path, headers=headers, json={"task": "add"})
+                assert answer.status_code == 401, (method, path, headers)
+                assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+                assert "token" in answer.json()["error"]
+        assert app.store.queues() == []  # the refused POST enqueued nothing
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        posted = client.post("/api/jobs", json={"task": "add", "args": [1, 2]}, headers=good)
+        assert posted.status_code == 202
+        assert client.get(posted.json()["url"], headers=good).json()["args"] == [1, 2]
+        assert client.get("/metrics", headers=good).status_code == 200
+
+
+def test_the_page_its_files_health_and_schema_need_no_token() -> None:
+    with served(make_app("memory://"), token=TOKEN) as base, httpx.Client(base_url=base) as c:
+        page = c.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert c.get("/static/dashboard.js").status_code == 200
+        assert c.get("/static/dashboard.css").status_code == 200
+        assert c.get("/healthz").json() == {"status": "ok"}
+        doc = c.get("/openapi.json").json()
+        assert doc["security"] == [{"bearer": []}]
+        assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_every_answer_carries_headers_that_keep_it_inert() -> None:
+    with served(make_app("memory://")) as base, httpx.Client(base_url=base) as c:
+        for path in ("/", "/api/queues", "/api/jobs/x", "/static/dashboard.js"):
+            headers = c.get(path).headers
+            assert "script-src 'self'" in headers["Content-Security-Policy"], path
+            assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], path
+            assert headers["X-Content-Type-Options"] == "nosniff", path
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_needs_no_token(host: str) -> None:
+    check_bind(host, None)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.org"])
+def test_another_address_needs_a_token(host: str) -> None:
+    with pytest.raises(ValueError, match="without a token"):
+        check_bind(host, None)
+    with pytest.raises(ValueError, match="without a token"):
+        check_bind(host, "")
+    check_bind(host, TOKEN)
+
+
+def _baozi(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "baozi", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("BAOZI_URL", "BAOZI_TOKEN")}
+    return {**env, "BAOZI_TEST_URL": f"sqlite:///{tmp_path / 'web.db'}", **extra}
+
+
+def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
+    proc = _baozi("serve", "tests.webapp:app", "--host", "0.0.0.0", env=_env(tmp_path))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "refusing to serve on 0.0.0.0 without a token" in out
+
+
+def test_baozi_serve_runs_the_service_with_the_token_from_the_environment(tmp_path: Path) -> None:
+    port = free_port()
+    env = _env(tmp_path, BAOZI_TOKEN=TOKEN)
+    proc = _baozi("serve", "tests.webapp:app", "--port", str(port), env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "baozi serve did not start"
+            time.sleep(0.05)
+        assert httpx.get(f"{base}/api/queues").status_code == 401
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        posted = httpx.post(f"{base}/api/jobs", json={"task": "add", "args": [2, 3]}, headers=good)
+        assert posted.status_code == 202 and posted.json()["position"] == 0
+        app = App(env["BAOZI_TEST_URL"])  # the same store, seen from here
+        assert app.store.record(posted.json()["id"]) is not None
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
