@@ -108,7 +108,7 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.owner = self.id  # the name its leases are held under
         self._running: dict[str, _Running] = {}
-        self._deferrals: dict[str, int] = {}  # job id -> times held back by a limit in a row
+        self._runtimes: dict[str, float] = {}  # task name -> moving average of its run time (s)
         self._done: collections.deque[_Done] = collections.deque()  # finished, not yet settled
         self._callbacks = ThreadPoolExecutor(1, thread_name_prefix="baozi-callback")
         self._lock = threading.Lock()
@@ -376,7 +376,6 @@ class Worker:
                 self._defer(queue, item, task, admitted)
                 return
             slots = admitted
-        self._deferrals.pop(item.id, None)
         run = _Running(queue, item, task, time.monotonic(), slots)
         call = Call(
             task.fn, tuple(args), kwargs, task.timeout, item.id, self.owner, app.url, app.codec.name
@@ -425,16 +424,15 @@ class Worker:
         return wait
 
     def _defer(self, queue: str, item: Item, task: Task[Any, Any], wait: float) -> None:
-        """Send a job that may not run yet back to its place, to be tried again later (a slot's
-        holders finishing wake nobody, so each try waits longer: 20 ms doubling to 1 s)."""
+        """Send a job that may not run yet back to its place, to try again later. A rate limit
+        says exactly when (``wait`` < 0: minus that). A slot's holders finishing wake nobody, so
+        the job comes back after about the task's usual run time (10 ms to 1 s), when a slot has
+        likely freed."""
         if wait < 0:
             delay = -wait
         else:
-            tries = self._deferrals.get(item.id, 0)
-            if len(self._deferrals) > 10_000:
-                self._deferrals.clear()
-            self._deferrals[item.id] = tries + 1
-            delay = min(wait + 0.001, 0.02 * 2**tries, 1.0)
+            usual = self._runtimes.get(task.name, 0.05)
+            delay = min(max(usual, 0.01), 1.0, wait + 0.001) * random.uniform(0.8, 1.2)
         run = _Running(queue, item, task, time.monotonic())
         outcome = Outcome(item.id, "deferred", retry_in=delay)
         self._done.append(_Done(run, outcome, None, None, 0.0))
@@ -552,6 +550,9 @@ class Worker:
         if outcome.status == "deferred":
             log.debug("job %s %s held back for %.3fs", item.id, task.name, outcome.retry_in)
             return
+        if task.limited:
+            last = self._runtimes.get(task.name, done.elapsed)
+            self._runtimes[task.name] = 0.8 * last + 0.2 * done.elapsed
         if outcome.status == "succeeded":
             log.info(
                 "job %s %s succeeded in %.3fs (queue %s)",
