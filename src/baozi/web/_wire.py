@@ -193,10 +193,10 @@ def _int_param(params: dict[str, str], field: str, default: int, low: int, high:
 
 def parse_listing(params: dict[str, str]) -> Listing:
     """Check the ``queue``, ``status``, ``limit`` and ``offset`` query parameters."""
-    status = params.get("status") or None
+    status = params.get("status")
     if status is not None and status not in STATUSES:
         _invalid("status", f"must be one of {', '.join(STATUSES)}")
-    queue = params.get("queue") or None
+    queue = params.get("queue")
     return Listing(
         queue=None if queue is None else check_name(queue, "queue"),
         status=status,

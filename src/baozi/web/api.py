@@ -65,8 +65,9 @@ class Api:
             Route("/api/jobs/{job_id}", self._job, methods=["GET", "DELETE"]),
             Route("/api/jobs/{job_id}/retry", self.retry, methods=["POST"]),
             Route("/api/queues", self.queues, methods=["GET"]),
-            Route("/api/queues/{name}/pause", self.pause, methods=["POST"]),
-            Route("/api/queues/{name}/resume", self.resume, methods=["POST"]),
+            # A queue name may hold "/" (sent as %2F): the name runs up to the last segment.
+            Route("/api/queues/{name:path}/pause", self.pause, methods=["POST"]),
+            Route("/api/queues/{name:path}/resume", self.resume, methods=["POST"]),
             Route("/api/workers", self.workers, methods=["GET"]),
             Route("/api/throughput", self.throughput, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),

@@ -42,9 +42,13 @@ _JOB_ID = {
     "description": "A job id, as returned when the job was enqueued.",
 }
 _QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": _NAME}
+_LINKS = {
+    f"{action}Job": {"operationId": f"{action}Job", "parameters": {"job_id": "$response.body#/id"}}
+    for action in ("get", "cancel", "retry")
+}
 
 
-def _schemas() -> dict[str, Any]:
+def _schemas(tasks: list[str]) -> dict[str, Any]:
     job_fields: dict[str, Any] = {
         "id": {"type": "string"},
         "task": {"type": "string"},
@@ -92,7 +96,7 @@ def _schemas() -> dict[str, Any]:
             "additionalProperties": False,
             "required": ["task"],
             "properties": {
-                "task": {**_NAME, "description": "A task registered on the app."},
+                "task": {**_NAME, "enum": tasks, "description": "A task registered on the app."},
                 "args": {"type": "array", "default": []},
                 "kwargs": {"type": "object", "default": {}},
                 "queue": {
@@ -219,7 +223,7 @@ def _operations() -> dict[str, Any]:
                     "content": {"application/json": {"schema": _ref("NewJob")}},
                 },
                 "responses": {
-                    "202": _json(job, "Enqueued.", Location="The job's URL."),
+                    "202": {**_json(job, "Enqueued.", Location="The job's URL."), "links": _LINKS},
                     "401": unauthorized,
                     "404": _error("No task of that name; nothing was enqueued."),
                     "413": _error("The body is over 1 MiB."),
@@ -366,8 +370,9 @@ def _operations() -> dict[str, Any]:
     }
 
 
-def openapi_document(*, secured: bool) -> dict[str, Any]:
-    """The document; ``secured`` when the server wants a bearer token."""
+def openapi_document(tasks: list[str], *, secured: bool) -> dict[str, Any]:
+    """The document for an app with these task names; ``secured`` when the server wants a
+    bearer token."""
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -377,7 +382,7 @@ def openapi_document(*, secured: bool) -> dict[str, Any]:
             "its place in line, and its URL answers with its status until it is done.",
         },
         "paths": _operations(),
-        "components": {"schemas": _schemas()},
+        "components": {"schemas": _schemas(sorted(tasks))},
     }
     if secured:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

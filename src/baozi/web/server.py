@@ -140,13 +140,13 @@ def create_app(app: App, *, token: str | None = None, interval: float = 1.0) -> 
     metrics = Metrics(lambda: app.store)
     observer = Observer(lambda: app.store, metrics, interval=interval)
     api = Api(app, observer, metrics)
-    document = openapi_document(secured=bool(token))
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     async def schema(request: Request) -> Response:
-        return JSONResponse(document)
+        # Made on each request: tasks registered after the server was made are in it too.
+        return JSONResponse(openapi_document(list(app.tasks), secured=bool(token)))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
