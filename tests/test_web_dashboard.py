@@ -1,0 +1,159 @@
+"""The dashboard in real headless Chromium: it updates itself as jobs are enqueued and run, its
+buttons act on jobs and queues, what comes from the store shows as text, and it asks for the
+token once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from baozi import App
+
+from ._helpers import working
+from ._web import chromium, served
+from .test_web_api import make_app
+
+TOKEN = "dashboard-token"
+WAIT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> App:
+    return make_app(f"sqlite:///{tmp_path / 'dashboard.db'}")
+
+
+@pytest.fixture
+def base(app: App) -> Iterator[str]:
+    with served(app) as base:
+        yield base
+
+
+def cell(page: Any, queue: str, column: str) -> Any:
+    return page.locator(f'#queues tr[data-queue="{queue}"] td.{column}')
+
+
+def expect_text(locator: Any, text: str | re.Pattern[str] | list[str]) -> None:
+    from playwright.sync_api import expect
+
+    expect(locator).to_have_text(text, timeout=WAIT_MS)
+
+
+def test_the_dashboard_follows_jobs_as_they_are_enqueued_and_run(
+    app: App, base: str, page: Any
+) -> None:
+    page.goto(base)
+    expect_text(cell(page, "small", "ready"), "0")  # declared, so shown before it holds a job
+    assert page.locator('#queues tr[data-queue="default"]').count() == 0
+    page.evaluate("window.sameLoad = true")  # gone if the page reloads
+    with httpx.Client(base_url=base) as client:
+        for i in range(3):
+            client.post("/api/jobs", json={"task": "add", "args": [i, i]})
+        client.post("/api/jobs", json={"task": "boom", "args": ["out of buns"]})
+    expect_text(cell(page, "default", "ready"), "4")
+    expect_text(cell(page, "default", "succeeded"), "0")
+    expect_text(page.locator("#jobs tbody td.status-queued"), ["queued"] * 4)
+    with working(app, concurrency=2):
+        expect_text(cell(page, "default", "succeeded"), "3")
+        expect_text(cell(page, "default", "failed"), "1")
+        expect_text(page.locator("#workers tbody tr td").nth(3), "0 / 2")
+    expect_text(cell(page, "default", "ready"), "0")
+    expect_text(page.locator("#failed tbody td.error-text"), "ValueError: out of buns")
+    assert int(page.locator("#peak").text_content()) >= 1  # the chart counted the finishes
+    page.locator("#failed tbody button", has_text="retry").click()
+    expect_text(cell(page, "default", "failed"), "0")
+    expect_text(cell(page, "default", "ready"), "1")
+    expect_text(page.locator("#failed tbody"), "no failed jobs")
+    assert page.evaluate("window.sameLoad") is True
+
+
+def test_a_waiting_job_is_cancelled_from_the_dashboard(base: str, page: Any) -> None:
+    with httpx.Client(base_url=base) as client:
+        job = client.post("/api/jobs", json={"task": "add", "args": [1, 1], "delay": 600}).json()
+    page.goto(base)
+    row = page.locator(f'#jobs tr[data-job="{job["id"]}"]')
+    expect_text(row.locator("td").nth(3), "scheduled")
+    row.locator("button", has_text="cancel").click()
+    expect_text(row.locator("td").nth(3), "cancelled")
+    assert httpx.get(f"{base}{job['url']}").json()["status"] == "cancelled"
+
+
+def test_arguments_and_errors_show_as_text_never_as_html(base: str, page: Any) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    script = "<script>alert(1)</script>"
+    image = '<img src=x onerror="alert(2)">'
+    with httpx.Client(base_url=base) as client:
+        client.post("/api/jobs", json={"task": "echo", "args": [script], "queue": image})
+    page.goto(base)
+    args = page.locator("#jobs td.args")
+    expect_text(args, '["<script>alert(1)</script>"]')
+    expect_text(page.locator("#jobs tbody td").nth(2), image)
+    expect_text(page.locator("#queues tbody td").first, image)
+    assert page.locator("main script, main img").count() == 0
+    assert dialogs == []
+
+
+def test_a_queue_is_paused_and_resumed_from_the_dashboard(app: App, base: str, page: Any) -> None:
+    with httpx.Client(base_url=base) as client:
+        client.post("/api/jobs", json={"task": "add", "args": [1, 1]})
+    page.goto(base)
+    row = page.locator('#queues tr[data-queue="default"]')
+    name = row.locator("td").first
+    expect_text(name, "default")
+    if not hasattr(app, "pause"):  # an App without pause/resume: no button, and it says why
+        assert page.locator("#queues tbody button").count() == 0
+        answer = httpx.post(f"{base}/api/queues/default/pause")
+        assert answer.status_code == 409
+        return
+    row.locator("button", has_text="pause").click()
+    expect_text(name, "default (paused)")
+    assert app.is_paused("default")
+    row.locator("button", has_text="resume").click()
+    expect_text(name, "default")
+    assert not app.is_paused("default")
+
+
+def test_the_dashboard_asks_for_the_token_once(app: App, browser: Any) -> None:
+    with served(app, token=TOKEN) as base:
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(base)
+        login = page.locator("#login")
+        expect_text(page.locator("#state"), "needs a token")
+        assert login.is_visible() and not page.locator("#board").is_visible()
+        page.fill("#token", "wrong")
+        page.click("#login button")
+        expect_text(page.locator("#login-error"), "That token was refused.")
+        page.fill("#token", TOKEN)
+        page.click("#login button")
+        expect_text(cell(page, "small", "ready"), "0")
+        assert not login.is_visible()
+        page.reload()  # kept for the session: not asked again
+        expect_text(page.locator("#state"), re.compile("^updated"))
+        assert not login.is_visible()
+        context.close()
+        other = browser.new_context().new_page()  # another session asks again
+        other.goto(base)
+        expect_text(other.locator("#state"), "needs a token")
+        other.context.close()
