@@ -537,8 +537,10 @@ class StoreContract:
     def test_releasing_a_slot_wakes_waiters(self, store: Store) -> None:
         store.acquire_slot("s", "a", 1, 30)
         token = store.change_token()
-        threading.Timer(0.05, store.release_slot, ("s", "a")).start()
+        timer = threading.Timer(0.05, store.release_slot, ("s", "a"))
+        timer.start()
         assert store.wait_for_change(token, 5)
+        timer.join()
 
     def test_rate_limit_admits_one_per_interval(self, store: Store) -> None:
         assert store.rate_acquire("r", 0.2) == 0.0
@@ -574,8 +576,10 @@ class StoreContract:
 
     def test_set_queue_options_wakes_waiters(self, store: Store) -> None:
         token = store.change_token()
-        threading.Timer(0.05, lambda: store.set_queue_options(Q, paused=True)).start()
+        timer = threading.Timer(0.05, lambda: store.set_queue_options(Q, paused=True))
+        timer.start()
         assert store.wait_for_change(token, 5)
+        timer.join()
         assert store.queue_options(Q)["paused"] is True
 
     def test_a_paused_queue_hands_out_nothing_until_resumed(self, store: Store) -> None:
