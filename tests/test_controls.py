@@ -332,12 +332,13 @@ def test_three_schedulers_for_ten_seconds_enqueue_ten_jobs(url: str) -> None:
     assert 9 <= ticks <= 11, ticks
 
 
-def test_worker_beat_runs_the_scheduler(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["beat"], ["worker", "--beat", "-Q", "idle"]])
+def test_the_scheduler_runs_from_the_command_line(tmp_path: Path, command: list[str]) -> None:
     url = f"sqlite:///{tmp_path / 'beat.db'}"
     app = beatapp.make_app(url)
     Beat(app).tick()  # start counting now
     proc = subprocess.Popen(
-        [sys.executable, "-m", "baozi", "beat", "tests.beatapp:make_app_default", "-q"],
+        [sys.executable, "-m", "baozi", *command, "tests.beatapp:make_app_default", "-q"],
         env={**__import__("os").environ, "BAOZI_URL": url},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
