@@ -276,3 +276,46 @@ def test_priorities_read_back_as_the_type_they_were_written(redis_url: str) -> N
         store.push("typed", [b"a", b"b", b"c"], [1, 1.0, 2.5])
         got = [(i.priority, type(i.priority)) for i in store.snapshot("typed")]
         assert got == [(1, int), (1.0, float), (2.5, float)]
+
+
+# -- the inbox ---------------------------------------------------------------------------------
+
+
+def test_single_pushes_wait_in_the_inbox_until_something_reads(redis_url: str) -> None:
+    import redis
+
+    prefix = redis_url.rsplit("=", 1)[1]
+    client = redis.Redis.from_url(REDIS_URL)
+    with open_store(redis_url) as store:
+        ids = [store.push("q", [str(i).encode()])[0] for i in range(2500)]
+        (hi,) = store.push("q", [b"urgent"], -1)  # single, so also through the inbox
+        assert client.llen(f"{prefix}:in") == 2501 * 8  # filed by nothing yet
+        # A read files a big inbox a batch per script run, then answers as if it had all along.
+        assert store.rank("q", hi) == 0
+        assert store.rank("q", ids[-1]) == 2500
+        assert client.llen(f"{prefix}:in") == 0
+        assert [i.payload for i in store.reserve("q", "w", 30, 3)] == [b"urgent", b"0", b"1"]
+    client.close()
+
+
+def test_a_job_in_the_inbox_has_a_record_and_a_place(redis_url: str) -> None:
+    app = App(redis_url)
+    task = app.task(name="t")(jobtasks.note)
+    first, second = task.delay("a", "x"), task.delay("b", "y")
+    assert second.status == "queued"  # its record read straight from the inbox
+    assert second.position() == 1 and first.position() == 0
+    assert second.cancel()
+    assert [r.id for r in app.store.records("default")] == [second.id, first.id]
+
+
+def test_a_push_sent_again_after_a_lost_reply_is_filed_once(redis_url: str) -> None:
+    import redis
+
+    prefix = redis_url.rsplit("=", 1)[1]
+    client = redis.Redis.from_url(REDIS_URL)
+    entry = ["q", "retried-id", priority_key(0), "0", b"payload", "", "0", "0"]
+    client.rpush(f"{prefix}:in", *entry)  # the push that went through, its reply lost
+    client.rpush(f"{prefix}:in", *entry[:-1], "1")  # the same push, sent again
+    with open_store(redis_url) as store:
+        assert [i.id for i in store.snapshot("q")] == ["retried-id"]
+    client.close()

@@ -34,7 +34,6 @@ SCRIPTS = (
     "rate",
     "discard",
     "add",
-    "add1",
     "reserve",
     "pop",
     "lease",
@@ -91,8 +90,16 @@ def parse_url(url: str) -> tuple[str, str, float]:
     return client_url, prefix, retry
 
 
+INGESTING = frozenset(
+    ("add", "reserve", "pop", "rank", "items", "counts", "jobs", "cancel", "requeue")
+    + ("clear", "discard")
+)
+"""The scripts that read or order a queue's items: each first files the inbox (see the prelude)."""
+
+
 def _load(name: str, prelude: str) -> str:
-    return prelude + resources.files(__package__).joinpath(f"lua/{name}.lua").read_text()
+    body = resources.files(__package__).joinpath(f"lua/{name}.lua").read_text()
+    return prelude + ("ingest()\n" if name in INGESTING else "") + body
 
 
 class _Lost(Exception):
@@ -163,6 +170,7 @@ class Server:
         self.known: set[str] = set()  # queues this process has seen recorded in the store
         self._released = False
         self.channel = f"{self.prefix}:changed"
+        self.inbox = f"{self.prefix}:in"
         self.signal = ChangeSignal()
         self._feed = _Feed(self)
 
@@ -277,11 +285,17 @@ class Server:
     def script(self, name: str, args: tuple[Any, ...]) -> Any:
         """Run a script by its digest, loading it first when the server does not have it (a new
         server, or one that restarted)."""
-        try:
-            return self.execute("EVALSHA", self.shas[name], 0, self.prefix, *args)
-        except redis.exceptions.NoScriptError:
-            self.execute("SCRIPT", "LOAD", self.sources[name])
-            return self.execute("EVALSHA", self.shas[name], 0, self.prefix, *args)
+        while True:
+            try:
+                try:
+                    return self.execute("EVALSHA", self.shas[name], 0, self.prefix, *args)
+                except redis.exceptions.NoScriptError:
+                    self.execute("SCRIPT", "LOAD", self.sources[name])
+                    return self.execute("EVALSHA", self.shas[name], 0, self.prefix, *args)
+            except redis.ResponseError as exc:
+                if not str(exc).startswith("BAOZI_MORE"):
+                    raise
+                # It filed part of a big inbox and stopped: run it again (it files more first).
 
     def run(self, name: str, *args: Any, retry_sent: bool = True) -> Any:
         return self.call(name, lambda retried: self.script(name, args), retry_sent)

@@ -202,7 +202,7 @@ class RedisStore(RowStore):
         prio = _plain(prio)
         (item_id,) = IDS.take(1)
         server = self._server
-        args = (
+        entry = (
             queue,
             item_id,
             priority_key(prio),
@@ -211,10 +211,18 @@ class RedisStore(RowStore):
             task or "",
             f"{time.time():020.6f}",  # created, on this machine's clock
         )
-        server.call(
-            "add", lambda retried: server.script("add1", ("1" if retried else known, *args))
-        )
-        server.known.add(queue)
+        inbox, channel = server.inbox, server.channel
+
+        def push(retried: bool) -> None:
+            # Into the inbox with plain commands; the next script that reads the queue files it.
+            replies = server.pipeline(
+                ("RPUSH", inbox, *entry, "1" if retried else "0"), ("PUBLISH", channel, queue)
+            )
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+
+        server.call("add", push)
         return [item_id]
 
     def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:

@@ -98,3 +98,52 @@ local function zadd_pairs(key, flat)
   end
 end
 
+
+-- The inbox: a single ready push to the back, with no bound, is appended by the client to the list
+-- P:in with plain commands (RPUSH and PUBLISH), 8 values per item: queue, id, priority key,
+-- priority, payload, task ('' for a plain item), created, retried ('1' when the push was sent
+-- again after a lost reply). Every script that reads or orders items first files the inbox into
+-- the queues, in arrival order, so nothing can tell an item in the inbox from one filed. A big
+-- inbox is filed INBOX_BATCH items per call: the script then stops with BAOZI_MORE, keeping what
+-- it filed, and the client runs it again.
+local INBOX_BATCH = 1000
+local function ingest()
+  local IN = P .. ':in'
+  local e = redis.call('LRANGE', IN, 0, INBOX_BATCH * 8 - 1)
+  if #e == 0 then return end
+  redis.call('LTRIM', IN, #e, -1)
+  local n = #e / 8
+  local first = redis.call('INCRBY', P .. ':seq', n) - n + 1
+  local ready, jobs, seen = {}, {}, {}
+  for i = 0, n - 1 do
+    local b = i * 8 + 1
+    local q, id, task = e[b], e[b + 1], e[b + 5]
+    local h = P .. ':i:' .. id
+    if e[b + 7] ~= '1' or redis.call('EXISTS', h) == 0 then
+      local seq = first + i
+      local m = e[b + 2] .. '1' .. string.format('%016d', seq) .. ':' .. id
+      if task == '' then
+        redis.call('HSET', h, 'q', q, 'm', m, 'pr', e[b + 3], 'p', e[b + 4], 'st', 0)
+      else
+        redis.call('HSET', h, 'q', q, 'm', m, 'pr', e[b + 3], 'p', e[b + 4], 'st', 0,
+                   't', task, 'n', seq, 'c', e[b + 6])
+        local J = jobs[q]
+        if not J then J = {}; jobs[q] = J end
+        J[#J + 1] = seq
+        J[#J + 1] = id
+      end
+      local R = ready[q]
+      if not R then R = {}; ready[q] = R end
+      R[#R + 1] = 0
+      R[#R + 1] = m
+    end
+  end
+  for q, pairs_ in pairs(ready) do
+    zadd_pairs(qkey(q, 'r'), pairs_)
+    redis.call('SADD', P .. ':queues', q)
+  end
+  for q, pairs_ in pairs(jobs) do zadd_pairs(qkey(q, 'j'), pairs_) end
+  if redis.call('LLEN', IN) > 0 then
+    error({err = 'BAOZI_MORE the inbox holds more items: run the script again'})
+  end
+end
