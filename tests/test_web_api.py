@@ -4,6 +4,7 @@ place in line, followed to its result, listed, cancelled and retried; every erro
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,6 +44,18 @@ def app(url: str) -> App:
 @pytest.fixture
 def client(app: App) -> Iterator[httpx.Client]:
     with served(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def memory_app() -> App:
+    """For what does not depend on the store: checks made before any store call."""
+    return make_app(f"memory://{uuid.uuid4().hex}")
+
+
+@pytest.fixture
+def memory_client(memory_app: App) -> Iterator[httpx.Client]:
+    with served(memory_app) as base, httpx.Client(base_url=base, timeout=30) as client:
         yield client
 
 
@@ -152,11 +165,13 @@ def test_queues_show_jobs_in_every_state(app: App, client: httpx.Client) -> None
     assert queues["small"]["ready"] == 1 and queues["small"]["maxsize"] == 2
 
 
-def test_workers_show_their_slots_and_heartbeat(app: App, client: httpx.Client) -> None:
-    assert client.get("/api/workers").json() == {"workers": []}
-    with working(app, concurrency=3):
-        wait_for(lambda: client.get("/api/workers").json()["workers"])
-        (worker,) = client.get("/api/workers").json()["workers"]
+def test_workers_show_their_slots_and_heartbeat(
+    memory_app: App, memory_client: httpx.Client
+) -> None:
+    assert memory_client.get("/api/workers").json() == {"workers": []}
+    with working(memory_app, concurrency=3):
+        wait_for(lambda: memory_client.get("/api/workers").json()["workers"])
+        (worker,) = memory_client.get("/api/workers").json()["workers"]
         assert worker["pool"] == "thread" and worker["concurrency"] == 3 and worker["busy"] == 0
         assert worker["pid"] > 0 and worker["host"]
         assert time.time() - worker["last_heartbeat"] < 30
@@ -176,7 +191,7 @@ def test_jobs_are_listed_newest_first_a_page_at_a_time(app: App, client: httpx.C
     assert client.get("/api/jobs").json()["jobs"][0]["task"] == "boom"
 
 
-def test_a_bad_listing_query_is_422_naming_the_parameter(client: httpx.Client) -> None:
+def test_a_bad_listing_query_is_422_naming_the_parameter(memory_client: httpx.Client) -> None:
     for query, field in (
         ({"status": "lost"}, "status"),
         ({"limit": "0"}, "limit"),
@@ -185,15 +200,15 @@ def test_a_bad_listing_query_is_422_naming_the_parameter(client: httpx.Client) -
         ({"offset": "-1"}, "offset"),
         ({"queue": "a\x01b"}, "queue"),
     ):
-        answer = client.get("/api/jobs", params=query)
+        answer = memory_client.get("/api/jobs", params=query)
         assert answer.status_code == 422 and answer.json()["field"] == field, query
 
 
-def test_healthz_and_unknown_paths(client: httpx.Client) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
-    missing = client.get("/api/nothing")
+def test_healthz_and_unknown_paths(memory_client: httpx.Client) -> None:
+    assert memory_client.get("/healthz").json() == {"status": "ok"}
+    missing = memory_client.get("/api/nothing")
     assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
-    wrong = client.put("/api/jobs")
+    wrong = memory_client.put("/api/jobs")
     assert wrong.status_code == 405 and set(wrong.headers["Allow"].split(", ")) >= {"GET", "POST"}
 
 
@@ -225,8 +240,8 @@ def test_metrics_count_jobs_by_queue_and_task(app: App, client: httpx.Client) ->
     assert 'baozi_queue_depth{queue="default"} 1.0' in scraped()
 
 
-def test_the_openapi_document_describes_every_route(client: httpx.Client) -> None:
-    doc = client.get("/openapi.json").json()
+def test_the_openapi_document_describes_every_route(memory_client: httpx.Client) -> None:
+    doc = memory_client.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.1")
     expected = {
         "/api/jobs": {"get", "post"},
@@ -245,11 +260,15 @@ def test_the_openapi_document_describes_every_route(client: httpx.Client) -> Non
     assert statuses == {"202", "404", "413", "415", "422", "429"}  # no 401: no token here
 
 
-def test_the_throughput_series_counts_finished_jobs(app: App, client: httpx.Client) -> None:
+def test_the_throughput_series_counts_finished_jobs(
+    memory_app: App, memory_client: httpx.Client
+) -> None:
     for i in range(3):
-        post(client, task="add", args=[i, 1])
-    drain(app)
-    wait_for(lambda: sum(client.get("/api/throughput").json()["queues"].get("default", [])) == 3)
-    series = client.get("/api/throughput").json()
+        post(memory_client, task="add", args=[i, 1])
+    drain(memory_app)
+    wait_for(
+        lambda: sum(memory_client.get("/api/throughput").json()["queues"].get("default", [])) == 3
+    )
+    series = memory_client.get("/api/throughput").json()
     assert series["bucket_seconds"] == 10 and len(series["queues"]["default"]) == 60
     assert series["queues"]["default"][-1] == 3 or series["queues"]["default"][-2] == 3

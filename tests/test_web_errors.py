@@ -4,6 +4,7 @@ for a full queue, 415 for a body that is not JSON."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,18 @@ def app(url: str) -> App:
 @pytest.fixture
 def client(app: App) -> Iterator[httpx.Client]:
     with served(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def memory_app() -> App:
+    """For checks made before any store call: the request is refused on its own."""
+    return make_app(f"memory://{uuid.uuid4().hex}")
+
+
+@pytest.fixture
+def memory_client(memory_app: App) -> Iterator[httpx.Client]:
+    with served(memory_app) as base, httpx.Client(base_url=base, timeout=30) as client:
         yield client
 
 
@@ -77,13 +90,15 @@ BAD_FIELDS: list[tuple[Any, str]] = [
 ]
 
 
-def test_wrong_field_types_are_422_naming_the_field(app: App, client: httpx.Client) -> None:
+def test_wrong_field_types_are_422_naming_the_field(
+    memory_app: App, memory_client: httpx.Client
+) -> None:
     for body, field in BAD_FIELDS:
-        answer = client.post("/api/jobs", json=body)
+        answer = memory_client.post("/api/jobs", json=body)
         assert answer.status_code == 422, (body, answer.text)
         assert answer.json()["field"] == field, (body, answer.json())
         assert answer.json()["error"].startswith(f"{field}: ")
-    assert nothing_enqueued(app)
+    assert nothing_enqueued(memory_app)
 
 
 MALFORMED = [
@@ -98,17 +113,21 @@ MALFORMED = [
 ]
 
 
-def test_malformed_json_is_422_naming_the_body(app: App, client: httpx.Client) -> None:
+def test_malformed_json_is_422_naming_the_body(
+    memory_app: App, memory_client: httpx.Client
+) -> None:
     for raw in MALFORMED:
-        answer = client.post("/api/jobs", content=raw, headers={"Content-Type": "application/json"})
+        answer = memory_client.post(
+            "/api/jobs", content=raw, headers={"Content-Type": "application/json"}
+        )
         assert answer.status_code == 422, (raw[:40], answer.text)
         assert answer.json()["field"] in ("body", "args"), raw[:40]
-    assert nothing_enqueued(app)
+    assert nothing_enqueued(memory_app)
 
 
-def test_a_body_over_one_mebibyte_is_413(app: App, client: httpx.Client) -> None:
+def test_a_body_over_one_mebibyte_is_413(memory_app: App, memory_client: httpx.Client) -> None:
     big = {"task": "add", "args": ["x" * (1024 * 1024)]}
-    answer = client.post("/api/jobs", json=big)
+    answer = memory_client.post("/api/jobs", json=big)
     assert answer.status_code == 413 and "1048576" in answer.json()["error"]
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the limit holds as the body streams
@@ -117,17 +136,17 @@ def test_a_body_over_one_mebibyte_is_413(app: App, client: httpx.Client) -> None
             yield b"y" * 32768
         yield b'"]}'
 
-    streamed = client.post(
+    streamed = memory_client.post(
         "/api/jobs", content=chunks(), headers={"Content-Type": "application/json"}
     )
     assert streamed.status_code == 413
-    assert nothing_enqueued(app)
+    assert nothing_enqueued(memory_app)
     just_under = {"task": "echo", "args": ["z" * (1024 * 1024 - 100)]}
-    assert client.post("/api/jobs", json=just_under).status_code == 202
+    assert memory_client.post("/api/jobs", json=just_under).status_code == 202
 
 
-def test_a_body_that_is_not_json_is_415(client: httpx.Client) -> None:
-    answer = client.post("/api/jobs", data={"task": "add"})
+def test_a_body_that_is_not_json_is_415(memory_client: httpx.Client) -> None:
+    answer = memory_client.post("/api/jobs", data={"task": "add"})
     assert answer.status_code == 415 and "application/json" in answer.json()["error"]
 
 

@@ -32,7 +32,7 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(tmp_path: Path) -> No
                 "--exclude-checks",
                 "use_after_free",
                 "--max-examples",
-                "25",
+                "15",
                 "--seed",
                 "5",
                 "--workers",

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,7 @@ TOKEN = "s3cret-token"
 
 
 def test_with_a_token_every_api_request_needs_it() -> None:
-    app = make_app("memory://")
+    app = make_app(f"memory://{uuid.uuid4().hex}")
     with served(app, token=TOKEN) as base, httpx.Client(base_url=base) as client:
         for method, path in [
             ("GET", "/api/queues"),
@@ -54,7 +55,10 @@ def test_with_a_token_every_api_request_needs_it() -> None:
 
 
 def test_the_page_its_files_health_and_schema_need_no_token() -> None:
-    with served(make_app("memory://"), token=TOKEN) as base, httpx.Client(base_url=base) as c:
+    with (
+        served(make_app(f"memory://{uuid.uuid4().hex}"), token=TOKEN) as base,
+        httpx.Client(base_url=base) as c,
+    ):
         page = c.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert c.get("/static/dashboard.js").status_code == 200
@@ -66,7 +70,7 @@ def test_the_page_its_files_health_and_schema_need_no_token() -> None:
 
 
 def test_every_answer_carries_headers_that_keep_it_inert() -> None:
-    with served(make_app("memory://")) as base, httpx.Client(base_url=base) as c:
+    with served(make_app(f"memory://{uuid.uuid4().hex}")) as base, httpx.Client(base_url=base) as c:
         for path in ("/", "/api/queues", "/api/jobs/x", "/static/dashboard.js"):
             headers = c.get(path).headers
             assert "script-src 'self'" in headers["Content-Security-Policy"], path
