@@ -272,3 +272,50 @@ def test_the_throughput_series_counts_finished_jobs(
     series = memory_client.get("/api/throughput").json()
     assert series["bucket_seconds"] == 10 and len(series["queues"]["default"]) == 60
     assert series["queues"]["default"][-1] == 3 or series["queues"]["default"][-2] == 3
+
+
+def test_a_queue_is_paused_and_resumed(app: App, client: httpx.Client) -> None:
+    assert hasattr(app, "pause"), "App.pause is part of baozi now"
+    post(client, task="add", args=[1, 1])
+    paused = client.post("/api/queues/default/pause")
+    assert paused.status_code == 200 and paused.json() == {"name": "default", "paused": True}
+    assert app.is_paused("default")
+    (queue,) = [q for q in client.get("/api/queues").json()["queues"] if q["name"] == "default"]
+    assert queue["pausable"] and queue["paused"]
+    resumed = client.post("/api/queues/default/resume")
+    assert resumed.json() == {"name": "default", "paused": False}
+    assert not app.is_paused("default")
+    drain(app)
+    assert client.get("/api/jobs").json()["jobs"][0]["status"] == "succeeded"
+    bad = client.post("/api/queues/a%01b/pause")
+    assert bad.status_code == 422 and bad.json()["field"] == "name"
+
+
+class _AppWithoutPause(App):
+    """An App from before queues could be paused."""
+
+    pause = None
+    resume = None
+    is_paused = None
+
+
+def test_an_app_that_cannot_pause_says_so() -> None:
+    app = _AppWithoutPause(f"memory://{uuid.uuid4().hex}")
+    app.task(name="add")(lambda a, b: a + b)
+    with served(app) as base, httpx.Client(base_url=base) as client:
+        post(client, task="add", args=[1, 1])
+        (queue,) = client.get("/api/queues").json()["queues"]
+        assert queue["pausable"] is False and queue["paused"] is None
+        refused = client.post("/api/queues/default/pause")
+        assert refused.status_code == 409 and "cannot pause" in refused.json()["error"]
+
+
+def test_a_store_that_is_down_is_503_not_500() -> None:
+    app = make_app("redis://127.0.0.1:1/0?retry=0.2")  # nothing listens on port 1
+    with served(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        for method, path in (("GET", "/healthz"), ("GET", "/api/queues"), ("GET", "/api/jobs/1")):
+            answer = client.request(method, path)
+            assert answer.status_code == 503, (path, answer.text)
+            assert answer.json()["error"].startswith("the store is unavailable")
+            assert answer.headers["Retry-After"] == "5"
+        assert client.post("/api/jobs", json={"task": "add", "args": [1, 2]}).status_code == 503

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..backends.base import JobRecord, Store
+from ..errors import StoreError
 
 __all__ = ["Observer", "QueueStats", "Sink", "THROUGHPUT_BUCKET", "THROUGHPUT_BUCKETS"]
 
@@ -109,7 +110,9 @@ class Observer:
         while not self._stop.is_set():
             try:
                 self.sample()
-            except Exception:  # the store may be back at the next sample
+            except StoreError as exc:  # the store may be back at the next sample
+                log.warning("sampling the store failed: %s", exc)
+            except Exception:
                 log.exception("sampling the store failed")
             self._stop.wait(self.interval)
 
