@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -34,6 +34,8 @@ THROUGHPUT_BUCKET = 10.0
 THROUGHPUT_BUCKETS = int(HISTORY // THROUGHPUT_BUCKET)
 PAGE = 200
 MAX_SCAN = 5000
+_REMEMBERED = 4 * MAX_SCAN
+_GLANCE = 20  # records of each finished kind read when no count moved
 
 
 class Sink(Protocol):
@@ -51,8 +53,12 @@ class _Seen:
     """What the observer remembers of one queue between samples."""
 
     counts: dict[str, int] = field(default_factory=dict)
-    finishes: dict[str, float] = field(default_factory=dict)  # job id -> finished_at
-    horizon: float = 0.0  # finishes at or before this were forgotten: never counted again
+    # The latest finishes seen (job id -> finished_at), so that a sample counts each once;
+    # bounded, and what falls out raises the horizon: finishes at or before it are not counted.
+    finishes: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    horizon: float = 0.0
+    per_second: Counter[int] = field(default_factory=Counter)  # finishes in each second
+    first: float | None = None  # the earliest finish counted in per_second
     durations: deque[float] = field(default_factory=lambda: deque(maxlen=200))
     running: set[str] = field(default_factory=set)
     newest: list[str] = field(default_factory=list)  # the newest job ids seen, newest first
@@ -132,6 +138,8 @@ class Observer:
                 seen.counts = counts
             if moved:
                 self._scan(store, name, seen, now)
+            else:  # a job retried and finished again between two samples moves no count
+                self._scan_finished(store, name, seen, seen.running, page=_GLANCE)
             with self._lock:
                 self._forget(seen, now)
         self.sampled.set()
@@ -156,20 +164,20 @@ class Observer:
         for rec in running:
             if rec.id not in running_before and self._sink is not None:
                 self._sink.started(queue, rec.task)
-        started_seen = running_before | seen.running
-        for status in ("succeeded", "failed"):
-            for rec in self._records(store, queue, status, self._unseen_finish(seen)):
-                self._finished(queue, seen, rec, started_seen=rec.id in started_seen)
+        self._scan_finished(store, queue, seen, running_before | seen.running, page=PAGE)
 
-    def _unseen_finish(self, seen: _Seen) -> Callable[[JobRecord], bool]:
-        with self._lock:
-            known, horizon = dict(seen.finishes), seen.horizon
-
+    def _scan_finished(
+        self, store: Store, queue: str, seen: _Seen, started_seen: set[str], *, page: int
+    ) -> None:
+        # Only this thread changes seen.finishes, so it reads them without the lock.
         def unseen(rec: JobRecord) -> bool:
             # A job that finishes again after a retry has a new finishing time: counted again.
-            return known.get(rec.id) != rec.finished_at and (rec.finished_at or 0) > horizon
+            finished = rec.finished_at or 0.0
+            return seen.finishes.get(rec.id) != finished and finished > seen.horizon
 
-        return unseen
+        for status in ("succeeded", "failed"):
+            for rec in self._records(store, queue, status, unseen, page=page):
+                self._finished(queue, seen, rec, started_seen=rec.id in started_seen)
 
     def _records(
         self,
@@ -179,15 +187,16 @@ class Observer:
         wanted: Callable[[JobRecord], bool],
         *,
         stop_early: bool = False,
+        page: int = PAGE,
     ) -> list[JobRecord]:
         """Records of the queue, newest first, that are ``wanted``: page on while a page has
         some (``stop_early``: while it has nothing else), up to MAX_SCAN records."""
         out: list[JobRecord] = []
-        for offset in range(0, MAX_SCAN, PAGE):
-            page = store.records(queue, status, PAGE, offset)
-            hits = [rec for rec in page if wanted(rec)]
+        for offset in range(0, MAX_SCAN, page):
+            found = store.records(queue, status, page, offset)
+            hits = [rec for rec in found if wanted(rec)]
             out.extend(hits)
-            if len(page) < PAGE or not hits or (stop_early and len(hits) < len(page)):
+            if len(found) < page or not hits or (stop_early and len(hits) < len(found)):
                 break
         return out
 
@@ -200,6 +209,13 @@ class Observer:
             duration = finished - rec.started_at
         with self._lock:
             seen.finishes[rec.id] = finished
+            seen.finishes.move_to_end(rec.id)
+            while len(seen.finishes) > _REMEMBERED:
+                _, dropped = seen.finishes.popitem(last=False)
+                seen.horizon = max(seen.horizon, dropped)
+            if finished > time.time() - HISTORY:
+                seen.per_second[int(finished)] += 1
+                seen.first = finished if seen.first is None else min(seen.first, finished)
             if duration is not None:
                 seen.durations.append(duration)
         if finished >= self.since and self._sink is not None:
@@ -208,11 +224,10 @@ class Observer:
             self._sink.finished(rec.status, queue, rec.task, duration)
 
     def _forget(self, seen: _Seen, now: float) -> None:
-        cutoff = now - HISTORY
-        old = [i for i, t in seen.finishes.items() if t <= cutoff]
-        for job_id in old:
-            del seen.finishes[job_id]
-        seen.horizon = max(seen.horizon, cutoff)
+        cutoff = int(now - HISTORY)
+        for second in [t for t in seen.per_second if t < cutoff]:
+            del seen.per_second[second]
+        seen.horizon = max(seen.horizon, now - HISTORY)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -223,13 +238,11 @@ class Observer:
             seen = self._queues.get(queue)
             if seen is None:
                 return None
-            finishes = list(seen.finishes.values())
-            counts = dict(seen.counts)
-            durations = list(seen.durations)
-        recent = sum(1 for t in finishes if t > now - WINDOW)
+            recent = sum(n for t, n in seen.per_second.items() if t >= now - WINDOW)
+            first, counts, durations = seen.first, dict(seen.counts), list(seen.durations)
         rate = None
-        if finishes:
-            watched = now - min(self.since, *finishes)
+        if first is not None:
+            watched = now - min(self.since, first)
             rate = recent / max(1.0, min(WINDOW, watched))
         mean = sum(durations) / len(durations) if durations else None
         return QueueStats(queue, counts, recent, rate, mean)
@@ -248,9 +261,9 @@ class Observer:
         with self._lock:
             for name, seen in sorted(self._queues.items()):
                 counts = [0] * THROUGHPUT_BUCKETS
-                for t in seen.finishes.values():
+                for t, n in seen.per_second.items():
                     if start <= t < end:
-                        counts[int((t - start) // THROUGHPUT_BUCKET)] += 1
+                        counts[int((t - start) // THROUGHPUT_BUCKET)] += n
                 series[name] = counts
         return end, series
 
