@@ -48,7 +48,7 @@ _LINKS = {
 }
 
 
-def _schemas(tasks: list[str]) -> dict[str, Any]:
+def _job_schemas(tasks: list[str]) -> dict[str, Any]:
     job_fields: dict[str, Any] = {
         "id": {"type": "string"},
         "task": {"type": "string"},
@@ -78,10 +78,6 @@ def _schemas(tasks: list[str]) -> dict[str, Any]:
         "url": {"type": "string"},
     }
     summary = ["id", "task", "queue", "status", "position", "eta_seconds", "attempts", "url"]
-    queue_fields = {
-        name: {"type": "integer", "minimum": 0}
-        for name in ("ready", "scheduled", "running", "succeeded", "failed", "cancelled")
-    }
     return {
         "Error": {
             "type": "object",
@@ -147,6 +143,15 @@ def _schemas(tasks: list[str]) -> dict[str, Any]:
                 "next_offset": {"type": ["integer", "null"]},
             },
         },
+    }
+
+
+def _service_schemas() -> dict[str, Any]:
+    queue_fields = {
+        name: {"type": "integer", "minimum": 0}
+        for name in ("ready", "scheduled", "running", "succeeded", "failed", "cancelled")
+    }
+    return {
         "Queue": {
             "type": "object",
             "required": ["name", *queue_fields, "rate_per_second", "pausable", "paused"],
@@ -209,10 +214,11 @@ def _schemas(tasks: list[str]) -> dict[str, Any]:
     }
 
 
-def _operations() -> dict[str, Any]:
-    unauthorized = _error("A token is needed (the server was started with one).")
-    not_found = _error("No job with this id.")
-    job = _ref("Job")
+_UNAUTHORIZED = _error("A token is needed (the server was started with one).")
+
+
+def _job_operations() -> dict[str, Any]:
+    unauthorized, not_found, job = _UNAUTHORIZED, _error("No job with this id."), _ref("Job")
     return {
         "/api/jobs": {
             "post": {
@@ -303,6 +309,12 @@ def _operations() -> dict[str, Any]:
                 },
             },
         },
+    }
+
+
+def _service_operations() -> dict[str, Any]:
+    unauthorized = _UNAUTHORIZED
+    return {
         "/api/queues": {
             "get": {
                 "operationId": "listQueues",
@@ -381,8 +393,8 @@ def openapi_document(tasks: list[str], *, secured: bool) -> dict[str, Any]:
             "description": "Enqueue jobs and follow them: a job is accepted at once (202) with "
             "its place in line, and its URL answers with its status until it is done.",
         },
-        "paths": _operations(),
-        "components": {"schemas": _schemas(sorted(tasks))},
+        "paths": {**_job_operations(), **_service_operations()},
+        "components": {"schemas": {**_job_schemas(sorted(tasks)), **_service_schemas()}},
     }
     if secured:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
