@@ -59,3 +59,12 @@ def run_beat(url: str, seconds: float) -> None:
     beat.start()
     time.sleep(seconds)
     beat.stop()
+
+
+def release_in_child(url: str, out: str) -> None:
+    """In a forked child: releasing a semaphore the parent acquired is releasing too often."""
+    try:
+        baozi.App(url).semaphore("one", 1).release()
+        Path(out).write_text("released")
+    except ValueError:
+        Path(out).write_text("ValueError")

@@ -350,3 +350,78 @@ def test_the_scheduler_runs_from_the_command_line(tmp_path: Path, command: list[
         proc.terminate()
         proc.wait(10)
     assert proc.returncode == 0, proc.stdout.read() if proc.stdout else ""
+
+
+def test_held_back_jobs_start_in_queue_order(url: str) -> None:
+    app = App(url, lease=5)
+    order: list[int] = []
+
+    @app.task(concurrency=1)
+    def one_at_a_time(i: int) -> None:
+        order.append(i)
+        time.sleep(0.01)
+
+    jobs = one_at_a_time.map(range(15))
+    with working(app, concurrency=8):
+        for j in jobs:
+            j.result(timeout=60)
+    assert order == list(range(15))
+
+
+def test_held_back_jobs_wait_without_polling(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    app = App(url, lease=5)
+
+    @app.task(concurrency=1)
+    def slow(i: int) -> None:
+        time.sleep(0.3)
+
+    @app.task(rate_limit="50/s")
+    def paced(i: int) -> None: ...
+
+    jobs = slow.map(range(4)) + paced.map(range(40))
+    with caplog.at_level("DEBUG", logger="baozi.worker"), working(app, concurrency=8):
+        for j in jobs:
+            j.result(timeout=60)
+    held = [r.getMessage() for r in caplog.records if "held back" in r.getMessage()]
+    by_job: dict[str, int] = {}
+    for message in held:
+        job_id = message.split()[1]
+        by_job[job_id] = by_job.get(job_id, 0) + 1
+    # Each waits for its slot or its booked turn: a few tries at most, not one every few ms.
+    assert max(by_job.values(), default=0) <= 3, by_job
+
+
+def test_schedules_of_one_task_with_other_arguments_are_claimed_apart(url: str) -> None:
+    app = App(url)
+
+    @app.task(queue="beat")
+    def report(kind: str) -> str:
+        return kind
+
+    app.periodic(every=60, args=("daily",))(report)
+    app.periodic(every=60, args=("weekly",))(report)
+    with pytest.raises(ValueError, match="already has this schedule"):
+        app.periodic(every=60, args=("weekly",))(report)
+    with pytest.raises(TypeError, match="do not fit"):
+        app.periodic(every=60, kwargs={"nope": 1})(report)
+    with pytest.raises(ValueError, match="every"):
+        app.periodic(every=float("inf"))(report)
+    beat = Beat(app)
+    beat.tick(now=6000.0)
+    jobs = beat.tick(now=6000.0 + 3 * 60)
+    kinds = sorted(app.codec.loads(app.store.record(j.id).payload)[0][0] for j in jobs)  # type: ignore[union-attr]
+    assert kinds == ["daily"] * 3 + ["weekly"] * 3
+
+
+def test_a_fractional_interval_enqueues_one_job_per_tick(url: str) -> None:
+    app = App(url)
+
+    @app.periodic(every=216.62)
+    @app.task(queue="beat")
+    def odd() -> None: ...
+
+    tick = 1798565749.82  # a multiple of 216.62 that rounds onto itself
+    beat = Beat(app)
+    beat.tick(now=tick - 1)
+    assert len(beat.tick(now=tick + 0.001)) == 1
+    assert beat.tick(now=tick + 1) == []

@@ -342,3 +342,79 @@ def test_a_dict_survives_reopening_the_store(tmp_path: Path) -> None:
     d.close()
     again = baozi.Dict("kept", url=url)
     assert again.copy() == {"k": [1, "two"], "n": 3}
+
+
+def test_a_set_then_clear_during_a_wait_still_wakes_the_waiter(url: str) -> None:
+    app = App(url)
+    light = app.event("blink")
+    got: list[bool] = []
+    t = threading.Thread(target=lambda: got.append(app.event("blink").wait(timeout=20)))
+    t.start()
+    time.sleep(0.3)
+    light.set()
+    light.clear()
+    t.join(30)
+    assert got == [True]
+
+
+def test_a_forked_child_holds_none_of_its_parents_slots(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fork.db'}"
+    sem = App(url).semaphore("one", 1)
+    assert sem.acquire()
+    fork = multiprocessing.get_context("fork")
+    out = tmp_path / "child"
+    child = fork.Process(target=_coordprocs.release_in_child, args=(url, str(out)))
+    child.start()
+    child.join(30)
+    assert out.read_text() == "ValueError"
+    assert sem.holders() == 1  # the parent's slot is still held
+    sem.release()
+
+
+def test_popitem_hands_each_item_to_one_caller(url: str) -> None:
+    d = baozi.Dict("pop", url=url)
+    d.update({f"k{i}": i for i in range(200)})
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            try:
+                _, value = d.popitem()
+            except KeyError:
+                return
+            with lock:
+                taken.append(value)
+
+    threads = [threading.Thread(target=drain) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(taken) == list(range(200))
+
+
+def test_incr_refuses_what_no_store_keeps_exactly(url: str) -> None:
+    d = baozi.Dict("n", url=url)
+    with pytest.raises(ValueError, match="finite"):
+        d.incr("x", float("nan"))
+    with pytest.raises(ValueError, match="64 bits"):
+        d.incr("x", 2**64)
+    d["x"] = 2**63 - 1
+    with pytest.raises(OverflowError):
+        d.incr("x")
+    assert d["x"] == 2**63 - 1
+
+
+def test_a_slot_released_through_another_handle_is_no_longer_renewed(url: str) -> None:
+    from baozi import sync
+
+    first, second = App(url).semaphore("handles", 2), App(url).semaphore("handles", 2)
+    assert first.acquire()
+    second.release()  # the slot this process holds, given back through another handle
+    assert sem_renewals(sync, "sem:handles") == 0
+    assert first.holders() == 0
+
+
+def sem_renewals(sync, slot: str) -> int:  # type: ignore[no-untyped-def]
+    return sum(1 for key in sync._renewer()._held if key[1] == slot)

@@ -11,6 +11,9 @@ A scheduler that dies between claiming a tick and enqueueing its job loses that 
 from __future__ import annotations
 
 import datetime
+import hashlib
+import inspect
+import json
 import logging
 import math
 import threading
@@ -21,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter  # type: ignore[import-untyped]
 
-from .errors import StoreUnavailable
+from .errors import Full, StoreUnavailable
 
 if TYPE_CHECKING:
     from .app import App, Task
@@ -48,14 +51,22 @@ class Schedule:
 
     @property
     def key(self) -> str:
-        """The name its last tick is kept under in the store."""
-        when = f"cron={self.cron} tz={self.tz}" if self.cron else f"every={self.every:g}"
-        return f"{self.task.name} {when}"
+        """The name its last tick is kept under in the store: the task, the times and the
+        arguments, so two schedules of one task are claimed apart."""
+        when = f"cron={self.cron} tz={self.tz}" if self.cron else f"every={self.every!r}"
+        call = json.dumps([list(self.args), self.kwargs], sort_keys=True, default=repr)
+        digest = hashlib.sha1(call.encode()).hexdigest()[:12]
+        return f"{self.task.name} {when} args={digest}"
 
     def next_after(self, t: float) -> float:
         """The first tick strictly after wall-clock time ``t``."""
         if self.every is not None:
-            return (math.floor(t / self.every) + 1) * self.every
+            # Ticks are whole multiples of the interval; rounding in t / every may land on t
+            # itself, so step until past it.
+            k = math.floor(t / self.every) + 1
+            while k * self.every <= t:
+                k += 1
+            return k * self.every
         assert self.cron is not None
         start = datetime.datetime.fromtimestamp(t, ZoneInfo(self.tz))
         return float(croniter(self.cron, start).get_next(float))
@@ -63,7 +74,10 @@ class Schedule:
     def last_at_or_before(self, t: float) -> float:
         """The latest tick at or before ``t``."""
         if self.every is not None:
-            return math.floor(t / self.every) * self.every
+            k = math.floor(t / self.every)
+            while k * self.every > t:
+                k -= 1
+            return k * self.every
         assert self.cron is not None
         start = datetime.datetime.fromtimestamp(t, ZoneInfo(self.tz))
         prev = float(croniter(self.cron, start).get_prev(float))
@@ -85,7 +99,12 @@ def make_schedule(
     seconds: float | None = None
     if every is not None:
         seconds = every.total_seconds() if isinstance(every, datetime.timedelta) else every
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not math.isfinite(seconds)
+            or not seconds > 0
+        ):
             raise ValueError(f"every must be a positive timedelta or seconds, not {every!r}")
         seconds = float(seconds)
     if cron is not None and (not isinstance(cron, str) or not croniter.is_valid(cron)):
@@ -94,6 +113,22 @@ def make_schedule(
         ZoneInfo(tz)
     except Exception as exc:
         raise ValueError(f"tz {tz!r} is not a known time zone, e.g. 'Europe/Paris'") from exc
+    try:
+        inspect.signature(task.fn).bind(*args, **(kwargs or {}))
+    except TypeError as exc:
+        raise TypeError(
+            f"periodic task {task.name}: args={tuple(args)!r} kwargs={kwargs!r} do not fit "
+            f"{task.fn.__qualname__}{inspect.signature(task.fn)}: {exc}"
+        ) from None
+    for other in task.app.schedules:
+        if other.task is task and (other.cron, other.every, other.tz, other.args, other.kwargs) == (
+            cron,
+            seconds,
+            tz,
+            tuple(args),
+            dict(kwargs or {}),
+        ):
+            raise ValueError(f"task {task.name} already has this schedule")
     return Schedule(task, cron, seconds, tuple(args), dict(kwargs or {}), tz)
 
 
@@ -130,7 +165,11 @@ class Beat:
                 return jobs
             if store.kv_cas(_NS, key, raw, repr(due).encode()):
                 raw = repr(due).encode()
-                job = schedule.task.apply_async(schedule.args, schedule.kwargs)
+                try:  # never blocks: a full queue must not hold up every other schedule
+                    job = schedule.task.apply_async(schedule.args, schedule.kwargs, block=False)
+                except Full:
+                    log.warning("%s: tick %s skipped: its queue is full", key, _iso(due))
+                    continue
                 log.info("%s: tick %s enqueued job %s", key, _iso(due), job.id)
                 jobs.append(job)
             else:  # another scheduler claimed it: go on from what it wrote

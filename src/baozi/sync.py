@@ -51,8 +51,16 @@ def _check_name(kind: str, name: object) -> str:
 
 
 def _check_ttl(ttl: object) -> float:
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or math.isnan(ttl) or not ttl > 0:
-        raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, (int, float))
+        or not math.isfinite(ttl)
+        or not 0.01 <= ttl <= 86400 * 365
+    ):
+        raise ValueError(
+            f"ttl must be a number of seconds from 0.01 to a year, not {ttl!r}: a holder that "
+            f"dies keeps its hold this long"
+        )
     return float(ttl)
 
 
@@ -64,8 +72,18 @@ _proc_token = _new_token()
 
 
 def _forked() -> None:
-    global _proc_token
+    """A forked child holds none of its parent's locks and slots (and a thread may have held one
+    of these module locks at the fork)."""
+    global _proc_token, _depths_lock, _tokens_lock, _renewers_lock
     _proc_token = _new_token()
+    _depths.clear()
+    _tokens.clear()
+    _renewers.clear()
+    _depths_lock, _tokens_lock, _renewers_lock = (
+        threading.Lock(),
+        threading.Lock(),
+        threading.Lock(),
+    )
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -102,31 +120,36 @@ class _Renewer:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._held: dict[tuple[int, str, str], tuple[_HasStore, float]] = {}
+        self._held: dict[tuple[str, str, str], tuple[_HasStore, float]] = {}
         self._kick = threading.Event()
+        self._wakes_at = 0.0  # when the thread next looks (monotonic)
         self._thread: threading.Thread | None = None
         self._pid = current_pid()
 
     def hold(self, owner: _HasStore, slot: str, holder: str, ttl: float) -> None:
         with self._lock:
-            self._held[(id(owner), slot, holder)] = (owner, ttl)
+            self._held[(owner.url, slot, holder)] = (owner, ttl)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="baozi-renew", daemon=True)
                 self._thread.start()
-        self._kick.set()
+            # Wake the thread only when this hold needs renewing before it would wake anyway
+            # (an uncontended acquire and release should not cost a thread switch).
+            kick = time.monotonic() + ttl / 3 < self._wakes_at
+        if kick:
+            self._kick.set()
 
     def drop(self, owner: _HasStore, slot: str, holder: str) -> None:
         with self._lock:
-            self._held.pop((id(owner), slot, holder), None)
+            self._held.pop((owner.url, slot, holder), None)
 
     def _run(self) -> None:
-        last: dict[tuple[int, str, str], float] = {}
+        last: dict[tuple[str, str, str], float] = {}
         while True:
             with self._lock:
                 held = dict(self._held)
             now = time.monotonic()
             wait = 3600.0
-            by_slot: dict[tuple[int, str], tuple[_HasStore, float, list[str]]] = {}
+            by_slot: dict[tuple[str, str], tuple[_HasStore, float, list[str]]] = {}
             for key, (owner, ttl) in held.items():
                 since = last.setdefault(key, now)
                 if now - since >= ttl / 3:
@@ -144,12 +167,16 @@ class _Renewer:
                 except Exception as exc:  # the store may be back before the ttl runs out
                     log.warning("renewing %s failed: %s", slot, exc)
                     continue
-                if renewed < len(holders):
+                with self._lock:
+                    still = sum(1 for h in holders if (owner.url, slot, h) in self._held)
+                if renewed < still:
                     log.warning(
                         "%s: %d holder(s) in this process lost their hold (the ttl ran out)",
                         slot,
-                        len(holders) - renewed,
+                        still - renewed,
                     )
+            with self._lock:
+                self._wakes_at = time.monotonic() + max(wait, 0.01)
             self._kick.wait(max(wait, 0.01))
             self._kick.clear()
 
@@ -194,11 +221,13 @@ class Lock:
     def _key(self) -> tuple[str, str, str]:
         return (self._owner.url, self.name, self._holder())
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
         """Take the lock; with ``blocking`` wait for it (up to ``timeout`` seconds; -1: forever).
         Returns whether it was taken."""
         if not blocking and timeout != -1:
             raise ValueError("can't specify a timeout for a non-blocking call")
+        if timeout is None:
+            timeout = -1  # threading.Lock takes -1 for "forever"; None is forgiven here
         if timeout != -1:
             check_timeout(timeout)
         key = self._key()
@@ -306,9 +335,9 @@ class Semaphore:
 
         got = attempt()[0] if not blocking else _wait_for(store, attempt, timeout)
         if got:
+            _renewer().hold(self._owner, self._slot, token, self.ttl)  # before anyone can release
             with _tokens_lock:
                 _tokens.setdefault((self._owner.url, self.name), []).append(token)
-            _renewer().hold(self._owner, self._slot, token, self.ttl)
         return got
 
     def release(self, n: int = 1) -> None:
@@ -346,6 +375,7 @@ class Event:
     Made by :meth:`baozi.App.event`."""
 
     _NS = "baozi.event"
+    _GENERATIONS = "baozi.event-set"
 
     def __init__(self, owner: _HasStore, name: str) -> None:
         self.name = _check_name("event", name)
@@ -355,16 +385,27 @@ class Event:
         return self._owner.store.kv_get(self._NS, self.name) is not None
 
     def set(self) -> None:
-        self._owner.store.kv_set(self._NS, self.name, b"1")
+        store = self._owner.store
+        store.kv_incr(self._GENERATIONS, self.name, 1)  # so a set() then clear() is still seen
+        store.kv_set(self._NS, self.name, b"1")
 
     def clear(self) -> None:
         self._owner.store.kv_delete(self._NS, self.name)
 
+    def _generation(self) -> bytes | None:
+        return self._owner.store.kv_get(self._GENERATIONS, self.name)
+
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the flag is set (True) or ``timeout`` seconds pass (False)."""
+        """Block until the flag is set (True) or ``timeout`` seconds pass (False). A ``set()``
+        during the wait counts even if a ``clear()`` follows before this waiter looks."""
         timeout = check_timeout(timeout)
         store = self._owner.store
-        return _wait_for(store, lambda: (self.is_set(), None), timeout)
+        if self.is_set():
+            return True
+        start = self._generation()
+        return _wait_for(
+            store, lambda: (self.is_set() or self._generation() != start, None), timeout
+        )
 
     def __repr__(self) -> str:
         return f"<baozi.Event {self.name!r} on {self._owner.url}>"
@@ -406,9 +447,13 @@ class Condition:
         (ticket,) = store.push(self._queue, [b""])
         depth = self._lock._release_save()
         try:
-            notified = _wait_for(
-                store, lambda: (store.rank(self._queue, ticket) is None, None), timeout
-            )
+            try:
+                notified = _wait_for(
+                    store, lambda: (store.rank(self._queue, ticket) is None, None), timeout
+                )
+            except BaseException:
+                store.discard(self._queue, [ticket])  # no wake-up may be spent on it
+                raise
             if not notified and not store.discard(self._queue, [ticket]):
                 notified = True  # notified as it timed out: the wake-up is not lost
         finally:
@@ -559,11 +604,27 @@ class Dict(MutableMapping[Any, Any]):
             return default
         return _CODEC.loads(raw)
 
+    def popitem(self) -> tuple[Any, Any]:
+        """Remove and return some (key, value) pair, atomically; KeyError when empty."""
+        while True:
+            keys = list(self._owner.store.kv_items(self._ns))
+            if not keys:
+                raise KeyError("popitem(): baozi.Dict is empty")
+            for k in keys:
+                raw = self._owner.store.kv_delete(self._ns, k)
+                if raw is not None:  # this caller removed it; another may have taken the rest
+                    return json.loads(k), _CODEC.loads(raw)
+
     def incr(self, key: Any, amount: int | float = 1) -> int | float:
         """Add ``amount`` to the number under ``key`` (a missing key counts as 0) in one step in
-        the store, and return the sum. TypeError if the key holds something else."""
+        the store, and return the sum. Integers are exact to 64 bits on every store. TypeError
+        if the key holds something else."""
         if isinstance(amount, bool) or not isinstance(amount, (int, float)):
             raise TypeError(f"amount must be an int or a float, not {amount!r}")
+        if isinstance(amount, float) and not math.isfinite(amount):
+            raise ValueError(f"amount must be a finite number, not {amount!r}")
+        if isinstance(amount, int) and not -(2**63) <= amount < 2**63:
+            raise ValueError(f"amount {amount} does not fit in 64 bits")
         return self._owner.store.kv_incr(self._ns, _key(key), amount)
 
     def clear(self) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .backends.base import Item, Outcome, WorkerInfo
 from .errors import Retry, StoreUnavailable
@@ -55,6 +55,20 @@ class _Running:
     task: Task[Any, Any]
     started: float
     slots: tuple[str, ...] = ()  # concurrency and lock slots the job holds while it runs
+
+
+class _Wait(NamedTuple):
+    """A job that may not run yet: try again in ``delay`` seconds, or when ``slot`` frees."""
+
+    delay: float
+    slot: str | None
+    limit: int
+
+
+def _holder(item: Item) -> str:
+    """Who holds a job's slots: the job, in this delivery of it (a second delivery of a job whose
+    lease ran out must not count as the holder of the first's slots)."""
+    return f"{item.id}:{item.deliveries}"
 
 
 @dataclass(slots=True)
@@ -108,7 +122,6 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.owner = self.id  # the name its leases are held under
         self._running: dict[str, _Running] = {}
-        self._runtimes: dict[str, float] = {}  # task name -> moving average of its run time (s)
         self._done: collections.deque[_Done] = collections.deque()  # finished, not yet settled
         self._callbacks = ThreadPoolExecutor(1, thread_name_prefix="baozi-callback")
         self._lock = threading.Lock()
@@ -296,6 +309,8 @@ class Worker:
     def _drained(self) -> bool:
         store = self.app.store
         for queue in self.queues:
+            if store.queue_options(queue).get("paused"):
+                continue  # nothing will come out of it: for --burst it is as good as empty
             counts = store.counts(queue)
             if counts.ready or counts.scheduled:
                 return False
@@ -363,8 +378,8 @@ class Worker:
         slots: tuple[str, ...] = ()
         if task.limited:
             try:
-                admitted = self._admit(task, item, args, kwargs)
-            except (TypeError, KeyError, IndexError, AttributeError, ValueError) as exc:
+                key = task.lock_key(args, kwargs) if task.lock is not None else None
+            except Exception as exc:  # noqa: BLE001 -- whatever formatting the arguments raised
                 self._settle_failed(
                     queue,
                     item,
@@ -372,7 +387,12 @@ class Worker:
                     f"cannot make the lock key {task.lock!r} from the job's arguments: {exc}",
                 )
                 return
-            if isinstance(admitted, float):
+            try:
+                admitted = self._admit(task, item, key)
+            except Exception as exc:  # the store failed: the job goes back, nothing counted
+                _store_failed(exc, "job %s: checking its task's limits failed", item.id)
+                admitted = _Wait(1.0, None, 0)
+            if isinstance(admitted, _Wait):
                 self._defer(queue, item, task, admitted)
                 return
             slots = admitted
@@ -394,47 +414,52 @@ class Worker:
         future.add_done_callback(lambda f: self._finished(run, f))
 
     def _admit(
-        self, task: Task[Any, Any], item: Item, args: Any, kwargs: Any
-    ) -> tuple[str, ...] | float:
-        """Take the slots a limited task's job needs (its lock, then a concurrency slot), then a
-        rate-limit admission. Returns the slots held, or, when the job must wait, how long until
-        it may try again (holding nothing)."""
+        self, task: Task[Any, Any], item: Item, lock_key: str | None
+    ) -> tuple[str, ...] | _Wait:
+        """Take the slots a limited task's job needs (its lock, then a concurrency slot), then its
+        turn under the rate limit. Returns the slots held, or, when the job must wait, how long
+        and for which slot (holding nothing)."""
         store, lease = self.app.store, self.app.lease
+        holder = _holder(item)
         wanted: list[tuple[str, int]] = []
-        if task.lock is not None:
-            wanted.append((f"lock:{task.lock_key(args, kwargs)}", 1))
+        if lock_key is not None:
+            wanted.append((f"lock:{lock_key}", 1))
         if task.concurrency:
             wanted.append((f"task:{task.name}", task.concurrency))
         held: list[str] = []
-        wait: float | None = None
-        for slot, limit in wanted:
-            wait = store.acquire_slot(slot, item.id, limit, lease)
-            if wait is not None:
-                break
-            held.append(slot)
-        else:
-            if task.rate_interval:
-                wait = store.rate_acquire(f"rate:{task.name}", task.rate_interval) or None
+        try:
+            for slot, limit in wanted:
+                wait = store.acquire_slot(slot, holder, limit, lease)
                 if wait is not None:
-                    wait = -wait  # a rate limit's wait is exact: no backoff
-        if wait is None:
-            return tuple(held)
-        for slot in held:
-            store.release_slot(slot, item.id)
-        return wait
+                    # Parked until a holder releases it; at most until the first holder's time
+                    # runs out (it may have died).
+                    return self._unwind(held, item, _Wait(wait + 0.05, slot, limit))
+                held.append(slot)
+            if task.rate_interval:
+                # Booked for its turn: it comes back then and runs without asking again.
+                wait = store.rate_acquire(f"rate:{task.name}", task.rate_interval, ticket=item.id)
+                if wait > 0:
+                    return self._unwind(held, item, _Wait(wait, None, 0))
+        except BaseException:
+            self._unwind(held, item, None)
+            raise
+        return tuple(held)
 
-    def _defer(self, queue: str, item: Item, task: Task[Any, Any], wait: float) -> None:
-        """Send a job that may not run yet back to its place, to try again later. A rate limit
-        says exactly when (``wait`` < 0: minus that). A slot's holders finishing wake nobody, so
-        the job comes back after about the task's usual run time (10 ms to 1 s), when a slot has
-        likely freed."""
-        if wait < 0:
-            delay = -wait
-        else:
-            usual = self._runtimes.get(task.name, 0.05)
-            delay = min(max(usual, 0.01), 1.0, wait + 0.001) * random.uniform(0.8, 1.2)
+    def _unwind(self, held: list[str], item: Item, wait: _Wait | None) -> _Wait:
+        for slot in held:
+            try:
+                self.app.store.release_slot(slot, _holder(item))
+            except Exception as exc:  # it frees itself when its time runs out
+                _store_failed(exc, "job %s: releasing %s failed", item.id, slot)
+        return wait if wait is not None else _Wait(1.0, None, 0)
+
+    def _defer(self, queue: str, item: Item, task: Task[Any, Any], wait: _Wait) -> None:
+        """Send a job that may not run yet back to its place: until its rate-limit turn, or until
+        the slot it waits for is released."""
         run = _Running(queue, item, task, time.monotonic())
-        outcome = Outcome(item.id, "deferred", retry_in=delay)
+        outcome = Outcome(
+            item.id, "deferred", retry_in=wait.delay, slot=wait.slot, slot_limit=wait.limit
+        )
         self._done.append(_Done(run, outcome, None, None, 0.0))
         self._wake.set()
 
@@ -540,7 +565,7 @@ class Worker:
         for d in entries:
             for slot in d.run.slots:
                 try:
-                    self.app.store.release_slot(slot, d.run.item.id)
+                    self.app.store.release_slot(slot, _holder(d.run.item))
                 except Exception as exc:
                     _store_failed(exc, "job %s: releasing %s failed", d.run.item.id, slot)
 
@@ -550,9 +575,6 @@ class Worker:
         if outcome.status == "deferred":
             log.debug("job %s %s held back for %.3fs", item.id, task.name, outcome.retry_in)
             return
-        if task.limited:
-            last = self._runtimes.get(task.name, done.elapsed)
-            self._runtimes[task.name] = 0.8 * last + 0.2 * done.elapsed
         if outcome.status == "succeeded":
             log.info(
                 "job %s %s succeeded in %.3fs (queue %s)",
@@ -611,12 +633,20 @@ class Worker:
                 for job_id, run in self._running.items():
                     by_queue.setdefault(run.queue, []).append(job_id)
                     for slot in run.slots:
-                        by_slot.setdefault(slot, []).append(job_id)
+                        by_slot.setdefault(slot, []).append(_holder(run.item))
             try:
                 for queue, ids in by_queue.items():
                     store.extend(queue, ids, self.owner, self.app.lease)
-                for slot, ids in by_slot.items():
-                    store.renew_slots(slot, ids, self.app.lease)
+                for slot, holders in by_slot.items():
+                    kept = store.renew_slots(slot, holders, self.app.lease)
+                    if kept < len(holders):
+                        log.warning(
+                            "worker %s: %d running job(s) lost their hold on %s (its time ran "
+                            "out while the store could not be reached)",
+                            self.id,
+                            len(holders) - kept,
+                            slot,
+                        )
                 store.heartbeat(self._info(started), ttl=self.app.lease)
                 if time.time() - last_purge > min(60.0, self.app.result_ttl):
                     last_purge = time.time()
@@ -647,11 +677,13 @@ class Worker:
             by_queue: dict[str, list[str]] = {}
             for job_id, run in running.items():
                 by_queue.setdefault(run.queue, []).append(job_id)
-            for queue, ids in by_queue.items():
-                store.release(queue, ids, self.owner)
-            self._free_slots(
-                [_Done(r, Outcome(i, "deferred"), None, None, 0.0) for i, r in running.items()]
-            )
+            try:
+                for queue, ids in by_queue.items():
+                    store.release(queue, ids, self.owner)
+            except Exception as exc:  # their leases run out instead
+                _store_failed(exc, "worker %s: putting its jobs back failed", self.id)
+            ended = [_Done(r, Outcome(i, "deferred"), None, None, 0.0) for i, r in running.items()]
+            self._free_slots(ended)
             if running:
                 log.warning(
                     "worker %s terminated: %d job(s) went back to their queues",

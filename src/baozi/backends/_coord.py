@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 
 def number_of(raw: bytes | None, key: str) -> int | float:
@@ -24,3 +25,35 @@ def rate_step(tat: float | None, now: float, interval: float, burst: int) -> tup
     if wait > 0:
         return wait, start
     return 0.0, start + interval
+
+
+def add_number(raw: bytes | None, amount: int | float, key: str) -> int | float:
+    """A counter's value plus ``amount``, kept within 64-bit integers and finite floats (the
+    range every store keeps exactly)."""
+    total = number_of(raw, key) + amount
+    if isinstance(total, int) and not -(2**63) <= total < 2**63:
+        raise OverflowError(f"key {key!r}: {total} does not fit in 64 bits")
+    if isinstance(total, float) and not math.isfinite(total):
+        raise OverflowError(f"key {key!r}: the sum is {total}")
+    return total
+
+
+GRACE = 0.002
+"""A booked rate-limit time counts as come this early (a scheduled job may wake a hair early)."""
+
+
+def book(
+    tat: float | None, grant: float | None, now: float, interval: float, burst: int, ticket: bool
+) -> tuple[float, float | None, float | None]:
+    """A rate-limit step with bookings. ``grant`` is the ticket's booking, if it has one.
+
+    Returns (seconds to wait, the new ``tat`` to store or None, what to do with the ticket's
+    booking: None to drop it (or leave none), else the time to book it for)."""
+    if grant is not None:
+        return (0.0, None, None) if grant <= now + GRACE else (grant - now, None, grant)
+    wait, start = rate_step(tat, now, interval, burst)
+    if not wait:
+        return 0.0, start, None
+    if not ticket:
+        return wait, None, None
+    return wait, start + interval, now + wait

@@ -90,7 +90,10 @@ class Outcome(NamedTuple):
     place, scheduled ``retry_in`` seconds from now, its failure count raised and ``error`` kept;
     or "deferred": the job did not run (a concurrency, lock or rate limit held it back), so it goes
     back to its place, scheduled ``retry_in`` seconds from now, and the delivery its reservation
-    counted is taken back.
+    counted is taken back. A deferred job with a ``slot`` (of ``slot_limit`` holders) waits for
+    that slot: the next :meth:`Store.release_slot` of it makes the first such job (in queue order)
+    ready at once, and ``retry_in`` is only how long it waits at most; if the slot has fewer than
+    ``slot_limit`` holders when this is settled (one left meanwhile), the job is ready at once.
     """
 
     id: str
@@ -98,6 +101,8 @@ class Outcome(NamedTuple):
     result: bytes | None = None
     error: str | None = None
     retry_in: float = 0.0
+    slot: str | None = None
+    slot_limit: int = 0
 
 
 STATUSES = ("scheduled", "queued", "running", "succeeded", "failed", "cancelled")
@@ -433,7 +438,9 @@ class Store(ABC):
 
     @abstractmethod
     def release_slot(self, name: str, holder: str) -> bool:
-        """Give back ``holder``'s slot; False when it held none (or its time ran out)."""
+        """Give back ``holder``'s slot; False when it held none (or its time ran out). Either way,
+        the first job waiting for the slot (see :class:`Outcome`) that is still scheduled becomes
+        ready, in the same step."""
 
     @abstractmethod
     def renew_slots(self, name: str, holders: Sequence[str], ttl: float) -> int:
@@ -444,10 +451,17 @@ class Store(ABC):
         """The holders of the slots named ``name`` whose time has not run out."""
 
     @abstractmethod
-    def rate_acquire(self, name: str, interval: float, burst: int = 1) -> float:
+    def rate_acquire(
+        self, name: str, interval: float, burst: int = 1, ticket: str | None = None
+    ) -> float:
         """Admit one event of a rate limit of one per ``interval`` seconds (up to ``burst`` at once
         after a quiet spell). Returns 0.0 when admitted (and counts it), else how many seconds
-        until the next admission is possible (and counts nothing)."""
+        until the next admission is possible (and counts nothing).
+
+        With a ``ticket``, a refused event is booked instead: it gets the next free time, counted
+        now, and the call returns the seconds until then; asked again with the same ticket at (or
+        after) that time it is admitted without being counted twice. So events that must wait
+        are spread over the free times in the order they asked."""
 
     @abstractmethod
     def discard(self, queue: str, ids: Sequence[str]) -> int:

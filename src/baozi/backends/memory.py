@@ -10,6 +10,7 @@ import dataclasses
 import heapq
 import itertools
 import json
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 from sortedcontainers import SortedList
 
 from ..errors import Full
-from ._coord import number_of, rate_step
+from ._coord import add_number, book
 from ._rows import Row, RowStore
 from ._signal import ChangeSignal
 from .base import STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
@@ -109,6 +110,8 @@ class _State:
         self.kv: dict[str, dict[str, bytes]] = {}
         self.slots: dict[str, dict[str, float]] = {}  # name -> holder -> expires
         self.rates: dict[str, float] = {}  # name -> theoretical arrival time of the next event
+        self.grants: dict[str, dict[str, float]] = {}  # rate name -> ticket -> booked time
+        self.waiters: dict[str, dict[int, str]] = {}  # slot -> job waiting for it -> its queue
 
     def queue(self, name: str) -> _Queue:
         q = self.queues.get(name)
@@ -353,11 +356,17 @@ class MemoryStore(RowStore):
                     entry.deliveries = max(entry.deliveries - 1, 0)
                 else:
                     entry.error = o.error
+                retry_in = o.retry_in
+                if o.status == "deferred" and o.slot is not None:
+                    if len(self._live_slots(o.slot, now)) < o.slot_limit:
+                        retry_in = 0.0  # the slot freed meanwhile: try again at once
+                    else:
+                        st.waiters.setdefault(o.slot, {})[num] = queue
                 if o.status in ("retry", "deferred"):
                     entry.failures += o.status == "retry"
-                    if o.retry_in > 0:
+                    if retry_in > 0:
                         entry.state = _SCHEDULED
-                        q.set_due(num, entry, now + o.retry_in)
+                        q.set_due(num, entry, now + retry_in)
                     else:
                         entry.state = _READY
                         q.ready.add(entry.key)
@@ -564,7 +573,7 @@ class MemoryStore(RowStore):
     def kv_incr(self, ns: str, key: str, amount: int | float) -> int | float:
         with self._state.lock:
             space = self._state.kv.setdefault(ns, {})
-            total = number_of(space.get(key), key) + amount
+            total = add_number(space.get(key), amount, key)
             space[key] = json.dumps(total).encode()
             return total
 
@@ -594,10 +603,36 @@ class MemoryStore(RowStore):
     def release_slot(self, name: str, holder: str) -> bool:
         st = self._state
         with st.lock:
-            held = self._live_slots(name, time.time()).pop(holder, None) is not None
-        if held:
+            now = time.time()
+            held = self._live_slots(name, now).pop(holder, None) is not None
+            woke = self._wake_waiter(name, now)
+        if held or woke:
             st.signal.notify()
         return held
+
+    def _wake_waiter(self, slot: str, now: float) -> bool:
+        """Make the first job waiting for ``slot`` (in queue order) ready now."""
+        st = self._state
+        waiting = st.waiters.get(slot)
+        if not waiting:
+            return False
+        best: tuple[Any, int, _Queue, _Entry] | None = None
+        for num, queue in list(waiting.items()):
+            q = st.queues.get(queue)
+            entry = q.entries.get(num) if q is not None else None
+            if entry is None or entry.state != _SCHEDULED:
+                del waiting[num]  # it ran, or went: nothing to wake
+                continue
+            if best is None or entry.key < best[0]:
+                best = (entry.key, num, q, entry)  # type: ignore[assignment]
+        if best is None:
+            return False
+        _, num, q, entry = best
+        del waiting[num]
+        entry.state = _READY
+        entry.stamp += 1
+        q.ready.add(entry.key)
+        return True
 
     def renew_slots(self, name: str, holders: Sequence[str], ttl: float) -> int:
         with self._state.lock:
@@ -612,12 +647,24 @@ class MemoryStore(RowStore):
         with self._state.lock:
             return sorted(self._live_slots(name, time.time()))
 
-    def rate_acquire(self, name: str, interval: float, burst: int = 1) -> float:
-        with self._state.lock:
+    def rate_acquire(
+        self, name: str, interval: float, burst: int = 1, ticket: str | None = None
+    ) -> float:
+        st = self._state
+        with st.lock:
             now = time.time()
-            wait, tat = rate_step(self._state.rates.get(name), now, interval, burst)
-            if not wait:
-                self._state.rates[name] = tat
+            grants = st.grants.setdefault(name, {})
+            grant = grants.pop(ticket, None) if ticket is not None else None
+            wait, tat, booked = book(
+                st.rates.get(name), grant, now, interval, burst, ticket is not None
+            )
+            if tat is not None:
+                st.rates[name] = tat
+            if booked is not None and ticket is not None:
+                grants[ticket] = booked
+            if len(grants) > 1000 and random.random() < 0.01:  # bookings of jobs that went
+                for t in [t for t, at in grants.items() if at < now - 600]:
+                    del grants[t]
             return wait
 
     def discard(self, queue: str, ids: Sequence[str]) -> int:

@@ -591,3 +591,56 @@ class StoreContract:
         assert store.counts(Q).ready == 3
         store.set_queue_options(Q, paused=False)
         assert _payloads(store.reserve(Q, "w", 30, 5)) == [b"a", b"b", b"c"]
+
+    def test_a_paused_queue_hands_out_nothing_when_settling_either(self, store: Store) -> None:
+        (jid,) = store.enqueue(Q, [NewJob("t", b"a")])
+        store.enqueue(Q, [NewJob("t", b"b")])
+        store.reserve(Q, "w", 30, 1)
+        store.set_queue_options(Q, paused=True)
+        held, got = store.settle_and_reserve(Q, "w", [Outcome(jid, "succeeded")], 60, 30, 5)
+        assert held == 1 and got == []
+
+    def test_rate_tickets_book_the_next_free_times_in_order(self, store: Store) -> None:
+        assert store.rate_acquire("t", 0.2, ticket="a") == 0.0
+        wait_b = store.rate_acquire("t", 0.2, ticket="b")
+        wait_c = store.rate_acquire("t", 0.2, ticket="c")
+        assert 0.1 < wait_b <= 0.2 and 0.3 < wait_c <= 0.4  # booked one after the other
+        again = store.rate_acquire("t", 0.2, ticket="b")  # asking early changes nothing
+        assert 0 < again <= wait_b
+        assert store.rate_acquire("t", 0.2) > 0.4  # an unticketed event waits behind them
+        time.sleep(wait_b + 0.01)
+        assert store.rate_acquire("t", 0.2, ticket="b") == 0.0  # its turn: admitted
+        assert store.rate_acquire("t", 0.2, ticket="c") > 0
+
+    def test_releasing_a_slot_readies_the_first_job_waiting_for_it(self, store: Store) -> None:
+        ids = store.enqueue(Q, [NewJob("t", b"1"), NewJob("t", b"2"), NewJob("t", b"3")])
+        assert store.acquire_slot("s", "holder", 1, 30) is None
+        items = store.reserve(Q, "w", 30, 3)
+        outcomes = [
+            Outcome(i.id, "deferred", retry_in=30, slot="s", slot_limit=1) for i in reversed(items)
+        ]
+        assert store.settle(Q, "w", outcomes, 60) == 3
+        assert store.reserve(Q, "w", 30, 3) == []  # all three wait for the slot
+        assert store.release_slot("s", "holder")
+        (first,) = store.reserve(Q, "w", 30, 3)
+        assert first.id == ids[0]  # the first in queue order, whatever order they parked in
+        assert not store.release_slot("s", "nobody")  # a release by no holder still wakes one
+        assert [i.id for i in store.reserve(Q, "w", 30, 3)] == [ids[1]]
+
+    def test_a_job_parked_for_a_slot_that_freed_meanwhile_is_ready_at_once(
+        self, store: Store
+    ) -> None:
+        (jid,) = store.enqueue(Q, [NewJob("t", b"x")])
+        store.reserve(Q, "w", 30, 1)
+        out = Outcome(jid, "deferred", retry_in=30, slot="free", slot_limit=1)
+        assert store.settle(Q, "w", [out], 60) == 1
+        assert [i.id for i in store.reserve(Q, "w", 30, 1)] == [jid]
+
+    def test_kv_incr_stays_in_range(self, store: Store) -> None:
+        store.kv_incr("ns", "big", 2**63 - 1)
+        with pytest.raises(OverflowError):
+            store.kv_incr("ns", "big", 1)
+        assert store.kv_get("ns", "big") == str(2**63 - 1).encode()
+        store.kv_incr("ns", "f", 1e308)
+        with pytest.raises(OverflowError):
+            store.kv_incr("ns", "f", 1e308)

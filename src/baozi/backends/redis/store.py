@@ -336,7 +336,15 @@ class RedisStore(RowStore):
         args: list[Any] = [queue, owner, repr(float(ttl))]
         for o in outcomes:
             result = b"" if o.result is None else b"=" + o.result  # so an empty result stays
-            args += (o.id, o.status, result, o.error or "", repr(float(o.retry_in)))
+            args += (
+                o.id,
+                o.status,
+                result,
+                o.error or "",
+                repr(float(o.retry_in)),
+                o.slot or "",
+                o.slot_limit,
+            )
         return args
 
     def settle_and_reserve(
@@ -491,8 +499,13 @@ class RedisStore(RowStore):
             if "overflow" in str(exc):
                 raise OverflowError(f"key {key!r}: {exc}") from None
             raise
+        if tag == b"o":
+            raise OverflowError(f"key {key!r}: the sum is {text.decode()}")
         if tag == b"e":
-            raise TypeError(f"key {key!r} holds {text!r}, not a number: it cannot be incremented")
+            raise TypeError(
+                f"key {key!r} holds {text.decode(errors='replace')}, not a number: it cannot be "
+                f"incremented"
+            )
         total: int | float = int(text) if tag == b"i" else float(text)
         return total
 
@@ -505,7 +518,13 @@ class RedisStore(RowStore):
         return None if wait < 0 else wait
 
     def release_slot(self, name: str, holder: str) -> bool:
-        return bool(self._server.run("slots", "release", name, holder))
+        server = self._server
+
+        def release(retried: bool) -> bool:
+            gone = bool(server.script("slots", ("release", name, holder)))
+            return gone or retried  # sent again after a lost reply: the first one released it
+
+        return server.call("release_slot", release)
 
     def renew_slots(self, name: str, holders: Sequence[str], ttl: float) -> int:
         if not holders:
@@ -516,8 +535,15 @@ class RedisStore(RowStore):
     def slot_holders(self, name: str) -> list[str]:
         return sorted(h.decode() for h in self._server.run("slots", "holders", name))
 
-    def rate_acquire(self, name: str, interval: float, burst: int = 1) -> float:
-        return float(self._server.run("rate", name, repr(float(interval)), int(burst)))
+    def rate_acquire(
+        self, name: str, interval: float, burst: int = 1, ticket: str | None = None
+    ) -> float:
+        # Not retried once sent without a ticket: it would count twice. With one, asking again is
+        # what tickets are for.
+        wait = self._server.run(
+            "rate", name, repr(float(interval)), int(burst), ticket or "", retry_sent=bool(ticket)
+        )
+        return float(wait)
 
     def discard(self, queue: str, ids: Sequence[str]) -> int:
         if not ids:

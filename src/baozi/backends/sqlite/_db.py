@@ -70,6 +70,11 @@ CREATE TABLE IF NOT EXISTS baozi_slots (
     expires REAL NOT NULL,                 -- when the holder's time runs out
     PRIMARY KEY (name, holder)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS baozi_waiters (  -- jobs held back until a slot frees
+    slot TEXT NOT NULL,
+    item INTEGER NOT NULL,
+    PRIMARY KEY (slot, item)
+) WITHOUT ROWID;
 """
 )
 _SCHEMA_2 = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS baozi_kv") :]
@@ -286,7 +291,7 @@ class Database:
                 )
             self._create_schema(conn)
         version = conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone()
-        if version is not None and version[0] == "1":
+        if version is not None and (version[0] == "1" or "baozi_waiters" not in tables):
             self._upgrade(conn)
             version = ("2",)
         if version is None or int(version[0]) != SCHEMA_VERSION:

@@ -7,18 +7,18 @@ are atomic across every process on the file.
 from __future__ import annotations
 
 import json
-import sqlite3
+import random
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from ...errors import StoreError
-from .._coord import number_of, rate_step
+from .._coord import add_number, book
 from .store import LEASED, READY, SCHEDULED, SQLiteQueues, _chunks, _sql_for
 
 __all__ = ["SQLiteCoordination"]
 
 _RATES = "baozi.rate"  # the kv namespace holding each rate limit's next due time
+_GRANTS = "baozi.rate-booked:"  # + the rate's name: the kv namespace of its bookings
 
 
 class SQLiteCoordination(SQLiteQueues):
@@ -81,7 +81,7 @@ class SQLiteCoordination(SQLiteQueues):
             row = conn.execute(
                 "SELECT value FROM baozi_kv WHERE ns=? AND key=?", (ns, key)
             ).fetchone()
-            total = number_of(None if row is None else bytes(row[0]), key) + amount
+            total = add_number(None if row is None else bytes(row[0]), amount, key)
             conn.execute(
                 "INSERT INTO baozi_kv VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET value=excluded.value",
                 (ns, key, json.dumps(total).encode()),
@@ -111,16 +111,26 @@ class SQLiteCoordination(SQLiteQueues):
             return max(float(first) - now, 0.0)
 
     def release_slot(self, name: str, holder: str) -> bool:
-        try:
-            conn = self._conn
-            done = conn.execute(  # one statement: atomic by itself
+        with self._write() as conn:
+            now = time.time()
+            done = conn.execute(
                 "DELETE FROM baozi_slots WHERE name=? AND holder=? AND expires>?",
-                (name, holder, time.time()),
+                (name, holder, now),
             ).rowcount
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
-        if done:
-            self._db.signal.notify()
+            # The first job waiting for the slot, in queue order, becomes ready now.
+            conn.execute(
+                "DELETE FROM baozi_waiters WHERE slot=? AND item NOT IN "
+                "(SELECT id FROM baozi_items WHERE state=2)",
+                (name,),
+            )
+            first = conn.execute(
+                "SELECT i.id FROM baozi_waiters w JOIN baozi_items i ON i.id = w.item "
+                "WHERE w.slot=? ORDER BY i.priority, i.seq, i.id LIMIT 1",
+                (name,),
+            ).fetchone()
+            if first is not None:
+                conn.execute("UPDATE baozi_items SET state=0, due=NULL WHERE id=?", first)
+                conn.execute("DELETE FROM baozi_waiters WHERE slot=? AND item=?", (name, first[0]))
         return bool(done)
 
     def renew_slots(self, name: str, holders: Sequence[str], ttl: float) -> int:
@@ -146,18 +156,38 @@ class SQLiteCoordination(SQLiteQueues):
         )
         return [r[0] for r in rows]
 
-    def rate_acquire(self, name: str, interval: float, burst: int = 1) -> float:
+    def rate_acquire(
+        self, name: str, interval: float, burst: int = 1, ticket: str | None = None
+    ) -> float:
+        grants = f"{_GRANTS}{name}"
+        put = "INSERT INTO baozi_kv VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET value=excluded.value"
         with self._write() as conn:
+            now = time.time()
             row = conn.execute(
                 "SELECT value FROM baozi_kv WHERE ns=? AND key=?", (_RATES, name)
             ).fetchone()
-            now = time.time()
-            wait, tat = rate_step(None if row is None else float(row[0]), now, interval, burst)
-            if not wait:
+            grant = None
+            if ticket is not None:
+                booked = conn.execute(
+                    "DELETE FROM baozi_kv WHERE ns=? AND key=? RETURNING value", (grants, ticket)
+                ).fetchone()
+                grant = None if booked is None else float(booked[0])
+            wait, tat, keep = book(
+                None if row is None else float(row[0]),
+                grant,
+                now,
+                interval,
+                burst,
+                ticket is not None,
+            )
+            if tat is not None:
+                conn.execute(put, (_RATES, name, repr(tat).encode()))
+            if keep is not None:
+                conn.execute(put, (grants, ticket, repr(keep).encode()))
+            if random.random() < 0.01:  # bookings of jobs that went away
                 conn.execute(
-                    "INSERT INTO baozi_kv VALUES (?, ?, ?) "
-                    "ON CONFLICT DO UPDATE SET value=excluded.value",
-                    (_RATES, name, repr(tat).encode()),
+                    "DELETE FROM baozi_kv WHERE ns=? AND CAST(value AS REAL) < ?",
+                    (grants, now - 600),
                 )
         return wait
 

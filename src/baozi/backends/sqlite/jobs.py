@@ -65,6 +65,7 @@ class SQLiteStore(SQLiteCoordination):
     def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
         now = time.time()
         finished, retried, deferred = [], [], []
+        waiting: list[tuple[str, int, int, int]] = []  # slot, its limit, job, its deferred row
         for o in outcomes:
             num = _num(o.id)
             if num is None:
@@ -72,6 +73,8 @@ class SQLiteStore(SQLiteCoordination):
             if o.status == "deferred":
                 state, due = (2, now + o.retry_in) if o.retry_in > 0 else (0, None)
                 deferred.append((state, due, num, owner))
+                if o.slot is not None and state == 2:
+                    waiting.append((o.slot, o.slot_limit, num, len(deferred) - 1))
             elif o.status == "retry":
                 state, due = (2, now + o.retry_in) if o.retry_in > 0 else (0, None)
                 retried.append((state, due, o.error, num, owner))
@@ -79,12 +82,23 @@ class SQLiteStore(SQLiteCoordination):
                 failed = int(o.status == "failed")
                 finished.append((o.status, o.result, o.error, now, now + ttl, failed, num, owner))
         batches = [(sql, rows) for sql, rows in _batches(finished, retried, deferred) if rows]
-        if len(batches) == 1 and len(batches[0][1]) == 1:  # one statement is atomic by itself
+        if len(batches) == 1 and len(batches[0][1]) == 1 and not waiting:  # atomic by itself
             return self._run(batches[0][0], batches[0][1][0])
         done = 0
         with self._write() as conn:
+            parked = []
+            for slot, limit, num, row in waiting:
+                (held,) = conn.execute(
+                    "SELECT count(*) FROM baozi_slots WHERE name=? AND expires>?", (slot, now)
+                ).fetchone()
+                if held < limit:  # the slot freed meanwhile: ready at once
+                    deferred[row] = (0, None, *deferred[row][2:])
+                else:
+                    parked.append((slot, num))
             for sql, rows in batches:
                 done += conn.executemany(sql, rows).rowcount
+            if parked:
+                conn.executemany("INSERT OR IGNORE INTO baozi_waiters VALUES (?, ?)", parked)
         return done
 
     def _run(self, sql: str, params: Sequence[Any]) -> int:

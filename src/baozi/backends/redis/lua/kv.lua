@@ -31,12 +31,15 @@ elseif op == 'incr' then
   local old = redis.call('HGET', H, key)
   if ARGV[5] == 'i' and (not old or string.match(old, '^%-?%d+$')) then
     -- exact 64-bit integer arithmetic; Redis refuses an overflow
-    return {'i', tostring(redis.call('HINCRBY', H, key, ARGV[6]))}
+    redis.call('HINCRBY', H, key, ARGV[6])
+    return {'i', redis.call('HGET', H, key)}  -- as text: a Lua number is a double
   end
   local x = 0
   if old then x = tonumber(old) end
   if x == nil or (old and string.match(old, '^%s')) then return {'e', old} end
-  local text = string.format('%.17g', x + tonumber(ARGV[6]))
+  local sum = x + tonumber(ARGV[6])
+  if sum ~= sum or sum == math.huge or sum == -math.huge then return {'o', tostring(sum)} end
+  local text = string.format('%.17g', sum)
   if not string.find(text, '[%.eEn]') then text = text .. '.0' end  -- a float stays a float
   redis.call('HSET', H, key, text)
   return {'f', text}

@@ -1,11 +1,12 @@
 -- End runs of jobs an owner holds. ARGV: P, queue, owner, ttl, then per job: id, status, result
--- ('=' then the value, or '' for none), error ('' for none), retry_in. Returns how many were settled.
+-- ('=' then the value, or '' for none), error ('' for none), retry_in, slot (a deferred job
+-- waits for it; '' for none), the slot's limit. Returns how many were settled.
 local q, owner, ttl = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local now = clock()
 local R, L, S = qkey(q, 'r'), qkey(q, 'l'), qkey(q, 's')
 local finished, expiry, tally = stamp(now), now + ttl, {}
 local done, gone, left = 0, {}, {}
-for b = 5, #ARGV, 5 do
+for b = 5, #ARGV, 7 do
   local id, status, result, err = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   if result ~= '' then result = string.sub(result, 2) else result = false end  -- '=' .. value, or none
   local h = P .. ':i:' .. id
@@ -28,11 +29,24 @@ for b = 5, #ARGV, 5 do
     local failures = tonumber(v[5] or 0) + ((status == 'succeeded') and 0 or 1)
     if status == 'deferred' then  -- it did not run: back to its place later, the delivery undone
       local retry_in = tonumber(ARGV[b + 4])
+      local slot = ARGV[b + 5]
+      if slot ~= '' then
+        local Z = P .. ':sl:' .. slot
+        redis.call('ZREMRANGEBYSCORE', Z, '-inf', now)
+        if redis.call('ZCARD', Z) < tonumber(ARGV[b + 6]) then
+          retry_in, slot = 0, ''  -- the slot freed meanwhile: ready at once
+        end
+      end
       local d = tonumber(redis.call('HGET', h, 'd') or 0)
       if d > 0 then d = d - 1 end
       if retry_in > 0 then
         redis.call('HSET', h, 'st', 2, 'du', stamp(now + retry_in), 'd', d, 'o', '')
         redis.call('ZADD', S, now + retry_in, id)
+        if slot ~= '' then
+          local W = P .. ':wt:' .. slot
+          redis.call('ZADD', W, 0, v[3])
+          redis.call('EXPIRE', W, math.ceil(retry_in) + 60)
+        end
       else
         redis.call('HSET', h, 'st', 0, 'd', d, 'o', '')
         redis.call('ZADD', R, 0, v[3])

@@ -18,7 +18,25 @@ if op == 'acquire' then
   return tostring(math.max(tonumber(first[2]) - now, 0))
 elseif op == 'release' then
   local gone = redis.call('ZREM', Z, ARGV[4])
-  if gone > 0 then redis.call('PUBLISH', P .. ':changed', '') end
+  -- The first job waiting for the slot (in queue order: the set sorts by ready-set member)
+  -- that is still scheduled becomes ready now.
+  local W = P .. ':wt:' .. name
+  local woke = false
+  while not woke do
+    local first = redis.call('ZRANGE', W, 0, 0)
+    if #first == 0 then break end
+    redis.call('ZREM', W, first[1])
+    local id = id_of(first[1])
+    local h = P .. ':i:' .. id
+    local v = redis.call('HMGET', h, 'st', 'q', 'm')
+    if v[1] == '2' and v[3] == first[1] then
+      redis.call('ZREM', qkey(v[2], 's'), id)
+      redis.call('HSET', h, 'st', 0)
+      redis.call('ZADD', qkey(v[2], 'r'), 0, v[3])
+      woke = true
+    end
+  end
+  if gone > 0 or woke then redis.call('PUBLISH', P .. ':changed', '') end
   return gone
 elseif op == 'renew' then
   local ttl, done = tonumber(ARGV[4]), 0
