@@ -151,3 +151,25 @@ def test_a_closed_queue_handle_refuses_puts_and_gets(url: str) -> None:
         q.put(1)
     with pytest.raises(ValueError, match="closed"):
         q.get(timeout=0)
+
+
+def test_a_schema_1_store_gains_the_coordination_tables_and_keeps_its_items(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    with Queue(url=f"sqlite:///{path}") as q:
+        q.put("kept")
+    with sqlite3.connect(path) as conn:  # as baozi with schema 1 left it
+        for table in ("baozi_kv", "baozi_slots", "baozi_waiters"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("UPDATE baozi_meta SET value='1' WHERE key='schema'")
+    conn.close()
+    store = open_store(f"sqlite:///{path}?durable=fsync")  # a fresh handle: upgraded on open
+    store.kv_set("ns", "k", b"v")
+    assert store.acquire_slot("s", "h", 1, 30) is None
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone() == ("2",)
+    conn.close()
+    with Queue(url=f"sqlite:///{path}?durable=fsync") as q:
+        assert q.get() == "kept"
