@@ -173,3 +173,20 @@ def test_a_schema_1_store_gains_the_coordination_tables_and_keeps_its_items(
     conn.close()
     with Queue(url=f"sqlite:///{path}?durable=fsync") as q:
         assert q.get() == "kept"
+
+
+def test_job_ids_and_priorities_beyond_64_bits_are_refused_cleanly(url: str) -> None:
+    from baozi import App, JobNotFound
+
+    app = App(url)
+    task = app.task(name="t")(lambda: None)
+    with pytest.raises(JobNotFound):
+        app.job(str(2**70))
+    assert not app.store.cancel(str(2**70)) and app.store.rank("default", str(2**64)) is None
+    with pytest.raises(ValueError, match="64 bits"):
+        task.apply_async(priority=2**63)
+    with pytest.raises(ValueError, match="NaN"):
+        task.apply_async(priority=float("nan"))
+    with pytest.raises(ValueError, match="non-empty"):
+        app.task(name="u", queue="")(lambda: None)
+    assert app.store.counts("default").total == 0

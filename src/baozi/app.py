@@ -7,6 +7,7 @@ import datetime
 import functools
 import importlib
 import inspect
+import math
 import re
 import string
 import threading
@@ -126,6 +127,8 @@ class Task(Generic[P, R]):
             isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
         ):
             raise ValueError(f"concurrency must be a positive int or None, not {concurrency!r}")
+        if not isinstance(queue, str) or not queue:
+            raise ValueError(f"queue must be a non-empty str, not {queue!r}")
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be a non-negative int, not {retries!r}")
         if timeout is not None and not timeout > 0:
@@ -352,6 +355,8 @@ class App:
             raise ValueError(f"order must be 'fifo' or 'lifo', not {order!r}")
         if not isinstance(maxsize, int) or maxsize < 0:
             raise ValueError(f"maxsize must be a non-negative int, not {maxsize!r}")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a queue name must be a non-empty str, not {name!r}")
         spec = self.queues[name] = QueueSpec(name, order, maxsize)
         return spec
 
@@ -409,6 +414,12 @@ class App:
             raise ValueError(f"delay must be a non-negative number of seconds, not {delay!r}")
         if isinstance(priority, bool) or not isinstance(priority, (int, float)):
             raise TypeError(f"priority must be a number, not {priority!r}")
+        if isinstance(priority, float) and math.isnan(priority):
+            raise ValueError("priority cannot be NaN")
+        if isinstance(priority, int) and not -(2**63) <= priority < 2**63:
+            raise ValueError(f"priority must fit in 64 bits, not {priority}")
+        if not isinstance(queue, str) or not queue:
+            raise ValueError(f"queue must be a non-empty str, not {queue!r}")
         for _, kwargs in calls:
             if kwargs and not all(isinstance(k, str) for k in kwargs):
                 raise TypeError("keyword argument names must be strings")

@@ -3,7 +3,9 @@
 A store holds named queues of items. Each item has an id (a string, unique in the store for its
 lifetime), a payload (bytes), and an ordering key ``(priority, seq, id)`` compared lowest first.
 ``seq`` is 0 for an item pushed to the back and, for an item pushed to the front, a number below
-every ``seq`` the queue has handed out before; ids grow with every push. So FIFO is "push to the
+every ``seq`` the queue has handed out before; the last part orders items by when they were
+pushed (the id itself in the SQLite and memory stores; Redis keeps an order number beside a
+client-made id, so Redis ids from different clients say nothing about order). So FIFO is "push to the
 back", LIFO and ``appendleft`` are "push to the front", and priority orders before either. The key
 never changes: an item that goes back to the queue (released, or its lease expired) returns to the
 exact place it left.

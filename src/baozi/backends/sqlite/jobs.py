@@ -52,9 +52,10 @@ def _batches(finished: list[Any], retried: list[Any], deferred: list[Any]) -> li
 
 def _num(job_id: str) -> int | None:
     try:
-        return int(job_id)
+        num = int(job_id)
     except (TypeError, ValueError):
         return None
+    return num if 0 < num < 2**63 else None  # beyond SQLite's integers: never an id of ours
 
 
 def _record(row: Any) -> JobRecord:

@@ -42,9 +42,11 @@ def _chunks(ids: Sequence[str]) -> Iterator[list[int]]:
     nums = []
     for i in ids:
         try:
-            nums.append(int(i))
+            num = int(i)
         except (TypeError, ValueError):
             continue  # an id this store never issued: nothing to settle
+        if 0 < num < 2**63:
+            nums.append(num)
     for start in range(0, len(nums), _CHUNK):
         yield nums[start : start + _CHUNK]
 
@@ -268,6 +270,8 @@ class SQLiteQueues(RowStore):
         try:
             num = int(item_id)
         except (TypeError, ValueError):
+            return None
+        if not 0 < num < 2**63:
             return None
         qid = self._db.qid(queue)
         now = time.time()
