@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from baozi import App
+from baozi.web._wire import MAX_DEPTH
 
 from ._web import served
 from .test_web_api import make_app
@@ -156,3 +157,31 @@ def test_arguments_come_back_as_the_json_that_was_sent(client: httpx.Client) -> 
     shown = client.get(job["url"])
     assert shown.headers["content-type"] == "application/json"
     assert shown.json()["args"] == args
+
+
+def _nested(kind: str, depth: int) -> str:
+    """JSON text of ``depth`` arrays (``kind`` "args") or objects ("kwargs"), one in another."""
+    if kind == "args":
+        return "[" * depth + "]" * depth
+    return '{"k": ' * (depth - 1) + "{}" + "}" * (depth - 1)
+
+
+@pytest.mark.parametrize("depth", [400, 1000])
+def test_deeply_nested_arguments_are_422_naming_the_field(
+    memory_app: App, memory_client: httpx.Client, depth: int
+) -> None:
+    for field in ("args", "kwargs"):
+        raw = f'{{"task": "echo", "{field}": {_nested(field, depth)}}}'
+        answer = memory_client.post(
+            "/api/jobs", content=raw, headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 422, (field, answer.text[:200])
+        assert answer.json()["field"] == field
+        assert "nested" in answer.json()["error"]
+    assert nothing_enqueued(memory_app)
+    for field in ("args", "kwargs"):  # as deep as is allowed: accepted
+        raw = f'{{"task": "echo", "{field}": {_nested(field, MAX_DEPTH)}}}'
+        answer = memory_client.post(
+            "/api/jobs", content=raw, headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 202, (field, answer.text[:200])

@@ -17,6 +17,7 @@ from ..serialize import Serializer
 
 __all__ = [
     "MAX_BODY",
+    "MAX_DEPTH",
     "MAX_DELAY",
     "MAX_PRIORITY",
     "NAME_PATTERN",
@@ -40,6 +41,8 @@ NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
 """Task and queue names: 1 to 200 characters, no control characters."""
 _NAME = re.compile(NAME_PATTERN)
 _FIELDS = ("task", "args", "kwargs", "queue", "priority", "delay", "front")
+MAX_DEPTH = 64
+"""How deeply arrays and objects may nest in ``args`` and ``kwargs``."""
 MAX_LIMIT = 500
 MAX_OFFSET = 1_000_000
 
@@ -128,12 +131,49 @@ def _kind(value: Any) -> str:
     return names.get(type(value), "a number")
 
 
+_TOO_DEEP = f"is nested more than {MAX_DEPTH} arrays or objects deep"
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether arrays and objects nest more than MAX_DEPTH deep in ``value`` (the value itself
+    is depth 1); walked with a stack of its own, so no depth is too much for the walk."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > MAX_DEPTH:
+                return True
+            stack.extend(
+                (v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)
+            )
+    return False
+
+
+def _deepest_field(text: str) -> str:
+    """The field of the body whose value nests more than MAX_DEPTH deep, found in the text (for
+    a body too deep for the JSON parser): "args" or "kwargs", else "body"."""
+    depth, key = 0, ""
+    for token in _TOKENS.finditer(text):
+        char = token.group()[0]
+        if char == '"':
+            if depth == 1:  # a key of the body, or a string value after one
+                key = token.group()
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH + 1:
+                return key.strip('"') if key in ('"args"', '"kwargs"') else "body"
+        else:
+            depth -= 1
+    return "body"
+
+
 def parse_enqueue(body: bytes) -> EnqueueRequest:
     """Check a ``POST /api/jobs`` body; raise ApiError(422) naming the first field at fault."""
     try:
         data = json.loads(body, parse_constant=_refuse_constant)
     except RecursionError:
-        _invalid("body", "is nested too deeply")
+        _invalid(_deepest_field(body.decode("utf-8", "replace")), _TOO_DEEP)
     except ValueError as exc:  # also a body that is not UTF-8
         _invalid("body", f"is not valid JSON ({exc})")
     if not isinstance(data, dict):
@@ -150,6 +190,8 @@ def parse_enqueue(body: bytes) -> EnqueueRequest:
     if not isinstance(kwargs, dict):
         _invalid("kwargs", f"must be an object, not {_kind(kwargs)}")
     for field, value in (("args", args), ("kwargs", kwargs)):
+        if _too_deep(value):
+            _invalid(field, _TOO_DEEP)
         if not _storable_text(value):
             _invalid(field, "holds a string that is not valid Unicode (a lone surrogate)")
     front = data.get("front", False)

@@ -115,6 +115,8 @@ class Api:
             raise ApiError(429, str(exc), headers={"Retry-After": retry_after}) from exc
         except TypeError as exc:  # an argument the app's serializer refuses
             raise ApiError(422, f"args: {exc}", field="args") from exc
+        except RecursionError as exc:  # nested past what the app's serializer can follow
+            raise ApiError(422, "args: nested too deeply to store", field="args") from exc
         except ValueError as exc:
             raise ApiError(422, str(exc), field="body") from exc
         view = self._view(self._record(job.id), root=root)
