@@ -199,6 +199,7 @@ def test_a_bad_listing_query_is_422_naming_the_parameter(memory_client: httpx.Cl
         ({"limit": "ten"}, "limit"),
         ({"offset": "-1"}, "offset"),
         ({"queue": "a\x01b"}, "queue"),
+        ({"queue": "deque:x"}, "queue"),
     ):
         answer = memory_client.get("/api/jobs", params=query)
         assert answer.status_code == 422 and answer.json()["field"] == field, query
@@ -287,8 +288,11 @@ def test_a_queue_is_paused_and_resumed(app: App, client: httpx.Client) -> None:
     assert not app.is_paused("default")
     drain(app)
     assert client.get("/api/jobs").json()["jobs"][0]["status"] == "succeeded"
-    bad = client.post("/api/queues/a%01b/pause")
-    assert bad.status_code == 422 and bad.json()["field"] == "name"
+    for name in ("a%01b", "deque:x"):
+        for action in ("pause", "resume"):
+            bad = client.post(f"/api/queues/{name}/{action}")
+            assert bad.status_code == 422 and bad.json()["field"] == "name", (name, action)
+    assert not app.is_paused("deque:x")
 
 
 class _AppWithoutPause(App):

@@ -77,6 +77,7 @@ BAD_FIELDS: list[tuple[Any, str]] = [
     ({"task": "add", "kwargs": [1]}, "kwargs"),
     ({"task": "add", "queue": 5}, "queue"),
     ({"task": "add", "queue": "bad\nname"}, "queue"),
+    ({"task": "add", "queue": "deque:x"}, "queue"),  # where baozi keeps its Deques
     ({"task": "add", "priority": "high"}, "priority"),
     ({"task": "add", "priority": True}, "priority"),
     ({"task": "add", "priority": 2**63}, "priority"),

@@ -22,7 +22,9 @@ __all__ = [
     "MAX_PRIORITY",
     "NAME_PATTERN",
     "ApiError",
+    "DEQUE_PREFIX",
     "check_name",
+    "check_queue",
     "EnqueueRequest",
     "JobView",
     "parse_enqueue",
@@ -102,6 +104,18 @@ def check_name(value: str, field: str) -> str:
     return value
 
 
+DEQUE_PREFIX = "deque:"
+"""The store keeps each Deque in a queue of this prefix: not a name for jobs' queues."""
+
+
+def check_queue(value: str, field: str) -> str:
+    """``value`` if it is a fit name for a queue of jobs; else ApiError(422) naming ``field``."""
+    check_name(value, field)
+    if value.startswith(DEQUE_PREFIX):
+        _invalid(field, f"must not start with {DEQUE_PREFIX!r}: baozi keeps its Deques there")
+    return value
+
+
 def _name(data: dict[str, Any], field: str, required: bool) -> str | None:
     value = data.get(field)
     if value is None:
@@ -110,7 +124,7 @@ def _name(data: dict[str, Any], field: str, required: bool) -> str | None:
         return None
     if not isinstance(value, str):
         _invalid(field, f"must be a string, not {_kind(value)}")
-    return check_name(value, field)
+    return check_queue(value, field) if field == "queue" else check_name(value, field)
 
 
 def _number(data: dict[str, Any], field: str, low: float, high: float) -> int | float | None:
@@ -240,7 +254,7 @@ def parse_listing(params: dict[str, str]) -> Listing:
         _invalid("status", f"must be one of {', '.join(STATUSES)}")
     queue = params.get("queue")
     return Listing(
-        queue=None if queue is None else check_name(queue, "queue"),
+        queue=None if queue is None else check_queue(queue, "queue"),
         status=status,
         limit=_int_param(params, "limit", 50, 1, MAX_LIMIT),
         offset=_int_param(params, "offset", 0, 0, MAX_OFFSET),

@@ -18,10 +18,11 @@ from ..app import App
 from ..backends.base import JobRecord
 from ..errors import Full
 from ._wire import (
+    DEQUE_PREFIX,
     MAX_BODY,
     ApiError,
     EnqueueRequest,
-    check_name,
+    check_queue,
     job_view,
     parse_enqueue,
     parse_listing,
@@ -204,7 +205,7 @@ class Api:
 
     def _queues(self) -> dict[str, Any]:
         store = self.app.store
-        names = {n for n in store.queues() if not n.startswith("deque:")} | set(self.app.queues)
+        names = {n for n in store.queues() if not n.startswith(DEQUE_PREFIX)} | set(self.app.queues)
         out = []
         for name in sorted(names):
             counts = store.job_counts(name)
@@ -243,7 +244,7 @@ class Api:
         return await self._pause_or_resume(request, "resume")
 
     async def _pause_or_resume(self, request: Request, action: str) -> Response:
-        name = check_name(request.path_params["name"], "name")
+        name = check_queue(request.path_params["name"], "name")
         if not self.pausable:
             raise ApiError(409, "this version of baozi cannot pause queues")
 

@@ -9,6 +9,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..backends.base import STATUSES, Store
+from ._wire import DEQUE_PREFIX
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -79,7 +80,7 @@ class _StoreGauges:
             "baozi_queue_jobs", "Jobs of the queue by status.", labels=["queue", "status"]
         )
         for name in store.queues():
-            if name.startswith("deque:"):
+            if name.startswith(DEQUE_PREFIX):
                 continue
             counts = store.job_counts(name)
             depth.add_metric([name], counts.get("queued", 0))

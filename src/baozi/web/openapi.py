@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import __version__
 from ..backends.base import STATUSES
-from ._wire import MAX_DELAY, MAX_LIMIT, MAX_OFFSET, MAX_PRIORITY, NAME_PATTERN
+from ._wire import DEQUE_PREFIX, MAX_DELAY, MAX_LIMIT, MAX_OFFSET, MAX_PRIORITY, NAME_PATTERN
 
 __all__ = ["openapi_document"]
 
@@ -34,6 +34,7 @@ def _error(description: str, **headers: str) -> dict[str, Any]:
 
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME_PATTERN}
+_QUEUE = {**_NAME, "not": {"pattern": f"^{DEQUE_PREFIX}"}}
 _JOB_ID = {
     "name": "job_id",
     "in": "path",
@@ -41,7 +42,7 @@ _JOB_ID = {
     "schema": {"type": "string", "minLength": 1},
     "description": "A job id, as returned when the job was enqueued.",
 }
-_QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": _NAME}
+_QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": _QUEUE}
 _LINKS = {
     f"{action}Job": {"operationId": f"{action}Job", "parameters": {"job_id": "$response.body#/id"}}
     for action in ("get", "cancel", "retry")
@@ -96,7 +97,7 @@ def _job_schemas(tasks: list[str]) -> dict[str, Any]:
                 "args": {"type": "array", "default": []},
                 "kwargs": {"type": "object", "default": {}},
                 "queue": {
-                    "oneOf": [{"type": "null"}, _NAME],
+                    "oneOf": [{"type": "null"}, _QUEUE],
                     "description": "Default: the task's.",
                 },
                 "priority": {
@@ -244,7 +245,7 @@ def _job_operations() -> dict[str, Any]:
                 "operationId": "listJobs",
                 "summary": "Jobs, newest first, a page at a time.",
                 "parameters": [
-                    {"name": "queue", "in": "query", "schema": _NAME},
+                    {"name": "queue", "in": "query", "schema": _QUEUE},
                     {
                         "name": "status",
                         "in": "query",

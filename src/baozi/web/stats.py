@@ -21,6 +21,7 @@ from typing import Protocol
 
 from ..backends.base import JobRecord, Store
 from ..errors import StoreError
+from ._wire import DEQUE_PREFIX
 
 __all__ = ["Observer", "QueueStats", "Sink", "THROUGHPUT_BUCKET", "THROUGHPUT_BUCKETS"]
 
@@ -129,7 +130,7 @@ class Observer:
         store = self._store()
         now = time.time()
         for name in store.queues():
-            if name.startswith("deque:"):
+            if name.startswith(DEQUE_PREFIX):
                 continue
             counts = store.job_counts(name)
             with self._lock:
