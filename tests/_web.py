@@ -45,12 +45,15 @@ def free_port() -> int:
 @contextmanager
 def served(app: App, *, token: str | None = None, interval: float = 0.2) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a thread of this process; yield its base URL."""
+    with served_asgi(create_app(app, token=token, interval=interval)) as base:
+        yield base
+
+
+@contextmanager
+def served_asgi(asgi: Any) -> Iterator[str]:
+    """Serve an ASGI application with uvicorn in a thread of this process; yield its base URL."""
     sock = loopback_socket()
-    config = uvicorn.Config(
-        create_app(app, token=token, interval=interval),
-        log_level="warning",
-        lifespan="on",
-    )
+    config = uvicorn.Config(asgi, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -14,11 +14,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
-from baozi import App
-from baozi.web import check_bind
+from baozi import App, Worker
+from baozi.web import check_bind, create_app
 
-from ._web import free_port, served
+from ._helpers import wait_for
+from ._web import free_port, served, served_asgi
 from .test_web_api import make_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,3 +143,28 @@ def test_baozi_serve_runs_the_service_with_the_token_from_the_environment(tmp_pa
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
+
+
+def test_mounted_under_a_prefix_it_guards_and_watches_as_at_the_root() -> None:
+    app = make_app(f"memory://{uuid.uuid4().hex}")
+    site = Starlette(routes=[Mount("/baozi", create_app(app, token=TOKEN, interval=0.1))])
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    with served_asgi(site) as base, httpx.Client(base_url=f"{base}/baozi") as client:
+        for path in ("/", "/static/dashboard.js", "/static/dashboard.css", "/healthz"):
+            assert client.get(path).status_code == 200, path
+        for path in ("/api/queues", "/api/jobs", "/metrics"):
+            assert client.get(path).status_code == 401, path
+        posted = client.post("/api/jobs", json={"task": "add", "args": [1, 2]}, headers=good)
+        assert posted.status_code == 202
+        assert posted.headers["Location"] == f"/baozi/api/jobs/{posted.json()['id']}"
+        Worker(app).run(burst=True)
+
+        def rate() -> object:  # the observer runs though a mounted app's lifespan does not
+            queues = client.get("/api/queues", headers=good).json()["queues"]
+            return [q["rate_per_second"] for q in queues if q["name"] == "default"][0]
+
+        wait_for(rate, timeout=10)
+        assert (
+            'baozi_jobs_succeeded_total{queue="default",task="add"} 1.0'
+            in client.get("/metrics", headers=good).text
+        )

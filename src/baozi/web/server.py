@@ -6,7 +6,7 @@ import contextlib
 import hmac
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, get_route_path
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,9 +51,12 @@ class _Guard:
     """Outermost layer: a bearer token on every non-public request, a body size limit, and
     headers that keep a browser from treating any answer as anything but what it says."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str | None, on_request: Callable[[], None] | None = None
+    ) -> None:
         self.app = app
         self.token = token.encode() if token else None
+        self.on_request = on_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,8 +68,10 @@ class _Guard:
                 message["headers"] = [*message.get("headers", []), *_HEADERS]
             await send(message)
 
+        if self.on_request is not None:
+            self.on_request()
         headers = dict(scope["headers"])
-        path = scope["path"]
+        path = get_route_path(scope) or "/"  # the path below where the app is mounted, if it is
         public = path in _PUBLIC or path.startswith("/static/")
         if self.token is not None and not public and not self._authorized(headers):
             await _plain_error(
@@ -136,7 +141,9 @@ def create_app(app: App, *, token: str | None = None, interval: float = 1.0) -> 
     """The ASGI application serving ``app``: the JSON API under /api, /healthz, /metrics,
     /openapi.json and the dashboard at /. With ``token``, every request but those for the
     dashboard's files, /healthz and /openapi.json needs ``Authorization: Bearer <token>``.
-    The store is sampled every ``interval`` seconds while the application runs (its lifespan)."""
+    The store is sampled every ``interval`` seconds from the application's start (its lifespan)
+    or its first request, whichever comes first: mounted in another application, whose lifespan
+    does not reach it, it starts sampling with its first request."""
     metrics = Metrics(lambda: app.store)
     observer = Observer(lambda: app.store, metrics, interval=interval)
     api = Api(app, observer, metrics)
@@ -170,7 +177,7 @@ def create_app(app: App, *, token: str | None = None, interval: float = 1.0) -> 
             StoreError: _store_error,
             Exception: _server_error,
         },
-        middleware=[Middleware(_Guard, token=token)],
+        middleware=[Middleware(_Guard, token=token, on_request=observer.start)],
         lifespan=lifespan,
     )
     web.state.baozi = app
