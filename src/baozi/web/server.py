@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route, get_route_path
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -71,7 +71,7 @@ class _Guard:
         if self.on_request is not None:
             self.on_request()
         headers = dict(scope["headers"])
-        path = get_route_path(scope) or "/"  # the path below where the app is mounted, if it is
+        path = _route_path(scope)
         public = path in _PUBLIC or path.startswith("/static/")
         if self.token is not None and not public and not self._authorized(headers):
             await _plain_error(
@@ -95,6 +95,14 @@ class _Guard:
         assert self.token is not None
         scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
         return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token)
+
+
+def _route_path(scope: Scope) -> str:
+    """The request's path below the point the application is mounted at (its root path)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        path = path[len(root) :]
+    return path or "/"
 
 
 async def _plain_error(
