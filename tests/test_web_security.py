@@ -168,3 +168,71 @@ def test_mounted_under_a_prefix_it_guards_and_watches_as_at_the_root() -> None:
             'baozi_jobs_succeeded_total{queue="default",task="add"} 1.0'
             in client.get("/metrics", headers=good).text
         )
+
+
+def test_a_body_must_say_it_is_json() -> None:
+    app = make_app(f"memory://{uuid.uuid4().hex}")
+    body = b'{"task": "add", "args": [1, 2]}'  # what a page may send anywhere without asking
+    with served(app) as base, httpx.Client(base_url=base) as client:
+        for kind in (None, "text/plain", "application/x-www-form-urlencoded"):
+            headers = {} if kind is None else {"Content-Type": kind}
+            answer = client.post("/api/jobs", content=body, headers=headers)
+            assert answer.status_code == 415, kind
+            assert "application/json" in answer.json()["error"]
+        assert app.store.queues() == []
+        sent = client.post("/api/jobs", content=body, headers={"Content-Type": "application/json"})
+        assert sent.status_code == 202
+
+
+@pytest.mark.parametrize("token", [None, TOKEN])
+def test_writes_from_another_sites_page_are_refused(token: str | None) -> None:
+    app = make_app(f"memory://{uuid.uuid4().hex}")
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    with served(app, token=token) as base, httpx.Client(base_url=base, headers=auth) as client:
+        job = client.post("/api/jobs", json={"task": "boom"}).json()
+        writes = [
+            ("POST", "/api/jobs", {"task": "add", "args": [1, 2]}),
+            ("DELETE", job["url"], None),
+            ("POST", f"{job['url']}/retry", None),
+            ("POST", "/api/queues/default/pause", None),
+            ("POST", "/api/queues/default/resume", None),
+        ]
+        for method, path, body in writes:
+            for foreign in (
+                {"Origin": "http://evil.example"},
+                {"Origin": "null"},
+                {"Origin": base.replace("127.0.0.1", "localhost")},
+                {"Origin": base[: base.rindex(":")] + ":1"},
+                {"Sec-Fetch-Site": "cross-site"},
+            ):
+                answer = client.request(method, path, json=body, headers=foreign)
+                assert answer.status_code == 403, (method, path, foreign)
+                assert "another site" in answer.json()["error"]
+        assert app.store.job_counts("default")["queued"] == 1 and not app.is_paused("default")
+        # the server's own pages may write, and reads are not refused
+        own = {"Origin": base, "Sec-Fetch-Site": "same-origin"}
+        assert client.post("/api/jobs", json={"task": "add"}, headers=own).status_code == 202
+        assert client.delete(job["url"], headers=own).status_code == 200
+        assert client.post("/api/queues/default/pause", headers=own).status_code == 200
+        assert client.get("/api/queues", headers={"Origin": "http://evil.example"}).is_success
+
+
+def test_without_a_token_only_loopback_names_are_answered() -> None:
+    app = make_app(f"memory://{uuid.uuid4().hex}")
+    with served(app) as base, httpx.Client(base_url=base) as client:
+        for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", "10.0.0.1"):
+            for path in ("/", "/api/queues", "/healthz"):
+                answer = client.get(path, headers={"Host": host})
+                assert answer.status_code == 421, (host, path)
+                assert "loopback" in answer.json()["error"]
+            refused = client.post("/api/jobs", json={"task": "add"}, headers={"Host": host})
+            assert refused.status_code == 421
+        assert app.store.queues() == []
+        for host in ("127.0.0.1", "localhost:8000", "LOCALHOST", "[::1]:8000", "127.0.0.2:1"):
+            assert client.get("/api/queues", headers={"Host": host}).is_success, host
+    with served(app, token=TOKEN) as base:  # with a token the name may be any
+        answer = httpx.get(
+            f"{base}/api/queues",
+            headers={"Host": "tasks.example.org", "Authorization": f"Bearer {TOKEN}"},
+        )
+        assert answer.is_success

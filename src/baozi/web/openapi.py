@@ -400,9 +400,18 @@ def openapi_document(tasks: list[str], *, secured: bool) -> dict[str, Any]:
     if secured:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         doc["security"] = [{"bearer": []}]
-    else:
-        for item in doc["paths"].values():
-            for op in item.values():
-                if isinstance(op, dict):
-                    op["responses"].pop("401", None)
+    for item in doc["paths"].values():
+        for method, op in item.items():
+            if not isinstance(op, dict):
+                continue
+            if method in ("post", "delete"):
+                op["responses"]["403"] = _error(
+                    "Sent from another site's page (its Origin or Sec-Fetch-Site says so)."
+                )
+            if not secured:
+                op["responses"].pop("401", None)
+                op["responses"]["421"] = _error(
+                    "Without a token the server answers only to loopback names "
+                    "(localhost, 127.0.0.1, [::1]) in the Host header."
+                )
     return doc

@@ -6,9 +6,11 @@ import contextlib
 import hmac
 import ipaddress
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -48,8 +50,9 @@ _HEADERS = [
 
 
 class _Guard:
-    """Outermost layer: a bearer token on every non-public request, a body size limit, and
-    headers that keep a browser from treating any answer as anything but what it says."""
+    """Outermost layer: who may ask (a loopback Host name without a token, a bearer token with
+    one, no writes from another site's page), a body size limit, and headers that keep a
+    browser from treating any answer as anything but what it says."""
 
     def __init__(
         self, app: ASGIApp, token: str | None, on_request: Callable[[], None] | None = None
@@ -70,31 +73,97 @@ class _Guard:
 
         if self.on_request is not None:
             self.on_request()
-        headers = dict(scope["headers"])
+        refusal = self._refusal(scope, dict(scope["headers"]))
+        if refusal is not None:
+            status, message, headers = refusal
+            await JSONResponse({"error": message}, status_code=status, headers=headers)(
+                scope, receive, send_with_headers
+            )
+            return
+        await self.app(scope, receive, send_with_headers)
+
+    def _refusal(
+        self, scope: Scope, headers: dict[bytes, bytes]
+    ) -> tuple[int, str, dict[str, str] | None] | None:
+        """Why the request is refused before it reaches the application, if it is."""
+        host = headers.get(b"host", b"").decode("latin-1")
+        if self.token is None and not _loopback_name(host):
+            # A page of another site can reach a loopback server through a name of its own
+            # that it points at 127.0.0.1 (DNS rebinding); such a request carries that name.
+            return (
+                421,
+                f"without a token this server answers only to loopback names ({_LOOPBACK})",
+                None,
+            )
         path = _route_path(scope)
         public = path in _PUBLIC or path.startswith("/static/")
         if self.token is not None and not public and not self._authorized(headers):
-            await _plain_error(
-                scope,
-                receive,
-                send_with_headers,
+            return (
                 401,
                 "this server needs a bearer token",
                 {"WWW-Authenticate": 'Bearer realm="baozi"'},
             )
-            return
+        if scope["method"] not in _SAFE_METHODS and _from_another_site(headers, host):
+            return 403, "refused: a change sent from another site's page", None
         length = headers.get(b"content-length", b"0")
         if length.isdigit() and int(length) > MAX_BODY:
-            await _plain_error(
-                scope, receive, send_with_headers, 413, f"the request body is over {MAX_BODY} bytes"
-            )
-            return
-        await self.app(scope, receive, send_with_headers)
+            return 413, f"the request body is over {MAX_BODY} bytes", None
+        return None
 
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
         assert self.token is not None
         scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
         return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token)
+
+
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+_LOOPBACK = "localhost, 127.0.0.1, [::1]"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9._-]*)(?::([0-9]{1,5}))?", re.IGNORECASE)
+
+
+def _split_host(host: str) -> tuple[str, int | None] | None:
+    """A Host header's name (lower case, no brackets) and port; None if it is not one."""
+    match = _HOST.fullmatch(host)
+    if match is None:
+        return None
+    name, port = match.groups()
+    return name.lower().strip("[]"), None if port is None else int(port)
+
+
+def _loopback_name(host: str) -> bool:
+    """Whether a Host header names this machine: localhost or a loopback address, any port."""
+    split = _split_host(host)
+    if split is None:
+        return False
+    name = split[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _from_another_site(headers: dict[bytes, bytes], host: str) -> bool:
+    """Whether the browser says the request comes from a page that is not this server's: a
+    ``Sec-Fetch-Site: cross-site``, or an ``Origin`` other than the scheme's host and port the
+    request was sent to (any scheme: a proxy in front may speak https for it)."""
+    if headers.get(b"sec-fetch-site", b"").lower() == b"cross-site":
+        return True
+    origin = headers.get(b"origin")
+    if origin is None:
+        return False  # not sent by a browser's page
+    try:
+        parts = urlsplit(origin.decode("latin-1"))
+        default = _DEFAULT_PORTS.get(parts.scheme)
+        theirs = (parts.hostname, parts.port or default)
+    except ValueError:
+        return True
+    ours = _split_host(host)
+    return ours is None or theirs != (ours[0], ours[1] or default) or not parts.hostname
 
 
 def _route_path(scope: Scope) -> str:
@@ -103,19 +172,6 @@ def _route_path(scope: Scope) -> str:
     if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
         path = path[len(root) :]
     return path or "/"
-
-
-async def _plain_error(
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    status: int,
-    message: str,
-    headers: dict[str, str] | None = None,
-) -> None:
-    await JSONResponse({"error": message}, status_code=status, headers=headers)(
-        scope, receive, send
-    )
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
