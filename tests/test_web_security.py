@@ -57,7 +57,7 @@ def test_with_a_token_every_api_request_needs_it() -> None:
         assert client.get("/metrics", headers=good).status_code == 200
 
 
-def test_the_page_its_files_health_and_schema_need_no_token() -> None:
+def test_the_page_its_files_and_health_need_no_token_but_the_schema_does() -> None:
     with (
         served(make_app(f"memory://{uuid.uuid4().hex}"), token=TOKEN) as base,
         httpx.Client(base_url=base) as c,
@@ -67,7 +67,8 @@ def test_the_page_its_files_health_and_schema_need_no_token() -> None:
         assert c.get("/static/dashboard.js").status_code == 200
         assert c.get("/static/dashboard.css").status_code == 200
         assert c.get("/healthz").json() == {"status": "ok"}
-        doc = c.get("/openapi.json").json()
+        assert c.get("/openapi.json").status_code == 401  # it names every task
+        doc = c.get("/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).json()
         assert doc["security"] == [{"bearer": []}]
         assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 

@@ -33,9 +33,10 @@ __all__ = ["check_bind", "create_app", "serve"]
 
 log = logging.getLogger("baozi.web")
 STATIC = Path(__file__).with_name("static")
-_PUBLIC = ("/", "/healthz", "/openapi.json", "/favicon.ico")
+_PUBLIC = ("/", "/healthz", "/favicon.ico")
 """Paths that answer without a token: the dashboard's empty page and its files (they hold no
-data; the page asks for the token before it reads anything), the health check and the schema."""
+data; the page asks for the token before it reads anything) and the health check. The schema
+is not among them: it names every task."""
 _HEADERS = [
     (
         b"content-security-policy",
@@ -204,7 +205,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def create_app(app: App, *, token: str | None = None, interval: float = 1.0) -> Starlette:
     """The ASGI application serving ``app``: the JSON API under /api, /healthz, /metrics,
     /openapi.json and the dashboard at /. With ``token``, every request but those for the
-    dashboard's files, /healthz and /openapi.json needs ``Authorization: Bearer <token>``.
+    dashboard's files and /healthz needs ``Authorization: Bearer <token>``.
     The store is sampled every ``interval`` seconds from the application's start (its lifespan)
     or its first request, whichever comes first: mounted in another application, whose lifespan
     does not reach it, it starts sampling with its first request."""
