@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from ...errors import StoreError
 from .._coord import add_number, book
 from .store import LEASED, READY, SCHEDULED, SQLiteQueues, _chunks, _sql_for
 
@@ -111,13 +113,30 @@ class SQLiteCoordination(SQLiteQueues):
             return max(float(first) - now, 0.0)
 
     def release_slot(self, name: str, holder: str) -> bool:
-        with self._write() as conn:
+        db = self._db
+        try:
+            conn = db.conn()
             now = time.time()
-            done = conn.execute(
+            done = conn.execute(  # one statement: atomic by itself
                 "DELETE FROM baozi_slots WHERE name=? AND holder=? AND expires>?",
                 (name, holder, now),
             ).rowcount
-            # The first job waiting for the slot, in queue order, becomes ready now.
+            waiting = conn.execute(
+                "SELECT 1 FROM baozi_waiters WHERE slot=? LIMIT 1", (name,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+        if done:
+            db.signal.notify()
+        if waiting is not None:
+            # Not in the same step as the release, and need not be: a job that parks after it
+            # finds the slot free when it is settled, and is made ready then.
+            self._wake_waiter(name)
+        return bool(done)
+
+    def _wake_waiter(self, name: str) -> None:
+        """Make the first job waiting for the slot (in queue order) ready now."""
+        with self._write() as conn:
             conn.execute(
                 "DELETE FROM baozi_waiters WHERE slot=? AND item NOT IN "
                 "(SELECT id FROM baozi_items WHERE state=2)",
@@ -131,7 +150,6 @@ class SQLiteCoordination(SQLiteQueues):
             if first is not None:
                 conn.execute("UPDATE baozi_items SET state=0, due=NULL WHERE id=?", first)
                 conn.execute("DELETE FROM baozi_waiters WHERE slot=? AND item=?", (name, first[0]))
-        return bool(done)
 
     def renew_slots(self, name: str, holders: Sequence[str], ttl: float) -> int:
         if not holders:
