@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -119,21 +120,25 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
     assert "refusing to serve on 0.0.0.0 without a token" in out
 
 
+def _wait_until_up(proc: subprocess.Popen[str], base: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline and proc.poll() is None, "baozi serve did not start"
+        time.sleep(0.05)
+
+
 def test_baozi_serve_runs_the_service_with_the_token_from_the_environment(tmp_path: Path) -> None:
     port = free_port()
     env = _env(tmp_path, BAOZI_TOKEN=TOKEN)
     proc = _baozi("serve", "tests.webapp:app", "--port", str(port), env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, "baozi serve did not start"
-            time.sleep(0.05)
+        _wait_until_up(proc, base)
         assert httpx.get(f"{base}/api/queues").status_code == 401
         good = {"Authorization": f"Bearer {TOKEN}"}
         posted = httpx.post(f"{base}/api/jobs", json={"task": "add", "args": [2, 3]}, headers=good)
@@ -237,3 +242,23 @@ def test_without_a_token_only_loopback_names_are_answered() -> None:
             headers={"Host": "tasks.example.org", "Authorization": f"Bearer {TOKEN}"},
         )
         assert answer.is_success
+
+
+def test_baozi_serve_listens_on_ipv6_loopback_written_in_brackets(tmp_path: Path) -> None:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+            port = sock.getsockname()[1]
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    proc = _baozi(
+        "serve", "tests.webapp:app", "--host", "[::1]", "--port", str(port), env=_env(tmp_path)
+    )
+    base = f"http://[::1]:{port}"
+    try:
+        _wait_until_up(proc, base)
+        assert httpx.get(f"{base}/api/queues").status_code == 200  # no token: [::1] is loopback
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out

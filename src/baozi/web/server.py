@@ -251,6 +251,11 @@ def create_app(app: App, *, token: str | None = None, interval: float = 1.0) -> 
     return web
 
 
+def _unbracketed(host: str) -> str:
+    """An IPv6 address as a socket takes it: "[::1]", as URLs write it, is "::1"."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
 def check_bind(host: str, token: str | None) -> None:
     """Refuse (ValueError) to listen beyond this machine without a token."""
     if token:
@@ -258,7 +263,7 @@ def check_bind(host: str, token: str | None) -> None:
     if host == "localhost":
         return
     try:
-        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+        loopback = ipaddress.ip_address(_unbracketed(host)).is_loopback
     except ValueError:
         loopback = False
     if not loopback:
@@ -282,7 +287,7 @@ def serve(
     check_bind(host, token)
     uvicorn.run(
         create_app(app, token=token),
-        host=host,
+        host=_unbracketed(host),
         port=port,
         log_level=log_level,
         server_header=False,
