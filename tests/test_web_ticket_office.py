@@ -21,6 +21,8 @@ from ._web import chromium, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SALE_SECONDS = "0.8"
+BAOZI = shutil.which("baozi", path=str(Path(sys.executable).parent)) or shutil.which("baozi")
+"""The console script the README runs (this interpreter's, when it has one)."""
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
@@ -49,7 +51,7 @@ def office(tmp_path: Path) -> Iterator[str]:
     shutil.copytree(ROOT / "examples" / "ticket_office", work)
     port = free_port()
     site = start([sys.executable, "office.py", "--port", str(port)], work)
-    worker = start([sys.executable, "-m", "baozi", "worker", "tickets:app", "-c", "1"], work)
+    worker = start([BAOZI, "worker", "tickets:app", "-c", "1"], work)  # as the README says
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -98,4 +100,12 @@ def test_a_ticket_counts_down_its_place_in_line_to_confirmed(office: str) -> Non
 def test_the_office_refuses_an_order_without_a_name(office: str) -> None:
     answer = httpx.post(f"{office}/orders", json={"name": " ", "train": "G1 Beijing - Shanghai"})
     assert answer.status_code == 422 and answer.json()["error"].startswith("name")
+    for raw in (
+        b'{"name": "Ada \\ud800", "train": "G1 Beijing - Shanghai"}',  # a lone surrogate
+        b'{"name": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    ):
+        refused = httpx.post(
+            f"{office}/orders", content=raw, headers={"Content-Type": "application/json"}
+        )
+        assert refused.status_code == 422, (raw[:40], refused.text)
     assert httpx.get(f"{office}/orders/nope").status_code == 404

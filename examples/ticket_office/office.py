@@ -35,14 +35,23 @@ async def trains(request: Request) -> Response:
     return JSONResponse({"trains": TRAINS})
 
 
+def _text(value: str) -> bool:
+    """Whether the string can be stored: JSON may carry half of a surrogate pair, UTF-8 not."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def order(request: Request) -> Response:
     try:
         body: Any = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past what the parser follows
         return JSONResponse({"error": "send the order as JSON"}, status_code=422)
     name = body.get("name") if isinstance(body, dict) else None
     train = body.get("train") if isinstance(body, dict) else None
-    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100 or not _text(name):
         return JSONResponse({"error": "name: give a name of 1 to 100 characters"}, status_code=422)
     if train not in TRAINS:
         return JSONResponse({"error": "train: pick one of the trains"}, status_code=422)
