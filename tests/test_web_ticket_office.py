@@ -47,11 +47,11 @@ def stop(proc: subprocess.Popen[str]) -> str:
 @pytest.fixture
 def office(tmp_path: Path) -> Iterator[str]:
     """The example's worker (one clerk) and site, running from a copy of its folder."""
+    assert BAOZI is not None, "no baozi console script: install baozi (pip install -e .)"
     work = tmp_path / "ticket_office"
     shutil.copytree(ROOT / "examples" / "ticket_office", work)
     port = free_port()
     site = start([sys.executable, "office.py", "--port", str(port)], work)
-    assert BAOZI is not None, "no baozi console script: install baozi (pip install -e .)"
     worker = start([BAOZI, "worker", "tickets:app", "-c", "1"], work)  # as the README says
     base = f"http://127.0.0.1:{port}"
     try:
