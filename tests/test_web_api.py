@@ -106,15 +106,23 @@ def test_a_finished_job_shows_its_result_or_its_error(app: App, client: httpx.Cl
 def test_the_estimate_comes_from_the_queues_recent_completions(
     app: App, client: httpx.Client
 ) -> None:
+    def default() -> dict[str, Any]:
+        (queue,) = [q for q in client.get("/api/queues").json()["queues"] if q["name"] == "default"]
+        return queue
+
     for i in range(4):
         post(client, task="add", args=[i, 1])
     drain(app)
-    wait_for(lambda: (client.get("/api/queues").json()["queues"][0]["rate_per_second"] or 0) > 0)
-    queue = client.get("/api/queues").json()["queues"][0]
-    assert queue["finished_last_minute"] == 4
+    wait_for(lambda: default()["finished_last_minute"] == 4)
+    queue = default()
+    assert queue["rate_per_second"] == pytest.approx(4 / 60, abs=0.001)  # 4 in the last minute
     waiting = [post(client, task="add", args=[i, 1]).json() for i in range(3)]
-    etas = [client.get(w["url"]).json()["eta_seconds"] for w in waiting]
-    assert all(e is not None and e > 0 for e in etas) and etas == sorted(etas)
+    for place, job in enumerate(waiting):
+        shown = client.get(job["url"]).json()
+        assert shown["position"] == place
+        # the jobs ahead, those running and itself, at the queue's rate
+        expected = (place + queue["running"] + 1) / queue["rate_per_second"]
+        assert shown["eta_seconds"] == pytest.approx(expected, rel=0.02), (place, shown)
 
 
 def test_a_waiting_job_can_be_cancelled_and_a_finished_one_cannot(

@@ -180,7 +180,9 @@ class Api:
                 raise ApiError(
                     409, f"job {job_id} is {status}: only a failed or cancelled job can be retried"
                 )
-            view = self._view(self._record(job_id), root=root)
+            rec = self._record(job_id)
+            self.observer.watch(rec.queue, job_id)  # its next finish may move no count
+            view = self._view(rec, root=root)
             return JSONResponse(view, status_code=202, headers={"Location": view["url"]})
 
         return await self._off_loop(retry)
