@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, cast
 
 import httpx
 import pytest
 
 from baozi import App, Worker
-from baozi.backends.base import Store
+from baozi.backends.base import Outcome, Store
 from baozi.web import create_app
 from baozi.web import stats as stats_module
 from baozi.web.stats import UNKNOWN_TASK, WINDOW, Observer
@@ -129,21 +130,21 @@ def test_a_finish_beyond_the_records_read_is_counted_from_the_counts(
 
 
 class _FinishingStore:
-    """A store whose next reading of a queue's counts is followed by a worker's run, so that jobs
+    """A store that runs ``then`` once, right after the next reading of a queue's counts: jobs
     finish after one sample read the counts and before it read the records."""
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self.armed = False
+        self.then: Callable[[], object] | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app.store, name)
 
     def job_counts(self, queue: str) -> dict[str, int]:
         counts = self.app.store.job_counts(queue)
-        if self.armed:
-            self.armed = False
-            Worker(self.app).run(burst=True)
+        then, self.then = self.then, None
+        if then is not None:
+            then()
         return counts
 
 
@@ -155,11 +156,30 @@ def test_a_finish_seen_in_its_record_before_the_counts_show_it_is_counted_once()
     tally = Tally()
     observer = Observer(lambda: cast(Store, store), tally)
     observer.sample()
-    store.armed = True
+    store.then = lambda: Worker(app).run(burst=True)
     for _ in range(3):
         observer.sample()
     assert tally.events["succeeded", "default", "add"] == 3
     assert sum(n for (kind, _, _), n in tally.events.items() if kind == "succeeded") == 3
+
+
+def test_a_running_job_looked_up_as_it_finishes_is_counted_once() -> None:
+    app = App(f"memory://{uuid.uuid4().hex}")
+    add = app.task(name="add")(lambda a, b: a + b)
+    job = add.delay(1, 1)
+    store = _FinishingStore(app)
+    tally = Tally()
+    observer = Observer(lambda: cast(Store, store), tally)
+    (item,) = app.store.reserve("default", "here", lease=60)
+    observer.sample()  # seen running
+    done = Outcome(item.id, "succeeded", result=app.codec.dumps(2))
+    store.then = lambda: app.store.settle("default", "here", [done], ttl=60)
+    add.delay(2, 2)  # a count moves: the sample reads who runs, after the job finished
+    for _ in range(3):
+        observer.sample()
+    assert job.status == "succeeded"
+    finished = {task: n for (kind, _, task), n in tally.events.items() if kind == "succeeded"}
+    assert finished == {"add": 1}
 
 
 def test_a_job_retried_through_the_api_is_counted_though_its_counts_end_where_they_were() -> None:

@@ -212,13 +212,12 @@ class Observer:
             for job_id in running_before - seen.running:
                 self._watch(seen, job_id)
             watched = list(seen.watched)
-        found: Counter[str] = Counter()
-        if watched:
-            self._look_up(store, queue, seen, watched, started_seen, found)
+        looked_up = self._look_up(store, queue, seen, watched, started_seen) if watched else []
         for status in _FINISHED:
+            named = [rec for rec in looked_up if rec.status == status]
             # Read until as many finishes as the counts rose are found (while a page has some
             # not counted before, in any case: a finish a fall of the counts hid may be there).
-            short = rises[status] - seen.ahead[status] - found[status]
+            short = rises[status] - seen.ahead[status] - len(named)
             recs, cut = self._records(
                 store,
                 queue,
@@ -230,15 +229,15 @@ class Observer:
             seen.partial = seen.partial or (first and cut)
             for rec in recs:
                 self._finished(queue, seen, rec, started_seen=rec.id in started_seen)
-            found[status] += len(recs)
+            named += recs
             # Those found that may have finished after the counts were read: the next rise
             # holds them. By their finishing times (give or take the clocks), and no more
             # than the counts leave unexplained.
-            late = sum(1 for rec in recs if (rec.finished_at or 0.0) >= counted_at - _CLOCKS)
+            late = sum(1 for rec in named if (rec.finished_at or 0.0) >= counted_at - _CLOCKS)
             if first:
                 seen.ahead[status] = late
                 continue
-            unnamed = rises[status] - seen.ahead[status] - found[status]
+            unnamed = rises[status] - seen.ahead[status] - len(named)
             seen.ahead[status] = min(late, max(0, -unnamed))
             for _ in range(max(0, unnamed)):
                 self._finished_unnamed(queue, seen, status, now)
@@ -274,23 +273,24 @@ class Observer:
         seen: _Seen,
         job_ids: list[str],
         started_seen: set[str],
-        found: Counter[str],
-    ) -> None:
-        """Count the watched jobs that finished; stop watching those that are done or gone."""
+    ) -> list[JobRecord]:
+        """Count the watched jobs that finished (their records are returned); stop watching
+        those that are done or gone."""
         statuses = store.statuses(job_ids)
-        done = []
+        counted, done = [], []
         for job_id in job_ids:
             status = statuses.get(job_id)
             if status in _FINISHED:
                 rec = store.record(job_id)
                 if rec is not None and rec.status in _FINISHED and self._unseen(seen, rec):
                     self._finished(queue, seen, rec, started_seen=job_id in started_seen)
-                    found[rec.status] += 1
+                    counted.append(rec)
             if status not in ("queued", "scheduled", "running"):
                 done.append(job_id)
         with self._lock:
             for job_id in done:
                 seen.watched.pop(job_id, None)
+        return counted
 
     @staticmethod
     def _unseen(seen: _Seen, rec: JobRecord) -> bool:
