@@ -205,8 +205,9 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def create_app(app: App, *, token: str | None = None, interval: float = 1.0) -> Starlette:
     """The ASGI application serving ``app``: the JSON API under /api, /healthz, /metrics,
     /openapi.json and the dashboard at /. With ``token``, every request but those for the
-    dashboard's files and /healthz needs ``Authorization: Bearer <token>``.
-    The store is sampled every ``interval`` seconds from the application's start (its lifespan)
+    dashboard's files and /healthz needs ``Authorization: Bearer <token>``; without one, only
+    requests to a loopback name (localhost, 127.0.0.1, [::1]) are answered. A change (POST,
+    DELETE) sent from another site's page is refused either way. The store is sampled every ``interval`` seconds from the application's start (its lifespan)
     or its first request, whichever comes first: mounted in another application, whose lifespan
     does not reach it, it starts sampling with its first request."""
     metrics = Metrics(lambda: app.store)
