@@ -243,7 +243,7 @@ def create_app(app: App, *, token: str | None = None, interval: float = 1.0) -> 
             StoreError: _store_error,
             Exception: _server_error,
         },
-        middleware=[Middleware(_Guard, token=token, on_request=observer.start)],
+        middleware=[Middleware(_Guard, token=token, on_request=observer.start_once)],
         lifespan=lifespan,
     )
     web.state.baozi = app

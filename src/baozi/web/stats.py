@@ -131,16 +131,23 @@ class Observer:
         self._queues: dict[str, _Seen] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._started = False
         self.sampled = threading.Event()
         """Set after each sample (tests clear it and wait for the next)."""
 
     def start(self) -> None:
+        self._started = True
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(
                 target=self._run, name="baozi-web-observer", daemon=True
             )
             self._thread.start()
+
+    def start_once(self) -> None:
+        """:meth:`start`, unless it was started before (and maybe stopped since)."""
+        if not self._started:
+            self.start()
 
     def stop(self) -> None:
         self._stop.set()
