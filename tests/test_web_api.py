@@ -281,7 +281,8 @@ def test_the_throughput_series_counts_finished_jobs(
     )
     series = memory_client.get("/api/throughput").json()
     assert series["bucket_seconds"] == 10 and len(series["queues"]["default"]) == 60
-    assert series["queues"]["default"][-1] == 3 or series["queues"]["default"][-2] == 3
+    # the three finished within a moment: in the newest bucket, or split across the last two
+    assert sum(series["queues"]["default"][-2:]) == 3
 
 
 def test_a_queue_is_paused_and_resumed(app: App, client: httpx.Client) -> None:
