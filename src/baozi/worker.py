@@ -523,6 +523,9 @@ class Worker:
         lead = self.queues[0] if fetch else None
         for n, (queue, entries) in enumerate(by_queue.items()):
             outcomes = [d.outcome for d in entries]
+            # Their slots first: a job parked for one is readied now, so the reservation below
+            # takes it ahead of any newer job of its task.
+            self._free_slots(entries)
             try:
                 if queue == lead:
                     ran = sum(1 for d in entries if d.run.item.id in self._running)
@@ -550,7 +553,6 @@ class Worker:
             with self._lock:
                 for d in entries:
                     self._running.pop(d.run.item.id, None)
-            self._free_slots(entries)
             if queue == lead:  # start what came back only now, with the freed slots free
                 for item in items:
                     self._start(queue, item)
@@ -563,7 +565,8 @@ class Worker:
         """Give back the concurrency and lock slots of jobs that ended (a failure is logged: the
         slots free themselves when their time runs out)."""
         for d in entries:
-            for slot in d.run.slots:
+            slots, d.run.slots = d.run.slots, ()  # released once, even if settling is retried
+            for slot in slots:
                 try:
                     self.app.store.release_slot(slot, _holder(d.run.item))
                 except Exception as exc:
