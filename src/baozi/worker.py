@@ -429,7 +429,7 @@ class Worker:
         held: list[str] = []
         try:
             for slot, limit in wanted:
-                wait = store.acquire_slot(slot, holder, limit, lease)
+                wait = store.acquire_slot(slot, holder, limit, lease, claim=item.id)
                 if wait is not None:
                     # Parked until a holder releases it; at most until the first holder's time
                     # runs out (it may have died).

@@ -107,6 +107,10 @@ class Outcome(NamedTuple):
     slot_limit: int = 0
 
 
+CLAIM_TTL = 10.0
+"""How long a slot freed for a waiting job stays kept for it (it is ready: a worker takes it
+within moments unless every worker is busy)."""
+
 STATUSES = ("scheduled", "queued", "running", "succeeded", "failed", "cancelled")
 
 
@@ -431,18 +435,23 @@ class Store(ABC):
         """Remove every key of the namespace; return how many."""
 
     @abstractmethod
-    def acquire_slot(self, name: str, holder: str, limit: int, ttl: float) -> float | None:
+    def acquire_slot(
+        self, name: str, holder: str, limit: int, ttl: float, claim: str | None = None
+    ) -> float | None:
         """Take one of ``limit`` slots named ``name`` for ``holder`` for ``ttl`` seconds.
 
         Holders whose time ran out are dropped first. A holder that already has a slot keeps it,
-        renewed. Returns None when ``holder`` has a slot, else how many seconds until the first
-        current holder's time runs out (when a slot may free without anyone releasing it)."""
+        renewed. A slot kept by :meth:`release_slot` for a waiting job counts as held, and goes
+        to the call whose ``claim`` is that job's id, whatever the count. Returns None when
+        ``holder`` has a slot, else how many seconds until the first current holder's time runs
+        out (when a slot may free without anyone releasing it)."""
 
     @abstractmethod
     def release_slot(self, name: str, holder: str) -> bool:
         """Give back ``holder``'s slot; False when it held none (or its time ran out). Either way,
         the first job waiting for the slot (see :class:`Outcome`) that is still scheduled becomes
-        ready, in the same step."""
+        ready, in the same step; and when this freed a slot, the slot is kept for that job for
+        :data:`CLAIM_TTL` seconds (see :meth:`acquire_slot`), so no newer job takes it first."""
 
     @abstractmethod
     def renew_slots(self, name: str, holders: Sequence[str], ttl: float) -> int:

@@ -24,7 +24,7 @@ from ..errors import Full
 from ._coord import add_number, book
 from ._rows import Row, RowStore
 from ._signal import ChangeSignal
-from .base import STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
+from .base import CLAIM_TTL, STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
 
 __all__ = ["MemoryStore"]
 
@@ -591,11 +591,14 @@ class MemoryStore(RowStore):
             del slots[holder]
         return slots
 
-    def acquire_slot(self, name: str, holder: str, limit: int, ttl: float) -> float | None:
+    def acquire_slot(
+        self, name: str, holder: str, limit: int, ttl: float, claim: str | None = None
+    ) -> float | None:
         with self._state.lock:
             now = time.time()
             slots = self._live_slots(name, now)
-            if holder in slots or len(slots) < limit:
+            kept = claim is not None and slots.pop(f"claim:{claim}", 0.0) > 0  # kept for it
+            if kept or holder in slots or len(slots) < limit:
                 slots[holder] = now + ttl
                 return None
             return max(min(slots.values()) - now, 0.0)
@@ -604,18 +607,21 @@ class MemoryStore(RowStore):
         st = self._state
         with st.lock:
             now = time.time()
-            held = self._live_slots(name, now).pop(holder, None) is not None
+            slots = self._live_slots(name, now)
+            held = slots.pop(holder, None) is not None
             woke = self._wake_waiter(name, now)
+            if held and woke:
+                slots[f"claim:{woke}"] = now + CLAIM_TTL
         if held or woke:
             st.signal.notify()
         return held
 
-    def _wake_waiter(self, slot: str, now: float) -> bool:
-        """Make the first job waiting for ``slot`` (in queue order) ready now."""
+    def _wake_waiter(self, slot: str, now: float) -> str | None:
+        """Make the first job waiting for ``slot`` (in queue order) ready now; return its id."""
         st = self._state
         waiting = st.waiters.get(slot)
         if not waiting:
-            return False
+            return None
         best: tuple[Any, int, _Queue, _Entry] | None = None
         for num, queue in list(waiting.items()):
             q = st.queues.get(queue)
@@ -626,13 +632,13 @@ class MemoryStore(RowStore):
             if best is None or entry.key < best[0]:
                 best = (entry.key, num, q, entry)  # type: ignore[assignment]
         if best is None:
-            return False
+            return None
         _, num, q, entry = best
         del waiting[num]
         entry.state = _READY
         entry.stamp += 1
         q.ready.add(entry.key)
-        return True
+        return str(num)
 
     def renew_slots(self, name: str, holders: Sequence[str], ttl: float) -> int:
         with self._state.lock:

@@ -624,8 +624,13 @@ class StoreContract:
         assert store.release_slot("s", "holder")
         (first,) = store.reserve(Q, "w", 30, 3)
         assert first.id == ids[0]  # the first in queue order, whatever order they parked in
+        # The freed slot is kept for it: a newcomer is refused, the readied job gets it.
+        assert store.acquire_slot("s", "newcomer", 1, 30) is not None
+        assert store.acquire_slot("s", f"{first.id}:2", 1, 30, claim=first.id) is None
+        assert store.slot_holders("s") == [f"{first.id}:2"]
         assert not store.release_slot("s", "nobody")  # a release by no holder still wakes one
         assert [i.id for i in store.reserve(Q, "w", 30, 3)] == [ids[1]]
+        assert store.slot_holders("s") == [f"{first.id}:2"]  # but keeps nothing for it
 
     def test_a_job_parked_for_a_slot_that_freed_meanwhile_is_ready_at_once(
         self, store: Store

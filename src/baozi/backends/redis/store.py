@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 from ..._process import current_pid
 from ...errors import Full, StoreError
 from .._rows import Row, RowStore
-from ..base import STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
+from ..base import CLAIM_TTL, STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
 from ._conn import IDS, Server
 
 __all__ = ["RedisStore", "priority_key"]
@@ -513,15 +513,19 @@ class RedisStore(RowStore):
         removed: int = self._server.run("kv", "clear", ns, "")
         return removed
 
-    def acquire_slot(self, name: str, holder: str, limit: int, ttl: float) -> float | None:
-        wait = float(self._server.run("slots", "acquire", name, holder, limit, repr(float(ttl))))
+    def acquire_slot(
+        self, name: str, holder: str, limit: int, ttl: float, claim: str | None = None
+    ) -> float | None:
+        wait = float(
+            self._server.run("slots", "acquire", name, holder, limit, repr(float(ttl)), claim or "")
+        )
         return None if wait < 0 else wait
 
     def release_slot(self, name: str, holder: str) -> bool:
         server = self._server
 
         def release(retried: bool) -> bool:
-            gone = bool(server.script("slots", ("release", name, holder)))
+            gone = bool(server.script("slots", ("release", name, holder, repr(CLAIM_TTL))))
             return gone or retried  # sent again after a lost reply: the first one released it
 
         return server.call("release_slot", release)

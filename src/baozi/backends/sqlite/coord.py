@@ -15,6 +15,7 @@ from typing import Any
 
 from ...errors import StoreError
 from .._coord import add_number, book
+from ..base import CLAIM_TTL
 from .store import LEASED, READY, SCHEDULED, SQLiteQueues, _chunks, _sql_for
 
 __all__ = ["SQLiteCoordination"]
@@ -94,7 +95,9 @@ class SQLiteCoordination(SQLiteQueues):
         with self._write() as conn:
             return int(conn.execute("DELETE FROM baozi_kv WHERE ns=?", (ns,)).rowcount)
 
-    def acquire_slot(self, name: str, holder: str, limit: int, ttl: float) -> float | None:
+    def acquire_slot(
+        self, name: str, holder: str, limit: int, ttl: float, claim: str | None = None
+    ) -> float | None:
         with self._write() as conn:
             now = time.time()
             conn.execute("DELETE FROM baozi_slots WHERE name=? AND expires<=?", (name, now))
@@ -104,6 +107,14 @@ class SQLiteCoordination(SQLiteQueues):
             ).rowcount
             if renewed:
                 return None
+            if (
+                claim is not None
+                and conn.execute(
+                    "UPDATE baozi_slots SET holder=?, expires=? WHERE name=? AND holder=?",
+                    (holder, now + ttl, name, f"claim:{claim}"),
+                ).rowcount
+            ):
+                return None  # the slot kept for this job when it was readied
             held, first = conn.execute(
                 "SELECT count(*), min(expires) FROM baozi_slots WHERE name=?", (name,)
             ).fetchone()
@@ -116,27 +127,30 @@ class SQLiteCoordination(SQLiteQueues):
         db = self._db
         try:
             conn = db.conn()
-            now = time.time()
-            done = conn.execute(  # one statement: atomic by itself
-                "DELETE FROM baozi_slots WHERE name=? AND holder=? AND expires>?",
-                (name, holder, now),
-            ).rowcount
             waiting = conn.execute(
                 "SELECT 1 FROM baozi_waiters WHERE slot=? LIMIT 1", (name,)
             ).fetchone()
+            if waiting is None:  # a job that parks after this finds the slot free as it settles
+                done = conn.execute(  # one statement: atomic by itself
+                    "DELETE FROM baozi_slots WHERE name=? AND holder=? AND expires>?",
+                    (name, holder, time.time()),
+                ).rowcount
+                if done:
+                    db.signal.notify()
+                return bool(done)
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
-        if done:
-            db.signal.notify()
-        if waiting is not None:
-            # Not in the same step as the release, and need not be: a job that parks after it
-            # finds the slot free when it is settled, and is made ready then.
-            self._wake_waiter(name)
-        return bool(done)
+        return self._release_to_waiter(name, holder)
 
-    def _wake_waiter(self, name: str) -> None:
-        """Make the first job waiting for the slot (in queue order) ready now."""
+    def _release_to_waiter(self, name: str, holder: str) -> bool:
+        """Release, make the first job waiting for the slot (in queue order) ready, and keep the
+        freed slot for it: one step."""
         with self._write() as conn:
+            now = time.time()
+            done = conn.execute(
+                "DELETE FROM baozi_slots WHERE name=? AND holder=? AND expires>?",
+                (name, holder, now),
+            ).rowcount
             conn.execute(
                 "DELETE FROM baozi_waiters WHERE slot=? AND item NOT IN "
                 "(SELECT id FROM baozi_items WHERE state=2)",
@@ -150,6 +164,12 @@ class SQLiteCoordination(SQLiteQueues):
             if first is not None:
                 conn.execute("UPDATE baozi_items SET state=0, due=NULL WHERE id=?", first)
                 conn.execute("DELETE FROM baozi_waiters WHERE slot=? AND item=?", (name, first[0]))
+                if done:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO baozi_slots VALUES (?, ?, ?)",
+                        (name, f"claim:{first[0]}", now + CLAIM_TTL),
+                    )
+        return bool(done)
 
     def renew_slots(self, name: str, holders: Sequence[str], ttl: float) -> int:
         if not holders:

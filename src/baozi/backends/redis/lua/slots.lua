@@ -7,8 +7,9 @@ local Z = P .. ':sl:' .. name
 local now = clock()
 redis.call('ZREMRANGEBYSCORE', Z, '-inf', now)
 if op == 'acquire' then
-  local holder, limit, ttl = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-  if redis.call('ZSCORE', Z, holder) or redis.call('ZCARD', Z) < limit then
+  local holder, limit, ttl, claim = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+  local kept = claim ~= '' and redis.call('ZREM', Z, 'claim:' .. claim) == 1  -- kept for it
+  if kept or redis.call('ZSCORE', Z, holder) or redis.call('ZCARD', Z) < limit then
     redis.call('ZADD', Z, now + ttl, holder)
     local last = redis.call('ZRANGE', Z, -1, -1, 'WITHSCORES')
     redis.call('PEXPIREAT', Z, math.ceil(tonumber(last[2]) * 1000) + 1000)
@@ -34,6 +35,10 @@ elseif op == 'release' then
       redis.call('HSET', h, 'st', 0)
       redis.call('ZADD', qkey(v[2], 'r'), 0, v[3])
       woke = true
+      if gone > 0 then  -- the freed slot is kept for it: no newer job takes it first
+        redis.call('ZADD', Z, now + tonumber(ARGV[5]), 'claim:' .. id)
+        redis.call('PEXPIREAT', Z, math.ceil((now + tonumber(ARGV[5])) * 1000) + 1000, 'GT')
+      end
     end
   end
   if gone > 0 or woke then redis.call('PUBLISH', P .. ':changed', '') end
