@@ -16,6 +16,27 @@ import uvicorn
 from baozi import App
 from baozi.web import create_app
 
+
+def make_app(url: str) -> App:
+    """The app the web tests serve: three tasks and a queue bounded at 2."""
+    app = App(url)
+
+    @app.task(name="add")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @app.task(name="boom")
+    def boom(message: str = "no luck") -> None:
+        raise ValueError(message)
+
+    @app.task(name="echo")
+    def echo(*args: Any, **kwargs: Any) -> Any:
+        return [list(args), kwargs]
+
+    app.queue("small", maxsize=2)
+    return app
+
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

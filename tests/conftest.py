@@ -7,8 +7,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from baozi import App
 from baozi.backends import open_store
 from baozi.backends.base import Store
 
@@ -77,3 +79,39 @@ def store(url: str) -> Iterator[Store]:
     s = open_store(url)
     yield s
     s.close()
+
+
+# -- the web tests' app and client (used by more than one test_web_* module) -----------------
+
+
+@pytest.fixture
+def app(url: str) -> App:
+    """The web tests' app on each store (a module with an ``app`` fixture of its own uses that)."""
+    from ._web import make_app
+
+    return make_app(url)
+
+
+@pytest.fixture
+def client(app: App) -> Iterator[httpx.Client]:
+    """An HTTP client of the app, served by uvicorn on loopback."""
+    from ._web import served
+
+    with served(app) as base, httpx.Client(base_url=base, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+def memory_app() -> App:
+    """The web tests' app on a fresh memory store: for checks made before any store call."""
+    from ._web import make_app
+
+    return make_app(f"memory://{uuid.uuid4().hex}")
+
+
+@pytest.fixture
+def memory_client(memory_app: App) -> Iterator[httpx.Client]:
+    from ._web import served
+
+    with served(memory_app) as base, httpx.Client(base_url=base, timeout=30) as http:
+        yield http

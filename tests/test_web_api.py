@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,49 +13,7 @@ import pytest
 from baozi import App, Worker
 
 from ._helpers import wait_for, working
-from ._web import served
-
-
-def make_app(url: str) -> App:
-    app = App(url)
-
-    @app.task(name="add")
-    def add(a: int, b: int) -> int:
-        return a + b
-
-    @app.task(name="boom")
-    def boom(message: str = "no luck") -> None:
-        raise ValueError(message)
-
-    @app.task(name="echo")
-    def echo(*args: Any, **kwargs: Any) -> Any:
-        return [list(args), kwargs]
-
-    app.queue("small", maxsize=2)
-    return app
-
-
-@pytest.fixture
-def app(url: str) -> App:
-    return make_app(url)
-
-
-@pytest.fixture
-def client(app: App) -> Iterator[httpx.Client]:
-    with served(app) as base, httpx.Client(base_url=base, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def memory_app() -> App:
-    """For what does not depend on the store: checks made before any store call."""
-    return make_app(f"memory://{uuid.uuid4().hex}")
-
-
-@pytest.fixture
-def memory_client(memory_app: App) -> Iterator[httpx.Client]:
-    with served(memory_app) as base, httpx.Client(base_url=base, timeout=30) as client:
-        yield client
+from ._web import make_app, served
 
 
 def post(client: httpx.Client, **job: Any) -> httpx.Response:

@@ -15,8 +15,7 @@ import pytest
 from baozi import App
 
 from ._helpers import working
-from ._web import chromium, served
-from .test_web_api import make_app
+from ._web import chromium, make_app, served
 
 TOKEN = "dashboard-token"
 WAIT_MS = 15_000

@@ -4,7 +4,6 @@ for a full queue, 415 for a body that is not JSON."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,32 +12,6 @@ import pytest
 
 from baozi import App
 from baozi.web._wire import MAX_DEPTH
-
-from ._web import served
-from .test_web_api import make_app
-
-
-@pytest.fixture
-def app(url: str) -> App:
-    return make_app(url)
-
-
-@pytest.fixture
-def client(app: App) -> Iterator[httpx.Client]:
-    with served(app) as base, httpx.Client(base_url=base, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def memory_app() -> App:
-    """For checks made before any store call: the request is refused on its own."""
-    return make_app(f"memory://{uuid.uuid4().hex}")
-
-
-@pytest.fixture
-def memory_client(memory_app: App) -> Iterator[httpx.Client]:
-    with served(memory_app) as base, httpx.Client(base_url=base, timeout=30) as client:
-        yield client
 
 
 def nothing_enqueued(app: App) -> bool:

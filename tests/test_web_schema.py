@@ -9,8 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ._web import served
-from .test_web_api import make_app
+from ._web import make_app, served
 
 TOKEN = "schema-token"
 

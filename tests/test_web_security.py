@@ -22,8 +22,7 @@ from baozi import App, Worker
 from baozi.web import check_bind, create_app
 
 from ._helpers import wait_for
-from ._web import free_port, served, served_asgi
-from .test_web_api import make_app
+from ._web import free_port, make_app, served, served_asgi
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret-token"
