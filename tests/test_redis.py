@@ -319,3 +319,126 @@ def test_a_push_sent_again_after_a_lost_reply_is_filed_once(redis_url: str) -> N
     with open_store(redis_url) as store:
         assert [i.id for i in store.snapshot("q")] == ["retried-id"]
     client.close()
+
+
+# -- job pushes confirmed behind ---------------------------------------------------------------
+
+
+def test_job_pushes_lost_with_the_server_are_sent_again_and_filed_once(
+    private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+
+    from baozi.backends.redis._conn import Server
+
+    monkeypatch.setattr(Server, "CONFIRM_AFTER", 60.0)  # only the next call reads the replies
+    app = App(private_redis.url + "?retry=10", lease=5.0)
+    note = app.task(name="note")(jobtasks.note)
+    first = [note.delay("a", str(i)) for i in range(20)]
+    app.store.counts("default")  # reads the first 20 replies
+    admin = redis.Redis(port=private_redis.port)
+    admin.client_pause(60_000, all=False)  # writes wait: the next pushes are not run
+    rest = [note.delay("a", str(i)) for i in range(20, 50)]  # returned without their replies
+    private_redis.kill()  # the 30 pushes die with the server, never run
+    private_redis.start()
+    # The next call finds the connection gone, makes a new one and sends all 30 again.
+    assert app.store.counts("default").ready == 50
+    records = app.store.records("default", limit=100)
+    assert sorted(r.id for r in records) == sorted(j.id for j in first + rest)
+    assert [j.status for j in rest] == ["queued"] * 30
+    app.store.close()
+
+
+def test_a_push_sent_twice_by_a_resend_is_filed_once(redis_url: str) -> None:
+    import redis
+
+    from baozi.backends.redis._conn import Server
+
+    app = App(redis_url)
+    note = app.task(name="note")(jobtasks.note)
+    server: Server = app.store._server  # type: ignore[attr-defined]
+    job = note.delay("a", "x")
+    # As if the connection dropped after the push ran but before its reply came back: the push
+    # is sent again, marked, and the store files the job once.
+    with server._push_lock:
+        server._resend_locked()
+    prefix = redis_url.rsplit("=", 1)[1]
+    client = redis.Redis.from_url(REDIS_URL)
+    assert client.llen(f"{prefix}:in") == 16  # the push and its resend, unfiled yet
+    assert [r.id for r in app.store.records("default")] == [job.id]
+    assert app.store.counts("default").ready == 1
+    client.close()
+    app.store.close()
+
+
+def test_a_refused_job_push_fails_the_next_call_naming_the_job(redis_url: str) -> None:
+    import redis
+
+    from baozi import StoreError
+
+    prefix = redis_url.rsplit("=", 1)[1]
+    client = redis.Redis.from_url(REDIS_URL)
+    client.set(f"{prefix}:in", "not a list")  # so the server refuses the push (WRONGTYPE)
+    app = App(redis_url)
+    note = app.task(name="note")(jobtasks.note)
+    job = note.delay("a", "x")
+    with pytest.raises(StoreError, match=f"refused 1 earlier job push.*{job.id}.*WRONGTYPE"):
+        app.store.counts("default")
+    client.delete(f"{prefix}:in")
+    assert app.store.counts("default").ready == 0  # it was not enqueued; the next call is fine
+    assert note.delay("b", "y").status == "queued"
+    client.close()
+    app.store.close()
+
+
+def test_a_producer_that_exits_at_once_leaves_its_jobs_enqueued(redis_url: str) -> None:
+    code = (
+        "import sys\n"
+        "from baozi import App\n"
+        "from tests import jobtasks\n"
+        f"app = App({redis_url!r})\n"
+        "note = app.task(name='note')(jobtasks.note)\n"
+        "print(' '.join(note.delay('a', str(i)).id for i in range(300)))\n"
+    )
+    out = subprocess.run(
+        [os.environ.get("PYTHON", "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=True,
+    )
+    assert out.stderr == ""
+    ids = out.stdout.split()
+    app = App(redis_url)
+    assert sorted(r.id for r in app.store.records("default", limit=500)) == sorted(ids)
+    app.store.close()
+
+
+def test_at_exit_unconfirmed_job_pushes_are_named_in_an_error(
+    private_redis: PrivateRedis,
+) -> None:
+    code = (
+        "import os, signal, redis\n"
+        "from baozi import App\n"
+        "from tests import jobtasks\n"
+        f"app = App({private_redis.url + '?retry=0.3'!r})\n"
+        "note = app.task(name='note')(jobtasks.note)\n"
+        "note.delay('a', 'confirmed').status\n"
+        f"admin = redis.Redis(port={private_redis.port})\n"
+        "admin.client_pause(60_000, all=False)\n"
+        "job = note.delay('a', 'lost')\n"
+        f"os.kill({private_redis.process.pid if private_redis.process else 0}, signal.SIGKILL)\n"
+        "print(job.id)\n"
+    )
+    out = subprocess.run(
+        [os.environ.get("PYTHON", "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=True,
+    )
+    job_id = out.stdout.strip()
+    assert job_id and job_id in out.stderr
+    assert "did not confirm 1 job push" in out.stderr

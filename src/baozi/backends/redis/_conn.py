@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import math
@@ -15,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..._process import current_pid
 from ...errors import StoreError, StoreUnavailable
+from ...pools.base import DEADLINES
 from .._signal import ChangeSignal
 
 try:
@@ -131,6 +133,11 @@ class Server:
             if self.refs > 0:
                 return
             self._registry.pop((current_pid(), self.url), None)
+        try:
+            self.confirm()
+        except Exception as exc:  # noqa: BLE001 -- closing: say what may be lost
+            log.error("closing Redis at %s: job pushes not confirmed: %s", self.where, exc)
+        self._drop_push_conn()
         self._released = True  # a call still in flight closes its connection when it ends
         self._feed.close()
         self.signal.close()
@@ -173,6 +180,11 @@ class Server:
         self.inbox = f"{self.prefix}:in"
         self.signal = ChangeSignal()
         self._feed = _Feed(self)
+        # Job pushes written to the server whose replies are not read yet (see push()).
+        self._push_lock = threading.Lock()
+        self._push_conn: Any = None
+        self._unconfirmed: list[tuple[tuple[Any, ...], str]] = []
+        self._confirm_due = False
 
     def call(self, what: str, fn: Callable[[bool], T], retry_sent: bool = True) -> T:
         """Run ``fn`` (one round trip), retrying while the server is unreachable, for at most the
@@ -228,6 +240,135 @@ class Server:
             except Exception:  # noqa: BLE001, S110 -- closing a broken connection
                 pass
 
+    # -- job pushes, confirmed behind ------------------------------------------------------------
+
+    PUSH_WINDOW: ClassVar[int] = 128
+    """At most this many job pushes of one process wait for their replies at a time."""
+    CONFIRM_AFTER: ClassVar[float] = 0.02
+    """Seconds after which a waiting push's reply is read even if nothing else happens."""
+
+    def push(self, entry: tuple[Any, ...], queue: str) -> None:
+        """Append one job to the inbox: write RPUSH and PUBLISH now, read their replies later.
+
+        The push is on the server's socket when this returns; its reply is read by the next
+        push once :data:`PUSH_WINDOW` are waiting, by any other call of this process on this
+        server (so the process reads its own writes), after :data:`CONFIRM_AFTER` seconds, or
+        at exit. A connection that fails before the replies are read is made again and every
+        waiting push is sent again, marked so that the server files each job once. A job
+        producer thus does not wait a round trip per job.
+        """
+        with self._push_lock:
+            if len(self._unconfirmed) >= self.PUSH_WINDOW:
+                self._confirm_locked()
+            self._unconfirmed.append((entry, queue))
+            try:
+                conn = self._push_conn
+                if conn is None:
+                    conn = self._push_conn = self._connect()
+                packed = conn.pack_commands(self._push_commands([(entry, queue)]))
+                conn.send_packed_command(packed, check_health=False)  # replies are pending
+            except _FAILURES:
+                try:
+                    self._resend_locked()
+                except BaseException:
+                    self._unconfirmed.pop()  # the caller is told this one failed
+                    raise
+                return
+            except BaseException:
+                self._unconfirmed.pop()
+                raise
+            if not self._confirm_due:
+                self._confirm_due = True
+                DEADLINES.at(self.CONFIRM_AFTER, self._confirm_later)
+
+    def _push_commands(
+        self, pushes: list[tuple[tuple[Any, ...], str]], again: bool = False
+    ) -> list[tuple[Any, ...]]:
+        flag = "1" if again else "0"
+        commands: list[tuple[Any, ...]] = []
+        for entry, queue in pushes:
+            commands.append(("RPUSH", self.inbox, *entry, flag))
+            commands.append(("PUBLISH", self.channel, queue))
+        return commands
+
+    def confirm(self) -> None:
+        """Read the replies of this process's job pushes still waiting for them."""
+        if self._unconfirmed:
+            with self._push_lock:
+                self._confirm_locked()
+
+    def _confirm_later(self) -> None:
+        with self._push_lock:
+            self._confirm_due = False
+            if not self._unconfirmed:
+                return
+            try:
+                self._confirm_locked()
+            except Exception as exc:  # noqa: BLE001 -- kept, and sent again by the next call
+                log.error("Redis at %s did not confirm job pushes: %s", self.where, exc)
+
+    def _confirm_locked(self) -> None:
+        if not self._unconfirmed:
+            return
+        conn = self._push_conn
+        refused: list[tuple[str, Exception]] = []
+        try:
+            if conn is None:
+                raise redis.ConnectionError("the connection was closed")
+            for entry, _ in self._unconfirmed:
+                for _command in range(2):
+                    try:
+                        conn.read_response()
+                    except redis.ResponseError as exc:
+                        refused.append((entry[1], exc))
+        except _FAILURES:
+            self._resend_locked()
+            return
+        except BaseException:
+            self._drop_push_conn()  # a reply may be half read: the connection cannot be reused
+            raise
+        self._unconfirmed.clear()
+        if refused:
+            ids = ", ".join(job_id for job_id, _ in refused[:5])
+            raise StoreError(
+                f"Redis at {self.where} refused {len(refused)} earlier job push(es) (jobs {ids}): "
+                f"{refused[0][1]}; those jobs were not enqueued"
+            )
+
+    def _drop_push_conn(self) -> None:
+        conn, self._push_conn = self._push_conn, None
+        if conn is not None:
+            try:
+                conn.disconnect()
+            except Exception:  # noqa: BLE001, S110 -- closing a broken connection
+                pass
+
+    def _resend_locked(self) -> None:
+        """Send every waiting push again on a new connection and read the replies, retrying
+        for the retry window; then raise StoreUnavailable, keeping them for the next call."""
+        self._drop_push_conn()
+        pushes = list(self._unconfirmed)
+
+        def again(retried: bool) -> None:
+            conn = self._connect()
+            try:
+                conn.send_packed_command(conn.pack_commands(self._push_commands(pushes, True)))
+                for _ in range(2 * len(pushes)):
+                    conn.read_response()
+            except BaseException:
+                conn.disconnect()
+                raise
+            self._push_conn = conn
+
+        try:
+            self.call("add", again)
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(
+                f"{exc} ({len(pushes)} job push(es) of this process are not confirmed; they are "
+                f"sent again by its next call to the store, or at exit)"
+            ) from exc.__cause__
+        self._unconfirmed.clear()
+
     def execute(self, *command: Any) -> Any:
         """Send one command and read its reply, on a connection of this process's own.
 
@@ -235,6 +376,8 @@ class Server:
         list pop, where the client library's pool would take a lock and look at it each time.
         A failure after the command was sent is raised as :class:`_Lost`.
         """
+        if self._unconfirmed:
+            self.confirm()  # this process's own pushes come first
         conn = self._take()
         try:
             conn.send_command(*command)
@@ -257,6 +400,8 @@ class Server:
     def pipeline(self, *commands: tuple[Any, ...]) -> list[Any]:
         """Send several commands at once and read their replies: one round trip. A command the
         server refused has its ResponseError in its place among the replies."""
+        if self._unconfirmed:
+            self.confirm()
         conn = self._take()
         try:
             conn.send_packed_command(conn.pack_commands(commands))
@@ -303,6 +448,26 @@ class Server:
     def token(self) -> int:
         self._feed.ensure()
         return self.signal.token()
+
+
+@atexit.register
+def _confirm_at_exit() -> None:
+    """Read the replies of every job push this process made (sending again what needs it)."""
+    pid = current_pid()
+    for (owner, _), server in list(Server._registry.items()):
+        if owner != pid or not server._unconfirmed:
+            continue
+        try:
+            server.confirm()
+        except Exception as exc:  # noqa: BLE001 -- at exit: say what may be lost
+            ids = ", ".join(entry[1] for entry, _ in server._unconfirmed[:5])
+            log.error(
+                "at exit, Redis at %s did not confirm %d job push(es) (jobs %s): %s",
+                server.where,
+                len(server._unconfirmed),
+                ids,
+                exc,
+            )
 
 
 class _Feed:
