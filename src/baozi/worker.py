@@ -127,6 +127,13 @@ class Worker:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._unlisten: Callable[[], None] | None = None  # while hungry: store changes wake us
+        # Reserving and starting jobs is one thread's at a time: the loop's, or -- while hungry,
+        # on a store whose change callbacks run on a thread of their own -- that thread's, which
+        # then reserves as soon as a change arrives, a thread hop before the loop could.
+        self._fetching = threading.Lock()
+        self._handoff = False  # the change callback may reserve
+        self._covered = False  # a reserve has run since the last change
+        self._timed_out = False  # the loop's last wait ended by its timeout
         self._closing = threading.Event()
         self._terminating = threading.Event()
         self._stopped = threading.Event()  # run() has returned
@@ -235,27 +242,63 @@ class Worker:
                     _store_failed(exc, "worker %s: retrying in %.1fs", self.id, backoff)
                     self._wake.wait(backoff)
         finally:
-            self._listen(False)
+            with self._fetching:  # a change callback that is reserving ends first
+                self._listen(False)
             self._shutdown()
 
     def _listen(self, on: bool) -> None:
         """Have store changes wake the loop (while it is hungry), or stop that."""
         if on and self._unlisten is None:
-            self._unlisten = self.app.store.on_change(self._wake.set)
+            store = self.app.store
+            self._handoff = store.changes_on_own_thread
+            self._unlisten = store.on_change(
+                self._changed if store.changes_on_own_thread else self._wake.set
+            )
         elif not on and self._unlisten is not None:
+            self._handoff = False
             self._unlisten()
             self._unlisten = None
 
+    def _changed(self) -> None:
+        """A store change while hungry, on the store's listener thread: reserve and start jobs
+        here and now. The loop need not reserve again for this change; it is woken to look at
+        the change (a delayed job may be due sooner than it was going to wake) -- unless this
+        started jobs, whose ends wake it soon enough, and it would only contend with them."""
+        if self._fetching.acquire(blocking=False):
+            try:
+                if self._handoff and not self._closing.is_set():
+                    self._covered = True
+                    try:
+                        if self._fetch()[0]:
+                            return
+                    except Exception:  # noqa: BLE001 -- the loop reserves, and reports
+                        self._covered = False
+            finally:
+                self._fetching.release()
+        else:
+            self._covered = False  # the loop is reserving: it must look again for this change
+        self._wake.set()
+
     def _step(self, burst: bool) -> bool:
         """One turn of the loop: settle, fetch, or wait. Returns True when the worker should stop."""
+        with self._fetching:
+            return self._turn(burst)
+
+    def _turn(self, burst: bool) -> bool:
         closing = self._closing.is_set()
+        # Woken by a change that the change callback already reserved for: no need to again.
+        covered = self._covered and not self._timed_out
+        self._covered = self._timed_out = False
         turn = self._settle_done(fetch=not closing)
         hungry = False  # free slots and nothing to fill them: new jobs must wake the loop
         if closing:
             if not self._running:
                 return True
         else:
-            got, wanted = self._fetch(turn)
+            if covered and turn is None:
+                got, wanted = 0, self.concurrency - len(self._running)
+            else:
+                got, wanted = self._fetch(turn)
             if got and got == wanted:
                 self._listen(False)  # busy: its own jobs finishing wake the loop
                 return False  # every free slot filled: there may be more
@@ -273,8 +316,13 @@ class Worker:
             else:
                 self._listen(False)
         # Only a hungry loop cares when a delayed job or an expired lease comes due; a busy one
-        # is woken by its own jobs finishing.
-        self._wake.wait(self._idle_wait() if hungry else 5.0)
+        # is woken by its own jobs finishing. (The wait is outside the lock: the change callback
+        # may reserve meanwhile.)
+        self._fetching.release()
+        try:
+            self._timed_out = not self._wake.wait(self._idle_wait() if hungry else 5.0)
+        finally:
+            self._fetching.acquire()
         return False
 
     def _pool_options(self) -> dict[str, Any]:

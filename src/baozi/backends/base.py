@@ -177,6 +177,9 @@ class Store(ABC):
     queues. False only for ``memory://``, which lives inside one process."""
     durable: ClassVar[bool]
     """True when the contents outlive the process that wrote them."""
+    changes_on_own_thread: ClassVar[bool] = False
+    """True when :meth:`on_change` callbacks always run on a listener thread of the store's own
+    (never inside a caller's write), so a callback may call the store itself."""
 
     def __init__(self, url: str) -> None:
         self.url = url

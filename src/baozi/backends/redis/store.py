@@ -136,6 +136,7 @@ class RedisStore(RowStore):
     scheme: ClassVar[str] = "redis"
     shared_across_processes: ClassVar[bool] = True
     durable: ClassVar[bool] = True
+    changes_on_own_thread: ClassVar[bool] = True  # the change feed's thread
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
