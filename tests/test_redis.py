@@ -442,3 +442,83 @@ def test_at_exit_unconfirmed_job_pushes_are_named_in_an_error(
     job_id = out.stdout.strip()
     assert job_id and job_id in out.stderr
     assert "did not confirm 1 job push" in out.stderr
+
+
+# -- jobs handed to idle workers ---------------------------------------------------------------
+
+
+def test_an_idle_worker_is_handed_new_jobs_leased_to_it(redis_url: str) -> None:
+    import redis
+
+    prefix = redis_url.rsplit("=", 1)[1]
+    client = redis.Redis.from_url(REDIS_URL)
+    app = App(redis_url, lease=30.0)
+    add = app.task(jobtasks.add)
+    server = app.store._server  # type: ignore[attr-defined]
+    with working(app, concurrency=4) as worker:
+        wait_for(lambda: client.zcard(f"{prefix}:q:default:w") == 1)  # it waits idle
+        free, _, channel = client.hget(f"{prefix}:q:default:wi", worker.owner).decode().split()
+        assert free == "4" and channel == server.hand_channel
+        handed: list[str] = []
+        receive = server.receivers[worker.owner]
+        server.receivers[worker.owner] = lambda q, flat: (
+            handed.extend(flat[i].decode() for i in range(0, len(flat), 6)),
+            receive(q, flat),
+        )
+        jobs = [add.delay(i, 1) for i in range(3)]
+        assert [job.result(timeout=10) for job in jobs] == [1, 2, 3]
+        assert set(handed) == {job.id for job in jobs}  # none had to be reserved
+        assert all(job.attempts == 1 for job in jobs)
+    # A worker that stops waits nowhere any more.
+    assert client.zcard(f"{prefix}:q:default:w") == 0
+    assert client.hlen(f"{prefix}:q:default:wi") == 0
+    client.close()
+    app.store.close()
+
+
+def test_a_paused_queue_hands_nothing_to_its_idle_worker(redis_url: str) -> None:
+    app = App(redis_url, lease=30.0)
+    add = app.task(jobtasks.add)
+    with working(app, concurrency=2):
+        wait_for(lambda: app.store.workers() != [])
+        app.pause("default")
+        job = add.delay(1, 1)
+        time.sleep(0.5)
+        assert job.status == "queued"
+        app.resume("default")
+        assert job.result(timeout=10) == 2
+    app.store.close()
+
+
+def test_jobs_meant_for_a_killed_idle_worker_go_to_a_live_one_at_once(redis_url: str) -> None:
+    import redis
+
+    prefix = redis_url.rsplit("=", 1)[1]
+    client = redis.Redis.from_url(REDIS_URL)
+    code = (
+        "from baozi import App\n"
+        "from baozi.worker import Worker\n"
+        "from tests import jobtasks\n"
+        f"app = App({redis_url!r}, lease=60.0)\n"
+        "app.task(jobtasks.add)\n"
+        "Worker(app, concurrency=2).run()\n"
+    )
+    dead = subprocess.Popen(
+        [os.environ.get("PYTHON", "python"), "-c", code],
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        wait_for(lambda: client.zcard(f"{prefix}:q:default:w") == 1)
+    finally:
+        dead.kill()  # SIGKILL while idle: its entry stays until it runs out
+        dead.wait(10)
+    app = App(redis_url, lease=60.0)
+    add = app.task(jobtasks.add)
+    with working(app, concurrency=2):
+        wait_for(lambda: client.zcard(f"{prefix}:q:default:w") == 2)
+        started = time.monotonic()
+        assert add.delay(2, 3).result(timeout=30) == 5
+        # Not leased to the dead worker (which would hold it for the 60 s lease).
+        assert time.monotonic() - started < 5
+    client.close()
+    app.store.close()

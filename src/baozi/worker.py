@@ -229,6 +229,8 @@ class Worker:
             self.app.url,
             ", ".join(self.queues),
         )
+        # Where the store can, jobs go straight to this worker while it waits idle.
+        receiving = self.app.store.hand_off(self.owner, self._handed)
         backoff = 0.0
         try:
             while not self._terminating.is_set():
@@ -244,7 +246,25 @@ class Worker:
         finally:
             with self._fetching:  # a change callback that is reserving ends first
                 self._listen(False)
+            if receiving:
+                try:
+                    self.app.store.hand_off(self.owner, None)
+                except Exception as exc:  # its entries run out; what is handed goes back
+                    _store_failed(exc, "worker %s: ending hand-offs failed", self.id)
             self._shutdown()
+
+    def _handed(self, queue: str, items: list[Item]) -> None:
+        """Jobs the store handed to this worker, already leased to it, on the store's listener
+        thread: started here, or given back when the worker is stopping."""
+        with self._fetching:
+            if not self._closing.is_set():
+                for item in items:
+                    self._start(queue, item)
+                return
+        try:
+            self.app.store.release(queue, [item.id for item in items], self.owner)
+        except Exception as exc:  # their leases run out instead
+            _store_failed(exc, "worker %s: giving back handed jobs failed", self.id)
 
     def _listen(self, on: bool) -> None:
         """Have store changes wake the loop (while it is hungry), or stop that."""

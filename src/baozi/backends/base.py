@@ -331,6 +331,16 @@ class Store(ABC):
         ``ttl`` seconds, retried ones are scheduled again. Jobs ``owner`` no longer holds are left
         alone. Returns how many were settled."""
 
+    def hand_off(self, owner: str, receive: Callable[[str, list[Item]], object] | None) -> bool:
+        """Have ``receive(queue, items)`` called with jobs the store hands straight to ``owner``
+        while it waits idle (with free slots after a reserve), already leased to it; None stops
+        that. Returns whether the store hands jobs off at all (the default: no).
+
+        ``receive`` runs on the store's own listener thread. A reserve by ``owner`` updates how
+        many slots it has free; one that fills them all ends the wait.
+        """
+        return False
+
     def settle_and_reserve(
         self,
         queue: str,

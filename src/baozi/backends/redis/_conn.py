@@ -50,6 +50,7 @@ SCRIPTS = (
     "progress",
     "purge",
     "workers",
+    "handoff",
 )
 
 _FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -101,7 +102,7 @@ INGESTING = frozenset(
 
 def _load(name: str, prelude: str) -> str:
     body = resources.files(__package__).joinpath(f"lua/{name}.lua").read_text()
-    return prelude + ("ingest()\n" if name in INGESTING else "") + body
+    return prelude + ("ingest_all()\n" if name in INGESTING else "") + body
 
 
 class _Lost(Exception):
@@ -178,6 +179,11 @@ class Server:
         self._released = False
         self.channel = f"{self.prefix}:changed"
         self.inbox = f"{self.prefix}:in"
+        # Jobs handed to this process's idle workers come on a channel of its own, to the
+        # receiver of the worker (owner) they are leased to.
+        self.hand_channel = f"{self.prefix}:hand:{secrets.token_hex(8)}"
+        self.receivers: dict[str, Callable[[str, list[Any]], object]] = {}
+        self._waits_on: dict[str, set[str]] = {}  # the queues each receiver may wait idle on
         self.signal = ChangeSignal()
         self._feed = _Feed(self)
         # Job pushes written to the server whose replies are not read yet (see push()).
@@ -285,11 +291,36 @@ class Server:
         self, pushes: list[tuple[tuple[Any, ...], str]], again: bool = False
     ) -> list[tuple[Any, ...]]:
         flag = "1" if again else "0"
+        handoff = self.shas["handoff"]
         commands: list[tuple[Any, ...]] = []
         for entry, queue in pushes:
             commands.append(("RPUSH", self.inbox, *entry, flag))
-            commands.append(("PUBLISH", self.channel, queue))
+            # Hands the job to a worker waiting idle on the queue, or announces it.
+            commands.append(("EVALSHA", handoff, 0, self.prefix, queue))
         return commands
+
+    def _read_push_replies(
+        self, conn: Any, pushes: list[tuple[tuple[Any, ...], str]]
+    ) -> tuple[list[tuple[str, Exception]], set[str]]:
+        """Read the two replies of each push: the jobs the server refused, and the queues whose
+        hand-off did not run (a server without the script: new, or restarted)."""
+        refused: list[tuple[str, Exception]] = []
+        unannounced: set[str] = set()
+        for entry, queue in pushes:
+            try:
+                conn.read_response()
+            except redis.ResponseError as exc:
+                refused.append((entry[1], exc))
+            try:
+                conn.read_response()
+            except redis.ResponseError:
+                unannounced.add(queue)
+        return refused, unannounced
+
+    def _announce(self, queues: set[str]) -> None:
+        """Run the hand-off of pushes whose own run of it was refused (loading the script)."""
+        for queue in queues:
+            self.call("handoff", lambda retried, q=queue: self.script("handoff", (q,)))  # type: ignore[misc]
 
     def confirm(self) -> None:
         """Read the replies of this process's job pushes still waiting for them."""
@@ -311,16 +342,10 @@ class Server:
         if not self._unconfirmed:
             return
         conn = self._push_conn
-        refused: list[tuple[str, Exception]] = []
         try:
             if conn is None:
                 raise redis.ConnectionError("the connection was closed")
-            for entry, _ in self._unconfirmed:
-                for _command in range(2):
-                    try:
-                        conn.read_response()
-                    except redis.ResponseError as exc:
-                        refused.append((entry[1], exc))
+            refused, unannounced = self._read_push_replies(conn, self._unconfirmed)
         except _FAILURES:
             self._resend_locked()
             return
@@ -328,6 +353,7 @@ class Server:
             self._drop_push_conn()  # a reply may be half read: the connection cannot be reused
             raise
         self._unconfirmed.clear()
+        self._announce(unannounced)
         if refused:
             ids = ", ".join(job_id for job_id, _ in refused[:5])
             raise StoreError(
@@ -349,25 +375,32 @@ class Server:
         self._drop_push_conn()
         pushes = list(self._unconfirmed)
 
-        def again(retried: bool) -> None:
+        def again(retried: bool) -> tuple[list[tuple[str, Exception]], set[str]]:
             conn = self._connect()
             try:
                 conn.send_packed_command(conn.pack_commands(self._push_commands(pushes, True)))
-                for _ in range(2 * len(pushes)):
-                    conn.read_response()
+                replies = self._read_push_replies(conn, pushes)
             except BaseException:
                 conn.disconnect()
                 raise
             self._push_conn = conn
+            return replies
 
         try:
-            self.call("add", again)
+            refused, unannounced = self.call("add", again)
         except StoreUnavailable as exc:
             raise StoreUnavailable(
                 f"{exc} ({len(pushes)} job push(es) of this process are not confirmed; they are "
                 f"sent again by its next call to the store, or at exit)"
             ) from exc.__cause__
         self._unconfirmed.clear()
+        self._announce(unannounced)
+        if refused:
+            ids = ", ".join(job_id for job_id, _ in refused[:5])
+            raise StoreError(
+                f"Redis at {self.where} refused {len(refused)} earlier job push(es) (jobs {ids}): "
+                f"{refused[0][1]}; those jobs were not enqueued"
+            )
 
     def execute(self, *command: Any) -> Any:
         """Send one command and read its reply, on a connection of this process's own.
@@ -449,6 +482,30 @@ class Server:
         self._feed.ensure()
         return self.signal.token()
 
+    def receive(self, owner: str, receiver: Callable[[str, list[Any]], object] | None) -> None:
+        """Have jobs handed to ``owner`` given to ``receiver`` (in the change feed's thread, as
+        the queue and the reserve script's flat reply); None stops that."""
+        if receiver is not None:
+            self.receivers[owner] = receiver
+            self._feed.ensure()
+            return
+        self.receivers.pop(owner, None)
+        queues = self._waits_on.pop(owner, set())
+        if queues:  # no longer waiting idle anywhere: nothing more is handed to it
+            commands: list[tuple[Any, ...]] = []
+            for q in queues:
+                commands.append(("ZREM", f"{self.prefix}:q:{q}:w", owner))
+                commands.append(("HDEL", f"{self.prefix}:q:{q}:wi", owner))
+            self.call("stop hand-offs", lambda retried: self.pipeline(*commands))
+
+    def hand_to(self, owner: str, queue: str) -> str:
+        """The channel a reserve names for ``owner``, so that it waits idle there for jobs
+        handed to it; '' when it does not receive them (or the feed is down)."""
+        if owner in self.receivers and self._feed.live:
+            self._waits_on.setdefault(owner, set()).add(queue)
+            return self.hand_channel
+        return ""
+
 
 @atexit.register
 def _confirm_at_exit() -> None:
@@ -518,6 +575,10 @@ class _Feed:
                 f"({self._error}); check that redis-server is running and reachable"
             )
 
+    @property
+    def live(self) -> bool:
+        return self._live.is_set()
+
     def close(self) -> None:
         self._closed = True
         self._want.set()
@@ -528,6 +589,7 @@ class _Feed:
             if (
                 time.monotonic() - self._last_want < self.LINGER
                 or self._server.signal.waiting
+                or self._server.receivers
                 or self._closed
             ):
                 return False
@@ -549,8 +611,9 @@ class _Feed:
             if not self._want.wait(1.0):
                 continue
             conn = server._connect()
+            hand = server.hand_channel.encode()
             try:
-                conn.send_command("SUBSCRIBE", server.channel)
+                conn.send_command("SUBSCRIBE", server.channel, server.hand_channel)
                 heard = checked = time.monotonic()
                 pinged = 0.0
                 while not self._closed:
@@ -572,7 +635,12 @@ class _Feed:
                     kind = reply[0]
                     if kind == b"pong":
                         continue
+                    if kind == b"message" and reply[1] == hand:
+                        self._hand(reply[2])
+                        continue
                     if kind == b"subscribe":
+                        if reply[1] == hand:
+                            continue
                         self._live.set()
                         pause = 0.05
                     server.signal.notify()
@@ -595,6 +663,34 @@ class _Feed:
                     conn.disconnect()
                 except Exception:  # noqa: BLE001, S110 -- closing a broken connection
                     pass
+
+    def _hand(self, data: bytes) -> None:
+        """Jobs handed to a worker of this process: give them to its receiver."""
+        server = self._server
+        fields = _fields(data)
+        queue, owner, flat = fields[0].decode(), fields[1].decode(), fields[2:]
+        receiver = server.receivers.get(owner)
+        try:
+            if receiver is not None:
+                receiver(queue, flat)
+                return
+            # Its worker stopped meanwhile: the jobs go back to their place at once.
+            ids = [flat[i].decode() for i in range(0, len(flat), 6)]
+            server.run("lease", queue, owner, "release", "0.0", *ids)
+        except Exception:  # noqa: BLE001 -- their leases run out and they run again
+            log.exception("jobs handed to worker %s: could not take or return them", owner)
+
+
+def _fields(data: bytes) -> list[bytes]:
+    """Split a hand-off message: each value written as its length, ':', the value."""
+    out: list[bytes] = []
+    i, end = 0, len(data)
+    while i < end:
+        j = data.index(b":", i)
+        k = j + 1 + int(data[i:j])
+        out.append(data[j + 1 : k])
+        i = k
+    return out
 
 
 class Ids:

@@ -231,7 +231,18 @@ class RedisStore(RowStore):
         return [item_id]
 
     def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
-        return _items(self._server.run("reserve", queue, owner, repr(float(lease)), n))
+        server = self._server
+        return _items(
+            server.run("reserve", queue, owner, repr(float(lease)), n, server.hand_to(owner, queue))
+        )
+
+    def hand_off(self, owner: str, receive: Callable[[str, list[Item]], object] | None) -> bool:
+        server = self._server
+        if receive is None:
+            server.receive(owner, None)
+            return True
+        server.receive(owner, lambda queue, flat: receive(queue, _items(flat)))
+        return True
 
     def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
         # Not retried once sent: a pop whose reply was lost took its items, and a second pop
@@ -365,7 +376,7 @@ class RedisStore(RowStore):
             return super().settle_and_reserve(queue, owner, outcomes, ttl, lease, n)
         server = self._server
         settle = self._settle_args(queue, owner, outcomes, ttl)
-        reserve = (queue, owner, repr(float(lease)), n)
+        reserve = (queue, owner, repr(float(lease)), n, server.hand_to(owner, queue))
 
         def both(retried: bool) -> list[Any]:
             return server.pipeline(

@@ -110,7 +110,7 @@ local INBOX_BATCH = 1000
 local function ingest()
   local IN = P .. ':in'
   local e = redis.call('LRANGE', IN, 0, INBOX_BATCH * 8 - 1)
-  if #e == 0 then return end
+  if #e == 0 then return true end
   redis.call('LTRIM', IN, #e, -1)
   local n = #e / 8
   local first = redis.call('INCRBY', P .. ':seq', n) - n + 1
@@ -143,7 +143,93 @@ local function ingest()
     redis.call('SADD', P .. ':queues', q)
   end
   for q, pairs_ in pairs(jobs) do zadd_pairs(qkey(q, 'j'), pairs_) end
-  if redis.call('LLEN', IN) > 0 then
+  return redis.call('LLEN', IN) == 0
+end
+
+-- For the scripts that read or order items: all of the inbox filed, or stop and be run again.
+local function ingest_all()
+  if not ingest() then
     error({err = 'BAOZI_MORE the inbox holds more items: run the script again'})
   end
+end
+
+-- Lease the first n ready items of q to owner. Returns per item: id, payload, priority,
+-- deliveries, task, failures.
+local function lease_head(q, owner, lease, n, now)
+  local R = qkey(q, 'r')
+  local got = redis.call('ZRANGE', R, 0, n - 1)
+  if #got == 0 then return {} end
+  redis.call('ZREMRANGEBYRANK', R, 0, #got - 1)
+  local started, until_ = stamp(now), stamp(now + lease)
+  local out, leased = {}, {}
+  for _, m in ipairs(got) do
+    local id = id_of(m)
+    local h = P .. ':i:' .. id
+    local v = redis.call('HMGET', h, 'p', 'pr', 't', 'f', 'd')
+    local d = tonumber(v[5] or 0) + 1
+    redis.call('HSET', h, 'st', 1, 'o', owner, 'du', until_, 's', started, 'd', d)
+    leased[#leased + 1] = 0
+    leased[#leased + 1] = lease_member(until_, id)
+    out[#out + 1] = id
+    out[#out + 1] = v[1]
+    out[#out + 1] = v[2]
+    out[#out + 1] = d
+    out[#out + 1] = v[3]
+    out[#out + 1] = v[4]
+  end
+  zadd_pairs(qkey(q, 'l'), leased)
+  return out
+end
+
+-- Workers waiting idle on a queue: P:q:NAME:w scores each owner by when its entry runs out, and
+-- P:q:NAME:wi holds its "free-slots lease-seconds channel". A reserve that leaves slots free
+-- enters its owner (when it names a channel); any other reserve takes it out.
+local IDLE_TTL = 15
+local function enter_idle(q, owner, free, lease, channel, now)
+  local W, WI = qkey(q, 'w'), qkey(q, 'wi')
+  if free > 0 and channel ~= '' then
+    redis.call('ZADD', W, now + IDLE_TTL, owner)
+    redis.call('HSET', WI, owner, free .. ' ' .. lease .. ' ' .. channel)
+  elseif redis.call('ZREM', W, owner) == 1 then
+    redis.call('HDEL', WI, owner)
+  end
+end
+
+local function field(s)
+  s = tostring(s or '')
+  return #s .. ':' .. s
+end
+
+-- Hand the ready items of q to the workers waiting idle on it, leased to them, as messages on
+-- their channels (queue, owner, then the items as lease_head gives them; each value written as
+-- its length, ':', the value). Returns whether nothing ready is left over.
+local function handoff(q, now)
+  local W, WI = qkey(q, 'w'), qkey(q, 'wi')
+  if redis.call('EXISTS', W) == 0 then return false end
+  if not ingest() or redis.call('HGET', qkey(q, 'o'), 'paused') == 'true' then return false end
+  local gone = redis.call('ZRANGEBYSCORE', W, '-inf', now)
+  if #gone > 0 then
+    redis.call('ZREM', W, unpack(gone))
+    redis.call('HDEL', WI, unpack(gone))
+  end
+  for _, owner in ipairs(redis.call('ZRANGE', W, 0, -1)) do
+    local info = redis.call('HGET', WI, owner)
+    local free, lease, channel
+    if info then
+      free, lease, channel = string.match(info, '^(%d+) (%S+) (.+)$')
+    end
+    -- Only to a process that still listens (one killed does not, at once).
+    if channel and redis.call('PUBSUB', 'NUMSUB', channel)[2] > 0 then
+      free, lease = tonumber(free), tonumber(lease)
+      local out = lease_head(q, owner, lease, free, now)
+      if #out == 0 then break end
+      enter_idle(q, owner, free - #out / 6, lease, channel, now)
+      local msg = {field(q), field(owner)}
+      for i = 1, #out do msg[#msg + 1] = field(out[i]) end
+      redis.call('PUBLISH', channel, table.concat(msg))
+    else
+      enter_idle(q, owner, 0, 0, '', now)
+    end
+  end
+  return redis.call('ZCARD', qkey(q, 'r')) == 0
 end
