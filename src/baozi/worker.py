@@ -256,11 +256,24 @@ class Worker:
     def _handed(self, queue: str, items: list[Item]) -> None:
         """Jobs the store handed to this worker, already leased to it, on the store's listener
         thread: started here, or given back when the worker is stopping."""
+        here: tuple[_Running, Call] | None = None
         with self._fetching:
             if not self._closing.is_set():
+                assert self._pool is not None
                 for item in items:
-                    self._start(queue, item)
-                return
+                    if here is None and self._pool.runs_here:
+                        # The first runs right in this thread (which woke for it), after the lock.
+                        try:
+                            here = self._start_one(queue, item)
+                        except Exception:
+                            log.exception("worker %s: could not start job %s", self.id, item.id)
+                    else:
+                        self._start(queue, item)
+                items = []
+        if here is not None:
+            self._launch(*here, here=True)
+        if not items:
+            return
         try:
             self.app.store.release(queue, [item.id for item in items], self.owner)
         except Exception as exc:  # their leases run out instead
@@ -399,16 +412,33 @@ class Worker:
     def _start(self, queue: str, item: Item) -> None:
         """Run a reserved job; a failure to even start it is logged, never raised."""
         try:
-            self._start_one(queue, item)
+            ready = self._start_one(queue, item)
+            if ready is not None:
+                self._launch(*ready)
         except Exception:  # its lease runs out and it runs again, here or elsewhere
             log.exception("worker %s: could not start job %s", self.id, item.id)
 
-    def _start_one(self, queue: str, item: Item) -> None:
+    def _launch(self, run: _Running, call: Call, here: bool = False) -> None:
+        """Hand a job's call to the pool -- or, with ``here``, run it in this thread."""
+        assert self._pool is not None
+        if here:
+            self._pool.run_here(call, lambda f: self._finished(run, f))
+            return
+        try:
+            future = self._pool.submit(call)
+        except Exception as exc:
+            future = Future()
+            future.set_exception(exc)
+        future.add_done_callback(lambda f: self._finished(run, f))
+
+    def _start_one(self, queue: str, item: Item) -> tuple[_Running, Call] | None:
+        """Take a reserved job in: settle it at once when it cannot run, send it back when it
+        must wait, else count it as running and return what :meth:`_launch` runs."""
         if item.id in self._running:
             # Its lease ran out while it ran here (renewals failed) and this worker reserved it
             # again: that renewed the lease. It is not started a second time.
             log.warning("job %s: lease renewed by reserving it again; still running", item.id)
-            return
+            return None
         app = self.app
         task = app.resolve(item.task or "")
         limit = task.max_deliveries if task is not None else 5
@@ -424,7 +454,7 @@ class Worker:
                     f"(max_deliveries={limit}); it is not run again"
                 ),
             )
-            return
+            return None
         if task is None:
             self._settle_failed(
                 queue,
@@ -435,14 +465,14 @@ class Worker:
                     f"({app.import_path or app!r}); register it or check the name"
                 ),
             )
-            return
+            return None
         try:
             args, kwargs = app.codec.loads(item.payload)
         except Exception as exc:
             self._settle_failed(
                 queue, item, type(exc).__name__, f"cannot decode the job's arguments: {exc}"
             )
-            return
+            return None
         slots: tuple[str, ...] = ()
         if task.limited:
             try:
@@ -454,7 +484,7 @@ class Worker:
                     type(exc).__name__,
                     f"cannot make the lock key {task.lock!r} from the job's arguments: {exc}",
                 )
-                return
+                return None
             try:
                 admitted = self._admit(task, item, key)
             except Exception as exc:  # the store failed: the job goes back, nothing counted
@@ -462,7 +492,7 @@ class Worker:
                 admitted = _Wait(1.0, None, 0)
             if isinstance(admitted, _Wait):
                 self._defer(queue, item, task, admitted)
-                return
+                return None
             slots = admitted
         run = _Running(queue, item, task, time.monotonic(), slots)
         call = Call(
@@ -473,13 +503,7 @@ class Worker:
         log.info(
             "job %s %s started (queue %s, attempt %d)", item.id, task.name, queue, item.deliveries
         )
-        assert self._pool is not None
-        try:
-            future = self._pool.submit(call)
-        except Exception as exc:
-            future = Future()
-            future.set_exception(exc)
-        future.add_done_callback(lambda f: self._finished(run, f))
+        return run, call
 
     def _admit(
         self, task: Task[Any, Any], item: Item, lock_key: str | None

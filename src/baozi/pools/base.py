@@ -65,6 +65,14 @@ class Pool(ABC):
     def submit(self, call: Call) -> Future[Any]:
         """Start ``call`` in a free slot (or the next one to free up); return its future."""
 
+    runs_here: ClassVar[bool] = False
+    """Whether :meth:`run_here` can run a call in the calling thread (threads only)."""
+
+    def run_here(self, call: Call, on_done: Callable[[Future[Any]], object]) -> None:
+        """Run ``call`` in the calling thread, then (or at its deadline) pass its future to
+        ``on_done``; see ``runs_here``."""
+        raise NotImplementedError(f"a {self.kind} pool runs calls only in its own workers")
+
     @abstractmethod
     def close(self) -> None:
         """Finish every submitted call, then free the pool's threads or processes. Blocks."""

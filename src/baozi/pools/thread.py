@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, wait
 from typing import Any, ClassVar
 
@@ -67,21 +68,38 @@ class ThreadPool(Pool):
             entry = get()
             if entry is None:
                 return
-            call, future, ctx = entry
-            timeout = call.timeout
-            if timeout is not None:  # the clock starts when a thread takes the call
-                DEADLINES.at(timeout, lambda f=future, t=timeout: self._time_out(f, t))  # type: ignore[misc]
-            try:
-                value = ctx.run(run_with_job, call)
-            except BaseException as exc:  # noqa: BLE001 -- the call's outcome, whatever it is
-                self._settled(future)
-                set_exception_once(future, exc)
-            else:
-                self._settled(future)
-                set_result_once(future, value)
-            del entry, call, future, ctx
+            self._run(*entry)
+            del entry
             with lock:
                 self._idle += 1
+
+    def _run(self, call: Call, future: Future[Any], ctx: contextvars.Context) -> None:
+        timeout = call.timeout
+        if timeout is not None:  # the clock starts when a thread takes the call
+            DEADLINES.at(timeout, lambda f=future, t=timeout: self._time_out(f, t))  # type: ignore[misc]
+        try:
+            value = ctx.run(run_with_job, call)
+        except BaseException as exc:  # noqa: BLE001 -- the call's outcome, whatever it is
+            self._settled(future)
+            set_exception_once(future, exc)
+        else:
+            self._settled(future)
+            set_result_once(future, value)
+
+    runs_here: ClassVar[bool] = True
+
+    def run_here(self, call: Call, on_done: Callable[[Future[Any]], object]) -> None:
+        """Run ``call`` in the calling thread, as one of the pool's calls (its timeout, its place
+        among the calls :meth:`close` waits for); ``on_done`` gets its future when it is done --
+        at its deadline, if it runs past it."""
+        future: Future[Any] = Future()
+        future.set_running_or_notify_cancel()
+        future.add_done_callback(on_done)
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the pool is closed")
+            self._live.add(future)
+        self._run(call, future, contextvars.copy_context())
 
     def _settled(self, future: Future[Any]) -> None:
         with self._lock:

@@ -184,6 +184,7 @@ class Server:
         self.hand_channel = f"{self.prefix}:hand:{secrets.token_hex(8)}"
         self.receivers: dict[str, Callable[[str, list[Any]], object]] = {}
         self._waits_on: dict[str, set[str]] = {}  # the queues each receiver may wait idle on
+        self._hands = _HandReader(self)
         self.signal = ChangeSignal()
         self._feed = _Feed(self)
         # Job pushes written to the server whose replies are not read yet (see push()).
@@ -483,11 +484,11 @@ class Server:
         return self.signal.token()
 
     def receive(self, owner: str, receiver: Callable[[str, list[Any]], object] | None) -> None:
-        """Have jobs handed to ``owner`` given to ``receiver`` (in the change feed's thread, as
-        the queue and the reserve script's flat reply); None stops that."""
+        """Have jobs handed to ``owner`` given to ``receiver`` (on a hand-off reader's thread,
+        as the queue and the reserve script's flat reply); None stops that."""
         if receiver is not None:
             self.receivers[owner] = receiver
-            self._feed.ensure()
+            self._hands.ensure()
             return
         self.receivers.pop(owner, None)
         queues = self._waits_on.pop(owner, set())
@@ -501,10 +502,25 @@ class Server:
     def hand_to(self, owner: str, queue: str) -> str:
         """The channel a reserve names for ``owner``, so that it waits idle there for jobs
         handed to it; '' when it does not receive them (or the feed is down)."""
-        if owner in self.receivers and self._feed.live:
+        if owner in self.receivers and self._hands.live:
             self._waits_on.setdefault(owner, set()).add(queue)
             return self.hand_channel
         return ""
+
+    def dispatch(self, data: bytes) -> None:
+        """Jobs handed to a worker of this process: give them to its receiver."""
+        fields = _fields(data)
+        queue, owner, flat = fields[0].decode(), fields[1].decode(), fields[2:]
+        receiver = self.receivers.get(owner)
+        try:
+            if receiver is not None:
+                receiver(queue, flat)
+                return
+            # Its worker stopped meanwhile: the jobs go back to their place at once.
+            ids = [flat[i].decode() for i in range(0, len(flat), 6)]
+            self.run("lease", queue, owner, "release", "0.0", *ids)
+        except Exception:  # noqa: BLE001 -- their leases run out and they run again
+            log.exception("jobs handed to worker %s: could not take or return them", owner)
 
 
 @atexit.register
@@ -589,7 +605,6 @@ class _Feed:
             if (
                 time.monotonic() - self._last_want < self.LINGER
                 or self._server.signal.waiting
-                or self._server.receivers
                 or self._closed
             ):
                 return False
@@ -611,9 +626,8 @@ class _Feed:
             if not self._want.wait(1.0):
                 continue
             conn = server._connect()
-            hand = server.hand_channel.encode()
             try:
-                conn.send_command("SUBSCRIBE", server.channel, server.hand_channel)
+                conn.send_command("SUBSCRIBE", server.channel)
                 heard = checked = time.monotonic()
                 pinged = 0.0
                 while not self._closed:
@@ -635,12 +649,7 @@ class _Feed:
                     kind = reply[0]
                     if kind == b"pong":
                         continue
-                    if kind == b"message" and reply[1] == hand:
-                        self._hand(reply[2])
-                        continue
                     if kind == b"subscribe":
-                        if reply[1] == hand:
-                            continue
                         self._live.set()
                         pause = 0.05
                     server.signal.notify()
@@ -664,22 +673,6 @@ class _Feed:
                 except Exception:  # noqa: BLE001, S110 -- closing a broken connection
                     pass
 
-    def _hand(self, data: bytes) -> None:
-        """Jobs handed to a worker of this process: give them to its receiver."""
-        server = self._server
-        fields = _fields(data)
-        queue, owner, flat = fields[0].decode(), fields[1].decode(), fields[2:]
-        receiver = server.receivers.get(owner)
-        try:
-            if receiver is not None:
-                receiver(queue, flat)
-                return
-            # Its worker stopped meanwhile: the jobs go back to their place at once.
-            ids = [flat[i].decode() for i in range(0, len(flat), 6)]
-            server.run("lease", queue, owner, "release", "0.0", *ids)
-        except Exception:  # noqa: BLE001 -- their leases run out and they run again
-            log.exception("jobs handed to worker %s: could not take or return them", owner)
-
 
 def _fields(data: bytes) -> list[bytes]:
     """Split a hand-off message: each value written as its length, ':', the value."""
@@ -691,6 +684,123 @@ def _fields(data: bytes) -> list[bytes]:
         out.append(data[j + 1 : k])
         i = k
     return out
+
+
+class _HandReader:
+    """Reads this process's hand-off channel (jobs handed to its idle workers) on a connection
+    of its own, while any worker here receives them.
+
+    The thread that reads a message gives the reading over to a second thread -- which waits
+    for that, and exists as long as any reader does -- and then hands the jobs to their worker's
+    receiver itself, so the receiver may start a job right in this thread, without waking
+    another. At most two threads wait to read; more exist only while receivers run jobs.
+    """
+
+    PING_AFTER = 5.0
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._read = threading.Lock()  # held by the thread that reads
+        self._state = threading.Lock()
+        self._threads = 0
+        self._waiting = 0  # threads waiting to read
+        self._conn: Any = None
+        self._live = threading.Event()
+        self._pause = 0.05
+        self._heard = self._pinged = 0.0
+        self._error: BaseException | None = None
+
+    @property
+    def live(self) -> bool:
+        return self._live.is_set()
+
+    def ensure(self) -> None:
+        with self._state:
+            if self._threads == 0:
+                self._spawn()
+        server = self._server
+        if not self._live.wait(server.retry + 2.5):
+            raise StoreUnavailable(
+                f"Redis at {server.where} did not answer a subscribe to {server.hand_channel} "
+                f"({self._error}); check that redis-server is running and reachable"
+            )
+
+    def _spawn(self) -> None:  # holds _state
+        self._threads += 1
+        threading.Thread(target=self._run, name="baozi-redis-hand", daemon=True).start()
+
+    def _run(self) -> None:
+        server = self._server
+        try:
+            while server.receivers and not server._released:
+                with self._state:
+                    if self._waiting >= 2:
+                        return  # enough threads wait already
+                    self._waiting += 1
+                self._read.acquire()
+                try:
+                    with self._state:
+                        self._waiting -= 1
+                        if self._waiting == 0:
+                            self._spawn()  # the next to read, while this one may work
+                    data = self._next()
+                finally:
+                    self._read.release()
+                if data is not None:
+                    server.dispatch(data)
+        finally:
+            with self._state:
+                self._threads -= 1
+                if self._threads == 0 and server.receivers and not server._released:
+                    self._spawn()  # a receiver came while this one was leaving
+                last = self._threads == 0
+            if last:
+                with self._read:
+                    self._close()
+
+    def _close(self) -> None:  # holds _read
+        self._live.clear()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.disconnect()
+            except Exception:  # noqa: BLE001, S110 -- closing a broken connection
+                pass
+
+    def _next(self) -> bytes | None:
+        """One hand-off message, or None after a second without one (or a failure)."""
+        server = self._server
+        try:
+            if self._conn is None:
+                conn = server._connect()
+                conn.send_command("SUBSCRIBE", server.hand_channel)
+                self._conn = conn
+                self._heard, self._pinged = time.monotonic(), 0.0
+            conn = self._conn
+            if not conn.can_read(timeout=1.0):
+                now = time.monotonic()
+                if self._pinged and now - self._pinged > self.PING_AFTER:
+                    raise redis.ConnectionError("no answer to a ping on the hand-off channel")
+                if not self._pinged and now - self._heard > self.PING_AFTER:
+                    conn.send_command("PING")
+                    self._pinged = now
+                return None
+            reply = conn.read_response()
+            self._heard, self._pinged = time.monotonic(), 0.0
+            if reply[0] == b"message":
+                return bytes(reply[2])
+            if reply[0] == b"subscribe":
+                self._live.set()
+                self._pause = 0.05
+            return None
+        except Exception as exc:  # noqa: BLE001 -- any failure: reconnect with backoff
+            self._error = exc
+            if self._live.is_set():
+                log.warning("lost the hand-off channel of Redis at %s: %s", server.where, exc)
+            self._close()
+            time.sleep(self._pause)
+            self._pause = min(self._pause * 2, 2.0)
+            return None
 
 
 class Ids:
