@@ -522,3 +522,38 @@ def test_jobs_meant_for_a_killed_idle_worker_go_to_a_live_one_at_once(redis_url:
         assert time.monotonic() - started < 5
     client.close()
     app.store.close()
+
+
+def test_a_handed_job_running_in_the_reading_thread_does_not_hold_up_the_next(
+    redis_url: str,
+) -> None:
+    app = App(redis_url, lease=30.0)
+    sleep = app.task(jobtasks.sleep)
+    with working(app, concurrency=3):
+        wait_for(lambda: app.store.workers() != [])
+        time.sleep(0.2)  # idle, so the next jobs are handed over
+        long = sleep.delay(3.0)
+        wait_for(lambda: long.status == "running", timeout=10)
+        started = time.monotonic()
+        assert sleep.delay(0.01).result(timeout=10) == 0.01
+        assert time.monotonic() - started < 2.0  # not after the 3 s job
+        many = sleep.map([(0.2,)] * 6)  # more than the free slots: the rest wait their turn
+        assert [job.result(timeout=30) for job in many] == [0.2] * 6
+        assert long.result(timeout=10) == 3.0
+    app.store.close()
+
+
+def test_a_handed_job_past_its_timeout_fails_at_the_deadline(redis_url: str) -> None:
+    from baozi import JobFailed
+
+    app = App(redis_url, lease=30.0)
+    sleep = app.task(timeout=0.3)(jobtasks.sleep)
+    with working(app, concurrency=2):
+        wait_for(lambda: app.store.workers() != [])
+        time.sleep(0.2)
+        started = time.monotonic()
+        with pytest.raises(JobFailed) as caught:
+            sleep.delay(3).result(timeout=30)
+        assert caught.value.exc_type == "TimeoutError"
+        assert time.monotonic() - started < 2.5
+    app.store.close()

@@ -533,7 +533,7 @@ def redis_ratios_text(configs: list[systems.Config], rows: list[dict]) -> str:
                 f"one request at a time {fmt(median(one), 'rate')} requests/s"
                 + (
                     f" — baozi-redis's single-call enqueue is {median(our_enq) / median(one):.0%}"
-                    " of it (each `delay()` is at least one round trip)"
+                    " of it (a `delay()` does not wait for its reply: see the README)"
                     if our_enq
                     else ""
                 )

@@ -69,5 +69,6 @@ if maxlen >= 0 then
   end
 end
 if ARGV[2] ~= 'k' then redis.call('SADD', P .. ':queues', q) end  -- 'k': already known
-changed(q)
+-- Straight to workers waiting idle; the change is announced for what they do not take.
+if not handoff(q, clock()) then changed(q) end
 return 0
