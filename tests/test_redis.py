@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from baozi import App, Queue, StoreUnavailable
 from baozi.backends import open_store
 from baozi.backends.redis.store import priority_key
+from baozi.worker import Worker
 
 from . import jobtasks
 from ._helpers import lines, wait_for, working
@@ -457,13 +458,13 @@ def test_an_idle_worker_is_handed_new_jobs_leased_to_it(redis_url: str) -> None:
     server = app.store._server  # type: ignore[attr-defined]
     with working(app, concurrency=4) as worker:
         wait_for(lambda: client.zcard(f"{prefix}:q:default:w") == 1)  # it waits idle
-        free, _, channel = client.hget(f"{prefix}:q:default:wi", worker.owner).decode().split()
+        free, _, channel = client.hget(f"{prefix}:wi", worker.owner).decode().split()
         assert free == "4" and channel == server.hand_channel
         handed: list[str] = []
         receive = server.receivers[worker.owner]
-        server.receivers[worker.owner] = lambda q, flat: (
+        server.receivers[worker.owner] = lambda q, flat, took: (
             handed.extend(flat[i].decode() for i in range(0, len(flat), 6)),
-            receive(q, flat),
+            receive(q, flat, took),
         )
         jobs = [add.delay(i, 1) for i in range(3)]
         assert [job.result(timeout=10) for job in jobs] == [1, 2, 3]
@@ -471,7 +472,7 @@ def test_an_idle_worker_is_handed_new_jobs_leased_to_it(redis_url: str) -> None:
         assert all(job.attempts == 1 for job in jobs)
     # A worker that stops waits nowhere any more.
     assert client.zcard(f"{prefix}:q:default:w") == 0
-    assert client.hlen(f"{prefix}:q:default:wi") == 0
+    assert client.hlen(f"{prefix}:wi") == 0 and client.hlen(f"{prefix}:wh") == 0
     client.close()
     app.store.close()
 
@@ -556,4 +557,69 @@ def test_a_handed_job_past_its_timeout_fails_at_the_deadline(redis_url: str) -> 
             sleep.delay(3).result(timeout=30)
         assert caught.value.exc_type == "TimeoutError"
         assert time.monotonic() - started < 2.5
+    app.store.close()
+
+
+def test_jobs_handed_across_queues_never_exceed_the_workers_concurrency(redis_url: str) -> None:
+    import threading
+
+    app = App(redis_url, lease=30.0)
+    lock, now, peak = threading.Lock(), [0], [0]
+
+    def work(x: int) -> int:
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        time.sleep(0.3)
+        with lock:
+            now[0] -= 1
+        return x
+
+    ta = app.task(name="ta", queue="a")(work)
+    tb = app.task(name="tb", queue="b")(work)
+    with working(app, queues=["a", "b"], concurrency=2):
+        wait_for(lambda: app.store.workers() != [])
+        time.sleep(0.2)  # waiting idle on both queues, with one count of free slots
+        jobs = [ta.delay(1), ta.delay(2), tb.delay(3), tb.delay(4), ta.delay(5), tb.delay(6)]
+        assert [job.result(timeout=30) for job in jobs] == [1, 2, 3, 4, 5, 6]
+    assert peak[0] == 2
+    app.store.close()
+
+
+def test_a_closing_worker_is_handed_nothing_and_counts_no_delivery(redis_url: str) -> None:
+    app = App(redis_url, lease=30.0)
+    sleep = app.task(jobtasks.sleep)
+    worker = Worker(app, concurrency=4)
+    worker.start()
+    wait_for(lambda: app.store.workers() != [])
+    long = sleep.delay(1.5)
+    wait_for(lambda: long.status == "running", timeout=10)
+    worker.close()  # finishing the long job; it takes nothing new
+    time.sleep(0.2)
+    later = [sleep.delay(0) for _ in range(5)]
+    time.sleep(0.3)
+    assert [job.status for job in later] == ["queued"] * 5
+    assert all(job.attempts == 0 for job in later)
+    assert worker.join(30)
+    with working(app, concurrency=2):
+        assert [job.result(timeout=30) for job in later] == [0] * 5
+    assert all(job.attempts == 1 for job in later)
+    app.store.close()
+
+
+def test_a_fork_right_after_a_push_leaves_the_parents_replies_alone(redis_url: str) -> None:
+    app = App(redis_url)
+    note = app.task(name="note")(jobtasks.note)
+    jobs = [note.delay("a", str(i)) for i in range(20)]  # replies not read yet
+    pid = os.fork()
+    if pid == 0:  # the child pushes a job of its own and waits past the confirm delay
+        note.delay("a", "child")
+        time.sleep(0.1)
+        os._exit(0)
+    time.sleep(0.2)
+    started = time.monotonic()
+    assert app.store.counts("default").ready == 21
+    assert time.monotonic() - started < 2.0
+    os.waitpid(pid, 0)
+    assert {job.status for job in jobs} == {"queued"}
     app.store.close()

@@ -133,6 +133,8 @@ class Worker:
         self._fetching = threading.Lock()
         self._handoff = False  # the change callback may reserve
         self._covered = False  # a reserve has run since the last change
+        self._receiving = False  # jobs may be handed to it (see Store.hand_off)
+        self._stopping = False  # the loop has ended
         self._timed_out = False  # the loop's last wait ended by its timeout
         self._closing = threading.Event()
         self._terminating = threading.Event()
@@ -229,8 +231,10 @@ class Worker:
             self.app.url,
             ", ".join(self.queues),
         )
-        # Where the store can, jobs go straight to this worker while it waits idle.
-        receiving = self.app.store.hand_off(self.owner, self._handed)
+        # Where the store can, jobs go straight to this worker while it waits idle (not in a
+        # burst, which ends as soon as nothing is ready).
+        receiving = not burst and self.app.store.hand_off(self.owner, self._handed)
+        self._receiving = receiving
         backoff = 0.0
         try:
             while not self._terminating.is_set():
@@ -244,21 +248,28 @@ class Worker:
                     _store_failed(exc, "worker %s: retrying in %.1fs", self.id, backoff)
                     self._wake.wait(backoff)
         finally:
-            with self._fetching:  # a change callback that is reserving ends first
+            with self._fetching:  # a change callback or a hand-off that is starting ends first
                 self._listen(False)
-            if receiving:
-                try:
-                    self.app.store.hand_off(self.owner, None)
-                except Exception as exc:  # its entries run out; what is handed goes back
-                    _store_failed(exc, "worker %s: ending hand-offs failed", self.id)
+                self._stopping = True
+            self._stop_receiving()
             self._shutdown()
 
-    def _handed(self, queue: str, items: list[Item]) -> None:
-        """Jobs the store handed to this worker, already leased to it, on the store's listener
-        thread: started here, or given back when the worker is stopping."""
+    def _stop_receiving(self) -> None:
+        """No more jobs handed to this worker (once it closes: it takes no new jobs)."""
+        if self._receiving:
+            self._receiving = False
+            try:
+                self.app.store.hand_off(self.owner, None)
+            except Exception as exc:  # its entries run out; what is handed goes back
+                _store_failed(exc, "worker %s: ending hand-offs failed", self.id)
+
+    def _handed(self, queue: str, items: list[Item], took: Callable[[], None]) -> None:
+        """Jobs the store handed to this worker, already leased to it, on the store's thread:
+        started here, or given back unstarted when the worker is stopping."""
         here: tuple[_Running, Call] | None = None
         with self._fetching:
-            if not self._closing.is_set():
+            took()  # counted as this worker's from here on (reserves hold this lock too)
+            if not (self._closing.is_set() or self._stopping):
                 assert self._pool is not None
                 for item in items:
                     if here is None and self._pool.runs_here:
@@ -275,7 +286,7 @@ class Worker:
         if not items:
             return
         try:
-            self.app.store.release(queue, [item.id for item in items], self.owner)
+            self.app.store.hand_back(queue, [item.id for item in items], self.owner)
         except Exception as exc:  # their leases run out instead
             _store_failed(exc, "worker %s: giving back handed jobs failed", self.id)
 
@@ -319,6 +330,8 @@ class Worker:
 
     def _turn(self, burst: bool) -> bool:
         closing = self._closing.is_set()
+        if closing and self._receiving:
+            self._stop_receiving()
         # Woken by a change that the change callback already reserved for: no need to again.
         covered = self._covered and not self._timed_out
         self._covered = self._timed_out = False

@@ -331,15 +331,24 @@ class Store(ABC):
         ``ttl`` seconds, retried ones are scheduled again. Jobs ``owner`` no longer holds are left
         alone. Returns how many were settled."""
 
-    def hand_off(self, owner: str, receive: Callable[[str, list[Item]], object] | None) -> bool:
-        """Have ``receive(queue, items)`` called with jobs the store hands straight to ``owner``
-        while it waits idle (with free slots after a reserve), already leased to it; None stops
-        that. Returns whether the store hands jobs off at all (the default: no).
+    def hand_off(
+        self, owner: str, receive: Callable[[str, list[Item], Callable[[], None]], object] | None
+    ) -> bool:
+        """Have ``receive(queue, items, took)`` called with jobs the store hands straight to
+        ``owner`` while it waits idle (with free slots after a reserve), already leased to it;
+        None stops that. Returns whether the store hands jobs off at all (the default: no).
 
-        ``receive`` runs on the store's own listener thread. A reserve by ``owner`` updates how
-        many slots it has free; one that fills them all ends the wait.
+        ``receive`` runs on a thread of the store's own. It calls ``took()`` once it counts the
+        jobs as its own (under the same lock as its reserves): until then a reserve by ``owner``
+        counts them as on their way, and takes fewer. A reserve by ``owner`` sets how many slots
+        it has free, for all its queues; one that fills them all ends the wait.
         """
         return False
+
+    def hand_back(self, queue: str, ids: Sequence[str], owner: str) -> None:
+        """Return jobs handed to ``owner`` that it did not start, to their place in the queue,
+        without counting a delivery."""
+        self.release(queue, ids, owner)
 
     def settle_and_reserve(
         self,

@@ -101,6 +101,8 @@ class Deadlines:
     def at(self, seconds: float, callback: Callable[[], Any]) -> None:
         """Call ``callback()`` ``seconds`` from now (it should do nothing if it is too late)."""
         with self._cond:
+            if self._pid != current_pid():  # forked: the parent's deadlines are not ours
+                self._heap.clear()
             heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._ids), callback))
             if self._thread is None or self._pid != current_pid():  # none yet, or forked
                 self._pid = current_pid()

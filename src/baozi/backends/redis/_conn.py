@@ -16,7 +16,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..._process import current_pid
 from ...errors import StoreError, StoreUnavailable
-from ...pools.base import DEADLINES
 from .._signal import ChangeSignal
 
 try:
@@ -182,7 +181,8 @@ class Server:
         # Jobs handed to this process's idle workers come on a channel of its own, to the
         # receiver of the worker (owner) they are leased to.
         self.hand_channel = f"{self.prefix}:hand:{secrets.token_hex(8)}"
-        self.receivers: dict[str, Callable[[str, list[Any]], object]] = {}
+        self.receivers: dict[str, Callable[[str, list[Any], Callable[[], None]], object]] = {}
+        self.received: dict[str, int] = {}  # handed jobs each receiver has taken in
         self._waits_on: dict[str, set[str]] = {}  # the queues each receiver may wait idle on
         self._hands = _HandReader(self)
         self.signal = ChangeSignal()
@@ -191,7 +191,9 @@ class Server:
         self._push_lock = threading.Lock()
         self._push_conn: Any = None
         self._unconfirmed: list[tuple[tuple[Any, ...], str]] = []
-        self._confirm_due = False
+        self._pushed = threading.Event()  # a push waits for its replies
+        self._confirmer: threading.Thread | None = None
+        self._pid = current_pid()
 
     def call(self, what: str, fn: Callable[[bool], T], retry_sent: bool = True) -> T:
         """Run ``fn`` (one round trip), retrying while the server is unreachable, for at most the
@@ -255,13 +257,13 @@ class Server:
     """Seconds after which a waiting push's reply is read even if nothing else happens."""
 
     def push(self, entry: tuple[Any, ...], queue: str) -> None:
-        """Append one job to the inbox: write RPUSH and PUBLISH now, read their replies later.
+        """Append one job to the inbox: write RPUSH and the hand-off now, read the replies later.
 
-        The push is on the server's socket when this returns; its reply is read by the next
+        The push is on the server's socket when this returns; its replies are read by the next
         push once :data:`PUSH_WINDOW` are waiting, by any other call of this process on this
-        server (so the process reads its own writes), after :data:`CONFIRM_AFTER` seconds, or
-        at exit. A connection that fails before the replies are read is made again and every
-        waiting push is sent again, marked so that the server files each job once. A job
+        server (so the process reads its own writes), after :data:`CONFIRM_AFTER` seconds (by a
+        thread of its own), or at exit. A connection that fails before the replies are read is
+        made again and every waiting push is sent again; the server files each job once. A job
         producer thus does not wait a round trip per job.
         """
         with self._push_lock:
@@ -276,17 +278,16 @@ class Server:
                 conn.send_packed_command(packed, check_health=False)  # replies are pending
             except _FAILURES:
                 try:
-                    self._resend_locked()
+                    refused = self._resend_locked()
                 except BaseException:
-                    self._unconfirmed.pop()  # the caller is told this one failed
+                    self._unconfirmed.pop()  # not sent again: the caller is told it failed
                     raise
+                self._refused(refused, entry[1])
                 return
             except BaseException:
                 self._unconfirmed.pop()
                 raise
-            if not self._confirm_due:
-                self._confirm_due = True
-                DEADLINES.at(self.CONFIRM_AFTER, self._confirm_later)
+            self._confirm_soon()
 
     def _push_commands(
         self, pushes: list[tuple[tuple[Any, ...], str]], again: bool = False
@@ -323,21 +324,50 @@ class Server:
         for queue in queues:
             self.call("handoff", lambda retried, q=queue: self.script("handoff", (q,)))  # type: ignore[misc]
 
+    def _refused(self, refused: list[tuple[str, Exception]], mine: str | None = None) -> None:
+        """Report pushes the server refused: raised when the caller's own push (``mine``) is
+        among them, or when the caller is not pushing (``mine`` None), else logged."""
+        if not refused:
+            return
+        ids = ", ".join(job_id for job_id, _ in refused[:5])
+        message = (
+            f"Redis at {self.where} refused {len(refused)} earlier job push(es) (jobs {ids}): "
+            f"{refused[0][1]}; those jobs were not enqueued"
+        )
+        if mine is None or any(job_id == mine for job_id, _ in refused):
+            raise StoreError(message)
+        log.error("%s", message)
+
     def confirm(self) -> None:
         """Read the replies of this process's job pushes still waiting for them."""
-        if self._unconfirmed:
+        if self._unconfirmed and self._pid == current_pid():
             with self._push_lock:
                 self._confirm_locked()
 
+    def _confirm_soon(self) -> None:  # holds _push_lock
+        if self._confirmer is None or not self._confirmer.is_alive():
+            self._confirmer = threading.Thread(
+                target=self._confirm_later, name="baozi-redis-confirm", daemon=True
+            )
+            self._confirmer.start()
+        self._pushed.set()
+
     def _confirm_later(self) -> None:
-        with self._push_lock:
-            self._confirm_due = False
-            if not self._unconfirmed:
-                return
-            try:
-                self._confirm_locked()
-            except Exception as exc:  # noqa: BLE001 -- kept, and sent again by the next call
-                log.error("Redis at %s did not confirm job pushes: %s", self.where, exc)
+        """The thread that reads waiting replies :data:`CONFIRM_AFTER` after a push."""
+        while not self._released:
+            if not self._pushed.wait(5.0):
+                if not self._unconfirmed:
+                    return  # quiet: the next push starts another
+                continue
+            time.sleep(self.CONFIRM_AFTER)
+            self._pushed.clear()
+            with self._push_lock:
+                if not self._unconfirmed:
+                    continue
+                try:
+                    self._confirm_locked()
+                except Exception as exc:  # noqa: BLE001 -- kept, and sent again by the next call
+                    log.error("Redis at %s did not confirm job pushes: %s", self.where, exc)
 
     def _confirm_locked(self) -> None:
         if not self._unconfirmed:
@@ -348,19 +378,14 @@ class Server:
                 raise redis.ConnectionError("the connection was closed")
             refused, unannounced = self._read_push_replies(conn, self._unconfirmed)
         except _FAILURES:
-            self._resend_locked()
+            self._refused(self._resend_locked())
             return
         except BaseException:
             self._drop_push_conn()  # a reply may be half read: the connection cannot be reused
             raise
         self._unconfirmed.clear()
         self._announce(unannounced)
-        if refused:
-            ids = ", ".join(job_id for job_id, _ in refused[:5])
-            raise StoreError(
-                f"Redis at {self.where} refused {len(refused)} earlier job push(es) (jobs {ids}): "
-                f"{refused[0][1]}; those jobs were not enqueued"
-            )
+        self._refused(refused)
 
     def _drop_push_conn(self) -> None:
         conn, self._push_conn = self._push_conn, None
@@ -370,9 +395,10 @@ class Server:
             except Exception:  # noqa: BLE001, S110 -- closing a broken connection
                 pass
 
-    def _resend_locked(self) -> None:
+    def _resend_locked(self) -> list[tuple[str, Exception]]:
         """Send every waiting push again on a new connection and read the replies, retrying
-        for the retry window; then raise StoreUnavailable, keeping them for the next call."""
+        for the retry window (then StoreUnavailable, keeping them for the next call); return
+        the pushes the server refused."""
         self._drop_push_conn()
         pushes = list(self._unconfirmed)
 
@@ -396,12 +422,7 @@ class Server:
             ) from exc.__cause__
         self._unconfirmed.clear()
         self._announce(unannounced)
-        if refused:
-            ids = ", ".join(job_id for job_id, _ in refused[:5])
-            raise StoreError(
-                f"Redis at {self.where} refused {len(refused)} earlier job push(es) (jobs {ids}): "
-                f"{refused[0][1]}; those jobs were not enqueued"
-            )
+        return refused
 
     def execute(self, *command: Any) -> Any:
         """Send one command and read its reply, on a connection of this process's own.
@@ -483,44 +504,59 @@ class Server:
         self._feed.ensure()
         return self.signal.token()
 
-    def receive(self, owner: str, receiver: Callable[[str, list[Any]], object] | None) -> None:
+    def receive(
+        self, owner: str, receiver: Callable[[str, list[Any], Callable[[], None]], object] | None
+    ) -> None:
         """Have jobs handed to ``owner`` given to ``receiver`` (on a hand-off reader's thread,
-        as the queue and the reserve script's flat reply); None stops that."""
+        as the queue, the reserve script's flat reply, and a function to call once they are
+        counted as the worker's own); None stops that, and takes the owner off every queue."""
         if receiver is not None:
             self.receivers[owner] = receiver
+            self.received.setdefault(owner, 0)
             self._hands.ensure()
             return
         self.receivers.pop(owner, None)
         queues = self._waits_on.pop(owner, set())
-        if queues:  # no longer waiting idle anywhere: nothing more is handed to it
-            commands: list[tuple[Any, ...]] = []
-            for q in queues:
-                commands.append(("ZREM", f"{self.prefix}:q:{q}:w", owner))
-                commands.append(("HDEL", f"{self.prefix}:q:{q}:wi", owner))
-            self.call("stop hand-offs", lambda retried: self.pipeline(*commands))
+        commands: list[tuple[Any, ...]] = [
+            ("ZREM", f"{self.prefix}:q:{q}:w", owner) for q in sorted(queues)
+        ]
+        commands.append(("HDEL", f"{self.prefix}:wi", owner))
+        commands.append(("HDEL", f"{self.prefix}:wh", owner))
+        self.received.pop(owner, None)
+        self.call("stop hand-offs", lambda retried: self.pipeline(*commands))
 
-    def hand_to(self, owner: str, queue: str) -> str:
-        """The channel a reserve names for ``owner``, so that it waits idle there for jobs
-        handed to it; '' when it does not receive them (or the feed is down)."""
+    def hand_to(self, owner: str, queue: str) -> tuple[str, int]:
+        """What a reserve by ``owner`` names so that it waits idle for jobs handed to it: the
+        channel ('' when it does not receive them, or the reader is down) and how many handed
+        jobs it has taken in."""
         if owner in self.receivers and self._hands.live:
             self._waits_on.setdefault(owner, set()).add(queue)
-            return self.hand_channel
-        return ""
+            return self.hand_channel, self.received.get(owner, 0)
+        return "", 0
 
     def dispatch(self, data: bytes) -> None:
         """Jobs handed to a worker of this process: give them to its receiver."""
         fields = _fields(data)
         queue, owner, flat = fields[0].decode(), fields[1].decode(), fields[2:]
         receiver = self.receivers.get(owner)
+        n = len(flat) // 6
+
+        def took() -> None:
+            if owner in self.received:
+                self.received[owner] += n
+
         try:
             if receiver is not None:
-                receiver(queue, flat)
+                receiver(queue, flat, took)
                 return
             # Its worker stopped meanwhile: the jobs go back to their place at once.
-            ids = [flat[i].decode() for i in range(0, len(flat), 6)]
-            self.run("lease", queue, owner, "release", "0.0", *ids)
+            self.hand_back(queue, owner, [flat[i].decode() for i in range(0, len(flat), 6)])
         except Exception:  # noqa: BLE001 -- their leases run out and they run again
             log.exception("jobs handed to worker %s: could not take or return them", owner)
+
+    def hand_back(self, queue: str, owner: str, ids: list[str]) -> None:
+        """Return handed jobs unstarted to their place, without counting a delivery."""
+        self.run("lease", queue, owner, "return", "0.0", *ids)
 
 
 @atexit.register
@@ -755,8 +791,9 @@ class _HandReader:
                     self._spawn()  # a receiver came while this one was leaving
                 last = self._threads == 0
             if last:
-                with self._read:
-                    self._close()
+                with self._read, self._state:
+                    if self._threads == 0:  # still: no reader started meanwhile
+                        self._close()
 
     def _close(self) -> None:  # holds _read
         self._live.clear()
@@ -790,6 +827,11 @@ class _HandReader:
             if reply[0] == b"message":
                 return bytes(reply[2])
             if reply[0] == b"subscribe":
+                # Jobs handed while no reader listened are lost on the way (their leases run
+                # out and they run again): none of them is on its way any more.
+                for owner in list(server.receivers):
+                    handed = server.execute("HGET", f"{server.prefix}:wh", owner)
+                    server.received[owner] = int(handed or 0)
                 self._live.set()
                 self._pause = 0.05
             return None

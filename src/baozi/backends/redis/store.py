@@ -233,16 +233,23 @@ class RedisStore(RowStore):
     def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
         server = self._server
         return _items(
-            server.run("reserve", queue, owner, repr(float(lease)), n, server.hand_to(owner, queue))
+            server.run(
+                "reserve", queue, owner, repr(float(lease)), n, *server.hand_to(owner, queue)
+            )
         )
 
-    def hand_off(self, owner: str, receive: Callable[[str, list[Item]], object] | None) -> bool:
+    def hand_off(
+        self, owner: str, receive: Callable[[str, list[Item], Callable[[], None]], object] | None
+    ) -> bool:
         server = self._server
         if receive is None:
             server.receive(owner, None)
             return True
-        server.receive(owner, lambda queue, flat: receive(queue, _items(flat)))
+        server.receive(owner, lambda queue, flat, took: receive(queue, _items(flat), took))
         return True
+
+    def hand_back(self, queue: str, ids: Sequence[str], owner: str) -> None:
+        self._server.hand_back(queue, owner, list(ids))
 
     def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
         # Not retried once sent: a pop whose reply was lost took its items, and a second pop
@@ -376,7 +383,7 @@ class RedisStore(RowStore):
             return super().settle_and_reserve(queue, owner, outcomes, ttl, lease, n)
         server = self._server
         settle = self._settle_args(queue, owner, outcomes, ttl)
-        reserve = (queue, owner, repr(float(lease)), n, server.hand_to(owner, queue))
+        reserve = (queue, owner, repr(float(lease)), n, *server.hand_to(owner, queue))
 
         def both(retried: bool) -> list[Any]:
             return server.pipeline(

@@ -119,7 +119,9 @@ local function ingest()
     local b = i * 8 + 1
     local q, id, task = e[b], e[b + 1], e[b + 5]
     local h = P .. ':i:' .. id
-    if e[b + 7] ~= '1' or redis.call('EXISTS', h) == 0 then
+    -- A push sent again after a lost reply (and even the lost one, arriving late on its dead
+    -- connection) is filed once.
+    if redis.call('EXISTS', h) == 0 then
       local seq = first + i
       local m = e[b + 2] .. '1' .. string.format('%016d', seq) .. ':' .. id
       if task == '' then
@@ -156,6 +158,7 @@ end
 -- Lease the first n ready items of q to owner. Returns per item: id, payload, priority,
 -- deliveries, task, failures.
 local function lease_head(q, owner, lease, n, now)
+  if n <= 0 then return {} end
   local R = qkey(q, 'r')
   local got = redis.call('ZRANGE', R, 0, n - 1)
   if #got == 0 then return {} end
@@ -181,18 +184,30 @@ local function lease_head(q, owner, lease, n, now)
   return out
 end
 
--- Workers waiting idle on a queue: P:q:NAME:w scores each owner by when its entry runs out, and
--- P:q:NAME:wi holds its "free-slots lease-seconds channel". A reserve that leaves slots free
--- enters its owner (when it names a channel); any other reserve takes it out.
+-- Workers waiting idle: P:wi holds, per owner, its free slots (one count for all its queues),
+-- its lease seconds and its process's channel; P:wh how many jobs were handed to it in all;
+-- P:q:NAME:w scores each owner waiting on the queue by when that runs out. A reserve that names
+-- a channel sets the owner's free slots (and waits on the queue while any are free); one that
+-- names none takes it off the queue.
 local IDLE_TTL = 15
 local function enter_idle(q, owner, free, lease, channel, now)
-  local W, WI = qkey(q, 'w'), qkey(q, 'wi')
-  if free > 0 and channel ~= '' then
-    redis.call('ZADD', W, now + IDLE_TTL, owner)
-    redis.call('HSET', WI, owner, free .. ' ' .. lease .. ' ' .. channel)
-  elseif redis.call('ZREM', W, owner) == 1 then
-    redis.call('HDEL', WI, owner)
+  local W = qkey(q, 'w')
+  if channel == '' then
+    redis.call('ZREM', W, owner)
+    return
   end
+  redis.call('HSET', P .. ':wi', owner, math.max(free, 0) .. ' ' .. lease .. ' ' .. channel)
+  if free > 0 then
+    redis.call('ZADD', W, now + IDLE_TTL, owner)
+  else
+    redis.call('ZREM', W, owner)
+  end
+end
+
+-- Jobs handed to owner that it has not taken in yet, given how many it has (received).
+local function in_flight(owner, received)
+  local handed = tonumber(redis.call('HGET', P .. ':wh', owner) or 0)
+  return math.max(handed - received, 0)
 end
 
 local function field(s)
@@ -202,34 +217,40 @@ end
 
 -- Hand the ready items of q to the workers waiting idle on it, leased to them, as messages on
 -- their channels (queue, owner, then the items as lease_head gives them; each value written as
--- its length, ':', the value). Returns whether nothing ready is left over.
+-- its length, ':', the value). Returns whether it handed all that is ready (so no one else
+-- need hear of the change).
 local function handoff(q, now)
-  local W, WI = qkey(q, 'w'), qkey(q, 'wi')
+  local W = qkey(q, 'w')
   if redis.call('EXISTS', W) == 0 then return false end
   if not ingest() or redis.call('HGET', qkey(q, 'o'), 'paused') == 'true' then return false end
   local gone = redis.call('ZRANGEBYSCORE', W, '-inf', now)
-  if #gone > 0 then
-    redis.call('ZREM', W, unpack(gone))
-    redis.call('HDEL', WI, unpack(gone))
-  end
+  if #gone > 0 then redis.call('ZREM', W, unpack(gone)) end
+  local handed = false
   for _, owner in ipairs(redis.call('ZRANGE', W, 0, -1)) do
-    local info = redis.call('HGET', WI, owner)
+    local info = redis.call('HGET', P .. ':wi', owner)
     local free, lease, channel
     if info then
       free, lease, channel = string.match(info, '^(%d+) (%S+) (.+)$')
     end
     -- Only to a process that still listens (one killed does not, at once).
-    if channel and redis.call('PUBSUB', 'NUMSUB', channel)[2] > 0 then
-      free, lease = tonumber(free), tonumber(lease)
+    free = tonumber(free or 0)
+    if free == 0 then
+      redis.call('ZREM', W, owner)  -- busy (its reserve on another queue took its slots)
+    elseif channel and redis.call('PUBSUB', 'NUMSUB', channel)[2] > 0 then
+      lease = tonumber(lease)
       local out = lease_head(q, owner, lease, free, now)
       if #out == 0 then break end
+      handed = true
       enter_idle(q, owner, free - #out / 6, lease, channel, now)
+      redis.call('HINCRBY', P .. ':wh', owner, #out / 6)
       local msg = {field(q), field(owner)}
       for i = 1, #out do msg[#msg + 1] = field(out[i]) end
       redis.call('PUBLISH', channel, table.concat(msg))
     else
-      enter_idle(q, owner, 0, 0, '', now)
+      redis.call('ZREM', W, owner)
     end
   end
-  return redis.call('ZCARD', qkey(q, 'r')) == 0
+  -- Taking items from a bounded queue may let a waiting producer in.
+  if handed and redis.call('HEXISTS', qkey(q, 'o'), 'maxsize') == 1 then changed(q) end
+  return handed and redis.call('ZCARD', qkey(q, 'r')) == 0
 end

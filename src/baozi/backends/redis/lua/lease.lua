@@ -24,6 +24,8 @@ for i = 6, #ARGV do
     elseif st == '1' then  -- release (one whose lease ran out is back in line already)
       redis.call('ZREM', L, lease_member(v[6], id))
       redis.call('HDEL', h, 'o')
+      -- 'return': a job handed to a worker that gave it back unstarted; no delivery counts.
+      if how == 'return' then redis.call('HINCRBY', h, 'd', -1) end
       if seconds > 0 then
         redis.call('HSET', h, 'st', 2, 'du', stamp(now + seconds))
         redis.call('ZADD', S, now + seconds, id)

@@ -1,7 +1,10 @@
--- ARGV: P, queue, owner, lease, n, channel. Returns per item: id, payload, priority, deliveries,
--- task, failures. With a channel, an owner left with free slots waits idle on the queue: new
--- items are handed to it there (see handoff in the prelude).
-local q, owner, lease, n, channel = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] or ''
+-- ARGV: P, queue, owner, lease, n, channel, received. Returns per item: id, payload, priority,
+-- deliveries, task, failures. With a channel, an owner left with free slots waits idle on the
+-- queue, and new items are handed to it there (see handoff in the prelude); received is how many
+-- handed jobs it has taken in, so the ones still on their way count against n.
+local q, owner, lease, n = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local channel, received = ARGV[6] or '', tonumber(ARGV[7] or 0)
+if channel ~= '' then n = n - in_flight(owner, received) end
 if n <= 0 or redis.call('HGET', qkey(q, 'o'), 'paused') == 'true' then
   enter_idle(q, owner, 0, lease, '', 0)
   return {}
