@@ -623,3 +623,31 @@ def test_a_fork_right_after_a_push_leaves_the_parents_replies_alone(redis_url: s
     os.waitpid(pid, 0)
     assert {job.status for job in jobs} == {"queued"}
     app.store.close()
+
+
+def test_a_job_handed_and_lost_on_the_way_runs_after_its_lease(
+    private_redis: PrivateRedis,
+) -> None:
+    import redis
+
+    app = App(private_redis.url, lease=1.0)
+    add = app.task(jobtasks.add)
+    admin = redis.Redis(port=private_redis.port)
+    decoy = admin.pubsub()
+    decoy.subscribe("decoy")
+    with working(app, concurrency=1) as worker:
+        wait_for(lambda: admin.zcard("baozi:q:default:w") == 1)
+        # Its next job goes astray: leased to it, sent where it does not listen.
+        admin.hset("baozi:wi", worker.owner, "1 1 decoy")
+        lost = add.delay(1, 1)
+        wait_for(lambda: lost.status == "running")
+        admin.client_kill_filter(_type="pubsub")  # and its hand-off line drops, as it would
+        assert lost.result(timeout=30) == 2  # its lease ran out: reserved again, and run
+        assert lost.attempts == 2
+        # Nothing counts as still on its way: the one slot takes new jobs at once.
+        for i in range(3):
+            started = time.monotonic()
+            assert add.delay(i, 1).result(timeout=30) == i + 1
+            assert time.monotonic() - started < 2.0
+    decoy.close()
+    app.store.close()
