@@ -152,6 +152,8 @@ class JsonSerializer:
         self._scan = json.JSONDecoder(object_hook=_decode_object).scan_once  # type: ignore[attr-defined]
 
     def dumps(self, obj: Any) -> bytes:
+        if obj is None:  # what most tasks return
+            return b"null"
         if type(obj) is str:  # the common case, without walking anything
             return self._encode(obj).encode()
         return self._encode(_encode(obj)).encode()

@@ -604,7 +604,8 @@ class Worker:
         else:
             outcome = Outcome(item.id, "failed", error=json.dumps(_error(exc)))
         self._done.append(_Done(run, outcome, exc, value, time.monotonic() - run.started))
-        self._wake.set()
+        if not self._wake.is_set():  # (set already: the loop has yet to look, and sees this)
+            self._wake.set()
 
     def _settle_done(self, keep: bool = True, fetch: bool = False) -> tuple[int, int] | None:
         """Settle every finished job in one store call per queue.

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 from typing import Any
 
+from ..jobs import _current
 from .base import Call
 
 _apps: dict[tuple[str, str], Any] = {}
@@ -25,8 +26,6 @@ def job_for(call: Call) -> Any:
 
 def run_with_job(call: Call) -> Any:
     """Run a plain (or, in a process, async) function as the call's job."""
-    from ..jobs import _current
-
     # The call itself stands for the job until current_job() asks for a handle, so a task that
     # never asks costs no Job object.
     token = _current.set(call if call.job_id else None)

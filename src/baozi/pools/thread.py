@@ -103,9 +103,10 @@ class ThreadPool(Pool):
 
     def _settled(self, future: Future[Any]) -> None:
         with self._lock:
-            if future.done():  # it had timed out: its thread is free again
+            if future in self._live:
+                self._live.remove(future)
+            else:  # it had timed out (and left _live then): its thread is free again
                 self._stuck -= 1
-            self._live.discard(future)
 
     def _time_out(self, future: Future[Any], timeout: float) -> None:
         with self._lock:  # failed under the lock, so _settled sees it done and frees the slot
