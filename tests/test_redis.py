@@ -392,6 +392,18 @@ def test_a_refused_job_push_fails_the_next_call_naming_the_job(redis_url: str) -
     app.store.close()
 
 
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a new interpreter from the repository root; its output, as text."""
+    return subprocess.run(
+        [os.environ.get("PYTHON", "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=True,
+    )
+
+
 def test_a_producer_that_exits_at_once_leaves_its_jobs_enqueued(redis_url: str) -> None:
     code = (
         "import sys\n"
@@ -401,14 +413,7 @@ def test_a_producer_that_exits_at_once_leaves_its_jobs_enqueued(redis_url: str) 
         "note = app.task(name='note')(jobtasks.note)\n"
         "print(' '.join(note.delay('a', str(i)).id for i in range(300)))\n"
     )
-    out = subprocess.run(
-        [os.environ.get("PYTHON", "python"), "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).resolve().parent.parent,
-        check=True,
-    )
+    out = _python(code)
     assert out.stderr == ""
     ids = out.stdout.split()
     app = App(redis_url)
@@ -432,14 +437,7 @@ def test_at_exit_unconfirmed_job_pushes_are_named_in_an_error(
         f"os.kill({private_redis.process.pid if private_redis.process else 0}, signal.SIGKILL)\n"
         "print(job.id)\n"
     )
-    out = subprocess.run(
-        [os.environ.get("PYTHON", "python"), "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).resolve().parent.parent,
-        check=True,
-    )
+    out = _python(code)
     job_id = out.stdout.strip()
     assert job_id and job_id in out.stderr
     assert "did not confirm 1 job push" in out.stderr

@@ -434,12 +434,12 @@ class Worker:
     def _launch(self, run: _Running, call: Call, here: bool = False) -> None:
         """Hand a job's call to the pool -- or, with ``here``, run it in this thread."""
         assert self._pool is not None
-        if here:
-            self._pool.run_here(call, lambda f: self._finished(run, f))
-            return
         try:
+            if here:
+                self._pool.run_here(call, lambda f: self._finished(run, f))
+                return
             future = self._pool.submit(call)
-        except Exception as exc:
+        except Exception as exc:  # the pool is closed: the job's outcome is that error
             future = Future()
             future.set_exception(exc)
         future.add_done_callback(lambda f: self._finished(run, f))

@@ -104,6 +104,14 @@ def _load(name: str, prelude: str) -> str:
     return prelude + ("ingest_all()\n" if name in INGESTING else "") + body
 
 
+def _disconnect(conn: Any) -> None:
+    """Close a connection that may be broken already."""
+    try:
+        conn.disconnect()
+    except Exception:  # noqa: BLE001, S110 -- closing a broken connection
+        pass
+
+
 class _Lost(Exception):
     """The connection failed after a command was sent: it may have run (raised from the cause)."""
 
@@ -244,10 +252,7 @@ class Server:
 
     def _drop_idle(self) -> None:
         while self._idle:
-            try:
-                self._idle.pop().disconnect()
-            except Exception:  # noqa: BLE001, S110 -- closing a broken connection
-                pass
+            _disconnect(self._idle.pop())
 
     # -- job pushes, confirmed behind ------------------------------------------------------------
 
@@ -390,10 +395,7 @@ class Server:
     def _drop_push_conn(self) -> None:
         conn, self._push_conn = self._push_conn, None
         if conn is not None:
-            try:
-                conn.disconnect()
-            except Exception:  # noqa: BLE001, S110 -- closing a broken connection
-                pass
+            _disconnect(conn)
 
     def _resend_locked(self) -> list[tuple[str, Exception]]:
         """Send every waiting push again on a new connection and read the replies, retrying
@@ -704,10 +706,7 @@ class _Feed:
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
             finally:
-                try:
-                    conn.disconnect()
-                except Exception:  # noqa: BLE001, S110 -- closing a broken connection
-                    pass
+                _disconnect(conn)
 
 
 def _fields(data: bytes) -> list[bytes]:
@@ -799,10 +798,7 @@ class _HandReader:
         self._live.clear()
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
-                conn.disconnect()
-            except Exception:  # noqa: BLE001, S110 -- closing a broken connection
-                pass
+            _disconnect(conn)
 
     def _next(self) -> bytes | None:
         """One hand-off message, or None after a second without one (or a failure)."""
