@@ -270,10 +270,10 @@ class Worker:
         with self._fetching:
             took()  # counted as this worker's from here on (reserves hold this lock too)
             if not (self._closing.is_set() or self._stopping):
-                assert self._pool is not None
                 for item in items:
-                    if here is None and self._pool.runs_here:
-                        # The first runs right in this thread (which woke for it), after the lock.
+                    if here is None:
+                        # The first runs right in this thread (which woke for it), after the lock,
+                        # on a pool that can run calls in the caller's thread.
                         try:
                             here = self._start_one(queue, item)
                         except Exception:

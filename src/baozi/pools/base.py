@@ -65,13 +65,11 @@ class Pool(ABC):
     def submit(self, call: Call) -> Future[Any]:
         """Start ``call`` in a free slot (or the next one to free up); return its future."""
 
-    runs_here: ClassVar[bool] = False
-    """Whether :meth:`run_here` can run a call in the calling thread (threads only)."""
-
     def run_here(self, call: Call, on_done: Callable[[Future[Any]], object]) -> None:
-        """Run ``call`` in the calling thread, then (or at its deadline) pass its future to
-        ``on_done``; see ``runs_here``."""
-        raise NotImplementedError(f"a {self.kind} pool runs calls only in its own workers")
+        """Run ``call`` -- in the calling thread where the pool can (threads) -- and pass its
+        future to ``on_done`` when it is done or past its deadline. A pool whose calls run only
+        in its own workers (processes, coroutines) submits it there."""
+        self.submit(call).add_done_callback(on_done)
 
     @abstractmethod
     def close(self) -> None:

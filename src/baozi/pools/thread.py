@@ -86,8 +86,6 @@ class ThreadPool(Pool):
             self._settled(future)
             set_result_once(future, value)
 
-    runs_here: ClassVar[bool] = True
-
     def run_here(self, call: Call, on_done: Callable[[Future[Any]], object]) -> None:
         """Run ``call`` in the calling thread, as one of the pool's calls (its timeout, its place
         among the calls :meth:`close` waits for); ``on_done`` gets its future when it is done --
