@@ -168,6 +168,9 @@ class Server:
                 retry_on_timeout=False,
                 retry=None,
                 client_name=f"baozi:{self.prefix}",
+                # Every reply is read raw by this module, in RESP2's shapes (a hash as a flat
+                # list, pub/sub messages as arrays): redis-py 8 speaks RESP3 unless told not to.
+                protocol=2,
             )
         except ValueError as exc:
             raise ValueError(f"invalid Redis URL {url!r}: {exc}") from exc
