@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..._process import current_pid
 from ...errors import StoreError, StoreUnavailable
 from .._signal import ChangeSignal
+from ._junk import eviction_warning, read_policy, unwrap
 
 try:
     import redis
@@ -50,6 +51,7 @@ SCRIPTS = (
     "purge",
     "workers",
     "handoff",
+    "junk",
 )
 
 _FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -101,7 +103,9 @@ INGESTING = frozenset(
 
 def _load(name: str, prelude: str) -> str:
     body = resources.files(__package__).joinpath(f"lua/{name}.lua").read_text()
-    return prelude + ("ingest_all()\n" if name in INGESTING else "") + body
+    ingest = "ingest_all()\n" if name in INGESTING else ""
+    # The body runs as a function so that finish() can add the moves to quarantine to its reply.
+    return f"{prelude}local function main()\n{ingest}{body}\nend\nreturn finish(main())\n"
 
 
 def _disconnect(conn: Any) -> None:
@@ -205,6 +209,7 @@ class Server:
         self._pushed = threading.Event()  # a push waits for its replies
         self._confirmer: threading.Thread | None = None
         self._pid = current_pid()
+        self._policy_checked = False
 
     def call(self, what: str, fn: Callable[[bool], T], retry_sent: bool = True) -> T:
         """Run ``fn`` (one round trip), retrying while the server is unreachable, for at most the
@@ -322,7 +327,7 @@ class Server:
             except redis.ResponseError as exc:
                 refused.append((entry[1], exc))
             try:
-                conn.read_response()
+                unwrap(conn.read_response(), self.where)  # the hand-off may file junk
             except redis.ResponseError:
                 unannounced.add(queue)
         return refused, unannounced
@@ -489,7 +494,21 @@ class Server:
 
     def script(self, name: str, args: tuple[Any, ...]) -> Any:
         """Run a script by its digest, loading it first when the server does not have it (a new
-        server, or one that restarted)."""
+        server, or one that restarted); what it moved to quarantine is logged."""
+        reply = unwrap(self._script(name, args), self.where)
+        if not self._policy_checked:  # once the server answers
+            self._policy_checked = True
+            self.eviction_warning(log_it=True)
+        return reply
+
+    def eviction_warning(self, log_it: bool = False) -> str | None:
+        """Why the server may lose jobs by evicting keys (its ``maxmemory-policy``), or None."""
+        warning = eviction_warning(read_policy(self.client), self.where)
+        if warning and log_it:
+            log.warning("%s", warning)
+        return warning
+
+    def _script(self, name: str, args: tuple[Any, ...]) -> Any:
         while True:
             try:
                 try:

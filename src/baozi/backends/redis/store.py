@@ -36,6 +36,7 @@ from ...errors import Full, StoreError
 from .._rows import Row, RowStore
 from ..base import CLAIM_TTL, STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
 from ._conn import IDS, Server
+from ._junk import unwrap
 
 __all__ = ["RedisStore", "priority_key"]
 
@@ -391,7 +392,7 @@ class RedisStore(RowStore):
                 ("EVALSHA", server.shas["reserve"], 0, server.prefix, *reserve),
             )
 
-        held, flat = server.call("settle_and_reserve", both)
+        held, flat = (unwrap(x, server.where) for x in server.call("settle_and_reserve", both))
         # A server without the scripts (new, or restarted) refused them: run them by name, which
         # loads them; any other refusal raises there.
         if isinstance(held, Exception):

@@ -26,8 +26,11 @@ local function qkey(q, suffix)
   return P .. ':q:' .. q .. ':' .. suffix
 end
 
+-- The id after the first ':' of a set member; nil for a member without one (junk).
 local function id_of(member)
-  return string.sub(member, string.find(member, ':', 1, true) + 1)
+  local at = string.find(member, ':', 1, true)
+  if not at then return nil end
+  return string.sub(member, at + 1)
 end
 
 local function lease_member(du, id)
@@ -40,24 +43,215 @@ local function zrem_all(key, members)
   end
 end
 
+-- Junk. Anyone who can write to the server can write junk into these keys, so a script checks
+-- every record it reads before it writes anything, and moves one it cannot use aside, intact:
+-- an item hash is renamed to P:junk:i:ID; a stray value (of the inbox, a set, a hash's field) is
+-- appended to the list P:junk:REST, where P:REST was its key. The hash P:junk names each
+-- quarantine key with the reason. Each move is also noted in P:junk:new, which the script's
+-- reply carries back (see finish) so that the client logs it, once.
+local JUNK_NEW = P .. ':junk:new'
+local JUNK_MARK = '\0baozi:junk\0'
+
+local function show(x)
+  if not x then return 'missing' end
+  if type(x) ~= 'string' then return tostring(x) end
+  if #x > 40 then x = string.sub(x, 1, 40) .. '...' end
+  return string.format('%q', x)
+end
+
+local function note_junk(key, aside, reason)
+  redis.call('HSET', P .. ':junk', aside, key .. ': ' .. reason)
+  redis.call('RPUSH', JUNK_NEW, key, aside, reason)
+end
+
+local function junk_values(key, values, reason)
+  local aside = P .. ':junk:' .. string.sub(key, #P + 2)
+  local kind = redis.call('TYPE', aside).ok
+  if kind ~= 'list' and kind ~= 'none' then
+    aside = aside .. ':' .. redis.call('INCR', P .. ':junk:n')
+  end
+  for i = 1, #values, 4000 do
+    redis.call('RPUSH', aside, unpack(values, i, math.min(i + 3999, #values)))
+  end
+  note_junk(key, aside, reason)
+end
+
+local function junk_value(key, value, reason)
+  junk_values(key, {value}, reason)
+end
+
+-- A hash field moved aside: its value to the quarantine list of the hash, after its name.
+local function junk_field(key, name, reason)
+  local value = redis.call('HGET', key, name)
+  redis.call('HDEL', key, name)
+  junk_value(key, name .. '=' .. tostring(value), reason)
+end
+
+local function is_count(x)
+  return not x or (string.match(x, '^%d+$') ~= nil and #x < 16)
+end
+
+local function is_stamp(x)
+  return type(x) == 'string' and string.match(x, '^%d+%.?%d*$') ~= nil
+end
+
+-- A priority as the client writes it (repr of an int or a float), which it reads back.
+local function is_priority(x)
+  if type(x) ~= 'string' then return false end
+  return string.match(x, '^%-?%d+$') ~= nil or string.match(x, '^%-?%d+%.%d+$') ~= nil
+    or string.match(x, '^%-?%d+%.?%d*e[%+%-]%d+$') ~= nil
+    or x == 'inf' or x == '-inf' or x == 'nan'
+end
+
+local ID_PATTERN = '^[%w_%-]+$'
+local STATES = {['0'] = true, ['1'] = true, ['2'] = true, ['-1'] = true}
+local OUTCOMES = {succeeded = true, failed = true, cancelled = true}
+local CHECKS = {
+  q = function(x) return x and x ~= '' end,
+  p = function(x) return x ~= false end,
+  pr = is_priority,
+  st = function(x) return STATES[x] ~= nil end,
+  du = function(x) return not x or is_stamp(x) end,
+  d = is_count, f = is_count, n = is_count,
+  c = function(x) return not x or is_stamp(x) end,
+  s = function(x) return not x or is_stamp(x) end,
+  fi = function(x) return not x or is_stamp(x) end,
+  out = function(x) return not x or OUTCOMES[x] ~= nil end,
+  o = function() return true end, t = function() return true end,
+  r = function() return true end, e = function() return true end,
+  g = function() return true end,
+}
+
+-- The fields of item id as a table by name, and why it cannot be used (nil when it can): a
+-- missing or wrongly typed hash, a field that fails its check, an m of another id, a lease or
+-- a schedule with no end. The fields asked for are the ones a script uses.
+local function read_item(id, fields)
+  if not id or not string.match(id, ID_PATTERN) then return {}, 'not an item id' end
+  local got = redis.pcall('HMGET', P .. ':i:' .. id, unpack(fields))
+  if got.err then return {}, 'not a hash' end
+  local v, any = {}, false
+  for i, name in ipairs(fields) do
+    v[name] = got[i]
+    any = any or got[i] ~= false
+  end
+  if not any and redis.call('EXISTS', P .. ':i:' .. id) == 0 then return v, 'no item hash' end
+  for _, name in ipairs(fields) do
+    if name == 'm' then
+      if not v.m or id_of(v.m) ~= id then return v, 'field m is ' .. show(v.m) end
+    elseif not CHECKS[name](v[name]) then
+      return v, 'field ' .. name .. ' is ' .. show(v[name])
+    elseif name == 'du' and (v.st == '1' or v.st == '2') and not v.du then
+      return v, 'a lease or schedule with no end (du)'
+    elseif name == 'out' and v.st == '-1' and not v.out then
+      return v, 'finished with no outcome (out)'
+    end
+  end
+  return v, nil
+end
+
+-- Move item id aside (see above) and take it out of every set of queue q that names it;
+-- key, member: the set it was found in and its member there. Without a hash, the member goes.
+local function junk_item(id, reason, q, key, member)
+  local h = P .. ':i:' .. (id or '')
+  if key and member then redis.call('ZREM', key, member) end
+  if not id or redis.call('EXISTS', h) == 0 then
+    if key and member then junk_value(key, member, reason) end
+    return
+  end
+  local own = redis.pcall('HMGET', h, 'm', 'du', 'q')
+  if own.err then own = {} end
+  for _, queue in ipairs({q, own[3]}) do
+    if queue and queue ~= '' then
+      if own[1] then redis.call('ZREM', qkey(queue, 'r'), own[1]) end
+      if own[2] then redis.call('ZREM', qkey(queue, 'l'), own[2] .. ':' .. id) end
+      redis.call('ZREM', qkey(queue, 's'), id)
+      redis.call('ZREM', qkey(queue, 'j'), id)
+    end
+  end
+  redis.call('ZREM', P .. ':done', id)
+  local aside = P .. ':junk:i:' .. id
+  if redis.call('EXISTS', aside) == 1 then
+    aside = aside .. ':' .. redis.call('INCR', P .. ':junk:n')
+  end
+  redis.call('RENAME', h, aside)
+  note_junk(h, aside, reason)
+end
+
+-- HINCRBY of a count; a field holding no integer is moved aside first (it counts from 0).
+local function count(key, name, n)
+  local old = redis.pcall('HGET', key, name)
+  if type(old) == 'table' then return end  -- not a hash: left to whoever made it
+  if old and not string.match(old, '^%-?%d+$') then junk_field(key, name, 'not a count') end
+  redis.call('HINCRBY', key, name, n)
+end
+
+-- The next n numbers of the order counter; junk in it is moved aside and the count goes on
+-- from the clock in microseconds (above any count so far, so the order stays).
+local function next_seq(n)
+  local key = P .. ':seq'
+  local old = redis.pcall('GET', key)
+  if type(old) == 'table' or (old and not string.match(old, '^%d+$')) then
+    local aside = P .. ':junk:seq:' .. redis.call('INCR', P .. ':junk:n')
+    redis.call('RENAME', key, aside)
+    note_junk(key, aside, 'not a count')
+    local t = redis.call('TIME')
+    redis.call('SET', key, t[1] .. string.format('%06d', tonumber(t[2])))
+  end
+  return redis.call('INCRBY', key, n) - n + 1
+end
+
+-- The script's reply as it is or, when something was moved aside, as JUNK_MARK, the number of
+-- moves, each as key, quarantine key, reason, then the reply.
+local function finish(reply)
+  if redis.call('EXISTS', JUNK_NEW) == 0 then return reply end
+  local notes = redis.call('LRANGE', JUNK_NEW, 0, -1)
+  redis.call('DEL', JUNK_NEW)
+  local out = {JUNK_MARK, #notes / 3}
+  for _, x in ipairs(notes) do out[#out + 1] = x end
+  out[#out + 1] = reply
+  return out
+end
+
+-- An item of q that a set member points to, checked: its fields, or nil when it was junk (moved
+-- aside) or the member pointed to no such item (the member moved aside). st: the state the
+-- set says it is in.
+local function member_item(q, key, member, id, st, fields)
+  local v, why = read_item(id, fields)
+  if why then
+    junk_item(id, why, q, key, member)
+    return nil
+  end
+  if v.q ~= q or v.st ~= st or (st == '0' and v.m ~= member)
+      or (st == '1' and lease_member(v.du, id) ~= member) then
+    redis.call('ZREM', key, member)
+    junk_value(key, member, 'names item ' .. id .. ', which is not there in this state')
+    return nil
+  end
+  return v
+end
+
 -- Leases that ran out and schedules that came due go back to the ready set, in their old place.
 local function promote(q, now, limit)
   local ready = qkey(q, 'r')
   local L, S = qkey(q, 'l'), qkey(q, 's')
   local ended = redis.call('ZRANGEBYLEX', L, '-', '(' .. stamp(now) .. ';', 'LIMIT', 0, limit)
-  for _, m in ipairs(ended) do
-    local h = P .. ':i:' .. id_of(m)
-    redis.call('HSET', h, 'st', 0)
-    redis.call('ZADD', ready, 0, redis.call('HGET', h, 'm'))
-  end
-  zrem_all(L, ended)
   local due = redis.call('ZRANGEBYSCORE', S, '-inf', now, 'LIMIT', 0, limit)
-  for _, id in ipairs(due) do
-    local h = P .. ':i:' .. id
-    redis.call('HSET', h, 'st', 0)
-    redis.call('ZADD', ready, 0, redis.call('HGET', h, 'm'))
+  local back, gone = {}, {}
+  for _, m in ipairs(ended) do
+    local v = member_item(q, L, m, id_of(m), '1', {'q', 'm', 'st', 'du'})
+    if v then back[#back + 1] = {id_of(m), v.m}; gone[#gone + 1] = m end
   end
-  zrem_all(S, due)
+  zrem_all(L, gone)
+  gone = {}
+  for _, id in ipairs(due) do
+    local v = member_item(q, S, id, id, '2', {'q', 'm', 'st', 'du'})
+    if v then back[#back + 1] = {id, v.m}; gone[#gone + 1] = id end
+  end
+  zrem_all(S, gone)
+  for _, x in ipairs(back) do
+    redis.call('HSET', P .. ':i:' .. x[1], 'st', 0)
+    redis.call('ZADD', ready, 0, x[2])
+  end
 end
 
 local function changed(q)
@@ -73,19 +267,27 @@ end
 
 -- Everything about a job as a flat list (nil for a plain item or a missing id).
 local FIELDS = {'q', 't', 'st', 'out', 'du', 'pr', 'p', 'd', 'f', 'c', 's', 'fi', 'r', 'e', 'g', 'n'}
-local function job(id, now)
-  local v = redis.call('HMGET', P .. ':i:' .. id, unpack(FIELDS))
-  if not v[2] then return nil end
+-- key: the set id was found in (a dangling id is moved out of it), or nil.
+local function job(id, now, key)
+  local r, why = read_item(id, FIELDS)
+  if not why and r.t and not (r.c and r.n) then why = 'a job with no created time or number' end
+  if why then
+    junk_item(id, why, r.q, key, key and id)
+    return nil
+  end
+  if not r.t then return nil end
+  local v = {}
+  for i, name in ipairs(FIELDS) do v[i] = r[name] end
   return {id, v[1], v[2], status_of(v[3], v[4], v[5], now), v[6], v[7], v[8], v[9], v[10],
           v[11], v[12], v[13], v[14], v[15], v[16]}
 end
 
--- Take an item that is not leased out of whichever set holds it.
-local function unlist(q, id, st, h)
+-- Take an item out of whichever set holds it; v: its fields m and du, read and checked.
+local function unlist(q, id, st, v)
   if st == '0' then
-    redis.call('ZREM', qkey(q, 'r'), redis.call('HGET', h, 'm'))
+    redis.call('ZREM', qkey(q, 'r'), v.m)
   elseif st == '1' then
-    redis.call('ZREM', qkey(q, 'l'), lease_member(redis.call('HGET', h, 'du'), id))
+    redis.call('ZREM', qkey(q, 'l'), lease_member(v.du, id))
   elseif st == '2' then
     redis.call('ZREM', qkey(q, 's'), id)
   end
@@ -107,16 +309,58 @@ end
 -- inbox is filed INBOX_BATCH items per call: the script then stops with BAOZI_MORE, keeping what
 -- it filed, and the client runs it again.
 local INBOX_BATCH = 1000
+
+-- Whether the 8 inbox values from b on are one push as the client writes them.
+local function is_push(e, b)
+  return e[b] ~= '' and string.match(e[b + 1], ID_PATTERN) ~= nil
+    and string.match(e[b + 2], '^[0-2/][0-9a-f]*!$') ~= nil and is_priority(e[b + 3])
+    and is_stamp(e[b + 6]) and (e[b + 7] == '0' or e[b + 7] == '1')
+end
+
+-- Where the pushes start among the inbox values e; a value that starts none is a stray, moved
+-- aside. Returns the starts and how many values were used (a push cut off by the end of a full
+-- batch is left for the next run).
+local function find_pushes(IN, e)
+  local starts, strays, b = {}, {}, 1
+  while b + 7 <= #e do
+    if is_push(e, b) then
+      starts[#starts + 1] = b
+      b = b + 8
+    else
+      strays[#strays + 1] = e[b]
+      b = b + 1
+    end
+  end
+  if #e < INBOX_BATCH * 8 then  -- the whole inbox: a tail too short for a push is junk
+    while b <= #e do
+      strays[#strays + 1] = e[b]
+      b = b + 1
+    end
+  end
+  if #strays > 0 then
+    junk_values(IN, strays, #strays .. ' value(s) that are not part of a push')
+  end
+  return starts, b - 1
+end
+
 local function ingest()
   local IN = P .. ':in'
-  local e = redis.call('LRANGE', IN, 0, INBOX_BATCH * 8 - 1)
+  local e = redis.pcall('LRANGE', IN, 0, INBOX_BATCH * 8 - 1)
+  if e.err then
+    local aside = P .. ':junk:in:' .. redis.call('INCR', P .. ':junk:n')
+    redis.call('RENAME', IN, aside)
+    note_junk(IN, aside, 'not a list')
+    return true
+  end
   if #e == 0 then return true end
-  redis.call('LTRIM', IN, #e, -1)
-  local n = #e / 8
-  local first = redis.call('INCRBY', P .. ':seq', n) - n + 1
+  local starts, used = find_pushes(IN, e)
+  redis.call('LTRIM', IN, used, -1)
+  local n = #starts
+  if n == 0 then return redis.call('LLEN', IN) == 0 end
+  local first = next_seq(n)
   local ready, jobs, seen = {}, {}, {}
   for i = 0, n - 1 do
-    local b = i * 8 + 1
+    local b = starts[i + 1]
     local q, id, task = e[b], e[b + 1], e[b + 5]
     local h = P .. ':i:' .. id
     -- A push sent again after a lost reply (and even the lost one, arriving late on its dead
@@ -155,31 +399,53 @@ local function ingest_all()
   end
 end
 
+-- The first n ready items of q (the last n with back), checked, as {id, member, fields}; junk
+-- among them is moved aside and the head read again, for a bounded number of rounds.
+local READY_FIELDS = {'q', 'm', 'p', 'pr', 't', 'f', 'd', 'st'}
+local function ready_head(q, n, back)
+  local R = qkey(q, 'r')
+  local seen, good = {}, {}
+  for _ = 1, 20 do
+    local got = redis.call(back and 'ZREVRANGE' or 'ZRANGE', R, 0, n - 1)
+    local clean = true
+    good = {}
+    for _, m in ipairs(got) do
+      local v = seen[m]
+      if v == nil then
+        v = member_item(q, R, m, id_of(m), '0', READY_FIELDS) or false
+        seen[m] = v
+      end
+      if v then good[#good + 1] = {id_of(m), m, v} else clean = false end
+    end
+    if clean then break end
+  end
+  return good
+end
+
 -- Lease the first n ready items of q to owner. Returns per item: id, payload, priority,
 -- deliveries, task, failures.
 local function lease_head(q, owner, lease, n, now)
   if n <= 0 then return {} end
-  local R = qkey(q, 'r')
-  local got = redis.call('ZRANGE', R, 0, n - 1)
+  local got = ready_head(q, n, false)
   if #got == 0 then return {} end
-  redis.call('ZREMRANGEBYRANK', R, 0, #got - 1)
   local started, until_ = stamp(now), stamp(now + lease)
-  local out, leased = {}, {}
-  for _, m in ipairs(got) do
-    local id = id_of(m)
+  local out, leased, members = {}, {}, {}
+  for _, x in ipairs(got) do
+    local id, v = x[1], x[3]
     local h = P .. ':i:' .. id
-    local v = redis.call('HMGET', h, 'p', 'pr', 't', 'f', 'd')
-    local d = tonumber(v[5] or 0) + 1
+    local d = tonumber(v.d or 0) + 1
+    members[#members + 1] = x[2]
     redis.call('HSET', h, 'st', 1, 'o', owner, 'du', until_, 's', started, 'd', d)
     leased[#leased + 1] = 0
     leased[#leased + 1] = lease_member(until_, id)
     out[#out + 1] = id
-    out[#out + 1] = v[1]
-    out[#out + 1] = v[2]
+    out[#out + 1] = v.p
+    out[#out + 1] = v.pr
     out[#out + 1] = d
-    out[#out + 1] = v[3]
-    out[#out + 1] = v[4]
+    out[#out + 1] = v.t
+    out[#out + 1] = v.f
   end
+  zrem_all(qkey(q, 'r'), members)
   zadd_pairs(qkey(q, 'l'), leased)
   return out
 end
@@ -206,8 +472,12 @@ end
 
 -- Jobs handed to owner that it has not taken in yet, given how many it has (received).
 local function in_flight(owner, received)
-  local handed = tonumber(redis.call('HGET', P .. ':wh', owner) or 0)
-  return math.max(handed - received, 0)
+  local handed = redis.call('HGET', P .. ':wh', owner)
+  if handed and not string.match(handed, '^%-?%d+$') then
+    junk_field(P .. ':wh', owner, 'not a count')
+    handed = 0
+  end
+  return math.max(tonumber(handed or 0) - received, 0)
 end
 
 local function field(s)
@@ -233,16 +503,18 @@ local function handoff(q, now)
       free, lease, channel = string.match(info, '^(%d+) (%S+) (.+)$')
     end
     -- Only to a process that still listens (one killed does not, at once).
-    free = tonumber(free or 0)
-    if free == 0 then
+    free, lease = tonumber(free or 0), tonumber(lease or 0)
+    if info and (not lease or lease <= 0) then
+      junk_field(P .. ':wi', owner, 'not free slots, lease seconds and a channel')
+      redis.call('ZREM', W, owner)
+    elseif free == 0 then
       redis.call('ZREM', W, owner)  -- busy (its reserve on another queue took its slots)
     elseif channel and redis.call('PUBSUB', 'NUMSUB', channel)[2] > 0 then
-      lease = tonumber(lease)
       local out = lease_head(q, owner, lease, free, now)
       if #out == 0 then break end
       handed = true
       enter_idle(q, owner, free - #out / 6, lease, channel, now)
-      redis.call('HINCRBY', P .. ':wh', owner, #out / 6)
+      count(P .. ':wh', owner, #out / 6)
       local msg = {field(q), field(owner)}
       for i = 1, #out do msg[#msg + 1] = field(out[i]) end
       redis.call('PUBLISH', channel, table.concat(msg))

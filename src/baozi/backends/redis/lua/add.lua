@@ -13,7 +13,7 @@ if maxsize > 0 then
   local ready = redis.call('ZCARD', R)
   if ready + n > maxsize then return {ready} end
 end
-local first = redis.call('INCRBY', P .. ':seq', n) - n + 1
+local first = next_seq(n)
 local J, S = qkey(q, 'j'), qkey(q, 's')
 local created, due = stamp(now), stamp(now + delay)
 local st = delay > 0 and 2 or 0
@@ -63,8 +63,10 @@ if maxlen >= 0 then
     local dropped = redis.call(front and 'ZPOPMAX' or 'ZPOPMIN', R, extra)
     for i = 1, #dropped, 2 do
       local id = id_of(dropped[i])
-      redis.call('DEL', P .. ':i:' .. id)
-      redis.call('ZREM', J, id)
+      if id then
+        redis.call('DEL', P .. ':i:' .. id)
+        redis.call('ZREM', J, id)
+      end
     end
   end
 end

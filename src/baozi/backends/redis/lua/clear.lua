@@ -10,7 +10,7 @@ local function drop(id)
   end
 end
 for _, suffix in ipairs({'r', 'l'}) do
-  for _, m in ipairs(redis.call('ZRANGE', qkey(q, suffix), 0, -1)) do drop(id_of(m)) end
+  for _, m in ipairs(redis.call('ZRANGE', qkey(q, suffix), 0, -1)) do drop(id_of(m) or '') end
 end
 for _, suffix in ipairs({'s', 'j'}) do
   for _, id in ipairs(redis.call('ZRANGE', qkey(q, suffix), 0, -1)) do drop(id) end

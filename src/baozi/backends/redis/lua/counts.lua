@@ -2,5 +2,14 @@
 local q = ARGV[2]
 promote(q, clock(), 1000)
 local out = {redis.call('ZCARD', qkey(q, 'r')), redis.call('ZCARD', qkey(q, 'l')), redis.call('ZCARD', qkey(q, 's'))}
-for _, x in ipairs(redis.call('HGETALL', qkey(q, 'c'))) do out[#out + 1] = x end
+local C = qkey(q, 'c')
+local finished = redis.call('HGETALL', C)
+for i = 1, #finished, 2 do
+  if string.match(finished[i + 1], '^%-?%d+$') and #finished[i + 1] < 19 then
+    out[#out + 1] = finished[i]
+    out[#out + 1] = finished[i + 1]
+  else
+    junk_field(C, finished[i], 'not a count')
+  end
+end
 return out

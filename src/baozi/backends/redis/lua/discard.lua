@@ -5,9 +5,11 @@ local done = 0
 for i = 3, #ARGV do
   local id = ARGV[i]
   local h = P .. ':i:' .. id
-  local v = redis.call('HMGET', h, 'q', 'st', 't')
-  if v[1] == q and (v[2] == '0' or v[2] == '2') then
-    unlist(q, id, v[2], h)
+  local r, why = read_item(id, {'q', 'st', 't', 'm', 'du'})
+  if why then junk_item(id, why, q) end
+  local v = {r.q, r.st, r.t}
+  if not why and v[1] == q and (v[2] == '0' or v[2] == '2') then
+    unlist(q, id, v[2], r)
     redis.call('DEL', h)
     if v[3] then redis.call('ZREM', qkey(q, 'j'), id) end
     done = done + 1

@@ -1,16 +1,19 @@
 -- Ready items by index, left in place. ARGV: P, queue, start, stop (as ZRANGE).
--- Returns per item: id, payload, priority, deliveries, task, failures.
+-- Returns per item: id, payload, priority, deliveries, task, failures (junk moved aside is left
+-- out).
 local q = ARGV[2]
 promote(q, clock(), 1000)
-local out = {}
-for _, m in ipairs(redis.call('ZRANGE', qkey(q, 'r'), ARGV[3], ARGV[4])) do
+local out, R = {}, qkey(q, 'r')
+for _, m in ipairs(redis.call('ZRANGE', R, ARGV[3], ARGV[4])) do
   local id = id_of(m)
-  local v = redis.call('HMGET', P .. ':i:' .. id, 'p', 'pr', 'd', 't', 'f')
-  out[#out + 1] = id
-  out[#out + 1] = v[1]
-  out[#out + 1] = v[2]
-  out[#out + 1] = v[3]
-  out[#out + 1] = v[4]
-  out[#out + 1] = v[5]
+  local v = member_item(q, R, m, id, '0', READY_FIELDS)
+  if v then
+    out[#out + 1] = id
+    out[#out + 1] = v.p
+    out[#out + 1] = v.pr
+    out[#out + 1] = v.d
+    out[#out + 1] = v.t
+    out[#out + 1] = v.f
+  end
 end
 return out

@@ -16,21 +16,24 @@ if how == 'ids' then
   for i = 3, #ARGV do put(job(ARGV[i], now)) end
 elseif how == 'status' then
   for i = 3, #ARGV do
-    local v = redis.call('HMGET', P .. ':i:' .. ARGV[i], 't', 'st', 'out', 'du')
-    out[#out + 1] = v[1] and status_of(v[2], v[3], v[4], now) or false
+    local v, why = read_item(ARGV[i], {'q', 't', 'st', 'out', 'du'})
+    if why then junk_item(ARGV[i], why, v.q) end
+    out[#out + 1] = not why and v.t and status_of(v.st, v.out, v.du, now) or false
   end
 else
   local J, status = qkey(ARGV[3], 'j'), ARGV[4]
   local limit, offset = tonumber(ARGV[5]), tonumber(ARGV[6])
   if status == '' then
-    for _, id in ipairs(redis.call('ZREVRANGE', J, offset, offset + limit - 1)) do put(job(id, now)) end
+    for _, id in ipairs(redis.call('ZREVRANGE', J, offset, offset + limit - 1)) do
+      put(job(id, now, J))
+    end
   else
     local start, skipped, taken = 0, 0, 0
     while taken < limit do
       local ids = redis.call('ZREVRANGE', J, start, start + 499)
       if #ids == 0 then break end
       for _, id in ipairs(ids) do
-        local rec = job(id, now)
+        local rec = job(id, now, J)
         if rec and rec[4] == status then
           if skipped < offset then
             skipped = skipped + 1

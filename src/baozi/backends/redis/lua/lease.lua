@@ -7,9 +7,11 @@ local done = 0
 for i = 6, #ARGV do
   local id = ARGV[i]
   local h = P .. ':i:' .. id
-  local v = redis.call('HMGET', h, 'o', 'st', 'm', 'q', 't', 'du')
+  local r, why = read_item(id, {'o', 'st', 'm', 'q', 't', 'du', 'd'})
+  if why then junk_item(id, why, q) end
+  local v = {r.o, r.st, r.m, r.q, r.t, r.du}
   local st = v[2]
-  if v[1] == owner and v[4] == q and (st == '0' or st == '1') then
+  if not why and v[1] == owner and v[4] == q and (st == '0' or st == '1') then
     if how == 'ack' then
       if st == '0' then redis.call('ZREM', R, v[3]) else redis.call('ZREM', L, lease_member(v[6], id)) end
       redis.call('DEL', h)

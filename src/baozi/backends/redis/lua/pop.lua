@@ -2,22 +2,21 @@
 local q, n, back = ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
 if n <= 0 then return {} end
 promote(q, clock(), 1000 + n)
-local R = qkey(q, 'r')
-local got = redis.call(back and 'ZPOPMAX' or 'ZPOPMIN', R, n)
+local got = ready_head(q, n, back)
 if #got == 0 then return {} end
-local out, J = {}, qkey(q, 'j')
-for i = 1, #got, 2 do
-  local id = id_of(got[i])
-  local h = P .. ':i:' .. id
-  local v = redis.call('HMGET', h, 'p', 'pr', 'd', 't', 'f')
-  redis.call('DEL', h)
-  if v[4] then redis.call('ZREM', J, id) end
+local out, J, members = {}, qkey(q, 'j'), {}
+for _, x in ipairs(got) do
+  local id, v = x[1], x[3]
+  members[#members + 1] = x[2]
+  redis.call('DEL', P .. ':i:' .. id)
+  if v.t then redis.call('ZREM', J, id) end
   out[#out + 1] = id
-  out[#out + 1] = v[1]
-  out[#out + 1] = v[2]
-  out[#out + 1] = v[3]
-  out[#out + 1] = v[4]
-  out[#out + 1] = v[5]
+  out[#out + 1] = v.p
+  out[#out + 1] = v.pr
+  out[#out + 1] = v.d
+  out[#out + 1] = v.t
+  out[#out + 1] = v.f
 end
+zrem_all(qkey(q, 'r'), members)
 changed(q)
 return out

@@ -19,6 +19,10 @@ if ticket ~= '' then
   end
 end
 local tat = tonumber(redis.call('HGET', H, name) or now)
+if not tat then  -- junk where the time is kept: moved aside, and the limit starts over
+  junk_field(H, name, 'not a time')
+  tat = now
+end
 if tat < now then tat = now end
 local wait = tat - now - (burst - 1) * interval
 if wait > 0 then

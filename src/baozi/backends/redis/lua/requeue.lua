@@ -1,13 +1,18 @@
 -- ARGV: P, id. A failed or cancelled job goes back to its place and starts over. Returns 1 if so.
 local id = ARGV[2]
 local h = P .. ':i:' .. id
-local v = redis.call('HMGET', h, 'q', 'out', 'm')
+local r, why = read_item(id, {'q', 'out', 'm', 'st'})
+if why then
+  junk_item(id, why, r.q)
+  return 0
+end
+local v = {r.q, r.out, r.m}
 if v[2] ~= 'failed' and v[2] ~= 'cancelled' then return 0 end
 local q = v[1]
 redis.call('HDEL', h, 'out', 'r', 'e', 'fi', 'o', 'du')
 redis.call('HSET', h, 'st', 0, 'f', 0, 'd', 0)
 redis.call('ZADD', qkey(q, 'r'), 0, v[3])
 redis.call('ZREM', P .. ':done', id)
-redis.call('HINCRBY', qkey(q, 'c'), v[2], -1)
+count(qkey(q, 'c'), v[2], -1)
 changed(q)
 return 1

@@ -27,7 +27,7 @@ elseif op == 'release' then
     local first = redis.call('ZRANGE', W, 0, 0)
     if #first == 0 then break end
     redis.call('ZREM', W, first[1])
-    local id = id_of(first[1])
+    local id = id_of(first[1]) or ''
     local h = P .. ':i:' .. id
     local v = redis.call('HMGET', h, 'st', 'q', 'm')
     if v[1] == '2' and v[3] == first[1] then

@@ -1,4 +1,5 @@
--- Worker heartbeats. ARGV: P, how ('beat', id, info, ttl | 'list' | 'forget', id).
+-- Worker heartbeats. ARGV: P, how ('beat', id, info, ttl | 'list' | 'forget', id | 'junk', id,
+-- reason).
 -- 'list' returns id, info, last seen for each live worker.
 local how, W, SEEN, EXP = ARGV[2], P .. ':w', P .. ':w:seen', P .. ':w:exp'
 local now = clock()
@@ -18,10 +19,27 @@ elseif how == 'forget' then
   redis.call('ZREM', EXP, ARGV[3])
   return 0
 end
+-- A heartbeat that cannot be read: its info and last-seen time are moved aside, named by id.
+local function junk_worker(id, reason)
+  local info, seen = redis.call('HGET', W, id), redis.call('HGET', SEEN, id)
+  redis.call('HDEL', W, id)
+  redis.call('HDEL', SEEN, id)
+  redis.call('ZREM', EXP, id)
+  junk_values(W, {id, tostring(info), tostring(seen)}, 'heartbeat of ' .. show(id) .. ': ' .. reason)
+end
+if how == 'junk' then  -- ARGV: id, reason (what the client could not read)
+  if redis.call('ZSCORE', EXP, ARGV[3]) then junk_worker(ARGV[3], ARGV[4]) end
+  return 0
+end
 local out = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', EXP, '(' .. stamp(now), '+inf')) do
-  out[#out + 1] = id
-  out[#out + 1] = redis.call('HGET', W, id)
-  out[#out + 1] = redis.call('HGET', SEEN, id)
+  local info, seen = redis.call('HGET', W, id), redis.call('HGET', SEEN, id)
+  if info and is_stamp(seen) then
+    out[#out + 1] = id
+    out[#out + 1] = info
+    out[#out + 1] = seen
+  else
+    junk_worker(id, 'no info or last-seen time')
+  end
 end
 return out
