@@ -87,50 +87,99 @@ def _priority(text: bytes) -> Priority:
         return float(text)
 
 
-def _items(flat: list[Any]) -> list[Item]:
-    return [
-        Item(
-            flat[i].decode(),
-            flat[i + 1],
-            _priority(flat[i + 2]),
-            int(flat[i + 3] or 0),
-            flat[i + 4].decode() if flat[i + 4] is not None else None,
-            int(flat[i + 5] or 0),
-        )
-        for i in range(0, len(flat), 6)
-    ]
+Junk = Callable[[str, str], object]
+"""Moves a record the client could not read aside: called with its id and the reason."""
+
+
+def _item(v: list[Any]) -> Item:
+    return Item(
+        v[0].decode(),
+        v[1],
+        _priority(v[2]),
+        int(v[3] or 0),
+        v[4].decode() if v[4] is not None else None,
+        int(v[5] or 0),
+    )
+
+
+def _items(flat: list[Any], junk: Junk) -> list[Item]:
+    """Items as the scripts lay them out, 6 values each; one that cannot be read goes to
+    ``junk`` and is left out (the scripts check what they can; this is the last line)."""
+    out = []
+    for i in range(0, len(flat), 6):
+        try:
+            out.append(_item(flat[i : i + 6]))
+        except (ValueError, TypeError, AttributeError, IndexError) as exc:
+            junk(bytes(flat[i] or b"").decode(errors="replace"), f"unreadable: {exc}")
+    return out
 
 
 def _float(value: bytes | None) -> float | None:
     return float(value) if value is not None else None
 
 
-def _records(flat: list[Any]) -> list[tuple[int, JobRecord] | None]:
-    """Records as the jobs script lays them out, 15 values each, with their order number."""
+def _record(v: list[Any]) -> tuple[int, JobRecord]:
+    rec = JobRecord(
+        id=v[0].decode(),
+        queue=v[1].decode(),
+        task=v[2].decode(),
+        status=v[3].decode(),
+        priority=_priority(v[4]),
+        payload=v[5],
+        attempts=int(v[6] or 0),
+        failures=int(v[7] or 0),
+        created_at=float(v[8]),
+        started_at=_float(v[9]),
+        finished_at=_float(v[10]),
+        result=v[11],
+        error=v[12].decode(errors="replace") if v[12] else None,  # '' is no error
+        progress=v[13].decode(errors="replace") if v[13] is not None else None,
+    )
+    return int(v[14]), rec
+
+
+def _records(flat: list[Any], junk: Junk) -> list[tuple[int, JobRecord] | None]:
+    """Records as the jobs script lays them out, 15 values each, with their order number; one
+    that cannot be read goes to ``junk`` and reads as None (no job)."""
     out: list[tuple[int, JobRecord] | None] = []
     for i in range(0, len(flat), 15):
         v = flat[i : i + 15]
         if v[0] is None:
             out.append(None)
             continue
-        rec = JobRecord(
-            id=v[0].decode(),
-            queue=v[1].decode(),
-            task=v[2].decode(),
-            status=v[3].decode(),
-            priority=_priority(v[4]),
-            payload=v[5],
-            attempts=int(v[6] or 0),
-            failures=int(v[7] or 0),
-            created_at=float(v[8]),
-            started_at=_float(v[9]),
-            finished_at=_float(v[10]),
-            result=v[11],
-            error=v[12].decode() if v[12] else None,  # '' is no error
-            progress=v[13].decode() if v[13] is not None else None,
-        )
-        out.append((int(v[14]), rec))
+        try:
+            out.append(_record(v))
+        except (ValueError, TypeError, AttributeError, IndexError) as exc:
+            junk(v[0].decode(errors="replace"), f"unreadable: {exc}")
+            out.append(None)
     return out
+
+
+_HEARTBEAT: dict[str, type | tuple[type, ...]] = {
+    "id": str,
+    "host": str,
+    "pid": int,
+    "pool": str,
+    "concurrency": int,
+    "busy": int,
+    "started_at": (int, float),
+}
+
+
+def _worker(info: bytes, last_seen: bytes) -> WorkerInfo:
+    """A heartbeat as the heartbeat method writes it (JSON), checked field by field."""
+    fields = json.loads(info)
+    if not isinstance(fields, dict):
+        raise TypeError(f"a heartbeat is a JSON object, not {type(fields).__name__}")
+    for name, kind in _HEARTBEAT.items():
+        if name in fields and not isinstance(fields[name], kind):
+            raise TypeError(f"{name} is {fields[name]!r}")
+    queues = fields["queues"]
+    if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
+        raise TypeError(f"queues is {queues!r}")
+    fields["queues"] = tuple(queues)
+    fields["last_seen"] = float(last_seen)
+    return WorkerInfo(**fields)
 
 
 class RedisStore(RowStore):
@@ -157,6 +206,24 @@ class RedisStore(RowStore):
             self._closed = True
             if self._pid == current_pid():
                 self._srv.release()
+
+    # -- junk -----------------------------------------------------------------------------------
+
+    def _junk(self, queue: str) -> Junk:
+        """What moves an item of ``queue`` that the client cannot read aside (the script that
+        moves it reports it, and that report is logged)."""
+
+        def move(item_id: str, reason: str) -> None:
+            self._server.run("junk", "item", queue, item_id, reason)
+
+        return move
+
+    def _junk_field(self, key: str, name: str, reason: str) -> None:
+        self._server.run("junk", "field", key, name, reason)
+
+    def warnings(self) -> list[str]:
+        warning = self._server.eviction_warning()
+        return [warning] if warning else []
 
     # -- queues -------------------------------------------------------------------------------
 
@@ -236,7 +303,8 @@ class RedisStore(RowStore):
         return _items(
             server.run(
                 "reserve", queue, owner, repr(float(lease)), n, *server.hand_to(owner, queue)
-            )
+            ),
+            self._junk(queue),
         )
 
     def hand_off(
@@ -246,7 +314,9 @@ class RedisStore(RowStore):
         if receive is None:
             server.receive(owner, None)
             return True
-        server.receive(owner, lambda queue, flat, took: receive(queue, _items(flat), took))
+        server.receive(
+            owner, lambda queue, flat, took: receive(queue, _items(flat, self._junk(queue)), took)
+        )
         return True
 
     def hand_back(self, queue: str, ids: Sequence[str], owner: str) -> None:
@@ -255,7 +325,9 @@ class RedisStore(RowStore):
     def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
         # Not retried once sent: a pop whose reply was lost took its items, and a second pop
         # would take more.
-        return _items(self._server.run("pop", queue, n, int(back), retry_sent=False))
+        return _items(
+            self._server.run("pop", queue, n, int(back), retry_sent=False), self._junk(queue)
+        )
 
     def _lease(self, queue: str, ids: Sequence[str], owner: str, how: str, seconds: float) -> int:
         if not ids:
@@ -293,7 +365,11 @@ class RedisStore(RowStore):
         leased, scheduled, (sec, usec) = replies
         firsts = []
         if leased:
-            firsts.append(float(leased[0].split(b":", 1)[0]))
+            try:
+                firsts.append(float(leased[0].split(b":", 1)[0]))
+            except ValueError:  # junk, which counts (its promote) moves aside: look again now
+                self._server.run("counts", queue)
+                return time.time()
         if scheduled:
             firsts.append(float(scheduled[1]))
         if not firsts:
@@ -302,13 +378,13 @@ class RedisStore(RowStore):
         return min(firsts) - (int(sec) + int(usec) / 1e6) + time.time()
 
     def peek(self, queue: str, index: int) -> Item:
-        found = _items(self._server.run("items", queue, index, index))
+        found = _items(self._server.run("items", queue, index, index), self._junk(queue))
         if not found:
             raise IndexError(f"queue {queue!r} has no item at index {index}")
         return found[0]
 
     def snapshot(self, queue: str) -> list[Item]:
-        return _items(self._server.run("items", queue, 0, -1))
+        return _items(self._server.run("items", queue, 0, -1), self._junk(queue))
 
     def clear(self, queue: str) -> int:
         removed: int = self._server.run("clear", queue)
@@ -334,7 +410,13 @@ class RedisStore(RowStore):
         raw = self._server.call(
             "queue_options", lambda retried: self._server.execute("HGETALL", key)
         )
-        return {raw[i].decode(): json.loads(raw[i + 1]) for i in range(0, len(raw), 2)}
+        options = {}
+        for i in range(0, len(raw), 2):
+            try:
+                options[raw[i].decode()] = json.loads(raw[i + 1])
+            except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                self._junk_field(f"q:{queue}:o", raw[i].decode(errors="replace"), f"{exc}")
+        return options
 
     def set_queue_options(self, queue: str, **options: Any) -> None:
         if not options:
@@ -399,7 +481,7 @@ class RedisStore(RowStore):
             held = server.run("settle", *settle)
         if isinstance(flat, Exception):
             flat = server.run("reserve", *reserve)
-        return held, _items(flat)
+        return held, _items(flat, self._junk(queue))
 
     def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
         return bool(self._server.run("cancel", job_id, repr(float(ttl))))
@@ -408,7 +490,7 @@ class RedisStore(RowStore):
         return bool(self._server.run("requeue", job_id))
 
     def record(self, job_id: str) -> JobRecord | None:
-        (found,) = _records(self._server.run("jobs", "ids", job_id))
+        (found,) = _records(self._server.run("jobs", "ids", job_id), self._junk(""))
         return found[1] if found else None
 
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
@@ -419,7 +501,7 @@ class RedisStore(RowStore):
 
     def _list(self, queue: str, status: str | None, limit: int, offset: int) -> list[Any]:
         flat = self._server.run("jobs", "list", queue, status or "", limit, offset)
-        return [r for r in _records(flat) if r is not None]
+        return [r for r in _records(flat, self._junk(queue)) if r is not None]
 
     def records(
         self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
@@ -449,7 +531,17 @@ class RedisStore(RowStore):
     def queues(self) -> list[str]:
         key = f"{self._server.prefix}:queues"
         names = self._server.call("queues", lambda retried: self._server.execute("SMEMBERS", key))
-        return sorted(n.decode() for n in names)
+        return sorted(self._decode_members("queues", names))
+
+    def _decode_members(self, key: str, members: list[bytes]) -> list[str]:
+        """Names from the set or sorted set ``P:key``; one that is no UTF-8 text is moved aside."""
+        out = []
+        for member in members:
+            try:
+                out.append(member.decode())
+            except UnicodeDecodeError as exc:
+                self._server.run("junk", "member", key, member, f"not UTF-8 text: {exc}")
+        return out
 
     def purge_expired(self) -> int:
         batch, removed = 1000, 0
@@ -467,10 +559,11 @@ class RedisStore(RowStore):
         flat = self._server.run("workers", "list")
         out = []
         for i in range(0, len(flat), 3):
-            fields = json.loads(flat[i + 1])
-            fields["queues"] = tuple(fields["queues"])
-            fields["last_seen"] = float(flat[i + 2])
-            out.append(WorkerInfo(**fields))
+            try:
+                out.append(_worker(flat[i + 1], flat[i + 2]))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                reason = f"unreadable: {type(exc).__name__}: {exc}"
+                self._server.run("workers", "junk", flat[i], reason)
         return sorted(out, key=lambda w: w.id)
 
     def forget_worker(self, worker_id: str) -> None:
@@ -489,8 +582,16 @@ class RedisStore(RowStore):
         h = f"{self._server.prefix}:kv:{ns}"
         flat = self._server.call("kv_items", lambda retried: self._server.execute("HGETALL", h))
         if isinstance(flat, dict):
-            return {k.decode(): v for k, v in flat.items()}
-        return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+            pairs = list(flat.items())
+        else:
+            pairs = list(zip(flat[::2], flat[1::2], strict=True))
+        out = {}
+        for name, value in pairs:
+            try:
+                out[name.decode()] = value
+            except UnicodeDecodeError as exc:
+                self._junk_field(f"kv:{ns}", name, f"a key that is not UTF-8 text: {exc}")
+        return out
 
     def kv_set(self, ns: str, key: str, value: bytes) -> None:
         self._server.run("kv", "set", ns, key, bytes(value))
@@ -561,7 +662,7 @@ class RedisStore(RowStore):
         return renewed
 
     def slot_holders(self, name: str) -> list[str]:
-        return sorted(h.decode() for h in self._server.run("slots", "holders", name))
+        return sorted(self._decode_members(f"sl:{name}", self._server.run("slots", "holders", name)))
 
     def rate_acquire(
         self, name: str, interval: float, burst: int = 1, ticket: str | None = None

@@ -103,11 +103,29 @@ local function is_priority(x)
     or x == 'inf' or x == '-inf' or x == 'nan'
 end
 
+-- Text the client decodes (queue and task names): UTF-8, by its byte patterns.
+local function is_utf8(x)
+  local i, n = 1, #x
+  while i <= n do
+    local c = string.byte(x, i)
+    local k
+    if c < 0x80 then k = 0 elseif c >= 0xC2 and c < 0xE0 then k = 1
+    elseif c >= 0xE0 and c < 0xF0 then k = 2 elseif c >= 0xF0 and c < 0xF5 then k = 3
+    else return false end
+    for j = i + 1, i + k do
+      local b = string.byte(x, j)
+      if not b or b < 0x80 or b > 0xBF then return false end
+    end
+    i = i + k + 1
+  end
+  return true
+end
+
 local ID_PATTERN = '^[%w_%-]+$'
 local STATES = {['0'] = true, ['1'] = true, ['2'] = true, ['-1'] = true}
 local OUTCOMES = {succeeded = true, failed = true, cancelled = true}
 local CHECKS = {
-  q = function(x) return x and x ~= '' end,
+  q = function(x) return x and x ~= '' and is_utf8(x) end,
   p = function(x) return x ~= false end,
   pr = is_priority,
   st = function(x) return STATES[x] ~= nil end,
@@ -117,7 +135,8 @@ local CHECKS = {
   s = function(x) return not x or is_stamp(x) end,
   fi = function(x) return not x or is_stamp(x) end,
   out = function(x) return not x or OUTCOMES[x] ~= nil end,
-  o = function() return true end, t = function() return true end,
+  t = function(x) return not x or is_utf8(x) end,
+  o = function() return true end,
   r = function() return true end, e = function() return true end,
   g = function() return true end,
 }
