@@ -36,6 +36,7 @@ from ...errors import Full, StoreError
 from .._rows import Row, RowStore
 from ..base import CLAIM_TTL, STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
 from ._conn import IDS, Server
+from ._decode import Junk, read_items, read_records, read_worker
 from ._junk import unwrap
 
 __all__ = ["RedisStore", "priority_key"]
@@ -78,108 +79,6 @@ def _plain(priority: Priority) -> Priority:
     if type(priority) is int or type(priority) is float:
         return priority
     return int(priority) if isinstance(priority, int) else float(priority)
-
-
-def _priority(text: bytes) -> Priority:
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
-
-
-Junk = Callable[[str, str], object]
-"""Moves a record the client could not read aside: called with its id and the reason."""
-
-
-def _item(v: list[Any]) -> Item:
-    return Item(
-        v[0].decode(),
-        v[1],
-        _priority(v[2]),
-        int(v[3] or 0),
-        v[4].decode() if v[4] is not None else None,
-        int(v[5] or 0),
-    )
-
-
-def _items(flat: list[Any], junk: Junk) -> list[Item]:
-    """Items as the scripts lay them out, 6 values each; one that cannot be read goes to
-    ``junk`` and is left out (the scripts check what they can; this is the last line)."""
-    out = []
-    for i in range(0, len(flat), 6):
-        try:
-            out.append(_item(flat[i : i + 6]))
-        except (ValueError, TypeError, AttributeError, IndexError) as exc:
-            junk(bytes(flat[i] or b"").decode(errors="replace"), f"unreadable: {exc}")
-    return out
-
-
-def _float(value: bytes | None) -> float | None:
-    return float(value) if value is not None else None
-
-
-def _record(v: list[Any]) -> tuple[int, JobRecord]:
-    rec = JobRecord(
-        id=v[0].decode(),
-        queue=v[1].decode(),
-        task=v[2].decode(),
-        status=v[3].decode(),
-        priority=_priority(v[4]),
-        payload=v[5],
-        attempts=int(v[6] or 0),
-        failures=int(v[7] or 0),
-        created_at=float(v[8]),
-        started_at=_float(v[9]),
-        finished_at=_float(v[10]),
-        result=v[11],
-        error=v[12].decode(errors="replace") if v[12] else None,  # '' is no error
-        progress=v[13].decode(errors="replace") if v[13] is not None else None,
-    )
-    return int(v[14]), rec
-
-
-def _records(flat: list[Any], junk: Junk) -> list[tuple[int, JobRecord] | None]:
-    """Records as the jobs script lays them out, 15 values each, with their order number; one
-    that cannot be read goes to ``junk`` and reads as None (no job)."""
-    out: list[tuple[int, JobRecord] | None] = []
-    for i in range(0, len(flat), 15):
-        v = flat[i : i + 15]
-        if v[0] is None:
-            out.append(None)
-            continue
-        try:
-            out.append(_record(v))
-        except (ValueError, TypeError, AttributeError, IndexError) as exc:
-            junk(v[0].decode(errors="replace"), f"unreadable: {exc}")
-            out.append(None)
-    return out
-
-
-_HEARTBEAT: dict[str, type | tuple[type, ...]] = {
-    "id": str,
-    "host": str,
-    "pid": int,
-    "pool": str,
-    "concurrency": int,
-    "busy": int,
-    "started_at": (int, float),
-}
-
-
-def _worker(info: bytes, last_seen: bytes) -> WorkerInfo:
-    """A heartbeat as the heartbeat method writes it (JSON), checked field by field."""
-    fields = json.loads(info)
-    if not isinstance(fields, dict):
-        raise TypeError(f"a heartbeat is a JSON object, not {type(fields).__name__}")
-    for name, kind in _HEARTBEAT.items():
-        if name in fields and not isinstance(fields[name], kind):
-            raise TypeError(f"{name} is {fields[name]!r}")
-    queues = fields["queues"]
-    if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
-        raise TypeError(f"queues is {queues!r}")
-    fields["queues"] = tuple(queues)
-    fields["last_seen"] = float(last_seen)
-    return WorkerInfo(**fields)
 
 
 class RedisStore(RowStore):
@@ -300,7 +199,7 @@ class RedisStore(RowStore):
 
     def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
         server = self._server
-        return _items(
+        return read_items(
             server.run(
                 "reserve", queue, owner, repr(float(lease)), n, *server.hand_to(owner, queue)
             ),
@@ -315,7 +214,8 @@ class RedisStore(RowStore):
             server.receive(owner, None)
             return True
         server.receive(
-            owner, lambda queue, flat, took: receive(queue, _items(flat, self._junk(queue)), took)
+            owner,
+            lambda queue, flat, took: receive(queue, read_items(flat, self._junk(queue)), took),
         )
         return True
 
@@ -325,7 +225,7 @@ class RedisStore(RowStore):
     def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
         # Not retried once sent: a pop whose reply was lost took its items, and a second pop
         # would take more.
-        return _items(
+        return read_items(
             self._server.run("pop", queue, n, int(back), retry_sent=False), self._junk(queue)
         )
 
@@ -378,13 +278,13 @@ class RedisStore(RowStore):
         return min(firsts) - (int(sec) + int(usec) / 1e6) + time.time()
 
     def peek(self, queue: str, index: int) -> Item:
-        found = _items(self._server.run("items", queue, index, index), self._junk(queue))
+        found = read_items(self._server.run("items", queue, index, index), self._junk(queue))
         if not found:
             raise IndexError(f"queue {queue!r} has no item at index {index}")
         return found[0]
 
     def snapshot(self, queue: str) -> list[Item]:
-        return _items(self._server.run("items", queue, 0, -1), self._junk(queue))
+        return read_items(self._server.run("items", queue, 0, -1), self._junk(queue))
 
     def clear(self, queue: str) -> int:
         removed: int = self._server.run("clear", queue)
@@ -481,7 +381,7 @@ class RedisStore(RowStore):
             held = server.run("settle", *settle)
         if isinstance(flat, Exception):
             flat = server.run("reserve", *reserve)
-        return held, _items(flat, self._junk(queue))
+        return held, read_items(flat, self._junk(queue))
 
     def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
         return bool(self._server.run("cancel", job_id, repr(float(ttl))))
@@ -490,7 +390,7 @@ class RedisStore(RowStore):
         return bool(self._server.run("requeue", job_id))
 
     def record(self, job_id: str) -> JobRecord | None:
-        (found,) = _records(self._server.run("jobs", "ids", job_id), self._junk(""))
+        (found,) = read_records(self._server.run("jobs", "ids", job_id), self._junk(""))
         return found[1] if found else None
 
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
@@ -501,7 +401,7 @@ class RedisStore(RowStore):
 
     def _list(self, queue: str, status: str | None, limit: int, offset: int) -> list[Any]:
         flat = self._server.run("jobs", "list", queue, status or "", limit, offset)
-        return [r for r in _records(flat, self._junk(queue)) if r is not None]
+        return [r for r in read_records(flat, self._junk(queue)) if r is not None]
 
     def records(
         self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
@@ -560,7 +460,7 @@ class RedisStore(RowStore):
         out = []
         for i in range(0, len(flat), 3):
             try:
-                out.append(_worker(flat[i + 1], flat[i + 2]))
+                out.append(read_worker(flat[i + 1], flat[i + 2]))
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 reason = f"unreadable: {type(exc).__name__}: {exc}"
                 self._server.run("workers", "junk", flat[i], reason)
@@ -578,7 +478,7 @@ class RedisStore(RowStore):
         )
         return value
 
-    def kv_items(self, ns: str) -> dict[str, bytes]:
+    def kvitems(self, ns: str) -> dict[str, bytes]:
         h = f"{self._server.prefix}:kv:{ns}"
         flat = self._server.call("kv_items", lambda retried: self._server.execute("HGETALL", h))
         if isinstance(flat, dict):
@@ -662,7 +562,9 @@ class RedisStore(RowStore):
         return renewed
 
     def slot_holders(self, name: str) -> list[str]:
-        return sorted(self._decode_members(f"sl:{name}", self._server.run("slots", "holders", name)))
+        return sorted(
+            self._decode_members(f"sl:{name}", self._server.run("slots", "holders", name))
+        )
 
     def rate_acquire(
         self, name: str, interval: float, burst: int = 1, ticket: str | None = None
