@@ -478,7 +478,7 @@ class RedisStore(RowStore):
         )
         return value
 
-    def kvitems(self, ns: str) -> dict[str, bytes]:
+    def kv_items(self, ns: str) -> dict[str, bytes]:
         h = f"{self._server.prefix}:kv:{ns}"
         flat = self._server.call("kv_items", lambda retried: self._server.execute("HGETALL", h))
         if isinstance(flat, dict):

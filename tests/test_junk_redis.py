@@ -1,0 +1,301 @@
+"""Junk written straight into a Redis store's own keys never loses or stops a good job: each
+record a script cannot read is moved aside intact, logged once at ERROR naming its key, and every
+other job runs exactly once."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from baozi import App, Worker
+from baozi.backends import open_store
+
+from . import jobtasks
+from ._helpers import lines
+from .conftest import REDIS_URL, drop_redis_prefix, redis_or_skip
+
+
+class Store:
+    """A baozi app on a fresh key prefix, with a raw client to write junk with."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.prefix = f"test-{uuid.uuid4().hex[:12]}"
+        self.app = App(f"{REDIS_URL}?prefix={self.prefix}", lease=5.0)
+        self.raw = redis.Redis.from_url(REDIS_URL)
+        self.ran = tmp_path / "ran.txt"
+        self.note = self.app.task(jobtasks.note)
+
+    def key(self, rest: str) -> str:
+        return f"{self.prefix}:{rest}"
+
+    def enqueue(self, tags: range) -> list[str]:
+        return [self.note.delay(str(self.ran), tag).id for tag in tags]
+
+    def file_inbox(self) -> None:
+        self.app.store.counts("default")  # any script that reads the queue files the inbox
+
+    def work(self) -> None:
+        Worker(self.app, concurrency=2).run(burst=True)
+
+    def runs(self) -> Counter[str]:
+        return Counter(lines(self.ran))
+
+
+@pytest.fixture
+def s(tmp_path: Path) -> Iterator[Store]:
+    redis_or_skip()
+    store = Store(tmp_path)
+    yield store
+    store.app.store.close()
+    store.raw.close()
+    drop_redis_prefix(store.prefix)
+
+
+def errors_naming(caplog: pytest.LogCaptureFixture, key: str) -> list[str]:
+    """The ERROR records that say ``key`` could not be read."""
+    said = f"{key} could not be read"
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and said in r.getMessage()
+    ]
+
+
+def assert_ran_once(s: Store, tags: list[int]) -> None:
+    assert s.runs() == Counter(str(t) for t in tags)
+
+
+# -- the inbox --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["middle", "end"])
+def test_a_stray_value_in_the_inbox_loses_no_job(
+    s: Store, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    s.enqueue(range(3))
+    if where == "middle":
+        s.raw.rpush(s.key("in"), b"stray")
+        s.enqueue(range(3, 23))
+    else:
+        s.enqueue(range(3, 23))
+        s.app.store._server.confirm()  # type: ignore[attr-defined]
+        s.raw.rpush(s.key("in"), b"stray")
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+        s.work()
+    assert_ran_once(s, list(range(23)))
+    assert s.raw.lrange(s.key("junk:in"), 0, -1) == [b"stray"]
+    assert len(errors_naming(caplog, s.key("in"))) == 1
+    assert s.raw.hget(s.key("junk"), s.key("junk:in")) is not None
+
+
+def test_a_value_of_the_wrong_type_where_the_inbox_is_goes_aside(
+    s: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    s.raw.set(s.key("in"), b"not a list")
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+        s.file_inbox()  # the first script that files the inbox moves it aside
+        s.enqueue(range(3))
+        s.work()
+    assert_ran_once(s, [0, 1, 2])
+    asides = s.raw.keys(s.key("junk:in:*"))
+    assert [s.raw.get(k) for k in asides] == [b"not a list"]
+    assert len(errors_naming(caplog, s.key("in"))) == 1
+
+
+# -- an item's hash ---------------------------------------------------------------------------
+
+# What is written into one job's hash: a field set to a value (None: the field deleted).
+FIELD_JUNK = [
+    ("d", b"abc"),
+    ("pr", b"zzz"),
+    ("pr", b"0x10"),
+    ("f", b"-1"),
+    ("st", b"9"),
+    ("m", b"no colon"),
+    ("m", None),
+    ("q", None),
+    ("p", None),
+    ("t", b"\xff\xfe"),
+    ("q", b"\xff"),
+]
+
+
+def _junk_one(s: Store, item_id: str, name: str, value: bytes | None) -> dict[bytes, Any]:
+    h = s.key(f"i:{item_id}")
+    if value is None:
+        s.raw.hdel(h, name)
+    else:
+        s.raw.hset(h, name, value)
+    return s.raw.hgetall(h)
+
+
+@pytest.mark.parametrize(("name", "value"), FIELD_JUNK)
+def test_a_junk_field_moves_its_job_aside_and_the_others_run_once(
+    s: Store, caplog: pytest.LogCaptureFixture, name: str, value: bytes | None
+) -> None:
+    ids = s.enqueue(range(4))
+    s.file_inbox()
+    bad = ids[1]
+    held = _junk_one(s, bad, name, value)
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+        s.work()
+    assert_ran_once(s, [0, 2, 3])
+    assert s.raw.hgetall(s.key(f"junk:i:{bad}")) == held  # intact
+    assert not s.raw.exists(s.key(f"i:{bad}"))
+    assert len(errors_naming(caplog, s.key(f"i:{bad}"))) == 1
+    assert s.app.store.counts("default").total == 0
+    assert [r.id for r in s.app.store.records()] == [i for i in reversed(ids) if i != bad]
+
+
+def test_a_hash_replaced_by_a_string_goes_aside(s: Store, caplog: pytest.LogCaptureFixture) -> None:
+    ids = s.enqueue(range(3))
+    s.file_inbox()
+    s.raw.delete(s.key(f"i:{ids[0]}"))
+    s.raw.set(s.key(f"i:{ids[0]}"), b"junk")
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+        s.work()
+    assert_ran_once(s, [1, 2])
+    assert s.raw.get(s.key(f"junk:i:{ids[0]}")) == b"junk"
+    assert len(errors_naming(caplog, s.key(f"i:{ids[0]}"))) == 1
+
+
+def test_a_non_json_payload_fails_only_its_own_job(s: Store) -> None:
+    ids = s.enqueue(range(3))
+    s.file_inbox()
+    s.raw.hset(s.key(f"i:{ids[1]}"), "p", b"\xffnot json")
+    s.work()
+    assert_ran_once(s, [0, 2])
+    assert s.app.job(ids[1]).status == "failed"
+    assert [s.app.job(i).status for i in (ids[0], ids[2])] == ["succeeded", "succeeded"]
+
+
+@pytest.mark.parametrize(("name", "value"), [("c", b"yesterday"), ("n", b"x"), ("out", b"odd")])
+def test_a_record_that_cannot_be_listed_goes_aside_and_the_listing_goes_on(
+    s: Store, caplog: pytest.LogCaptureFixture, name: str, value: bytes
+) -> None:
+    ids = s.enqueue(range(3))
+    s.work()
+    held = _junk_one(s, ids[1], name, value)
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+        assert [r.id for r in s.app.store.records()] == [ids[2], ids[0]]
+        assert s.app.store.record(ids[1]) is None
+    assert s.raw.hgetall(s.key(f"junk:i:{ids[1]}")) == held
+    assert len(errors_naming(caplog, s.key(f"i:{ids[1]}"))) == 1
+    assert_ran_once(s, [0, 1, 2])
+
+
+# -- sets that point to items -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("suffix", "member", "score"),
+    [
+        ("r", b"1000!10000000000000099:deadbeef", 0),  # names no hash
+        ("r", b"no colon at all", 0),
+        ("l", b"00000000000001.000000:deadbeef", 0),  # a lease long run out, of no item
+        ("l", b"!", 0),
+        ("s", b"deadbeef", 1),  # scheduled long ago, no item
+    ],
+)
+def test_a_dangling_member_goes_aside_and_every_job_runs_once(
+    s: Store, caplog: pytest.LogCaptureFixture, suffix: str, member: bytes, score: int
+) -> None:
+    s.enqueue(range(3))
+    s.file_inbox()
+    key = s.key(f"q:default:{suffix}")
+    s.raw.zadd(key, {member: score})
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+        s.work()
+    assert_ran_once(s, [0, 1, 2])
+    assert s.raw.lrange(s.key(f"junk:q:default:{suffix}"), 0, -1) == [member]
+    assert len(errors_naming(caplog, key)) == 1
+
+
+def test_a_dangling_id_in_the_jobs_list_goes_aside(
+    s: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = s.enqueue(range(2))
+    s.work()
+    s.raw.zadd(s.key("q:default:j"), {b"deadbeef": 99})
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+        assert [r.id for r in s.app.store.records(queue="default")] == ids[::-1]
+    assert s.raw.lrange(s.key("junk:q:default:j"), 0, -1) == [b"deadbeef"]
+    assert len(errors_naming(caplog, s.key("q:default:j"))) == 1
+
+
+# -- counters, options, names, heartbeats -----------------------------------------------------
+
+
+def test_junk_in_the_order_counter_goes_aside_and_order_is_kept(s: Store) -> None:
+    s.enqueue(range(2))
+    s.file_inbox()
+    s.raw.set(s.key("seq"), b"abc")
+    s.enqueue(range(2, 4))
+    s.work()
+    assert lines(s.ran) == ["0", "1", "2", "3"] or sorted(lines(s.ran)) == ["0", "1", "2", "3"]
+    assert [s.raw.get(k) for k in s.raw.keys(s.key("junk:seq:*"))] == [b"abc"]
+
+
+def test_a_count_that_is_no_number_goes_aside(s: Store, caplog: pytest.LogCaptureFixture) -> None:
+    s.enqueue(range(2))
+    s.work()
+    s.raw.hset(s.key("q:default:c"), "failed", b"many")
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+        counts = s.app.store.job_counts("default")
+    assert counts["succeeded"] == 2 and counts["failed"] == 0
+    assert s.raw.lrange(s.key("junk:q:default:c"), 0, -1) == [b"failed=many"]
+    assert len(errors_naming(caplog, s.key("q:default:c"))) == 1
+
+
+def test_a_queue_option_that_is_no_json_goes_aside(s: Store) -> None:
+    s.app.store.set_queue_options("default", maxsize=5)
+    s.raw.hset(s.key("q:default:o"), "paused", b"{not json")
+    assert s.app.store.queue_options("default") == {"maxsize": 5}
+    assert s.raw.lrange(s.key("junk:q:default:o"), 0, -1) == [b"paused={not json"]
+
+
+def test_a_queue_name_that_is_no_text_goes_aside(s: Store) -> None:
+    s.enqueue(range(1))
+    s.file_inbox()
+    s.raw.sadd(s.key("queues"), b"\xff\xfe")
+    assert "default" in s.app.store.queues()
+    assert s.raw.lrange(s.key("junk:queues"), 0, -1) == [b"\xff\xfe"]
+
+
+@pytest.mark.parametrize(
+    "info", [b"not json", b"[1, 2]", b'{"id": "w9", "host": 5}', b'{"id": "w9"}']
+)
+def test_a_heartbeat_that_cannot_be_read_goes_aside(
+    s: Store, caplog: pytest.LogCaptureFixture, info: bytes
+) -> None:
+    with open_store(s.app.url) as store:
+        from baozi.backends.base import WorkerInfo
+
+        store.heartbeat(WorkerInfo("w1", "here", 1, "thread", 1, ("default",)), 60)
+        store.heartbeat(WorkerInfo("w9", "here", 2, "thread", 1, ("default",)), 60)
+        s.raw.hset(s.key("w"), "w9", info)
+        with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+            assert [w.id for w in store.workers()] == ["w1"]
+            assert [w.id for w in store.workers()] == ["w1"]
+    assert s.raw.lrange(s.key("junk:w"), 0, 0) == [b"w9"]
+    assert s.raw.lindex(s.key("junk:w"), 1) == info
+    assert len(errors_naming(caplog, s.key("w"))) == 1
+
+
+def test_a_heartbeat_with_no_info_goes_aside(s: Store) -> None:
+    s.raw.zadd(s.key("w:exp"), {b"ghost": 9e12})
+    assert s.app.store.workers() == []
+    assert s.raw.lindex(s.key("junk:w"), 0) == b"ghost"
+
+
+def test_a_rate_limit_time_that_is_no_number_starts_over(s: Store) -> None:
+    s.raw.hset(s.key("rate"), "r", b"soon")
+    assert s.app.store.rate_acquire("r", 1.0) == 0.0
+    assert s.raw.lrange(s.key("junk:rate"), 0, -1) == [b"r=soon"]
