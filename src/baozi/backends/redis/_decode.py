@@ -3,10 +3,10 @@ that one that cannot be read is moved aside (through ``junk``) and the rest are 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+from .._heartbeat import heartbeat
 from ..base import Item, JobRecord, Priority, WorkerInfo
 
 
@@ -85,28 +85,5 @@ def read_records(flat: list[Any], junk: Junk) -> list[tuple[int, JobRecord] | No
     return out
 
 
-_HEARTBEAT: dict[str, type | tuple[type, ...]] = {
-    "id": str,
-    "host": str,
-    "pid": int,
-    "pool": str,
-    "concurrency": int,
-    "busy": int,
-    "started_at": (int, float),
-}
-
-
 def read_worker(info: bytes, last_seen: bytes) -> WorkerInfo:
-    """A heartbeat as the heartbeat method writes it (JSON), checked field by field."""
-    fields = json.loads(info)
-    if not isinstance(fields, dict):
-        raise TypeError(f"a heartbeat is a JSON object, not {type(fields).__name__}")
-    for name, kind in _HEARTBEAT.items():
-        if name in fields and not isinstance(fields[name], kind):
-            raise TypeError(f"{name} is {fields[name]!r}")
-    queues = fields["queues"]
-    if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
-        raise TypeError(f"queues is {queues!r}")
-    fields["queues"] = tuple(queues)
-    fields["last_seen"] = float(last_seen)
-    return WorkerInfo(**fields)
+    return heartbeat(info, float(last_seen))

@@ -222,6 +222,7 @@ class Database:
         self.local = threading.local()
         self.qids: dict[str, int] = {}
         self.promoted_at: dict[int, float] = {}
+        self.swept_at: dict[int, float] = {}  # when each queue was last looked over for junk
         # Every connection, by the thread that uses it (or "probe"): a thread that ends leaves its
         # connection behind, so those are closed whenever a new thread connects.
         self._connections: dict[object, sqlite3.Connection] = {}

@@ -8,7 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .._heartbeat import heartbeat
 from ..base import JobRecord, Outcome, WorkerInfo
+from ._junk import SOUND_ROW, text
 from .coord import SQLiteCoordination
 
 __all__ = ["SQLiteStore"]
@@ -17,9 +19,13 @@ _STATUS = (  # the job's status from its state; ?now is the current time
     "CASE WHEN i.state < 0 THEN i.outcome WHEN i.state = 0 OR i.due <= :now THEN 'queued' "
     "WHEN i.state = 1 THEN 'running' ELSE 'scheduled' END"
 )
+# Text columns are read as blobs and decoded per row, so that one row of bytes that are no UTF-8
+# does not fail the whole read; the last column says whether the row can be read (see _junk).
 _RECORD = (
-    f"SELECT i.id, q.name, i.task, {_STATUS}, i.priority, i.payload, i.deliveries, i.failures, "
-    "i.created_at, i.started_at, i.finished_at, i.result, i.error, i.progress "
+    f"SELECT i.id, CAST(q.name AS BLOB), CAST(i.task AS BLOB), {_STATUS}, i.priority, i.payload, "
+    "i.deliveries, i.failures, i.created_at, i.started_at, i.finished_at, i.result, "
+    "CAST(i.error AS BLOB), CAST(i.progress AS BLOB), "
+    f"({SOUND_ROW}) "  # its columns are baozi_items' alone: none is named as one of q's
     "FROM baozi_items i JOIN baozi_queues q ON q.id = i.qid"
 )
 _FILTERS = {  # status -> condition on the row, for listing
@@ -59,7 +65,28 @@ def _num(job_id: str) -> int | None:
 
 
 def _record(row: Any) -> JobRecord:
-    return JobRecord(str(row[0]), *row[1:])
+    """A record from a row of _RECORD; raises ValueError or TypeError for a row of junk."""
+    if not row[14]:
+        raise TypeError("a column holds a value of the wrong type")
+    name, task, error, progress = (text(row[i]) for i in (1, 2, 12, 13))
+    if name is None or task is None:
+        raise TypeError("no queue or task name")
+    return JobRecord(
+        id=str(row[0]),
+        queue=name,
+        task=task,
+        status=row[3],
+        priority=row[4],
+        payload=row[5],
+        attempts=row[6],
+        failures=row[7],
+        created_at=row[8],
+        started_at=row[9],
+        finished_at=row[10],
+        result=row[11],
+        error=error,
+        progress=progress,
+    )
 
 
 class SQLiteStore(SQLiteCoordination):
@@ -133,7 +160,20 @@ class SQLiteStore(SQLiteCoordination):
             f"{_RECORD} WHERE i.id=:id AND i.task IS NOT NULL",
             {"id": _num(job_id), "now": time.time()},
         )
-        return _record(rows[0]) if rows else None
+        found = self._records(rows)
+        return found[0] if found else None
+
+    def _records(self, rows: list[Any]) -> list[JobRecord]:
+        """Records from rows of _RECORD; a row that cannot be read is moved aside."""
+        out, bad = [], []
+        for row in rows:
+            try:
+                out.append(_record(row))
+            except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+                bad.append((row[0], f"{type(exc).__name__}: {exc}"))
+        for num, reason in bad:
+            self._move("baozi_items", "id", [num], reason)
+        return out
 
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
         nums = [n for n in map(_num, job_ids) if n is not None]
@@ -164,7 +204,7 @@ class SQLiteStore(SQLiteCoordination):
         sql = (
             f"{_RECORD} WHERE {' AND '.join(where)} ORDER BY i.id DESC LIMIT :limit OFFSET :offset"
         )
-        return [_record(r) for r in self._read(sql, params)]
+        return self._records(self._read(sql, params))
 
     def set_progress(self, job_id: str, owner: str, progress: str) -> bool:
         return bool(
@@ -179,14 +219,25 @@ class SQLiteStore(SQLiteCoordination):
         out = {"scheduled": counts.scheduled, "queued": counts.ready, "running": counts.leased}
         out.update({"succeeded": 0, "failed": 0, "cancelled": 0})
         for outcome, n in self._read(
-            "SELECT outcome, count(*) FROM baozi_items WHERE qid=? AND state<0 GROUP BY outcome",
+            "SELECT outcome, count(*) FROM baozi_items WHERE qid=? AND state<0 "
+            "AND outcome IN ('succeeded', 'failed', 'cancelled') GROUP BY outcome",
             (self._db.qid(queue),),
         ):
             out[outcome] = n
         return out
 
     def queues(self) -> list[str]:
-        return [r[0] for r in self._read("SELECT name FROM baozi_queues ORDER BY name", ())]
+        names, bad = [], []
+        for qid, name in self._read(
+            "SELECT id, CAST(name AS BLOB) FROM baozi_queues ORDER BY name", ()
+        ):
+            try:
+                names.append(name.decode())
+            except (UnicodeDecodeError, AttributeError):
+                bad.append(qid)
+        if bad:  # a name no one can type: its queue's items are moved aside by the next sweep
+            self._move("baozi_queues", "id", bad, "the name is no UTF-8 text")
+        return names
 
     def purge_expired(self) -> int:
         return self._run("DELETE FROM baozi_items WHERE state<0 AND expires_at<=?", (time.time(),))
@@ -200,14 +251,17 @@ class SQLiteStore(SQLiteCoordination):
         )
 
     def workers(self) -> list[WorkerInfo]:
-        out = []
-        for info, seen in self._read(
-            "SELECT info, seen FROM baozi_workers WHERE expires > ? ORDER BY id", (time.time(),)
+        out, bad = [], []
+        for worker_id, info, seen in self._read(
+            "SELECT id, CAST(info AS BLOB), seen FROM baozi_workers WHERE expires > ? ORDER BY id",
+            (time.time(),),
         ):
-            fields = json.loads(info)
-            fields["queues"] = tuple(fields["queues"])
-            fields["last_seen"] = seen
-            out.append(WorkerInfo(**fields))
+            try:
+                out.append(heartbeat(info, seen))
+            except (ValueError, TypeError, KeyError) as exc:
+                bad.append((worker_id, f"{type(exc).__name__}: {exc}"))
+        for worker_id, reason in bad:
+            self._move("baozi_workers", "id", [worker_id], reason)
         return out
 
     def forget_worker(self, worker_id: str) -> None:

@@ -15,6 +15,7 @@ from ...errors import Full, StoreError
 from .._rows import Row, RowStore
 from ..base import Counts, Item
 from ._db import Database, parse_url
+from ._junk import SOUND_ROW, SWEEP_EVERY, logged, move_rows, text, unsound_items
 
 READY, LEASED, SCHEDULED, FINISHED = 0, 1, 2, -1
 ORDER = "priority, seq, id"
@@ -29,13 +30,17 @@ READY_COUNT = (  # ready items, counting expired leases and due delays; format i
     "((SELECT count(*) FROM baozi_items WHERE qid={qid} AND state=0) + "
     "(SELECT count(*) FROM baozi_items WHERE qid={qid} AND state>0 AND due<={now}))"
 )
+# A row that cannot be read (see _junk) is passed over here, and moved aside by a sweep.
 _RESERVE = (
     "UPDATE baozi_items SET state=1, due=?1, owner=?2, deliveries=deliveries+1, started_at=?5 "
-    "WHERE id IN (SELECT id FROM baozi_items WHERE qid=?3 AND state=0 "
+    f"WHERE id IN (SELECT id FROM baozi_items WHERE qid=?3 AND state=0 AND {SOUND_ROW} "
     "AND NOT coalesce((SELECT json_extract(options, '$.paused') FROM baozi_queues WHERE id=?3), 0) "
     "ORDER BY priority, seq, id LIMIT ?4) "
-    "RETURNING id, payload, priority, deliveries, task, failures, seq"
+    "RETURNING id, payload, priority, deliveries, CAST(task AS BLOB), failures, seq"
 )
+# Where junk that a reserve passes over lies: ready rows, and leases and schedules whose due
+# time is no number (text and blobs sort after every number; NULL first).
+_SHORT_SWEEP = "qid=?1 AND (state=0 OR (state>0 AND (due IS NULL OR due >= '')))"
 
 
 def _chunks(ids: Sequence[str]) -> Iterator[list[int]]:
@@ -63,6 +68,23 @@ def _sql_for(sql: str, n: int) -> str:
 
 def _item(row: Any) -> Item:
     return Item(str(row[0]), row[1], row[2], row[3])
+
+
+def _options(raw: bytes | None) -> tuple[dict[str, Any], str | None]:
+    """A queue's options from their JSON, and why they are junk (None when they are not)."""
+    try:
+        options = json.loads(raw or b"")
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        return {}, f"options are no JSON: {exc}"
+    if not isinstance(options, dict):
+        return {}, f"options are a JSON {type(options).__name__}, not an object"
+    return options, None
+
+
+def _reset_options(conn: sqlite3.Connection, qid: int, queue: str, reason: str) -> None:
+    """Copy the queue's row aside and start its options over (its items stay where they are)."""
+    move_rows(conn, "baozi_queues", "id", [qid], reason)
+    conn.execute("INSERT INTO baozi_queues (id, name) VALUES (?, ?)", (qid, queue))
 
 
 class SQLiteQueues(RowStore):
@@ -196,12 +218,43 @@ class SQLiteQueues(RowStore):
                 rows += conn.execute(_RESERVE, (now + lease, owner, qid, n - len(rows), now))
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+        if len(rows) < n and now - db.swept_at.get(qid, -SWEEP_EVERY) >= SWEEP_EVERY:
+            self._sweep(qid, _SHORT_SWEEP if qid in db.swept_at else "qid=?1")
         if not rows:
             return []
         db.signal.notify()
         if len(rows) > 1:
             rows.sort(key=lambda r: (r[2], r[6], r[0]))
-        return [Item(str(r[0]), *r[1:6]) for r in rows]
+        return self._items(rows)
+
+    def _items(self, rows: list[Any]) -> list[Item]:
+        """Reserved rows as items; one whose task name is no UTF-8 text is moved aside."""
+        items, bad = [], []
+        for r in rows:
+            try:
+                items.append(Item(str(r[0]), r[1], r[2], r[3], text(r[4]), r[5]))
+            except (UnicodeDecodeError, TypeError):
+                bad.append(r[0])
+        if bad:
+            self._move("baozi_items", "id", bad, "task is no UTF-8 text")
+        return items
+
+    def _move(self, table: str, key: str, values: Sequence[object], reason: str) -> None:
+        """Move rows that cannot be read aside (see _junk), and say so once each."""
+        with self._write() as conn:
+            moved = move_rows(conn, table, key, values, reason)
+        if moved:
+            logged(self.path, table, values, reason)
+
+    def _sweep(self, qid: int, where: str) -> None:
+        """Move the rows of queue ``qid`` that match ``where`` and cannot be read aside."""
+        self._db.swept_at[qid] = time.time()
+        with self._write() as conn:
+            found = unsound_items(conn, where, (qid,))
+            for reason, ids in found.items():
+                move_rows(conn, "baozi_items", "id", ids, reason)
+        for reason, ids in found.items():
+            logged(self.path, "baozi_items", ids, reason)
 
     def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
         qid = self._db.qid(queue)
@@ -209,7 +262,8 @@ class SQLiteQueues(RowStore):
             self._promote(conn, qid, time.time())
             rows = conn.execute(
                 f"DELETE FROM baozi_items WHERE id IN (SELECT id FROM baozi_items "
-                f"WHERE qid=? AND state=0 ORDER BY {ORDER_DESC if back else ORDER} LIMIT ?) "
+                f"WHERE qid=? AND state=0 AND {SOUND_ROW} "
+                f"ORDER BY {ORDER_DESC if back else ORDER} LIMIT ?) "
                 f"RETURNING id, payload, priority, deliveries, seq",
                 (qid, n),
             ).fetchall()
@@ -310,7 +364,9 @@ class SQLiteQueues(RowStore):
 
     def next_due(self, queue: str) -> float | None:
         ((due,),) = self._read(
-            "SELECT min(due) FROM baozi_items WHERE qid=? AND state>0", (self._db.qid(queue),)
+            "SELECT min(due) FROM baozi_items WHERE qid=? AND state>0 "
+            "AND typeof(due) IN ('integer', 'real')",
+            (self._db.qid(queue),),
         )
         return None if due is None else float(due)
 
@@ -318,7 +374,7 @@ class SQLiteQueues(RowStore):
         order, offset = (ORDER, index) if index >= 0 else (ORDER_DESC, -index - 1)
         rows = self._read(
             f"SELECT id, payload, priority, deliveries FROM baozi_items WHERE qid=? AND state=0 "
-            f"ORDER BY {order} LIMIT 1 OFFSET ?",
+            f"AND {SOUND_ROW} ORDER BY {order} LIMIT 1 OFFSET ?",
             (self._db.qid(queue), offset),
         )
         if not rows:
@@ -328,7 +384,7 @@ class SQLiteQueues(RowStore):
     def snapshot(self, queue: str) -> list[Item]:
         rows = self._read(
             f"SELECT id, payload, priority, deliveries FROM baozi_items WHERE qid=? AND state=0 "
-            f"ORDER BY {ORDER}",
+            f"AND {SOUND_ROW} ORDER BY {ORDER}",
             (self._db.qid(queue),),
         )
         return [_item(r) for r in rows]
@@ -339,18 +395,28 @@ class SQLiteQueues(RowStore):
             return conn.execute("DELETE FROM baozi_items WHERE qid=?", (qid,)).rowcount
 
     def queue_options(self, queue: str) -> dict[str, Any]:
-        rows = self._read("SELECT options FROM baozi_queues WHERE id=?", (self._db.qid(queue),))
-        options: dict[str, Any] = json.loads(rows[0][0])
+        qid = self._db.qid(queue)
+        rows = self._read("SELECT CAST(options AS BLOB) FROM baozi_queues WHERE id=?", (qid,))
+        options, junk = _options(rows[0][0])
+        if junk:
+            with self._write() as conn:
+                _reset_options(conn, qid, queue, junk)
+            logged(self.path, "baozi_queues", [qid], junk)
         return options
 
     def set_queue_options(self, queue: str, **options: Any) -> None:
         qid = self._db.qid(queue)
         with self._write() as conn:
             (current,) = conn.execute(
-                "SELECT options FROM baozi_queues WHERE id=?", (qid,)
+                "SELECT CAST(options AS BLOB) FROM baozi_queues WHERE id=?", (qid,)
             ).fetchone()
-            merged = {**json.loads(current), **options}
+            held, junk = _options(current)
+            if junk:
+                _reset_options(conn, qid, queue, junk)
+            merged = {**held, **options}
             conn.execute("UPDATE baozi_queues SET options=? WHERE id=?", (json.dumps(merged), qid))
+        if junk:
+            logged(self.path, "baozi_queues", [qid], junk)
 
     def change_token(self) -> int:
         return self._db.signal.token()

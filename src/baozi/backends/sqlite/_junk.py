@@ -1,0 +1,129 @@
+"""Junk in an SQLite store: which rows can be read, and moving those that cannot aside, intact.
+
+Anyone who can write the file can write a value of any type into any column (SQLite checks no
+types). A row that baozi cannot read is copied, as it is, to a quarantine table beside its own
+(``baozi_junk_items``, ``baozi_junk_workers``, ``baozi_junk_queues``: the same columns, declared
+with no type so that nothing is converted, after ``reason`` and ``moved_at``), deleted from its
+table, and logged once at ERROR naming the table and the row. The quarantine tables are made the
+first time something is moved.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+
+log = logging.getLogger("baozi.sqlite")
+
+_NUMBER = "typeof({c}) IN ('integer', 'real')"
+_OUTCOME = "('succeeded', 'failed', 'cancelled')"
+
+CHECKS = [
+    ("state is -1, 0, 1 or 2", "typeof(state) = 'integer' AND state IN (-1, 0, 1, 2)"),
+    ("payload is a blob", "typeof(payload) = 'blob'"),
+    ("priority is a number", _NUMBER.format(c="priority")),
+    ("seq is an integer", "typeof(seq) = 'integer'"),
+    ("deliveries is a count", "typeof(deliveries) = 'integer' AND deliveries >= 0"),
+    ("failures is a count", "typeof(failures) = 'integer' AND failures >= 0"),
+    ("a lease or schedule has a due time", f"(state IN (-1, 0) OR {_NUMBER.format(c='due')})"),
+    ("a finished job has an expiry", f"(state <> -1 OR {_NUMBER.format(c='expires_at')})"),
+    ("a finished job has an outcome", f"(state <> -1 OR outcome IN {_OUTCOME})"),
+    ("outcome is known", f"(outcome IS NULL OR outcome IN {_OUTCOME})"),
+    ("a job has a created time", f"(task IS NULL OR {_NUMBER.format(c='created_at')})"),
+    *(
+        (f"{c} is a number", f"({c} IS NULL OR {_NUMBER.format(c=c)})")
+        for c in ("created_at", "started_at", "finished_at")
+    ),
+    *(
+        (f"{c} is text", f"({c} IS NULL OR typeof({c}) = 'text')")
+        for c in ("task", "owner", "error", "progress")
+    ),
+]
+"""What a row of baozi_items must be for baozi to read it: (what, an SQL condition)."""
+
+SOUND_ROW = " AND ".join(f"({sql})" for _, sql in CHECKS)
+"""An SQL condition on a row of baozi_items (unqualified columns): true when baozi can read it."""
+
+SOUND = f"{SOUND_ROW} AND EXISTS (SELECT 1 FROM baozi_queues q WHERE q.id = qid)"
+"""SOUND_ROW, and its queue is there too."""
+
+_ITEM_COLUMNS = (
+    "id, qid, state, priority, seq, due, owner, deliveries, payload, task, created_at, "
+    "started_at, finished_at, expires_at, failures, outcome, result, error, progress"
+)
+_TABLES = {
+    "baozi_items": ("baozi_junk_items", _ITEM_COLUMNS),
+    "baozi_workers": ("baozi_junk_workers", "id, info, seen, expires"),
+    "baozi_queues": ("baozi_junk_queues", "id, name, options"),
+}
+SWEEP_EVERY = 10.0
+"""How often (s) at most a consumer that finds a queue short looks for junk rows in it."""
+
+
+def _quarantine_table(conn: sqlite3.Connection, table: str) -> tuple[str, str]:
+    junk, columns = _TABLES[table]
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {junk} (reason, moved_at, {columns})")
+    return junk, columns
+
+
+def move_rows(
+    conn: sqlite3.Connection, table: str, key: str, values: Sequence[object], reason: str
+) -> int:
+    """Move the rows of ``table`` whose ``key`` column is one of ``values`` to its quarantine
+    table, in the caller's transaction; return how many moved. The caller logs them (``logged``)
+    once its transaction commits."""
+    if not values:
+        return 0
+    junk, columns = _quarantine_table(conn, table)
+    marks = ",".join("?" * len(values))
+    conn.execute(
+        f"INSERT INTO {junk} SELECT ?, ?, {columns} FROM {table} WHERE {key} IN ({marks})",
+        (reason, time.time(), *values),
+    )
+    return int(
+        conn.execute(f"DELETE FROM {table} WHERE {key} IN ({marks})", tuple(values)).rowcount
+    )
+
+
+def logged(path: str, table: str, keys: Sequence[object], reason: str) -> None:
+    """Say, once per row, that it was moved aside."""
+    junk = _TABLES[table][0]
+    for key in keys:
+        log.error(
+            "SQLite store %s: %s row %s could not be read (%s); it was moved, intact, to %s",
+            path,
+            table,
+            key,
+            reason,
+            junk,
+        )
+
+
+def unsound_items(
+    conn: sqlite3.Connection, where: str, params: Sequence[object]
+) -> dict[str, list[int]]:
+    """The rows of baozi_items that match ``where`` and fail SOUND: their ids by what they fail."""
+    checks = ", ".join(f"({sql})" for _, sql in CHECKS)
+    sql = (
+        f"SELECT id, EXISTS (SELECT 1 FROM baozi_queues q WHERE q.id = qid), {checks} "
+        f"FROM baozi_items WHERE ({where}) AND NOT ({SOUND})"
+    )
+    found: dict[str, list[int]] = {}
+    for row in conn.execute(sql, tuple(params)):
+        passed = [bool(x) for x in row[1:]]
+        names = ["its queue is there", *(name for name, _ in CHECKS)]
+        reason = "not: " + ", ".join(n for n, ok in zip(names, passed, strict=True) if not ok)
+        found.setdefault(reason, []).append(int(row[0]))
+    return found
+
+
+def text(value: object) -> str | None:
+    """A text column read as a blob (so that bytes that are no UTF-8 do not fail the whole read),
+    decoded; raises UnicodeDecodeError or TypeError for junk."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode()
+    raise TypeError(f"not text: {value!r}")
