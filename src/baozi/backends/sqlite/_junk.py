@@ -119,6 +119,24 @@ def unsound_items(
     return found
 
 
+def bad_text(conn: sqlite3.Connection, where: str, params: Sequence[object]) -> list[int]:
+    """The ids of the rows of baozi_items that match ``where`` with a text column that is no
+    UTF-8 (which SQLite cannot tell: only rows with bytes outside printable ASCII are read)."""
+    columns = ("task", "owner", "error", "progress")
+    odd = " OR ".join(f"{c} GLOB '*[^ -~]*'" for c in columns)
+    blobs = ", ".join(f"CAST({c} AS BLOB)" for c in columns)
+    bad = []
+    for row in conn.execute(
+        f"SELECT id, {blobs} FROM baozi_items WHERE ({where}) AND ({odd})", tuple(params)
+    ):
+        try:
+            for value in row[1:]:
+                text(value)
+        except (UnicodeDecodeError, TypeError):
+            bad.append(int(row[0]))
+    return bad
+
+
 def text(value: object) -> str | None:
     """A text column read as a blob (so that bytes that are no UTF-8 do not fail the whole read),
     decoded; raises UnicodeDecodeError or TypeError for junk."""

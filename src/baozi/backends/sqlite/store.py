@@ -15,7 +15,7 @@ from ...errors import Full, StoreError
 from .._rows import Row, RowStore
 from ..base import Counts, Item
 from ._db import Database, parse_url
-from ._junk import SOUND_ROW, SWEEP_EVERY, logged, move_rows, text, unsound_items
+from ._junk import SOUND_ROW, SWEEP_EVERY, bad_text, logged, move_rows, text, unsound_items
 
 READY, LEASED, SCHEDULED, FINISHED = 0, 1, 2, -1
 ORDER = "priority, seq, id"
@@ -41,6 +41,8 @@ _RESERVE = (
 # Where junk that a reserve passes over lies: ready rows, and leases and schedules whose due
 # time is no number (text and blobs sort after every number; NULL first).
 _SHORT_SWEEP = "qid=?1 AND (state=0 OR (state>0 AND (due IS NULL OR due >= '')))"
+# The first sweep of a queue in a process reads all its rows, and those of no queue at all.
+_FIRST_SWEEP = "qid=?1 OR NOT EXISTS (SELECT 1 FROM baozi_queues q WHERE q.id = qid)"
 
 
 def _chunks(ids: Sequence[str]) -> Iterator[list[int]]:
@@ -207,6 +209,8 @@ class SQLiteQueues(RowStore):
         qid = db.qids.get(queue) or db.qid(queue)
         conn = db.conn()
         now = time.time()
+        if qid not in db.swept_at:  # the first reserve of the queue in this process
+            self._sweep(qid, _FIRST_SWEEP)
         try:
             # Promoting costs a statement, so a busy consumer does it every PROMOTE_EVERY seconds;
             # one that finds too little always does, before concluding the queue is empty.
@@ -219,7 +223,7 @@ class SQLiteQueues(RowStore):
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
         if len(rows) < n and now - db.swept_at.get(qid, -SWEEP_EVERY) >= SWEEP_EVERY:
-            self._sweep(qid, _SHORT_SWEEP if qid in db.swept_at else "qid=?1")
+            self._sweep(qid, _SHORT_SWEEP)
         if not rows:
             return []
         db.signal.notify()
@@ -235,8 +239,8 @@ class SQLiteQueues(RowStore):
                 items.append(Item(str(r[0]), r[1], r[2], r[3], text(r[4]), r[5]))
             except (UnicodeDecodeError, TypeError):
                 bad.append(r[0])
-        if bad:
-            self._move("baozi_items", "id", bad, "task is no UTF-8 text")
+        if bad:  # written after this process's first sweep of the queue: it was leased just now
+            self._move("baozi_items", "id", bad, "task is no UTF-8 text (then leased, unread)")
         return items
 
     def _move(self, table: str, key: str, values: Sequence[object], reason: str) -> None:
@@ -251,6 +255,9 @@ class SQLiteQueues(RowStore):
         self._db.swept_at[qid] = time.time()
         with self._write() as conn:
             found = unsound_items(conn, where, (qid,))
+            odd = bad_text(conn, where, (qid,))
+            if odd:
+                found.setdefault("a text column is no UTF-8", []).extend(odd)
             for reason, ids in found.items():
                 move_rows(conn, "baozi_items", "id", ids, reason)
         for reason, ids in found.items():
