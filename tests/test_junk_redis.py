@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
@@ -299,3 +300,40 @@ def test_a_rate_limit_time_that_is_no_number_starts_over(s: Store) -> None:
     s.raw.hset(s.key("rate"), "r", b"soon")
     assert s.app.store.rate_acquire("r", 1.0) == 0.0
     assert s.raw.lrange(s.key("junk:rate"), 0, -1) == [b"r=soon"]
+
+
+# -- a server that evicts keys ----------------------------------------------------------------
+
+
+def test_a_redis_that_may_evict_jobs_is_warned_of_once_and_reported(
+    s: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    from click.testing import CliRunner
+
+    from baozi.cli import main
+
+    from ._web import served
+
+    url = s.app.url  # its first script has not run yet: that is when the policy is checked
+    held = s.raw.config_get("maxmemory-policy")["maxmemory-policy"]
+    try:  # a shared server: this window stays short
+        s.raw.config_set("maxmemory-policy", "allkeys-lru")
+        with caplog.at_level(logging.WARNING, logger="baozi.redis"):
+            s.app.store.counts("default")
+            s.app.store.counts("default")
+            reported = s.app.store.warnings()
+        table = CliRunner().invoke(main, ["queues", "--url", url], env={"COLUMNS": "300"})
+        with served(s.app) as base:
+            health = httpx.get(f"{base}/healthz", timeout=30).json()
+    finally:
+        s.raw.config_set("maxmemory-policy", held)
+    warned = [r for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+    assert "maxmemory-policy noeviction" in warned[0].getMessage()
+    assert "allkeys-lru" in warned[0].getMessage()
+    assert len(reported) == 1 and "maxmemory-policy noeviction" in reported[0]
+    assert table.exit_code == 0, table.output
+    assert "maxmemory-policy noeviction" in " ".join(table.output.split())
+    assert health["status"] == "ok" and health["warnings"] == reported
+    if held == "noeviction":
+        assert s.app.store.warnings() == []

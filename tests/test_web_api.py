@@ -171,7 +171,7 @@ def test_a_bad_listing_query_is_422_naming_the_parameter(memory_client: httpx.Cl
 
 
 def test_healthz_and_unknown_paths(memory_client: httpx.Client) -> None:
-    assert memory_client.get("/healthz").json() == {"status": "ok"}
+    assert memory_client.get("/healthz").json() == {"status": "ok", "warnings": []}
     missing = memory_client.get("/api/nothing")
     assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
     wrong = memory_client.put("/api/jobs")

@@ -501,6 +501,11 @@ class Store(ABC):
         """Remove these items unless a lease holds them (ready, scheduled, or a lease that ran
         out); return how many were removed."""
 
+    def warnings(self) -> list[str]:
+        """What in the store's setup may lose data, each as a sentence for its operator that
+        names the setting to change (empty: nothing). May ask the server: one round trip."""
+        return []
+
     def close(self) -> None:  # noqa: B027 -- optional: stores without connections keep it
         """Let go of connections. The store and its contents stay; other handles are unaffected."""
 

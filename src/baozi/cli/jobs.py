@@ -119,7 +119,10 @@ def queues_cmd(url: str | None) -> None:
             *(str(c[k]) for k in ("queued", "scheduled", "running", "failed")),
             str(c["succeeded"] + c["cancelled"]),
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for warning in app.store.warnings():
+        console.print(f"[bold red]warning:[/] {warning}", markup=True, highlight=False)
 
 
 @click.command("jobs")

@@ -277,7 +277,8 @@ class Api:
 
     async def healthz(self, request: Request) -> Response:
         await self._off_loop(self.app.store.queues)  # a store that is down answers 503
-        return JSONResponse({"status": "ok"})
+        warnings = await self._off_loop(self.app.store.warnings)  # e.g. Redis may evict jobs
+        return JSONResponse({"status": "ok", "warnings": warnings})
 
     async def prometheus(self, request: Request) -> Response:
         body = await self._off_loop(self.metrics.render)

@@ -362,7 +362,16 @@ def _service_operations() -> dict[str, Any]:
                 "summary": "Whether the server and its store answer (no token needed).",
                 "security": [],
                 "responses": {
-                    "200": _json({"type": "object"}, "Up."),
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "status": {"type": "string"},
+                                "warnings": {"type": "array", "items": {"type": "string"}},
+                            },
+                        },
+                        "Up; warnings name store settings that may lose jobs.",
+                    ),
                     "503": _error("The store cannot be reached."),
                 },
             }
