@@ -15,11 +15,11 @@ import httpx
 import pytest
 import redis
 
-from baozi import App, Worker
+from baozi import App, Worker, current_job
 from baozi.backends import open_store
 
 from . import jobtasks
-from ._helpers import lines
+from ._helpers import lines, wait_for, working
 from .conftest import REDIS_URL, drop_redis_prefix, redis_or_skip
 
 
@@ -153,6 +153,56 @@ def test_a_junk_field_moves_its_job_aside_and_the_others_run_once(
     assert len(errors_naming(caplog, s.key(f"i:{bad}"))) == 1
     assert s.app.store.counts("default").total == 0
     assert [r.id for r in s.app.store.records()] == [i for i in reversed(ids) if i != bad]
+
+
+def test_a_task_name_only_the_client_finds_unreadable_goes_aside(
+    s: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = s.enqueue(range(3))
+    s.file_inbox()
+    s.raw.hset(s.key(f"i:{ids[1]}"), "t", b"\xe0\x80\x80")  # UTF-8 in form, overlong in fact
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+        s.work()
+    assert_ran_once(s, [0, 2])
+    assert s.raw.hget(s.key(f"junk:i:{ids[1]}"), "t") == b"\xe0\x80\x80"
+    assert len(errors_naming(caplog, s.key(f"i:{ids[1]}"))) == 1
+
+
+def corrupt_own_record(prefix: str, path: str, tag: str) -> None:
+    """A task that writes junk into its own record while it runs, then notes that it ran."""
+    client = redis.Redis.from_url(REDIS_URL)
+    client.hset(f"{prefix}:i:{current_job().id}", "f", b"many")
+    client.close()
+    jobtasks.note(path, tag)
+
+
+def test_junk_written_while_a_job_runs_is_moved_aside_when_it_settles(
+    s: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = s.enqueue(range(2))
+    bad = s.app.task(corrupt_own_record).delay(s.prefix, str(s.ran), "bad").id
+    ids += s.enqueue(range(2, 4))
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+        s.work()
+    assert s.runs() == Counter(["0", "1", "bad", "2", "3"])
+    assert s.raw.hget(s.key(f"junk:i:{bad}"), "f") == b"many"
+    assert len(errors_naming(caplog, s.key(f"i:{bad}"))) == 1
+    assert s.app.store.job_counts("default")["succeeded"] == 4
+
+
+def test_an_idle_worker_handed_jobs_past_a_stray_inbox_value_runs_each_once(
+    s: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"), working(s.app, concurrency=4):
+        s.enqueue(range(3))
+        wait_for(lambda: len(lines(s.ran)) == 3)
+        s.raw.rpush(s.key("in"), b"stray")
+        jobs = [s.note.delay(str(s.ran), tag) for tag in range(3, 23)]
+        for job in jobs:
+            job.result(timeout=30)
+    assert_ran_once(s, list(range(23)))
+    assert s.raw.lrange(s.key("junk:in"), 0, -1) == [b"stray"]
+    assert len(errors_naming(caplog, s.key("in"))) == 1
 
 
 def test_a_hash_replaced_by_a_string_goes_aside(s: Store, caplog: pytest.LogCaptureFixture) -> None:
