@@ -18,6 +18,7 @@ from ..._process import current_pid
 from ...errors import StoreError, StoreUnavailable
 from .._signal import ChangeSignal
 from ._junk import eviction_warning, read_policy, unwrap
+from ._lua import assemble
 
 try:
     import redis
@@ -105,7 +106,7 @@ def _load(name: str, prelude: str) -> str:
     body = resources.files(__package__).joinpath(f"lua/{name}.lua").read_text()
     ingest = "ingest_all()\n" if name in INGESTING else ""
     # The body runs as a function so that finish() can add the moves to quarantine to its reply.
-    return f"{prelude}local function main()\n{ingest}{body}\nend\nreturn finish(main())\n"
+    return assemble(prelude, f"local function main()\n{ingest}{body}\nend\nreturn finish(main())\n")
 
 
 def _disconnect(conn: Any) -> None:

@@ -59,7 +59,10 @@ local function show(x)
   return string.format('%q', x)
 end
 
+local junked = false  -- this run moved something aside, or found moves not yet reported
+
 local function note_junk(key, aside, reason)
+  junked = true
   redis.call('HSET', P .. ':junk', aside, key .. ': ' .. reason)
   redis.call('RPUSH', JUNK_NEW, key, aside, reason)
 end
@@ -105,6 +108,7 @@ end
 
 -- Text the client decodes (queue and task names): UTF-8, by its byte patterns.
 local function is_utf8(x)
+  if not string.find(x, '[\128-\255]') then return true end  -- ASCII: the usual case, in C
   local i, n = 1, #x
   while i <= n do
     local c = string.byte(x, i)
@@ -122,24 +126,24 @@ local function is_utf8(x)
 end
 
 local ID_PATTERN = '^[%w_%-]+$'
-local STATES = {['0'] = true, ['1'] = true, ['2'] = true, ['-1'] = true}
-local OUTCOMES = {succeeded = true, failed = true, cancelled = true}
-local CHECKS = {
-  q = function(x) return x and x ~= '' and is_utf8(x) end,
-  p = function(x) return x ~= false end,
-  pr = is_priority,
-  st = function(x) return STATES[x] ~= nil end,
-  du = function(x) return not x or is_stamp(x) end,
-  d = is_count, f = is_count, n = is_count,
-  c = function(x) return not x or is_stamp(x) end,
-  s = function(x) return not x or is_stamp(x) end,
-  fi = function(x) return not x or is_stamp(x) end,
-  out = function(x) return not x or OUTCOMES[x] ~= nil end,
-  t = function(x) return not x or is_utf8(x) end,
-  o = function() return true end,
-  r = function() return true end, e = function() return true end,
-  g = function() return true end,
-}
+
+-- Whether field name of an item may hold x (false: the field is missing). The prelude runs with
+-- every script, so this is one function rather than a table of them.
+local function field_ok(name, x)
+  if name == 'q' then return x and x ~= '' and is_utf8(x) end
+  if name == 'p' then return x ~= false end
+  if name == 'pr' then return is_priority(x) end
+  if name == 'st' then return x == '0' or x == '1' or x == '2' or x == '-1' end
+  if name == 'd' or name == 'f' or name == 'n' then return is_count(x) end
+  if name == 'du' or name == 'c' or name == 's' or name == 'fi' then
+    return not x or is_stamp(x)
+  end
+  if name == 'out' then
+    return not x or x == 'succeeded' or x == 'failed' or x == 'cancelled'
+  end
+  if name == 't' then return not x or is_utf8(x) end
+  return true  -- o, r, e, g: any text
+end
 
 -- The fields of item id as a table by name, and why it cannot be used (nil when it can): a
 -- missing or wrongly typed hash, a field that fails its check, an m of another id, a lease or
@@ -157,7 +161,7 @@ local function read_item(id, fields)
   for _, name in ipairs(fields) do
     if name == 'm' then
       if not v.m or id_of(v.m) ~= id then return v, 'field m is ' .. show(v.m) end
-    elseif not CHECKS[name](v[name]) then
+    elseif not field_ok(name, v[name]) then
       return v, 'field ' .. name .. ' is ' .. show(v[name])
     elseif name == 'du' and (v.st == '1' or v.st == '2') and not v.du then
       return v, 'a lease or schedule with no end (du)'
@@ -220,9 +224,10 @@ local function next_seq(n)
 end
 
 -- The script's reply as it is or, when something was moved aside, as JUNK_MARK, the number of
--- moves, each as key, quarantine key, reason, then the reply.
+-- moves, each as key, quarantine key, reason, then the reply. (Moves a run could not report,
+-- because it stopped with an error, are reported by the next script that files the inbox.)
 local function finish(reply)
-  if redis.call('EXISTS', JUNK_NEW) == 0 then return reply end
+  if not junked then return reply end
   local notes = redis.call('LRANGE', JUNK_NEW, 0, -1)
   redis.call('DEL', JUNK_NEW)
   local out = {JUNK_MARK, #notes / 3}
@@ -247,6 +252,54 @@ local function member_item(q, key, member, id, st, fields)
     return nil
   end
   return v
+end
+
+-- The fields settle and lease read of an item, in this order.
+local OWN = {'o', 'st', 'm', 'q', 'f', 'du', 't', 'd'}
+
+-- Item id as OWN reads it when it is owner's, in q, in state 0 or 1 (nil when it is not: left
+-- as it is), and why it cannot be used (nil when it can): what those scripts compute with.
+local function read_own(id, owner, q)
+  if not string.match(id, ID_PATTERN) then return nil end
+  local v = redis.pcall('HMGET', P .. ':i:' .. id, unpack(OWN))
+  if v.err then return nil, 'not a hash' end
+  if v[1] ~= owner or v[4] ~= q or (v[2] ~= '0' and v[2] ~= '1') then return nil end
+  if not v[3] or id_of(v[3]) ~= id then return nil, 'field m is ' .. show(v[3]) end
+  if v[2] == '1' and not is_stamp(v[6]) then return nil, 'field du is ' .. show(v[6]) end
+  if not is_count(v[5]) then return nil, 'field f is ' .. show(v[5]) end
+  if not is_count(v[8]) then return nil, 'field d is ' .. show(v[8]) end
+  return v
+end
+
+-- A ready member m of q, checked: what leasing or listing it uses (p, pr, t, f, d by name), or
+-- nil when it or its item was junk (moved aside). The usual case is checked here, field by field;
+-- anything else is left to member_item.
+local READY_FIELDS = {'q', 'm', 'st', 'p', 'pr', 't', 'f', 'd'}
+local function ready_item(q, R, m)
+  local id = id_of(m)
+  if not id or not string.match(id, ID_PATTERN) then
+    return member_item(q, R, m, id, '0', READY_FIELDS)
+  end
+  local v = redis.pcall('HMGET', P .. ':i:' .. id, unpack(READY_FIELDS))
+  if v.err or v[1] ~= q or v[2] ~= m or v[3] ~= '0' then
+    return member_item(q, R, m, id, '0', READY_FIELDS)
+  end
+  local why
+  if not v[4] then
+    why = 'field p is missing'
+  elseif not is_priority(v[5]) then
+    why = 'field pr is ' .. show(v[5])
+  elseif v[6] and not is_utf8(v[6]) then
+    why = 'field t is ' .. show(v[6])
+  elseif not is_count(v[7]) then
+    why = 'field f is ' .. show(v[7])
+  elseif not is_count(v[8]) then
+    why = 'field d is ' .. show(v[8])
+  else
+    return {p = v[4], pr = v[5], t = v[6], f = v[7], d = v[8]}
+  end
+  junk_item(id, why, q, R, m)
+  return nil
 end
 
 -- Leases that ran out and schedules that came due go back to the ready set, in their old place.
@@ -286,17 +339,39 @@ end
 
 -- Everything about a job as a flat list (nil for a plain item or a missing id).
 local FIELDS = {'q', 't', 'st', 'out', 'du', 'pr', 'p', 'd', 'f', 'c', 's', 'fi', 'r', 'e', 'g', 'n'}
+-- Why the record v (as FIELDS reads it) of a job cannot be listed, or nil.
+local function job_fault(v)
+  for i, name in ipairs(FIELDS) do
+    if not field_ok(name, v[i]) then return 'field ' .. name .. ' is ' .. show(v[i]) end
+  end
+  if not (v[10] and v[16]) then return 'a job with no created time or number' end
+  if (v[3] == '1' or v[3] == '2') and not v[5] then return 'a lease or schedule with no end (du)' end
+  if v[3] == '-1' and not v[4] then return 'finished with no outcome (out)' end
+  return nil
+end
+
 -- key: the set id was found in (a dangling id is moved out of it), or nil.
 local function job(id, now, key)
-  local r, why = read_item(id, FIELDS)
-  if not why and r.t and not (r.c and r.n) then why = 'a job with no created time or number' end
+  local v, why = {}, nil
+  if not string.match(id, ID_PATTERN) then
+    why = 'not an item id'
+  else
+    v = redis.pcall('HMGET', P .. ':i:' .. id, unpack(FIELDS))
+    if v.err then
+      why = 'not a hash'
+    elseif not v[2] then  -- a plain item, or nothing (a dangling id when a set named it)
+      if not (v[1] or v[3]) and key and redis.call('EXISTS', P .. ':i:' .. id) == 0 then
+        why = 'no item hash'
+      end
+    else
+      why = job_fault(v)
+    end
+  end
   if why then
-    junk_item(id, why, r.q, key, key and id)
+    junk_item(id, why, v[1], key, key and id)
     return nil
   end
-  if not r.t then return nil end
-  local v = {}
-  for i, name in ipairs(FIELDS) do v[i] = r[name] end
+  if not v[2] then return nil end
   return {id, v[1], v[2], status_of(v[3], v[4], v[5], now), v[6], v[7], v[8], v[9], v[10],
           v[11], v[12], v[13], v[14], v[15], v[16]}
 end
@@ -413,6 +488,8 @@ end
 
 -- For the scripts that read or order items: all of the inbox filed, or stop and be run again.
 local function ingest_all()
+  -- A run that stopped (BAOZI_MORE) after moving something aside left its report here.
+  junked = junked or redis.call('EXISTS', JUNK_NEW) == 1
   if not ingest() then
     error({err = 'BAOZI_MORE the inbox holds more items: run the script again'})
   end
@@ -420,7 +497,6 @@ end
 
 -- The first n ready items of q (the last n with back), checked, as {id, member, fields}; junk
 -- among them is moved aside and the head read again, for a bounded number of rounds.
-local READY_FIELDS = {'q', 'm', 'p', 'pr', 't', 'f', 'd', 'st'}
 local function ready_head(q, n, back)
   local R = qkey(q, 'r')
   local seen, good = {}, {}
@@ -431,7 +507,7 @@ local function ready_head(q, n, back)
     for _, m in ipairs(got) do
       local v = seen[m]
       if v == nil then
-        v = member_item(q, R, m, id_of(m), '0', READY_FIELDS) or false
+        v = ready_item(q, R, m) or false
         seen[m] = v
       end
       if v then good[#good + 1] = {id_of(m), m, v} else clean = false end

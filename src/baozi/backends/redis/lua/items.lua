@@ -6,7 +6,7 @@ promote(q, clock(), 1000)
 local out, R = {}, qkey(q, 'r')
 for _, m in ipairs(redis.call('ZRANGE', R, ARGV[3], ARGV[4])) do
   local id = id_of(m)
-  local v = member_item(q, R, m, id, '0', READY_FIELDS)
+  local v = ready_item(q, R, m)
   if v then
     out[#out + 1] = id
     out[#out + 1] = v.p

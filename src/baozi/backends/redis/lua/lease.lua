@@ -7,15 +7,15 @@ local done = 0
 for i = 6, #ARGV do
   local id = ARGV[i]
   local h = P .. ':i:' .. id
-  local r, why = read_item(id, {'o', 'st', 'm', 'q', 't', 'du', 'd'})
+  local v, why = read_own(id, owner, q)  -- o, st, m, q, f, du, t, d
   if why then junk_item(id, why, q) end
-  local v = {r.o, r.st, r.m, r.q, r.t, r.du}
+  v = v or {}
   local st = v[2]
-  if not why and v[1] == owner and v[4] == q and (st == '0' or st == '1') then
+  if v[1] == owner and v[4] == q and (st == '0' or st == '1') then
     if how == 'ack' then
       if st == '0' then redis.call('ZREM', R, v[3]) else redis.call('ZREM', L, lease_member(v[6], id)) end
       redis.call('DEL', h)
-      if v[5] then redis.call('ZREM', J, id) end
+      if v[7] then redis.call('ZREM', J, id) end
       done = done + 1
     elseif how == 'extend' then
       if st == '0' then redis.call('ZREM', R, v[3]) else redis.call('ZREM', L, lease_member(v[6], id)) end

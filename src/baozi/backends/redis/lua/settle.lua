@@ -10,11 +10,11 @@ for b = 5, #ARGV, 7 do
   local id, status, result, err = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   if result ~= '' then result = string.sub(result, 2) else result = false end  -- '=' .. value, or none
   local h = P .. ':i:' .. id
-  local r, why = read_item(id, {'o', 'st', 'm', 'q', 'f', 'du', 't', 'd'})
+  local v, why = read_own(id, owner, q)
   if why then junk_item(id, why, q) end
-  local v = {r.o, r.st, r.m, r.q, r.f, r.du, r.t}
+  v = v or {}
   local st = v[2]
-  if why then  -- moved aside: nothing to settle
+  if not v[1] then  -- not the owner's (or moved aside): nothing to settle
   elseif v[1] == owner and v[4] == q and (st == '0' or st == '1') and not v[7] then
     -- a plain item (no task) taken by a worker: it keeps no record, so finishing removes it
     if st == '0' then redis.call('ZREM', R, v[3]) else left[#left + 1] = lease_member(v[6], id) end
@@ -40,7 +40,7 @@ for b = 5, #ARGV, 7 do
           retry_in, slot = 0, ''  -- the slot freed meanwhile: ready at once
         end
       end
-      local d = tonumber(r.d or 0)
+      local d = tonumber(v[8] or 0)
       if d > 0 then d = d - 1 end
       if retry_in > 0 then
         redis.call('HSET', h, 'st', 2, 'du', stamp(now + retry_in), 'd', d, 'o', '')
