@@ -43,6 +43,18 @@ CHECKS = [
 ]
 """What a row of baozi_items must be for baozi to read it: (what, an SQL condition)."""
 
+_RUN = {
+    "payload is a blob",
+    "priority is a number",
+    "seq is an integer",
+    "deliveries is a count",
+    "failures is a count",
+    "task is text",
+}
+RUNNABLE = " AND ".join(f"({sql})" for name, sql in CHECKS if name in _RUN)
+"""The part of the checks that a reserve needs (what it returns and sorts by); the rest are
+checked where they are read, and by the sweeps."""
+
 SOUND_ROW = " AND ".join(f"({sql})" for _, sql in CHECKS)
 """An SQL condition on a row of baozi_items (unqualified columns): true when baozi can read it."""
 

@@ -15,7 +15,16 @@ from ...errors import Full, StoreError
 from .._rows import Row, RowStore
 from ..base import Counts, Item
 from ._db import Database, parse_url
-from ._junk import SOUND_ROW, SWEEP_EVERY, bad_text, logged, move_rows, text, unsound_items
+from ._junk import (
+    RUNNABLE,
+    SOUND_ROW,
+    SWEEP_EVERY,
+    bad_text,
+    logged,
+    move_rows,
+    text,
+    unsound_items,
+)
 
 READY, LEASED, SCHEDULED, FINISHED = 0, 1, 2, -1
 ORDER = "priority, seq, id"
@@ -33,7 +42,7 @@ READY_COUNT = (  # ready items, counting expired leases and due delays; format i
 # A row that cannot be read (see _junk) is passed over here, and moved aside by a sweep.
 _RESERVE = (
     "UPDATE baozi_items SET state=1, due=?1, owner=?2, deliveries=deliveries+1, started_at=?5 "
-    f"WHERE id IN (SELECT id FROM baozi_items WHERE qid=?3 AND state=0 AND {SOUND_ROW} "
+    f"WHERE id IN (SELECT id FROM baozi_items WHERE qid=?3 AND state=0 AND {RUNNABLE} "
     "AND NOT coalesce((SELECT json_extract(options, '$.paused') FROM baozi_queues WHERE id=?3), 0) "
     "ORDER BY priority, seq, id LIMIT ?4) "
     "RETURNING id, payload, priority, deliveries, CAST(task AS BLOB), failures, seq"
