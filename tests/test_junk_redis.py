@@ -118,6 +118,7 @@ FIELD_JUNK = [
     ("pr", b"zzz"),
     ("pr", b"0x10"),
     ("f", b"-1"),
+    ("f", b"99"),  # more failures than deliveries: max_deliveries would never end it
     ("st", b"9"),
     ("m", b"no colon"),
     ("m", None),

@@ -70,6 +70,7 @@ ROW_JUNK = [
     ("deliveries", "'abc'"),
     ("priority", "'zzz'"),
     ("failures", "-1"),
+    ("failures", "99"),  # more failures than deliveries: max_deliveries would never end it
     ("state", "9"),
     ("state", "'zero'"),
     ("payload", "'text, not a blob'"),

@@ -27,6 +27,8 @@ CHECKS = [
     ("seq is an integer", "typeof(seq) = 'integer'"),
     ("deliveries is a count", "typeof(deliveries) = 'integer' AND deliveries >= 0"),
     ("failures is a count", "typeof(failures) = 'integer' AND failures >= 0"),
+    # Each failure was a delivery; more would hide deaths from max_deliveries.
+    ("failures are deliveries", "failures <= deliveries"),
     ("a lease or schedule has a due time", f"(state IN (-1, 0) OR {_NUMBER.format(c='due')})"),
     ("a finished job has an expiry", f"(state <> -1 OR {_NUMBER.format(c='expires_at')})"),
     ("a finished job has an outcome", f"(state <> -1 OR outcome IN {_OUTCOME})"),
@@ -49,6 +51,7 @@ _RUN = {
     "seq is an integer",
     "deliveries is a count",
     "failures is a count",
+    "failures are deliveries",
     "task is text",
 }
 RUNNABLE = " AND ".join(f"({sql})" for name, sql in CHECKS if name in _RUN)

@@ -295,6 +295,9 @@ local function ready_item(q, R, m)
     why = 'field f is ' .. show(v[7])
   elseif not is_count(v[8]) then
     why = 'field d is ' .. show(v[8])
+  elseif tonumber(v[7] or 0) > tonumber(v[8] or 0) then
+    -- each failure was a delivery; more would hide deaths from max_deliveries
+    why = 'more failures (f) than deliveries (d)'
   else
     return {p = v[4], pr = v[5], t = v[6], f = v[7], d = v[8]}
   end
