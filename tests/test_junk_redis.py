@@ -341,6 +341,15 @@ def test_a_heartbeat_that_cannot_be_read_goes_aside(
     assert len(errors_naming(caplog, s.key("w"))) == 1
 
 
+def test_an_idle_worker_entry_that_is_junk_goes_aside_and_jobs_still_run(s: Store) -> None:
+    s.raw.hset(s.key("wi"), "ghost", b"lots of slots")
+    s.raw.zadd(s.key("q:default:w"), {b"ghost": 9e12})
+    s.enqueue(range(3))
+    s.work()
+    assert_ran_once(s, [0, 1, 2])
+    assert s.raw.lrange(s.key("junk:wi"), 0, -1) == [b"ghost=lots of slots"]
+
+
 def test_a_heartbeat_with_no_info_goes_aside(s: Store) -> None:
     s.raw.zadd(s.key("w:exp"), {b"ghost": 9e12})
     assert s.app.store.workers() == []

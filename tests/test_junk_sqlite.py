@@ -178,3 +178,17 @@ def test_a_heartbeat_that_cannot_be_read_goes_aside(
     assert s.raw.execute("SELECT id, info FROM baozi_junk_workers").fetchall() == [("w9", info)]
     assert len(errors_naming(caplog, "baozi_workers", "w9")) == 1
     assert json.loads(s.raw.execute("SELECT info FROM baozi_workers").fetchone()[0])["id"] == "w1"
+
+
+def test_a_key_that_is_no_text_goes_aside_and_the_others_are_listed(
+    s: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = s.app.store
+    store.kv_set("ns", "a", b"1")
+    s.raw.execute("INSERT INTO baozi_kv VALUES ('ns', CAST(X'FFFE' AS TEXT), X'02')")
+    with caplog.at_level(logging.ERROR, logger="baozi.sqlite"):
+        assert store.kv_items("ns") == {"a": b"1"}
+        assert store.kv_items("ns") == {"a": b"1"}
+    junk = s.raw.execute("SELECT ns, hex(key), value FROM baozi_junk_kv").fetchall()
+    assert junk == [("ns", "FFFE", b"\x02")]
+    assert len([r for r in caplog.records if "baozi_kv row" in r.getMessage()]) == 1

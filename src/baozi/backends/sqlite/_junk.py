@@ -2,10 +2,10 @@
 
 Anyone who can write the file can write a value of any type into any column (SQLite checks no
 types). A row that baozi cannot read is copied, as it is, to a quarantine table beside its own
-(``baozi_junk_items``, ``baozi_junk_workers``, ``baozi_junk_queues``: the same columns, declared
-with no type so that nothing is converted, after ``reason`` and ``moved_at``), deleted from its
-table, and logged once at ERROR naming the table and the row. The quarantine tables are made the
-first time something is moved.
+(``baozi_junk_items``, ``baozi_junk_workers``, ``baozi_junk_queues``, ``baozi_junk_kv``: the same
+columns, declared with no type so that nothing is converted, after ``reason`` and ``moved_at``),
+deleted from its table, and logged once at ERROR naming the table and the row. The quarantine
+tables are made the first time something is moved.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ _TABLES = {
     "baozi_items": ("baozi_junk_items", _ITEM_COLUMNS),
     "baozi_workers": ("baozi_junk_workers", "id, info, seen, expires"),
     "baozi_queues": ("baozi_junk_queues", "id, name, options"),
+    "baozi_kv": ("baozi_junk_kv", "ns, key, value"),
 }
 SWEEP_EVERY = 10.0
 """How often (s) at most a consumer that finds a queue short looks for junk rows in it."""

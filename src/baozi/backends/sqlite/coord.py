@@ -36,8 +36,18 @@ class SQLiteCoordination(SQLiteQueues):
         return value
 
     def kv_items(self, ns: str) -> dict[str, bytes]:
-        rows = self._read("SELECT key, value FROM baozi_kv WHERE ns=? ORDER BY key", (ns,))
-        return {k: v for k, v in rows}
+        rows = self._read(
+            "SELECT CAST(key AS BLOB), value FROM baozi_kv WHERE ns=? ORDER BY key", (ns,)
+        )
+        out, bad = {}, []
+        for key, value in rows:
+            try:
+                out[key.decode()] = value
+            except (UnicodeDecodeError, AttributeError):
+                bad.append(key)
+        if bad:  # a key no one can name: moved aside, so the others can be listed
+            self._move("baozi_kv", "CAST(key AS BLOB)", bad, "the key is no UTF-8 text")
+        return out
 
     def kv_set(self, ns: str, key: str, value: bytes) -> None:
         with self._write() as conn:
