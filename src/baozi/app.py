@@ -13,6 +13,7 @@ import string
 import threading
 import types
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
@@ -451,6 +452,14 @@ class App:
         if ids is None:
             raise Full(f"queue {queue!r} is full ({spec.maxsize} jobs waiting)")
         return [Job(self, i) for i in ids]
+
+    def batch(self) -> AbstractContextManager[None]:
+        """``with app.batch():`` -- jobs this thread enqueues in the block with ``delay`` or
+        ``apply_async`` are sent without waiting for the store to confirm each one, and are all
+        confirmed when the block ends. If the store refused any, the block's end raises
+        :class:`~baozi.EnqueueFailed`, whose ``job_ids`` names them; the others are enqueued.
+        Outside a block every enqueue returns only once the store has filed the job."""
+        return self.store.batch()
 
     # -- coordination -------------------------------------------------------------------------
 
