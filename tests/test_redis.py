@@ -484,7 +484,8 @@ def test_a_push_sent_twice_by_a_resend_is_filed_once(redis_url: str) -> None:
         # As if the connection dropped after the push ran but before its reply came back: the
         # push is sent again, marked, and the store files the job once.
         batch = server._local.batch
-        batch._resend()
+        batch.flush()  # written...
+        batch._resend()  # ...and written again before its reply was read
     prefix = redis_url.rsplit("=", 1)[1]
     client = redis.Redis.from_url(REDIS_URL)
     assert client.llen(f"{prefix}:in") == 16  # the push and its resend, unfiled yet

@@ -50,6 +50,7 @@ SCRIPTS = (
     "purge",
     "workers",
     "push",
+    "handoff",
 )
 
 _FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -99,8 +100,14 @@ INGESTING = frozenset(
 """The scripts that read or order a queue's items: each first files the inbox (see the prelude)."""
 
 
+BARE = frozenset(("push",))
+"""The scripts that run without the prelude."""
+
+
 def _load(name: str, prelude: str) -> str:
     body = resources.files(__package__).joinpath(f"lua/{name}.lua").read_text()
+    if name in BARE:
+        return body
     return prelude + ("ingest_all()\n" if name in INGESTING else "") + body
 
 
@@ -259,7 +266,12 @@ class Server:
             batch.send(entry)
             return
         # Sent again after a lost reply, it is marked, and the server files the job once.
-        self.call("add", lambda retried: self.script("push", (*entry, "1" if retried else "0")))
+        if self.call("add", lambda retried: self.script("push", (*entry, "1" if retried else "0"))):
+            self.hand_off(queue)
+
+    def hand_off(self, queue: str) -> None:
+        """Hand what is ready in ``queue`` to the workers that wait idle on it (or announce it)."""
+        self.call("hand-off", lambda retried: self.script("handoff", (queue,)))
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -292,7 +304,7 @@ class Server:
         self._read_own_pushes()
         conn = self._take()
         try:
-            conn.send_command(*command)
+            conn.send_packed_command([pack(command)])
         except BaseException:
             conn.disconnect()
             raise
@@ -315,7 +327,7 @@ class Server:
         self._read_own_pushes()
         conn = self._take()
         try:
-            conn.send_packed_command(conn.pack_commands(commands))
+            conn.send_packed_command([b"".join(map(pack, commands))])
         except BaseException:
             conn.disconnect()
             raise
@@ -543,6 +555,28 @@ class _Feed:
                 _disconnect(conn)
 
 
+def pack(command: tuple[Any, ...]) -> bytes:
+    """One command in the Redis protocol (RESP), as the server reads it.
+
+    Written here, not by the client library, whose packer costs several times more per command
+    on the enqueue path. Values are bytes, str (UTF-8), int or float, as the library takes them.
+    """
+    out = [b"*%d\r\n" % len(command)]
+    for value in command:
+        if type(value) is str:
+            value = value.encode()
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            value = bytes(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = b"%d" % value
+        elif isinstance(value, float):
+            value = repr(float(value)).encode()
+        else:
+            raise TypeError(f"cannot send {type(value).__name__} {value!r} to Redis")
+        out.append(b"$%d\r\n%s\r\n" % (len(value), value))
+    return b"".join(out)
+
+
 def _fields(data: bytes) -> list[bytes]:
     """Split a hand-off message: each value written as its length, ':', the value."""
     out: list[bytes] = []
@@ -708,12 +742,15 @@ class _Batch:
     their replies read once :data:`WINDOW` are pending, when the thread calls the store for
     anything else, and when the block ends."""
 
-    WINDOW = 256
+    WINDOW = 512
+    SEND_EVERY = 64
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.conn: Any = None
-        self.pending: list[tuple[Any, ...]] = []  # sent, reply not read yet
+        self.pending: list[tuple[Any, ...]] = []  # made, reply not read yet
+        self.unsent: list[bytes] = []  # the last of them, packed, not written yet
+        self.idle_waits: set[str] = set()  # queues of pushes that found a worker waiting idle
         self.refused: list[tuple[str, str]] = []  # job id, the server's reason
         self.busy = False  # reading or sending again: the store calls that makes skip read()
 
@@ -722,11 +759,20 @@ class _Batch:
             self.read()
         server = self.server
         self.pending.append(entry)
+        self.unsent.append(pack(("EVALSHA", server.shas["push"], 0, server.prefix, *entry, "0")))
+        if len(self.unsent) >= self.SEND_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pushes not written yet (a few at a time, so as not to pay a write each)."""
+        if not self.unsent:
+            return
+        data = b"".join(self.unsent)
+        self.unsent.clear()
         try:
             if self.conn is None:
-                self.conn = server._connect()
-            command = ("EVALSHA", server.shas["push"], 0, server.prefix, *entry, "0")
-            self.conn.send_packed_command(self.conn.pack_command(*command), check_health=False)
+                self.conn = self.server._connect()
+            self.conn.send_packed_command([data], check_health=False)
         except _FAILURES:
             self._resend()
 
@@ -739,6 +785,7 @@ class _Batch:
             self.busy = False
 
     def _read(self) -> None:
+        self.flush()
         again: list[tuple[Any, ...]] = []
         try:
             while self.pending:
@@ -746,7 +793,8 @@ class _Batch:
                 if self.conn is None:
                     raise redis.ConnectionError("the connection was closed")
                 try:
-                    self.conn.read_response()
+                    if self.conn.read_response():
+                        self.idle_waits.add(entry[0])
                 except redis.exceptions.NoScriptError:
                     again.append(entry)  # a new or restarted server: sent again below
                 except redis.ResponseError as exc:
@@ -756,6 +804,8 @@ class _Batch:
             self._resend()
         for entry in again:  # by name this time, which loads the script
             self._confirm(entry)
+        while self.idle_waits:
+            self.server.hand_off(self.idle_waits.pop())
 
     def _resend(self) -> None:
         """Send every pending push again on a new connection, marked, and read the replies,
@@ -763,6 +813,7 @@ class _Batch:
         if self.conn is not None:
             _disconnect(self.conn)
             self.conn = None
+        self.unsent.clear()
         busy, self.busy = self.busy, True
         try:
             while self.pending:
@@ -775,7 +826,8 @@ class _Batch:
         """Push ``entry`` again, marked, and wait for it: filed, or recorded as refused."""
         server = self.server
         try:
-            server.call("add", lambda retried: server.script("push", (*entry, "1")))
+            if server.call("add", lambda retried: server.script("push", (*entry, "1"))):
+                self.idle_waits.add(entry[0])
         except StoreUnavailable:
             raise
         except StoreError as exc:
