@@ -436,19 +436,17 @@ class App:
             store.set_queue_options(queue, maxsize=spec.maxsize)
             self._bounded.add(queue)
 
+        front = front or spec.order == "lifo"
+
         def attempt() -> list[str] | None:
             try:
                 return store.enqueue(
-                    queue,
-                    jobs,
-                    front=front or spec.order == "lifo",
-                    delay=delay or 0.0,
-                    maxsize=spec.maxsize,
+                    queue, jobs, front=front, delay=delay or 0.0, maxsize=spec.maxsize
                 )
             except Full:
                 return None
 
-        ids = wait_until(store, queue, attempt, block, timeout)
+        ids = attempt() if not spec.maxsize else wait_until(store, queue, attempt, block, timeout)
         if ids is None:
             raise Full(f"queue {queue!r} is full ({spec.maxsize} jobs waiting)")
         return [Job(self, i) for i in ids]
