@@ -28,6 +28,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
     UndecodableItem,
+    UnknownTask,
 )
 from .jobs import Job, current_job
 from .queues import LifoQueue, PriorityQueue, Queue
@@ -63,6 +64,7 @@ __all__ = [
     "StoreUnavailable",
     "Task",
     "UndecodableItem",
+    "UnknownTask",
     "Worker",
     "__version__",
     "current_job",

@@ -96,6 +96,40 @@ def _seconds_until(eta: object) -> float:
     return max((eta - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
 
 
+def _plain_names(dotted: str) -> list[str] | None:
+    """The parts of a dotted name, or None if any is not an identifier or is a dunder name."""
+    parts = dotted.split(".")
+    if all(p.isidentifier() and not (p.startswith("__") and p.endswith("__")) for p in parts):
+        return parts
+    return None
+
+
+def _allowed_function(name: str, packages: set[str]) -> Task[Any, Any] | Callable[..., Any] | None:
+    """The function (or task) ``module:qualname`` names, if a worker may run it by that name."""
+    module_name, _, qualname = name.partition(":")
+    module_parts, path = _plain_names(module_name), _plain_names(qualname)
+    if module_parts is None or path is None or module_parts[0] not in packages:
+        return None
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception:  # a missing or broken module is an unknown task, nothing worse
+        return None
+    for i, part in enumerate(path):
+        if i and not isinstance(obj, type):
+            return None  # only a class of the module may be looked into, nothing else
+        obj = inspect.getattr_static(obj, part, None)
+        if isinstance(obj, staticmethod):
+            obj = obj.__func__
+        if isinstance(obj, types.ModuleType):
+            return None
+    fn = obj.fn if isinstance(obj, Task) else obj
+    if not isinstance(fn, types.FunctionType):
+        return None
+    if fn.__module__.partition(".")[0] not in packages or fn.__qualname__ != qualname:
+        return None
+    return obj if isinstance(obj, Task) else fn
+
+
 def _queue_name(queue: object) -> str:
     if not isinstance(queue, str) or not queue:
         raise TypeError(f"a queue name must be a non-empty str, not {queue!r}")
@@ -361,29 +395,22 @@ class App:
         return spec
 
     def resolve(self, name: str) -> Task[Any, Any] | None:
-        """The task registered under ``name``, or, for a ``module:function`` name (what
-        ``executor().submit`` sends for plain functions), that function imported -- only from
-        the packages in :attr:`importable`, since whoever can write to the store chooses the name.
-        None when there is no such task."""
+        """The task registered under ``name``, or, for a ``module:qualname`` name (what
+        ``executor().submit`` sends for plain functions), that function -- None for anything else.
+
+        Whoever can write to the store chooses the name, so a function is accepted only when its
+        own ``__module__`` is in a package of :attr:`importable` and its ``__qualname__`` is
+        exactly the stored one: the look-up goes through the module's classes, never through
+        another module, a function's attributes or a dunder name."""
         task = self.tasks.get(name)
         if task is not None or ":" not in name:
             return task
-        module, _, attr = name.partition(":")
-        if module.partition(".")[0] not in self.importable:
-            return None
-        try:
-            obj: Any = importlib.import_module(module)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-        except Exception:  # a malformed or missing name is an unknown task, nothing worse
-            return None
-        if isinstance(obj, Task):
-            return obj
-        if not isinstance(obj, types.FunctionType):
-            return None
+        fn = _allowed_function(name, self.importable)
+        if fn is None or isinstance(fn, Task):
+            return fn
         task = Task(
             self,
-            obj,
+            fn,
             name=name,
             queue="default",
             priority=0,

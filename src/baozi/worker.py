@@ -25,7 +25,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .backends.base import Item, Outcome, WorkerInfo
-from .errors import Retry, StoreUnavailable
+from .errors import Retry, StoreUnavailable, UnknownTask
 from .jobs import Job
 from .pools import Call, Pool, make_pool
 from .pools import pool_class as _pool_class
@@ -472,7 +472,7 @@ class Worker:
             self._settle_failed(
                 queue,
                 item,
-                "UnknownTask",
+                UnknownTask.__name__,
                 (
                     f"no task named {item.task!r} is registered in this worker's app "
                     f"({app.import_path or app!r}); register it or check the name"
