@@ -74,9 +74,7 @@ def test_crafted_names_run_nothing_and_fail_with_unknown_task(app: App, tmp_path
     assert not set(names) & set(app.tasks)
 
 
-def test_a_function_under_its_own_name_in_an_allowed_package_runs(
-    app: App, tmp_path: Path
-) -> None:
+def test_a_function_under_its_own_name_in_an_allowed_package_runs(app: App, tmp_path: Path) -> None:
     plain, static = tmp_path / "plain", tmp_path / "static"
     jobs = [
         _write_job(app, "tests.secapp:touch", str(plain)),
