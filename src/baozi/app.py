@@ -130,6 +130,37 @@ def _allowed_function(name: str, packages: set[str]) -> Task[Any, Any] | Callabl
     return obj if isinstance(obj, Task) else fn
 
 
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):  # a callable Python cannot describe: the worker finds out
+        return None
+
+
+def _bare(sig: inspect.Signature) -> inspect.Signature:
+    """The signature without its annotations (which may be strings): ``(a, b=2)``."""
+    params = [p.replace(annotation=p.empty) for p in sig.parameters.values()]
+    return sig.replace(parameters=params, return_annotation=sig.empty)
+
+
+def _positional_arity(sig: inspect.Signature | None) -> tuple[float, float] | None:
+    """(fewest, most) positional arguments a call without keywords may pass, or None when only
+    binding can tell (a keyword-only parameter is required)."""
+    if sig is None:
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = list(sig.parameters.values())
+    if any(p.kind is p.KEYWORD_ONLY and p.default is p.empty for p in params):
+        return None
+    required = sum(p.kind in positional and p.default is p.empty for p in params)
+    most = (
+        math.inf
+        if any(p.kind is p.VAR_POSITIONAL for p in params)
+        else len([p for p in params if p.kind in positional])
+    )
+    return float(required), float(most)
+
+
 def _queue_name(queue: object) -> str:
     if not isinstance(queue, str) or not queue:
         raise TypeError(f"a queue name must be a non-empty str, not {queue!r}")
@@ -189,6 +220,8 @@ class Task(Generic[P, R]):
         self.lock = lock
         if lock is not None:
             _check_lock_template(fn, lock)
+        self._signature = _signature(fn)
+        self._arity = _positional_arity(self._signature)
         functools.update_wrapper(self, fn)
 
     @property
@@ -205,6 +238,18 @@ class Task(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
+
+    def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], where: str = "") -> None:
+        """Raise TypeError, naming the task, when its function could not take these arguments."""
+        arity = self._arity
+        if self._signature is None or (arity and not kwargs and arity[0] <= len(args) <= arity[1]):
+            return
+        try:
+            self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(
+                f"task {self.name}{_bare(self._signature)}{where}: {exc}; nothing was enqueued"
+            ) from None
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Enqueue a job that runs this task with these arguments; return it at once."""
@@ -230,9 +275,11 @@ class Task(Generic[P, R]):
             if delay is not None:
                 raise ValueError("give delay= or eta=, not both")
             delay = _seconds_until(eta)
+        call = (tuple(args), kwargs or {})
+        self._check_call(*call)
         (job,) = self.app._enqueue(
             self.name,
-            [(tuple(args), kwargs or {})],
+            [call],
             queue or self.queue,
             self.priority if priority is None else priority,
             delay,
@@ -256,6 +303,8 @@ class Task(Generic[P, R]):
         calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
             (a if isinstance(a, tuple) else (a,), {}) for a in iterable
         ]
+        for i, (args, kwargs) in enumerate(calls):
+            self._check_call(args, kwargs, f" (item {i} of map)")
         return self.app._enqueue(
             self.name, calls, self.queue, self.priority, None, False, True, None
         )
