@@ -46,6 +46,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
+from urllib.parse import urlsplit
 
 __all__ = [
     "Counts",
@@ -183,6 +184,21 @@ class Store(ABC):
 
     def __init__(self, url: str) -> None:
         self.url = url
+
+    @classmethod
+    def missing(cls, url: str) -> str | None:
+        """Why ``url`` names no store yet, so that opening it would create one (a file that does
+        not exist), or None. Commands that only read ask this first and create nothing."""
+        return None
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for people to read (an absolute path for a file; no password)."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        host = parts.netloc.rpartition("@")[2]
+        return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
 
     @abstractmethod
     def push(

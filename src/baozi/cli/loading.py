@@ -9,6 +9,7 @@ import sys
 import click
 
 from ..app import App
+from .options import Refused
 
 
 def load_app(path: str, url: str | None = None) -> App:
@@ -24,12 +25,15 @@ def load_app(path: str, url: str | None = None) -> App:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise click.BadParameter(f"cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # whatever the module raised while it ran: one line, not a trace
+        raise Refused(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
     app = getattr(module, attr, None)
     if not isinstance(app, App):
         raise click.BadParameter(f"{path!r} is {type(app).__name__}, not a baozi.App")
     app.import_path = path
     if url and app.url != url:
-        app.use_store(url)
+        try:
+            app.use_store(url)
+        except ValueError as exc:  # a URL its backend cannot read
+            raise Refused(str(exc)) from None
     return app
