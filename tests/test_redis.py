@@ -8,8 +8,8 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +25,7 @@ from baozi.worker import Worker
 
 from . import jobtasks
 from ._helpers import lines, wait_for, working
-from .conftest import REDIS_URL, drop_redis_prefix, redis_or_skip
+from .conftest import REDIS_URL, drop_redis_prefix, fresh_prefix, redis_or_skip
 
 # -- keys -------------------------------------------------------------------------------------
 
@@ -54,7 +54,7 @@ def test_priority_keys_at_the_edges() -> None:
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     redis_or_skip()
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    prefix = fresh_prefix()
     yield f"{REDIS_URL}?prefix={prefix}"
     drop_redis_prefix(prefix)
 
@@ -83,7 +83,7 @@ def test_url_options_are_checked_at_once() -> None:
 
 
 def test_two_prefixes_in_one_database_are_separate_stores(redis_url: str) -> None:
-    other = f"{REDIS_URL}?prefix=test-{uuid.uuid4().hex[:12]}"
+    other = f"{REDIS_URL}?prefix={fresh_prefix()}"
     try:
         with Queue("q", url=redis_url) as a, Queue("q", url=other) as b:
             a.put(1)
@@ -395,7 +395,7 @@ def test_a_refused_job_push_fails_the_next_call_naming_the_job(redis_url: str) -
 def _python(code: str) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a new interpreter from the repository root; its output, as text."""
     return subprocess.run(
-        [os.environ.get("PYTHON", "python"), "-c", code],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=60,
@@ -503,7 +503,7 @@ def test_jobs_meant_for_a_killed_idle_worker_go_to_a_live_one_at_once(redis_url:
         "Worker(app, concurrency=2).run()\n"
     )
     dead = subprocess.Popen(
-        [os.environ.get("PYTHON", "python"), "-c", code],
+        [sys.executable, "-c", code],
         cwd=Path(__file__).resolve().parent.parent,
     )
     try:

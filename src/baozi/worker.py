@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ._outage import Outage, outage
 from .backends.base import Item, Outcome, WorkerInfo
 from .errors import Retry, StoreUnavailable, UnknownTask
 from .jobs import Job
@@ -242,10 +243,12 @@ class Worker:
                 try:
                     if self._step(burst):
                         break
+                    if backoff:  # this step called the store again, and it answered
+                        self._outage.ok()
                     backoff = 0.0
                 except Exception as exc:  # the store failing: keep the jobs in flight, try later
                     backoff = min(max(backoff * 2, 0.1), 5.0)
-                    _store_failed(exc, "worker %s: retrying in %.1fs", self.id, backoff)
+                    self._outage.failed(exc, f"worker {self.id}, taking jobs")
                     self._wake.wait(backoff)
         finally:
             with self._fetching:  # a change callback or a hand-off that is starting ends first
@@ -253,6 +256,11 @@ class Worker:
                 self._stopping = True
             self._stop_receiving()
             self._shutdown()
+
+    @property
+    def _outage(self) -> Outage:
+        """The store's health as this process logs it: once when it fails, once when it is back."""
+        return outage(self.app.url)
 
     def _stop_receiving(self) -> None:
         """No more jobs handed to this worker (once it closes: it takes no new jobs)."""
@@ -734,7 +742,7 @@ class Worker:
         try:
             store.heartbeat(self._info(started), ttl=self.app.lease)  # seen from the start
         except Exception as exc:
-            _store_failed(exc, "worker %s: heartbeat failed", self.id)
+            self._outage.failed(exc, f"worker {self.id}, heartbeat")
         while not self._halt.wait(interval):
             with self._lock:
                 by_queue: dict[str, list[str]] = {}
@@ -760,8 +768,9 @@ class Worker:
                 if time.time() - last_purge > min(60.0, self.app.result_ttl):
                     last_purge = time.time()
                     store.purge_expired()
+                self._outage.ok()
             except Exception as exc:  # the store may be back next round; leases have slack
-                _store_failed(exc, "worker %s: renewing leases failed", self.id)
+                self._outage.failed(exc, f"worker {self.id}, renewing leases")
 
     def _info(self, started: float) -> WorkerInfo:
         return WorkerInfo(

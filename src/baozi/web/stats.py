@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .._outage import outage
 from ..backends.base import JobRecord, Store
-from ..errors import StoreError
 from ._wire import DEQUE_PREFIX
 
 __all__ = [
@@ -159,10 +159,9 @@ class Observer:
         while not self._stop.is_set():
             try:
                 self.sample()
-            except StoreError as exc:  # the store may be back at the next sample
-                log.warning("sampling the store failed: %s", exc)
-            except Exception:
-                log.exception("sampling the store failed")
+                outage(self._store().url).ok()
+            except Exception as exc:  # the store may be back at the next sample
+                outage(self._store().url).failed(exc, "the web observer, sampling")
             self._stop.wait(self.interval)
 
     def watch(self, queue: str, job_id: str) -> None:

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..._outage import outage
 from ..._process import current_pid
 from ...errors import StoreError, StoreUnavailable
 from .._signal import ChangeSignal
@@ -693,23 +694,34 @@ class _Feed:
                     if kind == b"subscribe":
                         self._live.set()
                         pause = 0.05
+                        outage(server.url).ok()
                     server.signal.notify()
             except redis.ResponseError as exc:  # refused: say so, rather than "unreachable"
                 self._refused = exc
                 self._live.clear()
                 self._want.clear()
                 server.signal.notify()
+                log.warning(
+                    "Redis at %s refused the change feed's subscribe: %s", server.where, exc
+                )
             except Exception as exc:  # noqa: BLE001 -- any failure: signal, then reconnect
                 self._error = exc
-                was_live = self._live.is_set()
                 self._live.clear()
                 server.signal.notify()  # whatever changed while the line was down
-                if was_live:
-                    log.warning("lost the change feed of Redis at %s: %s", server.where, exc)
+                outage(server.url).failed(_lost(server, exc), "the change feed")
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
             finally:
                 _disconnect(conn)
+
+
+def _lost(server: Server, exc: Exception) -> Exception:
+    """A listener's failure in baozi's terms: the server refused (it answered), or it is gone."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, redis.ResponseError):
+        return StoreError(f"Redis at {server.where} refused: {exc}")
+    return StoreUnavailable(f"lost the connection to Redis at {server.where}: {exc}")
 
 
 def _fields(data: bytes) -> list[bytes]:
@@ -833,11 +845,11 @@ class _HandReader:
                     server.received[owner] = int(handed or 0)
                 self._live.set()
                 self._pause = 0.05
+                outage(server.url).ok()
             return None
         except Exception as exc:  # noqa: BLE001 -- any failure: reconnect with backoff
             self._error = exc
-            if self._live.is_set():
-                log.warning("lost the hand-off channel of Redis at %s: %s", server.where, exc)
+            outage(server.url).failed(_lost(server, exc), "the hand-off channel")
             self._close()
             time.sleep(self._pause)
             self._pause = min(self._pause * 2, 2.0)

@@ -1,0 +1,99 @@
+"""A store outage is logged once when it starts (WARNING) and once when it ends (INFO), however
+many parts of a worker keep retrying meanwhile; an error the server answered with never reads as
+the server being unreachable."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from baozi import App, StoreError, StoreUnavailable
+from baozi._outage import Outage, describe
+
+from . import jobtasks
+from ._helpers import wait_for, working
+from .test_redis import PrivateRedis
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    private = PrivateRedis(tmp_path)
+    private.start()
+    yield private
+    if private.process is not None and private.process.poll() is None:
+        private.kill()
+
+
+def _said(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name.startswith("baozi") and r.levelno == level]
+
+
+def test_an_outage_is_one_warning_when_it_starts_and_one_info_when_it_ends(
+    server: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="baozi")
+    app = App(server.url + "?retry=0.2", lease=1.5)  # the keeper renews every 0.5 s
+    add = app.task(jobtasks.add)
+    with working(app, concurrency=2):
+        assert add.delay(1, 2).result(timeout=30) == 3
+        caplog.clear()
+        server.kill()  # the loop, the keeper, the change feed and the hand-off reader all fail
+        time.sleep(3)
+        server.start()
+        wait_for(lambda: _said(caplog, logging.INFO), timeout=30)
+        assert add.delay(2, 3).result(timeout=30) == 5
+        time.sleep(1)  # whatever else noticed the outage has had time to speak
+    (warning,) = _said(caplog, logging.WARNING)
+    assert f"127.0.0.1:{server.port}" in warning.getMessage()
+    assert "unreachable" in warning.getMessage() and warning.exc_info is None
+    assert not _said(caplog, logging.ERROR)
+    back = [r for r in _said(caplog, logging.INFO) if "works again" in r.getMessage()]
+    assert len(back) == 1
+
+
+def test_a_worker_whose_store_never_answers_stops_with_one_line() -> None:
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "baozi", "worker", "tests.jobapp:app", "--url"]
+        + [f"redis://127.0.0.1:{port}/0?retry=0.2"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.count(" WARNING ") <= 1
+    assert f"StoreUnavailable: Redis at 127.0.0.1:{port}/0 did not answer" in done.stderr
+
+
+def test_an_error_the_server_answered_with_is_not_called_unreachable() -> None:
+    refused = StoreError("Redis at 127.0.0.1:6379/0 refused reserve: OOM command not allowed")
+    assert describe(refused).startswith("answered with an error: ")
+    assert describe(StoreUnavailable("gone")).startswith("unreachable: ")
+
+
+def test_a_second_failure_during_an_outage_is_only_debug(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="baozi.store")
+    outage = Outage("redis://user:secret@example.invalid/0")
+    for _ in range(5):
+        outage.failed(StoreUnavailable("down"), "a test")
+    outage.ok()
+    outage.ok()
+    levels = [r.levelno for r in caplog.records]
+    assert levels == [logging.WARNING] + [logging.DEBUG] * 4 + [logging.INFO]
+    assert "secret" not in caplog.text
