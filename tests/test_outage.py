@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from baozi import App, StoreError, StoreUnavailable
+from baozi import App, StoreError, StoreUnavailable, Worker
 from baozi._outage import Outage, describe
 
 from . import jobtasks
@@ -92,8 +92,47 @@ def test_a_second_failure_during_an_outage_is_only_debug(caplog: pytest.LogCaptu
     outage = Outage("redis://user:secret@example.invalid/0")
     for _ in range(5):
         outage.failed(StoreUnavailable("down"), "a test")
-    outage.ok()
-    outage.ok()
+    outage.failed(StoreUnavailable("down"), "another caller")
+    outage.ok("a test")  # another caller still fails: not over yet
+    outage.ok("another caller")
+    outage.ok("another caller")
     levels = [r.levelno for r in caplog.records]
-    assert levels == [logging.WARNING] + [logging.DEBUG] * 4 + [logging.INFO]
+    assert levels == [logging.WARNING] + [logging.DEBUG] * 5 + [logging.INFO]
+    outage.failed(StoreUnavailable("down"), "a worker that then stops")
+    outage.withdraw("a worker that then stops")
+    outage.failed(StoreUnavailable("down"), "a test")  # a new outage: news again
+    assert caplog.records[-1].levelno == logging.WARNING
     assert "secret" not in caplog.text
+
+
+def test_a_server_still_loading_its_data_is_not_said_to_be_silent() -> None:
+    import redis
+
+    from baozi.backends.redis._conn import Server
+
+    server = Server("redis://127.0.0.1:1/0")
+    loading = redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory")
+    message = str(server._unavailable("reserve", loading))
+    assert "still loading its data set" in message and "did not answer" not in message
+    server.client.close()
+
+
+def test_a_refused_subscribe_is_a_refusal_in_every_message(
+    server: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis
+
+    admin = redis.Redis(port=server.port)
+    admin.execute_command("ACL", "SETUSER", "nosub", "on", ">pw", "~*", "&*", "+@all", "-subscribe")
+    admin.close()
+    caplog.set_level(logging.INFO, logger="baozi")
+    app = App(f"redis://nosub:pw@127.0.0.1:{server.port}/0?retry=0.2", lease=2.0)
+    app.task(jobtasks.add)
+    worker = Worker(app)
+    with pytest.raises(StoreError, match="refused to subscribe") as caught:
+        worker.run()
+    assert not isinstance(caught.value, StoreUnavailable)
+    said = caplog.text + str(caught.value)
+    assert "unreachable" not in said and "did not answer" not in said
+    assert "pw@" not in caplog.text  # the password never reaches the log
+    assert len(_said(caplog, logging.WARNING)) == 1

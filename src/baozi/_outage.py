@@ -36,42 +36,59 @@ def describe(exc: BaseException) -> str:
 
 
 class Outage:
-    """One store's state of health in this process, shared by everything that calls it."""
+    """One store's state of health in this process, shared by everything that calls it.
+
+    Each caller names itself (``who``: "worker w1, taking jobs"). The outage starts when the first
+    caller fails and ends when every caller that failed has succeeded again, so a part that keeps
+    working (a heartbeat) cannot declare the end while another (a subscription) still fails."""
 
     def __init__(self, url: str) -> None:
         self.where = _shown(url)
         self._lock = threading.Lock()
-        self._since: float | None = None  # monotonic time of the first failure, while down
+        self._failing: set[str] = set()  # the callers whose last call failed
+        self._since = 0.0  # monotonic time of the first failure of this outage
 
     @property
     def down(self) -> bool:
-        return self._since is not None
+        return bool(self._failing)
 
-    def failed(self, exc: BaseException, doing: str) -> None:
-        """A call failed (``doing`` says who called and what for, "worker w1, taking jobs"): a WARNING if the store was healthy (with
-        the traceback when the failure is no store error, which may be a bug), else DEBUG."""
+    def failed(self, exc: BaseException, who: str) -> None:
+        """``who``'s call failed: a WARNING if no other caller is failing (with the traceback when
+        the failure is no store error, which may be a bug), else DEBUG."""
         with self._lock:
-            first, self._since = self._since is None, self._since or time.monotonic()
+            first = not self._failing
+            self._failing.add(who)
+            if first:
+                self._since = time.monotonic()
         if not first:
-            log.debug("store %s still failing (%s): %s", self.where, doing, exc)
+            log.debug("store %s still failing (%s): %s", self.where, who, exc)
             return
         known = isinstance(exc, (StoreError, ConnectionError))
         log.warning(
             "store %s %s (noticed by %s); retrying, and an INFO line will say when it works",
             self.where,
             describe(exc),
-            doing,
+            who,
             exc_info=None if known else exc,
         )
 
-    def ok(self) -> None:
-        """A call succeeded: an INFO when that ends an outage."""
-        if self._since is None:  # the common case, without the lock
+    def ok(self, who: str) -> None:
+        """``who``'s call succeeded: an INFO when that ends the outage."""
+        if not self._failing:  # the common case, without the lock
             return
         with self._lock:
-            since, self._since = self._since, None
-        if since is not None:
-            log.info("store %s works again, after %.1fs", self.where, time.monotonic() - since)
+            ended = who in self._failing and len(self._failing) == 1
+            self._failing.discard(who)
+        if ended:
+            log.info(
+                "store %s works again, after %.1fs", self.where, time.monotonic() - self._since
+            )
+
+    def withdraw(self, who: str) -> None:
+        """``who`` makes no more calls (a worker that stopped): it no longer holds the outage
+        open, and the next failure of anyone else is news again."""
+        with self._lock:
+            self._failing.discard(who)
 
 
 _outages: dict[str, Outage] = {}

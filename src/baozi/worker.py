@@ -229,7 +229,7 @@ class Worker:
             self.id,
             self.pool_kind,
             self.concurrency,
-            self.app.url,
+            self.app.store.location,  # no password
             ", ".join(self.queues),
         )
         # Where the store can, jobs go straight to this worker while it waits idle (not in a
@@ -244,7 +244,7 @@ class Worker:
                     if self._step(burst):
                         break
                     if backoff:  # this step called the store again, and it answered
-                        self._outage.ok()
+                        self._outage.ok(f"worker {self.id}, taking jobs")
                     backoff = 0.0
                 except Exception as exc:  # the store failing: keep the jobs in flight, try later
                     backoff = min(max(backoff * 2, 0.1), 5.0)
@@ -256,6 +256,8 @@ class Worker:
                 self._stopping = True
             self._stop_receiving()
             self._shutdown()
+            for who in ("taking jobs", "renewing leases"):
+                self._outage.withdraw(f"worker {self.id}, {who}")
 
     @property
     def _outage(self) -> Outage:
@@ -742,7 +744,7 @@ class Worker:
         try:
             store.heartbeat(self._info(started), ttl=self.app.lease)  # seen from the start
         except Exception as exc:
-            self._outage.failed(exc, f"worker {self.id}, heartbeat")
+            self._outage.failed(exc, f"worker {self.id}, renewing leases")
         while not self._halt.wait(interval):
             with self._lock:
                 by_queue: dict[str, list[str]] = {}
@@ -768,7 +770,7 @@ class Worker:
                 if time.time() - last_purge > min(60.0, self.app.result_ttl):
                     last_purge = time.time()
                     store.purge_expired()
-                self._outage.ok()
+                self._outage.ok(f"worker {self.id}, renewing leases")
             except Exception as exc:  # the store may be back next round; leases have slack
                 self._outage.failed(exc, f"worker {self.id}, renewing leases")
 

@@ -156,12 +156,17 @@ class Observer:
             self._thread = None
 
     def _run(self) -> None:
+        health = None  # the store's shared outage log, once the store is open
         while not self._stop.is_set():
             try:
+                health = outage(self._store().url)
                 self.sample()
-                outage(self._store().url).ok()
+                health.ok("the web observer, sampling")
             except Exception as exc:  # the store may be back at the next sample
-                outage(self._store().url).failed(exc, "the web observer, sampling")
+                if health is None:
+                    log.warning("opening the store failed: %s", exc)
+                else:
+                    health.failed(exc, "the web observer, sampling")
             self._stop.wait(self.interval)
 
     def watch(self, queue: str, job_id: str) -> None:

@@ -231,16 +231,24 @@ class Server:
                 cause = exc.__cause__ if isinstance(exc, _Lost) else exc
                 left = deadline - time.monotonic()
                 if left <= 0 or (isinstance(exc, _Lost) and not retry_sent):
-                    raise StoreUnavailable(
-                        f"Redis at {self.where} did not answer {what} ({cause}); retried for "
-                        f"{self.retry:g}s. Check that redis-server is running and reachable "
-                        f"(the window is the URL's ?retry=SECONDS)"
-                    ) from cause
+                    raise self._unavailable(what, cause) from cause
                 time.sleep(min(pause, left))
                 pause = min(max(pause * 2, 0.02), 0.5)
                 retried = True
             except redis.ResponseError as exc:
                 raise StoreError(f"Redis at {self.where} refused {what}: {exc}") from exc
+
+    def _unavailable(self, what: str, cause: BaseException | None) -> StoreUnavailable:
+        if isinstance(cause, redis.exceptions.BusyLoadingError):  # it answered: not ready yet
+            return StoreUnavailable(
+                f"Redis at {self.where} is still loading its data set and refused {what} "
+                f"({cause}); retried for {self.retry:g}s (the window is the URL's ?retry=SECONDS)"
+            )
+        return StoreUnavailable(
+            f"Redis at {self.where} did not answer {what} ({cause}); retried for "
+            f"{self.retry:g}s. Check that redis-server is running and reachable "
+            f"(the window is the URL's ?retry=SECONDS)"
+        )
 
     def _take(self) -> Any:
         try:
@@ -694,7 +702,7 @@ class _Feed:
                     if kind == b"subscribe":
                         self._live.set()
                         pause = 0.05
-                        outage(server.url).ok()
+                        outage(server.url).ok("the change feed")
                     server.signal.notify()
             except redis.ResponseError as exc:  # refused: say so, rather than "unreachable"
                 self._refused = exc
@@ -770,6 +778,12 @@ class _HandReader:
                 self._spawn()
         server = self._server
         if not self._live.wait(server.retry + 2.5):
+            if isinstance(self._error, redis.ResponseError):  # it answered: with a refusal
+                raise StoreError(
+                    f"Redis at {server.where} refused to subscribe to {server.hand_channel} "
+                    f"({self._error}); idle workers need the SUBSCRIBE command and that channel "
+                    f"(for an ACL user: +subscribe and &{server.prefix}:*)"
+                )
             raise StoreUnavailable(
                 f"Redis at {server.where} did not answer a subscribe to {server.hand_channel} "
                 f"({self._error}); check that redis-server is running and reachable"
@@ -845,7 +859,7 @@ class _HandReader:
                     server.received[owner] = int(handed or 0)
                 self._live.set()
                 self._pause = 0.05
-                outage(server.url).ok()
+                outage(server.url).ok("the hand-off channel")
             return None
         except Exception as exc:  # noqa: BLE001 -- any failure: reconnect with backoff
             self._error = exc
