@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,3 +137,35 @@ def test_a_refused_subscribe_is_a_refusal_in_every_message(
     assert "unreachable" not in said and "did not answer" not in said
     assert "pw@" not in caplog.text  # the password never reaches the log
     assert len(_said(caplog, logging.WARNING)) == 1
+
+
+def test_the_web_observer_reports_an_outage_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from baozi.backends import open_store
+    from baozi.web.stats import Observer
+
+    caplog.set_level(logging.INFO, logger="baozi")
+    store = open_store("memory://observer-outage")
+    down = threading.Event()
+    down.set()
+    queues = store.queues
+
+    def flaky() -> list[str]:
+        if down.is_set():
+            raise StoreUnavailable("the store is away")
+        return queues()
+
+    monkeypatch.setattr(store, "queues", flaky)
+    observer = Observer(lambda: store, interval=0.02)
+    observer.start()
+    try:
+        wait_for(lambda: _said(caplog, logging.WARNING))
+        time.sleep(0.3)  # a dozen more samples fail meanwhile
+        down.clear()
+        wait_for(lambda: _said(caplog, logging.INFO))
+        time.sleep(0.1)
+    finally:
+        observer.stop()
+        store.close()
+    assert len(_said(caplog, logging.WARNING)) == 1 and len(_said(caplog, logging.INFO)) == 1
