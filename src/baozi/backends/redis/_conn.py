@@ -723,15 +723,6 @@ class _Feed:
                 _disconnect(conn)
 
 
-def _lost(server: Server, exc: Exception) -> Exception:
-    """A listener's failure in baozi's terms: the server refused (it answered), or it is gone."""
-    if isinstance(exc, StoreError):
-        return exc
-    if isinstance(exc, redis.ResponseError):
-        return StoreError(f"Redis at {server.where} refused: {exc}")
-    return StoreUnavailable(f"lost the connection to Redis at {server.where}: {exc}")
-
-
 def _fields(data: bytes) -> list[bytes]:
     """Split a hand-off message: each value written as its length, ':', the value."""
     out: list[bytes] = []
@@ -742,6 +733,15 @@ def _fields(data: bytes) -> list[bytes]:
         out.append(data[j + 1 : k])
         i = k
     return out
+
+
+def _lost(server: Server, exc: Exception) -> Exception:
+    """A listener's failure in baozi's terms: the server refused (it answered), or it is gone."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, redis.ResponseError):
+        return StoreError(f"Redis at {server.where} refused: {exc}")
+    return StoreUnavailable(f"lost the connection to Redis at {server.where}: {exc}")
 
 
 class _HandReader:
