@@ -14,11 +14,11 @@ from .errors import StoreError
 
 log = logging.getLogger("baozi.store")
 
-__all__ = ["Outage", "outage"]
+__all__ = ["Outage", "outage", "shown_url"]
 
 
-def _shown(url: str) -> str:
-    """The store URL without its password."""
+def shown_url(url: str) -> str:
+    """The store URL without its password, fit for a log or a message."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -43,7 +43,7 @@ class Outage:
     working (a heartbeat) cannot declare the end while another (a subscription) still fails."""
 
     def __init__(self, url: str) -> None:
-        self.where = _shown(url)
+        self.where = shown_url(url)
         self._lock = threading.Lock()
         self._failing: set[str] = set()  # the callers whose last call failed
         self._since = 0.0  # monotonic time of the first failure of this outage

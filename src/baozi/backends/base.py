@@ -46,7 +46,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
-from urllib.parse import urlsplit
+
+from .._outage import shown_url
 
 __all__ = [
     "Counts",
@@ -194,11 +195,7 @@ class Store(ABC):
     @property
     def location(self) -> str:
         """Where the store is, for people to read (an absolute path for a file; no password)."""
-        parts = urlsplit(self.url)
-        if parts.password is None:
-            return self.url
-        host = parts.netloc.rpartition("@")[2]
-        return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
+        return shown_url(self.url)
 
     @abstractmethod
     def push(
