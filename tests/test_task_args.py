@@ -3,6 +3,7 @@ the call site, as calling the function would, and enqueue nothing when they do n
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from baozi import App
@@ -66,3 +67,12 @@ def test_keyword_only_and_variadic_signatures_are_checked_too(url: str) -> None:
     kw_only.delay(1, b=2)
     many.delay(1, 2, 3, x=4)
     assert _queued(app) == 2
+
+
+def test_the_web_api_answers_422_for_arguments_the_task_cannot_take(
+    memory_app: App, memory_client: httpx.Client
+) -> None:
+    answer = memory_client.post("/api/jobs", json={"task": "add", "args": [1]})
+    assert answer.status_code == 422 and answer.json()["field"] == "args"
+    assert "missing a required argument" in answer.json()["error"]
+    assert memory_app.store.queues() == []
