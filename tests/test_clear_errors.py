@@ -49,7 +49,7 @@ def test_a_task_module_that_raises_at_import_is_one_line_and_exit_2(tmp_path: Pa
     done = baozi("worker", "shop:app", "--burst", cwd=tmp_path)
     assert done.returncode == 2
     line = one_line(done)
-    assert "'shop'" in line and "ZeroDivisionError: division by zero" in line
+    assert "'shop'" in line and "ZeroDivisionError: division by zero (at shop.py:3)" in line
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,21 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 
 import click
 
 from ..app import App
 from .options import Refused
+
+
+def _raised_at(exc: Exception) -> str:
+    """ " (at path/file.py:3)": where the exception was raised, when that was in a file."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames or isinstance(exc, SyntaxError):  # a SyntaxError names its own line
+        return ""
+    last = frames[-1]
+    return f" (at {os.path.relpath(last.filename)}:{last.lineno})"
 
 
 def load_app(path: str, url: str | None = None) -> App:
@@ -26,7 +36,9 @@ def load_app(path: str, url: str | None = None) -> App:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # whatever the module raised while it ran: one line, not a trace
-        raise Refused(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
+        raise Refused(
+            f"cannot import {module_name!r}: {type(exc).__name__}: {exc}{_raised_at(exc)}"
+        ) from None
     app = getattr(module, attr, None)
     if not isinstance(app, App):
         raise click.BadParameter(f"{path!r} is {type(app).__name__}, not a baozi.App")
