@@ -14,7 +14,7 @@ from .options import Refused
 
 
 def _raised_at(exc: Exception) -> str:
-    """ " (at path/file.py:3)": where the exception was raised, when that was in a file."""
+    """Where the exception was raised, as ``" (at shop.py:3)"``, or "" when no file says."""
     frames = traceback.extract_tb(exc.__traceback__)
     if not frames or isinstance(exc, SyntaxError):  # a SyntaxError names its own line
         return ""
