@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._outage import Outage, outage
 from .backends.base import Item, Outcome, WorkerInfo
-from .errors import Retry, StoreUnavailable, UnknownTask
+from .errors import Retry, StoreError, UnknownTask
 from .jobs import Job
 from .pools import Call, Pool, make_pool
 from .pools import pool_class as _pool_class
@@ -41,9 +41,9 @@ log = logging.getLogger("baozi.worker")
 
 
 def _store_failed(exc: Exception, message: str, *args: object) -> None:
-    """Log a failed store call: one line when the store is unreachable (it says why), else the
-    whole traceback."""
-    if isinstance(exc, StoreUnavailable):
+    """Log a failed store call: one line for a store error (unreachable, or what it refused: the
+    message says which), else the whole traceback."""
+    if isinstance(exc, StoreError):
         log.warning(message + ": %s", *args, exc)
     else:
         log.exception(message, *args)
