@@ -7,6 +7,8 @@ import subprocess  # noqa: F401
 from os import popen  # noqa: F401 -- a function of another package, under a name of this module
 from pathlib import Path
 
+import baozi  # noqa: F401 -- the way into baozi._process.os, as the attack in issue 13 went
+
 
 def touch(path: str) -> str:
     Path(path).touch()
