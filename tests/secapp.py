@@ -7,7 +7,7 @@ import subprocess  # noqa: F401
 from os import popen  # noqa: F401 -- a function of another package, under a name of this module
 from pathlib import Path
 
-import baozi  # noqa: F401 -- the way into baozi._process.os, as the attack in issue 13 went
+import baozi  # noqa: F401 -- a way into baozi._process.os, which a crafted name once walked
 
 
 def touch(path: str) -> str:

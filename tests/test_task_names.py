@@ -14,7 +14,7 @@ from . import jobtasks
 from ._helpers import working
 
 SHELL = [
-    "tests.secapp:baozi._process.os.popen",  # the name that ran a shell command (issue 13)
+    "tests.secapp:baozi._process.os.popen",  # the kind of name that once ran a shell command
     "tests.secapp:os.system",  # a module's import of os
     "tests:secapp.os.popen",  # through a submodule into os
     "tests.secapp:subprocess.getoutput",
