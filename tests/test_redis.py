@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from baozi.worker import Worker
 
 from . import jobtasks
 from ._helpers import lines, wait_for, working
-from .conftest import REDIS_URL, drop_redis_prefix, redis_or_skip
+from .conftest import REDIS_URL, drop_redis_prefix, fresh_prefix, redis_or_skip
 
 # -- keys -------------------------------------------------------------------------------------
 
@@ -55,7 +54,7 @@ def test_priority_keys_at_the_edges() -> None:
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     redis_or_skip()
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    prefix = fresh_prefix()
     yield f"{REDIS_URL}?prefix={prefix}"
     drop_redis_prefix(prefix)
 
@@ -84,7 +83,7 @@ def test_url_options_are_checked_at_once() -> None:
 
 
 def test_two_prefixes_in_one_database_are_separate_stores(redis_url: str) -> None:
-    other = f"{REDIS_URL}?prefix=test-{uuid.uuid4().hex[:12]}"
+    other = f"{REDIS_URL}?prefix={fresh_prefix()}"
     try:
         with Queue("q", url=redis_url) as a, Queue("q", url=other) as b:
             a.put(1)
