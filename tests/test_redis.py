@@ -402,6 +402,7 @@ def test_inside_a_batch_block_a_thread_reads_its_own_writes(redis_url: str) -> N
     with app.batch():
         first, second = note.delay("a", "x"), note.delay("b", "y")
         assert second.status == "queued" and second.position() == 1
+        assert first.position() == 0
     app.store.close()
 
 
