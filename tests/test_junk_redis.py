@@ -5,7 +5,6 @@ other job runs exactly once."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,14 +19,14 @@ from baozi.backends import open_store
 
 from . import jobtasks
 from ._helpers import lines, wait_for, working
-from .conftest import REDIS_URL, drop_redis_prefix, redis_or_skip
+from .conftest import REDIS_URL, drop_redis_prefix, fresh_prefix, redis_or_skip
 
 
 class Store:
     """A baozi app on a fresh key prefix, with a raw client to write junk with."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.prefix = f"test-{uuid.uuid4().hex[:12]}"
+        self.prefix = fresh_prefix()
         self.app = App(f"{REDIS_URL}?prefix={self.prefix}", lease=5.0)
         self.raw = redis.Redis.from_url(REDIS_URL)
         self.ran = tmp_path / "ran.txt"
@@ -85,8 +84,7 @@ def test_a_stray_value_in_the_inbox_loses_no_job(
         s.raw.rpush(s.key("in"), b"stray")
         s.enqueue(range(3, 23))
     else:
-        s.enqueue(range(3, 23))
-        s.app.store._server.confirm()  # type: ignore[attr-defined]
+        s.enqueue(range(3, 23))  # each in the inbox when delay() returns
         s.raw.rpush(s.key("in"), b"stray")
     with caplog.at_level(logging.ERROR, logger="baozi.redis"):
         s.work()
@@ -94,6 +92,20 @@ def test_a_stray_value_in_the_inbox_loses_no_job(
     assert s.raw.lrange(s.key("junk:in"), 0, -1) == [b"stray"]
     assert len(errors_naming(caplog, s.key("in"))) == 1
     assert s.raw.hget(s.key("junk"), s.key("junk:in")) is not None
+
+
+def test_a_stray_value_among_a_batch_blocks_pushes_loses_no_job(
+    s: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    with s.app.batch():
+        s.enqueue(range(10))
+        s.raw.rpush(s.key("in"), b"stray")
+        s.enqueue(range(10, 20))
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+        s.work()
+    assert_ran_once(s, list(range(20)))
+    assert s.raw.lrange(s.key("junk:in"), 0, -1) == [b"stray"]
+    assert len(errors_naming(caplog, s.key("in"))) == 1
 
 
 def test_a_value_of_the_wrong_type_where_the_inbox_is_goes_aside(

@@ -19,6 +19,7 @@ from .deques import Deque
 from .errors import (
     BaoziError,
     Empty,
+    EnqueueFailed,
     Full,
     JobCancelled,
     JobFailed,
@@ -28,6 +29,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
     UndecodableItem,
+    UnknownTask,
 )
 from .jobs import Job, current_job
 from .queues import LifoQueue, PriorityQueue, Queue
@@ -46,6 +48,7 @@ __all__ = [
     "Deque",
     "Dict",
     "Empty",
+    "EnqueueFailed",
     "Event",
     "Full",
     "Job",
@@ -63,6 +66,7 @@ __all__ = [
     "StoreUnavailable",
     "Task",
     "UndecodableItem",
+    "UnknownTask",
     "Worker",
     "__version__",
     "current_job",

@@ -10,9 +10,13 @@
     ├── JobCancelled    the job was cancelled before it started
     ├── JobNotFound     (also LookupError) no job with that id in the store
     ├── Retry           raised by a task to ask for another run, after ``delay`` seconds
+    ├── UnknownTask     (also LookupError) a job names no task the worker's app registers or may
+    │                   import; the job fails with it and nothing runs
     ├── UndecodableItem (also ValueError) an item the handle's serializer cannot read; it was
     │                   moved aside, intact, so the items behind it keep flowing
     └── StoreError      the store could not do what was asked
+        ├── EnqueueFailed      jobs pushed in an ``app.batch()`` block were refused (or could
+        │                      not be confirmed); ``job_ids`` names them
         ├── StoreUnavailable   the store cannot be opened or reached (a bad path, a server down)
         └── NotABaoziStore     the file or database holds something that is not a baozi store
 
@@ -27,12 +31,14 @@ import queue as _stdlib_queue
 __all__ = [
     "BaoziError",
     "Empty",
+    "EnqueueFailed",
     "Full",
     "JobCancelled",
     "JobFailed",
     "JobNotFound",
     "Retry",
     "UndecodableItem",
+    "UnknownTask",
     "NotABaoziStore",
     "StoreError",
     "StoreUnavailable",
@@ -79,6 +85,10 @@ class Retry(BaoziError):
         self.delay = delay
 
 
+class UnknownTask(BaoziError, LookupError):
+    """A job names a task that is not registered, nor a function the app allows by name."""
+
+
 class UndecodableItem(BaoziError, ValueError):
     """An item its reader's serializer cannot decode (it was written with another one)."""
 
@@ -93,3 +103,13 @@ class StoreUnavailable(StoreError, ConnectionError):
 
 class NotABaoziStore(StoreError):
     """The target exists but holds data that baozi did not write; baozi leaves it untouched."""
+
+
+class EnqueueFailed(StoreError):
+    """Jobs enqueued inside an ``app.batch()`` block that the store did not file: refused (out
+    of memory, a read-only replica), or not confirmed before the store became unreachable.
+    ``job_ids`` lists them; every other job of the block was filed."""
+
+    def __init__(self, message: str, job_ids: list[str]) -> None:
+        super().__init__(message)
+        self.job_ids = list(job_ids)

@@ -183,6 +183,29 @@ def _watch(path: str) -> _WalWatch | None:
         return None
 
 
+_MAGIC = b"SQLite format 3\x00"
+"""How every SQLite file begins."""
+
+
+def _unreadable(path: str, exc: sqlite3.DatabaseError) -> StoreError:
+    """The error for a file SQLite cannot read: a damaged store when the file is (or begins as)
+    an SQLite file, else something that is not a baozi store at all."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_MAGIC))
+    except OSError:
+        head = b""
+    if head and _MAGIC.startswith(head):
+        return StoreError(
+            f"the store file is damaged: {path} is an SQLite file that SQLite cannot read "
+            f"({exc}), truncated or overwritten in part; baozi left it untouched: restore it "
+            f"from a backup, or move it aside to start an empty store"
+        )
+    return NotABaoziStore(
+        f"{path!r} is not a baozi store ({exc}); baozi left it untouched: use another file name"
+    )
+
+
 class Database:
     """What one process shares for one file: its connections, queue ids and the change signal.
 
@@ -269,20 +292,14 @@ class Database:
             raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise NotABaoziStore(
-                f"{self.path!r} is not a baozi store ({exc}); baozi left it untouched: "
-                f"use another file name"
-            ) from exc
+            raise _unreadable(self.path, exc) from exc
         return conn
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as exc:
-            raise NotABaoziStore(
-                f"{self.path!r} is not a baozi store ({exc}); baozi left it untouched: "
-                f"use another file name"
-            ) from exc
+            raise _unreadable(self.path, exc) from exc
         if "baozi_meta" not in tables:
             tables.discard("sqlite_sequence")
             if tables:
@@ -291,7 +308,12 @@ class Database:
                     f"({', '.join(sorted(tables)[:5])}); baozi left it untouched: use another file"
                 )
             self._create_schema(conn)
-        version = conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone()
+        try:
+            version = conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise _unreadable(self.path, exc) from exc
         if version is not None and (version[0] == "1" or "baozi_waiters" not in tables):
             self._upgrade(conn)
             version = ("2",)
