@@ -176,7 +176,7 @@ def test_a_heartbeat_that_cannot_be_read_goes_aside(
         assert [w.id for w in store.workers()] == ["w1"]
         assert [w.id for w in store.workers()] == ["w1"]
     assert s.raw.execute("SELECT id, info FROM baozi_junk_workers").fetchall() == [("w9", info)]
-    assert len(errors_naming(caplog, "baozi_workers", "w9")) == 1
+    assert len(errors_naming(caplog, "baozi_workers", "'w9'")) == 1
     assert json.loads(s.raw.execute("SELECT info FROM baozi_workers").fetchone()[0])["id"] == "w1"
 
 

@@ -14,6 +14,13 @@ MARK = b"\x00baozi:junk\x00"
 EVICTION_SAFE = (b"noeviction", "noeviction")
 
 
+def _printable(raw: bytes) -> str:
+    """Text from the store for a log line: what is not printable is escaped, so that a crafted
+    name cannot forge a line of its own."""
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def unwrap(reply: Any, where: str) -> Any:
     """A script's own reply; each move to quarantine that it reports is logged here, once, at
     ERROR, naming the key."""
@@ -22,7 +29,7 @@ def unwrap(reply: Any, where: str) -> Any:
     n = int(reply[1])
     notes = reply[2 : 2 + 3 * n]
     for i in range(0, len(notes), 3):
-        key, aside, reason = (x.decode(errors="replace") for x in notes[i : i + 3])
+        key, aside, reason = (_printable(x) for x in notes[i : i + 3])
         log.error(
             "Redis at %s: %s could not be read (%s); it was moved, intact, to %s",
             where,

@@ -111,7 +111,7 @@ def logged(path: str, table: str, keys: Sequence[object], reason: str) -> None:
             "SQLite store %s: %s row %s could not be read (%s); it was moved, intact, to %s",
             path,
             table,
-            key,
+            key if isinstance(key, int) else repr(key),  # a crafted name cannot forge a line
             reason,
             junk,
         )

@@ -83,11 +83,11 @@ local function junk_value(key, value, reason)
   junk_values(key, {value}, reason)
 end
 
--- A hash field moved aside: its value to the quarantine list of the hash, after its name.
+-- A hash field moved aside: its name, then its value, onto the quarantine list of the hash.
 local function junk_field(key, name, reason)
   local value = redis.call('HGET', key, name)
   redis.call('HDEL', key, name)
-  junk_value(key, name .. '=' .. tostring(value), reason)
+  junk_values(key, {name, value or ''}, 'field ' .. show(name) .. ': ' .. reason)
 end
 
 local function is_count(x)
