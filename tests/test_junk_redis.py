@@ -218,6 +218,20 @@ def test_an_idle_worker_handed_jobs_past_a_stray_inbox_value_runs_each_once(
     assert len(errors_naming(caplog, s.key("in"))) == 1
 
 
+def test_a_record_whose_m_names_another_item_takes_nothing_of_that_item_aside(
+    s: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = s.enqueue(range(3))
+    s.file_inbox()
+    other = s.raw.hget(s.key(f"i:{ids[2]}"), "m")
+    s.raw.hset(s.key(f"i:{ids[0]}"), "m", other)
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+        s.work()
+    assert_ran_once(s, [1, 2])
+    assert s.raw.hget(s.key(f"junk:i:{ids[0]}"), "m") == other
+    assert len(errors_naming(caplog, s.key(f"i:{ids[0]}"))) == 1
+
+
 def test_a_hash_replaced_by_a_string_goes_aside(s: Store, caplog: pytest.LogCaptureFixture) -> None:
     ids = s.enqueue(range(3))
     s.file_inbox()

@@ -185,7 +185,8 @@ local function junk_item(id, reason, q, key, member)
   if own.err then own = {} end
   for _, queue in ipairs({q, own[3]}) do
     if queue and queue ~= '' then
-      if own[1] then redis.call('ZREM', qkey(queue, 'r'), own[1]) end
+      -- (only its own member: a crafted m may name another item's)
+      if own[1] and id_of(own[1]) == id then redis.call('ZREM', qkey(queue, 'r'), own[1]) end
       if own[2] then redis.call('ZREM', qkey(queue, 'l'), own[2] .. ':' .. id) end
       redis.call('ZREM', qkey(queue, 's'), id)
       redis.call('ZREM', qkey(queue, 'j'), id)
@@ -527,12 +528,11 @@ local function lease_head(q, owner, lease, n, now)
   local got = ready_head(q, n, false)
   if #got == 0 then return {} end
   local started, until_ = stamp(now), stamp(now + lease)
-  local out, leased, members = {}, {}, {}
+  local out, leased = {}, {}
   for _, x in ipairs(got) do
     local id, v = x[1], x[3]
     local h = P .. ':i:' .. id
     local d = tonumber(v.d or 0) + 1
-    members[#members + 1] = x[2]
     redis.call('HSET', h, 'st', 1, 'o', owner, 'du', until_, 's', started, 'd', d)
     leased[#leased + 1] = 0
     leased[#leased + 1] = lease_member(until_, id)
@@ -543,7 +543,8 @@ local function lease_head(q, owner, lease, n, now)
     out[#out + 1] = v.t
     out[#out + 1] = v.f
   end
-  zrem_all(qkey(q, 'r'), members)
+  -- The checked items are the head of the set now (the junk among them is gone).
+  redis.call('ZREMRANGEBYRANK', qkey(q, 'r'), 0, #got - 1)
   zadd_pairs(qkey(q, 'l'), leased)
   return out
 end

@@ -4,10 +4,9 @@ if n <= 0 then return {} end
 promote(q, clock(), 1000 + n)
 local got = ready_head(q, n, back)
 if #got == 0 then return {} end
-local out, J, members = {}, qkey(q, 'j'), {}
+local out, J = {}, qkey(q, 'j')
 for _, x in ipairs(got) do
   local id, v = x[1], x[3]
-  members[#members + 1] = x[2]
   redis.call('DEL', P .. ':i:' .. id)
   if v.t then redis.call('ZREM', J, id) end
   out[#out + 1] = id
@@ -17,6 +16,11 @@ for _, x in ipairs(got) do
   out[#out + 1] = v.t
   out[#out + 1] = v.f
 end
-zrem_all(qkey(q, 'r'), members)
+-- The checked items are the head (or the tail) of the set now: the junk among them is gone.
+if back then
+  redis.call('ZREMRANGEBYRANK', qkey(q, 'r'), -#got, -1)
+else
+  redis.call('ZREMRANGEBYRANK', qkey(q, 'r'), 0, #got - 1)
+end
 changed(q)
 return out
