@@ -272,18 +272,19 @@ local function read_own(id, owner, q)
   return v
 end
 
--- A ready member m of q, checked: what leasing or listing it uses (p, pr, t, f, d by name), or
--- nil when it or its item was junk (moved aside). The usual case is checked here, field by field;
--- anything else is left to member_item.
+-- A ready member m of q, checked: its item's fields as READY_FIELDS reads them, or nil when it
+-- or its item was junk (moved aside). The usual case is checked here, field by field; anything
+-- else is left to member_item.
 local READY_FIELDS = {'q', 'm', 'st', 'p', 'pr', 't', 'f', 'd'}
 local function ready_item(q, R, m)
   local id = id_of(m)
-  if not id or not string.match(id, ID_PATTERN) then
-    return member_item(q, R, m, id, '0', READY_FIELDS)
+  local v
+  if id and string.match(id, ID_PATTERN) then
+    v = redis.pcall('HMGET', P .. ':i:' .. id, unpack(READY_FIELDS))
   end
-  local v = redis.pcall('HMGET', P .. ':i:' .. id, unpack(READY_FIELDS))
-  if v.err or v[1] ~= q or v[2] ~= m or v[3] ~= '0' then
-    return member_item(q, R, m, id, '0', READY_FIELDS)
+  if not v or v.err or v[1] ~= q or v[2] ~= m or v[3] ~= '0' then
+    local r = member_item(q, R, m, id, '0', READY_FIELDS)
+    return r and {r.q, r.m, r.st, r.p, r.pr, r.t, r.f, r.d}
   end
   local why
   if not v[4] then
@@ -300,7 +301,7 @@ local function ready_item(q, R, m)
     -- each failure was a delivery; more would hide deaths from max_deliveries
     why = 'more failures (f) than deliveries (d)'
   else
-    return {p = v[4], pr = v[5], t = v[6], f = v[7], d = v[8]}
+    return v
   end
   junk_item(id, why, q, R, m)
   return nil
@@ -499,52 +500,58 @@ local function ingest_all()
   end
 end
 
--- The first n ready items of q (the last n with back), checked, as {id, member, fields}; junk
--- among them is moved aside and the head read again, for a bounded number of rounds.
+-- The first n ready items of q (the last n with back), checked: their ids and their fields as
+-- READY_FIELDS reads them (p 4, pr 5, t 6, f 7, d 8). Junk among them is moved aside and the head
+-- read again, for a bounded number of rounds; what is returned is then the head (or the tail).
 local function ready_head(q, n, back)
   local R = qkey(q, 'r')
-  local seen, good = {}, {}
+  local ids, vals, seen
   for _ = 1, 20 do
     local got = redis.call(back and 'ZREVRANGE' or 'ZRANGE', R, 0, n - 1)
     local clean = true
-    good = {}
+    ids, vals = {}, {}
     for _, m in ipairs(got) do
-      local v = seen[m]
-      if v == nil then
-        v = ready_item(q, R, m) or false
-        seen[m] = v
+      local v = seen and seen[m]
+      if v == nil then v = ready_item(q, R, m) or false end
+      if v then
+        ids[#ids + 1] = id_of(m)
+        vals[#vals + 1] = v
+      else
+        clean = false
       end
-      if v then good[#good + 1] = {id_of(m), m, v} else clean = false end
+      if seen then seen[m] = v end
     end
     if clean then break end
+    if not seen then  -- read again: what was checked is not checked twice
+      seen = {}
+      for i, id in ipairs(ids) do seen[vals[i][2]] = vals[i] end
+    end
   end
-  return good
+  return ids, vals
 end
 
 -- Lease the first n ready items of q to owner. Returns per item: id, payload, priority,
 -- deliveries, task, failures.
 local function lease_head(q, owner, lease, n, now)
   if n <= 0 then return {} end
-  local got = ready_head(q, n, false)
-  if #got == 0 then return {} end
+  local ids, vals = ready_head(q, n, false)
+  if #ids == 0 then return {} end
   local started, until_ = stamp(now), stamp(now + lease)
   local out, leased = {}, {}
-  for _, x in ipairs(got) do
-    local id, v = x[1], x[3]
-    local h = P .. ':i:' .. id
-    local d = tonumber(v.d or 0) + 1
-    redis.call('HSET', h, 'st', 1, 'o', owner, 'du', until_, 's', started, 'd', d)
+  for i, id in ipairs(ids) do
+    local v = vals[i]
+    local d = tonumber(v[8] or 0) + 1
+    redis.call('HSET', P .. ':i:' .. id, 'st', 1, 'o', owner, 'du', until_, 's', started, 'd', d)
     leased[#leased + 1] = 0
     leased[#leased + 1] = lease_member(until_, id)
     out[#out + 1] = id
-    out[#out + 1] = v.p
-    out[#out + 1] = v.pr
+    out[#out + 1] = v[4]
+    out[#out + 1] = v[5]
     out[#out + 1] = d
-    out[#out + 1] = v.t
-    out[#out + 1] = v.f
+    out[#out + 1] = v[6]
+    out[#out + 1] = v[7]
   end
-  -- The checked items are the head of the set now (the junk among them is gone).
-  redis.call('ZREMRANGEBYRANK', qkey(q, 'r'), 0, #got - 1)
+  redis.call('ZREMRANGEBYRANK', qkey(q, 'r'), 0, #ids - 1)  -- the checked head (junk is gone)
   zadd_pairs(qkey(q, 'l'), leased)
   return out
 end

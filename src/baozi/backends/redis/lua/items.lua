@@ -7,13 +7,13 @@ local out, R = {}, qkey(q, 'r')
 for _, m in ipairs(redis.call('ZRANGE', R, ARGV[3], ARGV[4])) do
   local id = id_of(m)
   local v = ready_item(q, R, m)
-  if v then
+  if v then  -- as READY_FIELDS reads it
     out[#out + 1] = id
-    out[#out + 1] = v.p
-    out[#out + 1] = v.pr
-    out[#out + 1] = v.d
-    out[#out + 1] = v.t
-    out[#out + 1] = v.f
+    out[#out + 1] = v[4]
+    out[#out + 1] = v[5]
+    out[#out + 1] = v[8]
+    out[#out + 1] = v[6]
+    out[#out + 1] = v[7]
   end
 end
 return out
