@@ -50,6 +50,7 @@ SCRIPTS = (
     "purge",
     "workers",
     "handoff",
+    "queue",
 )
 
 _FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -94,7 +95,7 @@ def parse_url(url: str) -> tuple[str, str, float]:
 
 INGESTING = frozenset(
     ("add", "reserve", "pop", "rank", "items", "counts", "jobs", "cancel", "requeue")
-    + ("clear", "discard")
+    + ("clear", "discard", "queue")
 )
 """The scripts that read or order a queue's items: each first files the inbox (see the prelude)."""
 

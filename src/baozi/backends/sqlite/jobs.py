@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..base import JobRecord, Outcome, WorkerInfo
+from ..base import COUNTED, JobRecord, Outcome, WorkerInfo
 from .coord import SQLiteCoordination
 
 __all__ = ["SQLiteStore"]
@@ -158,7 +158,7 @@ class SQLiteStore(SQLiteCoordination):
         params: dict[str, Any] = {"now": time.time(), "limit": limit, "offset": offset}
         if queue is not None:
             where.append("i.qid = :qid")
-            params["qid"] = self._db.qid(queue)
+            params["qid"] = self._rqid(queue)
         if status is not None:
             where.append(_FILTERS[status])
         sql = (
@@ -180,13 +180,57 @@ class SQLiteStore(SQLiteCoordination):
         out.update({"succeeded": 0, "failed": 0, "cancelled": 0})
         for outcome, n in self._read(
             "SELECT outcome, count(*) FROM baozi_items WHERE qid=? AND state<0 GROUP BY outcome",
-            (self._db.qid(queue),),
+            (self._rqid(queue),),
         ):
             out[outcome] = n
         return out
 
+    def job_totals(self, queue: str) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for task, event, n in self._read(
+            "SELECT task, event, n FROM baozi_totals WHERE qid=?", (self._rqid(queue),)
+        ):
+            out.setdefault(task, dict.fromkeys(COUNTED, 0))[event] = n
+        return out
+
     def queues(self) -> list[str]:
-        return [r[0] for r in self._read("SELECT name FROM baozi_queues ORDER BY name", ())]
+        return [
+            r[0] for r in self._read("SELECT name FROM baozi_queues WHERE listed ORDER BY name", ())
+        ]
+
+    def has_queue(self, queue: str) -> bool:
+        return bool(self._read("SELECT 1 FROM baozi_queues WHERE name=? AND listed", (queue,)))
+
+    def delete_queue(self, queue: str) -> bool:
+        qid = self._db.find_qid(queue)
+        if qid is None:
+            return False
+        # The row stays (unlisted, its options gone): other processes may keep its id, and
+        # their next write to the queue lists it again (a trigger does).
+        with self._write() as conn:
+            if conn.execute(
+                "SELECT 1 FROM baozi_items WHERE qid=?1 AND state=0 UNION ALL "
+                "SELECT 1 FROM baozi_items WHERE qid=?1 AND state>0 UNION ALL "
+                "SELECT 1 FROM baozi_items WHERE qid=?1 AND state<0 LIMIT 1",
+                (qid,),
+            ).fetchone():
+                return False
+            changed = conn.execute(
+                "UPDATE baozi_queues SET listed=0, options='{}' WHERE id=? AND listed", (qid,)
+            ).rowcount
+            conn.execute("DELETE FROM baozi_totals WHERE qid=?", (qid,))
+        return bool(changed)
+
+    def lease_holders(self, queues: Sequence[str]) -> dict[str, int]:
+        qids = [q for q in map(self._db.find_qid, set(queues)) if q is not None]
+        if not qids:
+            return {}
+        rows = self._read(
+            f"SELECT owner, count(*) FROM baozi_items WHERE qid IN ({','.join('?' * len(qids))}) "
+            "AND state=1 AND due>? GROUP BY owner",
+            (*qids, time.time()),
+        )
+        return {owner: n for owner, n in rows if owner is not None}
 
     def purge_expired(self) -> int:
         return self._run("DELETE FROM baozi_items WHERE state<0 AND expires_at<=?", (time.time(),))

@@ -93,6 +93,10 @@ class SQLiteQueues(RowStore):
         if db is not None and self._pid == current_pid():
             db.release()
 
+    def _rqid(self, queue: str) -> int:
+        """The queue's id for a read; 0, which no queue has, when there is no such queue."""
+        return self._db.find_qid(queue) or 0
+
     @property
     def _conn(self) -> sqlite3.Connection:
         return self._db.conn()
@@ -182,7 +186,9 @@ class SQLiteQueues(RowStore):
 
     def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
         db = self._db
-        qid = db.qids.get(queue) or db.qid(queue)
+        qid = db.qids.get(queue) or db.find_qid(queue)
+        if qid is None:
+            return []
         conn = db.conn()
         now = time.time()
         try:
@@ -204,7 +210,9 @@ class SQLiteQueues(RowStore):
         return [Item(str(r[0]), *r[1:6]) for r in rows]
 
     def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
-        qid = self._db.qid(queue)
+        qid = self._db.find_qid(queue)
+        if qid is None:
+            return []
         with self._write() as conn:
             self._promote(conn, qid, time.time())
             rows = conn.execute(
@@ -273,7 +281,7 @@ class SQLiteQueues(RowStore):
             return None
         if not 0 < num < 2**63:
             return None
-        qid = self._db.qid(queue)
+        qid = self._rqid(queue)
         now = time.time()
         rows = self._read(
             "SELECT priority, seq, state, due FROM baozi_items WHERE id=? AND qid=?", (num, qid)
@@ -294,7 +302,7 @@ class SQLiteQueues(RowStore):
         return int(ahead)
 
     def counts(self, queue: str) -> Counts:
-        qid, now = self._db.qid(queue), time.time()
+        qid, now = self._rqid(queue), time.time()
         ((ready,),) = self._read("SELECT count(*) FROM baozi_items WHERE qid=? AND state=0", (qid,))
         rows = self._read(
             "SELECT state, count(*), total(due<=?) FROM baozi_items WHERE qid=? AND state>0 "
@@ -310,7 +318,7 @@ class SQLiteQueues(RowStore):
 
     def next_due(self, queue: str) -> float | None:
         ((due,),) = self._read(
-            "SELECT min(due) FROM baozi_items WHERE qid=? AND state>0", (self._db.qid(queue),)
+            "SELECT min(due) FROM baozi_items WHERE qid=? AND state>0", (self._rqid(queue),)
         )
         return None if due is None else float(due)
 
@@ -319,7 +327,7 @@ class SQLiteQueues(RowStore):
         rows = self._read(
             f"SELECT id, payload, priority, deliveries FROM baozi_items WHERE qid=? AND state=0 "
             f"ORDER BY {order} LIMIT 1 OFFSET ?",
-            (self._db.qid(queue), offset),
+            (self._rqid(queue), offset),
         )
         if not rows:
             raise IndexError(f"queue {queue!r} has no item at index {index}")
@@ -329,18 +337,20 @@ class SQLiteQueues(RowStore):
         rows = self._read(
             f"SELECT id, payload, priority, deliveries FROM baozi_items WHERE qid=? AND state=0 "
             f"ORDER BY {ORDER}",
-            (self._db.qid(queue),),
+            (self._rqid(queue),),
         )
         return [_item(r) for r in rows]
 
     def clear(self, queue: str) -> int:
-        qid = self._db.qid(queue)
+        qid = self._db.find_qid(queue)
+        if qid is None:
+            return 0
         with self._write() as conn:
             return conn.execute("DELETE FROM baozi_items WHERE qid=?", (qid,)).rowcount
 
     def queue_options(self, queue: str) -> dict[str, Any]:
-        rows = self._read("SELECT options FROM baozi_queues WHERE id=?", (self._db.qid(queue),))
-        options: dict[str, Any] = json.loads(rows[0][0])
+        rows = self._read("SELECT options FROM baozi_queues WHERE id=?", (self._rqid(queue),))
+        options: dict[str, Any] = json.loads(rows[0][0]) if rows else {}
         return options
 
     def set_queue_options(self, queue: str, **options: Any) -> None:

@@ -1,5 +1,6 @@
 -- Shared by every script (prepended when the scripts load). ARGV[1] is the store's key prefix.
--- Keys: P:i:ID item hash; P:q:NAME:{r ready, l leased, s scheduled, j jobs, c finished counts};
+-- Keys: P:i:ID item hash; P:q:NAME:{r ready, l leased, s scheduled, j jobs, c finished counts,
+-- t job totals};
 -- r and l score every member 0 and sort by the member's text: r by the item's place (priority
 -- key, order, ":", id), l by lease end ("%.6f" seconds, ":", id). (A small sorted set is stored
 -- as a list that parses every score on insert; equal scores make that cheap.) s is scored by time.
@@ -60,6 +61,19 @@ local function promote(q, now, limit)
   zrem_all(S, due)
 end
 
+-- Job totals (COUNTED in backends/base.py): P:q:NAME:t maps event ':' task to how many, counted
+-- by the script that makes the change. Sites add up a batch per task (count_one) and write it with
+-- one HINCRBY per task (count_all).
+local function count(q, task, what, n)
+  redis.call('HINCRBY', qkey(q, 't'), what .. ':' .. task, n)
+end
+local function count_one(t, task)
+  if task then t[task] = (t[task] or 0) + 1 end
+end
+local function count_all(q, what, t)
+  for task, n in pairs(t) do count(q, task, what, n) end
+end
+
 local function changed(q)
   redis.call('PUBLISH', P .. ':changed', q)
 end
@@ -114,7 +128,7 @@ local function ingest()
   redis.call('LTRIM', IN, #e, -1)
   local n = #e / 8
   local first = redis.call('INCRBY', P .. ':seq', n) - n + 1
-  local ready, jobs, seen = {}, {}, {}
+  local ready, jobs, seen, made = {}, {}, {}, {}
   for i = 0, n - 1 do
     local b = i * 8 + 1
     local q, id, task = e[b], e[b + 1], e[b + 5]
@@ -133,6 +147,8 @@ local function ingest()
         if not J then J = {}; jobs[q] = J end
         J[#J + 1] = seq
         J[#J + 1] = id
+        made[q] = made[q] or {}
+        count_one(made[q], task)
       end
       local R = ready[q]
       if not R then R = {}; ready[q] = R end
@@ -145,6 +161,7 @@ local function ingest()
     redis.call('SADD', P .. ':queues', q)
   end
   for q, pairs_ in pairs(jobs) do zadd_pairs(qkey(q, 'j'), pairs_) end
+  for q, t in pairs(made) do count_all(q, 'enqueued', t) end
   return redis.call('LLEN', IN) == 0
 end
 
@@ -164,13 +181,14 @@ local function lease_head(q, owner, lease, n, now)
   if #got == 0 then return {} end
   redis.call('ZREMRANGEBYRANK', R, 0, #got - 1)
   local started, until_ = stamp(now), stamp(now + lease)
-  local out, leased = {}, {}
+  local out, leased, took = {}, {}, {}
   for _, m in ipairs(got) do
     local id = id_of(m)
     local h = P .. ':i:' .. id
     local v = redis.call('HMGET', h, 'p', 'pr', 't', 'f', 'd')
     local d = tonumber(v[5] or 0) + 1
     redis.call('HSET', h, 'st', 1, 'o', owner, 'du', until_, 's', started, 'd', d)
+    count_one(took, v[3])
     leased[#leased + 1] = 0
     leased[#leased + 1] = lease_member(until_, id)
     out[#out + 1] = id
@@ -181,6 +199,7 @@ local function lease_head(q, owner, lease, n, now)
     out[#out + 1] = v[4]
   end
   zadd_pairs(qkey(q, 'l'), leased)
+  count_all(q, 'started', took)
   return out
 end
 

@@ -12,5 +12,6 @@ redis.call('HDEL', h, 'o')
 redis.call('HSET', h, 'st', -1, 'out', 'cancelled', 'fi', stamp(now))
 redis.call('ZADD', P .. ':done', now + ttl, id)
 redis.call('HINCRBY', qkey(q, 'c'), 'cancelled', 1)
+count(q, v[2], 'cancelled', 1)
 changed(q)
 return 1
