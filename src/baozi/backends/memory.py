@@ -146,12 +146,12 @@ _STATES_LOCK = threading.Lock()
 
 
 def _ids(ids: Sequence[str]) -> list[int]:
+    """The ids this store could have issued, as numbers: written as it writes them ("10", not
+    "1_0", "+10", " 10" or other scripts' digits, which int() reads as 10 too)."""
     out = []
     for i in ids:
-        try:
+        if isinstance(i, str) and i.isascii() and i.isdigit() and i == str(int(i)):
             out.append(int(i))
-        except (TypeError, ValueError):
-            continue  # an id this store never issued: nothing to settle
     return out
 
 

@@ -767,3 +767,18 @@ class StoreContract:
         time.sleep(0.1)  # b's lease on Q ran out
         assert store.lease_holders([Q]) == {"a": 3}
         assert store.lease_holders([Q, OTHER, Q]) == {"a": 3, "b": 1}
+
+    def test_only_an_id_as_the_store_wrote_it_names_a_job(self, store: Store) -> None:
+        ids = store.enqueue(Q, [NewJob("t", b"x")] * 11)
+        for job_id in ids:
+            for twin in (f"+{job_id}", f" {job_id}", f"{job_id} ", f"0{job_id}", f"{job_id}\n"):
+                assert store.record(twin) is None
+                assert store.statuses([twin]) == {}
+                assert store.cancel(twin) is False
+                assert store.rank(Q, twin) is None
+            if job_id.isdigit() and len(job_id) > 1:
+                assert store.record(f"{job_id[0]}_{job_id[1:]}") is None
+            wide = "".join(chr(0xFF10 + int(c)) if c.isdigit() else c for c in job_id)
+            if wide != job_id:  # full-width digits, which int() reads
+                assert store.record(wide) is None
+        assert all(store.record(i) is not None for i in ids)

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..base import COUNTED, JobRecord, Outcome, WorkerInfo
 from .coord import SQLiteCoordination
+from .store import item_number
 
 __all__ = ["SQLiteStore"]
 
@@ -50,12 +51,7 @@ def _batches(finished: list[Any], retried: list[Any], deferred: list[Any]) -> li
     return [(_FINISH, finished), (_RETRY, retried), (_DEFER, deferred)]
 
 
-def _num(job_id: str) -> int | None:
-    try:
-        num = int(job_id)
-    except (TypeError, ValueError):
-        return None
-    return num if 0 < num < 2**63 else None  # beyond SQLite's integers: never an id of ours
+_num = item_number
 
 
 def _record(row: Any) -> JobRecord:

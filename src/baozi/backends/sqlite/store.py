@@ -38,15 +38,18 @@ _RESERVE = (
 )
 
 
+def item_number(item_id: object) -> int | None:
+    """The row id behind an item id, when the id is one this store could have issued: written
+    as it writes them ("10", not "1_0", "+10", " 10" or other scripts' digits, which int() reads
+    as 10 too), within SQLite's integers."""
+    if not (isinstance(item_id, str) and item_id.isascii() and item_id.isdigit()):
+        return None
+    num = int(item_id)
+    return num if 0 < num < 2**63 and str(num) == item_id else None
+
+
 def _chunks(ids: Sequence[str]) -> Iterator[list[int]]:
-    nums = []
-    for i in ids:
-        try:
-            num = int(i)
-        except (TypeError, ValueError):
-            continue  # an id this store never issued: nothing to settle
-        if 0 < num < 2**63:
-            nums.append(num)
+    nums = [n for n in map(item_number, ids) if n is not None]
     for start in range(0, len(nums), _CHUNK):
         yield nums[start : start + _CHUNK]
 
@@ -275,11 +278,8 @@ class SQLiteQueues(RowStore):
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
     def rank(self, queue: str, item_id: str) -> int | None:
-        try:
-            num = int(item_id)
-        except (TypeError, ValueError):
-            return None
-        if not 0 < num < 2**63:
+        num = item_number(item_id)
+        if num is None:
             return None
         qid = self._rqid(queue)
         now = time.time()
