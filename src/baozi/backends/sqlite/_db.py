@@ -363,7 +363,11 @@ class Database:
                 _run_script(
                     conn, _SCHEMA_2[: _SCHEMA_2.index("CREATE TABLE IF NOT EXISTS baozi_totals")]
                 )
-            conn.execute("ALTER TABLE baozi_queues ADD COLUMN listed INTEGER NOT NULL DEFAULT 1")
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(baozi_queues)")}
+            if "listed" not in columns:
+                conn.execute(
+                    "ALTER TABLE baozi_queues ADD COLUMN listed INTEGER NOT NULL DEFAULT 1"
+                )
             _run_script(conn, _SCHEMA_3)
             conn.execute("UPDATE baozi_meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")
