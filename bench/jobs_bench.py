@@ -4,7 +4,8 @@
 One run measures every configuration in bench/jobs/systems.py, interleaved over several rounds
 on this machine (the config order rotates each round), each measurement in a fresh process with a
 fresh queue (Redis database 14 flushed, a new SQLite file for the embedded stores):
-  * enqueue: one producer enqueues N no-op jobs, one API call per job, no worker running;
+  * enqueue: one producer enqueues N no-op jobs, one API call per job, no worker running (each
+    call returns once the store has the job: baozi's default, confirmed enqueue);
   * drain: the worker is then launched and timed to the N-th completion ("steady" from the first
     to the last completion, "incl. worker start" from the launch), plus its CPU per job;
   * latency: an idle worker (warm-up job, 1 s idle), 200 jobs enqueued 10 ms apart; each job
@@ -14,7 +15,8 @@ Each round also runs, once:
   * redis-benchmark INCR, one client, one request at a time (the bound on one-call-per-job
     enqueue over one connection) and pipelined 1,000 deep (--no-redis-benchmark skips it);
   * batch: --batch-n jobs through the bulk call of each selected system that has one (baozi's
-    ``task.map``, rq's ``enqueue_many``), one call per --batch-chunk jobs, no worker.
+    ``task.map``, rq's ``enqueue_many``), one call per --batch-chunk jobs, no worker; for baozi,
+    then --batch-n more with one ``delay()`` each inside one ``app.batch()`` block.
 After the rounds, once (--position, on by default when baozi-redis is selected): baozi-redis with
 --position-n jobs queued (``map`` in chunks of 10,000), ``job.position()`` timed for ~200 jobs
 spread through the queue.
@@ -163,9 +165,14 @@ def progress(row: dict) -> str:
         p50 = f", p50 {row['p50_ms']:.3f} ms" if row.get("p50_ms") is not None else ""
         return f"{row['rps']:,.0f} requests/s{p50}"
     if row["mode"] == "batch":
+        block = (
+            f"; delay() in a batch block {row['block_per_s']:,.0f} jobs/s"
+            if row.get("block_per_s")
+            else ""
+        )
         return (
             f"{row['batch_per_s']:,.0f} jobs/s ({row['n']:,} jobs, chunks of {row['chunk']:,}), "
-            f"producer CPU {row['producer_cpu_us']:.1f} us/job"
+            f"producer CPU {row['producer_cpu_us']:.1f} us/job{block}"
         )
     if row["mode"] == "position":
         return (

@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -322,32 +323,152 @@ def test_a_push_sent_again_after_a_lost_reply_is_filed_once(redis_url: str) -> N
     client.close()
 
 
-# -- job pushes confirmed behind ---------------------------------------------------------------
+# -- job pushes: confirmed, or confirmed at the end of a batch block --------------------------
 
 
-def test_job_pushes_lost_with_the_server_are_sent_again_and_filed_once(
-    private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
+def test_delay_returns_once_the_server_has_the_job(redis_url: str) -> None:
+    import redis
+
+    prefix = redis_url.rsplit("=", 1)[1]
+    client = redis.Redis.from_url(REDIS_URL)
+    app = App(redis_url)
+    note = app.task(name="note")(jobtasks.note)
+    job = note.delay("a", "x")
+    # Nothing of this process reads before the raw client looks: the job is on the server.
+    assert client.llen(f"{prefix}:in") == 8 or client.exists(f"{prefix}:i:{job.id}")
+    client.close()
+    app.store.close()
+
+
+def test_a_refused_job_push_raises_at_the_call_site_and_enqueues_nothing(
+    redis_url: str,
 ) -> None:
     import redis
 
-    from baozi.backends.redis._conn import Server
+    from baozi import StoreError
 
-    monkeypatch.setattr(Server, "CONFIRM_AFTER", 60.0)  # only the next call reads the replies
+    prefix = redis_url.rsplit("=", 1)[1]
+    client = redis.Redis.from_url(REDIS_URL)
+    client.set(f"{prefix}:in", "not a list")  # so the server refuses the push (WRONGTYPE)
+    app = App(redis_url)
+    note = app.task(name="note")(jobtasks.note)
+    with pytest.raises(StoreError, match="WRONGTYPE"):
+        note.delay("a", "x")
+    client.delete(f"{prefix}:in")
+    assert app.store.counts("default").ready == 0
+    assert app.store.records("default") == []
+    assert note.delay("b", "y").status == "queued"
+    client.close()
+    app.store.close()
+
+
+def test_a_server_out_of_memory_refuses_a_delay_at_once(private_redis: PrivateRedis) -> None:
+    import redis
+
+    from baozi import EnqueueFailed, StoreError
+
+    app = App(private_redis.url)
+    note = app.task(name="note")(jobtasks.note)
+    kept = note.delay("a", "kept")
+    admin = redis.Redis(port=private_redis.port)
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", 1)  # every write is refused with OOM from now on
+    with pytest.raises(StoreError, match="maxmemory"):
+        note.delay("a", "refused")
+    with pytest.raises(EnqueueFailed, match="refused 3 job push") as caught:
+        with app.batch():
+            batched = [note.delay("a", str(i)) for i in range(3)]
+    assert caught.value.job_ids == [job.id for job in batched]
+    admin.config_set("maxmemory", 0)
+    assert [r.id for r in app.store.records("default")] == [kept.id]
+    admin.close()
+    app.store.close()
+
+
+def test_a_batch_block_confirms_its_pushes_when_it_ends(redis_url: str) -> None:
+    app = App(redis_url)
+    note = app.task(name="note")(jobtasks.note)
+    with app.batch():
+        jobs = [note.delay("a", str(i)) for i in range(1000)]  # past the window: read as it goes
+        with app.batch():  # a nested block joins the outer one
+            jobs.append(note.delay("a", "inner"))
+    assert app.store.counts("default").ready == 1001
+    assert {r.id for r in app.store.records("default", limit=2000)} == {j.id for j in jobs}
+    app.store.close()
+
+
+def test_inside_a_batch_block_a_thread_reads_its_own_writes(redis_url: str) -> None:
+    app = App(redis_url)
+    note = app.task(name="note")(jobtasks.note)
+    with app.batch():
+        first, second = note.delay("a", "x"), note.delay("b", "y")
+        assert second.status == "queued" and second.position() == 1
+    app.store.close()
+
+
+def test_a_batch_refusal_names_only_the_refused_jobs(redis_url: str) -> None:
+    import redis
+
+    from baozi import EnqueueFailed
+
+    prefix = redis_url.rsplit("=", 1)[1]
+    client = redis.Redis.from_url(REDIS_URL)
+    app = App(redis_url)
+    note = app.task(name="note")(jobtasks.note)
+    with pytest.raises(EnqueueFailed) as caught:
+        with app.batch():
+            good = [note.delay("a", str(i)) for i in range(5)]
+            app.store.counts("default")  # reads the replies: these five are filed
+            client.set(f"{prefix}:in", "not a list")  # the server refuses what comes next
+            bad = [note.delay("a", str(i)) for i in range(5, 8)]
+    assert caught.value.job_ids == [job.id for job in bad]
+    assert "WRONGTYPE" in str(caught.value)
+    client.delete(f"{prefix}:in")
+    assert {r.id for r in app.store.records("default")} == {job.id for job in good}
+    client.close()
+    app.store.close()
+
+
+def test_batched_pushes_lost_with_the_server_are_sent_again_and_filed_once(
+    private_redis: PrivateRedis,
+) -> None:
+    import redis
+
     app = App(private_redis.url + "?retry=10", lease=5.0)
     note = app.task(name="note")(jobtasks.note)
-    first = [note.delay("a", str(i)) for i in range(20)]
-    app.store.counts("default")  # reads the first 20 replies
     admin = redis.Redis(port=private_redis.port)
-    admin.client_pause(60_000, all=False)  # writes wait: the next pushes are not run
-    rest = [note.delay("a", str(i)) for i in range(20, 50)]  # returned without their replies
-    private_redis.kill()  # the 30 pushes die with the server, never run
-    private_redis.start()
-    # The next call finds the connection gone, makes a new one and sends all 30 again.
+    with app.batch():
+        first = [note.delay("a", str(i)) for i in range(20)]
+        app.store.counts("default")  # reads the first 20 replies
+        admin.client_pause(60_000, all=False)  # writes wait: the next pushes are not run
+        rest = [note.delay("a", str(i)) for i in range(20, 50)]  # written, not run
+        private_redis.kill()  # the 30 pushes die with the server
+        private_redis.start()
+    # The block's end found the connection gone, made a new one and sent all 30 again.
     assert app.store.counts("default").ready == 50
     records = app.store.records("default", limit=100)
     assert sorted(r.id for r in records) == sorted(j.id for j in first + rest)
-    assert [j.status for j in rest] == ["queued"] * 30
     app.store.close()
+
+
+def test_a_batch_that_cannot_reach_the_server_names_its_unconfirmed_jobs(
+    private_redis: PrivateRedis,
+) -> None:
+    import redis
+
+    from baozi import EnqueueFailed
+
+    app = App(private_redis.url + "?retry=0.3")
+    note = app.task(name="note")(jobtasks.note)
+    admin = redis.Redis(port=private_redis.port)
+    with pytest.raises(EnqueueFailed, match="not confirmed") as caught:
+        with app.batch():
+            note.delay("a", "filed")
+            app.store.counts("default")
+            admin.client_pause(60_000, all=False)
+            lost = [note.delay("a", str(i)) for i in range(3)]
+            private_redis.kill()
+    assert caught.value.job_ids == [job.id for job in lost]
 
 
 def test_a_push_sent_twice_by_a_resend_is_filed_once(redis_url: str) -> None:
@@ -358,11 +479,13 @@ def test_a_push_sent_twice_by_a_resend_is_filed_once(redis_url: str) -> None:
     app = App(redis_url)
     note = app.task(name="note")(jobtasks.note)
     server: Server = app.store._server  # type: ignore[attr-defined]
-    job = note.delay("a", "x")
-    # As if the connection dropped after the push ran but before its reply came back: the push
-    # is sent again, marked, and the store files the job once.
-    with server._push_lock:
-        server._resend_locked()
+    with app.batch():
+        job = note.delay("a", "x")
+        # As if the connection dropped after the push ran but before its reply came back: the
+        # push is sent again, marked, and the store files the job once.
+        batch = server._local.batch
+        batch.flush()  # written...
+        batch._resend()  # ...and written again before its reply was read
     prefix = redis_url.rsplit("=", 1)[1]
     client = redis.Redis.from_url(REDIS_URL)
     assert client.llen(f"{prefix}:in") == 16  # the push and its resend, unfiled yet
@@ -372,30 +495,10 @@ def test_a_push_sent_twice_by_a_resend_is_filed_once(redis_url: str) -> None:
     app.store.close()
 
 
-def test_a_refused_job_push_fails_the_next_call_naming_the_job(redis_url: str) -> None:
-    import redis
-
-    from baozi import StoreError
-
-    prefix = redis_url.rsplit("=", 1)[1]
-    client = redis.Redis.from_url(REDIS_URL)
-    client.set(f"{prefix}:in", "not a list")  # so the server refuses the push (WRONGTYPE)
-    app = App(redis_url)
-    note = app.task(name="note")(jobtasks.note)
-    job = note.delay("a", "x")
-    with pytest.raises(StoreError, match=f"refused 1 earlier job push.*{job.id}.*WRONGTYPE"):
-        app.store.counts("default")
-    client.delete(f"{prefix}:in")
-    assert app.store.counts("default").ready == 0  # it was not enqueued; the next call is fine
-    assert note.delay("b", "y").status == "queued"
-    client.close()
-    app.store.close()
-
-
 def _python(code: str) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a new interpreter from the repository root; its output, as text."""
     return subprocess.run(
-        [os.environ.get("PYTHON", "python"), "-c", code],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=60,
@@ -419,28 +522,6 @@ def test_a_producer_that_exits_at_once_leaves_its_jobs_enqueued(redis_url: str) 
     app = App(redis_url)
     assert sorted(r.id for r in app.store.records("default", limit=500)) == sorted(ids)
     app.store.close()
-
-
-def test_at_exit_unconfirmed_job_pushes_are_named_in_an_error(
-    private_redis: PrivateRedis,
-) -> None:
-    code = (
-        "import os, signal, redis\n"
-        "from baozi import App\n"
-        "from tests import jobtasks\n"
-        f"app = App({private_redis.url + '?retry=0.3'!r})\n"
-        "note = app.task(name='note')(jobtasks.note)\n"
-        "note.delay('a', 'confirmed').status\n"
-        f"admin = redis.Redis(port={private_redis.port})\n"
-        "admin.client_pause(60_000, all=False)\n"
-        "job = note.delay('a', 'lost')\n"
-        f"os.kill({private_redis.process.pid if private_redis.process else 0}, signal.SIGKILL)\n"
-        "print(job.id)\n"
-    )
-    out = _python(code)
-    job_id = out.stdout.strip()
-    assert job_id and job_id in out.stderr
-    assert "did not confirm 1 job push" in out.stderr
 
 
 # -- jobs handed to idle workers ---------------------------------------------------------------
@@ -503,7 +584,7 @@ def test_jobs_meant_for_a_killed_idle_worker_go_to_a_live_one_at_once(redis_url:
         "Worker(app, concurrency=2).run()\n"
     )
     dead = subprocess.Popen(
-        [os.environ.get("PYTHON", "python"), "-c", code],
+        [sys.executable, "-c", code],
         cwd=Path(__file__).resolve().parent.parent,
     )
     try:
@@ -605,20 +686,17 @@ def test_a_closing_worker_is_handed_nothing_and_counts_no_delivery(redis_url: st
     app.store.close()
 
 
-def test_a_fork_right_after_a_push_leaves_the_parents_replies_alone(redis_url: str) -> None:
+def test_a_fork_inside_a_batch_block_leaves_the_parents_pushes_alone(redis_url: str) -> None:
     app = App(redis_url)
     note = app.task(name="note")(jobtasks.note)
-    jobs = [note.delay("a", str(i)) for i in range(20)]  # replies not read yet
-    pid = os.fork()
-    if pid == 0:  # the child pushes a job of its own and waits past the confirm delay
-        note.delay("a", "child")
-        time.sleep(0.1)
-        os._exit(0)
-    time.sleep(0.2)
-    started = time.monotonic()
+    with app.batch():
+        jobs = [note.delay("a", str(i)) for i in range(20)]  # replies not read yet
+        pid = os.fork()
+        if pid == 0:  # the child pushes a job of its own, confirmed on its own connection
+            note.delay("a", "child")
+            os._exit(0)
+        os.waitpid(pid, 0)
     assert app.store.counts("default").ready == 21
-    assert time.monotonic() - started < 2.0
-    os.waitpid(pid, 0)
     assert {job.status for job in jobs} == {"queued"}
     app.store.close()
 

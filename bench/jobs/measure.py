@@ -8,7 +8,8 @@
 drain: FLUSHDB, enqueue N jobs with no worker running (the enqueue figure), launch the worker and
 wait (BLPOP on bench:fin, 1 s slices) for the N-th completion. latency: launch the worker, enqueue
 a warm-up job and wait for it, idle 1 s, then enqueue the latency jobs 10 ms apart.
-batch: enqueue N jobs with the system's bulk call, one call per chunk, no worker. position (baozi):
+batch: enqueue N jobs with the system's bulk call, one call per chunk, no worker; for baozi, then
+N more with one ``delay()`` each inside one ``app.batch()`` block (confirmed at its end). position (baozi):
 enqueue N jobs with ``map`` in chunks, no worker, then time ``job.position()`` for jobs spread
 through the queue (first, second, middle, last but one, last and evenly between).
 The worker runs in its own process group and is killed with SIGKILL to that group at the end;
@@ -199,16 +200,26 @@ def batch(config: systems.Config, n: int, chunk: int) -> dict:
     producer.batch(n, chunk)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     queued = producer.queued()
-    producer.close()
     if queued is not None and queued != n:
         raise RuntimeError(f"{queued} jobs queued after a batch enqueue of {n}")
-    return {
+    result = {
         "batch_per_s": n / elapsed,
         "producer_cpu_us": cpu / n * 1e6,
         "n": n,
         "chunk": chunk,
         "queued": queued,
     }
+    block = getattr(producer, "block", None)
+    if block is not None:  # the same jobs again, one call each inside one batch block
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        block(n)
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        queued = producer.queued()
+        if queued is not None and queued != 2 * n:
+            raise RuntimeError(f"{queued} jobs queued after a batch block of {n} more")
+        result.update(block_per_s=n / elapsed, block_cpu_us=cpu / n * 1e6)
+    producer.close()
+    return result
 
 
 def sample_indices(n: int, samples: int) -> list[int]:

@@ -288,6 +288,12 @@ class BaoziProducer(Producer):
         for part in chunks(n, chunk):
             self.noop.map([(i,) for i in part])
 
+    def block(self, n: int) -> None:
+        """n jobs, one ``delay()`` each, inside one batch block: confirmed when it ends."""
+        with self.noop.app.batch():
+            for i in range(n):
+                self.noop.delay(i)
+
     def batch_keep(self, n: int, chunk: int, keep: set[int]) -> dict[int, Any]:
         """``batch``, returning the Job handles of the jobs numbered in ``keep`` (only those, so
         a million handles need not stay in memory)."""

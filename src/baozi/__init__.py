@@ -19,6 +19,7 @@ from .deques import Deque
 from .errors import (
     BaoziError,
     Empty,
+    EnqueueFailed,
     Full,
     JobCancelled,
     JobFailed,
@@ -46,6 +47,7 @@ __all__ = [
     "Deque",
     "Dict",
     "Empty",
+    "EnqueueFailed",
     "Event",
     "Full",
     "Job",

@@ -13,6 +13,7 @@ import string
 import threading
 import types
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
@@ -435,22 +436,28 @@ class App:
             store.set_queue_options(queue, maxsize=spec.maxsize)
             self._bounded.add(queue)
 
+        front = front or spec.order == "lifo"
+
         def attempt() -> list[str] | None:
             try:
                 return store.enqueue(
-                    queue,
-                    jobs,
-                    front=front or spec.order == "lifo",
-                    delay=delay or 0.0,
-                    maxsize=spec.maxsize,
+                    queue, jobs, front=front, delay=delay or 0.0, maxsize=spec.maxsize
                 )
             except Full:
                 return None
 
-        ids = wait_until(store, queue, attempt, block, timeout)
+        ids = attempt() if not spec.maxsize else wait_until(store, queue, attempt, block, timeout)
         if ids is None:
             raise Full(f"queue {queue!r} is full ({spec.maxsize} jobs waiting)")
         return [Job(self, i) for i in ids]
+
+    def batch(self) -> AbstractContextManager[None]:
+        """``with app.batch():`` -- jobs this thread enqueues in the block with ``delay`` or
+        ``apply_async`` are sent without waiting for the store to confirm each one, and are all
+        confirmed when the block ends. If the store refused any, the block's end raises
+        :class:`~baozi.EnqueueFailed`, whose ``job_ids`` names them; the others are enqueued.
+        Outside a block every enqueue returns only once the store has filed the job."""
+        return self.store.batch()
 
     # -- coordination -------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@
     ├── UndecodableItem (also ValueError) an item the handle's serializer cannot read; it was
     │                   moved aside, intact, so the items behind it keep flowing
     └── StoreError      the store could not do what was asked
+        ├── EnqueueFailed      jobs pushed in an ``app.batch()`` block were refused (or could
+        │                      not be confirmed); ``job_ids`` names them
         ├── StoreUnavailable   the store cannot be opened or reached (a bad path, a server down)
         └── NotABaoziStore     the file or database holds something that is not a baozi store
 
@@ -27,6 +29,7 @@ import queue as _stdlib_queue
 __all__ = [
     "BaoziError",
     "Empty",
+    "EnqueueFailed",
     "Full",
     "JobCancelled",
     "JobFailed",
@@ -93,3 +96,13 @@ class StoreUnavailable(StoreError, ConnectionError):
 
 class NotABaoziStore(StoreError):
     """The target exists but holds data that baozi did not write; baozi leaves it untouched."""
+
+
+class EnqueueFailed(StoreError):
+    """Jobs enqueued inside an ``app.batch()`` block that the store did not file: refused (out
+    of memory, a read-only replica), or not confirmed before the store became unreachable.
+    ``job_ids`` lists them; every other job of the block was filed."""
+
+    def __init__(self, message: str, job_ids: list[str]) -> None:
+        super().__init__(message)
+        self.job_ids = list(job_ids)

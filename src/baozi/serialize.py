@@ -110,6 +110,26 @@ def _encode(value: Any) -> Any:
     return encoded
 
 
+def _flat(value: Any) -> bool:
+    """Whether JSON writes ``value`` exactly as it is: a list of plain values, of lists of them
+    and of dicts of them under str keys (a job's arguments, most often)."""
+    if type(value) is not list:
+        return False
+    for x in value:
+        kind = type(x)
+        if kind in _PLAIN:
+            continue
+        if kind is list:
+            if not all(type(y) in _PLAIN for y in x):
+                return False
+        elif kind is dict:
+            if _TAG in x or not all(type(k) is str and type(v) in _PLAIN for k, v in x.items()):
+                return False
+        else:
+            return False
+    return True
+
+
 def _decode_zdatetime(v: list[Any]) -> _dt.datetime:
     naive, key, fold = v
     return _dt.datetime.fromisoformat(naive).replace(tzinfo=ZoneInfo(key), fold=fold)
@@ -154,7 +174,7 @@ class JsonSerializer:
     def dumps(self, obj: Any) -> bytes:
         if obj is None:  # what most tasks return
             return b"null"
-        if type(obj) is str:  # the common case, without walking anything
+        if type(obj) is str or _flat(obj):  # the common cases, written as they are
             return self._encode(obj).encode()
         return self._encode(_encode(obj)).encode()
 

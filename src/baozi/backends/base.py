@@ -41,9 +41,10 @@ translated from the driver's exception with ``raise ... from exc``; they raise
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -340,6 +341,16 @@ class Store(ABC):
     ) -> list[str]:
         """Add jobs as :meth:`push` adds items (same order, atomicity and ``maxsize`` rule), each
         with a record: its task name and creation time. Returns their ids."""
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """A block in which :meth:`enqueue` calls of the thread that entered it may return before
+        the store confirms them; all are confirmed when the block ends, which then raises
+        :class:`~baozi.errors.EnqueueFailed` naming every job the store did not file. Outside
+        a block, :meth:`enqueue` returns only once its jobs are filed. A nested block joins the
+        outer one. A store whose writes cost no round trip confirms each at once (the default).
+        """
+        yield
 
     @abstractmethod
     def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:

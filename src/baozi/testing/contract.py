@@ -289,6 +289,24 @@ class StoreContract:
 
     # -- jobs -------------------------------------------------------------------------------
 
+    def test_enqueued_jobs_are_filed_when_enqueue_returns(self, store: Store) -> None:
+        (job_id,) = store.enqueue(Q, [NewJob("t", b"p", 0)])
+        again = type(store)(store.url)  # another handle sees it at once
+        try:
+            record = again.record(job_id)
+            assert record is not None and record.status == "queued"
+        finally:
+            again.close()
+
+    def test_a_batch_block_files_every_job_by_its_end(self, store: Store) -> None:
+        with store.batch():
+            ids = [store.enqueue(Q, [NewJob("t", b"%d" % i, 0)])[0] for i in range(300)]
+            with store.batch():  # nested: joins the outer block
+                ids += store.enqueue(Q, [NewJob("t", b"last", 0)])
+        assert store.counts(Q).ready == 301
+        assert store.statuses(ids) == dict.fromkeys(ids, "queued")
+
+
     def test_a_job_has_a_record_from_enqueue_to_finish(self, store: Store) -> None:
         before = time.time()
         (jid,) = store.enqueue(Q, [NewJob("tasks.add", b"[1,2]", 3)])

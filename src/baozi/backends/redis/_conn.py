@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import atexit
+import contextlib
 import hashlib
+import itertools
 import logging
 import math
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..._process import current_pid
-from ...errors import StoreError, StoreUnavailable
+from ...errors import EnqueueFailed, StoreError, StoreUnavailable
 from .._signal import ChangeSignal
 
 try:
@@ -24,6 +25,12 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise ImportError(
         "the redis:// store needs the redis client library: pip install 'baozi[redis]'"
     ) from exc
+
+_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - depends on what is installed
+    _hiredis_pack = None
 
 log = logging.getLogger("baozi.redis")
 
@@ -49,6 +56,7 @@ SCRIPTS = (
     "progress",
     "purge",
     "workers",
+    "push",
     "handoff",
     "queue",
 )
@@ -100,8 +108,14 @@ INGESTING = frozenset(
 """The scripts that read or order a queue's items: each first files the inbox (see the prelude)."""
 
 
+BARE = frozenset(("push",))
+"""The scripts that run without the prelude."""
+
+
 def _load(name: str, prelude: str) -> str:
     body = resources.files(__package__).joinpath(f"lua/{name}.lua").read_text()
+    if name in BARE:
+        return body
     return prelude + ("ingest_all()\n" if name in INGESTING else "") + body
 
 
@@ -142,11 +156,6 @@ class Server:
             if self.refs > 0:
                 return
             self._registry.pop((current_pid(), self.url), None)
-        try:
-            self.confirm()
-        except Exception as exc:  # noqa: BLE001 -- closing: say what may be lost
-            log.error("closing Redis at %s: job pushes not confirmed: %s", self.where, exc)
-        self._drop_push_conn()
         self._released = True  # a call still in flight closes its connection when it ends
         self._feed.close()
         self.signal.close()
@@ -199,13 +208,7 @@ class Server:
         self._hands = _HandReader(self)
         self.signal = ChangeSignal()
         self._feed = _Feed(self)
-        # Job pushes written to the server whose replies are not read yet (see push()).
-        self._push_lock = threading.Lock()
-        self._push_conn: Any = None
-        self._unconfirmed: list[tuple[tuple[Any, ...], str]] = []
-        self._pushed = threading.Event()  # a push waits for its replies
-        self._confirmer: threading.Thread | None = None
-        self._pid = current_pid()
+        self._local = threading.local()  # a thread's batch block (see batch())
 
     def call(self, what: str, fn: Callable[[bool], T], retry_sent: bool = True) -> T:
         """Run ``fn`` (one round trip), retrying while the server is unreachable, for at most the
@@ -258,177 +261,46 @@ class Server:
         while self._idle:
             _disconnect(self._idle.pop())
 
-    # -- job pushes, confirmed behind ------------------------------------------------------------
-
-    PUSH_WINDOW: ClassVar[int] = 128
-    """At most this many job pushes of one process wait for their replies at a time."""
-    CONFIRM_AFTER: ClassVar[float] = 0.02
-    """Seconds after which a waiting push's reply is read even if nothing else happens."""
+    # -- job pushes -----------------------------------------------------------------------------
 
     def push(self, entry: tuple[Any, ...], queue: str) -> None:
-        """Append one job to the inbox: write RPUSH and the hand-off now, read the replies later.
+        """File one job: one script run appends it to the inbox and hands what is ready to a
+        worker waiting idle on ``queue`` (or announces it). Returns once the server has run it.
 
-        The push is on the server's socket when this returns; its replies are read by the next
-        push once :data:`PUSH_WINDOW` are waiting, by any other call of this process on this
-        server (so the process reads its own writes), after :data:`CONFIRM_AFTER` seconds (by a
-        thread of its own), or at exit. A connection that fails before the replies are read is
-        made again and every waiting push is sent again; the server files each job once. A job
-        producer thus does not wait a round trip per job.
+        Inside this thread's :meth:`batch` block the push is written and its reply read later.
         """
-        with self._push_lock:
-            if len(self._unconfirmed) >= self.PUSH_WINDOW:
-                self._confirm_locked()
-            self._unconfirmed.append((entry, queue))
-            try:
-                conn = self._push_conn
-                if conn is None:
-                    conn = self._push_conn = self._connect()
-                packed = conn.pack_commands(self._push_commands([(entry, queue)]))
-                conn.send_packed_command(packed, check_health=False)  # replies are pending
-            except _FAILURES:
-                try:
-                    refused = self._resend_locked()
-                except BaseException:
-                    self._unconfirmed.pop()  # not sent again: the caller is told it failed
-                    raise
-                self._refused(refused, entry[1])
-                return
-            except BaseException:
-                self._unconfirmed.pop()
-                raise
-            self._confirm_soon()
-
-    def _push_commands(
-        self, pushes: list[tuple[tuple[Any, ...], str]], again: bool = False
-    ) -> list[tuple[Any, ...]]:
-        flag = "1" if again else "0"
-        handoff = self.shas["handoff"]
-        commands: list[tuple[Any, ...]] = []
-        for entry, queue in pushes:
-            commands.append(("RPUSH", self.inbox, *entry, flag))
-            # Hands the job to a worker waiting idle on the queue, or announces it.
-            commands.append(("EVALSHA", handoff, 0, self.prefix, queue))
-        return commands
-
-    def _read_push_replies(
-        self, conn: Any, pushes: list[tuple[tuple[Any, ...], str]]
-    ) -> tuple[list[tuple[str, Exception]], set[str]]:
-        """Read the two replies of each push: the jobs the server refused, and the queues whose
-        hand-off did not run (a server without the script: new, or restarted)."""
-        refused: list[tuple[str, Exception]] = []
-        unannounced: set[str] = set()
-        for entry, queue in pushes:
-            try:
-                conn.read_response()
-            except redis.ResponseError as exc:
-                refused.append((entry[1], exc))
-            try:
-                conn.read_response()
-            except redis.ResponseError:
-                unannounced.add(queue)
-        return refused, unannounced
-
-    def _announce(self, queues: set[str]) -> None:
-        """Run the hand-off of pushes whose own run of it was refused (loading the script)."""
-        for queue in queues:
-            self.call("handoff", lambda retried, q=queue: self.script("handoff", (q,)))  # type: ignore[misc]
-
-    def _refused(self, refused: list[tuple[str, Exception]], mine: str | None = None) -> None:
-        """Report pushes the server refused: raised when the caller's own push (``mine``) is
-        among them, or when the caller is not pushing (``mine`` None), else logged."""
-        if not refused:
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None:
+            batch.send(entry)
             return
-        ids = ", ".join(job_id for job_id, _ in refused[:5])
-        message = (
-            f"Redis at {self.where} refused {len(refused)} earlier job push(es) (jobs {ids}): "
-            f"{refused[0][1]}; those jobs were not enqueued"
-        )
-        if mine is None or any(job_id == mine for job_id, _ in refused):
-            raise StoreError(message)
-        log.error("%s", message)
+        # Sent again after a lost reply, it is marked, and the server files the job once.
+        if self.call("add", lambda retried: self.script("push", (*entry, "1" if retried else "0"))):
+            self.hand_off(queue)
 
-    def confirm(self) -> None:
-        """Read the replies of this process's job pushes still waiting for them."""
-        if self._unconfirmed and self._pid == current_pid():
-            with self._push_lock:
-                self._confirm_locked()
+    def hand_off(self, queue: str) -> None:
+        """Hand what is ready in ``queue`` to the workers that wait idle on it (or announce it)."""
+        self.call("hand-off", lambda retried: self.script("handoff", (queue,)))
 
-    def _confirm_soon(self) -> None:  # holds _push_lock
-        if self._confirmer is None or not self._confirmer.is_alive():
-            self._confirmer = threading.Thread(
-                target=self._confirm_later, name="baozi-redis-confirm", daemon=True
-            )
-            self._confirmer.start()
-        self._pushed.set()
-
-    def _confirm_later(self) -> None:
-        """The thread that reads waiting replies :data:`CONFIRM_AFTER` after a push."""
-        while not self._released:
-            if not self._pushed.wait(5.0):
-                if not self._unconfirmed:
-                    return  # quiet: the next push starts another
-                continue
-            time.sleep(self.CONFIRM_AFTER)
-            self._pushed.clear()
-            with self._push_lock:
-                if not self._unconfirmed:
-                    continue
-                try:
-                    self._confirm_locked()
-                except Exception as exc:  # noqa: BLE001 -- kept, and sent again by the next call
-                    log.error("Redis at %s did not confirm job pushes: %s", self.where, exc)
-
-    def _confirm_locked(self) -> None:
-        if not self._unconfirmed:
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """A block in which this thread's job pushes are not waited for one by one: their
+        replies are read as they pile up and when the block ends, which raises EnqueueFailed
+        naming any job the server refused. A nested block joins the outer one."""
+        if getattr(self._local, "batch", None) is not None:
+            yield
             return
-        conn = self._push_conn
+        batch = self._local.batch = _Batch(self)
         try:
-            if conn is None:
-                raise redis.ConnectionError("the connection was closed")
-            refused, unannounced = self._read_push_replies(conn, self._unconfirmed)
-        except _FAILURES:
-            self._refused(self._resend_locked())
-            return
-        except BaseException:
-            self._drop_push_conn()  # a reply may be half read: the connection cannot be reused
-            raise
-        self._unconfirmed.clear()
-        self._announce(unannounced)
-        self._refused(refused)
+            yield
+        finally:
+            self._local.batch = None
+            batch.finish()
 
-    def _drop_push_conn(self) -> None:
-        conn, self._push_conn = self._push_conn, None
-        if conn is not None:
-            _disconnect(conn)
-
-    def _resend_locked(self) -> list[tuple[str, Exception]]:
-        """Send every waiting push again on a new connection and read the replies, retrying
-        for the retry window (then StoreUnavailable, keeping them for the next call); return
-        the pushes the server refused."""
-        self._drop_push_conn()
-        pushes = list(self._unconfirmed)
-
-        def again(retried: bool) -> tuple[list[tuple[str, Exception]], set[str]]:
-            conn = self._connect()
-            try:
-                conn.send_packed_command(conn.pack_commands(self._push_commands(pushes, True)))
-                replies = self._read_push_replies(conn, pushes)
-            except BaseException:
-                conn.disconnect()
-                raise
-            self._push_conn = conn
-            return replies
-
-        try:
-            refused, unannounced = self.call("add", again)
-        except StoreUnavailable as exc:
-            raise StoreUnavailable(
-                f"{exc} ({len(pushes)} job push(es) of this process are not confirmed; they are "
-                f"sent again by its next call to the store, or at exit)"
-            ) from exc.__cause__
-        self._unconfirmed.clear()
-        self._announce(unannounced)
-        return refused
+    def _read_own_pushes(self) -> None:
+        """Read the replies of this thread's batched pushes, so that it reads its own writes."""
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None and batch.pending and not batch.busy:
+            batch.read()
 
     def execute(self, *command: Any) -> Any:
         """Send one command and read its reply, on a connection of this process's own.
@@ -437,11 +309,10 @@ class Server:
         list pop, where the client library's pool would take a lock and look at it each time.
         A failure after the command was sent is raised as :class:`_Lost`.
         """
-        if self._unconfirmed:
-            self.confirm()  # this process's own pushes come first
+        self._read_own_pushes()
         conn = self._take()
         try:
-            conn.send_command(*command)
+            conn.send_packed_command([pack(command)])
         except BaseException:
             conn.disconnect()
             raise
@@ -461,11 +332,10 @@ class Server:
     def pipeline(self, *commands: tuple[Any, ...]) -> list[Any]:
         """Send several commands at once and read their replies: one round trip. A command the
         server refused has its ResponseError in its place among the replies."""
-        if self._unconfirmed:
-            self.confirm()
+        self._read_own_pushes()
         conn = self._take()
         try:
-            conn.send_packed_command(conn.pack_commands(commands))
+            conn.send_packed_command([b"".join(map(pack, commands))])
         except BaseException:
             conn.disconnect()
             raise
@@ -563,26 +433,6 @@ class Server:
     def hand_back(self, queue: str, owner: str, ids: list[str]) -> None:
         """Return handed jobs unstarted to their place, without counting a delivery."""
         self.run("lease", queue, owner, "return", "0.0", *ids)
-
-
-@atexit.register
-def _confirm_at_exit() -> None:
-    """Read the replies of every job push this process made (sending again what needs it)."""
-    pid = current_pid()
-    for (owner, _), server in list(Server._registry.items()):
-        if owner != pid or not server._unconfirmed:
-            continue
-        try:
-            server.confirm()
-        except Exception as exc:  # noqa: BLE001 -- at exit: say what may be lost
-            ids = ", ".join(entry[1] for entry, _ in server._unconfirmed[:5])
-            log.error(
-                "at exit, Redis at %s did not confirm %d job push(es) (jobs %s): %s",
-                server.where,
-                len(server._unconfirmed),
-                ids,
-                exc,
-            )
 
 
 class _Feed:
@@ -711,6 +561,34 @@ class _Feed:
                 pause = min(pause * 2, 2.0)
             finally:
                 _disconnect(conn)
+
+
+def pack(command: tuple[Any, ...]) -> bytes:
+    """One command in the Redis protocol (RESP), as the server reads it.
+
+    Written here (by hiredis when it is installed), not by the client library, whose packer
+    costs several times more per command on the enqueue path. Values are bytes, str (UTF-8),
+    int or float, as the library takes them.
+    """
+    if _hiredis_pack is not None:
+        try:
+            return _hiredis_pack(command)
+        except TypeError:  # a bytearray, say: packed below
+            pass
+    out = [b"*%d\r\n" % len(command)]
+    for value in command:
+        if type(value) is str:
+            value = value.encode()
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            value = bytes(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = b"%d" % value
+        elif isinstance(value, float):
+            value = repr(float(value)).encode()
+        else:
+            raise TypeError(f"cannot send {type(value).__name__} {value!r} to Redis")
+        out.append(b"$%d\r\n%s\r\n" % (len(value), value))
+    return b"".join(out)
 
 
 def _fields(data: bytes) -> list[bytes]:
@@ -856,18 +734,143 @@ class Ids:
         self._pid = -1
         self._lock = threading.Lock()
         self._prefix = ""
-        self._next = 0
+        self._count = itertools.count()
 
     def take(self, n: int) -> list[str]:
-        with self._lock:
-            if self._pid != current_pid():
-                self._pid = current_pid()
-                self._prefix = secrets.token_hex(8)
-                self._next = 0
-            start = self._next
-            self._next += n
-        prefix = self._prefix
-        return [f"{prefix}{i:x}" for i in range(start, start + n)]
+        if self._pid != current_pid():
+            with self._lock:
+                if self._pid != current_pid():
+                    self._prefix = secrets.token_hex(8)
+                    self._count = itertools.count()
+                    self._pid = current_pid()
+        # next() on a count is atomic: threads taking ids at once get different numbers.
+        prefix, count = self._prefix, self._count
+        return [f"{prefix}{next(count):x}" for _ in range(n)]
 
 
 IDS = Ids()
+
+
+class _Batch:
+    """The job pushes of one thread's batch block: written to one connection without waiting,
+    their replies read once :data:`WINDOW` are pending, when the thread calls the store for
+    anything else, and when the block ends."""
+
+    WINDOW = 512
+    SEND_EVERY = 64
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.conn: Any = None
+        self.pending: list[tuple[Any, ...]] = []  # made, reply not read yet
+        self.unsent: list[bytes] = []  # the last of them, packed, not written yet
+        self.idle_waits: set[str] = set()  # queues of pushes that found a worker waiting idle
+        self.refused: list[tuple[str, str]] = []  # job id, the server's reason
+        self.busy = False  # reading or sending again: the store calls that makes skip read()
+
+    def send(self, entry: tuple[Any, ...]) -> None:
+        if len(self.pending) >= self.WINDOW:
+            self.read()
+        server = self.server
+        self.pending.append(entry)
+        self.unsent.append(pack(("EVALSHA", server.shas["push"], 0, server.prefix, *entry, "0")))
+        if len(self.unsent) >= self.SEND_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pushes not written yet (a few at a time, so as not to pay a write each)."""
+        if not self.unsent:
+            return
+        data = b"".join(self.unsent)
+        self.unsent.clear()
+        try:
+            if self.conn is None:
+                self.conn = self.server._connect()
+            self.conn.send_packed_command([data], check_health=False)
+        except _FAILURES:
+            self._resend()
+
+    def read(self) -> None:
+        """Read every pending reply; what a lost connection leaves unread is sent again."""
+        self.busy = True
+        try:
+            self._read()
+        finally:
+            self.busy = False
+
+    def _read(self) -> None:
+        self.flush()
+        again: list[tuple[Any, ...]] = []
+        try:
+            while self.pending:
+                entry = self.pending[0]
+                if self.conn is None:
+                    raise redis.ConnectionError("the connection was closed")
+                try:
+                    if self.conn.read_response():
+                        self.idle_waits.add(entry[0])
+                except redis.exceptions.NoScriptError:
+                    again.append(entry)  # a new or restarted server: sent again below
+                except redis.ResponseError as exc:
+                    self.refused.append((str(entry[1]), str(exc)))
+                del self.pending[0]
+        except _FAILURES:
+            self._resend()
+        for entry in again:  # by name this time, which loads the script
+            self._confirm(entry)
+        while self.idle_waits:
+            self.server.hand_off(self.idle_waits.pop())
+
+    def _resend(self) -> None:
+        """Send every pending push again on a new connection, marked, and read the replies,
+        retrying for the store's retry window; the server files each job once."""
+        if self.conn is not None:
+            _disconnect(self.conn)
+            self.conn = None
+        self.unsent.clear()
+        busy, self.busy = self.busy, True
+        try:
+            while self.pending:
+                self._confirm(self.pending[0])
+                del self.pending[0]
+        finally:
+            self.busy = busy
+
+    def _confirm(self, entry: tuple[Any, ...]) -> None:
+        """Push ``entry`` again, marked, and wait for it: filed, or recorded as refused."""
+        server = self.server
+        try:
+            if server.call("add", lambda retried: server.script("push", (*entry, "1"))):
+                self.idle_waits.add(entry[0])
+        except StoreUnavailable:
+            raise
+        except StoreError as exc:
+            self.refused.append((str(entry[1]), str(exc.__cause__ or exc)))
+
+    def finish(self) -> None:
+        """Confirm every push of the block; raise EnqueueFailed naming those not filed."""
+        try:
+            self.read()
+        except StoreUnavailable as exc:
+            ids = [str(entry[1]) for entry in self.pending]
+            raise EnqueueFailed(
+                f"{exc}; {len(ids)} job push(es) of the batch are not confirmed and may not be "
+                f"enqueued (jobs {_some(ids)})",
+                ids,
+            ) from exc
+        finally:
+            if self.conn is not None:
+                # A connection with replies left unread cannot serve another call.
+                (self.server._give_back if not self.pending else _disconnect)(self.conn)
+                self.conn = None
+        if self.refused:
+            ids = [job_id for job_id, _ in self.refused]
+            raise EnqueueFailed(
+                f"Redis at {self.server.where} refused {len(ids)} job push(es) of the batch "
+                f"(jobs {_some(ids)}): {self.refused[0][1]}; those jobs were not enqueued",
+                ids,
+            )
+
+
+def _some(ids: list[str]) -> str:
+    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")

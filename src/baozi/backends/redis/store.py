@@ -22,12 +22,13 @@ also a ``ConnectionError``. Other query options go to the redis client (see redi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -223,8 +224,7 @@ class RedisStore(RowStore):
             f"{time.time():020.6f}",  # created, on this machine's clock
         )
         if task:
-            # A job: its reply is read behind, so a producer does not wait a round trip per job.
-            server.push(entry, queue)
+            server.push(entry, queue)  # one script run, or written behind in a batch block
             return [item_id]
         inbox, channel = server.inbox, server.channel
 
@@ -239,6 +239,11 @@ class RedisStore(RowStore):
 
         server.call("add", push)
         return [item_id]
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._server.batch():
+            yield
 
     def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
         server = self._server
