@@ -14,7 +14,6 @@ from ..beat import Beat
 from .loading import load_app
 from .options import USAGE, url_option
 
-
 _app_option = click.option(
     "--app",
     "app_path",
