@@ -150,7 +150,9 @@ def _ids(ids: Sequence[str]) -> list[int]:
     "1_0", "+10", " 10" or other scripts' digits, which int() reads as 10 too)."""
     out = []
     for i in ids:
-        if isinstance(i, str) and i.isascii() and i.isdigit() and i == str(int(i)):
+        if isinstance(i, str) and 0 < len(i) <= 30 and i.isascii() and i.isdigit():
+            if i != str(int(i)):
+                continue
             out.append(int(i))
     return out
 

@@ -42,7 +42,9 @@ def item_number(item_id: object) -> int | None:
     """The row id behind an item id, when the id is one this store could have issued: written
     as it writes them ("10", not "1_0", "+10", " 10" or other scripts' digits, which int() reads
     as 10 too), within SQLite's integers."""
-    if not (isinstance(item_id, str) and item_id.isascii() and item_id.isdigit()):
+    if not (isinstance(item_id, str) and 0 < len(item_id) <= 19):
+        return None
+    if not (item_id.isascii() and item_id.isdigit()):
         return None
     num = int(item_id)
     return num if 0 < num < 2**63 and str(num) == item_id else None
