@@ -185,7 +185,6 @@ def test_a_schema_2_store_gains_job_totals_that_count_from_then_on(tmp_path: Pat
     with sqlite3.connect(path) as conn:  # as baozi with schema 2 left it
         for trigger in ("enqueued", "started", "finished"):
             conn.execute(f"DROP TRIGGER baozi_count_{trigger}")
-        conn.execute("DROP TRIGGER baozi_relist")
         conn.execute("DROP TABLE baozi_totals")
         conn.execute(  # the queues as schema 2 made them, with no "listed" column
             "CREATE TABLE old_queues (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
@@ -194,6 +193,7 @@ def test_a_schema_2_store_gains_job_totals_that_count_from_then_on(tmp_path: Pat
         conn.execute("INSERT INTO old_queues SELECT id, name, options FROM baozi_queues")
         conn.execute("DROP TABLE baozi_queues")
         conn.execute("ALTER TABLE old_queues RENAME TO baozi_queues")
+        conn.execute("UPDATE baozi_items SET counted = NULL")  # (a column schema 2 lacked)
         conn.execute("UPDATE baozi_meta SET value='2' WHERE key='schema'")
     conn.close()
     store = open_store(f"sqlite:///{path}?durable=fsync")  # a fresh handle: upgraded on open

@@ -150,3 +150,16 @@ class TotalsContract:
         assert store.record("1" * 5000) is None  # past what int() reads: no error either
         assert store.statuses(["9" * 5000]) == {}
         assert all(store.record(i) is not None for i in ids)
+
+    def test_a_handle_that_wrote_before_a_delete_makes_the_queue_anew(self, store: Store) -> None:
+        other = type(store)(store.url)  # another handle, which may keep what it learnt of Q
+        try:
+            other.push(Q, [b"a"])
+            assert other.pop(Q) != []
+            assert store.delete_queue(Q)
+            other.enqueue(Q, [NewJob("t", b"b")])
+            other.set_queue_options(OTHER, paused=True)
+            assert store.has_queue(Q) and Q in store.queues()
+            assert store.job_totals(Q)["t"]["enqueued"] == 1
+        finally:
+            other.close()

@@ -22,7 +22,7 @@ CREATE TABLE baozi_queues (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     options TEXT NOT NULL DEFAULT '{}',  -- JSON: maxsize, maxlen ...
-    listed INTEGER NOT NULL DEFAULT 1    -- 0 once deleted, until written to again
+    listed INTEGER NOT NULL DEFAULT 1    -- 0 once deleted (it is listed while it holds anything)
 );
 CREATE TABLE baozi_items (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, and the last part of the key
@@ -44,7 +44,8 @@ CREATE TABLE baozi_items (
     outcome TEXT,                          -- succeeded, failed or cancelled, once finished
     result BLOB,
     error TEXT,
-    progress TEXT
+    progress TEXT,
+    counted INTEGER                        -- 1: the batch that added it counted it (see totals)
 );
 -- Partial indexes, each row in exactly one: a push writes one index, not two.
 CREATE INDEX baozi_items_ready ON baozi_items (qid, priority, seq) WHERE state = 0;
@@ -85,9 +86,10 @@ CREATE TABLE IF NOT EXISTS baozi_totals (  -- events of jobs, by queue and task 
     n INTEGER NOT NULL,
     PRIMARY KEY (qid, task, event)
 ) WITHOUT ROWID;
--- Triggers count in the statement that makes the change, so nothing can change uncounted.
+-- Triggers count in the statement that makes the change, so nothing can change uncounted; a
+-- batch of jobs is counted once per task, in its own transaction, and marks its rows counted.
 CREATE TRIGGER IF NOT EXISTS baozi_count_enqueued AFTER INSERT ON baozi_items
-WHEN NEW.task IS NOT NULL BEGIN
+WHEN NEW.task IS NOT NULL AND NEW.counted IS NULL BEGIN
     INSERT INTO baozi_totals VALUES (NEW.qid, NEW.task, 'enqueued', 1)
     ON CONFLICT DO UPDATE SET n = n + 1;
 END;
@@ -101,17 +103,14 @@ WHEN NEW.task IS NOT NULL AND NEW.state < 0 AND OLD.state >= 0 BEGIN
     INSERT INTO baozi_totals VALUES (NEW.qid, NEW.task, NEW.outcome, 1)
     ON CONFLICT DO UPDATE SET n = n + 1;
 END;
--- A write through a queue id a process kept from before the queue was deleted lists it again.
-CREATE TRIGGER IF NOT EXISTS baozi_relist AFTER INSERT ON baozi_items
-WHEN (SELECT listed FROM baozi_queues WHERE id = NEW.qid) = 0 BEGIN
-    UPDATE baozi_queues SET listed = 1 WHERE id = NEW.qid;
-END;
 """
 )
 _SCHEMA_2 = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS baozi_kv") :]
 """What schemas 2 and 3 added to schema 1 (the coordination tables, then the job totals). A file
 of an older schema gets them on open."""
 _SCHEMA_3 = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS baozi_totals") :]
+_COLUMNS_3 = {"listed": "listed INTEGER NOT NULL DEFAULT 1", "counted": "counted INTEGER"}
+"""The columns schema 3 added to the tables of schema 2."""
 
 
 _BUSY = 5  # SQLITE_BUSY: another connection holds the write lock
@@ -351,8 +350,9 @@ class Database:
             raise StoreUnavailable(f"cannot create a baozi store in {self.path!r}: {exc}") from exc
 
     def _upgrade(self, conn: sqlite3.Connection, version: str) -> None:
-        """Schema 1 -> 2 adds the coordination tables; 2 -> 3 the job totals, their triggers
-        and the queues' ``listed`` column (the totals count from the upgrade on)."""
+        """Schema 1 -> 2 adds the coordination tables; 2 -> 3 the job totals, their triggers,
+        the queues' ``listed`` and the items' ``counted`` columns (the totals count from the
+        upgrade on)."""
         try:
             conn.execute("BEGIN IMMEDIATE")
             (now,) = conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone()
@@ -363,11 +363,10 @@ class Database:
                 _run_script(
                     conn, _SCHEMA_2[: _SCHEMA_2.index("CREATE TABLE IF NOT EXISTS baozi_totals")]
                 )
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(baozi_queues)")}
-            if "listed" not in columns:
-                conn.execute(
-                    "ALTER TABLE baozi_queues ADD COLUMN listed INTEGER NOT NULL DEFAULT 1"
-                )
+            for table, column in (("baozi_queues", "listed"), ("baozi_items", "counted")):
+                columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {_COLUMNS_3[column]}")
             _run_script(conn, _SCHEMA_3)
             conn.execute("UPDATE baozi_meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")

@@ -47,6 +47,15 @@ _DEFER = (
 )
 
 
+_HOLDS = (  # whether queue q holds an item or a record (one probe of each partial index)
+    "(EXISTS (SELECT 1 FROM baozi_items WHERE qid=q.id AND state=0) "
+    "OR EXISTS (SELECT 1 FROM baozi_items WHERE qid=q.id AND state>0) "
+    "OR EXISTS (SELECT 1 FROM baozi_items WHERE qid=q.id AND state<0))"
+)
+_LISTED = f"(q.listed OR q.options != '{{}}' OR {_HOLDS})"
+"""Whether queue q is listed: not deleted, or written to since (through an id kept from before)."""
+
+
 def _batches(finished: list[Any], retried: list[Any], deferred: list[Any]) -> list[Any]:
     return [(_FINISH, finished), (_RETRY, retried), (_DEFER, deferred)]
 
@@ -191,31 +200,29 @@ class SQLiteStore(SQLiteCoordination):
 
     def queues(self) -> list[str]:
         return [
-            r[0] for r in self._read("SELECT name FROM baozi_queues WHERE listed ORDER BY name", ())
+            r[0]
+            for r in self._read(
+                f"SELECT name FROM baozi_queues q WHERE {_LISTED} ORDER BY name", ()
+            )
         ]
 
     def has_queue(self, queue: str) -> bool:
-        return bool(self._read("SELECT 1 FROM baozi_queues WHERE name=? AND listed", (queue,)))
+        return bool(
+            self._read(f"SELECT 1 FROM baozi_queues q WHERE name=? AND {_LISTED}", (queue,))
+        )
 
     def delete_queue(self, queue: str) -> bool:
-        qid = self._db.find_qid(queue)
-        if qid is None:
-            return False
-        # The row stays (unlisted, its options gone): other processes may keep its id, and
-        # their next write to the queue lists it again (a trigger does).
+        # The row stays, unlisted and its options gone: other processes may keep its id, and
+        # what they write to the queue lists it again (see _LISTED).
         with self._write() as conn:
-            if conn.execute(
-                "SELECT 1 FROM baozi_items WHERE qid=?1 AND state=0 UNION ALL "
-                "SELECT 1 FROM baozi_items WHERE qid=?1 AND state>0 UNION ALL "
-                "SELECT 1 FROM baozi_items WHERE qid=?1 AND state<0 LIMIT 1",
-                (qid,),
-            ).fetchone():
+            row = conn.execute(
+                f"SELECT id, {_HOLDS} FROM baozi_queues q WHERE name=? AND {_LISTED}", (queue,)
+            ).fetchone()
+            if row is None or row[1]:
                 return False
-            changed = conn.execute(
-                "UPDATE baozi_queues SET listed=0, options='{}' WHERE id=? AND listed", (qid,)
-            ).rowcount
-            conn.execute("DELETE FROM baozi_totals WHERE qid=?", (qid,))
-        return bool(changed)
+            conn.execute("UPDATE baozi_queues SET listed=0, options='{}' WHERE id=?", (row[0],))
+            conn.execute("DELETE FROM baozi_totals WHERE qid=?", (row[0],))
+        return True
 
     def lease_holders(self, queues: Sequence[str]) -> dict[str, int]:
         qids = [q for q in map(self._db.find_qid, set(queues)) if q is not None]
