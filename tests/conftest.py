@@ -20,6 +20,25 @@ SHARED_STORES = ["sqlite", "redis"]  # stores that other processes can open
 REDIS_URL = os.environ.get("BAOZI_TEST_REDIS", "redis://127.0.0.1:6379/15")
 """The Redis server and database the tests use; each test works under its own key prefix."""
 
+RUN = os.environ.setdefault("BAOZI_TEST_RUN", uuid.uuid4().hex[:8])
+"""This test run's mark in every key prefix. Set in the controlling process before pytest-xdist
+starts its workers, which inherit it, so that the end of the run can find whatever any test left."""
+
+
+def fresh_prefix() -> str:
+    """A Redis key prefix no other test (nor another run sharing the database) uses."""
+    return f"test-{RUN}-{uuid.uuid4().hex[:12]}"
+
+
+def _redis_keys(pattern: str) -> list[bytes]:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        return list(client.scan_iter(match=pattern, count=1000))
+    finally:
+        client.close()
+
 
 def redis_or_skip() -> None:
     """Skip (or, under CI, fail) a test when the test Redis server does not answer."""
@@ -35,6 +54,8 @@ def redis_or_skip() -> None:
 
 
 def drop_redis_prefix(prefix: str) -> None:
+    """Remove every key of a test's store, and check that none comes back: a key written after
+    this (by a worker or a connection the test left running) is a leak the test must fix."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
@@ -42,6 +63,28 @@ def drop_redis_prefix(prefix: str) -> None:
     for i in range(0, len(keys), 1000):
         client.delete(*keys[i : i + 1000])
     client.close()
+    left = _redis_keys(f"{prefix}:*")
+    assert not left, f"keys written under {prefix} after the test ended: {left[:5]}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """At the end of the run (in the controlling process under xdist): no test left a key behind.
+    Whatever is found is removed, and the run fails naming it."""
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller checks once every worker has finished
+    try:
+        left = _redis_keys(f"test-{RUN}-*")
+    except Exception:  # noqa: BLE001 -- no Redis: the Redis tests were skipped, nothing to check
+        return
+    if not left:
+        return
+    for prefix in sorted({key.split(b":", 1)[0].decode() for key in left}):
+        drop_redis_prefix(prefix)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("=", "Redis keys left behind", red=True)
+        reporter.write_line(f"the tests left {len(left)} Redis key(s), now removed: {left[:5]}")
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def make_url(kind: str, tmp_path: Path) -> str:
@@ -51,7 +94,7 @@ def make_url(kind: str, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
     if kind == "redis":
         redis_or_skip()
-        return f"{REDIS_URL}?prefix=test-{uuid.uuid4().hex[:12]}"
+        return f"{REDIS_URL}?prefix={fresh_prefix()}"
     raise AssertionError(kind)
 
 

@@ -65,8 +65,9 @@ def test_enqueue_with_a_delay_reports_scheduled_and_bad_input_is_refused(url: st
 
 
 def test_status_of_an_unknown_job_exits_non_zero(url: str) -> None:
+    App(url)  # the store exists (a missing file is another error: see test_clear_errors)
     out = baozi(url, "status", "4242")
-    assert out.returncode == 3 and "no job" in out.stderr
+    assert out.returncode == 3 and "no job '4242'" in out.stderr
 
 
 def test_queues_jobs_retry_cancel_and_purge(url: str, tmp_path: Path) -> None:

@@ -264,7 +264,9 @@ def test_a_lock_key_the_arguments_cannot_fill_fails_the_job(url: str) -> None:
     @app.task(lock="k:{a}")
     def f(a: int) -> None: ...
 
-    job = f.apply_async((), {"b": 1})
+    with pytest.raises(TypeError, match="missing a required argument: 'a'"):
+        f.apply_async((), {"b": 1})  # refused at the call site; one already stored fails:
+    (job,) = app._enqueue(f.name, [((), {"b": 1})], "default", 0, None, False, True, None)
     with working(app, concurrency=1):
         with pytest.raises(Exception, match="lock key"):
             job.result(timeout=30)

@@ -11,9 +11,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_LEFT_BY_A_RUN = shutil.ignore_patterns(
+    "baozi.db", "baozi.db-*", "*.db-wal", "*.db-shm", "__pycache__"
+)
+"""What running an example leaves in its folder: a test's copy starts without it."""
+
+
+def _fresh_copy(example: Path, tmp_path: Path) -> Path:
+    work = tmp_path / example.name
+    shutil.copytree(example, work, ignore=_LEFT_BY_A_RUN)
+    return work
+
+
+def test_a_copy_of_an_example_leaves_out_the_store_a_users_run_left(tmp_path: Path) -> None:
+    used = tmp_path / "used" / "quickstart"
+    shutil.copytree(ROOT / "examples" / "quickstart", used)
+    for name in ("baozi.db", "baozi.db-wal", "baozi.db-shm"):
+        (used / name).write_bytes(b"jobs 1 to 8, from the user's own run")
+    work = _fresh_copy(used, tmp_path / "fresh")
+    assert (work / "order.py").exists() and (work / "tasks.py").exists()
+    assert not list(work.glob("baozi.db*"))
+
+
 def test_the_quickstart_orders_and_gets_its_buns(tmp_path: Path) -> None:
-    work = tmp_path / "quickstart"
-    shutil.copytree(ROOT / "examples" / "quickstart", work)
+    work = _fresh_copy(ROOT / "examples" / "quickstart", tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "BAOZI_URL"}
     out = subprocess.run(
         [sys.executable, "order.py", "--burst"],

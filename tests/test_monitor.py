@@ -118,6 +118,16 @@ def test_all_ok_exits_zero_with_json_on_stdout(site: str, tmp_path: Path) -> Non
     assert len(report) == 20 and all(r["status"] == 200 for r in report)
 
 
+def test_json_to_stdout_keeps_the_table_off_stdout(site: str, tmp_path: Path) -> None:
+    path = tmp_path / "mixed.txt"
+    path.write_text(f"http://{site}/ok\nhttp://{site}/missing\n")
+    done = _run(str(path), "--json", "-")
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)  # nothing but the JSON: it pipes into jq
+    assert [r["status"] for r in report] == [200, 404]
+    assert "1 ok, 1 failed, of 2" in done.stderr and "FAILED" in done.stderr
+
+
 @pytest.mark.parametrize("pool", ["thread", "gevent"])
 def test_via_queue_gives_the_same_report(
     urls: Path, shared_url: str, tmp_path: Path, pool: str

@@ -24,3 +24,10 @@ def test_every_error_has_the_one_root() -> None:
         assert issubclass(getattr(errors, name), errors.BaoziError)
     assert issubclass(baozi.Empty, stdlib_queue.Empty)
     assert issubclass(baozi.Full, stdlib_queue.Full)
+
+
+def test_unknown_task_is_public_and_a_lookup_error() -> None:
+    assert "UnknownTask" in baozi.__all__ and "UnknownTask" in errors.__all__
+    assert baozi.UnknownTask is errors.UnknownTask
+    assert issubclass(baozi.UnknownTask, LookupError)
+    assert "UnknownTask" in (errors.__doc__ or "")

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from baozi.worker import Worker
 
 from . import jobtasks
 from ._helpers import lines, wait_for, working
-from .conftest import REDIS_URL, drop_redis_prefix, redis_or_skip
+from .conftest import REDIS_URL, drop_redis_prefix, fresh_prefix, redis_or_skip
 
 # -- keys -------------------------------------------------------------------------------------
 
@@ -55,7 +54,7 @@ def test_priority_keys_at_the_edges() -> None:
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     redis_or_skip()
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    prefix = fresh_prefix()
     yield f"{REDIS_URL}?prefix={prefix}"
     drop_redis_prefix(prefix)
 
@@ -84,7 +83,7 @@ def test_url_options_are_checked_at_once() -> None:
 
 
 def test_two_prefixes_in_one_database_are_separate_stores(redis_url: str) -> None:
-    other = f"{REDIS_URL}?prefix=test-{uuid.uuid4().hex[:12]}"
+    other = f"{REDIS_URL}?prefix={fresh_prefix()}"
     try:
         with Queue("q", url=redis_url) as a, Queue("q", url=other) as b:
             a.put(1)
@@ -403,6 +402,7 @@ def test_inside_a_batch_block_a_thread_reads_its_own_writes(redis_url: str) -> N
     with app.batch():
         first, second = note.delay("a", "x"), note.delay("b", "y")
         assert second.status == "queued" and second.position() == 1
+        assert first.position() == 0
     app.store.close()
 
 
@@ -545,9 +545,12 @@ def test_an_idle_worker_is_handed_new_jobs_leased_to_it(redis_url: str) -> None:
             handed.extend(flat[i].decode() for i in range(0, len(flat), 6)),
             receive(q, flat, took),
         )
-        jobs = [add.delay(i, 1) for i in range(3)]
-        assert [job.result(timeout=10) for job in jobs] == [1, 2, 3]
-        assert set(handed) == {job.id for job in jobs}  # none had to be reserved
+        jobs = []
+        for i in range(3):  # each pushed while the worker waits idle
+            wait_for(lambda: client.zcard(f"{prefix}:q:default:w") == 1)
+            jobs.append(add.delay(i, 1))
+            assert jobs[-1].result(timeout=10) == i + 1
+        assert handed == [job.id for job in jobs]  # none had to be reserved
         assert all(job.attempts == 1 for job in jobs)
     # A worker that stops waits nowhere any more.
     assert client.zcard(f"{prefix}:q:default:w") == 0
@@ -711,12 +714,20 @@ def test_a_job_handed_and_lost_on_the_way_runs_after_its_lease(
     admin = redis.Redis(port=private_redis.port)
     decoy = admin.pubsub()
     decoy.subscribe("decoy")
+    assert decoy.get_message(timeout=10) is not None  # the subscription's confirmation
     with working(app, concurrency=1) as worker:
         wait_for(lambda: admin.zcard("baozi:q:default:w") == 1)
-        # Its next job goes astray: leased to it, sent where it does not listen.
-        admin.hset("baozi:wi", worker.owner, "1 1 decoy")
-        lost = add.delay(1, 1)
-        wait_for(lambda: lost.status == "running")
+        for _ in range(10):
+            # Its next job goes astray: leased to it, sent where it does not listen (unless the
+            # worker, still settling in, names its own channel again first: then once more).
+            admin.hset("baozi:wi", worker.owner, "1 1 decoy")
+            lost = add.delay(1, 1)
+            if decoy.get_message(timeout=2) is not None:
+                break
+            assert lost.result(timeout=30) == 2
+        else:
+            pytest.fail("no job was handed to the decoy channel")
+        assert lost.status == "running"
         admin.client_kill_filter(_type="pubsub")  # and its hand-off line drops, as it would
         assert lost.result(timeout=30) == 2  # its lease ran out: reserved again, and run
         assert lost.attempts == 2

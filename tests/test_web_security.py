@@ -231,7 +231,8 @@ def test_writes_from_another_sites_page_are_refused(token: str | None) -> None:
         assert app.store.job_counts("default")["queued"] == 1 and not app.is_paused("default")
         # the server's own pages may write, and reads are not refused
         own = {"Origin": base, "Sec-Fetch-Site": "same-origin"}
-        assert client.post("/api/jobs", json={"task": "add"}, headers=own).status_code == 202
+        new_job = {"task": "add", "args": [1, 2]}
+        assert client.post("/api/jobs", json=new_job, headers=own).status_code == 202
         assert client.delete(job["url"], headers=own).status_code == 200
         assert client.post("/api/queues/default/pause", headers=own).status_code == 200
         assert client.get("/api/queues", headers={"Origin": "http://evil.example"}).is_success

@@ -29,6 +29,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
     UndecodableItem,
+    UnknownTask,
 )
 from .jobs import Job, current_job
 from .queues import LifoQueue, PriorityQueue, Queue
@@ -65,6 +66,7 @@ __all__ = [
     "StoreUnavailable",
     "Task",
     "UndecodableItem",
+    "UnknownTask",
     "Worker",
     "__version__",
     "current_job",

@@ -97,6 +97,71 @@ def _seconds_until(eta: object) -> float:
     return max((eta - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
 
 
+def _plain_names(dotted: str) -> list[str] | None:
+    """The parts of a dotted name, or None if any is not an identifier or is a dunder name."""
+    parts = dotted.split(".")
+    if all(p.isidentifier() and not (p.startswith("__") and p.endswith("__")) for p in parts):
+        return parts
+    return None
+
+
+def _allowed_function(name: str, packages: set[str]) -> Task[Any, Any] | Callable[..., Any] | None:
+    """The function (or task) ``module:qualname`` names, if a worker may run it by that name."""
+    module_name, _, qualname = name.partition(":")
+    module_parts, path = _plain_names(module_name), _plain_names(qualname)
+    if module_parts is None or path is None or module_parts[0] not in packages:
+        return None
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception:  # a missing or broken module is an unknown task, nothing worse
+        return None
+    for i, part in enumerate(path):
+        if i and not isinstance(obj, type):
+            return None  # only a class of the module may be looked into, nothing else
+        obj = inspect.getattr_static(obj, part, None)
+        if isinstance(obj, staticmethod):
+            obj = obj.__func__
+        if isinstance(obj, types.ModuleType):
+            return None
+    fn = obj.fn if isinstance(obj, Task) else obj
+    if not isinstance(fn, types.FunctionType):
+        return None
+    if fn.__module__.partition(".")[0] not in packages or fn.__qualname__ != qualname:
+        return None
+    return obj if isinstance(obj, Task) else fn
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):  # a callable Python cannot describe: the worker finds out
+        return None
+
+
+def _bare(sig: inspect.Signature) -> inspect.Signature:
+    """The signature without its annotations (which may be strings): ``(a, b=2)``."""
+    params = [p.replace(annotation=p.empty) for p in sig.parameters.values()]
+    return sig.replace(parameters=params, return_annotation=sig.empty)
+
+
+def _positional_arity(sig: inspect.Signature | None) -> tuple[float, float] | None:
+    """(fewest, most) positional arguments a call without keywords may pass, or None when only
+    binding can tell (a keyword-only parameter is required)."""
+    if sig is None:
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = list(sig.parameters.values())
+    if any(p.kind is p.KEYWORD_ONLY and p.default is p.empty for p in params):
+        return None
+    required = sum(p.kind in positional and p.default is p.empty for p in params)
+    most = (
+        math.inf
+        if any(p.kind is p.VAR_POSITIONAL for p in params)
+        else len([p for p in params if p.kind in positional])
+    )
+    return float(required), float(most)
+
+
 def _queue_name(queue: object) -> str:
     if not isinstance(queue, str) or not queue:
         raise TypeError(f"a queue name must be a non-empty str, not {queue!r}")
@@ -156,6 +221,8 @@ class Task(Generic[P, R]):
         self.lock = lock
         if lock is not None:
             _check_lock_template(fn, lock)
+        self._signature = _signature(fn)
+        self._arity = _positional_arity(self._signature)
         functools.update_wrapper(self, fn)
 
     @property
@@ -172,6 +239,18 @@ class Task(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
+
+    def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], where: str = "") -> None:
+        """Raise TypeError, naming the task, when its function could not take these arguments."""
+        arity = self._arity
+        if self._signature is None or (arity and not kwargs and arity[0] <= len(args) <= arity[1]):
+            return
+        try:
+            self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(
+                f"task {self.name}{_bare(self._signature)}{where}: {exc}; nothing was enqueued"
+            ) from None
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Enqueue a job that runs this task with these arguments; return it at once."""
@@ -197,9 +276,11 @@ class Task(Generic[P, R]):
             if delay is not None:
                 raise ValueError("give delay= or eta=, not both")
             delay = _seconds_until(eta)
+        call = (tuple(args), kwargs or {})
+        self._check_call(*call)
         (job,) = self.app._enqueue(
             self.name,
-            [(tuple(args), kwargs or {})],
+            [call],
             queue or self.queue,
             self.priority if priority is None else priority,
             delay,
@@ -223,6 +304,8 @@ class Task(Generic[P, R]):
         calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
             (a if isinstance(a, tuple) else (a,), {}) for a in iterable
         ]
+        for i, (args, kwargs) in enumerate(calls):
+            self._check_call(args, kwargs, f" (item {i} of map)")
         return self.app._enqueue(
             self.name, calls, self.queue, self.priority, None, False, True, None
         )
@@ -362,29 +445,22 @@ class App:
         return spec
 
     def resolve(self, name: str) -> Task[Any, Any] | None:
-        """The task registered under ``name``, or, for a ``module:function`` name (what
-        ``executor().submit`` sends for plain functions), that function imported -- only from
-        the packages in :attr:`importable`, since whoever can write to the store chooses the name.
-        None when there is no such task."""
+        """The task registered under ``name``, or, for a ``module:qualname`` name (what
+        ``executor().submit`` sends for plain functions), that function -- None for anything else.
+
+        Whoever can write to the store chooses the name, so a function is accepted only when its
+        own ``__module__`` is in a package of :attr:`importable` and its ``__qualname__`` is
+        exactly the stored one: the look-up goes through the module's classes, never through
+        another module, a function's attributes or a dunder name."""
         task = self.tasks.get(name)
         if task is not None or ":" not in name:
             return task
-        module, _, attr = name.partition(":")
-        if module.partition(".")[0] not in self.importable:
-            return None
-        try:
-            obj: Any = importlib.import_module(module)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-        except Exception:  # a malformed or missing name is an unknown task, nothing worse
-            return None
-        if isinstance(obj, Task):
-            return obj
-        if not isinstance(obj, types.FunctionType):
-            return None
+        fn = _allowed_function(name, self.importable)
+        if fn is None or isinstance(fn, Task):
+            return fn
         task = Task(
             self,
-            obj,
+            fn,
             name=name,
             queue="default",
             priority=0,

@@ -10,6 +10,8 @@
     ├── JobCancelled    the job was cancelled before it started
     ├── JobNotFound     (also LookupError) no job with that id in the store
     ├── Retry           raised by a task to ask for another run, after ``delay`` seconds
+    ├── UnknownTask     (also LookupError) a job names no task the worker's app registers or may
+    │                   import; the job fails with it and nothing runs
     ├── UndecodableItem (also ValueError) an item the handle's serializer cannot read; it was
     │                   moved aside, intact, so the items behind it keep flowing
     └── StoreError      the store could not do what was asked
@@ -36,6 +38,7 @@ __all__ = [
     "JobNotFound",
     "Retry",
     "UndecodableItem",
+    "UnknownTask",
     "NotABaoziStore",
     "StoreError",
     "StoreUnavailable",
@@ -80,6 +83,10 @@ class Retry(BaoziError):
     def __init__(self, delay: float | None = None, message: str = "retry requested") -> None:
         super().__init__(message)
         self.delay = delay
+
+
+class UnknownTask(BaoziError, LookupError):
+    """A job names a task that is not registered, nor a function the app allows by name."""
 
 
 class UndecodableItem(BaoziError, ValueError):

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ._outage import Outage, outage
 from .backends.base import Item, Outcome, WorkerInfo
-from .errors import Retry, StoreUnavailable
+from .errors import Retry, StoreError, UnknownTask
 from .jobs import Job
 from .pools import Call, Pool, make_pool
 from .pools import pool_class as _pool_class
@@ -40,9 +41,9 @@ log = logging.getLogger("baozi.worker")
 
 
 def _store_failed(exc: Exception, message: str, *args: object) -> None:
-    """Log a failed store call: one line when the store is unreachable (it says why), else the
-    whole traceback."""
-    if isinstance(exc, StoreUnavailable):
+    """Log a failed store call: one line for a store error (unreachable, or what it refused: the
+    message says which), else the whole traceback."""
+    if isinstance(exc, StoreError):
         log.warning(message + ": %s", *args, exc)
     else:
         log.exception(message, *args)
@@ -228,7 +229,7 @@ class Worker:
             self.id,
             self.pool_kind,
             self.concurrency,
-            self.app.url,
+            self.app.store.location,  # no password
             ", ".join(self.queues),
         )
         # Where the store can, jobs go straight to this worker while it waits idle (not in a
@@ -242,10 +243,12 @@ class Worker:
                 try:
                     if self._step(burst):
                         break
+                    if backoff:  # this step called the store again, and it answered
+                        self._outage.ok(f"worker {self.id}, taking jobs")
                     backoff = 0.0
                 except Exception as exc:  # the store failing: keep the jobs in flight, try later
                     backoff = min(max(backoff * 2, 0.1), 5.0)
-                    _store_failed(exc, "worker %s: retrying in %.1fs", self.id, backoff)
+                    self._outage.failed(exc, f"worker {self.id}, taking jobs")
                     self._wake.wait(backoff)
         finally:
             with self._fetching:  # a change callback or a hand-off that is starting ends first
@@ -253,6 +256,13 @@ class Worker:
                 self._stopping = True
             self._stop_receiving()
             self._shutdown()
+            for who in ("taking jobs", "renewing leases"):
+                self._outage.withdraw(f"worker {self.id}, {who}")
+
+    @property
+    def _outage(self) -> Outage:
+        """The store's health as this process logs it: once when it fails, once when it is back."""
+        return outage(self.app.url)
 
     def _stop_receiving(self) -> None:
         """No more jobs handed to this worker (once it closes: it takes no new jobs)."""
@@ -472,7 +482,7 @@ class Worker:
             self._settle_failed(
                 queue,
                 item,
-                "UnknownTask",
+                UnknownTask.__name__,
                 (
                     f"no task named {item.task!r} is registered in this worker's app "
                     f"({app.import_path or app!r}); register it or check the name"
@@ -734,7 +744,7 @@ class Worker:
         try:
             store.heartbeat(self._info(started), ttl=self.app.lease)  # seen from the start
         except Exception as exc:
-            _store_failed(exc, "worker %s: heartbeat failed", self.id)
+            self._outage.failed(exc, f"worker {self.id}, renewing leases")
         while not self._halt.wait(interval):
             with self._lock:
                 by_queue: dict[str, list[str]] = {}
@@ -760,8 +770,9 @@ class Worker:
                 if time.time() - last_purge > min(60.0, self.app.result_ttl):
                     last_purge = time.time()
                     store.purge_expired()
+                self._outage.ok(f"worker {self.id}, renewing leases")
             except Exception as exc:  # the store may be back next round; leases have slack
-                _store_failed(exc, "worker %s: renewing leases failed", self.id)
+                self._outage.failed(exc, f"worker {self.id}, renewing leases")
 
     def _info(self, started: float) -> WorkerInfo:
         return WorkerInfo(

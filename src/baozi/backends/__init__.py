@@ -8,7 +8,16 @@ from urllib.parse import urlsplit
 from ..config import load_settings
 from .base import Counts, Item, Store
 
-__all__ = ["Counts", "Item", "Store", "open_store", "resolve_url", "SCHEMES"]
+__all__ = [
+    "Counts",
+    "Item",
+    "Store",
+    "check_scheme",
+    "open_store",
+    "resolve_url",
+    "store_class",
+    "SCHEMES",
+]
 
 SCHEMES: dict[str, str] = {
     "memory": "baozi.backends.memory:MemoryStore",
@@ -24,12 +33,9 @@ def resolve_url(url: str | None) -> str:
     return url if url else load_settings().url
 
 
-def open_store(url: str | None = None) -> Store:
-    """Open a handle on the store at ``url`` (default: see :func:`resolve_url`).
-
-    Raises ValueError for a URL whose scheme no backend handles, naming the ones that exist.
-    """
-    url = resolve_url(url)
+def check_scheme(url: str) -> str:
+    """The backend target (``"module:Class"``) for ``url``'s scheme. Raises ValueError for a
+    scheme no backend handles, naming the ones that exist."""
     if not isinstance(url, str):
         raise TypeError(f"a store URL must be a str, not {type(url).__qualname__}")
     scheme = urlsplit(url).scheme.lower()
@@ -40,6 +46,20 @@ def open_store(url: str | None = None) -> Store:
             f"unknown store URL scheme {scheme + '://' if scheme else '(none)'} in {url!r}: "
             f"baozi supports {known} (for example sqlite:///baozi.db or memory://)"
         )
-    module_name, class_name = target.split(":")
-    store_class: type[Store] = getattr(importlib.import_module(module_name), class_name)
-    return store_class(url)
+    return target
+
+
+def store_class(url: str | None = None) -> type[Store]:
+    """The class of the store at ``url`` (its backend module imported, nothing opened)."""
+    module_name, class_name = check_scheme(resolve_url(url)).split(":")
+    cls: type[Store] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open a handle on the store at ``url`` (default: see :func:`resolve_url`).
+
+    Raises ValueError for a URL whose scheme no backend handles, naming the ones that exist.
+    """
+    url = resolve_url(url)
+    return store_class(url)(url)

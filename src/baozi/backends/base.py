@@ -48,6 +48,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
+from .._outage import shown_url
+
 __all__ = [
     "COUNTED",
     "Counts",
@@ -200,6 +202,17 @@ class Store(ABC):
 
     def __init__(self, url: str) -> None:
         self.url = url
+
+    @classmethod
+    def missing(cls, url: str) -> str | None:
+        """Why ``url`` names no store yet, so that opening it would create one (a file that does
+        not exist), or None. Commands that only read ask this first and create nothing."""
+        return None
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for people to read (an absolute path for a file; no password)."""
+        return shown_url(self.url)
 
     @abstractmethod
     def push(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 
 import click
@@ -12,7 +11,7 @@ import click
 from ..app import App
 from ..beat import Beat
 from .loading import load_app
-from .options import USAGE, url_option
+from .options import Refused, url_option
 
 _app_option = click.option(
     "--app",
@@ -26,13 +25,12 @@ _app_option = click.option(
 
 def _known_queue(queue: str, url: str | None, app_path: str | None) -> App:
     """The app to act with, once QUEUE is known to be a queue: one the store holds, or one the
-    app names. Else exit USAGE: a mistyped name makes no queue."""
+    app names. Else refuse (exit USAGE): a mistyped name makes no queue."""
     app = load_app(app_path, url) if app_path else App(url)
     named = set(app.queues) | {task.queue for task in app.tasks.values()}
     if queue not in named and not app.store.has_queue(queue):
         hint = "" if app_path else "; give --app MODULE:APP to pause a queue its app declares"
-        click.echo(f"no queue {queue!r} in {app.url}: it has never held a job{hint}", err=True)
-        sys.exit(USAGE)
+        raise Refused(f"no queue {queue!r} in {app.url}: it has never held a job{hint}")
     return app
 
 

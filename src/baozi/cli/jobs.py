@@ -12,13 +12,26 @@ from rich.console import Console
 from rich.table import Table
 
 from ..app import App
+from ..backends import resolve_url, store_class
 from ..backends.base import STATUSES, JobRecord
 from ..errors import JobNotFound
 from .loading import load_app
-from .options import FAILED, NOT_FOUND, app_url_option, url_option
+from .options import FAILED, NOT_FOUND, Refused, app_url_option, url_option
 
 
 def _app(url: str | None) -> App:
+    return App(url)
+
+
+def _existing(url: str | None) -> App:
+    """The app on a store that exists already: commands that only read create nothing."""
+    try:
+        missing = store_class(url).missing(resolve_url(url))
+    except ValueError as exc:  # a URL its backend cannot read
+        raise Refused(str(exc)) from None
+    if missing:
+        click.echo(f"no baozi store: {missing} (check --url or BAOZI_URL)", err=True)
+        sys.exit(NOT_FOUND)
     return App(url)
 
 
@@ -75,14 +88,15 @@ def enqueue(
 @url_option
 def status(job_id: str, url: str | None) -> None:
     """Show a job: status, position, attempts, times, and its result or error."""
-    app = _app(url)
+    app = _existing(url)
     try:
         rec = app.job(job_id).record()
-    except JobNotFound as exc:
-        click.echo(str(exc), err=True)
+    except JobNotFound:
+        click.echo(f"no job {job_id!r} in {app.store.location}", err=True)
         sys.exit(NOT_FOUND)
     position = app.store.rank(rec.queue, rec.id)
     lines = [
+        ("store", app.store.location),
         ("job", rec.id),
         ("task", rec.task),
         ("queue", rec.queue),
@@ -106,8 +120,9 @@ def status(job_id: str, url: str | None) -> None:
 @url_option
 def queues_cmd(url: str | None) -> None:
     """A table of every queue: jobs ready, scheduled, running, failed and done."""
-    app = _app(url)
-    table = Table(title=f"queues in {app.url}")
+    app = _existing(url)
+    click.echo(f"queues in {app.store.location}")  # a line of its own: a title would wrap
+    table = Table()
     for col in ("queue", "ready", "scheduled", "running", "failed", "done"):
         table.add_column(col, justify="left" if col == "queue" else "right")
     for name in app.store.queues():
@@ -129,7 +144,8 @@ def queues_cmd(url: str | None) -> None:
 @url_option
 def jobs_cmd(queue: str | None, status_: str | None, limit: int, url: str | None) -> None:
     """List jobs, newest first."""
-    app = _app(url)
+    app = _existing(url)
+    click.echo(f"jobs in {app.store.location}")
     table = Table()
     for col in ("id", "task", "queue", "status", "attempts", "created", "error"):
         table.add_column(col)
@@ -160,12 +176,12 @@ def _error_text(rec: JobRecord) -> str:
 @url_option
 def retry(job_id: str | None, all_failed: bool, queue: str | None, url: str | None) -> None:
     """Run a failed (or cancelled) job again, or every failed job."""
-    app = _app(url)
     if all_failed == (job_id is not None):
         raise click.UsageError("give a JOB_ID or --all-failed")
+    app = _existing(url)
     ids = [job_id] if job_id else [r.id for r in app.store.records(queue, "failed", 1_000_000)]
     done = sum(app.store.requeue(i) for i in ids if i)
-    click.echo(f"{done} job(s) queued again")
+    click.echo(f"{done} job(s) queued again in {app.store.location}")
     if job_id and not done:
         sys.exit(NOT_FOUND)
 
@@ -175,10 +191,15 @@ def retry(job_id: str | None, all_failed: bool, queue: str | None, url: str | No
 @url_option
 def cancel(job_id: str, url: str | None) -> None:
     """Cancel a job that has not started."""
-    if _app(url).store.cancel(job_id):
-        click.echo(f"job {job_id} cancelled")
+    store = _existing(url).store
+    if store.cancel(job_id):
+        click.echo(f"job {job_id} cancelled in {store.location}")
     else:
-        click.echo(f"job {job_id} was not cancelled: it is unknown, running or finished", err=True)
+        click.echo(
+            f"job {job_id} was not cancelled in {store.location}: it is unknown, running or "
+            f"finished",
+            err=True,
+        )
         sys.exit(NOT_FOUND)
 
 

@@ -5,10 +5,21 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 
 import click
 
 from ..app import App
+from .options import Refused
+
+
+def _raised_at(exc: Exception) -> str:
+    """Where the exception was raised, as ``" (at shop.py:3)"``, or "" when no file says."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames or isinstance(exc, SyntaxError):  # a SyntaxError names its own line
+        return ""
+    last = frames[-1]
+    return f" (at {os.path.relpath(last.filename)}:{last.lineno})"
 
 
 def load_app(path: str, url: str | None = None) -> App:
@@ -24,12 +35,17 @@ def load_app(path: str, url: str | None = None) -> App:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise click.BadParameter(f"cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # whatever the module raised while it ran: one line, not a trace
+        raise Refused(
+            f"cannot import {module_name!r}: {type(exc).__name__}: {exc}{_raised_at(exc)}"
+        ) from None
     app = getattr(module, attr, None)
     if not isinstance(app, App):
         raise click.BadParameter(f"{path!r} is {type(app).__name__}, not a baozi.App")
     app.import_path = path
     if url and app.url != url:
-        app.use_store(url)
+        try:
+            app.use_store(url)
+        except ValueError as exc:  # a URL its backend cannot read
+            raise Refused(str(exc)) from None
     return app

@@ -111,7 +111,7 @@ def monitor(
                 f"{r.seconds * 1000:.0f} ms",
                 "ok" if r.ok else f"[red]FAILED[/red] {r.reason}",
             )
-        out = Console()
+        out = Console(stderr=json_out == "-")  # stdout carries only the JSON then
         out.print(table)
         out.print(f"{len(results) - len(failed)} ok, {len(failed)} failed, of {len(results)}")
     if json_out is not None:

@@ -8,10 +8,12 @@ import sys
 
 import click
 
+from ..app import App
+from ..backends import store_class
 from ..worker import Worker
 from .control import start_beat
 from .loading import load_app
-from .options import app_url_option
+from .options import Refused, app_url_option
 
 
 def _require_gevent() -> None:
@@ -37,6 +39,16 @@ def _patched_or_reexec() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "baozi", *sys.argv[1:]])
+
+
+def _check_processes(app: App, processes: int) -> None:
+    """Worker processes must share the store; ``memory://`` lives inside one process."""
+    if processes > 1 and not store_class(app.url).shared_across_processes:
+        raise Refused(
+            f"-p {processes}: the store {app.url} lives inside one process, so other worker "
+            f"processes would never see its jobs; use -p 1 (and -c for more slots), or a store "
+            f"that processes share (sqlite:///file.db, redis://host/0)"
+        )
 
 
 @click.command()
@@ -96,6 +108,7 @@ def worker(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     app = load_app(app_path, url)
+    _check_processes(app, processes)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     w = Worker(app, names, pool, concurrency, processes, max_tasks_per_child=max_tasks_per_child)
     scheduler = start_beat(app) if with_beat else None

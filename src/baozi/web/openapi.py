@@ -240,7 +240,10 @@ def _job_operations() -> dict[str, Any]:
                     "404": _error("No task of that name; nothing was enqueued."),
                     "413": _error("The body is over 1 MiB."),
                     "415": _error("The body is not JSON."),
-                    "422": _error("Malformed JSON or a field of the wrong type; `field` names it."),
+                    "422": _error(
+                        "Malformed JSON, a field of the wrong type, or arguments the task cannot "
+                        "take (checked against its signature); `field` names it."
+                    ),
                     "429": _error(
                         "The queue is at its maxsize.", **{"Retry-After": "Seconds to wait."}
                     ),

@@ -22,8 +22,8 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .._outage import outage
 from ..backends.base import JobRecord, Store
-from ..errors import StoreError
 from ._wire import DEQUE_PREFIX
 
 __all__ = ["Observer", "QueueStats", "THROUGHPUT_BUCKET", "THROUGHPUT_BUCKETS", "finished"]
@@ -106,13 +106,17 @@ class Observer:
             self._thread = None
 
     def _run(self) -> None:
+        health = None  # the store's shared outage log, once the store is open
         while not self._stop.is_set():
             try:
+                health = outage(self._store().url)
                 self.sample()
-            except StoreError as exc:  # the store may be back at the next sample
-                log.warning("sampling the store failed: %s", exc)
-            except Exception:
-                log.exception("sampling the store failed")
+                health.ok("the web observer, sampling")
+            except Exception as exc:  # the store may be back at the next sample
+                if health is None:
+                    log.warning("opening the store failed: %s", exc)
+                else:
+                    health.failed(exc, "the web observer, sampling")
             self._stop.wait(self.interval)
 
     # -- sampling -----------------------------------------------------------------------------

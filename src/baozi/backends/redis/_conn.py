@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..._outage import outage
 from ..._process import current_pid
 from ...errors import EnqueueFailed, StoreError, StoreUnavailable
 from .._signal import ChangeSignal
@@ -234,16 +235,24 @@ class Server:
                 cause = exc.__cause__ if isinstance(exc, _Lost) else exc
                 left = deadline - time.monotonic()
                 if left <= 0 or (isinstance(exc, _Lost) and not retry_sent):
-                    raise StoreUnavailable(
-                        f"Redis at {self.where} did not answer {what} ({cause}); retried for "
-                        f"{self.retry:g}s. Check that redis-server is running and reachable "
-                        f"(the window is the URL's ?retry=SECONDS)"
-                    ) from cause
+                    raise self._unavailable(what, cause) from cause
                 time.sleep(min(pause, left))
                 pause = min(max(pause * 2, 0.02), 0.5)
                 retried = True
             except redis.ResponseError as exc:
                 raise StoreError(f"Redis at {self.where} refused {what}: {exc}") from exc
+
+    def _unavailable(self, what: str, cause: BaseException | None) -> StoreUnavailable:
+        if isinstance(cause, redis.exceptions.BusyLoadingError):  # it answered: not ready yet
+            return StoreUnavailable(
+                f"Redis at {self.where} is still loading its data set and refused {what} "
+                f"({cause}); retried for {self.retry:g}s (the window is the URL's ?retry=SECONDS)"
+            )
+        return StoreUnavailable(
+            f"Redis at {self.where} did not answer {what} ({cause}); retried for "
+            f"{self.retry:g}s. Check that redis-server is running and reachable "
+            f"(the window is the URL's ?retry=SECONDS)"
+        )
 
     def _take(self) -> Any:
         try:
@@ -544,19 +553,21 @@ class _Feed:
                     if kind == b"subscribe":
                         self._live.set()
                         pause = 0.05
+                        outage(server.url).ok("the change feed")
                     server.signal.notify()
             except redis.ResponseError as exc:  # refused: say so, rather than "unreachable"
                 self._refused = exc
                 self._live.clear()
                 self._want.clear()
                 server.signal.notify()
+                log.warning(
+                    "Redis at %s refused the change feed's subscribe: %s", server.where, exc
+                )
             except Exception as exc:  # noqa: BLE001 -- any failure: signal, then reconnect
                 self._error = exc
-                was_live = self._live.is_set()
                 self._live.clear()
                 server.signal.notify()  # whatever changed while the line was down
-                if was_live:
-                    log.warning("lost the change feed of Redis at %s: %s", server.where, exc)
+                outage(server.url).failed(_lost(server, exc), "the change feed")
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
             finally:
@@ -603,6 +614,15 @@ def _fields(data: bytes) -> list[bytes]:
     return out
 
 
+def _lost(server: Server, exc: Exception) -> Exception:
+    """A listener's failure in baozi's terms: the server refused (it answered), or it is gone."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, redis.ResponseError):
+        return StoreError(f"Redis at {server.where} refused: {exc}")
+    return StoreUnavailable(f"lost the connection to Redis at {server.where}: {exc}")
+
+
 class _HandReader:
     """Reads this process's hand-off channel (jobs handed to its idle workers) on a connection
     of its own, while any worker here receives them.
@@ -637,6 +657,12 @@ class _HandReader:
                 self._spawn()
         server = self._server
         if not self._live.wait(server.retry + 2.5):
+            if isinstance(self._error, redis.ResponseError):  # it answered: with a refusal
+                raise StoreError(
+                    f"Redis at {server.where} refused to subscribe to {server.hand_channel} "
+                    f"({self._error}); idle workers need the SUBSCRIBE command and that channel "
+                    f"(for an ACL user: +subscribe and &{server.prefix}:*)"
+                )
             raise StoreUnavailable(
                 f"Redis at {server.where} did not answer a subscribe to {server.hand_channel} "
                 f"({self._error}); check that redis-server is running and reachable"
@@ -712,11 +738,11 @@ class _HandReader:
                     server.received[owner] = int(handed or 0)
                 self._live.set()
                 self._pause = 0.05
+                outage(server.url).ok("the hand-off channel")
             return None
         except Exception as exc:  # noqa: BLE001 -- any failure: reconnect with backoff
             self._error = exc
-            if self._live.is_set():
-                log.warning("lost the hand-off channel of Redis at %s: %s", server.where, exc)
+            outage(server.url).failed(_lost(server, exc), "the hand-off channel")
             self._close()
             time.sleep(self._pause)
             self._pause = min(self._pause * 2, 2.0)

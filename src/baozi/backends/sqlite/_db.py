@@ -215,6 +215,29 @@ def _watch(path: str) -> _WalWatch | None:
         return None
 
 
+_MAGIC = b"SQLite format 3\x00"
+"""How every SQLite file begins."""
+
+
+def _unreadable(path: str, exc: sqlite3.DatabaseError) -> StoreError:
+    """The error for a file SQLite cannot read: a damaged store when the file is (or begins as)
+    an SQLite file, else something that is not a baozi store at all."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_MAGIC))
+    except OSError:
+        head = b""
+    if head and _MAGIC.startswith(head):
+        return StoreError(
+            f"the store file is damaged: {path} is an SQLite file that SQLite cannot read "
+            f"({exc}), truncated or overwritten in part; baozi left it untouched: restore it "
+            f"from a backup, or move it aside to start an empty store"
+        )
+    return NotABaoziStore(
+        f"{path!r} is not a baozi store ({exc}); baozi left it untouched: use another file name"
+    )
+
+
 class Database:
     """What one process shares for one file: its connections, queue ids and the change signal.
 
@@ -300,20 +323,14 @@ class Database:
             raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise NotABaoziStore(
-                f"{self.path!r} is not a baozi store ({exc}); baozi left it untouched: "
-                f"use another file name"
-            ) from exc
+            raise _unreadable(self.path, exc) from exc
         return conn
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as exc:
-            raise NotABaoziStore(
-                f"{self.path!r} is not a baozi store ({exc}); baozi left it untouched: "
-                f"use another file name"
-            ) from exc
+            raise _unreadable(self.path, exc) from exc
         if "baozi_meta" not in tables:
             tables.discard("sqlite_sequence")
             if tables:
@@ -322,7 +339,12 @@ class Database:
                     f"({', '.join(sorted(tables)[:5])}); baozi left it untouched: use another file"
                 )
             self._create_schema(conn)
-        version = conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone()
+        try:
+            version = conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise _unreadable(self.path, exc) from exc
         if version is not None and version[0] in ("1", "2"):
             self._upgrade(conn, version[0])
             version = (str(SCHEMA_VERSION),)
@@ -359,15 +381,11 @@ class Database:
             if now != version:  # another process upgraded it first
                 conn.execute("ROLLBACK")
                 return
-            if version == "1":
-                _run_script(
-                    conn, _SCHEMA_2[: _SCHEMA_2.index("CREATE TABLE IF NOT EXISTS baozi_totals")]
-                )
             for table, column in (("baozi_queues", "listed"), ("baozi_items", "counted")):
                 columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
                 if column not in columns:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {_COLUMNS_3[column]}")
-            _run_script(conn, _SCHEMA_3)
+            _run_script(conn, _SCHEMA_2)  # every table and trigger it lacks (IF NOT EXISTS)
             conn.execute("UPDATE baozi_meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
 import time
 from collections import Counter
@@ -83,6 +84,15 @@ class SQLiteQueues(RowStore):
         self.path, self.durability = parse_url(url)
         self._pid = current_pid()
         self._database: Database | None = Database.acquire(self.path, self.durability)
+
+    @classmethod
+    def missing(cls, url: str) -> str | None:
+        path = parse_url(url)[0]
+        return None if os.path.exists(path) else f"there is no SQLite store file {path}"
+
+    @property
+    def location(self) -> str:
+        return f"SQLite file {self.path}"
 
     @property
     def _db(self) -> Database:

@@ -1,0 +1,171 @@
+"""A store outage is logged once when it starts (WARNING) and once when it ends (INFO), however
+many parts of a worker keep retrying meanwhile; an error the server answered with never reads as
+the server being unreachable."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from baozi import App, StoreError, StoreUnavailable, Worker
+from baozi._outage import Outage, describe
+
+from . import jobtasks
+from ._helpers import wait_for, working
+from .test_redis import PrivateRedis
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    private = PrivateRedis(tmp_path)
+    private.start()
+    yield private
+    if private.process is not None and private.process.poll() is None:
+        private.kill()
+
+
+def _said(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name.startswith("baozi") and r.levelno == level]
+
+
+def test_an_outage_is_one_warning_when_it_starts_and_one_info_when_it_ends(
+    server: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="baozi")
+    app = App(server.url + "?retry=0.2", lease=1.5)  # the keeper renews every 0.5 s
+    add = app.task(jobtasks.add)
+    with working(app, concurrency=2):
+        assert add.delay(1, 2).result(timeout=30) == 3
+        caplog.clear()
+        server.kill()  # the loop, the keeper, the change feed and the hand-off reader all fail
+        time.sleep(3)
+        server.start()
+        wait_for(lambda: _said(caplog, logging.INFO), timeout=30)
+        assert add.delay(2, 3).result(timeout=30) == 5
+        time.sleep(1)  # whatever else noticed the outage has had time to speak
+    (warning,) = _said(caplog, logging.WARNING)
+    assert f"127.0.0.1:{server.port}" in warning.getMessage()
+    assert "unreachable" in warning.getMessage() and warning.exc_info is None
+    assert not _said(caplog, logging.ERROR)
+    back = [r for r in _said(caplog, logging.INFO) if "works again" in r.getMessage()]
+    assert len(back) == 1
+
+
+def test_a_worker_whose_store_never_answers_stops_with_one_line() -> None:
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "baozi", "worker", "tests.jobapp:app", "--url"]
+        + [f"redis://127.0.0.1:{port}/0?retry=0.2"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.count(" WARNING ") <= 1
+    assert f"StoreUnavailable: Redis at 127.0.0.1:{port}/0 did not answer" in done.stderr
+
+
+def test_an_error_the_server_answered_with_is_not_called_unreachable() -> None:
+    refused = StoreError("Redis at 127.0.0.1:6379/0 refused reserve: OOM command not allowed")
+    assert describe(refused).startswith("answered with an error: ")
+    assert describe(StoreUnavailable("gone")).startswith("unreachable: ")
+
+
+def test_a_second_failure_during_an_outage_is_only_debug(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="baozi.store")
+    outage = Outage("redis://user:secret@example.invalid/0")
+    for _ in range(5):
+        outage.failed(StoreUnavailable("down"), "a test")
+    outage.failed(StoreUnavailable("down"), "another caller")
+    outage.ok("a test")  # another caller still fails: not over yet
+    outage.ok("another caller")
+    outage.ok("another caller")
+    levels = [r.levelno for r in caplog.records]
+    assert levels == [logging.WARNING] + [logging.DEBUG] * 5 + [logging.INFO]
+    outage.failed(StoreUnavailable("down"), "a worker that then stops")
+    outage.withdraw("a worker that then stops")
+    outage.failed(StoreUnavailable("down"), "a test")  # a new outage: news again
+    assert caplog.records[-1].levelno == logging.WARNING
+    assert "secret" not in caplog.text
+
+
+def test_a_server_still_loading_its_data_is_not_said_to_be_silent() -> None:
+    import redis
+
+    from baozi.backends.redis._conn import Server
+
+    server = Server("redis://127.0.0.1:1/0")
+    loading = redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory")
+    message = str(server._unavailable("reserve", loading))
+    assert "still loading its data set" in message and "did not answer" not in message
+    server.client.close()
+
+
+def test_a_refused_subscribe_is_a_refusal_in_every_message(
+    server: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis
+
+    admin = redis.Redis(port=server.port)
+    admin.execute_command("ACL", "SETUSER", "nosub", "on", ">pw", "~*", "&*", "+@all", "-subscribe")
+    admin.close()
+    caplog.set_level(logging.INFO, logger="baozi")
+    app = App(f"redis://nosub:pw@127.0.0.1:{server.port}/0?retry=0.2", lease=2.0)
+    app.task(jobtasks.add)
+    worker = Worker(app)
+    with pytest.raises(StoreError, match="refused to subscribe") as caught:
+        worker.run()
+    assert not isinstance(caught.value, StoreUnavailable)
+    said = caplog.text + str(caught.value)
+    assert "unreachable" not in said and "did not answer" not in said
+    assert "pw@" not in caplog.text  # the password never reaches the log
+    assert len(_said(caplog, logging.WARNING)) == 1
+
+
+def test_the_web_observer_reports_an_outage_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from baozi.backends import open_store
+    from baozi.web.stats import Observer
+
+    caplog.set_level(logging.INFO, logger="baozi")
+    store = open_store("memory://observer-outage")
+    down = threading.Event()
+    down.set()
+    queues = store.queues
+
+    def flaky() -> list[str]:
+        if down.is_set():
+            raise StoreUnavailable("the store is away")
+        return queues()
+
+    monkeypatch.setattr(store, "queues", flaky)
+    observer = Observer(lambda: store, interval=0.02)
+    observer.start()
+    try:
+        wait_for(lambda: _said(caplog, logging.WARNING))
+        time.sleep(0.3)  # a dozen more samples fail meanwhile
+        down.clear()
+        wait_for(lambda: _said(caplog, logging.INFO))
+        time.sleep(0.1)
+    finally:
+        observer.stop()
+        store.close()
+    assert len(_said(caplog, logging.WARNING)) == 1 and len(_said(caplog, logging.INFO)) == 1

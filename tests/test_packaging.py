@@ -1,0 +1,18 @@
+"""What ``pip install 'baozi[...]'`` offers matches what baozi has."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from baozi.backends import SCHEMES
+
+ROOT = Path(__file__).resolve().parent.parent
+NOT_STORES = {"test", "bench", "dev", "gevent"}  # extras for a pool and for working on baozi
+
+
+def test_each_store_extra_belongs_to_a_store_that_exists() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    store_extras = set(project["optional-dependencies"]) - NOT_STORES
+    # A driver nothing imports is no feature: postgres and amqp return with their stores.
+    assert store_extras <= set(SCHEMES), store_extras - set(SCHEMES)
