@@ -19,6 +19,7 @@ from baozi import App, Worker
 
 from . import faultapp, jobtasks
 from ._helpers import lines, wait_for
+from .conftest import redis_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -203,3 +204,35 @@ def test_a_bad_shutdown_timeout_fails_at_once(shared_url: str, timeout: object) 
         Worker(app, shutdown_timeout=timeout)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="shutdown timeout"):
         Worker(app).close(timeout=timeout)  # type: ignore[arg-type]
+
+
+def storm(store: str, *options: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """bench/killstorm.py on one store (it makes and removes a store of its own)."""
+    if store == "redis":
+        redis_or_skip()
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "killstorm.py"), "--store", store, *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_a_small_kill_storm_loses_no_job_and_repeats_only_killed_workers_jobs(store: str) -> None:
+    # Workers of every pool kind; each worker process killed is replaced by its supervisor.
+    ran = storm(
+        store, "--jobs", "500", "--kills", "10", "--time-limit", "80", "--out", "", timeout=110
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    row = next(line for line in ran.stdout.splitlines() if line.startswith(f"| {store} "))
+    assert "| pass |" in row
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_the_full_kill_storm_passes(store: str, tmp_path: Path) -> None:
+    ran = storm(store, "--out", str(tmp_path / "storm.md"), timeout=800)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
