@@ -48,6 +48,7 @@ class Outcome:
     lost: int = 0
     duplicated: int = 0
     expected: int = 0  # duplicates whose earlier runs were all in killed workers
+    most_runs: int = 0  # of any one job
     tracebacks: int = 0
     seconds: float = 0.0
     drained: bool = False
@@ -145,9 +146,10 @@ def _storm(
     return killed
 
 
-def _drain(app: baozi.App, total: int, deadline: float) -> bool:
+def _drain(app: baozi.App, deadline: float) -> bool:
+    """Wait until every job is settled (none ready, scheduled or leased); whether they were."""
     while time.monotonic() < deadline:
-        if sum(app.store.job_counts(kind)["succeeded"] for kind in killstorm_app.KINDS) >= total:
+        if not any(_remaining(app).values()):
             return True
         time.sleep(0.2)
     return False
@@ -164,6 +166,7 @@ def _judge(
         n, pid, parent = (int(x) for x in line.split())
         runs[n].append((pid, parent))
     out.runs = sum(len(r) for r in runs.values())
+    out.most_runs = max((len(r) for r in runs.values()), default=0)
     statuses: dict[str, str] = {}
     for i in range(0, len(jobs), 1000):
         statuses.update(app.store.statuses([j.id for j in jobs[i : i + 1000]]))
@@ -234,7 +237,7 @@ def run_storm(store: str, args: argparse.Namespace) -> Outcome:
             supervisors = _start_supervisors(env, tmp)
             try:
                 killed = _storm(app, supervisors, args, out, deadline)
-                out.drained = _drain(app, args.jobs, deadline)
+                out.drained = _drain(app, deadline)
             finally:
                 _stop(supervisors)
             out.seconds = time.monotonic() - started
@@ -283,18 +286,19 @@ def _machine() -> list[str]:
 
 
 def report(results: list[Outcome], args: argparse.Namespace) -> str:
-    head = "| store | jobs | kills (thread/process/async/gevent) | runs | lost | duplicated | of them held by killed workers | tracebacks | wall time | verdict |"
-    rows = [head, "|" + "---|" * 10]
+    head = "| store | jobs | kills (thread/process/async/gevent) | runs | lost | duplicated | of them held by killed workers | most runs of a job | tracebacks | wall time | verdict |"
+    rows = [head, "|" + "---|" * 11]
     for r in results:
         by_kind = "/".join(str(r.kills[k]) for k in killstorm_app.KINDS)
         verdict = "pass" if r.ok else "FAIL: " + "; ".join(r.problems)
         rows.append(
             f"| {r.store} | {r.jobs:,} | {sum(r.kills.values())} ({by_kind}) | {r.runs:,} | "
-            f"{r.lost} | {r.duplicated} | {r.expected} | {r.tracebacks} | {r.seconds:.1f} s | {verdict} |"
+            f"{r.lost} | {r.duplicated} | {r.expected} | {r.most_runs} | {r.tracebacks} | {r.seconds:.1f} s | {verdict} |"
         )
     settings = (
         f"Each store: one `baozi worker -p 2` per pool kind (slots {SLOTS}), its own queue, "
-        f"{args.jobs:,} jobs of {args.work} s, App(lease={args.lease}), a SIGKILL of a worker "
+        f"{args.jobs:,} jobs of {args.work} s (max_deliveries={killstorm_app.MAX_DELIVERIES}), "
+        f"App(lease={args.lease}), a SIGKILL of a worker "
         f"process every {args.interval} s. Command: `python bench/killstorm.py "
         + " ".join(sys.argv[1:])
         + "`"
