@@ -59,12 +59,15 @@ def worker_command(
             err.close()
 
 
-def test_killing_a_supervisor_stops_its_worker_processes(shared_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pool", ["thread", "process", "gevent"])
+def test_killing_a_supervisor_stops_its_worker_processes(
+    shared_url: str, tmp_path: Path, pool: str
+) -> None:
     app = App(shared_url, lease=1.0)
     log = tmp_path / "done.txt"
     tick = app.task(name="tick")(faultapp.tick)
     jobs = tick.map([(str(log), i, 0.01) for i in range(5000)])
-    with worker_command(shared_url, "-p", "2", "-c", "2") as supervisor:
+    with worker_command(shared_url, "-P", pool, "-p", "2", "-c", "2") as supervisor:
         wait_for(lambda: len(app.store.workers()) == 2 and len(lines(log)) >= 20, timeout=60)
         pids = [w.pid for w in app.store.workers()]
         os.kill(supervisor.pid, signal.SIGKILL)  # the supervisor only, not its group
