@@ -275,13 +275,19 @@ def _machine() -> list[str]:
         ),
         0,
     )
+    try:
+        import redis
+
+        server = "Redis " + str(redis.Redis.from_url(REDIS).info("server")["redis_version"])
+    except Exception as exc:  # noqa: BLE001 -- the machine line only says it is unknown
+        server = f"Redis unknown ({exc})"
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=BENCH, capture_output=True, text=True
     ).stdout.strip()
     return [
         f"- CPU: {cpu}, {os.cpu_count()} logical cores (shared with other work while it ran)",
         f"- memory: {mem:,} MiB; {platform.platform()}",
-        f"- Python {platform.python_version()}; baozi at {commit or 'unknown'}",
+        f"- Python {platform.python_version()}; {server} on 127.0.0.1; baozi at {commit or 'unknown'}",
     ]
 
 
