@@ -150,17 +150,20 @@ def test_burst_leaves_a_live_workers_job_to_it(shared_url: str) -> None:
 
 
 @pytest.mark.parametrize("pool", ["thread", "async", "process"])
-def test_close_with_a_timeout_puts_the_jobs_still_running_back(shared_url: str, pool: str) -> None:
+def test_close_with_a_timeout_puts_the_jobs_still_running_back(
+    shared_url: str, pool: str, tmp_path: Path
+) -> None:
     app = App(shared_url, lease=1.0)
-    sleep = app.task(jobtasks.sleep)
-    quick, *slow = sleep.map([(0.2,), (30,), (30,)])
+    started = tmp_path / "pids.txt"
+    pid_then_sleep = app.task(name="pid_then_sleep")(faultapp.pid_then_sleep)
+    quick, *slow = pid_then_sleep.map([(str(started), 0.5), (str(started), 30), (str(started), 30)])
     worker = Worker(app, pool=pool, concurrency=3)
     worker.start()
-    wait_for(lambda: app.store.counts("default").leased == 3)
-    started = time.monotonic()
-    worker.close(timeout=1.5)
+    wait_for(lambda: len(lines(started)) == 3, timeout=60)  # running (process children boot)
+    t0 = time.monotonic()
+    worker.close(timeout=3.0)
     assert worker.join(30)
-    assert 1.5 <= time.monotonic() - started < 15
+    assert 3.0 <= time.monotonic() - t0 < 20
     assert worker.terminated
     assert quick.status == "succeeded"  # finished within the timeout
     assert [j.status for j in slow] == ["queued"] * 2
