@@ -99,7 +99,7 @@ def _error(exc: BaseException) -> dict[str, str]:
 class Worker:
     """Runs jobs from ``queues`` (default: every queue the app's tasks name) in a pool of
     ``concurrency`` slots -- "thread" (8), "process" (one per core) or "async" (100) -- in each of
-    ``processes`` worker processes."""
+    ``processes`` worker processes. ``shutdown_timeout`` bounds a warm stop (see :meth:`close`)."""
 
     def __init__(
         self,
