@@ -242,3 +242,22 @@ def test_a_small_kill_storm_loses_no_job_and_repeats_only_killed_workers_jobs(st
 def test_the_full_kill_storm_passes(store: str, tmp_path: Path) -> None:
     ran = storm(store, "--out", str(tmp_path / "storm.md"), timeout=800)
     assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+def test_a_signal_landing_while_the_main_thread_holds_an_events_lock_does_not_deadlock(
+    shared_url: str,
+) -> None:
+    # A handler runs in the main thread, between two of its bytecodes: here, inside the lock of
+    # the very event that SIGTERM sets (as when SIGUSR1 lands inside SIGTERM's handler). Setting
+    # it from the handler would wait forever on a lock its own thread holds.
+    worker = Worker(App(shared_url), concurrency=1)
+    restore = worker._install_signals()
+    try:
+        with worker._closing._cond:  # type: ignore[attr-defined]
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # the handler has run by now
+        assert worker._closing.wait(10)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        wait_for(worker._terminating.is_set, timeout=10)
+    finally:
+        restore()

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from queue import SimpleQueue
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -224,15 +225,21 @@ class Worker:
     def _install_signals(self) -> Any:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
+        # A handler runs between two bytecodes of the main thread, which may hold the lock of one
+        # of the worker's events just then -- or be in the handler of the signal before (the
+        # supervisor sends SIGTERM then SIGUSR1 to terminate): setting an event right there would
+        # wait on that lock forever. So the handler only queues the signal (SimpleQueue.put is
+        # safe in a signal handler), and a thread of its own acts on it.
+        signals: SimpleQueue[int | None] = SimpleQueue()
 
         def handler(signum: int, frame: FrameType | None) -> None:
-            if self._closing.is_set() or signum == signal.SIGUSR1:
-                log.info("terminating: jobs in flight go back to their queues")
-                self.terminate()
-            else:
-                log.info("closing: finishing the jobs in flight (signal again to stop now)")
-                self.close()
+            signals.put(signum)
 
+        def act() -> None:
+            while (signum := signals.get()) is not None:
+                self._on_signal(signum)
+
+        threading.Thread(target=act, name="baozi-signals", daemon=True).start()
         # A worker process under a supervisor leaves Ctrl-C (sent to the whole process group) to
         # its parent, which tells it what to do: SIGTERM to close, SIGUSR1 to terminate.
         handled = [signal.SIGTERM, signal.SIGUSR1]
@@ -240,7 +247,21 @@ class Worker:
         old[signal.SIGINT] = signal.signal(
             signal.SIGINT, signal.SIG_IGN if self._supervised else handler
         )
-        return lambda: [signal.signal(s, h) for s, h in old.items()]
+
+        def restore() -> None:
+            for s, h in old.items():
+                signal.signal(s, h)
+            signals.put(None)
+
+        return restore
+
+    def _on_signal(self, signum: int) -> None:
+        if self._closing.is_set() or signum == signal.SIGUSR1:
+            log.info("terminating: jobs in flight go back to their queues")
+            self.terminate()
+        else:
+            log.info("closing: finishing the jobs in flight (signal again to stop now)")
+            self.close()
 
     # -- the loop -----------------------------------------------------------------------------
 
