@@ -158,3 +158,13 @@ def memory_client(memory_app: App) -> Iterator[httpx.Client]:
 
     with served(memory_app) as base, httpx.Client(base_url=base, timeout=30) as http:
         yield http
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the slow soak tests out unless they are asked for (``-m slow``), as the marker says."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run it with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

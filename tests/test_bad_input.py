@@ -169,10 +169,41 @@ def test_a_schema_1_store_gains_the_coordination_tables_and_keeps_its_items(
     assert store.acquire_slot("s", "h", 1, 30) is None
     store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone() == ("3",)
     conn.close()
     with Queue(url=f"sqlite:///{path}?durable=fsync") as q:
         assert q.get() == "kept"
+
+
+def test_a_schema_2_store_gains_job_totals_that_count_from_then_on(tmp_path: Path) -> None:
+    from baozi.backends.base import NewJob
+
+    path = tmp_path / "old.db"
+    store = open_store(f"sqlite:///{path}")
+    store.enqueue("q", [NewJob("t", b"old")])
+    store.close()
+    with sqlite3.connect(path) as conn:  # as baozi with schema 2 left it
+        for trigger in ("enqueued", "started", "finished"):
+            conn.execute(f"DROP TRIGGER baozi_count_{trigger}")
+        conn.execute("DROP TABLE baozi_totals")
+        conn.execute(  # the queues as schema 2 made them, with no "listed" column
+            "CREATE TABLE old_queues (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+            "options TEXT NOT NULL DEFAULT '{}'   -- JSON: maxsize, maxlen ...\n)"
+        )
+        conn.execute("INSERT INTO old_queues SELECT id, name, options FROM baozi_queues")
+        conn.execute("DROP TABLE baozi_queues")
+        conn.execute("ALTER TABLE old_queues RENAME TO baozi_queues")
+        conn.execute("UPDATE baozi_items SET counted = NULL")  # (a column schema 2 lacked)
+        conn.execute("UPDATE baozi_meta SET value='2' WHERE key='schema'")
+    conn.close()
+    store = open_store(f"sqlite:///{path}?durable=fsync")  # a fresh handle: upgraded on open
+    assert store.queues() == ["q"] and store.counts("q").ready == 1
+    store.enqueue("q", [NewJob("t", b"new")])
+    assert store.job_totals("q")["t"]["enqueued"] == 1  # counted from the upgrade on
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone() == ("3",)
+    conn.close()
 
 
 def test_job_ids_and_priorities_beyond_64_bits_are_refused_cleanly(url: str) -> None:

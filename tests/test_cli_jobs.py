@@ -134,3 +134,34 @@ def test_an_unreachable_store_is_one_clear_line_and_exit_code_1() -> None:
     assert done.returncode == 1
     assert f"StoreUnavailable: Redis at 127.0.0.1:{port}/0 did not answer" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_listing_the_jobs_of_a_queue_makes_no_queue(url: str) -> None:
+    store = App(url).store
+    store.push("real", [b"x"])  # a store file to read
+    out = baozi(url, "jobs", "--queue", "ghost")
+    assert out.returncode == 0, out.stderr
+    assert store.queues() == ["real"] and not store.has_queue("ghost")
+
+
+def test_pausing_a_queue_that_never_held_a_job_exits_2_unless_the_app_declares_it(
+    url: str,
+) -> None:
+    refused = baozi(url, "pause", "ghost")
+    assert refused.returncode == 2 and "no queue 'ghost'" in refused.stderr
+    assert App(url).store.queues() == []  # nothing made
+    declared = baozi(url, "pause", "default", "--app", "tests.jobapp:app")  # its tasks' queue
+    assert declared.returncode == 0, declared.stderr
+    assert App(url).is_paused("default")
+    assert baozi(url, "resume", "default").returncode == 0  # known to the store now
+    assert not App(url).is_paused("default")
+
+
+def test_purge_delete_forgets_the_queue(url: str) -> None:
+    app = App(url)
+    app.task(name="t", queue="doomed")(jobtasks.note).delay("x", "y")
+    assert baozi(url, "purge", "ghost", "--delete").returncode == 3
+    out = baozi(url, "purge", "doomed", "--delete")
+    assert out.returncode == 0, out.stderr
+    assert "1 job(s) removed" in out.stdout and "queue doomed deleted" in out.stdout
+    assert not app.store.has_queue("doomed") and app.store.job_totals("doomed") == {}

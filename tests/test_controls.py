@@ -186,6 +186,9 @@ def test_pause_and_resume_from_the_command_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     run = [sys.executable, "-m", "baozi"]
     out = subprocess.run([*run, "pause", "mail", "--url", url], capture_output=True, text=True)
+    assert out.returncode == 2 and "no queue 'mail'" in out.stderr  # a name nobody uses
+    App(url).store.push("mail", [b"x"])
+    out = subprocess.run([*run, "pause", "mail", "--url", url], capture_output=True, text=True)
     assert out.returncode == 0 and "paused mail" in out.stdout
     assert App(url).is_paused("mail")
     out = subprocess.run([*run, "resume", "mail", "--url", url], capture_output=True, text=True)

@@ -151,3 +151,40 @@ def test_the_dashboard_asks_for_the_token_once(app: App, browser: Any) -> None:
         other.goto(base)
         expect_text(other.locator("#state"), "needs a token")
         other.context.close()
+
+
+@pytest.mark.parametrize("queue", [".", ".."])
+def test_a_queue_named_dot_or_dot_dot_is_paused_from_the_dashboard(
+    app: App, base: str, page: Any, queue: str
+) -> None:
+    with httpx.Client(base_url=base) as client:
+        client.post("/api/jobs", json={"task": "add", "args": [1, 1], "queue": queue})
+    page.goto(base)
+    row = page.locator(f'#queues tr[data-queue="{queue}"]')
+    name = row.locator("td").first
+    expect_text(name, queue)
+    row.locator("button", has_text="pause").click()
+    expect_text(name, f"{queue} (paused)")
+    assert app.is_paused(queue)
+    row.locator("button", has_text="resume").click()
+    expect_text(name, queue)
+    assert not app.is_paused(queue)
+
+
+def test_the_busy_slots_follow_the_jobs_running(app: App, base: str, page: Any) -> None:
+    import threading
+
+    gate = threading.Event()
+    app.task(name="hold")(lambda: gate.wait(30))
+    page.goto(base)
+    slots = page.locator("#workers tbody tr td").nth(3)
+    with working(app, concurrency=2):
+        expect_text(slots, "0 / 2")
+        with httpx.Client(base_url=base) as client:
+            client.post("/api/jobs", json={"task": "hold"})
+        from playwright.sync_api import expect
+
+        # Within a poll or two: the worker's next heartbeat is 10 s after its first.
+        expect(slots).to_have_text("1 / 2", timeout=5000)
+        gate.set()
+        expect(slots).to_have_text("0 / 2", timeout=5000)

@@ -25,7 +25,7 @@ from ._helpers import wait_for
 from ._web import free_port, make_app, served, served_asgi
 
 ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-of-24-chars"
 
 
 def test_with_a_token_every_api_request_needs_it() -> None:
@@ -94,6 +94,21 @@ def test_another_address_needs_a_token(host: str) -> None:
     with pytest.raises(ValueError, match="without a token"):
         check_bind(host, "")
     check_bind(host, TOKEN)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.org"])
+def test_a_token_shorter_than_16_characters_is_refused_beyond_loopback(host: str) -> None:
+    with pytest.raises(ValueError, match="token of 15 characters: use at least 16"):
+        check_bind(host, "x" * 15)
+    check_bind(host, "x" * 16)
+    check_bind("127.0.0.1", "short")  # on loopback a token is a choice, of any length
+
+
+def test_baozi_serve_refuses_a_short_token_on_another_address(tmp_path: Path) -> None:
+    env = _env(tmp_path, BAOZI_TOKEN="short")
+    proc = _baozi("serve", "tests.webapp:app", "--host", "0.0.0.0", "--port", "0", env=env)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "use at least 16" in out, out
 
 
 def _baozi(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:

@@ -110,3 +110,33 @@ def test_the_office_refuses_an_order_without_a_name(office: str) -> None:
         )
         assert refused.status_code == 422, (raw[:40], refused.text)
     assert httpx.get(f"{office}/orders/nope").status_code == 404
+
+
+def test_the_office_takes_orders_only_as_json_from_its_own_pages(office: str) -> None:
+    order = {"name": "Ada", "train": "G1 Beijing - Shanghai"}
+    text = httpx.post(
+        f"{office}/orders", content=b'{"name": "Ada"}', headers={"Content-Type": "text/plain"}
+    )
+    assert text.status_code == 415
+    form = httpx.post(f"{office}/orders", data={"name": "Ada"})
+    assert form.status_code == 415
+    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        refused = httpx.post(f"{office}/orders", json=order, headers=headers)
+        assert refused.status_code == 403, headers
+    own = httpx.post(f"{office}/orders", json=order, headers={"Origin": office})
+    assert own.status_code == 202
+
+
+def test_one_browser_cannot_read_another_browsers_order(office: str) -> None:
+    order = {"name": "Ada", "train": "G1 Beijing - Shanghai"}
+    mine = httpx.post(f"{office}/orders", json=order).json()
+    theirs = httpx.post(f"{office}/orders", json=order).json()
+    assert httpx.get(office + mine["url"]).status_code == 200
+    job_id, signature = theirs["id"].rsplit("-", 1)
+    assert len(signature) == 32  # 128 bits: not to be guessed
+    for guess in (job_id, f"{job_id}-", f"{job_id}-{'0' * 32}", f"{job_id}-{signature[:-1]}0"):
+        if guess != theirs["id"]:
+            assert httpx.get(f"{office}/orders/{guess}").status_code == 404, guess
+    mine_id = mine["id"].rsplit("-", 1)[0]
+    assert httpx.get(f"{office}/orders/{job_id}-{mine['id'].rsplit('-', 1)[1]}").status_code == 404
+    assert mine_id != job_id

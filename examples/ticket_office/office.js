@@ -45,7 +45,7 @@ async function buy(event) {
   const item = document.createElement("li");
   item.dataset.order = body.id;
   const title = document.createElement("span");
-  title.textContent = "Order " + body.id + ": " + order.name + ", " + order.train;
+  title.textContent = "Order " + body.id.split("-")[0] + ": " + order.name + ", " + order.train;
   const status = document.createElement("span");
   status.className = "status";
   item.append(title, status);

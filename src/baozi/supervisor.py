@@ -8,6 +8,7 @@ import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 from .worker import Worker
@@ -32,6 +33,7 @@ def supervise(worker: Worker, burst: bool) -> None:
         worker.max_tasks_per_child,
         logging.getLogger("baozi").getEffectiveLevel(),
         worker.app.url,
+        worker.shutdown_timeout,
     )
     children = [ctx.Process(target=_child_worker, args=args) for _ in range(worker.processes)]
     for child in children:
@@ -75,6 +77,22 @@ def _import_path(app: App) -> str:
     )
 
 
+def _close_with_parent(worker: Worker) -> None:
+    """Close ``worker`` (as SIGTERM does) as soon as the supervisor dies, however it dies: a
+    worker process left on its own would go on taking jobs that no one asked it to take."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # the pipe the supervisor holds closes when it dies
+        if not worker._closing.is_set():
+            log.warning("worker %s: its supervisor died; closing", worker.id)
+            worker.close()
+
+    threading.Thread(target=watch, name="baozi-supervisor-watch", daemon=True).start()
+
+
 def _child_worker(
     path: str,
     queues: list[str],
@@ -84,6 +102,7 @@ def _child_worker(
     max_tasks_per_child: int | None,
     log_level: int,
     url: str,
+    shutdown_timeout: float | None,
 ) -> None:
     from .cli.loading import load_app
 
@@ -91,8 +110,16 @@ def _child_worker(
     if app.url != url:  # the parent was pointed at another store (worker --url)
         app.use_store(url)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    worker = Worker(app, queues, pool, concurrency, max_tasks_per_child=max_tasks_per_child)
+    worker = Worker(
+        app,
+        queues,
+        pool,
+        concurrency,
+        max_tasks_per_child=max_tasks_per_child,
+        shutdown_timeout=shutdown_timeout,
+    )
     worker._supervised = True
+    _close_with_parent(worker)
     worker.run(burst)
     if (
         worker.terminated or worker.abandoned

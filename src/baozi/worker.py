@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from queue import SimpleQueue
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -81,6 +82,13 @@ class _Done:
     elapsed: float
 
 
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0
+    ):
+        raise ValueError(f"shutdown timeout must be seconds >= 0 or None, not {timeout!r}")
+
+
 def _error(exc: BaseException) -> dict[str, str]:
     if isinstance(exc, ChildError):
         return {"type": exc.exc_type, "message": str(exc), "traceback": exc.tb}
@@ -93,7 +101,7 @@ def _error(exc: BaseException) -> dict[str, str]:
 class Worker:
     """Runs jobs from ``queues`` (default: every queue the app's tasks name) in a pool of
     ``concurrency`` slots -- "thread" (8), "process" (one per core) or "async" (100) -- in each of
-    ``processes`` worker processes."""
+    ``processes`` worker processes. ``shutdown_timeout`` bounds a warm stop (see :meth:`close`)."""
 
     def __init__(
         self,
@@ -104,10 +112,12 @@ class Worker:
         processes: int = 1,
         *,
         max_tasks_per_child: int | None = None,
+        shutdown_timeout: float | None = None,
     ) -> None:
         cls = _pool_class(pool)  # an unknown pool fails here, not in the loop
         if not isinstance(processes, int) or processes < 1:
             raise ValueError(f"processes must be a positive int, not {processes!r}")
+        _check_timeout(shutdown_timeout)
         if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
             raise ValueError(f"concurrency must be a positive int or None, not {concurrency!r}")
         self.app = app
@@ -120,6 +130,7 @@ class Worker:
         self.concurrency = concurrency or cls.default_concurrency
         self.processes = processes
         self.max_tasks_per_child = max_tasks_per_child
+        self.shutdown_timeout = shutdown_timeout
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.owner = self.id  # the name its leases are held under
         self._running: dict[str, _Running] = {}
@@ -145,6 +156,8 @@ class Worker:
         self._pool: Pool | None = None
         self._keeper = threading.Thread()
         self._supervised = False  # a process started by supervise(), which handles Ctrl-C
+        self._cutoff: threading.Timer | None = None  # close(timeout=): terminate when it fires
+        self._quiet_since: float | None = None  # burst: when it first found only leased jobs
 
     # -- control ------------------------------------------------------------------------------
 
@@ -155,10 +168,23 @@ class Worker:
         )
         self._thread.start()
 
-    def close(self) -> None:
-        """Warm stop: take no more jobs, finish every job in flight, then stop."""
+    def close(self, timeout: float | None = None) -> None:
+        """Warm stop: take no more jobs, finish every job in flight, then stop. With ``timeout``
+        (default: the worker's ``shutdown_timeout``), the jobs still running that many seconds
+        later go back to their places in their queues, as :meth:`terminate` does."""
+        _check_timeout(timeout)
+        timeout = self.shutdown_timeout if timeout is None else timeout
         self._closing.set()
         self._wake.set()
+        if timeout is not None and self._cutoff is None and not self._stopped.is_set():
+            self._cutoff = threading.Timer(timeout, self._time_up)
+            self._cutoff.daemon = True
+            self._cutoff.start()
+
+    def _time_up(self) -> None:
+        if not self._stopped.is_set() and not self._terminating.is_set():
+            log.warning("worker %s: shutdown timeout: jobs still running go back", self.id)
+            self.terminate()
 
     def terminate(self) -> None:
         """Cold stop: stop now; every job in flight goes back to its place in its queue."""
@@ -194,19 +220,27 @@ class Worker:
         finally:
             restore()
             self._stopped.set()
+            if self._cutoff is not None:
+                self._cutoff.cancel()
 
     def _install_signals(self) -> Any:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
+        # A handler runs between two bytecodes of the main thread, which may hold the lock of one
+        # of the worker's events just then -- or be in the handler of the signal before (the
+        # supervisor sends SIGTERM then SIGUSR1 to terminate): setting an event right there would
+        # wait on that lock forever. So the handler only queues the signal (SimpleQueue.put is
+        # safe in a signal handler), and a thread of its own acts on it.
+        signals: SimpleQueue[int | None] = SimpleQueue()
 
         def handler(signum: int, frame: FrameType | None) -> None:
-            if self._closing.is_set() or signum == signal.SIGUSR1:
-                log.info("terminating: jobs in flight go back to their queues")
-                self.terminate()
-            else:
-                log.info("closing: finishing the jobs in flight (signal again to stop now)")
-                self.close()
+            signals.put(signum)
 
+        def act() -> None:
+            while (signum := signals.get()) is not None:
+                self._on_signal(signum)
+
+        threading.Thread(target=act, name="baozi-signals", daemon=True).start()
         # A worker process under a supervisor leaves Ctrl-C (sent to the whole process group) to
         # its parent, which tells it what to do: SIGTERM to close, SIGUSR1 to terminate.
         handled = [signal.SIGTERM, signal.SIGUSR1]
@@ -214,7 +248,21 @@ class Worker:
         old[signal.SIGINT] = signal.signal(
             signal.SIGINT, signal.SIG_IGN if self._supervised else handler
         )
-        return lambda: [signal.signal(s, h) for s, h in old.items()]
+
+        def restore() -> None:
+            for s, h in old.items():
+                signal.signal(s, h)
+            signals.put(None)
+
+        return restore
+
+    def _on_signal(self, signum: int) -> None:
+        if self._closing.is_set() or signum == signal.SIGUSR1:
+            log.info("terminating: jobs in flight go back to their queues")
+            self.terminate()
+        else:
+            log.info("closing: finishing the jobs in flight (signal again to stop now)")
+            self.close()
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -358,8 +406,11 @@ class Worker:
             if got and got == wanted:
                 self._listen(False)  # busy: its own jobs finishing wake the loop
                 return False  # every free slot filled: there may be more
-            if not got and burst and not self._running and self._drained():
-                return True
+            if not got and burst and not self._running:
+                if self._drained():
+                    return True
+            else:
+                self._quiet_since = None  # it has work: leases are judged afresh when done
             if got < wanted:
                 # Hungry: store changes must wake the loop. When it starts listening, it looks
                 # once more, so that nothing added since the fetch above slips by. A busy worker
@@ -411,18 +462,35 @@ class Worker:
         return got, wanted
 
     def _drained(self) -> bool:
+        """For --burst: whether its queues hold nothing ready or scheduled, and no job is leased
+        to a worker that may have died.
+
+        A live worker renews its leases every third of a lease, so a lease that ends more than a
+        lease after this worker began to look (``_quiet_since``) was renewed since: its holder is
+        alive, and the job is left to it. Any other lease is waited for: renewed (the holder
+        lives), or run out, and then its job is ready and this worker runs it.
+        """
         store = self.app.store
+        if self._quiet_since is None:
+            self._quiet_since = time.time()
+        renewed_after = self._quiet_since + self.app.lease
         for queue in self.queues:
             if store.queue_options(queue).get("paused"):
                 continue  # nothing will come out of it: for --burst it is as good as empty
             counts = store.counts(queue)
             if counts.ready or counts.scheduled:
+                self._quiet_since = None
                 return False
+            if counts.leased:
+                due = store.next_due(queue)
+                if due is not None and due <= renewed_after:
+                    return False
         return True
 
     def _idle_wait(self) -> float:
         """Sleep until a store change wakes us, or until the next delayed job or lease is due."""
-        wait = 5.0
+        # A burst waiting on other workers' leases looks again soon after they are due a renewal.
+        wait = 5.0 if self._quiet_since is None else self.app.lease / 6
         now = time.time()
         for queue in self.queues:
             due = self.app.store.next_due(queue)

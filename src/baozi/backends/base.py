@@ -51,6 +51,7 @@ from typing import Any, ClassVar, NamedTuple
 from .._outage import shown_url
 
 __all__ = [
+    "COUNTED",
     "Counts",
     "Item",
     "JobRecord",
@@ -115,6 +116,21 @@ CLAIM_TTL = 10.0
 within moments unless every worker is busy)."""
 
 STATUSES = ("scheduled", "queued", "running", "succeeded", "failed", "cancelled")
+
+COUNTED = ("enqueued", "started", "succeeded", "failed", "cancelled")
+"""The events :meth:`Store.job_totals` counts, per queue and task:
+
+* **enqueued** -- a job was added by :meth:`Store.enqueue` (once per job: a requeue is not an
+  enqueue);
+* **started** -- a job was leased to a worker (by :meth:`Store.reserve`, or handed off): each
+  delivery counts, so a job retried, deferred by a limit, handed back or whose lease ran out
+  counts again when it is leased again;
+* **succeeded**, **failed**, **cancelled** -- a job reached that end (a job requeued after it
+  failed, and finished again, counts again; a retry is no end and counts nothing).
+
+Each total only grows: it is counted in the same atomic step as the change it counts, and
+neither purging records nor :meth:`Store.clear` takes it back; only :meth:`Store.delete_queue`
+drops a queue's totals, with the queue. Plain items (:meth:`Store.push`) count nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,8 +437,32 @@ class Store(ABC):
         """How many jobs of the queue are in each of :data:`STATUSES`."""
 
     @abstractmethod
+    def job_totals(self, queue: str) -> dict[str, dict[str, int]]:
+        """How many of each :data:`COUNTED` event the queue's jobs have had, by task: every task
+        with a count maps every event to its total (0 included). Read in one step: the totals
+        are as of one moment. Totals since the store began counting (files made by an older
+        baozi count from their upgrade on)."""
+
+    @abstractmethod
     def queues(self) -> list[str]:
-        """The names of the queues that have held anything."""
+        """The names of the queues that have held anything, or have options recorded, and were
+        not deleted since (reads never add a name)."""
+
+    @abstractmethod
+    def has_queue(self, queue: str) -> bool:
+        """Whether :meth:`queues` lists the queue."""
+
+    @abstractmethod
+    def delete_queue(self, queue: str) -> bool:
+        """Forget an empty queue: its name, options and :meth:`job_totals`, in one step. Empty
+        means no item in any state and no job record. Returns True when it was deleted; False,
+        changing nothing, when it holds something or :meth:`has_queue` is False. A write to the
+        queue afterwards makes it anew."""
+
+    @abstractmethod
+    def lease_holders(self, queues: Sequence[str]) -> dict[str, int]:
+        """How many items of these queues each owner holds under a lease that has not run out,
+        as of one moment (owners holding none are left out)."""
 
     @abstractmethod
     def purge_expired(self) -> int:

@@ -13,6 +13,7 @@ import json
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -24,7 +25,17 @@ from ..errors import Full
 from ._coord import add_number, book
 from ._rows import Row, RowStore
 from ._signal import ChangeSignal
-from .base import CLAIM_TTL, STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
+from .base import (
+    CLAIM_TTL,
+    COUNTED,
+    STATUSES,
+    Counts,
+    Item,
+    JobRecord,
+    Outcome,
+    Priority,
+    WorkerInfo,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -112,12 +123,22 @@ class _State:
         self.rates: dict[str, float] = {}  # name -> theoretical arrival time of the next event
         self.grants: dict[str, dict[str, float]] = {}  # rate name -> ticket -> booked time
         self.waiters: dict[str, dict[int, str]] = {}  # slot -> job waiting for it -> its queue
+        self.totals: dict[str, Counter[tuple[str, str]]] = {}  # queue -> (task, event) -> n
 
     def queue(self, name: str) -> _Queue:
+        """The queue, made if it is new: for writes."""
         q = self.queues.get(name)
         if q is None:
             q = self.queues[name] = _Queue()
         return q
+
+    def existing(self, name: str) -> _Queue:
+        """The queue, or an empty one that is not kept: for reads, which make nothing."""
+        return self.queues.get(name) or _Queue()
+
+    def count(self, queue: str, task: str | None, event: str, n: int = 1) -> None:
+        if task is not None:
+            self.totals.setdefault(queue, Counter())[task, event] += n
 
 
 _STATES: dict[str, _State] = {}
@@ -125,12 +146,14 @@ _STATES_LOCK = threading.Lock()
 
 
 def _ids(ids: Sequence[str]) -> list[int]:
+    """The ids this store could have issued, as numbers: written as it writes them ("10", not
+    "1_0", "+10", " 10" or other scripts' digits, which int() reads as 10 too)."""
     out = []
     for i in ids:
-        try:
+        if isinstance(i, str) and 0 < len(i) <= 30 and i.isascii() and i.isdigit():
+            if i != str(int(i)):
+                continue
             out.append(int(i))
-        except (TypeError, ValueError):
-            continue  # an id this store never issued: nothing to settle
     return out
 
 
@@ -174,6 +197,7 @@ class MemoryStore(RowStore):
                 if task is not None:
                     entry.created_at = now
                     st.where[num] = queue
+                    st.count(queue, task, "enqueued")
                 q.entries[num] = entry
                 if delay > 0:
                     entry.state = _SCHEDULED
@@ -192,7 +216,7 @@ class MemoryStore(RowStore):
     def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
         st = self._state
         with st.lock:
-            q = st.queue(queue)
+            q = st.existing(queue)
             now = time.time()
             q.promote(now)
             out = []
@@ -205,6 +229,7 @@ class MemoryStore(RowStore):
                 entry.deliveries += 1
                 entry.started_at = now
                 q.set_due(key[2], entry, now + lease)
+                st.count(queue, entry.task, "started")
                 out.append(entry.item())
         if out:
             st.signal.notify()
@@ -213,7 +238,7 @@ class MemoryStore(RowStore):
     def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
         st = self._state
         with st.lock:
-            q = st.queue(queue)
+            q = st.existing(queue)
             q.promote(time.time())
             out = []
             for _ in range(min(n, len(q.ready))):
@@ -227,7 +252,7 @@ class MemoryStore(RowStore):
         st = self._state
         done = 0
         with st.lock:
-            q = st.queue(queue)
+            q = st.existing(queue)
             now = time.time()
             for num in _ids(ids):
                 entry = q.entries.get(num)
@@ -268,7 +293,7 @@ class MemoryStore(RowStore):
     def rank(self, queue: str, item_id: str) -> int | None:
         st = self._state
         with st.lock:
-            q = st.queue(queue)
+            q = st.existing(queue)
             q.promote(time.time())
             nums = _ids([item_id])
             entry = q.entries.get(nums[0]) if nums else None
@@ -279,7 +304,7 @@ class MemoryStore(RowStore):
     def counts(self, queue: str) -> Counts:
         st = self._state
         with st.lock:
-            q = st.queue(queue)
+            q = st.existing(queue)
             q.promote(time.time())
             ready = len(q.ready)
             leased = sum(1 for e in q.entries.values() if e.state == _LEASED)
@@ -287,11 +312,11 @@ class MemoryStore(RowStore):
 
     def next_due(self, queue: str) -> float | None:
         with self._state.lock:
-            return self._state.queue(queue).next_due()
+            return self._state.existing(queue).next_due()
 
     def peek(self, queue: str, index: int) -> Item:
         with self._state.lock:
-            q = self._state.queue(queue)
+            q = self._state.existing(queue)
             q.promote(time.time())
             try:
                 key = q.ready[index]
@@ -301,14 +326,16 @@ class MemoryStore(RowStore):
 
     def snapshot(self, queue: str) -> list[Item]:
         with self._state.lock:
-            q = self._state.queue(queue)
+            q = self._state.existing(queue)
             q.promote(time.time())
             return [q.entries[key[2]].item() for key in q.ready]
 
     def clear(self, queue: str) -> int:
         st = self._state
         with st.lock:
-            q = st.queue(queue)
+            q = st.queues.get(queue)
+            if q is None:
+                return 0
             removed = len(q.entries) + len(q.done)
             for num in [*q.entries, *q.done]:
                 st.where.pop(num, None)
@@ -340,7 +367,7 @@ class MemoryStore(RowStore):
         st = self._state
         done = 0
         with st.lock:
-            q = st.queue(queue)
+            q = st.existing(queue)
             now = time.time()
             for o in outcomes:
                 nums = _ids([o.id])
@@ -375,6 +402,7 @@ class MemoryStore(RowStore):
                     entry.state, entry.outcome, entry.result = _FINISHED, o.status, o.result
                     entry.finished_at, entry.expires_at = now, now + ttl
                     q.done[num] = q.entries.pop(num)
+                    st.count(queue, entry.task, o.status)
                 done += 1
         if done:
             st.signal.notify()
@@ -406,6 +434,7 @@ class MemoryStore(RowStore):
             entry.expires_at = now + ttl
             entry.stamp += 1
             q.done[num] = q.entries.pop(num)
+            st.count(st.where[num], entry.task, "cancelled")
         st.signal.notify()
         return True
 
@@ -491,13 +520,46 @@ class MemoryStore(RowStore):
         out = dict.fromkeys(STATUSES, 0)
         out.update(scheduled=counts.scheduled, queued=counts.ready, running=counts.leased)
         with self._state.lock:
-            for entry in self._state.queue(queue).done.values():
+            for entry in self._state.existing(queue).done.values():
                 out[entry.outcome or "succeeded"] += 1
+        return out
+
+    def job_totals(self, queue: str) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        with self._state.lock:
+            for (task, event), n in self._state.totals.get(queue, Counter()).items():
+                out.setdefault(task, dict.fromkeys(COUNTED, 0))[event] = n
         return out
 
     def queues(self) -> list[str]:
         with self._state.lock:
-            return sorted(self._state.queues)
+            return sorted(set(self._state.queues) | set(self._state.options))
+
+    def has_queue(self, queue: str) -> bool:
+        with self._state.lock:
+            return queue in self._state.queues or queue in self._state.options
+
+    def delete_queue(self, queue: str) -> bool:
+        st = self._state
+        with st.lock:
+            q = st.queues.get(queue)
+            if (q is None and queue not in st.options) or (q is not None and (q.entries or q.done)):
+                return False
+            st.queues.pop(queue, None)
+            st.options.pop(queue, None)
+            st.totals.pop(queue, None)
+        st.signal.notify()
+        return True
+
+    def lease_holders(self, queues: Sequence[str]) -> dict[str, int]:
+        held: Counter[str] = Counter()
+        now = time.time()
+        with self._state.lock:
+            for name in set(queues):
+                for entry in self._state.existing(name).entries.values():
+                    if entry.state == _LEASED and entry.due > now and entry.owner is not None:
+                        held[entry.owner] += 1
+        return dict(held)
 
     def purge_expired(self) -> int:
         st = self._state
@@ -677,7 +739,7 @@ class MemoryStore(RowStore):
         st = self._state
         removed = 0
         with st.lock:
-            q = st.queue(queue)
+            q = st.existing(queue)
             q.promote(time.time())
             for num in _ids(ids):
                 entry = q.entries.get(num)

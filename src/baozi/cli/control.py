@@ -11,24 +11,46 @@ import click
 from ..app import App
 from ..beat import Beat
 from .loading import load_app
-from .options import url_option
+from .options import Refused, url_option
+
+_app_option = click.option(
+    "--app",
+    "app_path",
+    metavar="MODULE:APP",
+    default=None,
+    help="An app whose queues (declared with app.queue, or a task's) may be paused before "
+    "their first job.",
+)
+
+
+def _known_queue(queue: str, url: str | None, app_path: str | None) -> App:
+    """The app to act with, once QUEUE is known to be a queue: one the store holds, or one the
+    app names. Else refuse (exit USAGE): a mistyped name makes no queue."""
+    app = load_app(app_path, url) if app_path else App(url)
+    named = set(app.queues) | {task.queue for task in app.tasks.values()}
+    if queue not in named and not app.store.has_queue(queue):
+        hint = "" if app_path else "; give --app MODULE:APP to pause a queue its app declares"
+        raise Refused(f"no queue {queue!r} in {app.url}: it has never held a job{hint}")
+    return app
 
 
 @click.command()
 @click.argument("queue")
+@_app_option
 @url_option
-def pause(queue: str, url: str | None) -> None:
+def pause(queue: str, app_path: str | None, url: str | None) -> None:
     """Stop workers taking jobs from QUEUE (jobs running finish; enqueueing still works)."""
-    App(url).pause(queue)
+    _known_queue(queue, url, app_path).pause(queue)
     click.echo(f"paused {queue}")
 
 
 @click.command()
 @click.argument("queue")
+@_app_option
 @url_option
-def resume(queue: str, url: str | None) -> None:
+def resume(queue: str, app_path: str | None, url: str | None) -> None:
     """Let workers take jobs from QUEUE again."""
-    App(url).resume(queue)
+    _known_queue(queue, url, app_path).resume(queue)
     click.echo(f"resumed {queue}")
 
 

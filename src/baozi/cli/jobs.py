@@ -16,7 +16,7 @@ from ..backends import resolve_url, store_class
 from ..backends.base import STATUSES, JobRecord
 from ..errors import JobNotFound
 from .loading import load_app
-from .options import NOT_FOUND, Refused, app_url_option, url_option
+from .options import FAILED, NOT_FOUND, Refused, app_url_option, url_option
 
 
 def _app(url: str | None) -> App:
@@ -208,7 +208,20 @@ def cancel(job_id: str, url: str | None) -> None:
 
 @click.command()
 @click.argument("queue")
+@click.option(
+    "--delete", is_flag=True, help="Then forget the queue too: its name, options and job totals."
+)
 @url_option
-def purge(queue: str, url: str | None) -> None:
+def purge(queue: str, delete: bool, url: str | None) -> None:
     """Remove every job of QUEUE: waiting, scheduled, running and finished."""
-    click.echo(f"{_app(url).store.clear(queue)} job(s) removed")
+    store = _app(url).store
+    if delete and not store.has_queue(queue):
+        click.echo(f"no queue {queue!r} in {store.url}", err=True)
+        sys.exit(NOT_FOUND)
+    click.echo(f"{store.clear(queue)} job(s) removed")
+    if not delete:
+        return
+    if not store.delete_queue(queue):  # a job was added meanwhile
+        click.echo(f"queue {queue!r} was not deleted: a job arrived meanwhile", err=True)
+        sys.exit(FAILED)
+    click.echo(f"queue {queue} deleted")

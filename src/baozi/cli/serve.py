@@ -18,7 +18,7 @@ from .options import app_url_option
     show_envvar=True,
     default=None,
     help="Require 'Authorization: Bearer TOKEN' on every API and dashboard request "
-    "(needed to listen on anything but loopback).",
+    "(needed to listen on anything but loopback, and then at least 16 characters).",
 )
 @click.option(
     "--log-level",

@@ -70,7 +70,18 @@ def _check_processes(app: App, processes: int) -> None:
 )
 @click.option("-p", "--processes", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option("-Q", "--queues", default=None, help="Comma-separated queues (default: the app's).")
-@click.option("--burst", is_flag=True, help="Exit once no job is ready, scheduled or running.")
+@click.option(
+    "--burst",
+    is_flag=True,
+    help="Exit once no job is ready or scheduled, and none is held by a dead worker.",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="S",
+    help="On SIGTERM or Ctrl-C, jobs still running after S seconds go back to their queues.",
+)
 @click.option(
     "--max-tasks-per-child",
     type=int,
@@ -87,6 +98,7 @@ def worker(
     processes: int,
     queues: str | None,
     burst: bool,
+    shutdown_timeout: float | None,
     max_tasks_per_child: int | None,
     with_beat: bool,
     quiet: bool,
@@ -110,7 +122,15 @@ def worker(
     app = load_app(app_path, url)
     _check_processes(app, processes)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
-    w = Worker(app, names, pool, concurrency, processes, max_tasks_per_child=max_tasks_per_child)
+    w = Worker(
+        app,
+        names,
+        pool,
+        concurrency,
+        processes,
+        max_tasks_per_child=max_tasks_per_child,
+        shutdown_timeout=shutdown_timeout,
+    )
     scheduler = start_beat(app) if with_beat else None
     w.run(burst)
     if scheduler is not None:

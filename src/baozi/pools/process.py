@@ -54,15 +54,39 @@ def _import(module: str, qualname: str) -> Any:
     return getattr(obj, "fn", obj)  # a Task object wraps the function
 
 
+def _leave_with_parent() -> None:
+    """End this child at once when the worker that owns it dies (SIGKILL, a crash). Its job is no
+    longer anyone's: the lease runs out and it runs again elsewhere, so finishing it here would
+    only run it twice at the same time, and its answer would have no one to go to."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # the pipe the worker holds closes when the worker dies
+        os._exit(0)
+
+    threading.Thread(target=watch, name="baozi-parent-watch", daemon=True).start()
+
+
+def _send(conn: Connection, message: tuple[str, Any, Any]) -> None:
+    """Send to the worker; a worker that is gone is no error of this child's: leave quietly."""
+    try:
+        conn.send(message)
+    except OSError:  # BrokenPipeError, ConnectionResetError: the worker died
+        os._exit(0)
+
+
 def _child_main(conn: Connection) -> None:
     from .context import run_with_job
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when children stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _leave_with_parent()
     while True:
         try:
             msg = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):  # the worker closed the pipe, or died
             return
         if msg is None:
             return
@@ -70,7 +94,7 @@ def _child_main(conn: Connection) -> None:
         try:
             call.fn = _import(module, qualname)
             if call.timeout is not None:  # the clock starts now, not while this process booted
-                conn.send(("started", None, None))
+                _send(conn, ("started", None, None))
             result = run_with_job(call)
         except BaseException as exc:  # noqa: BLE001 -- everything goes back to the parent
             detail = (type(exc).__name__, str(exc), traceback.format_exc())
@@ -78,13 +102,15 @@ def _child_main(conn: Connection) -> None:
                 pickled: bytes | None = pickle.dumps(exc)
             except Exception:
                 pickled = None
-            conn.send(("error", detail, pickled))
+            _send(conn, ("error", detail, pickled))
         else:
             try:
                 conn.send(("ok", result, None))
+            except OSError:
+                os._exit(0)  # the worker died while the job ran
             except Exception as exc:
                 detail = (type(exc).__name__, f"the job's result cannot be sent back: {exc}", "")
-                conn.send(("error", detail, None))
+                _send(conn, ("error", detail, None))
 
 
 _BOOT_ALLOWANCE = 30.0

@@ -19,6 +19,7 @@ import pytest
 
 from ..backends.base import NewJob, Outcome, Store, WorkerInfo
 from ..errors import Full
+from ._totals import TotalsContract
 
 Q = "contract"
 OTHER = "contract-other"
@@ -28,8 +29,9 @@ def _payloads(items: list) -> list[bytes]:  # type: ignore[type-arg]
     return [i.payload for i in items]
 
 
-class StoreContract:
-    """Subclass and provide a ``store`` fixture; every ``test_*`` method here then runs on it."""
+class StoreContract(TotalsContract):
+    """Subclass and provide a ``store`` fixture; every ``test_*`` method here then runs on it
+    (and those of the parts of the contract in other modules, which it inherits)."""
 
     # -- order ------------------------------------------------------------------------------
 

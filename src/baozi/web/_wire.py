@@ -7,6 +7,8 @@ import datetime as dt
 import json
 import math
 import re
+import sys
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -39,8 +41,31 @@ MAX_PRIORITY = 2**53
 """Priorities are numbers within +-2**53: exact in every store and in a browser's JSON."""
 MAX_DELAY = 1e9
 """About 31 years: longer delays are surely mistakes."""
-NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
-"""Task and queue names: 1 to 200 characters, no control characters."""
+_BANNED = ("Cc", "Cf", "Zl", "Zp")
+"""Unicode categories no name may hold: controls (a newline, NEL), format characters (bidi
+overrides, zero-width spaces) and line and paragraph separators: what can make a name look like
+another, or break the line it is shown or logged on."""
+
+
+def _ranges(categories: tuple[str, ...]) -> str:
+    """A regular expression character class body matching every character of ``categories``."""
+    spans: list[list[int]] = []
+    for code in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(code)) in categories:
+            if spans and spans[-1][1] == code - 1:
+                spans[-1][1] = code
+            else:
+                spans.append([code, code])
+    return "".join(_escape(a) if a == b else f"{_escape(a)}-{_escape(b)}" for a, b in spans)
+
+
+def _escape(code: int) -> str:
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+NAME_PATTERN = f"^[^{_ranges(_BANNED)}]{{1,200}}$"
+"""Task and queue names: 1 to 200 characters, none a control, format or separator character
+(Unicode categories Cc, Cf, Zl, Zp)."""
 _NAME = re.compile(NAME_PATTERN)
 _FIELDS = ("task", "args", "kwargs", "queue", "priority", "delay", "front")
 MAX_DEPTH = 64
@@ -100,7 +125,11 @@ def _storable_text(value: Any) -> bool:
 def check_name(value: str, field: str) -> str:
     """``value`` if it is a fit task or queue name; else ApiError(422) naming ``field``."""
     if not _NAME.match(value) or not _storable_text(value):
-        _invalid(field, "must be 1 to 200 characters with no control characters")
+        _invalid(
+            field,
+            "must be 1 to 200 characters, none of them a control, format or line or paragraph "
+            "separator character (Unicode categories Cc, Cf, Zl, Zp)",
+        )
     return value
 
 
@@ -396,14 +425,15 @@ class WorkerView(TypedDict):
     last_heartbeat: float
 
 
-def worker_view(info: WorkerInfo) -> WorkerView:
+def worker_view(info: WorkerInfo, *, busy: int) -> WorkerView:
+    """A worker as the API shows it; ``busy``: the jobs it holds now, read from the store."""
     return {
         "id": info.id,
         "host": info.host,
         "pid": info.pid,
         "pool": info.pool,
         "concurrency": info.concurrency,
-        "busy": info.busy,
+        "busy": min(busy, info.concurrency),
         "queues": list(info.queues),
         "started_at": info.started_at,
         "last_heartbeat": info.last_seen,

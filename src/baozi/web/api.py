@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -28,13 +29,29 @@ from ._wire import (
     parse_listing,
     worker_view,
 )
-from .metrics import CONTENT_TYPE, Metrics
+from .metrics import CONTENT_TYPE, Metrics, busy_slots
 from .stats import THROUGHPUT_BUCKET, Observer
 
 __all__ = ["Api"]
 
 T = TypeVar("T")
 _PAUSE_METHODS = ("pause", "resume", "is_paused")
+
+
+class _Anything(Convertor[str]):
+    """A path parameter that may hold any character, a newline and "/" included: a queue name
+    is checked by the API (which answers 422 with the reason), not refused by the router."""
+
+    regex = "[\\s\\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anything", _Anything())
 
 
 async def _read_body(request: Request) -> bytes:
@@ -69,9 +86,13 @@ class Api:
             Route("/api/jobs/{job_id}", self._job, methods=["GET", "DELETE"]),
             Route("/api/jobs/{job_id}/retry", self.retry, methods=["POST"]),
             Route("/api/queues", self.queues, methods=["GET"]),
+            # The name in the query: for names a browser rewrites in a path ("." and "..").
+            Route("/api/queues/pause", self.pause, methods=["POST"]),
+            Route("/api/queues/resume", self.resume, methods=["POST"]),
             # A queue name may hold "/" (sent as %2F): the name runs up to the last segment.
-            Route("/api/queues/{name:path}/pause", self.pause, methods=["POST"]),
-            Route("/api/queues/{name:path}/resume", self.resume, methods=["POST"]),
+            Route("/api/queues/{name:anything}/pause", self.pause, methods=["POST"]),
+            Route("/api/queues/{name:anything}/resume", self.resume, methods=["POST"]),
+            Route("/api/queues/{name:anything}", self.delete_queue, methods=["DELETE"]),
             Route("/api/workers", self.workers, methods=["GET"]),
             Route("/api/throughput", self.throughput, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
@@ -180,9 +201,7 @@ class Api:
                 raise ApiError(
                     409, f"job {job_id} is {status}: only a failed or cancelled job can be retried"
                 )
-            rec = self._record(job_id)
-            self.observer.watch(rec.queue, job_id)  # its next finish may move no count
-            view = self._view(rec, root=root)
+            view = self._view(self._record(job_id), root=root)
             return JSONResponse(view, status_code=202, headers={"Location": view["url"]})
 
         return await self._off_loop(retry)
@@ -248,12 +267,37 @@ class Api:
     async def resume(self, request: Request) -> Response:
         return await self._pause_or_resume(request, "resume")
 
+    @staticmethod
+    def _queue_name(request: Request) -> str:
+        name = request.path_params.get("name")
+        if name is None:
+            name = request.query_params.get("name")
+            if name is None:
+                raise ApiError(422, "name: is required", field="name")
+        return check_queue(name, "name")
+
+    def _declared(self) -> set[str]:
+        """The queues the app names: declared with ``app.queue``, or a task's."""
+        return set(self.app.queues) | {task.queue for task in self.app.tasks.values()}
+
+    def _known(self, name: str) -> None:
+        """Raise ApiError(404) unless the store holds the queue or the app declares it: a
+        name nobody uses makes no queue."""
+        if name not in self._declared() and not self.app.store.has_queue(name):
+            raise ApiError(
+                404,
+                f"no queue {name[:200]!r}: it has never held a job, and the app declares no "
+                f"such queue (with app.queue or a task's queue)",
+                field="name",
+            )
+
     async def _pause_or_resume(self, request: Request, action: str) -> Response:
-        name = check_queue(request.path_params["name"], "name")
+        name = self._queue_name(request)
         if not self.pausable:
             raise ApiError(409, "this version of baozi cannot pause queues")
 
         def act() -> dict[str, Any]:
+            self._known(name)
             try:
                 getattr(self.app, action)(name)
             except ValueError as exc:
@@ -262,11 +306,31 @@ class Api:
 
         return JSONResponse(await self._off_loop(act))
 
+    async def delete_queue(self, request: Request) -> Response:
+        name = self._queue_name(request)
+
+        def delete() -> dict[str, Any]:
+            store = self.app.store
+            if not store.has_queue(name):
+                raise ApiError(404, f"no queue {name[:200]!r}", field="name")
+            if not store.delete_queue(name):
+                raise ApiError(
+                    409,
+                    f"queue {name[:200]!r} is not empty: it holds jobs or their records "
+                    f"(purge it first: baozi purge QUEUE --delete)",
+                )
+            return {"name": name, "deleted": True}
+
+        return JSONResponse(await self._off_loop(delete))
+
     async def workers(self, request: Request) -> Response:
-        found = await self._off_loop(self.app.store.workers)
-        views = sorted(
-            (worker_view(w) for w in found), key=lambda v: (v["host"], v["pid"], v["id"])
-        )
+        def read() -> list[Any]:
+            store = self.app.store
+            found = store.workers()
+            held = busy_slots(store, found)  # current, where a heartbeat is up to a lease old
+            return [worker_view(w, busy=held.get(w.id, 0)) for w in found]
+
+        views = sorted(await self._off_loop(read), key=lambda v: (v["host"], v["pid"], v["id"]))
         return JSONResponse({"workers": views})
 
     async def throughput(self, request: Request) -> Response:

@@ -175,6 +175,11 @@ def _service_schemas() -> dict[str, Any]:
             "required": ["queues"],
             "properties": {"queues": {"type": "array", "items": _ref("Queue")}},
         },
+        "QueueDeleted": {
+            "type": "object",
+            "required": ["name", "deleted"],
+            "properties": {"name": {"type": "string"}, "deleted": {"type": "boolean"}},
+        },
         "QueueState": {
             "type": "object",
             "required": ["name", "paused"],
@@ -327,20 +332,44 @@ def _service_operations() -> dict[str, Any]:
             }
         },
         **{
-            f"/api/queues/{{name}}/{action}": {
-                "parameters": [_QUEUE_NAME],
+            path.format(action=action): {
+                "parameters": [where],
                 "post": {
-                    "operationId": f"{action}Queue",
-                    "summary": f"{action.capitalize()} a queue (where this baozi can).",
+                    "operationId": f"{action}Queue{suffix}",
+                    "summary": f"{action.capitalize()} a queue (where this baozi can){note}.",
                     "responses": {
                         "200": _json(_ref("QueueState"), "Done."),
                         "401": unauthorized,
+                        "404": _error("No such queue: none held a job, and the app names none."),
                         "409": _error("This baozi cannot pause queues."),
                         "422": _error("Not a queue name."),
                     },
                 },
             }
             for action in ("pause", "resume")
+            for path, where, suffix, note in (
+                ("/api/queues/{{name}}/{action}", _QUEUE_NAME, "", ""),
+                (
+                    "/api/queues/{action}",
+                    {**_QUEUE_NAME, "in": "query"},
+                    "ByQuery",
+                    ', named in the query (for names such as ".." that a path cannot carry)',
+                ),
+            )
+        },
+        "/api/queues/{name}": {
+            "parameters": [_QUEUE_NAME],
+            "delete": {
+                "operationId": "deleteQueue",
+                "summary": "Forget an empty queue: its name, options and job totals.",
+                "responses": {
+                    "200": _json(_ref("QueueDeleted"), "Deleted."),
+                    "401": unauthorized,
+                    "404": _error("No such queue."),
+                    "409": _error("The queue holds jobs or their records: purge it first."),
+                    "422": _error("Not a queue name."),
+                },
+            },
         },
         "/api/workers": {
             "get": {

@@ -211,7 +211,7 @@ def create_app(app: App, *, token: str | None = None, interval: float = 1.0) -> 
     or its first request, whichever comes first: mounted in another application, whose lifespan
     does not reach it, it starts sampling with its first request."""
     metrics = Metrics(lambda: app.store)
-    observer = Observer(lambda: app.store, metrics, interval=interval)
+    observer = Observer(lambda: app.store, interval=interval)
     api = Api(app, observer, metrics)
 
     async def index(request: Request) -> Response:
@@ -257,20 +257,30 @@ def _unbracketed(host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
+MIN_TOKEN = 16
+"""The shortest token a server listening beyond this machine accepts (characters)."""
+
+
 def check_bind(host: str, token: str | None) -> None:
-    """Refuse (ValueError) to listen beyond this machine without a token."""
-    if token:
-        return
+    """Refuse (ValueError) to listen beyond this machine without a token, or with one shorter
+    than MIN_TOKEN characters (a short one can be guessed over the network)."""
     if host == "localhost":
         return
     try:
         loopback = ipaddress.ip_address(_unbracketed(host)).is_loopback
     except ValueError:
         loopback = False
-    if not loopback:
+    if loopback:
+        return
+    if not token:
         raise ValueError(
             f"refusing to serve on {host} without a token: anyone who reaches it could run "
             f"tasks. Give --token (or BAOZI_TOKEN), or listen on 127.0.0.1"
+        )
+    if len(token) < MIN_TOKEN:
+        raise ValueError(
+            f"refusing to serve on {host} with a token of {len(token)} characters: use at "
+            f"least {MIN_TOKEN} (python -c 'import secrets; print(secrets.token_urlsafe())')"
         )
 
 

@@ -62,6 +62,7 @@ SCRIPTS = (
     "push",
     "handoff",
     "junk",
+    "queue",
 )
 
 _FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -106,7 +107,7 @@ def parse_url(url: str) -> tuple[str, str, float]:
 
 INGESTING = frozenset(
     ("add", "reserve", "pop", "rank", "items", "counts", "jobs", "cancel", "requeue")
-    + ("clear", "discard")
+    + ("clear", "discard", "queue")
 )
 """The scripts that read or order a queue's items: each first files the inbox (see the prelude)."""
 

@@ -35,7 +35,17 @@ from typing import Any, ClassVar
 from ..._process import current_pid
 from ...errors import Full, StoreError
 from .._rows import Row, RowStore
-from ..base import CLAIM_TTL, STATUSES, Counts, Item, JobRecord, Outcome, Priority, WorkerInfo
+from ..base import (
+    CLAIM_TTL,
+    COUNTED,
+    STATUSES,
+    Counts,
+    Item,
+    JobRecord,
+    Outcome,
+    Priority,
+    WorkerInfo,
+)
 from ._conn import IDS, Server
 from ._decode import Junk, read_items, read_records, read_worker
 from ._junk import unwrap
@@ -331,7 +341,11 @@ class RedisStore(RowStore):
         pairs = [x for k, v in options.items() for x in (k, json.dumps(v))]
         server.call(  # a change of options (pause, resume) may end someone's wait
             "set_queue_options",
-            lambda retried: server.pipeline(("HSET", key, *pairs), ("PUBLISH", server.channel, "")),
+            lambda retried: server.pipeline(
+                ("HSET", key, *pairs),
+                ("SADD", f"{server.prefix}:queues", queue),  # a queue with options is listed
+                ("PUBLISH", server.channel, ""),
+            ),
         )
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -433,6 +447,18 @@ class RedisStore(RowStore):
             out[flat[i].decode()] = int(flat[i + 1])
         return out
 
+    def job_totals(self, queue: str) -> dict[str, dict[str, int]]:
+        flat = self._server.run("queue", "totals", queue)
+        out: dict[str, dict[str, int]] = {}
+        for i in range(0, len(flat), 2):
+            try:
+                event, _, task = flat[i].decode().partition(":")
+            except UnicodeDecodeError as exc:
+                self._junk_field(f"q:{queue}:t", flat[i], f"not UTF-8 text: {exc}")
+                continue
+            out.setdefault(task, dict.fromkeys(COUNTED, 0))[event] = int(flat[i + 1])
+        return out
+
     def queues(self) -> list[str]:
         key = f"{self._server.prefix}:queues"
         names = self._server.call("queues", lambda retried: self._server.execute("SMEMBERS", key))
@@ -447,6 +473,20 @@ class RedisStore(RowStore):
             except UnicodeDecodeError as exc:
                 self._server.run("junk", "member", key, member, f"not UTF-8 text: {exc}")
         return out
+
+    def has_queue(self, queue: str) -> bool:
+        return bool(self._server.run("queue", "has", queue))
+
+    def delete_queue(self, queue: str) -> bool:
+        deleted = bool(self._server.run("queue", "delete", queue))
+        self._server.known.discard(queue)
+        return deleted
+
+    def lease_holders(self, queues: Sequence[str]) -> dict[str, int]:
+        if not queues:
+            return {}
+        flat = self._server.run("queue", "holders", *sorted(set(queues)))
+        return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     def purge_expired(self) -> int:
         batch, removed = 1000, 0

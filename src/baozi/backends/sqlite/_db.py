@@ -13,7 +13,7 @@ from ..._process import current_pid
 from ...errors import NotABaoziStore, StoreError, StoreUnavailable
 from .._signal import ChangeSignal
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _DURABILITY = {"process": "NORMAL", "fsync": "FULL"}
 _SCHEMA = (
     """
@@ -21,7 +21,8 @@ CREATE TABLE baozi_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE baozi_queues (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
-    options TEXT NOT NULL DEFAULT '{}'   -- JSON: maxsize, maxlen ...
+    options TEXT NOT NULL DEFAULT '{}',  -- JSON: maxsize, maxlen ...
+    listed INTEGER NOT NULL DEFAULT 1    -- 0 once deleted (it is listed while it holds anything)
 );
 CREATE TABLE baozi_items (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, and the last part of the key
@@ -43,7 +44,8 @@ CREATE TABLE baozi_items (
     outcome TEXT,                          -- succeeded, failed or cancelled, once finished
     result BLOB,
     error TEXT,
-    progress TEXT
+    progress TEXT,
+    counted INTEGER                        -- 1: the batch that added it counted it (see totals)
 );
 -- Partial indexes, each row in exactly one: a push writes one index, not two.
 CREATE INDEX baozi_items_ready ON baozi_items (qid, priority, seq) WHERE state = 0;
@@ -76,9 +78,39 @@ CREATE TABLE IF NOT EXISTS baozi_waiters (  -- jobs held back until a slot frees
     PRIMARY KEY (slot, item)
 ) WITHOUT ROWID;
 """
+    + """
+CREATE TABLE IF NOT EXISTS baozi_totals (  -- events of jobs, by queue and task (see COUNTED)
+    qid INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    event TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (qid, task, event)
+) WITHOUT ROWID;
+-- Triggers count in the statement that makes the change, so nothing can change uncounted; a
+-- batch of jobs is counted once per task, in its own transaction, and marks its rows counted.
+CREATE TRIGGER IF NOT EXISTS baozi_count_enqueued AFTER INSERT ON baozi_items
+WHEN NEW.task IS NOT NULL AND NEW.counted IS NULL BEGIN
+    INSERT INTO baozi_totals VALUES (NEW.qid, NEW.task, 'enqueued', 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS baozi_count_started AFTER UPDATE OF deliveries ON baozi_items
+WHEN NEW.task IS NOT NULL AND NEW.deliveries > OLD.deliveries BEGIN
+    INSERT INTO baozi_totals VALUES (NEW.qid, NEW.task, 'started', 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS baozi_count_finished AFTER UPDATE OF state ON baozi_items
+WHEN NEW.task IS NOT NULL AND NEW.state < 0 AND OLD.state >= 0 BEGIN
+    INSERT INTO baozi_totals VALUES (NEW.qid, NEW.task, NEW.outcome, 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+"""
 )
 _SCHEMA_2 = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS baozi_kv") :]
-"""What schema 2 added to schema 1: the coordination tables. A schema-1 file gets them on open."""
+"""What schemas 2 and 3 added to schema 1 (the coordination tables, then the job totals). A file
+of an older schema gets them on open."""
+_SCHEMA_3 = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS baozi_totals") :]
+_COLUMNS_3 = {"listed": "listed INTEGER NOT NULL DEFAULT 1", "counted": "counted INTEGER"}
+"""The columns schema 3 added to the tables of schema 2."""
 
 
 _BUSY = 5  # SQLITE_BUSY: another connection holds the write lock
@@ -314,9 +346,9 @@ class Database:
             raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise _unreadable(self.path, exc) from exc
-        if version is not None and (version[0] == "1" or "baozi_waiters" not in tables):
-            self._upgrade(conn)
-            version = ("2",)
+        if version is not None and version[0] in ("1", "2"):
+            self._upgrade(conn, version[0])
+            version = (str(SCHEMA_VERSION),)
         if version is None or int(version[0]) != SCHEMA_VERSION:
             raise NotABaoziStore(
                 f"{self.path!r} holds baozi schema {version and version[0]}, this baozi reads "
@@ -332,9 +364,7 @@ class Database:
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name='baozi_meta'").fetchone():
                 conn.execute("ROLLBACK")  # another process created it first
                 return
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            _run_script(conn, _SCHEMA)
             conn.execute("INSERT INTO baozi_meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -342,14 +372,22 @@ class Database:
                 conn.execute("ROLLBACK")
             raise StoreUnavailable(f"cannot create a baozi store in {self.path!r}: {exc}") from exc
 
-    def _upgrade(self, conn: sqlite3.Connection) -> None:
-        """Schema 1 -> 2: add the coordination tables (nothing else changes)."""
+    def _upgrade(self, conn: sqlite3.Connection, version: str) -> None:
+        """Schema 1 -> 2 adds the coordination tables; 2 -> 3 the job totals, their triggers,
+        the queues' ``listed`` and the items' ``counted`` columns (the totals count from the
+        upgrade on)."""
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA_2.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("UPDATE baozi_meta SET value='2' WHERE key='schema'")
+            (now,) = conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone()
+            if now != version:  # another process upgraded it first
+                conn.execute("ROLLBACK")
+                return
+            for table, column in (("baozi_queues", "listed"), ("baozi_items", "counted")):
+                columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {_COLUMNS_3[column]}")
+            _run_script(conn, _SCHEMA_2)  # every table and trigger it lacks (IF NOT EXISTS)
+            conn.execute("UPDATE baozi_meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -375,11 +413,16 @@ class Database:
         return int(self._probe_conn.execute("PRAGMA data_version").fetchone()[0])
 
     def qid(self, name: str) -> int:
+        """The queue's id, for a write: the queue is made (or listed again) if need be."""
         qid = self.qids.get(name)
         if qid is None:
             conn = self.conn()
             try:
-                conn.execute("INSERT OR IGNORE INTO baozi_queues (name) VALUES (?)", (name,))
+                conn.execute(
+                    "INSERT INTO baozi_queues (name) VALUES (?) "
+                    "ON CONFLICT (name) DO UPDATE SET listed=1 WHERE listed=0",
+                    (name,),
+                )
                 qid = conn.execute("SELECT id FROM baozi_queues WHERE name=?", (name,)).fetchone()[
                     0
                 ]
@@ -387,3 +430,38 @@ class Database:
                 raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
             self.qids[name] = qid
         return qid
+
+    def find_qid(self, name: str) -> int | None:
+        """The queue's id, for a read: None when there is no such queue (nothing is made)."""
+        qid = self.qids.get(name)
+        if qid is None:
+            try:
+                row = (
+                    self.conn()
+                    .execute("SELECT id FROM baozi_queues WHERE name=?", (name,))
+                    .fetchone()
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+            if row is None:
+                return None
+            qid = self.qids[name] = row[0]
+        return int(qid)
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run the statements of ``script`` one by one, in the caller's transaction (a trigger's
+    body holds ";" too: a statement ends at a ";" that closes its line, outside BEGIN ... END)."""
+    statement: list[str] = []
+    inside = False
+    for line in script.splitlines():
+        if not line.strip() or line.lstrip().startswith("--"):
+            continue
+        statement.append(line)
+        if line.rstrip().endswith("BEGIN"):
+            inside = True
+        if line.rstrip().endswith(";") and (not inside or line.strip() == "END;"):
+            conn.execute("\n".join(statement))
+            statement, inside = [], False
+    if statement:
+        conn.execute("\n".join(statement))

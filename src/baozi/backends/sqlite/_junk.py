@@ -64,24 +64,27 @@ SOUND_ROW = " AND ".join(f"({sql})" for _, sql in CHECKS)
 SOUND = f"{SOUND_ROW} AND EXISTS (SELECT 1 FROM baozi_queues q WHERE q.id = qid)"
 """SOUND_ROW, and its queue is there too."""
 
-_ITEM_COLUMNS = (
-    "id, qid, state, priority, seq, due, owner, deliveries, payload, task, created_at, "
-    "started_at, finished_at, expires_at, failures, outcome, result, error, progress"
-)
 _TABLES = {
-    "baozi_items": ("baozi_junk_items", _ITEM_COLUMNS),
-    "baozi_workers": ("baozi_junk_workers", "id, info, seen, expires"),
-    "baozi_queues": ("baozi_junk_queues", "id, name, options"),
-    "baozi_kv": ("baozi_junk_kv", "ns, key, value"),
+    "baozi_items": "baozi_junk_items",
+    "baozi_workers": "baozi_junk_workers",
+    "baozi_queues": "baozi_junk_queues",
+    "baozi_kv": "baozi_junk_kv",
 }
 SWEEP_EVERY = 10.0
 """How often (s) at most a consumer that finds a queue short looks for junk rows in it."""
 
 
 def _quarantine_table(conn: sqlite3.Connection, table: str) -> tuple[str, str]:
-    junk, columns = _TABLES[table]
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {junk} (reason, moved_at, {columns})")
-    return junk, columns
+    """The quarantine table of ``table`` (made, or given the columns it lacks) and the columns
+    they share, as a list for SQL."""
+    junk = _TABLES[table]
+    columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {junk} (reason, moved_at, {', '.join(columns)})")
+    held = {r[1] for r in conn.execute(f"PRAGMA table_info({junk})")}
+    for column in columns:
+        if column not in held:  # the table gained a column since its quarantine was made
+            conn.execute(f"ALTER TABLE {junk} ADD COLUMN {column}")
+    return junk, ", ".join(columns)
 
 
 def move_rows(
@@ -95,7 +98,8 @@ def move_rows(
     junk, columns = _quarantine_table(conn, table)
     marks = ",".join("?" * len(values))
     conn.execute(
-        f"INSERT INTO {junk} SELECT ?, ?, {columns} FROM {table} WHERE {key} IN ({marks})",
+        f"INSERT INTO {junk} (reason, moved_at, {columns}) "
+        f"SELECT ?, ?, {columns} FROM {table} WHERE {key} IN ({marks})",
         (reason, time.time(), *values),
     )
     return int(
@@ -105,7 +109,7 @@ def move_rows(
 
 def logged(path: str, table: str, keys: Sequence[object], reason: str) -> None:
     """Say, once per row, that it was moved aside."""
-    junk = _TABLES[table][0]
+    junk = _TABLES[table]
     for key in keys:
         log.error(
             "SQLite store %s: %s row %s could not be read (%s); it was moved, intact, to %s",

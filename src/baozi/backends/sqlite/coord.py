@@ -240,7 +240,7 @@ class SQLiteCoordination(SQLiteQueues):
         return wait
 
     def discard(self, queue: str, ids: Sequence[str]) -> int:
-        qid = self._db.qid(queue)
+        qid = self._rqid(queue)
         done = 0
         with self._write() as conn:
             now = time.time()

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._heartbeat import heartbeat
-from ..base import JobRecord, Outcome, WorkerInfo
+from ..base import COUNTED, JobRecord, Outcome, WorkerInfo
 from ._junk import SOUND_ROW, text
 from .coord import SQLiteCoordination
+from .store import item_number
 
 __all__ = ["SQLiteStore"]
 
@@ -52,16 +53,20 @@ _DEFER = (
 )
 
 
+_HOLDS = (  # whether queue q holds an item or a record (one probe of each partial index)
+    "(EXISTS (SELECT 1 FROM baozi_items WHERE qid=q.id AND state=0) "
+    "OR EXISTS (SELECT 1 FROM baozi_items WHERE qid=q.id AND state>0) "
+    "OR EXISTS (SELECT 1 FROM baozi_items WHERE qid=q.id AND state<0))"
+)
+_LISTED = f"(q.listed OR q.options != '{{}}' OR {_HOLDS})"
+"""Whether queue q is listed: not deleted, or written to since (through an id kept from before)."""
+
+
 def _batches(finished: list[Any], retried: list[Any], deferred: list[Any]) -> list[Any]:
     return [(_FINISH, finished), (_RETRY, retried), (_DEFER, deferred)]
 
 
-def _num(job_id: str) -> int | None:
-    try:
-        num = int(job_id)
-    except (TypeError, ValueError):
-        return None
-    return num if 0 < num < 2**63 else None  # beyond SQLite's integers: never an id of ours
+_num = item_number
 
 
 def _record(row: Any) -> JobRecord:
@@ -198,7 +203,7 @@ class SQLiteStore(SQLiteCoordination):
         params: dict[str, Any] = {"now": time.time(), "limit": limit, "offset": offset}
         if queue is not None:
             where.append("i.qid = :qid")
-            params["qid"] = self._db.qid(queue)
+            params["qid"] = self._rqid(queue)
         if status is not None:
             where.append(_FILTERS[status])
         sql = (
@@ -221,15 +226,23 @@ class SQLiteStore(SQLiteCoordination):
         for outcome, n in self._read(
             "SELECT outcome, count(*) FROM baozi_items WHERE qid=? AND state<0 "
             "AND outcome IN ('succeeded', 'failed', 'cancelled') GROUP BY outcome",
-            (self._db.qid(queue),),
+            (self._rqid(queue),),
         ):
             out[outcome] = n
+        return out
+
+    def job_totals(self, queue: str) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for task, event, n in self._read(
+            "SELECT task, event, n FROM baozi_totals WHERE qid=?", (self._rqid(queue),)
+        ):
+            out.setdefault(task, dict.fromkeys(COUNTED, 0))[event] = n
         return out
 
     def queues(self) -> list[str]:
         names, bad = [], []
         for qid, name in self._read(
-            "SELECT id, CAST(name AS BLOB) FROM baozi_queues ORDER BY name", ()
+            f"SELECT id, CAST(name AS BLOB) FROM baozi_queues q WHERE {_LISTED} ORDER BY name", ()
         ):
             try:
                 names.append(name.decode())
@@ -238,6 +251,35 @@ class SQLiteStore(SQLiteCoordination):
         if bad:  # a name no one can type: its queue's items are moved aside by the next sweep
             self._move("baozi_queues", "id", bad, "the name is no UTF-8 text")
         return names
+
+    def has_queue(self, queue: str) -> bool:
+        return bool(
+            self._read(f"SELECT 1 FROM baozi_queues q WHERE name=? AND {_LISTED}", (queue,))
+        )
+
+    def delete_queue(self, queue: str) -> bool:
+        # The row stays, unlisted and its options gone: other processes may keep its id, and
+        # what they write to the queue lists it again (see _LISTED).
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT id, {_HOLDS} FROM baozi_queues q WHERE name=? AND {_LISTED}", (queue,)
+            ).fetchone()
+            if row is None or row[1]:
+                return False
+            conn.execute("UPDATE baozi_queues SET listed=0, options='{}' WHERE id=?", (row[0],))
+            conn.execute("DELETE FROM baozi_totals WHERE qid=?", (row[0],))
+        return True
+
+    def lease_holders(self, queues: Sequence[str]) -> dict[str, int]:
+        qids = [q for q in map(self._db.find_qid, set(queues)) if q is not None]
+        if not qids:
+            return {}
+        rows = self._read(
+            f"SELECT owner, count(*) FROM baozi_items WHERE qid IN ({','.join('?' * len(qids))}) "
+            "AND state=1 AND due>? GROUP BY owner",
+            (*qids, time.time()),
+        )
+        return {owner: n for owner, n in rows if owner is not None}
 
     def purge_expired(self) -> int:
         return self._run("DELETE FROM baozi_items WHERE state<0 AND expires_at<=?", (time.time(),))

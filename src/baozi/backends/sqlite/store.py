@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -55,15 +56,20 @@ _SHORT_SWEEP = "qid=?1 AND (state=0 OR (state>0 AND (due IS NULL OR due >= '')))
 _FIRST_SWEEP = "qid=?1 OR NOT EXISTS (SELECT 1 FROM baozi_queues q WHERE q.id = qid)"
 
 
+def item_number(item_id: object) -> int | None:
+    """The row id behind an item id, when the id is one this store could have issued: written
+    as it writes them ("10", not "1_0", "+10", " 10" or other scripts' digits, which int() reads
+    as 10 too), within SQLite's integers."""
+    if not (isinstance(item_id, str) and 0 < len(item_id) <= 19):
+        return None
+    if not (item_id.isascii() and item_id.isdigit()):
+        return None
+    num = int(item_id)
+    return num if 0 < num < 2**63 and str(num) == item_id else None
+
+
 def _chunks(ids: Sequence[str]) -> Iterator[list[int]]:
-    nums = []
-    for i in ids:
-        try:
-            num = int(i)
-        except (TypeError, ValueError):
-            continue  # an id this store never issued: nothing to settle
-        if 0 < num < 2**63:
-            nums.append(num)
+    nums = [n for n in map(item_number, ids) if n is not None]
     for start in range(0, len(nums), _CHUNK):
         yield nums[start : start + _CHUNK]
 
@@ -136,6 +142,10 @@ class SQLiteQueues(RowStore):
         if db is not None and self._pid == current_pid():
             db.release()
 
+    def _rqid(self, queue: str) -> int:
+        """The queue's id for a read; 0, which no queue has, when there is no such queue."""
+        return self._db.find_qid(queue) or 0
+
     @property
     def _conn(self) -> sqlite3.Connection:
         return self._db.conn()
@@ -204,8 +214,17 @@ class SQLiteQueues(RowStore):
                 (ready,) = conn.execute(f"SELECT {room}", (qid, now)).fetchone()
                 if ready + n > maxsize:
                     raise Full(f"queue {queue!r} holds {ready} of at most {maxsize} ready items")
-            conn.executemany(insert, params)
+            # Counted here once per task, not by a trigger per row (its rows say so).
+            batch = insert.replace("created_at)", "created_at, counted)").replace(
+                f"VALUES ({columns})", f"VALUES ({columns}, 1)"
+            )
+            conn.executemany(batch, params)
             (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+            conn.executemany(
+                "INSERT INTO baozi_totals VALUES (?, ?, 'enqueued', ?) "
+                "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                [(qid, task, k) for task, k in Counter(t for _, _, t in rows if t).items()],
+            )
             if maxlen is not None:
                 conn.execute(
                     f"DELETE FROM baozi_items WHERE id IN (SELECT id FROM baozi_items "
@@ -225,7 +244,9 @@ class SQLiteQueues(RowStore):
 
     def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
         db = self._db
-        qid = db.qids.get(queue) or db.qid(queue)
+        qid = db.qids.get(queue) or db.find_qid(queue)
+        if qid is None:
+            return []
         conn = db.conn()
         now = time.time()
         if qid not in db.swept_at:  # the first reserve of the queue in this process
@@ -283,7 +304,9 @@ class SQLiteQueues(RowStore):
             logged(self.path, "baozi_items", ids, reason)
 
     def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
-        qid = self._db.qid(queue)
+        qid = self._db.find_qid(queue)
+        if qid is None:
+            return []
         with self._write() as conn:
             self._promote(conn, qid, time.time())
             rows = conn.execute(
@@ -347,13 +370,10 @@ class SQLiteQueues(RowStore):
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
     def rank(self, queue: str, item_id: str) -> int | None:
-        try:
-            num = int(item_id)
-        except (TypeError, ValueError):
+        num = item_number(item_id)
+        if num is None:
             return None
-        if not 0 < num < 2**63:
-            return None
-        qid = self._db.qid(queue)
+        qid = self._rqid(queue)
         now = time.time()
         rows = self._read(
             "SELECT priority, seq, state, due FROM baozi_items WHERE id=? AND qid=?", (num, qid)
@@ -374,7 +394,7 @@ class SQLiteQueues(RowStore):
         return int(ahead)
 
     def counts(self, queue: str) -> Counts:
-        qid, now = self._db.qid(queue), time.time()
+        qid, now = self._rqid(queue), time.time()
         ((ready,),) = self._read("SELECT count(*) FROM baozi_items WHERE qid=? AND state=0", (qid,))
         rows = self._read(
             "SELECT state, count(*), total(due<=?) FROM baozi_items WHERE qid=? AND state>0 "
@@ -392,7 +412,7 @@ class SQLiteQueues(RowStore):
         ((due,),) = self._read(
             "SELECT min(due) FROM baozi_items WHERE qid=? AND state>0 "
             "AND typeof(due) IN ('integer', 'real')",
-            (self._db.qid(queue),),
+            (self._rqid(queue),),
         )
         return None if due is None else float(due)
 
@@ -401,7 +421,7 @@ class SQLiteQueues(RowStore):
         rows = self._read(
             f"SELECT id, payload, priority, deliveries FROM baozi_items WHERE qid=? AND state=0 "
             f"AND {SOUND_ROW} ORDER BY {order} LIMIT 1 OFFSET ?",
-            (self._db.qid(queue), offset),
+            (self._rqid(queue), offset),
         )
         if not rows:
             raise IndexError(f"queue {queue!r} has no item at index {index}")
@@ -411,18 +431,22 @@ class SQLiteQueues(RowStore):
         rows = self._read(
             f"SELECT id, payload, priority, deliveries FROM baozi_items WHERE qid=? AND state=0 "
             f"AND {SOUND_ROW} ORDER BY {ORDER}",
-            (self._db.qid(queue),),
+            (self._rqid(queue),),
         )
         return [_item(r) for r in rows]
 
     def clear(self, queue: str) -> int:
-        qid = self._db.qid(queue)
+        qid = self._db.find_qid(queue)
+        if qid is None:
+            return 0
         with self._write() as conn:
             return conn.execute("DELETE FROM baozi_items WHERE qid=?", (qid,)).rowcount
 
     def queue_options(self, queue: str) -> dict[str, Any]:
-        qid = self._db.qid(queue)
+        qid = self._rqid(queue)
         rows = self._read("SELECT CAST(options AS BLOB) FROM baozi_queues WHERE id=?", (qid,))
+        if not rows:
+            return {}
         options, junk = _options(rows[0][0])
         if junk:
             with self._write() as conn:

@@ -78,7 +78,8 @@ function drawQueues(queues) {
   fill("queues", queues.map((q) => {
     let control = el("td");
     if (q.pausable) {
-      const path = "api/queues/" + encodeURIComponent(q.name) + (q.paused ? "/resume" : "/pause");
+      // The name goes in the query: a browser rewrites a path segment "." or ".." away.
+      const path = "api/queues/" + (q.paused ? "resume" : "pause") + "?name=" + encodeURIComponent(q.name);
       control = button(q.paused ? "resume" : "pause", { path, method: "POST" });
     }
     const perMinute = q.rate_per_second === null ? "–" : (q.rate_per_second * 60).toFixed(1);

@@ -1,5 +1,6 @@
 -- Shared by every script (prepended when the scripts load). ARGV[1] is the store's key prefix.
--- Keys: P:i:ID item hash; P:q:NAME:{r ready, l leased, s scheduled, j jobs, c finished counts};
+-- Keys: P:i:ID item hash; P:q:NAME:{r ready, l leased, s scheduled, j jobs, c finished counts,
+-- t job totals};
 -- r and l score every member 0 and sort by the member's text: r by the item's place (priority
 -- key, order, ":", id), l by lease end ("%.6f" seconds, ":", id). (A small sorted set is stored
 -- as a list that parses every score on insert; equal scores make that cheap.) s is scored by time.
@@ -202,7 +203,7 @@ local function junk_item(id, reason, q, key, member)
 end
 
 -- HINCRBY of a count; a field holding no integer is moved aside first (it counts from 0).
-local function count(key, name, n)
+local function add_count(key, name, n)
   local old = redis.pcall('HGET', key, name)
   if type(old) == 'table' then return end  -- not a hash: left to whoever made it
   if old and not string.match(old, '^%-?%d+$') then junk_field(key, name, 'not a count') end
@@ -331,6 +332,19 @@ local function promote(q, now, limit)
   end
 end
 
+-- Job totals (COUNTED in backends/base.py): P:q:NAME:t maps event ':' task to how many, counted
+-- by the script that makes the change. Sites add up a batch per task (count_one) and write it with
+-- one HINCRBY per task (count_all).
+local function count(q, task, what, n)
+  add_count(qkey(q, 't'), what .. ':' .. task, n)
+end
+local function count_one(t, task)
+  if task then t[task] = (t[task] or 0) + 1 end
+end
+local function count_all(q, what, t)
+  for task, n in pairs(t) do count(q, task, what, n) end
+end
+
 local function changed(q)
   redis.call('PUBLISH', P .. ':changed', q)
 end
@@ -457,7 +471,7 @@ local function ingest()
   local n = #starts
   if n == 0 then return redis.call('LLEN', IN) == 0 end
   local first = next_seq(n)
-  local ready, jobs, seen = {}, {}, {}
+  local ready, jobs, seen, made = {}, {}, {}, {}
   for i = 0, n - 1 do
     local b = starts[i + 1]
     local q, id, task = e[b], e[b + 1], e[b + 5]
@@ -476,6 +490,8 @@ local function ingest()
         if not J then J = {}; jobs[q] = J end
         J[#J + 1] = seq
         J[#J + 1] = id
+        made[q] = made[q] or {}
+        count_one(made[q], task)
       end
       local R = ready[q]
       if not R then R = {}; ready[q] = R end
@@ -488,6 +504,7 @@ local function ingest()
     redis.call('SADD', P .. ':queues', q)
   end
   for q, pairs_ in pairs(jobs) do zadd_pairs(qkey(q, 'j'), pairs_) end
+  for q, t in pairs(made) do count_all(q, 'enqueued', t) end
   return redis.call('LLEN', IN) == 0
 end
 
@@ -537,11 +554,12 @@ local function lease_head(q, owner, lease, n, now)
   local ids, vals = ready_head(q, n, false)
   if #ids == 0 then return {} end
   local started, until_ = stamp(now), stamp(now + lease)
-  local out, leased = {}, {}
+  local out, leased, took = {}, {}, {}
   for i, id in ipairs(ids) do
     local v = vals[i]
     local d = tonumber(v[8] or 0) + 1
     redis.call('HSET', P .. ':i:' .. id, 'st', 1, 'o', owner, 'du', until_, 's', started, 'd', d)
+    count_one(took, v[6])
     leased[#leased + 1] = 0
     leased[#leased + 1] = lease_member(until_, id)
     out[#out + 1] = id
@@ -553,6 +571,7 @@ local function lease_head(q, owner, lease, n, now)
   end
   redis.call('ZREMRANGEBYRANK', qkey(q, 'r'), 0, #ids - 1)  -- the checked head (junk is gone)
   zadd_pairs(qkey(q, 'l'), leased)
+  count_all(q, 'started', took)
   return out
 end
 
@@ -620,7 +639,7 @@ local function handoff(q, now)
       if #out == 0 then break end
       handed = true
       enter_idle(q, owner, free - #out / 6, lease, channel, now)
-      count(P .. ':wh', owner, #out / 6)
+      add_count(P .. ':wh', owner, #out / 6)
       local msg = {field(q), field(owner)}
       for i = 1, #out do msg[#msg + 1] = field(out[i]) end
       redis.call('PUBLISH', channel, table.concat(msg))

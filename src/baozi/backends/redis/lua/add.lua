@@ -18,7 +18,7 @@ local J, S = qkey(q, 'j'), qkey(q, 's')
 local created, due = stamp(now), stamp(now + delay)
 local st = delay > 0 and 2 or 0
 -- Each item is one HSET here; the sorted sets get one ZADD per batch below.
-local ready, jobs, timed = {}, {}, {}
+local ready, jobs, timed, made = {}, {}, {}, {}
 for i = 0, n - 1 do
   local b = 9 + i * 5
   local id, task, seq = ARGV[b], ARGV[b + 4], first + i
@@ -45,6 +45,7 @@ for i = 0, n - 1 do
     end
     jobs[#jobs + 1] = seq
     jobs[#jobs + 1] = id
+    count_one(made, task)
   end
   if st == 2 then
     timed[#timed + 1] = now + delay
@@ -57,6 +58,7 @@ end
 zadd_pairs(R, ready)
 zadd_pairs(J, jobs)
 zadd_pairs(S, timed)
+count_all(q, 'enqueued', made)
 if maxlen >= 0 then
   local extra = redis.call('ZCARD', R) - maxlen
   if extra > 0 then
@@ -70,7 +72,8 @@ if maxlen >= 0 then
     end
   end
 end
-if ARGV[2] ~= 'k' then redis.call('SADD', P .. ':queues', q) end  -- 'k': already known
+-- Even when the client knows the name ('k'): another process may have deleted the queue since.
+redis.call('SADD', P .. ':queues', q)
 -- Straight to workers waiting idle; the change is announced for what they do not take.
 if not handoff(q, clock()) then changed(q) end
 return 0

@@ -16,6 +16,7 @@ unlist(q, id, st, r)
 redis.call('HDEL', h, 'o')
 redis.call('HSET', h, 'st', -1, 'out', 'cancelled', 'fi', stamp(now))
 redis.call('ZADD', P .. ':done', now + ttl, id)
-count(qkey(q, 'c'), 'cancelled', 1)
+add_count(qkey(q, 'c'), 'cancelled', 1)
+count(q, v[2], 'cancelled', 1)
 changed(q)
 return 1

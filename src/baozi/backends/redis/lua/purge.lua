@@ -6,7 +6,7 @@ for _, id in ipairs(ids) do
   local v = redis.call('HMGET', h, 'q', 'out')
   if v[1] then
     redis.call('ZREM', qkey(v[1], 'j'), id)
-    if v[2] then count(qkey(v[1], 'c'), v[2], -1) end
+    if v[2] then add_count(qkey(v[1], 'c'), v[2], -1) end
   end
   redis.call('DEL', h)
   redis.call('ZREM', DONE, id)

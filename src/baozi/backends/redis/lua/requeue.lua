@@ -13,6 +13,6 @@ redis.call('HDEL', h, 'out', 'r', 'e', 'fi', 'o', 'du')
 redis.call('HSET', h, 'st', 0, 'f', 0, 'd', 0)
 redis.call('ZADD', qkey(q, 'r'), 0, v[3])
 redis.call('ZREM', P .. ':done', id)
-count(qkey(q, 'c'), v[2], -1)
+add_count(qkey(q, 'c'), v[2], -1)
 changed(q)
 return 1

@@ -4,7 +4,7 @@
 local q, owner, ttl = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local now = clock()
 local R, L, S = qkey(q, 'r'), qkey(q, 'l'), qkey(q, 's')
-local finished, expiry, tally = stamp(now), now + ttl, {}
+local finished, expiry, tally, ended = stamp(now), now + ttl, {}, {}
 local done, gone, left = 0, {}, {}
 for b = 5, #ARGV, 7 do
   local id, status, result, err = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
@@ -72,6 +72,8 @@ for b = 5, #ARGV, 7 do
       gone[#gone + 1] = expiry
       gone[#gone + 1] = id
       tally[status] = (tally[status] or 0) + 1
+      ended[status] = ended[status] or {}
+      count_one(ended[status], v[7])
     end
     done = done + 1
   end
@@ -79,7 +81,8 @@ end
 zrem_all(L, left)
 zadd_pairs(P .. ':done', gone)
 for status, n in pairs(tally) do
-  count(qkey(q, 'c'), status, n)
+  add_count(qkey(q, 'c'), status, n)
+  count_all(q, status, ended[status])
 end
 if done > 0 then changed(q) end
 return done

@@ -1,0 +1,37 @@
+"""An app for the fault tests' worker processes (its store comes from BAOZI_TEST_URL): tasks that
+say which process ran them, so a test can find and kill it."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import baozi
+
+app = baozi.App(os.environ.get("BAOZI_TEST_URL", "memory://faultapp"), lease=1.0)
+
+
+def _append(path: str, line: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # O_APPEND: safe across processes
+    try:
+        os.write(fd, f"{line}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def pid_then_sleep(path: str, seconds: float) -> int:
+    """Write the pid of the process running the job, then sleep."""
+    _append(path, str(os.getpid()))
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def tick(path: str, tag: int, seconds: float) -> int:
+    """Sleep a little, then write ``tag``: one line per run."""
+    time.sleep(seconds)
+    _append(path, str(tag))
+    return tag
+
+
+app.task(name="pid_then_sleep")(pid_then_sleep)
+app.task(name="tick")(tick)
