@@ -332,6 +332,20 @@ def test_a_count_that_is_no_number_goes_aside(s: Store, caplog: pytest.LogCaptur
     assert len(errors_naming(caplog, s.key("q:default:c"))) == 1
 
 
+def test_a_job_total_that_is_no_number_goes_aside_and_counting_goes_on(s: Store) -> None:
+    s.enqueue(range(2))
+    s.work()
+    s.raw.hset(s.key("q:default:t"), "succeeded:x", b"lots")
+    s.raw.hset(s.key("q:default:t"), b"\xff:x", b"1")
+    totals = s.app.store.job_totals("default")
+    assert sum(t["succeeded"] for t in totals.values()) == 2
+    junk = s.raw.lrange(s.key("junk:q:default:t"), 0, -1)
+    assert junk == [b"succeeded:x", b"lots", b"\xff:x", b"1"]
+    s.enqueue(range(2, 3))
+    s.work()
+    assert sum(t["succeeded"] for t in s.app.store.job_totals("default").values()) == 3
+
+
 def test_a_queue_option_that_is_no_json_goes_aside(s: Store) -> None:
     s.app.store.set_queue_options("default", maxsize=5)
     s.raw.hset(s.key("q:default:o"), "paused", b"{not json")
