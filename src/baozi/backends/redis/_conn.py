@@ -60,7 +60,6 @@ SCRIPTS = (
     "purge",
     "workers",
     "push",
-    "handoff",
     "junk",
     "queue",
 )
@@ -112,17 +111,19 @@ INGESTING = frozenset(
 """The scripts that read or order a queue's items: each first files the inbox (see the prelude)."""
 
 
-BARE = frozenset(("push",))
-"""The scripts that run without the prelude."""
+PRELUDE_MARK = "-- @prelude\n"
+"""In a script whose first part runs bare (``push``), where the prelude's definitions go: the
+part before it ends most calls before they are defined."""
 
 
 def _load(name: str, prelude: str) -> str:
-    body = resources.files(__package__).joinpath(f"lua/{name}.lua").read_text()
-    if name in BARE:
-        return body
+    text = resources.files(__package__).joinpath(f"lua/{name}.lua").read_text()
+    head, _, body = text.rpartition(PRELUDE_MARK)
     ingest = "ingest_all()\n" if name in INGESTING else ""
     # The body runs as a function so that finish() can add the moves to quarantine to its reply.
-    return assemble(prelude, f"local function main()\n{ingest}{body}\nend\nreturn finish(main())\n")
+    return head + assemble(
+        prelude, f"local function main()\n{ingest}{body}\nend\nreturn finish(main())\n"
+    )
 
 
 def _disconnect(conn: Any) -> None:
@@ -289,12 +290,7 @@ class Server:
             batch.send(entry)
             return
         # Sent again after a lost reply, it is marked, and the server files the job once.
-        if self.call("add", lambda retried: self.script("push", (*entry, "1" if retried else "0"))):
-            self.hand_off(queue)
-
-    def hand_off(self, queue: str) -> None:
-        """Hand what is ready in ``queue`` to the workers that wait idle on it (or announce it)."""
-        self.call("hand-off", lambda retried: self.script("handoff", (queue,)))
+        self.call("add", lambda retried: self.script("push", (*entry, "1" if retried else "0")))
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -810,7 +806,6 @@ class _Batch:
         self.conn: Any = None
         self.pending: list[tuple[Any, ...]] = []  # made, reply not read yet
         self.unsent: list[bytes] = []  # the last of them, packed, not written yet
-        self.idle_waits: set[str] = set()  # queues of pushes that found a worker waiting idle
         self.refused: list[tuple[str, str]] = []  # job id, the server's reason
         self.busy = False  # reading or sending again: the store calls that makes skip read()
 
@@ -853,8 +848,7 @@ class _Batch:
                 if self.conn is None:
                     raise redis.ConnectionError("the connection was closed")
                 try:
-                    if self.conn.read_response():
-                        self.idle_waits.add(entry[0])
+                    unwrap(self.conn.read_response(), self.server.where)
                 except redis.exceptions.NoScriptError:
                     again.append(entry)  # a new or restarted server: sent again below
                 except redis.ResponseError as exc:
@@ -864,8 +858,6 @@ class _Batch:
             self._resend()
         for entry in again:  # by name this time, which loads the script
             self._confirm(entry)
-        while self.idle_waits:
-            self.server.hand_off(self.idle_waits.pop())
 
     def _resend(self) -> None:
         """Send every pending push again on a new connection, marked, and read the replies,
@@ -886,8 +878,7 @@ class _Batch:
         """Push ``entry`` again, marked, and wait for it: filed, or recorded as refused."""
         server = self.server
         try:
-            if server.call("add", lambda retried: server.script("push", (*entry, "1"))):
-                self.idle_waits.add(entry[0])
+            server.call("add", lambda retried: server.script("push", (*entry, "1")))
         except StoreUnavailable:
             raise
         except StoreError as exc:

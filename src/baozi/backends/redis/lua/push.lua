@@ -1,10 +1,15 @@
 -- ARGV: P, then one inbox entry (see the prelude): queue, id, priority key, priority, payload,
--- task, created, retried. Appends the job to the inbox and announces it; returns 1 instead of
--- announcing when workers wait idle on the queue, and the client then runs the hand-off script.
--- It runs without the prelude: a job producer waits for this script once per job, and defining
--- the prelude's functions would cost more than the rest of it.
+-- task, created, retried. Appends the job to the inbox and announces it; when workers wait idle
+-- on the queue, hands it (and whatever else is ready) to them instead.
+-- A job producer waits for this script once per job, so the common case -- nobody waits idle --
+-- ends before the prelude's definitions, which are placed at the marker below and cost more to
+-- define than the rest of the script.
 local P, q = ARGV[1], ARGV[2]
 redis.call('RPUSH', P .. ':in', unpack(ARGV, 2, 9))
-if redis.call('EXISTS', P .. ':q:' .. q .. ':w') == 1 then return 1 end
-redis.call('PUBLISH', P .. ':changed', q)
+if redis.call('EXISTS', P .. ':q:' .. q .. ':w') == 0 then
+  redis.call('PUBLISH', P .. ':changed', q)
+  return 0
+end
+-- @prelude
+if not handoff(q, clock()) then changed(q) end
 return 0
