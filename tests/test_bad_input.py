@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from baozi import NotABaoziStore, Queue, StoreUnavailable
+from baozi import App, Deque, NotABaoziStore, Queue, StoreUnavailable
 from baozi.backends import open_store
 
 
@@ -221,3 +221,23 @@ def test_job_ids_and_priorities_beyond_64_bits_are_refused_cleanly(url: str) -> 
     with pytest.raises(ValueError, match="non-empty"):
         app.task(name="u", queue="")(lambda: None)
     assert app.store.counts("default").total == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["a\nb", "evil\u202egnp", "zero\u200bwidth", "nel\x85", "line\u2028sep", "tab\t"]
+)
+def test_a_queue_name_with_a_control_format_or_separator_character_is_refused(
+    name: str, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    app = App(url)
+    task = app.task(name="t")(lambda: None)
+    with pytest.raises(ValueError, match=r"U\+[0-9A-F]{4}"):
+        task.apply_async(queue=name)
+    with pytest.raises(ValueError, match="refused"):
+        app.queue(name)
+    with pytest.raises(ValueError, match="refused"):
+        Queue(name, url=url)
+    with pytest.raises(ValueError, match="refused"):
+        Deque(name, url=url)
+    assert app.store.queues() == []

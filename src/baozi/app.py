@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from ._names import check_name
 from ._process import current_pid
 from ._waiting import check_timeout, wait_until
 from .backends import open_store, resolve_url
@@ -163,9 +164,7 @@ def _positional_arity(sig: inspect.Signature | None) -> tuple[float, float] | No
 
 
 def _queue_name(queue: object) -> str:
-    if not isinstance(queue, str) or not queue:
-        raise TypeError(f"a queue name must be a non-empty str, not {queue!r}")
-    return queue
+    return check_name(queue, "queue", TypeError)
 
 
 class Task(Generic[P, R]):
@@ -193,8 +192,7 @@ class Task(Generic[P, R]):
             isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
         ):
             raise ValueError(f"concurrency must be a positive int or None, not {concurrency!r}")
-        if not isinstance(queue, str) or not queue:
-            raise ValueError(f"queue must be a non-empty str, not {queue!r}")
+        check_name(queue, "queue")
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be a non-negative int, not {retries!r}")
         if timeout is not None and not timeout > 0:
@@ -439,8 +437,7 @@ class App:
             raise ValueError(f"order must be 'fifo' or 'lifo', not {order!r}")
         if not isinstance(maxsize, int) or maxsize < 0:
             raise ValueError(f"maxsize must be a non-negative int, not {maxsize!r}")
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a queue name must be a non-empty str, not {name!r}")
+        check_name(name, "queue")
         spec = self.queues[name] = QueueSpec(name, order, maxsize)
         return spec
 
@@ -495,8 +492,7 @@ class App:
             raise ValueError("priority cannot be NaN")
         if isinstance(priority, int) and not -(2**63) <= priority < 2**63:
             raise ValueError(f"priority must fit in 64 bits, not {priority}")
-        if not isinstance(queue, str) or not queue:
-            raise ValueError(f"queue must be a non-empty str, not {queue!r}")
+        check_name(queue, "queue")
         for _, kwargs in calls:
             if kwargs and not all(isinstance(k, str) for k in kwargs):
                 raise TypeError("keyword argument names must be strings")

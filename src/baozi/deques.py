@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ._names import check_name
 from ._waiting import check_timeout, wait_until
 from .backends import open_store
 from .errors import UndecodableItem
@@ -31,8 +32,7 @@ class Deque:
         url: str | None = None,
         serializer: str | Serializer = "json",
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a deque name must be a non-empty str, not {name!r}")
+        check_name(name, "deque")
         if maxlen is not None and (
             isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 0
         ):

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ._names import check_name
 from ._process import current_pid
 from ._waiting import check_timeout, wait_until
 from .backends import open_store
@@ -33,9 +34,7 @@ _INT64 = 2**63
 
 
 def _check_name(name: object) -> str:
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"a queue name must be a non-empty str, not {name!r}")
-    return name
+    return check_name(name, "queue")
 
 
 class Queue:
