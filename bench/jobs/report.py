@@ -547,7 +547,7 @@ def redis_ratios_text(configs: list[systems.Config], rows: list[dict]) -> str:
                 f"one request at a time {fmt(median(one), 'rate')} requests/s"
                 + (
                     f" — baozi-redis's single-call enqueue is {median(our_enq) / median(one):.0%}"
-                    " of it (a `delay()` does not wait for its reply: see the README)"
+                    " of it (each `delay()` waits for its one round trip: see the README)"
                     if our_enq
                     else ""
                 )
