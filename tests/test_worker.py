@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -587,3 +588,10 @@ def test_a_job_whose_lease_lapsed_is_not_started_twice_by_the_worker_holding_it(
         # back (same owner): that renews the lease, it does not start a second run.
         job.result(timeout=30)
     assert lines(log) == ["once"]
+
+
+def test_several_processes_on_a_store_of_one_process_are_refused() -> None:
+    app = App(f"memory://{uuid.uuid4().hex}")
+    with pytest.raises(ValueError, match="lives inside one process"):
+        Worker(app, processes=2)
+    Worker(app, processes=1)  # one process is fine

@@ -26,6 +26,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._outage import Outage, outage
+from .backends import store_class
 from .backends.base import Item, Outcome, WorkerInfo
 from .errors import Retry, StoreError, UnknownTask
 from .jobs import Job
@@ -117,6 +118,12 @@ class Worker:
         cls = _pool_class(pool)  # an unknown pool fails here, not in the loop
         if not isinstance(processes, int) or processes < 1:
             raise ValueError(f"processes must be a positive int, not {processes!r}")
+        if processes > 1 and not store_class(app.url).shared_across_processes:
+            raise ValueError(
+                f"processes={processes}: the store {app.url} lives inside one process, so other "
+                f"worker processes would never see its jobs; use one process (and more "
+                f"concurrency), or a store that processes share (sqlite:///file.db, redis://...)"
+            )
         _check_timeout(shutdown_timeout)
         if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
             raise ValueError(f"concurrency must be a positive int or None, not {concurrency!r}")
