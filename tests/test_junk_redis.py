@@ -122,6 +122,23 @@ def test_a_value_of_the_wrong_type_where_the_inbox_is_goes_aside(
     assert len(errors_naming(caplog, s.key("in"))) == 1
 
 
+@pytest.mark.parametrize("rest", ["q:default:r", "q:default:j", "q:default:l", "queues"])
+def test_a_value_of_the_wrong_type_where_a_queue_keeps_its_items_goes_aside(
+    s: Store, caplog: pytest.LogCaptureFixture, rest: str
+) -> None:
+    """The inbox is filed into these keys: a key of another type there must not stop the filing
+    half way (the inbox trimmed, the jobs in no set) nor stop the queue."""
+    s.raw.set(s.key(rest), b"junk of the wrong type")
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+        s.enqueue(range(3))  # confirmed: each returned once Redis had it
+        s.file_inbox()
+        s.work()
+    assert_ran_once(s, [0, 1, 2])
+    asides = s.raw.keys(s.key(f"junk:{rest}:*"))
+    assert [s.raw.get(k) for k in asides] == [b"junk of the wrong type"]
+    assert len(errors_naming(caplog, s.key(rest))) == 1
+
+
 # -- an item's hash ---------------------------------------------------------------------------
 
 # What is written into one job's hash: a field set to a value (None: the field deleted).

@@ -38,12 +38,6 @@ local function lease_member(du, id)
   return du .. ':' .. id
 end
 
-local function zrem_all(key, members)
-  for i = 1, #members, 4000 do
-    redis.call('ZREM', key, unpack(members, i, math.min(i + 3999, #members)))
-  end
-end
-
 -- Junk. Anyone who can write to the server can write junk into these keys, so a script checks
 -- every record it reads before it writes anything, and moves one it cannot use aside, intact:
 -- an item hash is renamed to P:junk:i:ID; a stray value (of the inbox, a set, a hash's field) is
@@ -82,6 +76,27 @@ end
 
 local function junk_value(key, value, reason)
   junk_values(key, {value}, reason)
+end
+
+-- A command on one of baozi's sorted sets or sets. A key of another type in its place (junk:
+-- anyone can write any key) is moved aside, intact, and the command runs on the key anew, so a
+-- script never stops half way through its writes (Redis would not roll back the first ones).
+local function owned_call(command, key, ...)
+  local reply = redis.pcall(command, key, ...)
+  if type(reply) == 'table' and reply.err then
+    if not string.find(reply.err, 'WRONGTYPE', 1, true) then error(reply) end
+    local aside = P .. ':junk:' .. string.sub(key, #P + 2) .. ':' .. redis.call('INCR', P .. ':junk:n')
+    redis.call('RENAME', key, aside)
+    note_junk(key, aside, 'a ' .. redis.call('TYPE', aside).ok .. ' where baozi keeps another kind')
+    return redis.call(command, key, ...)
+  end
+  return reply
+end
+
+local function zrem_all(key, members)
+  for i = 1, #members, 4000 do
+    owned_call('ZREM', key, unpack(members, i, math.min(i + 3999, #members)))
+  end
 end
 
 -- A hash field moved aside: its name, then its value, onto the quarantine list of the hash.
@@ -177,7 +192,7 @@ end
 -- key, member: the set it was found in and its member there. Without a hash, the member goes.
 local function junk_item(id, reason, q, key, member)
   local h = P .. ':i:' .. (id or '')
-  if key and member then redis.call('ZREM', key, member) end
+  if key and member then owned_call('ZREM', key, member) end
   if not id or redis.call('EXISTS', h) == 0 then
     if key and member then junk_value(key, member, reason) end
     return
@@ -187,13 +202,13 @@ local function junk_item(id, reason, q, key, member)
   for _, queue in ipairs({q, own[3]}) do
     if queue and queue ~= '' then
       -- (only its own member: a crafted m may name another item's)
-      if own[1] and id_of(own[1]) == id then redis.call('ZREM', qkey(queue, 'r'), own[1]) end
-      if own[2] then redis.call('ZREM', qkey(queue, 'l'), own[2] .. ':' .. id) end
-      redis.call('ZREM', qkey(queue, 's'), id)
-      redis.call('ZREM', qkey(queue, 'j'), id)
+      if own[1] and id_of(own[1]) == id then owned_call('ZREM', qkey(queue, 'r'), own[1]) end
+      if own[2] then owned_call('ZREM', qkey(queue, 'l'), own[2] .. ':' .. id) end
+      owned_call('ZREM', qkey(queue, 's'), id)
+      owned_call('ZREM', qkey(queue, 'j'), id)
     end
   end
-  redis.call('ZREM', P .. ':done', id)
+  owned_call('ZREM', P .. ':done', id)
   local aside = P .. ':junk:i:' .. id
   if redis.call('EXISTS', aside) == 1 then
     aside = aside .. ':' .. redis.call('INCR', P .. ':junk:n')
@@ -249,7 +264,7 @@ local function member_item(q, key, member, id, st, fields)
   end
   if v.q ~= q or v.st ~= st or (st == '0' and v.m ~= member)
       or (st == '1' and lease_member(v.du, id) ~= member) then
-    redis.call('ZREM', key, member)
+    owned_call('ZREM', key, member)
     junk_value(key, member, 'names item ' .. id .. ', which is not there in this state')
     return nil
   end
@@ -312,8 +327,8 @@ end
 local function promote(q, now, limit)
   local ready = qkey(q, 'r')
   local L, S = qkey(q, 'l'), qkey(q, 's')
-  local ended = redis.call('ZRANGEBYLEX', L, '-', '(' .. stamp(now) .. ';', 'LIMIT', 0, limit)
-  local due = redis.call('ZRANGEBYSCORE', S, '-inf', now, 'LIMIT', 0, limit)
+  local ended = owned_call('ZRANGEBYLEX', L, '-', '(' .. stamp(now) .. ';', 'LIMIT', 0, limit)
+  local due = owned_call('ZRANGEBYSCORE', S, '-inf', now, 'LIMIT', 0, limit)
   local back, gone = {}, {}
   for _, m in ipairs(ended) do
     local v = member_item(q, L, m, id_of(m), '1', {'q', 'm', 'st', 'du'})
@@ -328,7 +343,7 @@ local function promote(q, now, limit)
   zrem_all(S, gone)
   for _, x in ipairs(back) do
     redis.call('HSET', P .. ':i:' .. x[1], 'st', 0)
-    redis.call('ZADD', ready, 0, x[2])
+    owned_call('ZADD', ready, 0, x[2])
   end
 end
 
@@ -398,18 +413,18 @@ end
 -- Take an item out of whichever set holds it; v: its fields m and du, read and checked.
 local function unlist(q, id, st, v)
   if st == '0' then
-    redis.call('ZREM', qkey(q, 'r'), v.m)
+    owned_call('ZREM', qkey(q, 'r'), v.m)
   elseif st == '1' then
-    redis.call('ZREM', qkey(q, 'l'), lease_member(v.du, id))
+    owned_call('ZREM', qkey(q, 'l'), lease_member(v.du, id))
   elseif st == '2' then
-    redis.call('ZREM', qkey(q, 's'), id)
+    owned_call('ZREM', qkey(q, 's'), id)
   end
 end
 
 -- ZADD of score, member pairs in one call per few thousand (unpack has a limit).
 local function zadd_pairs(key, flat)
   for i = 1, #flat, 4000 do
-    redis.call('ZADD', key, unpack(flat, i, math.min(i + 3999, #flat)))
+    owned_call('ZADD', key, unpack(flat, i, math.min(i + 3999, #flat)))
   end
 end
 
@@ -501,7 +516,7 @@ local function ingest()
   end
   for q, pairs_ in pairs(ready) do
     zadd_pairs(qkey(q, 'r'), pairs_)
-    redis.call('SADD', P .. ':queues', q)
+    owned_call('SADD', P .. ':queues', q)
   end
   for q, pairs_ in pairs(jobs) do zadd_pairs(qkey(q, 'j'), pairs_) end
   for q, t in pairs(made) do count_all(q, 'enqueued', t) end
@@ -569,7 +584,7 @@ local function lease_head(q, owner, lease, n, now)
     out[#out + 1] = v[6]
     out[#out + 1] = v[7]
   end
-  redis.call('ZREMRANGEBYRANK', qkey(q, 'r'), 0, #ids - 1)  -- the checked head (junk is gone)
+  owned_call('ZREMRANGEBYRANK', qkey(q, 'r'), 0, #ids - 1)  -- the checked head (junk is gone)
   zadd_pairs(qkey(q, 'l'), leased)
   count_all(q, 'started', took)
   return out
@@ -584,14 +599,14 @@ local IDLE_TTL = 15
 local function enter_idle(q, owner, free, lease, channel, now)
   local W = qkey(q, 'w')
   if channel == '' then
-    redis.call('ZREM', W, owner)
+    owned_call('ZREM', W, owner)
     return
   end
   redis.call('HSET', P .. ':wi', owner, math.max(free, 0) .. ' ' .. lease .. ' ' .. channel)
   if free > 0 then
-    redis.call('ZADD', W, now + IDLE_TTL, owner)
+    owned_call('ZADD', W, now + IDLE_TTL, owner)
   else
-    redis.call('ZREM', W, owner)
+    owned_call('ZREM', W, owner)
   end
 end
 
@@ -618,10 +633,10 @@ local function handoff(q, now)
   local W = qkey(q, 'w')
   if redis.call('EXISTS', W) == 0 then return false end
   if not ingest() or redis.call('HGET', qkey(q, 'o'), 'paused') == 'true' then return false end
-  local gone = redis.call('ZRANGEBYSCORE', W, '-inf', now)
-  if #gone > 0 then redis.call('ZREM', W, unpack(gone)) end
+  local gone = owned_call('ZRANGEBYSCORE', W, '-inf', now)
+  if #gone > 0 then owned_call('ZREM', W, unpack(gone)) end
   local handed = false
-  for _, owner in ipairs(redis.call('ZRANGE', W, 0, -1)) do
+  for _, owner in ipairs(owned_call('ZRANGE', W, 0, -1)) do
     local info = redis.call('HGET', P .. ':wi', owner)
     local free, lease, channel
     if info then
@@ -631,9 +646,9 @@ local function handoff(q, now)
     free, lease = tonumber(free or 0), tonumber(lease or 0)
     if info and (not lease or lease <= 0) then
       junk_field(P .. ':wi', owner, 'not free slots, lease seconds and a channel')
-      redis.call('ZREM', W, owner)
+      owned_call('ZREM', W, owner)
     elseif free == 0 then
-      redis.call('ZREM', W, owner)  -- busy (its reserve on another queue took its slots)
+      owned_call('ZREM', W, owner)  -- busy (its reserve on another queue took its slots)
     elseif channel and redis.call('PUBSUB', 'NUMSUB', channel)[2] > 0 then
       local out = lease_head(q, owner, lease, free, now)
       if #out == 0 then break end
@@ -644,10 +659,10 @@ local function handoff(q, now)
       for i = 1, #out do msg[#msg + 1] = field(out[i]) end
       redis.call('PUBLISH', channel, table.concat(msg))
     else
-      redis.call('ZREM', W, owner)
+      owned_call('ZREM', W, owner)
     end
   end
   -- Taking items from a bounded queue may let a waiting producer in.
   if handed and redis.call('HEXISTS', qkey(q, 'o'), 'maxsize') == 1 then changed(q) end
-  return handed and redis.call('ZCARD', qkey(q, 'r')) == 0
+  return handed and owned_call('ZCARD', qkey(q, 'r')) == 0
 end

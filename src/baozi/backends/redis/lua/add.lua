@@ -10,7 +10,7 @@ local now = clock()
 local R = qkey(q, 'r')
 if maxsize > 0 or maxlen >= 0 then promote(q, now, 1000) end  -- so the ready count is right
 if maxsize > 0 then
-  local ready = redis.call('ZCARD', R)
+  local ready = owned_call('ZCARD', R)
   if ready + n > maxsize then return {ready} end
 end
 local first = next_seq(n)
@@ -60,20 +60,20 @@ zadd_pairs(J, jobs)
 zadd_pairs(S, timed)
 count_all(q, 'enqueued', made)
 if maxlen >= 0 then
-  local extra = redis.call('ZCARD', R) - maxlen
+  local extra = owned_call('ZCARD', R) - maxlen
   if extra > 0 then
     local dropped = redis.call(front and 'ZPOPMAX' or 'ZPOPMIN', R, extra)
     for i = 1, #dropped, 2 do
       local id = id_of(dropped[i])
       if id then
         redis.call('DEL', P .. ':i:' .. id)
-        redis.call('ZREM', J, id)
+        owned_call('ZREM', J, id)
       end
     end
   end
 end
 -- Even when the client knows the name ('k'): another process may have deleted the queue since.
-redis.call('SADD', P .. ':queues', q)
+owned_call('SADD', P .. ':queues', q)
 -- Straight to workers waiting idle; the change is announced for what they do not take.
 if not handoff(q, clock()) then changed(q) end
 return 0

@@ -15,7 +15,7 @@ if st == '-1' or (st == '1' and tonumber(v[4]) > now) then return 0 end
 unlist(q, id, st, r)
 redis.call('HDEL', h, 'o')
 redis.call('HSET', h, 'st', -1, 'out', 'cancelled', 'fi', stamp(now))
-redis.call('ZADD', P .. ':done', now + ttl, id)
+owned_call('ZADD', P .. ':done', now + ttl, id)
 add_count(qkey(q, 'c'), 'cancelled', 1)
 count(q, v[2], 'cancelled', 1)
 changed(q)

@@ -4,7 +4,7 @@
 local q = ARGV[2]
 promote(q, clock(), 1000)
 local out, R = {}, qkey(q, 'r')
-for _, m in ipairs(redis.call('ZRANGE', R, ARGV[3], ARGV[4])) do
+for _, m in ipairs(owned_call('ZRANGE', R, ARGV[3], ARGV[4])) do
   local id = id_of(m)
   local v = ready_item(q, R, m)
   if v then  -- as READY_FIELDS reads it

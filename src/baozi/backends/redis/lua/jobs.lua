@@ -24,13 +24,13 @@ else
   local J, status = qkey(ARGV[3], 'j'), ARGV[4]
   local limit, offset = tonumber(ARGV[5]), tonumber(ARGV[6])
   if status == '' then
-    for _, id in ipairs(redis.call('ZREVRANGE', J, offset, offset + limit - 1)) do
+    for _, id in ipairs(owned_call('ZREVRANGE', J, offset, offset + limit - 1)) do
       put(job(id, now, J))
     end
   else
     local start, skipped, taken = 0, 0, 0
     while taken < limit do
-      local ids = redis.call('ZREVRANGE', J, start, start + 499)
+      local ids = owned_call('ZREVRANGE', J, start, start + 499)
       if #ids == 0 then break end
       for _, id in ipairs(ids) do
         local rec = job(id, now, J)

@@ -13,8 +13,8 @@ local key = P .. ':' .. ARGV[3]
 if how == 'member' then
   local kind = redis.call('TYPE', key).ok
   local gone = 0
-  if kind == 'set' then gone = redis.call('SREM', key, ARGV[4]) end
-  if kind == 'zset' then gone = redis.call('ZREM', key, ARGV[4]) end
+  if kind == 'set' then gone = owned_call('SREM', key, ARGV[4]) end
+  if kind == 'zset' then gone = owned_call('ZREM', key, ARGV[4]) end
   if gone == 0 then return 0 end
   junk_value(key, ARGV[4], ARGV[5])
   return 1

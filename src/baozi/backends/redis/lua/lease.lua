@@ -13,27 +13,27 @@ for i = 6, #ARGV do
   local st = v[2]
   if v[1] == owner and v[4] == q and (st == '0' or st == '1') then
     if how == 'ack' then
-      if st == '0' then redis.call('ZREM', R, v[3]) else redis.call('ZREM', L, lease_member(v[6], id)) end
+      if st == '0' then owned_call('ZREM', R, v[3]) else owned_call('ZREM', L, lease_member(v[6], id)) end
       redis.call('DEL', h)
-      if v[7] then redis.call('ZREM', J, id) end
+      if v[7] then owned_call('ZREM', J, id) end
       done = done + 1
     elseif how == 'extend' then
-      if st == '0' then redis.call('ZREM', R, v[3]) else redis.call('ZREM', L, lease_member(v[6], id)) end
+      if st == '0' then owned_call('ZREM', R, v[3]) else owned_call('ZREM', L, lease_member(v[6], id)) end
       local du = stamp(now + seconds)
       redis.call('HSET', h, 'st', 1, 'du', du)
-      redis.call('ZADD', L, 0, lease_member(du, id))
+      owned_call('ZADD', L, 0, lease_member(du, id))
       done = done + 1
     elseif st == '1' then  -- release (one whose lease ran out is back in line already)
-      redis.call('ZREM', L, lease_member(v[6], id))
+      owned_call('ZREM', L, lease_member(v[6], id))
       redis.call('HDEL', h, 'o')
       -- 'return': a job handed to a worker that gave it back unstarted; no delivery counts.
       if how == 'return' then redis.call('HINCRBY', h, 'd', -1) end
       if seconds > 0 then
         redis.call('HSET', h, 'st', 2, 'du', stamp(now + seconds))
-        redis.call('ZADD', S, now + seconds, id)
+        owned_call('ZADD', S, now + seconds, id)
       else
         redis.call('HSET', h, 'st', 0)
-        redis.call('ZADD', R, 0, v[3])
+        owned_call('ZADD', R, 0, v[3])
       end
       done = done + 1
     end

@@ -8,7 +8,7 @@ local out, J = {}, qkey(q, 'j')
 for i, id in ipairs(ids) do
   local v = vals[i]  -- as READY_FIELDS reads it
   redis.call('DEL', P .. ':i:' .. id)
-  if v[6] then redis.call('ZREM', J, id) end
+  if v[6] then owned_call('ZREM', J, id) end
   out[#out + 1] = id
   out[#out + 1] = v[4]
   out[#out + 1] = v[5]
@@ -18,9 +18,9 @@ for i, id in ipairs(ids) do
 end
 -- The checked items are the head (or the tail) of the set now: the junk among them is gone.
 if back then
-  redis.call('ZREMRANGEBYRANK', qkey(q, 'r'), -#ids, -1)
+  owned_call('ZREMRANGEBYRANK', qkey(q, 'r'), -#ids, -1)
 else
-  redis.call('ZREMRANGEBYRANK', qkey(q, 'r'), 0, #ids - 1)
+  owned_call('ZREMRANGEBYRANK', qkey(q, 'r'), 0, #ids - 1)
 end
 changed(q)
 return out

@@ -18,22 +18,22 @@ if how == 'totals' then
   end
   return out
 elseif how == 'has' then
-  return redis.call('SISMEMBER', P .. ':queues', ARGV[3])
+  return owned_call('SISMEMBER', P .. ':queues', ARGV[3])
 elseif how == 'delete' then
   local q = ARGV[3]
-  if redis.call('SISMEMBER', P .. ':queues', q) == 0 then return 0 end
+  if owned_call('SISMEMBER', P .. ':queues', q) == 0 then return 0 end
   for _, suffix in ipairs({'r', 'l', 's', 'j'}) do
     if redis.call('EXISTS', qkey(q, suffix)) == 1 then return 0 end
   end
   redis.call('DEL', qkey(q, 'o'), qkey(q, 'c'), qkey(q, 't'))
-  redis.call('SREM', P .. ':queues', q)
+  owned_call('SREM', P .. ':queues', q)
   changed(q)
   return 1
 end
 local now, held, out = stamp(clock()), {}, {}
 for i = 3, #ARGV do
   local L = qkey(ARGV[i], 'l')
-  for _, m in ipairs(redis.call('ZRANGEBYLEX', L, '(' .. now .. ';', '+')) do
+  for _, m in ipairs(owned_call('ZRANGEBYLEX', L, '(' .. now .. ';', '+')) do
     local id = id_of(m)  -- nil for junk (no ':'), which names no item
     local owner = id and redis.call('HGET', P .. ':i:' .. id, 'o')
     if owner and owner ~= '' then held[owner] = (held[owner] or 0) + 1 end

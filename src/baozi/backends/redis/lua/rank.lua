@@ -8,4 +8,4 @@ end
 local v = {r.q, r.m, r.st}
 if v[1] ~= q or v[3] == '-1' then return nil end
 promote(q, clock(), 1000)
-return redis.call('ZRANK', qkey(q, 'r'), v[2])
+return owned_call('ZRANK', qkey(q, 'r'), v[2])

@@ -7,12 +7,12 @@ local name, interval, burst, ticket = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[
 local H, B = P .. ':rate', P .. ':rb:' .. name
 local now = clock()
 if ticket ~= '' then
-  redis.call('ZREMRANGEBYSCORE', B, '-inf', now - 600)  -- bookings of jobs that went away
-  local booked = redis.call('ZSCORE', B, ticket)
+  owned_call('ZREMRANGEBYSCORE', B, '-inf', now - 600)  -- bookings of jobs that went away
+  local booked = owned_call('ZSCORE', B, ticket)
   if booked then
     booked = tonumber(booked)
     if booked <= now + 0.002 then
-      redis.call('ZREM', B, ticket)
+      owned_call('ZREM', B, ticket)
       return '0'
     end
     return string.format('%.17g', booked - now)
@@ -28,7 +28,7 @@ local wait = tat - now - (burst - 1) * interval
 if wait > 0 then
   if ticket ~= '' then
     redis.call('HSET', H, name, string.format('%.17g', tat + interval))
-    redis.call('ZADD', B, string.format('%.17g', now + wait), ticket)
+    owned_call('ZADD', B, string.format('%.17g', now + wait), ticket)
   end
   return string.format('%.17g', wait)
 end

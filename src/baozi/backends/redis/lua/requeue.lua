@@ -11,8 +11,8 @@ if v[2] ~= 'failed' and v[2] ~= 'cancelled' then return 0 end
 local q = v[1]
 redis.call('HDEL', h, 'out', 'r', 'e', 'fi', 'o', 'du')
 redis.call('HSET', h, 'st', 0, 'f', 0, 'd', 0)
-redis.call('ZADD', qkey(q, 'r'), 0, v[3])
-redis.call('ZREM', P .. ':done', id)
+owned_call('ZADD', qkey(q, 'r'), 0, v[3])
+owned_call('ZREM', P .. ':done', id)
 add_count(qkey(q, 'c'), v[2], -1)
 changed(q)
 return 1

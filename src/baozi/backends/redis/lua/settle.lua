@@ -17,17 +17,17 @@ for b = 5, #ARGV, 7 do
   if not v[1] then  -- not the owner's (or moved aside): nothing to settle
   elseif v[1] == owner and v[4] == q and (st == '0' or st == '1') and not v[7] then
     -- a plain item (no task) taken by a worker: it keeps no record, so finishing removes it
-    if st == '0' then redis.call('ZREM', R, v[3]) else left[#left + 1] = lease_member(v[6], id) end
+    if st == '0' then owned_call('ZREM', R, v[3]) else left[#left + 1] = lease_member(v[6], id) end
     if status == 'retry' or status == 'deferred' then
       redis.call('HDEL', h, 'o')
       redis.call('HSET', h, 'st', 0)
-      redis.call('ZADD', R, 0, v[3])
+      owned_call('ZADD', R, 0, v[3])
     else
       redis.call('DEL', h)
     end
     done = done + 1
   elseif v[1] == owner and v[4] == q and (st == '0' or st == '1') then
-    if st == '0' then redis.call('ZREM', R, v[3]) else left[#left + 1] = lease_member(v[6], id) end
+    if st == '0' then owned_call('ZREM', R, v[3]) else left[#left + 1] = lease_member(v[6], id) end
     -- no owner and no error are '' (one HSET below, not an HDEL too)
     local failures = tonumber(v[5] or 0) + ((status == 'succeeded') and 0 or 1)
     if status == 'deferred' then  -- it did not run: back to its place later, the delivery undone
@@ -35,8 +35,8 @@ for b = 5, #ARGV, 7 do
       local slot = ARGV[b + 5]
       if slot ~= '' then
         local Z = P .. ':sl:' .. slot
-        redis.call('ZREMRANGEBYSCORE', Z, '-inf', now)
-        if redis.call('ZCARD', Z) < tonumber(ARGV[b + 6]) then
+        owned_call('ZREMRANGEBYSCORE', Z, '-inf', now)
+        if owned_call('ZCARD', Z) < tonumber(ARGV[b + 6]) then
           retry_in, slot = 0, ''  -- the slot freed meanwhile: ready at once
         end
       end
@@ -44,24 +44,24 @@ for b = 5, #ARGV, 7 do
       if d > 0 then d = d - 1 end
       if retry_in > 0 then
         redis.call('HSET', h, 'st', 2, 'du', stamp(now + retry_in), 'd', d, 'o', '')
-        redis.call('ZADD', S, now + retry_in, id)
+        owned_call('ZADD', S, now + retry_in, id)
         if slot ~= '' then
           local W = P .. ':wt:' .. slot
-          redis.call('ZADD', W, 0, v[3])
+          owned_call('ZADD', W, 0, v[3])
           redis.call('EXPIRE', W, math.ceil(retry_in) + 60)
         end
       else
         redis.call('HSET', h, 'st', 0, 'd', d, 'o', '')
-        redis.call('ZADD', R, 0, v[3])
+        owned_call('ZADD', R, 0, v[3])
       end
     elseif status == 'retry' then
       local retry_in = tonumber(ARGV[b + 4])
       if retry_in > 0 then
         redis.call('HSET', h, 'st', 2, 'du', stamp(now + retry_in), 'f', failures, 'o', '', 'e', err)
-        redis.call('ZADD', S, now + retry_in, id)
+        owned_call('ZADD', S, now + retry_in, id)
       else
         redis.call('HSET', h, 'st', 0, 'f', failures, 'o', '', 'e', err)
-        redis.call('ZADD', R, 0, v[3])
+        owned_call('ZADD', R, 0, v[3])
       end
     else
       if result then

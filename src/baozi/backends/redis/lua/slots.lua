@@ -5,38 +5,38 @@
 local op, name = ARGV[2], ARGV[3]
 local Z = P .. ':sl:' .. name
 local now = clock()
-redis.call('ZREMRANGEBYSCORE', Z, '-inf', now)
+owned_call('ZREMRANGEBYSCORE', Z, '-inf', now)
 if op == 'acquire' then
   local holder, limit, ttl, claim = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-  local kept = claim ~= '' and redis.call('ZREM', Z, 'claim:' .. claim) == 1  -- kept for it
-  if kept or redis.call('ZSCORE', Z, holder) or redis.call('ZCARD', Z) < limit then
-    redis.call('ZADD', Z, now + ttl, holder)
-    local last = redis.call('ZRANGE', Z, -1, -1, 'WITHSCORES')
+  local kept = claim ~= '' and owned_call('ZREM', Z, 'claim:' .. claim) == 1  -- kept for it
+  if kept or owned_call('ZSCORE', Z, holder) or owned_call('ZCARD', Z) < limit then
+    owned_call('ZADD', Z, now + ttl, holder)
+    local last = owned_call('ZRANGE', Z, -1, -1, 'WITHSCORES')
     redis.call('PEXPIREAT', Z, math.ceil(tonumber(last[2]) * 1000) + 1000)
     return '-1'
   end
-  local first = redis.call('ZRANGE', Z, 0, 0, 'WITHSCORES')
+  local first = owned_call('ZRANGE', Z, 0, 0, 'WITHSCORES')
   return tostring(math.max(tonumber(first[2]) - now, 0))
 elseif op == 'release' then
-  local gone = redis.call('ZREM', Z, ARGV[4])
+  local gone = owned_call('ZREM', Z, ARGV[4])
   -- The first job waiting for the slot (in queue order: the set sorts by ready-set member)
   -- that is still scheduled becomes ready now.
   local W = P .. ':wt:' .. name
   local woke = false
   while not woke do
-    local first = redis.call('ZRANGE', W, 0, 0)
+    local first = owned_call('ZRANGE', W, 0, 0)
     if #first == 0 then break end
-    redis.call('ZREM', W, first[1])
+    owned_call('ZREM', W, first[1])
     local id = id_of(first[1]) or ''
     local h = P .. ':i:' .. id
     local v = redis.call('HMGET', h, 'st', 'q', 'm')
     if v[1] == '2' and v[3] == first[1] then
-      redis.call('ZREM', qkey(v[2], 's'), id)
+      owned_call('ZREM', qkey(v[2], 's'), id)
       redis.call('HSET', h, 'st', 0)
-      redis.call('ZADD', qkey(v[2], 'r'), 0, v[3])
+      owned_call('ZADD', qkey(v[2], 'r'), 0, v[3])
       woke = true
       if gone > 0 then  -- the freed slot is kept for it: no newer job takes it first
-        redis.call('ZADD', Z, now + tonumber(ARGV[5]), 'claim:' .. id)
+        owned_call('ZADD', Z, now + tonumber(ARGV[5]), 'claim:' .. id)
         redis.call('PEXPIREAT', Z, math.ceil((now + tonumber(ARGV[5])) * 1000) + 1000, 'GT')
       end
     end
@@ -46,17 +46,17 @@ elseif op == 'release' then
 elseif op == 'renew' then
   local ttl, done = tonumber(ARGV[4]), 0
   for i = 5, #ARGV do
-    if redis.call('ZSCORE', Z, ARGV[i]) then
-      redis.call('ZADD', Z, now + ttl, ARGV[i])
+    if owned_call('ZSCORE', Z, ARGV[i]) then
+      owned_call('ZADD', Z, now + ttl, ARGV[i])
       done = done + 1
     end
   end
   if done > 0 then
-    local last = redis.call('ZRANGE', Z, -1, -1, 'WITHSCORES')
+    local last = owned_call('ZRANGE', Z, -1, -1, 'WITHSCORES')
     redis.call('PEXPIREAT', Z, math.ceil(tonumber(last[2]) * 1000) + 1000)
   end
   return done
 elseif op == 'holders' then
-  return redis.call('ZRANGE', Z, 0, -1)
+  return owned_call('ZRANGE', Z, 0, -1)
 end
 return redis.error_reply('unknown slots op ' .. tostring(op))

@@ -6,17 +6,17 @@ local now = clock()
 if how == 'beat' then
   redis.call('HSET', W, ARGV[3], ARGV[4])
   redis.call('HSET', SEEN, ARGV[3], stamp(now))
-  redis.call('ZADD', EXP, now + tonumber(ARGV[5]), ARGV[3])
-  for _, gone in ipairs(redis.call('ZRANGEBYSCORE', EXP, '-inf', now)) do
+  owned_call('ZADD', EXP, now + tonumber(ARGV[5]), ARGV[3])
+  for _, gone in ipairs(owned_call('ZRANGEBYSCORE', EXP, '-inf', now)) do
     redis.call('HDEL', W, gone)
     redis.call('HDEL', SEEN, gone)
-    redis.call('ZREM', EXP, gone)
+    owned_call('ZREM', EXP, gone)
   end
   return 0
 elseif how == 'forget' then
   redis.call('HDEL', W, ARGV[3])
   redis.call('HDEL', SEEN, ARGV[3])
-  redis.call('ZREM', EXP, ARGV[3])
+  owned_call('ZREM', EXP, ARGV[3])
   return 0
 end
 -- A heartbeat that cannot be read: its info and last-seen time are moved aside, named by id.
@@ -24,15 +24,15 @@ local function junk_worker(id, reason)
   local info, seen = redis.call('HGET', W, id), redis.call('HGET', SEEN, id)
   redis.call('HDEL', W, id)
   redis.call('HDEL', SEEN, id)
-  redis.call('ZREM', EXP, id)
+  owned_call('ZREM', EXP, id)
   junk_values(W, {id, tostring(info), tostring(seen)}, 'heartbeat of ' .. show(id) .. ': ' .. reason)
 end
 if how == 'junk' then  -- ARGV: id, reason (what the client could not read)
-  if redis.call('ZSCORE', EXP, ARGV[3]) then junk_worker(ARGV[3], ARGV[4]) end
+  if owned_call('ZSCORE', EXP, ARGV[3]) then junk_worker(ARGV[3], ARGV[4]) end
   return 0
 end
 local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', EXP, '(' .. stamp(now), '+inf')) do
+for _, id in ipairs(owned_call('ZRANGEBYSCORE', EXP, '(' .. stamp(now), '+inf')) do
   local info, seen = redis.call('HGET', W, id), redis.call('HGET', SEEN, id)
   if info and is_stamp(seen) then
     out[#out + 1] = id
