@@ -35,7 +35,7 @@ import killstorm_app
 import baozi
 
 BENCH = Path(__file__).resolve().parent
-REDIS = "redis://127.0.0.1:6379/15"
+REDIS = "redis://127.0.0.1:6379/15"  # the default of --redis
 SLOTS = {"thread": 4, "process": 2, "async": 8, "gevent": 8}
 
 
@@ -195,17 +195,17 @@ def _count_tracebacks(logs: Path, out: Outcome) -> None:
         out.problems.append(f"{out.tracebacks} traceback(s) printed by the workers")
 
 
-def _store_url(store: str, tmp: Path) -> str:
+def _store_url(store: str, tmp: Path, args: argparse.Namespace) -> str:
     if store == "sqlite":
         return f"sqlite:///{tmp / 'storm.db'}"
-    return f"{REDIS}?prefix=killstorm-{uuid.uuid4().hex[:12]}"
+    return f"{args.redis}?prefix={args.prefix or 'killstorm-' + uuid.uuid4().hex[:12]}"
 
 
 def _drop_redis(url: str) -> None:
     import redis
 
-    prefix = url.rsplit("prefix=", 1)[1]
-    client = redis.Redis.from_url(REDIS)
+    server, prefix = url.rsplit("?prefix=", 1)
+    client = redis.Redis.from_url(server)
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
     for i in range(0, len(keys), 1000):
         client.delete(*keys[i : i + 1000])
@@ -216,7 +216,7 @@ def run_storm(store: str, args: argparse.Namespace) -> Outcome:
     out = Outcome(store, args.jobs)
     with tempfile.TemporaryDirectory(prefix="killstorm-") as name:
         tmp = Path(name)
-        url, runlog = _store_url(store, tmp), tmp / "runs.txt"
+        url, runlog = _store_url(store, tmp, args), tmp / "runs.txt"
         env = {
             **os.environ,
             "KILLSTORM_URL": url,
@@ -258,7 +258,7 @@ def run_storm(store: str, args: argparse.Namespace) -> Outcome:
 # -- the report --------------------------------------------------------------------------------
 
 
-def _machine() -> list[str]:
+def _machine(args: argparse.Namespace) -> list[str]:
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -278,7 +278,7 @@ def _machine() -> list[str]:
     try:
         import redis
 
-        server = "Redis " + str(redis.Redis.from_url(REDIS).info("server")["redis_version"])
+        server = "Redis " + str(redis.Redis.from_url(args.redis).info("server")["redis_version"])
     except Exception as exc:  # noqa: BLE001 -- the machine line only says it is unknown
         server = f"Redis unknown ({exc})"
     commit = subprocess.run(
@@ -309,7 +309,7 @@ def report(results: list[Outcome], args: argparse.Namespace) -> str:
         + " ".join(sys.argv[1:])
         + "`"
     )
-    return "\n".join(["# Kill storm", "", settings, "", *rows, "", "Machine:", *_machine(), ""])
+    return "\n".join(["# Kill storm", "", settings, "", *rows, "", "Machine:", *_machine(args), ""])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease", type=float, default=2.0)
     parser.add_argument("--time-limit", type=float, default=240.0, help="seconds, per store")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--redis", default=REDIS, help="the Redis server and database to use")
+    parser.add_argument("--prefix", default="", help="its key prefix (default: a new one)")
     parser.add_argument(
         "--out",
         default=str(BENCH / "results" / time.strftime("killstorm-%Y%m%d-%H%M.md")),

@@ -19,7 +19,7 @@ from baozi import App, Worker
 
 from . import faultapp, jobtasks
 from ._helpers import lines, wait_for
-from .conftest import redis_or_skip
+from .conftest import REDIS_URL, fresh_prefix, redis_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,6 +216,7 @@ def storm(store: str, *options: str, timeout: float) -> subprocess.CompletedProc
     """bench/killstorm.py on one store (it makes and removes a store of its own)."""
     if store == "redis":
         redis_or_skip()
+        options = ("--redis", REDIS_URL, "--prefix", fresh_prefix(), *options)
     return subprocess.run(
         [sys.executable, str(ROOT / "bench" / "killstorm.py"), "--store", store, *options],
         cwd=ROOT,
