@@ -169,3 +169,18 @@ def test_the_web_observer_reports_an_outage_once(
         observer.stop()
         store.close()
     assert len(_said(caplog, logging.WARNING)) == 1 and len(_said(caplog, logging.INFO)) == 1
+
+
+def test_a_failure_that_is_no_store_error_is_a_bug_logged_with_its_traceback_each_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outage = Outage("memory://bug")
+    with caplog.at_level(logging.DEBUG, logger="baozi"):
+        for _ in range(3):
+            try:
+                raise KeyError("a bug in the loop")
+            except KeyError as exc:
+                outage.failed(exc, "worker w1, taking jobs")
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 3 and all(r.exc_info for r in errors)
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]

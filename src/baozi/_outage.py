@@ -53,8 +53,11 @@ class Outage:
         return bool(self._failing)
 
     def failed(self, exc: BaseException, who: str) -> None:
-        """``who``'s call failed: a WARNING if no other caller is failing (with the traceback when
-        the failure is no store error, which may be a bug), else DEBUG."""
+        """``who``'s call failed: a WARNING if no other caller is failing, else DEBUG. A failure
+        that is no store error is a bug, not an outage: its traceback is logged each time."""
+        if not isinstance(exc, (StoreError, ConnectionError, OSError)):
+            log.error("%s failed (not the store: a bug); retrying", who, exc_info=exc)
+            return
         with self._lock:
             first = not self._failing
             self._failing.add(who)
@@ -63,13 +66,11 @@ class Outage:
         if not first:
             log.debug("store %s still failing (%s): %s", self.where, who, exc)
             return
-        known = isinstance(exc, (StoreError, ConnectionError))
         log.warning(
             "store %s %s (noticed by %s); retrying, and an INFO line will say when it works",
             self.where,
             describe(exc),
             who,
-            exc_info=None if known else exc,
         )
 
     def ok(self, who: str) -> None:
