@@ -890,10 +890,12 @@ class _Batch:
             self.read()
         except StoreUnavailable as exc:
             ids = [str(entry[1]) for entry in self.pending]
+            refused = [job_id for job_id, _ in self.refused]
             raise EnqueueFailed(
                 f"{exc}; {len(ids)} job push(es) of the batch are not confirmed and may not be "
-                f"enqueued (jobs {_some(ids)})",
-                ids,
+                f"enqueued (jobs {_some(ids)})"
+                + (f", and {len(refused)} were refused (jobs {_some(refused)})" if refused else ""),
+                refused + ids,
             ) from exc
         finally:
             if self.conn is not None:
