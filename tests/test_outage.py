@@ -5,14 +5,11 @@ the server being unreachable."""
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,20 +19,13 @@ from baozi._outage import Outage, describe
 
 from . import jobtasks
 from ._helpers import wait_for, working
-from .test_redis import PrivateRedis
+from ._redisserver import PrivateRedis
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    private = PrivateRedis(tmp_path)
-    private.start()
-    yield private
-    if private.process is not None and private.process.poll() is None:
-        private.kill()
+def server(private_redis: PrivateRedis) -> PrivateRedis:
+    """A redis-server of this test's own (conftest's fixture), to stop and start."""
+    return private_redis
 
 
 def _said(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:

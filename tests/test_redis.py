@@ -25,6 +25,7 @@ from baozi.worker import Worker
 
 from . import jobtasks
 from ._helpers import lines, wait_for, working
+from ._redisserver import PrivateRedis
 from .conftest import REDIS_URL, drop_redis_prefix, fresh_prefix, redis_or_skip
 
 # -- keys -------------------------------------------------------------------------------------
@@ -93,73 +94,6 @@ def test_two_prefixes_in_one_database_are_separate_stores(redis_url: str) -> Non
 
 
 # -- a server that goes away --------------------------------------------------------------------
-
-
-class PrivateRedis:
-    """A redis-server of our own on a free loopback port, persisting every write to its AOF."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        import redis
-
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.folder),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
-                return
-            except redis.RedisError:
-                assert time.monotonic() < deadline, "the private redis-server did not start"
-                time.sleep(0.02)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()  # SIGKILL: no shutdown save; what the AOF holds is what survives
-        self.process.wait(10)
-
-    def commands(self) -> int:
-        """Commands the server has run, leaving out INFO itself."""
-        import redis
-
-        stats = redis.Redis(port=self.port).info("commandstats")
-        return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    if server.process is not None and server.process.poll() is None:
-        server.kill()
 
 
 def test_a_call_to_a_server_that_is_down_raises_connection_error_after_its_retry(

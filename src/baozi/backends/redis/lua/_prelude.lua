@@ -292,6 +292,17 @@ end
 -- or its item was junk (moved aside). The usual case is checked here, field by field; anything
 -- else is left to member_item.
 local READY_FIELDS = {'q', 'm', 'st', 'p', 'pr', 't', 'f', 'd'}
+
+-- Append an item to a reply as reserve, pop and items give it: id, payload, priority,
+-- deliveries (d: the count to report), task, failures; v as READY_FIELDS reads the item.
+local function put_item(out, id, v, d)
+  out[#out + 1] = id
+  out[#out + 1] = v[4]
+  out[#out + 1] = v[5]
+  out[#out + 1] = d
+  out[#out + 1] = v[6]
+  out[#out + 1] = v[7]
+end
 local function ready_item(q, R, m)
   local id = id_of(m)
   local v
@@ -577,12 +588,7 @@ local function lease_head(q, owner, lease, n, now)
     count_one(took, v[6])
     leased[#leased + 1] = 0
     leased[#leased + 1] = lease_member(until_, id)
-    out[#out + 1] = id
-    out[#out + 1] = v[4]
-    out[#out + 1] = v[5]
-    out[#out + 1] = d
-    out[#out + 1] = v[6]
-    out[#out + 1] = v[7]
+    put_item(out, id, v, d)
   end
   owned_call('ZREMRANGEBYRANK', qkey(q, 'r'), 0, #ids - 1)  -- the checked head (junk is gone)
   zadd_pairs(qkey(q, 'l'), leased)

@@ -7,13 +7,6 @@ local out, R = {}, qkey(q, 'r')
 for _, m in ipairs(owned_call('ZRANGE', R, ARGV[3], ARGV[4])) do
   local id = id_of(m)
   local v = ready_item(q, R, m)
-  if v then  -- as READY_FIELDS reads it
-    out[#out + 1] = id
-    out[#out + 1] = v[4]
-    out[#out + 1] = v[5]
-    out[#out + 1] = v[8]
-    out[#out + 1] = v[6]
-    out[#out + 1] = v[7]
-  end
+  if v then put_item(out, id, v, v[8]) end
 end
 return out

@@ -9,12 +9,7 @@ for i, id in ipairs(ids) do
   local v = vals[i]  -- as READY_FIELDS reads it
   redis.call('DEL', P .. ':i:' .. id)
   if v[6] then owned_call('ZREM', J, id) end
-  out[#out + 1] = id
-  out[#out + 1] = v[4]
-  out[#out + 1] = v[5]
-  out[#out + 1] = v[8]
-  out[#out + 1] = v[6]
-  out[#out + 1] = v[7]
+  put_item(out, id, v, v[8])
 end
 -- The checked items are the head (or the tail) of the set now: the junk among them is gone.
 if back then
