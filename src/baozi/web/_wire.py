@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NoReturn, TypedDict
 
+from .._names import BANNED
 from ..backends.base import STATUSES, JobRecord, WorkerInfo
 from ..serialize import Serializer
 
@@ -41,14 +42,12 @@ MAX_PRIORITY = 2**53
 """Priorities are numbers within +-2**53: exact in every store and in a browser's JSON."""
 MAX_DELAY = 1e9
 """About 31 years: longer delays are surely mistakes."""
-_BANNED = ("Cc", "Cf", "Zl", "Zp")
-"""Unicode categories no name may hold: controls (a newline, NEL), format characters (bidi
-overrides, zero-width spaces) and line and paragraph separators: what can make a name look like
-another, or break the line it is shown or logged on."""
+_BANNED = tuple(sorted(BANNED))  # the categories no name may hold (see baozi._names)
 
 
 def _ranges(categories: tuple[str, ...]) -> str:
-    """A regular expression character class body matching every character of ``categories``."""
+    """A regular expression character class body matching every character of ``categories``
+    (for the OpenAPI document's pattern; about 0.1 s, once, when the web module loads)."""
     spans: list[list[int]] = []
     for code in range(sys.maxunicode + 1):
         if unicodedata.category(chr(code)) in categories:
