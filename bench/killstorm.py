@@ -2,6 +2,8 @@
 check that no job was lost and that the only jobs that ran twice are jobs a killed worker held.
 
     python bench/killstorm.py                          # SQLite and Redis: 10,000 jobs, 100 kills each
+    python bench/killstorm.py --store postgres         # PostgreSQL (--postgres URL), the same run
+    python bench/killstorm.py --store all              # SQLite, Redis and PostgreSQL
     python bench/killstorm.py --store redis --jobs 500 --kills 10 --out ''   # a quick run
 
 Per store, one ``baozi worker -p 2`` supervisor per pool kind (thread, process, async, gevent) serves
@@ -12,6 +14,10 @@ ran twice can be traced to the processes that ran it: a repeat is expected only 
 runs were in killed workers (or in their process-pool children). Exit status 1 when a job is lost,
 a job ran twice otherwise, a worker printed a traceback, fewer kills landed than asked, or the
 queues did not drain within ``--time-limit``.
+
+Each run works in a store of its own and removes it afterwards: a SQLite file in a temporary
+folder, a Redis key prefix (``--prefix``, default a new one), a PostgreSQL schema (``--schema``,
+default a new one; dropped with everything in it).
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ import baozi
 
 BENCH = Path(__file__).resolve().parent
 REDIS = "redis://127.0.0.1:6379/15"  # the default of --redis
+POSTGRES = os.environ.get("BAOZI_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test")
+"""The default of --postgres: the test suite's server and database."""
+STORES = {"sqlite": ["sqlite"], "redis": ["redis"], "postgres": ["postgres"]}
+STORES |= {"both": ["sqlite", "redis"], "all": ["sqlite", "redis", "postgres"]}
 SLOTS = {"thread": 4, "process": 2, "async": 8, "gevent": 8}
 
 
@@ -198,6 +208,9 @@ def _count_tracebacks(logs: Path, out: Outcome) -> None:
 def _store_url(store: str, tmp: Path, args: argparse.Namespace) -> str:
     if store == "sqlite":
         return f"sqlite:///{tmp / 'storm.db'}"
+    if store == "postgres":
+        schema = args.schema or "killstorm_" + uuid.uuid4().hex[:12]
+        return f"{args.postgres}{'&' if '?' in args.postgres else '?'}schema={schema}"
     return f"{args.redis}?prefix={args.prefix or 'killstorm-' + uuid.uuid4().hex[:12]}"
 
 
@@ -210,6 +223,16 @@ def _drop_redis(url: str) -> None:
     for i in range(0, len(keys), 1000):
         client.delete(*keys[i : i + 1000])
     client.close()
+
+
+def _drop_postgres(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    server, schema = url.rsplit("schema=", 1)
+    with psycopg.connect(server.rstrip("?&"), autocommit=True, connect_timeout=10) as conn:
+        conn.execute("SET lock_timeout = '30s'")  # the workers are stopped; nothing should hold one
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def run_storm(store: str, args: argparse.Namespace) -> Outcome:
@@ -247,6 +270,8 @@ def run_storm(store: str, args: argparse.Namespace) -> Outcome:
             app.store.close()
             if store == "redis":
                 _drop_redis(url)
+            elif store == "postgres":
+                _drop_postgres(url)
     kills = sum(out.kills.values())
     if kills < args.kills:
         out.problems.append(f"only {kills} of {args.kills} kills landed before the jobs ran out")
@@ -258,7 +283,30 @@ def run_storm(store: str, args: argparse.Namespace) -> Outcome:
 # -- the report --------------------------------------------------------------------------------
 
 
-def _machine(args: argparse.Namespace) -> list[str]:
+def _server_versions(stores: list[str], args: argparse.Namespace) -> str:
+    """The servers the run used, with their versions (what the table's figures depend on)."""
+    said = []
+    if "redis" in stores:
+        try:
+            import redis
+
+            version = redis.Redis.from_url(args.redis).info("server")["redis_version"]
+            said.append(f"Redis {version}")
+        except Exception as exc:  # noqa: BLE001 -- the machine line only says it is unknown
+            said.append(f"Redis unknown ({exc})")
+    if "postgres" in stores:
+        try:
+            import psycopg
+
+            with psycopg.connect(args.postgres, connect_timeout=5) as conn:
+                row = conn.execute("SHOW server_version").fetchone()
+            said.append(f"PostgreSQL {row[0] if row else 'unknown'}")
+        except Exception as exc:  # noqa: BLE001 -- as above
+            said.append(f"PostgreSQL unknown ({exc})")
+    return ", ".join(said) + " on 127.0.0.1; " if said else ""
+
+
+def _machine(stores: list[str], args: argparse.Namespace) -> list[str]:
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -275,19 +323,14 @@ def _machine(args: argparse.Namespace) -> list[str]:
         ),
         0,
     )
-    try:
-        import redis
-
-        server = "Redis " + str(redis.Redis.from_url(args.redis).info("server")["redis_version"])
-    except Exception as exc:  # noqa: BLE001 -- the machine line only says it is unknown
-        server = f"Redis unknown ({exc})"
+    servers = _server_versions(stores, args)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=BENCH, capture_output=True, text=True
     ).stdout.strip()
     return [
         f"- CPU: {cpu}, {os.cpu_count()} logical cores (shared with other work while it ran)",
         f"- memory: {mem:,} MiB; {platform.platform()}",
-        f"- Python {platform.python_version()}; {server} on 127.0.0.1; baozi at {commit or 'unknown'}",
+        f"- Python {platform.python_version()}; {servers}baozi at {commit or 'unknown'}",
     ]
 
 
@@ -309,12 +352,18 @@ def report(results: list[Outcome], args: argparse.Namespace) -> str:
         + " ".join(sys.argv[1:])
         + "`"
     )
-    return "\n".join(["# Kill storm", "", settings, "", *rows, "", "Machine:", *_machine(args), ""])
+    machine = _machine([r.store for r in results], args)
+    return "\n".join(["# Kill storm", "", settings, "", *rows, "", "Machine:", *machine, ""])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--store", choices=["sqlite", "redis", "both"], default="both")
+    parser.add_argument(
+        "--store",
+        choices=list(STORES),
+        default="both",
+        help="sqlite, redis, postgres; both = sqlite and redis; all = the three",
+    )
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--interval", type=float, default=0.15, help="seconds between kills")
@@ -325,12 +374,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", default=REDIS, help="the Redis server and database to use")
     parser.add_argument("--prefix", default="", help="its key prefix (default: a new one)")
     parser.add_argument(
+        "--postgres", default=POSTGRES, help="the PostgreSQL server and database to use"
+    )
+    parser.add_argument(
+        "--schema", default="", help="its schema, dropped afterwards (default: a new one)"
+    )
+    parser.add_argument(
         "--out",
         default=str(BENCH / "results" / time.strftime("killstorm-%Y%m%d-%H%M.md")),
         help="where to write the table ('' for nowhere)",
     )
     args = parser.parse_args(argv)
-    stores = ["sqlite", "redis"] if args.store == "both" else [args.store]
+    stores = STORES[args.store]
     results = []
     for store in stores:
         print(f"kill storm on {store}: {args.jobs:,} jobs, {args.kills} kills", flush=True)

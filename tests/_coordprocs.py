@@ -19,7 +19,7 @@ def count_under_lock(url: str, times: int) -> None:
 
 def hold_semaphore(url: str, rounds: int) -> None:
     app = baozi.App(url)
-    sem, stats = app.semaphore("three", 3), app.dict("stats")
+    sem, stats = app.semaphore("three", value=3), app.dict("stats")
     log = baozi.Queue("inside", url=url)
     for _ in range(rounds):
         with sem:
@@ -64,7 +64,7 @@ def run_beat(url: str, seconds: float) -> None:
 def release_in_child(url: str, out: str) -> None:
     """In a forked child: releasing a semaphore the parent acquired is releasing too often."""
     try:
-        baozi.App(url).semaphore("one", 1).release()
+        baozi.App(url).semaphore("one", value=1).release()
         Path(out).write_text("released")
     except ValueError:
         Path(out).write_text("ValueError")

@@ -7,7 +7,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from baozi import App, Worker
+from baozi import App, Queue, Worker
+from baozi._renewer import renewer
+
+
+def abandon(q: Queue) -> None:
+    """Stop renewing the leases of what ``q`` got, and forget them, as if its process had died:
+    they run out, and its ``close()`` puts nothing back."""
+    with q._lock:
+        ids = list(q._leased)
+        q._leased.clear()
+        q._unfinished.clear()
+        q._by_thread.clear()
+    renewer().unregister(q._leases, *ids)
 
 
 @contextmanager

@@ -15,13 +15,18 @@ from baozi import App
 from baozi.backends import open_store
 from baozi.backends.base import Store
 
+from . import _pgserver
+from ._pgserver import PrivatePostgres
 from ._redisserver import PrivateRedis
 
-STORES = ["memory", "sqlite", "redis"]
-SHARED_STORES = ["sqlite", "redis"]  # stores that other processes can open
+STORES = ["memory", "sqlite", "redis", "postgres"]
+SHARED_STORES = ["sqlite", "redis", "postgres"]  # stores that other processes can open
 
 REDIS_URL = os.environ.get("BAOZI_TEST_REDIS", "redis://127.0.0.1:6379/15")
 """The Redis server and database the tests use; each test works under its own key prefix."""
+
+POSTGRES_URL = os.environ.get("BAOZI_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test")
+"""The PostgreSQL database the tests use; each test works in a schema of its own."""
 
 RUN = os.environ.setdefault("BAOZI_TEST_RUN", uuid.uuid4().hex[:8])
 """This test run's mark in every key prefix. Set in the controlling process before pytest-xdist
@@ -76,6 +81,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(session.config, "workerinput"):
         return  # an xdist worker: the controller checks once every worker has finished
     try:
+        schemas = _postgres_schemas(f"test_{RUN}_%")
+    except Exception:  # noqa: BLE001 -- no PostgreSQL: its tests were skipped
+        schemas = []
+    for schema in schemas:  # the test that made it failed before it could drop it
+        drop_postgres_schema(schema)
+    try:
         left = _redis_keys(f"test-{RUN}-*")
     except Exception:  # noqa: BLE001 -- no Redis: the Redis tests were skipped, nothing to check
         return
@@ -90,6 +101,45 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def postgres_or_skip() -> None:
+    """Skip (or, under CI, fail) a test when the test PostgreSQL does not answer."""
+    try:
+        import psycopg
+
+        psycopg.connect(POSTGRES_URL, connect_timeout=2).close()
+    except Exception as exc:  # noqa: BLE001 -- psycopg missing, or no server
+        reason = f"no PostgreSQL at {POSTGRES_URL} ({exc}); set BAOZI_TEST_POSTGRES or start it"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def fresh_schema() -> str:
+    """A PostgreSQL schema name no other test (nor another run sharing the database) uses."""
+    return f"test_{RUN}_{uuid.uuid4().hex[:12]}"
+
+
+def drop_postgres_schema(schema: str, url: str = POSTGRES_URL) -> None:
+    """Drop a test's schema and all it holds. A lock the drop cannot get within 60 s (a worker or
+    a transaction the test left open) fails the test with that reason, before its timeout."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("SET lock_timeout = '60s'")
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def _postgres_schemas(pattern: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL, connect_timeout=2) as conn:
+        rows = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (pattern,)
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
 def make_url(kind: str, tmp_path: Path) -> str:
     if kind == "memory":
         return f"memory://{uuid.uuid4().hex}"
@@ -98,6 +148,9 @@ def make_url(kind: str, tmp_path: Path) -> str:
     if kind == "redis":
         redis_or_skip()
         return f"{REDIS_URL}?prefix={fresh_prefix()}"
+    if kind == "postgres":
+        postgres_or_skip()
+        return f"{POSTGRES_URL}?schema={fresh_schema()}"
     raise AssertionError(kind)
 
 
@@ -106,6 +159,8 @@ def _fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield url
     if request.param == "redis":
         drop_redis_prefix(url.rsplit("prefix=", 1)[1])
+    if request.param == "postgres":
+        drop_postgres_schema(url.rsplit("schema=", 1)[1])
 
 
 @pytest.fixture(params=STORES)
@@ -125,6 +180,16 @@ def store(url: str) -> Iterator[Store]:
     s = open_store(url)
     yield s
     s.close()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A fresh Redis store URL with a key prefix of its own, for the tests of Redis alone; its
+    keys are dropped after the test."""
+    redis_or_skip()
+    prefix = fresh_prefix()
+    yield f"{REDIS_URL}?prefix={prefix}"
+    drop_redis_prefix(prefix)
 
 
 # -- the web tests' app and client (used by more than one test_web_* module) -----------------
@@ -184,3 +249,21 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     yield server
     if server.process is not None and server.process.poll() is None:
         server.kill()
+
+
+def private_postgres_or_skip() -> None:
+    """Skip (or, under CI, fail) a test when no private PostgreSQL cluster can run here."""
+    reason = _pgserver.missing()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster of the test's own (tests/_pgserver.py), to stop, restart and kill;
+    killed and removed after the test, however it ends."""
+    private_postgres_or_skip()
+    with PrivatePostgres() as server:
+        yield server

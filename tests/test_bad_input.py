@@ -75,22 +75,6 @@ def test_someone_elses_sqlite_database_is_refused_and_left_alone(tmp_path: Path)
     assert not Path(f"{path}-wal").exists()
 
 
-def test_a_store_from_a_newer_baozi_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "q.db"
-    with Queue(url=f"sqlite:///{path}") as q:
-        q.put("kept")
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE baozi_meta SET value='99' WHERE key='schema'")
-    conn.close()
-    with pytest.raises(NotABaoziStore, match="schema 99"):
-        open_store(f"sqlite:///{path}?durable=fsync")  # a fresh handle reads the schema again
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE baozi_meta SET value='1' WHERE key='schema'")
-    conn.close()
-    with Queue(url=f"sqlite:///{path}?durable=fsync") as q:
-        assert q.get() == "kept"
-
-
 def test_an_empty_file_becomes_a_store(tmp_path: Path) -> None:
     path = tmp_path / "empty.db"
     path.touch()

@@ -163,6 +163,24 @@ def test_a_bounded_queue_makes_enqueue_wait_then_raise_full(app: App) -> None:
         assert add.apply_async((1, 4), timeout=10).result(timeout=10) == 5
 
 
+def test_delay_keeps_to_a_queue_declared_or_a_task_changed_after_it_ran(app: App) -> None:
+    add = app.task(queue="later")(jobtasks.add)
+    first = add.delay(1, 1)  # an undeclared queue: FIFO, unbounded
+    app.queue("later", order="lifo", maxsize=2)
+    second = add.delay(1, 2)
+    assert second.position() == 0 and first.position() == 1  # LIFO from now on
+    with pytest.raises(stdlib_queue.Full):
+        add.apply_async((1, 3), block=False)
+    with pytest.raises(stdlib_queue.Full, match="full"):
+        add.apply_async((1, 3), timeout=0.01)
+    add.queue, add.priority = "elsewhere", 5
+    moved = add.delay(1, 4)
+    assert moved.queue == "elsewhere" and moved.record().priority == 5
+    add.priority = "high"  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="priority must be a number"):
+        add.delay(1, 5)
+
+
 def test_delayed_jobs_wait_their_time(app: App) -> None:
     add = app.task(jobtasks.add)
     job = add.apply_async((1, 1), delay=0.3)

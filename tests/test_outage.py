@@ -99,7 +99,7 @@ def test_a_second_failure_during_an_outage_is_only_debug(caplog: pytest.LogCaptu
 def test_a_server_still_loading_its_data_is_not_said_to_be_silent() -> None:
     import redis
 
-    from baozi.backends.redis._conn import Server
+    from baozi.backends.redis._server import Server
 
     server = Server("redis://127.0.0.1:1/0")
     loading = redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory")
@@ -126,6 +126,32 @@ def test_a_refused_subscribe_is_a_refusal_in_every_message(
     said = caplog.text + str(caught.value)
     assert "unreachable" not in said and "did not answer" not in said
     assert "pw@" not in caplog.text  # the password never reaches the log
+    assert len(_said(caplog, logging.WARNING)) == 1
+
+
+def test_a_refused_change_feed_is_a_refusal_to_its_first_waiter_and_at_once_to_the_next(
+    server: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis
+
+    from baozi.backends import open_store
+
+    admin = redis.Redis(port=server.port)
+    admin.execute_command("ACL", "SETUSER", "nosub", "on", ">pw", "~*", "&*", "+@all", "-subscribe")
+    admin.close()
+    caplog.set_level(logging.INFO, logger="baozi")
+    store = open_store(f"redis://nosub:pw@127.0.0.1:{server.port}/0?retry=0.2")
+    try:
+        with pytest.raises(StoreError, match="refused to subscribe") as caught:
+            store.change_token()
+        assert not isinstance(caught.value, StoreUnavailable)
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="refused to subscribe"):
+            store.change_token()
+        assert time.monotonic() - started < 0.5  # the feed stopped asking: no second wait
+    finally:
+        store.close()
+    assert "did not answer" not in caplog.text and "pw@" not in caplog.text
     assert len(_said(caplog, logging.WARNING)) == 1
 
 

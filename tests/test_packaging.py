@@ -8,7 +8,8 @@ from pathlib import Path
 from baozi.backends import SCHEMES
 
 ROOT = Path(__file__).resolve().parent.parent
-NOT_STORES = {"test", "bench", "dev", "gevent"}  # extras for a pool and for working on baozi
+# Extras for a pool, a middleware, and for working on baozi.
+NOT_STORES = {"test", "bench", "dev", "gevent", "otel"}
 
 
 def test_each_store_extra_belongs_to_a_store_that_exists() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import queue as stdlib_queue
 import types
 
 import baozi
-from baozi import errors
+from baozi import backends, errors, executor, middleware
+from baozi.backends import base
 
 
 def test_all_lists_every_public_name() -> None:
@@ -14,9 +16,45 @@ def test_all_lists_every_public_name() -> None:
         name
         for name, value in vars(baozi).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
-    } - {"version", "PackageNotFoundError"}
-    assert public <= set(baozi.__all__)
+    }
+    assert public == set(baozi.__all__) - {"__version__"}
     assert all(hasattr(baozi, name) for name in baozi.__all__)
+
+
+def test_the_package_exports_what_users_need_and_nothing_by_accident() -> None:
+    for name in ("open_store", "Store", "JobExecutor", "TaskOptions", "current_job", "Task"):
+        assert name in baozi.__all__
+    assert baozi.JobExecutor is executor.JobExecutor
+    assert baozi.Store is base.Store and baozi.open_store is backends.open_store
+    for accident in ("version", "PackageNotFoundError", "metadata"):
+        assert not hasattr(baozi, accident)
+    assert isinstance(baozi.__version__, str)
+
+
+def test_the_middleware_api_is_exported_from_its_one_module() -> None:
+    for name in ("Middleware", "Hold", "Message", "Run"):
+        assert name in baozi.__all__
+        assert getattr(baozi, name) is getattr(middleware, name)
+    assert not hasattr(baozi, "OpenTelemetry")  # an extra: imported from baozi.middleware.otel
+
+
+def test_the_coordination_primitives_take_a_name_then_keywords() -> None:
+    for cls in (
+        baozi.Lock,
+        baozi.Semaphore,
+        baozi.Event,
+        baozi.Condition,
+        baozi.Dict,
+        baozi.Queue,
+        baozi.LifoQueue,
+        baozi.PriorityQueue,
+        baozi.Deque,
+    ):
+        params = list(inspect.signature(cls).parameters.values())
+        assert params[0].name == "name", cls
+        assert params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD, cls
+        assert params[1].name == "url" and params[1].default is None, cls
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:]), cls
 
 
 def test_every_error_has_the_one_root() -> None:

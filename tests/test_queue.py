@@ -11,6 +11,8 @@ import pytest
 import baozi
 from baozi import LifoQueue, PriorityQueue, Queue
 
+from ._helpers import abandon
+
 
 def test_fifo_order(url: str) -> None:
     with Queue("q", url=url) as q:
@@ -179,7 +181,21 @@ def test_join_waits_for_every_item_to_be_acknowledged(url: str) -> None:
 
 def test_join_returns_at_once_on_an_empty_queue(url: str) -> None:
     with Queue("q", url=url) as q:
-        q.join()
+        joined = threading.Thread(target=q.join)
+        started = time.monotonic()
+        joined.start()
+        joined.join(10)
+        assert not joined.is_alive(), "join() blocked on a queue with nothing unfinished"
+        assert time.monotonic() - started < 5
+        q.put("a")  # and once an item is unfinished, it does wait
+        waiting = threading.Thread(target=q.join, daemon=True)
+        waiting.start()
+        waiting.join(0.3)
+        assert waiting.is_alive()
+        q.get()
+        q.task_done()
+        waiting.join(10)
+        assert not waiting.is_alive()
 
 
 def test_reserve_acknowledges_on_success(url: str) -> None:
@@ -239,7 +255,7 @@ def test_an_expired_lease_delivers_the_item_again(url: str) -> None:
     with Queue("q", url=url, lease=0.3) as crashed, Queue("q", url=url) as other:
         crashed.put_many(["a", "b"])
         assert crashed.get() == "a"
-        crashed._closed.set()  # stop its renewals, as a dead process would
+        abandon(crashed)  # stop its renewals, as a dead process would
         assert other.get(timeout=5) == "b"
         start = time.monotonic()
         assert other.get(timeout=5) == "a"  # wakes when the lease runs out, no sooner

@@ -21,6 +21,7 @@ import pytest
 from baozi import Deque, NotABaoziStore, Queue, StoreError, UndecodableItem
 
 from . import _procs
+from ._helpers import abandon
 
 spawn = multiprocessing.get_context("spawn")
 FORKED_HANDLE: Queue | None = None
@@ -185,7 +186,7 @@ def test_a_blocked_put_does_not_spin_on_an_expired_lease(url: str) -> None:
     with Queue("q", maxsize=1, url=url, lease=0.1) as dead, Queue("q", url=url) as producer:
         dead.put("held")
         dead.get()
-        dead._closed.set()  # its consumer died: the lease runs out and the item counts again
+        abandon(dead)  # its consumer died: the lease runs out and the item counts again
         time.sleep(0.3)
         attempts = 0
         push = producer._store.push

@@ -95,8 +95,9 @@ def test_a_closed_sqlite_store_handle_refuses_use(tmp_path: Path) -> None:
 def test_the_last_handle_to_close_lets_go_of_the_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/s.db"
     a, b = Queue("q", url=url), Queue("q", url=url)
-    key = next(k for k in sqlite_backend.Database._registry if k[1] == f"{tmp_path}/s.db")
+    key = (f"{tmp_path}/s.db", "process")
+    assert key in sqlite_backend._DATABASES
     a.close()
-    assert key in sqlite_backend.Database._registry
+    assert key in sqlite_backend._DATABASES
     b.close()
-    assert key not in sqlite_backend.Database._registry
+    assert key not in sqlite_backend._DATABASES

@@ -17,6 +17,7 @@ import pytest
 
 import baozi
 from baozi import App
+from baozi._renewer import renewer
 from tests import _coordprocs
 
 spawn = multiprocessing.get_context("spawn")
@@ -169,7 +170,9 @@ def test_a_killed_holders_lock_frees_after_its_ttl(shared_url: str, tmp_path: Pa
 
 def test_a_semaphore_of_three_never_has_more_than_three_holders(url: str) -> None:
     _parallel(url, _coordprocs.hold_semaphore, (5,), 10)
-    seen = [baozi.Queue("inside", url=url).get_nowait() for _ in range(50)]
+    with baozi.Queue("inside", url=url) as inside:  # closed: nothing left for the renewer
+        seen = [inside.get_nowait() for _ in range(50)]
+        inside.task_done(50)
     assert len(seen) == 50
     assert max(seen) <= 3
     assert max(seen) >= 2  # they did overlap: the bound was what held them back
@@ -177,7 +180,7 @@ def test_a_semaphore_of_three_never_has_more_than_three_holders(url: str) -> Non
 
 
 def test_a_semaphore_released_too_often_raises_value_error(url: str) -> None:
-    sem = App(url).semaphore("two", 2)
+    sem = App(url).semaphore("two", value=2)
     assert sem.acquire() and sem.acquire()
     assert not sem.acquire(blocking=False)
     assert not sem.acquire(timeout=0.1)
@@ -187,14 +190,14 @@ def test_a_semaphore_released_too_often_raises_value_error(url: str) -> None:
     with pytest.raises(ValueError, match="released too many times"):
         sem.release()
     with pytest.raises(ValueError, match="positive int"):
-        App(url).semaphore("bad", 0)
+        App(url).semaphore("bad", value=0)
 
 
 def test_a_dead_holders_semaphore_slot_comes_back_after_its_ttl(url: str) -> None:
     store = App(url).store
     # A holder that died: its slot is in the store and nobody renews it.
     assert store.acquire_slot("sem:solo", "dead-process:1", 1, 0.3) is None
-    sem = App(url).semaphore("solo", 1)
+    sem = App(url).semaphore("solo", value=1)
     assert not sem.acquire(blocking=False)
     t0 = time.monotonic()
     assert sem.acquire(timeout=5)
@@ -359,7 +362,7 @@ def test_a_set_then_clear_during_a_wait_still_wakes_the_waiter(url: str) -> None
 
 def test_a_forked_child_holds_none_of_its_parents_slots(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fork.db'}"
-    sem = App(url).semaphore("one", 1)
+    sem = App(url).semaphore("one", value=1)
     assert sem.acquire()
     fork = multiprocessing.get_context("fork")
     out = tmp_path / "child"
@@ -407,14 +410,56 @@ def test_incr_refuses_what_no_store_keeps_exactly(url: str) -> None:
 
 
 def test_a_slot_released_through_another_handle_is_no_longer_renewed(url: str) -> None:
-    from baozi import sync
-
-    first, second = App(url).semaphore("handles", 2), App(url).semaphore("handles", 2)
+    first, second = App(url).semaphore("handles", value=2), App(url).semaphore("handles", value=2)
     assert first.acquire()
+    assert renewed_holders("sem:handles") == 1
     second.release()  # the slot this process holds, given back through another handle
-    assert sem_renewals(sync, "sem:handles") == 0
+    assert renewed_holders("sem:handles") == 0
     assert first.holders() == 0
 
 
-def sem_renewals(sync, slot: str) -> int:  # type: ignore[no-untyped-def]
-    return sum(1 for key in sync._renewer()._held if key[1] == slot)
+def renewed_holders(slot: str) -> int:
+    """How many holders of ``slot`` this process's renewer keeps alive."""
+    held = renewer().held()
+    return sum(len(members) for group, members in held.items() if getattr(group, "slot", 0) == slot)
+
+
+# -- made without an App -----------------------------------------------------------------------
+
+
+def test_primitives_made_by_url_are_the_apps_primitives(url: str) -> None:
+    app = App(url)
+    with baozi.Lock("door", url=url):
+        assert app.lock("door").locked()
+    assert not app.lock("door").locked()
+    sem = baozi.Semaphore("pool", url=url, value=2)
+    assert sem.acquire(blocking=False)
+    assert app.semaphore("pool", value=2).holders() == 1
+    sem.release()
+    baozi.Event("bell", url=url).set()
+    assert app.event("bell").is_set()
+    cond = baozi.Condition("gate", url=url)
+    with cond:
+        assert app.condition("gate")._lock.locked()
+        assert cond.wait(timeout=0.01) is False
+
+
+def test_primitives_made_by_url_share_one_store_handle(url: str) -> None:
+    assert baozi.Lock("a", url=url)._owner is baozi.Event("b", url=url)._owner
+    assert baozi.Lock("a", url=url).url == App(url).lock("a").url
+
+
+def test_options_are_keywords(url: str) -> None:
+    with pytest.raises(TypeError):
+        baozi.Semaphore("s", url, 2)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        App(url).semaphore("s", 2)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        baozi.Dict("d", url)  # type: ignore[misc]
+
+
+def test_a_condition_over_a_lock_of_another_store_is_refused(tmp_path: Path) -> None:
+    lock = baozi.Lock("l", url=f"sqlite:///{tmp_path}/a.db")
+    with pytest.raises(ValueError, match="same store"):
+        baozi.Condition("c", url=f"sqlite:///{tmp_path}/b.db", lock=lock)
+    assert baozi.Condition("c", lock=lock).url == lock.url  # the lock's store, when no url

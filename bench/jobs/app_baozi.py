@@ -1,10 +1,15 @@
 """baozi app for the jobs benchmark: an embedded SQLite store, two tasks."""
 
 import os
+import sys
 
-from common import count_done, record_latency
+from common import IMPORTED, count_done, record_latency
 
 import baozi
+
+# Every process that loads the app says which baozi it runs (to the worker's log, for measure.py:
+# a baseline twin must run the baseline checkout's code in each of them).
+print(IMPORTED, baozi.__file__, file=sys.stderr, flush=True)
 
 # The driver points every measurement at a fresh SQLite file in a new temp dir; a config may ask
 # for another durability level (e.g. "fsync": every commit synced to disk).

@@ -24,6 +24,8 @@ FIRST = "bench:first"
 STARTED = "bench:started"
 FIN = "bench:fin"
 LAT = "bench:lat"
+# app_baozi prints this and its baozi's __file__ to stderr when a process loads it.
+IMPORTED = "bench: baozi imported from"
 
 _lock = threading.Lock()
 _client: redis.Redis | None = None

@@ -2,18 +2,24 @@
 
     python bench/jobs/measure.py drain    SYSTEM/CONFIG --n 10000 [--pidfile F]
     python bench/jobs/measure.py latency  SYSTEM/CONFIG [--jobs 200] [--pidfile F]
+    python bench/jobs/measure.py enqueue  SYSTEM/CONFIG --n 10000
     python bench/jobs/measure.py batch    SYSTEM/CONFIG --n 100000 [--chunk 1000]
     python bench/jobs/measure.py position SYSTEM/CONFIG --n 1000000 [--chunk 10000] [--samples 200]
+    ... [--src OTHER_CHECKOUT/src]  (a baozi config: import baozi from there, producer and worker)
 
 drain: FLUSHDB, enqueue N jobs with no worker running (the enqueue figure), launch the worker and
 wait (BLPOP on bench:fin, 1 s slices) for the N-th completion. latency: launch the worker, enqueue
 a warm-up job and wait for it, idle 1 s, then enqueue the latency jobs 10 ms apart.
+enqueue: enqueue 200 jobs (warm-up, not timed), then N jobs, one call each, no worker: the
+paired single-call figure (the driver runs the systems' enqueue measurements back to back).
 batch: enqueue N jobs with the system's bulk call, one call per chunk, no worker; for baozi, then
 N more with one ``delay()`` each inside one ``app.batch()`` block (confirmed at its end). position (baozi):
 enqueue N jobs with ``map`` in chunks, no worker, then time ``job.position()`` for jobs spread
 through the queue (first, second, middle, last but one, last and evenly between).
 The worker runs in its own process group and is killed with SIGKILL to that group at the end;
-database 14 is flushed before and after every measurement.
+database 14 is flushed before and after every measurement. For baozi, the result says where the
+producer and each worker process imported baozi from; with --src, a measurement in which any of
+them did not import it from there fails.
 """
 
 from __future__ import annotations
@@ -35,14 +41,18 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import common  # noqa: E402
+import pg  # noqa: E402
 import psutil  # noqa: E402
 import redis  # noqa: E402
 import systems  # noqa: E402
+import systems_pg  # noqa: E402
 
 DRAIN_CAP = 300.0  # seconds to wait for the N-th completion
 LATENCY_CAP = 60.0
 PACE = 0.010  # seconds between latency jobs
 IDLE = 1.0  # seconds of idle before the latency jobs
+WARM_UP = 200  # enqueue: jobs enqueued before the timed ones
+BAOZI = ("baozi", "baozi-redis", "baozi-pg")
 
 
 class Worker:
@@ -128,13 +138,18 @@ def blpop(r: redis.Redis, keys: list[str], deadline: float, worker: Worker) -> t
 def drain(config: systems.Config, env: dict[str, str], n: int, work: Path, state: dict) -> dict:
     r = redis.Redis.from_url(common.REDIS_URL)
     producer = systems.producer(config.system)
+    probe = state["probe"]  # the server's CPU, on PostgreSQL
+    probe.start("enqueue", [os.getpid()])
     cpu0, t0 = time.process_time(), time.perf_counter()
     producer.drain(n)
     enqueue_s, producer_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    probe.stop("enqueue", [os.getpid()])
     producer.close()
     queued_ok = r.get(common.DONE) is None  # nothing ran before the worker started
 
+    probe.start("drain")
     worker = state["worker"] = Worker(config, env, work / "worker.log")
+    pids = [p.pid for p in worker.procs]
     state["pidfile_write"](worker.pgid)
     deadline = worker.launched + DRAIN_CAP
     cpu_first = None
@@ -142,10 +157,13 @@ def drain(config: systems.Config, env: dict[str, str], n: int, work: Path, state
         key, value = blpop(r, [common.FIN, common.STARTED], deadline, worker)
         if key == common.STARTED:
             cpu_first = worker.cpu_seconds()  # start-up cost, to leave out of the per-job figure
+            probe.start("steady", pids)
             continue
         last = float(value)
         break
     cpu_end = worker.cpu_seconds()
+    probe.stop("drain", pids)
+    probe.stop("steady", pids)
     worker.kill()
     first = float(r.get(common.FIRST))
     done = int(r.get(common.DONE))
@@ -162,6 +180,7 @@ def drain(config: systems.Config, env: dict[str, str], n: int, work: Path, state
         "n": n,
         "done_count": done,  # > n: some job ran more than once
         "clean_start": queued_ok,
+        **probe.result({"enqueue": n, "drain": n, "steady": n - 1}),
     }
 
 
@@ -194,11 +213,29 @@ def latency(
     }
 
 
-def batch(config: systems.Config, n: int, chunk: int) -> dict:
+def enqueue(config: systems.Config, n: int, state: dict) -> dict:
+    """Single-call enqueue after a warm-up: the connection made and any script loaded."""
     producer = systems.producer(config.system)
+    producer.drain(WARM_UP)
+    probe = state["probe"]
+    probe.start("enqueue", [os.getpid()])
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    producer.drain(n)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    probe.stop("enqueue", [os.getpid()])
+    producer.close()
+    out = {"enqueue_per_s": n / elapsed, "producer_cpu_us": cpu / n * 1e6, "n": n}
+    return {**out, **probe.result({"enqueue": n})}
+
+
+def batch(config: systems.Config, n: int, chunk: int, state: dict) -> dict:
+    producer = systems.producer(config.system)
+    probe = state["probe"]
+    probe.start("batch", [os.getpid()])
     cpu0, t0 = time.process_time(), time.perf_counter()
     producer.batch(n, chunk)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    probe.stop("batch", [os.getpid()])
     queued = producer.queued()
     if queued is not None and queued != n:
         raise RuntimeError(f"{queued} jobs queued after a batch enqueue of {n}")
@@ -211,15 +248,17 @@ def batch(config: systems.Config, n: int, chunk: int) -> dict:
     }
     block = getattr(producer, "block", None)
     if block is not None:  # the same jobs again, one call each inside one batch block
+        probe.start("block", [os.getpid()])
         cpu0, t0 = time.process_time(), time.perf_counter()
         block(n)
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        probe.stop("block", [os.getpid()])
         queued = producer.queued()
         if queued is not None and queued != 2 * n:
             raise RuntimeError(f"{queued} jobs queued after a batch block of {n} more")
         result.update(block_per_s=n / elapsed, block_cpu_us=cpu / n * 1e6)
     producer.close()
-    return result
+    return {**result, **probe.result({"batch": n, "block": n})}
 
 
 def sample_indices(n: int, samples: int) -> list[int]:
@@ -264,17 +303,47 @@ def position(config: systems.Config, n: int, chunk: int, samples: int) -> dict:
     }
 
 
+def imported(state: dict, src: str) -> dict:
+    """Where the producer and the worker processes (their log lines) imported baozi from; with
+    ``src``, an error unless every one of them imported it from there."""
+    producer = sys.modules["baozi"].__file__
+    workers: list[str] = []  # one line per worker process that loaded the app
+    if state["worker"] is not None:
+        for line in state["worker"].log.read_text(errors="replace").splitlines():
+            if line.startswith(common.IMPORTED):
+                workers.append(line.removeprefix(common.IMPORTED).strip())
+    if src:
+        root = Path(src).resolve()
+        wrong = {f for f in [producer, *workers] if not Path(f).resolve().is_relative_to(root)}
+        if wrong:
+            raise RuntimeError(f"baozi imported from {sorted(wrong)}, not from {src}")
+        if state["worker"] is not None and not workers:
+            raise RuntimeError("the worker log does not say where baozi was imported from")
+    return {
+        "producer_baozi": producer,
+        "worker_baozi": sorted(set(workers)),
+        "worker_processes": len(workers),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=["drain", "latency", "batch", "position"])
+    ap.add_argument("mode", choices=["drain", "latency", "enqueue", "batch", "position"])
     ap.add_argument("config", help="SYSTEM/CONFIG, e.g. baozi/c8")
-    ap.add_argument("--n", type=int, default=10000, help="drain, batch, position: jobs")
+    ap.add_argument("--n", type=int, default=10000, help="drain, enqueue, batch, position: jobs")
     ap.add_argument("--chunk", type=int, default=1000, help="batch, position: jobs per bulk call")
     ap.add_argument("--samples", type=int, default=200, help="position: jobs asked")
     ap.add_argument("--jobs", type=int, default=200, help="latency: jobs")
     ap.add_argument("--pidfile", default=None, help="write the worker's process group id here")
+    ap.add_argument(
+        "--src", default="", help="import baozi from this src/ directory (producer and worker)"
+    )
     args = ap.parse_args()
     config = systems.by_key(args.config)
+    if args.src and config.system not in BAOZI:
+        raise SystemExit(f"--src is for the baozi configs, not {config.key}")
+    if args.src:
+        sys.path.insert(0, args.src)  # ahead of the installed baozi, for the producer
 
     work = Path(tempfile.mkdtemp(prefix="jobs-bench-"))
     # Fresh SQLite files for the embedded stores; the driver and the worker share the paths.
@@ -286,13 +355,17 @@ def main() -> None:
     )
     os.environ.update(config.env)  # the producer builds its app from the same settings
     common.N = int(os.environ["BENCH_N"])
-    env = dict(os.environ, PYTHONPATH=str(HERE), **config.env)
+    # The worker finds the app modules here, and with --src that checkout's baozi first.
+    path = os.pathsep.join([args.src, str(HERE)] if args.src else [str(HERE)])
+    env = dict(os.environ, PYTHONPATH=path, **config.env)
 
     def write_pid(pgid: int) -> None:
         if args.pidfile:
             Path(args.pidfile).write_text(str(pgid))
 
-    state: dict = {"worker": None, "pidfile_write": write_pid}
+    on_pg = config.system in systems_pg.SYSTEMS
+    state: dict = {"worker": None, "pidfile_write": write_pid, "probe": pg.NoProbe()}
+    schema = ""
 
     def on_term(signum: int, frame: object) -> None:
         raise SystemExit(f"terminated by signal {signum}")
@@ -300,14 +373,24 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_term)
     redis.Redis.from_url(common.REDIS_URL).flushdb()
     try:
+        if on_pg:  # a schema of its own, ready before the producer and the worker start
+            schema, pg_env = systems_pg.setup(config, str(HERE))
+            os.environ.update(pg_env)
+            env.update(pg_env)
+            systems_pg.warm(config)
+            state["probe"] = pg.Probe()
         if args.mode == "drain":
             result = drain(config, env, args.n, work, state)
         elif args.mode == "latency":
             result = latency(config, env, args.jobs, work, state)
+        elif args.mode == "enqueue":
+            result = enqueue(config, args.n, state)
         elif args.mode == "batch":
-            result = batch(config, args.n, args.chunk)
+            result = batch(config, args.n, args.chunk, state)
         else:
             result = position(config, args.n, args.chunk, args.samples)
+        if config.system in BAOZI:
+            result.update(imported(state, args.src))
         result["ok"] = True
     except (Exception, SystemExit) as exc:  # report, never leave a worker behind
         # The first line is the error; the innermost frames follow, for the report's Failures.
@@ -317,6 +400,11 @@ def main() -> None:
         if state["worker"] is not None:
             state["worker"].kill()
         shutil.rmtree(work, ignore_errors=True)
+        if schema:
+            try:
+                systems_pg.teardown(schema)
+            except Exception as exc:  # the driver sweeps leftovers; say so in the result
+                result.setdefault("cleanup_error", f"{type(exc).__name__}: {exc}")
         try:  # leave nothing behind (a million queued jobs take Redis memory)
             redis.Redis.from_url(common.REDIS_URL).flushdb()
         except redis.RedisError:

@@ -1,4 +1,6 @@
-"""The jobs benchmark's report: machine line, tables, ratios and the bar chart."""
+"""The jobs benchmark's report: the machine lines, the bar chart and the whole Markdown text, put
+together from the tables (report_tables), the ratios (report_sqlite, report_redis) and the paired
+enqueue (report_pairs)."""
 
 from __future__ import annotations
 
@@ -17,20 +19,21 @@ import common
 import psutil
 import redis
 import systems
-
-# Targets the report checks baozi against.
-TARGET_VS_HUEY_SQLITE = 2.0
-TARGET_P50_MS = 5.0
-LATENCY_CONFIG = "baozi/c8"  # one process is enough for latency
-# ... and baozi's Redis store (baozi-redis) against the Redis peers.
-TARGET_REDIS_ENQUEUE_VS_PEER = 1.2  # single-call enqueue (confirmed), x the fastest peer's
-TARGET_REDIS_BATCH_PER_S = 50_000.0  # batch enqueue (map, chunks of 1,000), absolute
-TARGET_REDIS_BLOCK_PER_S = 50_000.0  # delay() per job inside one app.batch() block, absolute
-TARGET_REDIS_DRAIN_VS_PEER = 2.0  # drain steady, x the fastest peer's best config
-TARGET_POSITION_MS = 1.0  # job.position() ...
-TARGET_POSITION_N = 1_000_000  # ... with this many jobs queued
-OURS = ("baozi", "baozi-redis")  # the systems the report is about
-
+from report_pairs import enqueue_pairs, paired_table
+from report_redis import redis_ratios_text
+from report_sqlite import sqlite_ratios_text
+from report_stats import OURS, mode_rows, values
+from report_tables import (
+    batch_table,
+    config_table,
+    cpu_table,
+    enqueue_table,
+    position_table,
+    redis_benchmark_table,
+    results_table,
+    runs_table,
+    side_runs_table,
+)
 
 # -- the machine -----------------------------------------------------------------------------------
 
@@ -140,95 +143,7 @@ def source_revision() -> str:
     return f"{head}{' + uncommitted changes in src/' if dirty else ''}" if head else "unknown"
 
 
-# -- statistics ------------------------------------------------------------------------------------
-
-
-def values(rows: list[dict], key: str, mode: str, field: str) -> list[float]:
-    """The field's value in every successful measurement of one config."""
-    return [
-        r[field]
-        for r in rows
-        if r["key"] == key and r["mode"] == mode and r["ok"] and r.get(field) is not None
-    ]
-
-
-def median(vals: list[float]) -> float | None:
-    return statistics.median(vals) if vals else None
-
-
-def fmt(x: float, unit: str) -> str:
-    """A number in the report's style for its unit."""
-    if unit == "rate":
-        return f"{x:,.0f}"
-    if unit == "s":
-        return f"{x:.2f}"
-    if unit == "us":
-        return f"{x:,.0f}"
-    # milliseconds: more digits for the small ones
-    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
-
-
-def cell(vals: list[float], unit: str, expected: int | None = None) -> str:
-    """median (min–max) of the rounds, with a note when some rounds failed."""
-    if not vals:
-        return "failed" if expected else "–"
-    text = fmt(statistics.median(vals), unit)
-    if len(vals) > 1:
-        text += f" ({fmt(min(vals), unit)}–{fmt(max(vals), unit)})"
-    if expected and len(vals) < expected:
-        text += f" [{len(vals)}/{expected} ok]"
-    return text
-
-
-def rounds_run(rows: list[dict], key: str, mode: str) -> int:
-    return sum(1 for r in rows if r["key"] == key and r["mode"] == mode)
-
-
-# -- the comparisons -------------------------------------------------------------------------------
-
-
-def best(configs: list[systems.Config], rows: list[dict], system: str) -> systems.Config | None:
-    """The system's config with the highest median steady drain (extra rows left out)."""
-    scored = [
-        (median(values(rows, c.key, "drain", "steady_per_s")), c)
-        for c in configs
-        if c.system == system and not c.extra
-    ]
-    scored = [(m, c) for m, c in scored if m is not None]
-    return max(scored, key=lambda mc: mc[0])[1] if scored else None
-
-
-def pooled_enqueue(configs: list[systems.Config], rows: list[dict], system: str) -> list[float]:
-    """Enqueue rates of every drain run of the system (the worker config cannot affect them)."""
-    return [
-        v
-        for c in configs
-        if c.system == system and not c.extra
-        for v in values(rows, c.key, "drain", "enqueue_per_s")
-    ]
-
-
-def _verdict(ratio: float, target: float) -> str:
-    return "**met**" if ratio >= target else "**missed**"
-
-
-def _overlap(ours: list[float], theirs: list[float], lower_is_better: bool = False) -> str:
-    """Whether the rounds' ranges overlap: a ratio from overlapping ranges is within noise.
-    ``lower_is_better`` for times (latency), where the smaller value is the faster one."""
-    if len(ours) < 2 or len(theirs) < 2:
-        return "one round: no range"
-    above, below = min(ours) > max(theirs), max(ours) < min(theirs)
-    if above or below:
-        faster = below if lower_is_better else above
-        return f"no overlap (every baozi round {'faster' if faster else 'slower'})"
-    return "ranges overlap"
-
-
-def _faster_verdict(ratio: float, ours: list[float], theirs: list[float]) -> str:
-    """Verdict for "faster than": a ratio above 1 counts only if the rounds' ranges don't overlap."""
-    if _overlap(ours, theirs) == "ranges overlap":
-        return "**tie** (within noise)"
-    return _verdict(ratio, 1.0) if ratio != 1.0 else "**missed**"
+# -- ratios and chart ------------------------------------------------------------------------------
 
 
 def ratios_text(configs: list[systems.Config], rows: list[dict]) -> str:
@@ -239,507 +154,6 @@ def ratios_text(configs: list[systems.Config], rows: list[dict]) -> str:
     if any(c.system == "baozi-redis" for c in configs):
         parts.append(redis_ratios_text(configs, rows))
     return "\n".join(parts) if parts else "## Ratios\n\nNeither baozi system selected.\n"
-
-
-def sqlite_ratios_text(configs: list[systems.Config], rows: list[dict]) -> str:
-    """The SQLite store's ratios: baozi's best config against the targets, from this run."""
-    lines = ["## Ratios (this run; medians over rounds)", ""]
-    ours = best(configs, rows, "baozi")
-    if ours is None:
-        return "\n".join(lines + ["baozi has no successful drain run: no ratios.", ""])
-    our_steady = values(rows, ours.key, "drain", "steady_per_s")
-    our_incl = values(rows, ours.key, "drain", "incl_start_per_s")
-    lines += [
-        f"baozi's best config by median steady drain: **{ours.key}** "
-        f"({fmt(median(our_steady), 'rate')} jobs/s steady, "
-        f"{fmt(median(our_incl), 'rate')} jobs/s incl. worker start). "
-        "Enqueue is compared pooled over all of a system's drain runs, since no worker runs "
-        "while jobs are enqueued.",
-        "",
-        "| comparison | baozi | peer (its best config) | ratio | target | verdict | rounds |",
-        "|---|---|---|---|---|---|---|",
-    ]
-
-    hs = best(configs, rows, "huey-sqlite")
-    if hs is not None:
-        theirs = values(rows, hs.key, "drain", "steady_per_s")
-        r = median(our_steady) / median(theirs)
-        lines.append(
-            f"| drain steady vs huey-sqlite | {fmt(median(our_steady), 'rate')}/s | "
-            f"{fmt(median(theirs), 'rate')}/s ({hs.name}) | {r:.2f}x | "
-            f"≥ {TARGET_VS_HUEY_SQLITE:.0f}x | {_verdict(r, TARGET_VS_HUEY_SQLITE)} | "
-            f"{_overlap(our_steady, theirs)} |"
-        )
-        theirs_incl = values(rows, hs.key, "drain", "incl_start_per_s")
-        r = median(our_incl) / median(theirs_incl)
-        lines.append(
-            f"| drain incl. worker start vs huey-sqlite (informational) | {fmt(median(our_incl), 'rate')}/s | "
-            f"{fmt(median(theirs_incl), 'rate')}/s ({hs.name}) | {r:.2f}x | "
-            f"≥ {TARGET_VS_HUEY_SQLITE:.0f}x | {_verdict(r, TARGET_VS_HUEY_SQLITE)} | "
-            f"{_overlap(our_incl, theirs_incl)} |"
-        )
-        our_enq, their_enq = (
-            pooled_enqueue(configs, rows, "baozi"),
-            pooled_enqueue(configs, rows, "huey-sqlite"),
-        )
-        r = median(our_enq) / median(their_enq)
-        lines.append(
-            f"| enqueue vs huey-sqlite (pooled) | {fmt(median(our_enq), 'rate')}/s | "
-            f"{fmt(median(their_enq), 'rate')}/s (all configs) | {r:.2f}x | "
-            f"≥ {TARGET_VS_HUEY_SQLITE:.0f}x | {_verdict(r, TARGET_VS_HUEY_SQLITE)} | "
-            f"{_overlap(our_enq, their_enq)} |"
-        )
-    else:
-        lines.append("| vs huey-sqlite | | not measured | | | | |")
-
-    for system in systems.REDIS_PEERS:
-        peer = best(configs, rows, system)
-        if peer is None:
-            lines.append(f"| drain steady vs {system} | | not measured / failed | | > 1x | | |")
-            continue
-        theirs = values(rows, peer.key, "drain", "steady_per_s")
-        r = median(our_steady) / median(theirs)
-        lines.append(
-            f"| drain steady vs {system} | {fmt(median(our_steady), 'rate')}/s | "
-            f"{fmt(median(theirs), 'rate')}/s ({peer.name}) | {r:.2f}x | > 1x | "
-            f"{_faster_verdict(r, our_steady, theirs)} | {_overlap(our_steady, theirs)} |"
-        )
-
-    p50 = values(rows, LATENCY_CONFIG, "latency", "p50_ms")
-    if p50:
-        m = median(p50)
-        p99 = values(rows, LATENCY_CONFIG, "latency", "p99_ms")
-        lines.append(
-            f"| latency p50 ({LATENCY_CONFIG}) | {cell(p50, 'ms')} ms | – | – | "
-            f"< {TARGET_P50_MS:.0f} ms | {'**met**' if m < TARGET_P50_MS else '**missed**'} | "
-            f"p99 {cell(p99, 'ms')} ms |"
-        )
-    else:
-        lines.append(f"| latency p50 ({LATENCY_CONFIG}) | not measured / failed | | | | | |")
-
-    # Equal-durability check: huey-sqlite syncs every commit; baozi's default store does not.
-    fsync = [c for c in configs if c.system == "baozi" and c.extra]
-    if fsync and hs is not None:
-        lines += [
-            "",
-            "At equal durability (every commit synced, as huey-sqlite does by default):",
-            "",
-        ]
-        for c in fsync:
-            ours_f = values(rows, c.key, "drain", "steady_per_s")
-            enq_f = values(rows, c.key, "drain", "enqueue_per_s")
-            theirs = values(rows, hs.key, "drain", "steady_per_s")
-            their_enq = pooled_enqueue(configs, rows, "huey-sqlite")
-            if ours_f and theirs:
-                lines.append(
-                    f"- {c.key}: drain steady {fmt(median(ours_f), 'rate')}/s = "
-                    f"{median(ours_f) / median(theirs):.2f}x huey-sqlite {hs.name}; enqueue "
-                    f"{fmt(median(enq_f), 'rate')}/s = {median(enq_f) / median(their_enq):.2f}x "
-                    "huey-sqlite (pooled)."
-                )
-    return "\n".join(lines) + "\n"
-
-
-def system_of(key: str) -> str:
-    return key.split("/", 1)[0]
-
-
-def mode_rows(rows: list[dict], mode: str, system: str | None = None) -> list[dict]:
-    """Successful rows of one mode (of one system, when given)."""
-    return [
-        r
-        for r in rows
-        if r["mode"] == mode and r["ok"] and (system is None or system_of(r["key"]) == system)
-    ]
-
-
-def batch_values(rows: list[dict], system: str, field: str = "batch_per_s") -> list[float]:
-    return [r[field] for r in mode_rows(rows, "batch", system) if r.get(field) is not None]
-
-
-def bench_values(rows: list[dict], key: str, field: str = "rps") -> list[float]:
-    """A redis-benchmark run's figures over the rounds (key ``redis-benchmark/LABEL``)."""
-    return [
-        r[field]
-        for r in mode_rows(rows, "redis-benchmark")
-        if r["key"] == key and r.get(field) is not None
-    ]
-
-
-def best_latency(
-    configs: list[systems.Config], rows: list[dict], names: tuple[str, ...]
-) -> tuple[systems.Config, list[float]] | None:
-    """The config of these systems with the lowest median latency p50, and its p50s."""
-    scored = [
-        (median(values(rows, c.key, "latency", "p50_ms")), c)
-        for c in configs
-        if c.system in names and not c.extra
-    ]
-    scored = [(m, c) for m, c in scored if m is not None]
-    if not scored:
-        return None
-    c = min(scored, key=lambda mc: mc[0])[1]
-    return c, values(rows, c.key, "latency", "p50_ms")
-
-
-def redis_ratios_text(configs: list[systems.Config], rows: list[dict]) -> str:
-    """baozi-redis's ratios: its best config against the fastest Redis peer of this run."""
-    lines = ["## Ratios: baozi-redis vs the Redis peers (this run; medians over rounds)", ""]
-    ours = best(configs, rows, "baozi-redis")
-    peers = [s for s in systems.REDIS_PEERS if any(c.system == s for c in configs)]
-    if ours is None:
-        return "\n".join(lines + ["baozi-redis has no successful drain run: no ratios.", ""])
-    our_steady = values(rows, ours.key, "drain", "steady_per_s")
-    our_incl = values(rows, ours.key, "drain", "incl_start_per_s")
-    lines += [
-        f"baozi-redis's best config by median steady drain: **{ours.key}** "
-        f"({fmt(median(our_steady), 'rate')} jobs/s steady, "
-        f"{fmt(median(our_incl), 'rate')} jobs/s incl. worker start). Each comparison is "
-        "against the fastest Redis peer of this run at that figure "
-        f"(peers run: {', '.join(peers) or 'none'}); enqueue pooled over all of a system's "
-        "drain runs; latency: each side's config with the lowest median p50.",
-        "",
-        "| comparison | baozi-redis | fastest Redis peer | ratio | target | verdict | rounds |",
-        "|---|---|---|---|---|---|---|",
-    ]
-
-    # Single-call enqueue.
-    our_enq = pooled_enqueue(configs, rows, "baozi-redis")
-    peer_enq = {s: v for s in peers if (v := pooled_enqueue(configs, rows, s))}
-    if our_enq and peer_enq:
-        top = max(peer_enq, key=lambda s: median(peer_enq[s]))
-        r = median(our_enq) / median(peer_enq[top])
-        lines.append(
-            f"| single-call enqueue, confirmed (pooled) | {fmt(median(our_enq), 'rate')}/s | "
-            f"{fmt(median(peer_enq[top]), 'rate')}/s ({top}) | {r:.2f}x | "
-            f"≥ {TARGET_REDIS_ENQUEUE_VS_PEER}x | {_verdict(r, TARGET_REDIS_ENQUEUE_VS_PEER)} | "
-            f"{_overlap(our_enq, peer_enq[top])} |"
-        )
-    else:
-        lines.append("| single-call enqueue (pooled) | | not measured / failed | | | | |")
-
-    # Batch enqueue: an absolute target; a peer's bulk call, where measured, for comparison.
-    our_batch = batch_values(rows, "baozi-redis")
-    chunk = next((r["chunk"] for r in mode_rows(rows, "batch", "baozi-redis")), None)
-    peer_batch = {s: v for s in peers if (v := batch_values(rows, s))}
-    if our_batch:
-        m = median(our_batch)
-        if peer_batch:
-            top = max(peer_batch, key=lambda s: median(peer_batch[s]))
-            theirs = f"{fmt(median(peer_batch[top]), 'rate')}/s ({top} bulk call; not the target)"
-            ratio = f"{m / median(peer_batch[top]):.2f}x"
-        else:
-            theirs, ratio = "– (absolute target)", "–"
-        lines.append(
-            f"| batch enqueue (`map`, {chunk:,} jobs per call) | {fmt(m, 'rate')}/s | {theirs} | "
-            f"{ratio} | ≥ {TARGET_REDIS_BATCH_PER_S:,.0f}/s | "
-            f"{'**met**' if m >= TARGET_REDIS_BATCH_PER_S else '**missed**'} | "
-            f"{cell(our_batch, 'rate')} |"
-        )
-    else:
-        lines.append("| batch enqueue (`map`) | not measured / failed | | | | | |")
-
-    # One delay() per job inside a batch block: confirmed at the block's end, an absolute target.
-    our_block = batch_values(rows, "baozi-redis", "block_per_s")
-    if our_block:
-        m = median(our_block)
-        lines.append(
-            f"| `delay()` per job in one `app.batch()` block | {fmt(m, 'rate')}/s | – (absolute "
-            f"target) | – | ≥ {TARGET_REDIS_BLOCK_PER_S:,.0f}/s | "
-            f"{'**met**' if m >= TARGET_REDIS_BLOCK_PER_S else '**missed**'} | "
-            f"{cell(our_block, 'rate')} |"
-        )
-    else:
-        lines.append("| `delay()` in an `app.batch()` block | not measured / failed | | | | | |")
-
-    # Drain steady against the fastest peer's best config.
-    peer_best = {s: c for s in peers if (c := best(configs, rows, s)) is not None}
-    if peer_best:
-        top = max(
-            peer_best, key=lambda s: median(values(rows, peer_best[s].key, "drain", "steady_per_s"))
-        )
-        theirs = values(rows, peer_best[top].key, "drain", "steady_per_s")
-        r = median(our_steady) / median(theirs)
-        lines.append(
-            f"| drain steady | {fmt(median(our_steady), 'rate')}/s ({ours.name}) | "
-            f"{fmt(median(theirs), 'rate')}/s ({peer_best[top].key}) | {r:.2f}x | "
-            f"≥ {TARGET_REDIS_DRAIN_VS_PEER:.0f}x | {_verdict(r, TARGET_REDIS_DRAIN_VS_PEER)} | "
-            f"{_overlap(our_steady, theirs)} |"
-        )
-        theirs_incl = values(rows, peer_best[top].key, "drain", "incl_start_per_s")
-        r = median(our_incl) / median(theirs_incl)
-        lines.append(
-            f"| drain incl. worker start (informational) | {fmt(median(our_incl), 'rate')}/s | "
-            f"{fmt(median(theirs_incl), 'rate')}/s ({peer_best[top].key}) | {r:.2f}x | "
-            f"≥ {TARGET_REDIS_DRAIN_VS_PEER:.0f}x | {_verdict(r, TARGET_REDIS_DRAIN_VS_PEER)} | "
-            f"{_overlap(our_incl, theirs_incl)} |"
-        )
-    else:
-        lines.append("| drain steady | | no Redis peer measured / all failed | | | | |")
-
-    # Latency p50: lower is better, so the ratio is ours / theirs and the target is ≤ 1x.
-    our_lat, peer_lat = (
-        best_latency(configs, rows, ("baozi-redis",)),
-        best_latency(configs, rows, tuple(peers)),
-    )
-    if our_lat and peer_lat:
-        (oc, ov), (pc, pv) = our_lat, peer_lat
-        r = median(ov) / median(pv)
-        if r > 1:
-            verdict = "**missed**"
-        elif r == 1 or _overlap(ov, pv, lower_is_better=True) == "ranges overlap":
-            verdict = "**met** (tie within noise)"
-        else:
-            verdict = "**met**"
-        lines.append(
-            f"| latency p50, enqueue to start | {fmt(median(ov), 'ms')} ms ({oc.name}) | "
-            f"{fmt(median(pv), 'ms')} ms ({pc.key}) | {r:.2f}x | ≤ 1x | {verdict} | "
-            f"{_overlap(ov, pv, lower_is_better=True)} |"
-        )
-    else:
-        lines.append("| latency p50 | | not measured / failed | | | | |")
-
-    # position() with the queue full.
-    pos = mode_rows(rows, "position", "baozi-redis")
-    if pos:
-        r0 = pos[-1]
-        full = r0["n"] >= TARGET_POSITION_N
-        ok = r0["median_ms"] < TARGET_POSITION_MS and not r0["wrong"]
-        verdict = (
-            ("**met**" if full else f"**met** at {r0['n']:,} queued only")
-            if ok
-            else ("**missed**" + ("" if not r0["wrong"] else f" ({r0['wrong']} wrong positions)"))
-        )
-        lines.append(
-            f"| `job.position()` with {r0['n']:,} queued, median per call | "
-            f"{r0['median_ms']:.3f} ms | – | – | < {TARGET_POSITION_MS:.0f} ms at "
-            f"{TARGET_POSITION_N:,} | {verdict} | one run, {r0['samples']} calls: p99 "
-            f"{r0['p99_ms']:.3f} ms, max {r0['max_ms']:.3f} ms |"
-        )
-    else:
-        failed = [r for r in rows if r["mode"] == "position" and not r["ok"]]
-        lines.append(
-            "| `job.position()` | "
-            + ("failed (see Failures)" if failed else "not measured (--no-position)")
-            + " | | | | | |"
-        )
-
-    # Every Redis peer, and the server's own rate, for reference.
-    each = []
-    for s, c in peer_best.items():
-        theirs = values(rows, c.key, "drain", "steady_per_s")
-        each.append(f"{s} {median(our_steady) / median(theirs):.2f}x ({c.name})")
-    if each:
-        lines += [
-            "",
-            "Drain steady, baozi-redis's best over each Redis peer's best: "
-            + ", ".join(each)
-            + ".",
-        ]
-    one, piped = (
-        bench_values(rows, "redis-benchmark/c1"),
-        bench_values(rows, "redis-benchmark/c1-P1000"),
-    )
-    if one or piped:
-        ref = ["", "The server's own limit (redis-benchmark INCR, one connection):"]
-        if one:
-            ref.append(
-                f"one request at a time {fmt(median(one), 'rate')} requests/s"
-                + (
-                    f" — baozi-redis's single-call enqueue is {median(our_enq) / median(one):.0%}"
-                    " of it (each `delay()` waits for its one round trip: see the README)"
-                    if our_enq
-                    else ""
-                )
-                + ";"
-            )
-        if piped:
-            ref.append(
-                f"pipelined 1,000 deep {fmt(median(piped), 'rate')} requests/s"
-                + (
-                    f" — baozi-redis's batch enqueue is {median(our_batch) / median(piped):.1%} "
-                    "of it"
-                    if our_batch
-                    else ""
-                )
-                + "."
-            )
-        lines.append(" ".join(ref).strip())
-    return "\n".join(lines) + "\n"
-
-
-def batch_table(configs: list[systems.Config], rows: list[dict]) -> list[str]:
-    out = [
-        "| system | bulk call | jobs per call | runs | batch enqueue jobs/s | "
-        "producer CPU µs/job | single-call enqueue jobs/s (pooled) | batch / single |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for system in dict.fromkeys(system_of(r["key"]) for r in rows if r["mode"] == "batch"):
-        vals = batch_values(rows, system)
-        runs = sum(1 for r in rows if r["mode"] == "batch" and system_of(r["key"]) == system)
-        chunk = next((r["chunk"] for r in mode_rows(rows, "batch", system)), None)
-        single = pooled_enqueue(configs, rows, system)
-        ratio = f"{median(vals) / median(single):.1f}x" if vals and single else "–"
-        out.append(
-            f"| {system} | `{systems.BATCH_CALL.get(system, '?')}` | "
-            f"{f'{chunk:,}' if chunk else '–'} | {runs} | {cell(vals, 'rate', runs)} | "
-            f"{cell(batch_values(rows, system, 'producer_cpu_us'), 'us', runs)} | "
-            f"{cell(single, 'rate')} | {ratio} |"
-        )
-    return out
-
-
-def redis_benchmark_table(rows: list[dict]) -> list[str]:
-    out = [
-        "| run | command | runs | requests/s | p50 ms |",
-        "|---|---|---|---|---|",
-    ]
-    for key in dict.fromkeys(r["key"] for r in rows if r["mode"] == "redis-benchmark"):
-        runs = [r for r in rows if r["key"] == key and r["mode"] == "redis-benchmark"]
-        rps, p50 = bench_values(rows, key), bench_values(rows, key, "p50_ms")
-        p50_text = (
-            f"{median(p50):.3f} ({min(p50):.3f}–{max(p50):.3f})"
-            if len(p50) > 1
-            else f"{p50[0]:.3f}"
-            if p50
-            else "–"
-        )
-        out.append(
-            f"| {key.split('/', 1)[1]} | `{runs[0]['command']}` | {len(runs)} | "
-            f"{cell(rps, 'rate', len(runs))} | {p50_text} |"
-        )
-    return out
-
-
-def position_table(rows: list[dict]) -> list[str]:
-    out = [
-        "| system | jobs queued | jobs per `map` call | enqueue jobs/s | Redis used memory | "
-        "calls | median ms | p99 ms | max ms | mean ms | wrong positions |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in mode_rows(rows, "position"):
-        out.append(
-            f"| {system_of(r['key'])} | {r['n']:,} | {r['chunk']:,} | {fmt(r['enqueue_per_s'], 'rate')} | "
-            f"{r['redis_used_memory'] / 2**20:,.0f} MiB | {r['samples']} | {r['median_ms']:.3f} | "
-            f"{r['p99_ms']:.3f} | {r['max_ms']:.3f} | {r['mean_ms']:.3f} | "
-            f"{r['wrong']}{' e.g. ' + str(r['wrong_examples']) if r['wrong'] else ''} |"
-        )
-    return out
-
-
-def side_runs_table(rows: list[dict]) -> list[str]:
-    """Every batch and redis-benchmark measurement, in the order they ran."""
-    out = ["| round | measurement | result |", "|---|---|---|"]
-    for r in rows:
-        if r["mode"] == "redis-benchmark":
-            text = f"{r['rps']:,.0f} requests/s" if r["ok"] else "failed"
-        elif r["mode"] == "batch":
-            text = f"{r['batch_per_s']:,.0f} jobs/s" if r["ok"] else "failed"
-        else:
-            continue
-        what = r["key"] if r["mode"] == "redis-benchmark" else f"batch {system_of(r['key'])}"
-        out.append(f"| {r['round']} | {what} | {text} |")
-    return out
-
-
-# -- tables and chart ------------------------------------------------------------------------------
-
-
-def results_table(configs: list[systems.Config], rows: list[dict], n: int) -> list[str]:
-    out = [
-        "| system | config | settings | N | enqueue jobs/s | drain jobs/s steady | "
-        "drain jobs/s incl. worker start | worker start s | latency p50 ms | latency p99 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for c in configs:
-        d, lt = rounds_run(rows, c.key, "drain"), rounds_run(rows, c.key, "latency")
-        out.append(
-            f"| {c.system} | {c.name} | {c.settings} | {n} | "
-            f"{cell(values(rows, c.key, 'drain', 'enqueue_per_s'), 'rate', d)} | "
-            f"{cell(values(rows, c.key, 'drain', 'steady_per_s'), 'rate', d)} | "
-            f"{cell(values(rows, c.key, 'drain', 'incl_start_per_s'), 'rate', d)} | "
-            f"{cell(values(rows, c.key, 'drain', 'start_s'), 's', d)} | "
-            f"{cell(values(rows, c.key, 'latency', 'p50_ms'), 'ms', lt)} | "
-            f"{cell(values(rows, c.key, 'latency', 'p99_ms'), 'ms', lt)} |"
-        )
-    return out
-
-
-def cpu_table(configs: list[systems.Config], rows: list[dict]) -> list[str]:
-    out = [
-        "| system | config | worker CPU µs/job (whole run, incl. start-up) | "
-        "worker CPU µs/job (after the first job) | producer CPU µs/job (enqueue) |",
-        "|---|---|---|---|---|",
-    ]
-    # baozi first: its rows are the ones asked for; the peers' are for comparison.
-    ordered = [c for c in configs if c.system in OURS] + [
-        c for c in configs if c.system not in OURS
-    ]
-    for c in ordered:
-        d = rounds_run(rows, c.key, "drain")
-        name = f"**{c.system}**" if c.system in OURS else c.system
-        out.append(
-            f"| {name} | {c.name} | {cell(values(rows, c.key, 'drain', 'worker_cpu_us'), 'us', d)} | "
-            f"{cell(values(rows, c.key, 'drain', 'worker_cpu_steady_us'), 'us', d)} | "
-            f"{cell(values(rows, c.key, 'drain', 'producer_cpu_us'), 'us', d)} |"
-        )
-    return out
-
-
-def enqueue_table(configs: list[systems.Config], rows: list[dict]) -> list[str]:
-    out = [
-        "| system | producer call | runs | enqueue jobs/s median (min–max) |",
-        "|---|---|---|---|",
-    ]
-    for system in dict.fromkeys(c.system for c in configs):
-        vals = pooled_enqueue(configs, rows, system)
-        out.append(
-            f"| {system} | `{systems.PRODUCER_CALL[system]}` | {len(vals)} | {cell(vals, 'rate')} |"
-        )
-    return out
-
-
-def config_table(configs: list[systems.Config]) -> list[str]:
-    out = [
-        "| system | config | worker command (run in bench/jobs) | settings |",
-        "|---|---|---|---|",
-    ]
-    for c in configs:
-        out.append(f"| {c.system} | {c.name} | `{c.shown}` | {c.settings} |")
-    return out
-
-
-def runs_table(configs: list[systems.Config], rows: list[dict]) -> list[str]:
-    out = [
-        "| round | config | enqueue/s | steady/s | incl. start/s | start s | worker CPU µs/job | "
-        "p50 ms | p99 ms | notes |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    by = {(r["key"], r["round"], r["mode"]): r for r in rows}
-    # In the order they ran (drain and latency; the side measurements have tables of their own).
-    for rnd, key in dict.fromkeys(
-        (r["round"], r["key"]) for r in rows if r["mode"] in ("drain", "latency")
-    ):
-        d, lt = by.get((key, rnd, "drain"), {}), by.get((key, rnd, "latency"), {})
-
-        def g(r: dict, f: str, unit: str) -> str:
-            return fmt(r[f], unit) if r.get("ok") and r.get(f) is not None else "–"
-
-        notes = []
-        for r, what in ((d, "drain"), (lt, "latency")):
-            if r and not r.get("ok"):
-                notes.append(f"{what} failed: {r['error'].splitlines()[0][:120]}")
-        if d.get("ok") and not d.get("clean_start", True):
-            notes.append("jobs ran before the worker started")
-        if d.get("ok") and d.get("n") and d.get("done_count", 0) > d["n"]:
-            notes.append(f"{d['done_count'] - d['n']} job run(s) more than N: some job ran twice")
-        out.append(
-            f"| {rnd} | {key} | {g(d, 'enqueue_per_s', 'rate')} | {g(d, 'steady_per_s', 'rate')} | "
-            f"{g(d, 'incl_start_per_s', 'rate')} | {g(d, 'start_s', 's')} | "
-            f"{g(d, 'worker_cpu_us', 'us')} | {g(lt, 'p50_ms', 'ms')} | {g(lt, 'p99_ms', 'ms')} | "
-            f"{'; '.join(notes)} |"
-        )
-    return out
 
 
 def chart(configs: list[systems.Config], rows: list[dict], n: int, rounds: int, path: Path) -> None:
@@ -834,7 +248,9 @@ def markdown(
     started: dt.datetime,
     finished: dt.datetime,
     chart_name: str,
+    before_after: str = "",
 ) -> str:
+    """The whole report; ``before_after`` is the --baseline section, placed after the ratios."""
     failed = [r for r in rows if not r["ok"]]
     parts = [
         "# Job queues: baozi beside Celery, RQ, Dramatiq, Huey, arq and SAQ",
@@ -847,7 +263,12 @@ def markdown(
         env_info["libraries"],
         "",
         f"baozi source: commit {env_info['revision']} at the start of the run, "
-        f"{env_info['revision_end']} at the end.",
+        f"{env_info['revision_end']} at the end."
+        + (
+            f" Baseline (before): {env_info['baseline']}, from a throwaway worktree."
+            if env_info.get("baseline")
+            else ""
+        ),
         "",
         f"Command: `{command}`",
         "",
@@ -887,6 +308,7 @@ def markdown(
         *results_table(configs, rows, args.n),
         "",
         ratios_text(configs, rows),
+        *([before_after] if before_after else []),
         "## Batch enqueue",
         "",
         *batch_table(configs, rows),
@@ -916,6 +338,21 @@ def markdown(
         "INCR (client side).",
         "",
         *cpu_table(configs, rows),
+        "",
+        "## Single-call enqueue, paired",
+        "",
+        *(
+            [
+                "Each pair: baozi-redis and every selected Redis peer enqueue N jobs back to "
+                "back, one call per job, after a 200-job warm-up, each in a fresh process (the "
+                "order reversed every other pair). The ratio within a pair is what the target "
+                "is judged on: separate runs minutes apart differ by the host's drift.",
+                "",
+                *paired_table(rows),
+            ]
+            if enqueue_pairs(rows)
+            else ["Not measured in this run (`--pairs 0`, or baozi-redis without a Redis peer)."]
+        ),
         "",
         "## Enqueue per system, pooled over its drain runs",
         "",

@@ -18,6 +18,8 @@ HERE = Path(__file__).resolve().parent
 PY = sys.executable
 # Console scripts sit beside the interpreter; calling them directly skips any shim in PATH.
 BIN = Path(PY).parent
+# What a baseline twin's key adds to its config's (jobs_bench --baseline).
+BASELINE = "@baseline"
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,17 @@ class Config:
     settings: str  # what the configuration is, for the report
     env: dict[str, str] = field(default_factory=dict)
     extra: bool = False  # a side measurement, left out when picking a system's best config
+    # Another checkout's src/ that producer and worker import baozi from ("": the installed one,
+    # this checkout): jobs_bench --baseline runs a twin of each baozi config with it set.
+    src: str = ""
 
     @property
     def key(self) -> str:
+        return f"{self.name_key}{BASELINE if self.src else ''}"
+
+    @property
+    def name_key(self) -> str:
+        """SYSTEM/CONFIG, the name measure.py looks the config up by (a twin's too)."""
         return f"{self.system}/{self.name}"
 
     @property
@@ -236,7 +246,9 @@ BATCH_CALL = {
 
 
 def by_key(key: str) -> Config:
-    for c in CONFIGS:
+    import systems_pg  # the PostgreSQL configs (bench/pg_bench.py); it imports this module
+
+    for c in CONFIGS + systems_pg.CONFIGS:
         if c.key == key:
             return c
     raise KeyError(key)
@@ -449,4 +461,6 @@ def producer(system: str) -> Producer:
         return ArqProducer()
     if system == "saq":
         return SaqProducer()
-    raise KeyError(system)
+    import systems_pg
+
+    return systems_pg.producer(system)

@@ -12,11 +12,15 @@ if _os.environ.get("BAOZI_GEVENT") == "1":  # a gevent worker: patch before anyt
     # libraries that try it and fall back on ImportError (httpcore) must get that instead.
     _sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata as _metadata
 
-from .app import App, Task
+from .app import App
+from .backends import open_store
+from .backends.base import Store
+from .current import current_job
 from .deques import Deque
 from .errors import (
+    AppNotFound,
     BaoziError,
     Empty,
     EnqueueFailed,
@@ -25,24 +29,29 @@ from .errors import (
     JobFailed,
     JobNotFound,
     NotABaoziStore,
+    NotSupported,
     Retry,
     StoreError,
     StoreUnavailable,
     UndecodableItem,
     UnknownTask,
 )
-from .jobs import Job, current_job
+from .executor import JobExecutor
+from .jobs import Job
+from .middleware import Hold, Message, Middleware, Run
 from .queues import LifoQueue, PriorityQueue, Queue
 from .sync import Condition, Dict, Event, Lock, Semaphore
+from .tasks import Task, TaskOptions
 from .worker import Worker
 
 try:
-    __version__ = version("baozi")
-except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = _metadata.version("baozi")
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
 __all__ = [
     "App",
+    "AppNotFound",
     "BaoziError",
     "Condition",
     "Deque",
@@ -51,23 +60,32 @@ __all__ = [
     "EnqueueFailed",
     "Event",
     "Full",
+    "Hold",
     "Job",
     "JobCancelled",
+    "JobExecutor",
     "JobFailed",
     "JobNotFound",
     "LifoQueue",
     "Lock",
+    "Message",
+    "Middleware",
     "NotABaoziStore",
+    "NotSupported",
     "PriorityQueue",
     "Queue",
     "Retry",
+    "Run",
     "Semaphore",
+    "Store",
     "StoreError",
     "StoreUnavailable",
     "Task",
+    "TaskOptions",
     "UndecodableItem",
     "UnknownTask",
     "Worker",
     "__version__",
     "current_job",
+    "open_store",
 ]

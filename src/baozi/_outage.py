@@ -14,7 +14,7 @@ from .errors import StoreError
 
 log = logging.getLogger("baozi.store")
 
-__all__ = ["Outage", "outage", "shown_url"]
+__all__ = ["Outage", "log_failure", "outage", "shown_url"]
 
 
 def shown_url(url: str) -> str:
@@ -33,6 +33,15 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, StoreError):
         return f"answered with an error: {exc}"
     return f"a call failed: {type(exc).__name__}: {exc}"
+
+
+def log_failure(logger: logging.Logger, exc: Exception, message: str, *args: object) -> None:
+    """Log a failed call: one line for a store error (unreachable, or what it refused: the message
+    says which), else the whole traceback."""
+    if isinstance(exc, StoreError):
+        logger.warning(message + ": %s", *args, exc)
+    else:
+        logger.exception(message, *args)
 
 
 class Outage:

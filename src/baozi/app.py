@@ -1,36 +1,37 @@
-"""App and Task: the registry of task functions, and how jobs get into their queues."""
+"""App: the registry of tasks, the store their jobs live in, and how jobs get into their queues."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import datetime
-import functools
-import importlib
-import inspect
-import math
-import re
-import string
+import logging
 import threading
-import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from ._names import check_name
 from ._process import current_pid
+from ._transaction import ENQUEUE_CONNECTION
 from ._waiting import check_timeout, wait_until
 from .backends import open_store, resolve_url
 from .backends.base import NewJob, Store
 from .errors import Full
+from .executor import JobExecutor
 from .jobs import Job, Watcher
+from .middleware import Message, Middleware, overrides
+from .middleware.callbacks import Callbacks
+from .middleware.limits import Limits
+from .middleware.retries import Retries
 from .serialize import Serializer, get_serializer
 from .sync import Condition, Dict, Event, Lock, Semaphore
+from .tasks import Task, TaskKeywords, TaskOptions, check_priority, find_function
 
 if TYPE_CHECKING:
     from .beat import Schedule
-    from .executor import JobExecutor
 
+# Task is defined in .tasks; it is named here too for modules that import it beside App.
 __all__ = ["App", "QueueSpec", "Task"]
 
 P = ParamSpec("P")
@@ -45,271 +46,45 @@ class QueueSpec:
     order: str = "fifo"
     maxsize: int = 0
 
+    @property
+    def plain(self) -> bool:
+        """Whether a job goes at the back, with no bound to check: what a bare delay() does."""
+        return not self.maxsize and self.order != "lifo"
+
 
 _UNDECLARED = QueueSpec("")
 """The discipline of a queue the app never declared: FIFO, unbounded."""
-
-
-_PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-_RATE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*/\s*([smh])\s*$")
-
-
-def _rate_interval(rate: object) -> float:
-    """ "100/m" -> seconds between events (0.6)."""
-    m = _RATE.match(rate) if isinstance(rate, str) else None
-    if m is None or float(m.group(1)) <= 0:
-        raise ValueError(
-            f"rate_limit must look like '100/m' (a positive count per s, m or h), not {rate!r}"
-        )
-    return _PERIODS[m.group(2)] / float(m.group(1))
-
-
-def _check_lock_template(fn: Callable[..., Any], template: object) -> None:
-    """A lock template may name only the function's parameters: "account:{account_id}"."""
-    if not isinstance(template, str) or not template:
-        raise ValueError(f"lock must be a non-empty str template, not {template!r}")
-    params = inspect.signature(fn).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-    except ValueError as exc:
-        raise ValueError(f"lock template {template!r} is malformed: {exc}") from None
-    for field in fields:
-        name = re.split(r"[.\[]", field, maxsplit=1)[0]
-        if not name or name.isdigit():
-            raise ValueError(
-                f"lock template {template!r}: name the parameter, as in {{account_id}}, not {{{field}}}"
-            )
-        if name not in params and not takes_any:
-            raise ValueError(
-                f"lock template {template!r} names {name!r}, which is not a parameter of "
-                f"{fn.__qualname__}{inspect.signature(fn)}"
-            )
-
-
-def _seconds_until(eta: object) -> float:
-    if not isinstance(eta, datetime.datetime):
-        raise TypeError(f"eta must be a datetime, not {type(eta).__name__} ({eta!r})")
-    if eta.tzinfo is None or eta.utcoffset() is None:
-        raise ValueError(
-            f"eta {eta.isoformat()} has no time zone: give an aware datetime, such as "
-            f"datetime.now(timezone.utc) + timedelta(minutes=5)"
-        )
-    return max((eta - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
-
-
-def _plain_names(dotted: str) -> list[str] | None:
-    """The parts of a dotted name, or None if any is not an identifier or is a dunder name."""
-    parts = dotted.split(".")
-    if all(p.isidentifier() and not (p.startswith("__") and p.endswith("__")) for p in parts):
-        return parts
-    return None
-
-
-def _allowed_function(name: str, packages: set[str]) -> Task[Any, Any] | Callable[..., Any] | None:
-    """The function (or task) ``module:qualname`` names, if a worker may run it by that name."""
-    module_name, _, qualname = name.partition(":")
-    module_parts, path = _plain_names(module_name), _plain_names(qualname)
-    if module_parts is None or path is None or module_parts[0] not in packages:
-        return None
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except Exception:  # a missing or broken module is an unknown task, nothing worse
-        return None
-    for i, part in enumerate(path):
-        if i and not isinstance(obj, type):
-            return None  # only a class of the module may be looked into, nothing else
-        obj = inspect.getattr_static(obj, part, None)
-        if isinstance(obj, staticmethod):
-            obj = obj.__func__
-        if isinstance(obj, types.ModuleType):
-            return None
-    fn = obj.fn if isinstance(obj, Task) else obj
-    if not isinstance(fn, types.FunctionType):
-        return None
-    if fn.__module__.partition(".")[0] not in packages or fn.__qualname__ != qualname:
-        return None
-    return obj if isinstance(obj, Task) else fn
-
-
-def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
-    try:
-        return inspect.signature(fn)
-    except (TypeError, ValueError):  # a callable Python cannot describe: the worker finds out
-        return None
-
-
-def _bare(sig: inspect.Signature) -> inspect.Signature:
-    """The signature without its annotations (which may be strings): ``(a, b=2)``."""
-    params = [p.replace(annotation=p.empty) for p in sig.parameters.values()]
-    return sig.replace(parameters=params, return_annotation=sig.empty)
-
-
-def _positional_arity(sig: inspect.Signature | None) -> tuple[float, float] | None:
-    """(fewest, most) positional arguments a call without keywords may pass, or None when only
-    binding can tell (a keyword-only parameter is required)."""
-    if sig is None:
-        return None
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    params = list(sig.parameters.values())
-    if any(p.kind is p.KEYWORD_ONLY and p.default is p.empty for p in params):
-        return None
-    required = sum(p.kind in positional and p.default is p.empty for p in params)
-    most = (
-        math.inf
-        if any(p.kind is p.VAR_POSITIONAL for p in params)
-        else len([p for p in params if p.kind in positional])
-    )
-    return float(required), float(most)
 
 
 def _queue_name(queue: object) -> str:
     return check_name(queue, "queue", TypeError)
 
 
-class Task(Generic[P, R]):
-    """A registered function. Call it to run it here; ``delay``/``apply_async`` to enqueue a job."""
+_log = logging.getLogger("baozi")
 
-    def __init__(
-        self,
-        app: App,
-        fn: Callable[P, R],
-        *,
-        name: str,
-        queue: str,
-        priority: int | float,
-        retries: int,
-        retry_backoff: float,
-        timeout: float | None,
-        on_success: Callable[[Job, Any], Any] | None,
-        on_failure: Callable[[Job, BaseException], Any] | None,
-        max_deliveries: int,
-        concurrency: int | None = None,
-        rate_limit: str | None = None,
-        lock: str | None = None,
-    ) -> None:
-        if concurrency is not None and (
-            isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
-        ):
-            raise ValueError(f"concurrency must be a positive int or None, not {concurrency!r}")
-        check_name(queue, "queue")
-        if not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be a non-negative int, not {retries!r}")
-        if timeout is not None and not timeout > 0:
-            raise ValueError(
-                f"timeout must be a positive number of seconds or None, not {timeout!r}"
-            )
-        if not isinstance(max_deliveries, int) or max_deliveries < 1:
-            raise ValueError(f"max_deliveries must be a positive int, not {max_deliveries!r}")
-        self.app = app
-        self.fn = fn
-        self.name = name
-        self.queue = queue
-        self.priority = priority
-        self.retries = retries
-        self.retry_backoff = float(retry_backoff)
-        self.timeout = timeout
-        self.on_success = on_success
-        self.on_failure = on_failure
-        self.max_deliveries = max_deliveries
-        self.is_async = inspect.iscoroutinefunction(fn)
-        self.concurrency = concurrency
-        self.rate_limit = rate_limit
-        self.rate_interval = _rate_interval(rate_limit) if rate_limit is not None else None
-        self.lock = lock
-        if lock is not None:
-            _check_lock_template(fn, lock)
-        self._signature = _signature(fn)
-        self._arity = _positional_arity(self._signature)
-        functools.update_wrapper(self, fn)
 
-    @property
-    def limited(self) -> bool:
-        """Whether a worker must ask the store before running a job of this task."""
-        return bool(self.concurrency or self.rate_interval or self.lock)
+def _call_of(args: tuple[Any, ...], kwargs: dict[str, Any], meta: dict[str, str]) -> list[Any]:
+    """A job's call as its record holds it: [args, kwargs], and its meta when it has any."""
+    return [list(args), kwargs, meta] if meta else [list(args), kwargs]
 
-    def lock_key(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> str:
-        """The task's ``lock`` template filled with a call's arguments (by parameter name)."""
-        assert self.lock is not None
-        bound = inspect.signature(self.fn).bind(*args, **kwargs)
-        bound.apply_defaults()
-        return self.lock.format(**bound.arguments)
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.fn(*args, **kwargs)
-
-    def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], where: str = "") -> None:
-        """Raise TypeError, naming the task, when its function could not take these arguments."""
-        arity = self._arity
-        if self._signature is None or (arity and not kwargs and arity[0] <= len(args) <= arity[1]):
-            return
-        try:
-            self._signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(
-                f"task {self.name}{_bare(self._signature)}{where}: {exc}; nothing was enqueued"
-            ) from None
-
-    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job:
-        """Enqueue a job that runs this task with these arguments; return it at once."""
-        return self.apply_async(args, kwargs)
-
-    def apply_async(
-        self,
-        args: Iterable[Any] = (),
-        kwargs: dict[str, Any] | None = None,
-        *,
-        queue: str | None = None,
-        priority: int | float | None = None,
-        delay: float | None = None,
-        front: bool = False,
-        block: bool = True,
-        timeout: float | None = None,
-        eta: datetime.datetime | None = None,
-    ) -> Job:
-        """Enqueue a job. ``delay`` seconds (or ``eta``, an aware datetime) keeps it scheduled
-        before it becomes ready; ``front`` puts it at the head of its queue. A full queue makes
-        this wait (``block``, ``timeout``) and then raise ``queue.Full``."""
-        if eta is not None:
-            if delay is not None:
-                raise ValueError("give delay= or eta=, not both")
-            delay = _seconds_until(eta)
-        call = (tuple(args), kwargs or {})
-        self._check_call(*call)
-        (job,) = self.app._enqueue(
-            self.name,
-            [call],
-            queue or self.queue,
-            self.priority if priority is None else priority,
-            delay,
-            front,
-            block,
-            timeout,
-        )
-        return job
-
-    async def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:
-        """:meth:`delay` for asyncio code: the store call runs in a thread, off the event loop."""
-        return await asyncio.to_thread(self.apply_async, args, kwargs)
-
-    async def map_async(self, iterable: Iterable[Any]) -> list[Job]:
-        """:meth:`map` for asyncio code, off the event loop."""
-        return await asyncio.to_thread(self.map, list(iterable))
-
-    def map(self, iterable: Iterable[Any]) -> list[Job]:
-        """Enqueue one job per item -- a tuple of positional arguments, or a single argument -- in
-        one store transaction."""
-        calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
-            (a if isinstance(a, tuple) else (a,), {}) for a in iterable
-        ]
-        for i, (args, kwargs) in enumerate(calls):
-            self._check_call(args, kwargs, f" (item {i} of map)")
-        return self.app._enqueue(
-            self.name, calls, self.queue, self.priority, None, False, True, None
-        )
-
-    def __repr__(self) -> str:
-        return f"<Task {self.name} queue={self.queue!r}>"
+def _check_enqueue(
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]],
+    queue: str,
+    priority: int | float,
+    delay: float | None,
+    timeout: float | None,
+) -> float | None:
+    """Refuse what no store should be asked to file; return the timeout, checked."""
+    timeout = check_timeout(timeout)
+    if delay is not None and (not isinstance(delay, (int, float)) or delay < 0):
+        raise ValueError(f"delay must be a non-negative number of seconds, not {delay!r}")
+    check_priority(priority)
+    check_name(queue, "queue")
+    for _, kwargs in calls:
+        if kwargs and not all(isinstance(k, str) for k in kwargs):
+            raise TypeError("keyword argument names must be strings")
+    return timeout
 
 
 class App:
@@ -324,6 +99,7 @@ class App:
         result_ttl: float = 86400.0,
         serializer: str | Serializer = "json",
         importable: Iterable[str] = (),
+        middleware: Iterable[Middleware] = (),
     ) -> None:
         if not isinstance(lease, (int, float)) or not lease > 0:
             raise ValueError(f"lease must be a positive number of seconds, not {lease!r}")
@@ -331,6 +107,11 @@ class App:
         self.lease = float(lease)
         self.result_ttl = float(result_ttl)
         self.codec = get_serializer(serializer)
+        # The defaults first: limits, retries, callbacks (see baozi.middleware).
+        self.middleware: list[Middleware] = [Limits(), Retries(), Callbacks()]
+        self._enqueue_hooks: tuple[Middleware, ...] = ()
+        for m in middleware:
+            self.add_middleware(m)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.queues: dict[str, QueueSpec] = {}
         self.schedules: list[Schedule] = []
@@ -342,6 +123,19 @@ class App:
         self._lock = threading.Lock()
         self._watch: Watcher | None = None
         open_store(self.url).close()  # fail here, at once, on a bad URL or file
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Run ``middleware`` after those already added (see :mod:`baozi.middleware`). Add it
+        before workers start: a running worker keeps the middleware it started with."""
+        if not isinstance(middleware, Middleware):
+            raise TypeError(
+                f"middleware must be a baozi.middleware.Middleware, not {type(middleware).__name__}"
+            )
+        self.middleware.append(middleware)
+        before = overrides(self.middleware, "before_enqueue")
+        after = overrides(self.middleware, "after_enqueue")
+        # In the app's order, like every other hook.
+        self._enqueue_hooks = tuple(m for m in self.middleware if m in before or m in after)
 
     def use_store(self, url: str) -> None:
         """Point the app at another store (what ``--url`` does for the worker command)."""
@@ -365,59 +159,25 @@ class App:
 
     @overload
     def task(
-        self, fn: None = None, /, **options: Any
+        self, fn: None = None, /, **options: Unpack[TaskKeywords]
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-    def task(self, fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+    def task(self, fn: Callable[P, R] | None = None, /, **options: Unpack[TaskKeywords]) -> Any:
         """Register a function (plain or ``async def``) as a task: ``@app.task`` or
         ``@app.task(name=None, queue="default", priority=0, retries=0, retry_backoff=1.0,
         timeout=None, on_success=None, on_failure=None, max_deliveries=5, concurrency=None,
-        rate_limit=None, lock=None)``.
+        rate_limit=None, lock=None)`` -- the fields of :class:`~baozi.TaskOptions`.
 
         ``concurrency=N`` runs at most N jobs of the task at once across every worker;
         ``rate_limit="100/m"`` (per s, m or h) starts at most that many across every worker;
         ``lock="account:{account_id}"`` never runs two jobs whose arguments give the same key at
         once (the same lock as ``app.lock(key)``). A job held back stays in its place in its queue
         without taking a worker slot."""
+        settings = TaskOptions.from_keywords(options)
 
         def register(f: Callable[P, R]) -> Task[P, R]:
-            allowed = {
-                "name",
-                "queue",
-                "priority",
-                "retries",
-                "retry_backoff",
-                "timeout",
-                "on_success",
-                "on_failure",
-                "max_deliveries",
-                "concurrency",
-                "rate_limit",
-                "lock",
-            }
-            unknown = set(options) - allowed
-            if unknown:
-                raise TypeError(
-                    f"unknown task option(s) {sorted(unknown)}; known: {sorted(allowed)}"
-                )
-            name = options.get("name") or f"{f.__module__}.{f.__qualname__}"
-            task = Task(
-                self,
-                f,
-                name=name,
-                queue=options.get("queue", "default"),
-                priority=options.get("priority", 0),
-                retries=options.get("retries", 0),
-                retry_backoff=options.get("retry_backoff", 1.0),
-                timeout=options.get("timeout"),
-                on_success=options.get("on_success"),
-                on_failure=options.get("on_failure"),
-                max_deliveries=options.get("max_deliveries", 5),
-                concurrency=options.get("concurrency"),
-                rate_limit=options.get("rate_limit"),
-                lock=options.get("lock"),
-            )
-            self.tasks[name] = task
+            task = Task(self, f, settings)
+            self.tasks[task.name] = task
             return task
 
         return register(fn) if fn is not None else register
@@ -431,7 +191,7 @@ class App:
         }
         return found | set(self._importable)
 
-    def queue(self, name: str, order: str = "fifo", maxsize: int = 0) -> QueueSpec:
+    def queue(self, name: str, *, order: str = "fifo", maxsize: int = 0) -> QueueSpec:
         """Declare a job queue's order for equal priorities ("fifo" or "lifo") and its bound."""
         if order not in ("fifo", "lifo"):
             raise ValueError(f"order must be 'fifo' or 'lifo', not {order!r}")
@@ -452,23 +212,10 @@ class App:
         task = self.tasks.get(name)
         if task is not None or ":" not in name:
             return task
-        fn = _allowed_function(name, self.importable)
+        fn = find_function(name, self.importable)
         if fn is None or isinstance(fn, Task):
             return fn
-        task = Task(
-            self,
-            fn,
-            name=name,
-            queue="default",
-            priority=0,
-            retries=0,
-            retry_backoff=1.0,
-            timeout=None,
-            on_success=None,
-            on_failure=None,
-            max_deliveries=5,
-        )
-        self.tasks[name] = task
+        task = self.tasks[name] = Task(self, fn, TaskOptions(name=name))
         return task
 
     def _enqueue(
@@ -482,21 +229,45 @@ class App:
         block: bool,
         timeout: float | None,
     ) -> list[Job]:
-        if timeout is not None:
-            timeout = check_timeout(timeout)
-        if delay is not None and (not isinstance(delay, (int, float)) or delay < 0):
-            raise ValueError(f"delay must be a non-negative number of seconds, not {delay!r}")
-        if isinstance(priority, bool) or not isinstance(priority, (int, float)):
-            raise TypeError(f"priority must be a number, not {priority!r}")
-        if isinstance(priority, float) and math.isnan(priority):
-            raise ValueError("priority cannot be NaN")
-        if isinstance(priority, int) and not -(2**63) <= priority < 2**63:
-            raise ValueError(f"priority must fit in 64 bits, not {priority}")
-        check_name(queue, "queue")
-        for _, kwargs in calls:
-            if kwargs and not all(isinstance(k, str) for k in kwargs):
-                raise TypeError("keyword argument names must be strings")
-        jobs = [NewJob(task_name, self.codec.dumps([list(a), k]), priority) for a, k in calls]
+        timeout = _check_enqueue(calls, queue, priority, delay, timeout)
+        if front or (self.queues.get(queue) or _UNDECLARED).order == "lifo":
+            self.store.require("lifo")  # before anything is done: NotSupported at the call
+        if priority:
+            self.store.require("priority")
+        hooks = self._enqueue_hooks
+        if not hooks:
+            jobs = [NewJob(task_name, self.codec.dumps([list(a), k]), priority) for a, k in calls]
+            ids = self._file(jobs, queue, delay, front, block, timeout)
+            return [Job(self, i) for i in ids]
+        messages = [Message(task_name, a, k, queue, priority, delay) for a, k in calls]
+        begun = 0  # (message, middleware) pairs whose before_enqueue returned
+        try:
+            for message in messages:
+                for m in hooks:
+                    m.before_enqueue(self, message)  # raising: nothing is enqueued
+                    begun += 1
+            jobs = [
+                NewJob(task_name, self.codec.dumps(_call_of(m.args, m.kwargs, m.meta)), priority)
+                for m in messages
+            ]
+            ids = self._file(jobs, queue, delay, front, block, timeout)
+        except BaseException:
+            # Whatever failed, each middleware that saw a message hears it was not enqueued.
+            self._after_enqueue(hooks, messages, [None] * len(messages), begun)
+            raise
+        self._after_enqueue(hooks, messages, ids, begun)
+        return [Job(self, i) for i in ids]
+
+    def _file(
+        self,
+        jobs: list[NewJob],
+        queue: str,
+        delay: float | None,
+        front: bool,
+        block: bool,
+        timeout: float | None,
+    ) -> list[str]:
+        """Put ``jobs`` in ``queue``, waiting for room in a bounded one; return their ids."""
         spec = self.queues.get(queue) or _UNDECLARED
         store = self.store
         if spec.maxsize and len(jobs) > spec.maxsize:
@@ -509,9 +280,19 @@ class App:
             self._bounded.add(queue)
 
         front = front or spec.order == "lifo"
+        connection = ENQUEUE_CONNECTION.get()
 
         def attempt() -> list[str] | None:
             try:
+                if connection is not None:
+                    return store.enqueue_in(
+                        connection,
+                        queue,
+                        jobs,
+                        front=front,
+                        delay=delay or 0.0,
+                        maxsize=spec.maxsize,
+                    )
                 return store.enqueue(
                     queue, jobs, front=front, delay=delay or 0.0, maxsize=spec.maxsize
                 )
@@ -521,7 +302,38 @@ class App:
         ids = attempt() if not spec.maxsize else wait_until(store, queue, attempt, block, timeout)
         if ids is None:
             raise Full(f"queue {queue!r} is full ({spec.maxsize} jobs waiting)")
-        return [Job(self, i) for i in ids]
+        return ids
+
+    def _after_enqueue(
+        self,
+        hooks: tuple[Middleware, ...],
+        messages: list[Message],
+        ids: list[str] | list[None],
+        begun: int,
+    ) -> None:
+        """Call ``after_enqueue`` for the first ``begun`` (message, middleware) pairs, in the
+        order their ``before_enqueue`` ran; a hook that raises is logged."""
+        pairs = [(msg, i, m) for msg, i in zip(messages, ids, strict=True) for m in hooks]
+        for message, job_id, m in pairs[:begun]:
+            try:
+                m.after_enqueue(self, message, job_id)
+            except Exception:
+                _log.exception("middleware %s: after_enqueue failed", type(m).__name__)
+
+    @contextlib.contextmanager
+    def transaction(self, connection: object) -> Iterator[None]:
+        """Enqueue inside ``connection``'s transaction for the code in the block (this thread,
+        or this asyncio task): each ``delay``, ``apply_async`` and ``map`` there makes jobs that
+        exist if, and only if, that transaction commits, and workers see them at its commit.
+        ``connection`` is a psycopg 3 connection, a SQLAlchemy ``Connection`` or ``Session`` on
+        psycopg 3, or Django's connection on psycopg 3, to the store's own database. Stores
+        other than PostgreSQL raise :class:`~baozi.NotSupported` here."""
+        self.store.check_connection(connection)
+        token = ENQUEUE_CONNECTION.set(connection)
+        try:
+            yield
+        finally:
+            ENQUEUE_CONNECTION.reset(token)
 
     def batch(self) -> AbstractContextManager[None]:
         """``with app.batch():`` -- jobs this thread enqueues in the block with ``delay`` or
@@ -533,22 +345,22 @@ class App:
 
     # -- coordination -------------------------------------------------------------------------
 
-    def lock(self, name: str, ttl: float = 30.0) -> Lock:
-        """A lock shared by every process on the store (reentrant for its holding thread). If the
-        holder dies, it frees itself ``ttl`` seconds later; a live holder keeps renewing it."""
-        return Lock(self, name, ttl)
+    def lock(self, name: str, *, ttl: float = 30.0) -> Lock:
+        """A :class:`baozi.Lock` on this app's store: reentrant for its holding thread; if the
+        holder dies, it frees itself ``ttl`` seconds later (a live holder keeps renewing it)."""
+        return Lock(name, ttl=ttl, _owner=self)
 
-    def semaphore(self, name: str, value: int = 1, ttl: float = 30.0) -> Semaphore:
-        """A bounded semaphore of ``value`` slots shared by every process on the store."""
-        return Semaphore(self, name, value, ttl)
+    def semaphore(self, name: str, *, value: int = 1, ttl: float = 30.0) -> Semaphore:
+        """A :class:`baozi.Semaphore` of ``value`` slots on this app's store."""
+        return Semaphore(name, value=value, ttl=ttl, _owner=self)
 
     def event(self, name: str) -> Event:
-        """A flag shared by every process on the store; ``wait()`` holds until it is set."""
-        return Event(self, name)
+        """A :class:`baozi.Event` on this app's store; ``wait()`` holds until it is set."""
+        return Event(name, _owner=self)
 
-    def condition(self, name: str, lock: Lock | None = None, ttl: float = 30.0) -> Condition:
-        """A condition variable shared by every process on the store."""
-        return Condition(self, name, lock, ttl)
+    def condition(self, name: str, *, lock: Lock | None = None, ttl: float = 30.0) -> Condition:
+        """A :class:`baozi.Condition` on this app's store (over ``lock``, or one of its own)."""
+        return Condition(name, lock=lock, ttl=ttl, _owner=self)
 
     def periodic(
         self,
@@ -563,7 +375,7 @@ class App:
         default) or ``@app.periodic(every=timedelta(seconds=30))``, above ``@app.task`` (or on a
         plain function, which it registers as a task). A scheduler -- ``baozi beat``, or
         ``baozi worker --beat`` -- enqueues one job per tick, with ``args`` and ``kwargs``."""
-        from .beat import make_schedule
+        from .beat import make_schedule  # croniter is imported only by apps that schedule
 
         def register(target: Any) -> Any:
             task = target if isinstance(target, Task) else self.task(target)
@@ -591,8 +403,6 @@ class App:
 
     def executor(self, queue: str | None = None) -> JobExecutor:
         """A ``concurrent.futures.Executor`` whose work runs as jobs on this app's workers."""
-        from .executor import JobExecutor
-
         return JobExecutor(self, queue)
 
     def _watcher(self) -> Watcher:

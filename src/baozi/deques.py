@@ -27,9 +27,9 @@ class Deque:
     def __init__(
         self,
         name: str = "default",
-        maxlen: int | None = None,
         *,
         url: str | None = None,
+        maxlen: int | None = None,
         serializer: str | Serializer = "json",
     ) -> None:
         check_name(name, "deque")
@@ -44,6 +44,7 @@ class Deque:
         self.url = self._store.url
         # Like a queue's maxsize, maxlen belongs to the deque: recorded when given, else adopted.
         try:
+            self._store.require("lifo")  # appendleft, pop: both ends
             if maxlen is not None:
                 self._store.set_queue_options(self._key, maxlen=maxlen)
                 self.maxlen: int | None = maxlen

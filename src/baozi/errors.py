@@ -14,10 +14,13 @@
     │                   import; the job fails with it and nothing runs
     ├── UndecodableItem (also ValueError) an item the handle's serializer cannot read; it was
     │                   moved aside, intact, so the items behind it keep flowing
+    ├── AppNotFound     (also LookupError) a ``module:attribute`` path names no App: the
+    │                   module cannot be imported (``__cause__`` says why) or holds none there
     └── StoreError      the store could not do what was asked
         ├── EnqueueFailed      jobs pushed in an ``app.batch()`` block were refused (or could
         │                      not be confirmed); ``job_ids`` names them
         ├── StoreUnavailable   the store cannot be opened or reached (a bad path, a server down)
+        ├── NotSupported       the store cannot do this at all (``feature``, ``store``, ``hint``)
         └── NotABaoziStore     the file or database holds something that is not a baozi store
 
 ``TypeError`` (an item the serializer refuses) and ``ValueError`` (a bad argument, an unknown URL
@@ -29,6 +32,7 @@ from __future__ import annotations
 import queue as _stdlib_queue
 
 __all__ = [
+    "AppNotFound",
     "BaoziError",
     "Empty",
     "EnqueueFailed",
@@ -40,6 +44,7 @@ __all__ = [
     "UndecodableItem",
     "UnknownTask",
     "NotABaoziStore",
+    "NotSupported",
     "StoreError",
     "StoreUnavailable",
 ]
@@ -93,6 +98,11 @@ class UndecodableItem(BaoziError, ValueError):
     """An item its reader's serializer cannot decode (it was written with another one)."""
 
 
+class AppNotFound(BaoziError, LookupError):
+    """A ``module:attribute`` path that names no App: malformed, a module that raised while it
+    was imported (its exception is the ``__cause__``), or an attribute that is something else."""
+
+
 class StoreError(BaoziError):
     """The store failed to carry out an operation."""
 
@@ -113,3 +123,14 @@ class EnqueueFailed(StoreError):
     def __init__(self, message: str, job_ids: list[str]) -> None:
         super().__init__(message)
         self.job_ids = list(job_ids)
+
+
+class NotSupported(StoreError):
+    """The store cannot do what was asked, by design (not a failure): ``feature`` names it,
+    ``store`` is the store's URL (no password) and ``hint`` says what to use instead."""
+
+    def __init__(self, feature: str, store: str, hint: str) -> None:
+        super().__init__(f"{store} does not support {feature}: {hint}")
+        self.feature = feature
+        self.store = store
+        self.hint = hint

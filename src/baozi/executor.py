@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import JobCancelled
 from .jobs import Job
+from .tasks import Task
 
 if TYPE_CHECKING:
     from .app import App
@@ -63,8 +64,6 @@ class JobExecutor(concurrent.futures.Executor):
     ) -> concurrent.futures.Future[T]:
         """Run ``fn(*args, **kwargs)`` as a job. ``fn`` is a registered task, or a module-level
         function the workers can import."""
-        from .app import Task
-
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._outage import outage
 from ._waiting import check_timeout
 from .backends.base import JobRecord
 from .errors import JobCancelled, JobFailed, JobNotFound
@@ -20,27 +21,15 @@ if TYPE_CHECKING:
     from .app import App
     from .pools.base import Call
 
-__all__ = ["FINISHED", "Job", "current_job"]
+__all__ = ["FINISHED", "Job"]
 
 log = logging.getLogger("baozi.job")
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 _current: contextvars.ContextVar[Job | Call | None] = contextvars.ContextVar(
     "baozi_job", default=None
 )
-"""The running job: its handle, or the pool's call until a handle is asked for."""
-
-
-def current_job() -> Job:
-    """The job whose task is running in this thread or coroutine; RuntimeError outside a task."""
-    job = _current.get()
-    if job is None:
-        raise RuntimeError("current_job() is only available inside a running task")
-    if not isinstance(job, Job):
-        from .pools.context import job_for
-
-        job = job_for(job)
-        _current.set(job)
-    return job
+"""The running job: its handle, or the pool's call until a handle is asked for (see
+:func:`baozi.current.current_job`, which sets it to the handle)."""
 
 
 class Job:
@@ -100,6 +89,7 @@ class Job:
     def position(self) -> int | None:
         """How many jobs will be served before this one in its queue (0 = next); None when it is
         not waiting (running, scheduled or finished)."""
+        self.app.store.require("position")
         rec = self.record()
         return self.app.store.rank(rec.queue, self.id)
 
@@ -141,6 +131,7 @@ class Job:
 
     def cancel(self) -> bool:
         """Cancel the job if it has not started yet; return whether it was."""
+        self.app.store.require("cancel")
         return self.app.store.cancel(self.id, ttl=self.app.result_ttl)
 
     def retry(self) -> bool:
@@ -253,9 +244,11 @@ class Watcher:
                     return
             try:  # one read for all the jobs waited on
                 statuses: dict[str, str] | None = store.statuses([job.id for job, _ in pending])
-            except Exception:  # the store may be back next round
-                log.exception("checking %d job(s) failed", len(pending))
+            except Exception as exc:  # the store may be back next round: said once per outage
+                outage(store.url).failed(exc, "the done-callback watcher")
                 statuses = None
+            else:
+                outage(store.url).ok("the done-callback watcher")
             for job, _ in pending:
                 # A job the store no longer has finished long ago (its record was purged).
                 if statuses is not None and statuses.get(job.id, "succeeded") in FINISHED:

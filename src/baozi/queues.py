@@ -18,6 +18,7 @@ from typing import Any
 
 from ._names import check_name
 from ._process import current_pid
+from ._renewer import Leases, renewer
 from ._waiting import check_timeout, wait_until
 from .backends import open_store
 from .backends.base import Item, Priority
@@ -41,19 +42,20 @@ class Queue:
     """A FIFO queue in a store, shared by every handle with the same name and URL.
 
     ``get()`` hands an item out under a lease of ``lease`` seconds, renewed while this handle is
-    open; ``task_done()`` acknowledges it. An item whose consumer dies before that goes back to its
+    open (by the process's renewer thread); ``task_done()`` acknowledges it. An item whose consumer dies before that goes back to its
     original place when the lease runs out. ``close()`` puts back what this handle got and did not
     acknowledge.
     """
 
     _front = False
+    _needs: tuple[str, ...] = ()  # store features the variant cannot do without
 
     def __init__(
         self,
         name: str = "default",
-        maxsize: int = 0,
         *,
         url: str | None = None,
+        maxsize: int = 0,
         lease: float = 30.0,
         serializer: str | Serializer = "json",
     ) -> None:
@@ -69,6 +71,8 @@ class Queue:
         # The bound belongs to the queue: a positive maxsize is recorded for every handle, and a
         # handle opened without one adopts the recorded bound.
         try:
+            for feature in self._needs:
+                self._store.require(feature)
             if maxsize > 0:
                 self._store.set_queue_options(self.name, maxsize=maxsize)
                 self.maxsize = maxsize
@@ -83,10 +87,10 @@ class Queue:
     def _new_owner(self) -> None:
         self._pid = current_pid()
         self._owner = f"{socket.gethostname()}:{self._pid}:{uuid.uuid4().hex[:12]}"
-        self._leased: set[str] = set()  # everything this handle holds, for renewal
+        self._leases = Leases(self._store, self.name, self._owner, self.lease)
+        self._leased: set[str] = set()  # everything this handle holds, put back by close()
         self._unfinished: dict[str, int] = {}  # got by get(), not yet task_done: id -> thread
         self._by_thread: dict[int, deque[str]] = {}
-        self._keeper: threading.Thread | None = None
         self._closed = threading.Event()
 
     # -- what the variants change -------------------------------------------------------------
@@ -160,19 +164,16 @@ class Queue:
         items = attempt() or wait_until(self._store, self.name, attempt, block, timeout)
         if items is None:
             raise Empty(f"queue {self.name!r} is empty")
+        ids = [item.id for item in items]
         with self._lock:
-            self._leased.update(item.id for item in items)
+            self._leased.update(ids)
             if track:  # for task_done(): remember which thread got what
                 tid = threading.get_ident()
                 mine = self._by_thread.setdefault(tid, deque())
-                for item in items:
-                    self._unfinished[item.id] = tid
-                    mine.append(item.id)
-            if self._keeper is None:
-                self._keeper = threading.Thread(
-                    target=self._renew_leases, name=f"baozi-lease-{self.name}", daemon=True
-                )
-                self._keeper.start()
+                for item_id in ids:
+                    self._unfinished[item_id] = tid
+                    mine.append(item_id)
+        renewer().register(self._leases, *ids)
         return items
 
     def _decode(self, items: list[Item]) -> list[Any]:
@@ -269,6 +270,7 @@ class Queue:
     def _settle(self, ids: list[str], ack: bool) -> None:
         with self._lock:
             self._leased.difference_update(ids)
+        renewer().unregister(self._leases, *ids)
         if ack:
             done = self._store.ack(self.name, ids, self._owner)
         else:
@@ -281,21 +283,6 @@ class Queue:
                 len(ids) - done,
                 len(ids),
             )
-
-    def _renew_leases(self) -> None:
-        interval = self.lease / 3
-        while not self._closed.wait(interval):
-            with self._lock:
-                ids = list(self._leased)
-            if not ids:
-                continue
-            try:
-                held = self._store.extend(self.name, ids, self._owner, self.lease)
-            except Exception:  # the store may be back by the next round; leases have slack
-                log.exception("queue %r: renewing %d lease(s) failed", self.name, len(ids))
-                continue
-            if held < len(ids):
-                log.warning("queue %r: lost %d lease(s)", self.name, len(ids) - held)
 
     def join(self) -> None:
         """Wait until the queue holds no ready, scheduled or in-flight items, whoever put or got them."""
@@ -340,6 +327,7 @@ class Queue:
             self._unfinished.clear()
             self._by_thread.clear()
         if ids and self._pid == current_pid():
+            renewer().unregister(self._leases, *ids)
             self._store.release(self.name, ids, self._owner)
         self._store.close()
 
@@ -357,6 +345,7 @@ class LifoQueue(Queue):
     """Last in, first out: every put goes to the front."""
 
     _front = True
+    _needs = ("lifo",)
 
 
 class PriorityQueue(Queue):
@@ -365,6 +354,8 @@ class PriorityQueue(Queue):
     An item's priority is the item itself when it is a number, or its first element when it is a
     tuple or list, as in ``q.put((1, 'job'))``.
     """
+
+    _needs = ("priority",)
 
     def _priority(self, item: Any) -> Priority:
         prio = item[0] if type(item) in (tuple, list) and item else item

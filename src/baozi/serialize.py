@@ -120,11 +120,15 @@ def _flat(value: Any) -> bool:
         if kind in _PLAIN:
             continue
         if kind is list:
-            if not all(type(y) in _PLAIN for y in x):
-                return False
+            for y in x:  # loops, not all(): no generator made for a handful of arguments
+                if type(y) not in _PLAIN:
+                    return False
         elif kind is dict:
-            if _TAG in x or not all(type(k) is str and type(v) in _PLAIN for k, v in x.items()):
+            if _TAG in x:
                 return False
+            for k, v in x.items():
+                if type(k) is not str or type(v) not in _PLAIN:
+                    return False
         else:
             return False
     return True
@@ -158,6 +162,25 @@ def _decode_object(obj: dict[str, Any]) -> Any:
     return _DECODERS[tag](obj["v"])
 
 
+def _flat_encoder(encode: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``encode`` for the values :func:`_flat` accepts, without building a new C encoder on each
+    call as ``JSONEncoder.encode`` does (and with no check for cycles: such a value has none).
+    Falls back to ``encode`` where the interpreter's json module has no C encoder."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return encode
+    try:
+        iterate = make(
+            None, None, json.encoder.encode_basestring, None, ":", ",", False, False, True
+        )
+        probe: list[Any] = [[1, -2.5, float("nan"), None, True], {"k": "\u00e9\n"}, "x"]
+        if "".join(iterate(probe, 0)) != encode(probe):
+            return encode
+    except Exception:  # noqa: BLE001 -- another signature: use the public one
+        return encode
+    return lambda value: "".join(iterate(value, 0))
+
+
 class JsonSerializer:
     """The safe default: tagged JSON that round-trips the common value types exactly."""
 
@@ -171,11 +194,15 @@ class JsonSerializer:
         # has none around it.
         self._scan = json.JSONDecoder(object_hook=_decode_object).scan_once  # type: ignore[attr-defined]
 
+        self._flat_encode = _flat_encoder(self._encode)
+
     def dumps(self, obj: Any) -> bytes:
         if obj is None:  # what most tasks return
             return b"null"
-        if type(obj) is str or _flat(obj):  # the common cases, written as they are
+        if type(obj) is str:
             return self._encode(obj).encode()
+        if _flat(obj):  # a job's arguments, most often: written as they are
+            return self._flat_encode(obj).encode()
         return self._encode(_encode(obj)).encode()
 
     def loads(self, data: bytes) -> Any:

@@ -24,6 +24,8 @@ SCHEMES: dict[str, str] = {
     "sqlite": "baozi.backends.sqlite:SQLiteStore",
     "redis": "baozi.backends.redis:RedisStore",
     "rediss": "baozi.backends.redis:RedisStore",
+    "postgresql": "baozi.backends.postgres:PostgresStore",
+    "postgres": "baozi.backends.postgres:PostgresStore",
 }
 """URL scheme -> ``"module:Class"``. A new backend is one module plus one line here."""
 

@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import json
 from abc import abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 from .base import NewJob, Priority, Store
 
 Row = tuple[Priority, bytes, str | None]
 """(priority, payload, task): a task name makes the row a job that keeps a record."""
+
+
+def item_number(item_id: object) -> int | None:
+    """The row id behind an item id, when the id is one this store could have issued: written
+    as it writes them ("10", not "1_0", "+10", " 10" or other scripts' digits, which int() reads
+    as 10 too), within 64-bit integers (SQLite's, and PostgreSQL's bigint)."""
+    if not (isinstance(item_id, str) and 0 < len(item_id) <= 19):
+        return None
+    if not (item_id.isascii() and item_id.isdigit()):
+        return None
+    num = int(item_id)
+    return num if 0 < num < 2**63 and str(num) == item_id else None
+
+
+def options_of(raw: str | bytes | None) -> tuple[dict[str, Any], str | None]:
+    """A queue's options from their JSON text, and why they are junk (None when they are not)."""
+    try:
+        options = json.loads(raw or "")
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        return {}, f"options are no JSON: {exc}"
+    if not isinstance(options, dict):
+        return {}, f"options are a JSON {type(options).__name__}, not an object"
+    return options, None
 
 
 class RowStore(Store):

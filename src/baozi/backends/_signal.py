@@ -13,6 +13,10 @@ from typing import Protocol
 _AFTER_EVENT = (0.001, 0.001, 0.003, 0.008, 0.02, 0.05, 0.1, 0.25)
 
 
+IDLE_AFTER = 5.0
+"""Seconds without a waiter after which a watch with an ``idle()`` method is told so."""
+
+
 class Watch(Protocol):
     """Something that blocks until the store may have changed (a file event), or a timeout."""
 
@@ -144,7 +148,10 @@ class ChangeSignal:
     def _poll(self) -> None:
         assert self._probe is not None
         last = self._last
+        idle = getattr(self._watch, "idle", None)
         while True:
+            if idle is not None and not self._someone_waits.wait(IDLE_AFTER):
+                idle()  # nobody has waited for a while: the watch may let go of what it holds
             self._someone_waits.wait()
             interval = self._min
             again: Iterator[float] = iter(())

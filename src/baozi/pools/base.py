@@ -7,6 +7,8 @@ A pool looks like a ``concurrent.futures`` executor with a fixed number of slots
   a ``timeout``, the future fails with ``TimeoutError`` at the deadline: process and async pools
   also stop the call then; a thread cannot be stopped, so its late result is simply dropped.
 * :meth:`Pool.close` lets every submitted call finish, then frees the pool's resources.
+* An exception raised in another process arrives as itself when it can be rebuilt there, else
+  as a :class:`RemoteError` with its type name and traceback text.
 * :meth:`Pool.terminate` stops at once. Futures of calls that did not finish are left pending --
   the worker puts their jobs back in their queues, so nothing is lost.
 
@@ -27,7 +29,17 @@ from typing import Any, ClassVar
 
 from .._process import current_pid
 
-__all__ = ["Call", "DEADLINES", "Pool", "WorkerLost"]
+__all__ = ["Call", "DEADLINES", "Pool", "RemoteError", "WorkerLost"]
+
+
+class RemoteError(Exception):
+    """An exception raised where a call ran (another process), carried back as its type name,
+    message and traceback text when the exception object itself could not make the trip."""
+
+    def __init__(self, exc_type: str, message: str, tb: str) -> None:
+        super().__init__(message)
+        self.exc_type = exc_type
+        self.tb = tb
 
 
 class WorkerLost(Exception):
@@ -55,6 +67,8 @@ class Pool(ABC):
 
     kind: ClassVar[str]
     default_concurrency: ClassVar[int]
+    options: ClassVar[frozenset[str]] = frozenset()
+    """The keyword options the pool takes beside ``concurrency`` (e.g. ``max_tasks_per_child``)."""
 
     def __init__(self, concurrency: int) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:

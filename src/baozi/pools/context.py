@@ -9,20 +9,6 @@ from typing import Any
 from ..jobs import _current
 from .base import Call
 
-_apps: dict[tuple[str, str], Any] = {}
-
-
-def job_for(call: Call) -> Any:
-    """A Job handle for the call's job, able to report progress (it carries the lease owner)."""
-    from ..app import App
-    from ..jobs import Job
-
-    key = (call.url, call.serializer)
-    app = _apps.get(key)
-    if app is None:
-        app = _apps[key] = App(call.url, serializer=call.serializer)
-    return Job(app, call.job_id, owner=call.owner)
-
 
 def run_with_job(call: Call) -> Any:
     """Run a plain (or, in a process, async) function as the call's job."""

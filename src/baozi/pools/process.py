@@ -17,19 +17,14 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 from typing import Any, ClassVar
 
-from .base import Call, Pool, WorkerLost, set_exception_once, set_result_once
+from .base import Call, Pool, RemoteError, WorkerLost, set_exception_once, set_result_once
 
 __all__ = ["ChildError", "ProcessPool"]
 
 
-class ChildError(Exception):
+class ChildError(RemoteError):
     """An exception raised in a child process, carried back as its type name, message and
     traceback text (the exception object itself may not survive the trip)."""
-
-    def __init__(self, exc_type: str, message: str, tb: str) -> None:
-        super().__init__(message)
-        self.exc_type = exc_type
-        self.tb = tb
 
 
 def _revive(detail: tuple[str, str, str], pickled: bytes | None) -> BaseException:
@@ -138,6 +133,7 @@ class _Child:
 class ProcessPool(Pool):
     kind: ClassVar[str] = "process"
     default_concurrency: ClassVar[int] = os.cpu_count() or 1
+    options: ClassVar[frozenset[str]] = frozenset({"max_tasks_per_child"})
 
     def __init__(self, concurrency: int, max_tasks_per_child: int | None = None) -> None:
         super().__init__(concurrency)

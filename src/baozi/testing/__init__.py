@@ -1,6 +1,21 @@
-"""The public conformance suite for stores: subclass :class:`StoreContract` in a pytest module and
-give it a ``store`` fixture that yields a fresh, empty store of your backend."""
+"""The public conformance suite for stores: subclass :class:`StoreContract` (or the parts a
+backend implements) in a pytest module and give it a ``store`` fixture that yields a fresh, empty
+store of your backend."""
 
-from .contract import StoreContract
+from .contract import (
+    ConsumerContract,
+    CoordContract,
+    JobContract,
+    QueueContract,
+    StoreContract,
+    TotalsContract,
+)
 
-__all__ = ["StoreContract"]
+__all__ = [
+    "ConsumerContract",
+    "CoordContract",
+    "JobContract",
+    "QueueContract",
+    "StoreContract",
+    "TotalsContract",
+]

@@ -377,7 +377,10 @@ def job_view(
         "url": f"/api/jobs/{rec.id}",
     }
     ok, call = _decoded(codec, rec.payload)
-    args, kwargs = call if ok and isinstance(call, list) and len(call) == 2 else (None, None)
+    # [args, kwargs], or [args, kwargs, meta] when middleware added meta (see baozi.middleware)
+    args, kwargs = (
+        call[:2] if ok and isinstance(call, list) and len(call) in (2, 3) else (None, None)
+    )
     view["args"], view["kwargs"] = plain(args), plain(kwargs)
     view["error"] = _error(rec.error)
     if not full:

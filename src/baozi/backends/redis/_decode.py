@@ -1,13 +1,15 @@
-"""Reading what the Redis scripts return: items, job records and heartbeats, each on its own, so
-that one that cannot be read is moved aside (through ``junk``) and the rest are returned."""
+"""Reading what the Redis store holds: items, job records, heartbeats, options, totals and keys,
+each on its own, so that one that cannot be read is moved aside (through ``junk``) and the rest
+are returned."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 from .._heartbeat import heartbeat
-from ..base import Item, JobRecord, Priority, WorkerInfo
+from ..base import COUNTED, Item, JobRecord, Priority, WorkerInfo
 
 
 def _priority(text: bytes) -> Priority:
@@ -87,3 +89,60 @@ def read_records(flat: list[Any], junk: Junk) -> list[tuple[int, JobRecord] | No
 
 def read_worker(info: bytes, last_seen: bytes) -> WorkerInfo:
     return heartbeat(info, float(last_seen))
+
+
+JunkName = Callable[[Any, str], object]
+"""Moves a field or member the client could not read aside: called with its name as the store
+holds it and the reason."""
+
+
+def read_options(flat: list[Any], junk: JunkName) -> dict[str, Any]:
+    """A queue's options from its hash (a flat list of names and JSON values); one that cannot
+    be read goes to ``junk`` and is left out."""
+    options = {}
+    for i in range(0, len(flat), 2):
+        try:
+            options[flat[i].decode()] = json.loads(flat[i + 1])
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            junk(flat[i].decode(errors="replace"), f"{exc}")
+    return options
+
+
+def read_totals(flat: list[Any], junk: JunkName) -> dict[str, dict[str, int]]:
+    """A queue's job totals by task and event, from its hash of ``event:task`` counts."""
+    out: dict[str, dict[str, int]] = {}
+    for i in range(0, len(flat), 2):
+        try:
+            event, _, task = flat[i].decode().partition(":")
+        except UnicodeDecodeError as exc:
+            junk(flat[i], f"not UTF-8 text: {exc}")
+            continue
+        out.setdefault(task, dict.fromkeys(COUNTED, 0))[event] = int(flat[i + 1])
+    return out
+
+
+def read_kv(flat: Any, junk: JunkName) -> dict[str, bytes]:
+    """A key-value namespace from its hash (a flat list, or a dict in RESP3's shape)."""
+    if isinstance(flat, dict):
+        pairs = list(flat.items())
+    else:
+        pairs = list(zip(flat[::2], flat[1::2], strict=True))
+    out = {}
+    for name, value in pairs:
+        try:
+            out[name.decode()] = value
+        except UnicodeDecodeError as exc:
+            junk(name, f"a key that is not UTF-8 text: {exc}")
+    return out
+
+
+def read_workers(flat: list[Any], junk: JunkName) -> list[WorkerInfo]:
+    """Heartbeats as the workers script lays them out (id, info, last seen); one that cannot be
+    read goes to ``junk`` by its id and is left out."""
+    out = []
+    for i in range(0, len(flat), 3):
+        try:
+            out.append(read_worker(flat[i + 1], flat[i + 2]))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            junk(flat[i], f"unreadable: {type(exc).__name__}: {exc}")
+    return out

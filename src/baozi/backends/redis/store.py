@@ -26,10 +26,8 @@ import contextlib
 import dataclasses
 import heapq
 import json
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from functools import lru_cache
 from typing import Any, ClassVar
 
 from ..._process import current_pid
@@ -37,66 +35,43 @@ from ...errors import Full, StoreError
 from .._rows import Row, RowStore
 from ..base import (
     CLAIM_TTL,
-    COUNTED,
     STATUSES,
+    Consumer,
     Counts,
     Item,
     JobRecord,
     Outcome,
     Priority,
+    Receiver,
     WorkerInfo,
 )
-from ._conn import IDS, Server
-from ._decode import Junk, read_items, read_records, read_worker
-from ._junk import unwrap
+from ._consumer import RedisConsumer
+from ._decode import (
+    Junk,
+    JunkName,
+    read_items,
+    read_kv,
+    read_options,
+    read_records,
+    read_totals,
+    read_workers,
+)
+from ._ids import IDS
+from ._priority import plain, priority_fields, priority_key
+from ._server import Server
 
 __all__ = ["RedisStore", "priority_key"]
 
-_INVERT = str.maketrans("0123456789abcdef", "fedcba9876543210")
 
-
-@lru_cache(maxsize=4096)
-def _int_key(n: int) -> str:
-    # Self-delimiting and in numeric order: sign, length, digits (inverted for negatives).
-    if n >= 0:
-        digits = format(n, "x")
-        return "1" + format(len(digits), "03x") + digits
-    digits = format(-n - 1, "x")
-    return "0" + format(4095 - len(digits), "03x") + digits.translate(_INVERT)
-
-
-def priority_key(priority: Priority) -> str:
-    """A text that sorts as ``priority`` does, exactly, for any int of up to 64 bits and any float.
-
-    The integer part (its floor) is written self-delimiting, then the fraction's exact binary
-    digits in hex without trailing zeros, then "!", which sorts before every digit.
-    """
-    if isinstance(priority, int):
-        return _int_key(priority) + "!"
-    if math.isinf(priority):
-        return "2!" if priority > 0 else "/!"
-    num, den = priority.as_integer_ratio()  # exact; den is a power of two
-    whole, rest = divmod(num, den)
-    if not rest:
-        return _int_key(whole) + "!"
-    bits = den.bit_length() - 1
-    width = -(-bits // 4)
-    digits = format(rest << (width * 4 - bits), f"0{width}x").rstrip("0")
-    return _int_key(whole) + digits + "!"
-
-
-def _plain(priority: Priority) -> Priority:
-    """The priority as a plain int or float (an IntEnum or a numpy number is written as one)."""
-    if type(priority) is int or type(priority) is float:
-        return priority
-    return int(priority) if isinstance(priority, int) else float(priority)
+def _now_text() -> str:
+    """A job's creation time as its record holds it, on this machine's clock."""
+    return f"{time.time():020.6f}"
 
 
 class RedisStore(RowStore):
     scheme: ClassVar[str] = "redis"
     shared_across_processes: ClassVar[bool] = True
     durable: ClassVar[bool] = True
-    changes_on_own_thread: ClassVar[bool] = True  # the change feed's thread
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -110,6 +85,11 @@ class RedisStore(RowStore):
         if self._pid != current_pid():
             self._srv, self._pid = Server.acquire(self.url), current_pid()
         return self._srv
+
+    def consumer(
+        self, owner: str, queues: Sequence[str], lease: float, receiver: Receiver
+    ) -> Consumer:
+        return RedisConsumer(self, owner, queues, lease, receiver)
 
     def close(self) -> None:
         if not self._closed:
@@ -128,8 +108,13 @@ class RedisStore(RowStore):
 
         return move
 
-    def _junk_field(self, key: str, name: str, reason: str) -> None:
-        self._server.run("junk", "field", key, name, reason)
+    def _junk_fields(self, key: str) -> JunkName:
+        """What moves a field of the hash ``P:key`` that the client cannot read aside."""
+
+        def move(name: Any, reason: str) -> None:
+            self._server.run("junk", "field", key, name, reason)
+
+        return move
 
     def warnings(self) -> list[str]:
         warning = self._server.eviction_warning()
@@ -146,10 +131,10 @@ class RedisStore(RowStore):
         maxsize: int,
         maxlen: int | None,
     ) -> list[str]:
+        if len(rows) == 1 and not (front or delay > 0 or maxsize or maxlen is not None):
+            return self._add_one(queue, rows[0])
         server = self._server
         known = "k" if queue in server.known else "0"  # its name is in the set of queues
-        if len(rows) == 1 and not (front or delay > 0 or maxsize or maxlen is not None):
-            return self._add_one(queue, rows[0], known)
         ids = IDS.take(len(rows))
         args: list[Any] = [
             queue,
@@ -165,7 +150,7 @@ class RedisStore(RowStore):
         for item_id, (prio, payload, task) in zip(ids, rows, strict=True):
             key = keys.get((type(prio), prio))
             if key is None:
-                prio = _plain(prio)
+                prio = plain(prio)
                 key = keys[type(prio), prio] = (priority_key(prio), repr(prio))
             args += (item_id, key[0], key[1], payload, task or "")
         full = server.call(
@@ -176,23 +161,13 @@ class RedisStore(RowStore):
         server.known.add(queue)
         return ids
 
-    def _add_one(self, queue: str, row: Row, known: str) -> list[str]:
+    def _add_one(self, queue: str, row: Row) -> list[str]:
         prio, payload, task = row
-        prio = _plain(prio)
-        (item_id,) = IDS.take(1)
-        server = self._server
-        entry = (
-            queue,
-            item_id,
-            priority_key(prio),
-            repr(prio),
-            payload,
-            task or "",
-            f"{time.time():020.6f}",  # created, on this machine's clock
-        )
         if task:
-            server.push(entry, queue)  # one script run, or written behind in a batch block
-            return [item_id]
+            return [self.enqueue_one(queue, task, payload, prio)]
+        server = self._server
+        item_id = IDS.one()
+        entry = (queue, item_id, *priority_fields(prio), payload, "", _now_text())
         inbox, channel = server.inbox, server.channel
 
         def push(retried: bool) -> None:
@@ -207,6 +182,15 @@ class RedisStore(RowStore):
         server.call("add", push)
         return [item_id]
 
+    def enqueue_one(self, queue: str, task: str, payload: bytes, priority: Priority = 0) -> str:
+        # One script run, or written behind in a batch block. The path of every delay(): kept
+        # short, as its cost is paid once per job.
+        server = self._srv if self._pid == current_pid() else self._server
+        item_id = IDS.one()
+        key, text = priority_fields(priority)
+        server.push((queue, item_id, key, text, payload, task, f"{time.time():020.6f}"))
+        return item_id
+
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         with self._server.batch():
@@ -220,22 +204,6 @@ class RedisStore(RowStore):
             ),
             self._junk(queue),
         )
-
-    def hand_off(
-        self, owner: str, receive: Callable[[str, list[Item], Callable[[], None]], object] | None
-    ) -> bool:
-        server = self._server
-        if receive is None:
-            server.receive(owner, None)
-            return True
-        server.receive(
-            owner,
-            lambda queue, flat, took: receive(queue, read_items(flat, self._junk(queue)), took),
-        )
-        return True
-
-    def hand_back(self, queue: str, ids: Sequence[str], owner: str) -> None:
-        self._server.hand_back(queue, owner, list(ids))
 
     def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
         # Not retried once sent: a pop whose reply was lost took its items, and a second pop
@@ -325,13 +293,7 @@ class RedisStore(RowStore):
         raw = self._server.call(
             "queue_options", lambda retried: self._server.execute("HGETALL", key)
         )
-        options = {}
-        for i in range(0, len(raw), 2):
-            try:
-                options[raw[i].decode()] = json.loads(raw[i + 1])
-            except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-                self._junk_field(f"q:{queue}:o", raw[i].decode(errors="replace"), f"{exc}")
-        return options
+        return read_options(raw, self._junk_fields(f"q:{queue}:o"))
 
     def set_queue_options(self, queue: str, **options: Any) -> None:
         if not options:
@@ -371,36 +333,6 @@ class RedisStore(RowStore):
                 o.slot_limit,
             )
         return args
-
-    def settle_and_reserve(
-        self,
-        queue: str,
-        owner: str,
-        outcomes: Sequence[Outcome],
-        ttl: float,
-        lease: float,
-        n: int,
-    ) -> tuple[int, list[Item]]:
-        if not outcomes or n <= 0:
-            return super().settle_and_reserve(queue, owner, outcomes, ttl, lease, n)
-        server = self._server
-        settle = self._settle_args(queue, owner, outcomes, ttl)
-        reserve = (queue, owner, repr(float(lease)), n, *server.hand_to(owner, queue))
-
-        def both(retried: bool) -> list[Any]:
-            return server.pipeline(
-                ("EVALSHA", server.shas["settle"], 0, server.prefix, *settle),
-                ("EVALSHA", server.shas["reserve"], 0, server.prefix, *reserve),
-            )
-
-        held, flat = (unwrap(x, server.where) for x in server.call("settle_and_reserve", both))
-        # A server without the scripts (new, or restarted) refused them: run them by name, which
-        # loads them; any other refusal raises there.
-        if isinstance(held, Exception):
-            held = server.run("settle", *settle)
-        if isinstance(flat, Exception):
-            flat = server.run("reserve", *reserve)
-        return held, read_items(flat, self._junk(queue))
 
     def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
         return bool(self._server.run("cancel", job_id, repr(float(ttl))))
@@ -449,15 +381,7 @@ class RedisStore(RowStore):
 
     def job_totals(self, queue: str) -> dict[str, dict[str, int]]:
         flat = self._server.run("queue", "totals", queue)
-        out: dict[str, dict[str, int]] = {}
-        for i in range(0, len(flat), 2):
-            try:
-                event, _, task = flat[i].decode().partition(":")
-            except UnicodeDecodeError as exc:
-                self._junk_field(f"q:{queue}:t", flat[i], f"not UTF-8 text: {exc}")
-                continue
-            out.setdefault(task, dict.fromkeys(COUNTED, 0))[event] = int(flat[i + 1])
-        return out
+        return read_totals(flat, self._junk_fields(f"q:{queue}:t"))
 
     def queues(self) -> list[str]:
         key = f"{self._server.prefix}:queues"
@@ -501,15 +425,12 @@ class RedisStore(RowStore):
         self._server.run("workers", "beat", worker.id, info, repr(float(ttl)))
 
     def workers(self) -> list[WorkerInfo]:
-        flat = self._server.run("workers", "list")
-        out = []
-        for i in range(0, len(flat), 3):
-            try:
-                out.append(read_worker(flat[i + 1], flat[i + 2]))
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                reason = f"unreadable: {type(exc).__name__}: {exc}"
-                self._server.run("workers", "junk", flat[i], reason)
-        return sorted(out, key=lambda w: w.id)
+        server = self._server
+        found = read_workers(
+            server.run("workers", "list"),
+            lambda worker_id, reason: server.run("workers", "junk", worker_id, reason),
+        )
+        return sorted(found, key=lambda w: w.id)
 
     def forget_worker(self, worker_id: str) -> None:
         self._server.run("workers", "forget", worker_id)
@@ -526,17 +447,7 @@ class RedisStore(RowStore):
     def kv_items(self, ns: str) -> dict[str, bytes]:
         h = f"{self._server.prefix}:kv:{ns}"
         flat = self._server.call("kv_items", lambda retried: self._server.execute("HGETALL", h))
-        if isinstance(flat, dict):
-            pairs = list(flat.items())
-        else:
-            pairs = list(zip(flat[::2], flat[1::2], strict=True))
-        out = {}
-        for name, value in pairs:
-            try:
-                out[name.decode()] = value
-            except UnicodeDecodeError as exc:
-                self._junk_field(f"kv:{ns}", name, f"a key that is not UTF-8 text: {exc}")
-        return out
+        return read_kv(flat, self._junk_fields(f"kv:{ns}"))
 
     def kv_set(self, ns: str, key: str, value: bytes) -> None:
         self._server.run("kv", "set", ns, key, bytes(value))

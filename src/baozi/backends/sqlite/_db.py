@@ -1,4 +1,4 @@
-"""One SQLite file as this process sees it: URL parsing, schema, connections and the change signal."""
+"""One SQLite file as this process sees it: URL parsing, connections and the change signal."""
 
 from __future__ import annotations
 
@@ -6,111 +6,15 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..._process import current_pid
-from ...errors import NotABaoziStore, StoreError, StoreUnavailable
+from ...errors import StoreError, StoreUnavailable
+from .._registry import Registry
 from .._signal import ChangeSignal
+from ._layout import open_layout, unreadable
 
-SCHEMA_VERSION = 3
 _DURABILITY = {"process": "NORMAL", "fsync": "FULL"}
-_SCHEMA = (
-    """
-CREATE TABLE baozi_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE baozi_queues (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    options TEXT NOT NULL DEFAULT '{}',  -- JSON: maxsize, maxlen ...
-    listed INTEGER NOT NULL DEFAULT 1    -- 0 once deleted (it is listed while it holds anything)
-);
-CREATE TABLE baozi_items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, and the last part of the key
-    qid INTEGER NOT NULL,
-    state INTEGER NOT NULL,                -- 0 ready, 1 leased, 2 scheduled, -1 finished (jobs)
-    priority NUMERIC NOT NULL,
-    seq INTEGER NOT NULL,                  -- 0 (back) or minus the item's own id (front)
-    due REAL,                              -- lease end (leased) or ready time (scheduled)
-    owner TEXT,
-    deliveries INTEGER NOT NULL DEFAULT 0,
-    payload BLOB NOT NULL,
-    -- the record a job keeps (NULL for plain queue items)
-    task TEXT,
-    created_at REAL,
-    started_at REAL,
-    finished_at REAL,
-    expires_at REAL,
-    failures INTEGER NOT NULL DEFAULT 0,
-    outcome TEXT,                          -- succeeded, failed or cancelled, once finished
-    result BLOB,
-    error TEXT,
-    progress TEXT,
-    counted INTEGER                        -- 1: the batch that added it counted it (see totals)
-);
--- Partial indexes, each row in exactly one: a push writes one index, not two.
-CREATE INDEX baozi_items_ready ON baozi_items (qid, priority, seq) WHERE state = 0;
-CREATE INDEX baozi_items_due ON baozi_items (qid, due) WHERE state > 0;
-CREATE INDEX baozi_items_done ON baozi_items (qid, outcome, id) WHERE state < 0;
-CREATE INDEX baozi_items_expiry ON baozi_items (expires_at) WHERE state < 0;
-CREATE TABLE baozi_workers (
-    id TEXT PRIMARY KEY,
-    info TEXT NOT NULL,                    -- JSON: host, pid, pool, concurrency, queues, busy ...
-    seen REAL NOT NULL,
-    expires REAL NOT NULL
-);
-"""
-    + """
-CREATE TABLE IF NOT EXISTS baozi_kv (
-    ns TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value BLOB NOT NULL,
-    PRIMARY KEY (ns, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS baozi_slots (
-    name TEXT NOT NULL,
-    holder TEXT NOT NULL,
-    expires REAL NOT NULL,                 -- when the holder's time runs out
-    PRIMARY KEY (name, holder)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS baozi_waiters (  -- jobs held back until a slot frees
-    slot TEXT NOT NULL,
-    item INTEGER NOT NULL,
-    PRIMARY KEY (slot, item)
-) WITHOUT ROWID;
-"""
-    + """
-CREATE TABLE IF NOT EXISTS baozi_totals (  -- events of jobs, by queue and task (see COUNTED)
-    qid INTEGER NOT NULL,
-    task TEXT NOT NULL,
-    event TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    PRIMARY KEY (qid, task, event)
-) WITHOUT ROWID;
--- Triggers count in the statement that makes the change, so nothing can change uncounted; a
--- batch of jobs is counted once per task, in its own transaction, and marks its rows counted.
-CREATE TRIGGER IF NOT EXISTS baozi_count_enqueued AFTER INSERT ON baozi_items
-WHEN NEW.task IS NOT NULL AND NEW.counted IS NULL BEGIN
-    INSERT INTO baozi_totals VALUES (NEW.qid, NEW.task, 'enqueued', 1)
-    ON CONFLICT DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS baozi_count_started AFTER UPDATE OF deliveries ON baozi_items
-WHEN NEW.task IS NOT NULL AND NEW.deliveries > OLD.deliveries BEGIN
-    INSERT INTO baozi_totals VALUES (NEW.qid, NEW.task, 'started', 1)
-    ON CONFLICT DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS baozi_count_finished AFTER UPDATE OF state ON baozi_items
-WHEN NEW.task IS NOT NULL AND NEW.state < 0 AND OLD.state >= 0 BEGIN
-    INSERT INTO baozi_totals VALUES (NEW.qid, NEW.task, NEW.outcome, 1)
-    ON CONFLICT DO UPDATE SET n = n + 1;
-END;
-"""
-)
-_SCHEMA_2 = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS baozi_kv") :]
-"""What schemas 2 and 3 added to schema 1 (the coordination tables, then the job totals). A file
-of an older schema gets them on open."""
-_SCHEMA_3 = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS baozi_totals") :]
-_COLUMNS_3 = {"listed": "listed INTEGER NOT NULL DEFAULT 1", "counted": "counted INTEGER"}
-"""The columns schema 3 added to the tables of schema 2."""
 
 
 _BUSY = 5  # SQLITE_BUSY: another connection holds the write lock
@@ -215,65 +119,28 @@ def _watch(path: str) -> _WalWatch | None:
         return None
 
 
-_MAGIC = b"SQLite format 3\x00"
-"""How every SQLite file begins."""
-
-
-def _unreadable(path: str, exc: sqlite3.DatabaseError) -> StoreError:
-    """The error for a file SQLite cannot read: a damaged store when the file is (or begins as)
-    an SQLite file, else something that is not a baozi store at all."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(_MAGIC))
-    except OSError:
-        head = b""
-    if head and _MAGIC.startswith(head):
-        return StoreError(
-            f"the store file is damaged: {path} is an SQLite file that SQLite cannot read "
-            f"({exc}), truncated or overwritten in part; baozi left it untouched: restore it "
-            f"from a backup, or move it aside to start an empty store"
-        )
-    return NotABaoziStore(
-        f"{path!r} is not a baozi store ({exc}); baozi left it untouched: use another file name"
-    )
-
-
 class Database:
     """What one process shares for one file: its connections, queue ids and the change signal.
 
     Handles share it through a reference count; the last one to close it closes its connections.
     """
 
-    _registry: ClassVar[dict[tuple[int, str, str], Database]] = {}
-    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
-
     @classmethod
     def acquire(cls, path: str, durable: str) -> Database:
-        key = (
-            current_pid(),
-            path,
-            durable,
-        )  # a forked child must not reuse its parent's connections
-        with cls._registry_lock:
-            db = cls._registry.get(key)
-            if db is None:
-                db = cls._registry[key] = cls(path, durable)
-            db.refs += 1
-            return db
+        """This process's database for the file, opened by the first handle that asks."""
+        return _DATABASES.acquire((path, durable))
 
     def release(self) -> None:
-        with self._registry_lock:
-            self.refs -= 1
-            if self.refs > 0:
-                return
-            self._registry.pop((current_pid(), self.path, self.durable), None)
+        """One handle fewer; the last one closes the connections."""
+        _DATABASES.release((self.path, self.durable))
+
+    def _close(self) -> None:
         self.signal.close(self._close_connections)
 
     def __init__(self, path: str, durable: str) -> None:
         self.path = path
         self.durable = durable
         self.synchronous = _DURABILITY[durable]
-        self.refs = 0
         self.local = threading.local()
         self.qids: dict[str, int] = {}
         self.promoted_at: dict[int, float] = {}
@@ -284,7 +151,7 @@ class Database:
         self._connections_lock = threading.Lock()
         first = self._connect(threading.current_thread())
         try:
-            self._ensure_schema(first)
+            open_layout(first, path)
         except BaseException:
             self._close_connections()
             raise
@@ -324,75 +191,8 @@ class Database:
             raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise _unreadable(self.path, exc) from exc
+            raise unreadable(self.path, exc) from exc
         return conn
-
-    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        except sqlite3.DatabaseError as exc:
-            raise _unreadable(self.path, exc) from exc
-        if "baozi_meta" not in tables:
-            tables.discard("sqlite_sequence")
-            if tables:
-                raise NotABaoziStore(
-                    f"{self.path!r} is an SQLite database with tables or views baozi did not create "
-                    f"({', '.join(sorted(tables)[:5])}); baozi left it untouched: use another file"
-                )
-            self._create_schema(conn)
-        try:
-            version = conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone()
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            raise _unreadable(self.path, exc) from exc
-        if version is not None and version[0] in ("1", "2"):
-            self._upgrade(conn, version[0])
-            version = (str(SCHEMA_VERSION),)
-        if version is None or int(version[0]) != SCHEMA_VERSION:
-            raise NotABaoziStore(
-                f"{self.path!r} holds baozi schema {version and version[0]}, this baozi reads "
-                f"schema {SCHEMA_VERSION}: open it with the matching baozi version"
-            )
-
-    def _create_schema(self, conn: sqlite3.Connection) -> None:
-        try:
-            # Small pages: a commit appends whole pages to the WAL, and a queue commit touches few rows.
-            conn.execute("PRAGMA page_size=1024")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("BEGIN IMMEDIATE")
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name='baozi_meta'").fetchone():
-                conn.execute("ROLLBACK")  # another process created it first
-                return
-            _run_script(conn, _SCHEMA)
-            conn.execute("INSERT INTO baozi_meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StoreUnavailable(f"cannot create a baozi store in {self.path!r}: {exc}") from exc
-
-    def _upgrade(self, conn: sqlite3.Connection, version: str) -> None:
-        """Schema 1 -> 2 adds the coordination tables; 2 -> 3 the job totals, their triggers,
-        the queues' ``listed`` and the items' ``counted`` columns (the totals count from the
-        upgrade on)."""
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            (now,) = conn.execute("SELECT value FROM baozi_meta WHERE key='schema'").fetchone()
-            if now != version:  # another process upgraded it first
-                conn.execute("ROLLBACK")
-                return
-            for table, column in (("baozi_queues", "listed"), ("baozi_items", "counted")):
-                columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-                if column not in columns:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {_COLUMNS_3[column]}")
-            _run_script(conn, _SCHEMA_2)  # every table and trigger it lacks (IF NOT EXISTS)
-            conn.execute("UPDATE baozi_meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StoreUnavailable(f"cannot upgrade the baozi store {self.path!r}: {exc}") from exc
 
     def conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self.local, "conn", None)
@@ -449,19 +249,6 @@ class Database:
         return int(qid)
 
 
-def _run_script(conn: sqlite3.Connection, script: str) -> None:
-    """Run the statements of ``script`` one by one, in the caller's transaction (a trigger's
-    body holds ";" too: a statement ends at a ";" that closes its line, outside BEGIN ... END)."""
-    statement: list[str] = []
-    inside = False
-    for line in script.splitlines():
-        if not line.strip() or line.lstrip().startswith("--"):
-            continue
-        statement.append(line)
-        if line.rstrip().endswith("BEGIN"):
-            inside = True
-        if line.rstrip().endswith(";") and (not inside or line.strip() == "END;"):
-            conn.execute("\n".join(statement))
-            statement, inside = [], False
-    if statement:
-        conn.execute("\n".join(statement))
+_DATABASES: Registry[tuple[str, str], Database] = Registry(
+    lambda key: Database(*key), Database._close
+)

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._heartbeat import heartbeat
+from .._rows import item_number
 from ..base import COUNTED, JobRecord, Outcome, WorkerInfo
 from ._junk import SOUND_ROW, text
 from .coord import SQLiteCoordination
-from .store import item_number
 
 __all__ = ["SQLiteStore"]
 

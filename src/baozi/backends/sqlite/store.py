@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from ..._process import current_pid
 from ...errors import Full, StoreError
-from .._rows import Row, RowStore
+from .._rows import Row, RowStore, item_number, options_of
 from ..base import Counts, Item
 from ._db import Database, parse_url
 from ._junk import (
@@ -56,18 +56,6 @@ _SHORT_SWEEP = "qid=?1 AND (state=0 OR (state>0 AND (due IS NULL OR due >= '')))
 _FIRST_SWEEP = "qid=?1 OR NOT EXISTS (SELECT 1 FROM baozi_queues q WHERE q.id = qid)"
 
 
-def item_number(item_id: object) -> int | None:
-    """The row id behind an item id, when the id is one this store could have issued: written
-    as it writes them ("10", not "1_0", "+10", " 10" or other scripts' digits, which int() reads
-    as 10 too), within SQLite's integers."""
-    if not (isinstance(item_id, str) and 0 < len(item_id) <= 19):
-        return None
-    if not (item_id.isascii() and item_id.isdigit()):
-        return None
-    num = int(item_id)
-    return num if 0 < num < 2**63 and str(num) == item_id else None
-
-
 def _chunks(ids: Sequence[str]) -> Iterator[list[int]]:
     nums = [n for n in map(item_number, ids) if n is not None]
     for start in range(0, len(nums), _CHUNK):
@@ -86,17 +74,6 @@ def _sql_for(sql: str, n: int) -> str:
 
 def _item(row: Any) -> Item:
     return Item(str(row[0]), row[1], row[2], row[3])
-
-
-def _options(raw: bytes | None) -> tuple[dict[str, Any], str | None]:
-    """A queue's options from their JSON, and why they are junk (None when they are not)."""
-    try:
-        options = json.loads(raw or b"")
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        return {}, f"options are no JSON: {exc}"
-    if not isinstance(options, dict):
-        return {}, f"options are a JSON {type(options).__name__}, not an object"
-    return options, None
 
 
 def _reset_options(conn: sqlite3.Connection, qid: int, queue: str, reason: str) -> None:
@@ -447,7 +424,7 @@ class SQLiteQueues(RowStore):
         rows = self._read("SELECT CAST(options AS BLOB) FROM baozi_queues WHERE id=?", (qid,))
         if not rows:
             return {}
-        options, junk = _options(rows[0][0])
+        options, junk = options_of(rows[0][0])
         if junk:
             with self._write() as conn:
                 _reset_options(conn, qid, queue, junk)
@@ -460,7 +437,7 @@ class SQLiteQueues(RowStore):
             (current,) = conn.execute(
                 "SELECT CAST(options AS BLOB) FROM baozi_queues WHERE id=?", (qid,)
             ).fetchone()
-            held, junk = _options(current)
+            held, junk = options_of(current)
             if junk:
                 _reset_options(conn, qid, queue, junk)
             merged = {**held, **options}

@@ -9,19 +9,20 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING
-
-from .worker import Worker
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import App
+    from ..app import App
+    from ._api import Worker
 
 log = logging.getLogger("baozi.worker")
 
 
-def supervise(worker: Worker, burst: bool) -> None:
-    """Run ``worker.processes`` worker processes until the worker is closed or terminated; start
-    another when one dies (unless in burst mode)."""
+def supervise(worker: Worker, burst: bool, target: Callable[..., Any]) -> None:
+    """Run ``worker.processes`` worker processes, each running ``target`` with the worker's
+    settings, until the worker is closed or terminated; start another when one dies (unless in
+    burst mode)."""
     path = _import_path(worker.app)
     ctx = multiprocessing.get_context("spawn")
     args = (
@@ -35,7 +36,7 @@ def supervise(worker: Worker, burst: bool) -> None:
         worker.app.url,
         worker.shutdown_timeout,
     )
-    children = [ctx.Process(target=_child_worker, args=args) for _ in range(worker.processes)]
+    children = [ctx.Process(target=target, args=args) for _ in range(worker.processes)]
     for child in children:
         child.start()
     signalled = 0
@@ -43,13 +44,13 @@ def supervise(worker: Worker, burst: bool) -> None:
         alive = [c for c in children if c.is_alive()]
         if not alive:
             break
-        wanted = 2 if worker._terminating.is_set() else 1 if worker._closing.is_set() else 0
+        wanted = 2 if worker.terminated else 1 if worker.closing else 0
         while signalled < wanted:
             signalled += 1
             for child in alive:  # SIGTERM: close; SIGUSR1: terminate
                 stop = signal.SIGUSR1 if signalled == 2 else signal.SIGTERM
                 os.kill(child.pid, stop)  # type: ignore[arg-type]
-        if not burst and not worker._closing.is_set():  # replace a child that died
+        if not burst and not worker.closing:  # replace a child that died
             for i, child in enumerate(children):
                 if not child.is_alive():
                     log.warning(
@@ -57,7 +58,7 @@ def supervise(worker: Worker, burst: bool) -> None:
                         child.pid,
                         child.exitcode,
                     )
-                    children[i] = ctx.Process(target=_child_worker, args=args)
+                    children[i] = ctx.Process(target=target, args=args)
                     children[i].start()
         multiprocessing.connection.wait([c.sentinel for c in alive], timeout=0.5)
 
@@ -77,7 +78,7 @@ def _import_path(app: App) -> str:
     )
 
 
-def _close_with_parent(worker: Worker) -> None:
+def close_with_parent(worker: Worker) -> None:
     """Close ``worker`` (as SIGTERM does) as soon as the supervisor dies, however it dies: a
     worker process left on its own would go on taking jobs that no one asked it to take."""
     parent = multiprocessing.parent_process()
@@ -86,43 +87,8 @@ def _close_with_parent(worker: Worker) -> None:
 
     def watch() -> None:
         parent.join()  # the pipe the supervisor holds closes when it dies
-        if not worker._closing.is_set():
+        if not worker.closing:
             log.warning("worker %s: its supervisor died; closing", worker.id)
             worker.close()
 
     threading.Thread(target=watch, name="baozi-supervisor-watch", daemon=True).start()
-
-
-def _child_worker(
-    path: str,
-    queues: list[str],
-    pool: str,
-    concurrency: int,
-    burst: bool,
-    max_tasks_per_child: int | None,
-    log_level: int,
-    url: str,
-    shutdown_timeout: float | None,
-) -> None:
-    from .cli.loading import load_app
-
-    app = load_app(path)
-    if app.url != url:  # the parent was pointed at another store (worker --url)
-        app.use_store(url)
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    worker = Worker(
-        app,
-        queues,
-        pool,
-        concurrency,
-        max_tasks_per_child=max_tasks_per_child,
-        shutdown_timeout=shutdown_timeout,
-    )
-    worker._supervised = True
-    _close_with_parent(worker)
-    worker.run(burst)
-    if (
-        worker.terminated or worker.abandoned
-    ):  # as in the worker command: abandoned threads must not hold the exit
-        logging.shutdown()
-        os._exit(0)

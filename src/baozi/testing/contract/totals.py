@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ..backends.base import NewJob, Outcome, Store
+from ...backends.base import NewJob, Outcome, Store
 
 Q = "contract"
 OTHER = "contract-other"

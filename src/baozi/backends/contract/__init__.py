@@ -1,0 +1,1 @@
+"""The parts of the store contract; :mod:`baozi.backends.base` combines them."""

@@ -1,0 +1,118 @@
+"""The job part of the store contract: records that outlive their runs, and workers.
+
+**Jobs** are items that keep a record after they are done. :meth:`Store.enqueue` adds them with a
+task name and a creation time; reserving one marks it started; :meth:`Store.settle` finishes it --
+succeeded or failed, with its result or error, kept for a time to live -- or schedules it again
+for a retry, in the same atomic step that ends its lease, so a job can never look "running" without
+a lease behind it. Its status is derived from its state: scheduled, queued, running (a lease that
+has run out reads "queued"), then succeeded, failed or cancelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+
+from .records import JobRecord, NewJob, Outcome, Priority, WorkerInfo
+
+__all__ = ["JobStore"]
+
+
+class JobStore(ABC):
+    """Jobs -- items with a task and a record -- and the workers that run them (see the module
+    docstring). Every method is atomic."""
+
+    @abstractmethod
+    def enqueue(
+        self,
+        queue: str,
+        jobs: Sequence[NewJob],
+        *,
+        front: bool = False,
+        delay: float = 0.0,
+        maxsize: int = 0,
+    ) -> list[str]:
+        """Add jobs as :meth:`push` adds items (same order, atomicity and ``maxsize`` rule), each
+        with a record: its task name and creation time. Returns their ids."""
+
+    def enqueue_one(self, queue: str, task: str, payload: bytes, priority: Priority = 0) -> str:
+        """:meth:`enqueue` of one job at the back of ``queue``, ready now, with no ``maxsize``:
+        what ``task.delay()`` does, which a store may do with less work. Returns its id."""
+        return self.enqueue(queue, [NewJob(task, payload, priority)])[0]
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """A block in which :meth:`enqueue` calls of the thread that entered it may return before
+        the store confirms them; all are confirmed when the block ends, which then raises
+        :class:`~baozi.errors.EnqueueFailed` naming every job the store did not file. Outside
+        a block, :meth:`enqueue` returns only once its jobs are filed. A nested block joins the
+        outer one. A store whose writes cost no round trip confirms each at once (the default).
+        """
+        yield
+
+    @abstractmethod
+    def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
+        """End the runs of jobs ``owner`` holds, all in one step: finished ones keep their record for
+        ``ttl`` seconds, retried ones are scheduled again. Jobs ``owner`` no longer holds are left
+        alone. Returns how many were settled."""
+
+    @abstractmethod
+    def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
+        """Mark a job that is waiting (queued -- an expired lease included -- or scheduled)
+        cancelled, its record kept ``ttl`` seconds; False otherwise."""
+
+    @abstractmethod
+    def requeue(self, job_id: str) -> bool:
+        """Put a failed or cancelled job back in its queue, at its original place, starting over
+        (its failure and delivery counts cleared); False if it is not failed or cancelled."""
+
+    @abstractmethod
+    def record(self, job_id: str) -> JobRecord | None:
+        """The job's record, or None if the store holds no job with this id."""
+
+    @abstractmethod
+    def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The status of each of these jobs, in one call; ids with no job are left out."""
+
+    @abstractmethod
+    def records(
+        self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[JobRecord]:
+        """Jobs, newest first, optionally of one queue and one status."""
+
+    @abstractmethod
+    def set_progress(self, job_id: str, owner: str, progress: str) -> bool:
+        """Store a running job's progress (JSON text) if ``owner`` holds it."""
+
+    @abstractmethod
+    def job_counts(self, queue: str) -> dict[str, int]:
+        """How many jobs of the queue are in each of :data:`STATUSES`."""
+
+    @abstractmethod
+    def job_totals(self, queue: str) -> dict[str, dict[str, int]]:
+        """How many of each :data:`COUNTED` event the queue's jobs have had, by task: every task
+        with a count maps every event to its total (0 included). Read in one step: the totals
+        are as of one moment. Totals since the store began counting (files made by an older
+        baozi count from their upgrade on)."""
+
+    @abstractmethod
+    def lease_holders(self, queues: Sequence[str]) -> dict[str, int]:
+        """How many items of these queues each owner holds under a lease that has not run out,
+        as of one moment (owners holding none are left out)."""
+
+    @abstractmethod
+    def purge_expired(self) -> int:
+        """Remove finished jobs whose time to live has run out; return how many."""
+
+    @abstractmethod
+    def heartbeat(self, worker: WorkerInfo, ttl: float) -> None:
+        """Record that ``worker`` is alive; it counts as gone ``ttl`` seconds after its last beat."""
+
+    @abstractmethod
+    def workers(self) -> list[WorkerInfo]:
+        """The workers whose last heartbeat is recent enough."""
+
+    @abstractmethod
+    def forget_worker(self, worker_id: str) -> None:
+        """Remove a worker that stopped."""

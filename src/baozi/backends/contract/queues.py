@@ -1,0 +1,186 @@
+"""The queue part of the store contract: items, their order, leases and change signals.
+
+A store holds named queues of items. Each item has an id (a string, unique in the store for its
+lifetime), a payload (bytes), and an ordering key ``(priority, seq, id)`` compared lowest first.
+``seq`` is 0 for an item pushed to the back and, for an item pushed to the front, a number below
+every ``seq`` the queue has handed out before; the last part orders items by when they were
+pushed (the id itself in the SQLite and memory stores; Redis keeps an order number beside a
+client-made id, so Redis ids from different clients say nothing about order). So FIFO is "push to the
+back", LIFO and ``appendleft`` are "push to the front", and priority orders before either. The key
+never changes: an item that goes back to the queue (released, or its lease expired) returns to the
+exact place it left.
+
+An item is in one of three states:
+
+* **ready** -- waiting to be handed out;
+* **leased** -- handed out by :meth:`Store.reserve` to an owner until a deadline. The owner
+  settles it with :meth:`Store.ack` (removed for good) or :meth:`Store.release` (ready again, same
+  key), or keeps it with :meth:`Store.extend`. A lease past its deadline counts as ready: the next
+  reserve may hand the item to someone else, and from then on the first owner can no longer settle it;
+* **scheduled** -- pushed with a delay; it becomes ready at its time.
+
+Deadlines are wall-clock seconds (``time.time()``), so processes on different machines share them.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .records import Counts, Item, Priority
+
+__all__ = ["QueueStore"]
+
+
+class QueueStore(ABC):
+    """Named queues of items (see the module docstring). Every method is atomic; none blocks
+    but :meth:`wait_for_change`."""
+
+    @abstractmethod
+    def push(
+        self,
+        queue: str,
+        payloads: Sequence[bytes],
+        priorities: Sequence[Priority] | Priority = 0,
+        *,
+        front: bool = False,
+        delay: float = 0.0,
+        maxsize: int = 0,
+        maxlen: int | None = None,
+    ) -> list[str]:
+        """Add items and return their ids, in the order of ``payloads``, all or none.
+
+        ``priorities`` is one priority for every item or one per item. With ``front`` each item goes
+        ahead of everything of its priority, one after the other, so the last one ends up first (as
+        ``deque.extendleft``). With ``delay`` > 0 the items are scheduled to become ready that many
+        seconds from now. With ``maxsize`` > 0, if the ready items plus the new ones would exceed
+        ``maxsize``, nothing is added and :class:`~baozi.errors.Full` is raised. With ``maxlen`` set,
+        after adding, ready items are dropped from the other end (the back for ``front``, else the
+        front) until at most ``maxlen`` are ready.
+        """
+
+    @abstractmethod
+    def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
+        """Lease up to ``n`` ready items from the head of the queue to ``owner`` for ``lease`` seconds.
+
+        Returns them in key order, at once; an empty list when nothing is ready. Expired leases and
+        scheduled items that are due are ready for this purpose. ``deliveries`` is incremented.
+        A queue whose :meth:`queue_options` say ``paused`` hands out nothing.
+        """
+
+    @abstractmethod
+    def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
+        """Remove up to ``n`` ready items from the head (or, with ``back``, the tail) and return them,
+        nearest the end they were taken from first. Nothing is leased: this is ``deque.pop``."""
+
+    @abstractmethod
+    def ack(self, queue: str, ids: Sequence[str], owner: str) -> int:
+        """Remove the given items held by ``owner``; return how many were removed.
+
+        An item whose lease expired may still be acknowledged by its owner until another owner
+        reserves it; items held by someone else, or gone, are left alone and not counted.
+        """
+
+    @abstractmethod
+    def release(self, queue: str, ids: Sequence[str], owner: str, delay: float = 0.0) -> int:
+        """Give leased items back: ready again at their original key (or scheduled ``delay`` seconds
+        from now). Items not held by ``owner`` are left alone. Returns how many were released."""
+
+    @abstractmethod
+    def extend(self, queue: str, ids: Sequence[str], owner: str, lease: float) -> int:
+        """Renew ``owner``'s leases to end ``lease`` seconds from now; return how many it still held.
+
+        An item whose lease expired is renewed too, unless another owner reserved it meanwhile."""
+
+    @abstractmethod
+    def rank(self, queue: str, item_id: str) -> int | None:
+        """How many ready items are ahead of ``item_id`` (0 = next out); None when it is not ready
+        (leased, scheduled, or gone)."""
+
+    @abstractmethod
+    def counts(self, queue: str) -> Counts:
+        """The number of items in each state."""
+
+    @abstractmethod
+    def next_due(self, queue: str) -> float | None:
+        """The earliest wall-clock time at which a leased or scheduled item becomes ready, or None."""
+
+    @abstractmethod
+    def peek(self, queue: str, index: int) -> Item:
+        """The ready item at ``index`` in key order (negative counts from the tail), left in place.
+
+        Raises IndexError when there is no such item."""
+
+    @abstractmethod
+    def snapshot(self, queue: str) -> list[Item]:
+        """Every ready item, in key order, as of one moment."""
+
+    @abstractmethod
+    def clear(self, queue: str) -> int:
+        """Remove every item of the queue, whatever its state; return how many were removed."""
+
+    @abstractmethod
+    def discard(self, queue: str, ids: Sequence[str]) -> int:
+        """Remove these items unless a lease holds them (ready, scheduled, or a lease that ran
+        out); return how many were removed."""
+
+    @abstractmethod
+    def change_token(self) -> int:
+        """An opaque value that changes whenever any queue in the store may have changed.
+
+        Take it *before* looking at a queue; pass it to :meth:`wait_for_change` afterwards."""
+
+    @abstractmethod
+    def wait_for_change(self, token: int, timeout: float) -> bool:
+        """Block until the store may have changed since ``token`` was taken, or ``timeout`` seconds.
+
+        Returns False on timeout. Spurious wake-ups are allowed; missed changes are not -- with
+        one exception a store may take: a reservation from a queue without a ``maxsize`` in its
+        :meth:`queue_options` need not wake anyone, since the only wait it can end is a put into
+        a full queue. Changes made by other processes are seen within a few milliseconds; this
+        never spins on a core."""
+
+    def on_change(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback`` whenever the store may have changed, from now until the returned
+        function is called -- the push form of :meth:`wait_for_change`, for a loop that also
+        waits for other things. The callback runs in a thread of the store's and must be quick
+        (setting an event). This default runs a thread on :meth:`wait_for_change`; stores with a
+        change signal call back straight from it."""
+        stopped = threading.Event()
+        token = self.change_token()
+
+        def watch() -> None:
+            nonlocal token
+            while not stopped.is_set():
+                if self.wait_for_change(token, 0.5):
+                    token = self.change_token()
+                    callback()
+
+        threading.Thread(target=watch, name="baozi-on-change", daemon=True).start()
+        return stopped.set
+
+    @abstractmethod
+    def queue_options(self, queue: str) -> dict[str, Any]:
+        """The options recorded for the queue (such as its ``maxsize``), shared by every handle."""
+
+    @abstractmethod
+    def set_queue_options(self, queue: str, **options: Any) -> None:
+        """Record options for the queue, replacing those of the same names."""
+
+    @abstractmethod
+    def queues(self) -> list[str]:
+        """The names of the queues that have held anything, or have options recorded, and were
+        not deleted since (reads never add a name)."""
+
+    @abstractmethod
+    def has_queue(self, queue: str) -> bool:
+        """Whether :meth:`queues` lists the queue."""
+
+    @abstractmethod
+    def delete_queue(self, queue: str) -> bool:
+        """Forget an empty queue: its name, options and :meth:`job_totals`, in one step. Empty
+        means no item in any state and no job record. Returns True when it was deleted; False,
+        changing nothing, when it holds something or :meth:`has_queue` is False. A write to the
+        queue afterwards makes it anew."""

@@ -1,0 +1,45 @@
+"""The PostgreSQL store's consumer: a worker's settle and its next reservation in one statement,
+so one round trip and one commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..base import Consumer, Delivery, Outcome
+from ._settle import SETTLE_AND_RESERVE, finish_params
+
+if TYPE_CHECKING:
+    from .jobs import PostgresStore
+
+__all__ = ["PostgresConsumer"]
+
+
+class PostgresConsumer(Consumer):
+    store: PostgresStore
+
+    def settle(
+        self, queue: str, outcomes: Sequence[Outcome], ttl: float, then_take: int = 0
+    ) -> tuple[int, list[Delivery]]:
+        plain = all(o.status in ("succeeded", "failed") for o in outcomes)
+        if not outcomes or not plain or then_take <= 0 or self.closed:
+            return super().settle(queue, outcomes, ttl, then_take)
+        s = self.store
+        db = s._db
+        qid = db.qids.get(queue) or db.find_qid(queue)
+        if qid is None:
+            return super().settle(queue, outcomes, ttl, then_take)
+        params = finish_params(self.owner, outcomes, ttl)
+        params.update(qid=qid, n=then_take, lease=self.lease)
+        sql = s.sql(SETTLE_AND_RESERVE)
+        row = db.run("settle and reserve", lambda c: c.execute(sql, params).fetchone())
+        db.signal.notify()
+        assert row is not None  # an aggregate: always one row
+        settled, _, *columns = row
+        rows = list(zip(*columns, strict=True)) if columns[0] is not None else []
+        got: list[Delivery] = [(queue, item) for item in s.items_of(rows)]
+        if len(got) < then_take:  # the first queue came up short: promote, the others, watch
+            got += self._take(then_take - len(got), self.queues)
+        else:
+            self._stop_watching()
+        return int(settled), got

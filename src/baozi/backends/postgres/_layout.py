@@ -1,0 +1,231 @@
+"""The PostgreSQL store's tables, functions and triggers, made in its schema on first use.
+
+* ``items`` is the hot table: only live items -- ready (state 0), leased (1), scheduled (2) --
+  with a partial index in queue order for ready ones and one on the due time for the rest. It is
+  kept small, so its indexes stay in memory and vacuum has little to do.
+* ``done`` holds finished job records until they expire: a job's row moves there when it ends
+  (succeeded, failed, cancelled), and back to ``items`` when it is requeued, keeping its id,
+  priority and order number, so it returns to its original place.
+* ``ready`` holds how many ready items each bucket of the queue order has: a bucket is one
+  priority and 1,024 consecutive order numbers. A statement trigger keeps it, aggregated per
+  statement, in rows of the writing connection's own (``pg_backend_pid()``): no two connections
+  ever update the same row, so no write waits for another. ``position()`` sums the buckets ahead
+  of an item and counts the item's own bucket exactly: a few thousand rows at most at any depth.
+* ``totals`` counts job events (:data:`~baozi.backends.base.COUNTED`), per statement and per
+  connection in the same way. Rows of connections that have gone are folded into shard 0.
+* ``signal()`` notifies the store's channel when some process waits (a row in ``waiting``): a
+  commit that notifies takes PostgreSQL's notify lock, so nothing is sent while nobody listens.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+
+from ...errors import NotABaoziStore
+
+LAYOUT = 1
+"""The layout this code writes, recorded in ``meta``; a newer one is refused."""
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def check_schema(name: str, url: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid schema={name!r} in {url!r}: use lower-case letters, digits and _ "
+            "(at most 63, not starting with a digit), such as ?schema=baozi"
+        )
+    return name
+
+
+# Bucket of an item in the queue order (see the module docstring): front pushes (seq < 0) by
+# their order number, the rest by their id.
+_SB = "CASE WHEN seq <> 0 THEN seq >> 10 ELSE 0 END"
+_IB = "CASE WHEN seq <> 0 THEN 0 ELSE id >> 10 END"
+
+TABLES = """
+CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE {s}.queues (
+    id serial PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    options text NOT NULL DEFAULT '{{}}',
+    paused boolean NOT NULL DEFAULT false,
+    bounded boolean NOT NULL DEFAULT false,
+    listed boolean NOT NULL DEFAULT true
+);
+CREATE SEQUENCE {s}.ids;
+CREATE TABLE {s}.items (
+    id bigint PRIMARY KEY,
+    qid integer NOT NULL,
+    state smallint NOT NULL,
+    priority numeric NOT NULL,
+    pfloat boolean NOT NULL DEFAULT false,
+    seq bigint NOT NULL DEFAULT 0,
+    due double precision,
+    owner text,
+    deliveries integer NOT NULL DEFAULT 0,
+    failures integer NOT NULL DEFAULT 0,
+    payload bytea NOT NULL,
+    task text,
+    created_at double precision,
+    started_at double precision,
+    error text,
+    progress text
+) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.0,
+        autovacuum_vacuum_threshold = 2000, autovacuum_vacuum_cost_delay = 0,
+        autovacuum_analyze_scale_factor = 0.02);
+CREATE INDEX items_ready ON {s}.items (qid, priority, seq, id) WHERE state = 0;
+CREATE INDEX items_due ON {s}.items (qid, due) WHERE state > 0;
+CREATE TABLE {s}.done (
+    id bigint PRIMARY KEY,
+    qid integer NOT NULL,
+    task text,
+    outcome text NOT NULL,
+    priority numeric NOT NULL,
+    pfloat boolean NOT NULL DEFAULT false,
+    seq bigint NOT NULL DEFAULT 0,
+    payload bytea NOT NULL,
+    deliveries integer NOT NULL DEFAULT 0,
+    failures integer NOT NULL DEFAULT 0,
+    created_at double precision,
+    started_at double precision,
+    finished_at double precision,
+    expires_at double precision,
+    result bytea,
+    error text,
+    progress text
+) WITH (autovacuum_vacuum_scale_factor = 0.05, autovacuum_vacuum_cost_delay = 0);
+CREATE INDEX done_expires ON {s}.done (expires_at);
+CREATE INDEX done_queue ON {s}.done (qid, outcome);
+CREATE TABLE {s}.ready (
+    qid integer NOT NULL,
+    priority numeric NOT NULL,
+    sb bigint NOT NULL,
+    ib bigint NOT NULL,
+    shard integer NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (qid, priority, sb, ib, shard)
+) WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0.0,
+        autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_cost_delay = 0);
+CREATE TABLE {s}.totals (
+    qid integer NOT NULL,
+    task text NOT NULL,
+    event text NOT NULL,
+    shard integer NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (qid, task, event, shard)
+) WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0.0,
+        autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_cost_delay = 0);
+CREATE TABLE {s}.waiters (slot text NOT NULL, item bigint NOT NULL, PRIMARY KEY (slot, item));
+CREATE TABLE {s}.kv (ns text NOT NULL, key text NOT NULL, value bytea NOT NULL,
+                     PRIMARY KEY (ns, key));
+CREATE TABLE {s}.slots (name text NOT NULL, holder text NOT NULL,
+                        expires double precision NOT NULL, PRIMARY KEY (name, holder));
+CREATE TABLE {s}.workers (id text PRIMARY KEY, info text NOT NULL,
+                          seen double precision NOT NULL, expires double precision NOT NULL);
+CREATE TABLE {s}.waiting (listener text PRIMARY KEY, expires double precision NOT NULL);
+CREATE TABLE {s}.junk (at double precision NOT NULL, tbl text NOT NULL, reason text NOT NULL,
+                       row_data text NOT NULL);
+"""
+
+FUNCTIONS = f"""
+CREATE FUNCTION {{s}}.now() RETURNS double precision LANGUAGE sql STABLE
+    AS $$ SELECT extract(epoch FROM statement_timestamp())::double precision $$;
+
+-- Wakes the processes waiting on this store, if any. The shared lock is held to the commit and
+-- taken before ``waiting`` is read (a volatile function reads with a new snapshot), so a waiter
+-- that registers (under the exclusive lock) either sees this write or is seen by it.
+CREATE FUNCTION {{s}}.signal() RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared({{lock}});
+    IF EXISTS (SELECT 1 FROM {{s}}.waiting WHERE expires > {{s}}.now()) THEN
+        PERFORM pg_notify({{channel}}, '');
+    END IF;
+END $$;
+
+CREATE FUNCTION {{s}}.count_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {{s}}.ready AS r
+        SELECT qid, priority, {_SB}, {_IB}, pg_backend_pid(), count(*)
+        FROM added WHERE state = 0 GROUP BY 1, 2, 3, 4
+    ON CONFLICT (qid, priority, sb, ib, shard) DO UPDATE SET n = r.n + excluded.n;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION {{s}}.count_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {{s}}.ready AS r
+        SELECT qid, priority, {_SB}, {_IB}, pg_backend_pid(), -count(*)
+        FROM removed WHERE state = 0 GROUP BY 1, 2, 3, 4
+    ON CONFLICT (qid, priority, sb, ib, shard) DO UPDATE SET n = r.n + excluded.n;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION {{s}}.count_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {{s}}.ready AS r
+        SELECT qid, priority, sb, ib, pg_backend_pid(), sum(d) FROM (
+            SELECT qid, priority, {_SB} AS sb, {_IB} AS ib, 1 AS d FROM added WHERE state = 0
+            UNION ALL
+            SELECT qid, priority, {_SB}, {_IB}, -1 FROM removed WHERE state = 0
+        ) AS x GROUP BY 1, 2, 3, 4 HAVING sum(d) <> 0
+    ON CONFLICT (qid, priority, sb, ib, shard) DO UPDATE SET n = r.n + excluded.n;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER items_added AFTER INSERT ON {{s}}.items REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION {{s}}.count_added();
+CREATE TRIGGER items_removed AFTER DELETE ON {{s}}.items REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION {{s}}.count_removed();
+CREATE TRIGGER items_changed AFTER UPDATE ON {{s}}.items
+    REFERENCING NEW TABLE AS added OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION {{s}}.count_changed();
+"""
+
+
+def lock_key(schema: str) -> int:
+    """The advisory lock key of the store's change signal (stable across processes)."""
+    import zlib
+
+    return zlib.crc32(f"baozi:{schema}".encode()) - 2**31
+
+
+def channel(schema: str) -> str:
+    return f"baozi_{schema}"
+
+
+def create(conn: psycopg.Connection, schema: str, url: str) -> None:
+    """Make the store's schema and tables unless they exist; refuse a layout this code does not
+    know. Runs in one transaction under a lock, so racing first openers make it once."""
+    s = f'"{schema}"'
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(schema) ^ 0x5A5A,))
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+        found = conn.execute("SELECT to_regclass(%s)", (f"{s}.meta",)).fetchone()
+        if found is not None and found[0] is not None:
+            row = conn.execute(f"SELECT value FROM {s}.meta WHERE key='layout'").fetchone()
+            version = int(row[0]) if row is not None and str(row[0]).isdigit() else None
+            if version != LAYOUT:
+                raise NotABaoziStore(
+                    f"schema {schema!r} in {url!r} holds baozi layout {version}, and this baozi "
+                    f"reads layout {LAYOUT}: upgrade baozi, or use another ?schema="
+                )
+            return
+        tables = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname=%s", (schema,)
+        ).fetchone()
+        if tables is not None and tables[0]:
+            raise NotABaoziStore(
+                f"schema {schema!r} in {url!r} holds tables that are not a baozi store; "
+                "use another ?schema="
+            )
+        ddl = TABLES + FUNCTIONS
+        ddl = ddl.replace("{s}", s).replace("{{s}}", s)
+        ddl = ddl.replace("{lock}", str(lock_key(schema))).replace(
+            "{channel}", f"'{channel(schema)}'"
+        )
+        ddl = ddl.replace("{{", "{").replace("}}", "}")
+        conn.execute(ddl)
+        conn.execute(f"INSERT INTO {s}.meta VALUES ('layout', %s)", (str(LAYOUT),))

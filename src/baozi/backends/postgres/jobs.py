@@ -1,0 +1,409 @@
+"""The job part of the PostgreSQL store: a finished job's row moves from ``items`` to ``done``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from .._heartbeat import heartbeat
+from .._rows import item_number
+from ..base import COUNTED, Consumer, JobRecord, Outcome, Receiver, WorkerInfo
+from ._consumer import PostgresConsumer
+from ._health import vacuum_warnings
+from ._settle import FINISH, finish_params
+from .coord import PostgresCoordination
+from .store import priority_of
+
+__all__ = ["PostgresStore"]
+
+log = logging.getLogger("baozi.store")
+
+_STATUS = (  # a live item's job status
+    "CASE WHEN state = 0 OR due <= {s}.now() THEN 'queued' "
+    "WHEN state = 1 THEN 'running' ELSE 'scheduled' END"
+)
+_LIVE = (
+    f"SELECT i.id, q.name, i.task, {_STATUS}, i.priority, i.pfloat, i.payload, i.deliveries, "
+    "i.failures, i.created_at, i.started_at, NULL::float8, NULL::bytea, i.error, i.progress "
+    "FROM {s}.items i JOIN {s}.queues q ON q.id = i.qid WHERE i.task IS NOT NULL"
+)
+_DONE = (
+    "SELECT d.id, q.name, d.task, d.outcome, d.priority, d.pfloat, d.payload, d.deliveries, "
+    "d.failures, d.created_at, d.started_at, d.finished_at, d.result, d.error, d.progress "
+    "FROM {s}.done d JOIN {s}.queues q ON q.id = d.qid WHERE d.task IS NOT NULL"
+)
+_LIVE_FILTERS = {
+    "queued": "(i.state = 0 OR i.due <= {s}.now())",
+    "running": "(i.state = 1 AND i.due > {s}.now())",
+    "scheduled": "(i.state = 2 AND i.due > {s}.now())",
+}
+# Runs retried or deferred: back to their place, ready or scheduled.
+_AGAIN = """
+WITH o AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(delays)s::float8[], %(errors)s::text[],
+                         %(retried)s::boolean[]) AS o(id, delay, error, retried)
+), u AS (
+    UPDATE {s}.items i SET
+        state = CASE WHEN o.delay > 0 THEN 2 ELSE 0 END,
+        due = CASE WHEN o.delay > 0 THEN {s}.now() + o.delay END,
+        failures = i.failures + o.retried::int,
+        error = CASE WHEN o.retried THEN o.error ELSE i.error END,
+        deliveries = CASE WHEN o.retried THEN i.deliveries ELSE greatest(i.deliveries - 1, 0) END,
+        owner = NULL
+    FROM o WHERE i.id = o.id AND i.owner = %(owner)s AND i.state IN (0, 1)
+    RETURNING i.id
+)
+SELECT count(*), {signal} FROM u
+"""
+_HOLDS = (  # whether queue q holds an item or a record
+    "(EXISTS (SELECT 1 FROM {s}.items WHERE qid = q.id) "
+    "OR EXISTS (SELECT 1 FROM {s}.done WHERE qid = q.id))"
+)
+_LISTED = f"(q.listed OR q.options <> '{{}}' OR {_HOLDS})"
+
+
+def _record(row: Any) -> JobRecord:
+    return JobRecord(
+        id=str(row[0]),
+        queue=row[1],
+        task=row[2],
+        status=row[3],
+        priority=priority_of(row[4], row[5]),
+        payload=row[6],
+        attempts=row[7],
+        failures=row[8],
+        created_at=row[9],
+        started_at=row[10],
+        finished_at=row[11],
+        result=row[12],
+        error=row[13],
+        progress=row[14],
+    )
+
+
+class PostgresStore(PostgresCoordination):
+    def warnings(self) -> list[str]:
+        db = self._db  # what keeps vacuum from cleaning the store's tables: one round trip
+        return db.run("check vacuum", lambda c: vacuum_warnings(c, db.schema, db.where))
+
+    def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
+        finished = [o for o in outcomes if o.status not in ("retry", "deferred")]
+        again = [o for o in outcomes if o.status in ("retry", "deferred")]
+        waiting = [o for o in again if o.status == "deferred" and o.slot and o.retry_in > 0]
+        done = 0
+        if finished:
+            row = self._one("settle", FINISH, finish_params(owner, finished, ttl))
+            done += int(row[0])
+        if again:
+            done += self._again(owner, again, waiting)
+        if done:
+            self._notify()
+        return done
+
+    def consumer(
+        self, owner: str, queues: Sequence[str], lease: float, receiver: Receiver
+    ) -> Consumer:
+        return PostgresConsumer(self, owner, queues, lease, receiver)
+
+    def _again(self, owner: str, again: list[Outcome], waiting: list[Outcome]) -> int:
+        keep = [(n, o) for o in again if (n := item_number(o.id)) is not None]
+        ids = [n for n, _ in keep]
+        delays = [float(o.retry_in) for _, o in keep]
+        params = {
+            "ids": ids,
+            "delays": delays,
+            "errors": [o.error for _, o in keep],
+            "retried": [o.status == "retry" for _, o in keep],
+            "owner": owner,
+        }
+        if not waiting:
+            row = self._one("settle", _AGAIN, params)
+            return int(row[0])
+
+        def park(conn: psycopg.Connection[Any]) -> int:
+            parked = []
+            for o in waiting:  # a slot freed meanwhile: ready at once, else wait for it
+                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (0x736C74, o.slot))
+                (held,) = conn.execute(
+                    self.sql(
+                        "SELECT count(*) FROM {s}.slots WHERE name = %s AND expires > {s}.now()"
+                    ),
+                    (o.slot,),
+                ).fetchone() or (0,)
+                num = item_number(o.id)
+                if num is None:
+                    continue
+                if held < o.slot_limit:
+                    delays[ids.index(num)] = 0.0
+                else:
+                    parked.append((o.slot, num))
+            (n, _) = conn.execute(self.sql(_AGAIN), params).fetchone() or (0, None)
+            for slot, num in parked:
+                conn.execute(
+                    self.sql("INSERT INTO {s}.waiters VALUES (%s, %s) ON CONFLICT DO NOTHING"),
+                    (slot, num),
+                )
+            return int(n)
+
+        return int(self._in_transaction("settle", park))
+
+    def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
+        num = item_number(job_id)
+        if num is None:
+            return False
+        row = self._one(
+            "cancel",
+            """
+            WITH m AS (
+                DELETE FROM {s}.items WHERE id = %(id)s AND task IS NOT NULL
+                AND (state IN (0, 2) OR (state = 1 AND due <= {s}.now())) RETURNING *
+            ), ins AS (
+                INSERT INTO {s}.done (id, qid, task, outcome, priority, pfloat, seq, payload,
+                    deliveries, failures, created_at, started_at, finished_at, expires_at,
+                    error, progress)
+                SELECT id, qid, task, 'cancelled', priority, pfloat, seq, payload, deliveries,
+                    failures, created_at, started_at, {s}.now(), {s}.now() + %(ttl)s, error,
+                    progress FROM m
+            ), tot AS (
+                INSERT INTO {s}.totals AS x
+                SELECT qid, task, 'cancelled', pg_backend_pid(), 1 FROM m
+                ON CONFLICT (qid, task, event, shard) DO UPDATE SET n = x.n + 1
+            )
+            SELECT count(*), {signal} FROM m
+            """,
+            {"id": num, "ttl": float(ttl)},
+        )
+        self._notify()
+        return bool(row[0])
+
+    def requeue(self, job_id: str) -> bool:
+        num = item_number(job_id)
+        if num is None:
+            return False
+        row = self._one(
+            "requeue",
+            """
+            WITH m AS (
+                DELETE FROM {s}.done WHERE id = %s AND outcome IN ('failed', 'cancelled')
+                RETURNING *
+            ), ins AS (
+                INSERT INTO {s}.items (id, qid, state, priority, pfloat, seq, payload, task,
+                    created_at, progress)
+                SELECT id, qid, 0, priority, pfloat, seq, payload, task, created_at, progress
+                FROM m
+            )
+            SELECT count(*), {signal} FROM m
+            """,
+            (num,),
+        )
+        self._notify()
+        return bool(row[0])
+
+    def record(self, job_id: str) -> JobRecord | None:
+        num = item_number(job_id)
+        if num is None:
+            return None
+        rows = self._rows(
+            "read a job",
+            f"{_LIVE} AND i.id = %(id)s UNION ALL {_DONE} AND d.id = %(id)s",
+            {"id": num},
+        )
+        return _record(rows[0]) if rows else None
+
+    def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
+        nums = [n for n in map(item_number, job_ids) if n is not None]
+        if not nums:
+            return {}
+        rows = self._rows(
+            "read statuses",
+            f"SELECT id, {_STATUS} FROM {{s}}.items WHERE id = ANY(%(ids)s) AND task IS NOT NULL "
+            "UNION ALL SELECT id, outcome FROM {s}.done WHERE id = ANY(%(ids)s) "
+            "AND task IS NOT NULL",
+            {"ids": nums},
+        )
+        return {str(i): status for i, status in rows}
+
+    def records(
+        self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[JobRecord]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        live, done = [_LIVE], [_DONE]
+        if queue is not None:
+            params["qid"] = self._rqid(queue)
+            live.append("i.qid = %(qid)s")
+            done.append("d.qid = %(qid)s")
+        if status in _LIVE_FILTERS:
+            sql = f"{' AND '.join(live)} AND {_LIVE_FILTERS[status]}"
+        elif status is not None:
+            params["outcome"] = status
+            sql = f"{' AND '.join(done)} AND d.outcome = %(outcome)s"
+        else:
+            sql = f"{' AND '.join(live)} UNION ALL {' AND '.join(done)}"
+        rows = self._rows(
+            "list jobs",
+            f"SELECT * FROM ({sql}) AS r ORDER BY 1 DESC LIMIT %(limit)s OFFSET %(offset)s",
+            params,
+        )
+        return [_record(r) for r in rows]
+
+    def set_progress(self, job_id: str, owner: str, progress: str) -> bool:
+        num = item_number(job_id)
+        if num is None:
+            return False
+        return bool(
+            self._count(
+                "set progress",
+                "UPDATE {s}.items SET progress = %s WHERE id = %s AND owner = %s "
+                "AND state IN (0, 1)",
+                (progress, num, owner),
+            )
+        )
+
+    def job_counts(self, queue: str) -> dict[str, int]:
+        counts = self.counts(queue)
+        out = {"scheduled": counts.scheduled, "queued": counts.ready, "running": counts.leased}
+        out.update({"succeeded": 0, "failed": 0, "cancelled": 0})
+        for outcome, n in self._rows(
+            "count jobs",
+            "SELECT outcome, count(*) FROM {s}.done WHERE qid = %s AND task IS NOT NULL "
+            "GROUP BY outcome",
+            (self._rqid(queue),),
+        ):
+            if outcome in out:
+                out[outcome] = n
+        return out
+
+    def job_totals(self, queue: str) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for task, event, n in self._rows(
+            "read totals",
+            "SELECT task, event, sum(n) FROM {s}.totals WHERE qid = %s GROUP BY task, event",
+            (self._rqid(queue),),
+        ):
+            if event in COUNTED:
+                out.setdefault(task, dict.fromkeys(COUNTED, 0))[event] = int(n)
+        return out
+
+    def queues(self) -> list[str]:
+        rows = self._rows(
+            "list queues", f"SELECT name FROM {{s}}.queues q WHERE {_LISTED} ORDER BY name"
+        )
+        return [r[0] for r in rows]
+
+    def has_queue(self, queue: str) -> bool:
+        return bool(
+            self._rows(
+                "find a queue",
+                f"SELECT 1 FROM {{s}}.queues q WHERE name = %s AND {_LISTED}",
+                (queue,),
+            )
+        )
+
+    def delete_queue(self, queue: str) -> bool:
+        # The row stays, unlisted and its options gone: other processes may keep its id, and
+        # what they write to the queue lists it again (see _LISTED).
+        def delete(conn: psycopg.Connection[Any]) -> bool:
+            row = conn.execute(
+                self.sql(
+                    f"SELECT id, {_HOLDS} FROM {{s}}.queues q WHERE name = %s AND {_LISTED} "
+                    "FOR UPDATE"
+                ),
+                (queue,),
+            ).fetchone()
+            if row is None or row[1]:
+                return False
+            conn.execute(
+                self.sql(
+                    "UPDATE {s}.queues SET listed = false, options = '{}', paused = false, "
+                    "bounded = false "
+                    "WHERE id = %s"
+                ),
+                (row[0],),
+            )
+            conn.execute(self.sql("DELETE FROM {s}.totals WHERE qid = %s"), (row[0],))
+            return True
+
+        return bool(self._in_transaction("delete a queue", delete))
+
+    def lease_holders(self, queues: Sequence[str]) -> dict[str, int]:
+        qids = [q for q in map(self._db.find_qid, set(queues)) if q is not None]
+        if not qids:
+            return {}
+        rows = self._rows(
+            "read leases",
+            "SELECT owner, count(*) FROM {s}.items WHERE qid = ANY(%s) AND state = 1 "
+            "AND due > {s}.now() GROUP BY owner",
+            (qids,),
+        )
+        return {owner: n for owner, n in rows if owner is not None}
+
+    def purge_expired(self) -> int:
+        purged = 0
+        while True:
+            n = self._count(
+                "purge expired jobs",
+                "DELETE FROM {s}.done WHERE id IN (SELECT id FROM {s}.done "
+                "WHERE expires_at <= {s}.now() LIMIT 5000)",
+            )
+            purged += n
+            if n < 5000:
+                break
+        self._fold()
+        return purged
+
+    def _fold(self) -> None:
+        """Fold counter rows into shard 0: those of connections that have gone, and, for the
+        ready counts, every shard's rows of a bucket that holds no ready item any more (so the
+        rows grow with the queue's depth, not its history). Rows are moved as deleted -- the
+        version each DELETE removed, after any write it waited for -- so no count is lost."""
+        key = "qid, task, event"
+        gone = "NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = t.shard)"
+        self._rows(
+            "fold counters",
+            f"WITH gone AS (DELETE FROM {{s}}.totals t WHERE shard <> 0 AND {gone} "
+            f"RETURNING {key}, n) "
+            f"INSERT INTO {{s}}.totals AS x SELECT {key}, 0, sum(n) FROM gone "
+            f"GROUP BY {key} ON CONFLICT ({key}, shard) DO UPDATE SET n = x.n + excluded.n "
+            "RETURNING 1",
+        )
+        key = "qid, priority, sb, ib"
+        self._rows(
+            "fold counters",
+            f"WITH empty AS (SELECT {key} FROM {{s}}.ready GROUP BY {key} HAVING sum(n) = 0), "
+            f"gone AS (DELETE FROM {{s}}.ready t WHERE shard <> 0 AND ({gone} OR ({key}) IN "
+            f"(SELECT {key} FROM empty)) RETURNING {key}, n) "
+            f"INSERT INTO {{s}}.ready AS x SELECT {key}, 0, sum(n) FROM gone "
+            f"GROUP BY {key} ON CONFLICT ({key}, shard) DO UPDATE SET n = x.n + excluded.n "
+            "RETURNING 1",
+        )
+        self._count("fold counters", "DELETE FROM {s}.ready WHERE shard = 0 AND n = 0")
+
+    def heartbeat(self, worker: WorkerInfo, ttl: float) -> None:
+        info = json.dumps(dataclasses.asdict(worker))
+        self._count(
+            "heartbeat",
+            "INSERT INTO {s}.workers VALUES (%s, %s, {s}.now(), {s}.now() + %s) "
+            "ON CONFLICT (id) DO UPDATE SET info = excluded.info, seen = excluded.seen, "
+            "expires = excluded.expires",
+            (worker.id, info, float(ttl)),
+        )
+
+    def workers(self) -> list[WorkerInfo]:
+        out = []
+        for worker_id, info, seen in self._rows(
+            "list workers",
+            "SELECT id, info, seen FROM {s}.workers WHERE expires > {s}.now() ORDER BY id",
+        ):
+            try:
+                out.append(heartbeat(info, seen))
+            except (ValueError, TypeError, KeyError) as exc:
+                self._quarantine("workers", "id", worker_id, f"{type(exc).__name__}: {exc}")
+        return out
+
+    def forget_worker(self, worker_id: str) -> None:
+        self._count("forget a worker", "DELETE FROM {s}.workers WHERE id = %s", (worker_id,))

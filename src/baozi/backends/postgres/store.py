@@ -1,0 +1,602 @@
+"""The queue operations of the PostgreSQL store: one statement per push, reserve and ack.
+
+Reservations take the head of the queue with ``FOR UPDATE SKIP LOCKED``, so concurrent
+consumers never wait on each other's rows. Times are the server's (``{s}.now()``), as leases on
+Redis are. Every write calls ``{s}.signal()`` in the same statement (see ``_layout``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import psycopg
+
+from ..._outage import shown_url
+from ..._process import current_pid
+from ...errors import Full, StoreError
+from .._rows import Row, RowStore, item_number, options_of
+from ..base import Counts, Item, NewJob, Priority
+from ._db import Database, parse_url
+from ._layout import channel
+from ._tx import check_same_database, driver_connection
+
+log = logging.getLogger("baozi.store")
+
+PROMOTE_EVERY = 0.05
+"""How often (s) a busy consumer moves expired leases and due delays back to ready."""
+
+ORDER = "priority, seq, id"
+ORDER_DESC = "priority DESC, seq DESC, id DESC"
+
+# One insert of items (and, for jobs, their enqueue totals); %(...)s are the parameters.
+_INSERT = """
+WITH v AS (
+    SELECT nextval('{s}.ids') AS id, t.* FROM unnest(
+        %(payloads)s::bytea[], %(prios)s::numeric[], %(floats)s::boolean[], %(tasks)s::text[]
+    ) WITH ORDINALITY AS t(payload, priority, pfloat, task, ord)
+), ins AS (
+    INSERT INTO {s}.items (id, qid, state, priority, pfloat, seq, due, payload, task, created_at)
+    SELECT id, %(qid)s, %(state)s, priority, pfloat, CASE WHEN %(front)s THEN -id ELSE 0 END,
+           CASE WHEN %(delay)s > 0 THEN {s}.now() + %(delay)s END, payload, task, {s}.now()
+    FROM v
+), tot AS (
+    INSERT INTO {s}.totals AS x
+    SELECT %(qid)s, task, 'enqueued', pg_backend_pid(), count(*) FROM v
+    WHERE task IS NOT NULL GROUP BY task
+    ON CONFLICT (qid, task, event, shard) DO UPDATE SET n = x.n + excluded.n
+)
+SELECT array_agg(id ORDER BY ord), {signal} FROM v
+"""
+_INSERT_ONE = """
+WITH v AS (SELECT nextval('{s}.ids') AS id), ins AS (
+    INSERT INTO {s}.items (id, qid, state, priority, pfloat, payload, task, created_at)
+    SELECT id, %s, 0, %s, %s, %s, %s, {s}.now() FROM v
+), tot AS (
+    INSERT INTO {s}.totals AS x VALUES (%s, %s, 'enqueued', pg_backend_pid(), 1)
+    ON CONFLICT (qid, task, event, shard) DO UPDATE SET n = x.n + 1
+)
+SELECT id, {s}.signal() FROM v
+"""
+# Ready items of queue %(qid)s, counting expired leases and due delays.
+_READY = (
+    "(SELECT coalesce(sum(n), 0) FROM {s}.ready WHERE qid = %(qid)s) + "
+    "(SELECT count(*) FROM {s}.items WHERE qid = %(qid)s AND state > 0 AND due <= {s}.now())"
+)
+# Leasing the head of queue %(qid)s to %(owner)s, as CTEs ``c``, ``r`` (the leased rows) and
+# ``started`` (their totals); ``{skip}`` is where a caller adds a condition on the rows taken.
+RESERVE_STEPS = """c AS (
+    SELECT id FROM {s}.items
+    WHERE qid = %(qid)s AND state = 0{skip}
+      AND NOT EXISTS (SELECT 1 FROM {s}.queues WHERE id = %(qid)s AND paused)
+    ORDER BY priority, seq, id LIMIT %(n)s FOR UPDATE SKIP LOCKED
+), r AS (
+    UPDATE {s}.items i SET state = 1, due = {s}.now() + %(lease)s, owner = %(owner)s,
+        deliveries = i.deliveries + 1, started_at = {s}.now()
+    FROM c WHERE i.id = c.id
+    RETURNING i.id, i.payload, i.priority, i.pfloat, i.deliveries, i.task, i.failures, i.seq
+), started AS (
+    INSERT INTO {s}.totals AS x
+    SELECT %(qid)s, task, 'started', pg_backend_pid(), count(*) FROM r
+    WHERE task IS NOT NULL GROUP BY task
+    ON CONFLICT (qid, task, event, shard) DO UPDATE SET n = x.n + excluded.n
+)"""
+RESERVE = f"""
+WITH {RESERVE_STEPS.replace("{skip}", "")}
+SELECT r.* FROM r, (
+    -- Only a put that waits for room in a bounded queue can need to hear of a reservation.
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM {{s}}.queues WHERE id = %(qid)s AND bounded)
+           THEN {{signal}} END
+) AS s
+"""
+_PROMOTE = """
+UPDATE {s}.items SET state = 0 WHERE id IN (
+    SELECT id FROM {s}.items WHERE qid = %s AND state > 0 AND due <= {s}.now()
+    FOR UPDATE SKIP LOCKED
+)
+"""
+_AHEAD = (
+    "(i.priority < x.p OR (i.priority = x.p AND (i.seq < x.s OR (i.seq = x.s AND i.id < x.id))))"
+)
+_RANK = f"""
+WITH x AS (
+    SELECT priority AS p, seq AS s, id, state, due <= {{s}}.now() AS due_now,
+        CASE WHEN seq <> 0 THEN seq >> 10 ELSE 0 END AS sb,
+        CASE WHEN seq <> 0 THEN 0 ELSE id >> 10 END AS ib
+    FROM {{s}}.items WHERE id = %(id)s AND qid = %(qid)s
+)
+SELECT x.state, x.due_now,
+    (SELECT coalesce(sum(r.n), 0) FROM {{s}}.ready r WHERE r.qid = %(qid)s
+        AND (r.priority < x.p OR (r.priority = x.p AND (r.sb < x.sb
+             OR (r.sb = x.sb AND r.ib < x.ib)))))
+    + (SELECT count(*) FROM {{s}}.items i WHERE i.qid = %(qid)s AND i.state = 0 AND i.priority = x.p
+        AND x.s <> 0 AND i.seq >= (x.sb << 10) AND i.seq < x.s)
+    + (SELECT count(*) FROM {{s}}.items i WHERE i.qid = %(qid)s AND i.state = 0 AND i.priority = x.p
+        AND x.s = 0 AND i.seq = 0 AND i.id >= (x.ib << 10) AND i.id < x.id)
+    + (SELECT count(*) FROM {{s}}.items i WHERE i.qid = %(qid)s AND i.state > 0
+        AND i.due <= {{s}}.now() AND {_AHEAD})
+FROM x
+"""
+
+
+def prio_params(priority: Priority) -> tuple[Decimal | int, bool]:
+    """A priority as the store keeps it: exact (a float as its exact binary value) and whether
+    it was a float."""
+    if isinstance(priority, float):
+        return Decimal(priority), True
+    return int(priority), False
+
+
+def priority_of(value: Decimal, was_float: bool) -> Priority:
+    return float(value) if was_float else int(value)
+
+
+def _bounded(options: dict[str, Any]) -> bool:
+    maxsize = options.get("maxsize")
+    return isinstance(maxsize, int) and not isinstance(maxsize, bool) and maxsize > 0
+
+
+def _insert_params(qid: int, rows: Sequence[Row], front: bool, delay: float) -> dict[str, Any]:
+    prios = [prio_params(p) for p, _, _ in rows]
+    return {
+        "qid": qid,
+        "state": 2 if delay > 0 else 0,
+        "front": front,
+        "delay": float(delay),
+        "payloads": [bytes(b) for _, b, _ in rows],
+        "prios": [Decimal(p) for p, _ in prios],
+        "floats": [f for _, f in prios],
+        "tasks": [t for _, _, t in rows],
+    }
+
+
+def _item(row: Any) -> Item:
+    """An item from (id, payload, priority, pfloat, deliveries, task, failures)."""
+    return Item(str(row[0]), row[1], priority_of(row[2], row[3]), row[4], row[5], row[6])
+
+
+def _nums(ids: Sequence[str]) -> list[int]:
+    return [n for n in map(item_number, ids) if n is not None]
+
+
+class PostgresQueues(RowStore):
+    """The queue part of the PostgreSQL store; :class:`PostgresStore` adds jobs."""
+
+    scheme: ClassVar[str] = "postgresql"
+    shared_across_processes: ClassVar[bool] = True
+    durable: ClassVar[bool] = True
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.conninfo, self.schema, self.retry, self.poll = parse_url(url)
+        self._pid = current_pid()
+        self._database: Database | None = Database.acquire(
+            self.conninfo, self.schema, self.retry, self.poll
+        )
+        self._sql: dict[str, str] = {}
+
+    @classmethod
+    def missing(cls, url: str) -> str | None:
+        conninfo, schema, _, _ = parse_url(url)
+        try:
+            with psycopg.connect(conninfo, connect_timeout=5) as conn:
+                row = conn.execute("SELECT to_regclass(%s)", (f'"{schema}".meta',)).fetchone()
+        except psycopg.Error:
+            return None  # opening it says what is wrong
+        if row is None or row[0] is None:
+            return f"there is no baozi store in schema {schema!r} of {shown_url(conninfo)}"
+        return None
+
+    @property
+    def location(self) -> str:
+        return f"PostgreSQL {shown_url(self.conninfo)} schema {self.schema}"
+
+    @property
+    def _db(self) -> Database:
+        db = self._database
+        if db is None or self._pid != current_pid():
+            if db is not None and self._pid == current_pid():
+                raise RuntimeError("this store handle is closed")
+            self._pid = current_pid()
+            db = self._database = Database.acquire(
+                self.conninfo, self.schema, self.retry, self.poll
+            )
+            self._sql = {}
+        return db
+
+    def close(self) -> None:
+        db, self._database = self._database, None
+        if db is not None and self._pid == current_pid():
+            db.release()
+
+    def _notify(self) -> None:
+        """Wake this process's waiters after a write. A handle closed meanwhile (by another
+        thread) has no waiters to wake, and is not opened again for it."""
+        db = self._database
+        if db is not None:
+            db.signal.notify()
+
+    def sql(self, template: str) -> str:
+        """``template`` with this store's schema filled in (cached)."""
+        text = self._sql.get(template)
+        if text is None:
+            s = self._db.s
+            text = self._sql[template] = template.replace("{signal}", "{s}.signal()").replace(
+                "{s}", s
+            )
+        return text
+
+    # -- running statements -----------------------------------------------------------------
+
+    def _rows(self, what: str, template: str, params: Any = None) -> list[Any]:
+        sql = self.sql(template)
+        return self._db.run(what, lambda c: c.execute(sql, params).fetchall())
+
+    def _one(self, what: str, template: str, params: Any = None) -> Any:
+        rows = self._rows(what, template, params)
+        return rows[0] if rows else None
+
+    def _count(self, what: str, template: str, params: Any = None) -> int:
+        sql = self.sql(template)
+        done = self._db.run(what, lambda c: c.execute(sql, params).rowcount)
+        if done:
+            self._notify()
+        return int(done)
+
+    def _in_transaction(self, what: str, fn: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+        """``fn`` in one transaction, retried as a whole while the server is out of reach."""
+
+        def run(conn: psycopg.Connection[Any]) -> Any:
+            with conn.transaction():
+                return fn(conn)
+
+        result = self._db.run(what, run)
+        self._notify()
+        return result
+
+    def _qid(self, queue: str) -> int:
+        db = self._db
+        return db.qids.get(queue) or db.qid(queue)
+
+    def _rqid(self, queue: str) -> int:
+        """The queue's id for a read; 0, which no queue has, when there is no such queue."""
+        return self._db.find_qid(queue) or 0
+
+    # -- adding -----------------------------------------------------------------------------
+
+    def _add(
+        self,
+        queue: str,
+        rows: Sequence[Row],
+        front: bool,
+        delay: float,
+        maxsize: int,
+        maxlen: int | None,
+    ) -> list[str]:
+        if not rows:
+            return []
+        qid = self._qid(queue)
+        params = _insert_params(qid, rows, front, delay)
+        insert = self.sql(_INSERT.replace("{signal}", "NULL"))
+        if not maxsize and maxlen is None:
+            row = self._one("add items", _INSERT, params)
+            self._notify()
+            return [str(i) for i in row[0]]
+
+        def bounded(conn: psycopg.Connection[Any]) -> list[Any]:
+            self._make_room(conn, queue, params, maxsize)
+            ids = conn.execute(insert, params).fetchone()
+            if maxlen is not None:
+                conn.execute(
+                    self.sql(
+                        "DELETE FROM {s}.items WHERE id IN (SELECT id FROM {s}.items "
+                        f"WHERE qid = %s AND state = 0 ORDER BY {ORDER if front else ORDER_DESC} "
+                        "OFFSET %s)"
+                    ),
+                    (qid, maxlen),
+                )
+            conn.execute(self.sql("SELECT {s}.signal()"))
+            return list(ids[0]) if ids else []
+
+        return [str(i) for i in self._in_transaction("add items", bounded)]
+
+    def _make_room(
+        self, conn: psycopg.Connection[Any], queue: str, params: dict[str, Any], maxsize: int
+    ) -> None:
+        """Take the queue's write lock (to the end of the transaction) and, with ``maxsize``,
+        raise Full unless the new items fit."""
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (0x62616F, params["qid"]))
+        if maxsize:
+            (ready,) = conn.execute(f"SELECT {self.sql(_READY)}", params).fetchone() or (0,)
+            if ready + len(params["payloads"]) > maxsize:
+                raise Full(f"queue {queue!r} holds {ready} of at most {maxsize} ready items")
+
+    def check_connection(self, connection: object) -> None:
+        conn = driver_connection(connection, self.location)
+        check_same_database(conn, self.conninfo, self.location)
+
+    def enqueue_in(
+        self,
+        connection: object,
+        queue: str,
+        jobs: Sequence[NewJob],
+        *,
+        front: bool = False,
+        delay: float = 0.0,
+        maxsize: int = 0,
+    ) -> list[str]:
+        conn = driver_connection(connection, self.location)
+        check_same_database(conn, self.conninfo, self.location)
+        if not jobs:
+            return []
+        rows = [(j.priority, j.payload, j.task) for j in jobs]
+        params = _insert_params(self._qid(queue), rows, front, delay)
+        # The caller's transaction may stay open a long time: nothing here takes a lock that
+        # outlives the statement (no signal() and its shared lock, no queue lock), and the
+        # NOTIFY is unconditional -- sent at the caller's commit to whoever listens then.
+        insert = self.sql(_INSERT.replace("{signal}", f"pg_notify('{channel(self.schema)}', '')"))
+        try:
+            # Outside autocommit the statements join the caller's transaction (psycopg begins
+            # one if none is open), which alone decides: nothing here commits or rolls back.
+            with conn.transaction() if conn.autocommit else contextlib.nullcontext():
+                if maxsize:  # room as committed now; other open transactions' jobs not counted
+                    (ready,) = conn.execute(f"SELECT {self.sql(_READY)}", params).fetchone() or (0,)
+                    if ready + len(rows) > maxsize:
+                        raise Full(
+                            f"queue {queue!r} holds {ready} of at most {maxsize} ready items"
+                        )
+                row = conn.execute(insert, params).fetchone()
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store {self.location}: enqueue: {exc}") from exc
+        assert row is not None
+        return [str(i) for i in row[0]]
+
+    def enqueue_one(self, queue: str, task: str, payload: bytes, priority: Priority = 0) -> str:
+        qid = self._qid(queue)
+        prio, was_float = prio_params(priority)
+        row = self._one(
+            "enqueue a job", _INSERT_ONE, (qid, prio, was_float, payload, task, qid, task)
+        )
+        self._notify()
+        return str(row[0])
+
+    # -- taking -----------------------------------------------------------------------------
+
+    def _promote(self, qid: int) -> int:
+        """Mark expired leases and due scheduled items ready; return how many there were."""
+        self._db.promoted_at[qid] = time.monotonic()
+        return self._count("promote due items", _PROMOTE, (qid,))
+
+    def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
+        db = self._db
+        qid = db.qids.get(queue) or db.find_qid(queue)
+        if qid is None:
+            return []
+        promoted = time.monotonic() - db.promoted_at.get(qid, 0.0) >= PROMOTE_EVERY
+        if promoted:
+            self._promote(qid)
+        params = {"qid": qid, "n": n, "lease": float(lease), "owner": owner}
+        rows = self._rows("reserve", RESERVE, params)
+        if len(rows) < n and not promoted and self._promote(qid):
+            rows += self._rows("reserve", RESERVE, {**params, "n": n - len(rows)})
+        if not rows:
+            return []
+        db.signal.notify()
+        return self.items_of(rows)
+
+    def items_of(self, rows: list[Any]) -> list[Item]:
+        """Items from rows of :data:`RESERVE`, in queue order. A row whose priority is no
+        number baozi writes (NaN, or written as a float) is moved aside (see ``_quarantine``)."""
+        keyed = []
+        for r in rows:
+            try:
+                keyed.append(((r[2], r[7], r[0]), _item(r)))
+            except (ValueError, ArithmeticError) as exc:
+                self._quarantine("items", "id", r[0], f"priority {r[2]!r}: {exc}")
+        if len(keyed) > 1:
+            keyed.sort(key=lambda k: k[0])
+        return [item for _, item in keyed]
+
+    def _quarantine(self, table: str, key: str, value: Any, reason: str) -> None:
+        """Move a row that cannot be read to ``junk``, as it was, with the reason; log it once."""
+        self._rows(
+            "quarantine a row",
+            f"WITH m AS (DELETE FROM {{s}}.{table} t WHERE {key} = %s RETURNING t) "
+            "INSERT INTO {s}.junk SELECT {s}.now(), %s, %s, m.t::text FROM m RETURNING 1",
+            (value, table, reason),
+        )
+        log.error(
+            "PostgreSQL store %s: moved a %s row that cannot be read (%s) to %s.junk",
+            self._db.where,
+            table,
+            reason,
+            self._db.s,
+        )
+
+    def pop(self, queue: str, n: int = 1, *, back: bool = False) -> list[Item]:
+        qid = self._db.find_qid(queue)
+        if qid is None:
+            return []
+        self._promote(qid)
+        rows = self._rows(
+            "pop",
+            "WITH d AS (DELETE FROM {s}.items WHERE id IN (SELECT id FROM {s}.items "
+            f"WHERE qid = %s AND state = 0 ORDER BY {ORDER_DESC if back else ORDER} LIMIT %s "
+            "FOR UPDATE SKIP LOCKED) "
+            "RETURNING id, payload, priority, pfloat, deliveries, task, failures, seq) "
+            "SELECT d.* FROM d, (SELECT {signal}) AS s",
+            (qid, n),
+        )
+        rows.sort(key=lambda r: (r[2], r[7], r[0]), reverse=back)
+        return [_item(r)._replace(task=None, failures=0) for r in rows]
+
+    # -- settling ---------------------------------------------------------------------------
+
+    def ack(self, queue: str, ids: Sequence[str], owner: str) -> int:
+        nums = _nums(ids)
+        if not nums:
+            return 0
+        return self._count(
+            "ack",
+            "WITH d AS (DELETE FROM {s}.items WHERE id = ANY(%s) AND owner = %s "
+            "AND state IN (0, 1) RETURNING 1) SELECT 1 FROM d, (SELECT {signal}) AS s",
+            (nums, owner),
+        )
+
+    def release(self, queue: str, ids: Sequence[str], owner: str, delay: float = 0.0) -> int:
+        nums = _nums(ids)
+        if not nums:
+            return 0
+        state = 2 if delay > 0 else 0
+        return self._count(
+            "release",
+            "WITH u AS (UPDATE {s}.items SET state = %s, "
+            "due = CASE WHEN %s > 0 THEN {s}.now() + %s END, owner = NULL "
+            "WHERE id = ANY(%s) AND owner = %s AND state = 1 RETURNING 1) "
+            "SELECT 1 FROM u, (SELECT {signal}) AS s",
+            (state, float(delay), float(delay), nums, owner),
+        )
+
+    def extend(self, queue: str, ids: Sequence[str], owner: str, lease: float) -> int:
+        nums = _nums(ids)
+        if not nums:
+            return 0
+        sql = self.sql(
+            "UPDATE {s}.items SET state = 1, due = {s}.now() + %s "
+            "WHERE id = ANY(%s) AND owner = %s AND state IN (0, 1)"
+        )
+        return int(
+            self._db.run("extend leases", lambda c: c.execute(sql, (lease, nums, owner)).rowcount)
+        )
+
+    def discard(self, queue: str, ids: Sequence[str]) -> int:
+        nums = _nums(ids)
+        if not nums:
+            return 0
+        return self._count(
+            "discard",
+            "WITH d AS (DELETE FROM {s}.items WHERE qid = %s AND id = ANY(%s) "
+            "AND (state IN (0, 2) OR (state = 1 AND due <= {s}.now())) RETURNING 1) "
+            "SELECT 1 FROM d, (SELECT {signal}) AS s",
+            (self._rqid(queue), nums),
+        )
+
+    def clear(self, queue: str) -> int:
+        qid = self._db.find_qid(queue)
+        if qid is None:
+            return 0
+        return self._count(
+            "clear",
+            "WITH d AS (DELETE FROM {s}.items WHERE qid = %(qid)s RETURNING 1), "
+            "f AS (DELETE FROM {s}.done WHERE qid = %(qid)s RETURNING 1) "
+            "SELECT 1 FROM (SELECT 1 FROM d UNION ALL SELECT 1 FROM f) AS x, "
+            "(SELECT {signal}) AS s",
+            {"qid": qid},
+        )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def rank(self, queue: str, item_id: str) -> int | None:
+        num = item_number(item_id)
+        if num is None:
+            return None
+        row = self._one("rank", _RANK, {"id": num, "qid": self._rqid(queue)})
+        if row is None:
+            return None
+        state, due_now, ahead = row
+        if state != 0 and not due_now:
+            return None
+        return int(ahead)
+
+    def counts(self, queue: str) -> Counts:
+        row = self._one(
+            "count",
+            "SELECT (SELECT coalesce(sum(n), 0) FROM {s}.ready WHERE qid = %(qid)s), "
+            "count(*) FILTER (WHERE due <= {s}.now()), "
+            "count(*) FILTER (WHERE state = 1 AND due > {s}.now()), "
+            "count(*) FILTER (WHERE state = 2 AND due > {s}.now()) "
+            "FROM {s}.items WHERE qid = %(qid)s AND state > 0",
+            {"qid": self._rqid(queue)},
+        )
+        ready, due, leased, scheduled = row
+        return Counts(int(ready) + due, leased, scheduled)
+
+    def next_due(self, queue: str) -> float | None:
+        row = self._one(
+            "next due",
+            "SELECT min(due) FROM {s}.items WHERE qid = %s AND state > 0",
+            (self._rqid(queue),),
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
+    def peek(self, queue: str, index: int) -> Item:
+        order, offset = (ORDER, index) if index >= 0 else (ORDER_DESC, -index - 1)
+        row = self._one(
+            "peek",
+            "SELECT id, payload, priority, pfloat, deliveries FROM {s}.items "
+            f"WHERE qid = %s AND state = 0 ORDER BY {order} LIMIT 1 OFFSET %s",
+            (self._rqid(queue), offset),
+        )
+        if row is None:
+            raise IndexError(f"queue {queue!r} has no item at index {index}")
+        return Item(str(row[0]), row[1], priority_of(row[2], row[3]), row[4])
+
+    def snapshot(self, queue: str) -> list[Item]:
+        rows = self._rows(
+            "snapshot",
+            "SELECT id, payload, priority, pfloat, deliveries FROM {s}.items "
+            f"WHERE qid = %s AND state = 0 ORDER BY {ORDER}",
+            (self._rqid(queue),),
+        )
+        return [Item(str(r[0]), r[1], priority_of(r[2], r[3]), r[4]) for r in rows]
+
+    # -- options and signals ----------------------------------------------------------------
+
+    def queue_options(self, queue: str) -> dict[str, Any]:
+        row = self._one(
+            "read queue options",
+            "SELECT options FROM {s}.queues WHERE id = %s",
+            (self._rqid(queue),),
+        )
+        if row is None:
+            return {}
+        return options_of(row[0])[0]
+
+    def set_queue_options(self, queue: str, **options: Any) -> None:
+        qid = self._qid(queue)
+
+        def merge(conn: psycopg.Connection[Any]) -> None:
+            row = conn.execute(
+                self.sql("SELECT options FROM {s}.queues WHERE id = %s FOR UPDATE"), (qid,)
+            ).fetchone()
+            held = options_of(row[0] if row else None)[0]
+            merged = {**held, **options}
+            conn.execute(
+                self.sql(
+                    "UPDATE {s}.queues SET options = %s, paused = %s, bounded = %s WHERE id = %s"
+                ),
+                (json.dumps(merged), bool(merged.get("paused")), _bounded(merged), qid),
+            )
+            conn.execute(self.sql("SELECT {s}.signal()"))
+
+        self._in_transaction("set queue options", merge)
+
+    def change_token(self) -> int:
+        db = self._db
+        if db.listen is not None:
+            db.listen.ensure()
+        return db.signal.token()
+
+    def on_change(self, callback: Callable[[], object]) -> Callable[[], None]:
+        db = self._db
+        if db.listen is not None:
+            db.listen.ensure()
+        return db.signal.listen(callback)
+
+    def wait_for_change(self, token: int, timeout: float) -> bool:
+        return self._db.signal.wait(token, timeout)

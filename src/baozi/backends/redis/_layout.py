@@ -1,0 +1,159 @@
+"""The layout of a Redis store: the version recorded under ``PREFIX:layout``, checked when a
+process first talks to the store, and the Lua scripts that migrate an older layout in place.
+
+A store whose keys were written before layouts carried a version has none recorded: it is
+layout 1, and the first process to open it records that. An empty store gets the latest layout.
+An older layout is migrated one step at a time, each step one script, which checks the version
+it starts from and sets the next one as it ends: scripts run one at a time, so processes that
+open the store at once migrate it once. A layout newer than this baozi's is refused, and the
+store left untouched.
+
+Redis does not undo a script that fails partway, so a step reads and checks everything it will
+touch before its first write; one that fails before then leaves the store as it was,
+at its old layout. A change to the keys is a new step in :data:`MIGRATIONS`, and the scripts
+that read the keys change with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import weakref
+from typing import Any, Protocol
+
+from redis import ResponseError
+
+from ...errors import StoreError
+
+log = logging.getLogger("baozi.redis")
+
+KEY = "layout"
+"""Under the store's prefix: the layout version, as decimal text."""
+
+MIGRATIONS: dict[int, str] = {}
+"""Layout N -> the Lua body of the step that takes a store from N to N + 1. It runs inside the
+script :func:`_step_script` makes, with ``P`` the key prefix, after that script has checked
+that the store is still at N; the script records N + 1 when the body returns."""
+
+
+def latest() -> int:
+    """The layout this baozi writes: the one after the last migration."""
+    return 1 + len(MIGRATIONS)
+
+
+class _Server(Protocol):
+    prefix: str
+    where: str
+
+
+_checked: weakref.WeakSet[Any] = weakref.WeakSet()
+"""The servers (one per process and URL) whose store's layout has been checked."""
+
+
+def opened(server: _Server, conn: Any) -> Any:
+    """``conn``, a new connection of ``server``. The first one a server makes checks the store's
+    layout first (records, migrates or refuses it); a failure disconnects it and is raised:
+    a connection error to be retried like any other, or a StoreError."""
+    if server in _checked:
+        return conn
+    try:
+        check(conn, server.prefix, server.where)
+    except BaseException:
+        with contextlib.suppress(Exception):  # it may be broken already
+            conn.disconnect()
+        raise
+    _checked.add(server)
+    return conn
+
+
+def check(conn: Any, prefix: str, where: str) -> int:
+    """Bring the store under ``prefix`` to the latest layout over ``conn``; return it."""
+    key = f"{prefix}:{KEY}"
+    found = _command(conn, "GET", key)
+    while True:
+        if found is None:
+            found = _record(conn, prefix, where)
+        version = _version(found, key, where)
+        if version == latest():
+            return version
+        if version > latest():
+            raise StoreError(
+                f"the baozi store at Redis {where} (prefix {prefix!r}) has layout {version}, and "
+                f"this baozi reads layouts up to {latest()}: a newer baozi migrated it. Upgrade "
+                f"baozi where this process runs to open it (a store is never migrated back); "
+                f"baozi left it untouched"
+            )
+        found = _migrate(conn, prefix, version, where)
+
+
+def _command(conn: Any, *args: Any) -> Any:
+    conn.send_command(*args)
+    return conn.read_response()
+
+
+def _version(found: Any, key: str, where: str) -> int:
+    text = found.decode("ascii", "replace") if isinstance(found, bytes) else str(found)
+    if not (text.isascii() and text.isdigit() and int(text) > 0):
+        raise StoreError(
+            f"{key} at Redis {where} holds {found!r}, which is no layout version baozi wrote "
+            f"(this baozi writes {latest()}); baozi left the store untouched"
+        )
+    return int(text)
+
+
+def _record(conn: Any, prefix: str, where: str) -> Any:
+    """Record the layout of a store that has none recorded: 1 if it holds keys (written before
+    layouts had versions), else the latest; return what is recorded then (a racing opener may
+    have recorded it first)."""
+    # A store whose prefix extends this one ("baozi:x") counts too: at worst an empty store is
+    # migrated, which changes nothing.
+    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + ":*"
+    cursor, keys = _command(conn, "SCAN", 0, "MATCH", pattern, "COUNT", 1000)
+    while not keys and int(cursor) != 0:
+        cursor, keys = _command(conn, "SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+    key = f"{prefix}:{KEY}"
+    if _command(conn, "SET", key, 1 if keys else latest(), "NX") and keys:
+        log.info(
+            "the baozi store at Redis %s (prefix %r) had no layout recorded: recorded layout 1",
+            where,
+            prefix,
+        )
+    return _command(conn, "GET", key)
+
+
+_STEP = """
+local P, FROM = ARGV[1], ARGV[2]
+local K = P .. ':layout'
+local now = redis.call('GET', K)
+if now ~= FROM then return {now or '', 0} end  -- another process moved it on (or it went away)
+local function step()
+-- @body
+end
+step()
+redis.call('SET', K, tostring(tonumber(FROM) + 1))
+return {redis.call('GET', K), 1}
+"""
+
+
+def _step_script(version: int) -> str:
+    return _STEP.replace("-- @body", MIGRATIONS[version])
+
+
+def _migrate(conn: Any, prefix: str, version: int, where: str) -> Any:
+    """Run the step from ``version`` (one script); return the layout recorded after it."""
+    try:
+        found, ran = _command(conn, "EVAL", _step_script(version), 0, prefix, str(version))
+    except ResponseError as exc:
+        raise StoreError(
+            f"cannot migrate the baozi store at Redis {where} (prefix {prefix!r}) from layout "
+            f"{version} to {version + 1} ({exc}); its layout is still {version}"
+        ) from exc
+    if ran:
+        log.info(
+            "migrated the baozi store at Redis %s (prefix %r) from layout %d to %d",
+            where,
+            prefix,
+            version,
+            version + 1,
+        )
+    return found or None

@@ -1,0 +1,35 @@
+"""Behaviour every store must show, written once and run against every backend, in the parts
+of the store contract: :class:`QueueContract`, :class:`JobContract` (with the job totals of
+:class:`TotalsContract`), :class:`CoordContract` and :class:`ConsumerContract`.
+:class:`StoreContract` is all of them.
+
+Usage (pytest)::
+
+    class TestMyStore(StoreContract):
+        @pytest.fixture
+        def store(self):
+            s = open_store("mystore://...")  # fresh and empty
+            yield s
+            s.close()
+
+Something that implements only some parts of the contract subclasses only those.
+"""
+
+from .consumer import ConsumerContract
+from .coord import CoordContract
+from .jobs import JobContract
+from .queues import QueueContract
+from .totals import TotalsContract
+
+__all__ = [
+    "ConsumerContract",
+    "CoordContract",
+    "JobContract",
+    "QueueContract",
+    "StoreContract",
+    "TotalsContract",
+]
+
+
+class StoreContract(QueueContract, JobContract, TotalsContract, CoordContract, ConsumerContract):
+    """Every part of the contract: subclass it and provide a ``store`` fixture."""

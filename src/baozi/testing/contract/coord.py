@@ -1,0 +1,127 @@
+"""The coordination part of the conformance suite: key-value, slots, rate limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ...backends.base import Store
+
+
+class CoordContract:
+    """Tests of a ``store`` fixture: the coordination part of the contract."""
+
+    def test_kv_set_get_delete_and_items(self, store: Store) -> None:
+        assert store.kv_get("ns", "a") is None
+        store.kv_set("ns", "a", b"1")
+        store.kv_set("ns", "b", b"2")
+        store.kv_set("other", "a", b"x")
+        store.kv_set("ns", "a", b"3")
+        assert store.kv_get("ns", "a") == b"3"
+        assert store.kv_items("ns") == {"a": b"3", "b": b"2"}
+        assert store.kv_delete("ns", "a") == b"3"
+        assert store.kv_delete("ns", "a") is None
+        assert store.kv_items("ns") == {"b": b"2"}
+        assert store.kv_clear("ns") == 1
+        assert store.kv_items("ns") == {}
+        assert store.kv_items("other") == {"a": b"x"}
+
+    def test_kv_setdefault_keeps_the_first_value(self, store: Store) -> None:
+        assert store.kv_setdefault("ns", "k", b"first") == b"first"
+        assert store.kv_setdefault("ns", "k", b"second") == b"first"
+        assert store.kv_get("ns", "k") == b"first"
+
+    def test_kv_cas_swaps_only_from_the_expected_value(self, store: Store) -> None:
+        assert store.kv_cas("ns", "k", None, b"1")
+        assert not store.kv_cas("ns", "k", None, b"2")
+        assert not store.kv_cas("ns", "k", b"0", b"2")
+        assert store.kv_cas("ns", "k", b"1", b"2")
+        assert store.kv_get("ns", "k") == b"2"
+        assert store.kv_cas("ns", "k", b"2", None)
+        assert store.kv_get("ns", "k") is None
+
+    def test_kv_incr_counts_from_zero_in_ints_and_floats(self, store: Store) -> None:
+        assert store.kv_incr("ns", "n", 1) == 1
+        assert store.kv_incr("ns", "n", 41) == 42
+        assert store.kv_incr("ns", "n", -2) == 40
+        assert store.kv_get("ns", "n") == b"40"
+        total = store.kv_incr("ns", "n", 0.5)
+        assert total == 40.5 and isinstance(total, float)
+        assert store.kv_incr("ns", "f", 2.0) == 2.0
+        assert isinstance(store.kv_incr("ns", "f", 1), float)
+
+    def test_kv_incr_of_a_non_number_changes_nothing(self, store: Store) -> None:
+        store.kv_set("ns", "s", b'"text"')
+        with pytest.raises(TypeError, match="'s'"):
+            store.kv_incr("ns", "s", 1)
+        assert store.kv_get("ns", "s") == b'"text"'
+
+    def test_slots_admit_up_to_the_limit(self, store: Store) -> None:
+        assert store.acquire_slot("s", "a", 2, 30) is None
+        assert store.acquire_slot("s", "b", 2, 30) is None
+        wait = store.acquire_slot("s", "c", 2, 30)
+        assert wait is not None and 25 < wait <= 30
+        assert store.acquire_slot("s", "a", 2, 30) is None  # a holder keeps its slot
+        assert store.slot_holders("s") == ["a", "b"]
+        assert store.release_slot("s", "a")
+        assert not store.release_slot("s", "a")
+        assert store.acquire_slot("s", "c", 2, 30) is None
+        assert store.slot_holders("s") == ["b", "c"]
+
+    def test_a_slot_frees_itself_when_its_time_runs_out(self, store: Store) -> None:
+        assert store.acquire_slot("s", "dead", 1, 0.2) is None
+        assert store.acquire_slot("s", "b", 1, 30) is not None
+        time.sleep(0.25)
+        assert store.acquire_slot("s", "b", 1, 30) is None
+        assert not store.release_slot("s", "dead")
+        assert store.slot_holders("s") == ["b"]
+
+    def test_renewing_slots_keeps_them(self, store: Store) -> None:
+        store.acquire_slot("s", "a", 5, 0.3)
+        store.acquire_slot("s", "b", 5, 0.3)
+        assert store.renew_slots("s", ["a", "gone"], 30) == 1
+        time.sleep(0.35)
+        assert store.slot_holders("s") == ["a"]
+        assert store.renew_slots("s", ["b"], 30) == 0
+
+    def test_releasing_a_slot_wakes_waiters(self, store: Store) -> None:
+        store.acquire_slot("s", "a", 1, 30)
+        token = store.change_token()
+        timer = threading.Timer(0.05, store.release_slot, ("s", "a"))
+        timer.start()
+        assert store.wait_for_change(token, 5)
+        timer.join()
+
+    def test_rate_limit_admits_one_per_interval(self, store: Store) -> None:
+        assert store.rate_acquire("r", 0.2) == 0.0
+        wait = store.rate_acquire("r", 0.2)
+        assert 0.1 < wait <= 0.2
+        time.sleep(wait)
+        assert store.rate_acquire("r", 0.2) == 0.0
+
+    def test_rate_limit_burst(self, store: Store) -> None:
+        assert [store.rate_acquire("b", 10, burst=3) for _ in range(3)] == [0.0, 0.0, 0.0]
+        assert store.rate_acquire("b", 10, burst=3) > 9
+
+    def test_rate_tickets_book_the_next_free_times_in_order(self, store: Store) -> None:
+        assert store.rate_acquire("t", 0.2, ticket="a") == 0.0
+        wait_b = store.rate_acquire("t", 0.2, ticket="b")
+        wait_c = store.rate_acquire("t", 0.2, ticket="c")
+        assert 0.1 < wait_b <= 0.2 and 0.3 < wait_c <= 0.4  # booked one after the other
+        again = store.rate_acquire("t", 0.2, ticket="b")  # asking early changes nothing
+        assert 0 < again <= wait_b
+        assert store.rate_acquire("t", 0.2) > 0.4  # an unticketed event waits behind them
+        time.sleep(wait_b + 0.01)
+        assert store.rate_acquire("t", 0.2, ticket="b") == 0.0  # its turn: admitted
+        assert store.rate_acquire("t", 0.2, ticket="c") > 0
+
+    def test_kv_incr_stays_in_range(self, store: Store) -> None:
+        store.kv_incr("ns", "big", 2**63 - 1)
+        with pytest.raises(OverflowError):
+            store.kv_incr("ns", "big", 1)
+        assert store.kv_get("ns", "big") == str(2**63 - 1).encode()
+        store.kv_incr("ns", "f", 1e308)
+        with pytest.raises(OverflowError):
+            store.kv_incr("ns", "f", 1e308)

@@ -1,0 +1,72 @@
+"""The stores baozi wrote before layouts carried a version (tests/fixtures/make_old_stores.py),
+copied or written back for a test, and what that baozi read back from them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from baozi.backends import open_store
+
+from .conftest import REDIS_URL, drop_redis_prefix, fresh_prefix, redis_or_skip
+from .fixtures.make_old_stores import HERE, dump_keys, read_back, restore_keys
+
+__all__ = ["IDS", "READ", "old_store", "read", "redis_client", "state"]
+
+_EXPECTED: dict[str, Any] = json.loads((HERE / "expected.json").read_text())
+IDS: dict[str, dict[str, str]] = {kind: _EXPECTED[kind]["ids"] for kind in ("sqlite", "redis")}
+"""Per store: the jobs' ids by what they are."""
+READ: dict[str, Any] = {kind: _EXPECTED[kind]["read"] for kind in ("sqlite", "redis")}
+"""Per store: what the baozi that wrote it read back."""
+
+
+def redis_client() -> Any:
+    import redis
+
+    return redis.Redis.from_url(REDIS_URL)
+
+
+@contextmanager
+def old_store(kind: str, tmp_path: Path) -> Iterator[str]:
+    """The URL of a copy of the old ``kind`` store ("sqlite" or "redis"), removed afterwards."""
+    if kind == "sqlite":
+        path = tmp_path / "old.db"
+        shutil.copyfile(HERE / "store.db", path)
+        yield f"sqlite:///{path}"
+        return
+    redis_or_skip()
+    prefix = fresh_prefix()
+    client = redis_client()
+    try:
+        restore_keys(client, json.loads((HERE / "redis.json").read_text()), prefix)
+        yield f"{REDIS_URL}?prefix={prefix}"
+    finally:
+        client.close()
+        drop_redis_prefix(prefix)
+
+
+def state(url: str) -> Any:
+    """Everything the store holds, as stored: an SQLite file's rows, or a Redis prefix's keys."""
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            return list(conn.iterdump())
+        finally:
+            conn.close()
+    client = redis_client()
+    try:
+        return dump_keys(client, url.rsplit("prefix=", 1)[1])
+    finally:
+        client.close()
+
+
+def read(url: str, kind: str) -> Any:
+    """What this baozi reads back from the old ``kind`` store at ``url``, as :data:`READ` has it."""
+    with open_store(url) as store:
+        return read_back(store, IDS[kind])
