@@ -36,7 +36,7 @@ from typing import ClassVar
 
 from .._outage import shown_url
 from ..errors import NotSupported
-from .contract.consumer import Consumer, Delivery, Receiver
+from .contract.consumer import Consumer, Delivery, Receiver, TakeFailed
 from .contract.coord import CoordStore
 from .contract.jobs import JobStore
 from .contract.queues import QueueStore
@@ -69,6 +69,7 @@ __all__ = [
     "Priority",
     "QueueStore",
     "Receiver",
+    "TakeFailed",
     "STATUSES",
     "Store",
     "WorkerInfo",

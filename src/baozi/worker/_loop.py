@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._outage import Outage, log_failure, outage
 from .._renewer import renewer
-from ..backends.base import Delivery, Item, Outcome
+from ..backends.base import Delivery, Item, Outcome, TakeFailed
 from ..errors import StoreError
 from ..middleware import Hold, Middleware, Run, overrides
 from ..pools import Call, Pool, make_pool
@@ -164,33 +164,48 @@ class Session:
             by_queue.setdefault(d.run.queue, []).append(d)
         taken, wanted = False, 0
         got: list[Delivery] = []
-        for n, (queue, entries) in enumerate(by_queue.items()):
-            for d in entries:  # first: a job parked for a slot is readied before the take
-                if not d.ended:  # (not again when settling is retried)
-                    d.ended = True
-                    self._hooks("job_ended", d.run, only=self._ended)
-            ours = sum(1 for d in entries if d.run.item.id in self.running)
-            free = self.w.concurrency - len(self.running) + ours if fetch and not taken else 0
-            outcomes = [d.outcome for d in entries]
-            try:
-                held, got_here = self.consumer.settle(queue, outcomes, self.app.result_ttl, free)
-            except Exception:
-                if keep:
-                    self.done.extendleft(
-                        reversed([d for q in list(by_queue)[n:] for d in by_queue[q]])
-                    )
-                    raise
-                log.exception("settling %d job(s) failed; they will run again", len(entries))
-                held, got_here = -1, []
-            if free:
-                taken, wanted, got = True, free, got_here
-            self._forget(queue, entries, held)
-        if fetch and not taken:
-            wanted = self.w.concurrency - len(self.running)
-            got = self.consumer.take(wanted)
-        for queue, item in got:
-            self._start(queue, item)
+        failed: BaseException | None = None  # a take after a done settle: raised at the end
+        try:
+            for n, (queue, entries) in enumerate(by_queue.items()):
+                free = self._free(entries) if fetch and not taken else 0
+                try:
+                    held, got_here = self._settle_queue(queue, entries, free)
+                except TakeFailed as exc:  # settled: forget them, start what came, back off
+                    held, got_here, failed = exc.held, exc.got, exc.__cause__ or exc
+                except Exception:
+                    if keep:
+                        rest = [d for q in list(by_queue)[n:] for d in by_queue[q]]
+                        self.done.extendleft(reversed(rest))
+                        raise
+                    log.exception("settling %d job(s) failed; they will run again", len(entries))
+                    held, got_here = -1, []
+                if free:
+                    taken, wanted, got = True, free, got_here
+                self._forget(queue, entries, held)
+            if fetch and not taken:
+                wanted = self.w.concurrency - len(self.running)
+                got = self.consumer.take(wanted)
+        finally:  # jobs leased to this worker start, even when a later settle fails
+            for queue, item in got:
+                self._start(queue, item)
+        if failed is not None:
+            raise failed
         return len(got), wanted
+
+    def _free(self, entries: list[Done]) -> int:
+        """Free slots once ``entries`` are settled."""
+        ours = sum(1 for d in entries if d.run.item.id in self.running)
+        return self.w.concurrency - len(self.running) + ours
+
+    def _settle_queue(
+        self, queue: str, entries: list[Done], free: int
+    ) -> tuple[int, list[Delivery]]:
+        for d in entries:  # first: a job parked for a slot is readied before the take
+            if not d.ended:  # (not again when settling is retried)
+                d.ended = True
+                self._hooks("job_ended", d.run, only=self._ended)
+        outcomes = [d.outcome for d in entries]
+        return self.consumer.settle(queue, outcomes, self.app.result_ttl, free)
 
     def _forget(self, queue: str, entries: list[Done], held: int) -> None:
         if 0 <= held < len(entries):

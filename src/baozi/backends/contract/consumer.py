@@ -38,10 +38,22 @@ from .records import Item, Outcome
 if TYPE_CHECKING:
     from ..base import Store
 
-__all__ = ["Consumer", "Delivery", "Receiver"]
+__all__ = ["Consumer", "Delivery", "Receiver", "TakeFailed"]
 
 Delivery = tuple[str, Item]
 """A job leased to the consumer's owner: its queue, and the item."""
+
+
+class TakeFailed(Exception):
+    """Raised by :meth:`Consumer.settle` when the settle was done but the take after it failed:
+    the outcomes are in the store (``held`` of them settled) and ``got`` holds the jobs already
+    leased to the owner. The store's error is the ``__cause__``. The caller must not settle
+    those outcomes again, and should start ``got``."""
+
+    def __init__(self, held: int, got: list[Delivery]) -> None:
+        super().__init__(f"{held} settled, then taking jobs failed")
+        self.held = held
+        self.got = got
 
 
 class Receiver(Protocol):
@@ -104,11 +116,23 @@ class Consumer:
     ) -> tuple[int, list[Delivery]]:
         """:meth:`JobStore.settle` the owner's jobs of ``queue``; then, with ``then_take``,
         :meth:`take` up to that many. Returns how many were settled (the rest had lost their
-        lease) and what was taken. Works after :meth:`close` too (without taking)."""
+        lease) and what was taken. Works after :meth:`close` too (without taking). A failure
+        of the take after a done settle raises :class:`TakeFailed`."""
         held = self.store.settle(queue, self.owner, outcomes, ttl) if outcomes else 0
         if then_take <= 0 or self.closed:
             return held, []
-        return held, self.take(then_take)
+        return held, self._top_up(held, [], then_take, self.queues)
+
+    def _top_up(
+        self, held: int, got: list[Delivery], n: int, queues: Sequence[str]
+    ) -> list[Delivery]:
+        """After a settle that is done: ``got`` and up to ``n`` more from ``queues`` (watching
+        when short, as :meth:`take`). A failure raises :class:`TakeFailed`, so the caller
+        knows the settle itself stands."""
+        try:
+            return got + self._take(n, queues) if n > 0 else got
+        except Exception as exc:
+            raise TakeFailed(held, got) from exc
 
     def release(self, queue: str, ids: Sequence[str], delay: float = 0.0) -> int:
         """Give the owner's jobs back to their place (see :meth:`QueueStore.release`)."""

@@ -39,7 +39,6 @@ class PostgresConsumer(Consumer):
         rows = list(zip(*columns, strict=True)) if columns[0] is not None else []
         got: list[Delivery] = [(queue, item) for item in s.items_of(rows)]
         if len(got) < then_take:  # the first queue came up short: promote, the others, watch
-            got += self._take(then_take - len(got), self.queues)
-        else:
-            self._stop_watching()
+            return int(settled), self._top_up(int(settled), got, then_take - len(got), self.queues)
+        self._stop_watching()
         return int(settled), got

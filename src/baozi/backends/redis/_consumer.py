@@ -82,9 +82,8 @@ class RedisConsumer(Consumer):
             flat = server.run("reserve", *reserve)
         got: list[Delivery] = [(queue, item) for item in read_items(flat, store._junk(queue))]
         if len(got) < then_take:  # the first queue came up short: the others, then watch
-            got += self._take(then_take - len(got), self.queues[1:])
-        else:
-            self._stop_watching()
+            return held, self._top_up(held, got, then_take - len(got), self.queues[1:])
+        self._stop_watching()
         return held, got
 
     def close(self) -> None:
