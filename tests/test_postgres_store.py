@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import psycopg
@@ -10,6 +11,7 @@ import pytest
 import baozi
 from baozi.backends import open_store, store_class
 from baozi.backends.base import NewJob
+from baozi.backends.postgres import _layout as pg_layout
 
 from .conftest import POSTGRES_URL, drop_postgres_schema, fresh_schema, postgres_or_skip
 
@@ -74,10 +76,83 @@ def test_a_schema_holding_other_tables_or_a_newer_layout_is_refused(schemas: lis
     open_store(f"{POSTGRES_URL}?schema={newer}").close()
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f"UPDATE \"{newer}\".meta SET value = '99' WHERE key = 'layout'")
-    with pytest.raises(baozi.errors.NotABaoziStore, match="layout 99"):
+    with pytest.raises(baozi.StoreError, match="layout 99, and this baozi reads layouts up to 1"):
         open_store(f"{POSTGRES_URL}?schema={newer}")
     with psycopg.connect(POSTGRES_URL) as conn:  # nothing was touched
         assert conn.execute(f'SELECT count(*) FROM "{foreign}".customers').fetchone() == (0,)
+        layout = conn.execute(f"SELECT value FROM \"{newer}\".meta WHERE key = 'layout'")
+        assert layout.fetchone() == ("99",)
+
+
+def test_a_schema_whose_layout_is_no_version_is_refused(schemas: list[str]) -> None:
+    schemas.append(schema := fresh_schema())
+    open_store(f"{POSTGRES_URL}?schema={schema}").close()
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"UPDATE \"{schema}\".meta SET value = 'three' WHERE key = 'layout'")
+    with pytest.raises(baozi.errors.NotABaoziStore, match="'three'"):
+        open_store(f"{POSTGRES_URL}?schema={schema}")
+
+
+def _layout_of(schema: str) -> str:
+    with psycopg.connect(POSTGRES_URL) as conn:
+        row = conn.execute(f"SELECT value FROM \"{schema}\".meta WHERE key = 'layout'")
+        return str((row.fetchone() or ("",))[0])
+
+
+def test_an_older_layout_is_migrated_once_however_many_open_it_at_once(
+    schemas: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schemas.append(schema := fresh_schema())
+    store = open_store(f"{POSTGRES_URL}?schema={schema}")
+    ids = store.enqueue("q", [NewJob("t", b"x")] * 5)
+    store.close()
+    # A step from layout 1 that would fail if it ran twice (the table exists by then).
+    step = "CREATE TABLE {s}.step AS SELECT id FROM {s}.items; SELECT 1"
+    monkeypatch.setitem(pg_layout.MIGRATIONS, 1, step)
+    start = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def open_it() -> None:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            start.wait()
+            try:
+                pg_layout.create(conn, schema, POSTGRES_URL)
+            except BaseException as exc:  # noqa: BLE001 -- collected for the assertion
+                failures.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert failures == [] and _layout_of(schema) == "2"
+    with psycopg.connect(POSTGRES_URL) as conn:
+        (copied,) = conn.execute(f'SELECT count(*) FROM "{schema}".step').fetchone() or (0,)
+    assert copied == 5
+    monkeypatch.undo()  # this baozi again: layout 2 is newer than it reads
+    with pytest.raises(baozi.StoreError, match="layout 2"):
+        open_store(f"{POSTGRES_URL}?schema={schema}")
+    assert len(ids) == 5
+
+
+def test_a_failing_step_is_undone_whole_and_leaves_the_old_layout(
+    schemas: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schemas.append(schema := fresh_schema())
+    url = f"{POSTGRES_URL}?schema={schema}"
+    store = open_store(url)
+    store.enqueue("q", [NewJob("t", b"x")] * 3)
+    store.close()
+    step = "DELETE FROM {s}.items; CREATE TABLE {s}.half (x int); SELECT * FROM {s}.no_such"
+    monkeypatch.setitem(pg_layout.MIGRATIONS, 1, step)
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            pg_layout.create(conn, schema, POSTGRES_URL)
+    monkeypatch.undo()
+    assert _layout_of(schema) == "1"
+    again = open_store(url)
+    assert again.counts("q").ready == 3  # every item is still there
+    again.close()
 
 
 def test_polling_instead_of_listen_still_wakes_a_waiting_get(schemas: list[str]) -> None:

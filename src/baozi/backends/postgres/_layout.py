@@ -15,18 +15,35 @@
   connection in the same way. Rows of connections that have gone are folded into shard 0.
 * ``signal()`` notifies the store's channel when some process waits (a row in ``waiting``): a
   commit that notifies takes PostgreSQL's notify lock, so nothing is sent while nobody listens.
+
+The layout version is the ``layout`` row of ``meta``. A new schema is made at the latest layout;
+an older one is migrated when a process opens it, one step of :data:`MIGRATIONS` at a time, each
+in one transaction under the schema's lock that reads the version again first, so processes that
+open it at once migrate it once. A layout newer than this baozi's is refused, the schema left
+untouched. A change to the tables is a new step (its SQL written out in full, never shared with
+:data:`TABLES`, so the step stays what it was) and the same change in :data:`TABLES`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import zlib
 
 import psycopg
 
-from ...errors import NotABaoziStore
+from ...errors import NotABaoziStore, StoreError
 
-LAYOUT = 1
-"""The layout this code writes, recorded in ``meta``; a newer one is refused."""
+log = logging.getLogger("baozi.postgres")
+
+MIGRATIONS: dict[int, str] = {}
+"""The step from each layout to the next: SQL run in one transaction, ``{s}`` the schema."""
+
+
+def latest() -> int:
+    """The layout this code writes and reads; an older one is migrated, a newer one refused."""
+    return 1 + len(MIGRATIONS)
+
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -187,8 +204,6 @@ CREATE TRIGGER items_changed AFTER UPDATE ON {{s}}.items
 
 def lock_key(schema: str) -> int:
     """The advisory lock key of the store's change signal (stable across processes)."""
-    import zlib
-
     return zlib.crc32(f"baozi:{schema}".encode()) - 2**31
 
 
@@ -197,22 +212,39 @@ def channel(schema: str) -> str:
 
 
 def create(conn: psycopg.Connection, schema: str, url: str) -> None:
-    """Make the store's schema and tables unless they exist; refuse a layout this code does not
-    know. Runs in one transaction under a lock, so racing first openers make it once."""
+    """Make the store's schema and tables at the latest layout unless they exist, and migrate an
+    older layout in place; refuse a schema that is no baozi store, or whose layout is newer than
+    this baozi's, leaving it untouched. Each transaction runs under the schema's lock, so racing
+    openers make it, and migrate it, once."""
     s = f'"{schema}"'
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(schema) ^ 0x5A5A,))
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
-        found = conn.execute("SELECT to_regclass(%s)", (f"{s}.meta",)).fetchone()
-        if found is not None and found[0] is not None:
-            row = conn.execute(f"SELECT value FROM {s}.meta WHERE key='layout'").fetchone()
-            version = int(row[0]) if row is not None and str(row[0]).isdigit() else None
-            if version != LAYOUT:
-                raise NotABaoziStore(
+    while True:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(schema) ^ 0x5A5A,))
+            version = _version(conn, schema, url)
+            if version is None:
+                _make(conn, schema, url)
+                return
+            if version == latest():
+                return
+            if version > latest():
+                raise StoreError(
                     f"schema {schema!r} in {url!r} holds baozi layout {version}, and this baozi "
-                    f"reads layout {LAYOUT}: upgrade baozi, or use another ?schema="
+                    f"reads layouts up to {latest()}: a newer baozi migrated it. Upgrade baozi "
+                    "where this process runs to open it (a store is never migrated back); baozi "
+                    "left it untouched"
                 )
-            return
+            conn.execute(MIGRATIONS[version].replace("{s}", s))
+            conn.execute(
+                f"UPDATE {s}.meta SET value = %s WHERE key = 'layout'", (str(version + 1),)
+            )
+        log.info("migrated the baozi store %s (schema %s) to layout %d", url, schema, version + 1)
+
+
+def _version(conn: psycopg.Connection, schema: str, url: str) -> int | None:
+    """The layout the schema records, or None when it holds no tables at all."""
+    s = f'"{schema}"'
+    found = conn.execute("SELECT to_regclass(%s)", (f"{s}.meta",)).fetchone()
+    if found is None or found[0] is None:
         tables = conn.execute(
             "SELECT count(*) FROM pg_tables WHERE schemaname=%s", (schema,)
         ).fetchone()
@@ -221,11 +253,24 @@ def create(conn: psycopg.Connection, schema: str, url: str) -> None:
                 f"schema {schema!r} in {url!r} holds tables that are not a baozi store; "
                 "use another ?schema="
             )
-        ddl = TABLES + FUNCTIONS
-        ddl = ddl.replace("{s}", s).replace("{{s}}", s)
-        ddl = ddl.replace("{lock}", str(lock_key(schema))).replace(
-            "{channel}", f"'{channel(schema)}'"
+        return None
+    row = conn.execute(f"SELECT value FROM {s}.meta WHERE key='layout'").fetchone()
+    value = row[0] if row is not None else None
+    if not (isinstance(value, str) and value.isascii() and value.isdigit() and int(value) > 0):
+        raise NotABaoziStore(
+            f"schema {schema!r} in {url!r} has baozi's tables but records no layout version "
+            f"baozi wrote (meta 'layout' is {value!r}; this baozi writes {latest()}); baozi left "
+            "it untouched"
         )
-        ddl = ddl.replace("{{", "{").replace("}}", "}")
-        conn.execute(ddl)
-        conn.execute(f"INSERT INTO {s}.meta VALUES ('layout', %s)", (str(LAYOUT),))
+    return int(value)
+
+
+def _make(conn: psycopg.Connection, schema: str, url: str) -> None:
+    s = f'"{schema}"'
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+    ddl = TABLES + FUNCTIONS
+    ddl = ddl.replace("{s}", s).replace("{{s}}", s)
+    ddl = ddl.replace("{lock}", str(lock_key(schema))).replace("{channel}", f"'{channel(schema)}'")
+    ddl = ddl.replace("{{", "{").replace("}}", "}")
+    conn.execute(ddl)
+    conn.execute(f"INSERT INTO {s}.meta VALUES ('layout', %s)", (str(latest()),))
