@@ -9,6 +9,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ClassVar
 
+from ..jobs import _current
 from .base import Call, Pool
 from .context import run_with_job
 
@@ -40,8 +41,6 @@ class AsyncPool(Pool):
         return asyncio.run_coroutine_threadsafe(self._run(call), self._loop)
 
     async def _run(self, call: Call) -> Any:
-        from ..jobs import _current
-
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
