@@ -51,6 +51,8 @@ def test_priority_keys_at_the_edges() -> None:
 
 
 def test_order_and_rank_stay_exact_past_2_to_the_40_items(redis_url: str) -> None:
+    # Fault injection: 2**40 pushes cannot be made in a test, so this sets the store's push
+    # counter (P:seq) as if they had been.
     import redis
 
     prefix = redis_url.rsplit("=", 1)[1]

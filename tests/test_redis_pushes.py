@@ -103,6 +103,8 @@ def test_a_refused_job_push_raises_at_the_call_site_and_enqueues_nothing(
 
     from baozi import StoreError
 
+    # Fault injection: a server that refuses a push is made by putting a string where the
+    # store's inbox list (P:in) goes.
     prefix = redis_url.rsplit("=", 1)[1]
     client = redis.Redis.from_url(REDIS_URL)
     client.set(f"{prefix}:in", "not a list")  # so the server refuses the push (WRONGTYPE)
@@ -168,6 +170,8 @@ def test_a_batch_refusal_names_only_the_refused_jobs(redis_url: str) -> None:
 
     from baozi import EnqueueFailed
 
+    # Fault injection: a server that refuses pushes partway through a batch is made by putting
+    # a string where the store's inbox list (P:in) goes.
     prefix = redis_url.rsplit("=", 1)[1]
     client = redis.Redis.from_url(REDIS_URL)
     app = App(redis_url)
