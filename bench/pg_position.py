@@ -41,7 +41,7 @@ import pg_env
 
 from baozi.backends import open_store
 from baozi.backends.base import NewJob, Outcome
-from baozi.backends.postgres.store import _RANK
+from baozi.backends.postgres._statements import RANK
 
 MIXED = [0, 1, 2, 2.5, 5]
 PAYLOAD = b'[["x"], {}]'
@@ -57,7 +57,7 @@ _COUNT = f"SELECT {_TRUE} FROM {{s}}.items x WHERE x.id = %(id)s"
 # One statement, so one snapshot: the store's rank and the brute-force count side by side.
 _BOTH = f"""
 SELECT r.state, r.due_now, r.ahead, (SELECT {_TRUE} FROM {{s}}.items x WHERE x.id = %(id)s)
-FROM ({_RANK.strip()}) AS r(state, due_now, ahead)
+FROM ({RANK.strip()}) AS r(state, due_now, ahead)
 """
 
 

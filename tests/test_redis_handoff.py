@@ -1,5 +1,7 @@
 """The Redis store's hand-offs: a new job leased by its push to a worker waiting idle, and what
-becomes of it when that worker is paused, busy, closing, killed or out of reach."""
+becomes of it when that worker is paused, killed or out of reach. What a busy, timed-out or
+closing worker does with the jobs handed to it is the same on every store: see
+test_worker_turns.py and the consumer part of the conformance suite."""
 
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ from baozi import App
 from baozi.backends import open_store
 from baozi.backends.base import NewJob, Outcome
 from baozi.testing.contract.consumer import Inbox
-from baozi.worker import Worker
 
 from . import jobtasks
 from ._helpers import wait_for, working
@@ -84,7 +85,7 @@ def test_jobs_meant_for_a_killed_idle_worker_go_to_a_live_one_at_once(redis_url:
         "from baozi import App\n"
         "from baozi.worker import Worker\n"
         "from tests import jobtasks\n"
-        f"app = App({redis_url!r}, lease=60.0)\n"
+        f"app = App({redis_url!r}, lease=600.0)\n"
         "app.task(jobtasks.add)\n"
         "Worker(app, concurrency=2).run()\n"
     )
@@ -98,104 +99,24 @@ def test_jobs_meant_for_a_killed_idle_worker_go_to_a_live_one_at_once(redis_url:
     finally:
         dead.kill()  # SIGKILL while idle: its entry stays until it runs out
         dead.wait(10)
-    app = App(redis_url, lease=60.0)
+    app = App(redis_url, lease=600.0)
     add = app.task(jobtasks.add)
     with working(app, concurrency=2):
         wait_for(lambda: len(app.store.workers()) == 2)
         time.sleep(0.3)
-        started = time.monotonic()
+        # Not leased to the dead worker, which would hold it for the 600 s lease.
         assert add.delay(2, 3).result(timeout=30) == 5
-        # Not leased to the dead worker (which would hold it for the 60 s lease).
-        assert time.monotonic() - started < 5
     watch.close()
-    app.store.close()
-
-
-def test_a_long_handed_job_does_not_hold_up_the_next(
-    redis_url: str,
-) -> None:
-    app = App(redis_url, lease=30.0)
-    sleep = app.task(jobtasks.sleep)
-    with working(app, concurrency=3):
-        wait_for(lambda: app.store.workers() != [])
-        time.sleep(0.2)  # idle, so the next jobs are handed over
-        long = sleep.delay(3.0)
-        wait_for(lambda: long.status == "running", timeout=10)
-        started = time.monotonic()
-        assert sleep.delay(0.01).result(timeout=10) == 0.01
-        assert time.monotonic() - started < 2.0  # not after the 3 s job
-        many = sleep.map([(0.2,)] * 6)  # more than the free slots: the rest wait their turn
-        assert [job.result(timeout=30) for job in many] == [0.2] * 6
-        assert long.result(timeout=10) == 3.0
-    app.store.close()
-
-
-def test_a_handed_job_past_its_timeout_fails_at_the_deadline(redis_url: str) -> None:
-    from baozi import JobFailed
-
-    app = App(redis_url, lease=30.0)
-    sleep = app.task(timeout=0.3)(jobtasks.sleep)
-    with working(app, concurrency=2):
-        wait_for(lambda: app.store.workers() != [])
-        time.sleep(0.2)
-        started = time.monotonic()
-        with pytest.raises(JobFailed) as caught:
-            sleep.delay(3).result(timeout=30)
-        assert caught.value.exc_type == "TimeoutError"
-        assert time.monotonic() - started < 2.5
-    app.store.close()
-
-
-def test_jobs_handed_across_queues_never_exceed_the_workers_concurrency(redis_url: str) -> None:
-    import threading
-
-    app = App(redis_url, lease=30.0)
-    lock, now, peak = threading.Lock(), [0], [0]
-
-    def work(x: int) -> int:
-        with lock:
-            now[0] += 1
-            peak[0] = max(peak[0], now[0])
-        time.sleep(0.3)
-        with lock:
-            now[0] -= 1
-        return x
-
-    ta = app.task(name="ta", queue="a")(work)
-    tb = app.task(name="tb", queue="b")(work)
-    with working(app, queues=["a", "b"], concurrency=2):
-        wait_for(lambda: app.store.workers() != [])
-        time.sleep(0.2)  # waiting idle on both queues, with one count of free slots
-        jobs = [ta.delay(1), ta.delay(2), tb.delay(3), tb.delay(4), ta.delay(5), tb.delay(6)]
-        assert [job.result(timeout=30) for job in jobs] == [1, 2, 3, 4, 5, 6]
-    assert peak[0] == 2
-    app.store.close()
-
-
-def test_a_closing_worker_is_handed_nothing_and_counts_no_delivery(redis_url: str) -> None:
-    app = App(redis_url, lease=30.0)
-    sleep = app.task(jobtasks.sleep)
-    worker = Worker(app, concurrency=4)
-    worker.start()
-    wait_for(lambda: app.store.workers() != [])
-    long = sleep.delay(1.5)
-    wait_for(lambda: long.status == "running", timeout=10)
-    worker.close()  # finishing the long job; it takes nothing new
-    time.sleep(0.2)
-    later = [sleep.delay(0) for _ in range(5)]
-    time.sleep(0.3)
-    assert [job.status for job in later] == ["queued"] * 5
-    assert all(job.attempts == 0 for job in later)
-    assert worker.join(30)
-    with working(app, concurrency=2):
-        assert [job.result(timeout=30) for job in later] == [0] * 5
-    assert all(job.attempts == 1 for job in later)
     app.store.close()
 
 
 def test_a_job_handed_and_lost_on_the_way_runs_after_its_lease(
     private_redis: PrivateRedis,
 ) -> None:
+    # Fault injection: a hand-off lost between the server and the worker cannot be made from
+    # outside at a chosen moment, so this reads the store's idle list (P:q:NAME:w) and points
+    # the worker's entry (P:wi) at a channel it does not read -- a private server, so the keys
+    # are the default prefix's.
     import redis
 
     app = App(private_redis.url, lease=1.0)
@@ -220,10 +141,10 @@ def test_a_job_handed_and_lost_on_the_way_runs_after_its_lease(
         admin.client_kill_filter(_type="pubsub")  # and its hand-off line drops, as it would
         assert lost.result(timeout=30) == 2  # its lease ran out: reserved again, and run
         assert lost.attempts == 2
-        # Nothing counts as still on its way: the one slot takes new jobs at once.
+        # Nothing counts as still on its way: the one slot takes new jobs, each run once.
         for i in range(3):
-            started = time.monotonic()
-            assert add.delay(i, 1).result(timeout=30) == i + 1
-            assert time.monotonic() - started < 2.0
+            job = add.delay(i, 1)
+            assert job.result(timeout=30) == i + 1
+            assert job.attempts == 1
     decoy.close()
     app.store.close()

@@ -1,6 +1,8 @@
 """The Redis store's subscriptions (the change feed and the hand-off reader): a line that goes
 silent is pinged, and one whose pong never comes is dropped and subscribed again -- against a
-stand-in server that stops answering once subscribed, as a half-open connection does."""
+stand-in server that stops answering once subscribed, as a half-open connection does.
+
+The store pings after 5 s of silence and gives up 5 s later, so each test waits about 10 s."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from baozi.backends.redis._server import Server
-from baozi.backends.redis._subscriber import Subscriber
+from baozi.backends import open_store
+from baozi.testing.contract.consumer import Inbox
 
 from ._helpers import wait_for
 
@@ -88,8 +90,7 @@ class SilentRedis:
 
 
 @pytest.fixture
-def silent(monkeypatch: pytest.MonkeyPatch) -> Iterator[SilentRedis]:
-    monkeypatch.setattr(Subscriber, "PING_AFTER", 0.2)
+def silent() -> Iterator[SilentRedis]:
     fake = SilentRedis()
     yield fake
     fake.close()
@@ -99,28 +100,29 @@ def test_a_change_feed_whose_pings_go_unanswered_subscribes_again(
     silent: SilentRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="baozi")
-    server = Server(f"redis://127.0.0.1:{silent.port}/0")
-    stop = server.signal.listen(lambda: None)  # someone waits: the feed stays subscribed
+    store = open_store(f"redis://127.0.0.1:{silent.port}/0")
+    wakes: list[None] = []
+    stop = store.on_change(lambda: wakes.append(None))  # a waiter: the feed stays subscribed
     try:
-        token = server.token()
-        wait_for(lambda: silent.subscribes >= 2, timeout=10)
-        assert server.signal.token() != token  # the drop woke waiters, who ask again
+        assert silent.subscribes == 1
+        subscribed_wakes = len(wakes)
+        wait_for(lambda: silent.subscribes >= 2, timeout=60)
+        assert len(wakes) > subscribed_wakes  # the drop woke the waiter, which looks again
         assert "no answer to a ping on the change feed" in caplog.text
     finally:
         stop()
-        server._close()
+        store.close()
 
 
 def test_a_hand_off_reader_whose_pings_go_unanswered_subscribes_again(
     silent: SilentRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="baozi")
-    server = Server(f"redis://127.0.0.1:{silent.port}/0")
+    store = open_store(f"redis://127.0.0.1:{silent.port}/0")
+    consumer = store.consumer("w1", ["q"], 30.0, Inbox())  # reads its hand-off channel
     try:
-        server.receive("w1", lambda queue, flat, took: None)
-        assert server.hand_to("w1", "q") == (server.hand_channel, 0)
-        wait_for(lambda: silent.subscribes >= 2, timeout=10)
+        wait_for(lambda: silent.subscribes >= 2, timeout=60)
         assert "no answer to a ping on the hand-off channel" in caplog.text
-        server.receive("w1", None)
     finally:
-        server._close()
+        consumer.close()
+        store.close()

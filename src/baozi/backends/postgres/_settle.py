@@ -8,7 +8,7 @@ from typing import Any
 
 from .._rows import item_number
 from ..base import Outcome
-from .store import RESERVE_STEPS
+from ._statements import RESERVE_STEPS
 
 FINISH = """
 WITH o AS (

@@ -24,6 +24,7 @@ from .._rows import Row, RowStore, item_number, options_of
 from ..base import Counts, Item, NewJob, Priority
 from ._db import Database, parse_url
 from ._layout import channel
+from ._statements import INSERT, INSERT_ONE, PROMOTE, RANK, READY, RESERVE
 from ._tx import check_same_database, driver_connection
 
 log = logging.getLogger("baozi.store")
@@ -33,95 +34,6 @@ PROMOTE_EVERY = 0.05
 
 ORDER = "priority, seq, id"
 ORDER_DESC = "priority DESC, seq DESC, id DESC"
-
-# One insert of items (and, for jobs, their enqueue totals); %(...)s are the parameters.
-_INSERT = """
-WITH v AS (
-    SELECT nextval('{s}.ids') AS id, t.* FROM unnest(
-        %(payloads)s::bytea[], %(prios)s::numeric[], %(floats)s::boolean[], %(tasks)s::text[]
-    ) WITH ORDINALITY AS t(payload, priority, pfloat, task, ord)
-), ins AS (
-    INSERT INTO {s}.items (id, qid, state, priority, pfloat, seq, due, payload, task, created_at)
-    SELECT id, %(qid)s, %(state)s, priority, pfloat, CASE WHEN %(front)s THEN -id ELSE 0 END,
-           CASE WHEN %(delay)s > 0 THEN {s}.now() + %(delay)s END, payload, task, {s}.now()
-    FROM v
-), tot AS (
-    INSERT INTO {s}.totals AS x
-    SELECT %(qid)s, task, 'enqueued', pg_backend_pid(), count(*) FROM v
-    WHERE task IS NOT NULL GROUP BY task
-    ON CONFLICT (qid, task, event, shard) DO UPDATE SET n = x.n + excluded.n
-)
-SELECT array_agg(id ORDER BY ord), {signal} FROM v
-"""
-_INSERT_ONE = """
-WITH v AS (SELECT nextval('{s}.ids') AS id), ins AS (
-    INSERT INTO {s}.items (id, qid, state, priority, pfloat, payload, task, created_at)
-    SELECT id, %s, 0, %s, %s, %s, %s, {s}.now() FROM v
-), tot AS (
-    INSERT INTO {s}.totals AS x VALUES (%s, %s, 'enqueued', pg_backend_pid(), 1)
-    ON CONFLICT (qid, task, event, shard) DO UPDATE SET n = x.n + 1
-)
-SELECT id, {s}.signal() FROM v
-"""
-# Ready items of queue %(qid)s, counting expired leases and due delays.
-_READY = (
-    "(SELECT coalesce(sum(n), 0) FROM {s}.ready WHERE qid = %(qid)s) + "
-    "(SELECT count(*) FROM {s}.items WHERE qid = %(qid)s AND state > 0 AND due <= {s}.now())"
-)
-# Leasing the head of queue %(qid)s to %(owner)s, as CTEs ``c``, ``r`` (the leased rows) and
-# ``started`` (their totals); ``{skip}`` is where a caller adds a condition on the rows taken.
-RESERVE_STEPS = """c AS (
-    SELECT id FROM {s}.items
-    WHERE qid = %(qid)s AND state = 0{skip}
-      AND NOT EXISTS (SELECT 1 FROM {s}.queues WHERE id = %(qid)s AND paused)
-    ORDER BY priority, seq, id LIMIT %(n)s FOR UPDATE SKIP LOCKED
-), r AS (
-    UPDATE {s}.items i SET state = 1, due = {s}.now() + %(lease)s, owner = %(owner)s,
-        deliveries = i.deliveries + 1, started_at = {s}.now()
-    FROM c WHERE i.id = c.id
-    RETURNING i.id, i.payload, i.priority, i.pfloat, i.deliveries, i.task, i.failures, i.seq
-), started AS (
-    INSERT INTO {s}.totals AS x
-    SELECT %(qid)s, task, 'started', pg_backend_pid(), count(*) FROM r
-    WHERE task IS NOT NULL GROUP BY task
-    ON CONFLICT (qid, task, event, shard) DO UPDATE SET n = x.n + excluded.n
-)"""
-RESERVE = f"""
-WITH {RESERVE_STEPS.replace("{skip}", "")}
-SELECT r.* FROM r, (
-    -- Only a put that waits for room in a bounded queue can need to hear of a reservation.
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM {{s}}.queues WHERE id = %(qid)s AND bounded)
-           THEN {{signal}} END
-) AS s
-"""
-_PROMOTE = """
-UPDATE {s}.items SET state = 0 WHERE id IN (
-    SELECT id FROM {s}.items WHERE qid = %s AND state > 0 AND due <= {s}.now()
-    FOR UPDATE SKIP LOCKED
-)
-"""
-_AHEAD = (
-    "(i.priority < x.p OR (i.priority = x.p AND (i.seq < x.s OR (i.seq = x.s AND i.id < x.id))))"
-)
-_RANK = f"""
-WITH x AS (
-    SELECT priority AS p, seq AS s, id, state, due <= {{s}}.now() AS due_now,
-        CASE WHEN seq <> 0 THEN seq >> 10 ELSE 0 END AS sb,
-        CASE WHEN seq <> 0 THEN 0 ELSE id >> 10 END AS ib
-    FROM {{s}}.items WHERE id = %(id)s AND qid = %(qid)s
-)
-SELECT x.state, x.due_now,
-    (SELECT coalesce(sum(r.n), 0) FROM {{s}}.ready r WHERE r.qid = %(qid)s
-        AND (r.priority < x.p OR (r.priority = x.p AND (r.sb < x.sb
-             OR (r.sb = x.sb AND r.ib < x.ib)))))
-    + (SELECT count(*) FROM {{s}}.items i WHERE i.qid = %(qid)s AND i.state = 0 AND i.priority = x.p
-        AND x.s <> 0 AND i.seq >= (x.sb << 10) AND i.seq < x.s)
-    + (SELECT count(*) FROM {{s}}.items i WHERE i.qid = %(qid)s AND i.state = 0 AND i.priority = x.p
-        AND x.s = 0 AND i.seq = 0 AND i.id >= (x.ib << 10) AND i.id < x.id)
-    + (SELECT count(*) FROM {{s}}.items i WHERE i.qid = %(qid)s AND i.state > 0
-        AND i.due <= {{s}}.now() AND {_AHEAD})
-FROM x
-"""
 
 
 def prio_params(priority: Priority) -> tuple[Decimal | int, bool]:
@@ -282,9 +194,9 @@ class PostgresQueues(RowStore):
             return []
         qid = self._qid(queue)
         params = _insert_params(qid, rows, front, delay)
-        insert = self.sql(_INSERT.replace("{signal}", "NULL"))
+        insert = self.sql(INSERT.replace("{signal}", "NULL"))
         if not maxsize and maxlen is None:
-            row = self._one("add items", _INSERT, params)
+            row = self._one("add items", INSERT, params)
             self._notify()
             return [str(i) for i in row[0]]
 
@@ -312,7 +224,7 @@ class PostgresQueues(RowStore):
         raise Full unless the new items fit."""
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (0x62616F, params["qid"]))
         if maxsize:
-            (ready,) = conn.execute(f"SELECT {self.sql(_READY)}", params).fetchone() or (0,)
+            (ready,) = conn.execute(f"SELECT {self.sql(READY)}", params).fetchone() or (0,)
             if ready + len(params["payloads"]) > maxsize:
                 raise Full(f"queue {queue!r} holds {ready} of at most {maxsize} ready items")
 
@@ -339,13 +251,13 @@ class PostgresQueues(RowStore):
         # The caller's transaction may stay open a long time: nothing here takes a lock that
         # outlives the statement (no signal() and its shared lock, no queue lock), and the
         # NOTIFY is unconditional -- sent at the caller's commit to whoever listens then.
-        insert = self.sql(_INSERT.replace("{signal}", f"pg_notify('{channel(self.schema)}', '')"))
+        insert = self.sql(INSERT.replace("{signal}", f"pg_notify('{channel(self.schema)}', '')"))
         try:
             # Outside autocommit the statements join the caller's transaction (psycopg begins
             # one if none is open), which alone decides: nothing here commits or rolls back.
             with conn.transaction() if conn.autocommit else contextlib.nullcontext():
                 if maxsize:  # room as committed now; other open transactions' jobs not counted
-                    (ready,) = conn.execute(f"SELECT {self.sql(_READY)}", params).fetchone() or (0,)
+                    (ready,) = conn.execute(f"SELECT {self.sql(READY)}", params).fetchone() or (0,)
                     if ready + len(rows) > maxsize:
                         raise Full(
                             f"queue {queue!r} holds {ready} of at most {maxsize} ready items"
@@ -360,7 +272,7 @@ class PostgresQueues(RowStore):
         qid = self._qid(queue)
         prio, was_float = prio_params(priority)
         row = self._one(
-            "enqueue a job", _INSERT_ONE, (qid, prio, was_float, payload, task, qid, task)
+            "enqueue a job", INSERT_ONE, (qid, prio, was_float, payload, task, qid, task)
         )
         self._notify()
         return str(row[0])
@@ -370,7 +282,7 @@ class PostgresQueues(RowStore):
     def _promote(self, qid: int) -> int:
         """Mark expired leases and due scheduled items ready; return how many there were."""
         self._db.promoted_at[qid] = time.monotonic()
-        return self._count("promote due items", _PROMOTE, (qid,))
+        return self._count("promote due items", PROMOTE, (qid,))
 
     def reserve(self, queue: str, owner: str, lease: float, n: int = 1) -> list[Item]:
         db = self._db
@@ -505,7 +417,7 @@ class PostgresQueues(RowStore):
         num = item_number(item_id)
         if num is None:
             return None
-        row = self._one("rank", _RANK, {"id": num, "qid": self._rqid(queue)})
+        row = self._one("rank", RANK, {"id": num, "qid": self._rqid(queue)})
         if row is None:
             return None
         state, due_now, ahead = row

@@ -20,7 +20,7 @@ from ._decode import read_items
 from ._junk import unwrap
 
 if TYPE_CHECKING:
-    from .store import RedisStore
+    from .jobs import RedisStore
 
 __all__ = ["RedisConsumer"]
 

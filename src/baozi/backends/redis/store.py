@@ -23,44 +23,21 @@ also a ``ConnectionError``. Other query options go to the redis client (see redi
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import heapq
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from ..._process import current_pid
-from ...errors import Full, StoreError
+from ...errors import Full
 from .._rows import Row, RowStore
-from ..base import (
-    CLAIM_TTL,
-    STATUSES,
-    Consumer,
-    Counts,
-    Item,
-    JobRecord,
-    Outcome,
-    Priority,
-    Receiver,
-    WorkerInfo,
-)
-from ._consumer import RedisConsumer
-from ._decode import (
-    Junk,
-    JunkName,
-    read_items,
-    read_kv,
-    read_options,
-    read_records,
-    read_totals,
-    read_workers,
-)
+from ..base import Counts, Item, Priority
+from ._decode import Junk, JunkName, read_items, read_options
 from ._ids import IDS
 from ._priority import plain, priority_fields, priority_key
 from ._server import Server
 
-__all__ = ["RedisStore", "priority_key"]
+__all__ = ["RedisQueues", "priority_key"]
 
 
 def _now_text() -> str:
@@ -68,7 +45,10 @@ def _now_text() -> str:
     return f"{time.time():020.6f}"
 
 
-class RedisStore(RowStore):
+class RedisQueues(RowStore):
+    """The queue part of the Redis store (the job part is in :mod:`.jobs`, the coordination part
+    in :mod:`.coord`), with the connection and the junk movers they all share."""
+
     scheme: ClassVar[str] = "redis"
     shared_across_processes: ClassVar[bool] = True
     durable: ClassVar[bool] = True
@@ -85,11 +65,6 @@ class RedisStore(RowStore):
         if self._pid != current_pid():
             self._srv, self._pid = Server.acquire(self.url), current_pid()
         return self._srv
-
-    def consumer(
-        self, owner: str, queues: Sequence[str], lease: float, receiver: Receiver
-    ) -> Consumer:
-        return RedisConsumer(self, owner, queues, lease, receiver)
 
     def close(self) -> None:
         if not self._closed:
@@ -310,83 +285,11 @@ class RedisStore(RowStore):
             ),
         )
 
-    # -- jobs ---------------------------------------------------------------------------------
-
-    def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
-        if not outcomes:
+    def discard(self, queue: str, ids: Sequence[str]) -> int:
+        if not ids:
             return 0
-        settled: int = self._server.run("settle", *self._settle_args(queue, owner, outcomes, ttl))
-        return settled
-
-    @staticmethod
-    def _settle_args(queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> list[Any]:
-        args: list[Any] = [queue, owner, repr(float(ttl))]
-        for o in outcomes:
-            result = b"" if o.result is None else b"=" + o.result  # so an empty result stays
-            args += (
-                o.id,
-                o.status,
-                result,
-                o.error or "",
-                repr(float(o.retry_in)),
-                o.slot or "",
-                o.slot_limit,
-            )
-        return args
-
-    def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
-        return bool(self._server.run("cancel", job_id, repr(float(ttl))))
-
-    def requeue(self, job_id: str) -> bool:
-        return bool(self._server.run("requeue", job_id))
-
-    def record(self, job_id: str) -> JobRecord | None:
-        (found,) = read_records(self._server.run("jobs", "ids", job_id), self._junk(""))
-        return found[1] if found else None
-
-    def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
-        if not job_ids:
-            return {}
-        found = self._server.run("jobs", "status", *job_ids)
-        return {i: s.decode() for i, s in zip(job_ids, found, strict=True) if s is not None}
-
-    def _list(self, queue: str, status: str | None, limit: int, offset: int) -> list[Any]:
-        flat = self._server.run("jobs", "list", queue, status or "", limit, offset)
-        return [r for r in read_records(flat, self._junk(queue)) if r is not None]
-
-    def records(
-        self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[JobRecord]:
-        if limit <= 0:
-            return []
-        if queue is not None:
-            return [rec for _, rec in self._list(queue, status, limit, offset)]
-        # Newest first across queues: the newest limit+offset of each, merged by push order.
-        merged = heapq.merge(
-            *(self._list(q, status, limit + offset, 0) for q in self.queues()),
-            key=lambda pair: -pair[0],
-        )
-        return [rec for _, rec in merged][offset : offset + limit]
-
-    def set_progress(self, job_id: str, owner: str, progress: str) -> bool:
-        return bool(self._server.run("progress", job_id, owner, progress))
-
-    def job_counts(self, queue: str) -> dict[str, int]:
-        flat = self._server.run("counts", queue)
-        out = dict.fromkeys(STATUSES, 0)
-        out.update(scheduled=flat[2], queued=flat[0], running=flat[1])
-        for i in range(3, len(flat), 2):
-            out[flat[i].decode()] = int(flat[i + 1])
-        return out
-
-    def job_totals(self, queue: str) -> dict[str, dict[str, int]]:
-        flat = self._server.run("queue", "totals", queue)
-        return read_totals(flat, self._junk_fields(f"q:{queue}:t"))
-
-    def queues(self) -> list[str]:
-        key = f"{self._server.prefix}:queues"
-        names = self._server.call("queues", lambda retried: self._server.execute("SMEMBERS", key))
-        return sorted(self._decode_members("queues", names))
+        removed: int = self._server.run("discard", queue, *ids)
+        return removed
 
     def _decode_members(self, key: str, members: list[bytes]) -> list[str]:
         """Names from the set or sorted set ``P:key``; one that is no UTF-8 text is moved aside."""
@@ -397,143 +300,3 @@ class RedisStore(RowStore):
             except UnicodeDecodeError as exc:
                 self._server.run("junk", "member", key, member, f"not UTF-8 text: {exc}")
         return out
-
-    def has_queue(self, queue: str) -> bool:
-        return bool(self._server.run("queue", "has", queue))
-
-    def delete_queue(self, queue: str) -> bool:
-        deleted = bool(self._server.run("queue", "delete", queue))
-        self._server.known.discard(queue)
-        return deleted
-
-    def lease_holders(self, queues: Sequence[str]) -> dict[str, int]:
-        if not queues:
-            return {}
-        flat = self._server.run("queue", "holders", *sorted(set(queues)))
-        return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
-
-    def purge_expired(self) -> int:
-        batch, removed = 1000, 0
-        while True:
-            n: int = self._server.run("purge", batch)
-            removed += n
-            if n < batch:
-                return removed
-
-    def heartbeat(self, worker: WorkerInfo, ttl: float) -> None:
-        info = json.dumps(dataclasses.asdict(worker))
-        self._server.run("workers", "beat", worker.id, info, repr(float(ttl)))
-
-    def workers(self) -> list[WorkerInfo]:
-        server = self._server
-        found = read_workers(
-            server.run("workers", "list"),
-            lambda worker_id, reason: server.run("workers", "junk", worker_id, reason),
-        )
-        return sorted(found, key=lambda w: w.id)
-
-    def forget_worker(self, worker_id: str) -> None:
-        self._server.run("workers", "forget", worker_id)
-
-    # -- coordination -------------------------------------------------------------------------
-
-    def kv_get(self, ns: str, key: str) -> bytes | None:
-        h = f"{self._server.prefix}:kv:{ns}"
-        value: bytes | None = self._server.call(
-            "kv_get", lambda retried: self._server.execute("HGET", h, key)
-        )
-        return value
-
-    def kv_items(self, ns: str) -> dict[str, bytes]:
-        h = f"{self._server.prefix}:kv:{ns}"
-        flat = self._server.call("kv_items", lambda retried: self._server.execute("HGETALL", h))
-        return read_kv(flat, self._junk_fields(f"kv:{ns}"))
-
-    def kv_set(self, ns: str, key: str, value: bytes) -> None:
-        self._server.run("kv", "set", ns, key, bytes(value))
-
-    def kv_setdefault(self, ns: str, key: str, value: bytes) -> bytes:
-        held: bytes = self._server.run("kv", "setdefault", ns, key, bytes(value))
-        return held
-
-    def kv_delete(self, ns: str, key: str) -> bytes | None:
-        old: bytes | None = self._server.run("kv", "delete", ns, key, retry_sent=False)
-        return old
-
-    def kv_cas(self, ns: str, key: str, expected: bytes | None, value: bytes | None) -> bool:
-        # Not retried once sent: a swap whose reply was lost would read as refused the second time.
-        args = (
-            "1" if expected is not None else "0",
-            expected if expected is not None else b"",
-            "1" if value is not None else "0",
-            value if value is not None else b"",
-        )
-        return bool(self._server.run("kv", "cas", ns, key, *args, retry_sent=False))
-
-    def kv_incr(self, ns: str, key: str, amount: int | float) -> int | float:
-        kind = "f" if isinstance(amount, float) else "i"
-        try:  # not retried once sent: it would add twice
-            tag, text = self._server.run(
-                "kv", "incr", ns, key, kind, repr(amount), retry_sent=False
-            )
-        except StoreError as exc:
-            if "overflow" in str(exc):
-                raise OverflowError(f"key {key!r}: {exc}") from None
-            raise
-        if tag == b"o":
-            raise OverflowError(f"key {key!r}: the sum is {text.decode()}")
-        if tag == b"e":
-            raise TypeError(
-                f"key {key!r} holds {text.decode(errors='replace')}, not a number: it cannot be "
-                f"incremented"
-            )
-        total: int | float = int(text) if tag == b"i" else float(text)
-        return total
-
-    def kv_clear(self, ns: str) -> int:
-        removed: int = self._server.run("kv", "clear", ns, "")
-        return removed
-
-    def acquire_slot(
-        self, name: str, holder: str, limit: int, ttl: float, claim: str | None = None
-    ) -> float | None:
-        wait = float(
-            self._server.run("slots", "acquire", name, holder, limit, repr(float(ttl)), claim or "")
-        )
-        return None if wait < 0 else wait
-
-    def release_slot(self, name: str, holder: str) -> bool:
-        server = self._server
-
-        def release(retried: bool) -> bool:
-            gone = bool(server.script("slots", ("release", name, holder, repr(CLAIM_TTL))))
-            return gone or retried  # sent again after a lost reply: the first one released it
-
-        return server.call("release_slot", release)
-
-    def renew_slots(self, name: str, holders: Sequence[str], ttl: float) -> int:
-        if not holders:
-            return 0
-        renewed: int = self._server.run("slots", "renew", name, repr(float(ttl)), *holders)
-        return renewed
-
-    def slot_holders(self, name: str) -> list[str]:
-        return sorted(
-            self._decode_members(f"sl:{name}", self._server.run("slots", "holders", name))
-        )
-
-    def rate_acquire(
-        self, name: str, interval: float, burst: int = 1, ticket: str | None = None
-    ) -> float:
-        # Not retried once sent without a ticket: it would count twice. With one, asking again is
-        # what tickets are for.
-        wait = self._server.run(
-            "rate", name, repr(float(interval)), int(burst), ticket or "", retry_sent=bool(ticket)
-        )
-        return float(wait)
-
-    def discard(self, queue: str, ids: Sequence[str]) -> int:
-        if not ids:
-            return 0
-        removed: int = self._server.run("discard", queue, *ids)
-        return removed

@@ -111,6 +111,34 @@ class ConsumerContract:
         assert len(inbox.offered) <= 2
         assert store.counts(Q).ready == 3 and store.counts(Q).leased == 2
 
+    def test_jobs_handed_across_queues_never_exceed_the_free_slots_of_the_last_take(
+        self, store: Store, open_consumer: Callable[..., tuple[Consumer, Inbox]]
+    ) -> None:
+        consumer, inbox = open_consumer((Q, OTHER))
+        assert consumer.take(2) == []  # two free slots, for both queues together
+
+        def leased() -> int:
+            return store.counts(Q).leased + store.counts(OTHER).leased
+
+        for queue in (Q, OTHER, Q, OTHER, Q, OTHER):
+            _jobs(store, queue, queue)
+            assert leased() <= 2  # a hand-off is leased by the push itself, so this is final
+        assert len(_receive(consumer, inbox, 2, free=2)) == 2
+        assert leased() == 2
+        assert store.counts(Q).ready + store.counts(OTHER).ready == 4
+
+    def test_a_job_pushed_while_another_is_held_reaches_the_free_slot(
+        self, store: Store, open_consumer: Callable[..., tuple[Consumer, Inbox]]
+    ) -> None:
+        (first,) = _jobs(store, Q, "long")
+        consumer, inbox = open_consumer()
+        assert [i.id for _, i in consumer.take(2)] == [first]  # one slot busy, one free
+        (second,) = _jobs(store, Q, "next")
+        assert _receive(consumer, inbox, 1, free=1) == [second], "the free slot got nothing"
+        assert store.record(first).status == "running"  # type: ignore[union-attr]
+        outcomes = [Outcome(second, "succeeded"), Outcome(first, "succeeded")]
+        assert consumer.settle(Q, outcomes, 60) == (2, [])
+
     def test_jobs_a_receiver_does_not_start_go_back_uncounted(
         self, store: Store, open_consumer: Callable[..., tuple[Consumer, Inbox]]
     ) -> None:
@@ -188,6 +216,22 @@ class ConsumerContract:
         time.sleep(0.3)
         assert inbox.offered == []
         assert store.counts(Q).ready == 2
+
+    def test_a_consumer_closed_while_it_holds_a_job_takes_nothing_more_and_can_settle_it(
+        self, store: Store, open_consumer: Callable[..., tuple[Consumer, Inbox]]
+    ) -> None:
+        (held,) = _jobs(store, Q, "held")
+        consumer, _ = open_consumer(owner="closing")
+        assert [i.id for _, i in consumer.take(4)] == [held]  # three slots free when it closes
+        consumer.close()
+        later = _jobs(store, Q, "a", "b", "c")
+        assert store.counts(Q).ready == 3  # none handed to it on the push
+        assert consumer.settle(Q, [Outcome(held, "succeeded")], 60, then_take=3) == (1, [])
+        assert store.record(held).status == "succeeded"  # type: ignore[union-attr]
+        other, _ = open_consumer(owner="next")
+        got = other.take(3)
+        assert [i.id for _, i in got] == later
+        assert [i.deliveries for _, i in got] == [1, 1, 1]  # no delivery counted to the first
 
     def test_two_consumers_never_get_the_same_job(
         self, store: Store, open_consumer: Callable[..., tuple[Consumer, Inbox]]

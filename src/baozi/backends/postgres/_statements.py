@@ -1,0 +1,99 @@
+"""The statements on a PostgreSQL store's items that more than one module runs: adding, the ready
+count, reserving, promoting what is due, and a position in line.
+
+``{s}`` stands for the store's schema and ``{signal}`` for its change signal; the store fills both
+in (see ``PostgresQueues.sql``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["INSERT", "INSERT_ONE", "PROMOTE", "RANK", "READY", "RESERVE", "RESERVE_STEPS"]
+
+# One insert of items (and, for jobs, their enqueue totals); %(...)s are the parameters.
+INSERT = """
+WITH v AS (
+    SELECT nextval('{s}.ids') AS id, t.* FROM unnest(
+        %(payloads)s::bytea[], %(prios)s::numeric[], %(floats)s::boolean[], %(tasks)s::text[]
+    ) WITH ORDINALITY AS t(payload, priority, pfloat, task, ord)
+), ins AS (
+    INSERT INTO {s}.items (id, qid, state, priority, pfloat, seq, due, payload, task, created_at)
+    SELECT id, %(qid)s, %(state)s, priority, pfloat, CASE WHEN %(front)s THEN -id ELSE 0 END,
+           CASE WHEN %(delay)s > 0 THEN {s}.now() + %(delay)s END, payload, task, {s}.now()
+    FROM v
+), tot AS (
+    INSERT INTO {s}.totals AS x
+    SELECT %(qid)s, task, 'enqueued', pg_backend_pid(), count(*) FROM v
+    WHERE task IS NOT NULL GROUP BY task
+    ON CONFLICT (qid, task, event, shard) DO UPDATE SET n = x.n + excluded.n
+)
+SELECT array_agg(id ORDER BY ord), {signal} FROM v
+"""
+INSERT_ONE = """
+WITH v AS (SELECT nextval('{s}.ids') AS id), ins AS (
+    INSERT INTO {s}.items (id, qid, state, priority, pfloat, payload, task, created_at)
+    SELECT id, %s, 0, %s, %s, %s, %s, {s}.now() FROM v
+), tot AS (
+    INSERT INTO {s}.totals AS x VALUES (%s, %s, 'enqueued', pg_backend_pid(), 1)
+    ON CONFLICT (qid, task, event, shard) DO UPDATE SET n = x.n + 1
+)
+SELECT id, {s}.signal() FROM v
+"""
+# Ready items of queue %(qid)s, counting expired leases and due delays.
+READY = (
+    "(SELECT coalesce(sum(n), 0) FROM {s}.ready WHERE qid = %(qid)s) + "
+    "(SELECT count(*) FROM {s}.items WHERE qid = %(qid)s AND state > 0 AND due <= {s}.now())"
+)
+# Leasing the head of queue %(qid)s to %(owner)s, as CTEs ``c``, ``r`` (the leased rows) and
+# ``started`` (their totals); ``{skip}`` is where a caller adds a condition on the rows taken.
+RESERVE_STEPS = """c AS (
+    SELECT id FROM {s}.items
+    WHERE qid = %(qid)s AND state = 0{skip}
+      AND NOT EXISTS (SELECT 1 FROM {s}.queues WHERE id = %(qid)s AND paused)
+    ORDER BY priority, seq, id LIMIT %(n)s FOR UPDATE SKIP LOCKED
+), r AS (
+    UPDATE {s}.items i SET state = 1, due = {s}.now() + %(lease)s, owner = %(owner)s,
+        deliveries = i.deliveries + 1, started_at = {s}.now()
+    FROM c WHERE i.id = c.id
+    RETURNING i.id, i.payload, i.priority, i.pfloat, i.deliveries, i.task, i.failures, i.seq
+), started AS (
+    INSERT INTO {s}.totals AS x
+    SELECT %(qid)s, task, 'started', pg_backend_pid(), count(*) FROM r
+    WHERE task IS NOT NULL GROUP BY task
+    ON CONFLICT (qid, task, event, shard) DO UPDATE SET n = x.n + excluded.n
+)"""
+RESERVE = f"""
+WITH {RESERVE_STEPS.replace("{skip}", "")}
+SELECT r.* FROM r, (
+    -- Only a put that waits for room in a bounded queue can need to hear of a reservation.
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM {{s}}.queues WHERE id = %(qid)s AND bounded)
+           THEN {{signal}} END
+) AS s
+"""
+PROMOTE = """
+UPDATE {s}.items SET state = 0 WHERE id IN (
+    SELECT id FROM {s}.items WHERE qid = %s AND state > 0 AND due <= {s}.now()
+    FOR UPDATE SKIP LOCKED
+)
+"""
+_AHEAD = (
+    "(i.priority < x.p OR (i.priority = x.p AND (i.seq < x.s OR (i.seq = x.s AND i.id < x.id))))"
+)
+RANK = f"""
+WITH x AS (
+    SELECT priority AS p, seq AS s, id, state, due <= {{s}}.now() AS due_now,
+        CASE WHEN seq <> 0 THEN seq >> 10 ELSE 0 END AS sb,
+        CASE WHEN seq <> 0 THEN 0 ELSE id >> 10 END AS ib
+    FROM {{s}}.items WHERE id = %(id)s AND qid = %(qid)s
+)
+SELECT x.state, x.due_now,
+    (SELECT coalesce(sum(r.n), 0) FROM {{s}}.ready r WHERE r.qid = %(qid)s
+        AND (r.priority < x.p OR (r.priority = x.p AND (r.sb < x.sb
+             OR (r.sb = x.sb AND r.ib < x.ib)))))
+    + (SELECT count(*) FROM {{s}}.items i WHERE i.qid = %(qid)s AND i.state = 0 AND i.priority = x.p
+        AND x.s <> 0 AND i.seq >= (x.sb << 10) AND i.seq < x.s)
+    + (SELECT count(*) FROM {{s}}.items i WHERE i.qid = %(qid)s AND i.state = 0 AND i.priority = x.p
+        AND x.s = 0 AND i.seq = 0 AND i.id >= (x.ib << 10) AND i.id < x.id)
+    + (SELECT count(*) FROM {{s}}.items i WHERE i.qid = %(qid)s AND i.state > 0
+        AND i.due <= {{s}}.now() AND {_AHEAD})
+FROM x
+"""

@@ -1,0 +1,137 @@
+"""The job part of the Redis store: job records, kept in the item's own hash once it is done,
+and the workers' heartbeats."""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..base import STATUSES, Consumer, JobRecord, Outcome, Receiver, WorkerInfo
+from ._consumer import RedisConsumer
+from ._decode import read_records, read_totals, read_workers
+from .coord import RedisCoordination
+
+__all__ = ["RedisStore"]
+
+
+class RedisStore(RedisCoordination):
+    def consumer(
+        self, owner: str, queues: Sequence[str], lease: float, receiver: Receiver
+    ) -> Consumer:
+        return RedisConsumer(self, owner, queues, lease, receiver)
+
+    def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
+        if not outcomes:
+            return 0
+        settled: int = self._server.run("settle", *self._settle_args(queue, owner, outcomes, ttl))
+        return settled
+
+    @staticmethod
+    def _settle_args(queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> list[Any]:
+        args: list[Any] = [queue, owner, repr(float(ttl))]
+        for o in outcomes:
+            result = b"" if o.result is None else b"=" + o.result  # so an empty result stays
+            args += (
+                o.id,
+                o.status,
+                result,
+                o.error or "",
+                repr(float(o.retry_in)),
+                o.slot or "",
+                o.slot_limit,
+            )
+        return args
+
+    def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
+        return bool(self._server.run("cancel", job_id, repr(float(ttl))))
+
+    def requeue(self, job_id: str) -> bool:
+        return bool(self._server.run("requeue", job_id))
+
+    def record(self, job_id: str) -> JobRecord | None:
+        (found,) = read_records(self._server.run("jobs", "ids", job_id), self._junk(""))
+        return found[1] if found else None
+
+    def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
+        if not job_ids:
+            return {}
+        found = self._server.run("jobs", "status", *job_ids)
+        return {i: s.decode() for i, s in zip(job_ids, found, strict=True) if s is not None}
+
+    def _list(self, queue: str, status: str | None, limit: int, offset: int) -> list[Any]:
+        flat = self._server.run("jobs", "list", queue, status or "", limit, offset)
+        return [r for r in read_records(flat, self._junk(queue)) if r is not None]
+
+    def records(
+        self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[JobRecord]:
+        if limit <= 0:
+            return []
+        if queue is not None:
+            return [rec for _, rec in self._list(queue, status, limit, offset)]
+        # Newest first across queues: the newest limit+offset of each, merged by push order.
+        merged = heapq.merge(
+            *(self._list(q, status, limit + offset, 0) for q in self.queues()),
+            key=lambda pair: -pair[0],
+        )
+        return [rec for _, rec in merged][offset : offset + limit]
+
+    def set_progress(self, job_id: str, owner: str, progress: str) -> bool:
+        return bool(self._server.run("progress", job_id, owner, progress))
+
+    def job_counts(self, queue: str) -> dict[str, int]:
+        flat = self._server.run("counts", queue)
+        out = dict.fromkeys(STATUSES, 0)
+        out.update(scheduled=flat[2], queued=flat[0], running=flat[1])
+        for i in range(3, len(flat), 2):
+            out[flat[i].decode()] = int(flat[i + 1])
+        return out
+
+    def job_totals(self, queue: str) -> dict[str, dict[str, int]]:
+        flat = self._server.run("queue", "totals", queue)
+        return read_totals(flat, self._junk_fields(f"q:{queue}:t"))
+
+    def queues(self) -> list[str]:
+        key = f"{self._server.prefix}:queues"
+        names = self._server.call("queues", lambda retried: self._server.execute("SMEMBERS", key))
+        return sorted(self._decode_members("queues", names))
+
+    def has_queue(self, queue: str) -> bool:
+        return bool(self._server.run("queue", "has", queue))
+
+    def delete_queue(self, queue: str) -> bool:
+        deleted = bool(self._server.run("queue", "delete", queue))
+        self._server.known.discard(queue)
+        return deleted
+
+    def lease_holders(self, queues: Sequence[str]) -> dict[str, int]:
+        if not queues:
+            return {}
+        flat = self._server.run("queue", "holders", *sorted(set(queues)))
+        return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    def purge_expired(self) -> int:
+        batch, removed = 1000, 0
+        while True:
+            n: int = self._server.run("purge", batch)
+            removed += n
+            if n < batch:
+                return removed
+
+    def heartbeat(self, worker: WorkerInfo, ttl: float) -> None:
+        info = json.dumps(dataclasses.asdict(worker))
+        self._server.run("workers", "beat", worker.id, info, repr(float(ttl)))
+
+    def workers(self) -> list[WorkerInfo]:
+        server = self._server
+        found = read_workers(
+            server.run("workers", "list"),
+            lambda worker_id, reason: server.run("workers", "junk", worker_id, reason),
+        )
+        return sorted(found, key=lambda w: w.id)
+
+    def forget_worker(self, worker_id: str) -> None:
+        self._server.run("workers", "forget", worker_id)
