@@ -37,7 +37,7 @@ def test_an_idle_worker_sends_only_a_few_commands_a_second(private_redis: Privat
         # and it still wakes at once for new work
         started = time.monotonic()
         assert app.task(jobtasks.add).delay(1, 2).result(timeout=10) == 3
-        assert time.monotonic() - started < 2.0  # woken by the change, not its 5 s idle wait
+        assert time.monotonic() - started < 4.0  # woken by the change, not its 5 s idle wait
 
 
 def test_an_idle_consumer_is_handed_each_new_job_leased_to_it(redis_url: str) -> None:

@@ -49,9 +49,10 @@ def test_every_pool_fails_a_job_past_its_timeout(shared_app: App, pool: str) -> 
         started = time.monotonic()
         for task in (sleep, asleep):
             with pytest.raises(JobFailed) as caught:
-                task.delay(5).result(timeout=30)
+                task.delay(60).result(timeout=45)
             assert caught.value.exc_type == "TimeoutError"
-        assert time.monotonic() - started < 4.5  # stopped or abandoned at the deadline
+        # Failed at the deadline, not after the minute's sleep (the bound is for a loaded host).
+        assert time.monotonic() - started < 30
         assert sleep.delay(0.01).result(timeout=30) == 0.01  # and the pool carries on
 
 
