@@ -49,10 +49,11 @@ def test_every_pool_fails_a_job_past_its_timeout(shared_app: App, pool: str) -> 
         started = time.monotonic()
         for task in (sleep, asleep):
             with pytest.raises(JobFailed) as caught:
-                task.delay(60).result(timeout=45)
+                task.delay(8).result(timeout=30)
             assert caught.value.exc_type == "TimeoutError"
-        # Failed at the deadline, not after the minute's sleep (the bound is for a loaded host).
-        assert time.monotonic() - started < 30
+        # Failed at the deadline, not after an 8 s sleep (the room is for a loaded host; the
+        # async pool's close still waits for the sleep of a plain function's thread).
+        assert time.monotonic() - started < 7
         assert sleep.delay(0.01).result(timeout=30) == 0.01  # and the pool carries on
 
 
