@@ -9,6 +9,10 @@ A pool looks like a ``concurrent.futures`` executor with a fixed number of slots
 * :meth:`Pool.close` lets every submitted call finish, then frees the pool's resources.
 * An exception raised in another process arrives as itself when it can be rebuilt there, else
   as a :class:`RemoteError` with its type name and traceback text.
+* :meth:`Pool.cancel` stops one running call: its future fails with :class:`~baozi.Cancelled`
+  at once, and its code stops -- the process pool kills the call's child and starts another, the
+  async pool cancels the coroutine, the gevent pool kills the greenlet, and the thread pool
+  raises ``Cancelled`` in the call's thread at its next Python bytecode.
 * :meth:`Pool.terminate` stops at once. Futures of calls that did not finish are left pending --
   the worker puts their jobs back in their queues, so nothing is lost.
 
@@ -84,6 +88,11 @@ class Pool(ABC):
         future to ``on_done`` when it is done or past its deadline. A pool whose calls run only
         in its own workers (processes, coroutines) submits it there."""
         self.submit(call).add_done_callback(on_done)
+
+    @abstractmethod
+    def cancel(self, future: Future[Any]) -> bool:
+        """Stop the call whose future this is (see the module docstring): the future fails with
+        ``Cancelled`` now. False when the future is done already, or is not this pool's."""
 
     @abstractmethod
     def close(self) -> None:
