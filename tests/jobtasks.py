@@ -157,3 +157,24 @@ def allocate(megabytes: int) -> int:
 
 def pid() -> int:
     return os.getpid()
+
+
+def gspin(path: str, seconds: float = 60.0) -> str:
+    """Loops until ``seconds`` pass, yielding to other greenlets (a sleep of 1 ms) each turn."""
+    note(path, "started")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.001)  # gevent.sleep once the worker has patched the standard library
+    return str(note(path, "finished"))
+
+
+def careful(path: str) -> str:
+    """Cleans up when cancelled, noting whether it knows why, then lets the cancel go on."""
+    note(path, "started")
+    try:
+        while True:
+            time.sleep(0.01)
+    except baozi.Cancelled:
+        note(path, "cleaned")
+        note(path, baozi.current_job().cancelled)
+        return "cleaned up"  # a result after the cancel: dropped

@@ -83,11 +83,19 @@ class Pool(ABC):
     def submit(self, call: Call) -> Future[Any]:
         """Start ``call`` in a free slot (or the next one to free up); return its future."""
 
-    def run_here(self, call: Call, on_done: Callable[[Future[Any]], object]) -> None:
-        """Run ``call`` -- in the calling thread where the pool can (threads) -- and pass its
-        future to ``on_done`` when it is done or past its deadline. A pool whose calls run only
-        in its own workers (processes, coroutines) submits it there."""
-        self.submit(call).add_done_callback(on_done)
+    def run_here(
+        self,
+        call: Call,
+        on_done: Callable[[Future[Any]], object],
+        on_start: Callable[[Future[Any]], object] = lambda future: None,
+    ) -> None:
+        """Run ``call`` -- in the calling thread where the pool can (threads) -- passing its
+        future to ``on_start`` before it runs (so it can be cancelled) and to ``on_done`` when
+        it is done or past its deadline. A pool whose calls run only in its own workers
+        (processes, coroutines) submits it there."""
+        future = self.submit(call)
+        on_start(future)
+        future.add_done_callback(on_done)
 
     @abstractmethod
     def cancel(self, future: Future[Any]) -> bool:

@@ -91,13 +91,19 @@ class ThreadPool(Pool):
             self._settled(future)
             set_result_once(future, value)
 
-    def run_here(self, call: Call, on_done: Callable[[Future[Any]], object]) -> None:
+    def run_here(
+        self,
+        call: Call,
+        on_done: Callable[[Future[Any]], object],
+        on_start: Callable[[Future[Any]], object] = lambda future: None,
+    ) -> None:
         """Run ``call`` in the calling thread, as one of the pool's calls (its timeout, its place
-        among the calls :meth:`close` waits for); ``on_done`` gets its future when it is done --
-        at its deadline, if it runs past it."""
+        among the calls :meth:`close` waits for, its cancel); ``on_start`` gets its future
+        first, ``on_done`` when it is done -- at its deadline, if it runs past it."""
         future: Future[Any] = Future()
         future.set_running_or_notify_cancel()
         future.add_done_callback(on_done)
+        on_start(future)
         with self._lock:
             if self._stopped:
                 raise RuntimeError("the pool is closed")
