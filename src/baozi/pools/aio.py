@@ -95,6 +95,7 @@ class AsyncPool(Pool):
             try:
                 return await asyncio.wait_for(work, call.timeout)
             except TimeoutError:
+                self._interrupts.interrupt(stop)  # a plain function's thread stops too
                 raise TimeoutError(f"the job ran past its {call.timeout} s timeout") from None
         except asyncio.CancelledError:
             if stop.done():  # cancel(), not terminate()
