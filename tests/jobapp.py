@@ -13,3 +13,5 @@ note = app.task(name="note")(jobtasks.note)
 slow_note = app.task(name="slow_note")(jobtasks.slow_note)
 sleep = app.task(name="sleep")(jobtasks.sleep)
 sleep_limited = app.task(name="sleep_limited", timeout=0.3)(jobtasks.sleep)  # times out past 0.3 s
+add = app.task(name="add")(jobtasks.add)
+gspin = app.task(name="gspin")(jobtasks.gspin)

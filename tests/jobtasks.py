@@ -114,3 +114,67 @@ def raise_cancelled() -> None:
     import concurrent.futures
 
     raise concurrent.futures.CancelledError("cancelled inside the task")
+
+
+def spin(path: str, seconds: float = 60.0) -> str:
+    """Loop in Python code (no C call to return from), swallowing every ``Exception``, noting
+    that it started; it notes "finished" only if nothing stops it within ``seconds``."""
+    note(path, "started")
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline:
+        try:
+            n += 1
+        except Exception:  # noqa: BLE001, S110 -- a job that swallows errors must still stop
+            pass
+    return str(note(path, "finished"))
+
+
+def nap_then_note(path: str, seconds: float) -> str:
+    """One long C call, then a note: a cancel during the sleep stops it before the note."""
+    note(path, "started")
+    time.sleep(seconds)
+    return str(note(path, "after the sleep"))
+
+
+async def aspin(path: str, seconds: float = 60.0) -> str:
+    """A coroutine that loops, yielding to the loop now and then."""
+    note(path, "started")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.001)
+    return str(note(path, "finished"))
+
+
+def allocate(megabytes: int) -> int:
+    """Touch ``megabytes`` MB of memory; return this process's pid."""
+    block = bytearray(megabytes * 2**20)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    del block
+    return os.getpid()
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def gspin(path: str, seconds: float = 60.0) -> str:
+    """Loops until ``seconds`` pass, yielding to other greenlets (a sleep of 1 ms) each turn."""
+    note(path, "started")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.001)  # gevent.sleep once the worker has patched the standard library
+    return str(note(path, "finished"))
+
+
+def careful(path: str) -> str:
+    """Cleans up when cancelled, noting whether it knows why, then lets the cancel go on."""
+    note(path, "started")
+    try:
+        while True:
+            time.sleep(0.01)
+    except baozi.Cancelled:
+        note(path, "cleaned")
+        note(path, baozi.current_job().cancelled)
+        return "cleaned up"  # a result after the cancel: dropped

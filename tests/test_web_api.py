@@ -94,7 +94,7 @@ def test_a_waiting_job_can_be_cancelled_and_a_finished_one_cannot(
     drain(app)
     refused = client.delete(done["url"])
     assert refused.status_code == 409
-    assert "only a job that has not started can be cancelled" in refused.json()["error"]
+    assert "only a job that has not finished can be cancelled" in refused.json()["error"]
 
 
 def test_a_failed_job_can_be_retried(app: App, client: httpx.Client) -> None:

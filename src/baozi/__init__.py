@@ -22,6 +22,7 @@ from .deques import Deque
 from .errors import (
     AppNotFound,
     BaoziError,
+    Cancelled,
     Empty,
     EnqueueFailed,
     Full,
@@ -62,6 +63,7 @@ __all__ = [
     "Full",
     "Hold",
     "Job",
+    "Cancelled",
     "JobCancelled",
     "JobExecutor",
     "JobFailed",

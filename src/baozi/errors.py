@@ -23,6 +23,10 @@
         ├── NotSupported       the store cannot do this at all (``feature``, ``store``, ``hint``)
         └── NotABaoziStore     the file or database holds something that is not a baozi store
 
+Outside the tree, as ``asyncio.CancelledError`` is: ``Cancelled`` (a ``BaseException``) is raised
+inside a running job's code when the job is cancelled, so an ``except Exception:`` in the job does
+not swallow it.
+
 ``TypeError`` (an item the serializer refuses) and ``ValueError`` (a bad argument, an unknown URL
 scheme) are raised as themselves, at the call site, like the standard library does.
 """
@@ -33,6 +37,7 @@ import queue as _stdlib_queue
 
 __all__ = [
     "AppNotFound",
+    "Cancelled",
     "BaoziError",
     "Empty",
     "EnqueueFailed",
@@ -75,6 +80,13 @@ class JobFailed(BaoziError):
 
 class JobCancelled(BaoziError):
     """The job was cancelled before it started, so it has no result."""
+
+
+class Cancelled(BaseException):  # noqa: N818 -- named as asyncio.CancelledError's peer
+    """Raised inside a running job's code when the job is cancelled: in a thread at its next
+    Python bytecode (inside a long C call -- a sleep, a blocking read -- once that returns). It
+    derives from ``BaseException``, like ``asyncio.CancelledError``, so that ``except
+    Exception:`` does not swallow it; let it propagate."""
 
 
 class JobNotFound(BaoziError, LookupError):

@@ -27,10 +27,15 @@ class JobFuture(concurrent.futures.Future[Any]):
         self.job = job
 
     def cancel(self) -> bool:
-        """Cancel the job if it has not started; then the future is cancelled too."""
+        """Cancel the job if it has not started (as ``concurrent.futures`` does: a running one
+        is left to finish); then the future is cancelled too."""
         if self.done():
             return self.cancelled()
-        return self.job.cancel() and super().cancel()
+        store = self.job.app.store
+        store.require("cancel")
+        return store.cancel(self.job.id, ttl=self.job.app.result_ttl, running=False) and (
+            super().cancel()
+        )
 
 
 def _complete(future: JobFuture, job: Job) -> None:

@@ -130,9 +130,20 @@ class Job:
         return self.status in FINISHED
 
     def cancel(self) -> bool:
-        """Cancel the job if it has not started yet; return whether it was."""
+        """Cancel the job unless it has finished; return whether it was. It is marked cancelled
+        in the store at once, is never retried, and its late result, if any, is dropped. A
+        running job's code is stopped by its worker within about half a second: its process is
+        killed (process pool), its coroutine cancelled (async), its greenlet killed (gevent), or
+        :class:`~baozi.Cancelled` raised in its thread at its next Python bytecode -- inside a
+        long C call, once that returns (thread pool)."""
         self.app.store.require("cancel")
         return self.app.store.cancel(self.id, ttl=self.app.result_ttl)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the job has been cancelled (one store read): a job's own code may check
+        ``current_job().cancelled`` between steps of long work, to stop cleanly."""
+        return self.status == "cancelled"
 
     def retry(self) -> bool:
         """Run a failed or cancelled job again, from its original place in its queue."""

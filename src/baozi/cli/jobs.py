@@ -193,14 +193,13 @@ def retry(job_id: str | None, all_failed: bool, queue: str | None, url: str | No
 @click.argument("job_id")
 @url_option
 def cancel(job_id: str, url: str | None) -> None:
-    """Cancel a job that has not started."""
+    """Cancel a job that has not finished: a running one is stopped by its worker."""
     store = _existing(url).store
     if store.cancel(job_id):
         click.echo(f"job {job_id} cancelled in {store.location}")
     else:
         click.echo(
-            f"job {job_id} was not cancelled in {store.location}: it is unknown, running or "
-            f"finished",
+            f"job {job_id} was not cancelled in {store.location}: it is unknown or finished",
             err=True,
         )
         sys.exit(NOT_FOUND)

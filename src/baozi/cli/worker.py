@@ -88,6 +88,13 @@ def _check_processes(app: App, processes: int) -> None:
     default=None,
     help="Replace a process-pool child after this many jobs.",
 )
+@click.option(
+    "--max-memory-per-child",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="MB",
+    help="Replace a process-pool child after a job during which its memory passed MB megabytes.",
+)
 @click.option("--beat", "with_beat", is_flag=True, help="Also run the scheduler of periodic jobs.")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
 @app_url_option
@@ -100,6 +107,7 @@ def worker(
     burst: bool,
     shutdown_timeout: float | None,
     max_tasks_per_child: int | None,
+    max_memory_per_child: float | None,
     with_beat: bool,
     quiet: bool,
     url: str | None,
@@ -129,6 +137,7 @@ def worker(
         concurrency,
         processes,
         max_tasks_per_child=max_tasks_per_child,
+        max_memory_per_child=max_memory_per_child,
         shutdown_timeout=shutdown_timeout,
     )
     scheduler = start_beat(app) if with_beat else None

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ClassVar
 
+from ..errors import Cancelled
 from ..jobs import _current
+from ._interrupt import Interrupts
 from .base import Call, Pool
 from .context import run_with_job
 
@@ -27,6 +30,10 @@ class AsyncPool(Pool):
         # and as many spares to stand in for threads stuck in timed-out calls.
         self._threads = ThreadPoolExecutor(2 * concurrency, thread_name_prefix="baozi-sync")
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._stops: dict[Future[Any], Future[None]] = {}  # a call's future -> its stop signal
+        self._running: dict[Future[None], asyncio.Task[Any]] = {}  # (on the loop's thread)
+        self._interrupts = Interrupts()
+        self._lock = threading.Lock()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run_loop, name="baozi-async-loop", daemon=True)
         self._thread.start()
@@ -38,27 +45,65 @@ class AsyncPool(Pool):
         self._loop.run_forever()
 
     def submit(self, call: Call) -> Future[Any]:
-        return asyncio.run_coroutine_threadsafe(self._run(call), self._loop)
+        stop: Future[None] = Future()  # done once the call is cancelled
+        future = asyncio.run_coroutine_threadsafe(self._run(call, stop), self._loop)
+        with self._lock:
+            self._stops[future] = stop
+        future.add_done_callback(self._forget)
+        return future
 
-    async def _run(self, call: Call) -> Any:
+    def _forget(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._stops.pop(future, None)
+
+    def cancel(self, future: Future[Any]) -> bool:
+        """Cancel the call's task (``Cancelled`` is what its future then raises); a plain
+        function running in one of the pool's threads is interrupted there."""
+        with self._lock:
+            stop = self._stops.get(future)
+            if stop is None or future.done() or stop.done():
+                return False  # (not this pool's, done, or cancelled already)
+            stop.set_result(None)
+        self._interrupts.interrupt(stop)
+        self._loop.call_soon_threadsafe(self._cancel_task, stop)
+        return True
+
+    def _cancel_task(self, stop: Future[None]) -> None:
+        task = self._running.get(stop)
+        if task is not None:
+            task.cancel()
+
+    async def _run(self, call: Call, stop: Future[None]) -> Any:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._running[stop] = task
         try:
+            if stop.done():  # cancelled before this task first ran
+                raise asyncio.CancelledError
             if asyncio.iscoroutinefunction(call.fn):
                 _current.set(call if call.job_id else None)  # this task's own context
                 work: Any = call.fn(*call.args, **call.kwargs)
             else:
                 ctx = contextvars.copy_context()
-                work = self._loop.run_in_executor(self._threads, ctx.run, run_with_job, call)
+                plain = functools.partial(run_with_job, call)
+                work = self._loop.run_in_executor(
+                    self._threads, ctx.run, self._interrupts.run, stop, plain
+                )
             if call.timeout is None:
                 return await work
             try:
                 return await asyncio.wait_for(work, call.timeout)
             except TimeoutError:
+                self._interrupts.interrupt(stop)  # a plain function's thread stops too
                 raise TimeoutError(f"the job ran past its {call.timeout} s timeout") from None
+        except asyncio.CancelledError:
+            if stop.done():  # cancel(), not terminate()
+                raise Cancelled("the job was cancelled") from None
+            raise
         finally:
             self._tasks.discard(task)
+            self._running.pop(stop, None)
 
     def close(self) -> None:
         async def drain() -> None:

@@ -9,6 +9,10 @@ A pool looks like a ``concurrent.futures`` executor with a fixed number of slots
 * :meth:`Pool.close` lets every submitted call finish, then frees the pool's resources.
 * An exception raised in another process arrives as itself when it can be rebuilt there, else
   as a :class:`RemoteError` with its type name and traceback text.
+* :meth:`Pool.cancel` stops one running call: its future fails with :class:`~baozi.Cancelled`
+  at once, and its code stops -- the process pool kills the call's child and starts another, the
+  async pool cancels the coroutine, the gevent pool kills the greenlet, and the thread pool
+  raises ``Cancelled`` in the call's thread at its next Python bytecode.
 * :meth:`Pool.terminate` stops at once. Futures of calls that did not finish are left pending --
   the worker puts their jobs back in their queues, so nothing is lost.
 
@@ -79,11 +83,24 @@ class Pool(ABC):
     def submit(self, call: Call) -> Future[Any]:
         """Start ``call`` in a free slot (or the next one to free up); return its future."""
 
-    def run_here(self, call: Call, on_done: Callable[[Future[Any]], object]) -> None:
-        """Run ``call`` -- in the calling thread where the pool can (threads) -- and pass its
-        future to ``on_done`` when it is done or past its deadline. A pool whose calls run only
-        in its own workers (processes, coroutines) submits it there."""
-        self.submit(call).add_done_callback(on_done)
+    def run_here(
+        self,
+        call: Call,
+        on_done: Callable[[Future[Any]], object],
+        on_start: Callable[[Future[Any]], object] = lambda future: None,
+    ) -> None:
+        """Run ``call`` -- in the calling thread where the pool can (threads) -- passing its
+        future to ``on_start`` before it runs (so it can be cancelled) and to ``on_done`` when
+        it is done or past its deadline. A pool whose calls run only in its own workers
+        (processes, coroutines) submits it there."""
+        future = self.submit(call)
+        on_start(future)
+        future.add_done_callback(on_done)
+
+    @abstractmethod
+    def cancel(self, future: Future[Any]) -> bool:
+        """Stop the call whose future this is (see the module docstring): the future fails with
+        ``Cancelled`` now. False when the future is done already, or is not this pool's."""
 
     @abstractmethod
     def close(self) -> None:

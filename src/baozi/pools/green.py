@@ -3,7 +3,8 @@
 The standard library must be monkey-patched before anything imports it, so that sockets, locks
 and sleeps yield to other greenlets: ``baozi worker -P gevent`` does that at start (it sets
 ``BAOZI_GEVENT=1``, which makes ``import baozi`` patch first thing, and its worker processes
-inherit it). A call past its timeout has its greenlet killed; so does :meth:`GeventPool.terminate`.
+inherit it). A call past its timeout, or cancelled, has its greenlet killed; so does
+:meth:`GeventPool.terminate`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Any, ClassVar
 
+from ..errors import Cancelled
 from .base import Call, Pool, set_exception_once, set_result_once
 from .context import run_with_job
 
@@ -50,12 +52,22 @@ class GeventPool(Pool):
             )
         self._gevent = gevent
         self._group = gevent.pool.Group()
+        self._greenlets: dict[Future[Any], Any] = {}
 
     def submit(self, call: Call) -> Future[Any]:
         future: Future[Any] = Future()
         future.set_running_or_notify_cancel()
-        self._group.spawn(self._run, call, future)
+        self._greenlets[future] = self._group.spawn(self._run, call, future)
         return future
+
+    def cancel(self, future: Future[Any]) -> bool:
+        """Fail the call now, and kill its greenlet with ``Cancelled``."""
+        greenlet = self._greenlets.pop(future, None)
+        if greenlet is None or future.done():
+            return False
+        set_exception_once(future, Cancelled("the job was cancelled"))
+        greenlet.kill(Cancelled, block=False)
+        return True
 
     def _run(self, call: Call, future: Future[Any]) -> None:
         gevent = self._gevent
@@ -72,6 +84,8 @@ class GeventPool(Pool):
             set_exception_once(future, exc)
         else:
             set_result_once(future, value)
+        finally:
+            self._greenlets.pop(future, None)
 
     def close(self) -> None:
         """Wait for every call in flight."""

@@ -1,5 +1,7 @@
 """Processes: for CPU-bound jobs. Each child runs one call at a time; a child that dies mid-call
-fails that call (WorkerLost) and is replaced; a call past its timeout has its child killed."""
+fails that call (WorkerLost) and is replaced; a call past its timeout, or cancelled, has its child
+killed. A child is also replaced after ``max_tasks_per_child`` calls, or after a call during which
+its memory (peak resident set) passed ``max_memory_per_child`` MB."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import importlib
 import multiprocessing
 import os
 import pickle
+import resource
 import signal
 import sys
 import threading
@@ -17,6 +20,7 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 from typing import Any, ClassVar
 
+from ..errors import Cancelled
 from .base import Call, Pool, RemoteError, WorkerLost, set_exception_once, set_result_once
 
 __all__ = ["ChildError", "ProcessPool"]
@@ -64,7 +68,13 @@ def _leave_with_parent() -> None:
     threading.Thread(target=watch, name="baozi-parent-watch", daemon=True).start()
 
 
-def _send(conn: Connection, message: tuple[str, Any, Any]) -> None:
+def _peak_kb() -> int:
+    """This process's peak resident set so far, in KiB (Linux reports ``ru_maxrss`` so)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak  # macOS reports bytes
+
+
+def _send(conn: Connection, message: tuple[str, Any, Any, int]) -> None:
     """Send to the worker; a worker that is gone is no error of this child's: leave quietly."""
     try:
         conn.send(message)
@@ -89,7 +99,7 @@ def _child_main(conn: Connection) -> None:
         try:
             call.fn = _import(module, qualname)
             if call.timeout is not None:  # the clock starts now, not while this process booted
-                _send(conn, ("started", None, None))
+                _send(conn, ("started", None, None, 0))
             result = run_with_job(call)
         except BaseException as exc:  # noqa: BLE001 -- everything goes back to the parent
             detail = (type(exc).__name__, str(exc), traceback.format_exc())
@@ -97,15 +107,15 @@ def _child_main(conn: Connection) -> None:
                 pickled: bytes | None = pickle.dumps(exc)
             except Exception:
                 pickled = None
-            _send(conn, ("error", detail, pickled))
+            _send(conn, ("error", detail, pickled, _peak_kb()))
         else:
             try:
-                conn.send(("ok", result, None))
+                conn.send(("ok", result, None, _peak_kb()))
             except OSError:
                 os._exit(0)  # the worker died while the job ran
             except Exception as exc:
                 detail = (type(exc).__name__, f"the job's result cannot be sent back: {exc}", "")
-                _send(conn, ("error", detail, None))
+                _send(conn, ("error", detail, None, _peak_kb()))
 
 
 _BOOT_ALLOWANCE = 30.0
@@ -121,7 +131,9 @@ class _Child:
         self.future: Future[Any] | None = None
         self.deadline: float | None = None
         self.timeout: float | None = None
+        self.cancelled = False
         self.calls = 0
+        self.peak_kb = 0  # its peak memory, as of its last call's end
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -133,10 +145,24 @@ class _Child:
 class ProcessPool(Pool):
     kind: ClassVar[str] = "process"
     default_concurrency: ClassVar[int] = os.cpu_count() or 1
-    options: ClassVar[frozenset[str]] = frozenset({"max_tasks_per_child"})
+    options: ClassVar[frozenset[str]] = frozenset({"max_tasks_per_child", "max_memory_per_child"})
 
-    def __init__(self, concurrency: int, max_tasks_per_child: int | None = None) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: float | None = None,
+    ) -> None:
         super().__init__(concurrency)
+        for name, limit in (
+            ("max_tasks_per_child", max_tasks_per_child),
+            ("max_memory_per_child", max_memory_per_child),
+        ):
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0
+            ):
+                raise ValueError(f"{name} must be a positive number or None, not {limit!r}")
+        self._max_kb = None if max_memory_per_child is None else max_memory_per_child * 1024
         method = "forkserver" if sys.platform.startswith("linux") else "spawn"
         self._ctx = multiprocessing.get_context(method)
         self._max_calls = max_tasks_per_child
@@ -231,7 +257,7 @@ class ProcessPool(Pool):
         assert future is not None
         if child.conn in ready:
             try:
-                status, value, pickled = child.conn.recv()
+                status, value, pickled, child.peak_kb = child.conn.recv()
             except (EOFError, OSError):
                 status = "died"
             except Exception as exc:  # a result that cannot be rebuilt here
@@ -239,7 +265,8 @@ class ProcessPool(Pool):
                 value = (type(exc).__name__, f"the job's result could not be read back: {exc}", "")
             if status == "started":
                 assert child.timeout is not None
-                child.deadline = time.monotonic() + child.timeout
+                if not child.cancelled:  # (a cancelled one keeps its deadline: now)
+                    child.deadline = time.monotonic() + child.timeout
                 return
             if status == "ok":
                 set_result_once(future, value)
@@ -261,10 +288,31 @@ class ProcessPool(Pool):
             )
             self._retire(child)
 
+    def cancel(self, future: Future[Any]) -> bool:
+        """Fail the call now and have the collector kill its child, as at a deadline (a call
+        still waiting for a child is dropped); the next call gets a new child."""
+        with self._lock:
+            if future.done():
+                return False
+            for n, (_, waiting) in enumerate(self._pending):
+                if waiting is future:
+                    del self._pending[n]
+                    break
+            else:
+                child = next((c for c in self._busy.values() if c.future is future), None)
+                if child is None:
+                    return False
+                child.deadline, child.cancelled = 0.0, True  # the collector kills it next
+            set_exception_once(future, Cancelled("the job was cancelled and its process killed"))
+            self._wake_w.send(None)  # (under the lock: dispatch writes to this pipe too)
+        return True
+
     def _free(self, child: _Child) -> None:
         del self._busy[child.conn]
-        child.future, child.deadline = None, None
-        if self._max_calls is not None and child.calls >= self._max_calls:
+        child.future, child.deadline, child.cancelled = None, None, False
+        if (self._max_calls is not None and child.calls >= self._max_calls) or (
+            self._max_kb is not None and child.peak_kb > self._max_kb
+        ):
             child.conn.send(None)  # replaced lazily by the next dispatch
             child.process.join(5)
             child.kill()

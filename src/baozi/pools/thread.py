@@ -1,7 +1,9 @@
 """Threads: for jobs that wait on I/O.
 
-A thread cannot be stopped: a call past its timeout fails at the deadline, its slot is given to the
-next call -- the pool keeps spare threads for that -- and its late result is dropped.
+A call that is cancelled, or runs past its timeout, fails at once, and :class:`~baozi.Cancelled`
+is raised in its thread at the thread's next Python bytecode (see :mod:`._interrupt`); inside a
+long C call -- a sleep, a blocking read -- that is when the call returns. Meanwhile its slot is
+given to the next call (the pool keeps spare threads for that), and its late result is dropped.
 
 The threads are the pool's own rather than a ``ThreadPoolExecutor``'s: a call is one future and
 one queue entry, where wrapping an executor would cost a second future, callbacks and locks.
@@ -16,6 +18,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, wait
 from typing import Any, ClassVar
 
+from ..errors import Cancelled
+from ._interrupt import Interrupts
 from .base import DEADLINES, Call, Pool, set_exception_once, set_result_once
 from .context import run_with_job
 
@@ -40,6 +44,7 @@ class ThreadPool(Pool):
         self._stuck = 0  # timed out, thread still busy
         self._lock = threading.Lock()
         self._stopped = False
+        self._interrupts = Interrupts()
 
     def submit(self, call: Call) -> Future[Any]:
         future: Future[Any] = Future()
@@ -78,7 +83,7 @@ class ThreadPool(Pool):
         if timeout is not None:  # the clock starts when a thread takes the call
             DEADLINES.at(timeout, lambda f=future, t=timeout: self._time_out(f, t))  # type: ignore[misc]
         try:
-            value = ctx.run(run_with_job, call)
+            value = self._interrupts.run(future, lambda: ctx.run(run_with_job, call))
         except BaseException as exc:  # noqa: BLE001 -- the call's outcome, whatever it is
             self._settled(future)
             set_exception_once(future, exc)
@@ -86,13 +91,19 @@ class ThreadPool(Pool):
             self._settled(future)
             set_result_once(future, value)
 
-    def run_here(self, call: Call, on_done: Callable[[Future[Any]], object]) -> None:
+    def run_here(
+        self,
+        call: Call,
+        on_done: Callable[[Future[Any]], object],
+        on_start: Callable[[Future[Any]], object] = lambda future: None,
+    ) -> None:
         """Run ``call`` in the calling thread, as one of the pool's calls (its timeout, its place
-        among the calls :meth:`close` waits for); ``on_done`` gets its future when it is done --
-        at its deadline, if it runs past it."""
+        among the calls :meth:`close` waits for, its cancel); ``on_start`` gets its future
+        first, ``on_done`` when it is done -- at its deadline, if it runs past it."""
         future: Future[Any] = Future()
         future.set_running_or_notify_cancel()
         future.add_done_callback(on_done)
+        on_start(future)
         with self._lock:
             if self._stopped:
                 raise RuntimeError("the pool is closed")
@@ -107,12 +118,20 @@ class ThreadPool(Pool):
                 self._stuck -= 1
 
     def _time_out(self, future: Future[Any], timeout: float) -> None:
+        self._stop_call(future, TimeoutError(f"the job ran past its {timeout} s timeout"))
+
+    def cancel(self, future: Future[Any]) -> bool:
+        return self._stop_call(future, Cancelled("the job was cancelled"))
+
+    def _stop_call(self, future: Future[Any], exc: BaseException) -> bool:
         with self._lock:  # failed under the lock, so _settled sees it done and frees the slot
             if future.done() or future not in self._live:
-                return
+                return False
             self._stuck += 1
             self._live.discard(future)
-            set_exception_once(future, TimeoutError(f"the job ran past its {timeout} s timeout"))
+            set_exception_once(future, exc)
+        self._interrupts.interrupt(future)  # its code stops too (or never starts)
+        return True
 
     @property
     def abandoned(self) -> int:

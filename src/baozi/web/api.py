@@ -185,7 +185,7 @@ class Api:
                 status = self._record(job_id).status
                 raise ApiError(
                     409,
-                    f"job {job_id} is {status}: only a job that has not started can be cancelled",
+                    f"job {job_id} is {status}: only a job that has not finished can be cancelled",
                 )
             return self._view(self._record(job_id), root=root)
 

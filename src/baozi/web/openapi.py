@@ -296,12 +296,12 @@ def _job_operations() -> dict[str, Any]:
             },
             "delete": {
                 "operationId": "cancelJob",
-                "summary": "Cancel a job that has not started.",
+                "summary": "Cancel a job that has not finished; a running one is stopped.",
                 "responses": {
                     "200": _json(job, "Cancelled."),
                     "401": unauthorized,
                     "404": not_found,
-                    "409": _error("The job has started or finished."),
+                    "409": _error("The job has finished."),
                 },
             },
         },

@@ -54,14 +54,20 @@ class Worker:
         processes: int = 1,
         *,
         max_tasks_per_child: int | None = None,
+        max_memory_per_child: float | None = None,
         shutdown_timeout: float | None = None,
     ) -> None:
         cls = _pool_class(pool)  # an unknown pool fails here, not in the loop
-        if max_tasks_per_child is not None and "max_tasks_per_child" not in cls.options:
-            raise ValueError(
-                f"max_tasks_per_child applies to pools that recycle their processes "
-                f"(pool='process'), not to pool={pool!r}"
-            )
+        limits: dict[str, float | None] = {
+            "max_tasks_per_child": max_tasks_per_child,
+            "max_memory_per_child": max_memory_per_child,
+        }
+        for name, limit in limits.items():
+            if limit is not None and name not in cls.options:
+                raise ValueError(
+                    f"{name} applies to pools that recycle their processes "
+                    f"(pool='process'), not to pool={pool!r}"
+                )
         if not isinstance(processes, int) or processes < 1:
             raise ValueError(f"processes must be a positive int, not {processes!r}")
         if processes > 1 and not store_class(app.url).shared_across_processes:
@@ -83,10 +89,9 @@ class Worker:
         self.concurrency = concurrency or cls.default_concurrency
         self.processes = processes
         self.max_tasks_per_child = max_tasks_per_child
+        self.max_memory_per_child = max_memory_per_child
         self.shutdown_timeout = shutdown_timeout
-        self.pool_options: dict[str, Any] = (
-            {"max_tasks_per_child": max_tasks_per_child} if max_tasks_per_child else {}
-        )
+        self.pool_options: dict[str, Any] = {k: v for k, v in limits.items() if v is not None}
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.owner = self.id  # the name its leases are held under
         self._closing = threading.Event()
@@ -235,6 +240,7 @@ def _child_worker(
     concurrency: int,
     burst: bool,
     max_tasks_per_child: int | None,
+    max_memory_per_child: float | None,
     log_level: int,
     url: str,
     shutdown_timeout: float | None,
@@ -252,6 +258,7 @@ def _child_worker(
             pool,
             concurrency,
             max_tasks_per_child=max_tasks_per_child,
+            max_memory_per_child=max_memory_per_child,
             shutdown_timeout=shutdown_timeout,
         )
         worker._supervised = True

@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from .._outage import Outage, log_failure, outage
 from .._renewer import renewer
-from ..backends.base import Delivery, Item, Outcome, TakeFailed
+from ..backends.base import Item, Outcome
 from ..errors import StoreError
 from ..middleware import Hold, Middleware, Run, overrides
 from ..pools import Call, Pool, make_pool
 from ._burst import Burst
-from ._jobs import Done, Refused, decode_call, error_text, outcome_of, report, vetted
+from ._cancel import CancelWatch
+from ._jobs import Done, Refused, decode_call, error_text, outcome_of, vetted
 from ._keeper import JobLeases, LeaseKeeper
+from ._settling import Settling
 
 if TYPE_CHECKING:
     from . import Worker
@@ -35,7 +37,7 @@ __all__ = ["Session"]
 log = logging.getLogger("baozi.worker")
 
 
-class Session:
+class Session(Settling):
     """One run of a worker: its pool, its consumer, the jobs in flight. The consumer's
     :class:`~baozi.backends.base.Receiver`."""
 
@@ -52,6 +54,8 @@ class Session:
         self._held = overrides(mw, "on_hold")
         self.middleware = mw
         self.running: dict[str, Run] = {}
+        self.futures: dict[str, Future[Any]] = {}  # of the running jobs, to cancel them
+        self.stopped: set[str] = set()  # running jobs stopped as cancelled, not yet settled
         self.done: collections.deque[Done] = collections.deque()  # finished, not yet settled
         self._lock = threading.Lock()  # guards running (the keeper reads it)
         self._turn = threading.Lock()  # a turn, or a hand-off
@@ -60,6 +64,9 @@ class Session:
         self._burst = Burst(self.app, worker.queues)
         self._groups: dict[str, JobLeases] = {}
         self.keeper = LeaseKeeper(worker, self._runs, overrides(mw, "renew"))
+        self.cancels = CancelWatch(
+            app.url, app.store.statuses, self.running_ids, self.stop, f"worker {worker.id}"
+        )
         self.consumer = app.store.consumer(worker.owner, worker.queues, app.lease, self)
 
     def _runs(self) -> list[Run]:
@@ -98,6 +105,7 @@ class Session:
     def run(self) -> None:
         self._hooks("worker_start")
         self.keeper.start()
+        self.cancels.start()
         backoff = 0.0
         what = f"worker {self.w.id}, taking jobs"
         try:
@@ -122,7 +130,7 @@ class Session:
                 self._stopping = True
             self._close_consumer()
             self._shutdown()
-            for who in ("taking jobs", "renewing leases"):
+            for who in ("taking jobs", "renewing leases", "watching for cancelled jobs"):
                 self._outage.withdraw(f"worker {self.w.id}, {who}")
 
     def _step(self) -> float | None:
@@ -148,84 +156,6 @@ class Session:
             self.consumer.close()  # no more hand-offs: it takes no new jobs
         except Exception as exc:  # its entries run out; what is handed goes back
             log_failure(log, exc, "worker %s: ending hand-offs failed", self.w.id)
-
-    def _settle_done(self, fetch: bool, keep: bool = True) -> tuple[int, int]:
-        """Settle every finished job, one store call per queue; with ``fetch``, take jobs for
-        the free slots in the same round trip where the store can, and start them. Returns how
-        many were taken and how many slots were free.
-
-        When the store fails, ``keep`` holds the outcomes (and the leases, which the keeper goes
-        on renewing) to settle on a later turn, and raises so the loop backs off; a job that
-        finished is then not run again once the store is back. Without ``keep`` (shutting down)
-        they are dropped, and their jobs run again when their leases run out."""
-        by_queue: dict[str, list[Done]] = {}
-        while self.done:
-            d = self.done.popleft()
-            by_queue.setdefault(d.run.queue, []).append(d)
-        taken, wanted = False, 0
-        got: list[Delivery] = []
-        failed: BaseException | None = None  # a take after a done settle: raised at the end
-        try:
-            for n, (queue, entries) in enumerate(by_queue.items()):
-                free = self._free(entries) if fetch and not taken else 0
-                try:
-                    held, got_here = self._settle_queue(queue, entries, free)
-                except TakeFailed as exc:  # settled: forget them, start what came, back off
-                    held, got_here, failed = exc.held, exc.got, exc.__cause__ or exc
-                except Exception:
-                    if keep:
-                        rest = [d for q in list(by_queue)[n:] for d in by_queue[q]]
-                        self.done.extendleft(reversed(rest))
-                        raise
-                    log.exception("settling %d job(s) failed; they will run again", len(entries))
-                    held, got_here = -1, []
-                if free:
-                    taken, wanted, got = True, free, got_here
-                self._forget(queue, entries, held)
-            if fetch and not taken:
-                wanted = self.w.concurrency - len(self.running)
-                got = self.consumer.take(wanted)
-        finally:  # jobs leased to this worker start, even when a later settle fails
-            for queue, item in got:
-                self._start(queue, item)
-        if failed is not None:
-            raise failed
-        return len(got), wanted
-
-    def _free(self, entries: list[Done]) -> int:
-        """Free slots once ``entries`` are settled."""
-        ours = sum(1 for d in entries if d.run.item.id in self.running)
-        return self.w.concurrency - len(self.running) + ours
-
-    def _settle_queue(
-        self, queue: str, entries: list[Done], free: int
-    ) -> tuple[int, list[Delivery]]:
-        for d in entries:  # first: a job parked for a slot is readied before the take
-            if not d.ended:  # (not again when settling is retried)
-                d.ended = True
-                self._hooks("job_ended", d.run, only=self._ended)
-        outcomes = [d.outcome for d in entries]
-        return self.consumer.settle(queue, outcomes, self.app.result_ttl, free)
-
-    def _forget(self, queue: str, entries: list[Done], held: int) -> None:
-        if 0 <= held < len(entries):
-            log.warning(
-                "%d job(s) of queue %r ended after their lease was lost; their results were "
-                "dropped and they run again elsewhere",
-                len(entries) - held,
-                queue,
-            )
-        with self._lock:
-            for d in entries:
-                self.running.pop(d.run.item.id, None)
-        renewer().unregister(self._leases(queue), *(d.run.item.id for d in entries))
-        if held >= 0:
-            for d in entries:
-                report(d)
-                if d.outcome.status != "deferred":
-                    self._hooks(
-                        "after_settle", d.run, d.outcome, d.exc, d.value, only=self._settled
-                    )
 
     def _idle_wait(self) -> float:
         """Until the consumer wakes it, or the next delayed job or lease is due."""
@@ -256,13 +186,41 @@ class Session:
         """Hand a job's call to the pool -- or, with ``here``, run it in this thread."""
         try:
             if here:
-                self.pool.run_here(call, lambda f: self._finished(run, f))
+                self.pool.run_here(
+                    call, lambda f: self._finished(run, f), lambda f: self._track(run, f)
+                )
                 return
             future = self.pool.submit(call)
+            self._track(run, future)
         except Exception as exc:  # the pool is closed: the job's outcome is that error
             future = Future()
             future.set_exception(exc)
         future.add_done_callback(lambda f: self._finished(run, f))
+
+    def _track(self, run: Run, future: Future[Any]) -> None:
+        with self._lock:
+            if run.item.id in self.running:
+                self.futures[run.item.id] = future
+
+    def stop(self, job_id: str) -> bool:
+        """Stop a running job's code (it was cancelled in the store); False if it is not
+        running here any more."""
+        with self._lock:
+            future = self.futures.get(job_id)
+        if future is None:
+            return False
+        with self._lock:
+            self.stopped.add(job_id)
+        if not self.pool.cancel(future):  # it has just finished
+            with self._lock:
+                self.stopped.discard(job_id)
+            return False
+        log.info("job %s: cancelled while running; its code was stopped", job_id)
+        return True
+
+    def running_ids(self) -> list[str]:
+        with self._lock:
+            return list(self.futures)
 
     def _start_one(self, queue: str, item: Item) -> tuple[Run, Call] | None:
         """Take a job in: settle it at once when it cannot run, send it back when a middleware
@@ -391,6 +349,7 @@ class Session:
             self.pool.close()
             self._settle_done(fetch=False, keep=False)
         self._hooks("worker_stop")
+        self.cancels.stop()
         self.keeper.stop()  # so no heartbeat lands after the worker is forgotten
         try:
             self.app.store.forget_worker(self.w.id)

@@ -32,6 +32,7 @@ def supervise(worker: Worker, burst: bool, target: Callable[..., Any]) -> None:
         worker.concurrency,
         burst,
         worker.max_tasks_per_child,
+        worker.max_memory_per_child,
         logging.getLogger("baozi").getEffectiveLevel(),
         worker.app.url,
         worker.shutdown_timeout,

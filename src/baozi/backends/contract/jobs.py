@@ -58,9 +58,12 @@ class JobStore(ABC):
         alone. Returns how many were settled."""
 
     @abstractmethod
-    def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
-        """Mark a job that is waiting (queued -- an expired lease included -- or scheduled)
-        cancelled, its record kept ``ttl`` seconds; False otherwise."""
+    def cancel(self, job_id: str, ttl: float = 86400.0, *, running: bool = True) -> bool:
+        """Mark a job that has not finished -- waiting (queued or scheduled) or running --
+        cancelled, its record kept ``ttl`` seconds; False once it has finished. A running job's
+        lease ends in the same step: its owner's :meth:`settle` and ``extend`` leave it alone
+        (its worker learns of it through :meth:`statuses`). With ``running=False`` a job whose
+        lease is live is left alone too (False), as ``concurrent.futures`` cancels."""
 
     @abstractmethod
     def requeue(self, job_id: str) -> bool:

@@ -69,7 +69,7 @@ class MemoryStore(MemoryCoordination):
         entry = q.entries.get(nums[0]) or q.done.get(nums[0])
         return (q, nums[0], entry) if entry is not None else None
 
-    def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
+    def cancel(self, job_id: str, ttl: float = 86400.0, *, running: bool = True) -> bool:
         st = self._state
         with st.lock:
             found = self._job(job_id)
@@ -77,13 +77,15 @@ class MemoryStore(MemoryCoordination):
                 return False
             q, num, entry = found
             q.promote(time.time())
-            if num not in q.entries or entry.state == LEASED:
+            if num not in q.entries:
+                return False  # finished
+            if not running and entry.state == LEASED and entry.due > time.time():
                 return False
             if entry.state == READY:
                 q.ready.remove(entry.key)
             now = time.time()
             entry.state, entry.outcome, entry.finished_at = FINISHED, "cancelled", now
-            entry.expires_at = now + ttl
+            entry.expires_at, entry.owner = now + ttl, None  # a running one's lease ends here
             entry.stamp += 1
             q.done[num] = q.entries.pop(num)
             st.count(st.where[num], entry.task, "cancelled")

@@ -152,7 +152,7 @@ class PostgresStore(PostgresCoordination):
 
         return int(self._in_transaction("settle", park))
 
-    def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
+    def cancel(self, job_id: str, ttl: float = 86400.0, *, running: bool = True) -> bool:
         num = item_number(job_id)
         if num is None:
             return False
@@ -161,7 +161,7 @@ class PostgresStore(PostgresCoordination):
             """
             WITH m AS (
                 DELETE FROM {s}.items WHERE id = %(id)s AND task IS NOT NULL
-                AND (state IN (0, 2) OR (state = 1 AND due <= {s}.now())) RETURNING *
+                AND (state <> 1 OR %(running)s OR due <= {s}.now()) RETURNING *
             ), ins AS (
                 INSERT INTO {s}.done (id, qid, task, outcome, priority, pfloat, seq, payload,
                     deliveries, failures, created_at, started_at, finished_at, expires_at,
@@ -176,7 +176,7 @@ class PostgresStore(PostgresCoordination):
             )
             SELECT count(*), {signal} FROM m
             """,
-            {"id": num, "ttl": float(ttl)},
+            {"id": num, "ttl": float(ttl), "running": bool(running)},
         )
         self._notify()
         return bool(row[0])

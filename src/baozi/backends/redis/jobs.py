@@ -45,8 +45,8 @@ class RedisStore(RedisCoordination):
             )
         return args
 
-    def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
-        return bool(self._server.run("cancel", job_id, repr(float(ttl))))
+    def cancel(self, job_id: str, ttl: float = 86400.0, *, running: bool = True) -> bool:
+        return bool(self._server.run("cancel", job_id, repr(float(ttl)), int(running)))
 
     def requeue(self, job_id: str) -> bool:
         return bool(self._server.run("requeue", job_id))

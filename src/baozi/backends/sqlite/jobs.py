@@ -139,14 +139,14 @@ class SQLiteStore(SQLiteCoordination):
         with self._write() as conn:
             return int(conn.execute(sql, params).rowcount)
 
-    def cancel(self, job_id: str, ttl: float = 86400.0) -> bool:
+    def cancel(self, job_id: str, ttl: float = 86400.0, *, running: bool = True) -> bool:
         now = time.time()
         return bool(
             self._run(
                 "UPDATE baozi_items SET state=-1, outcome='cancelled', finished_at=?, "
                 "expires_at=?, due=NULL, owner=NULL WHERE id=? AND task IS NOT NULL "
-                "AND (state IN (0, 2) OR (state = 1 AND due <= ?))",  # an expired lease waits too
-                (now, now + ttl, _num(job_id), now),
+                "AND (state IN (0, 2) OR (state = 1 AND (? OR due <= ?)))",  # an expired lease
+                (now, now + ttl, _num(job_id), running, now),  # waits; a live one ends with it
             )
         )
 

@@ -112,20 +112,36 @@ class JobContract:
         rec = store.record(a)
         assert rec is not None and rec.status == "queued"
 
-    def test_cancel_only_a_job_that_has_not_started(self, store: Store) -> None:
-        a, b, c = store.enqueue(Q, [NewJob("t", b"a"), NewJob("t", b"b"), NewJob("t", b"c")])
+    def test_cancel_a_job_that_has_not_finished(self, store: Store) -> None:
+        a, b, c, d = store.enqueue(Q, [NewJob("t", x) for x in (b"a", b"b", b"c", b"d")])
         (later,) = store.enqueue(Q, [NewJob("t", b"later")], delay=30)
-        store.reserve(Q, "w", 30, 1)
-        assert store.cancel(a) is False  # running
+        store.reserve(Q, "w", 30, 1)  # a runs
         assert store.cancel(b) is True
         assert store.cancel(b) is False
         assert store.cancel(later) is True
         assert store.cancel("999999999") is False
         rec = store.record(b)
         assert rec is not None and rec.status == "cancelled"
-        assert _payloads(store.snapshot(Q)) == [b"c"]
+        assert _payloads(store.snapshot(Q)) == [b"c", b"d"]
         assert store.requeue(b) is True
-        assert _payloads(store.snapshot(Q)) == [b"b", b"c"]
+        assert _payloads(store.snapshot(Q)) == [b"b", b"c", b"d"]
+        (got,) = store.reserve(Q, "w", 30, 1)
+        store.settle(Q, "w", [Outcome(got.id, "succeeded", result=b"1")], ttl=60)
+        assert store.cancel(got.id) is False  # finished
+
+    def test_cancel_a_running_job_ends_its_lease(self, store: Store) -> None:
+        a, b = store.enqueue(Q, [NewJob("t", b"a"), NewJob("t", b"b")])
+        assert [i.id for i in store.reserve(Q, "w", 30, 2)] == [a, b]
+        assert store.cancel(a) is True
+        assert store.statuses([a, b]) == {a: "cancelled", b: "running"}
+        assert store.extend(Q, [a, b], "w", 30) == 1  # the owner no longer holds it
+        # Its worker's late outcome is left alone: settled is the one it still holds.
+        outcomes = [Outcome(a, "succeeded", result=b"late"), Outcome(b, "failed", error="e")]
+        assert store.settle(Q, "w", outcomes, ttl=60) == 1
+        rec = store.record(a)
+        assert rec is not None and rec.status == "cancelled" and rec.result is None
+        assert store.requeue(a) is True  # and it can run again, from its place
+        assert [i.id for i in store.reserve(Q, "w2", 30, 1)] == [a]
 
     def test_records_list_newest_first_and_filter(self, store: Store) -> None:
         ids = store.enqueue(Q, [NewJob("t", str(i).encode()) for i in range(4)])
