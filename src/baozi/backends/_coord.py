@@ -63,7 +63,7 @@ def add_as(raw: bytes | None, amount: int | float, kind: str, key: str) -> int |
         total = float(old) + float(amount)
         if kind == "f32" and math.isfinite(total):
             try:  # rounded to single precision, as C stores a double in a float
-                (total,) = struct.unpack("f", struct.pack("f", total))
+                (total,) = struct.unpack("<f", struct.pack("<f", total))
             except OverflowError:
                 total = math.inf
         if not math.isfinite(total):

@@ -84,7 +84,7 @@ class CType:
             raise ValueError(f"{self.describe()} holds finite numbers in baozi, not {number!r}")
         if self.kind == "f32":
             try:  # rounded to single precision, as ctypes stores a c_float
-                (number,) = struct.unpack("f", struct.pack("f", number))
+                (number,) = struct.unpack("<f", struct.pack("<f", number))
             except OverflowError:
                 raise OverflowError(
                     f"{value!r} is out of range for {self.describe()} (at most about 3.4e38)"

@@ -170,7 +170,7 @@ class CoordContract:
 
     def test_kv_incr_as_rounds_f32_and_keeps_f64(self, store: Store) -> None:
         third = store.kv_incr_as("ns", "f", 1 / 3, "f32")
-        assert third == struct.unpack("f", struct.pack("f", 1 / 3))[0] != 1 / 3
+        assert third == struct.unpack("<f", struct.pack("<f", 1 / 3))[0] != 1 / 3
         assert isinstance(third, float)
         assert store.kv_incr_as("ns", "f", 2.0**24, "f32") == 2.0**24  # 2**24 + 1/3 rounds away
         assert store.kv_incr_as("ns", "f", 1.0, "f32") == 2.0**24  # 2**24 + 1 is no float32
@@ -184,7 +184,7 @@ class CoordContract:
         with pytest.raises(OverflowError):
             store.kv_incr_as("ns", "f", 1e38, "f32")  # past float32's 3.4e38
         assert (
-            float(store.kv_get("ns", "f") or b"") == struct.unpack("f", struct.pack("f", 3e38))[0]
+            float(store.kv_get("ns", "f") or b"") == struct.unpack("<f", struct.pack("<f", 3e38))[0]
         )
         store.kv_incr_as("ns", "d", 1e308, "f64")
         with pytest.raises(OverflowError):
