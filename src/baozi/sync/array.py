@@ -42,7 +42,7 @@ class Array:
         url: str | None = None,
         _owner: Owner | None = None,
     ) -> None:
-        self.name = check_sync_name("Array", name)
+        self.name = check_sync_name("baozi.Array", name)
         ctype = ctype_of(typecode_or_type)
         initial: list[Item] | None = None
         if isinstance(size_or_initializer, int) and not isinstance(size_or_initializer, bool):

@@ -34,7 +34,7 @@ class Value:
         url: str | None = None,
         _owner: Owner | None = None,
     ) -> None:
-        self.name = check_sync_name("Value", name)
+        self.name = check_sync_name("baozi.Value", name)
         ctype = ctype_of(typecode_or_type)
         if ctype.kind == "char" and value == 0:
             value = ctype.zero  # the default of a 'u' Value, as c_wchar() has it
