@@ -144,8 +144,8 @@ def test_every_typecode_keeps_the_ends_of_its_range_exactly(url: str) -> None:
         arr = Array(f"ends-{code}", code, [low, high], url=url)
         assert Array(f"ends-{code}", code, 2, url=url)[:] == [low, high]
         assert arr.add(0, 1) == low + 1 and arr.add(1, -1) == high - 1
-    big = Array("double", "d", [1e308, -5e-324], url=url)
-    assert big[:] == [1e308, -5e-324]
+    big = Array("double", "d", [1e308, -5e-324, -0.0], url=url)
+    assert big[:] == [1e308, -5e-324, 0.0] and math.copysign(1, big[2]) == -1
 
 
 def test_f_rounds_to_single_precision_as_ctypes_does(url: str) -> None:

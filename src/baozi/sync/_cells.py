@@ -45,8 +45,9 @@ class Cells:
                 held = store.kv_get(self._types_ns, self.name)
                 if held is None:
                     store.kv_clear(self.ns)  # values left by a maker that died half way
+                    zero = self.ctype.encode(self.ctype.zero)
                     for i, value in enumerate(initial or ()):
-                        if value != self.ctype.zero:
+                        if self.ctype.encode(value) != zero:  # -0.0 is written: it is not 0.0
                             store.kv_set(self.ns, str(i), self.ctype.encode(value))
                     store.kv_set(self._types_ns, self.name, json.dumps(want).encode())
                     return
