@@ -10,6 +10,7 @@ import ctypes
 import math
 import multiprocessing
 import pickle
+import random
 import threading
 from pathlib import Path
 from typing import Any
@@ -333,3 +334,26 @@ def test_a_pickled_handle_opens_the_same_array(url: str) -> None:
     copy[0] = -1
     vcopy.value = "z"
     assert arr[:] == [-1, 2] and v.value == "z" and copy.typecode == "h"
+
+
+def test_every_store_adds_machine_integers_as_python_does(store: baozi.Store) -> None:
+    """kv_incr_as at random, near the ends of each kind's range (the Redis script keeps 64-bit
+    sums in two doubles): each sum is exact, or out of range and refused."""
+    rnd = random.Random(21)
+    for kind in ("i8", "u16", "i32", "u32", "i64", "u64"):
+        bits = int(kind[1:])
+        low, high = (
+            (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if kind[0] == "i" else (0, 2**bits - 1)
+        )
+        edges = [low, high, 0, low + 1, high - 1, (low + high) // 2]
+        held = 0
+        for _ in range(60):
+            target = rnd.choice(edges) + rnd.randint(-(2**20), 2**20)
+            amount = target - held if rnd.random() < 0.8 else rnd.randint(-(2**66), 2**66)
+            if low <= held + amount <= high:
+                assert store.kv_incr_as("rnd", kind, amount, kind) == held + amount
+                held += amount
+            else:
+                with pytest.raises(OverflowError):
+                    store.kv_incr_as("rnd", kind, amount, kind)
+            assert int(store.kv_get("rnd", kind) or b"0") == held
