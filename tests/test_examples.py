@@ -55,3 +55,25 @@ def test_the_quickstart_orders_and_gets_its_buns(tmp_path: Path) -> None:
     assert "job 1: pork bun, steamed for 3 minutes" in lines
     assert "job 4: pork bun: delicious" in lines
     assert (work / "baozi.db").exists()
+
+
+def _run_example(work: Path, script: str) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != "BAOZI_URL"}
+    out = subprocess.run(
+        [sys.executable, script], cwd=work, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+def test_the_shared_array_example_fills_one_element_per_process(tmp_path: Path) -> None:
+    work = _fresh_copy(ROOT / "examples" / "shared_array", tmp_path)
+    assert _run_example(work, "fill.py") == ["[100, 101, 102, 103, 104]"]
+    assert (work / "baozi.db").exists()  # the processes shared this SQLite file
+    assert _run_example(work, "fill.py") == ["[100, 101, 102, 103, 104]"]  # and a second run
+
+
+def test_the_shared_array_example_counts_down_to_zero_both_ways(tmp_path: Path) -> None:
+    work = _fresh_copy(ROOT / "examples" / "shared_array", tmp_path)
+    assert _run_example(work, "countdown.py") == ["0", "0"]
+    assert _run_example(work, "countdown.py") == ["0", "0"]  # it starts afresh from the store

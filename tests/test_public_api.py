@@ -57,6 +57,20 @@ def test_the_coordination_primitives_take_a_name_then_keywords() -> None:
         assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:]), cls
 
 
+def test_array_and_value_take_multiprocessings_arguments_after_the_name_then_keywords() -> None:
+    shapes = {
+        baozi.Array: ["name", "typecode_or_type", "size_or_initializer"],
+        baozi.Value: ["name", "typecode_or_type", "value"],
+    }
+    for cls, positional in shapes.items():
+        params = list(inspect.signature(cls).parameters.values())
+        assert [p.name for p in params[:3]] == positional, cls
+        assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params[:3]), cls
+        assert params[3].name == "url" and params[3].default is None, cls
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[3:]), cls
+    assert inspect.signature(baozi.Value).parameters["value"].default == 0
+
+
 def test_every_error_has_the_one_root() -> None:
     for name in set(errors.__all__) - {"Cancelled"}:
         assert issubclass(getattr(errors, name), errors.BaoziError)

@@ -41,7 +41,7 @@ from .executor import JobExecutor
 from .jobs import Job
 from .middleware import Hold, Message, Middleware, Run
 from .queues import LifoQueue, PriorityQueue, Queue
-from .sync import Condition, Dict, Event, Lock, Semaphore
+from .sync import Array, Condition, Dict, Event, Lock, Semaphore, Value
 from .tasks import Task, TaskOptions
 from .worker import Worker
 
@@ -53,6 +53,7 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was ne
 __all__ = [
     "App",
     "AppNotFound",
+    "Array",
     "BaoziError",
     "Condition",
     "Deque",
@@ -86,6 +87,7 @@ __all__ = [
     "TaskOptions",
     "UndecodableItem",
     "UnknownTask",
+    "Value",
     "Worker",
     "__version__",
     "current_job",

@@ -25,7 +25,7 @@ from .middleware.callbacks import Callbacks
 from .middleware.limits import Limits
 from .middleware.retries import Retries
 from .serialize import Serializer, get_serializer
-from .sync import Condition, Dict, Event, Lock, Semaphore
+from .sync import Array, Condition, Dict, Event, Lock, Semaphore, Value
 from .tasks import Task, TaskKeywords, TaskOptions, check_priority, find_function
 
 if TYPE_CHECKING:
@@ -361,6 +361,16 @@ class App:
     def condition(self, name: str, *, lock: Lock | None = None, ttl: float = 30.0) -> Condition:
         """A :class:`baozi.Condition` on this app's store (over ``lock``, or one of its own)."""
         return Condition(name, lock=lock, ttl=ttl, _owner=self)
+
+    def array(self, name: str, typecode_or_type: Any, size_or_initializer: Any) -> Array:
+        """A :class:`baozi.Array` on this app's store: ``multiprocessing.Array``, durable and
+        shared by every process on the store."""
+        return Array(name, typecode_or_type, size_or_initializer, _owner=self)
+
+    def value(self, name: str, typecode_or_type: Any, value: Any = 0) -> Value:
+        """A :class:`baozi.Value` on this app's store: ``multiprocessing.Value``, durable and
+        shared by every process on the store."""
+        return Value(name, typecode_or_type, value, _owner=self)
 
     def periodic(
         self,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import struct
+
+from .contract.coord import NUMBER_KINDS
 
 
 def number_of(raw: bytes | None, key: str) -> int | float:
@@ -35,6 +38,47 @@ def add_number(raw: bytes | None, amount: int | float, key: str) -> int | float:
         raise OverflowError(f"key {key!r}: {total} does not fit in 64 bits")
     if isinstance(total, float) and not math.isfinite(total):
         raise OverflowError(f"key {key!r}: the sum is {total}")
+    return total
+
+
+def kind_range(kind: str) -> tuple[int, int]:
+    """The least and greatest integer of an integer kind of :data:`NUMBER_KINDS`."""
+    if kind not in NUMBER_KINDS or kind[0] == "f":
+        raise ValueError(f"{kind!r} is not an integer kind of {NUMBER_KINDS}")
+    bits = int(kind[1:])
+    return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if kind[0] == "i" else (0, 2**bits - 1)
+
+
+def add_as(raw: bytes | None, amount: int | float, kind: str, key: str) -> int | float:
+    """A stored number plus ``amount`` as a machine number of ``kind`` (see
+    :meth:`~baozi.backends.contract.coord.CoordStore.kv_incr_as`): TypeError when ``raw`` holds
+    no number of the kind, OverflowError when the sum does not fit it."""
+    try:
+        old = 0 if raw is None else json.loads(raw)
+    except ValueError:  # not JSON (nor UTF-8) at all
+        old = raw
+    if kind in ("f32", "f64"):
+        if isinstance(old, bool) or not isinstance(old, (int, float)) or not math.isfinite(old):
+            raise TypeError(f"key {key!r} holds {old!r}, not a number of kind {kind}")
+        total = float(old) + float(amount)
+        if kind == "f32" and math.isfinite(total):
+            try:  # rounded to single precision, as C stores a double in a float
+                (total,) = struct.unpack("<f", struct.pack("<f", total))
+            except OverflowError:
+                total = math.inf
+        if not math.isfinite(total):
+            raise OverflowError(f"key {key!r}: the sum {old!r} + {amount!r} is not a finite {kind}")
+        return total
+    low, high = kind_range(kind)
+    if type(old) is not int or not low <= old <= high:
+        raise TypeError(f"key {key!r} holds {old!r}, not a number of kind {kind}")
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        raise TypeError(f"a number of kind {kind} is incremented by an int, not {amount!r}")
+    total = old + amount
+    if not low <= total <= high:
+        raise OverflowError(
+            f"key {key!r}: the sum {total} does not fit kind {kind} ({low}..{high})"
+        )
     return total
 
 

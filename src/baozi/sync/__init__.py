@@ -1,4 +1,5 @@
-"""Locks, semaphores, events, conditions and a shared dict for every process and machine on a store.
+"""Locks, semaphores, events, conditions, a shared dict and shared arrays and values for every
+process and machine on a store.
 
 These are :mod:`threading`'s and :mod:`multiprocessing`'s ideas with the store as the shared
 memory. Each holds nothing of its own but a name: two handles with the same name, in any process,
@@ -14,10 +15,12 @@ and it frees itself when the ttl runs out. While the holder lives, the process's
 renews every lock and slot the process holds, every third of its ttl.
 """
 
+from .array import Array
 from .condition import Condition
 from .event import Event
 from .lock import Lock
 from .mapping import Dict
 from .semaphore import Semaphore
+from .value import Value
 
-__all__ = ["Condition", "Dict", "Event", "Lock", "Semaphore"]
+__all__ = ["Array", "Condition", "Dict", "Event", "Lock", "Semaphore", "Value"]

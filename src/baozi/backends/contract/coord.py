@@ -10,7 +10,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-__all__ = ["CoordStore"]
+__all__ = ["NUMBER_KINDS", "CoordStore"]
+
+NUMBER_KINDS = ("i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f32", "f64")
+"""The machine numbers :meth:`CoordStore.kv_incr_as` keeps: signed (``i``) and unsigned (``u``)
+integers of 8 to 64 bits, and IEEE floats of single (``f32``) and double (``f64``) precision."""
 
 
 class CoordStore(ABC):
@@ -47,6 +51,18 @@ class CoordStore(ABC):
         """Add ``amount`` to the number stored under the key as JSON text (a missing key counts as
         0) and return the sum. Raises TypeError, changing nothing, when the key holds something
         other than a number."""
+
+    @abstractmethod
+    def kv_incr_as(self, ns: str, key: str, amount: int | float, kind: str) -> int | float:
+        """Add ``amount`` to the number stored under the key as JSON text (a missing key counts as
+        0), as a machine number of ``kind`` (one of :data:`NUMBER_KINDS`), and return the sum.
+
+        For an integer kind, ``amount`` is an int, and the sum is exact and must lie in the kind's
+        range (``i32``: -2**31 to 2**31-1; ``u64``: 0 to 2**64-1). For a float kind, ``amount`` is
+        a finite float; the sum is a float, rounded to single precision for ``f32`` (as C rounds
+        a ``double`` stored in a ``float``), and must be finite. A sum outside the kind raises
+        OverflowError; a key that holds something other than a number of the kind (for an
+        integer kind: an integer in its range) raises TypeError. Either way nothing changes."""
 
     @abstractmethod
     def kv_clear(self, ns: str) -> int:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .._coord import add_number, book
+from .._coord import add_as, add_number, book
 from ..base import CLAIM_TTL
 from ._state import READY, SCHEDULED, Entry, QueueState
 from .store import MemoryQueues
@@ -60,6 +60,13 @@ class MemoryCoordination(MemoryQueues):
         with self._state.lock:
             space = self._state.kv.setdefault(ns, {})
             total = add_number(space.get(key), amount, key)
+            space[key] = json.dumps(total).encode()
+            return total
+
+    def kv_incr_as(self, ns: str, key: str, amount: int | float, kind: str) -> int | float:
+        with self._state.lock:
+            space = self._state.kv.setdefault(ns, {})
+            total = add_as(space.get(key), amount, kind, key)
             space[key] = json.dumps(total).encode()
             return total
 

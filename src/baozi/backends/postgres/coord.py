@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
 
-from .._coord import add_number, book
+from .._coord import add_as, add_number, book
 from ..base import CLAIM_TTL
 from .store import PostgresQueues
 
@@ -105,12 +105,22 @@ class PostgresCoordination(PostgresQueues):
         return bool(self._in_transaction("compare and set a key", cas))
 
     def kv_incr(self, ns: str, key: str, amount: int | float) -> int | float:
+        return self._incr_with(ns, key, lambda raw: add_number(raw, amount, key))
+
+    def kv_incr_as(self, ns: str, key: str, amount: int | float, kind: str) -> int | float:
+        return self._incr_with(ns, key, lambda raw: add_as(raw, amount, kind, key))
+
+    def _incr_with(
+        self, ns: str, key: str, add: Callable[[bytes | None], int | float]
+    ) -> int | float:
+        """Store ``add(the value held)`` under the key, in one transaction under the key's lock."""
+
         def incr(conn: Conn) -> int | float:
             self._lock(conn, _KV_LOCK, f"{ns}\x1f{key}")
             row = conn.execute(
                 self.sql("SELECT value FROM {s}.kv WHERE ns = %s AND key = %s"), (ns, key)
             ).fetchone()
-            total = add_number(None if row is None else bytes(row[0]), amount, key)
+            total = add(None if row is None else bytes(row[0]))
             conn.execute(self.sql(_PUT), (ns, key, json.dumps(total).encode()))
             conn.execute(self.sql("SELECT {s}.signal()"))
             return total

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...errors import StoreError
+from .._coord import kind_range
 from ..base import CLAIM_TTL
 from ._decode import read_kv
 from .store import RedisQueues
@@ -69,6 +70,25 @@ class RedisCoordination(RedisQueues):
             )
         total: int | float = int(text) if tag == b"i" else float(text)
         return total
+
+    def kv_incr_as(self, ns: str, key: str, amount: int | float, kind: str) -> int | float:
+        if kind in ("f32", "f64"):
+            args: tuple[str, ...] = (kind, repr(float(amount)))
+        else:
+            low, high = kind_range(kind)
+            if not isinstance(amount, int) or isinstance(amount, bool):
+                raise TypeError(f"a number of kind {kind} is incremented by an int, not {amount!r}")
+            # The script's integers stop at 20 digits. A sum of a held integer of the kind and an
+            # amount past +-2**64 fits no kind, so the amount is cut down to that.
+            args = ("i", str(max(-(2**64), min(amount, 2**64))), str(low), str(high))
+        # Not retried once sent: it would add twice.
+        tag, text = self._server.run("kv", "incr_as", ns, key, *args, retry_sent=False)
+        if tag == b"o":
+            raise OverflowError(f"key {key!r}: adding {amount!r} leaves no {kind}")
+        if tag == b"e":
+            held = text.decode(errors="replace") if text else text
+            raise TypeError(f"key {key!r} holds {held!r}, not a number of kind {kind}")
+        return int(text) if tag == b"i" else float(text)
 
     def kv_clear(self, ns: str) -> int:
         removed: int = self._server.run("kv", "clear", ns, "")

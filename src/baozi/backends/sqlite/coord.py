@@ -10,11 +10,11 @@ import json
 import random
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...errors import StoreError
-from .._coord import add_number, book
+from .._coord import add_as, add_number, book
 from ..base import CLAIM_TTL
 from .store import LEASED, READY, SCHEDULED, SQLiteQueues, _chunks, _sql_for
 
@@ -90,11 +90,20 @@ class SQLiteCoordination(SQLiteQueues):
             return True
 
     def kv_incr(self, ns: str, key: str, amount: int | float) -> int | float:
+        return self._incr_with(ns, key, lambda raw: add_number(raw, amount, key))
+
+    def kv_incr_as(self, ns: str, key: str, amount: int | float, kind: str) -> int | float:
+        return self._incr_with(ns, key, lambda raw: add_as(raw, amount, kind, key))
+
+    def _incr_with(
+        self, ns: str, key: str, add: Callable[[bytes | None], int | float]
+    ) -> int | float:
+        """Store ``add(the value held)`` under the key, in one write transaction."""
         with self._write() as conn:
             row = conn.execute(
                 "SELECT value FROM baozi_kv WHERE ns=? AND key=?", (ns, key)
             ).fetchone()
-            total = add_number(None if row is None else bytes(row[0]), amount, key)
+            total = add(None if row is None else bytes(row[0]))
             conn.execute(
                 "INSERT INTO baozi_kv VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET value=excluded.value",
                 (ns, key, json.dumps(total).encode()),

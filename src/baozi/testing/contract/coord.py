@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 
@@ -125,3 +126,82 @@ class CoordContract:
         store.kv_incr("ns", "f", 1e308)
         with pytest.raises(OverflowError):
             store.kv_incr("ns", "f", 1e308)
+
+    def test_kv_incr_as_keeps_integers_exact_to_the_ends_of_their_kind(self, store: Store) -> None:
+        assert store.kv_incr_as("ns", "i", -5, "i32") == -5  # a missing key counts as 0
+        assert store.kv_incr_as("ns", "i", 2**31 - 1 + 5, "i32") == 2**31 - 1
+        assert store.kv_incr_as("ns", "i", -(2**32) + 1, "i32") == -(2**31)
+        assert store.kv_incr_as("ns", "q", 2**63 - 2, "i64") == 2**63 - 2
+        assert store.kv_incr_as("ns", "q", 1, "i64") == 2**63 - 1
+        assert store.kv_incr_as("ns", "Q", 2**64 - 1, "u64") == 2**64 - 1
+        assert store.kv_incr_as("ns", "Q", -(2**64 - 1), "u64") == 0
+        assert store.kv_incr_as("ns", "b", -128, "i8") == -128
+        assert store.kv_incr_as("ns", "B", 255, "u8") == 255
+        big = 10**18 + 123_456_789  # past a double's exact integers: the sum stays exact
+        assert store.kv_incr_as("ns", "x", big, "u64") == big
+        assert store.kv_incr_as("ns", "x", -big - 1 + 2**63, "u64") == 2**63 - 1
+        assert int(store.kv_get("ns", "x") or b"") == 2**63 - 1
+
+    @pytest.mark.parametrize(
+        ("kind", "start", "amount"),
+        [
+            ("i8", 127, 1),
+            ("i8", -128, -1),
+            ("u8", 0, -1),
+            ("u16", 65535, 1),
+            ("i32", 2**31 - 1, 1),
+            ("i32", 0, 2**40),
+            ("u32", 0, -1),
+            ("i64", 2**63 - 1, 1),
+            ("i64", -(2**63), -1),
+            ("u64", 2**64 - 1, 1),
+            ("u64", 0, -1),
+            ("u64", 5, 2**70),
+            ("i64", 5, -(2**70)),
+        ],
+    )
+    def test_kv_incr_as_refuses_a_sum_out_of_range_and_changes_nothing(
+        self, store: Store, kind: str, start: int, amount: int
+    ) -> None:
+        store.kv_incr_as("ns", "n", start, kind)
+        with pytest.raises(OverflowError):
+            store.kv_incr_as("ns", "n", amount, kind)
+        assert int(store.kv_get("ns", "n") or b"") == start
+
+    def test_kv_incr_as_rounds_f32_and_keeps_f64(self, store: Store) -> None:
+        third = store.kv_incr_as("ns", "f", 1 / 3, "f32")
+        assert third == struct.unpack("<f", struct.pack("<f", 1 / 3))[0] != 1 / 3
+        assert isinstance(third, float)
+        assert store.kv_incr_as("ns", "f", 2.0**24, "f32") == 2.0**24  # 2**24 + 1/3 rounds away
+        assert store.kv_incr_as("ns", "f", 1.0, "f32") == 2.0**24  # 2**24 + 1 is no float32
+        assert store.kv_incr_as("ns", "d", 0.1, "f64") == 0.1
+        assert store.kv_incr_as("ns", "d", 0.2, "f64") == 0.1 + 0.2
+        assert float(store.kv_get("ns", "d") or b"") == 0.1 + 0.2
+        assert store.kv_incr_as("ns", "d", -1.5, "f64") == 0.1 + 0.2 - 1.5
+
+    def test_kv_incr_as_refuses_floats_past_their_kind(self, store: Store) -> None:
+        store.kv_incr_as("ns", "f", 3e38, "f32")
+        with pytest.raises(OverflowError):
+            store.kv_incr_as("ns", "f", 1e38, "f32")  # past float32's 3.4e38
+        assert (
+            float(store.kv_get("ns", "f") or b"") == struct.unpack("<f", struct.pack("<f", 3e38))[0]
+        )
+        store.kv_incr_as("ns", "d", 1e308, "f64")
+        with pytest.raises(OverflowError):
+            store.kv_incr_as("ns", "d", 1e308, "f64")
+        assert float(store.kv_get("ns", "d") or b"") == 1e308
+
+    def test_kv_incr_as_of_what_is_no_number_of_the_kind_changes_nothing(
+        self, store: Store
+    ) -> None:
+        for held, kind in [
+            (b'"text"', "i32"),
+            (b"1.5", "i64"),  # a float is no integer
+            (b"300", "u8"),  # out of the kind's range already
+            (b"not json", "f64"),
+            (b'"1.5"', "f32"),
+        ]:
+            store.kv_set("ns", "k", held)
+            with pytest.raises(TypeError, match="'k'"):
+                store.kv_incr_as("ns", "k", 1, kind)
+            assert store.kv_get("ns", "k") == held

@@ -1,8 +1,74 @@
 -- Keys and values of one namespace, in the hash P:kv:NS. ARGV: P, op, ns, key, then per op:
 -- set value | setdefault value | delete | cas has-expected expected has-value value
--- | incr kind amount (kind 'i' for an integer, 'f' for a float) | clear.
+-- | incr kind amount (kind 'i' for an integer, 'f' for a float)
+-- | incr_as kind amount [least greatest] (kind 'i' for an integer in least..greatest, 'f32' or
+-- 'f64' for a float) | clear.
 local op, ns, key = ARGV[2], ARGV[3], ARGV[4]
 local H = P .. ':kv:' .. ns
+
+-- A Lua number is a double, exact only to 2^53: a 64-bit integer is held as {hi, lo}, its value
+-- hi * 1e9 + lo with 0 <= lo < 1e9, both parts exact, so sums and comparisons stay exact.
+local E = 1000000000
+
+local function carry(hi, lo)
+  local r = lo % E
+  return {hi + (lo - r) / E, r}
+end
+
+-- The integer written as JSON text of at most 20 digits; nil for any other text.
+local function wide(s)
+  local sign, digits = string.match(s, '^(%-?)(%d+)$')
+  if not digits or #digits > 20 or (#digits > 1 and string.sub(digits, 1, 1) == '0') then
+    return nil
+  end
+  local n, hi = #digits, 0
+  if n > 9 then hi = tonumber(string.sub(digits, 1, n - 9)) end
+  local lo = tonumber(string.sub(digits, math.max(n - 8, 1)))
+  if sign == '-' then return carry(-hi, -lo) end
+  return {hi, lo}
+end
+
+local function below(a, b)
+  return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
+end
+
+local function decimal(v)
+  if v[1] < 0 then return '-' .. decimal(carry(-v[1], -v[2])) end
+  if v[1] == 0 then return string.format('%.0f', v[2]) end
+  return string.format('%.0f%09.0f', v[1], v[2])
+end
+
+-- The sum of the integer held (absent: 0) and ARGV[6], if it lies in ARGV[7]..ARGV[8]:
+-- {'i', sum} to store, or a reply {'e', held} (not such an integer) or {'o', sum} (out of range).
+local function integer_sum(old)
+  local low, high, x = wide(ARGV[7]), wide(ARGV[8]), {0, 0}
+  if old then x = wide(old) end
+  if not x or below(x, low) or below(high, x) then return nil, {'e', old} end
+  local a = wide(ARGV[6])
+  local sum = carry(x[1] + a[1], x[2] + a[2])
+  if below(sum, low) or below(high, sum) then return nil, {'o', decimal(sum)} end
+  return decimal(sum)
+end
+
+-- The sum of the float held (absent: 0) and ARGV[6], rounded to single precision for 'f32'.
+local function float_sum(old)
+  local x = 0
+  if old then
+    if not (string.match(old, '^%-?%d+%.?%d*$') or string.match(old, '^%-?%d+%.?%d*[eE][-+]?%d+$'))
+    then
+      return nil, {'e', old}
+    end
+    x = tonumber(old)
+  end
+  local sum = x + tonumber(ARGV[6])
+  if ARGV[5] == 'f32' and sum == sum and math.abs(sum) ~= math.huge then
+    sum = struct.unpack('f', struct.pack('f', sum))  -- as C stores a double in a float
+  end
+  if sum ~= sum or math.abs(sum) == math.huge then return nil, {'o', tostring(sum)} end
+  local text = string.format('%.17g', sum)
+  if not string.find(text, '[%.eEn]') then text = text .. '.0' end  -- a float stays a float
+  return text
+end
 if op == 'set' then
   redis.call('HSET', H, key, ARGV[5])
   redis.call('PUBLISH', P .. ':changed', '')
@@ -43,6 +109,14 @@ elseif op == 'incr' then
   if not string.find(text, '[%.eEn]') then text = text .. '.0' end  -- a float stays a float
   redis.call('HSET', H, key, text)
   return {'f', text}
+elseif op == 'incr_as' then
+  -- Read and checked before the one write: a refused sum changes nothing.
+  local old = redis.call('HGET', H, key)
+  local sum, refused
+  if ARGV[5] == 'i' then sum, refused = integer_sum(old) else sum, refused = float_sum(old) end
+  if refused then return refused end
+  redis.call('HSET', H, key, sum)
+  return {ARGV[5], sum}
 elseif op == 'clear' then
   local n = redis.call('HLEN', H)
   if n > 0 then
