@@ -41,7 +41,16 @@ def _read_urls(path: str) -> list[str]:
     default=500,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Checks in flight at once (in-process).",
+    help="Checks in flight at once, in all (in-process).",
+)
+@click.option(
+    "-p",
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes to split the URLs over (in-process), each with its own event loop and its "
+    "share of -c.",
 )
 @click.option(
     "--via-queue",
@@ -64,6 +73,7 @@ def monitor(
     expect: int,
     timeout: float,
     concurrency: int,
+    processes: int,
     via_queue: bool,
     wait: float | None,
     json_out: str | None,
@@ -71,9 +81,13 @@ def monitor(
     url: str | None,
 ) -> None:
     """Check every URL in URLS_FILE (one per line, # for comments); exit 1 if any failed."""
-    from ..monitor import check_many, check_via_queue
+    from ..monitor import Split, check_many, check_via_queue
 
+    if via_queue and processes > 1:
+        raise click.UsageError("-p splits in-process checks; with --via-queue the workers choose")
     urls = _read_urls(urls_file)
+    # Started before the progress bar's thread: the children are forked.
+    split = Split(urls, expect, timeout, concurrency, processes) if processes > 1 else None
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("checking"),
@@ -94,6 +108,8 @@ def monitor(
             from ..app import App
 
             results = check_via_queue(App(url), urls, expect, timeout, done, wait)
+        elif split is not None:
+            results = split.results(done)
         else:
             results = asyncio.run(check_many(urls, expect, timeout, concurrency, done))
 
