@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -81,7 +80,7 @@ def monitor(
     url: str | None,
 ) -> None:
     """Check every URL in URLS_FILE (one per line, # for comments); exit 1 if any failed."""
-    from ..monitor import Split, check_many, check_via_queue
+    from ..monitor import Split, check_many, check_via_queue, run
 
     if via_queue and processes > 1:
         raise click.UsageError("-p splits in-process checks; with --via-queue the workers choose")
@@ -111,7 +110,7 @@ def monitor(
         elif split is not None:
             results = split.results(done)
         else:
-            results = asyncio.run(check_many(urls, expect, timeout, concurrency, done))
+            results = run(check_many(urls, expect, timeout, concurrency, done))
 
     failed = [r for r in results if not r.ok]
     if not quiet:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..app import App
 from ..pools.green import gevent_patched
-from ._aio import check_many
+from ._aio import check_many, run
 from ._check import Check, reason_for
 from ._queue import TASK, check_via_queue
 from ._split import Split, check_split
@@ -31,6 +31,7 @@ __all__ = [
     "check_url",
     "check_via_queue",
     "reason_for",
+    "run",
 ]
 
 check_url: Callable[..., Any]

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
 import aiohttp
 
 from ._check import Check, failed, judge
 
-__all__ = ["check_many", "check_url", "new_session"]
+T = TypeVar("T")
+
+__all__ = ["check_many", "check_url", "new_session", "run"]
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, on uvloop's event loop where it is installed: the same asyncio,
+    with less CPU per socket event, which is most of what a check costs."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def new_session(limit: int) -> aiohttp.ClientSession:
@@ -48,18 +61,20 @@ async def check_indexed(
     on_done: Callable[[int, Check], object] | None = None,
 ) -> list[Check]:
     """:func:`check_many`, telling ``on_done`` each result's place in ``urls``."""
-    gate = asyncio.Semaphore(concurrency)
+    results: list[Check | None] = [None] * len(urls)
     limit = aiohttp.ClientTimeout(total=timeout)
+    todo = iter(enumerate(urls))
     async with new_session(concurrency) as session:
+        # ``concurrency`` coroutines that each take the next URL, rather than a task per URL
+        # behind a semaphore: less CPU and memory per check, and the order of starts is the file's.
+        async def checker() -> None:
+            for i, url in todo:
+                check = results[i] = await check_one(session, url, expect, limit)
+                if on_done is not None:
+                    on_done(i, check)
 
-        async def one(i: int, url: str) -> Check:
-            async with gate:
-                result = await check_one(session, url, expect, limit)
-            if on_done is not None:
-                on_done(i, result)
-            return result
-
-        return list(await asyncio.gather(*(one(i, u) for i, u in enumerate(urls))))
+        await asyncio.gather(*(checker() for _ in range(min(concurrency, len(urls)))))
+    return [check for check in results if check is not None]  # every one, once all are done
 
 
 async def check_many(

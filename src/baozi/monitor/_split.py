@@ -7,14 +7,13 @@ caller draws one progress bar, one table and one JSON document whatever N is.
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ._aio import check_indexed
+from ._aio import check_indexed, run
 from ._check import Check
 
 __all__ = ["Split", "check_split", "shares"]
@@ -46,7 +45,7 @@ class Split:
         self, urls: list[str], expect: int, timeout: float, concurrency: int, processes: int
     ) -> None:
         self.urls = urls
-        parts = shares(len(urls), processes)
+        self.parts = parts = shares(len(urls), processes)
         slots = shares(max(concurrency, len(parts)), len(parts))  # each child's share of -c
         # fork where there is one: a child starts in milliseconds with everything imported.
         methods = multiprocessing.get_all_start_methods()
@@ -81,7 +80,14 @@ class Split:
                 child.join()
         finally:
             self._stop()
-        return _fill(self.urls, results, self.children, on_done)
+        for part, child in zip(self.parts, self.children, strict=True):
+            for i in part:
+                if results[i] is None:
+                    reason = f"its checking process died (exit code {child.exitcode})"
+                    check = results[i] = Check(self.urls[i], False, None, 0.0, reason)
+                    if on_done is not None:
+                        on_done(check)
+        return [check for check in results if check is not None]  # every one by now
 
     def _stop(self) -> None:
         for child in self.children:
@@ -126,23 +132,6 @@ def _gather(
                     on_done(check)
 
 
-def _fill(
-    urls: list[str],
-    results: list[Check | None],
-    children: list[Any],
-    on_done: Callable[[Check], object] | None,
-) -> list[Check]:
-    codes = ", ".join(str(c.exitcode) for c in children if c.exitcode)
-    done: list[Check] = []
-    for url, check in zip(urls, results, strict=True):
-        if check is None:
-            check = Check(url, False, None, 0.0, f"its checking process died (exit code {codes})")
-            if on_done is not None:
-                on_done(check)
-        done.append(check)
-    return done
-
-
 def _child(
     urls: list[str], offset: int, expect: int, timeout: float, concurrency: int, pipe: Connection
 ) -> None:
@@ -159,7 +148,7 @@ def _child(
             sent = now
 
     try:
-        asyncio.run(check_indexed(urls, expect, timeout, concurrency, done))
+        run(check_indexed(urls, expect, timeout, concurrency, done))
         if batch:
             pipe.send(batch)
     finally:

@@ -8,6 +8,7 @@ inherit it). A call past its timeout has its greenlet killed; so does :meth:`Gev
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import Future
 from typing import Any, ClassVar
 
@@ -28,6 +29,10 @@ def _gevent() -> Any:
 
 def gevent_patched() -> bool:
     """Whether the standard library is monkey-patched by gevent in this process."""
+    if (
+        "gevent.monkey" not in sys.modules
+    ):  # nothing patched, and no need to import gevent to say so
+        return False
     try:
         from gevent import monkey
     except ImportError:
