@@ -9,7 +9,9 @@ Each round runs, in turn (the order rotates each round):
 - the ceiling: bench/monitor/bare.py, raw asyncio sockets, no HTTP library;
 - ``baozi monitor URLS -q -c C`` in-process, with ``-p 1`` and ``-p 2``;
 - ``baozi monitor URLS --via-queue`` beside ``baozi worker baozi.monitor:app -P POOL -c C``
-  (async and gevent pools; also 2 processes of C/2), both launched at once on a fresh SQLite store.
+  (async and gevent pools; also 2 processes of C/2), both launched at once on a fresh SQLite store;
+- the floor of --via-queue: the same, with workers that sleep 100 ms instead of checking
+  (bench/monitor/app_floor.py), so the queue's own cost shows apart from the client's.
 
 Each row: wall time from launch to the monitor's exit, its ratio to this round's ceiling and to the
 ideal (N x delay / C), the CPU of the client's processes and of the server, the peak memory (RSS,
@@ -111,7 +113,9 @@ def run_one(name: str, argv: list[str], worker: list[str] | None, env: dict[str,
     }
 
 
-def configs(url: str, urls: Path, n: int, c: int) -> list[tuple[str, Callable[[], dict]]]:
+def configs(
+    url: str, urls: Path, n: int, c: int, delay: float
+) -> list[tuple[str, Callable[[], dict]]]:
     """Every run of a round, as (name, a function that runs it once)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     monitor = [PY, "-m", "baozi", "monitor", str(urls), "-q", "--timeout", "10"]
@@ -120,14 +124,21 @@ def configs(url: str, urls: Path, n: int, c: int) -> list[tuple[str, Callable[[]
         argv = [*monitor, "-c", str(c), "-p", str(p)]
         return lambda: run_one(f"monitor -p {p}", argv, None, env)
 
-    def via_queue(pool: str, procs: int) -> Callable[[], dict]:
+    def via_queue(pool: str, procs: int, floor: bool = False) -> Callable[[], dict]:
         def go() -> dict:
             work = tempfile.mkdtemp(prefix="bench-monitor-")
             store = {**env, "BAOZI_URL": f"sqlite:///{work}/store.db"}
-            worker = [PY, "-m", "baozi", "worker", "baozi.monitor:app", "-q", "-P", pool]
+            app = "baozi.monitor:app"
+            if floor:  # the same job name, answered by a sleep: the queue's own cost
+                app = "app_floor:app"
+                store["PYTHONPATH"] += os.pathsep + str(HERE / "monitor")
+                store["BENCH_DELAY"] = str(delay)
+            worker = [PY, "-m", "baozi", "worker", app, "-q", "-P", pool]
             worker += ["-c", str(c // procs), "-p", str(procs)]
             try:
                 name = f"via-queue {pool}" + ("" if procs == 1 else f" {procs} x c{c // procs}")
+                if floor:
+                    name += f", a {delay * 1000:.0f} ms sleep instead of a check (floor)"
                 return run_one(name, [*monitor, "--via-queue"], worker, store)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
@@ -143,6 +154,8 @@ def configs(url: str, urls: Path, n: int, c: int) -> list[tuple[str, Callable[[]
         ("via-queue gevent", via_queue("gevent", 1)),
         ("via-queue async 2", via_queue("async", 2)),
         ("via-queue gevent 2", via_queue("gevent", 2)),
+        ("floor via-queue async", via_queue("async", 1, floor=True)),
+        ("floor via-queue gevent", via_queue("gevent", 1, floor=True)),
     ]
 
 
@@ -179,7 +192,7 @@ def main() -> None:
     fast, fast_url = start_server(0.0)
     urls = Path(tempfile.mkdtemp(prefix="bench-monitor-urls-")) / "urls.txt"
     urls.write_text(f"{url}\n" * args.n)
-    runs = configs(url, urls, args.n, args.concurrency)
+    runs = configs(url, urls, args.n, args.concurrency, args.delay)
     if args.only:
         runs = [r for r in runs if r[0] == "bare" or any(w in r[0] for w in args.only)]
     rows: dict[str, list[dict]] = {}

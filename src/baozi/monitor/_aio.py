@@ -95,6 +95,7 @@ async def check_many(
 # the loop (asyncio.run and the async pool both call shutdown_asyncgens), and that closes it.
 _sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 _holders: dict[asyncio.AbstractEventLoop, AsyncIterator[None]] = {}
+_limits: dict[float, aiohttp.ClientTimeout] = {}
 
 
 async def _hold(
@@ -121,6 +122,10 @@ async def _loop_session() -> aiohttp.ClientSession:
 async def check_url(url: str, expect: int = 200, timeout: float = 5.0) -> dict[str, Any]:
     """Check one URL with aiohttp; the job behind ``--via-queue`` on the async pool (or on the
     thread pool, one event loop per call)."""
-    session = await _loop_session()
-    limit = aiohttp.ClientTimeout(total=timeout)
+    session = _sessions.get(asyncio.get_running_loop()) or await _loop_session()
+    limit = _limits.get(timeout)
+    if limit is None:
+        if len(_limits) > 64:  # jobs choose their timeouts: keep only a few
+            _limits.clear()
+        limit = _limits[timeout] = aiohttp.ClientTimeout(total=timeout)
     return (await check_one(session, url, expect, limit)).as_dict()
