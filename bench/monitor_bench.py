@@ -30,6 +30,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -99,11 +100,14 @@ def run_one(name: str, argv: list[str], worker: list[str] | None, env: dict[str,
     started = time.monotonic()
     helpers = [] if worker is None else [subprocess.Popen(worker, env=env, cwd=ROOT)]
     main = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
-    peak = watch(main, helpers)
-    wall = time.monotonic() - started
-    for helper in helpers:
-        helper.terminate()
-        helper.wait(60)
+    try:
+        peak = watch(main, helpers)
+        wall = time.monotonic() - started
+    finally:
+        for proc in [main, *helpers]:
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait(60)
     return {
         "name": name,
         "wall": wall,
@@ -186,6 +190,7 @@ def main() -> None:
     ap.add_argument("--no-readme", action="store_true")
     ap.add_argument("--out", type=Path, help="the report's path (default: bench/results/)")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the servers stop too
     load = [os.getloadavg()]
     started = dt.datetime.now(dt.UTC)
     server, url = start_server(args.delay)

@@ -11,15 +11,12 @@ traceback.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from ..app import App
-from ..pools.green import gevent_patched
 from ._aio import check_many, run
 from ._check import Check, reason_for
-from ._queue import TASK, check_via_queue
+from ._queue import check_via_queue
 from ._split import Split, check_split
+from ._task import TASK, check_url
 
 __all__ = [
     "TASK",
@@ -33,13 +30,6 @@ __all__ = [
     "reason_for",
     "run",
 ]
-
-check_url: Callable[..., Any]
-"""Check one URL and return its :class:`Check` as a dict: the monitor's job."""
-if gevent_patched():
-    from ._green import check_url
-else:
-    from ._aio import check_url
 
 app = App(importable=("baozi",))
 """An app whose workers run the monitor's checks: ``baozi worker baozi.monitor:app -P async``.

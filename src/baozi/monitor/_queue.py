@@ -7,11 +7,9 @@ from collections.abc import Callable
 
 from ..app import App
 from ._check import Check
+from ._task import TASK, check_url
 
-__all__ = ["TASK", "check_via_queue"]
-
-TASK = "baozi.monitor:check_url"
-"""The job name the monitor enqueues; every worker's app can run it (see ``App.resolve``)."""
+__all__ = ["check_via_queue"]
 
 
 def check_via_queue(
@@ -23,8 +21,6 @@ def check_via_queue(
     wait: float | None = None,
 ) -> list[Check]:
     """Enqueue one ``check_url`` job per URL and wait for workers to run them all."""
-    from . import check_url
-
     task = app.tasks.get(TASK) or app.task(name=TASK)(check_url)
     jobs = task.map([(u, expect, timeout) for u in urls])
     results: dict[str, Check] = {}

@@ -1,6 +1,6 @@
 """Processes x coroutines: the URL list split over N processes, each with its own event loop.
 
-Each child checks its share with :func:`check_indexed` and sends its results back in batches over
+Each child checks its share (every Nth URL) with :func:`check_indexed` and sends its results back in batches over
 a pipe; the parent merges them into one list in input order, calling ``on_done`` for each, so the
 caller draws one progress bar, one table and one JSON document whatever N is.
 """
@@ -25,15 +25,10 @@ _Row = tuple[int, bool, int | None, float, str]  # index, ok, status, seconds, r
 
 
 def shares(total: int, parts: int) -> list[range]:
-    """``total`` split into at most ``parts`` contiguous ranges, as even as can be, none empty."""
+    """``range(total)`` dealt into at most ``parts`` shares, as even as can be, none empty. Dealt
+    in turn (0, N, 2N... to the first), so slow hosts grouped in a file spread over them all."""
     parts = max(1, min(parts, total))
-    size, extra = divmod(total, parts)
-    bounds, start = [], 0
-    for i in range(parts):
-        end = start + size + (1 if i < extra else 0)
-        bounds.append(range(start, end))
-        start = end
-    return bounds
+    return [range(i, total, parts) for i in range(parts)]
 
 
 class Split:
@@ -55,10 +50,10 @@ class Split:
         try:
             for part, slot in zip(parts, slots, strict=True):
                 receive, send = context.Pipe(duplex=False)
-                share = urls[part.start : part.stop]
+                share = [urls[i] for i in part]
                 child = context.Process(
                     target=_child,
-                    args=(share, part.start, expect, timeout, len(slot), send),
+                    args=(share, part, expect, timeout, len(slot), send),
                     name="baozi-monitor",
                     daemon=True,
                 )
@@ -133,14 +128,14 @@ def _gather(
 
 
 def _child(
-    urls: list[str], offset: int, expect: int, timeout: float, concurrency: int, pipe: Connection
+    urls: list[str], where: range, expect: int, timeout: float, concurrency: int, pipe: Connection
 ) -> None:
     batch: list[_Row] = []
     sent = time.monotonic()
 
     def done(i: int, check: Check) -> None:
         nonlocal sent
-        batch.append((offset + i, check.ok, check.status, check.seconds, check.reason))
+        batch.append((where[i], check.ok, check.status, check.seconds, check.reason))
         now = time.monotonic()
         if now - sent >= FLUSH:
             pipe.send(batch[:])
