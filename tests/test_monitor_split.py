@@ -131,3 +131,19 @@ def test_closing_the_async_pool_finalises_async_generators_its_tasks_left_open()
 
 
 _kept: list[object] = []
+
+
+def test_the_gevent_check_keeps_clients_for_the_most_recent_hosts_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    green = pytest.importorskip("baozi.monitor._green")
+    from geventhttpclient.url import URL
+
+    monkeypatch.setattr(green, "HOSTS", 2)
+    monkeypatch.setattr(green, "_clients", type(green._clients)())
+    a, b, c = (URL(f"http://127.0.0.1:{port}/") for port in (1, 2, 3))
+    first = green._client(a, 5.0)
+    green._client(b, 5.0)
+    assert green._client(a, 5.0) is first  # used again: now the most recent
+    green._client(c, 5.0)  # one too many: b, the least recent, goes
+    assert [key[2] for key in green._clients] == [1, 3]

@@ -7,6 +7,7 @@ with the ``gevent`` extra.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from typing import Any
 
 import gevent
@@ -26,7 +27,10 @@ __all__ = ["check_url"]
 CONNECTIONS = 1000
 """Connections each host's client may hold (the pool's concurrency bounds them in practice)."""
 
-_clients: dict[tuple[str, str, int, float], Any] = {}
+HOSTS = 1000
+"""Clients kept, the most recently used: a worker that checks many hosts keeps no more."""
+
+_clients: OrderedDict[tuple[str, str, int, float], Any] = OrderedDict()
 
 
 def _client(url: Any, timeout: float) -> Any:
@@ -34,15 +38,20 @@ def _client(url: Any, timeout: float) -> Any:
     job to the next, and every greenlet shares it (greenlets of one thread need no lock)."""
     key = (url.scheme, url.host, url.port, timeout)
     client = _clients.get(key)
-    if client is None:
-        client = _clients[key] = HTTPClient(
-            url.host,
-            url.port,
-            ssl=url.scheme == "https",
-            concurrency=CONNECTIONS,
-            connection_timeout=timeout,
-            network_timeout=timeout,
-        )
+    if client is not None:
+        _clients.move_to_end(key)
+        return client
+    if len(_clients) >= HOSTS:
+        # Dropped, not closed: a greenlet may be using it still; its sockets close with it.
+        _clients.popitem(last=False)
+    client = _clients[key] = HTTPClient(
+        url.host,
+        url.port,
+        ssl=url.scheme == "https",
+        concurrency=CONNECTIONS,
+        connection_timeout=timeout,
+        network_timeout=timeout,
+    )
     return client
 
 
