@@ -4,7 +4,7 @@ C in flight in all, start-up included, beside a bare asyncio client measured in 
 
     python bench/monitor_bench.py [--n 10000] [--delay 0.1] [-c 1000] [--rounds 3] [--only WORDS]
 
-Each round runs, in turn (the order rotates each round):
+Each round runs, in turn (the order rotates each round), each just after a run of the ceiling:
 
 - the ceiling: bench/monitor/bare.py, raw asyncio sockets, no HTTP library;
 - ``baozi monitor URLS -q -c C`` in-process, with ``-p 1`` and ``-p 2``;
@@ -198,6 +198,7 @@ def main() -> None:
     urls = Path(tempfile.mkdtemp(prefix="bench-monitor-urls-")) / "urls.txt"
     urls.write_text(f"{url}\n" * args.n)
     runs = configs(url, urls, args.n, args.concurrency, args.delay)
+    bare = runs[0][1]
     if args.only:
         runs = [r for r in runs if r[0] == "bare" or any(w in r[0] for w in args.only)]
     rows: dict[str, list[dict]] = {}
@@ -205,20 +206,13 @@ def main() -> None:
     try:
         for round_ in range(args.rounds):
             print(f"round {round_ + 1}", flush=True)
-            order = runs[round_ % len(runs) :] + runs[: round_ % len(runs)]
-            for key, run in order:
-                before = psutil.Process(server.pid).cpu_times()
-                row = run()
-                after = psutil.Process(server.pid).cpu_times()
-                row["server_cpu"] = after.user + after.system - before.user - before.system
-                row["round"] = round_
-                rows.setdefault(key, []).append(row)
-                print(
-                    f"  {row['name']:34} {row['wall']:6.2f} s  cpu {row['cpu']:5.2f} s  "
-                    f"server {row['server_cpu']:4.2f} s  peak {row['peak'] / 2**20:4.0f} MB  "
-                    f"{'ok' if row['ok'] else 'NOT ALL OK'}",
-                    flush=True,
-                )
+            others = [r for r in runs if r[0] != "bare"]
+            order = others[round_ % len(others) :] + others[: round_ % len(others)]
+            for i, (key, run) in enumerate(order):
+                # The ceiling just before each run: on a shared machine the load drifts within
+                # a round, so each run is compared with a bare client that met the same load.
+                ceiling = measure(bare, server, f"{round_}.{i}", rows, "bare")
+                measure(run, server, ceiling["round"], rows, key)
             cpu.append(client_cpu(fast_url, args.cpu_n, 100, args.only))
             load.append(os.getloadavg())
     finally:
@@ -226,6 +220,25 @@ def main() -> None:
         fast.terminate()
         shutil.rmtree(urls.parent, ignore_errors=True)
     report(rows, cpu, args, started, load)
+
+
+def measure(
+    run: Callable[[], dict], server: subprocess.Popen[str], pair: str, rows: dict, key: str
+) -> dict:
+    """Run once; note the server's CPU meanwhile and the pair (ceiling, run) it belongs to."""
+    before = psutil.Process(server.pid).cpu_times()
+    row = run()
+    after = psutil.Process(server.pid).cpu_times()
+    row["server_cpu"] = max(0.0, after.user + after.system - before.user - before.system)
+    row["round"] = pair
+    rows.setdefault(key, []).append(row)
+    print(
+        f"  {row['name']:34} {row['wall']:6.2f} s  cpu {row['cpu']:5.2f} s  "
+        f"server {row['server_cpu']:4.2f} s  peak {row['peak'] / 2**20:4.0f} MB  "
+        f"{'ok' if row['ok'] else 'NOT ALL OK'}",
+        flush=True,
+    )
+    return row
 
 
 def _med(values: list[float], fmt: str) -> str:
@@ -239,10 +252,11 @@ def _med(values: list[float], fmt: str) -> str:
 def table(rows: dict[str, list[dict]], args: argparse.Namespace) -> str:
     n, ideal = args.n, args.n * args.delay / args.concurrency
     ceiling = {r["round"]: r["wall"] for r in rows.get("bare", [])}
+    cores = os.cpu_count() or 1
     lines = [
         "| run | wall s | × ceiling | × ideal | checks/s | client CPU s | server CPU s "
-        "| peak MB | all ok | target |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU bound s | peak MB | all ok | target |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, runs in rows.items():
         walls = [r["wall"] for r in runs]
@@ -258,6 +272,7 @@ def table(rows: dict[str, list[dict]], args: argparse.Namespace) -> str:
             f"| {statistics.median(n / w for w in walls):,.0f} "
             f"| {_med([r['cpu'] for r in runs], '.2f')} "
             f"| {_med([r['server_cpu'] for r in runs], '.2f')} "
+            f"| {_med([(r['cpu'] + r['server_cpu']) / cores for r in runs], '.2f')} "
             f"| {_med([r['peak'] / 2**20 for r in runs], '.0f')} "
             f"| {'yes' if all(r['ok'] for r in runs) else 'NO'} | {met} |"
         )
@@ -318,9 +333,11 @@ def report(
         "wall time from launch to the monitor's exit (for --via-queue, the worker is launched at "
         "the same moment on a fresh SQLite store; enqueueing and collecting the results count). "
         f"Ideal = checks x delay / in flight = {ideal:.2f} s. Ceiling = the bare asyncio client "
-        "on raw sockets (bench/monitor/bare.py) in the same round; × ceiling is each round's "
-        "ratio to its own ceiling. Client CPU = user + system time of the monitor's (and worker's) "
-        "processes; server CPU = the server's over the same run. Peak memory = RSS summed over "
+        "on raw sockets (bench/monitor/bare.py), run again just before every other run; × "
+        "ceiling is each run's ratio to the ceiling run just before it (the ceiling's own row "
+        "gathers all of its runs). Client CPU = user + system time of the monitor's (and worker's) "
+        "processes; server CPU = the server's over the same run; CPU bound = (client CPU + server CPU) / "
+        "cores, the least wall time that CPU allows if every core were busy all along. Peak memory = RSS summed over "
         "the monitor's and the worker's process trees, sampled every 50 ms. Cells: median "
         "(min–max) over the rounds.\n\n" + main_table + "\n\n"
         f"CPU per request of each client tried: {args.cpu_n:,} requests, 100 in flight, against "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -121,10 +122,10 @@ def monitor(
         table.add_column("result")
         for r in results:
             table.add_row(
-                r.url,
+                escape(r.url),  # a URL or a reason may hold [brackets]: text, not markup
                 "-" if r.status is None else str(r.status),
                 f"{r.seconds * 1000:.0f} ms",
-                "ok" if r.ok else f"[red]FAILED[/red] {r.reason}",
+                "ok" if r.ok else f"[red]FAILED[/red] {escape(r.reason)}",
             )
         out = Console(stderr=json_out == "-")  # stdout carries only the JSON then
         out.print(table)
