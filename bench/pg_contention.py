@@ -144,8 +144,11 @@ class Sampler:
                 time.sleep(self.every)
 
     def lock_waits(self, *events: str) -> int:
-        return sum(n for k, n in self.waits.items() if k.split(":")[0] == "Lock"
-                   and (not events or k.split(":")[1] in events))
+        return sum(
+            n
+            for k, n in self.waits.items()
+            if k.split(":")[0] == "Lock" and (not events or k.split(":")[1] in events)
+        )
 
 
 def measure(kind: str, url: str, app: str, procs: int, seconds: float, every: float) -> dict:
@@ -164,8 +167,13 @@ def measure(kind: str, url: str, app: str, procs: int, seconds: float, every: fl
         c.join(30)
     rates = [n / s for _, n, s in sorted(results)]
     return {
-        "kind": kind, "procs": procs, "total": sum(rates), "each": rates,
-        "samples": sampler.samples, "active": sampler.active, "waits": dict(sampler.waits),
+        "kind": kind,
+        "procs": procs,
+        "total": sum(rates),
+        "each": rates,
+        "samples": sampler.samples,
+        "active": sampler.active,
+        "waits": dict(sampler.waits),
         "row_waits": sampler.lock_waits("transactionid", "tuple"),
         "lock_waits": sampler.lock_waits(),
         "waiting": dict(sampler.waiting),
@@ -181,18 +189,26 @@ def prepare(url: str, schema: str, kind: str, need: int) -> None:
         store.enqueue("warm", [NewJob("bench.t", PAYLOAD)] * 200)
     elif kind == "control":
         with pg_env.connect() as conn:
-            conn.execute(f'CREATE TABLE IF NOT EXISTS "{schema}".hot (id int PRIMARY KEY, n bigint)')
-            conn.execute(f'CREATE TABLE IF NOT EXISTS "{schema}".hot_jobs (n bigint, payload bytea)')
+            conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{schema}".hot (id int PRIMARY KEY, n bigint)'
+            )
+            conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{schema}".hot_jobs (n bigint, payload bytea)'
+            )
             conn.execute(f'INSERT INTO "{schema}".hot VALUES (1, 0) ON CONFLICT DO NOTHING')
     store.close()
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--procs", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--every", type=float, default=0.005, help="sampling interval, s")
-    ap.add_argument("--settle-fill", type=int, default=60_000, help="jobs queued before each settle run")
+    ap.add_argument(
+        "--settle-fill", type=int, default=60_000, help="jobs queued before each settle run"
+    )
     ap.add_argument("--out", type=Path, default=pg_env.HERE / "results")
     args = ap.parse_args()
     started = dt.datetime.now()
@@ -206,9 +222,12 @@ def main() -> None:
                 prepare(url, schema, kind, args.settle_fill)
                 row = measure(kind, url, app, procs, args.seconds, args.every)
                 rows.append(row)
-                print(f"{kind} x{procs}: {row['total']:,.0f}/s, lock waits {row['lock_waits']} "
-                      f"(row {row['row_waits']}) in {row['active']} active samples; "
-                      f"{row['waits']} {row['waiting']}", flush=True)
+                print(
+                    f"{kind} x{procs}: {row['total']:,.0f}/s, lock waits {row['lock_waits']} "
+                    f"(row {row['row_waits']}) in {row['active']} active samples; "
+                    f"{row['waits']} {row['waiting']}",
+                    flush=True,
+                )
 
     lines = [
         f"# No contended row per job: PostgreSQL store, {started:%Y-%m-%d %H:%M}",
@@ -224,9 +243,9 @@ def main() -> None:
         f"(the queue filled with {args.settle_fill:,} jobs before each run). control: one statement "
         "per job that inserts a row and adds 1 to one counter row, the design the store avoids.",
         "",
-        "\"active\" is the number of (sample, backend) pairs in which a measured backend ran a "
-        "statement; \"row lock waits\" those in which it waited on a heavyweight lock for another "
-        "transaction's row (`Lock:transactionid`, `Lock:tuple`), \"all lock waits\" any `Lock` "
+        '"active" is the number of (sample, backend) pairs in which a measured backend ran a '
+        'statement; "row lock waits" those in which it waited on a heavyweight lock for another '
+        'transaction\'s row (`Lock:transactionid`, `Lock:tuple`), "all lock waits" any `Lock` '
         "(advisory and relation locks too). The other waits are listed as sampled (LWLock, IO, "
         "Client ...): on 2 cores, more processes mostly wait for the CPU and the WAL.",
         "",
@@ -235,16 +254,23 @@ def main() -> None:
     ]
     for r in rows:
         share = r["row_waits"] / r["active"] if r["active"] else 0.0
-        other = ", ".join(f"{k} {n}" for k, n in sorted(r["waits"].items(), key=lambda kv: -kv[1])
-                          if not k.startswith("Lock:"))
+        other = ", ".join(
+            f"{k} {n}"
+            for k, n in sorted(r["waits"].items(), key=lambda kv: -kv[1])
+            if not k.startswith("Lock:")
+        )
         lines.append(
             f"| {r['kind']} | {r['procs']} | {r['total']:,.0f} | "
             f"{' / '.join(f'{x:,.0f}' for x in r['each'])} | {r['active']:,} | "
             f"{r['row_waits']:,} | {share:.1%} | {r['lock_waits']:,} | {other or '-'} |"
         )
-    lines += ["", "Where the lock waits were (statement waiting <- the statement of the backend "
-              "blocking it, when it was still running at the sample; `?` when it had finished "
-              "and only its transaction's end was awaited):", ""]
+    lines += [
+        "",
+        "Where the lock waits were (statement waiting <- the statement of the backend "
+        "blocking it, when it was still running at the sample; `?` when it had finished "
+        "and only its transaction's end was awaited):",
+        "",
+    ]
     for r in rows:
         for what, n in sorted(r["waiting"].items(), key=lambda kv: -kv[1])[:3]:
             lines.append(f"- {r['kind']} x{r['procs']}: {n} x `{what}`")

@@ -72,11 +72,15 @@ def revision() -> str:
     try:
         out = subprocess.run(
             ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(HERE), "status", "--porcelain", "--", "../src"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         return out + (" (with uncommitted changes in src/)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -87,10 +91,7 @@ def machine(dsn: str = DSN) -> str:
     """One paragraph: the machine, the server and its settings, the code, the load average."""
     with connect(dsn) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]
-        settings = ", ".join(
-            f"{k} {conn.execute(f'SHOW {k}').fetchone()[0]}"
-            for k in SETTINGS
-        )
+        settings = ", ".join(f"{k} {conn.execute(f'SHOW {k}').fetchone()[0]}" for k in SETTINGS)
     where = dsn.rsplit("@", 1)[-1]
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (

@@ -66,7 +66,9 @@ def fill(store: Any, queue: str, n: int, batch: int, prios: list[Any], seed: int
     ids: list[str] = []
     while len(ids) < n:
         k = min(batch, n - len(ids))
-        ids += store.enqueue(queue, [NewJob("bench.t", PAYLOAD, rng.choice(prios)) for _ in range(k)])
+        ids += store.enqueue(
+            queue, [NewJob("bench.t", PAYLOAD, rng.choice(prios)) for _ in range(k)]
+        )
     return ids
 
 
@@ -83,8 +85,15 @@ def timed(fn: Any, reps: int, warm: int = 3) -> list[float]:
 
 def picks_flat(ids: list[str]) -> list[tuple[str, str]]:
     n = len(ids)
-    where = [("head", 0), ("10th", 9), ("1,000th", 999), ("quarter", n // 4), ("middle", n // 2),
-             ("three quarters", 3 * n // 4), ("tail", n - 1)]
+    where = [
+        ("head", 0),
+        ("10th", 9),
+        ("1,000th", 999),
+        ("quarter", n // 4),
+        ("middle", n // 2),
+        ("three quarters", 3 * n // 4),
+        ("tail", n - 1),
+    ]
     return [(label, ids[i]) for label, i in where]
 
 
@@ -93,15 +102,19 @@ def picks_mixed(store: Any, queue: str) -> list[tuple[str, str]]:
     out = []
     qid = store._rqid(queue)
     rows = store._rows(
-        "pick", "SELECT priority, pfloat, count(*) FROM {s}.items WHERE qid = %s AND state = 0 "
-        "GROUP BY 1, 2 ORDER BY 1", (qid,),
+        "pick",
+        "SELECT priority, pfloat, count(*) FROM {s}.items WHERE qid = %s AND state = 0 "
+        "GROUP BY 1, 2 ORDER BY 1",
+        (qid,),
     )
     for prio, was_float, count in rows:
         shown = float(prio) if was_float else int(prio)
         for label, offset in (("first", 0), ("middle", count // 2), ("last", count - 1)):
             (item,) = store._one(
-                "pick", "SELECT id FROM {s}.items WHERE qid = %s AND state = 0 AND priority = %s "
-                "ORDER BY priority, seq, id OFFSET %s LIMIT 1", (qid, Decimal(prio), offset),
+                "pick",
+                "SELECT id FROM {s}.items WHERE qid = %s AND state = 0 AND priority = %s "
+                "ORDER BY priority, seq, id OFFSET %s LIMIT 1",
+                (qid, Decimal(prio), offset),
             )
             out.append((f"priority {shown}, {label} of {count:,}", str(item)))
     return out
@@ -163,7 +176,9 @@ def check_under_load(url: str, store: Any, queue: str, ids: list[str], k: int, s
     rank_ms: list[float] = []
     t0 = time.monotonic()
     for item in rng.sample(ids, k):
-        row = store._db.run("check", lambda c, i=item: c.execute(sql, {"id": int(i), "qid": qid}).fetchone())
+        row = store._db.run(
+            "check", lambda c, i=item: c.execute(sql, {"id": int(i), "qid": qid}).fetchone()
+        )
         t = time.perf_counter()
         store.rank(queue, rng.choice(ids))
         rank_ms.append((time.perf_counter() - t) * 1000)
@@ -183,8 +198,13 @@ def check_under_load(url: str, store: Any, queue: str, ids: list[str], k: int, s
     for p in procs:
         p.join(30)
     result = {
-        "checked": checked, "equal": equal, "not_ready": not_ready, "wrong": wrong,
-        "seconds": seconds, "rank_ms": rank_ms, **dict(counts),
+        "checked": checked,
+        "equal": equal,
+        "not_ready": not_ready,
+        "wrong": wrong,
+        "seconds": seconds,
+        "rank_ms": rank_ms,
+        **dict(counts),
     }
     mgr.shutdown()
     return result
@@ -215,7 +235,9 @@ def fmt_ms(x: float) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--n", type=int, default=1_000_000, help="jobs per queue")
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--front", type=int, default=1_000)
@@ -252,8 +274,16 @@ def main() -> None:
                 want = true_count(store, queue, item)
                 ms = timed(lambda q=queue, i=item: store.rank(q, i), args.reps)
                 counted = timed(lambda q=queue, i=item: true_count(store, q, i), args.count_reps, 1)
-                row = (queue, label, depth, want, pg_env.median(ms), pg_env.pct(ms, 99), max(ms),
-                       pg_env.median(counted))
+                row = (
+                    queue,
+                    label,
+                    depth,
+                    want,
+                    pg_env.median(ms),
+                    pg_env.pct(ms, 99),
+                    max(ms),
+                    pg_env.median(counted),
+                )
                 rows.append(row)
                 print(row, flush=True)
 
@@ -261,7 +291,8 @@ def main() -> None:
         print({k: v for k, v in load.items() if k != "rank_ms"}, flush=True)
         quiet = quiet_check(store, "mixed", mixed, args.quiet_check, args.seed + 7)
         sizes = store._rows(
-            "sizes", "SELECT (SELECT count(*) FROM {s}.ready), "
+            "sizes",
+            "SELECT (SELECT count(*) FROM {s}.ready), "
             "pg_size_pretty(pg_total_relation_size('{s}.items')), "
             "pg_size_pretty(pg_total_relation_size('{s}.ready'))",
         )[0]
@@ -273,55 +304,77 @@ def main() -> None:
     say()
     say(f"Command: `{' '.join(['python', f'bench/{Path(__file__).name}', *sys.argv[1:]])}`")
     say()
-    say(f"Two queues of {args.n:,} jobs each in one schema: `flat` (all priority 0) filled in "
+    say(
+        f"Two queues of {args.n:,} jobs each in one schema: `flat` (all priority 0) filled in "
         f"{fill_flat:.1f} s ({args.n / fill_flat:,.0f} jobs/s, `store.enqueue` in calls of "
         f"{args.batch:,}); `mixed` (priorities {', '.join(map(str, MIXED))}, at random, then "
         f"{args.front:,} front pushes at priority 1) in {fill_mixed:.1f} s. Then {sizes[0]:,} rows "
         f"of bucketed ready counts (`ready`, {sizes[2]}) beside {2 * args.n + args.front:,} items "
         f"(`items`, {sizes[1]}). No ANALYZE or VACUUM was run on the tables (autovacuum as "
-        "above).")
+        "above)."
+    )
     say()
-    say(f"`store.rank()` is `Job.position()`: one round trip from this process, {args.reps} calls "
+    say(
+        f"`store.rank()` is `Job.position()`: one round trip from this process, {args.reps} calls "
         "per item after 3 warm-up calls. `count(*)` is the same question answered by counting, "
         "in one statement, the queue's items ahead that are ready (or leased or scheduled and "
         "due): `priority < p OR (priority = p AND (seq < s OR (seq = s AND id < x)))`; the server "
         f"reads the queue's rows to count them. Median of {args.count_reps} after one warm-up. "
-        "\"true\" is that count: the place must equal it.")
+        '"true" is that count: the place must equal it.'
+    )
     say()
-    say("| queue | item | place | true | exact | rank p50 ms | p99 ms | max ms | count(*) p50 ms | count ÷ rank |")
+    say(
+        "| queue | item | place | true | exact | rank p50 ms | p99 ms | max ms | count(*) p50 ms | count ÷ rank |"
+    )
     say("|---|---|---|---|---|---|---|---|---|---|")
     for queue, label, depth, want, p50, p99, top, counted in rows:
-        say(f"| {queue} | {label} | {depth:,} | {want:,} | {'yes' if depth == want else '**no**'} "
+        say(
+            f"| {queue} | {label} | {depth:,} | {want:,} | {'yes' if depth == want else '**no**'} "
             f"| {fmt_ms(p50)} | {fmt_ms(p99)} | {fmt_ms(top)} | {fmt_ms(counted)} "
-            f"| {counted / p50:,.0f}x |")
+            f"| {counted / p50:,.0f}x |"
+        )
     worst = max(r[5] for r in rows)
     deep = [r for r in rows if r[2] is not None and r[2] >= 0.9 * args.n]
     say()
-    say(f"Slowest p99 over every item: {fmt_ms(worst)} ms (target: < 10 ms at 1,000,000 queued). "
-        + (f"Items with {0.9 * args.n:,.0f} or more ahead: rank p50 "
-           f"{fmt_ms(max(r[4] for r in deep))} ms at most, count(*) "
-           f"{fmt_ms(min(r[7] for r in deep))} ms at least." if deep else ""))
+    say(
+        f"Slowest p99 over every item: {fmt_ms(worst)} ms (target: < 10 ms at 1,000,000 queued). "
+        + (
+            f"Items with {0.9 * args.n:,.0f} or more ahead: rank p50 "
+            f"{fmt_ms(max(r[4] for r in deep))} ms at most, count(*) "
+            f"{fmt_ms(min(r[7] for r in deep))} ms at least."
+            if deep
+            else ""
+        )
+    )
     say()
     ms = load["rank_ms"]
     say("## Exact under concurrent pushes, reserves, settles and releases")
     say()
-    say(f"While 1 process pushed (single `enqueue_one` at random priorities; 5% front pushes of 5) "
+    say(
+        f"While 1 process pushed (single `enqueue_one` at random priorities; 5% front pushes of 5) "
         f"and 2 reserved 20 at a time, settled 16 as succeeded and released 4 back in place, "
         f"{load['checked']} random items of `mixed` were checked over {load['seconds']:.1f} s: "
         f"the store's rank query and a brute-force count in one statement (one snapshot). "
         f"The load meanwhile: {load['pushed']:,} jobs pushed, {load['settled']:,} settled, "
-        f"{load['released']:,} released.")
+        f"{load['released']:,} released."
+    )
     say()
-    say(f"- equal: **{load['equal']}**; not in line at that moment (taken by a worker, or "
+    say(
+        f"- equal: **{load['equal']}**; not in line at that moment (taken by a worker, or "
         f"finished): {load['not_ready']}; different: **{len(load['wrong'])}**"
-        + (f" ({load['wrong'][:5]})" if load["wrong"] else ""))
-    say(f"- `store.rank()` of a random item of `mixed` under that load: p50 "
+        + (f" ({load['wrong'][:5]})" if load["wrong"] else "")
+    )
+    say(
+        f"- `store.rank()` of a random item of `mixed` under that load: p50 "
         f"{fmt_ms(pg_env.median(ms))} ms, p99 {fmt_ms(pg_env.pct(ms, 99))} ms, max "
-        f"{fmt_ms(max(ms))} ms ({len(ms)} calls).")
+        f"{fmt_ms(max(ms))} ms ({len(ms)} calls)."
+    )
     equal, absent, wrong = quiet
-    say(f"- Load stopped: `store.rank()` itself against a separate brute-force count for "
+    say(
+        f"- Load stopped: `store.rank()` itself against a separate brute-force count for "
         f"{args.quiet_check} random items: {equal} equal, {absent} no longer in line, "
-        f"{len(wrong)} different" + (f" ({wrong[:5]})" if wrong else "") + ".")
+        f"{len(wrong)} different" + (f" ({wrong[:5]})" if wrong else "") + "."
+    )
     say()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"pg-position-{started:%Y%m%d-%H%M}.md"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -46,6 +49,30 @@ def site() -> Iterator[str]:
     server.shutdown()
 
 
+@pytest.fixture(scope="module")
+def untrusted_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An HTTPS server whose certificate no one signed: the client must refuse it."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    where = tmp_path_factory.mktemp("tls")
+    key, cert = where / "key.pem", where / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -53,7 +80,7 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-def urls(site: str, tmp_path: Path) -> Path:
+def urls(site: str, untrusted_site: str, tmp_path: Path) -> Path:
     lines = [
         "# one of each",
         f"http://{site}/ok",
@@ -63,6 +90,7 @@ def urls(site: str, tmp_path: Path) -> Path:
         f"http://{site}/moved",
         f"http://127.0.0.1:{_closed_port()}/refused",
         f"https://{site}/tls",
+        f"https://{untrusted_site}/untrusted",
         "http://no-such-host.invalid/",
     ]
     path = tmp_path / "urls.txt"
@@ -93,20 +121,24 @@ def _check_report(report: list[dict[str, object]]) -> None:
     assert reasons["hang"] == "timed out after 1s"
     assert reasons["moved"] == "redirect (302) to /ok"
     assert reasons["refused"] == "connection refused"
-    assert reasons["tls"].startswith("TLS error")
+    assert reasons["tls"].startswith("TLS error")  # https to a server that speaks plain HTTP
+    assert reasons["untrusted"].startswith("TLS error")
+    assert "certificate" in reasons["untrusted"].lower()  # a self-signed one, not trusted
     assert reasons["dns"].startswith("DNS lookup failed")
-    assert [r["ok"] for r in report] == [True] + [False] * 7
+    assert [r["ok"] for r in report] == [True] + [False] * 8
 
 
+@pytest.mark.parametrize("processes", ["1", "2", "3"])
 def test_the_monitor_reports_each_kind_of_failure_and_exits_non_zero(
-    urls: Path, tmp_path: Path
+    urls: Path, tmp_path: Path, processes: str
 ) -> None:
     out = tmp_path / "report.json"
-    done = _run(str(urls), "--timeout", "1", "-c", "50", "--json", str(out))
+    done = _run(str(urls), "--timeout", "1", "-c", "50", "-p", processes, "--json", str(out))
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
-    _check_report(json.loads(out.read_text()))
-    assert "FAILED" in done.stdout and "1 ok, 7 failed, of 8" in done.stdout
+    _check_report(json.loads(out.read_text()))  # one document, in the file's order
+    assert "FAILED" in done.stdout and "1 ok, 8 failed, of 9" in done.stdout
+    assert len(re.findall(r"\bFAILED\b", done.stdout)) == 8  # one table, every row once
 
 
 def test_all_ok_exits_zero_with_json_on_stdout(site: str, tmp_path: Path) -> None:
@@ -118,17 +150,41 @@ def test_all_ok_exits_zero_with_json_on_stdout(site: str, tmp_path: Path) -> Non
     assert len(report) == 20 and all(r["status"] == 200 for r in report)
 
 
-def test_json_to_stdout_keeps_the_table_off_stdout(site: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_json_to_stdout_keeps_the_table_off_stdout(
+    site: str, tmp_path: Path, processes: str
+) -> None:
     path = tmp_path / "mixed.txt"
-    path.write_text(f"http://{site}/ok\nhttp://{site}/missing\n")
-    done = _run(str(path), "--json", "-")
+    path.write_text(f"http://{site}/ok\nhttp://{site}/missing\n" * 3)
+    done = _run(str(path), "--json", "-", "-p", processes)
     assert done.returncode == 1, done.stderr
     report = json.loads(done.stdout)  # nothing but the JSON: it pipes into jq
-    assert [r["status"] for r in report] == [200, 404]
-    assert "1 ok, 1 failed, of 2" in done.stderr and "FAILED" in done.stderr
+    assert done.stdout.lstrip().startswith("[") and done.stdout.rstrip().endswith("]")
+    assert [r["status"] for r in report] == [200, 404] * 3
+    assert "3 ok, 3 failed, of 6" in done.stderr and "FAILED" in done.stderr
 
 
-@pytest.mark.parametrize("pool", ["thread", "gevent"])
+def test_more_processes_than_urls_and_an_empty_list_are_fine(site: str, tmp_path: Path) -> None:
+    one = tmp_path / "one.txt"
+    one.write_text(f"http://{site}/ok\n")
+    done = _run(str(one), "-p", "4", "--json", "-", "-q")
+    assert done.returncode == 0, done.stderr
+    assert [r["status"] for r in json.loads(done.stdout)] == [200]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing to check\n")
+    done = _run(str(empty), "-p", "2", "--json", "-", "-q")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+
+
+def test_processes_and_via_queue_do_not_mix(site: str, tmp_path: Path) -> None:
+    path = tmp_path / "one.txt"
+    path.write_text(f"http://{site}/ok\n")
+    done = _run(str(path), "-p", "2", "--via-queue")
+    assert done.returncode == 2 and "-p" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("pool", ["thread", "async", "gevent"])
 def test_via_queue_gives_the_same_report(
     urls: Path, shared_url: str, tmp_path: Path, pool: str
 ) -> None:
@@ -167,3 +223,11 @@ def test_via_queue_gives_the_same_report(
     finally:
         worker.terminate()
         assert worker.wait(30) == 0
+
+
+def test_brackets_in_a_url_are_shown_as_text(site: str, tmp_path: Path) -> None:
+    path = tmp_path / "brackets.txt"
+    path.write_text(f"http://{site}/ok?q=[bold]x[/bold]\n")
+    done = _run(str(path))
+    assert done.returncode == 0, done.stderr
+    assert "q=[bold]x[/bold]" in done.stdout.replace("\n", "")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -41,7 +41,16 @@ def _read_urls(path: str) -> list[str]:
     default=500,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Checks in flight at once (in-process).",
+    help="Checks in flight at once, in all (in-process).",
+)
+@click.option(
+    "-p",
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes to split the URLs over (in-process), each with its own event loop and its "
+    "share of -c.",
 )
 @click.option(
     "--via-queue",
@@ -64,6 +73,7 @@ def monitor(
     expect: int,
     timeout: float,
     concurrency: int,
+    processes: int,
     via_queue: bool,
     wait: float | None,
     json_out: str | None,
@@ -71,9 +81,13 @@ def monitor(
     url: str | None,
 ) -> None:
     """Check every URL in URLS_FILE (one per line, # for comments); exit 1 if any failed."""
-    from ..monitor import check_many, check_via_queue
+    from ..monitor import Split, check_many, check_via_queue, run
 
+    if via_queue and processes > 1:
+        raise click.UsageError("-p splits in-process checks; with --via-queue the workers choose")
     urls = _read_urls(urls_file)
+    # Started before the progress bar's thread: the children are forked.
+    split = Split(urls, expect, timeout, concurrency, processes) if processes > 1 else None
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("checking"),
@@ -94,8 +108,10 @@ def monitor(
             from ..app import App
 
             results = check_via_queue(App(url), urls, expect, timeout, done, wait)
+        elif split is not None:
+            results = split.results(done)
         else:
-            results = asyncio.run(check_many(urls, expect, timeout, concurrency, done))
+            results = run(check_many(urls, expect, timeout, concurrency, done))
 
     failed = [r for r in results if not r.ok]
     if not quiet:
@@ -106,10 +122,10 @@ def monitor(
         table.add_column("result")
         for r in results:
             table.add_row(
-                r.url,
+                escape(r.url),  # a URL or a reason may hold [brackets]: text, not markup
                 "-" if r.status is None else str(r.status),
                 f"{r.seconds * 1000:.0f} ms",
-                "ok" if r.ok else f"[red]FAILED[/red] {r.reason}",
+                "ok" if r.ok else f"[red]FAILED[/red] {escape(r.reason)}",
             )
         out = Console(stderr=json_out == "-")  # stdout carries only the JSON then
         out.print(table)

@@ -109,6 +109,9 @@ class AsyncPool(Pool):
         async def drain() -> None:
             while self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            # As asyncio.run does before it closes a loop: async generators the tasks left
+            # suspended get to run their cleanup (close a client, a pool...).
+            await self._loop.shutdown_asyncgens()
 
         asyncio.run_coroutine_threadsafe(drain(), self._loop).result()
         self._stop()

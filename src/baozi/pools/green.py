@@ -9,6 +9,7 @@ inherit it). A call past its timeout, or cancelled, has its greenlet killed; so 
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import Future
 from typing import Any, ClassVar
 
@@ -30,6 +31,10 @@ def _gevent() -> Any:
 
 def gevent_patched() -> bool:
     """Whether the standard library is monkey-patched by gevent in this process."""
+    if (
+        "gevent.monkey" not in sys.modules
+    ):  # nothing patched, and no need to import gevent to say so
+        return False
     try:
         from gevent import monkey
     except ImportError:

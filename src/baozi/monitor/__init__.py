@@ -1,0 +1,37 @@
+"""The URL monitor: check that every URL answers as expected, thousands at once.
+
+In-process it runs coroutines with aiohttp's client, on one event loop or split over processes
+(:func:`check_split`, ``baozi monitor -p N``). With ``--via-queue`` each URL is a job for
+:func:`check_url`, run by workers anywhere: ``baozi worker baozi.monitor:app -P async`` (or
+``-P gevent``). In a gevent-patched process ``check_url`` is a blocking call on geventhttpclient,
+fit for greenlets; elsewhere it is a coroutine on aiohttp, which the async pool runs on its loop.
+Every failure is a reason in words (refused, DNS, TLS, timeout, redirect, status), never a
+traceback.
+"""
+
+from __future__ import annotations
+
+from ..app import App
+from ._aio import check_many, run
+from ._check import Check, reason_for
+from ._queue import check_via_queue
+from ._split import Split, check_split
+from ._task import TASK, check_url
+
+__all__ = [
+    "TASK",
+    "Check",
+    "Split",
+    "app",
+    "check_many",
+    "check_split",
+    "check_url",
+    "check_via_queue",
+    "reason_for",
+    "run",
+]
+
+app = App(importable=("baozi",))
+"""An app whose workers run the monitor's checks: ``baozi worker baozi.monitor:app -P async``.
+Its store is ``BAOZI_URL`` (or the worker's ``--url``)."""
+app.task(name=TASK)(check_url)

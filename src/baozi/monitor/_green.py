@@ -1,0 +1,86 @@
+"""The check as a blocking call for greenlets, with geventhttpclient: the gevent pool's task.
+
+Only a gevent-patched process imports this module (see ``baozi.monitor``); geventhttpclient comes
+with the ``gevent`` extra.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any
+
+import gevent
+
+from ._check import Check, failed, judge
+
+try:
+    from geventhttpclient import HTTPClient
+    from geventhttpclient.url import URL
+except ImportError as exc:  # pragma: no cover -- installed with gevent by the extra
+    raise ImportError(
+        "the monitor's gevent check needs geventhttpclient: pip install 'baozi[gevent]'"
+    ) from exc
+
+__all__ = ["check_url"]
+
+CONNECTIONS = 1000
+"""Connections each host's client may hold (the pool's concurrency bounds them in practice)."""
+
+HOSTS = 1000
+"""Clients kept, the most recently used: a worker that checks many hosts keeps no more."""
+
+_clients: OrderedDict[tuple[str, str, int, float], Any] = OrderedDict()
+
+
+def _client(url: Any, timeout: float) -> Any:
+    """The process's client for this scheme, host and port: its connections stay alive from one
+    job to the next, and every greenlet shares it (greenlets of one thread need no lock)."""
+    key = (url.scheme, url.host, url.port, timeout)
+    client = _clients.get(key)
+    if client is not None:
+        _clients.move_to_end(key)
+        return client
+    if len(_clients) >= HOSTS:
+        # Dropped, not closed: a greenlet may be using it still; its sockets close with it.
+        _clients.popitem(last=False)
+    client = _clients[key] = HTTPClient(
+        url.host,
+        url.port,
+        ssl=url.scheme == "https",
+        concurrency=CONNECTIONS,
+        connection_timeout=timeout,
+        network_timeout=timeout,
+    )
+    return client
+
+
+class _TimedOut(TimeoutError):
+    pass
+
+
+class _NotHTTPURL(ValueError):
+    pass
+
+
+def check_url(url: str, expect: int = 200, timeout: float = 5.0) -> dict[str, Any]:
+    """Check one URL with geventhttpclient; the job behind ``--via-queue`` on the gevent pool."""
+    started = time.monotonic()
+    try:
+        # The client's timeouts bound each connect and read; this one bounds the whole check.
+        with gevent.Timeout(timeout, _TimedOut(f"{url} took over {timeout:g}s")):
+            return _get(url, expect, timeout, started).as_dict()
+    except Exception as exc:  # every failure becomes a reason
+        return failed(url, exc, timeout, started).as_dict()
+
+
+def _get(url: str, expect: int, timeout: float, started: float) -> Check:
+    parsed = URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise _NotHTTPURL(url)
+    response = _client(parsed, timeout).get(parsed.request_uri)
+    try:
+        response.read()  # the whole answer, so the connection goes back to the pool
+    finally:
+        response.release()
+    return judge(url, response.status_code, response.get("location"), expect, started)
