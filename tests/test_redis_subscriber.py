@@ -57,6 +57,7 @@ class SilentRedis:
 
     def _serve(self, conn: socket.socket) -> None:
         buf = b""
+        subscribed = [False]  # this connection's
         with conn:
             while data := conn.recv(65536):
                 buf += data
@@ -64,16 +65,19 @@ class SilentRedis:
                     command, buf = _command(buf)
                     if command is None:
                         break
-                    conn.sendall(self._answer(command))
+                    conn.sendall(self._answer(command, subscribed))
 
-    def _answer(self, command: list[bytes]) -> bytes:
+    def _answer(self, command: list[bytes], subscribed: list[bool]) -> bytes:
         name = command[0].upper()
         if name == b"SUBSCRIBE":
             self.subscribes += 1
+            subscribed[0] = True
             channel = command[1]
             return b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n" % (len(channel), channel)
         if name == b"PING":
-            return b""  # the line is dead: nothing comes back
+            # Before its subscribe a line answers (some redis-py versions ping a new connection
+            # first); once subscribed it is dead: nothing comes back.
+            return b"" if subscribed[0] else b"+PONG\r\n"
         if name == b"HGET":
             return b"$-1\r\n"
         if name == b"SCAN":  # an empty database
