@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from ._common import Owner
+from ._common import Opened, Owner
 from ._typecodes import CType, Item
 from .lock import Lock
 
-__all__ = ["Cells"]
+__all__ = ["Cells", "Guarded"]
 
 
 class Cells:
@@ -108,3 +108,27 @@ class Cells:
         if self.what == "array":
             return f"baozi.Array {self.name!r}[{i}]"
         return f"baozi.Value {self.name!r}"
+
+
+class Guarded:
+    """What :class:`~baozi.Array` and :class:`~baozi.Value` share: their lock, taken as
+    ``multiprocessing``'s synchronized wrappers take theirs, and letting go of the handle."""
+
+    _cells: Cells
+
+    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
+        return self._cells.lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._cells.lock.release()
+
+    def __enter__(self) -> bool:
+        return self._cells.lock.__enter__()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._cells.lock.__exit__(*exc_info)
+
+    def close(self) -> None:
+        """Let go of this handle's connection (what it holds stays in the store)."""
+        if isinstance(self._cells.owner, Opened):
+            self._cells.owner.close()

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..backends import resolve_url
-from ._cells import Cells
+from ._cells import Cells, Guarded
 from ._common import Opened, Owner, check_sync_name
 from ._typecodes import Item, ctype_of
 from .lock import Lock
@@ -15,7 +15,7 @@ from .lock import Lock
 __all__ = ["Array"]
 
 
-class Array:
+class Array(Guarded):
     """A fixed-size array of one C type, shared by every process and machine on the store and
     kept across restarts -- the durable ``multiprocessing.Array``.
 
@@ -139,23 +139,6 @@ class Array:
     def get_obj(self) -> list[Any]:
         """The elements as a list, read at one moment (multiprocessing returns its ctypes array)."""
         return self._cells.snapshot()
-
-    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
-        return self._cells.lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self._cells.lock.release()
-
-    def __enter__(self) -> bool:
-        return self._cells.lock.__enter__()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._cells.lock.__exit__(*exc_info)
-
-    def close(self) -> None:
-        """Let go of this handle's connection (the values stay)."""
-        if isinstance(self._cells.owner, Opened):
-            self._cells.owner.close()
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Sent to another process (as multiprocessing's args), it opens the same array there.

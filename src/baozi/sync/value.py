@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backends import resolve_url
-from ._cells import Cells
+from ._cells import Cells, Guarded
 from ._common import Opened, Owner, check_sync_name
 from ._typecodes import ctype_of
 from .lock import Lock
@@ -13,7 +13,7 @@ from .lock import Lock
 __all__ = ["Value"]
 
 
-class Value:
+class Value(Guarded):
     """One number (or character) of a C type, shared by every process and machine on the store
     and kept across restarts -- the durable ``multiprocessing.Value``.
 
@@ -74,23 +74,6 @@ class Value:
     def get_obj(self) -> Any:
         """The value now in the store (multiprocessing returns its ctypes object)."""
         return self.value
-
-    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
-        return self._cells.lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self._cells.lock.release()
-
-    def __enter__(self) -> bool:
-        return self._cells.lock.__enter__()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._cells.lock.__exit__(*exc_info)
-
-    def close(self) -> None:
-        """Let go of this handle's connection (the value stays)."""
-        if isinstance(self._cells.owner, Opened):
-            self._cells.owner.close()
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Sent to another process (as multiprocessing's args), it opens the same value there.

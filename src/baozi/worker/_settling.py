@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -38,14 +39,10 @@ class Settling:
     _ended: tuple[Middleware, ...]
     _settled: tuple[Middleware, ...]
 
-    def _start(self, queue: str, item: Item) -> None:
-        raise NotImplementedError
-
-    def _leases(self, queue: str) -> JobLeases:
-        raise NotImplementedError
-
-    def _hooks(self, hook: str, *args: Any, only: tuple[Middleware, ...] | None = None) -> None:
-        raise NotImplementedError
+    # The Session's own methods (declared here for the type checker; Session defines them).
+    _start: Callable[[str, Item], None]
+    _leases: Callable[[str], JobLeases]
+    _hooks: Callable[..., None]
 
     def _settle_done(self, fetch: bool, keep: bool = True) -> tuple[int, int]:
         """Settle every finished job, one store call per queue; with ``fetch``, take jobs for
