@@ -9,6 +9,7 @@ from .contract import (
     QueueContract,
     StoreContract,
     TotalsContract,
+    WorkflowContract,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "QueueContract",
     "StoreContract",
     "TotalsContract",
+    "WorkflowContract",
 ]

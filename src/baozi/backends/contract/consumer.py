@@ -29,6 +29,7 @@ contract; a store with a faster way (a hand-off, a round trip saved) subclasses 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -112,13 +113,19 @@ class Consumer:
         return got
 
     def settle(
-        self, queue: str, outcomes: Sequence[Outcome], ttl: float, then_take: int = 0
+        self,
+        queue: str,
+        outcomes: Sequence[Outcome],
+        ttl: float,
+        then_take: int = 0,
+        *,
+        failed_ttl: float = math.inf,
     ) -> tuple[int, list[Delivery]]:
         """:meth:`JobStore.settle` the owner's jobs of ``queue``; then, with ``then_take``,
         :meth:`take` up to that many. Returns how many were settled (the rest had lost their
         lease) and what was taken. Works after :meth:`close` too (without taking). A failure
         of the take after a done settle raises :class:`TakeFailed`."""
-        held = self.store.settle(queue, self.owner, outcomes, ttl) if outcomes else 0
+        held = self.store.settle(queue, self.owner, outcomes, ttl, failed_ttl) if outcomes else 0
         if then_take <= 0 or self.closed:
             return held, []
         return held, self._top_up(held, [], then_take, self.queues)

@@ -4,13 +4,28 @@
 task name and a creation time; reserving one marks it started; :meth:`Store.settle` finishes it --
 succeeded or failed, with its result or error, kept for a time to live -- or schedules it again
 for a retry, in the same atomic step that ends its lease, so a job can never look "running" without
-a lease behind it. Its status is derived from its state: scheduled, queued, running (a lease that
-has run out reads "queued"), then succeeded, failed or cancelled.
+a lease behind it. Its status is derived from its state: waiting, scheduled, queued, running (a
+lease that has run out reads "queued"), then succeeded, failed or cancelled.
+
+**Unique jobs and dependencies** (see :class:`~baozi.backends.contract.records.NewJob`). A job
+may carry a unique key, global in the store: :meth:`enqueue` makes no job while another holds it
+(:func:`~baozi.backends.contract.records.unique_holds`) and returns that job's id as a
+:class:`~baozi.backends.contract.records.Deduplicated` -- decided atomically, so that any number
+of racing enqueues of one key make one job. A job may depend on others: it is "waiting" until
+they have all succeeded, and the step that ends the last of them (:meth:`settle`,
+:meth:`cancel`) makes it ready in the same transaction, so a dependent is released exactly once.
+A waiting job is an item of its queue that is not ready: :meth:`Store.counts` counts it as
+``waiting``, it counts toward ``maxsize``, it has no rank, and nothing reserves it.
+
+**Time to live.** A finished job's record is kept ``ttl`` seconds, a failed one's
+``failed_ttl`` seconds (``math.inf``: until :meth:`forget` removes it), each at least as long as
+its ``unique_for`` when it has a unique key.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
@@ -52,23 +67,47 @@ class JobStore(ABC):
         yield
 
     @abstractmethod
-    def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
+    def settle(
+        self,
+        queue: str,
+        owner: str,
+        outcomes: Sequence[Outcome],
+        ttl: float,
+        failed_ttl: float = math.inf,
+    ) -> int:
         """End the runs of jobs ``owner`` holds, all in one step: finished ones keep their record for
-        ``ttl`` seconds, retried ones are scheduled again. Jobs ``owner`` no longer holds are left
-        alone. Returns how many were settled."""
+        ``ttl`` seconds (failed ones ``failed_ttl``), retried ones are scheduled again; jobs that
+        depend on the finished ones are released (or cancelled, or failed) in the same step.
+        Jobs ``owner`` no longer holds are left alone. Returns how many were settled."""
 
     @abstractmethod
-    def cancel(self, job_id: str, ttl: float = 86400.0, *, running: bool = True) -> bool:
-        """Mark a job that has not finished -- waiting (queued or scheduled) or running --
+    def cancel(
+        self,
+        job_id: str,
+        ttl: float = 86400.0,
+        *,
+        running: bool = True,
+        failed_ttl: float = math.inf,
+    ) -> bool:
+        """Mark a job that has not finished -- waiting, scheduled, queued or running --
         cancelled, its record kept ``ttl`` seconds; False once it has finished. A running job's
         lease ends in the same step: its owner's :meth:`settle` and ``extend`` leave it alone
         (its worker learns of it through :meth:`statuses`). With ``running=False`` a job whose
-        lease is live is left alone too (False), as ``concurrent.futures`` cancels."""
+        lease is live is left alone too (False), as ``concurrent.futures`` cancels. Jobs that
+        depend on it are cancelled, failed (kept ``failed_ttl``) or released in the same step,
+        as each one's ``on_dependency_failure`` says."""
+
+    @abstractmethod
+    def forget(self, job_ids: Sequence[str]) -> int:
+        """Remove the records of these jobs that have finished (jobs not yet finished are left
+        alone); return how many were removed. How failed jobs kept without end leave."""
 
     @abstractmethod
     def requeue(self, job_id: str) -> bool:
         """Put a failed or cancelled job back in its queue, at its original place, starting over
-        (its failure and delivery counts cleared); False if it is not failed or cancelled."""
+        (its failure and delivery counts cleared, ready at once); False if it is not failed or
+        cancelled. Its dependencies are not waited for again, and the jobs that depended on it
+        keep what became of them."""
 
     @abstractmethod
     def record(self, job_id: str) -> JobRecord | None:

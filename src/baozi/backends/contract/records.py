@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import NamedTuple
 
 __all__ = [
     "CLAIM_TTL",
     "COUNTED",
+    "DEPENDENCY_FAILED",
     "Counts",
+    "Deduplicated",
+    "ON_DEPENDENCY_FAILURE",
+    "UNIQUE_WHILE",
     "Item",
     "JobRecord",
     "NewJob",
@@ -16,6 +21,9 @@ __all__ = [
     "Priority",
     "STATUSES",
     "WorkerInfo",
+    "dependency_error",
+    "kept_for",
+    "unique_holds",
 ]
 
 Priority = int | float
@@ -35,12 +43,61 @@ class Item(NamedTuple):
     """For a job, how many of its runs have raised so far."""
 
 
+UNIQUE_WHILE = ("queued_or_running", "queued", "running")
+"""When a job holds its unique key (see :func:`unique_holds`)."""
+
+ON_DEPENDENCY_FAILURE = ("cancel", "run", "fail")
+"""What becomes of a job when one of the jobs it depends on ends other than "succeeded"."""
+
+
 class NewJob(NamedTuple):
-    """A job to enqueue: the task it runs, its encoded call, its priority."""
+    """A job to enqueue: the task it runs, its encoded call, its priority; and optionally its
+    unique key and the jobs it waits for.
+
+    With ``unique_key``, :meth:`Store.enqueue` first looks for a job of the store (any queue)
+    with that key that still holds it (:func:`unique_holds`, by that job's own ``unique_while``
+    and ``unique_for``): if there is one, no job is made and its id is returned as a
+    :class:`Deduplicated`. A job earlier in the same call counts too.
+
+    With ``depends_on`` (ids of jobs the store holds, in any queue), the job is "waiting" until
+    every one of them has succeeded; then it is ready (or scheduled, if its ``delay`` has not
+    yet passed). When one of them ends otherwise -- failed for good, or cancelled -- the job's
+    ``on_dependency_failure`` decides, in the same atomic step: "cancel" cancels it, "fail"
+    fails it with a ``DependencyFailed`` error, and "run" counts that dependency as done. A job
+    cancelled or failed this way does the same to its own dependents. A dependency that has
+    already ended when the job is enqueued counts at once; an id the store has no job for makes
+    :meth:`Store.enqueue` raise :class:`~baozi.errors.JobNotFound` and file nothing.
+    """
 
     task: str
     payload: bytes
     priority: Priority = 0
+    unique_key: str | None = None
+    unique_while: str = "queued_or_running"
+    unique_for: float = 0.0
+    depends_on: tuple[str, ...] = ()
+    on_dependency_failure: str = "cancel"
+
+
+class Deduplicated(str):
+    """The id :meth:`Store.enqueue` returns in place of a new job's when another job holds the
+    new job's unique key: the id of that job (``isinstance(job_id, Deduplicated)``)."""
+
+    __slots__ = ()
+
+
+def unique_holds(
+    unique_while: str, unique_for: float, status: str, finished_at: float | None, now: float
+) -> bool:
+    """Whether a job with a unique key holds it: while it is "queued" (any status before it
+    runs: waiting, scheduled, queued -- a retry waits as scheduled or queued) or "running", as
+    its ``unique_while`` says; and for ``unique_for`` seconds after it finished, however it
+    ended."""
+    if status in ("succeeded", "failed", "cancelled"):
+        return finished_at is not None and finished_at + unique_for > now
+    if status == "running":
+        return unique_while != "queued"
+    return unique_while != "running"
 
 
 class Outcome(NamedTuple):
@@ -55,6 +112,9 @@ class Outcome(NamedTuple):
     that slot: the next :meth:`Store.release_slot` of it makes the first such job (in queue order)
     ready at once, and ``retry_in`` is only how long it waits at most; if the slot has fewer than
     ``slot_limit`` holders when this is settled (one left meanwhile), the job is ready at once.
+
+    A job that ends ("succeeded", "failed") releases the jobs that depend on it in the same
+    step (see :class:`NewJob`).
     """
 
     id: str
@@ -70,7 +130,31 @@ CLAIM_TTL = 10.0
 """How long a slot freed for a waiting job stays kept for it (it is ready: a worker takes it
 within moments unless every worker is busy)."""
 
-STATUSES = ("scheduled", "queued", "running", "succeeded", "failed", "cancelled")
+STATUSES = ("waiting", "scheduled", "queued", "running", "succeeded", "failed", "cancelled")
+"""A job's status: "waiting" for the jobs it depends on, "scheduled" for its time (a delay or a
+retry's back-off), "queued" (ready; or its lease ran out), "running" (leased), then how it
+ended."""
+
+DEPENDENCY_FAILED = "DependencyFailed"
+"""The error type of a job failed because a job it depends on did not succeed."""
+
+
+def dependency_error(parent: str, parent_status: str) -> str:
+    """The error a job failed by its dependency ``parent`` keeps (JSON, as a worker's errors)."""
+    return json.dumps(
+        {
+            "type": DEPENDENCY_FAILED,
+            "message": f"job {parent}, which this job depends on, {parent_status}",
+            "traceback": "",
+        }
+    )
+
+
+def kept_for(ttl: float, unique_key: str | None, unique_for: float) -> float:
+    """How long a finished job's record is kept: its time to live, or longer while it still
+    holds its unique key (the key is looked up through the record)."""
+    return max(ttl, unique_for) if unique_key is not None else ttl
+
 
 COUNTED = ("enqueued", "started", "succeeded", "failed", "cancelled")
 """The events :meth:`Store.job_totals` counts, per queue and task:
@@ -108,6 +192,12 @@ class JobRecord:
     result: bytes | None
     error: str | None
     progress: str | None
+    unique_key: str | None = None
+    parents: tuple[str, ...] = ()
+    """The jobs it depends on, in the order given (ids; a purged one's id stays)."""
+    children: tuple[str, ...] = ()
+    """The jobs that depend on it, oldest first (ids of jobs the store still holds)."""
+    on_dependency_failure: str = "cancel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +222,9 @@ class Counts:
     ready: int
     leased: int
     scheduled: int
+    waiting: int = 0
+    """Jobs waiting for the jobs they depend on."""
 
     @property
     def total(self) -> int:
-        return self.ready + self.leased + self.scheduled
+        return self.ready + self.leased + self.scheduled + self.waiting

@@ -3,6 +3,7 @@ so one round trip and one commit."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -19,16 +20,22 @@ class PostgresConsumer(Consumer):
     store: PostgresStore
 
     def settle(
-        self, queue: str, outcomes: Sequence[Outcome], ttl: float, then_take: int = 0
+        self,
+        queue: str,
+        outcomes: Sequence[Outcome],
+        ttl: float,
+        then_take: int = 0,
+        *,
+        failed_ttl: float = math.inf,
     ) -> tuple[int, list[Delivery]]:
         plain = all(o.status in ("succeeded", "failed") for o in outcomes)
         if not outcomes or not plain or then_take <= 0 or self.closed:
-            return super().settle(queue, outcomes, ttl, then_take)
+            return super().settle(queue, outcomes, ttl, then_take, failed_ttl=failed_ttl)
         s = self.store
         db = s._db
         qid = db.qids.get(queue) or db.find_qid(queue)
         if qid is None:
-            return super().settle(queue, outcomes, ttl, then_take)
+            return super().settle(queue, outcomes, ttl, then_take, failed_ttl=failed_ttl)
         params = finish_params(self.owner, outcomes, ttl)
         params.update(qid=qid, n=then_take, lease=self.lease)
         sql = s.sql(SETTLE_AND_RESERVE)

@@ -12,6 +12,7 @@ ready (a release, a due time) -- wakes the receiver through the store's change f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -52,10 +53,16 @@ class RedisConsumer(Consumer):
             self.store._server.hand_back(queue, self.owner, [item.id for item in rest])
 
     def settle(
-        self, queue: str, outcomes: Sequence[Outcome], ttl: float, then_take: int = 0
+        self,
+        queue: str,
+        outcomes: Sequence[Outcome],
+        ttl: float,
+        then_take: int = 0,
+        *,
+        failed_ttl: float = math.inf,
     ) -> tuple[int, list[Delivery]]:
         if not outcomes or then_take <= 0 or self.closed or queue != self.queues[0]:
-            return super().settle(queue, outcomes, ttl, then_take)
+            return super().settle(queue, outcomes, ttl, then_take, failed_ttl=failed_ttl)
         store = self.store
         server = store._server
         settle = store._settle_args(queue, self.owner, outcomes, ttl)

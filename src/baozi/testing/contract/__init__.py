@@ -1,6 +1,7 @@
 """Behaviour every store must show, written once and run against every backend, in the parts
 of the store contract: :class:`QueueContract`, :class:`JobContract` (with the job totals of
-:class:`TotalsContract`), :class:`CoordContract` and :class:`ConsumerContract`.
+:class:`TotalsContract` and the unique keys and dependencies of :class:`WorkflowContract`),
+:class:`CoordContract` and :class:`ConsumerContract`.
 :class:`StoreContract` is all of them.
 
 Usage (pytest)::
@@ -20,6 +21,7 @@ from .coord import CoordContract
 from .jobs import JobContract
 from .queues import QueueContract
 from .totals import TotalsContract
+from .workflows import WorkflowContract
 
 __all__ = [
     "ConsumerContract",
@@ -28,8 +30,16 @@ __all__ = [
     "QueueContract",
     "StoreContract",
     "TotalsContract",
+    "WorkflowContract",
 ]
 
 
-class StoreContract(QueueContract, JobContract, TotalsContract, CoordContract, ConsumerContract):
+class StoreContract(
+    QueueContract,
+    JobContract,
+    TotalsContract,
+    WorkflowContract,
+    CoordContract,
+    ConsumerContract,
+):
     """Every part of the contract: subclass it and provide a ``store`` fixture."""
