@@ -15,7 +15,8 @@ of racing enqueues of one key make one job. A job may depend on others: it is "w
 they have all succeeded, and the step that ends the last of them (:meth:`settle`,
 :meth:`cancel`) makes it ready in the same transaction, so a dependent is released exactly once.
 A waiting job is an item of its queue that is not ready: :meth:`Store.counts` counts it as
-``waiting``, it counts toward ``maxsize``, it has no rank, and nothing reserves it.
+``waiting``, it has no rank, nothing reserves it, and (like a scheduled job) it is not one of
+the ready items ``maxsize`` bounds.
 
 **Time to live.** A finished job's record is kept ``ttl`` seconds, a failed one's
 ``failed_ttl`` seconds (``math.inf``: until :meth:`forget` removes it), each at least as long as

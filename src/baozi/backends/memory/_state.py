@@ -16,7 +16,7 @@ from sortedcontainers import SortedList
 from .._signal import ChangeSignal
 from ..base import Item, Priority, WorkerInfo
 
-READY, LEASED, SCHEDULED, FINISHED = 0, 1, 2, -1
+READY, LEASED, SCHEDULED, WAITING, FINISHED = 0, 1, 2, 3, -1
 Key = tuple[Priority, int, int]
 
 
@@ -42,10 +42,21 @@ class Entry:
     result: bytes | None = None
     error: str | None = None
     progress: str | None = None
+    # unique keys and dependencies (see NewJob)
+    unique_key: str | None = None
+    unique_while: str = "queued_or_running"
+    unique_for: float = 0.0
+    parents: tuple[str, ...] = ()
+    waiting_on: set[int] = field(default_factory=set)  # parents not yet ended
+    on_dependency_failure: str = "cancel"
+    children: list[int] = field(default_factory=list)
+    ready_at: float = 0.0  # when a waiting job's delay passes
 
     def status(self, now: float) -> str:
         if self.outcome is not None:
             return self.outcome
+        if self.state == WAITING:
+            return "waiting"
         if self.state == READY or self.due <= now:
             return "queued"
         return "running" if self.state == LEASED else "scheduled"
@@ -107,6 +118,7 @@ class State:
         self.grants: dict[str, dict[str, float]] = {}  # rate name -> ticket -> booked time
         self.waiters: dict[str, dict[int, str]] = {}  # slot -> job waiting for it -> its queue
         self.totals: dict[str, Counter[tuple[str, str]]] = {}  # queue -> (task, event) -> n
+        self.unique: dict[str, list[int]] = {}  # unique key -> jobs that may hold it
 
     def queue(self, name: str) -> QueueState:
         """The queue, made if it is new: for writes."""

@@ -2,22 +2,207 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
 
-from ..base import COUNTED, STATUSES, JobRecord, Outcome, WorkerInfo
-from ._state import FINISHED, LEASED, READY, SCHEDULED, Entry, QueueState, item_numbers
+from ...errors import JobNotFound
+from ..base import (
+    COUNTED,
+    STATUSES,
+    Deduplicated,
+    JobRecord,
+    NewJob,
+    Outcome,
+    WorkerInfo,
+    dependency_error,
+    kept_for,
+    unique_holds,
+)
+from ._state import FINISHED, LEASED, READY, SCHEDULED, WAITING, Entry, QueueState, item_numbers
 from .coord import MemoryCoordination
 
 __all__ = ["MemoryStore"]
 
 
 class MemoryStore(MemoryCoordination):
-    def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
+    def enqueue(
+        self,
+        queue: str,
+        jobs: Sequence[NewJob],
+        *,
+        front: bool = False,
+        delay: float = 0.0,
+        maxsize: int = 0,
+    ) -> list[str]:
+        if all(j.unique_key is None and not j.depends_on for j in jobs):
+            return super().enqueue(queue, jobs, front=front, delay=delay, maxsize=maxsize)
+        st = self._state
+        with st.lock:
+            now = time.time()
+            parents = [self._parents(j) for j in jobs]  # raises before anything is filed
+            taken: dict[str, int] = {}  # unique key -> index of the job of this call holding it
+            fresh: list[int] = []
+            for i, j in enumerate(jobs):
+                if j.unique_key is None:
+                    fresh.append(i)
+                elif j.unique_key not in taken and self._holder(j.unique_key, now) is None:
+                    taken[j.unique_key] = i
+                    fresh.append(i)
+            rows = [(jobs[i].priority, jobs[i].payload, jobs[i].task) for i in fresh]
+            made = dict(
+                zip(fresh, self._add(queue, rows, front, delay, maxsize, None), strict=True)
+            )
+            q = st.queue(queue)
+            ended: list[tuple[int, str]] = []
+            for i, job_id in made.items():
+                j, num = jobs[i], int(job_id)
+                entry = q.entries[num]
+                entry.unique_key, entry.unique_while = j.unique_key, j.unique_while
+                entry.unique_for = float(j.unique_for)
+                entry.on_dependency_failure = j.on_dependency_failure
+                if j.unique_key is not None:
+                    st.unique.setdefault(j.unique_key, []).append(num)
+                if not parents[i]:
+                    continue
+                entry.parents = tuple(dict.fromkeys(j.depends_on))
+                for pnum, parent in parents[i]:
+                    parent.children.append(num)
+                    if parent.outcome is None:
+                        entry.waiting_on.add(pnum)
+                if entry.state == READY:
+                    q.ready.remove(entry.key)
+                entry.ready_at = entry.due if entry.state == SCHEDULED else now
+                entry.state = WAITING
+                entry.stamp += 1
+                failed = [p for _, p in parents[i] if p.outcome not in (None, "succeeded")]
+                if failed and j.on_dependency_failure != "run":
+                    pnum, parent = next((n, p) for n, p in parents[i] if p in failed)
+                    ended.append(self._end_dependent(num, entry, str(pnum), parent, now))
+                elif not entry.waiting_on:
+                    self._ready(q, num, entry, now)
+            self._release(ended, now, 86400.0, math.inf)
+            out: list[str] = []
+            for i, j in enumerate(jobs):
+                if i in made:
+                    out.append(made[i])
+                else:
+                    assert j.unique_key is not None
+                    held = made.get(taken[j.unique_key]) if j.unique_key in taken else None
+                    holder = held or str(self._holder(j.unique_key, now))
+                    out.append(Deduplicated(holder))
+        st.signal.notify()
+        return out
+
+    def _parents(self, job: NewJob) -> list[tuple[int, Entry]]:
+        out = []
+        for job_id in dict.fromkeys(job.depends_on):
+            found = self._job(job_id)
+            if found is None:
+                raise JobNotFound(
+                    f"no job {job_id!r} in {self.location}: a new job depends on it; "
+                    "give the id of a job the store holds"
+                )
+            out.append((found[1], found[2]))
+        return out
+
+    def _holder(self, key: str, now: float) -> int | None:
+        """The job holding unique ``key``, if one does; forgets jobs that no longer can."""
+        holder, keep = None, []
+        for num in self._state.unique.get(key, []):
+            found = self._job(str(num))
+            if found is None:
+                continue
+            e = found[2]
+            holds = unique_holds(e.unique_while, e.unique_for, e.status(now), e.finished_at, now)
+            if holds or e.outcome is None:
+                keep.append(num)
+            if holds and holder is None:
+                holder = num
+        if keep:
+            self._state.unique[key] = keep
+        else:
+            self._state.unique.pop(key, None)
+        return holder
+
+    def _ready(self, q: QueueState, num: int, entry: Entry, now: float) -> None:
+        """A waiting job whose dependencies have all ended: ready, or scheduled for its delay."""
+        if entry.ready_at > now:
+            entry.state = SCHEDULED
+            q.set_due(num, entry, entry.ready_at)
+        else:
+            entry.state = READY
+            entry.stamp += 1
+            q.ready.add(entry.key)
+
+    def _finish(
+        self, q: QueueState, num: int, entry: Entry, outcome: str, now: float, ttl: float
+    ) -> None:
+        entry.state, entry.outcome, entry.finished_at, entry.owner = FINISHED, outcome, now, None
+        entry.expires_at = now + kept_for(ttl, entry.unique_key, entry.unique_for)
+        entry.stamp += 1
+        q.done[num] = q.entries.pop(num)
+        self._state.count(self._state.where[num], entry.task, outcome)
+
+    def _end_dependent(
+        self, num: int, entry: Entry, parent_id: str, parent: Entry, now: float
+    ) -> tuple[int, str]:
+        """Cancel or fail a waiting job whose dependency did not succeed (its TTL set later)."""
+        q = self._state.queue(self._state.where[num])
+        if entry.on_dependency_failure == "fail":
+            entry.error = dependency_error(parent_id, parent.outcome or "failed")
+            self._finish(q, num, entry, "failed", now, 0.0)
+            return num, "failed"
+        self._finish(q, num, entry, "cancelled", now, 0.0)
+        return num, "cancelled"
+
+    def _release(
+        self, ended: list[tuple[int, str]], now: float, ttl: float, failed_ttl: float
+    ) -> None:
+        """Release, cancel or fail the waiting dependents of jobs that just ended, and theirs."""
+        work = collections.deque(ended)
+        for num, outcome in ended:  # the dependents ended at enqueue: their TTLs
+            e = self._job(str(num))
+            if e is not None:
+                keep = failed_ttl if outcome == "failed" else ttl
+                e[2].expires_at = now + kept_for(keep, e[2].unique_key, e[2].unique_for)
+        while work:
+            pnum, outcome = work.popleft()
+            found = self._job(str(pnum))
+            if found is None:
+                continue
+            parent = found[2]
+            for cnum in parent.children:
+                child_found = self._job(str(cnum))
+                if child_found is None:
+                    continue
+                cq, _, child = child_found
+                if child.state != WAITING or pnum not in child.waiting_on:
+                    continue
+                child.waiting_on.discard(pnum)
+                if outcome == "succeeded" or child.on_dependency_failure == "run":
+                    if not child.waiting_on:
+                        self._ready(cq, cnum, child, now)
+                    continue
+                done = self._end_dependent(cnum, child, str(pnum), parent, now)
+                keep = failed_ttl if done[1] == "failed" else ttl
+                child.expires_at = now + kept_for(keep, child.unique_key, child.unique_for)
+                work.append(done)
+
+    def settle(
+        self,
+        queue: str,
+        owner: str,
+        outcomes: Sequence[Outcome],
+        ttl: float,
+        failed_ttl: float = math.inf,
+    ) -> int:
         st = self._state
         done = 0
+        ended: list[tuple[int, str]] = []
         with st.lock:
             q = st.existing(queue)
             now = time.time()
@@ -51,11 +236,13 @@ class MemoryStore(MemoryCoordination):
                         q.ready.add(entry.key)
                 else:
                     entry.failures += o.status == "failed"
-                    entry.state, entry.outcome, entry.result = FINISHED, o.status, o.result
-                    entry.finished_at, entry.expires_at = now, now + ttl
-                    q.done[num] = q.entries.pop(num)
-                    st.count(queue, entry.task, o.status)
+                    entry.result = o.result
+                    keep = failed_ttl if o.status == "failed" else ttl
+                    self._finish(q, num, entry, o.status, now, keep)
+                    if entry.children:
+                        ended.append((num, o.status))
                 done += 1
+            self._release(ended, now, ttl, failed_ttl)
         if done:
             st.signal.notify()
         return done
@@ -69,7 +256,14 @@ class MemoryStore(MemoryCoordination):
         entry = q.entries.get(nums[0]) or q.done.get(nums[0])
         return (q, nums[0], entry) if entry is not None else None
 
-    def cancel(self, job_id: str, ttl: float = 86400.0, *, running: bool = True) -> bool:
+    def cancel(
+        self,
+        job_id: str,
+        ttl: float = 86400.0,
+        *,
+        running: bool = True,
+        failed_ttl: float = math.inf,
+    ) -> bool:
         st = self._state
         with st.lock:
             found = self._job(job_id)
@@ -84,11 +278,8 @@ class MemoryStore(MemoryCoordination):
             if entry.state == READY:
                 q.ready.remove(entry.key)
             now = time.time()
-            entry.state, entry.outcome, entry.finished_at = FINISHED, "cancelled", now
-            entry.expires_at, entry.owner = now + ttl, None  # a running one's lease ends here
-            entry.stamp += 1
-            q.done[num] = q.entries.pop(num)
-            st.count(st.where[num], entry.task, "cancelled")
+            self._finish(q, num, entry, "cancelled", now, ttl)  # a running one's lease ends here
+            self._release([(num, "cancelled")], now, ttl, failed_ttl)
         st.signal.notify()
         return True
 
@@ -102,8 +293,11 @@ class MemoryStore(MemoryCoordination):
             entry.state, entry.outcome, entry.result, entry.error = READY, None, None, None
             entry.finished_at, entry.failures, entry.owner = None, 0, None
             entry.deliveries = 0  # retried by hand: it starts over
+            entry.waiting_on.clear()  # and waits for nothing
             q.entries[num] = q.done.pop(num)
             q.ready.add(entry.key)
+            if entry.unique_key is not None and num not in st.unique.get(entry.unique_key, []):
+                st.unique.setdefault(entry.unique_key, []).append(num)
         st.signal.notify()
         return True
 
@@ -124,6 +318,10 @@ class MemoryStore(MemoryCoordination):
             entry.result,
             entry.error,
             entry.progress,
+            entry.unique_key,
+            entry.parents,
+            tuple(str(c) for c in entry.children if c in self._state.where),
+            entry.on_dependency_failure,
         )
 
     def record(self, job_id: str) -> JobRecord | None:
@@ -173,6 +371,7 @@ class MemoryStore(MemoryCoordination):
         counts = self.counts(queue)
         out = dict.fromkeys(STATUSES, 0)
         out.update(scheduled=counts.scheduled, queued=counts.ready, running=counts.leased)
+        out["waiting"] = counts.waiting
         with self._state.lock:
             for entry in self._state.existing(queue).done.values():
                 out[entry.outcome or "succeeded"] += 1
@@ -204,6 +403,18 @@ class MemoryStore(MemoryCoordination):
                 for num in [n for n, e in q.done.items() if e.expires_at <= now]:
                     del q.done[num]
                     st.where.pop(num, None)
+                    removed += 1
+        return removed
+
+    def forget(self, job_ids: Sequence[str]) -> int:
+        st = self._state
+        removed = 0
+        with st.lock:
+            for num in item_numbers(job_ids):
+                name = st.where.get(num)
+                q = st.queues.get(name) if name is not None else None
+                if q is not None and q.done.pop(num, None) is not None:
+                    del st.where[num]
                     removed += 1
         return removed
 

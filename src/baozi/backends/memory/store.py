@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from ...errors import Full
 from .._rows import Row, RowStore
 from ..base import Counts, Item
-from ._state import LEASED, READY, SCHEDULED, Entry, QueueState, item_numbers, shared_state
+from ._state import LEASED, READY, SCHEDULED, WAITING, Entry, QueueState, item_numbers, shared_state
 
 __all__ = ["MemoryQueues"]
 
@@ -161,7 +161,8 @@ class MemoryQueues(RowStore):
             q.promote(time.time())
             ready = len(q.ready)
             leased = sum(1 for e in q.entries.values() if e.state == LEASED)
-            return Counts(ready, leased, len(q.entries) - ready - leased)
+            waiting = sum(1 for e in q.entries.values() if e.state == WAITING)
+            return Counts(ready, leased, len(q.entries) - ready - leased - waiting, waiting)
 
     def next_due(self, queue: str) -> float | None:
         with self._state.lock:
