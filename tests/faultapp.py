@@ -35,3 +35,20 @@ def tick(path: str, tag: int, seconds: float) -> int:
 
 app.task(name="pid_then_sleep")(pid_then_sleep)
 app.task(name="tick")(tick)
+
+
+def member(path: str, i: int) -> int:
+    """A chord member: one line per run, then its number squared."""
+    time.sleep(0.002)
+    _append(path, f"m{i}")
+    return i * i
+
+
+def gather(results: list[int], path: str) -> int:
+    """A chord's callback: one line per run, then the sum of the members' results."""
+    _append(path, "callback")
+    return sum(results)
+
+
+app.task(name="member")(member)
+app.task(name="gather")(gather)

@@ -23,6 +23,7 @@ from .errors import (
     AppNotFound,
     BaoziError,
     Cancelled,
+    DependencyFailed,
     Empty,
     EnqueueFailed,
     Full,
@@ -44,6 +45,7 @@ from .queues import LifoQueue, PriorityQueue, Queue
 from .sync import Array, Condition, Dict, Event, Lock, Semaphore, Value
 from .tasks import Task, TaskOptions
 from .worker import Worker
+from .workflows import Chain, Chord, Group, Signature, Workflow, chain, chord, group
 
 try:
     __version__ = _metadata.version("baozi")
@@ -55,13 +57,17 @@ __all__ = [
     "AppNotFound",
     "Array",
     "BaoziError",
+    "Chain",
+    "Chord",
     "Condition",
+    "DependencyFailed",
     "Deque",
     "Dict",
     "Empty",
     "EnqueueFailed",
     "Event",
     "Full",
+    "Group",
     "Hold",
     "Job",
     "Cancelled",
@@ -80,6 +86,7 @@ __all__ = [
     "Retry",
     "Run",
     "Semaphore",
+    "Signature",
     "Store",
     "StoreError",
     "StoreUnavailable",
@@ -89,7 +96,11 @@ __all__ = [
     "UnknownTask",
     "Value",
     "Worker",
+    "Workflow",
     "__version__",
+    "chain",
+    "chord",
     "current_job",
+    "group",
     "open_store",
 ]

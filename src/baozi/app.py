@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -87,6 +88,12 @@ def _check_enqueue(
     return timeout
 
 
+def _ttl(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
 class App:
     """Tasks and the store their jobs live in. Every process that runs or enqueues jobs makes the
     same App (usually by importing the module that defines it)."""
@@ -97,6 +104,7 @@ class App:
         *,
         lease: float = 30.0,
         result_ttl: float = 86400.0,
+        failed_ttl: float | None = None,
         serializer: str | Serializer = "json",
         importable: Iterable[str] = (),
         middleware: Iterable[Middleware] = (),
@@ -105,7 +113,9 @@ class App:
             raise ValueError(f"lease must be a positive number of seconds, not {lease!r}")
         self.url = resolve_url(url)
         self.lease = float(lease)
-        self.result_ttl = float(result_ttl)
+        self.result_ttl = _ttl(result_ttl, "result_ttl")
+        # Jobs that failed for good are kept until someone removes them, unless asked otherwise.
+        self.failed_ttl = math.inf if failed_ttl is None else _ttl(failed_ttl, "failed_ttl")
         self.codec = get_serializer(serializer)
         # The defaults first: limits, retries, callbacks (see baozi.middleware).
         self.middleware: list[Middleware] = [Limits(), Retries(), Callbacks()]
@@ -228,7 +238,12 @@ class App:
         front: bool,
         block: bool,
         timeout: float | None,
+        *,
+        links: dict[str, Any] | None = None,
+        meta: dict[str, str] | None = None,
     ) -> list[Job]:
+        """Enqueue one job per call; ``links`` are :class:`NewJob` fields (a unique key,
+        dependencies) every job gets, ``meta`` is stored with each call."""
         timeout = _check_enqueue(calls, queue, priority, delay, timeout)
         if front or (self.queues.get(queue) or _UNDECLARED).order == "lifo":
             self.store.require("lifo")  # before anything is done: NotSupported at the call
@@ -236,10 +251,17 @@ class App:
             self.store.require("priority")
         hooks = self._enqueue_hooks
         if not hooks:
-            jobs = [NewJob(task_name, self.codec.dumps([list(a), k]), priority) for a, k in calls]
+            jobs = [
+                NewJob(task_name, self.codec.dumps(_call_of(a, k, meta or {})), priority)
+                for a, k in calls
+            ]
+            if links:
+                jobs = [j._replace(**links) for j in jobs]
             ids = self._file(jobs, queue, delay, front, block, timeout)
             return [Job(self, i) for i in ids]
-        messages = [Message(task_name, a, k, queue, priority, delay) for a, k in calls]
+        messages = [
+            Message(task_name, a, k, queue, priority, delay, dict(meta or {})) for a, k in calls
+        ]
         begun = 0  # (message, middleware) pairs whose before_enqueue returned
         try:
             for message in messages:
@@ -250,6 +272,8 @@ class App:
                 NewJob(task_name, self.codec.dumps(_call_of(m.args, m.kwargs, m.meta)), priority)
                 for m in messages
             ]
+            if links:
+                jobs = [j._replace(**links) for j in jobs]
             ids = self._file(jobs, queue, delay, front, block, timeout)
         except BaseException:
             # Whatever failed, each middleware that saw a message hears it was not enqueued.

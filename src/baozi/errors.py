@@ -43,6 +43,7 @@ __all__ = [
     "EnqueueFailed",
     "Full",
     "JobCancelled",
+    "DependencyFailed",
     "JobFailed",
     "JobNotFound",
     "Retry",
@@ -78,8 +79,13 @@ class JobFailed(BaoziError):
         self.traceback = traceback
 
 
+class DependencyFailed(JobFailed):
+    """The job was failed without running: a job it depends on did not succeed, and it was
+    enqueued with ``on_dependency_failure="fail"``."""
+
+
 class JobCancelled(BaoziError):
-    """The job was cancelled before it started, so it has no result."""
+    """The job was cancelled, so it has no result."""
 
 
 class Cancelled(BaseException):  # noqa: N818 -- named as asyncio.CancelledError's peer

@@ -33,9 +33,12 @@ class JobFuture(concurrent.futures.Future[Any]):
             return self.cancelled()
         store = self.job.app.store
         store.require("cancel")
-        return store.cancel(self.job.id, ttl=self.job.app.result_ttl, running=False) and (
-            super().cancel()
-        )
+        return store.cancel(
+            self.job.id,
+            ttl=self.job.app.result_ttl,
+            running=False,
+            failed_ttl=self.job.app.failed_ttl,
+        ) and (super().cancel())
 
 
 def _complete(future: JobFuture, job: Job) -> None:

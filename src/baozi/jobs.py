@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._outage import outage
 from ._waiting import check_timeout
-from .backends.base import JobRecord
-from .errors import JobCancelled, JobFailed, JobNotFound
+from .backends.base import DEPENDENCY_FAILED, Deduplicated, JobRecord
+from .errors import DependencyFailed, JobCancelled, JobFailed, JobNotFound
 
 if TYPE_CHECKING:
     from .app import App
@@ -37,7 +37,10 @@ class Job:
 
     def __init__(self, app: App, job_id: str, *, owner: str | None = None) -> None:
         self.app = app
-        self.id = job_id
+        self.deduplicated = isinstance(job_id, Deduplicated)
+        """Whether the enqueue that returned this handle made no job, because this one held
+        its unique key (False on a handle made any other way)."""
+        self.id = str(job_id)
         self._owner = owner  # set only inside the worker running it
 
     def record(self) -> JobRecord:
@@ -49,7 +52,8 @@ class Job:
 
     @property
     def status(self) -> str:
-        """One of scheduled, queued, running, succeeded, failed, cancelled."""
+        """One of waiting (for the jobs it depends on), scheduled, queued, running, succeeded,
+        failed, cancelled."""
         return self.record().status
 
     @property
@@ -64,6 +68,20 @@ class Job:
     def attempts(self) -> int:
         """How many times a worker has started this job."""
         return self.record().attempts
+
+    @property
+    def unique_key(self) -> str | None:
+        return self.record().unique_key
+
+    @property
+    def parents(self) -> list[Job]:
+        """The jobs this one depends on, in the order given."""
+        return [Job(self.app, i) for i in self.record().parents]
+
+    @property
+    def children(self) -> list[Job]:
+        """The jobs that depend on this one, oldest first."""
+        return [Job(self.app, i) for i in self.record().children]
 
     @property
     def created_at(self) -> float:
@@ -88,7 +106,7 @@ class Job:
 
     def position(self) -> int | None:
         """How many jobs will be served before this one in its queue (0 = next); None when it is
-        not waiting (running, scheduled or finished)."""
+        not in line (waiting for its dependencies, scheduled, running or finished)."""
         self.app.store.require("position")
         rec = self.record()
         return self.app.store.rank(rec.queue, self.id)
@@ -119,7 +137,8 @@ class Job:
         if rec.status == "cancelled":
             raise JobCancelled(f"job {self.id} was cancelled")
         error = json.loads(rec.error or "{}")
-        raise JobFailed(
+        kind = DependencyFailed if error.get("type") == DEPENDENCY_FAILED else JobFailed
+        raise kind(
             self.id,
             error.get("type", "Error"),
             error.get("message", ""),
@@ -137,7 +156,9 @@ class Job:
         :class:`~baozi.Cancelled` raised in its thread at its next Python bytecode -- inside a
         long C call, once that returns (thread pool)."""
         self.app.store.require("cancel")
-        return self.app.store.cancel(self.id, ttl=self.app.result_ttl)
+        return self.app.store.cancel(
+            self.id, ttl=self.app.result_ttl, failed_ttl=self.app.failed_ttl
+        )
 
     @property
     def cancelled(self) -> bool:
@@ -148,6 +169,11 @@ class Job:
     def retry(self) -> bool:
         """Run a failed or cancelled job again, from its original place in its queue."""
         return self.app.store.requeue(self.id)
+
+    def forget(self) -> bool:
+        """Remove the record of a finished job (a failed one is kept until this, unless the
+        app sets ``failed_ttl``); False if it has not finished or is already gone."""
+        return self.app.store.forget([self.id]) == 1
 
     async def status_async(self) -> str:
         """:attr:`status` for asyncio code: read in a thread, off the event loop."""

@@ -4,8 +4,10 @@ becomes a job in its queue."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime
 import functools
+import hashlib
 import importlib
 import inspect
 import math
@@ -18,12 +20,22 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar
 
 from ._names import check_name
 from ._transaction import ENQUEUE_CONNECTION
+from .backends.base import ON_DEPENDENCY_FAILURE, UNIQUE_WHILE
 from .jobs import Job
 
 if TYPE_CHECKING:
     from .app import App
+    from .workflows import Signature
 
-__all__ = ["Task", "TaskKeywords", "TaskOptions", "check_priority", "find_function"]
+__all__ = [
+    "Task",
+    "TaskKeywords",
+    "TaskOptions",
+    "WORKFLOW_META",
+    "check_priority",
+    "find_function",
+    "job_ids",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -77,6 +89,9 @@ class TaskKeywords(TypedDict, total=False):
     concurrency: int | None
     rate_limit: str | None
     lock: str | None
+    unique: bool
+    unique_while: str
+    unique_for: float | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,7 +102,10 @@ class TaskOptions:
     failure, ``retry_backoff`` seconds apart (doubling, with jitter); ``timeout`` seconds stop a
     run; a job delivered ``max_deliveries`` times without finishing (its workers died) fails.
     ``concurrency``, ``rate_limit`` ("100/m") and ``lock`` (a template of the function's
-    parameters, "account:{account_id}") hold jobs back across every worker."""
+    parameters, "account:{account_id}") hold jobs back across every worker. ``unique=True``
+    gives each job a unique key made of the task's name and its arguments (bound to the
+    signature, defaults applied), held as ``unique_while`` and ``unique_for`` say (see
+    :meth:`Task.apply_async`)."""
 
     name: str | None = None
     queue: str = "default"
@@ -101,6 +119,9 @@ class TaskOptions:
     concurrency: int | None = None
     rate_limit: str | None = None
     lock: str | None = None
+    unique: bool = False
+    unique_while: str = "queued_or_running"
+    unique_for: float | None = None
     rate_interval: float | None = field(init=False, default=None, repr=False, compare=False)
     """Seconds between two starts, from ``rate_limit``."""
 
@@ -133,6 +154,9 @@ class TaskOptions:
             object.__setattr__(self, "rate_interval", _rate_interval(self.rate_limit))
         if self.lock is not None and (not isinstance(self.lock, str) or not self.lock):
             raise ValueError(f"lock must be a non-empty str template, not {self.lock!r}")
+        if not isinstance(self.unique, bool):
+            raise TypeError(f"unique must be True or False, not {self.unique!r}")
+        check_unique(None, self.unique_while, self.unique_for)
 
     @classmethod
     def from_keywords(cls, keywords: Mapping[str, Any]) -> TaskOptions:
@@ -163,6 +187,63 @@ def _check_lock_template(fn: Callable[..., Any], template: str) -> None:
                 f"lock template {template!r} names {param!r}, which is not a parameter of "
                 f"{fn.__qualname__}{inspect.signature(fn)}"
             )
+
+
+_MAX_KEY = 1024
+
+WORKFLOW_META: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "baozi_workflow_meta", default=None
+)
+"""Meta a workflow step adds to the jobs it enqueues: how its dependencies' results feed it
+(see :mod:`baozi.workflows`)."""
+
+
+def job_ids(jobs: Any) -> tuple[str, ...]:
+    """The ids of ``depends_on``: jobs, ids, or workflow handles (their last jobs)."""
+    if isinstance(jobs, (str, Job)) or hasattr(jobs, "ends"):
+        jobs = [jobs]
+    out: list[str] = []
+    try:
+        items = list(jobs)
+    except TypeError:
+        raise TypeError(
+            f"depends_on must be jobs, job ids or workflow handles, not {jobs!r}"
+        ) from None
+    for item in items:
+        if isinstance(item, Job):
+            out.append(item.id)
+        elif isinstance(item, str) and item:
+            out.append(item)
+        elif hasattr(item, "ends"):
+            out.extend(j.id for j in item.ends())
+        else:
+            raise TypeError(f"depends_on must hold jobs, job ids or workflow handles, not {item!r}")
+    return tuple(dict.fromkeys(out))
+
+
+def check_unique(key: object, unique_while: object, unique_for: object) -> float:
+    """Refuse a bad unique key, ``unique_while`` or ``unique_for``; return ``unique_for`` in
+    seconds (0 for None)."""
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY):
+        raise ValueError(
+            f"unique_key must be a non-empty str of at most {_MAX_KEY} characters, not {key!r}"
+        )
+    if unique_while not in UNIQUE_WHILE:
+        raise ValueError(
+            f"unique_while must be one of {', '.join(map(repr, UNIQUE_WHILE))}, "
+            f"not {unique_while!r}"
+        )
+    if unique_for is None:
+        return 0.0
+    if (
+        isinstance(unique_for, bool)
+        or not isinstance(unique_for, (int, float))
+        or not 0 <= unique_for < math.inf
+    ):
+        raise ValueError(
+            f"unique_for must be a non-negative number of seconds or None, not {unique_for!r}"
+        )
+    return float(unique_for)
 
 
 def seconds_until(eta: object) -> float:
@@ -262,6 +343,7 @@ class Task(Generic[P, R]):
         self.on_success, self.on_failure = options.on_success, options.on_failure
         self.concurrency, self.lock = options.concurrency, options.lock
         self.rate_limit, self.rate_interval = options.rate_limit, options.rate_interval
+        self.unique = options.unique
         self.is_async = inspect.iscoroutinefunction(fn)
         self._signature = _signature(fn)
         self._arity = _positional_arity(self._signature)
@@ -280,6 +362,43 @@ class Task(Generic[P, R]):
         bound = inspect.signature(self.fn).bind(*args, **kwargs)
         bound.apply_defaults()
         return self.lock.format(**bound.arguments)
+
+    def unique_key(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> str:
+        """The key ``unique=True`` gives a call: the task's name and a digest of its arguments
+        bound to the signature, defaults applied -- so ``f(1, 2)``, ``f(1, b=2)`` and
+        ``f(a=1, b=2)`` share one, while ``f(1)`` and ``f(1.0)`` do not (the app's serializer
+        tells them apart)."""
+        sig = self._signature
+        if sig is None:
+            parts: Any = [list(args), sorted(kwargs.items())]
+        else:
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            parts = []
+            for name, value in bound.arguments.items():
+                if sig.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+                    value = sorted(value.items())
+                parts.append([name, value])
+        try:
+            encoded = self.app.codec.dumps([self.name, parts])
+        except Exception as exc:
+            raise TypeError(
+                f"task {self.name}: unique=True needs arguments the app's serializer can store "
+                f"({exc}); nothing was enqueued"
+            ) from None
+        return f"{self.name}:{hashlib.sha256(encoded).hexdigest()[:32]}"
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature: this task with these arguments, to enqueue later (``sig.delay()``) or
+        as a step of :func:`baozi.chain`, :func:`baozi.group` or :func:`baozi.chord`."""
+        from .workflows import Signature
+
+        try:
+            if self._signature is not None:
+                self._signature.bind_partial(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"task {self.name}{_bare(self._signature)}: {exc}") from None
+        return Signature(self, tuple(args), kwargs)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
@@ -303,6 +422,7 @@ class Task(Generic[P, R]):
         checked = self._checked
         if (
             checked is not None
+            and not self.unique
             and checked[0] is queue
             and checked[1] is priority
             and not app._enqueue_hooks
@@ -329,19 +449,53 @@ class Task(Generic[P, R]):
         timeout: float | None = None,
         eta: datetime.datetime | None = None,
         connection: object | None = None,
+        unique_key: str | None = None,
+        unique_while: str | None = None,
+        unique_for: float | None = None,
+        depends_on: Iterable[Any] = (),
+        on_dependency_failure: str = "cancel",
     ) -> Job:
         """Enqueue a job. ``delay`` seconds (or ``eta``, an aware datetime) keeps it scheduled
         before it becomes ready; ``front`` puts it at the head of its queue. A full queue makes
         this wait (``block``, ``timeout``) and then raise ``queue.Full``. With ``connection``
         (PostgreSQL stores: a psycopg 3 connection, or SQLAlchemy's on psycopg 3) the job is
         enqueued in that connection's transaction, and exists if, and only if, it commits
-        (see :meth:`App.transaction`)."""
+        (see :meth:`App.transaction`).
+
+        ``unique_key`` (global in the store) makes no second job while a job with that key holds
+        it -- while "queued" (waiting, scheduled, queued), "running", or "queued_or_running"
+        (``unique_while``), and ``unique_for`` seconds after it finished -- and returns that
+        job instead, with ``job.deduplicated`` True. ``depends_on`` (jobs, ids, or workflow
+        handles) keeps the job "waiting" until every one of them has succeeded; if one fails
+        for good or is cancelled, ``on_dependency_failure`` "cancel" cancels this job, "fail"
+        fails it with DependencyFailed, and "run" runs it anyway."""
         if eta is not None:
             if delay is not None:
                 raise ValueError("give delay= or eta=, not both")
             delay = seconds_until(eta)
         call = (tuple(args), kwargs or {})
-        self._check_call(*call)
+        meta = WORKFLOW_META.get()
+        if meta is None:
+            self._check_call(*call)
+        else:  # a workflow step: its dependencies' result comes first
+            self._check_call((None, *call[0]), call[1], " (a workflow step)")
+        opts = self.options
+        unique_while = opts.unique_while if unique_while is None else unique_while
+        unique_for = opts.unique_for if unique_for is None else unique_for
+        hold_for = check_unique(unique_key, unique_while, unique_for)
+        if unique_key is None and self.unique:
+            unique_key = self.unique_key(*call)
+        if on_dependency_failure not in ON_DEPENDENCY_FAILURE:
+            raise ValueError(
+                f"on_dependency_failure must be one of "
+                f"{', '.join(map(repr, ON_DEPENDENCY_FAILURE))}, not {on_dependency_failure!r}"
+            )
+        after = job_ids(depends_on)
+        links: dict[str, Any] = {}
+        if unique_key is not None:
+            links.update(unique_key=unique_key, unique_while=unique_while, unique_for=hold_for)
+        if after:
+            links.update(depends_on=after, on_dependency_failure=on_dependency_failure)
         if connection is not None:
             with self.app.transaction(connection):
                 return self.apply_async(
@@ -353,6 +507,11 @@ class Task(Generic[P, R]):
                     front=front,
                     block=block,
                     timeout=timeout,
+                    unique_key=unique_key,
+                    unique_while=unique_while,
+                    unique_for=unique_for,
+                    depends_on=after,
+                    on_dependency_failure=on_dependency_failure,
                 )
         (job,) = self.app._enqueue(
             self.name,
@@ -363,8 +522,10 @@ class Task(Generic[P, R]):
             front,
             block,
             timeout,
+            links=links,
+            meta=meta,
         )
-        if queue is None and priority is None and delay is None and not front:
+        if queue is None and priority is None and delay is None and not front and not links:
             self._checked = (self.queue, self.priority)
         return job
 

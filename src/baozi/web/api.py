@@ -181,7 +181,9 @@ class Api:
 
         def cancel() -> Any:
             self._record(job_id)
-            if not self.app.store.cancel(job_id, ttl=self.app.result_ttl):
+            if not self.app.store.cancel(
+                job_id, ttl=self.app.result_ttl, failed_ttl=self.app.failed_ttl
+            ):
                 status = self._record(job_id).status
                 raise ApiError(
                     409,

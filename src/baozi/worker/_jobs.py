@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Item, Outcome
-from ..errors import UnknownTask
+from ..errors import JobFailed, UnknownTask
 from ..middleware import Run
 from ..pools.base import RemoteError
+from ..workflows import FEED, fed_results
 
 if TYPE_CHECKING:
     from ..app import App, Task
@@ -88,6 +89,12 @@ def decode_call(app: App, item: Item) -> tuple[tuple[Any, ...], dict[str, Any], 
             raise ValueError("not [args, kwargs] or [args, kwargs, meta]")
     except Exception as exc:
         raise Refused(type(exc).__name__, f"cannot decode the job's arguments: {exc}") from exc
+    feed = meta.get(FEED)
+    if feed in ("one", "list"):  # a workflow step: its dependencies' results come first
+        try:
+            args = [fed_results(app, item.id, feed), *args]
+        except JobFailed as exc:
+            raise Refused(exc.exc_type, exc.exc_message) from exc
     return tuple(args), kwargs, meta
 
 

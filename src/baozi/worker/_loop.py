@@ -291,7 +291,7 @@ class Session(Settling):
 
     def _settle_failed(self, queue: str, item: Item, exc_type: str, message: str) -> None:
         outcome = Outcome(item.id, "failed", error=error_text(exc_type, message))
-        self.consumer.settle(queue, [outcome], self.app.result_ttl)
+        self.consumer.settle(queue, [outcome], self.app.result_ttl, failed_ttl=self.app.failed_ttl)
         log.info(
             "job %s %s failed (queue %s): %s: %s", item.id, item.task, queue, exc_type, message
         )

@@ -100,7 +100,9 @@ class Settling:
                 d.ended = True
                 self._hooks("job_ended", d.run, only=self._ended)
         outcomes = [d.outcome for d in entries]
-        return self.consumer.settle(queue, outcomes, self.app.result_ttl, free)
+        return self.consumer.settle(
+            queue, outcomes, self.app.result_ttl, free, failed_ttl=self.app.failed_ttl
+        )
 
     def _forget(self, queue: str, entries: list[Done], held: int) -> None:
         with self._lock:
