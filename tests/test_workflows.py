@@ -315,3 +315,11 @@ def test_a_failed_ttl_purges_failed_jobs_too(url: str) -> None:
         bad.record()
     with pytest.raises(ValueError, match="failed_ttl must be a positive number"):
         App(url, failed_ttl=0)
+
+
+def test_map_of_a_unique_task_makes_one_job_per_key(url: str) -> None:
+    app = App(url)
+    double = app.task(name="double", unique=True)(jobtasks.add)
+    jobs = double.map([(1, 1), (2, 2), (1, 1)])
+    assert [j.deduplicated for j in jobs] == [False, False, True] and jobs[2].id == jobs[0].id
+    assert double.delay(2, 2).id == jobs[1].id

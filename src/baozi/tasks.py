@@ -545,8 +545,20 @@ class Task(Generic[P, R]):
         ]
         for i, (args, kwargs) in enumerate(calls):
             self._check_call(args, kwargs, f" (item {i} of map)")
+        links = None
+        if self.unique:
+            opts = self.options
+            hold_for = check_unique(None, opts.unique_while, opts.unique_for)
+            links = [
+                {
+                    "unique_key": self.unique_key(args, kwargs),
+                    "unique_while": opts.unique_while,
+                    "unique_for": hold_for,
+                }
+                for args, kwargs in calls
+            ]
         return self.app._enqueue(
-            self.name, calls, self.queue, self.priority, None, False, True, None
+            self.name, calls, self.queue, self.priority, None, False, True, None, links=links
         )
 
     def __repr__(self) -> str:
