@@ -393,11 +393,12 @@ class Task(Generic[P, R]):
         as a step of :func:`baozi.chain`, :func:`baozi.group` or :func:`baozi.chord`."""
         from .workflows import Signature
 
-        try:
-            if self._signature is not None:
-                self._signature.bind_partial(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"task {self.name}{_bare(self._signature)}: {exc}") from None
+        sig = self._signature
+        if sig is not None:
+            try:
+                sig.bind_partial(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"task {self.name}{_bare(sig)}: {exc}") from None
         return Signature(self, tuple(args), kwargs)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:

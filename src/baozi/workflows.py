@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._waiting import check_timeout
 from .errors import JobFailed, JobNotFound
@@ -297,11 +297,11 @@ def chain(*steps: Any) -> Chain:
     return Chain(steps)
 
 
-def group(*steps: Signature) -> Group:
+def group(*steps: Signature | Iterable[Signature]) -> Group:
     """Signatures run in parallel (see :class:`Group`); ``group(iterable)`` works too."""
     if len(steps) == 1 and not isinstance(steps[0], Signature):
-        return Group(steps[0])  # type: ignore[arg-type]
-    return Group(steps)
+        return Group(steps[0])
+    return Group(cast("tuple[Signature, ...]", steps))  # Group checks each
 
 
 def chord(header: Group | Iterable[Signature], body: Signature) -> Chord:
