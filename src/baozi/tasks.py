@@ -4,7 +4,6 @@ becomes a job in its queue."""
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import datetime
 import functools
 import hashlib
@@ -18,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar
 
+from ._meta import WORKFLOW_META
 from ._names import check_name
 from ._transaction import ENQUEUE_CONNECTION
 from .backends.base import ON_DEPENDENCY_FAILURE, UNIQUE_WHILE
@@ -31,7 +31,6 @@ __all__ = [
     "Task",
     "TaskKeywords",
     "TaskOptions",
-    "WORKFLOW_META",
     "check_priority",
     "find_function",
     "job_ids",
@@ -190,12 +189,6 @@ def _check_lock_template(fn: Callable[..., Any], template: str) -> None:
 
 
 _MAX_KEY = 1024
-
-WORKFLOW_META: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
-    "baozi_workflow_meta", default=None
-)
-"""Meta a workflow step adds to the jobs it enqueues: how its dependencies' results feed it
-(see :mod:`baozi.workflows`)."""
 
 
 def job_ids(jobs: Any) -> tuple[str, ...]:

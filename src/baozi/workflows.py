@@ -14,10 +14,10 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
+from ._meta import FEED, WORKFLOW_META
 from ._waiting import check_timeout
 from .errors import JobFailed, JobNotFound
 from .jobs import FINISHED, Job
-from .tasks import WORKFLOW_META
 
 if TYPE_CHECKING:
     from .app import App
@@ -38,9 +38,6 @@ __all__ = [
     "group",
 ]
 
-FEED = "baozi.feed"
-"""The meta key of a job fed its dependencies' results: "one" (the value of its single
-dependency) or "list" (the values of all of them, in order)."""
 
 _OPTIONS = frozenset(
     {"queue", "priority", "delay", "eta", "front", "unique_key", "unique_while", "unique_for"}
