@@ -315,3 +315,28 @@ def test_a_failed_ttl_purges_failed_jobs_too(url: str) -> None:
         bad.record()
     with pytest.raises(ValueError, match="failed_ttl must be a positive number"):
         App(url, failed_ttl=0)
+
+
+def test_map_of_a_unique_task_makes_one_job_per_key(url: str) -> None:
+    app = App(url)
+    double = app.task(name="double", unique=True)(jobtasks.add)
+    jobs = double.map([(1, 1), (2, 2), (1, 1)])
+    assert [j.deduplicated for j in jobs] == [False, False, True] and jobs[2].id == jobs[0].id
+    assert double.delay(2, 2).id == jobs[1].id
+
+
+def test_a_chain_ending_in_a_group_returns_the_groups_results(url: str) -> None:
+    app, add, _ = _app(url)
+    flow = chain(add.s(1, 1), group(add.s(1), add.s(2))).delay()
+    with working(app, concurrency=2):
+        assert flow.result(timeout=30) == [3, 4]
+    assert flow.status == "succeeded" and len(flow.ends()) == 2
+
+
+def test_cancelling_a_workflow_cancels_what_has_not_finished(url: str) -> None:
+    app, add, _ = _app(url)
+    flow = chain(add.s(1, 1), add.s(2), add.s(3)).delay()
+    assert flow.cancel() == 3
+    assert [j.status for j in flow.jobs] == ["cancelled"] * 3
+    with pytest.raises(JobCancelled):
+        flow.result(timeout=5)

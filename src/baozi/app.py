@@ -88,6 +88,12 @@ def _check_enqueue(
     return timeout
 
 
+def _linked(jobs: list[NewJob], links: dict[str, Any] | list[dict[str, Any]]) -> list[NewJob]:
+    if isinstance(links, dict):
+        return [j._replace(**links) for j in jobs]
+    return [j._replace(**extra) for j, extra in zip(jobs, links, strict=True)]
+
+
 def _ttl(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
@@ -239,11 +245,12 @@ class App:
         block: bool,
         timeout: float | None,
         *,
-        links: dict[str, Any] | None = None,
+        links: dict[str, Any] | list[dict[str, Any]] | None = None,
         meta: dict[str, str] | None = None,
     ) -> list[Job]:
         """Enqueue one job per call; ``links`` are :class:`NewJob` fields (a unique key,
-        dependencies) every job gets, ``meta`` is stored with each call."""
+        dependencies) every job gets, or one such dict per call; ``meta`` is stored with each
+        call."""
         timeout = _check_enqueue(calls, queue, priority, delay, timeout)
         if front or (self.queues.get(queue) or _UNDECLARED).order == "lifo":
             self.store.require("lifo")  # before anything is done: NotSupported at the call
@@ -256,7 +263,7 @@ class App:
                 for a, k in calls
             ]
             if links:
-                jobs = [j._replace(**links) for j in jobs]
+                jobs = _linked(jobs, links)
             ids = self._file(jobs, queue, delay, front, block, timeout)
             return [Job(self, i) for i in ids]
         messages = [
@@ -273,7 +280,7 @@ class App:
                 for m in messages
             ]
             if links:
-                jobs = [j._replace(**links) for j in jobs]
+                jobs = _linked(jobs, links)
             ids = self._file(jobs, queue, delay, front, block, timeout)
         except BaseException:
             # Whatever failed, each middleware that saw a message hears it was not enqueued.

@@ -393,11 +393,12 @@ class Task(Generic[P, R]):
         as a step of :func:`baozi.chain`, :func:`baozi.group` or :func:`baozi.chord`."""
         from .workflows import Signature
 
-        try:
-            if self._signature is not None:
-                self._signature.bind_partial(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"task {self.name}{_bare(self._signature)}: {exc}") from None
+        sig = self._signature
+        if sig is not None:
+            try:
+                sig.bind_partial(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"task {self.name}{_bare(sig)}: {exc}") from None
         return Signature(self, tuple(args), kwargs)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -545,8 +546,20 @@ class Task(Generic[P, R]):
         ]
         for i, (args, kwargs) in enumerate(calls):
             self._check_call(args, kwargs, f" (item {i} of map)")
+        links = None
+        if self.unique:
+            opts = self.options
+            hold_for = check_unique(None, opts.unique_while, opts.unique_for)
+            links = [
+                {
+                    "unique_key": self.unique_key(args, kwargs),
+                    "unique_while": opts.unique_while,
+                    "unique_for": hold_for,
+                }
+                for args, kwargs in calls
+            ]
         return self.app._enqueue(
-            self.name, calls, self.queue, self.priority, None, False, True, None
+            self.name, calls, self.queue, self.priority, None, False, True, None, links=links
         )
 
     def __repr__(self) -> str:

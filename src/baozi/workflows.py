@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._waiting import check_timeout
 from .errors import JobFailed, JobNotFound
@@ -108,7 +108,8 @@ def _check(step: object) -> None:
 
 class Workflow:
     """What ``.delay()`` on a chain, group or chord returns: the jobs it made, its status and
-    its result."""
+    its result. Its *ends* are its last step's jobs: a chain's or chord's last job, or every
+    member of a group (or of a group that ends a chain)."""
 
     def __init__(self, app: App, jobs: list[Job], last: list[Job]) -> None:
         self.app = app
@@ -128,13 +129,21 @@ class Workflow:
             raise JobNotFound(f"no job {missing[0]!r} in {self.app.url} (its record was purged)")
         return found
 
+    def _status(self, statuses: dict[str, str]) -> str:
+        found = {statuses[j.id] for j in self._last}
+        if len(self._last) == 1:
+            return found.pop()
+        for end in ("failed", "cancelled"):
+            if end in found:
+                return end
+        return "succeeded" if found == {"succeeded"} else "running"
+
     @property
     def status(self) -> str:
-        """That of its last job (for a chain; a chord's callback)."""
-        return self._statuses()[self._last[-1].id]
-
-    def _finished(self, statuses: dict[str, str]) -> bool:
-        return statuses[self._last[-1].id] in FINISHED
+        """That of its last job: a chain's last step, a chord's callback. With several ends (a
+        group): "failed" if one failed, "cancelled" if one was cancelled (and none failed),
+        "succeeded" once all have, "running" until then."""
+        return self._status(self._statuses())
 
     def _wait(self, timeout: float | None) -> dict[str, str]:
         timeout = check_timeout(timeout)
@@ -143,32 +152,32 @@ class Workflow:
         while True:
             token = store.change_token()
             statuses = self._statuses()
-            if self._finished(statuses):
+            status = self._status(statuses)
+            if status in FINISHED:
                 return statuses
             wait = 60.0
             if deadline is not None:
                 wait = deadline - time.monotonic()
                 if wait <= 0:
-                    raise TimeoutError(
-                        f"{type(self).__name__.lower()} is still {self.status} after {timeout} s"
-                    )
+                    raise TimeoutError(f"the workflow is still {status} after {timeout} s")
             store.wait_for_change(token, wait)
 
-    def _raise_first_failure(self, statuses: dict[str, str]) -> None:
-        """Raise the JobFailed of the first job that failed (the cause of what was cancelled
-        after it), else the JobCancelled of the first one cancelled."""
-        for status in ("failed", "cancelled"):
-            for job in self.jobs:
-                if statuses[job.id] == status:
-                    job.result(0)
-
     def result(self, timeout: float | None = None) -> Any:
-        """Wait for the last job and return its value; if a step failed for good, raise that
-        step's JobFailed (JobCancelled if a step was cancelled)."""
+        """Wait for the workflow's end and return its value -- the last job's, or the list of a
+        group's values in order; if a step failed for good, raise that step's JobFailed (the
+        first failed, in the order the jobs were made; JobCancelled if one was cancelled)."""
         statuses = self._wait(timeout)
-        if statuses[self._last[-1].id] != "succeeded":
-            self._raise_first_failure(statuses)
-        return self._last[-1].result(0)
+        if self._status(statuses) != "succeeded":
+            for status in ("failed", "cancelled"):
+                for job in self.jobs:
+                    if statuses[job.id] == status:
+                        job.result(0)  # raises
+        values = [j.result(0) for j in self._last]
+        return values if len(self._last) > 1 or isinstance(self, GroupResult) else values[0]
+
+    def cancel(self) -> int:
+        """Cancel every job of the workflow that has not finished; return how many were."""
+        return sum(job.cancel() for job in reversed(self.jobs))
 
     def __iter__(self) -> Iterator[Job]:
         return iter(self.jobs)
@@ -178,31 +187,7 @@ class Workflow:
 
 
 class GroupResult(Workflow):
-    """A group's handle: its members run in parallel."""
-
-    @property
-    def status(self) -> str:
-        """ "failed" if any member failed, "cancelled" if any was cancelled (and none failed),
-        "succeeded" once all have, "running" until then."""
-        return self._status(self._statuses())
-
-    def _status(self, statuses: dict[str, str]) -> str:
-        found = set(statuses[j.id] for j in self._last)
-        for end in ("failed", "cancelled"):
-            if end in found:
-                return end
-        return "succeeded" if found == {"succeeded"} else "running"
-
-    def _finished(self, statuses: dict[str, str]) -> bool:
-        return self._status(statuses) != "running"
-
-    def result(self, timeout: float | None = None) -> list[Any]:
-        """The list of the members' values, in order, once all have succeeded; if a member
-        failed for good, its JobFailed (JobCancelled if one was cancelled)."""
-        statuses = self._wait(timeout)
-        if self._status(statuses) != "succeeded":
-            self._raise_first_failure(statuses)
-        return [j.result(0) for j in self._last]
+    """A group's handle: its members run in parallel; its result is their list of values."""
 
 
 class Group:
@@ -312,11 +297,11 @@ def chain(*steps: Any) -> Chain:
     return Chain(steps)
 
 
-def group(*steps: Signature) -> Group:
+def group(*steps: Signature | Iterable[Signature]) -> Group:
     """Signatures run in parallel (see :class:`Group`); ``group(iterable)`` works too."""
     if len(steps) == 1 and not isinstance(steps[0], Signature):
-        return Group(steps[0])  # type: ignore[arg-type]
-    return Group(steps)
+        return Group(steps[0])
+    return Group(cast("tuple[Signature, ...]", steps))  # Group checks each
 
 
 def chord(header: Group | Iterable[Signature], body: Signature) -> Chord:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ...backends.base import Deduplicated, NewJob, Outcome, Store
+from ...backends.base import Deduplicated, Item, NewJob, Outcome, Store
 from ...errors import JobNotFound
 from ._common import OTHER, Q
 
@@ -275,10 +275,10 @@ class WorkflowContract:
             def wake(self) -> None:
                 pass
 
-            def offer(self, queue: str, items: object, took: object) -> list[object]:
-                return list(items)  # type: ignore[call-overload]
+            def offer(self, queue: str, items: list[Item], took: object) -> list[Item]:
+                return list(items)
 
-        consumer = store.consumer("w", [Q], 30, Quiet())  # type: ignore[arg-type]
+        consumer = store.consumer("w", [Q], 30, Quiet())
         try:
             (got,) = consumer.take(1)
             assert got[1].id == a
