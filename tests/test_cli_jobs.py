@@ -1,4 +1,5 @@
-"""The job commands, run as a user would: enqueue, worker, status, queues, jobs, retry, cancel, purge."""
+"""The job commands, run as a user would: enqueue, worker, status, queues, jobs, retry, cancel,
+forget, purge."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,7 +85,7 @@ def test_queues_jobs_retry_cancel_and_purge(url: str, tmp_path: Path) -> None:
     table = baozi(url, "queues")
     assert table.returncode == 0
     row = next(line for line in table.stdout.splitlines() if "default" in line)
-    assert row.split("│")[1:6] == [" default ", "     0 ", "         0 ", "       0 ", "      1 "]
+    assert [c.strip() for c in row.split("│")[1:7]] == ["default", "0", "0", "0", "0", "1"]
 
     listing = baozi(url, "jobs", "--status", "failed")
     assert failed.id in listing.stdout and "broken on purpose" in listing.stdout
@@ -165,3 +168,93 @@ def test_purge_delete_forgets_the_queue(url: str) -> None:
     assert out.returncode == 0, out.stderr
     assert "1 job(s) removed" in out.stdout and "queue doomed deleted" in out.stdout
     assert not app.store.has_queue("doomed") and app.store.job_totals("doomed") == {}
+
+
+def run_cli(url: str, *args: str) -> Any:
+    """A command run in this process, so that it sees the same memory:// store as the test."""
+    from click.testing import CliRunner
+
+    from baozi.cli import main
+
+    return CliRunner().invoke(main, [*args, "--url", url], env={"COLUMNS": "200"})
+
+
+@pytest.fixture
+def memory_url() -> str:
+    return f"memory://cli-{uuid.uuid4().hex}"
+
+
+def fields(output: str) -> dict[str, str]:
+    """The lines of ``baozi status``, "name  value" each, as a dict."""
+    return dict(line.strip().split("  ", 1) for line in output.splitlines())
+
+
+def test_status_shows_the_unique_key_and_the_jobs_linked_either_way(memory_url: str) -> None:
+    app = App(memory_url)
+    add = app.task(name="add")(jobtasks.add)
+    first = add.apply_async((1, 2), unique_key="report:7")
+    then = add.apply_async((3, 4), depends_on=[first], on_dependency_failure="run")
+    shown = run_cli(memory_url, "status", first.id)
+    assert shown.exit_code == 0, shown.output
+    before = fields(shown.output)
+    assert before["unique key"] == "report:7" and before["needed by"] == then.id
+    assert "depends on" not in before
+    after = fields(run_cli(memory_url, "status", then.id).output)
+    assert (after["status"], after["position"]) == ("waiting", "-")
+    assert after["depends on"] == first.id and after["if one fails"] == "run"
+    assert "unique key" not in after and "needed by" not in after
+    plain = run_cli(memory_url, "status", add.delay(5, 5).id).output
+    assert plain.splitlines()[1] == "      job  3"  # no link: laid out as before
+
+
+def test_waiting_jobs_are_listed_and_counted(memory_url: str) -> None:
+    app = App(memory_url)
+    add = app.task(name="add")(jobtasks.add)
+    first = add.delay(1, 2)
+    then = add.apply_async((3, 4), depends_on=[first])
+    listing = run_cli(memory_url, "jobs", "--status", "waiting")
+    assert listing.exit_code == 0, listing.output
+    assert then.id in listing.output and f"│ {first.id} " not in listing.output
+    assert "waiting" in run_cli(memory_url, "jobs", "--help").output
+    table = run_cli(memory_url, "queues").output
+    header = next(line for line in table.splitlines() if "queue" in line and "ready" in line)
+    row = next(line for line in table.splitlines() if "default" in line)
+    assert [c.strip() for c in header.split("┃")[1:4]] == ["queue", "waiting", "ready"]
+    assert [c.strip() for c in row.split("│")[1:4]] == ["default", "1", "1"]
+
+
+def test_forget_removes_finished_jobs_and_names_the_others(memory_url: str) -> None:
+    app = App(memory_url)
+    fail = app.task(name="fail")(jobtasks.fail)
+    add = app.task(name="add")(jobtasks.add)
+    failed = fail.delay("broken on purpose")
+    done = add.delay(1, 1)
+    Worker(app, queues=["default"]).run(burst=True)
+    queued = add.delay(2, 2)
+    out = run_cli(memory_url, "forget", failed.id, done.id)
+    assert out.exit_code == 0, out.output
+    assert out.stdout.startswith("2 job(s) forgotten")
+    assert app.store.record(failed.id) is None and app.store.record(done.id) is None
+    unfinished = run_cli(memory_url, "forget", queued.id)
+    assert unfinished.exit_code == 1 and unfinished.stdout.startswith("0 job(s)")
+    assert f"job {queued.id} is queued: only a finished job can be forgotten" in unfinished.stderr
+    assert app.store.record(queued.id) is not None
+    unknown = run_cli(memory_url, "forget", "424242", queued.id)
+    assert unknown.exit_code == 3 and "no job '424242'" in unknown.stderr
+    assert run_cli(memory_url, "forget").exit_code == 2  # neither ids nor --all-failed
+
+
+def test_forget_all_failed_removes_every_failed_job_of_a_queue(memory_url: str) -> None:
+    app = App(memory_url)
+    fail = app.task(name="fail")(jobtasks.fail)
+    here = [fail.apply_async(("x",), queue="here") for _ in range(3)]
+    there = fail.apply_async(("y",), queue="there")
+    Worker(app, queues=["here", "there"]).run(burst=True)
+    out = run_cli(memory_url, "forget", "--all-failed", "--queue", "here")
+    assert out.exit_code == 0, out.output
+    assert out.stdout.startswith("3 failed job(s) forgotten")
+    assert all(app.store.record(j.id) is None for j in here)
+    assert app.job(there.id).status == "failed"
+    assert run_cli(memory_url, "forget", "--all-failed").stdout.startswith("1 failed job(s)")
+    assert run_cli(memory_url, "forget", there.id, "--all-failed").exit_code == 2
+    assert run_cli(memory_url, "forget", there.id, "--queue", "here").exit_code == 2

@@ -5,6 +5,7 @@ token once."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from baozi import App
+import baozi.web
+from baozi import App, chain
+from baozi.backends.base import STATUSES
 
 from ._helpers import working
 from ._web import chromium, make_app, served
@@ -188,3 +191,81 @@ def test_the_busy_slots_follow_the_jobs_running(app: App, base: str, page: Any) 
         expect(slots).to_have_text("1 / 2", timeout=5000)
         gate.set()
         expect(slots).to_have_text("0 / 2", timeout=5000)
+
+
+def crawl(seconds: float) -> None:
+    """A task that runs for ``seconds`` in short steps, so that a cancel stops it at once."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_job_opens_with_its_unique_key_and_its_workflow_drawn(
+    app: App, base: str, page: Any
+) -> None:
+    add = app.tasks["add"]
+    flow = chain(add.s(1, 2).set(unique_key="nightly-report"), add.s(3), add.s(4)).delay()
+    first, middle, last = list(flow)
+    page.goto(f"{base}/#job={middle.id}")
+    detail = page.locator("#detail")
+    expect_text(detail.locator("#detail-id"), middle.id)
+    expect_text(detail.locator('dd[data-field="status"]'), "waiting")
+    expect_text(detail.locator('dd[data-field="parents"]'), first.id)
+    expect_text(detail.locator('dd[data-field="children"]'), last.id)
+    nodes = page.locator("#graph g.node")
+    expect_text(nodes.locator(".status"), ["queued", "waiting", "waiting"])
+    assert [nodes.nth(i).get_attribute("data-job") for i in range(3)] == [
+        first.id,
+        middle.id,
+        last.id,
+    ]
+    assert page.locator("#graph path.edge").count() == 2
+    assert "current" in (
+        page.locator(f'#graph g.node[data-job="{middle.id}"]').get_attribute("class") or ""
+    )
+    expect_text(detail.locator('dd[data-field="unique_key"]'), "–")
+    page.locator(f'#graph g.node[data-job="{first.id}"]').click()
+    expect_text(detail.locator("#detail-id"), first.id)
+    expect_text(detail.locator('dd[data-field="unique_key"]'), "nightly-report")
+    with working(app, concurrency=1):
+        expect_text(nodes.locator(".status"), ["succeeded"] * 3)
+    expect_text(detail.locator('dd[data-field="status"]'), "succeeded")
+
+
+def test_the_job_list_is_filtered_by_status_waiting_included(
+    app: App, base: str, page: Any
+) -> None:
+    add = app.tasks["add"]
+    chain(add.s(1, 2), add.s(3), add.s(4)).delay()
+    add.delay(5, 5)
+    page.goto(base)
+    statuses = page.locator("#jobs tbody td:nth-child(4)")
+    expect_text(statuses, ["queued", "waiting", "waiting", "queued"])
+    page.select_option("#status-filter", "waiting")
+    expect_text(statuses, ["waiting", "waiting"])
+    page.select_option("#status-filter", "queued")
+    expect_text(statuses, ["queued", "queued"])
+
+
+def test_a_running_job_is_cancelled_and_then_forgotten_from_its_detail(
+    app: App, base: str, page: Any
+) -> None:
+    app.task(name="crawl", queue="slow")(crawl)
+    job = app.tasks["crawl"].delay(60)
+    page.goto(f"{base}/#job={job.id}")
+    status = page.locator('#detail dd[data-field="status"]')
+    expect_text(status, "queued")
+    with working(app, queues=["slow"], concurrency=1):
+        expect_text(status, "running")
+        page.locator("#detail-actions button", has_text="cancel").click()
+        expect_text(status, "cancelled")
+        assert job.status == "cancelled"
+    page.locator("#detail-actions button", has_text="forget").click()
+    expect_text(page.locator("#detail-missing"), re.compile(f"^No job {job.id}:"))
+    assert app.store.record(job.id) is None
+
+
+def test_the_status_filter_offers_every_status() -> None:
+    html = (Path(baozi.web.__file__).parent / "static" / "index.html").read_text()
+    select = html.split('<select id="status-filter">', 1)[1].split("</select>", 1)[0]
+    assert re.findall(r"<option>(\w+)</option>", select) == list(STATUSES)

@@ -8,7 +8,7 @@ from .. import __version__
 from ..errors import StoreError
 from .control import beat, pause, resume
 from .demo import demo
-from .jobs import cancel, enqueue, jobs_cmd, purge, queues_cmd, retry, status
+from .jobs import cancel, enqueue, forget, jobs_cmd, purge, queues_cmd, retry, status
 from .monitor import monitor
 from .serve import serve
 from .worker import worker
@@ -30,7 +30,19 @@ def main() -> None:
     """baozi: durable queues shared by threads, processes and machines."""
 
 
-for command in (demo, worker, enqueue, status, queues_cmd, jobs_cmd, retry, cancel, purge, monitor):
+for command in (
+    demo,
+    worker,
+    enqueue,
+    status,
+    queues_cmd,
+    jobs_cmd,
+    retry,
+    cancel,
+    forget,
+    purge,
+    monitor,
+):
     main.add_command(command)
 for command in (pause, resume, beat):
     main.add_command(command)

@@ -1,4 +1,5 @@
-"""``baozi enqueue | status | jobs | retry | cancel | purge | queues``: jobs from the shell."""
+"""``baozi enqueue | status | jobs | retry | cancel | forget | purge | queues``: jobs from the
+shell."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..app import App
 from ..backends import resolve_url, store_class
 from ..backends.base import STATUSES, JobRecord
 from ..errors import JobNotFound
+from ..jobs import FINISHED
 from .loading import load_app
 from .options import FAILED, NOT_FOUND, Refused, app_url_option, url_option
 
@@ -107,23 +109,31 @@ def status(job_id: str, url: str | None) -> None:
         ("started", _when(rec.started_at)),
         ("finished", _when(rec.finished_at)),
     ]
+    if rec.unique_key is not None:
+        lines.append(("unique key", rec.unique_key))
+    if rec.parents:
+        lines.append(("depends on", ", ".join(rec.parents)))
+        lines.append(("if one fails", rec.on_dependency_failure))
+    if rec.children:
+        lines.append(("needed by", ", ".join(rec.children)))
     if rec.status == "succeeded" and rec.result is not None:
         lines.append(("result", repr(app.codec.loads(rec.result))))
     if rec.error:
         error = json.loads(rec.error)
         lines.append(("error", f"{error.get('type')}: {error.get('message')}"))
+    width = max(9, *(len(key) for key, _ in lines))
     for key, value in lines:
-        click.echo(f"{key:>9}  {value}")
+        click.echo(f"{key:>{width}}  {value}")
 
 
 @click.command("queues")
 @url_option
 def queues_cmd(url: str | None) -> None:
-    """A table of every queue: jobs ready, scheduled, running, failed and done."""
+    """A table of every queue: jobs waiting, ready, scheduled, running, failed and done."""
     app = _existing(url)
     click.echo(f"queues in {app.store.location}")  # a line of its own: a title would wrap
     table = Table()
-    for col in ("queue", "ready", "scheduled", "running", "failed", "done"):
+    for col in ("queue", "waiting", "ready", "scheduled", "running", "failed", "done"):
         table.add_column(col, justify="left" if col == "queue" else "right")
     for name in app.store.queues():
         if name.startswith("deque:"):
@@ -131,7 +141,7 @@ def queues_cmd(url: str | None) -> None:
         c = app.store.job_counts(name)
         table.add_row(
             name,
-            *(str(c[k]) for k in ("queued", "scheduled", "running", "failed")),
+            *(str(c.get(k, 0)) for k in ("waiting", "queued", "scheduled", "running", "failed")),
             str(c["succeeded"] + c["cancelled"]),
         )
     console = Console()
@@ -203,6 +213,47 @@ def cancel(job_id: str, url: str | None) -> None:
             err=True,
         )
         sys.exit(NOT_FOUND)
+
+
+_BATCH = 1000
+
+
+@click.command()
+@click.argument("job_ids", nargs=-1, metavar="[JOB_ID]...")
+@click.option("--all-failed", is_flag=True, help="Forget every failed job.")
+@click.option("--queue", default=None, help="With --all-failed: only this queue.")
+@url_option
+def forget(job_ids: tuple[str, ...], all_failed: bool, queue: str | None, url: str | None) -> None:
+    """Remove the records of finished jobs (failed jobs are kept until this), or of every
+    failed job. Exits 3 if a JOB_ID is unknown, 1 if one has not finished."""
+    if all_failed == bool(job_ids):
+        raise click.UsageError("give JOB_IDs or --all-failed")
+    if queue is not None and not all_failed:
+        raise click.UsageError("--queue goes with --all-failed")
+    store = _existing(url).store
+    if all_failed:
+        ids = [r.id for r in store.records(queue, "failed", 1_000_000)]
+        done = sum(store.forget(ids[i : i + _BATCH]) for i in range(0, len(ids), _BATCH))
+        click.echo(f"{done} failed job(s) forgotten in {store.location}")
+        return
+    ids = list(dict.fromkeys(job_ids))
+    found = store.statuses(ids)
+    finished = [i for i in ids if found.get(i) in FINISHED]
+    done = store.forget(finished) if finished else 0
+    click.echo(f"{done} job(s) forgotten in {store.location}")
+    for job_id in ids:
+        if job_id not in found:
+            click.echo(f"no job {job_id!r} in {store.location}", err=True)
+        elif found[job_id] not in FINISHED:
+            click.echo(
+                f"job {job_id} is {found[job_id]}: only a finished job can be forgotten "
+                f"(cancel it first)",
+                err=True,
+            )
+    if len(found) < len(ids):
+        sys.exit(NOT_FOUND)
+    if done < len(ids):
+        sys.exit(FAILED)
 
 
 @click.command()

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, NoReturn, TypedDict
 
 from .._names import BANNED
-from ..backends.base import STATUSES, JobRecord, WorkerInfo
+from ..backends.base import ON_DEPENDENCY_FAILURE, STATUSES, UNIQUE_WHILE, JobRecord, WorkerInfo
 from ..serialize import Serializer
 
 __all__ = [
@@ -23,6 +23,9 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_DELAY",
     "MAX_PRIORITY",
+    "MAX_DEPENDENCIES",
+    "MAX_JOB_ID",
+    "MAX_UNIQUE_KEY",
     "NAME_PATTERN",
     "ApiError",
     "DEQUE_PREFIX",
@@ -66,7 +69,26 @@ NAME_PATTERN = f"^[^{_ranges(_BANNED)}]{{1,200}}$"
 """Task and queue names: 1 to 200 characters, none a control, format or separator character
 (Unicode categories Cc, Cf, Zl, Zp)."""
 _NAME = re.compile(NAME_PATTERN)
-_FIELDS = ("task", "args", "kwargs", "queue", "priority", "delay", "front")
+_FIELDS = (
+    "task",
+    "args",
+    "kwargs",
+    "queue",
+    "priority",
+    "delay",
+    "front",
+    "unique_key",
+    "unique_while",
+    "unique_for",
+    "depends_on",
+    "on_dependency_failure",
+)
+MAX_UNIQUE_KEY = 1024
+"""The longest unique key, in characters (as ``Task.apply_async`` allows)."""
+MAX_DEPENDENCIES = 1000
+"""The most jobs one job may depend on through the API."""
+MAX_JOB_ID = 200
+"""The longest job id the API reads: longer than any store issues."""
 MAX_DEPTH = 64
 """How deeply arrays and objects may nest in ``args`` and ``kwargs``."""
 MAX_LIMIT = 500
@@ -106,6 +128,12 @@ class EnqueueRequest:
     priority: int | float | None
     delay: float | None
     front: bool
+    unique_key: str | None = None
+    unique_while: str | None = None
+    """None: the task's own (``@app.task(unique_while=...)``)."""
+    unique_for: float | None = None
+    depends_on: tuple[str, ...] = ()
+    on_dependency_failure: str = "cancel"
 
 
 def _refuse_constant(name: str) -> NoReturn:
@@ -242,6 +270,7 @@ def parse_enqueue(body: bytes) -> EnqueueRequest:
     if not isinstance(front, bool):
         _invalid("front", f"must be a boolean, not {_kind(front)}")
     delay = _number(data, "delay", 0, MAX_DELAY)
+    unique_for = _number(data, "unique_for", 0, MAX_DELAY)
     return EnqueueRequest(
         task=task,
         args=args,
@@ -250,7 +279,50 @@ def parse_enqueue(body: bytes) -> EnqueueRequest:
         priority=_number(data, "priority", -MAX_PRIORITY, MAX_PRIORITY),
         delay=None if delay is None else float(delay),
         front=front,
+        unique_key=_unique_key(data.get("unique_key")),
+        unique_while=_choice(data, "unique_while", UNIQUE_WHILE),
+        unique_for=None if unique_for is None else float(unique_for),
+        depends_on=_job_ids(data.get("depends_on")),
+        on_dependency_failure=_choice(data, "on_dependency_failure", ON_DEPENDENCY_FAILURE)
+        or "cancel",
     )
+
+
+def _text(value: Any, field: str, longest: int) -> str:
+    """``value`` if it is a string of 1 to ``longest`` characters that every store can hold."""
+    if not isinstance(value, str):
+        _invalid(field, f"must be a string, not {_kind(value)}")
+    if not 0 < len(value) <= longest:
+        _invalid(field, f"must be 1 to {longest} characters long")
+    if "\x00" in value or not _storable_text(value):
+        _invalid(field, "must not hold a NUL character or a lone surrogate")
+    return value
+
+
+def _unique_key(value: Any) -> str | None:
+    return None if value is None else _text(value, "unique_key", MAX_UNIQUE_KEY)
+
+
+def _choice(data: dict[str, Any], field: str, choices: tuple[str, ...]) -> str | None:
+    value = data.get(field)
+    if value is not None and value not in choices:
+        _invalid(field, f"must be one of {', '.join(choices)}")
+    return value
+
+
+def _job_ids(value: Any) -> tuple[str, ...]:
+    """The ids of ``depends_on``, in order, each once."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        _invalid("depends_on", f"must be an array of job ids, not {_kind(value)}")
+    if len(value) > MAX_DEPENDENCIES:
+        _invalid("depends_on", f"must hold at most {MAX_DEPENDENCIES} job ids")
+    for item in value:
+        if not isinstance(item, str):
+            _invalid("depends_on", f"must hold job ids (strings), not {_kind(item)}")
+        _text(item, "depends_on", MAX_JOB_ID)
+    return tuple(dict.fromkeys(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +414,11 @@ class JobView(TypedDict, total=False):
     result: Any
     error: ErrorView | None
     url: str
+    unique_key: str | None
+    parents: list[str]
+    children: list[str]
+    on_dependency_failure: str
+    deduplicated: bool
 
 
 def _decoded(codec: Serializer, data: bytes | None) -> tuple[bool, Any]:
@@ -361,7 +438,8 @@ def job_view(
     eta: float | None,
     full: bool = True,
 ) -> JobView:
-    """A job as the API shows it: its call, and its result or error once finished."""
+    """A job as the API shows it: its call, and its result or error once finished; in full, the
+    jobs it depends on and those that depend on it (their ids)."""
     view: JobView = {
         "id": rec.id,
         "task": rec.task,
@@ -374,6 +452,7 @@ def job_view(
         "created_at": rec.created_at,
         "started_at": rec.started_at,
         "finished_at": rec.finished_at,
+        "unique_key": rec.unique_key,
         "url": f"/api/jobs/{rec.id}",
     }
     ok, call = _decoded(codec, rec.payload)
@@ -385,6 +464,8 @@ def job_view(
     view["error"] = _error(rec.error)
     if not full:
         return view
+    view["parents"], view["children"] = list(rec.parents), list(rec.children)
+    view["on_dependency_failure"] = rec.on_dependency_failure
     view["progress"] = _progress(rec.progress)
     ok, result = _decoded(codec, rec.result if rec.status == "succeeded" else None)
     view["result"] = plain(result) if ok else "<a result this server cannot decode>"

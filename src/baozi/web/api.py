@@ -17,7 +17,9 @@ from starlette.routing import Route
 
 from ..app import App
 from ..backends.base import JobRecord
-from ..errors import Full
+from ..errors import Full, JobNotFound
+from ..jobs import FINISHED
+from ._graph import job_graph
 from ._wire import (
     DEQUE_PREFIX,
     MAX_BODY,
@@ -85,6 +87,8 @@ class Api:
             Route("/api/jobs", self._jobs, methods=["GET", "POST"]),
             Route("/api/jobs/{job_id}", self._job, methods=["GET", "DELETE"]),
             Route("/api/jobs/{job_id}/retry", self.retry, methods=["POST"]),
+            Route("/api/jobs/{job_id}/forget", self.forget, methods=["POST"]),
+            Route("/api/jobs/{job_id}/graph", self.graph, methods=["GET"]),
             Route("/api/queues", self.queues, methods=["GET"]),
             # The name in the query: for names a browser rewrites in a path ("." and "..").
             Route("/api/queues/pause", self.pause, methods=["POST"]),
@@ -134,7 +138,14 @@ class Api:
                 delay=order.delay,
                 front=order.front,
                 block=False,
+                unique_key=order.unique_key,
+                unique_while=order.unique_while,
+                unique_for=order.unique_for,
+                depends_on=order.depends_on,
+                on_dependency_failure=order.on_dependency_failure,
             )
+        except JobNotFound as exc:  # a job it depends on: the store made nothing
+            raise self._no_dependency(order.depends_on) from exc
         except Full as exc:
             retry_after = self._retry_after(order.queue or task.queue)
             raise ApiError(429, str(exc), headers={"Retry-After": retry_after}) from exc
@@ -143,9 +154,35 @@ class Api:
         except RecursionError as exc:  # nested past what the app's serializer can follow
             raise ApiError(422, "args: nested too deeply to store", field="args") from exc
         except ValueError as exc:
+            if order.depends_on and self._missing(order.depends_on):  # an id no store issues
+                raise self._no_dependency(order.depends_on) from exc
             raise ApiError(422, str(exc), field="body") from exc
         view = self._view(self._record(job.id), root=root)
-        return JSONResponse(view, status_code=202, headers={"Location": view["url"]})
+        # The same job again when another held the unique key: 200, as nothing was made.
+        view["deduplicated"] = job.deduplicated
+        return JSONResponse(
+            view, status_code=200 if job.deduplicated else 202, headers={"Location": view["url"]}
+        )
+
+    def _lookup(self, job_id: str) -> JobRecord | None:
+        try:
+            return self.app.store.record(job_id)
+        except (ValueError, OverflowError, UnicodeError):  # no store could hold such an id
+            return None
+
+    def _missing(self, job_ids: tuple[str, ...]) -> str | None:
+        """The first of ``job_ids`` the store holds no job for."""
+        return next((i for i in job_ids if self._lookup(i) is None), None)
+
+    def _no_dependency(self, job_ids: tuple[str, ...]) -> ApiError:
+        missing = self._missing(job_ids)
+        which = f"no job {missing[:100]!r}" if missing else "a job it names is gone"
+        return ApiError(
+            422,
+            f"depends_on: {which}: a job can only depend on jobs the store holds; "
+            f"nothing was enqueued",
+            field="depends_on",
+        )
 
     def _retry_after(self, queue: str) -> str:
         stats = self.observer.stats(queue)
@@ -154,10 +191,7 @@ class Api:
         return str(max(1, math.ceil(1 / stats.rate)))
 
     def _record(self, job_id: str) -> JobRecord:
-        try:
-            rec = self.app.store.record(job_id)
-        except (ValueError, OverflowError, UnicodeError):  # no store could hold such an id
-            rec = None
+        rec = self._lookup(job_id)
         if rec is None:
             raise ApiError(404, f"no job {job_id[:100]!r}")
         return rec
@@ -208,6 +242,28 @@ class Api:
 
         return await self._off_loop(retry)
 
+    async def forget(self, request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+
+        def forget() -> dict[str, Any]:
+            status = self._record(job_id).status
+            if status in FINISHED and self.app.store.forget([job_id]):
+                return {"id": job_id, "forgotten": True}
+            status = self._record(job_id).status  # 404 if it went meanwhile
+            raise ApiError(
+                409,
+                f"job {job_id} is {status}: only a finished job's record can be forgotten "
+                f"(cancel it first)",
+            )
+
+        return JSONResponse(await self._off_loop(forget))
+
+    async def graph(self, request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        return JSONResponse(
+            await self._off_loop(lambda: job_graph(self._lookup, self._record(job_id)))
+        )
+
     async def list_jobs(self, request: Request) -> Response:
         query = parse_listing(dict(request.query_params))
         root = request.scope.get("root_path", "")
@@ -241,6 +297,7 @@ class Api:
             out.append(
                 {
                     "name": name,
+                    "waiting": counts.get("waiting", 0),
                     "ready": counts.get("queued", 0),
                     "scheduled": counts.get("scheduled", 0),
                     "running": counts.get("running", 0),

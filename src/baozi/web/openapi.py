@@ -6,13 +6,11 @@ from typing import Any
 
 from .. import __version__
 from ..backends.base import STATUSES
-from ._wire import DEQUE_PREFIX, MAX_DELAY, MAX_LIMIT, MAX_OFFSET, MAX_PRIORITY, NAME_PATTERN
+from ._graph import MAX_GRAPH
+from ._schemas import QUEUE, job_schemas, ref, service_schemas
+from ._wire import MAX_LIMIT, MAX_OFFSET
 
 __all__ = ["openapi_document"]
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _json(schema: dict[str, Any], description: str, **headers: str) -> dict[str, Any]:
@@ -29,12 +27,9 @@ def _json(schema: dict[str, Any], description: str, **headers: str) -> dict[str,
 
 
 def _error(description: str, **headers: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description, **headers)
+    return _json(ref("Error"), description, **headers)
 
 
-_NULLABLE_NUMBER = {"type": ["number", "null"]}
-_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME_PATTERN}
-_QUEUE = {**_NAME, "not": {"pattern": f"^{DEQUE_PREFIX}"}}
 _JOB_ID = {
     "name": "job_id",
     "in": "path",
@@ -42,189 +37,22 @@ _JOB_ID = {
     "schema": {"type": "string", "minLength": 1},
     "description": "A job id, as returned when the job was enqueued.",
 }
-_QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": _QUEUE}
+_QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": QUEUE}
 _LINKS = {
     f"{action}Job": {"operationId": f"{action}Job", "parameters": {"job_id": "$response.body#/id"}}
-    for action in ("get", "cancel", "retry")
+    for action in ("get", "cancel", "retry", "forget")
 }
-
-
-def _job_schemas(tasks: list[str]) -> dict[str, Any]:
-    job_fields: dict[str, Any] = {
-        "id": {"type": "string"},
-        "task": {"type": "string"},
-        "queue": {"type": "string"},
-        "status": {"type": "string", "enum": list(STATUSES)},
-        "priority": {"type": ["number", "string"]},
-        "position": {
-            "type": ["integer", "null"],
-            "description": "Jobs that will be served before this one (0 = next); null unless queued.",
-        },
-        "eta_seconds": {
-            "type": ["number", "null"],
-            "description": "Estimated seconds until it is done, from the queue's recent "
-            "completion rate; null while there is no history.",
-        },
-        "attempts": {"type": "integer"},
-        "created_at": {"type": "number"},
-        "started_at": _NULLABLE_NUMBER,
-        "finished_at": _NULLABLE_NUMBER,
-        "args": {
-            "description": "The positional arguments (null if this server cannot decode them)."
-        },
-        "kwargs": {"description": "The keyword arguments."},
-        "progress": {"oneOf": [{"type": "null"}, _ref("Progress")]},
-        "result": {"description": "The value the task returned, once it succeeded."},
-        "error": {"oneOf": [{"type": "null"}, _ref("JobError")]},
-        "url": {"type": "string"},
-    }
-    summary = ["id", "task", "queue", "status", "position", "eta_seconds", "attempts", "url"]
-    return {
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {"type": "string", "description": "What went wrong."},
-                "field": {"type": "string", "description": "The request field at fault."},
-            },
-        },
-        "NewJob": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["task"],
-            "properties": {
-                "task": {**_NAME, "enum": tasks, "description": "A task registered on the app."},
-                "args": {"type": "array", "default": []},
-                "kwargs": {"type": "object", "default": {}},
-                "queue": {
-                    "oneOf": [{"type": "null"}, _QUEUE],
-                    "description": "Default: the task's.",
-                },
-                "priority": {
-                    "type": ["number", "null"],
-                    "minimum": -MAX_PRIORITY,
-                    "maximum": MAX_PRIORITY,
-                    "description": "Lower runs first. Default: the task's.",
-                },
-                "delay": {
-                    "type": ["number", "null"],
-                    "minimum": 0,
-                    "maximum": MAX_DELAY,
-                    "description": "Seconds before the job becomes ready.",
-                },
-                "front": {
-                    "type": ["boolean", "null"],
-                    "default": False,
-                    "description": "Put the job at the head of its queue.",
-                },
-            },
-        },
-        "Job": {"type": "object", "required": summary, "properties": job_fields},
-        "Progress": {
-            "type": "object",
-            "required": ["fraction"],
-            "properties": {"fraction": {"type": "number"}, "message": {"type": ["string", "null"]}},
-        },
-        "JobError": {
-            "type": "object",
-            "required": ["type", "message", "traceback"],
-            "properties": {
-                "type": {"type": "string"},
-                "message": {"type": "string"},
-                "traceback": {"type": "string"},
-            },
-        },
-        "JobList": {
-            "type": "object",
-            "required": ["jobs", "limit", "offset", "next_offset"],
-            "properties": {
-                "jobs": {"type": "array", "items": _ref("Job")},
-                "limit": {"type": "integer"},
-                "offset": {"type": "integer"},
-                "next_offset": {"type": ["integer", "null"]},
-            },
-        },
-    }
-
-
-def _service_schemas() -> dict[str, Any]:
-    queue_fields = {
-        name: {"type": "integer", "minimum": 0}
-        for name in ("ready", "scheduled", "running", "succeeded", "failed", "cancelled")
-    }
-    return {
-        "Queue": {
-            "type": "object",
-            "required": ["name", *queue_fields, "rate_per_second", "pausable", "paused"],
-            "properties": {
-                "name": {"type": "string"},
-                **queue_fields,
-                "finished_last_minute": {"type": "integer", "minimum": 0},
-                "rate_per_second": {
-                    "type": ["number", "null"],
-                    "description": "Jobs finished per second over the last minute; null "
-                    "before any was seen to finish.",
-                },
-                "maxsize": {"type": "integer", "minimum": 0},
-                "pausable": {"type": "boolean"},
-                "paused": {"type": ["boolean", "null"]},
-            },
-        },
-        "QueueList": {
-            "type": "object",
-            "required": ["queues"],
-            "properties": {"queues": {"type": "array", "items": _ref("Queue")}},
-        },
-        "QueueDeleted": {
-            "type": "object",
-            "required": ["name", "deleted"],
-            "properties": {"name": {"type": "string"}, "deleted": {"type": "boolean"}},
-        },
-        "QueueState": {
-            "type": "object",
-            "required": ["name", "paused"],
-            "properties": {"name": {"type": "string"}, "paused": {"type": ["boolean", "null"]}},
-        },
-        "Worker": {
-            "type": "object",
-            "required": ["id", "host", "pid", "pool", "concurrency", "busy", "last_heartbeat"],
-            "properties": {
-                "id": {"type": "string"},
-                "host": {"type": "string"},
-                "pid": {"type": "integer"},
-                "pool": {"type": "string"},
-                "concurrency": {"type": "integer"},
-                "busy": {"type": "integer", "description": "Slots running a job."},
-                "queues": {"type": "array", "items": {"type": "string"}},
-                "started_at": {"type": "number"},
-                "last_heartbeat": {"type": "number"},
-            },
-        },
-        "WorkerList": {
-            "type": "object",
-            "required": ["workers"],
-            "properties": {"workers": {"type": "array", "items": _ref("Worker")}},
-        },
-        "Throughput": {
-            "type": "object",
-            "required": ["bucket_seconds", "end", "queues"],
-            "properties": {
-                "bucket_seconds": {"type": "number"},
-                "end": {"type": "number", "description": "When the last bucket ends."},
-                "queues": {
-                    "type": "object",
-                    "additionalProperties": {"type": "array", "items": {"type": "integer"}},
-                },
-            },
-        },
-    }
+_LINKS["getJobGraph"] = {
+    "operationId": "getJobGraph",
+    "parameters": {"job_id": "$response.body#/id"},
+}
 
 
 _UNAUTHORIZED = _error("A token is needed (the server was started with one).")
 
 
 def _job_operations() -> dict[str, Any]:
-    unauthorized, not_found, job = _UNAUTHORIZED, _error("No job with this id."), _ref("Job")
+    unauthorized, not_found, job = _UNAUTHORIZED, _error("No job with this id."), ref("Job")
     return {
         "/api/jobs": {
             "post": {
@@ -232,17 +60,27 @@ def _job_operations() -> dict[str, Any]:
                 "summary": "Enqueue a job; answers at once with its place in line.",
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("NewJob")}},
+                    "content": {"application/json": {"schema": ref("NewJob")}},
                 },
                 "responses": {
+                    "200": {
+                        **_json(
+                            job,
+                            "Another job holds the unique key: that job, with deduplicated "
+                            "true; nothing was enqueued.",
+                            Location="The job's URL.",
+                        ),
+                        "links": _LINKS,
+                    },
                     "202": {**_json(job, "Enqueued.", Location="The job's URL."), "links": _LINKS},
                     "401": unauthorized,
                     "404": _error("No task of that name; nothing was enqueued."),
                     "413": _error("The body is over 1 MiB."),
                     "415": _error("The body is not JSON."),
                     "422": _error(
-                        "Malformed JSON, a field of the wrong type, or arguments the task cannot "
-                        "take (checked against its signature); `field` names it."
+                        "Malformed JSON, a field of the wrong type, arguments the task cannot "
+                        "take (checked against its signature), or a job in depends_on the store "
+                        "does not hold; `field` names it. Nothing was enqueued."
                     ),
                     "429": _error(
                         "The queue is at its maxsize.", **{"Retry-After": "Seconds to wait."}
@@ -253,7 +91,7 @@ def _job_operations() -> dict[str, Any]:
                 "operationId": "listJobs",
                 "summary": "Jobs, newest first, a page at a time.",
                 "parameters": [
-                    {"name": "queue", "in": "query", "schema": _QUEUE},
+                    {"name": "queue", "in": "query", "schema": QUEUE},
                     {
                         "name": "status",
                         "in": "query",
@@ -281,7 +119,7 @@ def _job_operations() -> dict[str, Any]:
                     },
                 ],
                 "responses": {
-                    "200": _json(_ref("JobList"), "A page of jobs."),
+                    "200": _json(ref("JobList"), "A page of jobs."),
                     "401": unauthorized,
                     "422": _error("A query parameter is out of range; `field` names it."),
                 },
@@ -318,6 +156,32 @@ def _job_operations() -> dict[str, Any]:
                 },
             },
         },
+        "/api/jobs/{job_id}/forget": {
+            "parameters": [_JOB_ID],
+            "post": {
+                "operationId": "forgetJob",
+                "summary": "Remove a finished job's record (failed jobs are kept until this).",
+                "responses": {
+                    "200": _json(ref("Forgotten"), "Removed: the job's URL now answers 404."),
+                    "401": unauthorized,
+                    "404": not_found,
+                    "409": _error("The job has not finished."),
+                },
+            },
+        },
+        "/api/jobs/{job_id}/graph": {
+            "parameters": [_JOB_ID],
+            "get": {
+                "operationId": "getJobGraph",
+                "summary": "The jobs linked to this one by dependencies, either way and any "
+                f"number of steps (at most {MAX_GRAPH}), and their links.",
+                "responses": {
+                    "200": _json(ref("Graph"), "The graph, nodes in layers."),
+                    "401": unauthorized,
+                    "404": not_found,
+                },
+            },
+        },
     }
 
 
@@ -328,7 +192,7 @@ def _service_operations() -> dict[str, Any]:
             "get": {
                 "operationId": "listQueues",
                 "summary": "Every queue: jobs by state and the completion rate of the last minute.",
-                "responses": {"200": _json(_ref("QueueList"), "The queues."), "401": unauthorized},
+                "responses": {"200": _json(ref("QueueList"), "The queues."), "401": unauthorized},
             }
         },
         **{
@@ -338,7 +202,7 @@ def _service_operations() -> dict[str, Any]:
                     "operationId": f"{action}Queue{suffix}",
                     "summary": f"{action.capitalize()} a queue (where this baozi can){note}.",
                     "responses": {
-                        "200": _json(_ref("QueueState"), "Done."),
+                        "200": _json(ref("QueueState"), "Done."),
                         "401": unauthorized,
                         "404": _error("No such queue: none held a job, and the app names none."),
                         "409": _error("This baozi cannot pause queues."),
@@ -363,7 +227,7 @@ def _service_operations() -> dict[str, Any]:
                 "operationId": "deleteQueue",
                 "summary": "Forget an empty queue: its name, options and job totals.",
                 "responses": {
-                    "200": _json(_ref("QueueDeleted"), "Deleted."),
+                    "200": _json(ref("QueueDeleted"), "Deleted."),
                     "401": unauthorized,
                     "404": _error("No such queue."),
                     "409": _error("The queue holds jobs or their records: purge it first."),
@@ -376,7 +240,7 @@ def _service_operations() -> dict[str, Any]:
                 "operationId": "listWorkers",
                 "summary": "Live workers: host, pid, pool, slots and last heartbeat.",
                 "responses": {
-                    "200": _json(_ref("WorkerList"), "The workers."),
+                    "200": _json(ref("WorkerList"), "The workers."),
                     "401": unauthorized,
                 },
             }
@@ -385,7 +249,7 @@ def _service_operations() -> dict[str, Any]:
             "get": {
                 "operationId": "getThroughput",
                 "summary": "Jobs finished per 10 s over the last ten minutes, per queue.",
-                "responses": {"200": _json(_ref("Throughput"), "The series."), "401": unauthorized},
+                "responses": {"200": _json(ref("Throughput"), "The series."), "401": unauthorized},
             }
         },
         "/healthz": {
@@ -436,7 +300,7 @@ def openapi_document(tasks: list[str], *, secured: bool) -> dict[str, Any]:
             "its place in line, and its URL answers with its status until it is done.",
         },
         "paths": {**_job_operations(), **_service_operations()},
-        "components": {"schemas": {**_job_schemas(sorted(tasks)), **_service_schemas()}},
+        "components": {"schemas": {**job_schemas(sorted(tasks)), **service_schemas()}},
     }
     if secured:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

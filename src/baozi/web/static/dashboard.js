@@ -9,13 +9,20 @@ let timer = null;
 
 class Unauthorized extends Error {}
 
+class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
 async function api(path, options = {}) {
   const headers = { Accept: "application/json" };
   if (token) headers.Authorization = "Bearer " + token;
   const response = await fetch(path, { ...options, headers });
   if (response.status === 401) throw new Unauthorized("token refused");
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.error || response.status + " " + response.statusText);
+  if (!response.ok) throw new ApiError(body.error || response.status + " " + response.statusText, response.status);
   return body;
 }
 
@@ -57,12 +64,16 @@ function ago(seconds) {
   return Math.max(0, Math.round(Date.now() / 1000 - seconds)) + " s ago";
 }
 
-function button(label, action) {
-  const td = el("td");
+function actionButton(label, action) {
   const b = el("button", label);
   b.type = "button";
   b.addEventListener("click", () => act(action));
-  td.append(b);
+  return b;
+}
+
+function button(label, action) {
+  const td = el("td");
+  td.append(actionButton(label, action));
   return td;
 }
 
@@ -85,10 +96,10 @@ function drawQueues(queues) {
     const perMinute = q.rate_per_second === null ? "–" : (q.rate_per_second * 60).toFixed(1);
     const name = el("td", q.name + (q.paused ? " (paused)" : ""), "text");
     return row([
-      name, num(q.ready, "n ready"), num(q.scheduled, "n scheduled"), num(q.running, "n running"),
+      name, num(q.waiting, "n waiting"), num(q.ready, "n ready"), num(q.scheduled, "n scheduled"), num(q.running, "n running"),
       num(q.succeeded, "n succeeded"), num(q.failed, "n failed"), num(perMinute, "n rate"), control,
     ], { queue: q.name });
-  }), "no queues yet", 8);
+  }), "no queues yet", 9);
 }
 
 function drawWorkers(workers) {
@@ -106,16 +117,38 @@ function drawWorkers(workers) {
   }), "no worker is running", 6);
 }
 
-function jobControl(job) {
+const UNFINISHED = ["waiting", "scheduled", "queued", "running"];
+
+// The buttons for what can be done to a job as it stands: cancel one that has not finished;
+// retry a failed or cancelled one; forget (remove the record of) one that has finished.
+function jobActions(job) {
   const path = "api/jobs/" + encodeURIComponent(job.id);
-  if (job.status === "queued" || job.status === "scheduled") return button("cancel", { path, method: "DELETE" });
-  if (job.status === "failed" || job.status === "cancelled") return button("retry", { path: path + "/retry", method: "POST" });
-  return el("td");
+  if (UNFINISHED.includes(job.status)) return [actionButton("cancel", { path, method: "DELETE" })];
+  const out = [];
+  if (job.status === "failed" || job.status === "cancelled") {
+    out.push(actionButton("retry", { path: path + "/retry", method: "POST" }));
+  }
+  out.push(actionButton("forget", { path: path + "/forget", method: "POST" }));
+  return out;
+}
+
+function jobControl(job) {
+  const td = el("td", null, "actions");
+  td.append(...jobActions(job));
+  return td;
+}
+
+function jobLink(job) {
+  const td = el("td", null, "text");
+  const a = el("a", job.id);
+  a.href = "#job=" + encodeURIComponent(job.id);
+  td.append(a);
+  return td;
 }
 
 function drawJobs(jobs) {
   fill("jobs", jobs.map((job) => row([
-    el("td", job.id, "text"), el("td", job.task, "text"), el("td", job.queue, "text"),
+    jobLink(job), el("td", job.task, "text"), el("td", job.queue, "text"),
     el("td", job.status, "status-" + job.status), el("td", callText(job), "text args"),
     when(job.created_at), jobControl(job),
   ], { job: job.id })), "no jobs", 7);
@@ -125,7 +158,7 @@ function drawFailed(jobs) {
   fill("failed", jobs.map((job) => {
     const error = job.error ? job.error.type + ": " + job.error.message : "";
     return row([
-      el("td", job.id, "text"), el("td", job.task, "text"), el("td", job.queue, "text"),
+      jobLink(job), el("td", job.task, "text"), el("td", job.queue, "text"),
       el("td", error, "text error-text"), num(job.attempts), when(job.finished_at), jobControl(job),
     ], { job: job.id });
   }), "no failed jobs", 7);
@@ -148,6 +181,83 @@ function drawChart(throughput) {
   });
 }
 
+// -- one job, in detail: its fields, what can be done to it, its workflow -----------------------
+
+function selectedJob() {
+  const match = /^#job=(.+)$/.exec(location.hash);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+function openJob(id) {
+  location.hash = "job=" + encodeURIComponent(id);
+}
+
+async function loadDetail(id) {
+  if (id === null) return null;
+  const path = "api/jobs/" + encodeURIComponent(id);
+  try {
+    const [job, graph] = await Promise.all([api(path), api(path + "/graph")]);
+    return { job, graph };
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return { job: null, graph: null };
+    throw error;
+  }
+}
+
+function detailFields(job) {
+  const list = document.createElement("dl");
+  list.id = "detail-fields";
+  const add = (name, label, value, className) => {
+    const shown = value === null || value === undefined || value === "" ? "–" : value;
+    const dd = el("dd", shown, "text" + (className ? " " + className : ""));
+    dd.dataset.field = name;
+    list.append(el("dt", label), dd);
+  };
+  const ids = (list) => (list && list.length ? list.join(", ") : "");
+  add("task", "task", job.task);
+  add("queue", "queue", job.queue);
+  add("status", "status", job.status, "status-" + job.status);
+  add("unique_key", "unique key", job.unique_key);
+  add("attempts", "attempts", job.attempts);
+  add("created", "created", when(job.created_at));
+  add("started", "started", when(job.started_at));
+  add("finished", "finished", when(job.finished_at));
+  add("arguments", "arguments", callText(job));
+  if (job.status === "succeeded") add("result", "result", JSON.stringify(job.result));
+  if (job.error) add("error", "error", job.error.type + ": " + job.error.message, "error-text");
+  add("parents", "depends on", ids(job.parents));
+  add("children", "needed by", ids(job.children));
+  if (job.parents && job.parents.length) {
+    add("on_dependency_failure", "if one fails", job.on_dependency_failure);
+  }
+  return list;
+}
+
+function graphNote(graph) {
+  if (graph.truncated) return "The nearest " + graph.nodes.length + " jobs of a bigger workflow.";
+  if (graph.nodes.length === 1) return "This job depends on no other, and no other on it.";
+  return "Arrows run from a job to the jobs that wait for it; select one to open it.";
+}
+
+function drawDetail(id, detail) {
+  const section = document.getElementById("detail");
+  section.hidden = id === null;
+  if (id === null) return;
+  document.getElementById("detail-id").textContent = id;
+  const missing = document.getElementById("detail-missing");
+  const body = document.getElementById("detail-body");
+  missing.hidden = detail.job !== null;
+  body.hidden = detail.job === null;
+  if (detail.job === null) {
+    missing.textContent = "No job " + id + ": it never existed, or its record was removed.";
+    return;
+  }
+  document.getElementById("detail-fields").replaceWith(detailFields(detail.job));
+  document.getElementById("detail-actions").replaceChildren(...jobActions(detail.job));
+  document.getElementById("graph-note").textContent = graphNote(detail.graph);
+  drawGraph(document.getElementById("graph"), detail.graph, id, openJob);
+}
+
 // -- the loop ---------------------------------------------------------------------------------
 
 function setState(text, isError) {
@@ -168,9 +278,12 @@ function showLogin(message) {
 async function refresh() {
   clearTimeout(timer);
   try {
-    const [queues, workers, jobs, failed, throughput] = await Promise.all([
-      api("api/queues"), api("api/workers"), api("api/jobs?limit=20"),
-      api("api/jobs?status=failed&limit=10"), api("api/throughput"),
+    const status = document.getElementById("status-filter").value;
+    const selected = selectedJob();
+    const [queues, workers, jobs, failed, throughput, detail] = await Promise.all([
+      api("api/queues"), api("api/workers"),
+      api("api/jobs?limit=20" + (status ? "&status=" + encodeURIComponent(status) : "")),
+      api("api/jobs?status=failed&limit=10"), api("api/throughput"), loadDetail(selected),
     ]);
     document.getElementById("login").hidden = true;
     document.getElementById("board").hidden = false;
@@ -179,6 +292,7 @@ async function refresh() {
     drawJobs(jobs.jobs);
     drawFailed(failed.jobs);
     drawChart(throughput);
+    drawDetail(selected, detail);
     setState("updated " + new Date().toLocaleTimeString(), false);
   } catch (error) {
     if (error instanceof Unauthorized) {
@@ -197,14 +311,50 @@ async function act(action) {
     if (error instanceof Unauthorized) return showLogin("That token was refused.");
     setState(error.message, true);
   }
+  document.getElementById("status-filter").addEventListener("change", () => refresh());
+document.getElementById("detail-close").addEventListener("click", () => {
+  history.replaceState(null, "", location.pathname + location.search);
   refresh();
+});
+async function refreshAndShowJob() {
+  await refresh();
+  if (selectedJob() !== null) document.getElementById("detail").scrollIntoView();
+}
+
+window.addEventListener("hashchange", refreshAndShowJob);
+
+refreshAndShowJob();
 }
 
 document.getElementById("login").addEventListener("submit", (event) => {
   event.preventDefault();
   token = document.getElementById("token").value.trim();
   sessionStorage.setItem(TOKEN_KEY, token);
+  document.getElementById("status-filter").addEventListener("change", () => refresh());
+document.getElementById("detail-close").addEventListener("click", () => {
+  history.replaceState(null, "", location.pathname + location.search);
   refresh();
 });
+async function refreshAndShowJob() {
+  await refresh();
+  if (selectedJob() !== null) document.getElementById("detail").scrollIntoView();
+}
 
-refresh();
+window.addEventListener("hashchange", refreshAndShowJob);
+
+refreshAndShowJob();
+});
+
+document.getElementById("status-filter").addEventListener("change", () => refresh());
+document.getElementById("detail-close").addEventListener("click", () => {
+  history.replaceState(null, "", location.pathname + location.search);
+  refresh();
+});
+async function refreshAndShowJob() {
+  await refresh();
+  if (selectedJob() !== null) document.getElementById("detail").scrollIntoView();
+}
+
+window.addEventListener("hashchange", refreshAndShowJob);
+
+refreshAndShowJob();

@@ -1,0 +1,333 @@
+"""The component schemas of the OpenAPI document: jobs, their graphs, queues and workers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..backends.base import ON_DEPENDENCY_FAILURE, STATUSES, UNIQUE_WHILE
+from ._graph import MAX_GRAPH
+from ._wire import (
+    DEQUE_PREFIX,
+    MAX_DELAY,
+    MAX_DEPENDENCIES,
+    MAX_JOB_ID,
+    MAX_PRIORITY,
+    MAX_UNIQUE_KEY,
+    NAME_PATTERN,
+)
+
+__all__ = ["QUEUE", "job_schemas", "ref", "service_schemas"]
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME_PATTERN}
+QUEUE = {**_NAME, "not": {"pattern": f"^{DEQUE_PREFIX}"}}
+_NO_NUL = "^[^\\u0000]*$"
+_IDS = {"type": "array", "items": {"type": "string"}}
+
+
+def job_schemas(tasks: list[str]) -> dict[str, Any]:
+    job_fields = _job_fields()
+    summary = ["id", "task", "queue", "status", "position", "eta_seconds", "attempts", "url"]
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {"type": "string", "description": "What went wrong."},
+                "field": {"type": "string", "description": "The request field at fault."},
+            },
+        },
+        "NewJob": _new_job(tasks),
+        "Job": {"type": "object", "required": summary, "properties": job_fields},
+        **_graph_schemas(),
+        "Progress": {
+            "type": "object",
+            "required": ["fraction"],
+            "properties": {"fraction": {"type": "number"}, "message": {"type": ["string", "null"]}},
+        },
+        "JobError": {
+            "type": "object",
+            "required": ["type", "message", "traceback"],
+            "properties": {
+                "type": {"type": "string"},
+                "message": {"type": "string"},
+                "traceback": {"type": "string"},
+            },
+        },
+        "JobList": {
+            "type": "object",
+            "required": ["jobs", "limit", "offset", "next_offset"],
+            "properties": {
+                "jobs": {"type": "array", "items": ref("Job")},
+                "limit": {"type": "integer"},
+                "offset": {"type": "integer"},
+                "next_offset": {"type": ["integer", "null"]},
+            },
+        },
+    }
+
+
+def service_schemas() -> dict[str, Any]:
+    queue_fields = {
+        name: {"type": "integer", "minimum": 0}
+        for name in (
+            "waiting",
+            "ready",
+            "scheduled",
+            "running",
+            "succeeded",
+            "failed",
+            "cancelled",
+        )
+    }
+    return {
+        "Queue": {
+            "type": "object",
+            "required": ["name", *queue_fields, "rate_per_second", "pausable", "paused"],
+            "properties": {
+                "name": {"type": "string"},
+                **queue_fields,
+                "finished_last_minute": {"type": "integer", "minimum": 0},
+                "rate_per_second": {
+                    "type": ["number", "null"],
+                    "description": "Jobs finished per second over the last minute; null "
+                    "before any was seen to finish.",
+                },
+                "maxsize": {"type": "integer", "minimum": 0},
+                "pausable": {"type": "boolean"},
+                "paused": {"type": ["boolean", "null"]},
+            },
+        },
+        "QueueList": {
+            "type": "object",
+            "required": ["queues"],
+            "properties": {"queues": {"type": "array", "items": ref("Queue")}},
+        },
+        "QueueDeleted": {
+            "type": "object",
+            "required": ["name", "deleted"],
+            "properties": {"name": {"type": "string"}, "deleted": {"type": "boolean"}},
+        },
+        "QueueState": {
+            "type": "object",
+            "required": ["name", "paused"],
+            "properties": {"name": {"type": "string"}, "paused": {"type": ["boolean", "null"]}},
+        },
+        "Worker": {
+            "type": "object",
+            "required": ["id", "host", "pid", "pool", "concurrency", "busy", "last_heartbeat"],
+            "properties": {
+                "id": {"type": "string"},
+                "host": {"type": "string"},
+                "pid": {"type": "integer"},
+                "pool": {"type": "string"},
+                "concurrency": {"type": "integer"},
+                "busy": {"type": "integer", "description": "Slots running a job."},
+                "queues": {"type": "array", "items": {"type": "string"}},
+                "started_at": {"type": "number"},
+                "last_heartbeat": {"type": "number"},
+            },
+        },
+        "WorkerList": {
+            "type": "object",
+            "required": ["workers"],
+            "properties": {"workers": {"type": "array", "items": ref("Worker")}},
+        },
+        "Throughput": {
+            "type": "object",
+            "required": ["bucket_seconds", "end", "queues"],
+            "properties": {
+                "bucket_seconds": {"type": "number"},
+                "end": {"type": "number", "description": "When the last bucket ends."},
+                "queues": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "integer"}},
+                },
+            },
+        },
+    }
+
+
+def _job_fields() -> dict[str, Any]:
+    return {
+        "id": {"type": "string"},
+        "task": {"type": "string"},
+        "queue": {"type": "string"},
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "priority": {"type": ["number", "string"]},
+        "position": {
+            "type": ["integer", "null"],
+            "description": "Jobs that will be served before this one (0 = next); null unless "
+            "queued (null while waiting for the jobs it depends on).",
+        },
+        "eta_seconds": {
+            "type": ["number", "null"],
+            "description": "Estimated seconds until it is done, from the queue's recent "
+            "completion rate; null while there is no history.",
+        },
+        "attempts": {"type": "integer"},
+        "created_at": {"type": "number"},
+        "started_at": _NULLABLE_NUMBER,
+        "finished_at": _NULLABLE_NUMBER,
+        "args": {
+            "description": "The positional arguments (null if this server cannot decode them)."
+        },
+        "kwargs": {"description": "The keyword arguments."},
+        "progress": {"oneOf": [{"type": "null"}, ref("Progress")]},
+        "result": {"description": "The value the task returned, once it succeeded."},
+        "error": {"oneOf": [{"type": "null"}, ref("JobError")]},
+        "url": {"type": "string"},
+        "unique_key": {
+            "type": ["string", "null"],
+            "description": "The key no other job may hold while this one does.",
+        },
+        "parents": {
+            **_IDS,
+            "description": "The jobs it depends on, in the order given (in a single job's view).",
+        },
+        "children": {
+            **_IDS,
+            "description": "The jobs that depend on it, oldest first (in a single job's view).",
+        },
+        "on_dependency_failure": {
+            "type": "string",
+            "enum": list(ON_DEPENDENCY_FAILURE),
+            "description": "What becomes of it if a job it depends on does not succeed "
+            "(in a single job's view).",
+        },
+        "deduplicated": {
+            "type": "boolean",
+            "description": "In the answer to an enqueue: true when another job held the unique "
+            "key, and this is that job (nothing was made).",
+        },
+    }
+
+
+def _new_job(tasks: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["task"],
+        "properties": {
+            "task": {**_NAME, "enum": tasks, "description": "A task registered on the app."},
+            "args": {"type": "array", "default": []},
+            "kwargs": {"type": "object", "default": {}},
+            "queue": {
+                "oneOf": [{"type": "null"}, QUEUE],
+                "description": "Default: the task's.",
+            },
+            "priority": {
+                "type": ["number", "null"],
+                "minimum": -MAX_PRIORITY,
+                "maximum": MAX_PRIORITY,
+                "description": "Lower runs first. Default: the task's.",
+            },
+            "delay": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "maximum": MAX_DELAY,
+                "description": "Seconds before the job becomes ready.",
+            },
+            "front": {
+                "type": ["boolean", "null"],
+                "default": False,
+                "description": "Put the job at the head of its queue.",
+            },
+            "unique_key": {
+                "type": ["string", "null"],
+                "minLength": 1,
+                "maxLength": MAX_UNIQUE_KEY,
+                "pattern": _NO_NUL,
+                "description": "While a job of this key holds it (see unique_while and "
+                "unique_for), no other is made: the answer is that job, 200, with "
+                "deduplicated true. Default: none, or the task's own (unique=True).",
+            },
+            "unique_while": {
+                "type": ["string", "null"],
+                "enum": [*UNIQUE_WHILE, None],
+                "description": "When the key is held: before the job runs (queued), while "
+                "it runs (running), or both. Default: the task's (queued_or_running).",
+            },
+            "unique_for": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "maximum": MAX_DELAY,
+                "description": "Seconds the key stays held after the job finished.",
+            },
+            "depends_on": {
+                "type": ["array", "null"],
+                "maxItems": MAX_DEPENDENCIES,
+                "items": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_JOB_ID,
+                    "pattern": _NO_NUL,
+                },
+                "description": "Ids of jobs that must succeed first: until they have, the "
+                "job is waiting. An id the store holds no job for is refused (422).",
+            },
+            "on_dependency_failure": {
+                "type": ["string", "null"],
+                "enum": [*ON_DEPENDENCY_FAILURE, None],
+                "default": "cancel",
+                "description": "If a job it depends on fails or is cancelled: cancel this "
+                "one, fail it (DependencyFailed), or run it anyway.",
+            },
+        },
+    }
+
+
+def _graph_schemas() -> dict[str, Any]:
+    return {
+        "Forgotten": {
+            "type": "object",
+            "required": ["id", "forgotten"],
+            "properties": {"id": {"type": "string"}, "forgotten": {"type": "boolean"}},
+        },
+        "Graph": {
+            "type": "object",
+            "required": ["id", "nodes", "edges", "truncated"],
+            "properties": {
+                "id": {"type": "string"},
+                "nodes": {"type": "array", "items": ref("GraphNode"), "maxItems": MAX_GRAPH},
+                "edges": {"type": "array", "items": ref("GraphEdge")},
+                "truncated": {
+                    "type": "boolean",
+                    "description": f"True when more jobs are linked than the {MAX_GRAPH} shown.",
+                },
+            },
+        },
+        "GraphNode": {
+            "type": "object",
+            "required": ["id", "task", "queue", "status", "layer"],
+            "properties": {
+                "id": {"type": "string"},
+                "task": {"type": ["string", "null"]},
+                "queue": {"type": ["string", "null"]},
+                "status": {
+                    "type": ["string", "null"],
+                    "enum": [*STATUSES, None],
+                    "description": "null: the job's record is gone (forgotten or purged).",
+                },
+                "layer": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "0 for a job with no parent shown, else one more than its "
+                    "deepest parent's.",
+                },
+            },
+        },
+        "GraphEdge": {
+            "type": "object",
+            "required": ["parent", "child"],
+            "properties": {
+                "parent": {"type": "string", "description": "The job depended on."},
+                "child": {"type": "string", "description": "The job that depends on it."},
+            },
+        },
+    }
