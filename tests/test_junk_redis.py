@@ -4,6 +4,7 @@ other job runs exactly once."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import redis
 
 from baozi import App, Worker, current_job
 from baozi.backends import open_store
+from baozi.backends.base import Deduplicated, NewJob, Outcome
 
 from . import jobtasks
 from ._helpers import lines, wait_for, working
@@ -454,3 +456,59 @@ def test_a_redis_that_may_evict_jobs_is_warned_of_once_and_reported(
     assert health["status"] == "ok" and health["warnings"] == reported
     if held == "noeviction":
         assert s.app.store.warnings() == []
+
+
+# -- unique keys and dependencies --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("u", b"\xff"),
+        ("uw", b"sometimes"),
+        ("uf", b"soon"),
+        ("uf", b"-1"),
+        ("pa", b"1:2"),
+        ("od", b"maybe"),
+    ],
+)
+def test_a_junk_workflow_field_moves_its_job_aside_and_the_listing_goes_on(
+    s: Store, caplog: pytest.LogCaptureFixture, name: str, value: bytes
+) -> None:
+    store = s.app.store
+    (a,) = store.enqueue("default", [NewJob("t", b"a", unique_key="k")])
+    b, c = store.enqueue(
+        "default", [NewJob("t", b"b", unique_key=k, depends_on=(a,)) for k in ("k2", "k3")]
+    )
+    held = _junk_one(s, b, name, value)
+    with caplog.at_level(logging.ERROR, logger="baozi.redis"):
+        assert [r.id for r in store.records()] == [c, a]
+        assert store.record(b) is None
+    assert s.raw.hgetall(s.key(f"junk:i:{b}")) == held
+    assert len(errors_naming(caplog, s.key(f"i:{b}"))) == 1
+    (item,) = store.reserve("default", "w", 30, 1)
+    store.settle("default", "w", [Outcome(a, "succeeded", result=b"1")], ttl=60)
+    assert store.statuses([a, b, c]) == {a: "succeeded", c: "queued"}
+
+
+def test_junk_in_the_workflow_keys_stops_no_enqueue_and_no_release(s: Store) -> None:
+    store = s.app.store
+    (a,) = store.enqueue("default", [NewJob("t", b"a", unique_key="k")])
+    digest = hashlib.sha1(b"k").hexdigest()
+    s.raw.sadd(s.key(f"uq:{digest}"), b"not an id!", b"deadbeef")
+    s.raw.set(s.key(f"uq:{hashlib.sha1(b'k2').hexdigest()}"), b"a string")
+    (c,) = store.enqueue("default", [NewJob("t", b"c", depends_on=(a,))])
+    s.raw.zadd(s.key(f"ch:{a}"), {b"not an id!": 0, b"deadbeef": 1})
+    s.raw.delete(s.key(f"pw:{c}"))
+    s.raw.set(s.key(f"pw:{c}"), b"a string")
+    assert store.enqueue("default", [NewJob("t", b"x", unique_key="k")]) == [a]
+    assert s.raw.smembers(s.key(f"uq:{digest}")) == {a.encode()}  # the others left it
+    (k2,) = store.enqueue("default", [NewJob("t", b"y", unique_key="k2")])
+    assert not isinstance(k2, Deduplicated)
+    rec = store.record(a)
+    assert rec is not None and rec.children == (c,)
+    store.reserve("default", "w", 30, 1)
+    store.settle("default", "w", [Outcome(a, "succeeded", result=b"1")], ttl=60)
+    assert store.statuses([c]) == {c: "queued"}
+    (aside,) = s.raw.scan_iter(match=s.key(f"junk:pw:{c}:*"))
+    assert s.raw.get(aside) == b"a string"  # moved aside, intact

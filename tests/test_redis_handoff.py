@@ -65,6 +65,30 @@ def test_an_idle_consumer_is_handed_each_new_job_leased_to_it(redis_url: str) ->
     store.close()
 
 
+@pytest.mark.parametrize("how", ["settle", "cancel"])
+def test_a_released_dependent_is_handed_to_an_idle_consumer(redis_url: str, how: str) -> None:
+    store = open_store(redis_url)
+    (parent,) = store.enqueue("p", [NewJob("t", b"parent")])
+    (child,) = store.enqueue(
+        "q", [NewJob("t", b"child", depends_on=(parent,), on_dependency_failure="run")]
+    )
+    inbox = Inbox()
+    consumer = store.consumer("w", ["q"], 30.0, inbox)
+    try:
+        assert consumer.take(1) == []  # idle on "q", with one free slot
+        if how == "settle":
+            store.reserve("p", "other", 30.0, 1)
+            store.settle("p", "other", [Outcome(parent, "succeeded", result=b"1")], 60)
+        else:
+            store.cancel(parent)  # ...and the child runs anyway
+        wait_for(lambda: inbox.offered != [], timeout=5)
+        assert [item.id for _, item in inbox.offered] == [child]
+        assert store.record(child).status == "running"  # type: ignore[union-attr]
+    finally:
+        consumer.close()
+        store.close()
+
+
 def test_a_paused_queue_hands_nothing_to_its_idle_worker(redis_url: str) -> None:
     app = App(redis_url, lease=30.0)
     add = app.task(jobtasks.add)

@@ -65,7 +65,7 @@ class RedisConsumer(Consumer):
             return super().settle(queue, outcomes, ttl, then_take, failed_ttl=failed_ttl)
         store = self.store
         server = store._server
-        settle = store._settle_args(queue, self.owner, outcomes, ttl)
+        settle = store._settle_args(queue, self.owner, outcomes, ttl, failed_ttl)
         reserve = (
             queue,
             self.owner,

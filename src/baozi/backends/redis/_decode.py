@@ -50,6 +50,10 @@ def _float(value: bytes | None) -> float | None:
     return float(value) if value is not None else None
 
 
+RECORD = 19
+"""How many values the jobs script gives per record (see ``job`` in the prelude)."""
+
+
 def _record(v: list[Any]) -> tuple[int, JobRecord]:
     rec = JobRecord(
         id=v[0].decode(),
@@ -66,16 +70,20 @@ def _record(v: list[Any]) -> tuple[int, JobRecord]:
         result=v[11],
         error=v[12].decode(errors="replace") if v[12] else None,  # '' is no error
         progress=v[13].decode(errors="replace") if v[13] is not None else None,
+        unique_key=v[15].decode() if v[15] is not None else None,
+        parents=tuple(v[16].decode().split()),
+        children=tuple(v[17].decode().split()),
+        on_dependency_failure=v[18].decode(),
     )
     return int(v[14]), rec
 
 
 def read_records(flat: list[Any], junk: Junk) -> list[tuple[int, JobRecord] | None]:
-    """Records as the jobs script lays them out, 15 values each, with their order number; one
-    that cannot be read goes to ``junk`` and reads as None (no job)."""
+    """Records as the jobs script lays them out, :data:`RECORD` values each, with their order
+    number; one that cannot be read goes to ``junk`` and reads as None (no job)."""
     out: list[tuple[int, JobRecord] | None] = []
-    for i in range(0, len(flat), 15):
-        v = flat[i : i + 15]
+    for i in range(0, len(flat), RECORD):
+        v = flat[i : i + RECORD]
         if v[0] is None:
             out.append(None)
             continue

@@ -30,6 +30,9 @@ log = logging.getLogger("baozi.redis")
 KEY = "layout"
 """Under the store's prefix: the layout version, as decimal text."""
 
+# Unique keys and dependencies added to layout 1 without a step: new hash fields (u, uw, uf, pa,
+# od, hc), the state 3 (waiting) and new keys (P:q:NAME:a, P:uq:*, P:ch:*, P:pw:*), none of which
+# an older store has; its jobs read as having no key and no dependencies (tests/test_layout_old.py).
 MIGRATIONS: dict[int, str] = {}
 """Layout N -> the Lua body of the step that takes a store from N to N + 1. It runs inside the
 script :func:`_step_script` makes, with ``P`` the key prefix, after that script has checked

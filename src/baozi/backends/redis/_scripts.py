@@ -26,6 +26,7 @@ SCRIPTS = (
     "jobs",
     "progress",
     "purge",
+    "forget",
     "workers",
     "push",
     "junk",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,15 +24,25 @@ class RedisStore(RedisCoordination):
     ) -> Consumer:
         return RedisConsumer(self, owner, queues, lease, receiver)
 
-    def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
+    def settle(
+        self,
+        queue: str,
+        owner: str,
+        outcomes: Sequence[Outcome],
+        ttl: float,
+        failed_ttl: float = math.inf,
+    ) -> int:
         if not outcomes:
             return 0
-        settled: int = self._server.run("settle", *self._settle_args(queue, owner, outcomes, ttl))
+        args = self._settle_args(queue, owner, outcomes, ttl, failed_ttl)
+        settled: int = self._server.run("settle", *args)
         return settled
 
     @staticmethod
-    def _settle_args(queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> list[Any]:
-        args: list[Any] = [queue, owner, repr(float(ttl))]
+    def _settle_args(
+        queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float, failed_ttl: float
+    ) -> list[Any]:
+        args: list[Any] = [queue, owner, repr(float(ttl)), repr(float(failed_ttl))]
         for o in outcomes:
             result = b"" if o.result is None else b"=" + o.result  # so an empty result stays
             args += (
@@ -45,8 +56,22 @@ class RedisStore(RedisCoordination):
             )
         return args
 
-    def cancel(self, job_id: str, ttl: float = 86400.0, *, running: bool = True) -> bool:
-        return bool(self._server.run("cancel", job_id, repr(float(ttl)), int(running)))
+    def cancel(
+        self,
+        job_id: str,
+        ttl: float = 86400.0,
+        *,
+        running: bool = True,
+        failed_ttl: float = math.inf,
+    ) -> bool:
+        args = (job_id, repr(float(ttl)), int(running), repr(float(failed_ttl)))
+        return bool(self._server.run("cancel", *args))
+
+    def forget(self, job_ids: Sequence[str]) -> int:
+        if not job_ids:
+            return 0
+        removed: int = self._server.run("forget", *job_ids)
+        return removed
 
     def requeue(self, job_id: str) -> bool:
         return bool(self._server.run("requeue", job_id))
@@ -85,8 +110,8 @@ class RedisStore(RedisCoordination):
     def job_counts(self, queue: str) -> dict[str, int]:
         flat = self._server.run("counts", queue)
         out = dict.fromkeys(STATUSES, 0)
-        out.update(scheduled=flat[2], queued=flat[0], running=flat[1])
-        for i in range(3, len(flat), 2):
+        out.update(scheduled=flat[2], queued=flat[0], running=flat[1], waiting=flat[3])
+        for i in range(4, len(flat), 2):
             out[flat[i].decode()] = int(flat[i + 1])
         return out
 

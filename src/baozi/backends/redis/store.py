@@ -29,15 +29,44 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from ..._process import current_pid
-from ...errors import Full
+from ...errors import Full, JobNotFound
 from .._rows import Row, RowStore
-from ..base import Counts, Item, Priority
+from ..base import (
+    ON_DEPENDENCY_FAILURE,
+    UNIQUE_WHILE,
+    Counts,
+    Deduplicated,
+    Item,
+    NewJob,
+    Priority,
+)
 from ._decode import Junk, JunkName, read_items, read_options
 from ._ids import IDS
 from ._priority import plain, priority_fields, priority_key
 from ._server import Server
 
 __all__ = ["RedisQueues", "priority_key"]
+
+
+def _flows(jobs: Sequence[NewJob]) -> list[Any]:
+    """The add script's last arguments: the jobs with a unique key or dependencies (none: [])."""
+    out: list[Any] = []
+    for i, job in enumerate(jobs):
+        if job.unique_key is None and not job.depends_on:
+            continue
+        if job.unique_while not in UNIQUE_WHILE:
+            raise ValueError(f"unique_while is one of {UNIQUE_WHILE}, not {job.unique_while!r}")
+        if job.on_dependency_failure not in ON_DEPENDENCY_FAILURE:
+            raise ValueError(
+                f"on_dependency_failure is one of {ON_DEPENDENCY_FAILURE}, "
+                f"not {job.on_dependency_failure!r}"
+            )
+        if not job.unique_for >= 0:
+            raise ValueError(f"unique_for is seconds, at least 0, not {job.unique_for!r}")
+        key = "" if job.unique_key is None else "=" + job.unique_key
+        out += (i, key, job.unique_while, repr(float(job.unique_for)))
+        out += (job.on_dependency_failure, len(job.depends_on), *map(str, job.depends_on))
+    return [sum(1 for j in jobs if j.unique_key is not None or j.depends_on), *out] if out else []
 
 
 def _now_text() -> str:
@@ -97,6 +126,18 @@ class RedisQueues(RowStore):
 
     # -- queues -------------------------------------------------------------------------------
 
+    def enqueue(
+        self,
+        queue: str,
+        jobs: Sequence[NewJob],
+        *,
+        front: bool = False,
+        delay: float = 0.0,
+        maxsize: int = 0,
+    ) -> list[str]:
+        rows = [(j.priority, j.payload, j.task) for j in jobs]
+        return self._add(queue, rows, front, delay, maxsize, None, _flows(jobs))
+
     def _add(
         self,
         queue: str,
@@ -105,8 +146,9 @@ class RedisQueues(RowStore):
         delay: float,
         maxsize: int,
         maxlen: int | None,
+        flows: Sequence[Any] = (),
     ) -> list[str]:
-        if len(rows) == 1 and not (front or delay > 0 or maxsize or maxlen is not None):
+        if len(rows) == 1 and not (front or delay > 0 or maxsize or maxlen is not None or flows):
             return self._add_one(queue, rows[0])
         server = self._server
         known = "k" if queue in server.known else "0"  # its name is in the set of queues
@@ -128,11 +170,20 @@ class RedisQueues(RowStore):
                 prio = plain(prio)
                 key = keys[type(prio), prio] = (priority_key(prio), repr(prio))
             args += (item_id, key[0], key[1], payload, task or "")
-        full = server.call(
+        args += flows
+        reply = server.call(
             "add", lambda retried: server.script("add", ("1" if retried else known, *args))
         )
-        if full != 0:
-            raise Full(f"queue {queue!r} holds {full[0]} of at most {maxsize} ready items")
+        if reply != 0:
+            if reply[0] == b"missing":
+                raise JobNotFound(
+                    f"a job of this enqueue depends on {reply[1].decode()!r}, which is no job "
+                    f"of the store; nothing was enqueued"
+                )
+            if reply[0] != b"dup":
+                raise Full(f"queue {queue!r} holds {reply[0]} of at most {maxsize} ready items")
+            for i in range(1, len(reply), 2):
+                ids[int(reply[i])] = Deduplicated(reply[i + 1].decode())
         server.known.add(queue)
         return ids
 
@@ -207,8 +258,8 @@ class RedisQueues(RowStore):
         return rank
 
     def counts(self, queue: str) -> Counts:
-        ready, leased, scheduled = self._server.run("counts", queue)[:3]
-        return Counts(ready, leased, scheduled)
+        ready, leased, scheduled, waiting = self._server.run("counts", queue)[:4]
+        return Counts(ready, leased, scheduled, waiting)
 
     def next_due(self, queue: str) -> float | None:
         prefix = f"{self._server.prefix}:q:{queue}:"

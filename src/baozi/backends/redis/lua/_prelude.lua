@@ -1,16 +1,23 @@
 -- Shared by every script (prepended when the scripts load). ARGV[1] is the store's key prefix.
--- Keys: P:i:ID item hash; P:q:NAME:{r ready, l leased, s scheduled, j jobs, c finished counts,
--- t job totals};
+-- Keys: P:i:ID item hash; P:q:NAME:{r ready, l leased, s scheduled, a waiting (ids, score 0),
+-- j jobs, c finished counts, t job totals};
 -- r and l score every member 0 and sort by the member's text: r by the item's place (priority
 -- key, order, ":", id), l by lease end ("%.6f" seconds, ":", id). (A small sorted set is stored
 -- as a list that parses every score on insert; equal scores make that cheap.) s is scored by time.
--- P:done finished jobs by expiry; P:seq order counter; P:queues names; P:changed the channel.
+-- P:done finished jobs by expiry (one kept until forgotten is not in it); P:seq order counter;
+-- P:queues names; P:changed the channel. Workflows: P:uq:SHA1 the ids of jobs that may hold the
+-- unique key whose SHA-1 it is; P:ch:ID the jobs that depend on ID (ids scored by order number);
+-- P:pw:ID the jobs waiting job ID still waits for.
 --
 -- An item hash holds: q queue, m its member in the ready set (priority key, order, ":", id),
--- p payload, pr priority as written, st state (0 ready, 1 leased, 2 scheduled, -1 finished),
--- du when a lease or schedule runs out, o owner, d deliveries and f failures (absent: 0); a job
+-- p payload, pr priority as written, st state (0 ready, 1 leased, 2 scheduled, 3 waiting for
+-- the jobs it depends on, -1 finished), du when a lease or schedule runs out (for a waiting job:
+-- when its delay ends, if it has one), o owner, d deliveries and f failures (absent: 0); a job
 -- also t task, n order number, c created, s started, fi finished, out outcome, r result, e error,
--- g progress.
+-- g progress; and optionally u unique key, uw unique_while, uf unique_for (with u), pa the jobs
+-- it depends on (ids joined by spaces, in order), od its on_dependency_failure (absent: cancel),
+-- hc '1' once a job depends on it. (These came without a layout change: a store without them
+-- reads as one whose jobs have no keys and no dependencies.)
 local P = ARGV[1]
 
 local function clock()
@@ -143,13 +150,19 @@ end
 
 local ID_PATTERN = '^[%w_%-]+$'
 
+-- Seconds as the client writes them (repr of a float: 'inf' too), not negative.
+local function is_seconds(x)
+  local n = type(x) == 'string' and tonumber(x)
+  return n and n == n and n >= 0
+end
+
 -- Whether field name of an item may hold x (false: the field is missing). The prelude runs with
 -- every script, so this is one function rather than a table of them.
 local function field_ok(name, x)
   if name == 'q' then return x and x ~= '' and is_utf8(x) end
   if name == 'p' then return x ~= false end
   if name == 'pr' then return is_priority(x) end
-  if name == 'st' then return x == '0' or x == '1' or x == '2' or x == '-1' end
+  if name == 'st' then return x == '0' or x == '1' or x == '2' or x == '3' or x == '-1' end
   if name == 'd' or name == 'f' or name == 'n' then return is_count(x) end
   if name == 'du' or name == 'c' or name == 's' or name == 'fi' then
     return not x or is_stamp(x)
@@ -157,8 +170,14 @@ local function field_ok(name, x)
   if name == 'out' then
     return not x or x == 'succeeded' or x == 'failed' or x == 'cancelled'
   end
-  if name == 't' then return not x or is_utf8(x) end
-  return true  -- o, r, e, g: any text
+  if name == 't' or name == 'u' then return not x or is_utf8(x) end
+  if name == 'uw' then
+    return not x or x == 'queued_or_running' or x == 'queued' or x == 'running'
+  end
+  if name == 'od' then return not x or x == 'cancel' or x == 'run' or x == 'fail' end
+  if name == 'uf' then return not x or is_seconds(x) end
+  if name == 'pa' then return not x or string.match(x, '^[%w_%- ]*$') ~= nil end
+  return true  -- o, r, e, g, hc: any text
 end
 
 -- The fields of item id as a table by name, and why it cannot be used (nil when it can): a
@@ -205,6 +224,7 @@ local function junk_item(id, reason, q, key, member)
       if own[1] and id_of(own[1]) == id then owned_call('ZREM', qkey(queue, 'r'), own[1]) end
       if own[2] then owned_call('ZREM', qkey(queue, 'l'), own[2] .. ':' .. id) end
       owned_call('ZREM', qkey(queue, 's'), id)
+      owned_call('ZREM', qkey(queue, 'a'), id)
       owned_call('ZREM', qkey(queue, 'j'), id)
     end
   end
@@ -272,7 +292,7 @@ local function member_item(q, key, member, id, st, fields)
 end
 
 -- The fields settle and lease read of an item, in this order.
-local OWN = {'o', 'st', 'm', 'q', 'f', 'du', 't', 'd'}
+local OWN = {'o', 'st', 'm', 'q', 'f', 'du', 't', 'd', 'uf', 'hc'}
 
 -- Item id as OWN reads it when it is owner's, in q, in state 0 or 1 (nil when it is not: left
 -- as it is), and why it cannot be used (nil when it can): what those scripts compute with.
@@ -285,6 +305,7 @@ local function read_own(id, owner, q)
   if v[2] == '1' and not is_stamp(v[6]) then return nil, 'field du is ' .. show(v[6]) end
   if not is_count(v[5]) then return nil, 'field f is ' .. show(v[5]) end
   if not is_count(v[8]) then return nil, 'field d is ' .. show(v[8]) end
+  if v[9] and not is_seconds(v[9]) then return nil, 'field uf is ' .. show(v[9]) end
   return v
 end
 
@@ -377,13 +398,27 @@ end
 
 local function status_of(st, out, du, now)
   if out then return out end
+  if st == '3' then return 'waiting' end
   if st == '0' or tonumber(du) <= now then return 'queued' end
   if st == '1' then return 'running' end
   return 'scheduled'
 end
 
--- Everything about a job as a flat list (nil for a plain item or a missing id).
-local FIELDS = {'q', 't', 'st', 'out', 'du', 'pr', 'p', 'd', 'f', 'c', 's', 'fi', 'r', 'e', 'g', 'n'}
+-- The jobs that depend on id and that the store still holds, oldest first, joined by spaces.
+local function children_of(id)
+  local out = {}
+  for _, c in ipairs(owned_call('ZRANGE', P .. ':ch:' .. id, 0, -1)) do
+    if string.match(c, ID_PATTERN) and redis.call('EXISTS', P .. ':i:' .. c) == 1 then
+      out[#out + 1] = c
+    end
+  end
+  return table.concat(out, ' ')
+end
+
+-- Everything about a job as a flat list (nil for a plain item or a missing id): id, queue, task,
+-- status, then FIELDS from pr to n, then unique key (false: none), parents, children, policy.
+local FIELDS = {'q', 't', 'st', 'out', 'du', 'pr', 'p', 'd', 'f', 'c', 's', 'fi', 'r', 'e', 'g', 'n',
+                'u', 'pa', 'od', 'hc', 'uw', 'uf'}
 -- Why the record v (as FIELDS reads it) of a job cannot be listed, or nil.
 local function job_fault(v)
   for i, name in ipairs(FIELDS) do
@@ -418,7 +453,8 @@ local function job(id, now, key)
   end
   if not v[2] then return nil end
   return {id, v[1], v[2], status_of(v[3], v[4], v[5], now), v[6], v[7], v[8], v[9], v[10],
-          v[11], v[12], v[13], v[14], v[15], v[16]}
+          v[11], v[12], v[13], v[14], v[15], v[16], v[17] or false, v[18] or '',
+          v[20] and children_of(id) or '', v[19] or 'cancel'}
 end
 
 -- Take an item out of whichever set holds it; v: its fields m and du, read and checked.
@@ -429,6 +465,9 @@ local function unlist(q, id, st, v)
     owned_call('ZREM', qkey(q, 'l'), lease_member(v.du, id))
   elseif st == '2' then
     owned_call('ZREM', qkey(q, 's'), id)
+  elseif st == '3' then
+    owned_call('ZREM', qkey(q, 'a'), id)
+    redis.call('DEL', P .. ':pw:' .. id)
   end
 end
 
@@ -671,4 +710,282 @@ local function handoff(q, now)
   -- Taking items from a bounded queue may let a waiting producer in.
   if handed and redis.call('HEXISTS', qkey(q, 'o'), 'maxsize') == 1 then changed(q) end
   return handed and owned_call('ZCARD', qkey(q, 'r')) == 0
+end
+
+
+-- Workflows: unique keys and dependencies (see NewJob in backends/contract/records.py).
+
+-- The set of the jobs that may hold unique key u (by its digest: a key is any text).
+local function ukey(u)
+  return P .. ':uq:' .. redis.sha1hex(u)
+end
+
+-- Keep finished job id's record ttl seconds from now, or unique_for (uf) when longer; one kept
+-- for ever (math.huge) stays out of P:done, so only forget removes it.
+local function keep_record(id, now, ttl, uf)
+  local keep = ttl
+  if uf then keep = math.max(keep, tonumber(uf)) end
+  if keep < math.huge then owned_call('ZADD', P .. ':done', now + keep, id) end
+end
+
+-- Whether a job holds its unique key (unique_holds in records.py); v as read_item reads
+-- st, out, du, fi, uw, uf.
+local function holds(v, now)
+  if v.out then return v.fi and tonumber(v.fi) + tonumber(v.uf or 0) > now end
+  if status_of(v.st, v.out, v.du, now) == 'running' then return v.uw ~= 'queued' end
+  return v.uw ~= 'running'
+end
+
+-- The job that holds unique key u, or nil; members that can never hold it again (gone, another
+-- key, finished with their unique_for over) leave the set. (A requeued job joins it again.)
+local UNIQUE_FIELDS = {'q', 't', 'st', 'out', 'du', 'fi', 'u', 'uw', 'uf'}
+local function holder(u, now)
+  local U = ukey(u)
+  local found, stale = nil, {}
+  for _, id in ipairs(owned_call('SMEMBERS', U)) do
+    local v, why = read_item(id, UNIQUE_FIELDS)
+    if why and why ~= 'no item hash' and why ~= 'not an item id' then junk_item(id, why, v.q) end
+    if why or v.u ~= u or not v.t then
+      stale[#stale + 1] = id
+    elseif holds(v, now) then
+      found = found or id
+    elseif v.out then
+      stale[#stale + 1] = id
+    end
+  end
+  for i = 1, #stale, 4000 do
+    owned_call('SREM', U, unpack(stale, i, math.min(i + 3999, #stale)))
+  end
+  return found
+end
+
+-- The error a job failed by its dependency keeps: dependency_error() in records.py, as JSON.
+local function dependency_error(parent, status)
+  return '{"type": "DependencyFailed", "message": "job ' .. parent
+    .. ', which this job depends on, ' .. status .. '", "traceback": ""}'
+end
+
+-- End job id of q, task t, as status ('cancelled', or 'failed' with err) without a run, its record
+-- kept ttl seconds (or its unique_for, uf), counted as any end is.
+local function end_unrun(id, q, t, status, err, now, ttl, uf)
+  if err then
+    redis.call('HSET', P .. ':i:' .. id, 'st', -1, 'out', status, 'fi', stamp(now), 'e', err)
+  else
+    redis.call('HSET', P .. ':i:' .. id, 'st', -1, 'out', status, 'fi', stamp(now))
+  end
+  keep_record(id, now, ttl, uf)
+  add_count(qkey(q, 'c'), status, 1)
+  if t then count(q, t, status, 1) end
+end
+
+-- Make waiting job id (v: q, m, du) ready, or scheduled while its delay runs. Returns whether it
+-- is ready.
+local function wake_waiting(id, v, now)
+  owned_call('ZREM', qkey(v.q, 'a'), id)
+  redis.call('DEL', P .. ':pw:' .. id)
+  if v.du and tonumber(v.du) > now then
+    redis.call('HSET', P .. ':i:' .. id, 'st', 2)
+    owned_call('ZADD', qkey(v.q, 's'), tonumber(v.du), id)
+    return false
+  end
+  redis.call('HDEL', P .. ':i:' .. id, 'du')
+  redis.call('HSET', P .. ':i:' .. id, 'st', 0)
+  owned_call('ZADD', qkey(v.q, 'r'), 0, v.m)
+  return true
+end
+
+-- The jobs that waited on the ended jobs of ends ({id, status} each): released, cancelled or
+-- failed by their on_dependency_failure, and theirs in turn. ttl, failed_ttl: how long those
+-- ended keep their record. Returns the queues changed, each mapped to whether a job there is
+-- ready now.
+local CHILD_FIELDS = {'q', 't', 'st', 'm', 'du', 'od', 'uf'}
+local function release(ends, now, ttl, failed_ttl)
+  local queues, i = {}, 1
+  while i <= #ends do
+    local parent, how = ends[i][1], ends[i][2]
+    i = i + 1
+    for _, c in ipairs(owned_call('ZRANGE', P .. ':ch:' .. parent, 0, -1)) do
+      local v, why = read_item(c, CHILD_FIELDS)
+      if why and why ~= 'no item hash' and why ~= 'not an item id' then junk_item(c, why, v.q) end
+      if not why and v.st == '3' then
+        local policy = v.od or 'cancel'
+        queues[v.q] = queues[v.q] or false
+        if how == 'succeeded' or policy == 'run' then
+          local PW = P .. ':pw:' .. c
+          owned_call('SREM', PW, parent)
+          if owned_call('SCARD', PW) == 0 and wake_waiting(c, v, now) then queues[v.q] = true end
+        else
+          owned_call('ZREM', qkey(v.q, 'a'), c)
+          redis.call('DEL', P .. ':pw:' .. c)
+          if policy == 'fail' then
+            end_unrun(c, v.q, v.t, 'failed', dependency_error(parent, how), now, failed_ttl, v.uf)
+            ends[#ends + 1] = {c, 'failed'}
+          else
+            end_unrun(c, v.q, v.t, 'cancelled', nil, now, ttl, v.uf)
+            ends[#ends + 1] = {c, 'cancelled'}
+          end
+        end
+      end
+    end
+  end
+  return queues
+end
+
+-- Tell of the queues release changed: what is ready goes to idle workers, or is announced.
+local function announce(queues, now)
+  for q, ready in pairs(queues) do
+    if not (ready and handoff(q, now)) then changed(q) end
+  end
+end
+
+-- Remove finished job id's record and its links: v as read_item reads q, out, u, pa. The jobs
+-- that depend on it keep it among their parents.
+local function drop_record(id, v)
+  redis.call('DEL', P .. ':i:' .. id, P .. ':ch:' .. id)
+  owned_call('ZREM', P .. ':done', id)
+  if v.q then
+    owned_call('ZREM', qkey(v.q, 'j'), id)
+    if v.out then add_count(qkey(v.q, 'c'), v.out, -1) end
+  end
+  if v.u then owned_call('SREM', ukey(v.u), id) end
+  for parent in string.gmatch(v.pa or '', '[%w_%-]+') do
+    owned_call('ZREM', P .. ':ch:' .. parent, id)
+  end
+end
+
+-- Enqueueing jobs with unique keys or dependencies (see add): the jobs of the call that have
+-- them, by index from 0, as ARGV gives them from b on.
+local function read_flows(b)
+  local flows, k = {}, tonumber(ARGV[b])
+  b = b + 1
+  for _ = 1, k do
+    local f = {uw = ARGV[b + 2], uf = ARGV[b + 3], od = ARGV[b + 4], pa = {}}
+    if ARGV[b + 1] ~= '' then f.u = string.sub(ARGV[b + 1], 2) end
+    local np = tonumber(ARGV[b + 5])
+    for j = 1, np do f.pa[j] = ARGV[b + 5 + j] end
+    flows[tonumber(ARGV[b])] = f
+    b = b + 6 + np
+  end
+  return flows
+end
+
+-- Whether any of the n items of this add call is there already (a retried call that ran).
+local function filed(n)
+  for i = 0, n - 1 do
+    if redis.call('EXISTS', P .. ':i:' .. ARGV[9 + i * 5]) == 1 then return true end
+  end
+  return false
+end
+
+-- The reply of an add call that ran already: the jobs it did not make, with who holds their key.
+local function flows_filed(flows, n, now)
+  local out = {'dup'}
+  for i = 0, n - 1 do
+    local f = flows[i]
+    if f and f.u and redis.call('EXISTS', P .. ':i:' .. ARGV[9 + i * 5]) == 0 then
+      local h = holder(f.u, now)
+      if h then
+        out[#out + 1] = i
+        out[#out + 1] = h
+      end
+    end
+  end
+  return #out > 1 and out or 0
+end
+
+-- What becomes of each job of flows, read before anything is written: plan[i] is 'go' (ready
+-- or scheduled as any job), 'wait' (plan.pending[i]: the jobs it waits for), 'dup', or, for a
+-- job that ends at once, {status, parent, parent's outcome}; plan.off counts the jobs that will
+-- not be in the queue, plan.reply is add's reply. Returns nil and the id when a job depends on
+-- an id that is no job.
+local function plan_flows(flows, n, now)
+  local plan, outcome, inkey = {pending = {}, off = 0}, {}, {}
+  local reply = {'dup'}
+  for i = 0, n - 1 do
+    local f = flows[i]
+    if f then
+      local how, pending = 'go', {}
+      for _, parent in ipairs(f.pa) do
+        local out = outcome[parent]
+        if out == nil then
+          local v, why = read_item(parent, {'q', 't', 'st', 'out'})
+          if why and why ~= 'no item hash' and why ~= 'not an item id' then
+            junk_item(parent, why, v.q)
+          end
+          if why or not v.t then return nil, parent end
+          out = v.out or false
+          outcome[parent] = out
+        end
+        if not out then
+          pending[#pending + 1] = parent
+          if how == 'go' then how = 'wait' end
+        elseif out ~= 'succeeded' and f.od ~= 'run' and type(how) ~= 'table' then
+          how = {f.od == 'fail' and 'failed' or 'cancelled', parent, out}
+        end
+      end
+      plan[i] = how
+      plan.pending[i] = pending
+      if type(how) == 'table' then plan.off = plan.off + 1 end
+    end
+  end
+  for i = 0, n - 1 do
+    local f = flows[i]
+    if f and f.u then
+      local h = inkey[f.u]
+      if h == nil then h = holder(f.u, now) or false end
+      if h then
+        if type(plan[i]) == 'table' then plan.off = plan.off - 1 end
+        plan[i] = 'dup'
+        plan.off = plan.off + 1
+        reply[#reply + 1] = i
+        reply[#reply + 1] = h
+      else
+        -- made: from now on it holds its key as holds() says of a job just made (or ended)
+        local holding = f.uw ~= 'running'
+        if type(plan[i]) == 'table' then holding = tonumber(f.uf) > 0 end
+        inkey[f.u] = holding and ARGV[9 + i * 5] or false
+      end
+    end
+  end
+  if #reply > 1 then plan.reply = reply end
+  return plan
+end
+
+-- Write job id of the plan (its item i): its hash, its unique key, its place among its parents'
+-- dependents, and its state when that is not the one every job of the call gets.
+local function file_flow(q, id, m, seq, pr, p, task, f, plan, i, delay, now)
+  local how = plan[i]
+  local st = 0
+  if how == 'wait' then st = 3 elseif delay > 0 then st = 2 end
+  local fields = {'q', q, 'm', m, 'pr', pr, 'p', p, 'st', st, 't', task, 'n', seq, 'c', stamp(now)}
+  local function put(name, value)
+    fields[#fields + 1] = name
+    fields[#fields + 1] = value
+  end
+  if delay > 0 then put('du', stamp(now + delay)) end
+  if f.u then
+    put('u', f.u)
+    put('uw', f.uw)
+    put('uf', f.uf)
+    owned_call('SADD', ukey(f.u), id)
+  end
+  if #f.pa > 0 then
+    put('pa', table.concat(f.pa, ' '))
+    put('od', f.od)
+    for _, parent in ipairs(f.pa) do
+      owned_call('ZADD', P .. ':ch:' .. parent, seq, id)
+      redis.call('HSET', P .. ':i:' .. parent, 'hc', 1)
+    end
+  end
+  redis.call('HSET', P .. ':i:' .. id, unpack(fields))
+  if how == 'wait' then
+    owned_call('ZADD', qkey(q, 'a'), 0, id)
+    owned_call('SADD', P .. ':pw:' .. id, unpack(plan.pending[i]))
+  elseif type(how) == 'table' then
+    local status = how[1]
+    local err = status == 'failed' and dependency_error(how[2], how[3]) or nil
+    -- as cancel and a worker's failure keep them by default: a day, and until forgotten
+    local ttl = status == 'failed' and math.huge or 86400
+    end_unrun(id, q, task, status, err, now, ttl, f.u and f.uf or nil)
+  end
 end

@@ -1,17 +1,33 @@
 -- push / enqueue. ARGV: P, retried ('1'; 'k': not retried, the queue is known), queue, front, delay, maxsize, maxlen (-1: none), n,
--- then per item: id, priority key, priority, payload, task ('' for a plain item).
--- Returns 0 when added (or when a retried call finds its items already there), or the ready
--- count when maxsize refuses the batch (as {count}).
+-- then per item: id, priority key, priority, payload, task ('' for a plain item); then, when some
+-- jobs have a unique key or dependencies, their count and per such job: its index (from 0),
+-- unique key ('=' then the key, or ''), unique_while, unique_for, on_dependency_failure, how
+-- many jobs it depends on, their ids.
+-- Returns 0 when added (or when a retried call finds its items already there); the ready (and
+-- waiting) count when maxsize refuses the batch (as {count}); {'missing', id} when a job depends
+-- on an id that is no job (nothing is added); or {'dup', index, id, ...}: the jobs not made,
+-- each with the id of the job that holds its unique key.
 local q, front = ARGV[3], ARGV[4] == '1'
 local delay, maxsize, maxlen, n = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 if n == 0 then return 0 end
-if ARGV[2] == '1' and redis.call('EXISTS', P .. ':i:' .. ARGV[9]) == 1 then return 0 end
+local flows = ARGV[9 + n * 5] and read_flows(9 + n * 5)
+if ARGV[2] == '1' then
+  if not flows and redis.call('EXISTS', P .. ':i:' .. ARGV[9]) == 1 then return 0 end
+  if flows and filed(n) then return flows_filed(flows, n, clock()) end
+end
 local now = clock()
 local R = qkey(q, 'r')
 if maxsize > 0 or maxlen >= 0 then promote(q, now, 1000) end  -- so the ready count is right
+-- Jobs with unique keys or dependencies are checked before anything is written.
+local plan = {}
+if flows then
+  local missing
+  plan, missing = plan_flows(flows, n, now)
+  if missing then return {'missing', missing} end
+end
 if maxsize > 0 then
-  local ready = owned_call('ZCARD', R)
-  if ready + n > maxsize then return {ready} end
+  local held = owned_call('ZCARD', R) + owned_call('ZCARD', qkey(q, 'a'))
+  if held + n - (plan.off or 0) > maxsize then return {held} end
 end
 local first = next_seq(n)
 local J, S = qkey(q, 'j'), qkey(q, 's')
@@ -29,30 +45,49 @@ for i = 0, n - 1 do
     m = ARGV[b + 1] .. '1' .. string.format('%016d', seq) .. ':' .. id
   end
   local h = P .. ':i:' .. id
-  if task == '' then
-    if st == 2 then
-      redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st, 'du', due)
-    else
-      redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st)
-    end
-  else
-    if st == 2 then
-      redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st,
-                 't', task, 'n', seq, 'c', created, 'du', due)
-    else
-      redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st,
-                 't', task, 'n', seq, 'c', created)
-    end
+  local how = flows and flows[i] and plan[i]
+  if plan[i] == 'dup' then
+    -- another job holds its unique key: not made
+  elseif how then
+    file_flow(q, id, m, seq, ARGV[b + 2], ARGV[b + 3], task, flows[i], plan, i, delay, now)
     jobs[#jobs + 1] = seq
     jobs[#jobs + 1] = id
     count_one(made, task)
-  end
-  if st == 2 then
-    timed[#timed + 1] = now + delay
-    timed[#timed + 1] = id
+    if how == 'go' then
+      if st == 2 then
+        timed[#timed + 1] = now + delay
+        timed[#timed + 1] = id
+      else
+        ready[#ready + 1] = 0
+        ready[#ready + 1] = m
+      end
+    end
   else
-    ready[#ready + 1] = 0
-    ready[#ready + 1] = m
+    if task == '' then
+      if st == 2 then
+        redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st, 'du', due)
+      else
+        redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st)
+      end
+    else
+      if st == 2 then
+        redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st,
+                   't', task, 'n', seq, 'c', created, 'du', due)
+      else
+        redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st,
+                   't', task, 'n', seq, 'c', created)
+      end
+      jobs[#jobs + 1] = seq
+      jobs[#jobs + 1] = id
+      count_one(made, task)
+    end
+    if st == 2 then
+      timed[#timed + 1] = now + delay
+      timed[#timed + 1] = id
+    else
+      ready[#ready + 1] = 0
+      ready[#ready + 1] = m
+    end
   end
 end
 zadd_pairs(R, ready)
@@ -76,4 +111,4 @@ end
 owned_call('SADD', P .. ':queues', q)
 -- Straight to workers waiting idle; the change is announced for what they do not take.
 if not handoff(q, clock()) then changed(q) end
-return 0
+return plan.reply or 0

@@ -1,9 +1,11 @@
--- ARGV: P, id, ttl, running. Cancels a job that has not finished: waiting (queued or scheduled) or
--- running, whose lease ends here, so its worker's settle leaves it alone (with running '0', a
--- live lease is left alone). Returns 1 when cancelled.
-local id, ttl = ARGV[2], tonumber(ARGV[3])
+-- ARGV: P, id, ttl, running, failed_ttl. Cancels a job that has not finished: waiting (for its
+-- dependencies, or queued or scheduled) or running, whose lease ends here, so its worker's
+-- settle leaves it alone (with running '0', a live lease is left alone). The jobs that depend
+-- on it are released, cancelled or failed (kept failed_ttl seconds) here too. Returns 1 when
+-- cancelled.
+local id, ttl, failed_ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
 local h = P .. ':i:' .. id
-local r, why = read_item(id, {'q', 't', 'st', 'du', 'm'})
+local r, why = read_item(id, {'q', 't', 'st', 'du', 'm', 'uf', 'hc'})
 if why then
   junk_item(id, why, r.q)
   return 0
@@ -15,9 +17,9 @@ local now = clock()
 if st == '-1' or (ARGV[4] == '0' and st == '1' and tonumber(v[4]) > now) then return 0 end
 unlist(q, id, st, r)
 redis.call('HDEL', h, 'o')
-redis.call('HSET', h, 'st', -1, 'out', 'cancelled', 'fi', stamp(now))
-owned_call('ZADD', P .. ':done', now + ttl, id)
-add_count(qkey(q, 'c'), 'cancelled', 1)
-count(q, v[2], 'cancelled', 1)
-changed(q)
+end_unrun(id, q, v[2], 'cancelled', nil, now, ttl, r.uf)
+local queues = {}
+if r.hc then queues = release({{id, 'cancelled'}}, now, ttl, failed_ttl) end
+queues[q] = queues[q] or false
+announce(queues, now)
 return 1

@@ -1,7 +1,9 @@
--- ARGV: P, queue. Returns ready, leased, scheduled, then the finished counts as field, value pairs.
+-- ARGV: P, queue. Returns ready, leased, scheduled, waiting, then the finished counts as field,
+-- value pairs.
 local q = ARGV[2]
 promote(q, clock(), 1000)
-local out = {owned_call('ZCARD', qkey(q, 'r')), owned_call('ZCARD', qkey(q, 'l')), owned_call('ZCARD', qkey(q, 's'))}
+local out = {owned_call('ZCARD', qkey(q, 'r')), owned_call('ZCARD', qkey(q, 'l')), owned_call('ZCARD', qkey(q, 's')),
+             owned_call('ZCARD', qkey(q, 'a'))}
 local C = qkey(q, 'c')
 local finished = redis.call('HGETALL', C)
 for i = 1, #finished, 2 do

@@ -2,13 +2,8 @@
 local DONE = P .. ':done'
 local ids = owned_call('ZRANGEBYSCORE', DONE, '-inf', clock(), 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
-  local h = P .. ':i:' .. id
-  local v = redis.call('HMGET', h, 'q', 'out')
-  if v[1] then
-    owned_call('ZREM', qkey(v[1], 'j'), id)
-    if v[2] then add_count(qkey(v[1], 'c'), v[2], -1) end
-  end
-  redis.call('DEL', h)
-  owned_call('ZREM', DONE, id)
+  local v = redis.pcall('HMGET', P .. ':i:' .. id, 'q', 'out', 'u', 'pa')
+  if v.err then v = {} end
+  drop_record(id, {q = v[1], out = v[2], u = v[3], pa = v[4]})
 end
 return #ids

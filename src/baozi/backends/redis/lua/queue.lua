@@ -22,7 +22,7 @@ elseif how == 'has' then
 elseif how == 'delete' then
   local q = ARGV[3]
   if owned_call('SISMEMBER', P .. ':queues', q) == 0 then return 0 end
-  for _, suffix in ipairs({'r', 'l', 's', 'j'}) do
+  for _, suffix in ipairs({'r', 'l', 's', 'a', 'j'}) do
     if redis.call('EXISTS', qkey(q, suffix)) == 1 then return 0 end
   end
   redis.call('DEL', qkey(q, 'o'), qkey(q, 'c'), qkey(q, 't'))

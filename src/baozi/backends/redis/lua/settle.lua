@@ -1,12 +1,14 @@
--- End runs of jobs an owner holds. ARGV: P, queue, owner, ttl, then per job: id, status, result
--- ('=' then the value, or '' for none), error ('' for none), retry_in, slot (a deferred job
--- waits for it; '' for none), the slot's limit. Returns how many were settled.
-local q, owner, ttl = ARGV[2], ARGV[3], tonumber(ARGV[4])
+-- End runs of jobs an owner holds. ARGV: P, queue, owner, ttl, failed_ttl ('inf': kept until
+-- forgotten), then per job: id, status, result ('=' then the value, or '' for none), error (''
+-- for none), retry_in, slot (a deferred job waits for it; '' for none), the slot's limit. The
+-- jobs that depend on those finished are released (or ended) here too. Returns how many were
+-- settled.
+local q, owner, ttl, failed_ttl = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = clock()
 local R, L, S = qkey(q, 'r'), qkey(q, 'l'), qkey(q, 's')
-local finished, expiry, tally, ended = stamp(now), now + ttl, {}, {}
-local done, gone, left = 0, {}, {}
-for b = 5, #ARGV, 7 do
+local finished, tally, ended = stamp(now), {}, {}
+local done, gone, left, parents = 0, {}, {}, {}
+for b = 6, #ARGV, 7 do
   local id, status, result, err = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   if result ~= '' then result = string.sub(result, 2) else result = false end  -- '=' .. value, or none
   local h = P .. ':i:' .. id
@@ -69,8 +71,13 @@ for b = 5, #ARGV, 7 do
       else
         redis.call('HSET', h, 'st', -1, 'out', status, 'fi', finished, 'f', failures, 'o', '', 'e', err)
       end
-      gone[#gone + 1] = expiry
-      gone[#gone + 1] = id
+      -- kept ttl (or failed_ttl) seconds, or unique_for (v[9]) when longer; math.huge: for ever
+      local keep = math.max(status == 'failed' and failed_ttl or ttl, tonumber(v[9] or 0))
+      if keep < math.huge then
+        gone[#gone + 1] = now + keep
+        gone[#gone + 1] = id
+      end
+      if v[10] then parents[#parents + 1] = {id, status} end
       tally[status] = (tally[status] or 0) + 1
       ended[status] = ended[status] or {}
       count_one(ended[status], v[7])
@@ -84,5 +91,11 @@ for status, n in pairs(tally) do
   add_count(qkey(q, 'c'), status, n)
   count_all(q, status, ended[status])
 end
-if done > 0 then changed(q) end
+if #parents > 0 then
+  local queues = release(parents, now, ttl, failed_ttl)
+  queues[q] = queues[q] or false
+  announce(queues, now)
+elseif done > 0 then
+  changed(q)
+end
 return done
