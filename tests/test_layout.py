@@ -258,7 +258,7 @@ def test_an_empty_redis_store_records_the_latest_layout_and_runs_no_step(
 ) -> None:
     with open_store(redis_url) as store:
         store.queues()
-    assert _get(redis_url, "layout") == str(redis_layout.latest()).encode() == b"1"
+    assert _get(redis_url, "layout") == str(redis_layout.latest()).encode() == b"2"
     drop_redis_prefix(redis_url.rsplit("prefix=", 1)[1])
     monkeypatch.setitem(redis_layout.MIGRATIONS, 1, COUNT_RUNS)
     with open_store(redis_url) as store:

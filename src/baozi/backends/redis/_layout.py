@@ -30,10 +30,14 @@ log = logging.getLogger("baozi.redis")
 KEY = "layout"
 """Under the store's prefix: the layout version, as decimal text."""
 
-# Unique keys and dependencies added to layout 1 without a step: new hash fields (u, uw, uf, pa,
-# od, hc), the state 3 (waiting) and new keys (P:q:NAME:a, P:uq:*, P:ch:*, P:pw:*), none of which
-# an older store has; its jobs read as having no key and no dependencies (tests/test_layout_old.py).
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, str] = {
+    # 1 -> 2: unique keys and dependencies. The step writes nothing but the version: the new
+    # hash fields (u, uw, uf, pa, od, hc), the state 3 (waiting) and the new keys (P:q:NAME:a,
+    # P:uq:*, P:ch:*, P:pw:*) are absent from a layout-1 store, whose jobs read as having no
+    # key and no dependencies. What the version does is keep a baozi that reads only layout 1
+    # -- and would take a waiting job for junk -- away from the store from then on.
+    1: "",
+}
 """Layout N -> the Lua body of the step that takes a store from N to N + 1. It runs inside the
 script :func:`_step_script` makes, with ``P`` the key prefix, after that script has checked
 that the store is still at N; the script records N + 1 when the body returns."""
