@@ -3,8 +3,8 @@
 -- jobs have a unique key or dependencies, their count and per such job: its index (from 0),
 -- unique key ('=' then the key, or ''), unique_while, unique_for, on_dependency_failure, how
 -- many jobs it depends on, their ids.
--- Returns 0 when added (or when a retried call finds its items already there); the ready (and
--- waiting) count when maxsize refuses the batch (as {count}); {'missing', id} when a job depends
+-- Returns 0 when added (or when a retried call finds its items already there); the ready count
+-- when maxsize refuses the batch (as {count}); {'missing', id} when a job depends
 -- on an id that is no job (nothing is added); or {'dup', index, id, ...}: the jobs not made,
 -- each with the id of the job that holds its unique key.
 local q, front = ARGV[3], ARGV[4] == '1'
@@ -26,7 +26,7 @@ if flows then
   if missing then return {'missing', missing} end
 end
 if maxsize > 0 then
-  local held = owned_call('ZCARD', R) + owned_call('ZCARD', qkey(q, 'a'))
+  local held = owned_call('ZCARD', R)  -- ready items only: waiting and scheduled jobs are not
   if held + n - (plan.off or 0) > maxsize then return {held} end
 end
 local first = next_seq(n)
