@@ -35,9 +35,8 @@ __all__ = ["PostgresStore"]
 
 log = logging.getLogger("baozi.store")
 
-_STATUS = STATUS
 _LIVE = (
-    f"SELECT i.id, q.name, i.task, {_STATUS}, i.priority, i.pfloat, i.payload, i.deliveries, "
+    f"SELECT i.id, q.name, i.task, {STATUS}, i.priority, i.pfloat, i.payload, i.deliveries, "
     "i.failures, i.created_at, i.started_at, NULL::float8, NULL::bytea, i.error, i.progress, "
     "i.unique_key, i.on_dep "
     "FROM {s}.items i JOIN {s}.queues q ON q.id = i.qid WHERE i.task IS NOT NULL"
@@ -298,7 +297,7 @@ class PostgresStore(PostgresCoordination):
             return {}
         rows = self._rows(
             "read statuses",
-            f"SELECT id, {_STATUS} FROM {{s}}.items WHERE id = ANY(%(ids)s) AND task IS NOT NULL "
+            f"SELECT id, {STATUS} FROM {{s}}.items WHERE id = ANY(%(ids)s) AND task IS NOT NULL "
             "UNION ALL SELECT id, outcome FROM {s}.done WHERE id = ANY(%(ids)s) "
             "AND task IS NOT NULL",
             {"ids": nums},
