@@ -76,7 +76,8 @@ def test_a_schema_holding_other_tables_or_a_newer_layout_is_refused(schemas: lis
     open_store(f"{POSTGRES_URL}?schema={newer}").close()
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f"UPDATE \"{newer}\".meta SET value = '99' WHERE key = 'layout'")
-    with pytest.raises(baozi.StoreError, match="layout 99, and this baozi reads layouts up to 1"):
+    reads = f"layout 99, and this baozi reads layouts up to {pg_layout.latest()}"
+    with pytest.raises(baozi.StoreError, match=reads):
         open_store(f"{POSTGRES_URL}?schema={newer}")
     with psycopg.connect(POSTGRES_URL) as conn:  # nothing was touched
         assert conn.execute(f'SELECT count(*) FROM "{foreign}".customers').fetchone() == (0,)
@@ -106,9 +107,10 @@ def test_an_older_layout_is_migrated_once_however_many_open_it_at_once(
     store = open_store(f"{POSTGRES_URL}?schema={schema}")
     ids = store.enqueue("q", [NewJob("t", b"x")] * 5)
     store.close()
-    # A step from layout 1 that would fail if it ran twice (the table exists by then).
+    # A step from this layout that would fail if it ran twice (the table exists by then).
+    layout = pg_layout.latest()
     step = "CREATE TABLE {s}.step AS SELECT id FROM {s}.items; SELECT 1"
-    monkeypatch.setitem(pg_layout.MIGRATIONS, 1, step)
+    monkeypatch.setitem(pg_layout.MIGRATIONS, layout, step)
     start = threading.Barrier(6)
     failures: list[BaseException] = []
 
@@ -125,12 +127,12 @@ def test_an_older_layout_is_migrated_once_however_many_open_it_at_once(
         t.start()
     for t in threads:
         t.join(60)
-    assert failures == [] and _layout_of(schema) == "2"
+    assert failures == [] and _layout_of(schema) == str(layout + 1)
     with psycopg.connect(POSTGRES_URL) as conn:
         (copied,) = conn.execute(f'SELECT count(*) FROM "{schema}".step').fetchone() or (0,)
     assert copied == 5
-    monkeypatch.undo()  # this baozi again: layout 2 is newer than it reads
-    with pytest.raises(baozi.StoreError, match="layout 2"):
+    monkeypatch.undo()  # this baozi again: the next layout is newer than it reads
+    with pytest.raises(baozi.StoreError, match=f"layout {layout + 1}"):
         open_store(f"{POSTGRES_URL}?schema={schema}")
     assert len(ids) == 5
 
@@ -144,12 +146,13 @@ def test_a_failing_step_is_undone_whole_and_leaves_the_old_layout(
     store.enqueue("q", [NewJob("t", b"x")] * 3)
     store.close()
     step = "DELETE FROM {s}.items; CREATE TABLE {s}.half (x int); SELECT * FROM {s}.no_such"
-    monkeypatch.setitem(pg_layout.MIGRATIONS, 1, step)
+    layout = pg_layout.latest()
+    monkeypatch.setitem(pg_layout.MIGRATIONS, layout, step)
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         with pytest.raises(psycopg.errors.UndefinedTable):
             pg_layout.create(conn, schema, POSTGRES_URL)
     monkeypatch.undo()
-    assert _layout_of(schema) == "1"
+    assert _layout_of(schema) == str(layout)
     again = open_store(url)
     assert again.counts("q").ready == 3  # every item is still there
     again.close()

@@ -1,8 +1,13 @@
 """The PostgreSQL store's tables, functions and triggers, made in its schema on first use.
 
-* ``items`` is the hot table: only live items -- ready (state 0), leased (1), scheduled (2) --
-  with a partial index in queue order for ready ones and one on the due time for the rest. It is
-  kept small, so its indexes stay in memory and vacuum has little to do.
+* ``items`` is the hot table: only live items -- ready (state 0), leased (1), scheduled (2),
+  waiting for the jobs they depend on (-1, ``due`` the end of its delay, ``pending`` how many of
+  them have not ended) -- with a partial index in queue order for ready ones and one on the due
+  time for the rest. It is kept small, so its indexes stay in memory and vacuum has little to do.
+  ``kids`` marks a job that others depend on: the one-statement settle leaves it to the settle
+  that releases them (see ``_workflow``).
+* ``deps`` holds each dependency, child to parent in the order given (``pos``); ``waiting`` until
+  the parent ends. A child's rows go with its record; a parent's stay as the child's parents.
 * ``done`` holds finished job records until they expire: a job's row moves there when it ends
   (succeeded, failed, cancelled), and back to ``items`` when it is requeued, keeping its id,
   priority and order number, so it returns to its original place.
@@ -36,7 +41,27 @@ from ...errors import NotABaoziStore, StoreError
 
 log = logging.getLogger("baozi.postgres")
 
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, str] = {
+    # 1 -> 2: unique keys, dependencies (the waiting state, -1) and the ``deps`` table.
+    1: """
+ALTER TABLE {s}.items ADD COLUMN unique_key text, ADD COLUMN unique_while text,
+    ADD COLUMN unique_for double precision, ADD COLUMN on_dep text, ADD COLUMN pending integer,
+    ADD COLUMN kids boolean NOT NULL DEFAULT false;
+ALTER TABLE {s}.done ADD COLUMN unique_key text, ADD COLUMN unique_while text,
+    ADD COLUMN unique_for double precision, ADD COLUMN on_dep text;
+CREATE INDEX items_unique ON {s}.items (unique_key) WHERE unique_key IS NOT NULL;
+CREATE INDEX items_waiting ON {s}.items (qid) WHERE state < 0;
+CREATE INDEX done_unique ON {s}.done (unique_key) WHERE unique_key IS NOT NULL;
+CREATE TABLE {s}.deps (
+    child bigint NOT NULL,
+    parent bigint NOT NULL,
+    pos integer NOT NULL,
+    waiting boolean NOT NULL,
+    PRIMARY KEY (child, pos)
+);
+CREATE INDEX deps_parent ON {s}.deps (parent);
+""",
+}
 """The step from each layout to the next: SQL run in one transaction, ``{s}`` the schema."""
 
 
@@ -89,12 +114,20 @@ CREATE TABLE {s}.items (
     created_at double precision,
     started_at double precision,
     error text,
-    progress text
+    progress text,
+    unique_key text,
+    unique_while text,
+    unique_for double precision,
+    on_dep text,
+    pending integer,
+    kids boolean NOT NULL DEFAULT false
 ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.0,
         autovacuum_vacuum_threshold = 2000, autovacuum_vacuum_cost_delay = 0,
         autovacuum_analyze_scale_factor = 0.02);
 CREATE INDEX items_ready ON {s}.items (qid, priority, seq, id) WHERE state = 0;
 CREATE INDEX items_due ON {s}.items (qid, due) WHERE state > 0;
+CREATE INDEX items_unique ON {s}.items (unique_key) WHERE unique_key IS NOT NULL;
+CREATE INDEX items_waiting ON {s}.items (qid) WHERE state < 0;
 CREATE TABLE {s}.done (
     id bigint PRIMARY KEY,
     qid integer NOT NULL,
@@ -112,10 +145,23 @@ CREATE TABLE {s}.done (
     expires_at double precision,
     result bytea,
     error text,
-    progress text
+    progress text,
+    unique_key text,
+    unique_while text,
+    unique_for double precision,
+    on_dep text
 ) WITH (autovacuum_vacuum_scale_factor = 0.05, autovacuum_vacuum_cost_delay = 0);
 CREATE INDEX done_expires ON {s}.done (expires_at);
 CREATE INDEX done_queue ON {s}.done (qid, outcome);
+CREATE INDEX done_unique ON {s}.done (unique_key) WHERE unique_key IS NOT NULL;
+CREATE TABLE {s}.deps (
+    child bigint NOT NULL,
+    parent bigint NOT NULL,
+    pos integer NOT NULL,
+    waiting boolean NOT NULL,
+    PRIMARY KEY (child, pos)
+);
+CREATE INDEX deps_parent ON {s}.deps (parent);
 CREATE TABLE {s}.ready (
     qid integer NOT NULL,
     priority numeric NOT NULL,

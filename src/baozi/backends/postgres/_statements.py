@@ -7,7 +7,22 @@ in (see ``PostgresQueues.sql``).
 
 from __future__ import annotations
 
-__all__ = ["INSERT", "INSERT_ONE", "PROMOTE", "RANK", "READY", "RESERVE", "RESERVE_STEPS"]
+__all__ = [
+    "INSERT",
+    "INSERT_ONE",
+    "PROMOTE",
+    "RANK",
+    "READY",
+    "RESERVE",
+    "RESERVE_STEPS",
+    "STATUS",
+]
+
+# A live item's job status.
+STATUS = (
+    "CASE WHEN state < 0 THEN 'waiting' WHEN state = 0 OR due <= {s}.now() THEN 'queued' "
+    "WHEN state = 1 THEN 'running' ELSE 'scheduled' END"
+)
 
 # One insert of items (and, for jobs, their enqueue totals); %(...)s are the parameters.
 INSERT = """
@@ -38,10 +53,12 @@ WITH v AS (SELECT nextval('{s}.ids') AS id), ins AS (
 )
 SELECT id, {s}.signal() FROM v
 """
-# Ready items of queue %(qid)s, counting expired leases and due delays.
+# The items of queue %(qid)s that count toward its maxsize: ready ones, counting expired leases
+# and due delays, and jobs waiting for the jobs they depend on.
 READY = (
     "(SELECT coalesce(sum(n), 0) FROM {s}.ready WHERE qid = %(qid)s) + "
-    "(SELECT count(*) FROM {s}.items WHERE qid = %(qid)s AND state > 0 AND due <= {s}.now())"
+    "(SELECT count(*) FROM {s}.items WHERE qid = %(qid)s AND state > 0 AND due <= {s}.now()) + "
+    "(SELECT count(*) FROM {s}.items WHERE qid = %(qid)s AND state < 0)"
 )
 # Leasing the head of queue %(qid)s to %(owner)s, as CTEs ``c``, ``r`` (the leased rows) and
 # ``started`` (their totals); ``{skip}`` is where a caller adds a condition on the rows taken.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,10 +13,21 @@ import psycopg
 
 from .._heartbeat import heartbeat
 from .._rows import item_number
-from ..base import COUNTED, Consumer, JobRecord, Outcome, Receiver, WorkerInfo
+from ..base import (
+    COUNTED,
+    ON_DEPENDENCY_FAILURE,
+    STATUSES,
+    Consumer,
+    JobRecord,
+    Outcome,
+    Receiver,
+    WorkerInfo,
+)
 from ._consumer import PostgresConsumer
 from ._health import vacuum_warnings
-from ._settle import FINISH, finish_params
+from ._settle import FINISH, FINISH_PARENTS, KEPT, finish_params
+from ._statements import STATUS
+from ._workflow import release
 from .coord import PostgresCoordination
 from .store import priority_of
 
@@ -23,22 +35,28 @@ __all__ = ["PostgresStore"]
 
 log = logging.getLogger("baozi.store")
 
-_STATUS = (  # a live item's job status
-    "CASE WHEN state = 0 OR due <= {s}.now() THEN 'queued' "
-    "WHEN state = 1 THEN 'running' ELSE 'scheduled' END"
-)
 _LIVE = (
-    f"SELECT i.id, q.name, i.task, {_STATUS}, i.priority, i.pfloat, i.payload, i.deliveries, "
-    "i.failures, i.created_at, i.started_at, NULL::float8, NULL::bytea, i.error, i.progress "
+    f"SELECT i.id, q.name, i.task, {STATUS}, i.priority, i.pfloat, i.payload, i.deliveries, "
+    "i.failures, i.created_at, i.started_at, NULL::float8, NULL::bytea, i.error, i.progress, "
+    "i.unique_key, i.on_dep "
     "FROM {s}.items i JOIN {s}.queues q ON q.id = i.qid WHERE i.task IS NOT NULL"
 )
 _DONE = (
     "SELECT d.id, q.name, d.task, d.outcome, d.priority, d.pfloat, d.payload, d.deliveries, "
-    "d.failures, d.created_at, d.started_at, d.finished_at, d.result, d.error, d.progress "
+    "d.failures, d.created_at, d.started_at, d.finished_at, d.result, d.error, d.progress, "
+    "d.unique_key, d.on_dep "
     "FROM {s}.done d JOIN {s}.queues q ON q.id = d.qid WHERE d.task IS NOT NULL"
 )
+# Records ``r`` with their parents (in order) and children (those the store holds, oldest first).
+_FAMILY = (
+    "SELECT r.*, ARRAY(SELECT parent FROM {s}.deps WHERE child = r.id ORDER BY pos), "
+    "ARRAY(SELECT child FROM {s}.deps x WHERE parent = r.id AND (EXISTS (SELECT 1 FROM "
+    "{s}.items WHERE id = x.child) OR EXISTS (SELECT 1 FROM {s}.done WHERE id = x.child)) "
+    "ORDER BY child) FROM (RECORDS) AS r ORDER BY 1 DESC"
+)
 _LIVE_FILTERS = {
-    "queued": "(i.state = 0 OR i.due <= {s}.now())",
+    "waiting": "i.state < 0",
+    "queued": "(i.state = 0 OR (i.state > 0 AND i.due <= {s}.now()))",
     "running": "(i.state = 1 AND i.due > {s}.now())",
     "scheduled": "(i.state = 2 AND i.due > {s}.now())",
 }
@@ -67,6 +85,26 @@ _HOLDS = (  # whether queue q holds an item or a record
 _LISTED = f"(q.listed OR q.options <> '{{}}' OR {_HOLDS})"
 
 
+_CANCEL = """
+WITH m AS (
+    DELETE FROM {s}.items WHERE id = %(id)s AND task IS NOT NULL
+    AND (state <> 1 OR %(running)s OR due <= {s}.now()) RETURNING *
+), ins AS (
+    INSERT INTO {s}.done (id, qid, task, outcome, priority, pfloat, seq, payload,
+        deliveries, failures, created_at, started_at, finished_at, expires_at,
+        error, progress, unique_key, unique_while, unique_for, on_dep)
+    SELECT id, qid, task, 'cancelled', priority, pfloat, seq, payload, deliveries,
+        failures, created_at, started_at, {s}.now(), {s}.now() + KEPT, error,
+        progress, unique_key, unique_while, unique_for, on_dep FROM m
+), tot AS (
+    INSERT INTO {s}.totals AS x
+    SELECT qid, task, 'cancelled', pg_backend_pid(), 1 FROM m
+    ON CONFLICT (qid, task, event, shard) DO UPDATE SET n = x.n + 1
+)
+SELECT count(*), coalesce(bool_or(kids), false), {signal} FROM m
+""".replace("KEPT", KEPT.format(x="m", ttl="%(ttl)s"))
+
+
 def _record(row: Any) -> JobRecord:
     return JobRecord(
         id=str(row[0]),
@@ -83,6 +121,11 @@ def _record(row: Any) -> JobRecord:
         result=row[12],
         error=row[13],
         progress=row[14],
+        unique_key=row[15],
+        # A policy baozi does not write is read as the one it acts on: "cancel".
+        on_dependency_failure=row[16] if row[16] in ON_DEPENDENCY_FAILURE else "cancel",
+        parents=tuple(str(p) for p in row[17]),
+        children=tuple(str(c) for c in row[18]),
     )
 
 
@@ -91,19 +134,43 @@ class PostgresStore(PostgresCoordination):
         db = self._db  # what keeps vacuum from cleaning the store's tables: one round trip
         return db.run("check vacuum", lambda c: vacuum_warnings(c, db.schema, db.where))
 
-    def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
+    def settle(
+        self,
+        queue: str,
+        owner: str,
+        outcomes: Sequence[Outcome],
+        ttl: float,
+        failed_ttl: float = math.inf,
+    ) -> int:
         finished = [o for o in outcomes if o.status not in ("retry", "deferred")]
         again = [o for o in outcomes if o.status in ("retry", "deferred")]
         waiting = [o for o in again if o.status == "deferred" and o.slot and o.retry_in > 0]
         done = 0
         if finished:
-            row = self._one("settle", FINISH, finish_params(owner, finished, ttl))
+            params = finish_params(owner, finished, ttl, failed_ttl)
+            row = self._one("settle", FINISH, params)
             done += int(row[0])
+            if row[0] < len(params["ids"]):  # jobs others depend on (or leases lost)
+                done += self.finish_parents(params)
         if again:
             done += self._again(owner, again, waiting)
         if done:
             self._notify()
         return done
+
+    def finish_parents(self, params: dict[str, Any]) -> int:
+        """End the runs of :func:`finish_params` ``params`` that :data:`FINISH` left for
+        having dependents, and release those in the same transaction; how many ended."""
+
+        def finish(conn: psycopg.Connection[Any]) -> int:
+            rows = conn.execute(self.sql(FINISH_PARENTS), params).fetchall()
+            if rows:
+                ended = [(num, status) for num, status, kids in rows if kids]
+                release(conn, self.sql, ended, params["ttl"], params["failed_ttl"])
+                conn.execute(self.sql("SELECT {s}.signal()"))
+            return len(rows)
+
+        return int(self._in_transaction("settle", finish))
 
     def consumer(
         self, owner: str, queues: Sequence[str], lease: float, receiver: Receiver
@@ -152,34 +219,45 @@ class PostgresStore(PostgresCoordination):
 
         return int(self._in_transaction("settle", park))
 
-    def cancel(self, job_id: str, ttl: float = 86400.0, *, running: bool = True) -> bool:
+    def cancel(
+        self,
+        job_id: str,
+        ttl: float = 86400.0,
+        *,
+        running: bool = True,
+        failed_ttl: float = math.inf,
+    ) -> bool:
         num = item_number(job_id)
         if num is None:
             return False
+        sql = self.sql(_CANCEL)
+        params = {"id": num, "ttl": float(ttl), "running": bool(running)}
+
+        def cancel(conn: psycopg.Connection[Any]) -> bool:
+            n, kids, _ = conn.execute(sql, params).fetchone() or (0, False, None)
+            if kids:
+                release(conn, self.sql, [(num, "cancelled")], ttl, failed_ttl)
+            return bool(n)
+
+        return bool(self._in_transaction("cancel", cancel))
+
+    def forget(self, job_ids: Sequence[str]) -> int:
+        nums = [n for n in map(item_number, job_ids) if n is not None]
+        if not nums:
+            return 0
+        return self._forget("forget jobs", "id = ANY(%s) AND task IS NOT NULL", (nums,))
+
+    def _forget(self, what: str, which: str, params: Any = None) -> int:
+        """Delete the ``done`` rows ``which`` picks, with the dependencies they waited for (those
+        other jobs waited for stay: their parents); how many."""
         row = self._one(
-            "cancel",
-            """
-            WITH m AS (
-                DELETE FROM {s}.items WHERE id = %(id)s AND task IS NOT NULL
-                AND (state <> 1 OR %(running)s OR due <= {s}.now()) RETURNING *
-            ), ins AS (
-                INSERT INTO {s}.done (id, qid, task, outcome, priority, pfloat, seq, payload,
-                    deliveries, failures, created_at, started_at, finished_at, expires_at,
-                    error, progress)
-                SELECT id, qid, task, 'cancelled', priority, pfloat, seq, payload, deliveries,
-                    failures, created_at, started_at, {s}.now(), {s}.now() + %(ttl)s, error,
-                    progress FROM m
-            ), tot AS (
-                INSERT INTO {s}.totals AS x
-                SELECT qid, task, 'cancelled', pg_backend_pid(), 1 FROM m
-                ON CONFLICT (qid, task, event, shard) DO UPDATE SET n = x.n + 1
-            )
-            SELECT count(*), {signal} FROM m
-            """,
-            {"id": num, "ttl": float(ttl), "running": bool(running)},
+            what,
+            f"WITH d AS (DELETE FROM {{s}}.done WHERE {which} RETURNING id), "
+            "x AS (DELETE FROM {s}.deps WHERE child IN (SELECT id FROM d)) "
+            "SELECT count(*) FROM d",
+            params,
         )
-        self._notify()
-        return bool(row[0])
+        return int(row[0])
 
     def requeue(self, job_id: str) -> bool:
         num = item_number(job_id)
@@ -193,8 +271,9 @@ class PostgresStore(PostgresCoordination):
                 RETURNING *
             ), ins AS (
                 INSERT INTO {s}.items (id, qid, state, priority, pfloat, seq, payload, task,
-                    created_at, progress)
-                SELECT id, qid, 0, priority, pfloat, seq, payload, task, created_at, progress
+                    created_at, progress, unique_key, unique_while, unique_for, on_dep)
+                SELECT id, qid, 0, priority, pfloat, seq, payload, task, created_at, progress,
+                    unique_key, unique_while, unique_for, on_dep
                 FROM m
             )
             SELECT count(*), {signal} FROM m
@@ -208,11 +287,8 @@ class PostgresStore(PostgresCoordination):
         num = item_number(job_id)
         if num is None:
             return None
-        rows = self._rows(
-            "read a job",
-            f"{_LIVE} AND i.id = %(id)s UNION ALL {_DONE} AND d.id = %(id)s",
-            {"id": num},
-        )
+        records = f"{_LIVE} AND i.id = %(id)s UNION ALL {_DONE} AND d.id = %(id)s"
+        rows = self._rows("read a job", _FAMILY.replace("RECORDS", records), {"id": num})
         return _record(rows[0]) if rows else None
 
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
@@ -221,7 +297,7 @@ class PostgresStore(PostgresCoordination):
             return {}
         rows = self._rows(
             "read statuses",
-            f"SELECT id, {_STATUS} FROM {{s}}.items WHERE id = ANY(%(ids)s) AND task IS NOT NULL "
+            f"SELECT id, {STATUS} FROM {{s}}.items WHERE id = ANY(%(ids)s) AND task IS NOT NULL "
             "UNION ALL SELECT id, outcome FROM {s}.done WHERE id = ANY(%(ids)s) "
             "AND task IS NOT NULL",
             {"ids": nums},
@@ -244,11 +320,8 @@ class PostgresStore(PostgresCoordination):
             sql = f"{' AND '.join(done)} AND d.outcome = %(outcome)s"
         else:
             sql = f"{' AND '.join(live)} UNION ALL {' AND '.join(done)}"
-        rows = self._rows(
-            "list jobs",
-            f"SELECT * FROM ({sql}) AS r ORDER BY 1 DESC LIMIT %(limit)s OFFSET %(offset)s",
-            params,
-        )
+        page = f"SELECT * FROM ({sql}) AS p ORDER BY 1 DESC LIMIT %(limit)s OFFSET %(offset)s"
+        rows = self._rows("list jobs", _FAMILY.replace("RECORDS", page), params)
         return [_record(r) for r in rows]
 
     def set_progress(self, job_id: str, owner: str, progress: str) -> bool:
@@ -266,8 +339,13 @@ class PostgresStore(PostgresCoordination):
 
     def job_counts(self, queue: str) -> dict[str, int]:
         counts = self.counts(queue)
-        out = {"scheduled": counts.scheduled, "queued": counts.ready, "running": counts.leased}
-        out.update({"succeeded": 0, "failed": 0, "cancelled": 0})
+        out = dict.fromkeys(STATUSES, 0)
+        out.update(
+            waiting=counts.waiting,
+            scheduled=counts.scheduled,
+            queued=counts.ready,
+            running=counts.leased,
+        )
         for outcome, n in self._rows(
             "count jobs",
             "SELECT outcome, count(*) FROM {s}.done WHERE qid = %s AND task IS NOT NULL "
@@ -345,10 +423,9 @@ class PostgresStore(PostgresCoordination):
     def purge_expired(self) -> int:
         purged = 0
         while True:
-            n = self._count(
+            n = self._forget(
                 "purge expired jobs",
-                "DELETE FROM {s}.done WHERE id IN (SELECT id FROM {s}.done "
-                "WHERE expires_at <= {s}.now() LIMIT 5000)",
+                "id IN (SELECT id FROM {s}.done WHERE expires_at <= {s}.now() LIMIT 5000)",
             )
             purged += n
             if n < 5000:

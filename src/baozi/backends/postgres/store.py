@@ -26,6 +26,7 @@ from ._db import Database, parse_url
 from ._layout import channel
 from ._statements import INSERT, INSERT_ONE, PROMOTE, RANK, READY, RESERVE
 from ._tx import check_same_database, driver_connection
+from ._workflow import enqueue_jobs
 
 log = logging.getLogger("baozi.store")
 
@@ -70,6 +71,11 @@ def _insert_params(qid: int, rows: Sequence[Row], front: bool, delay: float) -> 
 def _item(row: Any) -> Item:
     """An item from (id, payload, priority, pfloat, deliveries, task, failures)."""
     return Item(str(row[0]), row[1], priority_of(row[2], row[3]), row[4], row[5], row[6])
+
+
+def _plain(jobs: Sequence[NewJob]) -> bool:
+    """Whether no job has a unique key or dependencies (one insert files them)."""
+    return all(j.unique_key is None and not j.depends_on for j in jobs)
 
 
 def _nums(ids: Sequence[str]) -> list[int]:
@@ -228,6 +234,36 @@ class PostgresQueues(RowStore):
             if ready + len(params["payloads"]) > maxsize:
                 raise Full(f"queue {queue!r} holds {ready} of at most {maxsize} ready items")
 
+    def enqueue(
+        self,
+        queue: str,
+        jobs: Sequence[NewJob],
+        *,
+        front: bool = False,
+        delay: float = 0.0,
+        maxsize: int = 0,
+    ) -> list[str]:
+        if _plain(jobs):
+            return super().enqueue(queue, jobs, front=front, delay=delay, maxsize=maxsize)
+        rows = [(j.priority, j.payload, j.task) for j in jobs]
+        params = _insert_params(self._qid(queue), rows, front, delay)
+
+        def add(conn: psycopg.Connection[Any]) -> list[str]:
+            ids = enqueue_jobs(
+                conn,
+                self.sql,
+                params,
+                jobs,
+                queue=queue,
+                maxsize=maxsize,
+                lock_queue=True,
+                where=self.location,
+            )
+            conn.execute(self.sql("SELECT {s}.signal()"))
+            return ids
+
+        return list(self._in_transaction("enqueue", add))
+
     def check_connection(self, connection: object) -> None:
         conn = driver_connection(connection, self.location)
         check_same_database(conn, self.conninfo, self.location)
@@ -249,13 +285,29 @@ class PostgresQueues(RowStore):
         rows = [(j.priority, j.payload, j.task) for j in jobs]
         params = _insert_params(self._qid(queue), rows, front, delay)
         # The caller's transaction may stay open a long time: nothing here takes a lock that
-        # outlives the statement (no signal() and its shared lock, no queue lock), and the
-        # NOTIFY is unconditional -- sent at the caller's commit to whoever listens then.
-        insert = self.sql(INSERT.replace("{signal}", f"pg_notify('{channel(self.schema)}', '')"))
+        # outlives the statement (no signal() and its shared lock, no queue lock) -- but for
+        # jobs with unique keys or dependencies, whose keys and live parents stay locked until
+        # it ends -- and the NOTIFY is unconditional: sent at the caller's commit to whoever
+        # listens then.
+        notify = f"pg_notify('{channel(self.schema)}', '')"
+        insert = self.sql(INSERT.replace("{signal}", notify))
         try:
             # Outside autocommit the statements join the caller's transaction (psycopg begins
             # one if none is open), which alone decides: nothing here commits or rolls back.
             with conn.transaction() if conn.autocommit else contextlib.nullcontext():
+                if not _plain(jobs):
+                    ids = enqueue_jobs(
+                        conn,
+                        self.sql,
+                        params,
+                        jobs,
+                        queue=queue,
+                        maxsize=maxsize,
+                        lock_queue=False,
+                        where=self.location,
+                    )
+                    conn.execute(f"SELECT {notify}")
+                    return ids
                 if maxsize:  # room as committed now; other open transactions' jobs not counted
                     (ready,) = conn.execute(f"SELECT {self.sql(READY)}", params).fetchone() or (0,)
                     if ready + len(rows) > maxsize:
@@ -393,7 +445,8 @@ class PostgresQueues(RowStore):
         return self._count(
             "discard",
             "WITH d AS (DELETE FROM {s}.items WHERE qid = %s AND id = ANY(%s) "
-            "AND (state IN (0, 2) OR (state = 1 AND due <= {s}.now())) RETURNING 1) "
+            "AND (state <> 1 OR due <= {s}.now()) RETURNING id), "
+            "x AS (DELETE FROM {s}.deps WHERE child IN (SELECT id FROM d)) "
             "SELECT 1 FROM d, (SELECT {signal}) AS s",
             (self._rqid(queue), nums),
         )
@@ -404,10 +457,11 @@ class PostgresQueues(RowStore):
             return 0
         return self._count(
             "clear",
-            "WITH d AS (DELETE FROM {s}.items WHERE qid = %(qid)s RETURNING 1), "
-            "f AS (DELETE FROM {s}.done WHERE qid = %(qid)s RETURNING 1) "
-            "SELECT 1 FROM (SELECT 1 FROM d UNION ALL SELECT 1 FROM f) AS x, "
-            "(SELECT {signal}) AS s",
+            "WITH d AS (DELETE FROM {s}.items WHERE qid = %(qid)s RETURNING id), "
+            "f AS (DELETE FROM {s}.done WHERE qid = %(qid)s RETURNING id), "
+            "x AS (SELECT id FROM d UNION ALL SELECT id FROM f), "
+            "g AS (DELETE FROM {s}.deps WHERE child IN (SELECT id FROM x)) "
+            "SELECT 1 FROM x, (SELECT {signal}) AS s",
             {"qid": qid},
         )
 
@@ -421,7 +475,7 @@ class PostgresQueues(RowStore):
         if row is None:
             return None
         state, due_now, ahead = row
-        if state != 0 and not due_now:
+        if state < 0 or (state != 0 and not due_now):
             return None
         return int(ahead)
 
@@ -431,12 +485,13 @@ class PostgresQueues(RowStore):
             "SELECT (SELECT coalesce(sum(n), 0) FROM {s}.ready WHERE qid = %(qid)s), "
             "count(*) FILTER (WHERE due <= {s}.now()), "
             "count(*) FILTER (WHERE state = 1 AND due > {s}.now()), "
-            "count(*) FILTER (WHERE state = 2 AND due > {s}.now()) "
+            "count(*) FILTER (WHERE state = 2 AND due > {s}.now()), "
+            "(SELECT count(*) FROM {s}.items WHERE qid = %(qid)s AND state < 0) "
             "FROM {s}.items WHERE qid = %(qid)s AND state > 0",
             {"qid": self._rqid(queue)},
         )
-        ready, due, leased, scheduled = row
-        return Counts(int(ready) + due, leased, scheduled)
+        ready, due, leased, scheduled, waiting = row
+        return Counts(int(ready) + due, leased, scheduled, waiting)
 
     def next_due(self, queue: str) -> float | None:
         row = self._one(
