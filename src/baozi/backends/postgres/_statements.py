@@ -54,11 +54,10 @@ WITH v AS (SELECT nextval('{s}.ids') AS id), ins AS (
 SELECT id, {s}.signal() FROM v
 """
 # The items of queue %(qid)s that count toward its maxsize: ready ones, counting expired leases
-# and due delays, and jobs waiting for the jobs they depend on.
+# and due delays (a waiting job, like a scheduled one, is not ready).
 READY = (
     "(SELECT coalesce(sum(n), 0) FROM {s}.ready WHERE qid = %(qid)s) + "
-    "(SELECT count(*) FROM {s}.items WHERE qid = %(qid)s AND state > 0 AND due <= {s}.now()) + "
-    "(SELECT count(*) FROM {s}.items WHERE qid = %(qid)s AND state < 0)"
+    "(SELECT count(*) FROM {s}.items WHERE qid = %(qid)s AND state > 0 AND due <= {s}.now())"
 )
 # Leasing the head of queue %(qid)s to %(owner)s, as CTEs ``c``, ``r`` (the leased rows) and
 # ``started`` (their totals); ``{skip}`` is where a caller adds a condition on the rows taken.
