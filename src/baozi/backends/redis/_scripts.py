@@ -57,7 +57,8 @@ def _load(name: str, prelude: str) -> str:
 
 def load_scripts() -> tuple[dict[str, str], dict[str, str]]:
     """Every script's text and its SHA-1 digest (what EVALSHA names it by), by name."""
-    prelude = resources.files(__package__).joinpath("lua/_prelude.lua").read_text()
+    lua = resources.files(__package__).joinpath("lua")
+    prelude = "".join(lua.joinpath(f).read_text() for f in ("_prelude.lua", "_prelude_flows.lua"))
     sources = {name: _load(name, prelude) for name in SCRIPTS}
     shas = {name: hashlib.sha1(text.encode()).hexdigest() for name, text in sources.items()}
     return sources, shas
