@@ -30,7 +30,16 @@ from ..base import (
 )
 from ._junk import SOUND_ROW
 
-__all__ = ["KEPT_FOR", "LINKS", "EnqueueTerms", "check", "file_jobs", "links", "release"]
+__all__ = [
+    "KEPT_FOR",
+    "LINKS",
+    "EnqueueTerms",
+    "check",
+    "drop_links",
+    "file_jobs",
+    "links",
+    "release",
+]
 
 READY, SCHEDULED, WAITING = 0, 2, 3
 ENQUEUE_TTL = 86400.0
@@ -262,3 +271,13 @@ def links(parents: str | None, children: str | None) -> tuple[tuple[str, ...], t
     )
     downs = sorted({c for c in json.loads(children or "[]") if isinstance(c, int)})
     return tuple(str(p) for _, p in ups), tuple(map(str, downs))
+
+
+def drop_links(conn: sqlite3.Connection, where: str, params: Sequence[object]) -> None:
+    """Delete what the rows of ``baozi_items`` that match ``where`` depend on, before the rows go
+    (what depends on them stays: their dependents' lists of parents keep their ids)."""
+    if conn.execute("SELECT 1 FROM baozi_deps LIMIT 1").fetchone():  # none: spare the lookup
+        conn.execute(
+            f"DELETE FROM baozi_deps WHERE child IN (SELECT id FROM baozi_items WHERE {where})",
+            tuple(params),
+        )

@@ -13,7 +13,7 @@ from .._heartbeat import heartbeat
 from .._rows import item_number
 from ..base import COUNTED, STATUSES, JobRecord, Outcome, WorkerInfo
 from ._junk import SOUND_ROW, text
-from ._workflow import KEPT_FOR, LINKS, links, release
+from ._workflow import KEPT_FOR, LINKS, drop_links, links, release
 from .coord import SQLiteCoordination
 from .store import _chunks
 
@@ -137,7 +137,7 @@ class SQLiteStore(SQLiteCoordination):
         batches = [(sql, rows) for sql, rows in _batches(finished, retried, deferred) if rows]
         if len(batches) == 1 and len(batches[0][1]) == 1 and not waiting:  # atomic by itself
             if finished:
-                return self._end(_FINISH, finished[0], now, ttl, failed_ttl)
+                return self._end_one(_FINISH, finished[0], now, ttl, failed_ttl)
             return self._run(batches[0][0], batches[0][1][0])
         done = 0
         with self._write() as conn:
@@ -163,7 +163,7 @@ class SQLiteStore(SQLiteCoordination):
         with self._write() as conn:
             return int(conn.execute(sql, params).rowcount)
 
-    def _end(
+    def _end_one(
         self, sql: str, params: Sequence[Any], now: float, ttl: float, failed_ttl: float
     ) -> int:
         """One statement that may end a job, in its own transaction with the release of the
@@ -183,24 +183,21 @@ class SQLiteStore(SQLiteCoordination):
         failed_ttl: float = math.inf,
     ) -> bool:
         now = time.time()
+        # A lease that ran out is a job waiting for its turn; a live one ends with the job.
         cancel = (
             "UPDATE baozi_items SET state=-1, outcome='cancelled', finished_at=?1, "
             f"expires_at=?1 + {KEPT_FOR.format(ttl='?2')}, due=NULL, owner=NULL "
             "WHERE id=?3 AND task IS NOT NULL "
-            "AND (state IN (0, 2, 3) OR (state = 1 AND (?4 OR due <= ?1)))"  # an expired lease
-        )  # waits; a live one ends with it
-        return bool(self._end(cancel, (now, ttl, _num(job_id), running), now, ttl, failed_ttl))
+            "AND (state IN (0, 2, 3) OR (state = 1 AND (?4 OR due <= ?1)))"
+        )
+        return bool(self._end_one(cancel, (now, ttl, _num(job_id), running), now, ttl, failed_ttl))
 
     def forget(self, job_ids: Sequence[str]) -> int:
         done = 0
         with self._write() as conn:
             for chunk in _chunks(job_ids):
                 finished = f"state<0 AND task IS NOT NULL AND id IN ({','.join('?' * len(chunk))})"
-                conn.execute(
-                    "DELETE FROM baozi_deps WHERE child IN "
-                    f"(SELECT id FROM baozi_items WHERE {finished})",
-                    chunk,
-                )
+                drop_links(conn, finished, chunk)
                 done += conn.execute(f"DELETE FROM baozi_items WHERE {finished}", chunk).rowcount
         return done
 
@@ -343,11 +340,7 @@ class SQLiteStore(SQLiteCoordination):
     def purge_expired(self) -> int:
         with self._write() as conn:
             now = time.time()
-            conn.execute(
-                "DELETE FROM baozi_deps WHERE child IN "
-                "(SELECT id FROM baozi_items WHERE state<0 AND expires_at<=?)",
-                (now,),
-            )
+            drop_links(conn, "state<0 AND expires_at<=?", (now,))
             return int(
                 conn.execute(
                     "DELETE FROM baozi_items WHERE state<0 AND expires_at<=?", (now,)

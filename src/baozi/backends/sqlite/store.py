@@ -27,7 +27,7 @@ from ._junk import (
     text,
     unsound_items,
 )
-from ._workflow import EnqueueTerms, check, file_jobs
+from ._workflow import EnqueueTerms, check, drop_links, file_jobs
 
 READY, LEASED, SCHEDULED, WAITING, FINISHED = 0, 1, 2, 3, -1
 TIMED = "state>0 AND state<3"
@@ -457,10 +457,7 @@ class SQLiteQueues(RowStore):
         if qid is None:
             return 0
         with self._write() as conn:
-            conn.execute(
-                "DELETE FROM baozi_deps WHERE child IN (SELECT id FROM baozi_items WHERE qid=?)",
-                (qid,),
-            )
+            drop_links(conn, "qid=?", (qid,))
             return conn.execute("DELETE FROM baozi_items WHERE qid=?", (qid,)).rowcount
 
     def queue_options(self, queue: str) -> dict[str, Any]:
