@@ -22,6 +22,15 @@ IDS: dict[str, dict[str, str]] = {kind: _EXPECTED[kind]["ids"] for kind in ("sql
 """Per store: the jobs' ids by what they are."""
 READ: dict[str, Any] = {kind: _EXPECTED[kind]["read"] for kind in ("sqlite", "redis")}
 """Per store: what the baozi that wrote it read back."""
+ADDED_TO_RECORDS = {
+    "unique_key": None,
+    "parents": [],
+    "children": [],
+    "on_dependency_failure": "cancel",
+}
+"""What the contract has read since that baozi, in every record of one of its jobs."""
+ADDED_TO_COUNTS = {"waiting": 0}
+"""What the contract has counted since, in each queue of such a store (and in its jobs)."""
 
 
 def redis_client() -> Any:
@@ -66,19 +75,21 @@ def state(url: str) -> Any:
         client.close()
 
 
-NEWER = {"unique_key": None, "parents": [], "children": [], "on_dependency_failure": "cancel"}
-"""What records gained after the old stores were written, as an old job reads: no unique key,
-no dependencies."""
-
-
 def read(url: str, kind: str) -> Any:
     """What this baozi reads back from the old ``kind`` store at ``url``, as :data:`READ` has it:
-    what was added since (:data:`NEWER`, and the "waiting" counts) is checked to read as nothing
-    and left out."""
+    the fields the contract has gained since are left out, once checked to read as they must
+    for the store's jobs and queues (no unique keys, no dependencies, none waiting)."""
     with open_store(url) as store:
-        out = read_back(store, IDS[kind])
-    for record in out["jobs"].values():
-        assert {name: record.pop(name) for name in NEWER} == NEWER
-    for queue in out["queues"].values():
-        assert queue["counts"].pop("waiting") == 0 and queue["jobs"].pop("waiting") == 0
-    return out
+        got = read_back(store, IDS[kind])
+    for record in got["jobs"].values():
+        _leave_out(record, ADDED_TO_RECORDS)
+    for queue in got["queues"].values():
+        _leave_out(queue["counts"], ADDED_TO_COUNTS)
+        _leave_out(queue["jobs"], ADDED_TO_COUNTS)
+    return got
+
+
+def _leave_out(read: dict[str, Any], added: dict[str, Any]) -> None:
+    for key, value in added.items():
+        held = read.pop(key)
+        assert held == value, f"{key} reads {held!r}, not {value!r}"

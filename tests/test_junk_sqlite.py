@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from baozi import App, Worker
+from baozi.backends.base import NewJob
 
 from . import jobtasks
 from ._helpers import lines
@@ -80,6 +81,11 @@ ROW_JUNK = [
     ("qid", "999"),
     ("outcome", "'odd'"),
     ("created_at", "'yesterday'"),
+    ("unique_key", "X'6b'"),
+    ("unique_key", "'k'"),  # with no unique_while or unique_for
+    ("unique_while", "'sometimes'"),
+    ("on_dep_failure", "'explode'"),
+    ("has_children", "'yes'"),
 ]
 
 
@@ -192,3 +198,37 @@ def test_a_key_that_is_no_text_goes_aside_and_the_others_are_listed(
     junk = s.raw.execute("SELECT ns, hex(key), value FROM baozi_junk_kv").fetchall()
     assert junk == [("ns", "FFFE", b"\x02")]
     assert len([r for r in caplog.records if "baozi_kv row" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("due", "'soon'"),
+        ("state", "3"),  # waiting with no task
+        ("on_dep_failure", "'explode'"),
+        ("unique_for", "'long'"),
+        ("has_children", "2"),
+    ],
+)
+def test_a_waiting_job_that_cannot_be_read_goes_aside_and_what_it_waits_for_runs(
+    s: Store, caplog: pytest.LogCaptureFixture, column: str, value: str
+) -> None:
+    (parent,) = s.enqueue(range(1))
+    payload = s.app.codec.dumps([[str(s.ran), "child"], {}])
+    new = NewJob(s.note.name, payload, unique_key="k", depends_on=(parent,))
+    (child,) = s.app.store.enqueue("default", [new])
+    task = "NULL" if column == "state" else "task"
+    s.raw.execute(f"UPDATE baozi_items SET {column}={value}, task={task} WHERE id=?", (child,))
+    s.raw.execute(
+        "INSERT INTO baozi_deps VALUES ('junk', ?, 0, 0), (?, X'00', 1, 0)", (parent, child)
+    )
+    held = s.exact("baozi_items", child)
+    with caplog.at_level(logging.ERROR, logger="baozi.sqlite"):
+        assert [r.id for r in s.app.store.records()] == [parent]
+        assert s.app.store.record(child) is None
+        s.work()
+    assert s.runs() == Counter(["0"])
+    record = s.app.store.record(parent)
+    assert record is not None and record.status == "succeeded" and record.children == ()
+    assert s.exact("baozi_junk_items", child) == held
+    assert len(errors_naming(caplog, "baozi_items", child)) == 1

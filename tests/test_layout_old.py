@@ -5,6 +5,7 @@ its layout (tests/fixtures/make_old_stores.py wrote them, with that baozi)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from baozi import App, Deque, Dict, LifoQueue, PriorityQueue, Queue, Worker
 from baozi.backends import open_store
+from baozi.backends.base import NewJob
 from baozi.backends.redis import _layout as redis_layout
 from baozi.backends.sqlite import _layout as sqlite_layout
 
@@ -45,18 +47,58 @@ def test_an_old_store_reads_back_exactly_as_the_baozi_that_wrote_it_read_it(
     assert read(url, kind) == READ[kind]
 
 
-def test_opening_an_old_store_changes_nothing_but_recording_its_layout(kind: str, url: str) -> None:
-    before = state(url)
+def test_opening_an_old_store_changes_nothing_but_its_layout(kind: str, url: str) -> None:
+    if kind == "sqlite":
+        path = url.removeprefix("sqlite:///")
+        columns = _columns(path)
+        before = _rows(path, columns)
+    else:
+        before = state(url)
     with open_store(url) as store:
         store.queues()  # a read: the first call that reaches a Redis server
-    after = state(url)
-    if kind == "sqlite":  # its layout was recorded already (layout 3, as it still is)
-        assert sqlite_layout.latest() == 3
+    if kind == "sqlite":  # its layout was recorded already, as 3; the step to 4 only adds
+        assert sqlite_layout.latest() == 4
+        after = _rows(path, columns)
+        assert before.pop("baozi_meta") == [("schema", "3")]
+        assert after.pop("baozi_meta") == [("schema", "4")]
         assert after == before
-        assert "INSERT INTO \"baozi_meta\" VALUES('schema','3');" in after
+        added = {"baozi_items": _ADDED, "baozi_deps": ["child"], "baozi_ended": ["parent"]}
+        assert _rows(path, added) == {
+            "baozi_items": [(None, None, None, None, 0)] * len(before["baozi_items"]),
+            "baozi_deps": [],
+            "baozi_ended": [],
+        }
     else:
         assert redis_layout.latest() == 2  # step 1 -> 2 writes nothing but the version
-        assert after == before | {"layout": {"type": "string", "value": "2", "expires": -1}}
+        assert state(url) == before | {"layout": {"type": "string", "value": "2", "expires": -1}}
+
+
+_ADDED = ["unique_key", "unique_while", "unique_for", "on_dep_failure", "has_children"]
+"""The columns layout 4 added to baozi_items (beside its two tables)."""
+
+
+def _columns(path: str) -> dict[str, list[str]]:
+    """Each table of the file, and its columns."""
+    conn = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+    finally:
+        conn.close()
+
+
+def _rows(path: str, columns: dict[str, list[str]]) -> dict[str, list[tuple[object, ...]]]:
+    """The rows of each of these tables, in these columns only, in order."""
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            table: conn.execute(
+                f"SELECT {', '.join(cols)} FROM {table} ORDER BY {', '.join(cols)}"
+            ).fetchall()
+            for table, cols in columns.items()
+        }
+    finally:
+        conn.close()
 
 
 def test_a_worker_runs_the_old_queued_jobs_in_their_order_and_the_killed_workers_job_again(
@@ -115,3 +157,25 @@ def test_the_old_queues_hand_out_their_items_in_their_order(url: str) -> None:
         q.task_done(4)
     with Deque("dq", url=url) as d:
         assert list(d) == [0, 1, 2] and d.maxlen == 5
+
+
+def test_an_upgraded_sqlite_store_takes_unique_and_dependent_jobs(tmp_path: Path) -> None:
+    with old_store("sqlite", tmp_path) as url:
+        ids = IDS["sqlite"]
+        app = _app(url)
+        store = app.store
+        new = NewJob("old.add", b"[[30,1],{}]", depends_on=(ids["queued"], ids["succeeded"]))
+        (after,) = store.enqueue("default", [new])
+        unique = NewJob("old.add", b"[[40,2],{}]", unique_key="once")
+        (once,) = store.enqueue("default", [unique])
+        assert store.enqueue("default", [unique]) == [once]
+        (never,) = store.enqueue(
+            "default", [NewJob("old.add", b"[[0,0],{}]", depends_on=(ids["failed"],))]
+        )
+        assert app.job(after).status == "waiting" and app.job(never).status == "cancelled"
+        queued = store.record(ids["queued"])
+        assert queued is not None and queued.children == (after,)
+        Worker(app, queues=["default"], concurrency=1).run(burst=True)
+        assert app.job(after).result(timeout=0) == 31 and app.job(once).result(timeout=0) == 42
+        assert (app.job(after).started_at or 0) > (app.job(ids["queued"]).started_at or 0)
+        assert store.job_counts("default")["waiting"] == 0

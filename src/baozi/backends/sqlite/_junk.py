@@ -19,9 +19,11 @@ log = logging.getLogger("baozi.sqlite")
 
 _NUMBER = "typeof({c}) IN ('integer', 'real')"
 _OUTCOME = "('succeeded', 'failed', 'cancelled')"
+_UNIQUE_WHILE = "('queued_or_running', 'queued', 'running')"
+TEXT_COLUMNS = ("task", "owner", "error", "progress", "unique_key")
 
 CHECKS = [
-    ("state is -1, 0, 1 or 2", "typeof(state) = 'integer' AND state IN (-1, 0, 1, 2)"),
+    ("state is -1, 0, 1, 2 or 3", "typeof(state) = 'integer' AND state IN (-1, 0, 1, 2, 3)"),
     ("payload is a blob", "typeof(payload) = 'blob'"),
     ("priority is a number", _NUMBER.format(c="priority")),
     ("seq is an integer", "typeof(seq) = 'integer'"),
@@ -29,7 +31,12 @@ CHECKS = [
     ("failures is a count", "typeof(failures) = 'integer' AND failures >= 0"),
     # Each failure was a delivery; more would hide deaths from max_deliveries.
     ("failures are deliveries", "failures <= deliveries"),
-    ("a lease or schedule has a due time", f"(state IN (-1, 0) OR {_NUMBER.format(c='due')})"),
+    ("a lease or schedule has a due time", f"(state IN (-1, 0, 3) OR {_NUMBER.format(c='due')})"),
+    (
+        "a waiting job's delay is a time",
+        f"(state <> 3 OR due IS NULL OR {_NUMBER.format(c='due')})",
+    ),
+    ("a waiting job is a job", "(state <> 3 OR task IS NOT NULL)"),
     ("a finished job has an expiry", f"(state <> -1 OR {_NUMBER.format(c='expires_at')})"),
     ("a finished job has an outcome", f"(state <> -1 OR outcome IN {_OUTCOME})"),
     ("outcome is known", f"(outcome IS NULL OR outcome IN {_OUTCOME})"),
@@ -38,10 +45,18 @@ CHECKS = [
         (f"{c} is a number", f"({c} IS NULL OR {_NUMBER.format(c=c)})")
         for c in ("created_at", "started_at", "finished_at")
     ),
-    *(
-        (f"{c} is text", f"({c} IS NULL OR typeof({c}) = 'text')")
-        for c in ("task", "owner", "error", "progress")
+    *((f"{c} is text", f"({c} IS NULL OR typeof({c}) = 'text')") for c in TEXT_COLUMNS),
+    ("unique_while is known", f"(unique_while IS NULL OR unique_while IN {_UNIQUE_WHILE})"),
+    ("unique_for is a number", f"(unique_for IS NULL OR {_NUMBER.format(c='unique_for')})"),
+    (
+        "a unique key has its terms",
+        "(unique_key IS NULL OR (unique_while IS NOT NULL AND unique_for IS NOT NULL))",
     ),
+    (
+        "on_dep_failure is known",
+        "(on_dep_failure IS NULL OR on_dep_failure IN ('cancel', 'run', 'fail'))",
+    ),
+    ("has_children is 0 or 1", "typeof(has_children) = 'integer' AND has_children IN (0, 1)"),
 ]
 """What a row of baozi_items must be for baozi to read it: (what, an SQL condition)."""
 
@@ -142,9 +157,8 @@ def unsound_items(
 def bad_text(conn: sqlite3.Connection, where: str, params: Sequence[object]) -> list[int]:
     """The ids of the rows of baozi_items that match ``where`` with a text column that is no
     UTF-8 (which SQLite cannot tell: only rows with bytes outside printable ASCII are read)."""
-    columns = ("task", "owner", "error", "progress")
-    odd = " OR ".join(f"{c} GLOB '*[^ -~]*'" for c in columns)
-    blobs = ", ".join(f"CAST({c} AS BLOB)" for c in columns)
+    odd = " OR ".join(f"{c} GLOB '*[^ -~]*'" for c in TEXT_COLUMNS)
+    blobs = ", ".join(f"CAST({c} AS BLOB)" for c in TEXT_COLUMNS)
     bad = []
     for row in conn.execute(
         f"SELECT id, {blobs} FROM baozi_items WHERE ({where}) AND ({odd})", tuple(params)

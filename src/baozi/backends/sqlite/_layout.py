@@ -35,10 +35,10 @@ CREATE TABLE baozi_queues (
 CREATE TABLE baozi_items (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, and the last part of the key
     qid INTEGER NOT NULL,
-    state INTEGER NOT NULL,                -- 0 ready, 1 leased, 2 scheduled, -1 finished (jobs)
+    state INTEGER NOT NULL,                -- 0 ready, 1 leased, 2 scheduled, 3 waiting, -1 finished
     priority NUMERIC NOT NULL,
     seq INTEGER NOT NULL,                  -- 0 (back) or minus the item's own id (front)
-    due REAL,                              -- lease end (leased) or ready time (scheduled)
+    due REAL,                              -- lease end (leased) or ready time (scheduled, waiting)
     owner TEXT,
     deliveries INTEGER NOT NULL DEFAULT 0,
     payload BLOB NOT NULL,
@@ -53,13 +53,32 @@ CREATE TABLE baozi_items (
     result BLOB,
     error TEXT,
     progress TEXT,
-    counted INTEGER                        -- 1: the batch that added it counted it (see totals)
+    counted INTEGER,                       -- 1: the batch that added it counted it (see totals)
+    unique_key TEXT,                       -- with unique_while and unique_for (see NewJob)
+    unique_while TEXT,
+    unique_for REAL,
+    on_dep_failure TEXT,                   -- cancel, run or fail: set for a job with dependencies
+    has_children INTEGER NOT NULL DEFAULT 0  -- 1 once a job depends on it (see baozi_ended)
 );
--- Partial indexes, each row in exactly one: a push writes one index, not two.
+-- Partial indexes, each row in exactly one of the first four: a push writes one index, not two.
 CREATE INDEX baozi_items_ready ON baozi_items (qid, priority, seq) WHERE state = 0;
 CREATE INDEX baozi_items_due ON baozi_items (qid, due) WHERE state > 0;
 CREATE INDEX baozi_items_done ON baozi_items (qid, outcome, id) WHERE state < 0;
 CREATE INDEX baozi_items_expiry ON baozi_items (expires_at) WHERE state < 0;
+CREATE INDEX baozi_items_waiting ON baozi_items (qid) WHERE state = 3;
+CREATE INDEX baozi_items_unique ON baozi_items (unique_key) WHERE unique_key IS NOT NULL;
+CREATE TABLE baozi_deps (                  -- the jobs each job depends on
+    child INTEGER NOT NULL,
+    parent INTEGER NOT NULL,
+    pos INTEGER NOT NULL,                  -- its place in the child's depends_on
+    done INTEGER NOT NULL DEFAULT 0,       -- 1 once the parent's end was counted for the child
+    PRIMARY KEY (child, pos)
+) WITHOUT ROWID;
+CREATE INDEX baozi_deps_parent ON baozi_deps (parent);
+CREATE TABLE baozi_ended (                 -- jobs with dependents ended by the write under way,
+    parent INTEGER NOT NULL,               -- which releases those and empties it before it commits
+    outcome TEXT
+);
 CREATE TABLE baozi_workers (
     id TEXT PRIMARY KEY,
     info TEXT NOT NULL,                    -- JSON: host, pid, pool, concurrency, queues, busy ...
@@ -106,6 +125,11 @@ CREATE TRIGGER baozi_count_finished AFTER UPDATE OF state ON baozi_items
 WHEN NEW.task IS NOT NULL AND NEW.state < 0 AND OLD.state >= 0 BEGIN
     INSERT INTO baozi_totals VALUES (NEW.qid, NEW.task, NEW.outcome, 1)
     ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+-- Whatever ends a job notes it if others depend on it, so the same transaction releases them.
+CREATE TRIGGER baozi_note_ended AFTER UPDATE OF state ON baozi_items
+WHEN NEW.has_children = 1 AND NEW.state < 0 AND OLD.state >= 0 BEGIN
+    INSERT INTO baozi_ended VALUES (NEW.id, NEW.outcome);
 END;
 """
 """The tables of a new file, at the latest layout."""
@@ -179,9 +203,49 @@ END;
     )
 
 
+def _to_4(conn: sqlite3.Connection) -> None:
+    """Layout 3 -> 4: unique keys and dependencies: the items' unique and dependency columns, the
+    table of dependencies, the note of jobs with dependents that end, and their indexes."""
+    added = [
+        ("unique_key", "unique_key TEXT"),
+        ("unique_while", "unique_while TEXT"),
+        ("unique_for", "unique_for REAL"),
+        ("on_dep_failure", "on_dep_failure TEXT"),
+        ("has_children", "has_children INTEGER NOT NULL DEFAULT 0"),
+    ]
+    held = {row[1] for row in conn.execute("PRAGMA table_info(baozi_items)")}
+    for column, declared in added:
+        if column not in held:
+            conn.execute(f"ALTER TABLE baozi_items ADD COLUMN {declared}")
+    _run_script(
+        conn,
+        """
+CREATE INDEX IF NOT EXISTS baozi_items_waiting ON baozi_items (qid) WHERE state = 3;
+CREATE INDEX IF NOT EXISTS baozi_items_unique ON baozi_items (unique_key)
+WHERE unique_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS baozi_deps (
+    child INTEGER NOT NULL,
+    parent INTEGER NOT NULL,
+    pos INTEGER NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (child, pos)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS baozi_deps_parent ON baozi_deps (parent);
+CREATE TABLE IF NOT EXISTS baozi_ended (
+    parent INTEGER NOT NULL,
+    outcome TEXT
+);
+CREATE TRIGGER IF NOT EXISTS baozi_note_ended AFTER UPDATE OF state ON baozi_items
+WHEN NEW.has_children = 1 AND NEW.state < 0 AND OLD.state >= 0 BEGIN
+    INSERT INTO baozi_ended VALUES (NEW.id, NEW.outcome);
+END;
+""",
+    )
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
-MIGRATIONS: dict[int, Migration] = {1: _to_2, 2: _to_3}
+MIGRATIONS: dict[int, Migration] = {1: _to_2, 2: _to_3, 3: _to_4}
 """Layout N -> the step that takes a file from N to N + 1. A step runs inside a transaction that
 records N + 1 after it and commits; if it raises, the whole step is rolled back."""
 

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from .._heartbeat import heartbeat
 from .._rows import item_number
-from ..base import COUNTED, JobRecord, Outcome, WorkerInfo
+from ..base import COUNTED, STATUSES, JobRecord, Outcome, WorkerInfo
 from ._junk import SOUND_ROW, text
+from ._workflow import KEPT_FOR, LINKS, drop_links, links, release
 from .coord import SQLiteCoordination
+from .store import _chunks
 
 __all__ = ["SQLiteStore"]
 
 _STATUS = (  # the job's status from its state; ?now is the current time
-    "CASE WHEN i.state < 0 THEN i.outcome WHEN i.state = 0 OR i.due <= :now THEN 'queued' "
+    "CASE WHEN i.state < 0 THEN i.outcome WHEN i.state = 3 THEN 'waiting' "
+    "WHEN i.state = 0 OR i.due <= :now THEN 'queued' "
     "WHEN i.state = 1 THEN 'running' ELSE 'scheduled' END"
 )
 # Text columns are read as blobs and decoded per row, so that one row of bytes that are no UTF-8
@@ -26,11 +30,13 @@ _RECORD = (
     f"SELECT i.id, CAST(q.name AS BLOB), CAST(i.task AS BLOB), {_STATUS}, i.priority, i.payload, "
     "i.deliveries, i.failures, i.created_at, i.started_at, i.finished_at, i.result, "
     "CAST(i.error AS BLOB), CAST(i.progress AS BLOB), "
-    f"({SOUND_ROW}) "  # its columns are baozi_items' alone: none is named as one of q's
+    f"({SOUND_ROW}), "  # its columns are baozi_items' alone: none is named as one of q's
+    f"CAST(i.unique_key AS BLOB), i.on_dep_failure, {LINKS} "
     "FROM baozi_items i JOIN baozi_queues q ON q.id = i.qid"
 )
 _FILTERS = {  # status -> condition on the row, for listing
-    "queued": "(i.state = 0 OR (i.state > 0 AND i.due <= :now))",
+    "waiting": "(i.state = 3)",
+    "queued": "(i.state = 0 OR (i.state > 0 AND i.state < 3 AND i.due <= :now))",
     "running": "(i.state = 1 AND i.due > :now)",
     "scheduled": "(i.state = 2 AND i.due > :now)",
     "succeeded": "(i.state < 0 AND i.outcome = 'succeeded')",
@@ -38,8 +44,9 @@ _FILTERS = {  # status -> condition on the row, for listing
     "cancelled": "(i.state < 0 AND i.outcome = 'cancelled')",
 }
 _FINISH = (
-    "UPDATE baozi_items SET state=-1, outcome=?, result=?, error=?, finished_at=?, expires_at=?, "
-    "failures=failures+?, owner=NULL, due=NULL WHERE id=? AND owner=? AND state IN (0, 1)"
+    "UPDATE baozi_items SET state=-1, outcome=?1, result=?2, error=?3, finished_at=?4, "
+    f"expires_at=?4 + {KEPT_FOR.format(ttl='?5')}, failures=failures+?6, owner=NULL, due=NULL "
+    "WHERE id=?7 AND owner=?8 AND state IN (0, 1)"
 )
 _RETRY = (
     "UPDATE baozi_items SET state=?, due=?, failures=failures+1, error=?, owner=NULL "
@@ -73,9 +80,10 @@ def _record(row: Any) -> JobRecord:
     """A record from a row of _RECORD; raises ValueError or TypeError for a row of junk."""
     if not row[14]:
         raise TypeError("a column holds a value of the wrong type")
-    name, task, error, progress = (text(row[i]) for i in (1, 2, 12, 13))
+    name, task, error, progress, unique_key = (text(row[i]) for i in (1, 2, 12, 13, 15))
     if name is None or task is None:
         raise TypeError("no queue or task name")
+    parents, children = links(row[17], row[18])
     return JobRecord(
         id=str(row[0]),
         queue=name,
@@ -91,11 +99,22 @@ def _record(row: Any) -> JobRecord:
         result=row[11],
         error=error,
         progress=progress,
+        unique_key=unique_key,
+        parents=parents,
+        children=children,
+        on_dependency_failure=row[16] or "cancel",
     )
 
 
 class SQLiteStore(SQLiteCoordination):
-    def settle(self, queue: str, owner: str, outcomes: Sequence[Outcome], ttl: float) -> int:
+    def settle(
+        self,
+        queue: str,
+        owner: str,
+        outcomes: Sequence[Outcome],
+        ttl: float,
+        failed_ttl: float = math.inf,
+    ) -> int:
         now = time.time()
         finished, retried, deferred = [], [], []
         waiting: list[tuple[str, int, int, int]] = []  # slot, its limit, job, its deferred row
@@ -112,10 +131,13 @@ class SQLiteStore(SQLiteCoordination):
                 state, due = (2, now + o.retry_in) if o.retry_in > 0 else (0, None)
                 retried.append((state, due, o.error, num, owner))
             else:
-                failed = int(o.status == "failed")
-                finished.append((o.status, o.result, o.error, now, now + ttl, failed, num, owner))
+                failed = o.status == "failed"
+                kept = failed_ttl if failed else ttl
+                finished.append((o.status, o.result, o.error, now, kept, int(failed), num, owner))
         batches = [(sql, rows) for sql, rows in _batches(finished, retried, deferred) if rows]
         if len(batches) == 1 and len(batches[0][1]) == 1 and not waiting:  # atomic by itself
+            if finished:
+                return self._end_one(_FINISH, finished[0], now, ttl, failed_ttl)
             return self._run(batches[0][0], batches[0][1][0])
         done = 0
         with self._write() as conn:
@@ -132,6 +154,8 @@ class SQLiteStore(SQLiteCoordination):
                 done += conn.executemany(sql, rows).rowcount
             if parked:
                 conn.executemany("INSERT OR IGNORE INTO baozi_waiters VALUES (?, ?)", parked)
+            if finished:
+                release(conn, now, ttl, failed_ttl)
         return done
 
     def _run(self, sql: str, params: Sequence[Any]) -> int:
@@ -139,16 +163,43 @@ class SQLiteStore(SQLiteCoordination):
         with self._write() as conn:
             return int(conn.execute(sql, params).rowcount)
 
-    def cancel(self, job_id: str, ttl: float = 86400.0, *, running: bool = True) -> bool:
+    def _end_one(
+        self, sql: str, params: Sequence[Any], now: float, ttl: float, failed_ttl: float
+    ) -> int:
+        """One statement that may end a job, in its own transaction with the release of the
+        job's dependents when it has any (``sql`` returns nothing: its RETURNING says so)."""
+        with self._write() as conn:
+            ended = conn.execute(f"{sql} RETURNING has_children", params).fetchall()
+            if ended and ended[0][0]:
+                release(conn, now, ttl, failed_ttl)
+        return len(ended)
+
+    def cancel(
+        self,
+        job_id: str,
+        ttl: float = 86400.0,
+        *,
+        running: bool = True,
+        failed_ttl: float = math.inf,
+    ) -> bool:
         now = time.time()
-        return bool(
-            self._run(
-                "UPDATE baozi_items SET state=-1, outcome='cancelled', finished_at=?, "
-                "expires_at=?, due=NULL, owner=NULL WHERE id=? AND task IS NOT NULL "
-                "AND (state IN (0, 2) OR (state = 1 AND (? OR due <= ?)))",  # an expired lease
-                (now, now + ttl, _num(job_id), running, now),  # waits; a live one ends with it
-            )
+        # A lease that ran out is a job waiting for its turn; a live one ends with the job.
+        cancel = (
+            "UPDATE baozi_items SET state=-1, outcome='cancelled', finished_at=?1, "
+            f"expires_at=?1 + {KEPT_FOR.format(ttl='?2')}, due=NULL, owner=NULL "
+            "WHERE id=?3 AND task IS NOT NULL "
+            "AND (state IN (0, 2, 3) OR (state = 1 AND (?4 OR due <= ?1)))"
         )
+        return bool(self._end_one(cancel, (now, ttl, _num(job_id), running), now, ttl, failed_ttl))
+
+    def forget(self, job_ids: Sequence[str]) -> int:
+        done = 0
+        with self._write() as conn:
+            for chunk in _chunks(job_ids):
+                finished = f"state<0 AND task IS NOT NULL AND id IN ({','.join('?' * len(chunk))})"
+                drop_links(conn, finished, chunk)
+                done += conn.execute(f"DELETE FROM baozi_items WHERE {finished}", chunk).rowcount
+        return done
 
     def requeue(self, job_id: str) -> bool:
         return bool(
@@ -221,8 +272,13 @@ class SQLiteStore(SQLiteCoordination):
 
     def job_counts(self, queue: str) -> dict[str, int]:
         counts = self.counts(queue)
-        out = {"scheduled": counts.scheduled, "queued": counts.ready, "running": counts.leased}
-        out.update({"succeeded": 0, "failed": 0, "cancelled": 0})
+        out = dict.fromkeys(STATUSES, 0)
+        out.update(
+            waiting=counts.waiting,
+            scheduled=counts.scheduled,
+            queued=counts.ready,
+            running=counts.leased,
+        )
         for outcome, n in self._read(
             "SELECT outcome, count(*) FROM baozi_items WHERE qid=? AND state<0 "
             "AND outcome IN ('succeeded', 'failed', 'cancelled') GROUP BY outcome",
@@ -282,7 +338,14 @@ class SQLiteStore(SQLiteCoordination):
         return {owner: n for owner, n in rows if owner is not None}
 
     def purge_expired(self) -> int:
-        return self._run("DELETE FROM baozi_items WHERE state<0 AND expires_at<=?", (time.time(),))
+        with self._write() as conn:
+            now = time.time()
+            drop_links(conn, "state<0 AND expires_at<=?", (now,))
+            return int(
+                conn.execute(
+                    "DELETE FROM baozi_items WHERE state<0 AND expires_at<=?", (now,)
+                ).rowcount
+            )
 
     def heartbeat(self, worker: WorkerInfo, ttl: float) -> None:
         now = time.time()

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from ..._process import current_pid
 from ...errors import Full, StoreError
 from .._rows import Row, RowStore, item_number, options_of
-from ..base import Counts, Item
+from ..base import Counts, Deduplicated, Item, NewJob, Priority
 from ._db import Database, parse_url
 from ._junk import (
     RUNNABLE,
@@ -27,8 +27,12 @@ from ._junk import (
     text,
     unsound_items,
 )
+from ._workflow import EnqueueTerms, check, drop_links, file_jobs
 
-READY, LEASED, SCHEDULED, FINISHED = 0, 1, 2, -1
+READY, LEASED, SCHEDULED, WAITING, FINISHED = 0, 1, 2, 3, -1
+TIMED = "state>0 AND state<3"
+"""Leased or scheduled: the rows whose due time makes them ready (waiting rows share their index,
+``state > 0``, and keep the time their delay ends, but nothing makes them ready but a release)."""
 ORDER = "priority, seq, id"
 ORDER_DESC = "priority DESC, seq DESC, id DESC"
 _CHUNK = 5000  # ids per statement, well below SQLite's variable limit (32,766)
@@ -39,8 +43,9 @@ _NEXT_ID_NEGATED = (
 )
 READY_COUNT = (  # ready items, counting expired leases and due delays; format in the parameters
     "((SELECT count(*) FROM baozi_items WHERE qid={qid} AND state=0) + "
-    "(SELECT count(*) FROM baozi_items WHERE qid={qid} AND state>0 AND due<={now}))"
+    f"(SELECT count(*) FROM baozi_items WHERE qid={{qid}} AND {TIMED} AND due<={{now}}))"
 )
+ROOM_TAKEN = READY_COUNT  # what counts toward a maxsize: ready items (not waiting, scheduled)
 # A row that cannot be read (see _junk) is passed over here, and moved aside by a sweep.
 _RESERVE = (
     "UPDATE baozi_items SET state=1, due=?1, owner=?2, deliveries=deliveries+1, started_at=?5 "
@@ -51,7 +56,7 @@ _RESERVE = (
 )
 # Where junk that a reserve passes over lies: ready rows, and leases and schedules whose due
 # time is no number (text and blobs sort after every number; NULL first).
-_SHORT_SWEEP = "qid=?1 AND (state=0 OR (state>0 AND (due IS NULL OR due >= '')))"
+_SHORT_SWEEP = f"qid=?1 AND (state=0 OR ({TIMED} AND (due IS NULL OR due >= '')))"
 # The first sweep of a queue in a process reads all its rows, and those of no queue at all.
 _FIRST_SWEEP = "qid=?1 OR NOT EXISTS (SELECT 1 FROM baozi_queues q WHERE q.id = qid)"
 
@@ -144,6 +149,36 @@ class SQLiteQueues(RowStore):
         if conn.total_changes != changes:  # waking waiters for nothing would make them spin
             self._db.signal.notify()
 
+    def enqueue(
+        self,
+        queue: str,
+        jobs: Sequence[NewJob],
+        *,
+        front: bool = False,
+        delay: float = 0.0,
+        maxsize: int = 0,
+    ) -> list[str]:
+        if not any(j.unique_key is not None or j.depends_on for j in jobs):
+            return super().enqueue(queue, jobs, front=front, delay=delay, maxsize=maxsize)
+        check(jobs)
+        db = self._db
+        qid = db.qids.get(queue) or db.qid(queue)
+        now = time.time()
+        terms = EnqueueTerms(qid, front, now + delay if delay > 0 else None, now)
+        taken = 0
+        with self._write() as conn:
+            if maxsize:
+                room = ROOM_TAKEN.format(qid="?1", now="?2")
+                (taken,) = conn.execute(f"SELECT {room}", (qid, now)).fetchone()
+            ids = file_jobs(conn, jobs, terms)
+            made = sum(not isinstance(i, Deduplicated) for i in ids)
+            if maxsize and taken + made > maxsize:  # the transaction is undone
+                raise Full(f"queue {queue!r} holds {taken} of at most {maxsize} ready items")
+        return ids
+
+    def enqueue_one(self, queue: str, task: str, payload: bytes, priority: Priority = 0) -> str:
+        return self._add(queue, [(priority, payload, task)], False, 0.0, 0, None)[0]
+
     def _add(
         self,
         queue: str,
@@ -172,7 +207,7 @@ class SQLiteQueues(RowStore):
         if n == 1 and maxlen is None:
             one: tuple[Any, ...] = params[0]
             if maxsize:  # the check and the insert in one statement, hence atomic
-                room = READY_COUNT.format(qid="?1", now="?8")
+                room = ROOM_TAKEN.format(qid="?1", now="?8")
                 insert = insert.replace(
                     f"VALUES ({columns})", f"SELECT {columns} WHERE {room} < {int(maxsize)}"
                 )
@@ -187,7 +222,7 @@ class SQLiteQueues(RowStore):
             return [str(cur.lastrowid)]
         with self._write() as conn:
             if maxsize:
-                room = READY_COUNT.format(qid="?1", now="?2")
+                room = ROOM_TAKEN.format(qid="?1", now="?2")
                 (ready,) = conn.execute(f"SELECT {room}", (qid, now)).fetchone()
                 if ready + n > maxsize:
                     raise Full(f"queue {queue!r} holds {ready} of at most {maxsize} ready items")
@@ -215,7 +250,7 @@ class SQLiteQueues(RowStore):
         """Mark expired leases and due scheduled items ready; return how many there were."""
         self._db.promoted_at[qid] = now
         cur = conn.execute(
-            "UPDATE baozi_items SET state=0 WHERE qid=? AND state>0 AND due<=?", (qid, now)
+            f"UPDATE baozi_items SET state=0 WHERE qid=? AND {TIMED} AND due<=?", (qid, now)
         )
         return int(cur.rowcount)
 
@@ -358,13 +393,13 @@ class SQLiteQueues(RowStore):
         if not rows:
             return None
         prio, seq, state, due = rows[0]
-        if state < 0 or (state != READY and due > now):
+        if state < 0 or state == WAITING or (state != READY and due > now):
             return None
         # Items whose lease or delay has run out are ready too, though not yet marked so.
         ((ahead,),) = self._read(
             "SELECT (SELECT count(*) FROM baozi_items WHERE qid=?1 AND state=0 "
             "        AND (priority, seq, id) < (?2, ?3, ?4)) + "
-            "       (SELECT count(*) FROM baozi_items WHERE qid=?1 AND state>0 "
+            f"       (SELECT count(*) FROM baozi_items WHERE qid=?1 AND {TIMED} "
             "        AND due<=?5 AND (priority, seq, id) < (?2, ?3, ?4))",
             (qid, prio, seq, num, now),
         )
@@ -382,12 +417,15 @@ class SQLiteQueues(RowStore):
         leased, leased_out = n.get(LEASED, (0, 0))
         scheduled, scheduled_due = n.get(SCHEDULED, (0, 0))
         return Counts(
-            ready + leased_out + scheduled_due, leased - leased_out, scheduled - scheduled_due
+            ready + leased_out + scheduled_due,
+            leased - leased_out,
+            scheduled - scheduled_due,
+            n.get(WAITING, (0, 0))[0],
         )
 
     def next_due(self, queue: str) -> float | None:
         ((due,),) = self._read(
-            "SELECT min(due) FROM baozi_items WHERE qid=? AND state>0 "
+            f"SELECT min(due) FROM baozi_items WHERE qid=? AND {TIMED} "
             "AND typeof(due) IN ('integer', 'real')",
             (self._rqid(queue),),
         )
@@ -417,6 +455,7 @@ class SQLiteQueues(RowStore):
         if qid is None:
             return 0
         with self._write() as conn:
+            drop_links(conn, "qid=?", (qid,))
             return conn.execute("DELETE FROM baozi_items WHERE qid=?", (qid,)).rowcount
 
     def queue_options(self, queue: str) -> dict[str, Any]:

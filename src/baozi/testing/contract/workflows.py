@@ -11,7 +11,7 @@ import time
 import pytest
 
 from ...backends.base import Deduplicated, Item, NewJob, Outcome, Store
-from ...errors import JobNotFound
+from ...errors import Full, JobNotFound
 from ._common import OTHER, Q
 
 
@@ -234,6 +234,14 @@ class WorkflowContract:
         assert store.counts(Q).total == 2
         rec = store.record(a)
         assert rec is not None and rec.children == ()
+
+    def test_a_waiting_job_takes_no_room_under_a_maxsize(self, store: Store) -> None:
+        (a,) = store.enqueue(OTHER, [NewJob("t", b"a")])
+        store.enqueue(Q, [NewJob("t", b"c", depends_on=(a,))], maxsize=1)
+        store.push(Q, [b"x"], maxsize=1)  # fits: like a scheduled job, a waiting one is not ready
+        with pytest.raises(Full):
+            store.push(Q, [b"y"], maxsize=1)
+        assert store.counts(Q).total == 2 and store.counts(Q).waiting == 1
 
     def test_a_released_dependent_honours_its_delay(self, store: Store) -> None:
         (a,) = store.enqueue(Q, [NewJob("t", b"a")])
