@@ -52,3 +52,22 @@ TASKS = {
     )
     for kind in KINDS
 }
+
+
+def member(n: int, seconds: float) -> int:
+    """A chord member (bench/chord_storm.py): its run noted, then its number squared."""
+    _started(n)
+    time.sleep(seconds)
+    return n * n
+
+
+def gather(results: list[int]) -> int:
+    """A chord's callback: its run noted as -1, then the sum of the members' results."""
+    _started(-1)
+    return sum(results)
+
+
+CHORD = {
+    "member": app.task(name="chord.member", queue="chord", max_deliveries=MAX_DELIVERIES)(member),
+    "gather": app.task(name="chord.gather", queue="chord", max_deliveries=MAX_DELIVERIES)(gather),
+}

@@ -18,7 +18,9 @@ from tests import _arrayprocs
 
 spawn = multiprocessing.get_context("spawn")
 
-WORKERS, TIMES = 8, 1000
+WORKERS, TIMES = 8, 250
+"""2,000 read-then-write steps from eight processes at once: without the lock, updates are lost
+within the first few dozen."""
 
 
 def _run_parallel(url: str, target: Callable[..., None], args: tuple[Any, ...]) -> None:
