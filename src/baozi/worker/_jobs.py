@@ -13,12 +13,21 @@ from ..backends.base import Item, Outcome
 from ..errors import JobFailed, UnknownTask
 from ..middleware import Run
 from ..pools.base import RemoteError
-from ..workflows import FEED, fed_results
+from ..workflows import fed_results
 
 if TYPE_CHECKING:
     from ..app import App, Task
 
-__all__ = ["Done", "Refused", "decode_call", "error_text", "outcome_of", "report", "vetted"]
+__all__ = [
+    "Done",
+    "Refused",
+    "decode_call",
+    "error_text",
+    "fed_args",
+    "outcome_of",
+    "report",
+    "vetted",
+]
 
 log = logging.getLogger("baozi.worker")
 
@@ -89,13 +98,16 @@ def decode_call(app: App, item: Item) -> tuple[tuple[Any, ...], dict[str, Any], 
             raise ValueError("not [args, kwargs] or [args, kwargs, meta]")
     except Exception as exc:
         raise Refused(type(exc).__name__, f"cannot decode the job's arguments: {exc}") from exc
-    feed = meta.get(FEED)
-    if feed in ("one", "list"):  # a workflow step: its dependencies' results come first
-        try:
-            args = [fed_results(app, item.id, feed), *args]
-        except JobFailed as exc:
-            raise Refused(exc.exc_type, exc.exc_message) from exc
     return tuple(args), kwargs, meta
+
+
+def fed_args(app: App, item: Item, args: tuple[Any, ...], feed: str) -> tuple[Any, ...]:
+    """A workflow step's arguments: its dependencies' results first (see
+    :func:`~baozi.workflows.fed_results`); raises :class:`Refused` when they are not there."""
+    try:
+        return (fed_results(app, item.id, feed), *args)
+    except JobFailed as exc:
+        raise Refused(exc.exc_type, exc.exc_message) from exc
 
 
 def outcome_of(app: App, run: Run, future: Future[Any]) -> Done:

@@ -17,6 +17,7 @@ import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from .._meta import FEED
 from .._outage import Outage, log_failure, outage
 from .._renewer import renewer
 from ..backends.base import Item, Outcome
@@ -25,7 +26,7 @@ from ..middleware import Hold, Middleware, Run, overrides
 from ..pools import Call, Pool, make_pool
 from ._burst import Burst
 from ._cancel import CancelWatch
-from ._jobs import Done, Refused, decode_call, error_text, outcome_of, vetted
+from ._jobs import Done, Refused, decode_call, error_text, fed_args, outcome_of, vetted
 from ._keeper import JobLeases, LeaseKeeper
 from ._settling import Settling
 
@@ -242,12 +243,23 @@ class Session(Settling):
         if hold is not None:
             self._hold(run, hold)
             return None
-        call = Call(
-            task.fn, args, kwargs, task.timeout, item.id, self.w.owner, app.url, app.codec.name
-        )
         with self._lock:
             self.running[item.id] = run
         renewer().register(self._leases(queue), item.id)  # renewed while it runs
+        feed = meta.get(FEED)
+        if feed in ("one", "list"):  # read under the renewed lease: a chord's may take a while
+            try:
+                args = run.args = fed_args(app, item, args, feed)
+            except Refused as refused:
+                renewer().unregister(self._leases(queue), item.id)
+                with self._lock:
+                    self.running.pop(item.id, None)
+                self._hooks("job_ended", run, only=self._before)  # what admission took
+                self._settle_failed(queue, item, refused.exc_type, str(refused))
+                return None
+        call = Call(
+            task.fn, args, kwargs, task.timeout, item.id, self.w.owner, app.url, app.codec.name
+        )
         log.info(
             "job %s %s started (queue %s, attempt %d)", item.id, task.name, queue, item.deliveries
         )

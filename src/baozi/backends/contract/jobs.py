@@ -114,6 +114,16 @@ class JobStore(ABC):
     def record(self, job_id: str) -> JobRecord | None:
         """The job's record, or None if the store holds no job with this id."""
 
+    def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        """The records of these jobs, by id, in as few calls as the store can (a chord's
+        callback reads every member's result); ids with no job are left out."""
+        out = {}
+        for job_id in dict.fromkeys(job_ids):
+            rec = self.record(job_id)
+            if rec is not None:
+                out[job_id] = rec
+        return out
+
     @abstractmethod
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
         """The status of each of these jobs, in one call; ids with no job are left out."""

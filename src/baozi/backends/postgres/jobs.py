@@ -291,6 +291,14 @@ class PostgresStore(PostgresCoordination):
         rows = self._rows("read a job", _FAMILY.replace("RECORDS", records), {"id": num})
         return _record(rows[0]) if rows else None
 
+    def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        nums = list(dict.fromkeys(n for n in map(item_number, job_ids) if n is not None))
+        if not nums:
+            return {}
+        records = f"{_LIVE} AND i.id = ANY(%(ids)s) UNION ALL {_DONE} AND d.id = ANY(%(ids)s)"
+        rows = self._rows("read jobs", _FAMILY.replace("RECORDS", records), {"ids": nums})
+        return {rec.id: rec for rec in map(_record, rows)}
+
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
         nums = [n for n in map(item_number, job_ids) if n is not None]
         if not nums:

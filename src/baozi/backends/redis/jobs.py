@@ -80,6 +80,15 @@ class RedisStore(RedisCoordination):
         (found,) = read_records(self._server.run("jobs", "ids", job_id), self._junk(""))
         return found[1] if found else None
 
+    def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        ids = list(dict.fromkeys(job_ids))
+        out: dict[str, JobRecord] = {}
+        for start in range(0, len(ids), 1000):  # one script per thousand: a short one
+            flat = self._server.run("jobs", "ids", *ids[start : start + 1000])
+            found = read_records(flat, self._junk(""))
+            out.update((f[1].id, f[1]) for f in found if f is not None)
+        return out
+
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
         if not job_ids:
             return {}

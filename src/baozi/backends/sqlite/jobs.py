@@ -219,6 +219,18 @@ class SQLiteStore(SQLiteCoordination):
         found = self._records(rows)
         return found[0] if found else None
 
+    def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        nums = list(dict.fromkeys(n for n in map(_num, job_ids) if n is not None))
+        out: dict[str, JobRecord] = {}
+        for start in range(0, len(nums), 5000):
+            chunk = nums[start : start + 5000]
+            params: dict[str, Any] = {"now": time.time()}
+            params.update({f"i{k}": n for k, n in enumerate(chunk)})
+            marks = ",".join(f":i{k}" for k in range(len(chunk)))
+            rows = self._read(f"{_RECORD} WHERE i.id IN ({marks}) AND i.task IS NOT NULL", params)
+            out.update((rec.id, rec) for rec in self._records(rows))
+        return out
+
     def _records(self, rows: list[Any]) -> list[JobRecord]:
         """Records from rows of _RECORD; a row that cannot be read is moved aside."""
         out, bad = [], []

@@ -344,3 +344,13 @@ class WorkflowContract:
         assert store.forget([a]) == 1
         rec = store.record(c)
         assert rec is not None and rec.parents == (a,) and rec.status == "queued"
+
+    def test_records_of_many_jobs_in_one_call(self, store: Store) -> None:
+        ids = store.enqueue(Q, [NewJob("t", b"%d" % i) for i in range(1200)])
+        _run(store, ids[0])
+        (plain,) = store.push(Q, [b"not a job"])
+        found = store.records_of([*ids, ids[0], "999999999", "junk", plain])
+        assert list(found) == ids or sorted(found) == sorted(ids)
+        assert found[ids[0]].status == "succeeded" and found[ids[0]].result == b"1"
+        assert found[ids[5]].payload == b"5" and found[ids[5]].status == "queued"
+        assert store.records_of([]) == {}
