@@ -131,11 +131,11 @@ def test_a_rate_limit_of_20_per_second_spreads_100_jobs_over_5_seconds(url: str)
     spread = starts[-1] - starts[0]
     assert 4.5 <= spread, spread  # 99 gaps of 1/20 s: never faster than the limit
     assert time.time() - t0 < 30
-    # In no second did more than 20 start (plus the one at the window's edge). The times are
-    # taken in the job bodies, up to a thread wake-up after the store admitted each (0.3 s and
-    # more on a loaded machine): a 0.5 s window of them lies within one second of admissions.
-    # Without the limit, all 100 start within a fraction of a second.
-    assert max(sum(1 for s in starts if a <= s < a + 0.5) for a in starts) <= 21
+    # No burst: the times are taken in the job bodies, up to a thread wake-up after the store
+    # admitted each (0.3 s, and 0.7 s seen, on a loaded machine), so a 0.5 s window of them holds
+    # the admissions of up to about a second and a half (30 at 20/s). Without the limit, all 100
+    # start within a fraction of a second.
+    assert max(sum(1 for s in starts if a <= s < a + 0.5) for a in starts) <= 30
 
 
 def test_pause_stops_new_starts_and_resume_restarts_them(url: str) -> None:

@@ -258,7 +258,7 @@ def test_a_chord_survives_killed_workers_and_calls_back_exactly_once(
     try:
         while flow.status not in ("succeeded", "failed", "cancelled"):
             assert time.monotonic() < deadline, f"the chord is still {flow.status}"
-            time.sleep(0.6)
+            time.sleep(0.3)
             if kills < 12:
                 victim = workers.pop(0)
                 os.killpg(victim.pid, signal.SIGKILL)
@@ -274,7 +274,7 @@ def test_a_chord_survives_killed_workers_and_calls_back_exactly_once(
     ran = lines(log)
     assert ran.count("callback") == 1
     assert {f"m{i}" for i in range(1000)} <= set(ran)
-    assert kills >= 3
+    assert kills >= 3, f"only {kills} kills landed before the chord ended"
 
 
 # -- failed jobs kept until removed --------------------------------------------------------------
