@@ -6,16 +6,20 @@ where a new item goes (the back, the front) and what its priority is.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import socket
 import threading
+import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ._async_queue import ChangeFanout, Getters, wait_change, wait_seconds
 from ._names import check_name
 from ._process import current_pid
 from ._renewer import Leases, renewer
@@ -92,6 +96,10 @@ class Queue:
         self._unfinished: dict[str, int] = {}  # got by get(), not yet task_done: id -> thread
         self._by_thread: dict[int, deque[str]] = {}
         self._closed = threading.Event()
+        self._fanout = ChangeFanout(self._store)
+        self._getters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Getters] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- what the variants change -------------------------------------------------------------
 
@@ -164,17 +172,18 @@ class Queue:
         items = attempt() or wait_until(self._store, self.name, attempt, block, timeout)
         if items is None:
             raise Empty(f"queue {self.name!r} is empty")
+        self._hold(items, track)
+        return items
+
+    def _hold(self, items: list[Item], track: bool) -> None:
+        """Note items this handle reserved: renewed, put back by close(), and, when ``track``,
+        owed a ``task_done()`` by the calling thread."""
         ids = [item.id for item in items]
         with self._lock:
             self._leased.update(ids)
-            if track:  # for task_done(): remember which thread got what
-                tid = threading.get_ident()
-                mine = self._by_thread.setdefault(tid, deque())
-                for item_id in ids:
-                    self._unfinished[item_id] = tid
-                    mine.append(item_id)
+        if track:
+            self._track(ids)
         renewer().register(self._leases, *ids)
-        return items
 
     def _decode(self, items: list[Item]) -> list[Any]:
         values, bad = [], None
@@ -217,6 +226,91 @@ class Queue:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, not {n!r}")
         return self._decode(self._take(n, block, timeout, track=True))
+
+    async def get_async(self, timeout: float | None = None) -> Any:
+        """:meth:`get` for asyncio code: waits up to ``timeout`` (None: forever), then raises
+        ``queue.Empty``. A waiting call holds no thread: the handle's waiters share one store
+        change listener and one store step per change, and are served in the order they came.
+        Cancelling the call leaves no item taken."""
+        timeout = check_timeout(timeout)
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        getters = self._getters.get(loop)
+        if getters is None:
+            getters = self._getters[loop] = Getters(
+                self._fanout, self._reserve_held, self._give_back, self._next_due
+            )
+        try:
+            item = await getters.get(timeout)
+        except TimeoutError:
+            raise Empty(f"queue {self.name!r} is empty") from None
+        try:
+            self._track([item.id])
+            return (await asyncio.to_thread(self._decode, [item]))[0]
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.to_thread(self._untake, item.id))
+            raise
+
+    async def put_async(self, item: Any, timeout: float | None = None) -> None:
+        """:meth:`put` for asyncio code: waits up to ``timeout`` (None: forever) for room in a
+        full queue, then raises ``queue.Full``. A waiting call holds no thread."""
+        timeout = check_timeout(timeout)
+        self._check_open()
+        payload, priority = self._codec.dumps(item), self._priority(item)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        event = await self._fanout.listen()
+        try:
+            while True:
+                event.clear()  # before the attempt: a change during it ends the wait below
+                due = await asyncio.to_thread(self._try_push, payload, priority)
+                if due is True:
+                    return
+                wait = wait_seconds(deadline, due)
+                if wait <= 0:
+                    raise Full(f"queue {self.name!r} is full ({self.maxsize} items)")
+                await wait_change(event, wait)
+        finally:
+            self._fanout.forget(event)
+
+    def _try_push(self, payload: bytes, priority: Priority) -> float | None | bool:
+        """Push one item: True when it went in, else when a lease runs out (None: unknown)."""
+        try:
+            self._store.push(
+                self.name, [payload], priority, front=self._front, maxsize=self.maxsize
+            )
+            return True
+        except Full:
+            return self._store.next_due(self.name)
+
+    def _reserve_held(self, n: int) -> list[Item]:
+        self._check_open()
+        items = self._store.reserve(self.name, self._owner, self.lease, n)
+        self._hold(items, track=False)
+        return items
+
+    def _give_back(self, items: list[Item]) -> None:
+        self._settle([item.id for item in items], ack=False)
+
+    def _next_due(self) -> float | None:
+        return self._store.next_due(self.name)
+
+    def _track(self, ids: list[str]) -> None:
+        """Remember which thread got what, for task_done()."""
+        tid = threading.get_ident()
+        with self._lock:
+            mine = self._by_thread.setdefault(tid, deque())
+            for item_id in ids:
+                self._unfinished[item_id] = tid
+                mine.append(item_id)
+
+    def _untake(self, item_id: str) -> None:
+        with self._lock:
+            tid = self._unfinished.pop(item_id, None)
+            if tid is not None:
+                self._by_thread[tid].remove(item_id)
+                if not self._by_thread[tid]:
+                    del self._by_thread[tid]
+        self._settle([item_id], ack=False)
 
     @contextmanager
     def reserve(self, timeout: float | None = None) -> Iterator[Any]:
