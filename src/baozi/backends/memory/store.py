@@ -9,7 +9,17 @@ from typing import Any, ClassVar
 from ...errors import Full
 from .._rows import Row, RowStore
 from ..base import Counts, Item
-from ._state import LEASED, READY, SCHEDULED, WAITING, Entry, QueueState, item_numbers, shared_state
+from ._state import (
+    LEASED,
+    READY,
+    SCHEDULED,
+    WAITING,
+    Entry,
+    QueueState,
+    in_line,
+    item_numbers,
+    shared_state,
+)
 
 __all__ = ["MemoryQueues"]
 
@@ -46,7 +56,7 @@ class MemoryQueues(RowStore):
                 num = next(st.ids)
                 if front:
                     q.lo -= 1
-                entry = Entry((prio, q.lo if front else 0, num), payload, task=task)
+                entry = Entry((in_line(prio), q.lo if front else 0, num), payload, task=task)
                 if task is not None:
                     entry.created_at = now
                     st.where[num] = queue

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, ClassVar
 
 import psycopg
@@ -20,6 +21,7 @@ import psycopg
 from ..._outage import shown_url
 from ..._process import current_pid
 from ...errors import Full, StoreError
+from .._order import decode, encode
 from .._rows import Row, RowStore, item_number, options_of
 from ..base import Counts, Item, NewJob, Priority
 from ._db import Database, parse_url
@@ -37,16 +39,42 @@ ORDER = "priority, seq, id"
 ORDER_DESC = "priority DESC, seq DESC, id DESC"
 
 
+# A str, bytes or tuple priority is kept in the same numeric column as numbers, so that the
+# queue order, its index and the ready counts keyed by priority serve it unchanged: its encoded
+# bytes (see baozi.backends._order) b_1..b_L become _ENCODED + 0.b_1..b_L in base 256, exactly
+# (256**-L has 8L decimal digits, within numeric's 16,383). Encodings are prefix-free, so the
+# fractions order as the bytes do; every such value lies above any 64-bit int and finite float.
+_ENCODED = 10**400
+
+
 def prio_params(priority: Priority) -> tuple[Decimal | int, bool]:
     """A priority as the store keeps it: exact (a float as its exact binary value) and whether
     it was a float."""
     if isinstance(priority, float):
         return Decimal(priority), True
-    return int(priority), False
+    if isinstance(priority, int):
+        return int(priority), False
+    data = encode(priority)
+    size = len(data)
+    scaled = ((_ENCODED << (8 * size)) + int.from_bytes(data, "big")) * 5 ** (8 * size)
+    return Decimal(f"{scaled}E-{8 * size}"), False
 
 
 def priority_of(value: Decimal, was_float: bool) -> Priority:
-    return float(value) if was_float else int(value)
+    if was_float:
+        return float(value)
+    if value.is_finite() and value >= _ENCODED:
+        sign, digits, exp = value.as_tuple()
+        whole = int("".join(map(str, digits)))
+        exp = int(exp)
+        num, den = (whole * 10**exp, 1) if exp >= 0 else (whole, 10**-exp)
+        frac = Fraction(num, den) - _ENCODED  # n / 256**k, k the bytes left after the zeros
+        size = (frac.denominator.bit_length() - 1 + 7) // 8
+        data = (frac.numerator << (8 * size - (frac.denominator.bit_length() - 1))).to_bytes(
+            size, "big"
+        )
+        return decode(data, trimmed=True)
+    return int(value)
 
 
 def _bounded(options: dict[str, Any]) -> bool:

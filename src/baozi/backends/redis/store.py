@@ -42,7 +42,7 @@ from ..base import (
 )
 from ._decode import Junk, JunkName, read_items, read_options
 from ._ids import IDS
-from ._priority import plain, priority_fields, priority_key
+from ._priority import priority_fields, priority_key
 from ._server import Server
 
 __all__ = ["RedisQueues", "priority_key"]
@@ -167,8 +167,7 @@ class RedisQueues(RowStore):
         for item_id, (prio, payload, task) in zip(ids, rows, strict=True):
             key = keys.get((type(prio), prio))
             if key is None:
-                prio = plain(prio)
-                key = keys[type(prio), prio] = (priority_key(prio), repr(prio))
+                key = keys[type(prio), prio] = priority_fields(prio)
             args += (item_id, key[0], key[1], payload, task or "")
         args += flows
         reply = server.call(
