@@ -119,3 +119,24 @@ def test_an_item_handed_to_a_waiter_cancelled_at_that_moment_goes_back(url: str)
                 assert other.qsize() == 5 - len(taken)
 
     asyncio.run(main())
+
+
+def test_waiters_still_pending_when_the_loop_ends_leave_no_item_taken(url: str) -> None:
+    # The loop ends at moments spread over a store step, so some runs end it mid-step.
+    for run in range(12):
+        with Queue(f"q{run}", url=url) as q:
+            waiters: list[asyncio.Future[object]] = []
+
+            async def main(q: Queue = q, run: int = run, waiters: list = waiters) -> None:
+                waiters.extend(asyncio.ensure_future(q.get_async()) for _ in range(3))
+                await asyncio.sleep(0.05)
+                with Queue(q.name, url=url) as other:
+                    other.put_many(["a", "b", "c"])
+                await asyncio.sleep(0.0005 * run)  # then the loop ends, its waiters pending
+
+            asyncio.run(main())
+            got = [w.result() for w in waiters if not w.cancelled()]
+            with Queue(q.name, url=url) as other:  # q is still open: it holds only what it got
+                assert other.qsize() == 3 - len(got), run
+                rest = [other.get(timeout=5) for _ in range(3 - len(got))]
+                assert sorted(got + rest) == ["a", "b", "c"]

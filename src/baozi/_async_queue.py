@@ -159,7 +159,15 @@ class Getters:
                     return
                 wake.clear()  # before the attempt: a change during it wakes the next round
                 changed.clear()
-                items, due = await asyncio.to_thread(self._attempt, len(live))
+                handoff = _Handoff()
+                step = asyncio.ensure_future(asyncio.to_thread(self._attempt, len(live), handoff))
+                try:
+                    items, due = await asyncio.shield(step)
+                except asyncio.CancelledError:  # the loop is ending: what the step takes goes back
+                    taken = handoff.abandon()
+                    if taken:
+                        self._give_back(taken)
+                    raise
                 spare = []
                 for item in items:
                     while self._waiters and self._waiters[0].done():
@@ -180,6 +188,31 @@ class Getters:
         finally:
             self._fanout.forget(changed)
 
-    def _attempt(self, n: int) -> tuple[list[Item], float | None]:
+    def _attempt(self, n: int, handoff: _Handoff) -> tuple[list[Item], float | None]:
         items = self._take(n)
+        if not handoff.deliver(items):
+            self._give_back(items)
+            return [], None
         return items, (None if len(items) == n else self._next_due())
+
+
+class _Handoff:
+    """Items a store step took, between its thread and a pump that may be cancelled meanwhile."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._items: list[Item] = []
+
+    def deliver(self, items: list[Item]) -> bool:
+        """Called by the step: False when the pump is gone, so the step gives the items back."""
+        with self._lock:
+            self._items = items
+            return not self._abandoned
+
+    def abandon(self) -> list[Item]:
+        """Called by a cancelled pump: the items the step delivered already, for it to give back."""
+        with self._lock:
+            self._abandoned = True
+            items, self._items = self._items, []
+            return items
