@@ -188,3 +188,16 @@ def test_get_async_keeps_the_priority_order(url: str) -> None:
             return out
 
     assert asyncio.run(main()) == [("a", 2), ("b", 1), ("c", 3)]
+
+
+def test_a_priority_of_the_largest_size_goes_in_and_a_larger_one_is_refused(url: str) -> None:
+    from baozi.backends._order import MAX_ENCODED, encode
+
+    longest = "x" * (MAX_ENCODED - 3)  # a tag, the text and two end bytes
+    later = "x" * (MAX_ENCODED - 4) + "y"
+    assert len(encode(longest)) == len(encode(later)) == MAX_ENCODED
+    with PriorityQueue("q", url=url) as q:
+        q.put_many([later, longest, "a"])
+        with pytest.raises(ValueError, match=f"at most {MAX_ENCODED} bytes"):
+            q.put(longest + "x")
+        assert drain(q) == ["a", longest, later]

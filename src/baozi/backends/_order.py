@@ -20,8 +20,9 @@ from typing import Any
 
 from .contract.records import Priority
 
-MAX_ENCODED = 2000
-"""The most bytes a priority may encode to (a PostgreSQL store keeps them as a numeric)."""
+MAX_ENCODED = 500
+"""The most bytes a priority may encode to: a PostgreSQL store keeps them in an indexed numeric
+(about 4 bytes each), and an index entry holds at most 2,704 bytes."""
 
 __all__ = ["MAX_ENCODED", "clash", "decode", "encode", "kind", "kept", "merged", "read", "shape"]
 

@@ -8,6 +8,7 @@ Redis are. Every write calls ``{s}.signal()`` in the same statement (see ``_layo
 from __future__ import annotations
 
 import contextlib
+import decimal
 import json
 import logging
 import time
@@ -44,7 +45,10 @@ ORDER_DESC = "priority DESC, seq DESC, id DESC"
 # bytes (see baozi.backends._order) b_1..b_L become _ENCODED + 0.b_1..b_L in base 256, exactly
 # (256**-L has 8L decimal digits, within numeric's 16,383). Encodings are prefix-free, so the
 # fractions order as the bytes do; every such value lies above any 64-bit int and finite float.
-_ENCODED = 10**400
+_ENCODED = Decimal(10) ** 400
+
+
+_EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
 
 
 def prio_params(priority: Priority) -> tuple[Decimal | int, bool]:
@@ -55,25 +59,19 @@ def prio_params(priority: Priority) -> tuple[Decimal | int, bool]:
     if isinstance(priority, int):
         return int(priority), False
     data = encode(priority)
-    size = len(data)
-    scaled = ((_ENCODED << (8 * size)) + int.from_bytes(data, "big")) * 5 ** (8 * size)
-    return Decimal(f"{scaled}E-{8 * size}"), False
+    digits = 8 * len(data)  # 256**-len is 5**digits / 10**digits
+    fraction = Decimal(int.from_bytes(data, "big") * 5**digits).scaleb(-digits, _EXACT)
+    return _EXACT.add(fraction, _ENCODED), False
 
 
 def priority_of(value: Decimal, was_float: bool) -> Priority:
     if was_float:
         return float(value)
     if value.is_finite() and value >= _ENCODED:
-        sign, digits, exp = value.as_tuple()
-        whole = int("".join(map(str, digits)))
-        exp = int(exp)
-        num, den = (whole * 10**exp, 1) if exp >= 0 else (whole, 10**-exp)
-        frac = Fraction(num, den) - _ENCODED  # n / 256**k, k the bytes left after the zeros
-        size = (frac.denominator.bit_length() - 1 + 7) // 8
-        data = (frac.numerator << (8 * size - (frac.denominator.bit_length() - 1))).to_bytes(
-            size, "big"
-        )
-        return decode(data, trimmed=True)
+        frac = Fraction(_EXACT.subtract(value, _ENCODED))  # n / 256**k, k less trailing zeros
+        bits = frac.denominator.bit_length() - 1
+        size = (bits + 7) // 8
+        return decode((frac.numerator << (8 * size - bits)).to_bytes(size, "big"), trimmed=True)
     return int(value)
 
 
