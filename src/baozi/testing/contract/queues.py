@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -235,7 +236,7 @@ class QueueContract:
         self, store: Store
     ) -> None:
         # One kind per queue, as PriorityQueue keeps them; each given back as it was pushed.
-        cases = {
+        cases: dict[str, list[Any]] = {
             Q: ["b", "", "ab", "a", "é", "a"],
             OTHER: [(("x", 2), 1.5), (("x", 2), 1), (("a",), 2**70), (("x",),), (("x", 2), 1.0)],
             Q + "-bytes": [b"\x01", b"", b"\x00\x00", b"\x00"],
