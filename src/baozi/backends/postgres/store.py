@@ -42,12 +42,11 @@ ORDER_DESC = "priority DESC, seq DESC, id DESC"
 
 # A str, bytes or tuple priority is kept in the same numeric column as numbers, so that the
 # queue order, its index and the ready counts keyed by priority serve it unchanged: its encoded
-# bytes (see baozi.backends._order) b_1..b_L become _ENCODED + 0.b_1..b_L in base 256, exactly
-# (256**-L has 8L decimal digits, within numeric's 16,383). Encodings are prefix-free, so the
-# fractions order as the bytes do; every such value lies above any 64-bit int and finite float.
-_ENCODED = Decimal(10) ** 400
-
-
+# bytes (see baozi.backends._order) b_1..b_L become 1.b_1..b_L in base 256, times 10**309,
+# exactly (256**-L has 8L decimal digits). Encodings are prefix-free, so these values order as
+# the bytes do, and all lie above every 64-bit int and finite float (below 1.8 * 10**308). The
+# digits of the bytes follow the leading 1 at once, so a numeric of about 4 bytes per byte.
+_ENCODED = Decimal(10) ** 309
 _EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
 
 
@@ -61,14 +60,14 @@ def prio_params(priority: Priority) -> tuple[Decimal | int, bool]:
     data = encode(priority)
     digits = 8 * len(data)  # 256**-len is 5**digits / 10**digits
     fraction = Decimal(int.from_bytes(data, "big") * 5**digits).scaleb(-digits, _EXACT)
-    return _EXACT.add(fraction, _ENCODED), False
+    return _EXACT.add(fraction, 1).scaleb(309, _EXACT), False
 
 
 def priority_of(value: Decimal, was_float: bool) -> Priority:
     if was_float:
         return float(value)
     if value.is_finite() and value >= _ENCODED:
-        frac = Fraction(_EXACT.subtract(value, _ENCODED))  # n / 256**k, k less trailing zeros
+        frac = Fraction(_EXACT.subtract(value.scaleb(-309, _EXACT), 1))  # n / 256**k
         bits = frac.denominator.bit_length() - 1
         size = (bits + 7) // 8
         return decode((frac.numerator << (8 * size - bits)).to_bytes(size, "big"), trimmed=True)
