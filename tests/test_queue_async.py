@@ -140,3 +140,28 @@ def test_waiters_still_pending_when_the_loop_ends_leave_no_item_taken(url: str) 
                 assert other.qsize() == 3 - len(got), run
                 rest = [other.get(timeout=5) for _ in range(3 - len(got))]
                 assert sorted(got + rest) == ["a", "b", "c"]
+
+
+def test_get_async_with_no_timeout_to_spare_takes_an_item_that_is_there(url: str) -> None:
+    async def main() -> object:
+        with Queue("q", url=url) as q:
+            await q.put_async("here")
+            got = await q.get_async(timeout=0)
+            q.task_done()
+            with pytest.raises(stdlib_queue.Empty):
+                await q.get_async(timeout=0)
+            return got
+
+    assert asyncio.run(main()) == "here"
+
+
+def test_a_closed_handle_refuses_async_calls(url: str) -> None:
+    async def main() -> None:
+        q = Queue("q", url=url)
+        q.close()
+        with pytest.raises(ValueError, match="closed"):
+            await q.get_async()
+        with pytest.raises(ValueError, match="closed"):
+            await q.put_async(1)
+
+    asyncio.run(main())

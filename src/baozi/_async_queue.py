@@ -120,9 +120,19 @@ class Getters:
         self._waiters: deque[asyncio.Future[Item]] = deque()
         self._wake: asyncio.Event | None = None
         self._pump: asyncio.Task[None] | None = None
+        self._trying = False  # a waiter is trying at once, ahead of the line
 
     async def get(self, timeout: float | None) -> Item:
         """The next item for this waiter; raises TimeoutError when ``timeout`` passes first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._trying and not any(not w.done() for w in self._waiters):
+            self._trying = True  # nobody ahead: try at once, as get() does
+            try:
+                items, _ = await self._step(1)
+            finally:
+                self._trying = False
+            if items:
+                return items[0]
         waiter: asyncio.Future[Item] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         if self._pump is None or self._pump.done():
@@ -131,8 +141,9 @@ class Getters:
         else:
             assert self._wake is not None
             self._wake.set()
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         try:
-            await asyncio.wait((waiter,), timeout=timeout)
+            await asyncio.wait((waiter,), timeout=left)
         except asyncio.CancelledError:
             self._leave(waiter)
             raise
@@ -142,15 +153,33 @@ class Getters:
         return waiter.result()
 
     def _leave(self, waiter: asyncio.Future[Item]) -> None:
-        if (
-            waiter.done() and not waiter.cancelled()
-        ):  # handed an item it will not take: back it goes
-            self._give_back([waiter.result()])
+        # A waiter handed an item at the moment it gave up puts the item back.
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            self._give_back_soon([waiter.result()])
         waiter.cancel()
 
-    async def _run(self, wake: asyncio.Event) -> None:
-        changed = await self._fanout.listen()
+    def _give_back_soon(self, items: list[Item]) -> None:
+        """Release items from a thread of the loop's, without waiting (the loop may be ending:
+        it waits for its threads before it closes)."""
+        asyncio.get_running_loop().run_in_executor(None, self._give_back, items)
+
+    async def _step(self, n: int) -> tuple[list[Item], float | None]:
+        """Take up to ``n`` items in a thread; if the caller is cancelled meanwhile, whatever the
+        step takes goes back."""
+        handoff = _Handoff()
+        step = asyncio.ensure_future(asyncio.to_thread(self._attempt, n, handoff))
         try:
+            return await asyncio.shield(step)
+        except asyncio.CancelledError:
+            taken = handoff.abandon()
+            if taken:
+                self._give_back_soon(taken)
+            raise
+
+    async def _run(self, wake: asyncio.Event) -> None:
+        changed = None
+        try:
+            changed = await self._fanout.listen()
             while True:
                 while self._waiters and self._waiters[0].done():
                     self._waiters.popleft()
@@ -159,15 +188,7 @@ class Getters:
                     return
                 wake.clear()  # before the attempt: a change during it wakes the next round
                 changed.clear()
-                handoff = _Handoff()
-                step = asyncio.ensure_future(asyncio.to_thread(self._attempt, len(live), handoff))
-                try:
-                    items, due = await asyncio.shield(step)
-                except asyncio.CancelledError:  # the loop is ending: what the step takes goes back
-                    taken = handoff.abandon()
-                    if taken:
-                        self._give_back(taken)
-                    raise
+                items, due = await self._step(len(live))
                 spare = []
                 for item in items:
                     while self._waiters and self._waiters[0].done():
@@ -186,7 +207,8 @@ class Getters:
                     waiter.set_exception(exc)
             self._waiters.clear()
         finally:
-            self._fanout.forget(changed)
+            if changed is not None:
+                self._fanout.forget(changed)
 
     def _attempt(self, n: int, handoff: _Handoff) -> tuple[list[Item], float | None]:
         items = self._take(n)
