@@ -48,7 +48,7 @@ class Queue:
     ``get()`` hands an item out under a lease of ``lease`` seconds, renewed while this handle is
     open (by the process's renewer thread); ``task_done()`` acknowledges it. An item whose consumer dies before that goes back to its
     original place when the lease runs out. ``close()`` puts back what this handle got and did not
-    acknowledge.
+    acknowledge. From asyncio code, ``get_async()`` and ``put_async()`` wait without a thread.
     """
 
     _front = False
