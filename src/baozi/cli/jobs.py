@@ -12,28 +12,16 @@ from rich.console import Console
 from rich.table import Table
 
 from ..app import App
-from ..backends import resolve_url, store_class
 from ..backends.base import STATUSES, JobRecord
 from ..errors import JobNotFound
 from ..jobs import FINISHED
 from ._time import iso
+from .loading import existing_app as _existing
 from .loading import load_app
-from .options import FAILED, NOT_FOUND, Refused, app_url_option, url_option
+from .options import FAILED, NOT_FOUND, app_url_option, url_option
 
 
 def _app(url: str | None) -> App:
-    return App(url)
-
-
-def _existing(url: str | None) -> App:
-    """The app on a store that exists already: commands that only read create nothing."""
-    try:
-        missing = store_class(url).missing(resolve_url(url))
-    except ValueError as exc:  # a URL its backend cannot read
-        raise Refused(str(exc)) from None
-    if missing:
-        click.echo(f"no baozi store: {missing} (check --url or BAOZI_URL)", err=True)
-        sys.exit(NOT_FOUND)
     return App(url)
 
 
