@@ -166,3 +166,23 @@ def test_schedules_shows_each_periodic_task_s_last_and_next_run_from_the_store(
     table = baozi(shared_url, "schedules", "tests.listapp:app").stdout
     assert "2 schedule(s)" in table and every["last_run"] in table and "never" in table
     assert "cron 0 0 1 1 * (Europe/Paris)" in table and "every 1s" in table
+
+
+def test_log_lines_of_a_worker_and_its_processes_begin_with_the_same_iso_time(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    env = {**os.environ, "BAOZI_TEST_URL": url}
+    done = subprocess.run(
+        [sys.executable, "-m", "baozi", "worker", "tests.jobapp:app", "--burst", "-p", "2"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    logged = [line for line in done.stderr.splitlines() if " INFO baozi.worker: " in line]
+    assert len({line.rsplit(" ", 2)[1] for line in logged if line.endswith("stopped")}) == 2
+    for line in logged:
+        assert utc(line.split(" ", 1)[0]) > time.time() - 60, line

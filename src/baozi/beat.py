@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter  # type: ignore[import-untyped]
 
+from ._time import iso
 from .errors import Full, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -173,9 +174,9 @@ class Beat:
                 try:  # never blocks: a full queue must not hold up every other schedule
                     job = schedule.task.apply_async(schedule.args, schedule.kwargs, block=False)
                 except Full:
-                    log.warning("%s: tick %s skipped: its queue is full", key, _iso(due))
+                    log.warning("%s: tick %s skipped: its queue is full", key, iso(due))
                     continue
-                log.info("%s: tick %s enqueued job %s", key, _iso(due), job.id)
+                log.info("%s: tick %s enqueued job %s", key, iso(due), job.id)
                 jobs.append(job)
             else:  # another scheduler claimed it: go on from what it wrote
                 fresh = store.kv_get(_NS, key)
@@ -261,7 +262,3 @@ def schedule_runs(
         else:
             out.append(ScheduleRuns(schedule, None, next_run, counting_since=claimed))
     return out
-
-
-def _iso(t: float) -> str:
-    return datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="seconds")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 
 import click
 
+from .._time import log_to_stderr
 from ..app import App
 from ..beat import Beat
-from ._time import log_to_stderr
 from .loading import load_app
 from .options import Refused, app_url_option, url_option
 
@@ -68,7 +69,7 @@ def start_beat(app: App) -> Beat:
 def beat(app_path: str, quiet: bool, url: str | None) -> None:
     """Enqueue the periodic jobs of MODULE:APP when they are due, until SIGTERM or Ctrl-C. Several
     may run at once for redundancy: each tick still enqueues exactly one job."""
-    log_to_stderr(quiet)
+    log_to_stderr(logging.WARNING if quiet else logging.INFO)
     app = load_app(app_path, url)
     scheduler = Beat(app)
     stopping = threading.Event()

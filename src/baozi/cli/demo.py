@@ -10,10 +10,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from .._time import iso
 from ..deques import Deque
 from ..errors import Empty, Full
 from ..queues import Queue
-from ._time import iso
 from .options import url_option
 
 QUEUE = "demo:buns"

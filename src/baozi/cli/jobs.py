@@ -11,11 +11,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from .._time import iso
 from ..app import App
 from ..backends.base import STATUSES, JobRecord
 from ..errors import JobNotFound
 from ..jobs import FINISHED
-from ._time import iso
 from .loading import existing_app as _existing
 from .loading import load_app
 from .options import FAILED, NOT_FOUND, app_url_option, url_option

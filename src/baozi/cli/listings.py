@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .._time import age, iso
 from ..backends.base import Store, WorkerInfo
 from ..beat import Schedule, ScheduleRuns, schedule_runs
-from ._time import age, iso
 from .loading import existing_app, load_app
 from .options import app_url_option, url_option
 

@@ -8,10 +8,10 @@ import sys
 
 import click
 
+from .._time import log_to_stderr
 from ..app import App
 from ..backends import store_class
 from ..worker import Worker
-from ._time import log_to_stderr
 from .control import start_beat
 from .loading import load_app
 from .options import Refused, app_url_option
@@ -124,7 +124,7 @@ def worker(
             os.environ["BAOZI_GEVENT"] = "1"
         else:
             _patched_or_reexec()
-    log_to_stderr(quiet)
+    log_to_stderr(logging.WARNING if quiet else logging.INFO)
     app = load_app(app_path, url)
     _check_processes(app, processes)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None

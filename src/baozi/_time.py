@@ -1,4 +1,5 @@
-"""How the CLI writes times: ISO 8601 in UTC, with its offset, in every command and log line."""
+"""How baozi writes times for people: ISO 8601 in UTC, with its offset, in every command and log
+line."""
 
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ class _Formatter(logging.Formatter):
         return iso(record.created, precise=True)
 
 
-def log_to_stderr(quiet: bool) -> None:
-    """Log INFO and up (WARNING and up if ``quiet``) to stderr, each line led by its time."""
+def log_to_stderr(level: int) -> None:
+    """Log ``level`` and up to stderr, each line led by its time (what ``baozi`` commands and
+    their worker processes do)."""
     handler = logging.StreamHandler()
     handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=[handler])
+    logging.basicConfig(level=level, handlers=[handler])
