@@ -37,8 +37,8 @@ def test_every_option_has_help_and_every_argument_is_named_in_the_help(path: str
             assert (param.help or "").strip(), f"{path} {param.opts[0]} has no help text"
         else:
             assert isinstance(param, click.Argument)
-            name = param.make_metavar(click.Context(command)).rstrip(".")
-            assert name.strip("[]") in (command.help or ""), (
+            name = param.human_readable_name.strip("[].")
+            assert name in (command.help or ""), (
                 f"{path}: argument {name} is not named in the help"
             )
 
