@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import os
 import sqlite3
 import time
@@ -15,7 +16,9 @@ from typing import Any, ClassVar
 from ..._process import current_pid
 from ...errors import Full, StoreError
 from .._rows import Row, RowStore, item_number, options_of
+from .._splice import check_splice, rotation, splice_at, would_overflow
 from ..base import Counts, Deduplicated, Item, NewJob, Priority
+from . import _deque
 from ._db import Database, parse_url
 from ._junk import (
     RUNNABLE,
@@ -449,6 +452,55 @@ class SQLiteQueues(RowStore):
             (self._rqid(queue),),
         )
         return [_item(r) for r in rows]
+
+    def rotate(self, queue: str, n: int) -> None:
+        n = operator.index(n)
+        qid = self._db.find_qid(queue)
+        if qid is None:
+            return
+        with self._write() as conn:
+            self._promote(conn, qid, time.time())
+            steps = rotation(n, _deque.ready_count(conn, qid))
+            if steps:
+                ids = _deque.ready_ids(conn, qid, abs(steps), back=steps > 0)
+                _deque.to_end(conn, ids, front=steps > 0)
+
+    def splice(
+        self,
+        queue: str,
+        index: int,
+        delete: int,
+        payloads: Sequence[bytes] = (),
+        *,
+        clamp: bool = False,
+        expect: Sequence[str] | None = None,
+        maxlen: int | None = None,
+    ) -> list[Item] | None:
+        new = check_splice(delete, payloads, clamp, expect)
+        index = operator.index(index)
+        db = self._db
+        qid = (db.qids.get(queue) or db.qid(queue)) if new else (db.find_qid(queue) or 0)
+        with self._write() as conn:
+            self._promote(conn, qid, time.time())
+            if expect is not None:
+                held = _deque.ready_ids(conn, qid, len(expect))
+                if [str(i) for i in held] != list(expect):
+                    return None
+            size = _deque.ready_count(conn, qid)
+            at = splice_at(queue, index, delete, size, clamp)
+            would_overflow(queue, size, delete, len(new), maxlen)
+            behind = size - at - delete
+            front = at <= behind  # move the fewer items: those ahead, or those behind
+            if front:
+                rows = _deque.ready_rows(conn, qid, at + delete)
+                moved, removed = rows[:at], rows[at:]
+            else:
+                rows = _deque.ready_rows(conn, qid, behind + delete, back=True)
+                removed, moved = rows[:delete], rows[delete:]
+            _deque.delete_rows(conn, [r[0] for r in removed])
+            _deque.insert_payloads(conn, qid, new, front=front)
+            _deque.to_end(conn, [r[0] for r in moved], front=front)
+        return [_deque.item(r) for r in removed]
 
     def clear(self, queue: str) -> int:
         qid = self._db.find_qid(queue)
