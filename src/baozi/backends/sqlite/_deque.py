@@ -11,7 +11,6 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ..base import Item
 from ._junk import SOUND_ROW
 
 __all__ = ["delete_rows", "insert_payloads", "ready_count", "ready_ids", "ready_rows", "to_end"]
@@ -86,7 +85,3 @@ def insert_payloads(
 
 def delete_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
     conn.executemany("DELETE FROM baozi_items WHERE id=?", [(i,) for i in ids])
-
-
-def item(row: Any) -> Item:
-    return Item(str(row[0]), row[1], row[2], row[3])

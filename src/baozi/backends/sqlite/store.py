@@ -18,8 +18,8 @@ from ...errors import Full, StoreError
 from .._rows import Row, RowStore, item_number, options_of
 from .._splice import check_splice, rotation, splice_at, would_overflow
 from ..base import Counts, Deduplicated, Item, NewJob, Priority
-from . import _deque
 from ._db import Database, parse_url
+from ._deque import delete_rows, insert_payloads, ready_count, ready_ids, ready_rows, to_end
 from ._junk import (
     RUNNABLE,
     SOUND_ROW,
@@ -460,10 +460,10 @@ class SQLiteQueues(RowStore):
             return
         with self._write() as conn:
             self._promote(conn, qid, time.time())
-            steps = rotation(n, _deque.ready_count(conn, qid))
+            steps = rotation(n, ready_count(conn, qid))
             if steps:
-                ids = _deque.ready_ids(conn, qid, abs(steps), back=steps > 0)
-                _deque.to_end(conn, ids, front=steps > 0)
+                ids = ready_ids(conn, qid, abs(steps), back=steps > 0)
+                to_end(conn, ids, front=steps > 0)
 
     def splice(
         self,
@@ -483,24 +483,24 @@ class SQLiteQueues(RowStore):
         with self._write() as conn:
             self._promote(conn, qid, time.time())
             if expect is not None:
-                held = _deque.ready_ids(conn, qid, len(expect))
+                held = ready_ids(conn, qid, len(expect))
                 if [str(i) for i in held] != list(expect):
                     return None
-            size = _deque.ready_count(conn, qid)
+            size = ready_count(conn, qid)
             at = splice_at(queue, index, delete, size, clamp)
             would_overflow(queue, size, delete, len(new), maxlen)
             behind = size - at - delete
             front = at <= behind  # move the fewer items: those ahead, or those behind
             if front:
-                rows = _deque.ready_rows(conn, qid, at + delete)
+                rows = ready_rows(conn, qid, at + delete)
                 moved, removed = rows[:at], rows[at:]
             else:
-                rows = _deque.ready_rows(conn, qid, behind + delete, back=True)
+                rows = ready_rows(conn, qid, behind + delete, back=True)
                 removed, moved = rows[:delete], rows[delete:]
-            _deque.delete_rows(conn, [r[0] for r in removed])
-            _deque.insert_payloads(conn, qid, new, front=front)
-            _deque.to_end(conn, [r[0] for r in moved], front=front)
-        return [_deque.item(r) for r in removed]
+            delete_rows(conn, [r[0] for r in removed])
+            insert_payloads(conn, qid, new, front=front)
+            to_end(conn, [r[0] for r in moved], front=front)
+        return [_item(r) for r in removed]
 
     def clear(self, queue: str) -> int:
         qid = self._db.find_qid(queue)
