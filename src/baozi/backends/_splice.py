@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import Full
 
-__all__ = ["check_splice", "rotation", "splice_at", "would_overflow"]
+__all__ = ["Count", "check_splice", "nearer_end", "rotation", "splice_at", "would_overflow"]
+
+Count = Callable[[int | None], int]
+"""``count(limit)``: how many ready items the queue holds, counting no further than ``limit``
+(None: all of them). A store reads O(limit) items for it, so a splice or rotation near an end of a
+long queue reads only as far as it needs to."""
 
 
-def rotation(n: int, size: int) -> int:
-    """The shortest rotation equal to ``n`` steps right among ``size`` items: positive moves that
-    many items from the back to the front, negative that many from the front to the back."""
+def rotation(n: int, count: Count) -> int:
+    """The shortest rotation equal to ``n`` steps right: positive moves that many items from the
+    back to the front, negative that many from the front to the back. Counts no further than
+    2|n| + 1 items: past that, ``n`` itself is the shortest."""
     n = operator.index(n)
+    reach = 2 * abs(n) + 1
+    size = count(reach)
+    if size >= reach:
+        return n
     if size == 0:
         return 0
     n %= size
@@ -63,3 +73,31 @@ def would_overflow(queue: str, size: int, delete: int, added: int, maxlen: int |
             f"queue {queue!r} would hold {size - delete + added} ready items, more than its "
             f"maxlen {maxlen}; nothing was changed"
         )
+
+
+def nearer_end(
+    queue: str,
+    index: int,
+    delete: int,
+    clamp: bool,
+    maxlen: int | None,
+    added: int,
+    count: Count,
+) -> tuple[bool, int]:
+    """Where a splice goes: (front, moved) -- whether the items ahead of it (else those behind it)
+    are the fewer, and how many they are. Raises IndexError or Full as :meth:`splice` says.
+
+    Without ``maxlen`` it counts no further than it must: once a queue is known to hold more than
+    2 * index + delete items (for a negative index, counting from the tail), the index's own end is
+    the nearer one and the splice is in range."""
+    index = operator.index(index)
+    in_reach = maxlen is None and (index >= 0 or clamp or delete <= -index)
+    if in_reach:
+        reach = 2 * index + delete + 1 if index >= 0 else -2 * index - delete + 1
+        if count(reach) >= reach:
+            return (True, index) if index >= 0 else (False, -index - delete)
+    size = count(None)
+    at = splice_at(queue, index, delete, size, clamp)
+    would_overflow(queue, size, delete, added, maxlen)
+    behind = size - at - delete
+    return (True, at) if at <= behind else (False, behind)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from ...errors import Full
 from .._rows import Row, RowStore
-from .._splice import check_splice, rotation, splice_at, would_overflow
+from .._splice import check_splice, nearer_end, rotation
 from ..base import Counts, Item
 from ._state import (
     LEASED,
@@ -201,7 +201,7 @@ class MemoryQueues(RowStore):
         with st.lock:
             q = st.existing(queue)
             q.promote(time.time())
-            steps = rotation(n, len(q.ready))
+            steps = rotation(n, lambda limit: len(q.ready))
             if steps > 0:
                 for key in reversed(q.ready[-steps:]):
                     _to_front(q, key)
@@ -229,16 +229,17 @@ class MemoryQueues(RowStore):
             q.promote(time.time())
             if expect is not None and [str(k[2]) for k in q.ready[: len(expect)]] != list(expect):
                 return None
-            size = len(q.ready)
-            at = splice_at(queue, index, delete, size, clamp)
-            would_overflow(queue, size, delete, len(new), maxlen)
+            front, moving = nearer_end(
+                queue, index, delete, clamp, maxlen, len(new), lambda limit: len(q.ready)
+            )
+            at = moving if front else len(q.ready) - moving - delete
             removed = []
             for key in q.ready[at : at + delete]:
                 q.ready.remove(key)
                 entry = q.entries.pop(key[2])
                 st.where.pop(key[2], None)
                 removed.append(entry.item())
-            if at <= size - at - delete:  # fewer items ahead than behind: move those ahead
+            if front:  # fewer items ahead than behind: move those ahead
                 ahead = q.ready[:at]
                 for payload in reversed(new):
                     q.lo -= 1

@@ -40,8 +40,11 @@ _INSERT = {
 _READY = f"FROM baozi_items WHERE qid=? AND state=0 AND {SOUND_ROW}"
 
 
-def ready_count(conn: sqlite3.Connection, qid: int) -> int:
-    (n,) = conn.execute(f"SELECT count(*) {_READY}", (qid,)).fetchone()
+def ready_count(conn: sqlite3.Connection, qid: int, limit: int | None) -> int:
+    """How many ready items the queue holds, counting no further than ``limit``."""
+    (n,) = conn.execute(
+        f"SELECT count(*) FROM (SELECT 1 {_READY} LIMIT ?)", (qid, -1 if limit is None else limit)
+    ).fetchone()
     return int(n)
 
 

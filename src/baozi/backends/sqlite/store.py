@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from ..._process import current_pid
 from ...errors import Full, StoreError
 from .._rows import Row, RowStore, item_number, options_of
-from .._splice import check_splice, rotation, splice_at, would_overflow
+from .._splice import check_splice, nearer_end, rotation
 from ..base import Counts, Deduplicated, Item, NewJob, Priority
 from ._db import Database, parse_url
 from ._deque import delete_rows, insert_payloads, ready_count, ready_ids, ready_rows, to_end
@@ -460,7 +460,7 @@ class SQLiteQueues(RowStore):
             return
         with self._write() as conn:
             self._promote(conn, qid, time.time())
-            steps = rotation(n, ready_count(conn, qid))
+            steps = rotation(n, lambda limit: ready_count(conn, qid, limit))
             if steps:
                 ids = ready_ids(conn, qid, abs(steps), back=steps > 0)
                 to_end(conn, ids, front=steps > 0)
@@ -486,16 +486,20 @@ class SQLiteQueues(RowStore):
                 held = ready_ids(conn, qid, len(expect))
                 if [str(i) for i in held] != list(expect):
                     return None
-            size = ready_count(conn, qid)
-            at = splice_at(queue, index, delete, size, clamp)
-            would_overflow(queue, size, delete, len(new), maxlen)
-            behind = size - at - delete
-            front = at <= behind  # move the fewer items: those ahead, or those behind
-            if front:
-                rows = ready_rows(conn, qid, at + delete)
-                moved, removed = rows[:at], rows[at:]
-            else:
-                rows = ready_rows(conn, qid, behind + delete, back=True)
+            front, moving = nearer_end(
+                queue,
+                index,
+                delete,
+                clamp,
+                maxlen,
+                len(new),
+                lambda limit: ready_count(conn, qid, limit),
+            )
+            if front:  # move the items ahead of the splice
+                rows = ready_rows(conn, qid, moving + delete)
+                moved, removed = rows[:moving], rows[moving:]
+            else:  # or those behind it
+                rows = ready_rows(conn, qid, moving + delete, back=True)
                 removed, moved = rows[:delete], rows[delete:]
             delete_rows(conn, [r[0] for r in removed])
             insert_payloads(conn, qid, new, front=front)
