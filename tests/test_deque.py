@@ -214,3 +214,16 @@ def test_count_index_and_reversed(url: str) -> None:
         with pytest.raises(ValueError, match="'a' is not in deque"):
             d.index("a", 3)
         assert list(reversed(d)) == ["c", "a", "b", "a"]
+
+
+@pytest.mark.timeout(60)
+def test_remove_and_reverse_work_on_a_deque_fuller_than_a_maxlen_recorded_later(url: str) -> None:
+    needs_deque_ops(url)
+    with Deque("d", url=url) as d:
+        d.extend([1, 2, 3, 4])
+        with Deque("d", url=url, maxlen=2) as small:
+            small.reverse()
+            small.remove(3)
+            assert list(d) == [4, 2, 1]
+            small *= 1
+            assert list(d) == [4, 2, 1]

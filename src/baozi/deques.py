@@ -153,9 +153,12 @@ class Deque:
     def _values(self) -> list[Any]:
         return [self._codec.loads(item.payload) for item in self._snapshot()]
 
-    def _apply(self, plan: Callable[[list[Item]], Plan]) -> None:
+    def _apply(self, plan: Callable[[list[Item]], Plan], *, bounded: bool = False) -> None:
         """Work a change out from a snapshot and make it if the snapshot's first items are still
-        there; else (someone changed the deque meanwhile) read again and retry."""
+        there; else (someone changed the deque meanwhile) read again and retry. A ``bounded``
+        change is refused past maxlen (only items pushed since the snapshot can take it there),
+        and retried."""
+        maxlen = self._maxlen if bounded else None
         while True:
             items = self._snapshot()
             step = plan(items)
@@ -165,7 +168,7 @@ class Deque:
             expect = [item.id for item in items[:prefix]]
             try:
                 done = self._store.splice(
-                    self._key, index, delete, payloads, expect=expect, maxlen=self._maxlen
+                    self._key, index, delete, payloads, expect=expect, maxlen=maxlen
                 )
             except Full:  # grown at the back since the snapshot
                 continue
@@ -305,7 +308,7 @@ class Deque:
             skip = total - maxlen  # the repeats keep their last maxlen items, as deque's do
             return 0, size, [payloads[(skip + j) % size] for j in range(maxlen)], size
 
-        self._apply(plan)
+        self._apply(plan, bounded=True)
         return self
 
     def _other_values(self, other: object) -> list[Any] | None:

@@ -225,13 +225,15 @@ class MemoryQueues(RowStore):
         new = check_splice(delete, payloads, clamp, expect)
         st = self._state
         with st.lock:
-            q = st.queue(queue) if new else st.existing(queue)
+            q = st.existing(queue)  # kept (if new) once the splice is known to be valid
             q.promote(time.time())
             if expect is not None and [str(k[2]) for k in q.ready[: len(expect)]] != list(expect):
                 return None
             front, moving = nearer_end(
                 queue, index, delete, clamp, maxlen, len(new), lambda limit: len(q.ready)
             )
+            if new:
+                st.queues.setdefault(queue, q)
             at = moving if front else len(q.ready) - moving - delete
             removed = []
             for key in q.ready[at : at + delete]:

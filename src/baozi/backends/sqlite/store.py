@@ -479,7 +479,14 @@ class SQLiteQueues(RowStore):
         new = check_splice(delete, payloads, clamp, expect)
         index = operator.index(index)
         db = self._db
-        qid = (db.qids.get(queue) or db.qid(queue)) if new else (db.find_qid(queue) or 0)
+        qid = db.find_qid(queue)
+        if qid is None:  # checked as an empty queue before the queue is made
+            if expect:
+                return None
+            nearer_end(queue, index, delete, clamp, maxlen, len(new), lambda limit: 0)
+            if not new:
+                return []
+            qid = db.qid(queue)
         with self._write() as conn:
             self._promote(conn, qid, time.time())
             if expect is not None:

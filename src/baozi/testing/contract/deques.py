@@ -131,6 +131,27 @@ class DequeContract:
             store.splice(Q, index, delete, [b"x"])
         assert [i.id for i in store.snapshot(Q)] == ids
 
+    def test_a_refused_splice_does_not_make_the_queue(self, store: Store) -> None:
+        with pytest.raises(IndexError):
+            store.splice(Q, 1, 0, [b"x"])
+        with pytest.raises(Full):
+            store.splice(Q, 0, 0, [b"x", b"y"], maxlen=1)
+        assert store.splice(Q, 0, 0, [b"x"], expect=["1"]) is None
+        assert Q not in store.queues()
+        assert store.splice(Q, 0, 0) == []
+        assert Q not in store.queues()
+
+    def test_rotate_and_splice_leave_leased_and_scheduled_items_alone(self, store: Store) -> None:
+        store.push(Q, [b"leased", b"a", b"b", b"c"])
+        (leased,) = store.reserve(Q, "w", 30, 1)
+        store.push(Q, [b"later"], delay=30)
+        store.rotate(Q, 1)
+        store.splice(Q, 1, 1, [b"x", b"y"])
+        assert _contents(store) == [b"c", b"x", b"y", b"b"]
+        counts = store.counts(Q)
+        assert (counts.leased, counts.scheduled) == (1, 1)
+        assert store.ack(Q, [leased.id], "w") == 1
+
     @pytest.mark.parametrize(("index", "place"), [(99, 5), (-99, 0), (-2, 3), (5, 5), (0, 0)])
     def test_splice_with_clamp_inserts_like_list_insert(
         self, store: Store, index: int, place: int
