@@ -78,3 +78,12 @@ def test_remove_near_the_front_writes_a_handful_of_rows(big: Deque) -> None:
     written, made = _writes(big, lambda d: d.remove("gone"))
     assert written <= 5 and made <= 2
     assert "gone" not in big
+
+
+def test_a_moved_row_copies_every_column_of_the_layout(big: Deque) -> None:
+    from baozi.backends.sqlite import _deque
+
+    conn = big._store._conn  # type: ignore[attr-defined]
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(baozi_items)")}
+    copied = {c.strip() for c in _deque._KEPT.split(",")} | {"id", "seq", "counted"}
+    assert copied == columns

@@ -13,13 +13,24 @@ from typing import Any
 
 from ._junk import SOUND_ROW
 
-__all__ = ["delete_rows", "insert_payloads", "ready_count", "ready_ids", "ready_rows", "to_end"]
+__all__ = [
+    "NEXT_ID_NEGATED",
+    "ORDER",
+    "ORDER_DESC",
+    "delete_rows",
+    "insert_payloads",
+    "ready_count",
+    "ready_ids",
+    "ready_rows",
+    "to_end",
+]
 
 ORDER = "priority, seq, id"
 ORDER_DESC = "priority DESC, seq DESC, id DESC"
-_NEXT_ID_NEGATED = (
+NEXT_ID_NEGATED = (
     "-(SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name='baozi_items')"
 )
+"""The seq of a row pushed to the front: minus the id the insert is about to take."""
 _KEPT = (
     "qid, state, priority, due, owner, deliveries, payload, task, created_at, started_at, "
     "finished_at, expires_at, failures, outcome, result, error, progress, unique_key, "
@@ -31,10 +42,10 @@ _COPY = (
     f"SELECT {{seq}}, CASE WHEN task IS NULL THEN counted ELSE 1 END, {_KEPT} "
     "FROM baozi_items WHERE id=?"
 )
-_COPY_TO = {True: _COPY.format(seq=_NEXT_ID_NEGATED), False: _COPY.format(seq=0)}
+_COPY_TO = {True: _COPY.format(seq=NEXT_ID_NEGATED), False: _COPY.format(seq=0)}
 _INSERT = {
     front: "INSERT INTO baozi_items (qid, state, priority, seq, payload) "
-    f"VALUES (?, 0, 0, {_NEXT_ID_NEGATED if front else 0}, ?)"
+    f"VALUES (?, 0, 0, {NEXT_ID_NEGATED if front else 0}, ?)"
     for front in (True, False)
 }
 _READY = f"FROM baozi_items WHERE qid=? AND state=0 AND {SOUND_ROW}"
@@ -48,25 +59,21 @@ def ready_count(conn: sqlite3.Connection, qid: int, limit: int | None) -> int:
     return int(n)
 
 
-def ready_rows(
-    conn: sqlite3.Connection, qid: int, n: int, skip: int = 0, *, back: bool = False
-) -> list[Any]:
-    """(id, payload, priority, deliveries) of ``n`` ready items after ``skip`` from the front (or,
-    with ``back``, from the back), in key order."""
+def ready_rows(conn: sqlite3.Connection, qid: int, n: int, *, back: bool = False) -> list[Any]:
+    """(id, payload, priority, deliveries) of the first ``n`` ready items (or, with ``back``, the
+    last ``n``), in key order."""
     if n <= 0:
         return []
     rows = conn.execute(
         f"SELECT id, payload, priority, deliveries {_READY} "
-        f"ORDER BY {ORDER_DESC if back else ORDER} LIMIT ? OFFSET ?",
-        (qid, n, skip),
+        f"ORDER BY {ORDER_DESC if back else ORDER} LIMIT ?",
+        (qid, n),
     ).fetchall()
     return rows[::-1] if back else rows
 
 
-def ready_ids(
-    conn: sqlite3.Connection, qid: int, n: int, skip: int = 0, *, back: bool = False
-) -> list[int]:
-    return [r[0] for r in ready_rows(conn, qid, n, skip, back=back)]
+def ready_ids(conn: sqlite3.Connection, qid: int, n: int, *, back: bool = False) -> list[int]:
+    return [r[0] for r in ready_rows(conn, qid, n, back=back)]
 
 
 def to_end(conn: sqlite3.Connection, ids: Sequence[int], *, front: bool) -> None:

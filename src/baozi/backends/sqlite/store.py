@@ -19,7 +19,17 @@ from .._rows import Row, RowStore, item_number, options_of
 from .._splice import check_splice, nearer_end, rotation
 from ..base import Counts, Deduplicated, Item, NewJob, Priority
 from ._db import Database, parse_url
-from ._deque import delete_rows, insert_payloads, ready_count, ready_ids, ready_rows, to_end
+from ._deque import (
+    NEXT_ID_NEGATED,
+    ORDER,
+    ORDER_DESC,
+    delete_rows,
+    insert_payloads,
+    ready_count,
+    ready_ids,
+    ready_rows,
+    to_end,
+)
 from ._junk import (
     RUNNABLE,
     SOUND_ROW,
@@ -36,14 +46,9 @@ READY, LEASED, SCHEDULED, WAITING, FINISHED = 0, 1, 2, 3, -1
 TIMED = "state>0 AND state<3"
 """Leased or scheduled: the rows whose due time makes them ready (waiting rows share their index,
 ``state > 0``, and keep the time their delay ends, but nothing makes them ready but a release)."""
-ORDER = "priority, seq, id"
-ORDER_DESC = "priority DESC, seq DESC, id DESC"
 _CHUNK = 5000  # ids per statement, well below SQLite's variable limit (32,766)
 PROMOTE_EVERY = 0.05
 """How often (s) a busy consumer moves expired leases and due delays back to ready."""
-_NEXT_ID_NEGATED = (
-    "-(SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name='baozi_items')"
-)
 READY_COUNT = (  # ready items, counting expired leases and due delays; format in the parameters
     "((SELECT count(*) FROM baozi_items WHERE qid={qid} AND state=0) + "
     f"(SELECT count(*) FROM baozi_items WHERE qid={{qid}} AND {TIMED} AND due<={{now}}))"
@@ -202,7 +207,7 @@ class SQLiteQueues(RowStore):
         params = [(qid, state, p, due, b, t, now if t else None) for p, b, t in rows]
         # A push to the front takes seq = -(its own id): below every seq in the queue, and lower for
         # each later push. Its id is the next AUTOINCREMENT value, read in the same statement.
-        columns = f"?1, ?2, ?3, {_NEXT_ID_NEGATED if front else 0}, ?4, ?5, ?6, ?7"
+        columns = f"?1, ?2, ?3, {NEXT_ID_NEGATED if front else 0}, ?4, ?5, ?6, ?7"
         insert = (
             "INSERT INTO baozi_items (qid, state, priority, seq, due, payload, task, created_at) "
             f"VALUES ({columns})"
