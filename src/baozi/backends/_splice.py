@@ -9,6 +9,8 @@ from ..errors import Full
 
 __all__ = ["Count", "check_splice", "nearer_end", "rotation", "splice_at", "would_overflow"]
 
+_FAR = 2**62  # a limit past any queue's length, and within a 64-bit integer (SQLite's LIMIT)
+
 Count = Callable[[int | None], int]
 """``count(limit)``: how many ready items the queue holds, counting no further than ``limit``
 (None: all of them). A store reads O(limit) items for it, so a splice or rotation near an end of a
@@ -21,7 +23,7 @@ def rotation(n: int, count: Count) -> int:
     2|n| + 1 items: past that, ``n`` itself is the shortest."""
     n = operator.index(n)
     reach = 2 * abs(n) + 1
-    size = count(reach)
+    size = count(reach if reach < _FAR else None)
     if size >= reach:
         return n
     if size == 0:
@@ -94,7 +96,7 @@ def nearer_end(
     in_reach = maxlen is None and (index >= 0 or clamp or delete <= -index)
     if in_reach:
         reach = 2 * index + delete + 1 if index >= 0 else -2 * index - delete + 1
-        if count(reach) >= reach:
+        if count(reach if reach < _FAR else None) >= reach:
             return (True, index) if index >= 0 else (False, -index - delete)
     size = count(None)
     at = splice_at(queue, index, delete, size, clamp)
