@@ -342,3 +342,67 @@ def test_rotate_and_splice_rewrite_only_the_items_they_move(store: Any) -> None:
     assert tail == list(model)[-6:]
     for i in (0, 1, 2, len(model) // 2, len(model) - 1):
         assert store.rank(Q, store.peek(Q, i).id) == i
+
+
+# -- other queues, junk, inbox, concurrency -------------------------------------------------------
+
+
+def test_rotate_and_splice_lose_nothing_on_a_queue_used_as_no_deque(store: Store) -> None:
+    store.push(Q, [b"p1", b"p1b"], priorities=1)
+    store.push(Q, [b"m1"], priorities=-1)
+    store.push(Q, [b"z0", b"z1", b"z2"])
+    leased = store.reserve(Q, "someone", 60.0)
+    assert [i.payload for i in leased] == [b"m1"]
+    store.rotate(Q, 2)
+    store.rotate(Q, -1)
+    assert store.splice(Q, 1, 1, [b"new"]) is not None
+    payloads = sorted(i.payload for i in store.snapshot(Q))
+    assert len(payloads) == 5 and b"new" in payloads
+    assert store.counts(Q).leased == 1
+    assert store.ack(Q, [leased[0].id], "someone") == 1
+
+
+def test_rotate_files_a_push_still_waiting_to_be_filed(store: Store) -> None:
+    fill(store, ["a", "b"])
+    store.push(Q, [b"c"])  # one push to the back: Redis files it with the next script
+    store.rotate(Q, 1)
+    check(store, ["c", "a", "b"])
+
+
+def test_head_updates_with_expect_from_threads_are_each_applied_once(store: Store) -> None:
+    fill(store, ["0", "tail"])
+    threads, rounds = 3, 15
+
+    def bump() -> None:
+        for _ in range(rounds):
+            while True:  # read, compute, write if nobody wrote since: as Deque does
+                head = store.peek(Q, 0)
+                new = str(int(head.payload) + 1).encode()
+                if store.splice(Q, 0, 1, [new], expect=[head.id]) is not None:
+                    break
+
+    workers = [threading.Thread(target=bump) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    check(store, [str(threads * rounds), "tail"])
+
+
+def test_a_rotate_moves_an_unreadable_item_aside_and_rotates_the_rest(redis_url: str) -> None:
+    store: Any = open_store(redis_url)
+    try:
+        fill(store, WORDS)
+        ids = [i.id for i in store.snapshot(Q)]
+        server, prefix = store._server, redis_url.rsplit("prefix=", 1)[1]
+        server.execute("DEL", f"{prefix}:i:{ids[9]}")
+        server.execute("SET", f"{prefix}:i:{ids[9]}", "not a hash")
+        store.rotate(Q, 2)
+        check(store, ["7", "8", "0", "1", "2", "3", "4", "5", "6"])
+        assert server.execute("GET", f"{prefix}:junk:i:{ids[9]}") == b"not a hash"
+        server.execute("HDEL", f"{prefix}:i:{ids[0]}", "p")  # a ready item with no payload
+        assert store.splice(Q, 4, 0, [b"x"]) == []
+        assert contents(store) == ["7", "8", "1", "2", "x", "3", "4", "5", "6"]
+        assert server.execute("EXISTS", f"{prefix}:junk:i:{ids[0]}") == 1
+    finally:
+        store.close()
