@@ -406,3 +406,22 @@ def test_a_rotate_moves_an_unreadable_item_aside_and_rotates_the_rest(redis_url:
         assert server.execute("EXISTS", f"{prefix}:junk:i:{ids[0]}") == 1
     finally:
         store.close()
+
+
+def test_splice_takes_any_int_as_index(store: Store) -> None:
+    fill(store, WORDS)
+    assert store.splice(Q, 10**30, 0, [b"end"], clamp=True) == []
+    assert store.splice(Q, -(10**30), 0, [b"start"], clamp=True) == []
+    with pytest.raises(IndexError):
+        store.splice(Q, 10**30, 0, [b"x"])
+    with pytest.raises(IndexError):
+        store.splice(Q, 0, 10**30)
+    check(store, ["start", *WORDS, "end"])
+
+
+def test_a_splice_that_only_removes_or_checks_makes_no_queue(store: Store) -> None:
+    assert store.splice("nothing-here", 0, 0) == []
+    assert store.splice("nothing-here", 0, 0, expect=["1"]) is None
+    with pytest.raises(IndexError):
+        store.splice("nothing-here", 0, 1)
+    assert "nothing-here" not in store.queues()
