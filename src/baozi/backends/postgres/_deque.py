@@ -12,7 +12,7 @@ counts follow through the table's statement triggers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -28,144 +28,134 @@ ORDER_DESC = "priority DESC, seq DESC, id DESC"
 Sql = Callable[[str], str]
 Conn = psycopg.Connection[Any]
 
-NEW = -1
-"""In a block: an entry that is a new item (its payload beside it), not a moved one."""
+# The ready count once what is due is ready (the promoted rows are not in ``ready`` until the
+# statement ends, so they are added).
+_COUNT = f"""
+WITH p AS ({PROMOTE.strip()} RETURNING 1)
+SELECT (SELECT coalesce(sum(n), 0) FROM {{s}}.ready WHERE qid = %s) + (SELECT count(*) FROM p)
+"""
+
+# A block put at the front (%(front)s) or the back: %(moved)s ready items taken from the head
+# ({order} ascending) or from the tail (descending), in queue order from place %(moved_at)s + 1
+# of the block on, and new items of %(payloads)s, in order from place %(new_at)s + 1 on.
+_PLACE = """
+WITH moved AS (
+    SELECT id, %(moved_at)s + row_number() OVER (ORDER BY priority, seq, id) AS j
+    FROM (SELECT id, priority, seq FROM {s}.items WHERE qid = %(qid)s AND state = 0
+          ORDER BY {order} LIMIT %(moved)s FOR UPDATE) AS t
+), fresh AS (
+    SELECT v, row_number() OVER (ORDER BY v) AS r
+    FROM (SELECT nextval('{s}.ids') AS v FROM generate_series(1, %(size)s)) AS g
+), slot AS (
+    -- place j of the block -> its fresh number; at the front the first place takes the largest
+    -- (the order number -v that sorts first), at the back the smallest (the id that does)
+    SELECT CASE WHEN %(front)s THEN %(size)s + 1 - r ELSE r END AS j, v FROM fresh
+), up AS (
+    UPDATE {s}.items i SET id = CASE WHEN %(front)s THEN i.id ELSE s.v END,
+        seq = CASE WHEN %(front)s THEN -s.v ELSE 0 END
+    FROM moved m JOIN slot s USING (j) WHERE i.id = m.id
+    RETURNING 1
+), ins AS (
+    INSERT INTO {s}.items (id, qid, state, priority, seq, payload, created_at)
+    SELECT CASE WHEN %(front)s THEN nextval('{s}.ids') ELSE s.v END, %(qid)s, 0, 0,
+        CASE WHEN %(front)s THEN -s.v ELSE 0 END, n.payload, {s}.now()
+    FROM unnest(%(payloads)s::bytea[]) WITH ORDINALITY AS n(payload, k)
+    JOIN slot s ON s.j = %(new_at)s + n.k
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM ins)
+"""
+
+# The %s ready items from rank %s counted from the head ({order} ascending) or the tail, deleted.
+_DELETE = """
+WITH c AS (
+    SELECT id FROM {s}.items WHERE qid = %s AND state = 0 ORDER BY {order}
+    OFFSET %s LIMIT %s FOR UPDATE
+), d AS (
+    DELETE FROM {s}.items WHERE id IN (SELECT id FROM c)
+    RETURNING id, payload, priority, pfloat, deliveries, task, failures, seq
+), x AS (
+    DELETE FROM {s}.deps WHERE child IN (SELECT id FROM d)
+)
+SELECT * FROM d
+"""
 
 
 def _prepare(conn: Conn, sql: Sql, qid: int) -> int:
-    """Take the queue's write lock, make what is due ready, and return the ready count."""
+    """Take the queue's write lock (so rotates and splices of a queue run one at a time), make
+    what is due ready, and return the ready count."""
     conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (0x62616F, qid))
-    conn.execute(sql(PROMOTE), (qid,))
-    row = conn.execute(
-        sql("SELECT coalesce(sum(n), 0) FROM {s}.ready WHERE qid = %s"), (qid,)
-    ).fetchone()
+    row = conn.execute(sql(_COUNT), (qid, qid)).fetchone()
     return int(row[0]) if row else 0
 
 
-def _ids(conn: Conn, sql: Sql, qid: int, first: int, count: int, from_back: bool) -> list[int]:
-    """The ids of ``count`` ready items from rank ``first`` counted from the head (or, with
-    ``from_back``, from the tail), in queue order, locked to the end of the transaction."""
-    if count <= 0:
-        return []
-    rows = conn.execute(
-        sql(
-            "SELECT id FROM {s}.items WHERE qid = %s AND state = 0 "
-            f"ORDER BY {ORDER_DESC if from_back else ORDER} OFFSET %s LIMIT %s FOR UPDATE"
-        ),
-        (qid, first, count),
-    ).fetchall()
-    ids = [int(r[0]) for r in rows]
-    return ids[::-1] if from_back else ids
-
-
-def _fresh(conn: Conn, sql: Sql, count: int) -> list[int]:
-    rows = conn.execute(
-        sql("SELECT nextval('{s}.ids') FROM generate_series(1, %s)"), (count,)
-    ).fetchall()
-    return sorted(int(r[0]) for r in rows)
-
-
 def _place(
-    conn: Conn, sql: Sql, qid: int, block: Sequence[tuple[int, bytes]], front: bool
-) -> list[int]:
-    """Put ``block`` -- (id, b"") of a ready item to move, or (NEW, payload) of a new one, in the
-    order they are to have -- at the front or the back. Returns the new items' ids."""
-    if not block:
-        return []
-    fresh = _fresh(conn, sql, len(block))
-    # At the front the order numbers are -fresh, the first of the block taking the largest
-    # number, which sorts first; ids stay (new items take ids of their own). At the back the
-    # fresh numbers are the ids, in order, with seq 0.
-    numbers = fresh[::-1] if front else fresh
-    taken = iter(_fresh(conn, sql, sum(1 for i, _ in block if i == NEW)) if front else ())
-    moved_old, moved_new, moved_seq = [], [], []
-    added_ids, added_seq, payloads = [], [], []
-    for (item_id, payload), number in zip(block, numbers, strict=True):
-        if front:
-            seq, new_id = -number, next(taken) if item_id == NEW else item_id
-        else:
-            seq, new_id = 0, number
-        if item_id == NEW:
-            added_ids.append(new_id)
-            added_seq.append(seq)
-            payloads.append(payload)
-        else:
-            moved_old.append(item_id)
-            moved_new.append(new_id)
-            moved_seq.append(seq)
-    if moved_old:
-        conn.execute(
-            sql(
-                "UPDATE {s}.items i SET id = u.new, seq = u.seq FROM unnest("
-                "%s::bigint[], %s::bigint[], %s::bigint[]) AS u(old, new, seq) WHERE i.id = u.old"
-            ),
-            (moved_old, moved_new, moved_seq),
-        )
-    if added_ids:
-        conn.execute(
-            sql(
-                "INSERT INTO {s}.items (id, qid, state, priority, seq, payload, created_at) "
-                "SELECT id, %s, 0, 0, seq, payload, {s}.now() FROM unnest("
-                "%s::bigint[], %s::bigint[], %s::bytea[]) AS u(id, seq, payload)"
-            ),
-            (qid, added_ids, added_seq, payloads),
-        )
-    return added_ids
+    conn: Conn, sql: Sql, qid: int, front: bool, moved: int, from_tail: bool, new: list[bytes]
+) -> None:
+    """Put a block at the front or at the back: ``moved`` ready items taken from the head (or,
+    with ``from_tail``, the tail) and the ``new`` items -- at the front the moved ones first, at
+    the back the new ones."""
+    if not (moved or new):
+        return
+    params = {
+        "qid": qid,
+        "front": front,
+        "moved": moved,
+        "payloads": new,
+        "size": moved + len(new),
+        "moved_at": 0 if front else len(new),
+        "new_at": moved if front else 0,
+    }
+    conn.execute(sql(_PLACE.replace("{order}", ORDER_DESC if from_tail else ORDER)), params)
 
 
-def rotate(conn: Conn, sql: Sql, qid: int, n: int) -> int:
-    """Rotate the ready items of queue ``qid`` ``n`` steps to the right; return how many moved."""
+def rotate(conn: Conn, sql: Sql, qid: int, n: int) -> None:
+    """Rotate the ready items of queue ``qid`` ``n`` steps to the right."""
     length = _prepare(conn, sql, qid)
-    if not length or not n % length:
-        return 0
-    k = n % length
-    front = k <= length - k  # the last k to the front, or the first length - k to the back
-    ids = _ids(conn, sql, qid, 0, k if front else length - k, front)
-    _place(conn, sql, qid, [(i, b"") for i in ids], front)
-    return len(ids)
+    k = n % length if length else 0
+    if k and k <= length - k:
+        _place(conn, sql, qid, True, k, True, [])  # the last k to the front
+    elif k:
+        _place(conn, sql, qid, False, length - k, False, [])  # the first length - k to the back
 
 
 def splice(conn: Conn, sql: Sql, qid: int, queue: str, a: Splice) -> list[Any] | None:
     """The splice ``a`` on queue ``qid``: the removed items' rows (id, payload, priority,
-    pfloat, deliveries, task, failures) in queue order, or None when ``a.expect`` is not the head.
-    Raises IndexError or Full (before anything is written)."""
+    pfloat, deliveries, task, failures, seq) in queue order, or None when ``a.expect`` is not
+    the head. Raises IndexError or Full before anything is written."""
     length = _prepare(conn, sql, qid)
-    if a.expect is not None and a.expect:
-        head = _ids(conn, sql, qid, 0, len(a.expect), False)
-        if [str(i) for i in head] != list(a.expect):
+    if a.expect:
+        head = conn.execute(
+            sql(
+                "SELECT id FROM {s}.items WHERE qid = %s AND state = 0 "
+                f"ORDER BY {ORDER} LIMIT %s FOR UPDATE"
+            ),
+            (qid, len(a.expect)),
+        ).fetchall()
+        if [str(r[0]) for r in head] != list(a.expect):
             return None
     index = a.index + length if a.index < 0 else a.index
     if a.clamp:
         index = max(0, min(index, length))
     elif index < 0 or index + a.delete > length:
         raise out_of_range(queue, a.index, a.delete, length)
-    after = length - index - a.delete
     if a.maxlen is not None and length - a.delete + len(a.payloads) > a.maxlen:
         raise Full(
             f"queue {queue!r} holds {length} ready items: removing {a.delete} and adding "
             f"{len(a.payloads)} would pass its maxlen of {a.maxlen}; nothing was changed"
         )
+    after = length - index - a.delete
     front = index <= after  # the items on the nearer side of the index move
     removed: list[Any] = []
     if a.delete:
-        doomed = _ids(conn, sql, qid, index if front else after, a.delete, not front)
         removed = conn.execute(
-            sql(
-                "WITH d AS (DELETE FROM {s}.items WHERE id = ANY(%s) RETURNING id, payload, "
-                "priority, pfloat, deliveries, task, failures), "
-                "x AS (DELETE FROM {s}.deps WHERE child IN (SELECT id FROM d)) SELECT * FROM d"
-            ),
-            (doomed,),
+            sql(_DELETE.replace("{order}", ORDER if front else ORDER_DESC)),
+            (qid, index if front else after, a.delete),
         ).fetchall()
-        place = {item_id: i for i, item_id in enumerate(doomed)}
-        removed.sort(key=lambda r: place[r[0]])
+        removed.sort(key=lambda r: (r[2], r[7], r[0]))
     if a.payloads:
-        new = [(NEW, p) for p in a.payloads]
-        if front:
-            block = [(i, b"") for i in _ids(conn, sql, qid, 0, index, False)] + new
-        else:
-            block = new + [(i, b"") for i in _ids(conn, sql, qid, 0, after, True)]
-        _place(conn, sql, qid, block, front)
+        new = list(a.payloads)
+        _place(conn, sql, qid, front, index if front else after, not front, new)
     if removed or a.payloads:
         conn.execute(sql("SELECT {s}.signal()"))
     return removed
