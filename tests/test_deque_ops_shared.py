@@ -425,3 +425,30 @@ def test_a_splice_that_only_removes_or_checks_makes_no_queue(store: Store) -> No
     with pytest.raises(IndexError):
         store.splice("nothing-here", 0, 1)
     assert "nothing-here" not in store.queues()
+
+
+@pytest.fixture(params=["postgres"])
+def postgres_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    for url in _fresh(request, tmp_path):
+        s = open_store(url)
+        yield s
+        s.close()
+
+
+def test_a_spliced_out_row_that_cannot_be_read_goes_to_junk(
+    postgres_store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = postgres_store
+    fill(store, WORDS)
+    ids = [i.id for i in store.snapshot(Q)]
+    store._rows(
+        "spoil", "UPDATE {s}.items SET priority = 'NaN' WHERE id = %s RETURNING 1", (int(ids[0]),)
+    )
+    # NaN sorts after every number: the spoilt row is the tail, and a rotate keeps it there
+    store.rotate(Q, 2)  # 9 goes to the front, the spoilt 0 stays last: 9, 1, ..., 8, 0
+    removed = store.splice(Q, -2, 2)
+    assert removed is not None and [i.payload for i in removed] == [b"8"]
+    assert contents(store) == ["9", "1", "2", "3", "4", "5", "6", "7"]
+    (reason,) = store._one("junk", "SELECT reason FROM {s}.junk")
+    assert "NaN" in reason
+    assert any("cannot be read" in r.getMessage() for r in caplog.records)

@@ -12,6 +12,7 @@ counts follow through the table's statement triggers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,8 @@ from ...errors import Full
 from .._splice import Splice, out_of_range
 from ..base import Item
 from ._statements import PROMOTE
+
+log = logging.getLogger("baozi.store")
 
 ORDER = "priority, seq, id"
 ORDER_DESC = "priority DESC, seq DESC, id DESC"
@@ -72,12 +75,12 @@ WITH c AS (
     SELECT id FROM {s}.items WHERE qid = %s AND state = 0 ORDER BY {order}
     OFFSET %s LIMIT %s FOR UPDATE
 ), d AS (
-    DELETE FROM {s}.items WHERE id IN (SELECT id FROM c)
-    RETURNING id, payload, priority, pfloat, deliveries, task, failures, seq
+    DELETE FROM {s}.items t WHERE id IN (SELECT id FROM c)
+    RETURNING id, payload, priority, pfloat, deliveries, task, failures, seq, t::text
 ), x AS (
     DELETE FROM {s}.deps WHERE child IN (SELECT id FROM d)
 )
-SELECT * FROM d
+SELECT * FROM d ORDER BY priority, seq, id
 """
 
 
@@ -119,10 +122,12 @@ def rotate(conn: Conn, sql: Sql, qid: int, n: int) -> None:
         _place(conn, sql, qid, False, length - k, False, [])  # the first length - k to the back
 
 
-def splice(conn: Conn, sql: Sql, qid: int, queue: str, a: Splice) -> list[Any] | None:
-    """The splice ``a`` on queue ``qid``: the removed items' rows (id, payload, priority,
-    pfloat, deliveries, task, failures, seq) in queue order, or None when ``a.expect`` is not
-    the head. Raises IndexError or Full before anything is written."""
+def splice(
+    conn: Conn, sql: Sql, qid: int, queue: str, a: Splice, item: Callable[[Any], Item]
+) -> list[Item] | None:
+    """The splice ``a`` on queue ``qid``: the removed items in queue order (as pop gives them;
+    ``item`` reads one from its row), or None when ``a.expect`` is not the head. Raises
+    IndexError or Full before anything is written."""
     length = _prepare(conn, sql, qid)
     if a.expect:
         head = conn.execute(
@@ -146,21 +151,34 @@ def splice(conn: Conn, sql: Sql, qid: int, queue: str, a: Splice) -> list[Any] |
         )
     after = length - index - a.delete
     front = index <= after  # the items on the nearer side of the index move
-    removed: list[Any] = []
+    removed: list[Item] = []
     if a.delete:
-        removed = conn.execute(
+        rows = conn.execute(
             sql(_DELETE.replace("{order}", ORDER if front else ORDER_DESC)),
             (qid, index if front else after, a.delete),
         ).fetchall()
-        removed.sort(key=lambda r: (r[2], r[7], r[0]))
+        removed = _read_removed(conn, sql, rows, item)
     if a.payloads:
         new = list(a.payloads)
         _place(conn, sql, qid, front, index if front else after, not front, new)
-    if removed or a.payloads:
+    if a.delete or a.payloads:
         conn.execute(sql("SELECT {s}.signal()"))
     return removed
 
 
-def items(rows: list[Any], item: Callable[[Any], Item]) -> list[Item]:
-    """The removed items of a splice as pop gives them."""
-    return [item(r)._replace(task=None, failures=0) for r in rows]
+def _read_removed(conn: Conn, sql: Sql, rows: list[Any], item: Callable[[Any], Item]) -> list[Item]:
+    """The deleted rows as items; one that cannot be read (a priority that is no number baozi
+    writes) goes to ``junk`` as it was, in the same transaction, and is logged."""
+    out = []
+    for r in rows:
+        try:
+            out.append(item(r)._replace(task=None, failures=0))
+        except (ValueError, ArithmeticError) as exc:
+            reason = f"priority {r[2]!r}: {exc}"
+            conn.execute(
+                sql("INSERT INTO {s}.junk VALUES ({s}.now(), 'items', %s, %s)"), (reason, r[8])
+            )
+            log.error(
+                "PostgreSQL store: moved an items row that cannot be read (%s) to junk", reason
+            )
+    return out

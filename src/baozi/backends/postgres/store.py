@@ -420,8 +420,10 @@ class PostgresQueues(RowStore):
         a = splice_args(index, delete, payloads, clamp, expect, maxlen)
         # Only a splice that inserts makes a queue that is not there (qid 0 reads as empty).
         qid = self._qid(queue) if a.payloads else self._rqid(queue)
-        rows = self._in_transaction("splice", lambda c: _deque.splice(c, self.sql, qid, queue, a))
-        return None if rows is None else _deque.items(rows, _item)
+        removed: list[Item] | None = self._in_transaction(
+            "splice", lambda c: _deque.splice(c, self.sql, qid, queue, a, _item)
+        )
+        return removed
 
     # -- settling ---------------------------------------------------------------------------
 
