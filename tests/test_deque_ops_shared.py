@@ -136,6 +136,26 @@ def test_many_rotates_and_splices_agree_with_a_list(store: Store) -> None:
     ends_still_work(store, model)
 
 
+def test_ranks_stay_exact_when_moves_span_many_order_buckets(store: Store) -> None:
+    # PostgreSQL counts ready items per 1,024 order numbers (and ids); blocks this big put
+    # items in buckets of their own on both sides of the ones they started in.
+    model = [f"w{i}" for i in range(3000)]
+    fill(store, model)
+    d = deque(model)
+    for n in (1100, -1300, 1499, -1499, 2):
+        store.rotate(Q, n)
+        d.rotate(n)
+    model = list(d)
+    removed = store.splice(Q, 1200, 5, [f"n{i}".encode() for i in range(1100)])
+    assert removed is not None and [i.payload.decode() for i in removed] == model[1200:1205]
+    model[1200:1205] = [f"n{i}" for i in range(1100)]
+    items = store.snapshot(Q)
+    assert [i.payload.decode() for i in items] == model
+    assert store.counts(Q).ready == len(model)
+    for at in [*range(0, len(model), 97), len(model) - 1]:
+        assert store.rank(Q, items[at].id) == at
+
+
 # -- splice ---------------------------------------------------------------------------------
 
 
