@@ -292,23 +292,28 @@ def test_splice_past_maxlen_raises_full_and_changes_nothing(store: Store) -> Non
     check(store, ["0", "1", "2", "y", "x", *WORDS[4:]])
 
 
-def test_a_splice_insert_wakes_a_waiter(store: Store) -> None:
+def test_a_splice_insert_wakes_a_waiter_of_another_handle(store: Any) -> None:
     fill(store, WORDS)
-    token = store.change_token()
-    assert not store.wait_for_change(token, 0.2)  # nothing changed: it waits out its timeout
-    token = store.change_token()
-    started, woken = threading.Event(), []
+    # A handle of its own connections and change signal: only the store's own notice wakes it.
+    other = open_store(store.url + "&retry=2.5")
+    try:
+        token = other.change_token()
+        assert not other.wait_for_change(token, 0.2)  # nothing changed: it waits out its timeout
+        token = other.change_token()
+        started, woken = threading.Event(), []
 
-    def wait() -> None:
-        started.set()
-        woken.append(store.wait_for_change(token, 30))
+        def wait() -> None:
+            started.set()
+            woken.append(other.wait_for_change(token, 30))
 
-    waiter = threading.Thread(target=wait)
-    waiter.start()
-    assert started.wait(30)
-    store.splice(Q, 5, 0, [b"x"])
-    waiter.join(30)
-    assert woken == [True]
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        assert started.wait(30)
+        store.splice(Q, 5, 0, [b"x"])
+        waiter.join(30)
+        assert woken == [True]
+    finally:
+        other.close()
 
 
 # -- the work done ----------------------------------------------------------------------------
