@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 def _int(value: object, what: str) -> int:
     if isinstance(value, bool):
-        raise TypeError(f"{what} is an int, not a bool ({value!r})")
+        raise TypeError(f"{what} is an int, not a bool ({value!r}): pass a whole number")
     try:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(f"{what} is an int, not {type(value).__name__} ({value!r})") from None
+        raise TypeError(
+            f"{what} is an int, not {type(value).__name__} ({value!r}): pass a whole number"
+        ) from None
 
 
 def rotate_steps(n: object) -> int:
