@@ -292,7 +292,7 @@ def test_splice_past_maxlen_raises_full_and_changes_nothing(store: Store) -> Non
     check(store, ["0", "1", "2", "y", "x", *WORDS[4:]])
 
 
-def test_a_splice_insert_wakes_a_waiter_of_another_handle(store: Any) -> None:
+def test_a_splice_insert_or_a_rotate_wakes_a_waiter_of_another_handle(store: Any) -> None:
     fill(store, WORDS)
     # A handle of its own connections and change signal: only the store's own notice wakes it.
     other = open_store(store.url + "&retry=2.5")
@@ -312,6 +312,9 @@ def test_a_splice_insert_wakes_a_waiter_of_another_handle(store: Any) -> None:
         store.splice(Q, 5, 0, [b"x"])
         waiter.join(30)
         assert woken == [True]
+        token = other.change_token()
+        store.rotate(Q, 1)  # a rotate changes the head: waiters hear of it too
+        assert other.wait_for_change(token, 30)
     finally:
         other.close()
 

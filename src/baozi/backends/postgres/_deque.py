@@ -116,10 +116,13 @@ def rotate(conn: Conn, sql: Sql, qid: int, n: int) -> None:
     """Rotate the ready items of queue ``qid`` ``n`` steps to the right."""
     length = _prepare(conn, sql, qid)
     k = n % length if length else 0
-    if k and k <= length - k:
+    if not k:
+        return
+    if k <= length - k:
         _place(conn, sql, qid, True, k, True, [])  # the last k to the front
-    elif k:
+    else:
         _place(conn, sql, qid, False, length - k, False, [])  # the first length - k to the back
+    conn.execute(sql("SELECT {s}.signal()"))  # the head or the tail is another item now
 
 
 def splice(

@@ -110,6 +110,7 @@ local function rotate(n, pkey)
       local block = {}
       for i, id in ipairs(ids) do block[i] = kept(id, vals[i], pkey) end
       place_block(block, front)
+      changed(q)  -- the head or the tail is another item now
       return #block
     end
   end
