@@ -7,8 +7,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 from baozi import App, Queue, Worker
 from baozi._renewer import renewer
 
@@ -46,10 +44,3 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30) -> None:
 
 def lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
-
-
-def needs_deque_ops(url: str) -> None:
-    """Skip on the stores whose ``rotate``/``splice`` are not in yet: the one place to delete
-    when the Redis and PostgreSQL implementations are merged."""
-    if url.startswith(("redis", "postgres")):
-        pytest.skip("the Redis/PostgreSQL rotate/splice land with their own branch")

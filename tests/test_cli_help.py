@@ -38,9 +38,7 @@ def test_every_option_has_help_and_every_argument_is_named_in_the_help(path: str
         else:
             assert isinstance(param, click.Argument)
             name = param.human_readable_name.strip("[].")
-            assert name in (command.help or ""), (
-                f"{path}: argument {name} is not named in the help"
-            )
+            assert name in (command.help or ""), f"{path}: argument {name} is not named in the help"
 
 
 @pytest.mark.parametrize("path", sorted(COMMANDS))

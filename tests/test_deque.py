@@ -10,8 +10,6 @@ import pytest
 
 from baozi import Deque
 
-from ._helpers import needs_deque_ops
-
 
 def test_appends_pops_and_indexing(url: str) -> None:
     with Deque("d", url=url) as d:
@@ -123,7 +121,6 @@ def test_a_deque_and_a_queue_of_the_same_name_are_separate(url: str) -> None:
 
 
 def test_rotate_insert_remove_and_reverse_change_the_stored_deque(url: str) -> None:
-    needs_deque_ops(url)
     with Deque("d", url=url) as d, Deque("d", url=url) as other:
         d.extend("abcde")
         d.rotate(2)
@@ -142,7 +139,6 @@ def test_rotate_insert_remove_and_reverse_change_the_stored_deque(url: str) -> N
 
 
 def test_item_assignment_and_deletion(url: str) -> None:
-    needs_deque_ops(url)
     with Deque("d", url=url) as d:
         d.extend([1, 2, 3, 4])
         d[0], d[-1] = "one", "four"
@@ -160,7 +156,6 @@ def test_item_assignment_and_deletion(url: str) -> None:
 
 
 def test_insert_into_a_full_deque_raises_and_changes_nothing(url: str) -> None:
-    needs_deque_ops(url)
     with Deque("d", url=url, maxlen=2) as d:
         d.extend(["a", "b"])
         with pytest.raises(IndexError, match="deque already at its maximum size"):
@@ -186,7 +181,6 @@ def test_copies_and_binary_operators_are_in_memory_deques(url: str) -> None:
 
 
 def test_in_place_operators_change_the_stored_deque(url: str) -> None:
-    needs_deque_ops(url)
     with Deque("d", url=url) as d, Deque("d", url=url) as other:
         d += [1, 2]
         assert list(other) == [1, 2]
@@ -218,7 +212,6 @@ def test_count_index_and_reversed(url: str) -> None:
 
 @pytest.mark.timeout(60)
 def test_remove_and_reverse_work_on_a_deque_fuller_than_a_maxlen_recorded_later(url: str) -> None:
-    needs_deque_ops(url)
     with Deque("d", url=url) as d:
         d.extend([1, 2, 3, 4])
         with Deque("d", url=url, maxlen=2) as small:

@@ -14,7 +14,6 @@ import pytest
 
 from baozi import Deque
 
-from ._helpers import needs_deque_ops
 from .conftest import _fresh
 
 # Equal but different values (1, 1.0, True), strings that look like them, and None: a step that
@@ -162,7 +161,6 @@ def _play(url: str, seed: int, maxlen: int | None) -> set[str]:
 def test_deque_behaves_like_collections_deque_step_by_step(
     fidelity_url: str, maxlen: int | None
 ) -> None:
-    needs_deque_ops(fidelity_url)
     seen: set[str] = set()
     for seed in range(8):
         seen |= _play(fidelity_url, seed * 100 + (maxlen or 0), maxlen)

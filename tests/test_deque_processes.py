@@ -11,14 +11,11 @@ import pytest
 from baozi import Deque
 from tests import _dequeprocs
 
-from ._helpers import needs_deque_ops
-
 spawn = multiprocessing.get_context("spawn")
 
 
 @pytest.mark.timeout(600)
 def test_two_processes_rotating_and_pushing_lose_and_duplicate_nothing(shared_url: str) -> None:
-    needs_deque_ops(shared_url)
     start = spawn.Barrier(2)
     tags = ["left", "right"]
     children = [

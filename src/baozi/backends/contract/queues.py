@@ -118,8 +118,7 @@ class QueueStore(ABC):
     def snapshot(self, queue: str) -> list[Item]:
         """Every ready item, in key order, as of one moment."""
 
-    # rotate and splice: not yet abstract, as the Redis and PostgreSQL stores do not implement them
-    # yet; an abstract method would make those classes impossible to instantiate meanwhile.
+    @abstractmethod
     def rotate(self, queue: str, n: int) -> None:
         """Rotate the ready items ``n`` steps to the right, as ``deque.rotate``: with n > 0 the
         last n items move, in order, to the front; with n < 0 the first -n move to the back.
@@ -131,8 +130,8 @@ class QueueStore(ABC):
 
         Moved items may get new internal keys and new ids; their payloads and order are kept.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not implement rotate yet")
 
+    @abstractmethod
     def splice(
         self,
         queue: str,
@@ -167,7 +166,6 @@ class QueueStore(ABC):
         priority 0); on any other queue they lose nothing, but the order they make is only
         defined among items of one priority.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not implement splice yet")
 
     @abstractmethod
     def clear(self, queue: str) -> int:
