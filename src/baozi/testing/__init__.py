@@ -5,6 +5,7 @@ store of your backend."""
 from .contract import (
     ConsumerContract,
     CoordContract,
+    DequeContract,
     JobContract,
     QueueContract,
     StoreContract,
@@ -15,6 +16,7 @@ from .contract import (
 __all__ = [
     "ConsumerContract",
     "CoordContract",
+    "DequeContract",
     "JobContract",
     "QueueContract",
     "StoreContract",

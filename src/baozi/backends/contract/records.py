@@ -200,6 +200,8 @@ class JobRecord:
     children: tuple[str, ...] = ()
     """The jobs that depend on it, oldest first (ids of jobs the store still holds)."""
     on_dependency_failure: str = "cancel"
+    due_at: float | None = None
+    """For a scheduled job, when it becomes ready; None in every other status."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -303,11 +303,12 @@ class MemoryStore(MemoryCoordination):
 
     def _record(self, num: int, entry: Entry, now: float) -> JobRecord:
         assert entry.task is not None
+        status = entry.status(now)
         return JobRecord(
             str(num),
             self._state.where[num],
             entry.task,
-            entry.status(now),
+            status,
             entry.key[0],
             entry.payload,
             entry.deliveries,
@@ -322,6 +323,7 @@ class MemoryStore(MemoryCoordination):
             entry.parents,
             tuple(str(c) for c in entry.children if c in self._state.where),
             entry.on_dependency_failure,
+            entry.due if status == "scheduled" else None,
         )
 
     def record(self, job_id: str) -> JobRecord | None:

@@ -24,8 +24,11 @@ from ..._process import current_pid
 from ...errors import Full, StoreError
 from .._order import decode, encode
 from .._rows import Row, RowStore, item_number, options_of
+from .._splice import rotate_steps, splice_args
 from ..base import Counts, Item, NewJob, Priority
+from . import _deque
 from ._db import Database, parse_url
+from ._deque import ORDER, ORDER_DESC
 from ._layout import channel
 from ._statements import INSERT, INSERT_ONE, PROMOTE, RANK, READY, RESERVE
 from ._tx import check_same_database, driver_connection
@@ -35,9 +38,6 @@ log = logging.getLogger("baozi.store")
 
 PROMOTE_EVERY = 0.05
 """How often (s) a busy consumer moves expired leases and due delays back to ready."""
-
-ORDER = "priority, seq, id"
-ORDER_DESC = "priority DESC, seq DESC, id DESC"
 
 
 # A str, bytes or tuple priority is kept in the same numeric column as numbers, so that the
@@ -423,6 +423,32 @@ class PostgresQueues(RowStore):
         )
         rows.sort(key=lambda r: (r[2], r[7], r[0]), reverse=back)
         return [_item(r)._replace(task=None, failures=0) for r in rows]
+
+    def rotate(self, queue: str, n: int) -> None:
+        """See :meth:`QueueStore.rotate <baozi.backends.contract.queues.QueueStore.rotate>`."""
+        steps, qid = rotate_steps(n), self._db.find_qid(queue)
+        if steps and qid is not None:
+            self._in_transaction("rotate", lambda c: _deque.rotate(c, self.sql, qid, steps))
+
+    def splice(
+        self,
+        queue: str,
+        index: int,
+        delete: int,
+        payloads: Sequence[bytes] = (),
+        *,
+        clamp: bool = False,
+        expect: Sequence[str] | None = None,
+        maxlen: int | None = None,
+    ) -> list[Item] | None:
+        """See :meth:`QueueStore.splice <baozi.backends.contract.queues.QueueStore.splice>`."""
+        a = splice_args(index, delete, payloads, clamp, expect, maxlen)
+        # Only a splice that inserts makes a queue that is not there (qid 0 reads as empty).
+        qid = self._qid(queue) if a.payloads else self._rqid(queue)
+        removed: list[Item] | None = self._in_transaction(
+            "splice", lambda c: _deque.splice(c, self.sql, qid, queue, a, _item)
+        )
+        return removed
 
     # -- settling ---------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ _RECORD = (
     "i.deliveries, i.failures, i.created_at, i.started_at, i.finished_at, i.result, "
     "CAST(i.error AS BLOB), CAST(i.progress AS BLOB), "
     f"({SOUND_ROW}), "  # its columns are baozi_items' alone: none is named as one of q's
-    f"CAST(i.unique_key AS BLOB), i.on_dep_failure, {LINKS} "
+    f"CAST(i.unique_key AS BLOB), i.on_dep_failure, {LINKS}, i.due "
     "FROM baozi_items i JOIN baozi_queues q ON q.id = i.qid"
 )
 _FILTERS = {  # status -> condition on the row, for listing
@@ -103,6 +103,7 @@ def _record(row: Any) -> JobRecord:
         parents=parents,
         children=children,
         on_dependency_failure=row[16] or "cancel",
+        due_at=float(row[19]) if row[3] == "scheduled" else None,
     )
 
 

@@ -1,7 +1,8 @@
 """Behaviour every store must show, written once and run against every backend, in the parts
 of the store contract: :class:`QueueContract`, :class:`JobContract` (with the job totals of
 :class:`TotalsContract` and the unique keys and dependencies of :class:`WorkflowContract`),
-:class:`CoordContract` and :class:`ConsumerContract`.
+:class:`CoordContract` and :class:`ConsumerContract`; :class:`DequeContract` covers the queue
+contract's deque operations (``rotate``, ``splice``).
 :class:`StoreContract` is all of them.
 
 Usage (pytest)::
@@ -18,6 +19,7 @@ Something that implements only some parts of the contract subclasses only those.
 
 from .consumer import ConsumerContract
 from .coord import CoordContract
+from .deques import DequeContract
 from .jobs import JobContract
 from .queues import QueueContract
 from .totals import TotalsContract
@@ -26,6 +28,7 @@ from .workflows import WorkflowContract
 __all__ = [
     "ConsumerContract",
     "CoordContract",
+    "DequeContract",
     "JobContract",
     "QueueContract",
     "StoreContract",
@@ -36,6 +39,7 @@ __all__ = [
 
 class StoreContract(
     QueueContract,
+    DequeContract,
     JobContract,
     TotalsContract,
     WorkflowContract,

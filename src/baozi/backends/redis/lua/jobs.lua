@@ -2,14 +2,14 @@
 --   'ids', id...                       -> the records of these ids (nil for no job);
 --   'list', queue, status, limit, offset -> newest first, '' for any status;
 --   'status', id...                   -> only the status of each (nil for no job).
--- A record is 19 values (see job() in the prelude).
+-- A record is 20 values (see job() in the prelude).
 local how, now = ARGV[2], clock()
 local out = {}
 local function put(rec)
   if rec then
-    for i = 1, 19 do out[#out + 1] = rec[i] end
+    for i = 1, 20 do out[#out + 1] = rec[i] end
   else
-    for i = 1, 19 do out[#out + 1] = false end
+    for i = 1, 20 do out[#out + 1] = false end
   end
 end
 if how == 'ids' then
