@@ -24,7 +24,7 @@ from ..._process import current_pid
 from ...errors import Full, StoreError
 from .._order import decode, encode
 from .._rows import Row, RowStore, item_number, options_of
-from .._splice import rotate_steps, splice_args
+from .._splice import out_of_range, rotate_steps, splice_args
 from ..base import Counts, Item, NewJob, Priority
 from . import _deque
 from ._db import Database, parse_url
@@ -443,8 +443,22 @@ class PostgresQueues(RowStore):
     ) -> list[Item] | None:
         """See :meth:`QueueStore.splice <baozi.backends.contract.queues.QueueStore.splice>`."""
         a = splice_args(index, delete, payloads, clamp, expect, maxlen)
-        # Only a splice that inserts makes a queue that is not there (qid 0 reads as empty).
-        qid = self._qid(queue) if a.payloads else self._rqid(queue)
+        # Only a splice that inserts, and is not refused, makes a queue that is not there (qid 0
+        # reads as empty): on a missing queue the refusals are decided here, as on an empty one.
+        qid = self._rqid(queue)
+        if not qid:
+            if a.expect:
+                return None
+            if not a.clamp and (a.index != 0 or a.delete):
+                raise out_of_range(queue, a.index, a.delete, 0)
+            if a.maxlen is not None and len(a.payloads) > a.maxlen:
+                raise Full(
+                    f"queue {queue!r} holds 0 ready items: adding {len(a.payloads)} would pass "
+                    f"its maxlen of {a.maxlen}; nothing was changed"
+                )
+            if not a.payloads:
+                return []
+            qid = self._qid(queue)
         removed: list[Item] | None = self._in_transaction(
             "splice", lambda c: _deque.splice(c, self.sql, qid, queue, a, _item)
         )
