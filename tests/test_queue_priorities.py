@@ -190,6 +190,19 @@ def test_get_async_keeps_the_priority_order(url: str) -> None:
     assert asyncio.run(main()) == [("a", 2), ("b", 1), ("c", 3)]
 
 
+def test_put_async_refuses_a_priority_of_another_kind(url: str) -> None:
+    import asyncio
+
+    async def main() -> None:
+        with PriorityQueue("q", url=url) as q:
+            await q.put_async(1)
+            with pytest.raises(TypeError, match="a str where they have a number"):
+                await q.put_async(("x", "job"))
+            assert q.qsize() == 1
+
+    asyncio.run(main())
+
+
 def test_a_priority_of_the_largest_size_goes_in_and_a_larger_one_is_refused(url: str) -> None:
     from baozi.backends._order import MAX_ENCODED, encode
 
