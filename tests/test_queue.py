@@ -43,10 +43,14 @@ def test_priority_of_plain_numbers_and_lists(url: str) -> None:
         assert [q.get() for _ in range(4)] == [-7, [1, "list"], 2.5, 5]
 
 
-@pytest.mark.parametrize("bad", ["text", ("a", 1), (), None, {"p": 1}])
-def test_priority_queue_refuses_items_without_a_numeric_priority(url: str, bad: object) -> None:
+@pytest.mark.parametrize(
+    "bad", [None, {"p": 1}, True, ([1], "list priority"), (("a", None), "x"), ((1, True), "x")]
+)
+def test_priority_queue_refuses_priorities_the_stdlib_could_not_order(
+    url: str, bad: object
+) -> None:
     with PriorityQueue("q", url=url) as q:
-        with pytest.raises(TypeError, match="PriorityQueue items"):
+        with pytest.raises(TypeError, match="a priority is an int, float, str, bytes or a tuple"):
             q.put(bad)
         assert q.qsize() == 0
 
@@ -55,6 +59,9 @@ def test_priority_queue_refuses_nan(url: str) -> None:
     with PriorityQueue("q", url=url) as q:
         with pytest.raises(ValueError, match="NaN"):
             q.put((float("nan"), "x"))
+        with pytest.raises(ValueError, match="NaN"):
+            q.put((("a", float("nan")), "x"))
+        assert q.qsize() == 0
 
 
 def test_raises_the_stdlib_empty_and_full(url: str) -> None:

@@ -6,21 +6,25 @@ where a new item goes (the back, the front) and what its priority is.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
 import socket
 import threading
+import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ._async_queue import ChangeFanout, Getters, wait_change, wait_seconds
 from ._names import check_name
 from ._process import current_pid
 from ._renewer import Leases, renewer
 from ._waiting import check_timeout, wait_until
 from .backends import open_store
+from .backends._order import MAX_ENCODED, clash, encode, kind, merged, shape
 from .backends.base import Item, Priority
 from .errors import Empty, Full, UndecodableItem
 from .serialize import Serializer, get_serializer
@@ -44,7 +48,7 @@ class Queue:
     ``get()`` hands an item out under a lease of ``lease`` seconds, renewed while this handle is
     open (by the process's renewer thread); ``task_done()`` acknowledges it. An item whose consumer dies before that goes back to its
     original place when the lease runs out. ``close()`` puts back what this handle got and did not
-    acknowledge.
+    acknowledge. From asyncio code, ``get_async()`` and ``put_async()`` wait without a thread.
     """
 
     _front = False
@@ -92,11 +96,18 @@ class Queue:
         self._unfinished: dict[str, int] = {}  # got by get(), not yet task_done: id -> thread
         self._by_thread: dict[int, deque[str]] = {}
         self._closed = threading.Event()
+        self._fanout = ChangeFanout(self._store)
+        self._getters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Getters] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- what the variants change -------------------------------------------------------------
 
     def _priority(self, item: Any) -> Priority:
         return 0
+
+    def _admit(self, priorities: list[Priority]) -> None:
+        """Refuse priorities the queue cannot order with those it holds (no refusal here)."""
 
     # -- putting ------------------------------------------------------------------------------
 
@@ -107,9 +118,9 @@ class Queue:
             return
         if block:
             check_timeout(timeout)  # unbounded: nothing to wait for, but bad input is refused
-        self._store.push(
-            self.name, [self._codec.dumps(item)], self._priority(item), front=self._front
-        )
+        payload, priority = self._codec.dumps(item), self._priority(item)
+        self._admit([priority])
+        self._store.push(self.name, [payload], [priority], front=self._front)
 
     def put_nowait(self, item: Any) -> None:
         self.put(item, block=False)
@@ -130,6 +141,7 @@ class Queue:
                 f"cannot put {len(payloads)} items at once into queue {self.name!r} of maxsize "
                 f"{self.maxsize}: put them in smaller batches"
             )
+        self._admit(priorities)
 
         def attempt() -> bool | None:
             try:
@@ -164,17 +176,18 @@ class Queue:
         items = attempt() or wait_until(self._store, self.name, attempt, block, timeout)
         if items is None:
             raise Empty(f"queue {self.name!r} is empty")
+        self._hold(items, track)
+        return items
+
+    def _hold(self, items: list[Item], track: bool) -> None:
+        """Note items this handle reserved: renewed, put back by close(), and, when ``track``,
+        owed a ``task_done()`` by the calling thread."""
         ids = [item.id for item in items]
         with self._lock:
             self._leased.update(ids)
-            if track:  # for task_done(): remember which thread got what
-                tid = threading.get_ident()
-                mine = self._by_thread.setdefault(tid, deque())
-                for item_id in ids:
-                    self._unfinished[item_id] = tid
-                    mine.append(item_id)
+        if track:
+            self._track(ids)
         renewer().register(self._leases, *ids)
-        return items
 
     def _decode(self, items: list[Item]) -> list[Any]:
         values, bad = [], None
@@ -195,7 +208,7 @@ class Queue:
                 if tid is not None:
                     self._by_thread[tid].remove(item_id)
         aside = f"{self.name}{UNDECODABLE_SUFFIX}"
-        self._store.push(aside, [item.payload], item.priority)
+        self._store.push(aside, [item.payload], [item.priority])
         self._settle([item.id], ack=True)
         self._settle([i.id for i in items if i.id != item.id], ack=False)
         raise UndecodableItem(
@@ -217,6 +230,92 @@ class Queue:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, not {n!r}")
         return self._decode(self._take(n, block, timeout, track=True))
+
+    async def get_async(self, timeout: float | None = None) -> Any:
+        """:meth:`get` for asyncio code: waits up to ``timeout`` (None: forever), then raises
+        ``queue.Empty``. A waiting call holds no thread: the handle's waiters share one store
+        change listener and one store step per change, and are served in the order they came.
+        Cancelling the call leaves no item taken."""
+        timeout = check_timeout(timeout)
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        getters = self._getters.get(loop)
+        if getters is None:
+            getters = self._getters[loop] = Getters(
+                self._fanout, self._reserve_held, self._give_back, self._next_due
+            )
+        try:
+            item = await getters.get(timeout)
+        except TimeoutError:
+            raise Empty(f"queue {self.name!r} is empty") from None
+        try:
+            self._track([item.id])
+            return (await asyncio.to_thread(self._decode, [item]))[0]
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.to_thread(self._untake, item.id))
+            raise
+
+    async def put_async(self, item: Any, timeout: float | None = None) -> None:
+        """:meth:`put` for asyncio code: waits up to ``timeout`` (None: forever) for room in a
+        full queue, then raises ``queue.Full``. A waiting call holds no thread."""
+        timeout = check_timeout(timeout)
+        self._check_open()
+        payload, priority = self._codec.dumps(item), self._priority(item)
+        await asyncio.to_thread(self._admit, [priority])
+        deadline = None if timeout is None else time.monotonic() + timeout
+        event = await self._fanout.listen()
+        try:
+            while True:
+                event.clear()  # before the attempt: a change during it ends the wait below
+                due = await asyncio.to_thread(self._try_push, payload, priority)
+                if due is True:
+                    return
+                wait = wait_seconds(deadline, due)
+                if wait <= 0:
+                    raise Full(f"queue {self.name!r} is full ({self.maxsize} items)")
+                await wait_change(event, wait)
+        finally:
+            self._fanout.forget(event)
+
+    def _try_push(self, payload: bytes, priority: Priority) -> float | None | bool:
+        """Push one item: True when it went in, else when a lease runs out (None: unknown)."""
+        try:
+            self._store.push(
+                self.name, [payload], [priority], front=self._front, maxsize=self.maxsize
+            )
+            return True
+        except Full:
+            return self._store.next_due(self.name)
+
+    def _reserve_held(self, n: int) -> list[Item]:
+        self._check_open()
+        items = self._store.reserve(self.name, self._owner, self.lease, n)
+        self._hold(items, track=False)
+        return items
+
+    def _give_back(self, items: list[Item]) -> None:
+        self._settle([item.id for item in items], ack=False)
+
+    def _next_due(self) -> float | None:
+        return self._store.next_due(self.name)
+
+    def _track(self, ids: list[str]) -> None:
+        """Remember which thread got what, for task_done()."""
+        tid = threading.get_ident()
+        with self._lock:
+            mine = self._by_thread.setdefault(tid, deque())
+            for item_id in ids:
+                self._unfinished[item_id] = tid
+                mine.append(item_id)
+
+    def _untake(self, item_id: str) -> None:
+        with self._lock:
+            tid = self._unfinished.pop(item_id, None)
+            if tid is not None:
+                self._by_thread[tid].remove(item_id)
+                if not self._by_thread[tid]:
+                    del self._by_thread[tid]
+        self._settle([item_id], ack=False)
 
     @contextmanager
     def reserve(self, timeout: float | None = None) -> Iterator[Any]:
@@ -351,21 +450,75 @@ class LifoQueue(Queue):
 class PriorityQueue(Queue):
     """Lowest priority first; equal priorities come out in the order they were put.
 
-    An item's priority is the item itself when it is a number, or its first element when it is a
-    tuple or list, as in ``q.put((1, 'job'))``.
+    An item's priority is its first element when it is a tuple or list, as in
+    ``q.put((1, 'job'))`` or ``q.put((('x', 1), 'job'))``, and otherwise the item itself. A priority
+    is what ``queue.PriorityQueue`` can compare: an int, a float, a str, bytes, or a tuple of those
+    (nested too) -- not NaN, not a bool. A top-level int must fit in 64 bits (ints inside tuples may
+    be of any size).
+
+    A put whose priority cannot be compared with those in the queue (a str where ints are) raises
+    TypeError naming both types, and stores nothing. The check is by kind, position by position:
+    the queue records in its options the shape of the priorities it holds (numbers, str, bytes, or
+    tuples of those, the longest tuple seen), and each put reads that record -- one round trip --
+    and widens it when needed. A queue that is empty (no item in any state) takes a priority of
+    any shape, as ``queue.PriorityQueue`` would. So ``(1, 'a')`` and ``(2, 3)`` are not mixed,
+    although Python compares them, as ``(1, 'a')`` and ``(1, 3)`` would fail. The record is read
+    and written beside the push, not in the same store step: puts of different kinds that race
+    into an empty queue from different handles may both go in; the store still orders them,
+    numbers before str, bytes and tuples.
     """
 
     _needs = ("priority",)
 
     def _priority(self, item: Any) -> Priority:
         prio = item[0] if type(item) in (tuple, list) and item else item
-        if isinstance(prio, bool) or not isinstance(prio, (int, float)):
-            raise TypeError(
-                f"PriorityQueue items must be numbers or tuples/lists starting with a number "
-                f"(like (1, 'task')), not {item!r}"
+        where = f" (the priority of item {item!r})"
+        if kind(prio, where) != "number" and len(encode(prio)) > MAX_ENCODED:
+            raise ValueError(
+                f"a priority may take at most {MAX_ENCODED} bytes encoded, not "
+                f"{len(encode(prio))}{where}: use a shorter key"
             )
-        if isinstance(prio, float) and math.isnan(prio):
-            raise ValueError(f"a priority cannot be NaN: {item!r}")
-        if isinstance(prio, int) and not -_INT64 <= prio < _INT64:
-            raise ValueError(f"a priority must fit in 64 bits, not {prio}")
-        return prio
+        checked: Priority = prio
+        if isinstance(prio, int) and not isinstance(prio, bool) and not -_INT64 <= prio < _INT64:
+            raise ValueError(
+                f"a priority must fit in 64 bits, not {prio}; put it in a tuple, as ({prio},), "
+                f"for an int of any size"
+            )
+        return checked
+
+    def _admit(self, priorities: list[Priority]) -> None:
+        batch: Any = None
+        for prio in priorities:
+            new = shape(prio)
+            if batch is not None:
+                found = clash(batch, new)
+                if found is not None:
+                    raise self._clash(found, prio, "the other items put with it")
+                new = merged(batch, new)
+            batch = new
+        held = self._store.queue_options(self.name).get(PRIORITY_SHAPE)
+        if held is None and batch == "number":
+            return  # numbers in a queue that never held anything else: nothing to record
+        found = clash("number" if held is None else held, batch)
+        if found is None:
+            wider = batch if held is None else merged(held, batch)
+            if wider != held:
+                self._store.set_queue_options(self.name, **{PRIORITY_SHAPE: wider})
+            return
+        if self._store.counts(self.name).total:
+            raise self._clash(found, priorities[0], f"the items in queue {self.name!r}")
+        self._store.set_queue_options(self.name, **{PRIORITY_SHAPE: batch})
+
+    @staticmethod
+    def _clash(found: tuple[str, str], prio: Any, others: str) -> TypeError:
+        held, new = (_KIND_NAMES.get(k, k) for k in found)
+        return TypeError(
+            f"priority {prio!r} cannot be compared with those of {others}: a {new} where they "
+            f"have a {held} ('<' not supported between {new} and {held}); nothing was put -- use "
+            f"priorities of one kind, or another queue"
+        )
+
+
+PRIORITY_SHAPE = "priority_shape"
+"""The queue option in which a :class:`PriorityQueue` records the shape of its priorities."""
+_KIND_NAMES = {"number": "number (int or float)"}

@@ -20,6 +20,12 @@ An item is in one of three states:
   reserve may hand the item to someone else, and from then on the first owner can no longer settle it;
 * **scheduled** -- pushed with a delay; it becomes ready at its time.
 
+A priority is a number, or, for queue items (:class:`baozi.PriorityQueue`), a str, bytes or a
+tuple of those; a store orders them as Python compares them. A store whose column holds only
+numbers keeps the others as the order-preserving bytes of :mod:`baozi.backends._order`, and gives
+back the value. A queue never holds priorities of two kinds but by a race (see PriorityQueue):
+a store then still orders them, numbers first.
+
 Deadlines are wall-clock seconds (``time.time()``), so processes on different machines share them.
 """
 

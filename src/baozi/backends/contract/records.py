@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = [
     "CLAIM_TTL",
@@ -26,7 +26,9 @@ __all__ = [
     "unique_holds",
 ]
 
-Priority = int | float
+Priority = int | float | str | bytes | tuple[Any, ...]
+"""A number, as jobs have; a queue item (:class:`baozi.PriorityQueue`) may have a str, bytes or
+a tuple of those (see :mod:`baozi.backends._order`)."""
 
 
 class Item(NamedTuple):

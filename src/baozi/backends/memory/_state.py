@@ -13,11 +13,48 @@ from urllib.parse import urlsplit
 
 from sortedcontainers import SortedList
 
+from .._order import encode
 from .._signal import ChangeSignal
 from ..base import Item, Priority, WorkerInfo
 
 READY, LEASED, SCHEDULED, WAITING, FINISHED = 0, 1, 2, 3, -1
-Key = tuple[Priority, int, int]
+
+
+class Encoded:
+    """A str, bytes or tuple priority in line: ordered by its encoded bytes, after every number
+    (so that a queue whose handles raced in priorities of two kinds still has one order)."""
+
+    __slots__ = ("key", "value")
+
+    def __init__(self, value: Priority) -> None:
+        self.value = value
+        self.key = encode(value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Encoded) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __lt__(self, other: object) -> bool:
+        return isinstance(other, Encoded) and self.key < other.key
+
+    def __gt__(self, other: object) -> bool:
+        return not isinstance(other, Encoded) or self.key > other.key
+
+    def __le__(self, other: object) -> bool:
+        return self == other or self < other
+
+    def __ge__(self, other: object) -> bool:
+        return self == other or self > other
+
+
+def in_line(priority: Priority) -> Any:
+    """A priority as an entry's key holds it."""
+    return priority if isinstance(priority, (int, float)) else Encoded(priority)
+
+
+Key = tuple[Any, int, int]
 
 
 @dataclass(slots=True)
@@ -63,7 +100,8 @@ class Entry:
 
     def item(self) -> Item:
         key = self.key
-        return Item(str(key[2]), self.payload, key[0], self.deliveries, self.task, self.failures)
+        prio = key[0].value if isinstance(key[0], Encoded) else key[0]
+        return Item(str(key[2]), self.payload, prio, self.deliveries, self.task, self.failures)
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from ._state import (
     Key,
     QueueState,
     State,
+    in_line,
     item_numbers,
     shared_state,
 )
@@ -58,7 +59,7 @@ class MemoryQueues(RowStore):
                 num = next(st.ids)
                 if front:
                     q.lo -= 1
-                entry = Entry((prio, q.lo if front else 0, num), payload, task=task)
+                entry = Entry((in_line(prio), q.lo if front else 0, num), payload, task=task)
                 if task is not None:
                     entry.created_at = now
                     st.where[num] = queue

@@ -8,11 +8,13 @@ Redis are. Every write calls ``{s}.signal()`` in the same statement (see ``_layo
 from __future__ import annotations
 
 import contextlib
+import decimal
 import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, ClassVar
 
 import psycopg
@@ -20,6 +22,7 @@ import psycopg
 from ..._outage import shown_url
 from ..._process import current_pid
 from ...errors import Full, StoreError
+from .._order import decode, encode
 from .._rows import Row, RowStore, item_number, options_of
 from .._splice import out_of_range, rotate_steps, splice_args
 from ..base import Counts, Item, NewJob, Priority
@@ -37,16 +40,38 @@ PROMOTE_EVERY = 0.05
 """How often (s) a busy consumer moves expired leases and due delays back to ready."""
 
 
+# A str, bytes or tuple priority is kept in the same numeric column as numbers, so that the
+# queue order, its index and the ready counts keyed by priority serve it unchanged: its encoded
+# bytes (see baozi.backends._order) b_1..b_L become 1.b_1..b_L in base 256, times 10**309,
+# exactly (256**-L has 8L decimal digits). Encodings are prefix-free, so these values order as
+# the bytes do, and all lie above every 64-bit int and finite float (below 1.8 * 10**308). The
+# digits of the bytes follow the leading 1 at once, so a numeric of about 4 bytes per byte.
+_ENCODED = Decimal(10) ** 309
+_EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+
+
 def prio_params(priority: Priority) -> tuple[Decimal | int, bool]:
     """A priority as the store keeps it: exact (a float as its exact binary value) and whether
     it was a float."""
     if isinstance(priority, float):
         return Decimal(priority), True
-    return int(priority), False
+    if isinstance(priority, int):
+        return int(priority), False
+    data = encode(priority)
+    digits = 8 * len(data)  # 256**-len is 5**digits / 10**digits
+    fraction = Decimal(int.from_bytes(data, "big") * 5**digits).scaleb(-digits, _EXACT)
+    return _EXACT.add(fraction, 1).scaleb(309, _EXACT), False
 
 
 def priority_of(value: Decimal, was_float: bool) -> Priority:
-    return float(value) if was_float else int(value)
+    if was_float:
+        return float(value)
+    if value.is_finite() and value >= _ENCODED:
+        frac = Fraction(_EXACT.subtract(value.scaleb(-309, _EXACT), 1))  # n / 256**k
+        bits = frac.denominator.bit_length() - 1
+        size = (bits + 7) // 8
+        return decode((frac.numerator << (8 * size - bits)).to_bytes(size, "big"), trimmed=True)
+    return int(value)
 
 
 def _bounded(options: dict[str, Any]) -> bool:

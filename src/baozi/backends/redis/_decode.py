@@ -9,10 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 from .._heartbeat import heartbeat
+from .._order import decode
 from ..base import COUNTED, Item, JobRecord, Priority, WorkerInfo
 
 
 def _priority(text: bytes) -> Priority:
+    if text[:1] == b"x":
+        return decode(bytes.fromhex(text[1:].decode()))
     try:
         return int(text)
     except ValueError:

@@ -1,10 +1,15 @@
-"""A job's priority as the store keeps it: a text key that sorts exactly as the number does."""
+"""A priority as the store keeps it: a text key that sorts exactly as the priority does.
+
+A number's key starts with "/", "0", "1" or "2"; any other priority's (str, bytes, tuple) is "3"
+and the hex of its :mod:`~baozi.backends._order` bytes, so it sorts after every number and, among
+its own, as the values do. Both end with "!"."""
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
 
+from .._order import encode
 from ..base import Priority
 
 _INVERT = str.maketrans("0123456789abcdef", "fedcba9876543210")
@@ -28,6 +33,8 @@ def priority_key(priority: Priority) -> str:
     """
     if isinstance(priority, int):
         return _int_key(priority) + "!"
+    if not isinstance(priority, float):
+        return "3" + encode(priority).hex() + "!"
     if math.isinf(priority):
         return "2!" if priority > 0 else "/!"
     num, den = priority.as_integer_ratio()  # exact; den is a power of two
@@ -44,11 +51,16 @@ def plain(priority: Priority) -> Priority:
     """The priority as a plain int or float (an IntEnum or a numpy number is written as one)."""
     if type(priority) is int or type(priority) is float:
         return priority
+    if not isinstance(priority, (int, float)):
+        return priority
     return int(priority) if isinstance(priority, int) else float(priority)
 
 
 @lru_cache(maxsize=256, typed=True)
 def priority_fields(priority: Priority) -> tuple[str, str]:
-    """A job's priority as the inbox entry holds it: its sort key and its text."""
+    """A priority as the inbox entry holds it: its sort key and its text (a number's repr, or
+    "x" and the hex of the encoded bytes)."""
     prio = plain(priority)
+    if not isinstance(prio, (int, float)):
+        return priority_key(prio), "x" + encode(prio).hex()
     return priority_key(prio), repr(prio)

@@ -4,7 +4,8 @@ every process on every machine that can reach it.
 Every operation is one round trip: a Lua script, so it is atomic however many clients race.
 Ready items sit in a sorted set whose members all score 0, so they sort by the member itself: an
 exact text key built from the priority, then the push order, then the id. That keeps any priority
-(a 64-bit integer or any float) and any queue depth exact, where a floating-point score would not,
+(a 64-bit integer, any float, or a str, bytes or tuple as the hex of its encoded bytes) and any
+queue depth exact, where a floating-point score would not,
 and ranks an item in O(log n). Leased and scheduled items sit in sorted sets scored by the time
 they come due, and every script first moves those that are due back to the ready set. Each item
 is one hash; a job's record stays in it after the job finishes.
@@ -43,7 +44,7 @@ from ..base import (
 )
 from ._decode import Junk, JunkName, read_items, read_options
 from ._ids import IDS
-from ._priority import plain, priority_fields, priority_key
+from ._priority import priority_fields, priority_key
 from ._server import Server
 
 __all__ = ["RedisQueues", "priority_key"]
@@ -168,8 +169,7 @@ class RedisQueues(RowStore):
         for item_id, (prio, payload, task) in zip(ids, rows, strict=True):
             key = keys.get((type(prio), prio))
             if key is None:
-                prio = plain(prio)
-                key = keys[type(prio), prio] = (priority_key(prio), repr(prio))
+                key = keys[type(prio), prio] = priority_fields(prio)
             args += (item_id, key[0], key[1], payload, task or "")
         args += flows
         reply = server.call(

@@ -25,7 +25,11 @@ TEXT_COLUMNS = ("task", "owner", "error", "progress", "unique_key")
 CHECKS = [
     ("state is -1, 0, 1, 2 or 3", "typeof(state) = 'integer' AND state IN (-1, 0, 1, 2, 3)"),
     ("payload is a blob", "typeof(payload) = 'blob'"),
-    ("priority is a number", _NUMBER.format(c="priority")),
+    (
+        "priority is a number or an encoded one",
+        f"({_NUMBER.format(c='priority')} OR (typeof(priority) = 'blob' "
+        "AND hex(substr(priority, 1, 1)) IN ('20', '21', '22', '23', '30', '40', '50')))",
+    ),
     ("seq is an integer", "typeof(seq) = 'integer'"),
     ("deliveries is a count", "typeof(deliveries) = 'integer' AND deliveries >= 0"),
     ("failures is a count", "typeof(failures) = 'integer' AND failures >= 0"),
@@ -62,7 +66,7 @@ CHECKS = [
 
 _RUN = {
     "payload is a blob",
-    "priority is a number",
+    "priority is a number or an encoded one",
     "seq is an integer",
     "deliveries is a count",
     "failures is a count",

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from ..._process import current_pid
 from ...errors import Full, StoreError
+from .._order import kept, read
 from .._rows import Row, RowStore, item_number, options_of
 from .._splice import check_splice, nearer_end, rotation
 from ..base import Counts, Deduplicated, Item, NewJob, Priority
@@ -86,7 +87,7 @@ def _sql_for(sql: str, n: int) -> str:
 
 
 def _item(row: Any) -> Item:
-    return Item(str(row[0]), row[1], row[2], row[3])
+    return Item(str(row[0]), row[1], read(row[2]), row[3])
 
 
 def _reset_options(conn: sqlite3.Connection, qid: int, queue: str, reason: str) -> None:
@@ -204,7 +205,9 @@ class SQLiteQueues(RowStore):
         qid = db.qids.get(queue) or db.qid(queue)
         now = time.time()
         state, due = (SCHEDULED, now + delay) if delay > 0 else (READY, None)
-        params = [(qid, state, p, due, b, t, now if t else None) for p, b, t in rows]
+        # A str, bytes or tuple priority is kept as a BLOB in the NUMERIC column: BLOBs sort
+        # after every number and among themselves byte by byte, as the encoding needs.
+        params = [(qid, state, kept(p), due, b, t, now if t else None) for p, b, t in rows]
         # A push to the front takes seq = -(its own id): below every seq in the queue, and lower for
         # each later push. Its id is the next AUTOINCREMENT value, read in the same statement.
         columns = f"?1, ?2, ?3, {NEXT_ID_NEGATED if front else 0}, ?4, ?5, ?6, ?7"
@@ -296,7 +299,7 @@ class SQLiteQueues(RowStore):
         items, bad = [], []
         for r in rows:
             try:
-                items.append(Item(str(r[0]), r[1], r[2], r[3], text(r[4]), r[5]))
+                items.append(Item(str(r[0]), r[1], read(r[2]), r[3], text(r[4]), r[5]))
             except (UnicodeDecodeError, TypeError):
                 bad.append(r[0])
         if bad:  # written after this process's first sweep of the queue: it was leased just now

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -230,6 +231,24 @@ class QueueContract:
         store.push(Q, [b"b"], big + 1)
         store.push(Q, [b"a"], big)
         assert _payloads(store.snapshot(Q)) == [b"a", b"b"]
+
+    def test_str_bytes_and_tuple_priorities_order_as_python_compares_them(
+        self, store: Store
+    ) -> None:
+        # One kind per queue, as PriorityQueue keeps them; each given back as it was pushed.
+        cases: dict[str, list[Any]] = {
+            Q: ["b", "", "ab", "a", "é", "a"],
+            OTHER: [(("x", 2), 1.5), (("x", 2), 1), (("a",), 2**70), (("x",),), (("x", 2), 1.0)],
+            Q + "-bytes": [b"\x01", b"", b"\x00\x00", b"\x00"],
+        }
+        for queue, prios in cases.items():
+            ids = store.push(queue, [str(i).encode() for i in range(len(prios))], prios)
+            order = sorted(range(len(prios)), key=lambda i: (prios[i], i))
+            assert _payloads(store.snapshot(queue)) == [str(i).encode() for i in order]
+            assert [item.priority for item in store.snapshot(queue)] == [prios[i] for i in order]
+            assert [store.rank(queue, ids[i]) for i in order] == list(range(len(prios)))
+            assert store.peek(queue, -1).payload == str(order[-1]).encode()
+            assert _payloads(store.reserve(queue, "w", 30, 1)) == [str(order[0]).encode()]
 
     # -- waiting ----------------------------------------------------------------------------
 

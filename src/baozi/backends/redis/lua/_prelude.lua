@@ -122,10 +122,11 @@ local function is_stamp(x)
   return type(x) == 'string' and string.match(x, '^%d+%.?%d*$') ~= nil
 end
 
--- A priority as the client writes it (repr of an int or a float), which it reads back.
+-- A priority as the client writes it (repr of an int or a float, or 'x' and the hex of an
+-- encoded str, bytes or tuple), which it reads back.
 local function is_priority(x)
   if type(x) ~= 'string' then return false end
-  return string.match(x, '^%-?%d+$') ~= nil or string.match(x, '^%-?%d+%.%d+$') ~= nil
+  return string.match(x, '^x[0-9a-f]+$') ~= nil or string.match(x, '^%-?%d+$') ~= nil or string.match(x, '^%-?%d+%.%d+$') ~= nil
     or string.match(x, '^%-?%d+%.?%d*e[%+%-]%d+$') ~= nil
     or x == 'inf' or x == '-inf' or x == 'nan'
 end
@@ -492,7 +493,7 @@ local INBOX_BATCH = 1000
 -- Whether the 8 inbox values from b on are one push as the client writes them.
 local function is_push(e, b)
   return e[b] ~= '' and string.match(e[b + 1], ID_PATTERN) ~= nil
-    and string.match(e[b + 2], '^[0-2/][0-9a-f]*!$') ~= nil and is_priority(e[b + 3])
+    and string.match(e[b + 2], '^[0-3/][0-9a-f]*!$') ~= nil and is_priority(e[b + 3])
     and is_stamp(e[b + 6]) and (e[b + 7] == '0' or e[b + 7] == '1')
 end
 
