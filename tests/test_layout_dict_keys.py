@@ -168,6 +168,13 @@ def test_the_other_dicts_and_namespaces_read_as_before(old_url: str) -> None:
     with open_store(old_url) as store:
         assert store.kv_items("baozi.event") == SPACES["baozi.event"]
         assert store.kv_items("dict:") == {"1": b"1.0\n0"}
+    if _kind(old_url) == "redis":  # a key of a Dict's name that is no hash is left alone
+        client = redis_client()
+        try:
+            key = f"{old_url.rsplit('prefix=', 1)[1]}:kv:dict:not-a-hash"
+            assert client.get(key) == b"left alone"
+        finally:
+            client.close()
 
 
 def test_a_migrated_dict_keeps_its_first_keys_and_counts_on(old_url: str) -> None:
@@ -183,3 +190,32 @@ def _kind(url: str) -> str:
     return (
         "sqlite" if url.startswith("sqlite") else "redis" if url.startswith("redis") else "postgres"
     )
+
+
+def test_a_redis_step_asks_again_for_keys_written_while_it_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis_or_skip()
+    prefix = fresh_prefix()
+    _redis(prefix)
+    step = redis_layout.MIGRATIONS[2]
+    assert isinstance(step, redis_layout.Prepared)
+    asked: list[str] = []
+
+    def answer(old: str) -> str:
+        if not asked:  # an older baozi writes a new key between the two runs of the script
+            client = redis_client()
+            client.hset(f"{prefix}:kv:dict:late", "2.0", b'"late"')
+            client.close()
+        asked.append(old)
+        return step.answer(old)
+
+    monkeypatch.setitem(redis_layout.MIGRATIONS, 2, redis_layout.Prepared(step.body, answer))
+    try:
+        url = f"{REDIS_URL}?prefix={prefix}"
+        assert baozi.Dict("late", url=url).items() == [(2.0, "late")]
+        assert asked.count("2.0") == 1 and asked.count("1.0") == 1  # each asked about once
+        assert baozi.Dict("mixed", url=url)[True] == OLD_KEYS.index(1)
+        assert _layout(url) == 3
+    finally:
+        drop_redis_prefix(prefix)
