@@ -180,3 +180,30 @@ def test_processes_writing_equal_keys_leave_one_key_and_lose_no_update(url: str)
     assert len(d) == len(d.items()) == 2
     assert d[2] == 600 and d[True] == d[1.0] == d[Decimal(1)]
     assert sorted(d.keys()) == [1, 2]
+
+
+def _pool() -> list[object]:
+    numbers: list[object] = [
+        0, 1, -1, 2, 10**20, 10**21, 10**30, 2**53, 2**53 + 1, 2**63, -(2**63) - 1,
+        0.0, -0.0, 1.0, -1.0, 0.5, 0.1, 1e-7, 1e21, 1e22, 1e300, 5e-324, float(2**53), float(2**63),
+        float("inf"), float("-inf"), True, False,
+        Decimal(0), Decimal("-0"), Decimal("1.0"), Decimal("0.5"), Decimal("0.1"), Decimal(0.1),
+        Decimal("1E+21"), Decimal("1E+22"), Decimal("1E-400"), Decimal("-Infinity"),
+        Decimal("123.4500"), Decimal(2**53 + 1),
+    ]  # fmt: skip
+    others: list[object] = [
+        None, "", "0", "1", "a", b"", b"a", b"1", (), (0,), (0.0,), ((),), frozenset(),
+        frozenset({0}), frozenset({(1, 2)}), frozenset({(1.0, 2.0), 3}), frozenset({3, (1, 2)}),
+        dt.date(2020, 1, 1), dt.datetime(2020, 1, 1), dt.datetime(1, 1, 1, tzinfo=PLUS_ONE),
+        dt.datetime(2020, 1, 1, tzinfo=UTC), dt.datetime(2020, 1, 1, 1, tzinfo=PLUS_ONE),
+        dt.time(0, 0), dt.time(0, 0, 0, 1), dt.timedelta(0), dt.timedelta(days=1),
+        dt.timedelta(seconds=86400), uuid.UUID(int=0), uuid.UUID(int=1),
+    ]  # fmt: skip
+    return numbers + others + [(x, "t") for x in numbers]
+
+
+def test_two_keys_share_a_text_exactly_when_python_holds_them_equal() -> None:
+    pool = _pool()
+    for a in pool:
+        for b in pool:
+            assert (key_text(a) == key_text(b)) == (a == b), (a, b)
