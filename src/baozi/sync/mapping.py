@@ -26,9 +26,9 @@ def _parts(ns: str, text: str, record: bytes) -> tuple[bytes, bytes]:
     head, newline, tail = record.partition(b"\n")
     if not newline:
         raise StoreError(
-            f"the baozi.Dict entry {text!r} of {ns!r} holds {record[:60]!r}, no key and value: "
-            f"a store of an older layout written after this baozi migrated it? Remove it with "
-            f"del or pop"
+            f"the baozi.Dict entry {text!r} of {ns!r} holds {record[:60]!r}, not a key and a "
+            f"value (a baozi older than the store's layout wrote it after the migration); "
+            f"remove it with del or pop"
         )
     return head, tail
 
@@ -41,11 +41,11 @@ class Dict(MutableMapping[Any, Any]):
     one step, so concurrent callers never lose an update. Keys are what a dict takes that the
     safe JSON serializer stores: None, bool, int, float, str, bytes, Decimal, UUID, datetime,
     date, time, timedelta, and tuples and frozensets of them. Keys Python holds equal (``1``,
-    ``1.0``, ``True``) are one key, and the first one written is the one kept, as in a dict. A
-    NaN key is refused (ValueError): no NaN equals another. Values are anything the serializer takes.
-    ``keys()``, ``values()`` and ``items()`` are lists read at one moment, as a manager's dict
-    returns. ``app.dict(name)`` makes one on the app's store; ``Dict(name, url=...)`` on any
-    store."""
+    ``1.0``, ``True``) are one key, and the first one written is the one kept, as in a dict
+    (see baozi._dictkeys). A NaN key is refused (ValueError): no NaN equals another. Values are
+    anything the serializer takes. ``keys()``, ``values()`` and ``items()`` are lists read at one
+    moment, as a manager's dict returns. ``app.dict(name)`` makes one on the app's store;
+    ``Dict(name, url=...)`` on any store."""
 
     def __init__(self, name: str, *, url: str | None = None, _owner: Owner | None = None) -> None:
         self.name = check_sync_name("Dict", name)

@@ -10,8 +10,10 @@ store left untouched.
 
 Redis does not undo a script that fails partway, so a step reads and checks everything it will
 touch before its first write; one that fails before then leaves the store as it was,
-at its old layout. A change to the keys is a new step in :data:`MIGRATIONS`, and the scripts
-that read the keys change with it.
+at its old layout. A step that needs what only Python works out (:class:`Prepared`) returns its
+questions from that reading, having written nothing, and runs again with the answers: only a
+run that finds every answer it needs writes, all in that one script. A change to the keys is a
+new step in :data:`MIGRATIONS`, and the scripts that read the keys change with it.
 """
 
 from __future__ import annotations
