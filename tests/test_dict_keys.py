@@ -207,3 +207,16 @@ def test_two_keys_share_a_text_exactly_when_python_holds_them_equal() -> None:
     for a in pool:
         for b in pool:
             assert (key_text(a) == key_text(b)) == (a == b), (a, b)
+
+
+def test_an_entry_with_no_key_is_named_and_can_be_deleted(url: str) -> None:
+    d = baozi.Dict("junk", url=url)
+    d["ok"] = 1
+    store = d._owner.store
+    store.kv_set("dict:junk", key_text(5), b"5")  # as a baozi of the layout before wrote it
+    with pytest.raises(baozi.StoreError, match=r"entry '5' of 'dict:junk' holds b'5'.*with del"):
+        d[5]  # noqa: B018
+    with pytest.raises(baozi.StoreError, match="entry '5'"):
+        d.items()
+    del d[5]
+    assert d.copy() == {"ok": 1}

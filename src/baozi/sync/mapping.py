@@ -28,7 +28,7 @@ def _parts(ns: str, text: str, record: bytes) -> tuple[bytes, bytes]:
         raise StoreError(
             f"the baozi.Dict entry {text!r} of {ns!r} holds {record[:60]!r}, not a key and a "
             f"value (a baozi older than the store's layout wrote it after the migration); "
-            f"remove it with del or pop"
+            f"remove it with del"
         )
     return head, tail
 
