@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import baozi
@@ -68,3 +70,12 @@ def release_in_child(url: str, out: str) -> None:
         Path(out).write_text("released")
     except ValueError:
         Path(out).write_text("ValueError")
+
+
+def write_equal_keys(url: str, times: int) -> None:
+    """Write under 1, 1.0 and True (one key), and add to one counter under 2, 2.0 and
+    Decimal(2) (another)."""
+    d = baozi.Dict("equal", url=url)
+    for i in range(os.getpid(), os.getpid() + times):  # each process starts with another kind
+        d[(1, 1.0, True)[i % 3]] = os.getpid()
+        d.incr((2, 2.0, Decimal(2))[i % 3])

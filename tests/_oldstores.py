@@ -89,6 +89,11 @@ def read(url: str, kind: str) -> Any:
     for queue in got["queues"].values():
         _leave_out(queue["counts"], ADDED_TO_COUNTS)
         _leave_out(queue["jobs"], ADDED_TO_COUNTS)
+    for ns, entries in got["kv"].items():
+        if ns.startswith("dict:"):  # each Dict entry now starts with its key (str keys here)
+            for key, record in entries.items():
+                head, _, entries[key] = record.partition("\n")
+                assert head == key, f"{ns} {key} reads {record!r}"
     return got
 
 

@@ -47,7 +47,9 @@ def test_an_old_store_reads_back_exactly_as_the_baozi_that_wrote_it_read_it(
     assert read(url, kind) == READ[kind]
 
 
-def test_opening_an_old_store_changes_nothing_but_its_layout(kind: str, url: str) -> None:
+def test_opening_an_old_store_changes_nothing_but_its_layout_and_its_dicts_records(
+    kind: str, url: str
+) -> None:
     if kind == "sqlite":
         path = url.removeprefix("sqlite:///")
         columns = _columns(path)
@@ -56,11 +58,17 @@ def test_opening_an_old_store_changes_nothing_but_its_layout(kind: str, url: str
         before = state(url)
     with open_store(url) as store:
         store.queues()  # a read: the first call that reaches a Redis server
+    # The step to layout 5 (SQLite), 3 (Redis) puts each Dict entry's key at the start of its
+    # value; str keys keep their text.
     if kind == "sqlite":  # its layout was recorded already, as 3; the step to 4 only adds
-        assert sqlite_layout.latest() == 4
+        assert sqlite_layout.latest() == 5
         after = _rows(path, columns)
         assert before.pop("baozi_meta") == [("schema", "3")]
-        assert after.pop("baozi_meta") == [("schema", "4")]
+        assert after.pop("baozi_meta") == [("schema", "5")]
+        before["baozi_kv"] = [
+            (ns, key, f"{key}\n".encode() + value if ns.startswith("dict:") else value)
+            for ns, key, value in before["baozi_kv"]
+        ]
         assert after == before
         added = {"baozi_items": _ADDED, "baozi_deps": ["child"], "baozi_ended": ["parent"]}
         assert _rows(path, added) == {
@@ -69,8 +77,10 @@ def test_opening_an_old_store_changes_nothing_but_its_layout(kind: str, url: str
             "baozi_ended": [],
         }
     else:
-        assert redis_layout.latest() == 2  # step 1 -> 2 writes nothing but the version
-        assert state(url) == before | {"layout": {"type": "string", "value": "2", "expires": -1}}
+        assert redis_layout.latest() == 3  # step 1 -> 2 writes nothing but the version
+        stats = before["kv:dict:stats"]
+        stats["value"] = [[key, f"{key}\n{value}"] for key, value in stats["value"]]
+        assert state(url) == before | {"layout": {"type": "string", "value": "3", "expires": -1}}
 
 
 _ADDED = ["unique_key", "unique_while", "unique_for", "on_dep_failure", "has_children"]

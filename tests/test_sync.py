@@ -328,8 +328,8 @@ def test_dict_is_a_mutable_mapping(url: str) -> None:
     with pytest.raises(TypeError, match="not a number"):
         d.incr("a")
     assert d["a"] == {"nested": [1, 2]}  # untouched
-    with pytest.raises(TypeError, match="keys are str"):
-        d[(1, 2)] = 3
+    with pytest.raises(TypeError, match="cannot be of type builtins.object"):
+        d[object()] = 3
     with pytest.raises(TypeError, match="amount"):
         d.incr("x", "1")  # type: ignore[arg-type]
     d.clear()

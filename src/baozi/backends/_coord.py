@@ -101,3 +101,42 @@ def book(
     if not ticket:
         return wait, None, None
     return wait, start + interval, now + wait
+
+
+def _check_head(head: bytes) -> None:
+    if b"\n" in head:
+        raise ValueError(
+            f"a record's head cannot hold a newline ({bytes(head)!r}): the first newline ends it"
+        )
+
+
+def with_tail(raw: bytes | None, head: bytes, tail: bytes) -> bytes:
+    """The record to store for :meth:`~baozi.backends.contract.coord.CoordStore.kv_set_tail`
+    over ``raw``, the value held (None: none)."""
+    _check_head(head)
+    if raw is not None:
+        held, newline, _ = raw.partition(b"\n")
+        if newline:
+            return held + b"\n" + bytes(tail)
+    return bytes(head) + b"\n" + bytes(tail)
+
+
+def add_to_tail(
+    raw: bytes | None, head: bytes, amount: int | float, key: str
+) -> tuple[bytes, int | float]:
+    """The record to store for :meth:`~baozi.backends.contract.coord.CoordStore.kv_incr_tail`
+    over ``raw``, and the sum it holds."""
+    _check_head(head)
+    if raw is None:
+        kept, tail = bytes(head), None
+    else:
+        kept, newline, tail = raw.partition(b"\n")
+        if not newline:
+            raise TypeError(f"key {key!r} holds {raw!r}, no record: it cannot be incremented")
+    try:
+        total = add_number(tail, amount, key)
+    except ValueError as exc:  # a tail that is no JSON at all
+        raise TypeError(
+            f"key {key!r} holds {tail!r}, not a number: it cannot be incremented"
+        ) from exc
+    return kept + b"\n" + json.dumps(total).encode(), total

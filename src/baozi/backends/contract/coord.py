@@ -65,6 +65,24 @@ class CoordStore(ABC):
         integer kind: an integer in its range) raises TypeError. Either way nothing changes."""
 
     @abstractmethod
+    def kv_set_tail(self, ns: str, key: str, head: bytes, tail: bytes) -> None:
+        """Store the record ``head + b"\\n" + tail`` under the key -- but when the key holds a
+        record already (a value with a newline), keep that record's head (everything before its
+        first newline) and replace only what follows with ``tail``, in the same step. ``head``
+        holds no newline (ValueError, changing nothing). A record's head names what its tail is
+        for (:class:`baozi.Dict` keeps the first key written there), so a later write under
+        the same key never changes it."""
+
+    @abstractmethod
+    def kv_incr_tail(self, ns: str, key: str, head: bytes, amount: int | float) -> int | float:
+        """:meth:`kv_incr` on the tail of a record (see :meth:`kv_set_tail`): add ``amount`` to
+        the number the record holds as JSON text after its first newline, keeping its head, and
+        return the sum; a missing key is stored as ``head``, a newline and ``amount``. Sums and
+        their ranges are :meth:`kv_incr`'s. Raises TypeError, changing nothing, when the key
+        holds a value with no newline or a tail other than a number; ValueError when ``head``
+        holds a newline."""
+
+    @abstractmethod
     def kv_clear(self, ns: str) -> int:
         """Remove every key of the namespace; return how many."""
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .._coord import add_as, add_number, book
+from .._coord import add_as, add_number, add_to_tail, book, with_tail
 from ..base import CLAIM_TTL
 from ._state import READY, SCHEDULED, Entry, QueueState
 from .store import MemoryQueues
@@ -68,6 +68,19 @@ class MemoryCoordination(MemoryQueues):
             space = self._state.kv.setdefault(ns, {})
             total = add_as(space.get(key), amount, kind, key)
             space[key] = json.dumps(total).encode()
+            return total
+
+    def kv_set_tail(self, ns: str, key: str, head: bytes, tail: bytes) -> None:
+        st = self._state
+        with st.lock:
+            space = st.kv.setdefault(ns, {})
+            space[key] = with_tail(space.get(key), head, tail)
+        st.signal.notify()
+
+    def kv_incr_tail(self, ns: str, key: str, head: bytes, amount: int | float) -> int | float:
+        with self._state.lock:
+            space = self._state.kv.setdefault(ns, {})
+            space[key], total = add_to_tail(space.get(key), head, amount, key)
             return total
 
     def kv_clear(self, ns: str) -> int:

@@ -34,14 +34,36 @@ from __future__ import annotations
 import logging
 import re
 import zlib
+from collections.abc import Callable
 
 import psycopg
 
+from ..._dictkeys import rewrite_old_entries
 from ...errors import NotABaoziStore, StoreError
 
 log = logging.getLogger("baozi.postgres")
 
-MIGRATIONS: dict[int, str] = {
+
+def _dict_keys_to_3(conn: psycopg.Connection, s: str) -> None:
+    """Layout 2 -> 3: baozi.Dict keys by their canonical text (see baozi._dictkeys), each value
+    a record that starts with the key. A layout-2 Dict (a namespace "dict:NAME") keeps each key
+    as ``json.dumps(key)``; keys that are now one key (``1``, ``1.0``, ``true``) are merged,
+    and the one whose old text sorts first (as Python orders str) wins, key and value. The
+    tables do not change."""
+    rows = conn.execute(f"SELECT ns, key, value FROM {s}.kv WHERE left(ns, 5) = 'dict:'")
+    spaces: dict[str, dict[str, bytes]] = {}
+    for ns, key, value in rows.fetchall():
+        spaces.setdefault(ns, {})[key] = bytes(value)
+    with conn.cursor() as cur:
+        for ns, entries in spaces.items():
+            cur.execute(f"DELETE FROM {s}.kv WHERE ns = %s", (ns,))
+            cur.executemany(
+                f"INSERT INTO {s}.kv VALUES (%s, %s, %s)",
+                [(ns, key, record) for key, record in rewrite_old_entries(entries).items()],
+            )
+
+
+MIGRATIONS: dict[int, str | Callable[[psycopg.Connection, str], None]] = {
     # 1 -> 2: unique keys, dependencies (the waiting state, -1) and the ``deps`` table.
     1: """
 ALTER TABLE {s}.items ADD COLUMN unique_key text, ADD COLUMN unique_while text,
@@ -61,8 +83,11 @@ CREATE TABLE {s}.deps (
 );
 CREATE INDEX deps_parent ON {s}.deps (parent);
 """,
+    # 2 -> 3: baozi.Dict keys by their canonical text (see _dict_keys_to_3).
+    2: _dict_keys_to_3,
 }
-"""The step from each layout to the next: SQL run in one transaction, ``{s}`` the schema."""
+"""The step from each layout to the next, run in one transaction: SQL with ``{s}`` the schema,
+or a function of the connection and the quoted schema."""
 
 
 def latest() -> int:
@@ -279,7 +304,11 @@ def create(conn: psycopg.Connection, schema: str, url: str) -> None:
                     "where this process runs to open it (a store is never migrated back); baozi "
                     "left it untouched"
                 )
-            conn.execute(MIGRATIONS[version].replace("{s}", s))
+            step = MIGRATIONS[version]
+            if isinstance(step, str):
+                conn.execute(step.replace("{s}", s))
+            else:
+                step(conn, s)
             conn.execute(
                 f"UPDATE {s}.meta SET value = %s WHERE key = 'layout'", (str(version + 1),)
             )

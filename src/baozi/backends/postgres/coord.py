@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from .._coord import add_as, add_number, book
+from .._coord import add_as, add_number, add_to_tail, book, with_tail
 from ..base import CLAIM_TTL
 from .store import PostgresQueues
 
@@ -122,6 +122,49 @@ class PostgresCoordination(PostgresQueues):
             ).fetchone()
             total = add(None if row is None else bytes(row[0]))
             conn.execute(self.sql(_PUT), (ns, key, json.dumps(total).encode()))
+            conn.execute(self.sql("SELECT {s}.signal()"))
+            return total
+
+        result: int | float = self._in_transaction("increment a key", incr)
+        return result
+
+    def kv_set_tail(self, ns: str, key: str, head: bytes, tail: bytes) -> None:
+        # One statement: the row's lock orders it after any write to the key under way.
+        params = {"ns": ns, "key": key, "value": with_tail(None, head, tail), "tail": bytes(tail)}
+        self._rows(
+            "write a key",
+            "WITH w AS (INSERT INTO {s}.kv AS t VALUES (%(ns)s, %(key)s, %(value)s) "
+            "ON CONFLICT (ns, key) DO UPDATE SET value = CASE "
+            "WHEN position('\\x0a'::bytea IN t.value) > 0 "
+            "THEN substring(t.value FROM 1 FOR position('\\x0a'::bytea IN t.value)) || %(tail)s "
+            "ELSE excluded.value END RETURNING 1) SELECT {signal} FROM w",
+            params,
+        )
+        self._notify()
+
+    def kv_incr_tail(self, ns: str, key: str, head: bytes, amount: int | float) -> int | float:
+        def incr(conn: Conn) -> int | float:
+            self._lock(conn, _KV_LOCK, f"{ns}\x1f{key}")
+            while True:  # the row locked, so kv_set_tail waits; or made here, if none was
+                row = conn.execute(
+                    self.sql("SELECT value FROM {s}.kv WHERE ns = %s AND key = %s FOR UPDATE"),
+                    (ns, key),
+                ).fetchone()
+                value, total = add_to_tail(
+                    None if row is None else bytes(row[0]), head, amount, key
+                )
+                if row is not None:
+                    conn.execute(
+                        self.sql("UPDATE {s}.kv SET value = %s WHERE ns = %s AND key = %s"),
+                        (value, ns, key),
+                    )
+                    break
+                made = conn.execute(
+                    self.sql("INSERT INTO {s}.kv VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"),
+                    (ns, key, value),
+                ).rowcount
+                if made:  # else a kv_set_tail made the row meanwhile: add to what it wrote
+                    break
             conn.execute(self.sql("SELECT {s}.signal()"))
             return total
 

@@ -10,8 +10,10 @@ store left untouched.
 
 Redis does not undo a script that fails partway, so a step reads and checks everything it will
 touch before its first write; one that fails before then leaves the store as it was,
-at its old layout. A change to the keys is a new step in :data:`MIGRATIONS`, and the scripts
-that read the keys change with it.
+at its old layout. A step that needs what only Python works out (:class:`Prepared`) returns its
+questions from that reading, having written nothing, and runs again with the answers: only a
+run that finds every answer it needs writes, all in that one script. A change to the keys is a
+new step in :data:`MIGRATIONS`, and the scripts that read the keys change with it.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redis import ResponseError
 
+from ..._dictkeys import old_key_text
 from ...errors import StoreError
 
 log = logging.getLogger("baozi.redis")
@@ -30,17 +35,82 @@ log = logging.getLogger("baozi.redis")
 KEY = "layout"
 """Under the store's prefix: the layout version, as decimal text."""
 
-MIGRATIONS: dict[int, str] = {
+
+@dataclass(frozen=True)
+class Prepared:
+    """A step that needs what only Python works out. Its ``body`` reads what it will touch
+    and, when that needs an answer it was not given, returns the list of questions before any
+    write; ``answer`` maps each question (as text) to its answer, and the step runs again with
+    every answer so far as ARGV[3] on: question, answer, question, answer ... in the order of
+    the questions' bytes."""
+
+    body: str
+    answer: Callable[[str], str]
+
+
+# Every field of every Dict hash (P:kv:dict:*) is the old key text; each one needs its
+# canonical text (baozi._dictkeys.old_key_text). The ARGV pairs come sorted by old text, so a
+# pair's place ranks it: of the fields of one hash that are now one key (1, 1.0, true), the
+# one whose old text sorts first (as Python orders str) wins, key and value. Each value becomes
+# the record old text, newline, value. Lua compares strings by the server's locale, so the
+# ranks come from Python, not from a sort here.
+_DICT_KEYS = r"""
+local canonical, rank = {}, {}
+for i = 3, #ARGV, 2 do
+  canonical[ARGV[i]] = ARGV[i + 1]
+  rank[ARGV[i]] = i
+end
+local pattern = string.gsub(P, '[%*%?%[%]\\]', '\\%0') .. ':kv:dict:*'
+local hashes, seen, asked, questions = {}, {}, {}, {}
+local cursor = '0'
+repeat
+  local found = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000)
+  cursor = found[1]
+  for _, h in ipairs(found[2]) do
+    if not seen[h] and redis.call('TYPE', h)['ok'] == 'hash' then
+      seen[h] = true
+      table.insert(hashes, h)
+      for _, field in ipairs(redis.call('HKEYS', h)) do
+        if canonical[field] == nil and not asked[field] then
+          asked[field] = true
+          table.insert(questions, field)
+        end
+      end
+    end
+  end
+until cursor == '0'
+if #questions > 0 then return questions end
+for _, h in ipairs(hashes) do
+  local flat, winner = redis.call('HGETALL', h), {}
+  for i = 1, #flat, 2 do
+    local new = canonical[flat[i]]
+    if winner[new] == nil or rank[flat[i]] < rank[flat[winner[new]]] then winner[new] = i end
+  end
+  local args = {}
+  for new, i in pairs(winner) do
+    table.insert(args, new)
+    table.insert(args, flat[i] .. '\n' .. flat[i + 1])
+  end
+  redis.call('DEL', h)
+  for j = 1, #args, 1000 do redis.call('HSET', h, unpack(args, j, math.min(j + 999, #args))) end
+end
+"""
+
+MIGRATIONS: dict[int, str | Prepared] = {
     # 1 -> 2: unique keys and dependencies. The step writes nothing but the version: the new
     # hash fields (u, uw, uf, pa, od, hc), the state 3 (waiting) and the new keys (P:q:NAME:a,
     # P:uq:*, P:ch:*, P:pw:*) are absent from a layout-1 store, whose jobs read as having no
     # key and no dependencies. What the version does is keep a baozi that reads only layout 1
     # -- and would take a waiting job for junk -- away from the store from then on.
     1: "",
+    # 2 -> 3: baozi.Dict keys by their canonical text, each value a record that starts with
+    # the key (see _DICT_KEYS). One script: it asks for the texts it lacks before it writes.
+    2: Prepared(_DICT_KEYS, old_key_text),
 }
-"""Layout N -> the Lua body of the step that takes a store from N to N + 1. It runs inside the
-script :func:`_step_script` makes, with ``P`` the key prefix, after that script has checked
-that the store is still at N; the script records N + 1 when the body returns."""
+"""Layout N -> the Lua body of the step that takes a store from N to N + 1 (or a
+:class:`Prepared` one). It runs inside the script :func:`_step_script` makes, with ``P`` the key
+prefix, after that script has checked that the store is still at N; the script records N + 1
+when the body returns nothing."""
 
 
 def latest() -> int:
@@ -136,25 +206,51 @@ if now ~= FROM then return {now or '', 0} end  -- another process moved it on (o
 local function step()
 -- @body
 end
-step()
+local questions = step()
+if questions then return {now, 0, questions} end  -- nothing written: asked for answers
 redis.call('SET', K, tostring(tonumber(FROM) + 1))
 return {redis.call('GET', K), 1}
 """
 
 
 def _step_script(version: int) -> str:
-    return _STEP.replace("-- @body", MIGRATIONS[version])
+    step = MIGRATIONS[version]
+    return _STEP.replace("-- @body", step.body if isinstance(step, Prepared) else step)
+
+
+_ROUNDS = 100
+"""How many times a :class:`Prepared` step may ask before the migration gives up (each round
+asks only about what was written since the last: a store that older processes keep writing
+new things to)."""
 
 
 def _migrate(conn: Any, prefix: str, version: int, where: str) -> Any:
-    """Run the step from ``version`` (one script); return the layout recorded after it."""
-    try:
-        found, ran = _command(conn, "EVAL", _step_script(version), 0, prefix, str(version))
-    except ResponseError as exc:
+    """Run the step from ``version`` (one script, run again while it asks for answers); return
+    the layout recorded after it."""
+    step, script = MIGRATIONS[version], _step_script(version)
+    answers: dict[bytes, bytes] = {}
+    for _ in range(_ROUNDS):
+        args = [x for q in sorted(answers) for x in (q, answers[q])]
+        try:
+            found, ran, *asked = _command(conn, "EVAL", script, 0, prefix, str(version), *args)
+        except ResponseError as exc:
+            raise StoreError(
+                f"cannot migrate the baozi store at Redis {where} (prefix {prefix!r}) from "
+                f"layout {version} to {version + 1} ({exc}); its layout is still {version}"
+            ) from exc
+        if ran or not asked or not isinstance(step, Prepared):
+            break
+        for question in asked[0]:
+            try:
+                answers[question] = step.answer(question.decode()).encode()
+            except UnicodeDecodeError:  # no text: no key a Dict wrote, and kept as it is
+                answers[question] = question
+    else:
         raise StoreError(
             f"cannot migrate the baozi store at Redis {where} (prefix {prefix!r}) from layout "
-            f"{version} to {version + 1} ({exc}); its layout is still {version}"
-        ) from exc
+            f"{version} to {version + 1}: it kept changing under {_ROUNDS} tries; its layout is "
+            f"still {version}. Stop the processes of older baozi versions that write to it"
+        )
     if ran:
         log.info(
             "migrated the baozi store at Redis %s (prefix %r) from layout %d to %d",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...errors import StoreError
-from .._coord import kind_range
+from .._coord import kind_range, with_tail
 from ..base import CLAIM_TTL
 from ._decode import read_kv
 from .store import RedisQueues
@@ -89,6 +89,28 @@ class RedisCoordination(RedisQueues):
             held = text.decode(errors="replace") if text else text
             raise TypeError(f"key {key!r} holds {held!r}, not a number of kind {kind}")
         return int(text) if tag == b"i" else float(text)
+
+    def kv_set_tail(self, ns: str, key: str, head: bytes, tail: bytes) -> None:
+        with_tail(None, head, tail)  # refuses a head with a newline before anything is sent
+        self._server.run("kv", "set_tail", ns, key, bytes(head), bytes(tail))
+
+    def kv_incr_tail(self, ns: str, key: str, head: bytes, amount: int | float) -> int | float:
+        with_tail(None, head, b"")
+        if isinstance(amount, float):
+            args: tuple[str, ...] = ("f", repr(amount))
+        else:  # the script's integers stop at 20 digits; past 2**64 no sum fits anyway
+            args = ("i", str(max(-(2**64), min(amount, 2**64))))
+        # Not retried once sent: it would add twice.
+        tag, text = self._server.run(
+            "kv", "incr_tail", ns, key, bytes(head), *args, retry_sent=False
+        )
+        if tag == b"o":
+            raise OverflowError(f"key {key!r}: the sum is {text.decode(errors='replace')}")
+        if tag == b"e":
+            held = text.decode(errors="replace") if text else text
+            raise TypeError(f"key {key!r} holds {held!r}, not a number: it cannot be incremented")
+        total: int | float = int(text) if tag == b"i" else float(text)
+        return total
 
     def kv_clear(self, ns: str) -> int:
         removed: int = self._server.run("kv", "clear", ns, "")

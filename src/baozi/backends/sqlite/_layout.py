@@ -19,6 +19,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 
+from ..._dictkeys import rewrite_old_entries
 from ...errors import NotABaoziStore, StoreError, StoreUnavailable
 
 log = logging.getLogger("baozi.sqlite")
@@ -243,9 +244,32 @@ END;
     )
 
 
+def _to_5(conn: sqlite3.Connection) -> None:
+    """Layout 4 -> 5: baozi.Dict keys by their canonical text (see baozi._dictkeys), each value
+    a record that starts with the key. A layout-4 Dict (a namespace "dict:NAME") keeps each key
+    as ``json.dumps(key)``; keys that are now one key (``1``, ``1.0``, ``true``) are merged,
+    and the one whose old text sorts first (as Python orders str) wins, key and value. The
+    tables do not change."""
+    rows = conn.execute(
+        "SELECT ns, key, value FROM baozi_kv WHERE substr(ns, 1, 5) = 'dict:'"
+    ).fetchall()
+    spaces: dict[str, dict[str, bytes]] = {}
+    for ns, key, value in rows:
+        if isinstance(key, str) and isinstance(value, bytes):  # else no Dict wrote it
+            spaces.setdefault(ns, {})[key] = value
+    for ns, entries in spaces.items():
+        conn.executemany(
+            "DELETE FROM baozi_kv WHERE ns=? AND key=?", [(ns, key) for key in entries]
+        )
+        conn.executemany(
+            "INSERT INTO baozi_kv VALUES (?, ?, ?)",
+            [(ns, key, record) for key, record in rewrite_old_entries(entries).items()],
+        )
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
-MIGRATIONS: dict[int, Migration] = {1: _to_2, 2: _to_3, 3: _to_4}
+MIGRATIONS: dict[int, Migration] = {1: _to_2, 2: _to_3, 3: _to_4, 4: _to_5}
 """Layout N -> the step that takes a file from N to N + 1. A step runs inside a transaction that
 records N + 1 after it and commits; if it raises, the whole step is rolled back."""
 

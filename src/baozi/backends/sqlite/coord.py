@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...errors import StoreError
-from .._coord import add_as, add_number, book
+from .._coord import add_as, add_number, add_to_tail, book, with_tail
 from ..base import CLAIM_TTL
 from .store import LEASED, READY, SCHEDULED, SQLiteQueues, _chunks, _sql_for
 
@@ -109,6 +109,31 @@ class SQLiteCoordination(SQLiteQueues):
                 (ns, key, json.dumps(total).encode()),
             )
         return total
+
+    def kv_set_tail(self, ns: str, key: str, head: bytes, tail: bytes) -> None:
+        self._put_with(ns, key, lambda raw: (with_tail(raw, head, tail), None))
+
+    def kv_incr_tail(self, ns: str, key: str, head: bytes, amount: int | float) -> int | float:
+        total: int | float = self._put_with(
+            ns, key, lambda raw: add_to_tail(raw, head, amount, key)
+        )
+        return total
+
+    def _put_with(
+        self, ns: str, key: str, make: Callable[[bytes | None], tuple[bytes, Any]]
+    ) -> Any:
+        """Store the first of ``make(the value held)`` under the key, in one write transaction;
+        return the second."""
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT value FROM baozi_kv WHERE ns=? AND key=?", (ns, key)
+            ).fetchone()
+            value, result = make(None if row is None else bytes(row[0]))
+            conn.execute(
+                "INSERT INTO baozi_kv VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET value=excluded.value",
+                (ns, key, value),
+            )
+        return result
 
     def kv_clear(self, ns: str) -> int:
         with self._write() as conn:

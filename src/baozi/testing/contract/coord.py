@@ -59,6 +59,66 @@ class CoordContract:
             store.kv_incr("ns", "s", 1)
         assert store.kv_get("ns", "s") == b'"text"'
 
+    def test_kv_set_tail_keeps_the_head_first_written(self, store: Store) -> None:
+        store.kv_set_tail("ns", "k", b"first", b"1")
+        assert store.kv_get("ns", "k") == b"first\n1"
+        store.kv_set_tail("ns", "k", b"second", b"2\nwith a newline")
+        assert store.kv_get("ns", "k") == b"first\n2\nwith a newline"
+        store.kv_set_tail("ns", "k", b"third", b"3")  # the head ends at the first newline
+        assert store.kv_get("ns", "k") == b"first\n3"
+        store.kv_set("ns", "plain", b"no newline")
+        store.kv_set_tail("ns", "plain", b"h", b"t")  # no record: replaced whole
+        assert store.kv_get("ns", "plain") == b"h\nt"
+        with pytest.raises(ValueError, match="newline"):
+            store.kv_set_tail("ns", "k", b"two\nlines", b"4")
+        assert store.kv_get("ns", "k") == b"first\n3"
+
+    def test_kv_set_tail_wakes_waiters(self, store: Store) -> None:
+        token = store.change_token()
+        timer = threading.Timer(0.05, store.kv_set_tail, ("ns", "k", b"h", b"t"))
+        timer.start()
+        assert store.wait_for_change(token, 5)
+        timer.join()
+
+    def test_kv_incr_tail_adds_to_the_tail_and_keeps_the_head(self, store: Store) -> None:
+        assert store.kv_incr_tail("ns", "n", b"first", 2) == 2
+        assert store.kv_incr_tail("ns", "n", b"second", 40) == 42
+        assert store.kv_get("ns", "n") == b"first\n42"
+        total = store.kv_incr_tail("ns", "n", b"x", 0.5)
+        assert total == 42.5 and isinstance(total, float)
+        assert store.kv_get("ns", "n").startswith(b"first\n")  # type: ignore[union-attr]
+        store.kv_set_tail("ns", "f", b"h", b"1.5")
+        assert store.kv_incr_tail("ns", "f", b"x", 1) == 2.5
+        store.kv_incr_tail("ns", "big", b"h", 2**63 - 1)
+        with pytest.raises(OverflowError):
+            store.kv_incr_tail("ns", "big", b"h", 1)
+        assert store.kv_get("ns", "big") == b"h\n" + str(2**63 - 1).encode()
+
+    def test_kv_incr_tail_of_a_non_number_changes_nothing(self, store: Store) -> None:
+        store.kv_set_tail("ns", "s", b"h", b'"text"')
+        store.kv_set("ns", "plain", b"7")
+        for key in ("s", "plain"):
+            held = store.kv_get("ns", key)
+            with pytest.raises(TypeError, match=repr(key)):
+                store.kv_incr_tail("ns", key, b"h", 1)
+            assert store.kv_get("ns", key) == held
+        with pytest.raises(ValueError, match="newline"):
+            store.kv_incr_tail("ns", "new", b"a\nb", 1)
+        assert store.kv_get("ns", "new") is None
+
+    def test_kv_incr_tail_from_many_threads_loses_no_update(self, store: Store) -> None:
+        def add() -> None:
+            for _ in range(50):
+                store.kv_incr_tail("ns", "n", b"h", 1)
+                store.kv_set_tail("ns", "other", b"h", b"0")
+
+        threads = [threading.Thread(target=add) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert store.kv_get("ns", "n") == b"h\n200"
+
     def test_slots_admit_up_to_the_limit(self, store: Store) -> None:
         assert store.acquire_slot("s", "a", 2, 30) is None
         assert store.acquire_slot("s", "b", 2, 30) is None

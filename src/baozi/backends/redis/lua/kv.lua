@@ -2,7 +2,8 @@
 -- set value | setdefault value | delete | cas has-expected expected has-value value
 -- | incr kind amount (kind 'i' for an integer, 'f' for a float)
 -- | incr_as kind amount [least greatest] (kind 'i' for an integer in least..greatest, 'f32' or
--- 'f64' for a float) | clear.
+-- 'f64' for a float) | set_tail head tail | incr_tail head kind amount (kind 'i' or 'f', as
+-- for incr) | clear. A record is a head, a newline and a tail (see kv_set_tail).
 local op, ns, key = ARGV[2], ARGV[3], ARGV[4]
 local H = P .. ':kv:' .. ns
 
@@ -38,13 +39,14 @@ local function decimal(v)
   return string.format('%.0f%09.0f', v[1], v[2])
 end
 
--- The sum of the integer held (absent: 0) and ARGV[6], if it lies in ARGV[7]..ARGV[8]:
--- {'i', sum} to store, or a reply {'e', held} (not such an integer) or {'o', sum} (out of range).
-local function integer_sum(old)
-  local low, high, x = wide(ARGV[7]), wide(ARGV[8]), {0, 0}
+-- The sum of the integer held (absent: 0) and the integer text amount, if it lies in
+-- least..greatest (integer texts too): the sum to store, or nil and a reply {'e', held} (not
+-- such an integer) or {'o', sum} (out of range).
+local function integer_sum(old, amount, least, greatest)
+  local low, high, x = wide(least), wide(greatest), {0, 0}
   if old then x = wide(old) end
   if not x or below(x, low) or below(high, x) then return nil, {'e', old} end
-  local a = wide(ARGV[6])
+  local a = wide(amount)
   local sum = carry(x[1] + a[1], x[2] + a[2])
   if below(sum, low) or below(high, sum) then return nil, {'o', decimal(sum)} end
   return decimal(sum)
@@ -113,10 +115,46 @@ elseif op == 'incr_as' then
   -- Read and checked before the one write: a refused sum changes nothing.
   local old = redis.call('HGET', H, key)
   local sum, refused
-  if ARGV[5] == 'i' then sum, refused = integer_sum(old) else sum, refused = float_sum(old) end
+  if ARGV[5] == 'i' then
+    sum, refused = integer_sum(old, ARGV[6], ARGV[7], ARGV[8])
+  else
+    sum, refused = float_sum(old)
+  end
   if refused then return refused end
   redis.call('HSET', H, key, sum)
   return {ARGV[5], sum}
+elseif op == 'set_tail' then
+  local old, head = redis.call('HGET', H, key), ARGV[5]
+  local at = old and string.find(old, '\n', 1, true)
+  if at then head = string.sub(old, 1, at - 1) end  -- a record's head stays as it was
+  redis.call('HSET', H, key, head .. '\n' .. ARGV[6])
+  redis.call('PUBLISH', P .. ':changed', '')
+  return 1
+elseif op == 'incr_tail' then
+  -- Read and checked before the one write: a refused sum changes nothing.
+  local old, head, tail = redis.call('HGET', H, key), ARGV[5], nil
+  if old then
+    local at = string.find(old, '\n', 1, true)
+    if not at then return {'e', old} end
+    head, tail = string.sub(old, 1, at - 1), string.sub(old, at + 1)
+  end
+  local kind, sum, refused = 'f', nil, nil
+  if ARGV[6] == 'i' and (not tail or string.match(tail, '^%-?%d+$')) then
+    kind = 'i'
+    sum, refused = integer_sum(tail, ARGV[7], '-9223372036854775808', '9223372036854775807')
+    if refused and refused[1] == 'e' then refused = {'o', tail} end  -- past 20 digits
+  else
+    local x = 0
+    if tail then x = tonumber(tail) end
+    if x == nil or (tail and string.match(tail, '^%s')) then return {'e', tail} end
+    local total = x + tonumber(ARGV[7])
+    if total ~= total or math.abs(total) == math.huge then return {'o', tostring(total)} end
+    sum = string.format('%.17g', total)
+    if not string.find(sum, '[%.eEn]') then sum = sum .. '.0' end  -- a float stays a float
+  end
+  if refused then return refused end
+  redis.call('HSET', H, key, head .. '\n' .. sum)
+  return {kind, sum}
 elseif op == 'clear' then
   local n = redis.call('HLEN', H)
   if n > 0 then
