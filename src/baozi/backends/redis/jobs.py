@@ -7,10 +7,11 @@ import dataclasses
 import heapq
 import json
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..base import STATUSES, Consumer, JobRecord, Outcome, Receiver, WorkerInfo
+from ..base import STATUSES, Consumer, JobPlace, JobRecord, Outcome, Receiver, WorkerInfo
 from ._consumer import RedisConsumer
 from ._decode import read_records, read_totals, read_workers
 from .coord import RedisCoordination
@@ -79,6 +80,15 @@ class RedisStore(RedisCoordination):
     def record(self, job_id: str) -> JobRecord | None:
         (found,) = read_records(self._server.run("jobs", "ids", job_id), self._junk(""))
         return found[1] if found else None
+
+    def job_snapshot(self, job_id: str) -> JobPlace | None:
+        *flat, rank, due, server_now = self._server.run("jobs", "place", job_id)
+        (found,) = read_records(flat, self._junk(""))
+        if found is None:
+            return None
+        # A due time is on the server's clock; a reader compares it with its own.
+        when = None if due is None else float(due) - float(server_now) + time.time()
+        return JobPlace(found[1], rank, when)
 
     def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         ids = list(dict.fromkeys(job_ids))
