@@ -18,11 +18,22 @@ import statistics
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 from .backends.base import JobPlace, Store
 
-__all__ = ["RUN_TIMES", "RunTimes", "Slots", "estimate", "eta", "run_time", "slots"]
+__all__ = [
+    "RATE_FINISHES",
+    "RUN_TIMES",
+    "Estimator",
+    "RunTimes",
+    "Slots",
+    "estimate",
+    "eta",
+    "run_time",
+    "slots",
+]
 
 RUN_TIMES = "baozi.run-times"
 """The key-value namespace where workers keep each task's typical run time: the key is the
@@ -30,6 +41,8 @@ task's name, the value JSON ``{"seconds": median, "runs": how many it is over, "
 
 KEPT = 20
 """How many of its last runs of a task a worker's median is over."""
+RATE_FINISHES = 10
+"""How many finishes in the last minute make a queue's completion rate worth estimating by."""
 
 _ENDED = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -135,14 +148,34 @@ def estimate(
     return wait + run
 
 
-def eta(store: Store, place: JobPlace, *, rate: float | None = None) -> float | None:
-    """:func:`estimate`, with the run time and the slots read from the store now."""
-    rec = place.record
-    if rec.status in _ENDED:
-        return 0.0
-    if rec.status == "waiting":
-        return None
-    run = run_time(store, rec.task)
-    if run is None:
-        return None
-    return estimate(place, run, slots(store, rec.queue), rate=rate)
+class Estimator:
+    """Estimates for any number of jobs, each task's run time and each queue's slots read once
+    (a page of jobs costs a read per task and per queue, not per job). ``rate``: the recent
+    completion rate of a queue, when the caller knows one (see :func:`estimate`)."""
+
+    def __init__(self, store: Store, rate: Callable[[str], float | None] | None = None) -> None:
+        self._store = store
+        self._rate = rate
+        self._runs: dict[str, float | None] = {}
+        self._slots: dict[str, Slots] = {}
+
+    def __call__(self, place: JobPlace) -> float | None:
+        rec = place.record
+        if rec.status in _ENDED:
+            return 0.0
+        if rec.status == "waiting":
+            return None
+        if rec.task not in self._runs:
+            self._runs[rec.task] = run_time(self._store, rec.task)
+        run = self._runs[rec.task]
+        if run is None:
+            return None
+        if rec.queue not in self._slots:
+            self._slots[rec.queue] = slots(self._store, rec.queue)
+        rate = self._rate(rec.queue) if self._rate is not None else None
+        return estimate(place, run, self._slots[rec.queue], rate=rate)
+
+
+def eta(store: Store, place: JobPlace) -> float | None:
+    """One job's :func:`estimate`, with its run time and its queue's slots read now."""
+    return Estimator(store)(place)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _eta
@@ -77,10 +78,16 @@ def progress_of(raw: str | None) -> tuple[float, str | None] | None:
         return None
 
 
-def snapshot_of(store: Store, place: JobPlace, *, rate: float | None = None) -> JobSnapshot:
+def snapshot_of(
+    store: Store,
+    place: JobPlace,
+    *,
+    estimator: Callable[[JobPlace], float | None] | None = None,
+) -> JobSnapshot:
     """The snapshot of a job from its place (:meth:`Store.job_snapshot`); the estimate and, for a
-    waiting job, its dependencies' statuses are read now. ``rate``: the queue's recent
-    completions per second, when the caller knows it (see :func:`baozi._eta.estimate`)."""
+    waiting job, its dependencies' statuses are read now. ``estimator``: an
+    :class:`~baozi._eta.Estimator` shared by the jobs of one page, or one that knows the
+    queue's recent completion rate."""
     rec = place.record
     waiting_for = None
     if rec.status == "waiting":
@@ -97,7 +104,7 @@ def snapshot_of(store: Store, place: JobPlace, *, rate: float | None = None) -> 
         scheduled_for=place.due if rec.status == "scheduled" else None,
         waiting_for=waiting_for,
         progress=progress_of(rec.progress),
-        eta_seconds=_eta.eta(store, place._replace(rank=position), rate=rate),
+        eta_seconds=(estimator or _eta.Estimator(store))(place._replace(rank=position)),
         attempts=rec.attempts,
         created_at=rec.created_at,
         started_at=rec.started_at,
