@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import _eta
+from ._eta import Estimator
 from .backends.base import JobPlace, Store
 
 __all__ = ["JobSnapshot", "snapshot_of"]
@@ -104,7 +104,7 @@ def snapshot_of(
         scheduled_for=place.due if rec.status == "scheduled" else None,
         waiting_for=waiting_for,
         progress=progress_of(rec.progress),
-        eta_seconds=(estimator or _eta.Estimator(store))(place._replace(rank=position)),
+        eta_seconds=(estimator or Estimator(store))(place._replace(rank=position)),
         attempts=rec.attempts,
         created_at=rec.created_at,
         started_at=rec.started_at,
