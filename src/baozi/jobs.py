@@ -120,8 +120,10 @@ class Job:
         not in line (waiting for its dependencies, scheduled, running or finished). To show it
         with the status, read both at once: :meth:`snapshot`."""
         self.app.store.require("position")
-        rec = self.record()
-        return self.app.store.rank(rec.queue, self.id)
+        place = self.app.store.job_snapshot(self.id)  # one read: the status and the rank agree
+        if place is None:
+            raise JobNotFound(f"no job {self.id!r} in {self.app.url}")
+        return place.rank
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the job to finish and return its value.
