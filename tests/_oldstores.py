@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,6 +84,8 @@ def read(url: str, kind: str) -> Any:
         got = read_back(store, IDS[kind])
     for record in got["jobs"].values():
         _leave_out(record, ADDED_TO_RECORDS)
+        due = record.pop("due_at")  # added since too: a scheduled job's, decades ahead
+        assert (due is not None and due > time.time() + 3e8) == (record["status"] == "scheduled")
     for queue in got["queues"].values():
         _leave_out(queue["counts"], ADDED_TO_COUNTS)
         _leave_out(queue["jobs"], ADDED_TO_COUNTS)

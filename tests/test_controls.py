@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from baozi import App
-from baozi.beat import Beat
+from baozi.beat import Beat, schedule_runs
 from tests import _coordprocs, beatapp
 from tests._helpers import wait_for, working
 
@@ -433,3 +433,18 @@ def test_a_fractional_interval_enqueues_one_job_per_tick(url: str) -> None:
     beat.tick(now=tick - 1)
     assert len(beat.tick(now=tick + 0.001)) == 1
     assert beat.tick(now=tick + 1) == []
+
+
+def test_the_store_keeps_each_schedule_s_last_run_for_every_process(url: str) -> None:
+    app, elsewhere = beatapp.make_app(url), beatapp.make_app(url)  # another handle reads it
+    (unseen,) = schedule_runs(elsewhere, now=1000.5)
+    assert (unseen.last_run, unseen.next_run, unseen.counting_since) == (None, 1001.0, None)
+    Beat(app).tick(now=1000.0)  # the first scheduler starts counting on a tick: not a run
+    (counting,) = schedule_runs(elsewhere, now=1000.5)
+    assert counting.last_run is None and counting.next_run == 1001.0
+    assert counting.counting_since is not None and 1000.0 <= counting.counting_since < 1000.001
+    assert len(Beat(app).tick(now=1003.2)) == 3
+    (ran,) = schedule_runs(elsewhere, now=1003.5)
+    assert (ran.last_run, ran.next_run, ran.counting_since) == (1003.0, 1004.0, None)
+    (overdue,) = schedule_runs(elsewhere, now=1007.5)  # no scheduler ran since: 1004 is due
+    assert (overdue.last_run, overdue.next_run) == (1003.0, 1004.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import copy
 import threading
 
 import pytest
@@ -117,3 +118,105 @@ def test_a_deque_and_a_queue_of_the_same_name_are_separate(url: str) -> None:
         q.put("in the queue")
         assert list(d) == ["in the deque"]
         assert q.get_many(5) == ["in the queue"]
+
+
+def test_rotate_insert_remove_and_reverse_change_the_stored_deque(url: str) -> None:
+    with Deque("d", url=url) as d, Deque("d", url=url) as other:
+        d.extend("abcde")
+        d.rotate(2)
+        assert list(other) == list("deabc")
+        d.rotate(-3)
+        assert list(other) == list("bcdea")
+        d.insert(1, "x")
+        d.insert(-100, "first")
+        d.insert(100, "last")
+        assert list(other) == ["first", "b", "x", "c", "d", "e", "a", "last"]
+        d.remove("x")
+        d.reverse()
+        assert list(other) == ["last", "a", "e", "d", "c", "b", "first"]
+        with pytest.raises(ValueError, match="'zz' is not in deque"):
+            d.remove("zz")
+
+
+def test_item_assignment_and_deletion(url: str) -> None:
+    with Deque("d", url=url) as d:
+        d.extend([1, 2, 3, 4])
+        d[0], d[-1] = "one", "four"
+        del d[1]
+        del d[-2]
+        assert list(d) == ["one", "four"]
+        for bad in (2, -3):
+            with pytest.raises(IndexError, match="deque index out of range"):
+                d[bad] = 0
+            with pytest.raises(IndexError, match="deque index out of range"):
+                del d[bad]
+        with pytest.raises(TypeError, match="slice"):
+            d[0:1]  # type: ignore[call-overload]
+        assert list(d) == ["one", "four"]
+
+
+def test_insert_into_a_full_deque_raises_and_changes_nothing(url: str) -> None:
+    with Deque("d", url=url, maxlen=2) as d:
+        d.extend(["a", "b"])
+        with pytest.raises(IndexError, match="deque already at its maximum size"):
+            d.insert(1, "x")
+        assert list(d) == ["a", "b"]
+        with pytest.raises(AttributeError):
+            d.maxlen = 5  # type: ignore[misc]
+        assert d.maxlen == 2
+
+
+def test_copies_and_binary_operators_are_in_memory_deques(url: str) -> None:
+    with Deque("d", url=url, maxlen=4) as d:
+        d.extend([1, 2, 3])
+        for made in (d.copy(), copy.copy(d), d + collections.deque([4, 5]), d * 2, 2 * d):
+            assert type(made) is collections.deque and made.maxlen == 4
+        assert list(d + collections.deque([4, 5])) == [2, 3, 4, 5]
+        assert list(d * 2) == [3, 1, 2, 3]
+        assert list(d) == [1, 2, 3]
+        with pytest.raises(TypeError):
+            d + [4]  # type: ignore[operator]
+        with pytest.raises(TypeError):
+            hash(d)
+
+
+def test_in_place_operators_change_the_stored_deque(url: str) -> None:
+    with Deque("d", url=url) as d, Deque("d", url=url) as other:
+        d += [1, 2]
+        assert list(other) == [1, 2]
+        d *= 3
+        assert list(other) == [1, 2, 1, 2, 1, 2]
+        d *= 0
+        assert len(other) == 0
+
+
+def test_comparisons(url: str) -> None:
+    with Deque("d", url=url) as d, Deque("e", url=url) as e:
+        d.extend([1, 2])
+        e.extend([1, 3])
+        assert d == collections.deque([1, 2]) and d == [1, 2] and d != e
+        assert d < e and d <= e and e > d and e >= d and d < collections.deque([2])
+        with pytest.raises(TypeError):
+            _ = d < [1, 3]  # type: ignore[operator]
+
+
+def test_count_index_and_reversed(url: str) -> None:
+    with Deque("d", url=url) as d:
+        d.extend(["a", "b", "a", "c"])
+        assert d.count("a") == 2 and d.count("z") == 0
+        assert d.index("a") == 0 and d.index("a", 1) == 2 and d.index("c", -2, 10) == 3
+        with pytest.raises(ValueError, match="'a' is not in deque"):
+            d.index("a", 3)
+        assert list(reversed(d)) == ["c", "a", "b", "a"]
+
+
+@pytest.mark.timeout(60)
+def test_remove_and_reverse_work_on_a_deque_fuller_than_a_maxlen_recorded_later(url: str) -> None:
+    with Deque("d", url=url) as d:
+        d.extend([1, 2, 3, 4])
+        with Deque("d", url=url, maxlen=2) as small:
+            small.reverse()
+            small.remove(3)
+            assert list(d) == [4, 2, 1]
+            small *= 1
+            assert list(d) == [4, 2, 1]

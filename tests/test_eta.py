@@ -4,6 +4,7 @@ running -- and says None when nothing is known."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,7 +92,7 @@ def _place(status: str, rank: int | None = None, **fields: float) -> JobPlace:
     rec = JobRecord(
         "1", "q", "t", status, 0, b"", 0, 0, 0.0, fields.get("started_at"), None, None, None, None
     )
-    return JobPlace(rec, rank, fields.get("due"))
+    return JobPlace(dataclasses.replace(rec, due_at=fields.get("due")), rank)
 
 
 @pytest.mark.parametrize(

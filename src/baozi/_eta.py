@@ -135,7 +135,7 @@ def estimate(
     if rec.status == "running":
         return max(0.0, run - (now - (rec.started_at or now)))
     if rec.status == "scheduled":  # the line it will join is not known yet: free slots, then
-        return max(0.0, (place.due or now) - now) + run
+        return max(0.0, (rec.due_at or now) - now) + run
     if place.rank is None:  # queued, on a store that cannot rank
         return None
     behind = place.rank - serving.free + 1  # how many slots must free before it starts

@@ -6,6 +6,11 @@ its job. A scheduler that starts (or restarts) catches up the ticks it missed wi
 ``catch_up`` seconds (an hour by default), one job each, and skips older ones.
 
 A scheduler that dies between claiming a tick and enqueueing its job loses that one tick.
+
+What the store keeps of a schedule is that one value: the last tick claimed, which is its last
+run (:func:`schedule_runs` reads it for every process). Before a schedule's first run it holds
+the time the first scheduler started counting instead, which is never a tick of the schedule, so
+the two cannot be confused.
 """
 
 from __future__ import annotations
@@ -24,13 +29,14 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter  # type: ignore[import-untyped]
 
+from ._time import iso
 from .errors import Full, StoreUnavailable
 
 if TYPE_CHECKING:
     from .app import App, Task
     from .jobs import Job
 
-__all__ = ["Beat", "Schedule"]
+__all__ = ["Beat", "Schedule", "ScheduleRuns", "schedule_runs"]
 
 log = logging.getLogger("baozi.beat")
 
@@ -156,7 +162,7 @@ class Beat:
         raw = store.kv_get(_NS, key)
         if raw is None:
             # The first scheduler ever for this schedule starts counting from now.
-            store.kv_cas(_NS, key, None, repr(schedule.last_at_or_before(now)).encode())
+            store.kv_cas(_NS, key, None, repr(_start_mark(schedule, now)).encode())
             return jobs
         while True:
             last = float(raw)
@@ -168,9 +174,9 @@ class Beat:
                 try:  # never blocks: a full queue must not hold up every other schedule
                     job = schedule.task.apply_async(schedule.args, schedule.kwargs, block=False)
                 except Full:
-                    log.warning("%s: tick %s skipped: its queue is full", key, _iso(due))
+                    log.warning("%s: tick %s skipped: its queue is full", key, iso(due))
                     continue
-                log.info("%s: tick %s enqueued job %s", key, _iso(due), job.id)
+                log.info("%s: tick %s enqueued job %s", key, iso(due), job.id)
                 jobs.append(job)
             else:  # another scheduler claimed it: go on from what it wrote
                 fresh = store.kv_get(_NS, key)
@@ -219,5 +225,40 @@ class Beat:
             self._thread.join(timeout)
 
 
-def _iso(t: float) -> str:
-    return datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="seconds")
+def _start_mark(schedule: Schedule, now: float) -> float:
+    """When counting starts: ``now``, or the float just past it if ``now`` is a tick itself (a
+    mark is never a tick, see the module docstring; the first tick after it is the same)."""
+    return now if schedule.last_at_or_before(now) != now else math.nextafter(now, math.inf)
+
+
+@dataclass(frozen=True)
+class ScheduleRuns:
+    """A schedule's runs as the store knows them."""
+
+    schedule: Schedule
+    last_run: float | None
+    """The tick of its last run (None before its first)."""
+    next_run: float
+    """The tick of its next run: earlier than now when it is overdue (no scheduler is running)."""
+    counting_since: float | None = None
+    """Before its first run: when the first scheduler started counting (None if none has yet)."""
+
+
+def schedule_runs(
+    app: App, now: float | None = None, catch_up: float = 3600.0
+) -> list[ScheduleRuns]:
+    """The last and next run of each of the app's schedules, read from its store."""
+    now = time.time() if now is None else now
+    out = []
+    for schedule in app.schedules:
+        raw = app.store.kv_get(_NS, schedule.key)
+        if raw is None:  # no scheduler has seen it: the first one counts from its start
+            out.append(ScheduleRuns(schedule, None, schedule.next_after(now)))
+            continue
+        claimed = float(raw)
+        next_run = schedule.next_after(max(claimed, now - catch_up))
+        if schedule.last_at_or_before(claimed) == claimed:
+            out.append(ScheduleRuns(schedule, claimed, next_run))
+        else:
+            out.append(ScheduleRuns(schedule, None, next_run, counting_since=claimed))
+    return out

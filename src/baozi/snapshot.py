@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._eta import Estimator
+from ._time import iso
 from .backends.base import JobPlace, Store
 
 __all__ = ["JobSnapshot", "snapshot_of"]
@@ -49,7 +49,7 @@ class JobSnapshot:
 
     def describe(self) -> str:
         """What the job is doing, in words: "queued, 3 ahead of it", "running, 40% (step 2)",
-        "scheduled for 2026-12-07 09:30:00", "waiting for 2 jobs", or how it ended."""
+        "scheduled for 2026-12-07T09:30:00+00:00", "waiting for 2 jobs", or how it ended."""
         if self.status == "queued":
             return "queued" if self.position is None else f"queued, {self.position} ahead of it"
         if self.status == "running" and self.progress is not None:
@@ -57,8 +57,7 @@ class JobSnapshot:
             done = f"{fraction:.0%}" + (f" ({message})" if message else "")
             return f"running, {done}"
         if self.status == "scheduled" and self.scheduled_for is not None:
-            when = dt.datetime.fromtimestamp(self.scheduled_for).isoformat(" ", "seconds")
-            return f"scheduled for {when}"
+            return f"scheduled for {iso(self.scheduled_for)}"
         if self.status == "waiting":
             if not self.waiting_for:  # the last one ended between the two reads
                 return "waiting for the jobs it depends on"
@@ -101,7 +100,7 @@ def snapshot_of(
         task=rec.task,
         status=rec.status,
         position=position if rec.status == "queued" else None,
-        scheduled_for=place.due if rec.status == "scheduled" else None,
+        scheduled_for=rec.due_at if rec.status == "scheduled" else None,
         waiting_for=waiting_for,
         progress=progress_of(rec.progress),
         eta_seconds=(estimator or Estimator(store))(place._replace(rank=position)),

@@ -9,6 +9,7 @@ from ..errors import StoreError
 from .control import beat, pause, resume
 from .demo import demo
 from .jobs import cancel, enqueue, forget, jobs_cmd, purge, queues_cmd, retry, status
+from .listings import schedules, workers
 from .monitor import monitor
 from .serve import serve
 from .worker import worker
@@ -44,6 +45,6 @@ for command in (
     monitor,
 ):
     main.add_command(command)
-for command in (pause, resume, beat):
+for command in (pause, resume, beat, workers, schedules):
     main.add_command(command)
 main.add_command(serve)

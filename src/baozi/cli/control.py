@@ -8,10 +8,11 @@ import threading
 
 import click
 
+from .._time import log_to_stderr
 from ..app import App
 from ..beat import Beat
 from .loading import load_app
-from .options import Refused, url_option
+from .options import Refused, app_url_option, url_option
 
 _app_option = click.option(
     "--app",
@@ -64,14 +65,11 @@ def start_beat(app: App) -> Beat:
 @click.command()
 @click.argument("app_path", metavar="MODULE:APP")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
-@click.option("--url", default=None, help="Store URL to use instead of the app's own.")
+@app_url_option
 def beat(app_path: str, quiet: bool, url: str | None) -> None:
     """Enqueue the periodic jobs of MODULE:APP when they are due, until SIGTERM or Ctrl-C. Several
     may run at once for redundancy: each tick still enqueues exactly one job."""
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_to_stderr(logging.WARNING if quiet else logging.INFO)
     app = load_app(app_path, url)
     scheduler = Beat(app)
     stopping = threading.Event()

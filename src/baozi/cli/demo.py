@@ -10,9 +10,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from .._time import iso
 from ..deques import Deque
 from ..errors import Empty, Full
 from ..queues import Queue
+from .options import url_option
 
 QUEUE = "demo:buns"
 RUNS = "demo:runs"
@@ -24,7 +26,7 @@ class _PutBack(Exception):
 
 
 def _say(console: Console, who: str, text: str) -> None:
-    console.print(f"[{time.strftime('%H:%M:%S')}] [bold {COLORS[who]}]{who:>5}[/] {text}")
+    console.print(f"[{iso(time.time())}] [bold {COLORS[who]}]{who:>5}[/] {text}")
 
 
 def _chef(
@@ -79,12 +81,7 @@ def _customer(
 
 
 @click.command()
-@click.option(
-    "--url",
-    envvar="BAOZI_URL",
-    default=None,
-    help="Store URL (env BAOZI_URL; default sqlite:///baozi.db).",
-)
+@url_option
 @click.option("--buns", default=12, show_default=True, help="Buns the chef makes this run.")
 @click.option("--seconds", default=3.0, show_default=True, help="How long the shop stays open.")
 @click.option("--reset", is_flag=True, help="Throw away buns left from earlier runs first.")

@@ -3,7 +3,6 @@ shell."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 from typing import Any
@@ -12,33 +11,18 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from .._time import iso
 from ..app import App
-from ..backends import resolve_url, store_class
 from ..backends.base import STATUSES, JobRecord
 from ..jobs import FINISHED
 from ..snapshot import JobSnapshot, snapshot_of
+from .loading import existing_app as _existing
 from .loading import load_app
-from .options import FAILED, NOT_FOUND, Refused, app_url_option, url_option
+from .options import FAILED, NOT_FOUND, app_url_option, url_option
 
 
 def _app(url: str | None) -> App:
     return App(url)
-
-
-def _existing(url: str | None) -> App:
-    """The app on a store that exists already: commands that only read create nothing."""
-    try:
-        missing = store_class(url).missing(resolve_url(url))
-    except ValueError as exc:  # a URL its backend cannot read
-        raise Refused(str(exc)) from None
-    if missing:
-        click.echo(f"no baozi store: {missing} (check --url or BAOZI_URL)", err=True)
-        sys.exit(NOT_FOUND)
-    return App(url)
-
-
-def _when(t: float | None) -> str:
-    return "-" if t is None else dt.datetime.fromtimestamp(t).isoformat(" ", "seconds")
 
 
 def _json(text: str, what: str) -> Any:
@@ -69,7 +53,8 @@ def enqueue(
     front: bool,
     url: str | None,
 ) -> None:
-    """Enqueue TASK_NAME with ARGS_JSON (a JSON array); print the job id and its position."""
+    """Enqueue TASK_NAME of the app MODULE:APP with ARGS_JSON (a JSON array); print the job id
+    and its position."""
     app = load_app(app_path, url)
     task = app.tasks.get(task_name)
     if task is None:
@@ -103,7 +88,7 @@ def _eta(snap: JobSnapshot) -> str:
 @click.argument("job_id")
 @url_option
 def status(job_id: str, url: str | None) -> None:
-    """Show a job: status, position, attempts, times, and its result or error."""
+    """Show the job JOB_ID: status, position, attempts, times, and its result or error."""
     app = _existing(url)
     place = app.store.job_snapshot(job_id)  # the record and its place, read at one moment
     if place is None:
@@ -121,10 +106,12 @@ def status(job_id: str, url: str | None) -> None:
         lines.append(("done in", _eta(snap)))
     lines += [
         ("attempts", str(rec.attempts)),
-        ("created", _when(rec.created_at)),
-        ("started", _when(rec.started_at)),
-        ("finished", _when(rec.finished_at)),
+        ("created", iso(rec.created_at)),
+        ("started", iso(rec.started_at)),
+        ("finished", iso(rec.finished_at)),
     ]
+    if rec.due_at is not None:
+        lines.append(("due", iso(rec.due_at)))
     if rec.unique_key is not None:
         lines.append(("unique key", rec.unique_key))
     if rec.parents:
@@ -167,35 +154,94 @@ def queues_cmd(url: str | None) -> None:
 
 
 @click.command("jobs")
-@click.option("--queue", default=None)
-@click.option("--status", "status_", type=click.Choice(STATUSES), default=None)
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--queue", default=None, help="Only the jobs of this queue.")
+@click.option(
+    "--status",
+    "status_",
+    type=click.Choice(STATUSES),
+    default=None,
+    help="Only jobs in this status.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Jobs to list at most.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the jobs as a JSON array.")
 @url_option
-def jobs_cmd(queue: str | None, status_: str | None, limit: int, url: str | None) -> None:
-    """List jobs, newest first."""
+def jobs_cmd(
+    queue: str | None, status_: str | None, limit: int, as_json: bool, url: str | None
+) -> None:
+    """List jobs, newest first: when a scheduled job is due, what a waiting job waits for."""
     app = _existing(url)
+    records = app.store.records(queue, status_, limit)
+    parents = [p for rec in records if rec.status == "waiting" for p in rec.parents]
+    ended = app.store.statuses(parents) if parents else {}
+    if as_json:
+        click.echo(json.dumps([_job_json(rec, ended) for rec in records], indent=2))
+        return
     click.echo(f"jobs in {app.store.location}")
     table = Table()
-    for col in ("id", "task", "queue", "status", "attempts", "created", "error"):
+    for col in ("id", "task", "queue", "status", "when", "attempts", "created", "error"):
         table.add_column(col)
-    for rec in app.store.records(queue, status_, limit):
+    for rec in records:
         table.add_row(
             rec.id,
             rec.task,
             rec.queue,
             rec.status,
+            _when(rec, ended),
             str(rec.attempts),
-            _when(rec.created_at),
-            _error_text(rec),
+            iso(rec.created_at),
+            _error_text(rec)[:80],
         )
     Console().print(table)
+
+
+_NOT_ENDED = frozenset(STATUSES) - FINISHED
+
+
+def _waits_for(rec: JobRecord, statuses: dict[str, str]) -> list[str]:
+    """The jobs a waiting job still waits for: those not ended (a purged one has ended)."""
+    return [p for p in rec.parents if statuses.get(p) in _NOT_ENDED]
+
+
+def _when(rec: JobRecord, statuses: dict[str, str]) -> str:
+    """What a job's status is waiting on: a scheduled job's due time, a waiting job's jobs."""
+    if rec.due_at is not None:
+        return f"due {iso(rec.due_at)}"
+    if rec.status == "waiting":
+        pending = _waits_for(rec, statuses)
+        shown = ", ".join(pending[:3]) + (", ..." if len(pending) > 3 else "")
+        return f"waits for {len(pending)} of {len(rec.parents)} job(s): {shown}"
+    return ""
+
+
+def _job_json(rec: JobRecord, statuses: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": rec.id,
+        "task": rec.task,
+        "queue": rec.queue,
+        "status": rec.status,
+        "attempts": rec.attempts,
+        "failures": rec.failures,
+        "created_at": iso(rec.created_at),
+        "started_at": None if rec.started_at is None else iso(rec.started_at),
+        "finished_at": None if rec.finished_at is None else iso(rec.finished_at),
+        "due_at": None if rec.due_at is None else iso(rec.due_at),
+        "depends_on": list(rec.parents),
+        "waits_for": _waits_for(rec, statuses) if rec.status == "waiting" else [],
+        "error": _error_text(rec) or None,
+    }
 
 
 def _error_text(rec: JobRecord) -> str:
     if not rec.error:
         return ""
     error = json.loads(rec.error)
-    return f"{error.get('type')}: {error.get('message')}"[:80]
+    return f"{error.get('type')}: {error.get('message')}"
 
 
 @click.command()
@@ -204,7 +250,7 @@ def _error_text(rec: JobRecord) -> str:
 @click.option("--queue", default=None, help="With --all-failed: only this queue.")
 @url_option
 def retry(job_id: str | None, all_failed: bool, queue: str | None, url: str | None) -> None:
-    """Run a failed (or cancelled) job again, or every failed job."""
+    """Run the failed (or cancelled) job JOB_ID again, or every failed job."""
     if all_failed == (job_id is not None):
         raise click.UsageError("give a JOB_ID or --all-failed")
     app = _existing(url)
@@ -219,7 +265,7 @@ def retry(job_id: str | None, all_failed: bool, queue: str | None, url: str | No
 @click.argument("job_id")
 @url_option
 def cancel(job_id: str, url: str | None) -> None:
-    """Cancel a job that has not finished: a running one is stopped by its worker."""
+    """Cancel the job JOB_ID if it has not finished: a running one is stopped by its worker."""
     store = _existing(url).store
     if store.cancel(job_id):
         click.echo(f"job {job_id} cancelled in {store.location}")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
 from .._loading import load_app as _load
 from ..app import App
+from ..backends import resolve_url, store_class
 from ..errors import AppNotFound
-from .options import Refused
+from .options import NOT_FOUND, Refused
 
 
 def load_app(path: str, url: str | None = None) -> App:
@@ -29,3 +31,15 @@ def load_app(path: str, url: str | None = None) -> App:
         except ValueError as exc:  # a URL its backend cannot read
             raise Refused(str(exc)) from None
     return app
+
+
+def existing_app(url: str | None) -> App:
+    """The app on a store that exists already: commands that only read create nothing."""
+    try:
+        missing = store_class(url).missing(resolve_url(url))
+    except ValueError as exc:  # a URL its backend cannot read
+        raise Refused(str(exc)) from None
+    if missing:
+        click.echo(f"no baozi store: {missing} (check --url or BAOZI_URL)", err=True)
+        sys.exit(NOT_FOUND)
+    return App(url)

@@ -11,7 +11,13 @@ from .options import app_url_option
 @click.command()
 @click.argument("app_path", metavar="MODULE:APP")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on.",
+)
 @click.option(
     "--token",
     envvar="BAOZI_TOKEN",
@@ -25,6 +31,7 @@ from .options import app_url_option
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
     show_default=True,
+    help="The least severe messages the server logs.",
 )
 @app_url_option
 def serve(

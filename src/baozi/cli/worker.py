@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from .._time import log_to_stderr
 from ..app import App
 from ..backends import store_class
 from ..worker import Worker
@@ -123,10 +124,7 @@ def worker(
             os.environ["BAOZI_GEVENT"] = "1"
         else:
             _patched_or_reexec()
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_to_stderr(logging.WARNING if quiet else logging.INFO)
     app = load_app(app_path, url)
     _check_processes(app, processes)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None

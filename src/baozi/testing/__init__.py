@@ -5,6 +5,7 @@ store of your backend."""
 from .contract import (
     ConsumerContract,
     CoordContract,
+    DequeContract,
     JobContract,
     PlaceContract,
     QueueContract,
@@ -16,6 +17,7 @@ from .contract import (
 __all__ = [
     "ConsumerContract",
     "CoordContract",
+    "DequeContract",
     "JobContract",
     "PlaceContract",
     "QueueContract",

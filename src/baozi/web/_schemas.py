@@ -169,8 +169,8 @@ def _job_fields() -> dict[str, Any]:
         "summary": {
             "type": "string",
             "description": 'Where it stands, in words: "queued, 3 ahead of it", "running, 40% '
-            '(step 2)", "scheduled for 2026-12-07 09:30:00", "waiting for 2 jobs", or how it '
-            "ended (the server's local time).",
+            '(step 2)", "scheduled for 2026-12-07T09:30:00+00:00", "waiting for 2 jobs", or how it '
+            "ended.",
         },
         "scheduled_for": {
             **_NULLABLE_NUMBER,

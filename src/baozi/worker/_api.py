@@ -19,6 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from .._loading import load_app
+from .._time import log_to_stderr
 from ..backends import store_class
 from ..errors import AppNotFound, StoreError
 from ..pools import pool_class as _pool_class
@@ -247,7 +248,7 @@ def _child_worker(
 ) -> None:
     """A worker process under a supervisor (see :func:`supervise`). One that cannot reach its
     store says so in one line and exits 1; the supervisor starts another."""
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr(log_level)
     try:
         app = load_app(path)
         if app.url != url:  # the parent was pointed at another store (worker --url)

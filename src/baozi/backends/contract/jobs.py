@@ -126,10 +126,9 @@ class JobStore(ABC):
 
     @abstractmethod
     def job_snapshot(self, job_id: str) -> JobPlace | None:
-        """The job's record with its place, all read at one moment (one transaction or script):
+        """The job's record with its place, both read at one moment (one transaction or script):
         its rank when its status is "queued" -- never None then, on a store that serves
-        ``position`` -- and its due time when it is "scheduled". None if the store holds no job
-        with this id. What a reader shows as "where the job stands" is read with this, so that
+        ``position`` -- and None otherwise. None if the store holds no job with this id. What a reader shows as "where the job stands" is read with this, so that
         its status and its place cannot disagree."""
 
     @abstractmethod

@@ -8,7 +8,8 @@ pushed (the id itself in the SQLite and memory stores; Redis keeps an order numb
 client-made id, so Redis ids from different clients say nothing about order). So FIFO is "push to the
 back", LIFO and ``appendleft`` are "push to the front", and priority orders before either. The key
 never changes: an item that goes back to the queue (released, or its lease expired) returns to the
-exact place it left.
+exact place it left. Only the deque operations :meth:`QueueStore.rotate` and
+:meth:`QueueStore.splice` move ready items to new keys (and may give them new ids).
 
 An item is in one of three states:
 
@@ -116,6 +117,55 @@ class QueueStore(ABC):
     @abstractmethod
     def snapshot(self, queue: str) -> list[Item]:
         """Every ready item, in key order, as of one moment."""
+
+    @abstractmethod
+    def rotate(self, queue: str, n: int) -> None:
+        """Rotate the ready items ``n`` steps to the right, as ``deque.rotate``: with n > 0 the
+        last n items move, in order, to the front; with n < 0 the first -n move to the back.
+
+        ``n`` is taken modulo the number of ready items, and a rotation of more than half the
+        items is done as the shorter one the other way, so at most half the items are moved: the
+        store work is O(min(|n|, len)) item writes, never O(len) for a small n (a rotate(1) of a
+        100,000-item deque rewrites one item). Nothing happens on an empty queue. One atomic step.
+
+        Moved items may get new internal keys and new ids; their payloads and order are kept.
+        """
+
+    @abstractmethod
+    def splice(
+        self,
+        queue: str,
+        index: int,
+        delete: int,
+        payloads: Sequence[bytes] = (),
+        *,
+        clamp: bool = False,
+        expect: Sequence[str] | None = None,
+        maxlen: int | None = None,
+    ) -> list[Item] | None:
+        """At position ``index`` among the ready items, remove ``delete`` items and put
+        ``payloads`` there, in order (the first payload ends up at ``index``); return the removed
+        items in order. One atomic step.
+
+        A negative ``index`` counts from the tail (index + len). Without ``clamp`` an index
+        outside [0, len] after that, or index + delete > len, raises IndexError and changes
+        nothing; with ``clamp`` the index is clamped into [0, len] as ``list.insert`` does (then
+        ``delete`` must be 0). With ``expect``, the ids of the first len(expect) ready items must
+        be exactly ``expect``, in order; if they are not, nothing changes and None is returned
+        (the caller read a snapshot, someone changed the queue since, and the caller retries).
+        With ``maxlen``, if the result would hold more than ``maxlen`` ready items,
+        :class:`~baozi.errors.Full` is raised and nothing changes.
+
+        Inserted items are new items with new ids (so an item replaced in place has a new id; a
+        snapshot's ids thus identify its contents). The store work is O(min(index, len - index -
+        delete) + delete + len(payloads)) item writes: items are moved from the nearer end, as
+        ``collections.deque`` does, never the whole queue. Moved items may get new keys and ids.
+        Waiters (:meth:`wait_for_change`) are woken when items were added.
+
+        Both this and :meth:`rotate` are meant for a queue used as a deque (every item ready, of
+        priority 0); on any other queue they lose nothing, but the order they make is only
+        defined among items of one priority.
+        """
 
     @abstractmethod
     def clear(self, queue: str) -> int:

@@ -199,18 +199,19 @@ class JobRecord:
     children: tuple[str, ...] = ()
     """The jobs that depend on it, oldest first (ids of jobs the store still holds)."""
     on_dependency_failure: str = "cancel"
+    due_at: float | None = None
+    """For a scheduled job, when it becomes ready; None in every other status."""
 
 
 class JobPlace(NamedTuple):
-    """A job's record and where it stands, read at one moment (:meth:`Store.job_snapshot`)."""
+    """A job's record and where it stands, read at one moment (:meth:`Store.job_snapshot`); a
+    scheduled job's time is the record's ``due_at``."""
 
     record: JobRecord
     rank: int | None
     """How many ready items are ahead of it when its status is "queued" (0 = next), else None
     (None too, for a queued job, on a store that cannot tell: see ``position`` in
     :data:`~baozi.backends.base.FEATURES`)."""
-    due: float | None
-    """When its status is "scheduled": the wall-clock time it becomes ready; else None."""
 
 
 @dataclass(frozen=True, slots=True)

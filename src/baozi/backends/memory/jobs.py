@@ -304,11 +304,12 @@ class MemoryStore(MemoryCoordination):
 
     def _record(self, num: int, entry: Entry, now: float) -> JobRecord:
         assert entry.task is not None
+        status = entry.status(now)
         return JobRecord(
             str(num),
             self._state.where[num],
             entry.task,
-            entry.status(now),
+            status,
             entry.key[0],
             entry.payload,
             entry.deliveries,
@@ -323,6 +324,7 @@ class MemoryStore(MemoryCoordination):
             entry.parents,
             tuple(str(c) for c in entry.children if c in self._state.where),
             entry.on_dependency_failure,
+            entry.due if status == "scheduled" else None,
         )
 
     def record(self, job_id: str) -> JobRecord | None:
@@ -340,8 +342,7 @@ class MemoryStore(MemoryCoordination):
             q.promote(now)  # a run-out lease or delay makes the entry ready, as its status says
             rec = self._record(num, entry, now)
             rank = int(q.ready.bisect_left(entry.key)) if rec.status == "queued" else None
-            due = entry.due if rec.status == "scheduled" else None
-            return JobPlace(rec, rank, due)
+            return JobPlace(rec, rank)
 
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
         now = time.time()

@@ -8,8 +8,20 @@ from typing import Any, ClassVar
 
 from ...errors import Full
 from .._rows import Row, RowStore
+from .._splice import check_splice, nearer_end, rotation
 from ..base import Counts, Item
-from ._state import LEASED, READY, SCHEDULED, WAITING, Entry, QueueState, item_numbers, shared_state
+from ._state import (
+    LEASED,
+    READY,
+    SCHEDULED,
+    WAITING,
+    Entry,
+    Key,
+    QueueState,
+    State,
+    item_numbers,
+    shared_state,
+)
 
 __all__ = ["MemoryQueues"]
 
@@ -184,6 +196,68 @@ class MemoryQueues(RowStore):
             q.promote(time.time())
             return [q.entries[key[2]].item() for key in q.ready]
 
+    def rotate(self, queue: str, n: int) -> None:
+        st = self._state
+        with st.lock:
+            q = st.existing(queue)
+            q.promote(time.time())
+            steps = rotation(n, lambda limit: len(q.ready))
+            if steps > 0:
+                for key in reversed(q.ready[-steps:]):
+                    _to_front(q, key)
+            elif steps < 0:
+                for key in q.ready[:-steps]:
+                    _to_back(st, queue, q, key)
+        if steps:
+            st.signal.notify()
+
+    def splice(
+        self,
+        queue: str,
+        index: int,
+        delete: int,
+        payloads: Sequence[bytes] = (),
+        *,
+        clamp: bool = False,
+        expect: Sequence[str] | None = None,
+        maxlen: int | None = None,
+    ) -> list[Item] | None:
+        new = check_splice(delete, payloads, clamp, expect)
+        st = self._state
+        with st.lock:
+            q = st.existing(queue)  # kept (if new) once the splice is known to be valid
+            q.promote(time.time())
+            if expect is not None and [str(k[2]) for k in q.ready[: len(expect)]] != list(expect):
+                return None
+            front, moving = nearer_end(
+                queue, index, delete, clamp, maxlen, len(new), lambda limit: len(q.ready)
+            )
+            if new:
+                st.queues.setdefault(queue, q)
+            at = moving if front else len(q.ready) - moving - delete
+            removed = []
+            for key in q.ready[at : at + delete]:
+                q.ready.remove(key)
+                entry = q.entries.pop(key[2])
+                st.where.pop(key[2], None)
+                removed.append(entry.item())
+            if front:  # fewer items ahead than behind: move those ahead
+                ahead = q.ready[:at]
+                for payload in reversed(new):
+                    q.lo -= 1
+                    _place(q, Entry((0, q.lo, next(st.ids)), payload))
+                for key in reversed(ahead):
+                    _to_front(q, key)
+            else:
+                behind = q.ready[at:]
+                for payload in new:
+                    _place(q, Entry((0, 0, next(st.ids)), payload))
+                for key in behind:
+                    _to_back(st, queue, q, key)
+        if new or removed:
+            st.signal.notify()
+        return removed
+
     def clear(self, queue: str) -> int:
         st = self._state
         with st.lock:
@@ -253,3 +327,28 @@ class MemoryQueues(RowStore):
         if removed:
             st.signal.notify()
         return removed
+
+
+def _place(q: QueueState, entry: Entry) -> None:
+    q.entries[entry.key[2]] = entry
+    q.ready.add(entry.key)
+
+
+def _to_front(q: QueueState, key: Key) -> None:
+    """Move a ready item ahead of every other (it keeps its id: the sequence number orders it)."""
+    q.ready.remove(key)
+    entry = q.entries[key[2]]
+    q.lo -= 1
+    entry.key = (key[0], q.lo, key[2])
+    q.ready.add(entry.key)
+
+
+def _to_back(st: State, queue: str, q: QueueState, key: Key) -> None:
+    """Move a ready item behind every other: a back push's key ends in its id, so a new id."""
+    q.ready.remove(key)
+    entry = q.entries.pop(key[2])
+    num = next(st.ids)
+    entry.key = (key[0], 0, num)
+    if st.where.pop(key[2], None) is not None:
+        st.where[num] = queue
+    _place(q, entry)

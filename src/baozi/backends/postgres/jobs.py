@@ -39,13 +39,13 @@ log = logging.getLogger("baozi.store")
 _LIVE = (
     f"SELECT i.id, q.name, i.task, {STATUS}, i.priority, i.pfloat, i.payload, i.deliveries, "
     "i.failures, i.created_at, i.started_at, NULL::float8, NULL::bytea, i.error, i.progress, "
-    "i.unique_key, i.on_dep "
+    "i.unique_key, i.on_dep, i.due "
     "FROM {s}.items i JOIN {s}.queues q ON q.id = i.qid WHERE i.task IS NOT NULL"
 )
 _DONE = (
     "SELECT d.id, q.name, d.task, d.outcome, d.priority, d.pfloat, d.payload, d.deliveries, "
     "d.failures, d.created_at, d.started_at, d.finished_at, d.result, d.error, d.progress, "
-    "d.unique_key, d.on_dep "
+    "d.unique_key, d.on_dep, NULL::float8 "
     "FROM {s}.done d JOIN {s}.queues q ON q.id = d.qid WHERE d.task IS NOT NULL"
 )
 # Records ``r`` with their parents (in order) and children (those the store holds, oldest first).
@@ -125,8 +125,9 @@ def _record(row: Any) -> JobRecord:
         unique_key=row[15],
         # A policy baozi does not write is read as the one it acts on: "cancel".
         on_dependency_failure=row[16] if row[16] in ON_DEPENDENCY_FAILURE else "cancel",
-        parents=tuple(str(p) for p in row[17]),
-        children=tuple(str(c) for c in row[18]),
+        parents=tuple(str(p) for p in row[18]),
+        children=tuple(str(c) for c in row[19]),
+        due_at=float(row[17]) if row[3] == "scheduled" else None,
     )
 
 
@@ -302,16 +303,15 @@ class PostgresStore(PostgresCoordination):
         family = _FAMILY.replace("RECORDS", records)
         row = self._one(
             "read a job's place",
-            f"SELECT f.*, k.due, k.ahead FROM ({family}) AS f "
-            f"LEFT JOIN ({PLACE_RANK}) AS k(state, due_now, due, ahead) ON true",
+            f"SELECT f.*, k.ahead FROM ({family}) AS f "
+            f"LEFT JOIN ({PLACE_RANK}) AS k(state, due_now, ahead) ON true",
             {"id": num},
         )
         if row is None:
             return None
         rec = _record(row)
         rank = int(row[-1]) if rec.status == "queued" and row[-1] is not None else None
-        due = float(row[-2]) if rec.status == "scheduled" else None
-        return JobPlace(rec, rank, due)
+        return JobPlace(rec, rank)
 
     def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         nums = list(dict.fromkeys(n for n in map(item_number, job_ids) if n is not None))

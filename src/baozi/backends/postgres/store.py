@@ -21,8 +21,11 @@ from ..._outage import shown_url
 from ..._process import current_pid
 from ...errors import Full, StoreError
 from .._rows import Row, RowStore, item_number, options_of
+from .._splice import out_of_range, rotate_steps, splice_args
 from ..base import Counts, Item, NewJob, Priority
+from . import _deque
 from ._db import Database, parse_url
+from ._deque import ORDER, ORDER_DESC
 from ._layout import channel
 from ._statements import INSERT, INSERT_ONE, PROMOTE, RANK, READY, RESERVE
 from ._tx import check_same_database, driver_connection
@@ -32,9 +35,6 @@ log = logging.getLogger("baozi.store")
 
 PROMOTE_EVERY = 0.05
 """How often (s) a busy consumer moves expired leases and due delays back to ready."""
-
-ORDER = "priority, seq, id"
-ORDER_DESC = "priority DESC, seq DESC, id DESC"
 
 
 def prio_params(priority: Priority) -> tuple[Decimal | int, bool]:
@@ -398,6 +398,46 @@ class PostgresQueues(RowStore):
         )
         rows.sort(key=lambda r: (r[2], r[7], r[0]), reverse=back)
         return [_item(r)._replace(task=None, failures=0) for r in rows]
+
+    def rotate(self, queue: str, n: int) -> None:
+        """See :meth:`QueueStore.rotate <baozi.backends.contract.queues.QueueStore.rotate>`."""
+        steps, qid = rotate_steps(n), self._db.find_qid(queue)
+        if steps and qid is not None:
+            self._in_transaction("rotate", lambda c: _deque.rotate(c, self.sql, qid, steps))
+
+    def splice(
+        self,
+        queue: str,
+        index: int,
+        delete: int,
+        payloads: Sequence[bytes] = (),
+        *,
+        clamp: bool = False,
+        expect: Sequence[str] | None = None,
+        maxlen: int | None = None,
+    ) -> list[Item] | None:
+        """See :meth:`QueueStore.splice <baozi.backends.contract.queues.QueueStore.splice>`."""
+        a = splice_args(index, delete, payloads, clamp, expect, maxlen)
+        # Only a splice that inserts, and is not refused, makes a queue that is not there (qid 0
+        # reads as empty): on a missing queue the refusals are decided here, as on an empty one.
+        qid = self._rqid(queue)
+        if not qid:
+            if a.expect:
+                return None
+            if not a.clamp and (a.index != 0 or a.delete):
+                raise out_of_range(queue, a.index, a.delete, 0)
+            if a.maxlen is not None and len(a.payloads) > a.maxlen:
+                raise Full(
+                    f"queue {queue!r} holds 0 ready items: adding {len(a.payloads)} would pass "
+                    f"its maxlen of {a.maxlen}; nothing was changed"
+                )
+            if not a.payloads:
+                return []
+            qid = self._qid(queue)
+        removed: list[Item] | None = self._in_transaction(
+            "splice", lambda c: _deque.splice(c, self.sql, qid, queue, a, _item)
+        )
+        return removed
 
     # -- settling ---------------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ def _float(value: bytes | None) -> float | None:
     return float(value) if value is not None else None
 
 
-RECORD = 19
+RECORD = 20
 """How many values the jobs script gives per record (see ``job`` in the prelude)."""
 
 
@@ -74,6 +74,7 @@ def _record(v: list[Any]) -> tuple[int, JobRecord]:
         parents=tuple(v[16].decode().split()),
         children=tuple(v[17].decode().split()),
         on_dependency_failure=v[18].decode(),
+        due_at=float(v[19]) if v[3] == b"scheduled" else None,
     )
     return int(v[14]), rec
 

@@ -31,11 +31,12 @@ SCRIPTS = (
     "push",
     "junk",
     "queue",
+    "deque",
 )
 
 INGESTING = frozenset(
     ("add", "reserve", "pop", "rank", "items", "counts", "jobs", "cancel", "requeue")
-    + ("clear", "discard", "queue")
+    + ("clear", "discard", "queue", "deque")
 )
 """The scripts that read or order a queue's items: each first files the inbox (see the prelude)."""
 

@@ -7,7 +7,6 @@ import dataclasses
 import heapq
 import json
 import math
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,13 +81,9 @@ class RedisStore(RedisCoordination):
         return found[1] if found else None
 
     def job_snapshot(self, job_id: str) -> JobPlace | None:
-        *flat, rank, due, server_now = self._server.run("jobs", "place", job_id)
+        *flat, rank = self._server.run("jobs", "place", job_id)
         (found,) = read_records(flat, self._junk(""))
-        if found is None:
-            return None
-        # A due time is on the server's clock; a reader compares it with its own.
-        when = None if due is None else float(due) - float(server_now) + time.time()
-        return JobPlace(found[1], rank, when)
+        return None if found is None else JobPlace(found[1], rank)
 
     def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         ids = list(dict.fromkeys(job_ids))

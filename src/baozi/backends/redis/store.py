@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 from ..._process import current_pid
 from ...errors import Full, JobNotFound
 from .._rows import Row, RowStore
+from .._splice import out_of_range, rotate_steps, splice_args
 from ..base import (
     ON_DEPENDENCY_FAILURE,
     UNIQUE_WHILE,
@@ -237,6 +238,46 @@ class RedisQueues(RowStore):
         return read_items(
             self._server.run("pop", queue, n, int(back), retry_sent=False), self._junk(queue)
         )
+
+    def rotate(self, queue: str, n: int) -> None:
+        """See :meth:`QueueStore.rotate <baozi.backends.contract.queues.QueueStore.rotate>`."""
+        steps = rotate_steps(n)
+        if steps:  # not retried once sent: a lost reply may hide a rotate that was done
+            key = priority_fields(0)[0]
+            self._server.run("deque", queue, "rotate", str(steps), key, retry_sent=False)
+
+    def splice(
+        self,
+        queue: str,
+        index: int,
+        delete: int,
+        payloads: Sequence[bytes] = (),
+        *,
+        clamp: bool = False,
+        expect: Sequence[str] | None = None,
+        maxlen: int | None = None,
+    ) -> list[Item] | None:
+        """See :meth:`QueueStore.splice <baozi.backends.contract.queues.QueueStore.splice>`."""
+        a = splice_args(index, delete, payloads, clamp, expect, maxlen)
+        ids = IDS.take(len(a.payloads))
+        args: list[Any] = [queue, "splice", str(a.index), a.delete, int(a.clamp)]
+        args += (-1 if a.maxlen is None else a.maxlen, *priority_fields(0))
+        args += (len(a.expect or ()), *(a.expect or ()), len(ids))
+        for item_id, payload in zip(ids, a.payloads, strict=True):
+            args += (item_id, payload)
+        reply = self._server.run("deque", *args, retry_sent=False)
+        if reply[0] == b"stale":
+            return None
+        if reply[0] == b"index":
+            raise out_of_range(queue, a.index, a.delete, int(reply[1]))
+        if reply[0] == b"full":
+            raise Full(
+                f"queue {queue!r} holds {reply[1]} ready items: removing {a.delete} and adding "
+                f"{len(ids)} would pass its maxlen of {a.maxlen}; nothing was changed"
+            )
+        if ids:
+            self._server.known.add(queue)
+        return read_items(reply[1:], self._junk(queue))
 
     def _lease(self, queue: str, ids: Sequence[str], owner: str, how: str, seconds: float) -> int:
         if not ids:

@@ -31,7 +31,7 @@ _RECORD = (
     "i.deliveries, i.failures, i.created_at, i.started_at, i.finished_at, i.result, "
     "CAST(i.error AS BLOB), CAST(i.progress AS BLOB), "
     f"({SOUND_ROW}), "  # its columns are baozi_items' alone: none is named as one of q's
-    f"CAST(i.unique_key AS BLOB), i.on_dep_failure, {LINKS} "
+    f"CAST(i.unique_key AS BLOB), i.on_dep_failure, {LINKS}, i.due "
     "FROM baozi_items i JOIN baozi_queues q ON q.id = i.qid"
 )
 _AHEAD = (  # ready rows ahead of row i in its queue: marked ready, or a lease or delay run out
@@ -40,11 +40,10 @@ _AHEAD = (  # ready rows ahead of row i in its queue: marked ready, or a lease o
     "(SELECT count(*) FROM baozi_items r WHERE r.qid = i.qid AND r.state > 0 AND r.state < 3 "
     "   AND r.due <= :now AND (r.priority, r.seq, r.id) < (i.priority, i.seq, i.id))"
 )
-_PLACE = (  # a record, then its rank (when queued) and due time, in one statement: one moment
+_PLACE = (  # a record, then its rank when it is queued, in one statement: one moment
     _RECORD.replace(
         " FROM baozi_items i",
-        f", CASE WHEN {_STATUS} = 'queued' THEN {_AHEAD} END, "
-        "CASE WHEN i.state = 2 AND i.due > :now THEN i.due END FROM baozi_items i",
+        f", CASE WHEN {_STATUS} = 'queued' THEN {_AHEAD} END FROM baozi_items i",
         1,
     )
 )
@@ -117,6 +116,7 @@ def _record(row: Any) -> JobRecord:
         parents=parents,
         children=children,
         on_dependency_failure=row[16] or "cancel",
+        due_at=float(row[19]) if row[3] == "scheduled" else None,
     )
 
 
@@ -241,7 +241,7 @@ class SQLiteStore(SQLiteCoordination):
         found = self._records(rows)
         if not found:
             return None
-        return JobPlace(found[0], rows[0][-2], rows[0][-1])
+        return JobPlace(found[0], rows[0][-1])
 
     def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         nums = list(dict.fromkeys(n for n in map(_num, job_ids) if n is not None))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import os
 import sqlite3
 import time
@@ -15,8 +16,20 @@ from typing import Any, ClassVar
 from ..._process import current_pid
 from ...errors import Full, StoreError
 from .._rows import Row, RowStore, item_number, options_of
+from .._splice import check_splice, nearer_end, rotation
 from ..base import Counts, Deduplicated, Item, NewJob, Priority
 from ._db import Database, parse_url
+from ._deque import (
+    NEXT_ID_NEGATED,
+    ORDER,
+    ORDER_DESC,
+    delete_rows,
+    insert_payloads,
+    ready_count,
+    ready_ids,
+    ready_rows,
+    to_end,
+)
 from ._junk import (
     RUNNABLE,
     SOUND_ROW,
@@ -33,14 +46,9 @@ READY, LEASED, SCHEDULED, WAITING, FINISHED = 0, 1, 2, 3, -1
 TIMED = "state>0 AND state<3"
 """Leased or scheduled: the rows whose due time makes them ready (waiting rows share their index,
 ``state > 0``, and keep the time their delay ends, but nothing makes them ready but a release)."""
-ORDER = "priority, seq, id"
-ORDER_DESC = "priority DESC, seq DESC, id DESC"
 _CHUNK = 5000  # ids per statement, well below SQLite's variable limit (32,766)
 PROMOTE_EVERY = 0.05
 """How often (s) a busy consumer moves expired leases and due delays back to ready."""
-_NEXT_ID_NEGATED = (
-    "-(SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name='baozi_items')"
-)
 READY_COUNT = (  # ready items, counting expired leases and due delays; format in the parameters
     "((SELECT count(*) FROM baozi_items WHERE qid={qid} AND state=0) + "
     f"(SELECT count(*) FROM baozi_items WHERE qid={{qid}} AND {TIMED} AND due<={{now}}))"
@@ -199,7 +207,7 @@ class SQLiteQueues(RowStore):
         params = [(qid, state, p, due, b, t, now if t else None) for p, b, t in rows]
         # A push to the front takes seq = -(its own id): below every seq in the queue, and lower for
         # each later push. Its id is the next AUTOINCREMENT value, read in the same statement.
-        columns = f"?1, ?2, ?3, {_NEXT_ID_NEGATED if front else 0}, ?4, ?5, ?6, ?7"
+        columns = f"?1, ?2, ?3, {NEXT_ID_NEGATED if front else 0}, ?4, ?5, ?6, ?7"
         insert = (
             "INSERT INTO baozi_items (qid, state, priority, seq, due, payload, task, created_at) "
             f"VALUES ({columns})"
@@ -449,6 +457,66 @@ class SQLiteQueues(RowStore):
             (self._rqid(queue),),
         )
         return [_item(r) for r in rows]
+
+    def rotate(self, queue: str, n: int) -> None:
+        n = operator.index(n)
+        qid = self._db.find_qid(queue)
+        if qid is None:
+            return
+        with self._write() as conn:
+            self._promote(conn, qid, time.time())
+            steps = rotation(n, lambda limit: ready_count(conn, qid, limit))
+            if steps:
+                ids = ready_ids(conn, qid, abs(steps), back=steps > 0)
+                to_end(conn, ids, front=steps > 0)
+
+    def splice(
+        self,
+        queue: str,
+        index: int,
+        delete: int,
+        payloads: Sequence[bytes] = (),
+        *,
+        clamp: bool = False,
+        expect: Sequence[str] | None = None,
+        maxlen: int | None = None,
+    ) -> list[Item] | None:
+        new = check_splice(delete, payloads, clamp, expect)
+        index = operator.index(index)
+        db = self._db
+        qid = db.find_qid(queue)
+        if qid is None:  # checked as an empty queue before the queue is made
+            if expect:
+                return None
+            nearer_end(queue, index, delete, clamp, maxlen, len(new), lambda limit: 0)
+            if not new:
+                return []
+            qid = db.qid(queue)
+        with self._write() as conn:
+            self._promote(conn, qid, time.time())
+            if expect is not None:
+                held = ready_ids(conn, qid, len(expect))
+                if [str(i) for i in held] != list(expect):
+                    return None
+            front, moving = nearer_end(
+                queue,
+                index,
+                delete,
+                clamp,
+                maxlen,
+                len(new),
+                lambda limit: ready_count(conn, qid, limit),
+            )
+            if front:  # move the items ahead of the splice
+                rows = ready_rows(conn, qid, moving + delete)
+                moved, removed = rows[:moving], rows[moving:]
+            else:  # or those behind it
+                rows = ready_rows(conn, qid, moving + delete, back=True)
+                removed, moved = rows[:delete], rows[delete:]
+            delete_rows(conn, [r[0] for r in removed])
+            insert_payloads(conn, qid, new, front=front)
+            to_end(conn, [r[0] for r in moved], front=front)
+        return [_item(r) for r in removed]
 
     def clear(self, queue: str) -> int:
         qid = self._db.find_qid(queue)

@@ -1,7 +1,9 @@
 """Behaviour every store must show, written once and run against every backend, in the parts
 of the store contract: :class:`QueueContract`, :class:`JobContract` (with the job totals of
 :class:`TotalsContract` and the unique keys and dependencies of :class:`WorkflowContract`),
-:class:`CoordContract` and :class:`ConsumerContract`; where a job stands, :class:`PlaceContract`.
+:class:`CoordContract` and :class:`ConsumerContract`; :class:`DequeContract` covers the queue
+contract's deque operations (``rotate``, ``splice``), :class:`PlaceContract` where a job stands
+(``job_snapshot``).
 :class:`StoreContract` is all of them.
 
 Usage (pytest)::
@@ -18,6 +20,7 @@ Something that implements only some parts of the contract subclasses only those.
 
 from .consumer import ConsumerContract
 from .coord import CoordContract
+from .deques import DequeContract
 from .jobs import JobContract
 from .places import PlaceContract
 from .queues import QueueContract
@@ -27,6 +30,7 @@ from .workflows import WorkflowContract
 __all__ = [
     "ConsumerContract",
     "CoordContract",
+    "DequeContract",
     "JobContract",
     "PlaceContract",
     "QueueContract",
@@ -38,6 +42,7 @@ __all__ = [
 
 class StoreContract(
     QueueContract,
+    DequeContract,
     JobContract,
     PlaceContract,
     TotalsContract,

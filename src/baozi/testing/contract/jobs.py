@@ -58,6 +58,27 @@ class JobContract:
         assert store.counts(Q).total == 0  # a finished job is a record, not an item
         assert store.rank(Q, jid) is None
 
+    def test_a_scheduled_job_s_record_gives_its_due_time_and_no_other_does(
+        self, store: Store
+    ) -> None:
+        before = time.time()
+        (later,) = store.enqueue(Q, [NewJob("t", b"later")], delay=30)
+        (now,) = store.enqueue(Q, [NewJob("t", b"now")])
+        rec = store.record(later)
+        assert rec is not None and rec.status == "scheduled" and rec.due_at is not None
+        assert before + 30 <= rec.due_at <= time.time() + 30
+        listed = {r.id: r.due_at for r in store.records(Q, "scheduled")}
+        assert listed == {later: rec.due_at}
+        assert store.records_of([later])[later].due_at == rec.due_at
+        queued = store.record(now)
+        assert queued is not None and queued.due_at is None
+        (item,) = store.reserve(Q, "w", 30, 1)
+        running = store.record(item.id)  # a lease's end is no due time
+        assert running is not None and running.status == "running" and running.due_at is None
+        store.settle(Q, "w", [Outcome(item.id, "succeeded", result=b"1")], ttl=60)
+        done = store.record(item.id)
+        assert done is not None and done.due_at is None
+
     def test_plain_items_and_unknown_ids_have_no_record(self, store: Store) -> None:
         (item_id,) = store.push(Q, [b"x"])
         assert store.record(item_id) is None

@@ -455,7 +455,7 @@ local function job(id, now, key)
   if not v[2] then return nil end
   return {id, v[1], v[2], status_of(v[3], v[4], v[5], now), v[6], v[7], v[8], v[9], v[10],
           v[11], v[12], v[13], v[14], v[15], v[16], v[17] or false, v[18] or '',
-          v[20] and children_of(id) or '', v[19] or 'cancel'}
+          v[20] and children_of(id) or '', v[19] or 'cancel', v[5] or false}
 end
 
 -- Take an item out of whichever set holds it; v: its fields m and du, read and checked.

@@ -2,34 +2,31 @@
 --   'ids', id...                       -> the records of these ids (nil for no job);
 --   'list', queue, status, limit, offset -> newest first, '' for any status;
 --   'status', id...                   -> only the status of each (nil for no job);
---   'place', id                       -> its record, then its rank when it is queued and its
---                                        due time when it is scheduled (false otherwise), and
---                                        the server's clock.
--- A record is 19 values (see job() in the prelude).
+--   'place', id                       -> its record, then its rank when it is queued (else
+--                                        false), read at one moment.
+-- A record is 20 values (see job() in the prelude).
 local how, now = ARGV[2], clock()
 local out = {}
 local function put(rec)
   if rec then
-    for i = 1, 19 do out[#out + 1] = rec[i] end
+    for i = 1, 20 do out[#out + 1] = rec[i] end
   else
-    for i = 1, 19 do out[#out + 1] = false end
+    for i = 1, 20 do out[#out + 1] = false end
   end
 end
 if how == 'place' then
   local id = ARGV[3]
-  local v, why = read_item(id, {'q', 'm', 'st', 'du'})
+  local v, why = read_item(id, {'q', 'm', 'st'})
   if why then
     junk_item(id, why, v.q)
     put(nil)
-    out[#out + 1] = false
-    out[#out + 1] = false
     out[#out + 1] = false
     return out
   end
   if v.q and v.st ~= '-1' then promote(v.q, now, 1000) end  -- what ran out is back in line
   local rec = job(id, now)
   put(rec)
-  local rank, due = false, false
+  local rank = false
   if rec and rec[4] == 'queued' then
     rank = owned_call('ZRANK', qkey(v.q, 'r'), v.m)
     for _ = 1, 100 do  -- more than a thousand ran out at once: promote until it is among them
@@ -37,12 +34,8 @@ if how == 'place' then
       promote(v.q, now, 1000)
       rank = owned_call('ZRANK', qkey(v.q, 'r'), v.m)
     end
-  elseif rec and rec[4] == 'scheduled' then
-    due = v.du
   end
   out[#out + 1] = rank or false
-  out[#out + 1] = due
-  out[#out + 1] = tostring(now)
 elseif how == 'ids' then
   for i = 3, #ARGV do put(job(ARGV[i], now)) end
 elseif how == 'status' then
