@@ -3,6 +3,7 @@ forget, purge."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from baozi import App, Worker
+from baozi.backends.base import WorkerInfo
 
 from . import jobtasks
 
@@ -57,8 +59,12 @@ def test_enqueue_prints_the_job_and_its_position_and_worker_burst_runs_it(
 
 
 def test_enqueue_with_a_delay_reports_scheduled_and_bad_input_is_refused(url: str) -> None:
+    before = time.time()
     out = baozi(url, "enqueue", "tests.jobapp:app", "sleep", "[0]", "--delay", "60")
-    assert out.stdout.split("\t")[1].strip() == "scheduled"
+    where = out.stdout.split("\t")[1].strip()
+    assert where.startswith("scheduled for "), where
+    when = dt.datetime.fromisoformat(where.removeprefix("scheduled for ")).timestamp()
+    assert before + 59 <= when <= time.time() + 60
     bad = baozi(url, "enqueue", "tests.jobapp:app", "sleep", "[0")
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr
     unknown = baozi(url, "enqueue", "tests.jobapp:app", "nope", "[]")
@@ -200,11 +206,34 @@ def test_status_shows_the_unique_key_and_the_jobs_linked_either_way(memory_url: 
     assert before["unique key"] == "report:7" and before["needed by"] == then.id
     assert "depends on" not in before
     after = fields(run_cli(memory_url, "status", then.id).output)
-    assert (after["status"], after["position"]) == ("waiting", "-")
+    assert after["status"] == "waiting for 1 job" and "position" not in after
+    assert after["done in"].startswith("not known yet")
     assert after["depends on"] == first.id and after["if one fails"] == "run"
     assert "unique key" not in after and "needed by" not in after
     plain = run_cli(memory_url, "status", add.delay(5, 5).id).output
     assert plain.splitlines()[1] == "      job  3"  # no link: laid out as before
+
+
+def test_status_says_where_a_job_stands_and_when_it_will_be_done(memory_url: str) -> None:
+    app = App(memory_url)
+    add = app.task(name="add")(jobtasks.add)
+    add.delay(1, 1)
+    Worker(app).run(burst=True)  # the task's run time is reported as the worker stops
+    queued = add.delay(2, 2)
+    shown = fields(run_cli(memory_url, "status", queued.id).output)
+    assert shown["status"] == "queued, 0 ahead of it"
+    assert shown["done in"].startswith("not known yet")  # no live worker serves the queue
+    app.store.heartbeat(WorkerInfo("idle", "host", 1, "thread", 1, ("default",)), ttl=60)
+    shown = fields(run_cli(memory_url, "status", queued.id).output)
+    assert shown["done in"] == "about 0.0 s"  # a free slot and a task that takes no time
+    later = add.apply_async((3, 3), delay=60)
+    assert fields(run_cli(memory_url, "status", later.id).output)["status"].startswith(
+        "scheduled for "
+    )
+    later.cancel()  # a burst would wait for it
+    Worker(app).run(burst=True)
+    done = fields(run_cli(memory_url, "status", queued.id).output)
+    assert done["status"] == "succeeded" and "done in" not in done
 
 
 def test_waiting_jobs_are_listed_and_counted(memory_url: str) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from baozi import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +59,43 @@ def test_the_quickstart_orders_and_gets_its_buns(tmp_path: Path) -> None:
     assert "job 1: pork bun, steamed for 3 minutes" in lines
     assert "job 4: pork bun: delicious" in lines
     assert (work / "baozi.db").exists()
+
+
+def test_the_quickstart_beside_a_running_worker_says_where_each_job_stands(
+    tmp_path: Path,
+) -> None:
+    work = _fresh_copy(ROOT / "examples" / "quickstart", tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "BAOZI_URL"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "baozi", "worker", "tasks:app", "-q"],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        store = None
+        deadline = time.monotonic() + 30
+        while store is None or not store.workers():  # its first heartbeat: it is serving
+            assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+            assert time.monotonic() < deadline, "the worker never beat"
+            if store is None and (work / "baozi.db").exists():
+                store = open_store(f"sqlite:///{work / 'baozi.db'}")
+            time.sleep(0.05)
+        out = subprocess.run(
+            [sys.executable, "order.py"], cwd=work, env=env, capture_output=True, text=True
+        )
+        store.close()
+    finally:
+        worker.terminate()  # SIGTERM: it finishes what it holds, then stops
+        worker.wait(60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 8 and not [line for line in lines if "None" in line], lines
+    # The worker may have taken a job before its place was read: then it is running, or done.
+    where = re.compile(r"job \d: (queued, \d ahead of it|running(, \d+% \(.*\))?|succeeded)$")
+    assert all(where.match(line) for line in lines[:4]), lines
+    assert "job 4: pork bun: delicious" in lines
 
 
 def _run_example(work: Path, script: str) -> list[str]:

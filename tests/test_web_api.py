@@ -3,6 +3,7 @@ place in line, followed to its result, listed, cancelled and retried; every erro
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from typing import Any
@@ -11,6 +12,8 @@ import httpx
 import pytest
 
 from baozi import App, Worker
+from baozi._eta import run_time
+from baozi.backends.base import WorkerInfo
 
 from ._helpers import wait_for, working
 from ._web import make_app, served
@@ -60,26 +63,71 @@ def test_a_finished_job_shows_its_result_or_its_error(app: App, client: httpx.Cl
     assert "Traceback" in failed["error"]["traceback"]
 
 
-def test_the_estimate_comes_from_the_queues_recent_completions(
+def _expected(place: int, run: float, slots: int, free: int, rate: float | None = None) -> float:
+    """The estimate for a queued job (see baozi._eta): a free slot, or waves of slots ahead."""
+    behind = place - free + 1
+    if behind <= 0:
+        return run
+    return (behind / rate if rate else math.ceil(behind / slots) * run) + run
+
+
+def test_the_estimate_comes_from_the_tasks_run_time_and_the_workers_slots(
+    app: App, client: httpx.Client
+) -> None:
+    post(client, task="add", args=[0, 1])
+    drain(app)  # the worker reports the task's run time as it stops
+    run = run_time(app.store, "add")
+    assert run is not None
+    assert post(client, task="add", args=[1, 1]).json()["eta_seconds"] is None  # no worker now
+    app.store.heartbeat(WorkerInfo("idle", "host", 1, "thread", 2, ("default",)), ttl=60)
+    waiting = [post(client, task="add", args=[i, 1]).json() for i in range(4)]
+    for job in waiting:
+        shown = client.get(job["url"]).json()
+        place = shown["position"]
+        assert shown["summary"] == f"queued, {place} ahead of it"
+        assert shown["eta_seconds"] == pytest.approx(_expected(place, run, 2, 2), abs=0.002)
+    listed = {j["id"]: j for j in client.get("/api/jobs?status=queued").json()["jobs"]}
+    assert listed[waiting[-1]["id"]]["eta_seconds"] == pytest.approx(
+        _expected(4, run, 2, 2), abs=0.002
+    )
+
+
+def test_the_estimate_uses_the_queues_rate_once_enough_jobs_finished(
     app: App, client: httpx.Client
 ) -> None:
     def default() -> dict[str, Any]:
         (queue,) = [q for q in client.get("/api/queues").json()["queues"] if q["name"] == "default"]
         return queue
 
-    for i in range(4):
+    for i in range(12):
         post(client, task="add", args=[i, 1])
     drain(app)
-    wait_for(lambda: default()["finished_last_minute"] == 4)
-    queue = default()
-    assert queue["rate_per_second"] == pytest.approx(4 / 60, abs=0.001)  # 4 in the last minute
-    waiting = [post(client, task="add", args=[i, 1]).json() for i in range(3)]
-    for place, job in enumerate(waiting):
+    wait_for(lambda: default()["finished_last_minute"] == 12)
+    rate = default()["rate_per_second"]
+    app.store.heartbeat(WorkerInfo("idle", "host", 1, "thread", 1, ("default",)), ttl=60)
+    run = run_time(app.store, "add")
+    assert run is not None
+    for job in [post(client, task="add", args=[i, 1]).json() for i in range(3)]:
         shown = client.get(job["url"]).json()
-        assert shown["position"] == place
-        # the jobs ahead, those running and itself, at the queue's rate
-        expected = (place + queue["running"] + 1) / queue["rate_per_second"]
-        assert shown["eta_seconds"] == pytest.approx(expected, rel=0.02), (place, shown)
+        expected = _expected(shown["position"], run, 1, 1, rate)
+        assert shown["eta_seconds"] == pytest.approx(expected, rel=0.05, abs=0.002), shown
+
+
+def test_a_job_out_of_line_says_what_it_waits_for(client: httpx.Client) -> None:
+    before = time.time()
+    later = post(client, task="add", args=[1, 2], delay=60).json()
+    assert later["status"] == "scheduled" and later["position"] is None
+    assert before + 60 <= later["scheduled_for"] <= time.time() + 60
+    assert later["summary"].startswith("scheduled for ")
+    first = post(client, task="add", args=[1, 2]).json()
+    then = post(client, task="add", args=[3, 4], depends_on=[first["id"], later["id"]]).json()
+    assert (then["status"], then["waiting_for"], then["summary"]) == (
+        "waiting",
+        2,
+        "waiting for 2 jobs",
+    )
+    assert then["position"] is None and then["eta_seconds"] is None
+    assert "None" not in str([later["summary"], first["summary"], then["summary"]])
 
 
 def test_a_waiting_job_can_be_cancelled_and_a_finished_one_cannot(

@@ -210,6 +210,8 @@ def test_a_job_opens_with_its_unique_key_and_its_workflow_drawn(
     detail = page.locator("#detail")
     expect_text(detail.locator("#detail-id"), middle.id)
     expect_text(detail.locator('dd[data-field="status"]'), "waiting")
+    expect_text(detail.locator('dd[data-field="summary"]'), "waiting for 1 job")
+    expect_text(detail.locator('dd[data-field="eta"]'), "not known yet")
     expect_text(detail.locator('dd[data-field="parents"]'), first.id)
     expect_text(detail.locator('dd[data-field="children"]'), last.id)
     nodes = page.locator("#graph g.node")
@@ -226,6 +228,7 @@ def test_a_job_opens_with_its_unique_key_and_its_workflow_drawn(
     expect_text(detail.locator('dd[data-field="unique_key"]'), "–")
     page.locator(f'#graph g.node[data-job="{first.id}"]').click()
     expect_text(detail.locator("#detail-id"), first.id)
+    expect_text(detail.locator('dd[data-field="summary"]'), "queued, 0 ahead of it")
     expect_text(detail.locator('dd[data-field="unique_key"]'), "nightly-report")
     with working(app, concurrency=1):
         expect_text(nodes.locator(".status"), ["succeeded"] * 3)

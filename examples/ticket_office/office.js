@@ -2,12 +2,13 @@
 "use strict";
 
 function describe(order) {
-  if (order.status === "succeeded") {
+  if (order.status === "succeeded" && order.ticket) {
     const t = order.ticket;
     return ["confirmed — " + t.name + ", " + t.train + ", seat " + t.seat, "confirmed"];
   }
   if (order.status === "failed" || order.status === "cancelled") return ["sorry — the sale " + order.status, "failed"];
-  if (order.status === "running") return ["processing — the clerk is printing your ticket", ""];
+  // (succeeded without a ticket: the answer to the order itself, which carries none yet)
+  if (order.status === "running" || order.status === "succeeded") return ["processing — the clerk is printing your ticket", ""];
   if (order.ahead === null || order.ahead === undefined) return ["processing — waiting for a clerk", ""];
   if (order.ahead === 0) return ["processing — you are next", ""];
   return ["processing — " + order.ahead + (order.ahead === 1 ? " order" : " orders") + " ahead of you", ""];
@@ -18,7 +19,7 @@ function show(item, order) {
   const status = item.querySelector(".status");
   status.textContent = text;  // text only: nothing from the server is read as HTML
   status.className = "status " + kind;
-  return order.status === "succeeded" || order.status === "failed" || order.status === "cancelled";
+  return (order.status === "succeeded" && Boolean(order.ticket)) || order.status === "failed" || order.status === "cancelled";
 }
 
 async function follow(item, url) {
@@ -50,7 +51,7 @@ async function buy(event) {
   status.className = "status";
   item.append(title, status);
   document.getElementById("orders").prepend(item);
-  show(item, { status: "queued", ahead: body.ahead });
+  show(item, { status: body.status, ahead: body.ahead });
   setTimeout(() => follow(item, body.url), 500);
 }
 

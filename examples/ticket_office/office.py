@@ -97,10 +97,11 @@ async def order(request: Request) -> Response:
     if train not in TRAINS:
         return JSONResponse({"error": "train: pick one of the trains"}, status_code=422)
     job = await sell_ticket.delay_async(name.strip(), train)
-    ahead = await job.position_async()
+    now = await job.snapshot_async()  # its status and its place in line, read together
     number = order_id(job.id)
     url = f"/orders/{number}"
-    return JSONResponse({"id": number, "ahead": ahead, "url": url}, 202, {"Location": url})
+    answer = {"id": number, "status": now.status, "ahead": now.position, "url": url}
+    return JSONResponse(answer, 202, {"Location": url})
 
 
 async def follow(request: Request) -> Response:
@@ -109,11 +110,11 @@ async def follow(request: Request) -> Response:
         return JSONResponse({"error": "no such order"}, status_code=404)
     job = baozi.Job(app, job_id)
     try:
-        status = await job.status_async()
+        now = await job.snapshot_async()  # its status and its place in line, read together
     except baozi.JobNotFound:
         return JSONResponse({"error": "no such order"}, status_code=404)
-    answer: dict[str, Any] = {"status": status, "ahead": await job.position_async()}
-    if status == "succeeded":
+    answer: dict[str, Any] = {"status": now.status, "ahead": now.position}
+    if now.status == "succeeded":
         answer["ticket"] = await job.result_async(timeout=1)
     return JSONResponse(answer)
 

@@ -42,6 +42,7 @@ from .executor import JobExecutor
 from .jobs import Job
 from .middleware import Hold, Message, Middleware, Run
 from .queues import LifoQueue, PriorityQueue, Queue
+from .snapshot import JobSnapshot
 from .sync import Array, Condition, Dict, Event, Lock, Semaphore, Value
 from .tasks import Task, TaskOptions
 from .worker import Worker
@@ -70,6 +71,7 @@ __all__ = [
     "Group",
     "Hold",
     "Job",
+    "JobSnapshot",
     "Cancelled",
     "JobCancelled",
     "JobExecutor",

@@ -16,6 +16,7 @@ from ._outage import outage
 from ._waiting import check_timeout
 from .backends.base import DEPENDENCY_FAILED, Deduplicated, JobRecord
 from .errors import DependencyFailed, JobCancelled, JobFailed, JobNotFound
+from .snapshot import JobSnapshot, snapshot_of
 
 if TYPE_CHECKING:
     from .app import App
@@ -104,12 +105,25 @@ class Job:
         fraction, message = json.loads(raw)
         return float(fraction), message
 
+    def snapshot(self) -> JobSnapshot:
+        """Where the job stands now: its status and its place read in one store call, so they
+        agree (a queued job has its position), with its progress, attempts, times and an
+        estimate of when it will be done. Raises JobNotFound if the store has no such job.
+        ``snapshot().describe()`` says it in words."""
+        place = self.app.store.job_snapshot(self.id)
+        if place is None:
+            raise JobNotFound(f"no job {self.id!r} in {self.app.url}")
+        return snapshot_of(self.app.store, place)
+
     def position(self) -> int | None:
         """How many jobs will be served before this one in its queue (0 = next); None when it is
-        not in line (waiting for its dependencies, scheduled, running or finished)."""
+        not in line (waiting for its dependencies, scheduled, running or finished). To show it
+        with the status, read both at once: :meth:`snapshot`."""
         self.app.store.require("position")
-        rec = self.record()
-        return self.app.store.rank(rec.queue, self.id)
+        place = self.app.store.job_snapshot(self.id)  # one read: the status and the rank agree
+        if place is None:
+            raise JobNotFound(f"no job {self.id!r} in {self.app.url}")
+        return place.rank
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the job to finish and return its value.
@@ -178,6 +192,10 @@ class Job:
     async def status_async(self) -> str:
         """:attr:`status` for asyncio code: read in a thread, off the event loop."""
         return await asyncio.to_thread(lambda: self.status)
+
+    async def snapshot_async(self) -> JobSnapshot:
+        """:meth:`snapshot` for asyncio code, off the event loop."""
+        return await asyncio.to_thread(self.snapshot)
 
     async def position_async(self) -> int | None:
         """:meth:`position` for asyncio code, off the event loop."""

@@ -14,8 +14,8 @@ from rich.table import Table
 from .._time import iso
 from ..app import App
 from ..backends.base import STATUSES, JobRecord
-from ..errors import JobNotFound
 from ..jobs import FINISHED
+from ..snapshot import JobSnapshot, snapshot_of
 from .loading import existing_app as _existing
 from .loading import load_app
 from .options import FAILED, NOT_FOUND, app_url_option, url_option
@@ -66,8 +66,22 @@ def enqueue(
         raise click.BadParameter("ARGS_JSON must be a JSON array and --kwargs a JSON object")
     prio = None if priority is None else int(priority) if priority.is_integer() else priority
     job = task.apply_async(args, kwargs, queue=queue, priority=prio, delay=delay, front=front)
-    position = job.position()
-    click.echo(f"{job.id}\t{'scheduled' if position is None else f'position {position}'}")
+    snap = job.snapshot()  # its status and its place, read together
+    click.echo(f"{job.id}\t{_where(snap)}")
+
+
+def _where(snap: JobSnapshot) -> str:
+    """Where a job stands, for the line ``enqueue`` prints: "position 3" when it is in line,
+    else what it is doing ("scheduled for ...", "running", ...)."""
+    if snap.status == "queued" and snap.position is not None:
+        return f"position {snap.position}"
+    return snap.describe()
+
+
+def _eta(snap: JobSnapshot) -> str:
+    if snap.eta_seconds is None:
+        return "not known yet (no live worker serves its queue, or no run of its task is known)"
+    return f"about {snap.eta_seconds:.1f} s"
 
 
 @click.command()
@@ -76,19 +90,21 @@ def enqueue(
 def status(job_id: str, url: str | None) -> None:
     """Show the job JOB_ID: status, position, attempts, times, and its result or error."""
     app = _existing(url)
-    try:
-        rec = app.job(job_id).record()
-    except JobNotFound:
+    place = app.store.job_snapshot(job_id)  # the record and its place, read at one moment
+    if place is None:
         click.echo(f"no job {job_id!r} in {app.store.location}", err=True)
         sys.exit(NOT_FOUND)
-    position = app.store.rank(rec.queue, rec.id)
+    rec, snap = place.record, snapshot_of(app.store, place)
     lines = [
         ("store", app.store.location),
         ("job", rec.id),
         ("task", rec.task),
         ("queue", rec.queue),
-        ("status", rec.status),
-        ("position", "-" if position is None else str(position)),
+        ("status", snap.describe()),
+    ]
+    if snap.status not in FINISHED:
+        lines.append(("done in", _eta(snap)))
+    lines += [
         ("attempts", str(rec.attempts)),
         ("created", iso(rec.created_at)),
         ("started", iso(rec.started_at)),

@@ -32,7 +32,8 @@ _IDS = {"type": "array", "items": {"type": "string"}}
 
 def job_schemas(tasks: list[str]) -> dict[str, Any]:
     job_fields = _job_fields()
-    summary = ["id", "task", "queue", "status", "position", "eta_seconds", "attempts", "url"]
+    summary = ["id", "task", "queue", "status", "position", "summary", "eta_seconds", "attempts"]
+    summary += ["scheduled_for", "waiting_for", "url"]
     return {
         "Error": {
             "type": "object",
@@ -162,13 +163,32 @@ def _job_fields() -> dict[str, Any]:
         "priority": {"type": ["number", "string"]},
         "position": {
             "type": ["integer", "null"],
-            "description": "Jobs that will be served before this one (0 = next); null unless "
-            "queued (null while waiting for the jobs it depends on).",
+            "description": "Jobs that will be served before this one (0 = next): a number "
+            "exactly when the status is queued (read with it, at the same moment).",
+        },
+        "summary": {
+            "type": "string",
+            "description": 'Where it stands, in words: "queued, 3 ahead of it", "running, 40% '
+            '(step 2)", "scheduled for 2026-12-07T09:30:00+00:00", "waiting for 2 jobs", or how it '
+            "ended.",
+        },
+        "scheduled_for": {
+            **_NULLABLE_NUMBER,
+            "description": "When a scheduled job becomes ready (Unix time); null otherwise.",
+        },
+        "waiting_for": {
+            "type": ["integer", "null"],
+            "description": "How many of the jobs it depends on have not ended, while it is "
+            "waiting; null otherwise.",
         },
         "eta_seconds": {
             "type": ["number", "null"],
-            "description": "Estimated seconds until it is done, from the queue's recent "
-            "completion rate; null while there is no history.",
+            "description": "Estimated seconds until it is done (0 once it has ended): its "
+            "place, the free and total slots of the live workers serving its queue and its "
+            "task's typical run time as workers report it, or the queue's completion rate "
+            "once ten or more of its jobs finished in the last minute. Null when nothing is "
+            "known: no live worker serves the queue, no run of the task was reported, or it "
+            "waits for other jobs.",
         },
         "attempts": {"type": "integer"},
         "created_at": {"type": "number"},

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypedDict
 from .._names import BANNED
 from ..backends.base import ON_DEPENDENCY_FAILURE, STATUSES, UNIQUE_WHILE, JobRecord, WorkerInfo
 from ..serialize import Serializer
+from ..snapshot import JobSnapshot
 
 __all__ = [
     "MAX_BODY",
@@ -403,6 +404,9 @@ class JobView(TypedDict, total=False):
     status: str
     priority: int | float
     position: int | None
+    summary: str
+    scheduled_for: float | None
+    waiting_for: int | None
     eta_seconds: float | None
     attempts: int
     created_at: float
@@ -430,23 +434,21 @@ def _decoded(codec: Serializer, data: bytes | None) -> tuple[bool, Any]:
         return False, None
 
 
-def job_view(
-    rec: JobRecord,
-    codec: Serializer,
-    *,
-    position: int | None,
-    eta: float | None,
-    full: bool = True,
-) -> JobView:
-    """A job as the API shows it: its call, and its result or error once finished; in full, the
-    jobs it depends on and those that depend on it (their ids)."""
+def job_view(rec: JobRecord, codec: Serializer, snap: JobSnapshot, *, full: bool = True) -> JobView:
+    """A job as the API shows it: where it stands (``snap``, read with ``rec``), its call, and
+    its result or error once finished; in full, the jobs it depends on and those that depend on
+    it (their ids)."""
+    eta = snap.eta_seconds
     view: JobView = {
         "id": rec.id,
         "task": rec.task,
         "queue": rec.queue,
         "status": rec.status,
         "priority": plain(rec.priority),
-        "position": position,
+        "position": snap.position,
+        "summary": snap.describe(),
+        "scheduled_for": snap.scheduled_for,
+        "waiting_for": snap.waiting_for,
         "eta_seconds": None if eta is None else round(eta, 3),
         "attempts": rec.attempts,
         "created_at": rec.created_at,

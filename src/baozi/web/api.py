@@ -15,10 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .._eta import RATE_FINISHES, Estimator
 from ..app import App
-from ..backends.base import JobRecord
+from ..backends.base import JobPlace, JobRecord
 from ..errors import Full, JobNotFound
 from ..jobs import FINISHED
+from ..snapshot import snapshot_of
 from ._graph import job_graph
 from ._wire import (
     DEQUE_PREFIX,
@@ -157,7 +159,7 @@ class Api:
             if order.depends_on and self._missing(order.depends_on):  # an id no store issues
                 raise self._no_dependency(order.depends_on) from exc
             raise ApiError(422, str(exc), field="body") from exc
-        view = self._view(self._record(job.id), root=root)
+        view = self._view(self._place(job.id), root=root)
         # The same job again when another held the unique key: 200, as nothing was made.
         view["deduplicated"] = job.deduplicated
         return JSONResponse(
@@ -196,18 +198,41 @@ class Api:
             raise ApiError(404, f"no job {job_id[:100]!r}")
         return rec
 
-    def _view(self, rec: JobRecord, *, root: str = "", full: bool = True) -> Any:
-        position = self.app.store.rank(rec.queue, rec.id) if rec.status == "queued" else None
-        view = job_view(
-            rec, self.app.codec, position=position, eta=self.observer.eta(rec, position), full=full
-        )
+    def _place(self, job_id: str) -> JobPlace:
+        """The job's record and place, read at one moment; 404 if there is no such job."""
+        try:
+            place = self.app.store.job_snapshot(job_id)
+        except (ValueError, OverflowError, UnicodeError):  # no store could hold such an id
+            place = None
+        if place is None:
+            raise ApiError(404, f"no job {job_id[:100]!r}")
+        return place
+
+    def _rate(self, queue: str) -> float | None:
+        """The queue's completion rate, once enough of its jobs finished in the last minute."""
+        stats = self.observer.stats(queue)
+        if stats is None or stats.finished_last_minute < RATE_FINISHES:
+            return None
+        return stats.rate
+
+    def _view(
+        self,
+        place: JobPlace,
+        *,
+        root: str = "",
+        full: bool = True,
+        estimator: Estimator | None = None,
+    ) -> Any:
+        estimator = estimator or Estimator(self.app.store, self._rate)
+        snap = snapshot_of(self.app.store, place, estimator=estimator)
+        view = job_view(place.record, self.app.codec, snap, full=full)
         view["url"] = root + view["url"]
         return view
 
     async def get_job(self, request: Request) -> Response:
         job_id, root = request.path_params["job_id"], request.scope.get("root_path", "")
         return JSONResponse(
-            await self._off_loop(lambda: self._view(self._record(job_id), root=root))
+            await self._off_loop(lambda: self._view(self._place(job_id), root=root))
         )
 
     async def cancel(self, request: Request) -> Response:
@@ -223,7 +248,7 @@ class Api:
                     409,
                     f"job {job_id} is {status}: only a job that has not finished can be cancelled",
                 )
-            return self._view(self._record(job_id), root=root)
+            return self._view(self._place(job_id), root=root)
 
         return JSONResponse(await self._off_loop(cancel))
 
@@ -237,7 +262,7 @@ class Api:
                 raise ApiError(
                     409, f"job {job_id} is {status}: only a failed or cancelled job can be retried"
                 )
-            view = self._view(self._record(job_id), root=root)
+            view = self._view(self._place(job_id), root=root)
             return JSONResponse(view, status_code=202, headers={"Location": view["url"]})
 
         return await self._off_loop(retry)
@@ -269,10 +294,19 @@ class Api:
         root = request.scope.get("root_path", "")
 
         def listing() -> dict[str, Any]:
-            recs = self.app.store.records(query.queue, query.status, query.limit + 1, query.offset)
+            store = self.app.store
+            recs = store.records(query.queue, query.status, query.limit + 1, query.offset)
             more = len(recs) > query.limit
+            # Each job's status and place are read again together (the listing read them at
+            # another moment); one whose record went meanwhile is left out.
+            places = [store.job_snapshot(rec.id) for rec in recs[: query.limit]]
+            estimator = Estimator(store, self._rate)
             return {
-                "jobs": [self._view(rec, root=root, full=False) for rec in recs[: query.limit]],
+                "jobs": [
+                    self._view(p, root=root, full=False, estimator=estimator)
+                    for p in places
+                    if p is not None
+                ],
                 "limit": query.limit,
                 "offset": query.offset,
                 "next_offset": query.offset + query.limit if more else None,

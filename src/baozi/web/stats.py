@@ -7,8 +7,9 @@ finish in the step that makes it, so the rise of the succeeded and failed totals
 samples is exactly how many jobs finished in between, however many that is and whatever else
 happened (retries, purges, new jobs). No job record is read.
 
-From those rises, kept for ten minutes, come a queue's completion rate over the last minute, the
-throughput chart and the estimates of when a job will be done. A run's mean duration comes from
+From those rises, kept for ten minutes, come a queue's completion rate over the last minute and the
+throughput chart; the estimates of when a job will be done use the rate once it rests on enough
+finishes (see :mod:`baozi._eta`). A run's mean duration comes from
 Little's law: the jobs running on average over the last minute, divided by the rate they finish.
 """
 
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .._outage import outage
-from ..backends.base import JobRecord, Store
+from ..backends.base import Store
 from ._wire import DEQUE_PREFIX
 
 __all__ = ["Observer", "QueueStats", "THROUGHPUT_BUCKET", "THROUGHPUT_BUCKETS", "finished"]
@@ -193,20 +194,3 @@ class Observer:
                         counts[int((t - start) // THROUGHPUT_BUCKET)] += n
                 series[name] = counts
         return end, series
-
-    def eta(self, rec: JobRecord, position: int | None) -> float | None:
-        """Seconds until the job is likely done: for a queued job, the jobs ahead of it and
-        those running, at the queue's recent rate; for a running one, the recent mean duration
-        less the time it has run. None when there is no history, or for a scheduled job."""
-        if rec.status in ("succeeded", "failed", "cancelled"):
-            return 0.0
-        stats = self.stats(rec.queue)
-        if stats is None:
-            return None
-        if rec.status == "running" and rec.started_at is not None:
-            if stats.mean_duration is None:
-                return None
-            return max(0.0, stats.mean_duration - (time.time() - rec.started_at))
-        if position is None or not stats.rate:
-            return None
-        return (position + stats.counts.get("running", 0) + 1) / stats.rate

@@ -1,5 +1,6 @@
-"""The worker's keeper: while a worker runs, it beats the worker's heart, calls the middleware's
-``renew`` hook and purges expired records. (Its jobs' leases, and the slots they hold, are renewed
+"""The worker's keeper: while a worker runs, it beats the worker's heart, reports its tasks' run
+times (for the estimates, see :mod:`baozi._eta`), calls the middleware's ``renew`` hook and
+purges expired records. (Its jobs' leases, and the slots they hold, are renewed
 by the process's Renewer, see :mod:`baozi._renewer`.)"""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .._eta import RunTimes
 from .._outage import outage
 from .._renewer import Leases
 from ..backends.base import WorkerInfo
@@ -47,18 +49,22 @@ class JobLeases(Leases):
 
 
 class LeaseKeeper:
-    """Every third of a lease: the middleware's ``renew``, a heartbeat, now and then a purge."""
+    """Every third of a lease: the middleware's ``renew``, a heartbeat, the run times, now and
+    then a purge; and the run times at once when :meth:`nudge` says a task has its first."""
 
     def __init__(
         self,
         worker: Worker,
         running: Callable[[], list[Run]],
         middleware: tuple[Middleware, ...],
+        run_times: RunTimes | None = None,
     ) -> None:
         self._worker = worker
         self._running = running  # a snapshot of the runs, taken under the worker's lock
         self._middleware = middleware
+        self._run_times = run_times or RunTimes()
         self._halt = threading.Event()
+        self._wake = threading.Event()  # set by stop() and nudge()
         self._started = time.time()
         self._thread = threading.Thread(target=self._keep, name="baozi-worker-keeper", daemon=True)
 
@@ -68,8 +74,13 @@ class LeaseKeeper:
     def stop(self) -> None:
         """Stop, and wait: no heartbeat lands after the worker is forgotten."""
         self._halt.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
+        try:  # what the last runs taught, for the estimates (a burst's runs, say)
+            self._run_times.report(self._worker.app.store)
+        except Exception as exc:
+            outage(self._worker.app.url).failed(exc, f"worker {self._worker.id}, run times")
 
     def _keep(self) -> None:
         worker = self._worker
@@ -79,18 +90,34 @@ class LeaseKeeper:
             app.store.heartbeat(self._info(), ttl=app.lease)  # seen from the start
         except Exception as exc:
             health.failed(exc, what)
-        last_purge = 0.0
-        while not self._halt.wait(app.lease / 3):
+        last_purge, next_beat = 0.0, time.monotonic() + app.lease / 3
+        while True:
+            self._wake.wait(max(0.0, next_beat - time.monotonic()))
+            self._wake.clear()
+            if self._halt.is_set():
+                return
+            if time.monotonic() < next_beat:  # nudged: a task's first run time is news
+                try:
+                    self._run_times.report(app.store)
+                except Exception as exc:
+                    health.failed(exc, what)
+                continue
+            next_beat = time.monotonic() + app.lease / 3
             runs = self._running()
             try:
                 self._renew(runs)
                 app.store.heartbeat(self._info(len(runs)), ttl=app.lease)
+                self._run_times.report(app.store)
                 if time.time() - last_purge > min(60.0, app.result_ttl):
                     last_purge = time.time()
                     app.store.purge_expired()
                 health.ok(what)
             except Exception as exc:  # the store may be back next round; leases have slack
                 health.failed(exc, what)
+
+    def nudge(self) -> None:
+        """Report the run times now, not at the next beat."""
+        self._wake.set()
 
     def _renew(self, runs: list[Run]) -> None:
         for m in self._middleware:

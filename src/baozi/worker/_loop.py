@@ -17,6 +17,7 @@ import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from .._eta import RunTimes
 from .._meta import FEED
 from .._outage import Outage, log_failure, outage
 from .._renewer import renewer
@@ -64,7 +65,8 @@ class Session(Settling):
         self._stopping = False
         self._burst = Burst(self.app, worker.queues)
         self._groups: dict[str, JobLeases] = {}
-        self.keeper = LeaseKeeper(worker, self._runs, overrides(mw, "renew"))
+        self.run_times = RunTimes()
+        self.keeper = LeaseKeeper(worker, self._runs, overrides(mw, "renew"), self.run_times)
         self.cancels = CancelWatch(
             app.url, app.store.statuses, self.running_ids, self.stop, f"worker {worker.id}"
         )
@@ -314,6 +316,9 @@ class Session(Settling):
             return  # terminate() already put the job back (the pool may have cancelled it)
         done = outcome_of(self.app, run, future)
         done.elapsed = time.monotonic() - run.started
+        if done.outcome.status == "succeeded" and run.item.task is not None:
+            if self.run_times.add(run.item.task, done.elapsed):
+                self.keeper.nudge()  # the estimates know nothing of this task until reported
         for m in self._after:
             try:
                 done.outcome = m.after_process(self.w, run, done.outcome, done.exc)

@@ -30,7 +30,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
-from .records import JobRecord, NewJob, Outcome, Priority, WorkerInfo
+from .records import JobPlace, JobRecord, NewJob, Outcome, Priority, WorkerInfo
 
 __all__ = ["JobStore"]
 
@@ -123,6 +123,13 @@ class JobStore(ABC):
             if rec is not None:
                 out[job_id] = rec
         return out
+
+    @abstractmethod
+    def job_snapshot(self, job_id: str) -> JobPlace | None:
+        """The job's record with its place, both read at one moment (one transaction or script):
+        its rank when its status is "queued" -- never None then, on a store that serves
+        ``position`` -- and None otherwise. None if the store holds no job with this id. What a reader shows as "where the job stands" is read with this, so that
+        its status and its place cannot disagree."""
 
     @abstractmethod
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:

@@ -15,6 +15,7 @@ __all__ = [
     "ON_DEPENDENCY_FAILURE",
     "UNIQUE_WHILE",
     "Item",
+    "JobPlace",
     "JobRecord",
     "NewJob",
     "Outcome",
@@ -202,6 +203,17 @@ class JobRecord:
     on_dependency_failure: str = "cancel"
     due_at: float | None = None
     """For a scheduled job, when it becomes ready; None in every other status."""
+
+
+class JobPlace(NamedTuple):
+    """A job's record and where it stands, read at one moment (:meth:`Store.job_snapshot`); a
+    scheduled job's time is the record's ``due_at``."""
+
+    record: JobRecord
+    rank: int | None
+    """How many ready items are ahead of it when its status is "queued" (0 = next), else None
+    (None too, for a queued job, on a store that cannot tell: see ``position`` in
+    :data:`~baozi.backends.base.FEATURES`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from ..base import (
     COUNTED,
     STATUSES,
     Deduplicated,
+    JobPlace,
     JobRecord,
     NewJob,
     Outcome,
@@ -330,6 +331,18 @@ class MemoryStore(MemoryCoordination):
         with self._state.lock:
             found = self._job(job_id)
             return None if found is None else self._record(found[1], found[2], time.time())
+
+    def job_snapshot(self, job_id: str) -> JobPlace | None:
+        now = time.time()
+        with self._state.lock:
+            found = self._job(job_id)
+            if found is None:
+                return None
+            q, num, entry = found
+            q.promote(now)  # a run-out lease or delay makes the entry ready, as its status says
+            rec = self._record(num, entry, now)
+            rank = int(q.ready.bisect_left(entry.key)) if rec.status == "queued" else None
+            return JobPlace(rec, rank)
 
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
         now = time.time()

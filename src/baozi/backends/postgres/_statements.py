@@ -113,3 +113,9 @@ SELECT x.state, x.due_now,
         AND i.due <= {{s}}.now() AND {_AHEAD})
 FROM x
 """
+# RANK of the item %(id)s in whatever queue holds it: a part of a job's place.
+PLACE_RANK = (
+    RANK.replace("SELECT priority AS p,", "SELECT qid AS q, priority AS p,", 1)
+    .replace("WHERE id = %(id)s AND qid = %(qid)s", "WHERE id = %(id)s", 1)
+    .replace("%(qid)s", "x.q")
+)

@@ -18,6 +18,7 @@ from ..base import (
     ON_DEPENDENCY_FAILURE,
     STATUSES,
     Consumer,
+    JobPlace,
     JobRecord,
     Outcome,
     Receiver,
@@ -26,7 +27,7 @@ from ..base import (
 from ._consumer import PostgresConsumer
 from ._health import vacuum_warnings
 from ._settle import FINISH, FINISH_PARENTS, KEPT, finish_params
-from ._statements import STATUS
+from ._statements import PLACE_RANK, STATUS
 from ._workflow import release
 from .coord import PostgresCoordination
 from .store import priority_of
@@ -291,6 +292,26 @@ class PostgresStore(PostgresCoordination):
         records = f"{_LIVE} AND i.id = %(id)s UNION ALL {_DONE} AND d.id = %(id)s"
         rows = self._rows("read a job", _FAMILY.replace("RECORDS", records), {"id": num})
         return _record(rows[0]) if rows else None
+
+    def job_snapshot(self, job_id: str) -> JobPlace | None:
+        num = item_number(job_id)
+        if num is None:
+            return None
+        records = f"{_LIVE} AND i.id = %(id)s UNION ALL {_DONE} AND d.id = %(id)s"
+        # One statement, so one snapshot of the table and one now(): the status and the rank
+        # agree.
+        family = _FAMILY.replace("RECORDS", records)
+        row = self._one(
+            "read a job's place",
+            f"SELECT f.*, k.ahead FROM ({family}) AS f "
+            f"LEFT JOIN ({PLACE_RANK}) AS k(state, due_now, ahead) ON true",
+            {"id": num},
+        )
+        if row is None:
+            return None
+        rec = _record(row)
+        rank = int(row[-1]) if rec.status == "queued" and row[-1] is not None else None
+        return JobPlace(rec, rank)
 
     def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         nums = list(dict.fromkeys(n for n in map(item_number, job_ids) if n is not None))

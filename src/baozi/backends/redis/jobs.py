@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..base import STATUSES, Consumer, JobRecord, Outcome, Receiver, WorkerInfo
+from ..base import STATUSES, Consumer, JobPlace, JobRecord, Outcome, Receiver, WorkerInfo
 from ._consumer import RedisConsumer
 from ._decode import read_records, read_totals, read_workers
 from .coord import RedisCoordination
@@ -79,6 +79,11 @@ class RedisStore(RedisCoordination):
     def record(self, job_id: str) -> JobRecord | None:
         (found,) = read_records(self._server.run("jobs", "ids", job_id), self._junk(""))
         return found[1] if found else None
+
+    def job_snapshot(self, job_id: str) -> JobPlace | None:
+        *flat, rank = self._server.run("jobs", "place", job_id)
+        (found,) = read_records(flat, self._junk(""))
+        return None if found is None else JobPlace(found[1], rank)
 
     def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         ids = list(dict.fromkeys(job_ids))

@@ -11,7 +11,7 @@ from typing import Any
 
 from .._heartbeat import heartbeat
 from .._rows import item_number
-from ..base import COUNTED, STATUSES, JobRecord, Outcome, WorkerInfo
+from ..base import COUNTED, STATUSES, JobPlace, JobRecord, Outcome, WorkerInfo
 from ._junk import SOUND_ROW, text
 from ._workflow import KEPT_FOR, LINKS, drop_links, links, release
 from .coord import SQLiteCoordination
@@ -33,6 +33,19 @@ _RECORD = (
     f"({SOUND_ROW}), "  # its columns are baozi_items' alone: none is named as one of q's
     f"CAST(i.unique_key AS BLOB), i.on_dep_failure, {LINKS}, i.due "
     "FROM baozi_items i JOIN baozi_queues q ON q.id = i.qid"
+)
+_AHEAD = (  # ready rows ahead of row i in its queue: marked ready, or a lease or delay run out
+    "(SELECT count(*) FROM baozi_items r WHERE r.qid = i.qid AND r.state = 0 "
+    "   AND (r.priority, r.seq, r.id) < (i.priority, i.seq, i.id)) + "
+    "(SELECT count(*) FROM baozi_items r WHERE r.qid = i.qid AND r.state > 0 AND r.state < 3 "
+    "   AND r.due <= :now AND (r.priority, r.seq, r.id) < (i.priority, i.seq, i.id))"
+)
+_PLACE = (  # a record, then its rank when it is queued, in one statement: one moment
+    _RECORD.replace(
+        " FROM baozi_items i",
+        f", CASE WHEN {_STATUS} = 'queued' THEN {_AHEAD} END FROM baozi_items i",
+        1,
+    )
 )
 _FILTERS = {  # status -> condition on the row, for listing
     "waiting": "(i.state = 3)",
@@ -219,6 +232,16 @@ class SQLiteStore(SQLiteCoordination):
         )
         found = self._records(rows)
         return found[0] if found else None
+
+    def job_snapshot(self, job_id: str) -> JobPlace | None:
+        rows = self._read(
+            f"{_PLACE} WHERE i.id=:id AND i.task IS NOT NULL",
+            {"id": _num(job_id), "now": time.time()},
+        )
+        found = self._records(rows)
+        if not found:
+            return None
+        return JobPlace(found[0], rows[0][-1])
 
     def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         nums = list(dict.fromkeys(n for n in map(_num, job_ids) if n is not None))

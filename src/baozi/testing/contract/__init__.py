@@ -2,7 +2,8 @@
 of the store contract: :class:`QueueContract`, :class:`JobContract` (with the job totals of
 :class:`TotalsContract` and the unique keys and dependencies of :class:`WorkflowContract`),
 :class:`CoordContract` and :class:`ConsumerContract`; :class:`DequeContract` covers the queue
-contract's deque operations (``rotate``, ``splice``).
+contract's deque operations (``rotate``, ``splice``), :class:`PlaceContract` where a job stands
+(``job_snapshot``).
 :class:`StoreContract` is all of them.
 
 Usage (pytest)::
@@ -21,6 +22,7 @@ from .consumer import ConsumerContract
 from .coord import CoordContract
 from .deques import DequeContract
 from .jobs import JobContract
+from .places import PlaceContract
 from .queues import QueueContract
 from .totals import TotalsContract
 from .workflows import WorkflowContract
@@ -30,6 +32,7 @@ __all__ = [
     "CoordContract",
     "DequeContract",
     "JobContract",
+    "PlaceContract",
     "QueueContract",
     "StoreContract",
     "TotalsContract",
@@ -41,6 +44,7 @@ class StoreContract(
     QueueContract,
     DequeContract,
     JobContract,
+    PlaceContract,
     TotalsContract,
     WorkflowContract,
     CoordContract,

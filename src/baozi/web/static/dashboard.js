@@ -204,6 +204,11 @@ async function loadDetail(id) {
   }
 }
 
+function etaText(seconds) {
+  if (seconds === null || seconds === undefined) return "not known yet";
+  return "about " + (seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)) + " s";
+}
+
 function detailFields(job) {
   const list = document.createElement("dl");
   list.id = "detail-fields";
@@ -217,6 +222,8 @@ function detailFields(job) {
   add("task", "task", job.task);
   add("queue", "queue", job.queue);
   add("status", "status", job.status, "status-" + job.status);
+  add("summary", "where", job.summary);
+  if (UNFINISHED.includes(job.status)) add("eta", "done in", etaText(job.eta_seconds));
   add("unique_key", "unique key", job.unique_key);
   add("attempts", "attempts", job.attempts);
   add("created", "created", when(job.created_at));

@@ -1,7 +1,9 @@
 -- Job records. ARGV: P, how, ... where how is
 --   'ids', id...                       -> the records of these ids (nil for no job);
 --   'list', queue, status, limit, offset -> newest first, '' for any status;
---   'status', id...                   -> only the status of each (nil for no job).
+--   'status', id...                   -> only the status of each (nil for no job);
+--   'place', id                       -> its record, then its rank when it is queued (else
+--                                        false), read at one moment.
 -- A record is 20 values (see job() in the prelude).
 local how, now = ARGV[2], clock()
 local out = {}
@@ -12,7 +14,29 @@ local function put(rec)
     for i = 1, 20 do out[#out + 1] = false end
   end
 end
-if how == 'ids' then
+if how == 'place' then
+  local id = ARGV[3]
+  local v, why = read_item(id, {'q', 'm', 'st'})
+  if why then
+    junk_item(id, why, v.q)
+    put(nil)
+    out[#out + 1] = false
+    return out
+  end
+  if v.q and v.st ~= '-1' then promote(v.q, now, 1000) end  -- what ran out is back in line
+  local rec = job(id, now)
+  put(rec)
+  local rank = false
+  if rec and rec[4] == 'queued' then
+    rank = owned_call('ZRANK', qkey(v.q, 'r'), v.m)
+    for _ = 1, 100 do  -- more than a thousand ran out at once: promote until it is among them
+      if rank then break end
+      promote(v.q, now, 1000)
+      rank = owned_call('ZRANK', qkey(v.q, 'r'), v.m)
+    end
+  end
+  out[#out + 1] = rank or false
+elseif how == 'ids' then
   for i = 3, #ARGV do put(job(ARGV[i], now)) end
 elseif how == 'status' then
   for i = 3, #ARGV do
