@@ -26,9 +26,10 @@ from .._order import decode, encode
 from .._rows import Row, RowStore, item_number, options_of
 from .._splice import out_of_range, rotate_steps, splice_args
 from ..base import Counts, Item, NewJob, Priority
-from . import _deque
 from ._db import Database, parse_url
 from ._deque import ORDER, ORDER_DESC
+from ._deque import rotate as rotate_items
+from ._deque import splice as splice_items
 from ._layout import channel
 from ._statements import INSERT, INSERT_ONE, PROMOTE, RANK, READY, RESERVE
 from ._tx import check_same_database, driver_connection
@@ -428,7 +429,7 @@ class PostgresQueues(RowStore):
         """See :meth:`QueueStore.rotate <baozi.backends.contract.queues.QueueStore.rotate>`."""
         steps, qid = rotate_steps(n), self._db.find_qid(queue)
         if steps and qid is not None:
-            self._in_transaction("rotate", lambda c: _deque.rotate(c, self.sql, qid, steps))
+            self._in_transaction("rotate", lambda c: rotate_items(c, self.sql, qid, steps))
 
     def splice(
         self,
@@ -460,7 +461,7 @@ class PostgresQueues(RowStore):
                 return []
             qid = self._qid(queue)
         removed: list[Item] | None = self._in_transaction(
-            "splice", lambda c: _deque.splice(c, self.sql, qid, queue, a, _item)
+            "splice", lambda c: splice_items(c, self.sql, qid, queue, a, _item)
         )
         return removed
 
