@@ -12,9 +12,8 @@ append + popleft on a deque of --short and of --long items, for:
   rotations (three LMOVEs in one MULTI for rotate(-3)), LINDEX + LINSERT for the insert, LSET,
   LSET + LREM in one MULTI for the delete, RPUSH then LPOP.
 
-Each round times every call once on every deque, short and long, of every kind (which kind goes
-first moves round by round, and which length alternates), so all of them see the same load and
-their ratios compare calls made moments apart; the figures are the median and p90 of --reps
+Each round times every call once on the short deque and once on the long one (which goes first
+alternates), so the two lengths see the same load; the figures are the median and p90 of --reps
 rounds after 10 not counted. "long ÷ short" is the long deque's median over the short one's;
 "÷ Redis list" is the row's median over the Redis list's at the same length.
 
@@ -218,31 +217,22 @@ NATIVE = "redis-list"
 Figures = dict[str, tuple[float, float]]  # call -> (median, p90) in µs
 
 
-def measure(
-    subjects: dict[str, Subject], short: int, long: int, reps: int
-) -> dict[str, tuple[Figures, Figures]]:
-    """Every call on every deque, round after round; median and p90 per call, in µs."""
-    times: dict[str, tuple[dict[str, list[float]], dict[str, list[float]]]]
-    times = {key: ({c: [] for c in CALLS}, {c: [] for c in CALLS}) for key in subjects}
-    with contextlib.ExitStack() as stack:
-        deques: list[list[tuple[Calls, dict[str, list[float]]]]] = []
-        for key, subject in subjects.items():
-            short_calls = stack.enter_context(subject(short))
-            long_calls = stack.enter_context(subject(long))
-            deques.append([(short_calls, times[key][0]), (long_calls, times[key][1])])
+def measure(subject: Subject, short: int, long: int, reps: int) -> tuple[Figures, Figures]:
+    """Every call on both deques, round after round; median and p90 per call, in µs."""
+    with subject(short) as s_calls, subject(long) as l_calls:
+        times: tuple[dict[str, list[float]], ...] = ({c: [] for c in CALLS}, {c: [] for c in CALLS})
+        pairs = ((s_calls, times[0]), (l_calls, times[1]))
         gc.collect()
         for rnd in range(10 + reps):
-            turn = rnd % len(deques)  # who goes first moves round by round
-            for pair in deques[turn:] + deques[:turn]:
-                for calls, out in pair if rnd % 2 else pair[::-1]:
-                    for name in CALLS:
-                        call = calls[name]
-                        t = time.perf_counter()
-                        call()
-                        elapsed = time.perf_counter() - t
-                        if rnd >= 10:
-                            out[name].append(elapsed * 1e6)
-    return {key: (summarise(s), summarise(lg)) for key, (s, lg) in times.items()}
+            for calls, out in pairs if rnd % 2 else pairs[::-1]:
+                for name in CALLS:
+                    call = calls[name]
+                    t = time.perf_counter()
+                    call()
+                    elapsed = time.perf_counter() - t
+                    if rnd >= 10:
+                        out[name].append(elapsed * 1e6)
+    return summarise(times[0]), summarise(times[1])
 
 
 def summarise(times: dict[str, list[float]]) -> Figures:
@@ -295,10 +285,10 @@ def report(
     args: argparse.Namespace,
     head: str,
     load_start: str,
-    started: str,
     results: dict[str, tuple[Figures, Figures]],
     seconds: float,
 ) -> str:
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
     native = results.get(NATIVE)
     lines = [
         f"# Deques: calls near an end, {args.short:,} and {args.long:,} items, {started} UTC",
@@ -311,9 +301,8 @@ def report(
         f"({seconds:.0f} s).",
         "",
         f"Time of one call, client included, in µs: median / p90 of {args.reps} rounds after 10 "
-        "not counted. Each round times every call once on every deque of the table, short and long "
-        "(which kind goes first moves round by round, which length alternates), so the ratios "
-        "compare calls made moments apart under the same load. "
+        "not counted. Each round times every call once on the short deque and once on the long "
+        "one (which goes first alternates), one after another in the order of the table. "
         "Items are 16-character strings (baozi.Deque stores them as JSON). insert(1, x) and "
         "del d[1] alternate, so the lengths stay put. append+popleft is two calls. "
         "`long ÷ short` is the long deque's median over the short one's; `÷ Redis list` is the "
@@ -366,17 +355,15 @@ def main() -> None:
     if args.short < 4 or args.long < 4:
         parser.error("--short and --long must be at least 4 (the calls reach index -2 and 1)")
     load_start, head = load(), machine()
-    now = datetime.now(UTC)
-    stamp, started = now.strftime("%Y%m%d-%H%M"), now.strftime("%Y-%m-%d %H:%M")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     t = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        subjects = {
-            key: stack.enter_context(opener())
-            for key, (_, opener) in SUBJECTS.items()
-            if key in args.only
-        }
-        results = measure(subjects, args.short, args.long, args.reps)
-    text = report(args, head, load_start, started, results, time.perf_counter() - t)
+    results: dict[str, tuple[Figures, Figures]] = {}
+    for key in SUBJECTS:
+        if key in args.only:
+            with SUBJECTS[key][1]() as subject:
+                results[key] = measure(subject, args.short, args.long, args.reps)
+            print(f"{SUBJECTS[key][0]}: done", file=sys.stderr)
+    text = report(args, head, load_start, results, time.perf_counter() - t)
     print(text)
     if args.out != "-":
         out = Path(args.out) if args.out else HERE / "results" / f"deque-{stamp}.md"
