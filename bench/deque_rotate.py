@@ -285,10 +285,10 @@ def report(
     args: argparse.Namespace,
     head: str,
     load_start: str,
+    started: str,
     results: dict[str, tuple[Figures, Figures]],
     seconds: float,
 ) -> str:
-    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
     native = results.get(NATIVE)
     lines = [
         f"# Deques: calls near an end, {args.short:,} and {args.long:,} items, {started} UTC",
@@ -355,7 +355,8 @@ def main() -> None:
     if args.short < 4 or args.long < 4:
         parser.error("--short and --long must be at least 4 (the calls reach index -2 and 1)")
     load_start, head = load(), machine()
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    now = datetime.now(UTC)
+    stamp, started = now.strftime("%Y%m%d-%H%M"), now.strftime("%Y-%m-%d %H:%M")
     t = time.perf_counter()
     results: dict[str, tuple[Figures, Figures]] = {}
     for key in SUBJECTS:
@@ -363,7 +364,7 @@ def main() -> None:
             with SUBJECTS[key][1]() as subject:
                 results[key] = measure(subject, args.short, args.long, args.reps)
             print(f"{SUBJECTS[key][0]}: done", file=sys.stderr)
-    text = report(args, head, load_start, results, time.perf_counter() - t)
+    text = report(args, head, load_start, started, results, time.perf_counter() - t)
     print(text)
     if args.out != "-":
         out = Path(args.out) if args.out else HERE / "results" / f"deque-{stamp}.md"
