@@ -151,13 +151,23 @@ def estimate(
 class Estimator:
     """Estimates for any number of jobs, each task's run time and each queue's slots read once
     (a page of jobs costs a read per task and per queue, not per job). ``rate``: the recent
-    completion rate of a queue, when the caller knows one (see :func:`estimate`)."""
+    completion rate of a queue, when the caller knows one (see :func:`estimate`). With ``ttl``
+    > 0 what was read is kept that many seconds, so a long-lived estimator (the web server's)
+    reads each task's run time and each queue's slots at most once per ``ttl`` however many
+    requests it answers; an estimate does not need them fresher."""
 
-    def __init__(self, store: Store, rate: Callable[[str], float | None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        rate: Callable[[str], float | None] | None = None,
+        *,
+        ttl: float = math.inf,
+    ) -> None:
         self._store = store
         self._rate = rate
-        self._runs: dict[str, float | None] = {}
-        self._slots: dict[str, Slots] = {}
+        self._ttl = ttl
+        self._runs: dict[str, tuple[float, float | None]] = {}
+        self._slots: dict[str, tuple[float, Slots]] = {}
 
     def __call__(self, place: JobPlace) -> float | None:
         rec = place.record
@@ -165,15 +175,24 @@ class Estimator:
             return 0.0
         if rec.status == "waiting":
             return None
-        if rec.task not in self._runs:
-            self._runs[rec.task] = run_time(self._store, rec.task)
-        run = self._runs[rec.task]
+        now = time.monotonic()
+        # What is not known yet (no run reported, no worker serving) is asked again each time,
+        # so the first report or the first worker counts at once.
+        kept = self._runs.get(rec.task)
+        if kept is None or now - kept[0] > self._ttl:
+            kept = (now, run_time(self._store, rec.task))
+            if kept[1] is not None:
+                self._runs[rec.task] = kept
+        run = kept[1]
         if run is None:
             return None
-        if rec.queue not in self._slots:
-            self._slots[rec.queue] = slots(self._store, rec.queue)
+        held = self._slots.get(rec.queue)
+        if held is None or now - held[0] > self._ttl:
+            held = (now, slots(self._store, rec.queue))
+            if held[1].total:
+                self._slots[rec.queue] = held
         rate = self._rate(rec.queue) if self._rate is not None else None
-        return estimate(place, run, self._slots[rec.queue], rate=rate)
+        return estimate(place, run, held[1], rate=rate)
 
 
 def eta(store: Store, place: JobPlace) -> float | None:

@@ -81,6 +81,8 @@ class Api:
         self.app = app
         self.observer = observer
         self.metrics = metrics
+        # Run times and worker slots, read at most once a second for every request's estimate.
+        self.estimator = Estimator(app.store, self._rate, ttl=1.0)
         self.pausable = all(callable(getattr(app, m, None)) for m in _PAUSE_METHODS)
         """Whether this App can pause queues (``App.pause``/``resume``/``is_paused``)."""
 
@@ -223,7 +225,7 @@ class Api:
         full: bool = True,
         estimator: Estimator | None = None,
     ) -> Any:
-        estimator = estimator or Estimator(self.app.store, self._rate)
+        estimator = estimator or self.estimator
         snap = snapshot_of(self.app.store, place, estimator=estimator)
         view = job_view(place.record, self.app.codec, snap, full=full)
         view["url"] = root + view["url"]
@@ -300,7 +302,7 @@ class Api:
             # Each job's status and place are read again together (the listing read them at
             # another moment); one whose record went meanwhile is left out.
             places = [store.job_snapshot(rec.id) for rec in recs[: query.limit]]
-            estimator = Estimator(store, self._rate)
+            estimator = self.estimator
             return {
                 "jobs": [
                     self._view(p, root=root, full=False, estimator=estimator)
