@@ -25,7 +25,7 @@ CAP = 24  # past this length only shrinking operations are drawn, so the deques 
 Op = Callable[[Any], Any]
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 def fidelity_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from _fresh(request, tmp_path)
 
