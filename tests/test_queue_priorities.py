@@ -214,3 +214,16 @@ def test_a_priority_of_the_largest_size_goes_in_and_a_larger_one_is_refused(url:
         with pytest.raises(ValueError, match=f"at most {MAX_ENCODED} bytes"):
             q.put(longest + "x")
         assert drain(q) == ["a", longest, later]
+
+
+def test_priorities_whose_encoding_ends_in_many_zero_bytes_come_back(url: str) -> None:
+    # A whole number's big-endian bytes end in zeros, and so does every encoding (its end marks):
+    # a store that keeps the encoding as a number drops them, and must give them all back.
+    from baozi.backends._order import MAX_ENCODED, encode
+
+    widest = (2 ** (8 * 480),)  # nearly all of MAX_ENCODED is zero bytes
+    assert len(encode(widest)) <= MAX_ENCODED
+    prios = [(2**400,), (2**401,), (1e300,), (-1e300,), (2**1000,), (5e-324,), (-(2**400),), widest]
+    with PriorityQueue("q", url=url) as q:
+        q.put_many([(p, i) for i, p in enumerate(prios)])
+        assert drain(q) == sorted((p, i) for i, p in enumerate(prios))

@@ -99,7 +99,9 @@ def decode(data: bytes, *, trimmed: bool = False) -> Priority:
     zero bytes (as a store that keeps them as a fraction gives them back)."""
     value: Priority
     if trimmed:
-        data += bytes(5 * len(data) + 8)  # at most this many zero bytes end an encoding
+        # The zeros a store dropped: no encoding is longer than MAX_ENCODED bytes (put refuses
+        # it), so none ends in more zero bytes than that.
+        data += bytes(MAX_ENCODED + 8)
     value, end = _get(data, 0)
     if end != len(data) and not (trimmed and not data[end:].strip(b"\x00")):
         raise ValueError(f"{len(data) - end} byte(s) after an encoded priority")
