@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -287,3 +288,27 @@ def test_forget_all_failed_removes_every_failed_job_of_a_queue(memory_url: str) 
     assert run_cli(memory_url, "forget", "--all-failed").stdout.startswith("1 failed job(s)")
     assert run_cli(memory_url, "forget", there.id, "--all-failed").exit_code == 2
     assert run_cli(memory_url, "forget", there.id, "--queue", "here").exit_code == 2
+
+
+def test_tables_print_whole_dates_on_a_narrow_terminal(memory_url: str) -> None:
+    from click.testing import CliRunner
+
+    from baozi.cli import main
+
+    app = App(memory_url)
+    add = app.task(name="add")(jobtasks.add)
+    add.apply_async((1, 2), delay=60)
+    out = CliRunner().invoke(main, ["jobs", "--url", memory_url], env={"COLUMNS": "60"})
+    assert out.exit_code == 0, out.output
+    dates = re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", out.output)
+    assert len(dates) == 2, out.output  # its due time and its creation time, zone and all
+    assert "…" not in out.output
+
+
+def test_status_of_a_waiting_job_says_why_its_end_is_not_known(memory_url: str) -> None:
+    app = App(memory_url)
+    add = app.task(name="add")(jobtasks.add)
+    first = add.delay(1, 2)
+    then = add.apply_async((3, 4), depends_on=[first])
+    out = run_cli(memory_url, "status", then.id)
+    assert fields(out.output)["done in"] == "not known yet (it waits for other jobs to end)"

@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from .._time import iso
@@ -16,6 +15,7 @@ from ..app import App
 from ..backends.base import STATUSES, JobRecord
 from ..jobs import FINISHED
 from ..snapshot import JobSnapshot, snapshot_of
+from ._tables import whole_table_console
 from .loading import existing_app as _existing
 from .loading import load_app
 from .options import FAILED, NOT_FOUND, app_url_option, url_option
@@ -80,6 +80,8 @@ def _where(snap: JobSnapshot) -> str:
 
 def _eta(snap: JobSnapshot) -> str:
     if snap.eta_seconds is None:
+        if snap.status == "waiting":
+            return "not known yet (it waits for other jobs to end)"
         return "not known yet (no live worker serves its queue, or no run of its task is known)"
     return f"about {snap.eta_seconds:.1f} s"
 
@@ -147,7 +149,7 @@ def queues_cmd(url: str | None) -> None:
             *(str(c.get(k, 0)) for k in ("waiting", "queued", "scheduled", "running", "failed")),
             str(c["succeeded"] + c["cancelled"]),
         )
-    console = Console()
+    console = whole_table_console(table)
     console.print(table)
     for warning in app.store.warnings():
         console.print(f"[bold red]warning:[/] {warning}", markup=True, highlight=False)
@@ -197,7 +199,7 @@ def jobs_cmd(
             iso(rec.created_at),
             _error_text(rec)[:80],
         )
-    Console().print(table)
+    whole_table_console(table).print(table)
 
 
 _NOT_ENDED = frozenset(STATUSES) - FINISHED

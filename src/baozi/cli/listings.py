@@ -9,13 +9,13 @@ import time
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from .._time import age, iso
 from ..backends.base import Store, WorkerInfo
 from ..beat import Schedule, ScheduleRuns, schedule_runs
+from ._tables import whole_table_console
 from .loading import existing_app, load_app
 from .options import app_url_option, url_option
 
@@ -102,7 +102,7 @@ def workers(stale_after: float, as_json: bool, url: str | None) -> None:
             f"{r['last_heartbeat']} ({age(r['heartbeat_age'])} ago)",
             state,
         )
-    Console().print(table)
+    whole_table_console(table).print(table)
 
 
 def _when(schedule: Schedule) -> str:
@@ -160,4 +160,4 @@ def schedules(app_path: str, as_json: bool, url: str | None) -> None:
             r["last_run"] or "never",
             r["next_run"] + (" [red](overdue)[/]" if r["overdue"] else ""),
         )
-    Console().print(table)
+    whole_table_console(table).print(table)
