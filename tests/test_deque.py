@@ -220,3 +220,16 @@ def test_remove_and_reverse_work_on_a_deque_fuller_than_a_maxlen_recorded_later(
             assert list(d) == [4, 2, 1]
             small *= 1
             assert list(d) == [4, 2, 1]
+
+
+def test_an_index_past_any_deque_is_an_index_error(url: str) -> None:
+    with Deque("d", url=url) as d:
+        d.extend([1, 2])
+        for index in (2**62, -(2**62) - 1, 2**63, -(2**70)):
+            with pytest.raises(IndexError):
+                d[index]
+            with pytest.raises(IndexError):
+                d[index] = 0
+            with pytest.raises(IndexError):
+                del d[index]
+        assert list(d) == [1, 2]

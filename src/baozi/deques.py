@@ -32,7 +32,12 @@ def _is_in(x: Any, value: Any) -> bool:
 def _position(index: Any) -> int:
     if not hasattr(type(index), "__index__"):
         raise TypeError(f"sequence index must be integer, not {type(index).__name__!r}")
-    return operator.index(index)
+    at: int = operator.index(index)
+    if not -sys.maxsize - 1 <= at <= sys.maxsize:
+        raise IndexError(f"cannot fit {type(index).__name__!r} into an index-sized integer")
+    if not -(2**62) <= at < 2**62:  # past any deque a store can hold, and any SQL LIMIT
+        raise IndexError("deque index out of range")
+    return at
 
 
 class Deque:
