@@ -233,3 +233,7 @@ def test_an_index_past_any_deque_is_an_index_error(url: str) -> None:
             with pytest.raises(IndexError):
                 del d[index]
         assert list(d) == [1, 2]
+
+
+def test_deque_takes_a_type_parameter_as_collections_deque_does() -> None:
+    assert Deque[int].__origin__ is Deque

@@ -6,6 +6,7 @@ import collections
 import operator
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from types import GenericAlias
 from typing import Any, cast
 
 from ._names import check_name
@@ -61,6 +62,7 @@ class Deque:
     """
 
     __hash__ = None  # type: ignore[assignment]
+    __class_getitem__: classmethod[Any, Any, GenericAlias] = classmethod(GenericAlias)  # Deque[int]
 
     def __init__(
         self,
