@@ -38,23 +38,25 @@ def _app(url: str, seconds: float = NAP) -> App:
     return app
 
 
+@pytest.mark.parametrize(("slots", "burst"), [(1, 1), (1, 4), (2, 6)])
 def test_the_estimate_for_the_last_of_n_jobs_is_within_twice_its_real_wait(
-    worked_url: str,
+    worked_url: str, slots: int, burst: int
 ) -> None:
+    # An idle queue and one worker: a lone job, a few in a row on one slot, a burst on two.
     app = _app(worked_url)
     nap = app.tasks["nap"]
-    with working(app, concurrency=2):
+    with working(app, concurrency=slots):
         for warm in [nap.delay() for _ in range(3)]:
             warm.result(timeout=30)
         wait_for(lambda: run_time(app.store, "nap") is not None, timeout=10)
-        last = [nap.delay() for _ in range(6)][-1]
+        wait_for(lambda: app.store.lease_holders(["default"]) == {}, timeout=10)  # idle again
+        last = [nap.delay() for _ in range(burst)][-1]
         asked = time.monotonic()
         snap = last.snapshot()
         last.result(timeout=30)
         waited = time.monotonic() - asked
-    assert snap.status == "queued" and snap.position is not None, snap
+    assert snap.status in ("queued", "running"), snap
     assert snap.eta_seconds is not None, snap
-    # Two slots, at least three jobs ahead of it: about three runs of 0.3 s, its own included.
     assert waited / 2 <= snap.eta_seconds <= waited * 2, (snap, waited)
     assert last.snapshot().eta_seconds == 0  # done
 
