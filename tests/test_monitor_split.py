@@ -14,6 +14,7 @@ from multiprocessing.connection import Connection
 import pytest
 
 from baozi.monitor import Check, _aio, _split, check_split
+from baozi.monitor._local import Client
 from baozi.monitor._split import shares
 from baozi.pools.aio import AsyncPool
 from baozi.pools.base import Call
@@ -55,10 +56,15 @@ def test_shares_deal_everything_once_evenly_and_none_is_empty(total: int, parts:
     assert total == 0 or min(sizes) >= 1
 
 
-def test_split_results_come_in_input_order_and_each_is_reported_once(site: str) -> None:
+@pytest.mark.parametrize("client", ["gevent", "aiohttp"])
+def test_split_results_come_in_input_order_and_each_is_reported_once(
+    site: str, client: Client
+) -> None:
+    if client == "gevent":
+        pytest.importorskip("geventhttpclient")
     urls = [f"{site}/{200 if i % 3 else 404}?n={i}" for i in range(60)]
     seen: list[str] = []
-    results = check_split(urls, 200, 10.0, 8, 3, lambda check: seen.append(check.url))
+    results = check_split(urls, 200, 10.0, 8, 3, lambda check: seen.append(check.url), client)
     assert [r.url for r in results] == urls
     assert sorted(seen) == sorted(urls)  # on_done once per URL, whichever process checked it
     assert [r.status for r in results] == [200 if i % 3 else 404 for i in range(60)]
@@ -66,7 +72,13 @@ def test_split_results_come_in_input_order_and_each_is_reported_once(site: str) 
 
 
 def _dies_after_one(
-    urls: list[str], where: range, expect: int, timeout: float, concurrency: int, pipe: Connection
+    urls: list[str],
+    where: range,
+    expect: int,
+    timeout: float,
+    concurrency: int,
+    pipe: Connection,
+    client: str,
 ) -> None:
     pipe.send([(where[0], True, 200, 0.0, "ok")])
     pipe.close()

@@ -7,11 +7,8 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from ..monitor._local import CLIENTS, choose
 from .options import FAILED, OK, url_option
 
 
@@ -53,6 +50,14 @@ def _read_urls(path: str) -> list[str]:
     "share of -c.",
 )
 @click.option(
+    "--client",
+    default="auto",
+    show_default=True,
+    type=click.Choice(CLIENTS),
+    help="The in-process checks' HTTP client: gevent (geventhttpclient on greenlets, the lighter) "
+    "or aiohttp (coroutines); auto is gevent where it is installed.",
+)
+@click.option(
     "--via-queue",
     is_flag=True,
     help="Enqueue one job per URL and wait for workers (`baozi worker baozi.monitor:app`).",
@@ -74,6 +79,7 @@ def monitor(
     timeout: float,
     concurrency: int,
     processes: int,
+    client: str,
     via_queue: bool,
     wait: float | None,
     json_out: str | None,
@@ -81,13 +87,24 @@ def monitor(
     url: str | None,
 ) -> None:
     """Check every URL in URLS_FILE (one per line, # for comments); exit 1 if any failed."""
-    from ..monitor import Split, check_many, check_via_queue, run
+    from ..monitor import Split, check_local, check_via_queue
 
     if via_queue and processes > 1:
         raise click.UsageError("-p splits in-process checks; with --via-queue the workers choose")
     urls = _read_urls(urls_file)
-    # Started before the progress bar's thread: the children are forked.
-    split = Split(urls, expect, timeout, concurrency, processes) if processes > 1 else None
+    chosen = choose(client)
+    # Started before the progress bar's thread (and before rich is imported): they are forked.
+    split = Split(urls, expect, timeout, concurrency, processes, chosen) if processes > 1 else None
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("checking"),
@@ -111,10 +128,12 @@ def monitor(
         elif split is not None:
             results = split.results(done)
         else:
-            results = run(check_many(urls, expect, timeout, concurrency, done))
+            results = check_local(urls, expect, timeout, concurrency, lambda _i, c: done(c), chosen)
 
     failed = [r for r in results if not r.ok]
     if not quiet:
+        from rich.table import Table
+
         table = Table(show_edge=False, pad_edge=False)
         table.add_column("URL", overflow="fold")
         table.add_column("status", justify="right")
