@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -20,6 +22,29 @@ def _read_urls(path: str) -> list[str]:
         if line and not line.startswith("#"):
             urls.append(line)
     return urls
+
+
+@contextmanager
+def _progress_bar(total: int, quiet: bool) -> Iterator[Callable[[object], None]]:
+    """A function to call once per URL checked, drawing a bar on stderr (none with ``quiet``:
+    then rich is not even imported)."""
+    if quiet:
+        yield lambda _: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("checking"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with progress:
+        bar = progress.add_task("urls", total=total)
+        yield lambda _: progress.advance(bar)
 
 
 @click.command()
@@ -95,32 +120,7 @@ def monitor(
     chosen = choose(client)
     # Started before the progress bar's thread (and before rich is imported): they are forked.
     split = Split(urls, expect, timeout, concurrency, processes, chosen) if processes > 1 else None
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    console = Console(stderr=True)
-    progress = Progress(
-        TextColumn("checking"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-        transient=True,
-    )
-    with progress:
-        bar = progress.add_task("urls", total=len(urls))
-
-        def done(_: object) -> None:
-            progress.advance(bar)
-
+    with _progress_bar(len(urls), quiet) as done:
         if via_queue:
             from ..app import App
 
@@ -132,6 +132,8 @@ def monitor(
 
     failed = [r for r in results if not r.ok]
     if not quiet:
+        from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(show_edge=False, pad_edge=False)

@@ -12,6 +12,7 @@ traceback.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from ..app import App
@@ -39,13 +40,28 @@ __all__ = [
     "run",
 ]
 
-app = App(importable=("baozi",))
-"""An app whose workers run the monitor's checks: ``baozi worker baozi.monitor:app -P async``.
-Its store is ``BAOZI_URL`` (or the worker's ``--url``)."""
-app.task(name=TASK)(check_url)
+if TYPE_CHECKING:
+    app: App
+    """An app whose workers run the monitor's checks: ``baozi worker baozi.monitor:app -P
+    async``. Its store is ``BAOZI_URL`` (or the worker's ``--url``). Made on first use: opening
+    its store is no part of an in-process run's start-up."""
+
+_made = threading.Lock()
+
+
+def _app() -> App:
+    with _made:
+        made = globals().get("app")
+        if made is None:
+            made = App(importable=("baozi",))
+            made.task(name=TASK)(check_url)
+            globals()["app"] = made  # found at once from now on, without this function
+        return made
 
 
 def __getattr__(name: str) -> Any:
+    if name == "app":
+        return _app()
     # aiohttp's names, imported on first use: a run on greenlets never loads aiohttp.
     if name in ("check_many", "run"):
         from . import _aio

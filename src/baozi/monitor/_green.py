@@ -52,8 +52,10 @@ def _client(url: Any, timeout: float) -> Any:
         url.port,
         ssl=url.scheme == "https",
         concurrency=CONNECTIONS,
-        connection_timeout=timeout,
-        network_timeout=timeout,
+        # No timeouts of its own (settimeout(None), though its hints say float): the check's
+        # gevent.Timeout bounds the connect, the TLS handshake and every read, with one timer.
+        connection_timeout=None,  # type: ignore[arg-type]
+        network_timeout=None,  # type: ignore[arg-type]
     )
     return client
 
