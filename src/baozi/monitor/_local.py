@@ -11,7 +11,7 @@ from typing import Literal
 
 from ._check import Check
 
-__all__ = ["CLIENTS", "Client", "check_local", "choose"]
+__all__ = ["CLIENTS", "Client", "check_local", "choose", "preload"]
 
 Client = Literal["gevent", "aiohttp"]
 CLIENTS: tuple[str, ...] = ("auto", "gevent", "aiohttp")
@@ -29,6 +29,14 @@ def choose(client: str = "auto") -> Client:
         raise ValueError(f"no monitor client {client!r}: choose one of {', '.join(CLIENTS)}")
     green = find_spec("gevent") is not None and find_spec("geventhttpclient") is not None
     return "gevent" if green else "aiohttp"
+
+
+def preload(client: Client) -> None:
+    """Import ``client``'s modules now (before forking children that will use them)."""
+    if client == "gevent":
+        from . import _green  # noqa: F401
+    else:
+        from . import _aio  # noqa: F401
 
 
 def check_local(

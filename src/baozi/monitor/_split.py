@@ -15,7 +15,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from ._check import Check
-from ._local import Client, check_local
+from ._local import Client, check_local, preload
 
 __all__ = ["Split", "check_split", "shares"]
 
@@ -49,8 +49,12 @@ class Split:
         self.urls = urls
         self.parts = parts = shares(len(urls), processes)
         slots = shares(max(concurrency, len(parts)), len(parts))  # each child's share of -c
-        # fork where there is one: a child starts in milliseconds with everything imported.
+        # fork where there is one: a child starts in milliseconds with everything imported,
+        # its client too (imported here once, not by each child; gevent's hub is made later,
+        # in each child, on first use).
         methods = multiprocessing.get_all_start_methods()
+        if "fork" in methods:
+            preload(client)
         context: Any = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self.children: list[Any] = []
         self.pipes: list[Connection] = []

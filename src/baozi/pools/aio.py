@@ -34,6 +34,7 @@ class AsyncPool(Pool):
         self._running: dict[Future[None], asyncio.Task[Any]] = {}  # (on the loop's thread)
         self._interrupts = Interrupts()
         self._lock = threading.Lock()
+        self._inbox: list[tuple[Call, Future[None], Future[Any]]] = []  # submitted, not started
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run_loop, name="baozi-async-loop", daemon=True)
         self._thread.start()
@@ -46,11 +47,35 @@ class AsyncPool(Pool):
 
     def submit(self, call: Call) -> Future[Any]:
         stop: Future[None] = Future()  # done once the call is cancelled
-        future = asyncio.run_coroutine_threadsafe(self._run(call, stop), self._loop)
+        future: Future[Any] = Future()
         with self._lock:
             self._stops[future] = stop
+            self._inbox.append((call, stop, future))
+            wake = len(self._inbox) == 1
+        # One wake-up of the loop's thread per batch of calls, not per call (each costs a
+        # write to the loop's self-pipe, and the loop a turn to read it): a worker that takes a
+        # thousand jobs in one store call hands them over in one go.
+        if wake:
+            self._loop.call_soon_threadsafe(self._start_inbox)
         future.add_done_callback(self._forget)
         return future
+
+    def _start_inbox(self) -> None:
+        """On the loop: a task for each call submitted since the last turn."""
+        with self._lock:
+            calls, self._inbox = self._inbox, []
+        for call, stop, future in calls:
+            if future.cancelled():  # Future.cancel before it started
+                continue
+            task = self._loop.create_task(self._run(call, stop))
+            # Chained as run_coroutine_threadsafe chains them: the task's outcome becomes the
+            # future's, and cancelling the future cancels the task.
+            task.add_done_callback(functools.partial(_settle, future))
+            future.add_done_callback(functools.partial(self._cancel_if_cancelled, task))
+
+    def _cancel_if_cancelled(self, task: asyncio.Task[Any], future: Future[Any]) -> None:
+        if future.cancelled():
+            self._loop.call_soon_threadsafe(task.cancel)
 
     def _forget(self, future: Future[Any]) -> None:
         with self._lock:
@@ -132,3 +157,15 @@ class AsyncPool(Pool):
             self._thread.join(5)
         if not self._thread.is_alive():
             self._loop.close()
+
+
+def _settle(future: Future[Any], task: asyncio.Task[Any]) -> None:
+    """Give ``task``'s outcome to the call's ``future``, as run_coroutine_threadsafe does."""
+    if task.cancelled():
+        future.cancel()
+    if not future.set_running_or_notify_cancel():
+        return  # cancelled, by the task or by Future.cancel
+    if (exc := task.exception()) is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(task.result())
