@@ -1,5 +1,5 @@
-"""Coroutines on one event loop: for many slow connections. Plain functions run in threads so
-they never block the loop."""
+"""Coroutines on one event loop (uvloop's where it is installed): for many slow connections. Plain
+functions run in threads so they never block the loop."""
 
 from __future__ import annotations
 
@@ -19,13 +19,23 @@ from .context import run_with_job
 __all__ = ["AsyncPool"]
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop where it is installed (the same asyncio, with less CPU per socket
+    event, which is most of what a job that talks to the network costs), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class AsyncPool(Pool):
     kind: ClassVar[str] = "async"
     default_concurrency: ClassVar[int] = 100
 
     def __init__(self, concurrency: int) -> None:
         super().__init__(concurrency)
-        self._loop = asyncio.new_event_loop()
+        self._loop = _new_loop()
         # Threads for plain functions, made on demand: one per slot, so none waits for a thread,
         # and as many spares to stand in for threads stuck in timed-out calls.
         self._threads = ThreadPoolExecutor(2 * concurrency, thread_name_prefix="baozi-sync")
