@@ -159,3 +159,51 @@ def test_the_gevent_check_keeps_clients_for_the_most_recent_hosts_only(
     assert green._client(a, 5.0) is first  # used again: now the most recent
     green._client(c, 5.0)  # one too many: b, the least recent, goes
     assert [key[2] for key in green._clients] == [1, 3]
+
+
+class _Pool:
+    """A stand-in for geventhttpclient's connection pool: counts its lookups."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.lookups = 0
+        self.fail = fail
+
+    def _resolve(self) -> list[str]:
+        import gevent
+
+        self.lookups += 1
+        gevent.sleep(0.01)  # a lookup takes a while: others ask meanwhile
+        if self.fail:
+            raise OSError(-2, "Name or service not known")
+        return ["127.0.0.1"]
+
+
+def test_the_gevent_check_shares_one_dns_lookup_among_new_connections() -> None:
+    green = pytest.importorskip("baozi.monitor._green")
+    import gevent
+
+    client = type("Client", (), {})()
+    client._connection_pool = _Pool()
+    green._share_lookups(client)
+    many = [gevent.spawn(client._connection_pool._resolve) for _ in range(50)]
+    gevent.joinall(many, raise_error=True)
+    assert [g.value for g in many] == [["127.0.0.1"]] * 50
+    assert client._connection_pool.lookups == 1
+    client._connection_pool._resolve()
+    assert client._connection_pool.lookups == 1  # kept for DNS_TTL seconds
+
+
+def test_a_failed_dns_lookup_fails_its_waiters_and_is_not_kept() -> None:
+    green = pytest.importorskip("baozi.monitor._green")
+    import gevent
+
+    client = type("Client", (), {})()
+    client._connection_pool = _Pool(fail=True)
+    green._share_lookups(client)
+    many = [gevent.spawn(client._connection_pool._resolve) for _ in range(5)]
+    gevent.joinall(many)
+    assert all(isinstance(g.exception, OSError) for g in many)
+    assert client._connection_pool.lookups == 1
+    with pytest.raises(OSError):
+        client._connection_pool._resolve()
+    assert client._connection_pool.lookups == 2  # a failure is not kept: the next one asks again

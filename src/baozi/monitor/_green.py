@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+from gevent.event import AsyncResult
 
 from ._check import Check, failed, judge
 
@@ -57,7 +58,46 @@ def _client(url: Any, timeout: float) -> Any:
         connection_timeout=None,  # type: ignore[arg-type]
         network_timeout=None,  # type: ignore[arg-type]
     )
+    _share_lookups(client)
     return client
+
+
+DNS_TTL = 300.0
+"""Seconds a host's address, once looked up, serves every new connection to it (as aiohttp's
+``ttl_dns_cache`` does for the asyncio checks)."""
+
+
+def _share_lookups(client: Any) -> None:
+    """Make the client's connections share one DNS lookup per ``DNS_TTL``: geventhttpclient looks
+    the host up again for every new connection, in a thread of gevent's pool, and a thousand
+    connections opened at once cost a thousand lookups. Relies on its connection pool's
+    ``_resolve`` (geventhttpclient 2.x); without one, the client is left as it is."""
+    pool: Any = getattr(client, "_connection_pool", None)
+    resolve = getattr(pool, "_resolve", None)
+    if resolve is None:
+        return
+    found: list[Any] = []  # [addresses, looked up at]
+    pending: list[AsyncResult] = []  # the lookup under way, which others wait for
+
+    def shared() -> Any:
+        if found and time.monotonic() - found[1] < DNS_TTL:
+            return found[0]
+        if pending:
+            return pending[0].get()  # raises what the lookup raised
+        waiting = AsyncResult()
+        pending.append(waiting)
+        try:
+            addresses = resolve()
+        except BaseException as exc:  # each waiter fails as this lookup did; none is kept
+            waiting.set_exception(exc)
+            raise
+        finally:
+            pending.clear()
+        found[:] = [addresses, time.monotonic()]
+        waiting.set(addresses)
+        return addresses
+
+    pool._resolve = shared
 
 
 class _TimedOut(TimeoutError):
