@@ -34,9 +34,9 @@ def choose(client: str = "auto") -> Client:
 def preload(client: Client) -> None:
     """Import ``client``'s modules now (before forking children that will use them)."""
     if client == "gevent":
-        from . import _green  # noqa: F401
+        from ._green import check_indexed  # noqa: F401
     else:
-        from . import _aio  # noqa: F401
+        from ._aio import run  # noqa: F401
 
 
 def check_local(
