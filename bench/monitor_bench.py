@@ -7,7 +7,8 @@ C in flight in all, start-up included, beside a bare asyncio client measured in 
 Each round runs, in turn (the order rotates each round), each just after a run of the ceiling:
 
 - the ceiling: bench/monitor/bare.py, raw asyncio sockets, no HTTP library;
-- ``baozi monitor URLS -q -c C`` in-process, with ``-p 1`` and ``-p 2``;
+- ``baozi monitor URLS -q -c C`` in-process, with ``-p 1`` and ``-p 2`` on the default client
+  (greenlets on geventhttpclient, gevent being installed), and ``-p 2`` on aiohttp;
 - ``baozi monitor URLS --via-queue`` beside ``baozi worker baozi.monitor:app -P POOL -c C``
   (async and gevent pools; also 2 processes of C/2), both launched at once on a fresh SQLite store;
 - the floor of --via-queue: the same, with workers that sleep 100 ms instead of checking
@@ -130,9 +131,13 @@ def configs(
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     monitor = [PY, "-m", "baozi", "monitor", str(urls), "-q", "--timeout", "10"]
 
-    def inprocess(p: int) -> Callable[[], dict]:
+    def inprocess(p: int, client: str | None = None) -> Callable[[], dict]:
         argv = [*monitor, "-c", str(c), "-p", str(p)]
-        return lambda: run_one(f"monitor -p {p}", argv, None, env)
+        name = f"monitor -p {p}"
+        if client is not None:  # else the default: gevent where it is installed
+            argv += ["--client", client]
+            name += f" --client {client}"
+        return lambda: run_one(name, argv, None, env)
 
     def via_queue(pool: str, procs: int, floor: bool = False) -> Callable[[], dict]:
         def go() -> dict:
@@ -160,6 +165,7 @@ def configs(
         ("bare", lambda: run_one("bare asyncio client (ceiling)", bare, None, env)),
         ("monitor -p 1", inprocess(1)),
         ("monitor -p 2", inprocess(2)),
+        ("monitor -p 2 aiohttp", inprocess(2, "aiohttp")),
         ("via-queue async", via_queue("async", 1)),
         ("via-queue gevent", via_queue("gevent", 1)),
         ("via-queue async 2", via_queue("async", 2)),

@@ -137,17 +137,42 @@ def _check_report(report: list[dict[str, object]]) -> None:
     assert [r["ok"] for r in report] == [True] + [False] * 8
 
 
+@pytest.mark.parametrize("client", ["gevent", "aiohttp"])
 @pytest.mark.parametrize("processes", ["1", "2", "3"])
 def test_the_monitor_reports_each_kind_of_failure_and_exits_non_zero(
-    urls: Path, tmp_path: Path, processes: str
+    urls: Path, tmp_path: Path, processes: str, client: str
 ) -> None:
+    if client == "gevent":
+        pytest.importorskip("geventhttpclient")
     out = tmp_path / "report.json"
-    done = _run(str(urls), "--timeout", "1", "-c", "50", "-p", processes, "--json", str(out))
+    args = ["--timeout", "1", "-c", "50", "-p", processes, "--client", client]
+    done = _run(str(urls), *args, "--json", str(out))
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     _check_report(json.loads(out.read_text()))  # one document, in the file's order
     assert "FAILED" in done.stdout and "1 ok, 8 failed, of 9" in done.stdout
     assert len(re.findall(r"\bFAILED\b", done.stdout)) == 8  # one table, every row once
+
+
+def test_auto_chooses_gevent_where_it_is_installed_else_aiohttp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from baozi.monitor import _local
+
+    assert _local.choose("aiohttp") == "aiohttp" and _local.choose("gevent") == "gevent"
+    with pytest.raises(ValueError, match="no monitor client"):
+        _local.choose("curl")
+    monkeypatch.setattr(_local, "find_spec", lambda name: None)  # nothing but aiohttp installed
+    assert _local.choose() == "aiohttp"
+    if _installed("gevent") and _installed("geventhttpclient"):
+        monkeypatch.undo()
+        assert _local.choose() == "gevent"
+
+
+def _installed(name: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(name) is not None
 
 
 def test_all_ok_exits_zero_with_json_on_stdout(site: str, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from multiprocessing.connection import Connection
 import pytest
 
 from baozi.monitor import Check, _aio, _split, check_split
+from baozi.monitor._local import Client
 from baozi.monitor._split import shares
 from baozi.pools.aio import AsyncPool
 from baozi.pools.base import Call
@@ -55,10 +56,15 @@ def test_shares_deal_everything_once_evenly_and_none_is_empty(total: int, parts:
     assert total == 0 or min(sizes) >= 1
 
 
-def test_split_results_come_in_input_order_and_each_is_reported_once(site: str) -> None:
+@pytest.mark.parametrize("client", ["gevent", "aiohttp"])
+def test_split_results_come_in_input_order_and_each_is_reported_once(
+    site: str, client: Client
+) -> None:
+    if client == "gevent":
+        pytest.importorskip("geventhttpclient")
     urls = [f"{site}/{200 if i % 3 else 404}?n={i}" for i in range(60)]
     seen: list[str] = []
-    results = check_split(urls, 200, 10.0, 8, 3, lambda check: seen.append(check.url))
+    results = check_split(urls, 200, 10.0, 8, 3, lambda check: seen.append(check.url), client)
     assert [r.url for r in results] == urls
     assert sorted(seen) == sorted(urls)  # on_done once per URL, whichever process checked it
     assert [r.status for r in results] == [200 if i % 3 else 404 for i in range(60)]
@@ -66,7 +72,13 @@ def test_split_results_come_in_input_order_and_each_is_reported_once(site: str) 
 
 
 def _dies_after_one(
-    urls: list[str], where: range, expect: int, timeout: float, concurrency: int, pipe: Connection
+    urls: list[str],
+    where: range,
+    expect: int,
+    timeout: float,
+    concurrency: int,
+    pipe: Connection,
+    client: str,
 ) -> None:
     pipe.send([(where[0], True, 200, 0.0, "ok")])
     pipe.close()
@@ -147,3 +159,51 @@ def test_the_gevent_check_keeps_clients_for_the_most_recent_hosts_only(
     assert green._client(a, 5.0) is first  # used again: now the most recent
     green._client(c, 5.0)  # one too many: b, the least recent, goes
     assert [key[2] for key in green._clients] == [1, 3]
+
+
+class _Pool:
+    """A stand-in for geventhttpclient's connection pool: counts its lookups."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.lookups = 0
+        self.fail = fail
+
+    def _resolve(self) -> list[str]:
+        import gevent
+
+        self.lookups += 1
+        gevent.sleep(0.01)  # a lookup takes a while: others ask meanwhile
+        if self.fail:
+            raise OSError(-2, "Name or service not known")
+        return ["127.0.0.1"]
+
+
+def test_the_gevent_check_shares_one_dns_lookup_among_new_connections() -> None:
+    green = pytest.importorskip("baozi.monitor._green")
+    import gevent
+
+    client = type("Client", (), {})()
+    client._connection_pool = _Pool()
+    green._share_lookups(client)
+    many = [gevent.spawn(client._connection_pool._resolve) for _ in range(50)]
+    gevent.joinall(many, raise_error=True)
+    assert [g.value for g in many] == [["127.0.0.1"]] * 50
+    assert client._connection_pool.lookups == 1
+    client._connection_pool._resolve()
+    assert client._connection_pool.lookups == 1  # kept for DNS_TTL seconds
+
+
+def test_a_failed_dns_lookup_fails_its_waiters_and_is_not_kept() -> None:
+    green = pytest.importorskip("baozi.monitor._green")
+    import gevent
+
+    client = type("Client", (), {})()
+    client._connection_pool = _Pool(fail=True)
+    green._share_lookups(client)
+    many = [gevent.spawn(client._connection_pool._resolve) for _ in range(5)]
+    gevent.joinall(many)
+    assert all(isinstance(g.exception, OSError) for g in many)
+    assert client._connection_pool.lookups == 1
+    with pytest.raises(OSError):
+        client._connection_pool._resolve()
+    assert client._connection_pool.lookups == 2  # a failure is not kept: the next one asks again

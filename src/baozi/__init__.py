@@ -12,8 +12,6 @@ if _os.environ.get("BAOZI_GEVENT") == "1":  # a gevent worker: patch before anyt
     # libraries that try it and fall back on ImportError (httpcore) must get that instead.
     _sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
 
-from importlib import metadata as _metadata
-
 from .app import App
 from .backends import open_store
 from .backends.base import Store
@@ -48,10 +46,21 @@ from .tasks import Task, TaskOptions
 from .worker import Worker
 from .workflows import Chain, Chord, Group, Signature, Workflow, chain, chord, group
 
-try:
-    __version__ = _metadata.version("baozi")
-except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+
+def __getattr__(name: str) -> str:
+    # The version is read from the installed metadata on first use: importlib.metadata costs a
+    # command's start-up some 25 ms, and most commands never show the version.
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        version = metadata.version("baozi")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        version = "0.0.0+unknown"
+    globals()["__version__"] = version
+    return version
+
 
 __all__ = [
     "App",

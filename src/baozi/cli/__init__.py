@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
 from ..errors import StoreError
 from .control import beat, pause, resume
 from .demo import demo
@@ -25,8 +24,25 @@ class _Group(click.Group):
             raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
 
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    # Read only when asked for (see baozi.__version__): other commands start without it.
+    if value and not ctx.resilient_parsing:
+        from .. import __version__
+
+        click.echo(f"baozi, version {__version__}")
+        ctx.exit()
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="baozi")
+@click.option(
+    "-V",
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and exit.",
+)
 def main() -> None:
     """baozi: durable queues shared by threads, processes and machines."""
 

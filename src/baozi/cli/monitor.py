@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from ..monitor._local import CLIENTS, choose
 from .options import FAILED, OK, url_option
 
 
@@ -23,6 +22,29 @@ def _read_urls(path: str) -> list[str]:
         if line and not line.startswith("#"):
             urls.append(line)
     return urls
+
+
+@contextmanager
+def _progress_bar(total: int, quiet: bool) -> Iterator[Callable[[object], None]]:
+    """A function to call once per URL checked, drawing a bar on stderr (none with ``quiet``:
+    then rich is not even imported)."""
+    if quiet:
+        yield lambda _: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("checking"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with progress:
+        bar = progress.add_task("urls", total=total)
+        yield lambda _: progress.advance(bar)
 
 
 @click.command()
@@ -53,6 +75,14 @@ def _read_urls(path: str) -> list[str]:
     "share of -c.",
 )
 @click.option(
+    "--client",
+    default="auto",
+    show_default=True,
+    type=click.Choice(CLIENTS),
+    help="The in-process checks' HTTP client: gevent (geventhttpclient on greenlets, the lighter) "
+    "or aiohttp (coroutines); auto is gevent where it is installed.",
+)
+@click.option(
     "--via-queue",
     is_flag=True,
     help="Enqueue one job per URL and wait for workers (`baozi worker baozi.monitor:app`).",
@@ -74,6 +104,7 @@ def monitor(
     timeout: float,
     concurrency: int,
     processes: int,
+    client: str,
     via_queue: bool,
     wait: float | None,
     json_out: str | None,
@@ -81,29 +112,15 @@ def monitor(
     url: str | None,
 ) -> None:
     """Check every URL in URLS_FILE (one per line, # for comments); exit 1 if any failed."""
-    from ..monitor import Split, check_many, check_via_queue, run
+    from ..monitor import Split, check_local, check_via_queue
 
     if via_queue and processes > 1:
         raise click.UsageError("-p splits in-process checks; with --via-queue the workers choose")
     urls = _read_urls(urls_file)
-    # Started before the progress bar's thread: the children are forked.
-    split = Split(urls, expect, timeout, concurrency, processes) if processes > 1 else None
-    console = Console(stderr=True)
-    progress = Progress(
-        TextColumn("checking"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-        transient=True,
-    )
-    with progress:
-        bar = progress.add_task("urls", total=len(urls))
-
-        def done(_: object) -> None:
-            progress.advance(bar)
-
+    chosen = choose(client)
+    # Started before the progress bar's thread (and before rich is imported): they are forked.
+    split = Split(urls, expect, timeout, concurrency, processes, chosen) if processes > 1 else None
+    with _progress_bar(len(urls), quiet) as done:
         if via_queue:
             from ..app import App
 
@@ -111,10 +128,14 @@ def monitor(
         elif split is not None:
             results = split.results(done)
         else:
-            results = run(check_many(urls, expect, timeout, concurrency, done))
+            results = check_local(urls, expect, timeout, concurrency, lambda _i, c: done(c), chosen)
 
     failed = [r for r in results if not r.ok]
     if not quiet:
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+
         table = Table(show_edge=False, pad_edge=False)
         table.add_column("URL", overflow="fold")
         table.add_column("status", justify="right")

@@ -1,6 +1,7 @@
 """Processes x coroutines: the URL list split over N processes, each with its own event loop.
 
-Each child checks its share (every Nth URL) with :func:`check_indexed` and sends its results back in batches over
+Each child checks its share (every Nth URL) with :func:`check_local` (greenlets on
+geventhttpclient, or coroutines on aiohttp) and sends its results back in batches over
 a pipe; the parent merges them into one list in input order, calling ``on_done`` for each, so the
 caller draws one progress bar, one table and one JSON document whatever N is.
 """
@@ -13,8 +14,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ._aio import check_indexed, run
 from ._check import Check
+from ._local import Client, check_local, preload
 
 __all__ = ["Split", "check_split", "shares"]
 
@@ -34,16 +35,26 @@ def shares(total: int, parts: int) -> list[range]:
 class Split:
     """``urls`` being checked by ``processes`` children, ``concurrency`` in flight in all; the
     children start at once (before the caller starts threads of its own, such as a progress bar's,
-    since they are forked where the platform can)."""
+    since they are forked where the platform can). Each checks on ``client``."""
 
     def __init__(
-        self, urls: list[str], expect: int, timeout: float, concurrency: int, processes: int
+        self,
+        urls: list[str],
+        expect: int,
+        timeout: float,
+        concurrency: int,
+        processes: int,
+        client: Client = "aiohttp",
     ) -> None:
         self.urls = urls
         self.parts = parts = shares(len(urls), processes)
         slots = shares(max(concurrency, len(parts)), len(parts))  # each child's share of -c
-        # fork where there is one: a child starts in milliseconds with everything imported.
+        # fork where there is one: a child starts in milliseconds with everything imported,
+        # its client too (imported here once, not by each child; gevent's hub is made later,
+        # in each child, on first use).
         methods = multiprocessing.get_all_start_methods()
+        if "fork" in methods:
+            preload(client)
         context: Any = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self.children: list[Any] = []
         self.pipes: list[Connection] = []
@@ -53,7 +64,7 @@ class Split:
                 share = [urls[i] for i in part]
                 child = context.Process(
                     target=_child,
-                    args=(share, part, expect, timeout, len(slot), send),
+                    args=(share, part, expect, timeout, len(slot), send, client),
                     name="baozi-monitor",
                     daemon=True,
                 )
@@ -100,10 +111,11 @@ def check_split(
     concurrency: int,
     processes: int,
     on_done: Callable[[Check], object] | None = None,
+    client: Client = "aiohttp",
 ) -> list[Check]:
     """Check every URL from ``processes`` processes, ``concurrency`` in flight in all; results in
     input order (see :class:`Split`)."""
-    return Split(urls, expect, timeout, concurrency, processes).results(on_done)
+    return Split(urls, expect, timeout, concurrency, processes, client).results(on_done)
 
 
 def _gather(
@@ -128,7 +140,13 @@ def _gather(
 
 
 def _child(
-    urls: list[str], where: range, expect: int, timeout: float, concurrency: int, pipe: Connection
+    urls: list[str],
+    where: range,
+    expect: int,
+    timeout: float,
+    concurrency: int,
+    pipe: Connection,
+    client: Client,
 ) -> None:
     batch: list[_Row] = []
     sent = time.monotonic()
@@ -143,7 +161,7 @@ def _child(
             sent = now
 
     try:
-        run(check_indexed(urls, expect, timeout, concurrency, done))
+        check_local(urls, expect, timeout, concurrency, done, client)
         if batch:
             pipe.send(batch)
     finally:

@@ -19,4 +19,9 @@ its loop (and the thread pool on a loop of its own per call)."""
 if gevent_patched():
     from ._green import check_url
 else:
-    from ._aio import check_url
+
+    async def check_url(url: str, expect: int = 200, timeout: float = 5.0) -> dict[str, Any]:
+        # aiohttp is imported by the first check, not by every process that imports the monitor.
+        from ._aio import check_url as on_aiohttp
+
+        return await on_aiohttp(url, expect, timeout)

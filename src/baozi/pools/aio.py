@@ -1,5 +1,5 @@
-"""Coroutines on one event loop: for many slow connections. Plain functions run in threads so
-they never block the loop."""
+"""Coroutines on one event loop (uvloop's where it is installed): for many slow connections. Plain
+functions run in threads so they never block the loop."""
 
 from __future__ import annotations
 
@@ -19,13 +19,23 @@ from .context import run_with_job
 __all__ = ["AsyncPool"]
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop where it is installed (the same asyncio, with less CPU per socket
+    event, which is most of what a job that talks to the network costs), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class AsyncPool(Pool):
     kind: ClassVar[str] = "async"
     default_concurrency: ClassVar[int] = 100
 
     def __init__(self, concurrency: int) -> None:
         super().__init__(concurrency)
-        self._loop = asyncio.new_event_loop()
+        self._loop = _new_loop()
         # Threads for plain functions, made on demand: one per slot, so none waits for a thread,
         # and as many spares to stand in for threads stuck in timed-out calls.
         self._threads = ThreadPoolExecutor(2 * concurrency, thread_name_prefix="baozi-sync")
@@ -34,6 +44,7 @@ class AsyncPool(Pool):
         self._running: dict[Future[None], asyncio.Task[Any]] = {}  # (on the loop's thread)
         self._interrupts = Interrupts()
         self._lock = threading.Lock()
+        self._inbox: list[tuple[Call, Future[None], Future[Any]]] = []  # submitted, not started
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run_loop, name="baozi-async-loop", daemon=True)
         self._thread.start()
@@ -46,11 +57,35 @@ class AsyncPool(Pool):
 
     def submit(self, call: Call) -> Future[Any]:
         stop: Future[None] = Future()  # done once the call is cancelled
-        future = asyncio.run_coroutine_threadsafe(self._run(call, stop), self._loop)
+        future: Future[Any] = Future()
         with self._lock:
             self._stops[future] = stop
+            self._inbox.append((call, stop, future))
+            wake = len(self._inbox) == 1
+        # One wake-up of the loop's thread per batch of calls, not per call (each costs a
+        # write to the loop's self-pipe, and the loop a turn to read it): a worker that takes a
+        # thousand jobs in one store call hands them over in one go.
+        if wake:
+            self._loop.call_soon_threadsafe(self._start_inbox)
         future.add_done_callback(self._forget)
         return future
+
+    def _start_inbox(self) -> None:
+        """On the loop: a task for each call submitted since the last turn."""
+        with self._lock:
+            calls, self._inbox = self._inbox, []
+        for call, stop, future in calls:
+            if future.cancelled():  # Future.cancel before it started
+                continue
+            task = self._loop.create_task(self._run(call, stop))
+            # Chained as run_coroutine_threadsafe chains them: the task's outcome becomes the
+            # future's, and cancelling the future cancels the task.
+            task.add_done_callback(functools.partial(_settle, future))
+            future.add_done_callback(functools.partial(self._cancel_if_cancelled, task))
+
+    def _cancel_if_cancelled(self, task: asyncio.Task[Any], future: Future[Any]) -> None:
+        if future.cancelled():
+            self._loop.call_soon_threadsafe(task.cancel)
 
     def _forget(self, future: Future[Any]) -> None:
         with self._lock:
@@ -132,3 +167,15 @@ class AsyncPool(Pool):
             self._thread.join(5)
         if not self._thread.is_alive():
             self._loop.close()
+
+
+def _settle(future: Future[Any], task: asyncio.Task[Any]) -> None:
+    """Give ``task``'s outcome to the call's ``future``, as run_coroutine_threadsafe does."""
+    if task.cancelled():
+        future.cancel()
+    if not future.set_running_or_notify_cancel():
+        return  # cancelled, by the task or by Future.cancel
+    if (exc := task.exception()) is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(task.result())
