@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import inspect
 import queue as stdlib_queue
+import subprocess
+import sys
 import types
+
+import pytest
 
 import baozi
 from baozi import backends, errors, executor, middleware
@@ -12,13 +16,26 @@ from baozi.backends import base
 
 
 def test_all_lists_every_public_name() -> None:
+    # The names are imported on first use: every one resolves, and nothing else is public.
+    assert all(hasattr(baozi, name) for name in baozi.__all__)
     public = {
         name
-        for name, value in vars(baozi).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        for name in dir(baozi)
+        if not name.startswith("_") and not isinstance(getattr(baozi, name), types.ModuleType)
     }
     assert public == set(baozi.__all__) - {"__version__"}
-    assert all(hasattr(baozi, name) for name in baozi.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        baozi.nothing_here  # noqa: B018
+
+
+def test_importing_the_package_imports_no_public_module_until_asked() -> None:
+    code = (
+        "import sys, baozi; "
+        "print(sorted(m for m in ('baozi.app', 'baozi.worker', 'baozi.sync') if m in sys.modules)); "
+        "baozi.Queue; print('baozi.queues' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True"], out
 
 
 def test_the_package_exports_what_users_need_and_nothing_by_accident() -> None:

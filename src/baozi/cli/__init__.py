@@ -2,20 +2,51 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+
 import click
 
 from ..errors import StoreError
-from .control import beat, pause, resume
-from .demo import demo
-from .jobs import cancel, enqueue, forget, jobs_cmd, purge, queues_cmd, retry, status
-from .listings import schedules, workers
-from .monitor import monitor
-from .serve import serve
-from .worker import worker
+
+# Each command and the module that defines it, in the order --help lists them. A command's
+# module is imported when the command runs (or --help lists it), so `baozi monitor` starts
+# without importing the worker, the web server or rich.
+_COMMANDS = {
+    "demo": "baozi.cli.demo:demo",
+    "worker": "baozi.cli.worker:worker",
+    "enqueue": "baozi.cli.jobs:enqueue",
+    "status": "baozi.cli.jobs:status",
+    "queues": "baozi.cli.jobs:queues_cmd",
+    "jobs": "baozi.cli.jobs:jobs_cmd",
+    "retry": "baozi.cli.jobs:retry",
+    "cancel": "baozi.cli.jobs:cancel",
+    "forget": "baozi.cli.jobs:forget",
+    "purge": "baozi.cli.jobs:purge",
+    "monitor": "baozi.cli.monitor:monitor",
+    "pause": "baozi.cli.control:pause",
+    "resume": "baozi.cli.control:resume",
+    "beat": "baozi.cli.control:beat",
+    "workers": "baozi.cli.listings:workers",
+    "schedules": "baozi.cli.listings:schedules",
+    "serve": "baozi.cli.serve:serve",
+}
 
 
 class _Group(click.Group):
-    """Reports a store that fails (unreachable, refusing) in one line, not a traceback."""
+    """Loads each command on first use, and reports a store that fails (unreachable, refusing)
+    in one line, not a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = _COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, name = where.split(":")
+        command = getattr(import_module(module), name)
+        assert isinstance(command, click.Command) and command.name == cmd_name, where
+        return command
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -45,22 +76,3 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 )
 def main() -> None:
     """baozi: durable queues shared by threads, processes and machines."""
-
-
-for command in (
-    demo,
-    worker,
-    enqueue,
-    status,
-    queues_cmd,
-    jobs_cmd,
-    retry,
-    cancel,
-    forget,
-    purge,
-    monitor,
-):
-    main.add_command(command)
-for command in (pause, resume, beat, workers, schedules):
-    main.add_command(command)
-main.add_command(serve)

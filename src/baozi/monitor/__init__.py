@@ -15,15 +15,15 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..app import App
 from ._check import Check, reason_for
 from ._local import check_local, choose
-from ._queue import check_via_queue
 from ._split import Split, check_split
 from ._task import TASK, check_url
 
 if TYPE_CHECKING:
+    from ..app import App
     from ._aio import check_many, run
+    from ._queue import check_via_queue
 
 __all__ = [
     "TASK",
@@ -53,6 +53,8 @@ def _app() -> App:
     with _made:
         made = globals().get("app")
         if made is None:
+            from ..app import App  # not imported by an in-process run
+
             made = App(importable=("baozi",))
             made.task(name=TASK)(check_url)
             globals()["app"] = made  # found at once from now on, without this function
@@ -67,4 +69,9 @@ def __getattr__(name: str) -> Any:
         from . import _aio
 
         return getattr(_aio, name)
+    # The store's side, imported on first use too: an in-process run needs no app or job.
+    if name == "check_via_queue":
+        from ._queue import check_via_queue
+
+        return check_via_queue
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
