@@ -1,7 +1,7 @@
 """The argument checks and index arithmetic of ``QueueStore.rotate`` and ``QueueStore.splice``:
-the memory and SQLite stores count in Python (:func:`nearer_end`, :func:`rotation`); Redis and
-PostgreSQL check the arguments here (:func:`splice_args`) and do the arithmetic in their script or
-transaction."""
+every store checks the arguments here (:func:`splice_args`, :func:`rotate_steps`); the memory and
+SQLite stores also count in Python (:func:`nearer_end`, :func:`rotation`), where Redis and
+PostgreSQL do the arithmetic in their script or transaction."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from ..errors import Full
 __all__ = [
     "Count",
     "Splice",
-    "check_splice",
     "nearer_end",
     "out_of_range",
     "rotate_steps",
@@ -36,7 +35,7 @@ def rotation(n: int, count: Count) -> int:
     """The shortest rotation equal to ``n`` steps right: positive moves that many items from the
     back to the front, negative that many from the front to the back. Counts no further than
     2|n| + 1 items: past that, ``n`` itself is the shortest."""
-    n = operator.index(n)
+    n = rotate_steps(n)
     reach = 2 * abs(n) + 1
     size = count(reach if reach < _FAR else None)
     if size >= reach:
@@ -45,28 +44,6 @@ def rotation(n: int, count: Count) -> int:
         return 0
     n %= size
     return n - size if n > size // 2 else n
-
-
-def check_splice(
-    delete: int, payloads: Sequence[bytes], clamp: bool, expect: Sequence[str] | None
-) -> list[bytes]:
-    """Check a splice's arguments before anything is read or written; return the payloads."""
-    delete = operator.index(delete)
-    if delete < 0:
-        raise ValueError(f"splice: delete must be a count of items (0 or more), not {delete}")
-    if clamp and delete:
-        raise ValueError(f"splice: clamp is for inserts only; delete must be 0, not {delete}")
-    if isinstance(payloads, (bytes, bytearray, str)):
-        raise TypeError("splice: payloads must be a sequence of bytes objects, not one of them")
-    out = list(payloads)
-    for p in out:
-        if not isinstance(p, bytes):
-            raise TypeError(f"splice: every payload must be bytes, not {type(p).__name__}")
-    if expect is not None and (
-        isinstance(expect, str) or not all(isinstance(i, str) for i in expect)
-    ):
-        raise TypeError("splice: expect must be a sequence of item ids (str)")
-    return out
 
 
 def splice_at(queue: str, index: int, delete: int, size: int, clamp: bool) -> int:

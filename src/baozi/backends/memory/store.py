@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from ...errors import Full
 from .._rows import Row, RowStore
-from .._splice import check_splice, nearer_end, rotation
+from .._splice import nearer_end, rotation, splice_args
 from ..base import Counts, Item
 from ._state import (
     LEASED,
@@ -223,7 +223,7 @@ class MemoryQueues(RowStore):
         expect: Sequence[str] | None = None,
         maxlen: int | None = None,
     ) -> list[Item] | None:
-        new = check_splice(delete, payloads, clamp, expect)
+        new = list(splice_args(index, delete, payloads, clamp, expect, maxlen).payloads)
         st = self._state
         with st.lock:
             q = st.existing(queue)  # kept (if new) once the splice is known to be valid

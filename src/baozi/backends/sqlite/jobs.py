@@ -6,7 +6,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .._heartbeat import heartbeat
@@ -118,6 +118,16 @@ def _record(row: Any) -> JobRecord:
         on_dependency_failure=row[16] or "cancel",
         due_at=float(row[19]) if row[3] == "scheduled" else None,
     )
+
+
+def _id_batches(nums: list[int]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Row ids in batches of 5,000 for ``i.id IN (...)``: the named marks and their parameters,
+    with ``now`` (the status expression reads it)."""
+    for start in range(0, len(nums), 5000):
+        chunk = nums[start : start + 5000]
+        params: dict[str, Any] = {"now": time.time()}
+        params.update({f"i{k}": n for k, n in enumerate(chunk)})
+        yield ",".join(f":i{k}" for k in range(len(chunk))), params
 
 
 class SQLiteStore(SQLiteCoordination):
@@ -246,11 +256,7 @@ class SQLiteStore(SQLiteCoordination):
     def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         nums = list(dict.fromkeys(n for n in map(_num, job_ids) if n is not None))
         out: dict[str, JobRecord] = {}
-        for start in range(0, len(nums), 5000):
-            chunk = nums[start : start + 5000]
-            params: dict[str, Any] = {"now": time.time()}
-            params.update({f"i{k}": n for k, n in enumerate(chunk)})
-            marks = ",".join(f":i{k}" for k in range(len(chunk)))
+        for marks, params in _id_batches(nums):
             rows = self._read(f"{_RECORD} WHERE i.id IN ({marks}) AND i.task IS NOT NULL", params)
             out.update((rec.id, rec) for rec in self._records(rows))
         return out
@@ -270,11 +276,7 @@ class SQLiteStore(SQLiteCoordination):
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
         nums = [n for n in map(_num, job_ids) if n is not None]
         out: dict[str, str] = {}
-        for start in range(0, len(nums), 5000):
-            chunk = nums[start : start + 5000]
-            params: dict[str, Any] = {"now": time.time()}
-            params.update({f"i{k}": n for k, n in enumerate(chunk)})
-            marks = ",".join(f":i{k}" for k in range(len(chunk)))
+        for marks, params in _id_batches(nums):
             rows = self._read(
                 f"SELECT i.id, {_STATUS} FROM baozi_items i "
                 f"WHERE i.id IN ({marks}) AND i.task IS NOT NULL",

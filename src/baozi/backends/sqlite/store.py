@@ -17,7 +17,7 @@ from ..._process import current_pid
 from ...errors import Full, StoreError
 from .._order import kept, read
 from .._rows import Row, RowStore, item_number, options_of
-from .._splice import check_splice, nearer_end, rotation
+from .._splice import nearer_end, rotation, splice_args
 from ..base import Counts, Deduplicated, Item, NewJob, Priority
 from ._db import Database, parse_url
 from ._deque import (
@@ -484,7 +484,7 @@ class SQLiteQueues(RowStore):
         expect: Sequence[str] | None = None,
         maxlen: int | None = None,
     ) -> list[Item] | None:
-        new = check_splice(delete, payloads, clamp, expect)
+        new = list(splice_args(index, delete, payloads, clamp, expect, maxlen).payloads)
         index = operator.index(index)
         db = self._db
         qid = db.find_qid(queue)
