@@ -39,3 +39,25 @@ def mix(url: str, tag: str, start: Any) -> None:
                 d.remove(f"{tag}-{i - 3}")
             if i % 40 == 39:
                 d.reverse()
+
+
+def churn(url: str, tag: str, log: str) -> None:
+    """Add items to the deque "stormed" for ever, rotating it and now and then reversing it,
+    writing each item to ``log`` once the call that added it has returned (so every logged item
+    was stored; a kill can leave one stored item unlogged)."""
+    rnd = random.Random(tag)
+    with baozi.Deque("stormed", url=url) as d, open(log, "a") as out:
+        for i in range(10**9):
+            item = f"{tag}-{i}"
+            how = i % 3
+            if how == 0:
+                d.append(item)
+            elif how == 1:
+                d.appendleft(item)
+            else:
+                d.insert(rnd.randint(-3, 3), item)
+            d.rotate(rnd.randint(-5, 5))
+            if i % 25 == 24:
+                d.reverse()
+            out.write(item + "\n")
+            out.flush()
