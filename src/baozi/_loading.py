@@ -10,7 +10,7 @@ import traceback
 from .app import App
 from .errors import AppNotFound
 
-__all__ = ["load_app"]
+__all__ = ["load_app", "load_object"]
 
 
 def _raised_at(exc: Exception) -> str:
@@ -43,3 +43,12 @@ def load_app(path: str) -> App:
         raise AppNotFound(f"{path!r} is {type(app).__name__}, not a baozi.App")
     app.import_path = path
     return app
+
+
+def load_object(path: str) -> object:
+    """The object at ``module:attribute`` named in code or on the command line (never a name
+    read from a store); ImportError or AttributeError when there is none."""
+    module_name, _, attr = path.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return getattr(importlib.import_module(module_name), attr)

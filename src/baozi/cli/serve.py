@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..web._http import DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from .loading import load_app
 from .options import app_url_option
 
@@ -33,9 +34,39 @@ from .options import app_url_option
     show_default=True,
     help="The least severe messages the server logs.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    help="Open connections each server process answers; beyond them a request gets 503 "
+    "with Retry-After.",
+)
+@click.option(
+    "--head-timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=DEFAULT_HEAD_TIMEOUT,
+    show_default=True,
+    help="Seconds a connection has to send a whole request head before it is closed.",
+)
 @app_url_option
 def serve(
-    app_path: str, host: str, port: int, token: str | None, log_level: str, url: str | None
+    app_path: str,
+    host: str,
+    port: int,
+    token: str | None,
+    log_level: str,
+    workers: int,
+    max_connections: int,
+    head_timeout: float,
+    url: str | None,
 ) -> None:
     """Serve MODULE:APP over HTTP: enqueue jobs and follow them (/api), /metrics, and a live
     dashboard at /. Jobs still need a worker: `baozi worker MODULE:APP`."""
@@ -47,4 +78,14 @@ def serve(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     app = load_app(app_path, url)
-    run(app, host=host, port=port, token=token or None, log_level=log_level)
+    run(
+        app,
+        host=host,
+        port=port,
+        token=token or None,
+        log_level=log_level,
+        workers=workers,
+        app_path=app_path,
+        max_connections=max_connections,
+        head_timeout=head_timeout,
+    )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import hmac
 import ipaddress
+import json
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -23,13 +25,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..app import App
 from ..errors import StoreError
+from ._http import DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS, protocol, raise_file_limit
 from ._wire import MAX_BODY, ApiError
 from .api import Api
 from .metrics import Metrics
 from .openapi import openapi_document
 from .stats import Observer
 
-__all__ = ["check_bind", "create_app", "serve"]
+__all__ = ["app_from_environment", "check_bind", "create_app", "run_server", "serve"]
 
 log = logging.getLogger("baozi.web")
 STATIC = Path(__file__).with_name("static")
@@ -291,17 +294,111 @@ def serve(
     port: int = 8000,
     token: str | None = None,
     log_level: str = "info",
+    workers: int = 1,
+    app_path: str | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT,
 ) -> None:
-    """Run the HTTP service for ``app`` until interrupted (uvicorn; Ctrl-C stops it)."""
+    """Run the HTTP service for ``app`` until interrupted (uvicorn; Ctrl-C stops it).
+
+    ``workers`` server processes share the port; each loads the app again from ``app_path``
+    (``module:attribute``, needed when ``workers`` > 1) on the store ``app`` uses. Each process
+    answers at most ``max_connections`` open connections (beyond them: 503 with Retry-After)
+    and closes a connection that has not sent a request's head within ``head_timeout`` s."""
+    check_bind(host, token)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    if workers > 1 and not app_path:
+        raise ValueError("serving with several workers needs app_path ('module:attribute')")
+    if workers == 1:
+        run_server(
+            lambda: create_app(app, token=token),
+            host=host,
+            port=port,
+            log_level=log_level,
+            max_connections=max_connections,
+            head_timeout=head_timeout,
+        )
+        return
+    os.environ[_APP_ENV] = json.dumps({"path": app_path, "url": app.url, "token": token})
+    run_server(
+        f"{__name__}:app_from_environment",
+        host=host,
+        port=port,
+        log_level=log_level,
+        workers=workers,
+        max_connections=max_connections,
+        head_timeout=head_timeout,
+    )
+
+
+_APP_ENV = "BAOZI_SERVE_APP"
+_LIMITS_ENV = "BAOZI_SERVE_LIMITS"
+_TARGET_ENV = "BAOZI_SERVE_TARGET"
+
+
+def app_from_environment() -> ASGIApp:
+    """The ASGI application of a worker process of ``serve(workers=N)``: the app loaded again
+    from the path and store its parent was given."""
+    from .._loading import load_app
+
+    spec = json.loads(os.environ[_APP_ENV])
+    app = load_app(spec["path"])
+    if app.url != spec["url"]:
+        app.use_store(spec["url"])
+    return create_app(app, token=spec["token"])
+
+
+def _worker_target() -> ASGIApp:
+    """Run in each worker process before it serves: its connection limits, then its app."""
+    from .._loading import load_object
+
+    limits = json.loads(os.environ[_LIMITS_ENV])
+    protocol(limits["max_connections"], limits["head_timeout"])
+    raise_file_limit(limits["max_connections"] + 100)
+    target = load_object(os.environ[_TARGET_ENV])
+    return target()  # type: ignore[no-any-return]
+
+
+def run_server(
+    target: str | Callable[[], ASGIApp],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    workers: int = 1,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+) -> None:
+    """Serve the ASGI application ``target`` makes (a function of no arguments, or its
+    ``module:attribute`` name, which ``workers`` > 1 needs) with baozi's HTTP settings:
+    httptools, a connection cap and a head deadline per process, no server header."""
     import uvicorn
 
-    check_bind(host, token)
-    uvicorn.run(
-        create_app(app, token=token),
+    http = protocol(max_connections, head_timeout)
+    raise_file_limit(max_connections + 100)
+    options: dict[str, Any] = dict(
         host=_unbracketed(host),
         port=port,
         log_level=log_level,
         server_header=False,
         proxy_headers=False,
         lifespan="on",
+        http=http,
+        factory=True,
+        backlog=max(2048, min(max_connections, 65535)),
     )
+    if workers == 1:
+        if isinstance(target, str):
+            from .._loading import load_object
+
+            target = load_object(target)
+        uvicorn.run(target, **options)
+        return
+    if not isinstance(target, str):
+        raise ValueError("several workers need the application's 'module:attribute' name")
+    os.environ[_TARGET_ENV] = target
+    os.environ[_LIMITS_ENV] = json.dumps(
+        {"max_connections": max_connections, "head_timeout": head_timeout}
+    )
+    uvicorn.run(f"{__name__}:_worker_target", workers=workers, **options)
