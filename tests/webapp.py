@@ -25,3 +25,6 @@ def nap(seconds: float) -> str:
 @app.task(name="boom")
 def boom(message: str = "no luck") -> None:
     raise ValueError(message)
+
+
+app.queue("small", maxsize=2)

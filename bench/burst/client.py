@@ -99,8 +99,12 @@ def post(path: str, body: bytes, *, close: bool = False) -> bytes:
     conn = b"Connection: close\r\n" if close else b""
     return (
         b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        b"Content-Type: application/json\r\n" + conn
-        + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        b"Content-Type: application/json\r\n"
+        + conn
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
     )
 
 
@@ -151,7 +155,7 @@ class Run:
             if conn is None or conn.closed.done():
                 conn = await self.connect()
             answer = await conn.request(self.raw_close if close else self.raw)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             self.failed(exc)
             return None
         self.record(answer, started, slot)

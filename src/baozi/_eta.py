@@ -162,10 +162,12 @@ class Estimator:
         rate: Callable[[str], float | None] | None = None,
         *,
         ttl: float = math.inf,
+        unknown_ttl: float = 0.0,
     ) -> None:
         self._store = store
         self._rate = rate
         self._ttl = ttl
+        self._unknown_ttl = unknown_ttl
         self._runs: dict[str, tuple[float, float | None]] = {}
         self._slots: dict[str, tuple[float, Slots]] = {}
 
@@ -176,20 +178,23 @@ class Estimator:
         if rec.status == "waiting":
             return None
         now = time.monotonic()
-        # What is not known yet (no run reported, no worker serving) is asked again each time,
-        # so the first report or the first worker counts at once.
+        # What is not known yet (no run reported, no worker serving) is kept only
+        # ``unknown_ttl`` seconds (by default not at all), so the first report or the first
+        # worker counts at once, or that soon.
         kept = self._runs.get(rec.task)
-        if kept is None or now - kept[0] > self._ttl:
+        if kept is None or now - kept[0] > (
+            self._ttl if kept[1] is not None else self._unknown_ttl
+        ):
             kept = (now, run_time(self._store, rec.task))
-            if kept[1] is not None:
+            if kept[1] is not None or self._unknown_ttl:
                 self._runs[rec.task] = kept
         run = kept[1]
         if run is None:
             return None
         held = self._slots.get(rec.queue)
-        if held is None or now - held[0] > self._ttl:
+        if held is None or now - held[0] > (self._ttl if held[1].total else self._unknown_ttl):
             held = (now, slots(self._store, rec.queue))
-            if held[1].total:
+            if held[1].total or self._unknown_ttl:
                 self._slots[rec.queue] = held
         rate = self._rate(rec.queue) if self._rate is not None else None
         return estimate(place, run, held[1], rate=rate)

@@ -104,7 +104,7 @@ def protocol(max_connections: int, head_timeout: float) -> type[CappedProtocol]:
         raise ValueError(f"head_timeout must be a positive number of seconds, not {head_timeout}")
     CappedProtocol.max_connections = max_connections
     CappedProtocol.head_timeout = head_timeout
-    CappedProtocol.busy_app = _busy_app(max_connections)
+    CappedProtocol.busy_app = staticmethod(_busy_app(max_connections))
     return CappedProtocol
 
 

@@ -6,7 +6,7 @@ Every store call runs in a worker thread (``run_in_threadpool``), never on the e
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -14,6 +14,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from .._eta import RATE_FINISHES, Estimator
 from ..app import App
@@ -22,6 +23,7 @@ from ..errors import Full, JobNotFound
 from ..jobs import FINISHED
 from ..snapshot import snapshot_of
 from ._graph import job_graph
+from ._intake import Intake
 from ._wire import (
     DEQUE_PREFIX,
     MAX_BODY,
@@ -58,19 +60,49 @@ class _Anything(Convertor[str]):
 register_url_convertor("anything", _Anything())
 
 
-async def _read_body(request: Request) -> bytes:
+def _check_json(content_type: str) -> None:
     # Required: a page of another site may send a body of no type, or text/plain, to any
     # server without asking; it cannot send application/json without the server's leave.
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    kind = content_type.split(";")[0].strip().lower()
     if kind != "application/json" and not kind.endswith("+json"):
         sent = f"application/json, not {kind[:100]!r}" if kind else "Content-Type: application/json"
         raise ApiError(415, f"send the job as {sent}")
+
+
+async def _read_body(request: Request) -> bytes:
+    _check_json(request.headers.get("content-type", ""))
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY:
             raise ApiError(413, f"the request body is over {MAX_BODY} bytes")
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _Gone(Exception):
+    """The client went away before its request's body arrived."""
+
+
+async def _read_raw_body(scope: Scope, receive: Receive) -> bytes:
+    """``_read_body`` on the bare ASGI interface."""
+    content_type = b""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value
+            break
+    _check_json(content_type.decode("latin-1"))
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _Gone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(413, f"the request body is over {MAX_BODY} bytes")
+        chunks.append(chunk)
+        more = message.get("more_body", False)
     return b"".join(chunks)
 
 
@@ -81,8 +113,11 @@ class Api:
         self.app = app
         self.observer = observer
         self.metrics = metrics
-        # Run times and worker slots, read at most once a second for every request's estimate.
-        self.estimator = Estimator(app.store, self._rate, ttl=1.0)
+        # Run times and worker slots, read at most once a second for every request's estimate;
+        # while one is not known (no run reported, no worker), at most five times a second.
+        self.estimator = Estimator(app.store, self._rate, ttl=1.0, unknown_ttl=0.2)
+        self.intake = Intake(self)
+        """Files concurrent enqueue orders in batches (group commit)."""
         self.pausable = all(callable(getattr(app, m, None)) for m in _PAUSE_METHODS)
         """Whether this App can pause queues (``App.pause``/``resume``/``is_paused``)."""
 
@@ -125,14 +160,40 @@ class Api:
 
     async def enqueue(self, request: Request) -> Response:
         order = parse_enqueue(await _read_body(request))
-        root = request.scope.get("root_path", "")
-        return await self._off_loop(lambda: self._enqueue(order, root))
+        status, view = await self.intake.submit(order, request.scope.get("root_path", ""))
+        return JSONResponse(view, status_code=status, headers={"Location": view["url"]})
 
-    def _enqueue(self, order: EnqueueRequest, root: str) -> Response:
+    async def post_job(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        on_error: Callable[[Request, Exception], Awaitable[Response]],
+    ) -> None:
+        """``POST /api/jobs`` on the bare ASGI interface: the hot path of a burst, without the
+        router's and middlewares' layers. It answers as :meth:`enqueue` does; an error goes to
+        ``on_error``, the application's handler for it."""
+        try:
+            order = parse_enqueue(await _read_raw_body(scope, receive))
+            status, view = await self.intake.submit(order, scope.get("root_path", ""))
+            response: Response = JSONResponse(
+                view, status_code=status, headers={"Location": view["url"]}
+            )
+        except _Gone:
+            return
+        except Exception as exc:
+            response = await on_error(Request(scope), exc)
+        await response(scope, receive, send)
+
+    def _unknown_task(self, name: str) -> ApiError:
+        known = ", ".join(sorted(self.app.tasks)[:20]) or "none"
+        return ApiError(404, f"no task named {name!r} (known: {known})", field="task")
+
+    def _enqueue_view(self, order: EnqueueRequest, root: str) -> tuple[int, Any]:
+        """Enqueue one order on its own: its status (202, or 200 when deduplicated) and view."""
         task = self.app.tasks.get(order.task)
         if task is None:
-            known = ", ".join(sorted(self.app.tasks)[:20]) or "none"
-            raise ApiError(404, f"no task named {order.task!r} (known: {known})", field="task")
+            raise self._unknown_task(order.task)
         try:
             job = task.apply_async(
                 order.args,
@@ -164,9 +225,7 @@ class Api:
         view = self._view(self._place(job.id), root=root)
         # The same job again when another held the unique key: 200, as nothing was made.
         view["deduplicated"] = job.deduplicated
-        return JSONResponse(
-            view, status_code=200 if job.deduplicated else 202, headers={"Location": view["url"]}
-        )
+        return 200 if job.deduplicated else 202, view
 
     def _lookup(self, job_id: str) -> JobRecord | None:
         try:
@@ -209,6 +268,9 @@ class Api:
         if place is None:
             raise ApiError(404, f"no job {job_id[:100]!r}")
         return place
+
+    def _placed_view(self, job_id: str, root: str) -> Any:
+        return self._view(self._place(job_id), root=root)
 
     def _rate(self, queue: str) -> float | None:
         """The queue's completion rate, once enough of its jobs finished in the last minute."""

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -59,11 +59,16 @@ class _Guard:
     browser from treating any answer as anything but what it says."""
 
     def __init__(
-        self, app: ASGIApp, token: str | None, on_request: Callable[[], None] | None = None
+        self,
+        app: ASGIApp,
+        token: str | None,
+        on_request: Callable[[], None] | None = None,
+        api: Api | None = None,
     ) -> None:
         self.app = app
         self.token = token.encode() if token else None
         self.on_request = on_request
+        self.api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,17 +82,21 @@ class _Guard:
 
         if self.on_request is not None:
             self.on_request()
-        refusal = self._refusal(scope, dict(scope["headers"]))
+        path = _route_path(scope)
+        refusal = self._refusal(scope, dict(scope["headers"]), path)
         if refusal is not None:
             status, message, headers = refusal
             await JSONResponse({"error": message}, status_code=status, headers=headers)(
                 scope, receive, send_with_headers
             )
             return
+        if path == "/api/jobs" and scope["method"] == "POST" and self.api is not None:
+            await self.api.post_job(scope, receive, send_with_headers, _on_error)
+            return
         await self.app(scope, receive, send_with_headers)
 
     def _refusal(
-        self, scope: Scope, headers: dict[bytes, bytes]
+        self, scope: Scope, headers: dict[bytes, bytes], path: str
     ) -> tuple[int, str, dict[str, str] | None] | None:
         """Why the request is refused before it reaches the application, if it is."""
         host = headers.get(b"host", b"").decode("latin-1")
@@ -99,7 +108,6 @@ class _Guard:
                 f"without a token this server answers only to loopback names ({_LOOPBACK})",
                 None,
             )
-        path = _route_path(scope)
         public = path in _PUBLIC or path.startswith("/static/")
         if self.token is not None and not public and not self._authorized(headers):
             return (
@@ -205,6 +213,18 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal server error"}, status_code=500)
 
 
+async def _on_error(request: Request, exc: Exception) -> Response:
+    """The answer to an error raised outside the router (see ``Api.post_job``), as the
+    application's handlers give it."""
+    if isinstance(exc, ApiError):
+        return await _api_error(request, exc)
+    if isinstance(exc, HTTPException):
+        return await _http_error(request, exc)
+    if isinstance(exc, StoreError):
+        return await _store_error(request, exc)
+    return await _server_error(request, exc)
+
+
 def create_app(app: App, *, token: str | None = None, interval: float = 1.0) -> Starlette:
     """The ASGI application serving ``app``: the JSON API under /api, /healthz, /metrics,
     /openapi.json and the dashboard at /. With ``token``, every request but those for the
@@ -246,7 +266,7 @@ def create_app(app: App, *, token: str | None = None, interval: float = 1.0) -> 
             StoreError: _store_error,
             Exception: _server_error,
         },
-        middleware=[Middleware(_Guard, token=token, on_request=observer.start_once)],
+        middleware=[Middleware(_Guard, token=token, on_request=observer.start_once, api=api)],
         lifespan=lifespan,
     )
     web.state.baozi = app
@@ -356,8 +376,8 @@ def _worker_target() -> ASGIApp:
     limits = json.loads(os.environ[_LIMITS_ENV])
     protocol(limits["max_connections"], limits["head_timeout"])
     raise_file_limit(limits["max_connections"] + 100)
-    target = load_object(os.environ[_TARGET_ENV])
-    return target()  # type: ignore[no-any-return]
+    target = cast(Callable[[], ASGIApp], load_object(os.environ[_TARGET_ENV]))
+    return target()
 
 
 def run_server(
@@ -392,7 +412,7 @@ def run_server(
         if isinstance(target, str):
             from .._loading import load_object
 
-            target = load_object(target)
+            target = cast(Callable[[], ASGIApp], load_object(target))
         uvicorn.run(target, **options)
         return
     if not isinstance(target, str):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ...errors import StoreError
 from .._heartbeat import heartbeat
 from .._rows import item_number
 from ..base import COUNTED, STATUSES, JobPlace, JobRecord, Outcome, WorkerInfo
@@ -40,6 +42,7 @@ _AHEAD = (  # ready rows ahead of row i in its queue: marked ready, or a lease o
     "(SELECT count(*) FROM baozi_items r WHERE r.qid = i.qid AND r.state > 0 AND r.state < 3 "
     "   AND r.due <= :now AND (r.priority, r.seq, r.id) < (i.priority, i.seq, i.id))"
 )
+_WITH_QUEUE = _RECORD.replace(" FROM baozi_items i", ", i.qid FROM baozi_items i", 1)
 _PLACE = (  # a record, then its rank when it is queued, in one statement: one moment
     _RECORD.replace(
         " FROM baozi_items i",
@@ -128,6 +131,49 @@ def _id_batches(nums: list[int]) -> Iterator[tuple[str, dict[str, Any]]]:
         params: dict[str, Any] = {"now": time.time()}
         params.update({f"i{k}": n for k, n in enumerate(chunk)})
         yield ",".join(f":i{k}" for k in range(len(chunk))), params
+
+
+_READY_KEYS = (  # the ready rows of a queue from one key to another, in line order
+    "SELECT id FROM (SELECT priority, seq, id FROM baozi_items WHERE qid = :qid AND state = 0 "
+    "    AND (priority, seq, id) >= (:p0, :s0, :i0) AND (priority, seq, id) <= (:p1, :s1, :i1) "
+    "  UNION ALL SELECT priority, seq, id FROM baozi_items WHERE qid = :qid AND state > 0 "
+    "    AND state < 3 AND due <= :now "
+    "    AND (priority, seq, id) >= (:p0, :s0, :i0) AND (priority, seq, id) <= (:p1, :s1, :i1)) "
+    "ORDER BY priority, seq, id"
+)
+
+
+def _ranks_in_line(
+    conn: sqlite3.Connection, qid: int, members: list[int], now: float
+) -> dict[int, int]:
+    """The ranks of queued rows of one queue, in the caller's read transaction: one count of
+    the rows ahead of the first of them, then their places among the ready rows from the first
+    to the last -- a walk as long as that stretch of the line, not one count per row."""
+    out: dict[int, int] = {}
+    for start in range(0, len(members), 5000):
+        chunk = members[start : start + 5000]
+        marks = ",".join("?" * len(chunk))
+        ends = conn.execute(
+            f"SELECT * FROM (SELECT priority, seq, id FROM baozi_items WHERE id IN ({marks}) "
+            f"ORDER BY priority, seq, id LIMIT 1) UNION ALL "
+            f"SELECT * FROM (SELECT priority, seq, id FROM baozi_items WHERE id IN ({marks}) "
+            f"ORDER BY priority DESC, seq DESC, id DESC LIMIT 1)",
+            chunk + chunk,
+        ).fetchall()
+        (p0, s0, i0), (p1, s1, i1) = ends
+        keys = {"qid": qid, "now": now, "p0": p0, "s0": s0, "i0": i0, "p1": p1, "s1": s1, "i1": i1}
+        ((ahead,),) = conn.execute(
+            "SELECT (SELECT count(*) FROM baozi_items r WHERE r.qid = :qid AND r.state = 0 "
+            "   AND (r.priority, r.seq, r.id) < (:p0, :s0, :i0)) + "
+            "(SELECT count(*) FROM baozi_items r WHERE r.qid = :qid AND r.state > 0 "
+            "   AND r.state < 3 AND r.due <= :now AND (r.priority, r.seq, r.id) < (:p0, :s0, :i0))",
+            keys,
+        ).fetchall()
+        wanted = set(chunk)
+        for k, (num,) in enumerate(conn.execute(_READY_KEYS, keys)):
+            if num in wanted:
+                out[num] = ahead + k
+    return out
 
 
 class SQLiteStore(SQLiteCoordination):
@@ -252,6 +298,39 @@ class SQLiteStore(SQLiteCoordination):
         if not found:
             return None
         return JobPlace(found[0], rows[0][-1])
+
+    def job_snapshots(self, job_ids: Sequence[str]) -> dict[str, JobPlace]:
+        nums = list(dict.fromkeys(n for n in map(_num, job_ids) if n is not None))
+        if not nums:
+            return {}
+        now = time.time()
+        conn = self._conn
+        rows: list[Any] = []
+        ranks: dict[int, int] = {}
+        try:
+            # One read transaction: every record and rank below is of one moment.
+            conn.execute("BEGIN")
+            try:
+                for marks, params in _id_batches(nums):
+                    params["now"] = now
+                    rows += conn.execute(
+                        f"{_WITH_QUEUE} WHERE i.id IN ({marks}) AND i.task IS NOT NULL", params
+                    ).fetchall()
+                queued: dict[int, list[int]] = {}
+                for row in rows:
+                    if row[3] == "queued":
+                        queued.setdefault(row[-1], []).append(row[0])
+                for qid, members in queued.items():
+                    ranks.update(_ranks_in_line(conn, qid, members, now))
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+        # Read after the transaction: a row that cannot be read is moved aside by a write.
+        return {
+            rec.id: JobPlace(rec, ranks.get(int(rec.id)))
+            for rec in self._records([row[:-1] for row in rows])
+        }
 
     def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         nums = list(dict.fromkeys(n for n in map(_num, job_ids) if n is not None))

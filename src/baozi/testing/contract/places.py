@@ -96,3 +96,46 @@ class PlaceContract:
             stop.set()
             taker.join()
         assert "running" in seen
+
+    def test_snapshots_of_many_jobs_match_each_ones_snapshot(self, store: Store) -> None:
+        ids = store.enqueue(Q, [NewJob("t", b"%d" % i, i % 3) for i in range(9)])
+        (head,) = store.enqueue(Q, [NewJob("t", b"front")], front=True)
+        others = store.enqueue(OTHER, [NewJob("t", b"o%d" % i) for i in range(3)])
+        (later,) = store.enqueue(Q, [NewJob("t", b"later")], delay=60)
+        (waiting,) = store.enqueue(Q, [NewJob("t", b"w", depends_on=(later,))])
+        (taken,) = store.reserve(OTHER, "w", 30, 1)
+        (item_id,) = store.push(Q, [b"plain"])
+        wanted = [*ids, head, *others, later, waiting, item_id, "999999999", "not-an-id", ids[0]]
+        got = store.job_snapshots(wanted)
+        expected = {i: store.job_snapshot(i) for i in wanted}
+        assert got == {i: p for i, p in expected.items() if p is not None}
+        assert set(got) == {*ids, head, *others, later, waiting}
+        assert got[taken.id].record.status == "running" and got[taken.id].rank is None
+        if "position" not in store.unsupported:
+            # Priorities 0, 1, 2 in turn: the head, the three 0s, the plain item (priority 0,
+            # pushed after them), the three 1s, the 2s.
+            ranks = [got[i].rank for i in ids]
+            assert ranks == [1, 5, 8, 2, 6, 9, 3, 7, 10], ranks
+            assert got[head].rank == 0
+        assert store.job_snapshots([]) == {}
+
+    def test_snapshots_of_a_long_batch_count_on_from_the_first(self, store: Store) -> None:
+        store.enqueue(Q, [NewJob("t", b"ahead") for _ in range(5)])
+        (leased,) = store.enqueue(Q, [NewJob("t", b"leased")])
+        ids = store.enqueue(Q, [NewJob("t", b"%d" % i) for i in range(1500)])
+        places = store.job_snapshots(list(reversed(ids)))
+        assert [places[i].record.status for i in ids] == ["queued"] * 1500
+        if "position" in store.unsupported:
+            return
+        assert [places[i].rank for i in ids] == list(range(6, 1506))
+        sample = [ids[0], ids[700], ids[-1]]
+        assert [places[i].rank for i in sample] == [store.rank(Q, i) for i in sample]
+        # Five taken from the head, one of them on a lease that runs out: it is back in line
+        # (ahead of every later job), and the others moved up by four.
+        store.reserve(Q, "w", 30, 5)
+        jobs = store.reserve(Q, "w", 0.05, 1)
+        assert [j.id for j in jobs] == [leased]
+        time.sleep(0.15)
+        places = store.job_snapshots(ids[:3] + [leased])
+        assert [places[i].rank for i in ids[:3]] == [1, 2, 3]
+        assert places[leased].rank == 0

@@ -4,6 +4,7 @@
 --   'status', id...                   -> only the status of each (nil for no job);
 --   'place', id                       -> its record, then its rank when it is queued (else
 --                                        false), read at one moment.
+--   'places', id...                   -> the same for each id, all at one moment.
 -- A record is 20 values (see job() in the prelude).
 local how, now = ARGV[2], clock()
 local out = {}
@@ -14,28 +15,36 @@ local function put(rec)
     for i = 1, 20 do out[#out + 1] = false end
   end
 end
-if how == 'place' then
-  local id = ARGV[3]
-  local v, why = read_item(id, {'q', 'm', 'st'})
-  if why then
-    junk_item(id, why, v.q)
-    put(nil)
-    out[#out + 1] = false
-    return out
+local function rank_of(q, member)
+  local rank = owned_call('ZRANK', qkey(q, 'r'), member)
+  for _ = 1, 100 do  -- more than a thousand ran out at once: promote until it is among them
+    if rank then break end
+    promote(q, now, 1000)
+    rank = owned_call('ZRANK', qkey(q, 'r'), member)
   end
-  if v.q and v.st ~= '-1' then promote(v.q, now, 1000) end  -- what ran out is back in line
-  local rec = job(id, now)
-  put(rec)
-  local rank = false
-  if rec and rec[4] == 'queued' then
-    rank = owned_call('ZRANK', qkey(v.q, 'r'), v.m)
-    for _ = 1, 100 do  -- more than a thousand ran out at once: promote until it is among them
-      if rank then break end
-      promote(v.q, now, 1000)
-      rank = owned_call('ZRANK', qkey(v.q, 'r'), v.m)
+  return rank or false
+end
+if how == 'place' or how == 'places' then
+  local promoted = {}
+  for i = 3, #ARGV do
+    local id = ARGV[i]
+    local v, why = read_item(id, {'q', 'm', 'st'})
+    if why then
+      junk_item(id, why, v.q)
+      put(nil)
+      out[#out + 1] = false
+    else
+      if v.q and v.st ~= '-1' and not promoted[v.q] then  -- what ran out is back in line
+        promote(v.q, now, 1000)
+        promoted[v.q] = true
+      end
+      local rec = job(id, now)
+      put(rec)
+      local rank = false
+      if rec and rec[4] == 'queued' then rank = rank_of(v.q, v.m) end
+      out[#out + 1] = rank
     end
   end
-  out[#out + 1] = rank or false
 elseif how == 'ids' then
   for i = 3, #ARGV do put(job(ARGV[i], now)) end
 elseif how == 'status' then

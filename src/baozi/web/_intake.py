@@ -1,0 +1,156 @@
+"""Group commit for ``POST /api/jobs``: the orders that arrive while the store is busy with the
+last batch are filed together, in one store transaction per queue, and their places are read
+with one call; each order is answered only once its batch is stored.
+
+An order alone is filed at once, as a batch of one: batching adds no wait, it only gathers what
+queued up behind a store call anyway. One bad order (a wrong argument, an unstorable value) is
+refused alone; the others of its batch are filed. A batch that would overfill a bounded queue is
+filed order by order, so that what fits is stored and the rest is answered 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+
+from ..app import _UNDECLARED, _call_of, _check_enqueue
+from ..backends.base import NewJob
+from ._wire import ApiError, EnqueueRequest
+
+if TYPE_CHECKING:
+    from .api import Api
+
+__all__ = ["Intake"]
+
+MAX_BATCH = 500
+"""The most orders filed in one batch."""
+
+Outcome = tuple[int, dict[str, Any]] | BaseException
+"""An order's answer: (status, view), or what to raise in its request."""
+
+
+class Intake:
+    """Gathers concurrent enqueue orders of one server process into batches (see the module)."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.pending: list[tuple[EnqueueRequest, str, asyncio.Future[Outcome]]] = []
+        self.filing = False
+
+    async def submit(self, order: EnqueueRequest, root: str) -> tuple[int, dict[str, Any]]:
+        """File the order with those around it; its status (202, or 200 when deduplicated) and
+        its view, or the ApiError or store error its own filing raised."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Outcome] = loop.create_future()
+        self.pending.append((order, root, done))
+        if not self.filing:
+            self.filing = True
+            loop.create_task(self._file_pending())
+        outcome = await done
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def _file_pending(self) -> None:
+        try:
+            while self.pending:
+                batch = self.pending[:MAX_BATCH]
+                del self.pending[:MAX_BATCH]
+                try:
+                    outcomes: list[Outcome] = await run_in_threadpool(
+                        self.file, [(order, root) for order, root, _ in batch]
+                    )
+                except Exception as exc:  # the store failed the whole batch
+                    outcomes = [exc] * len(batch)
+                for (_, _, done), outcome in zip(batch, outcomes, strict=True):
+                    if not done.done():  # its client may have gone
+                        done.set_result(outcome)
+        finally:
+            self.filing = False
+
+    def file(self, orders: list[tuple[EnqueueRequest, str]]) -> list[Outcome]:
+        """File a batch (in a worker thread): plain orders together, the others one by one."""
+        api = self.api
+        app = api.app
+        outcomes: list[Outcome | None] = [None] * len(orders)
+        groups: dict[str, list[tuple[int, NewJob]]] = {}
+        alone: list[int] = []
+        for k, (order, _) in enumerate(orders):
+            try:
+                job = self._plain(order)
+            except ApiError as exc:
+                outcomes[k] = exc
+                continue
+            if job is None:
+                alone.append(k)
+            else:
+                groups.setdefault(job[0], []).append((k, job[1]))
+        ids: dict[int, str] = {}
+        for queue, members in groups.items():
+            try:
+                filed = app._file([j for _, j in members], queue, None, False, False, None)
+            except Exception:  # e.g. Full: some may fit; each is tried alone, answered for itself
+                alone.extend(k for k, _ in members)
+                continue
+            ids.update((k, i) for (k, _), i in zip(members, filed, strict=True))
+        places = app.store.job_snapshots(list(ids.values())) if ids else {}
+        for k, job_id in ids.items():
+            place = places.get(job_id)
+            root = orders[k][1]
+            if place is None:  # gone already (forgotten, or expired): read it as one would
+                outcomes[k] = self._guard(api._placed_view, job_id, root)
+            else:
+                view = api._view(place, root=root)
+                view["deduplicated"] = False
+                outcomes[k] = (202, view)
+        for k in sorted(alone):
+            order, root = orders[k]
+            outcomes[k] = self._guard(api._enqueue_view, order, root)
+        return [o if o is not None else RuntimeError("order not filed") for o in outcomes]
+
+    @staticmethod
+    def _guard(fn: Callable[..., Any], *args: Any) -> Outcome:
+        try:
+            result = fn(*args)
+        except Exception as exc:
+            return exc
+        return result if isinstance(result, tuple) else (200, result)
+
+    def _plain(self, order: EnqueueRequest) -> tuple[str, NewJob] | None:
+        """The order's queue and job, when it can be filed with others (no unique key, no
+        dependencies, no delay, not to the front, no enqueue middleware, a FIFO queue); None
+        for one filed alone. ApiError for an order refused outright."""
+        app = self.api.app
+        task = app.tasks.get(order.task)
+        if task is None:
+            raise self.api._unknown_task(order.task)
+        if (
+            order.unique_key is not None
+            or order.depends_on
+            or order.delay is not None
+            or order.front
+            or task.unique
+            or app._enqueue_hooks
+        ):
+            return None
+        queue = order.queue or task.queue
+        if (app.queues.get(queue) or _UNDECLARED).order != "fifo":
+            return None
+        priority = task.priority if order.priority is None else order.priority
+        if priority and "priority" in app.store.unsupported:
+            return None  # refused alone, as the store says
+        args, kwargs = tuple(order.args), order.kwargs
+        try:
+            _check_enqueue([(args, kwargs)], queue, priority, None, None)
+            task._check_call(args, kwargs)
+            payload = app.codec.dumps(_call_of(args, kwargs, {}))
+        except TypeError as exc:  # an argument the app's serializer refuses
+            raise ApiError(422, f"args: {exc}", field="args") from exc
+        except RecursionError as exc:
+            raise ApiError(422, "args: nested too deeply to store", field="args") from exc
+        except ValueError as exc:
+            raise ApiError(422, str(exc), field="body") from exc
+        return queue, NewJob(task.name, payload, priority)
