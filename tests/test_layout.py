@@ -136,7 +136,7 @@ def test_the_migrations_of_each_store_go_one_step_at_a_time_from_layout_1() -> N
 
 def test_a_new_sqlite_file_starts_at_the_latest_layout(tmp_path: Path) -> None:
     open_store(f"sqlite:///{tmp_path / 'new.db'}").close()
-    assert _meta(tmp_path / "new.db") == str(sqlite_layout.latest()) == "5"
+    assert _meta(tmp_path / "new.db") == str(sqlite_layout.latest()) == "6"
 
 
 def test_every_sqlite_migration_together_ends_at_the_tables_of_a_new_file(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ def test_every_sqlite_migration_together_ends_at_the_tables_of_a_new_file(tmp_pa
         assert q.get(timeout=0) == "kept"
         q.task_done()
     open_store(f"sqlite:///{new}").close()
-    assert _meta(old) == "5"
+    assert _meta(old) == "6"
     assert _shape(old) == _shape(new)
 
 

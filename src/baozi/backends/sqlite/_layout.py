@@ -68,6 +68,33 @@ CREATE INDEX baozi_items_done ON baozi_items (qid, outcome, id) WHERE state < 0;
 CREATE INDEX baozi_items_expiry ON baozi_items (expires_at) WHERE state < 0;
 CREATE INDEX baozi_items_waiting ON baozi_items (qid) WHERE state = 3;
 CREATE INDEX baozi_items_unique ON baozi_items (unique_key) WHERE unique_key IS NOT NULL;
+CREATE TABLE baozi_line (                 -- ready rows per stretch of each queue's line,
+    qid INTEGER NOT NULL,                  -- so a rank sums a few stretches, not every row:
+    priority NUMERIC NOT NULL,             -- the rows marked ready (state 0) with this
+    seq INTEGER NOT NULL,                  -- priority and seq, and ids from blk * 256 up
+    blk INTEGER NOT NULL,                  -- to blk * 256 + 255 (kept by the triggers
+    n INTEGER NOT NULL,                    -- below; a stretch that empties is dropped)
+    PRIMARY KEY (qid, priority, seq, blk)
+) WITHOUT ROWID;
+CREATE TRIGGER baozi_line_in AFTER INSERT ON baozi_items WHEN NEW.state = 0 BEGIN
+    INSERT INTO baozi_line VALUES (NEW.qid, NEW.priority, NEW.seq, NEW.id >> 8, 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER baozi_line_out AFTER DELETE ON baozi_items WHEN OLD.state = 0 BEGIN
+    UPDATE baozi_line SET n = n - 1 WHERE qid = OLD.qid AND priority = OLD.priority
+        AND seq = OLD.seq AND blk = OLD.id >> 8;
+    DELETE FROM baozi_line WHERE qid = OLD.qid AND priority = OLD.priority AND seq = OLD.seq
+        AND blk = OLD.id >> 8 AND n <= 0;
+END;
+CREATE TRIGGER baozi_line_move AFTER UPDATE OF state, qid, priority, seq ON baozi_items
+WHEN OLD.state = 0 OR NEW.state = 0 BEGIN
+    UPDATE baozi_line SET n = n - 1 WHERE OLD.state = 0 AND qid = OLD.qid
+        AND priority = OLD.priority AND seq = OLD.seq AND blk = OLD.id >> 8;
+    DELETE FROM baozi_line WHERE OLD.state = 0 AND qid = OLD.qid AND priority = OLD.priority
+        AND seq = OLD.seq AND blk = OLD.id >> 8 AND n <= 0;
+    INSERT INTO baozi_line SELECT NEW.qid, NEW.priority, NEW.seq, NEW.id >> 8, 1
+        WHERE NEW.state = 0 ON CONFLICT DO UPDATE SET n = n + 1;
+END;
 CREATE TABLE baozi_deps (                  -- the jobs each job depends on
     child INTEGER NOT NULL,
     parent INTEGER NOT NULL,
@@ -267,9 +294,50 @@ def _to_5(conn: sqlite3.Connection) -> None:
         )
 
 
+def _to_6(conn: sqlite3.Connection) -> None:
+    """Layout 5 -> 6: the line's stretches (baozi_line), which make a job's rank a sum over
+    stretches of up to 256 ready rows rather than a count of every row ahead; filled from the
+    rows ready now, then kept by three triggers."""
+    _run_script(
+        conn,
+        """
+CREATE TABLE IF NOT EXISTS baozi_line (
+    qid INTEGER NOT NULL,
+    priority NUMERIC NOT NULL,
+    seq INTEGER NOT NULL,
+    blk INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (qid, priority, seq, blk)
+) WITHOUT ROWID;
+DELETE FROM baozi_line;
+INSERT INTO baozi_line SELECT qid, priority, seq, id >> 8, count(*) FROM baozi_items
+WHERE state = 0 GROUP BY qid, priority, seq, id >> 8;
+CREATE TRIGGER IF NOT EXISTS baozi_line_in AFTER INSERT ON baozi_items WHEN NEW.state = 0 BEGIN
+    INSERT INTO baozi_line VALUES (NEW.qid, NEW.priority, NEW.seq, NEW.id >> 8, 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS baozi_line_out AFTER DELETE ON baozi_items WHEN OLD.state = 0 BEGIN
+    UPDATE baozi_line SET n = n - 1 WHERE qid = OLD.qid AND priority = OLD.priority
+        AND seq = OLD.seq AND blk = OLD.id >> 8;
+    DELETE FROM baozi_line WHERE qid = OLD.qid AND priority = OLD.priority AND seq = OLD.seq
+        AND blk = OLD.id >> 8 AND n <= 0;
+END;
+CREATE TRIGGER IF NOT EXISTS baozi_line_move AFTER UPDATE OF state, qid, priority, seq
+ON baozi_items WHEN OLD.state = 0 OR NEW.state = 0 BEGIN
+    UPDATE baozi_line SET n = n - 1 WHERE OLD.state = 0 AND qid = OLD.qid
+        AND priority = OLD.priority AND seq = OLD.seq AND blk = OLD.id >> 8;
+    DELETE FROM baozi_line WHERE OLD.state = 0 AND qid = OLD.qid AND priority = OLD.priority
+        AND seq = OLD.seq AND blk = OLD.id >> 8 AND n <= 0;
+    INSERT INTO baozi_line SELECT NEW.qid, NEW.priority, NEW.seq, NEW.id >> 8, 1
+        WHERE NEW.state = 0 ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+""",
+    )
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
-MIGRATIONS: dict[int, Migration] = {1: _to_2, 2: _to_3, 3: _to_4, 4: _to_5}
+MIGRATIONS: dict[int, Migration] = {1: _to_2, 2: _to_3, 3: _to_4, 4: _to_5, 5: _to_6}
 """Layout N -> the step that takes a file from N to N + 1. A step runs inside a transaction that
 records N + 1 after it and commits; if it raises, the whole step is rolled back."""
 

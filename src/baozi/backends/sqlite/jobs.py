@@ -17,7 +17,7 @@ from ..base import COUNTED, STATUSES, JobPlace, JobRecord, Outcome, WorkerInfo
 from ._junk import SOUND_ROW, text
 from ._workflow import KEPT_FOR, LINKS, drop_links, links, release
 from .coord import SQLiteCoordination
-from .store import _chunks
+from .store import _chunks, ready_ahead
 
 __all__ = ["SQLiteStore"]
 
@@ -37,8 +37,7 @@ _RECORD = (
     "FROM baozi_items i JOIN baozi_queues q ON q.id = i.qid"
 )
 _AHEAD = (  # ready rows ahead of row i in its queue: marked ready, or a lease or delay run out
-    "(SELECT count(*) FROM baozi_items r WHERE r.qid = i.qid AND r.state = 0 "
-    "   AND (r.priority, r.seq, r.id) < (i.priority, i.seq, i.id)) + "
+    f"{ready_ahead('i.qid', 'i.priority', 'i.seq', 'i.id')} + "
     "(SELECT count(*) FROM baozi_items r WHERE r.qid = i.qid AND r.state > 0 AND r.state < 3 "
     "   AND r.due <= :now AND (r.priority, r.seq, r.id) < (i.priority, i.seq, i.id))"
 )
@@ -134,8 +133,7 @@ def _id_batches(nums: list[int]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 _READY_KEYS = (  # the ready rows of a queue from one key to another, in line order
-    "SELECT id FROM (SELECT priority, seq, id FROM baozi_items WHERE qid = :qid AND state = 0 "
-    "    AND (priority, seq, id) >= (:p0, :s0, :i0) AND (priority, seq, id) <= (:p1, :s1, :i1) "
+    "SELECT id FROM ({marked} "
     "  UNION ALL SELECT priority, seq, id FROM baozi_items WHERE qid = :qid AND state > 0 "
     "    AND state < 3 AND due <= :now "
     "    AND (priority, seq, id) >= (:p0, :s0, :i0) AND (priority, seq, id) <= (:p1, :s1, :i1)) "
@@ -143,34 +141,69 @@ _READY_KEYS = (  # the ready rows of a queue from one key to another, in line or
 )
 
 
+_MARKED = "SELECT priority, seq, id FROM baozi_items WHERE qid = :qid AND state = 0"
+
+
+_AHEAD_OF_KEY = (
+    f"SELECT {ready_ahead(':qid', ':p0', ':s0', ':i0')} + "
+    "(SELECT count(*) FROM baozi_items r WHERE r.qid = :qid AND r.state > 0 "
+    "   AND r.state < 3 AND r.due <= :now AND (r.priority, r.seq, r.id) < (:p0, :s0, :i0))"
+)
+
+
+def _ahead(conn: sqlite3.Connection, qid: int, key: Any, now: float) -> int:
+    p0, s0, i0 = key
+    params = {"qid": qid, "now": now, "p0": p0, "s0": s0, "i0": i0}
+    ((ahead,),) = conn.execute(_AHEAD_OF_KEY, params).fetchall()
+    return int(ahead)
+
+
 def _ranks_in_line(
     conn: sqlite3.Connection, qid: int, members: list[int], now: float
 ) -> dict[int, int]:
-    """The ranks of queued rows of one queue, in the caller's read transaction: one count of
-    the rows ahead of the first of them, then their places among the ready rows from the first
-    to the last -- a walk as long as that stretch of the line, not one count per row."""
+    """The ranks of queued rows of one queue, in the caller's read transaction. The ranks of
+    the first and the last of them tell how long the stretch of line between them is; a short
+    one (jobs filed together) is walked, each rank counted on from the first's, and otherwise
+    each row's rank is read on its own (a sum over the line's stretches, see ready_ahead)."""
     out: dict[int, int] = {}
     for start in range(0, len(members), 5000):
         chunk = members[start : start + 5000]
         marks = ",".join("?" * len(chunk))
-        ends = conn.execute(
-            f"SELECT * FROM (SELECT priority, seq, id FROM baozi_items WHERE id IN ({marks}) "
-            f"ORDER BY priority, seq, id LIMIT 1) UNION ALL "
-            f"SELECT * FROM (SELECT priority, seq, id FROM baozi_items WHERE id IN ({marks}) "
-            f"ORDER BY priority DESC, seq DESC, id DESC LIMIT 1)",
-            chunk + chunk,
+        keys = conn.execute(
+            f"SELECT priority, seq, id FROM baozi_items WHERE id IN ({marks}) "
+            f"ORDER BY priority, seq, id",
+            chunk,
         ).fetchall()
-        (p0, s0, i0), (p1, s1, i1) = ends
-        keys = {"qid": qid, "now": now, "p0": p0, "s0": s0, "i0": i0, "p1": p1, "s1": s1, "i1": i1}
-        ((ahead,),) = conn.execute(
-            "SELECT (SELECT count(*) FROM baozi_items r WHERE r.qid = :qid AND r.state = 0 "
-            "   AND (r.priority, r.seq, r.id) < (:p0, :s0, :i0)) + "
-            "(SELECT count(*) FROM baozi_items r WHERE r.qid = :qid AND r.state > 0 "
-            "   AND r.state < 3 AND r.due <= :now AND (r.priority, r.seq, r.id) < (:p0, :s0, :i0))",
-            keys,
-        ).fetchall()
+        if not keys:
+            continue
+        first, last = keys[0], keys[-1]
+        ahead = _ahead(conn, qid, first, now)
+        stretch = _ahead(conn, qid, last, now) - ahead + 1
+        if stretch > 4 * len(keys) + 64:
+            out[first[2]] = ahead
+            out.update((key[2], _ahead(conn, qid, key, now)) for key in keys[1:])
+            continue
+        (p0, s0, i0), (p1, s1, i1) = first, last
+        params = {
+            "qid": qid,
+            "now": now,
+            "p0": p0,
+            "s0": s0,
+            "i0": i0,
+            "p1": p1,
+            "s1": s1,
+            "i1": i1,
+        }
+        if (p0, s0) == (p1, s1):  # one tie (the usual case): a range of ids
+            marked = f"{_MARKED} AND priority = :p0 AND seq = :s0 AND id BETWEEN :i0 AND :i1"
+        else:  # the first tie from i0, the ties between, the last tie up to i1
+            marked = (
+                f"{_MARKED} AND priority = :p0 AND seq = :s0 AND id >= :i0 UNION ALL "
+                f"{_MARKED} AND (priority, seq) > (:p0, :s0) AND (priority, seq) < (:p1, :s1) "
+                f"UNION ALL {_MARKED} AND priority = :p1 AND seq = :s1 AND id <= :i1"
+            )
         wanted = set(chunk)
-        for k, (num,) in enumerate(conn.execute(_READY_KEYS, keys)):
+        for k, (num,) in enumerate(conn.execute(_READY_KEYS.format(marked=marked), params)):
             if num in wanted:
                 out[num] = ahead + k
     return out

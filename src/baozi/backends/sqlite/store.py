@@ -47,6 +47,22 @@ READY, LEASED, SCHEDULED, WAITING, FINISHED = 0, 1, 2, 3, -1
 TIMED = "state>0 AND state<3"
 """Leased or scheduled: the rows whose due time makes them ready (waiting rows share their index,
 ``state > 0``, and keep the time their delay ends, but nothing makes them ready but a release)."""
+
+
+def ready_ahead(qid: str, prio: str, seq: str, num: str) -> str:
+    """SQL for the number of rows marked ready (state 0) in queue ``qid`` whose line key
+    (priority, seq, id) is below (``prio``, ``seq``, ``num``) -- SQL expressions all: the sum of
+    the line's stretches (baozi_line) wholly ahead, and a count of the rows ahead in the row's
+    own stretch (at most 255). A count of the rows themselves would read every one of them."""
+    return (
+        f"((SELECT coalesce(sum(n), 0) FROM baozi_line WHERE qid = {qid} "
+        f"  AND (priority, seq, blk) < ({prio}, {seq}, {num} >> 8)) + "
+        f"(SELECT count(*) FROM baozi_items WHERE qid = {qid} AND state = 0 "
+        f"  AND priority = {prio} AND seq = {seq} AND id >= (({num} >> 8) << 8) "
+        f"  AND id < {num}))"
+    )
+
+
 _CHUNK = 5000  # ids per statement, well below SQLite's variable limit (32,766)
 PROMOTE_EVERY = 0.05
 """How often (s) a busy consumer moves expired leases and due delays back to ready."""
@@ -408,8 +424,7 @@ class SQLiteQueues(RowStore):
             return None
         # Items whose lease or delay has run out are ready too, though not yet marked so.
         ((ahead,),) = self._read(
-            "SELECT (SELECT count(*) FROM baozi_items WHERE qid=?1 AND state=0 "
-            "        AND (priority, seq, id) < (?2, ?3, ?4)) + "
+            f"SELECT {ready_ahead('?1', '?2', '?3', '?4')} + "
             f"       (SELECT count(*) FROM baozi_items WHERE qid=?1 AND {TIMED} "
             "        AND due<=?5 AND (priority, seq, id) < (?2, ?3, ?4))",
             (qid, prio, seq, num, now),
