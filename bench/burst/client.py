@@ -2,7 +2,8 @@
 the client is not what limits the rate.
 
     python bench/burst/client.py --port P --mode closed|newconn|open [--n N] [-c C] [--rate R]
-        [--seconds S] [--path /api/jobs] [--body JSON] [--poll SECONDS] [--out FILE]
+        [--seconds S] [--path /api/jobs] [--body JSON] [--poll SECONDS] [--poll-limit SECONDS]
+        [--burst-done FILE] [--out FILE]
 
 - ``closed``: C keep-alive connections, each sending its next POST as soon as the last answer
   arrived, N in all.
@@ -16,7 +17,9 @@ position it read (which must never go up).
 
 Writes one JSON document: counts by status and by error kind, latencies (seconds, sorted), the
 ids handed out with a 2xx, retry-after values seen, the polls' latencies and any rise in a
-position.
+position, the latencies of the requests sent on a connection already open
+(``reused_latencies``), and the client's own CPU seconds (``cpu``: the burst; ``poll_cpu``: the polling).
+It raises its open-file limit to what ``-c`` needs (within the hard limit).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import asyncio
 import json
 import re
+import resource
 import sys
 import time
 from collections import Counter
@@ -114,6 +118,7 @@ class Run:
         self.raw = raw
         self.raw_close = raw_close
         self.latencies: list[float] = []
+        self.reused: list[float] = []  # the latencies of requests on a connection already open
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
         self.ids: list[str] = []
@@ -125,8 +130,11 @@ class Run:
         _, conn = await loop.create_connection(Conn, "127.0.0.1", self.port)
         return conn
 
-    def record(self, answer: Answer, started: float, slot: int) -> None:
-        self.latencies.append(time.perf_counter() - started)
+    def record(self, answer: Answer, started: float, slot: int, reused: bool) -> None:
+        latency = time.perf_counter() - started
+        self.latencies.append(latency)
+        if reused:
+            self.reused.append(latency)
         self.statuses[answer.status] += 1
         if 200 <= answer.status < 300:
             match = _ID.search(answer.body)
@@ -147,14 +155,16 @@ class Run:
 
     async def one(self, conn: Conn | None, slot: int, close: bool) -> Conn | None:
         started = time.perf_counter()
+        reused = conn is not None and not conn.closed.done()
         try:
-            if conn is None or conn.closed.done():
+            if not reused:
                 conn = await self.connect()
+            assert conn is not None
             answer = await conn.request(self.raw_close if close else self.raw)
         except (OSError, asyncio.TimeoutError) as exc:
             self.failed(exc)
             return None
-        self.record(answer, started, slot)
+        self.record(answer, started, slot, reused)
         if close or answer.headers.get(b"connection", b"").lower() == b"close":
             assert conn.transport is not None
             conn.transport.close()
@@ -258,27 +268,48 @@ class Run:
         }
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _raise_file_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     body = args.body.encode()
     run = Run(args.port, post(args.path, body), post(args.path, body, close=True))
     started = time.perf_counter()
+    cpu = _cpu()
     if args.mode == "open":
         await run.open_loop(args.rate, args.seconds, args.c)
     else:
         await run.closed_loop(args.n, args.c, close=args.mode == "newconn")
     wall = time.perf_counter() - started
+    cpu = _cpu() - cpu
     out: dict[str, Any] = {
         "mode": args.mode,
         "wall": wall,
+        "cpu": cpu,
         "sent": len(run.latencies) + sum(run.errors.values()),
         "statuses": {str(k): v for k, v in run.statuses.items()},
         "errors": dict(run.errors),
         "retry_after": dict(run.retry_after),
         "latencies": sorted(run.latencies),
+        "reused_latencies": sorted(run.reused),
         "ids": run.ids,
     }
+    if args.burst_done:
+        with open(args.burst_done, "w") as fh:
+            fh.write(f"{time.time()}\n")
     if args.poll:
+        cpu = _cpu()
         out["poll"] = await run.poll(args.poll, args.poll_limit)
+        out["poll_cpu"] = _cpu() - cpu
     for _, conn in getattr(run, "conns", []):
         if conn.transport is not None:
             conn.transport.close()
@@ -298,7 +329,12 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.0)
     parser.add_argument("--poll-limit", type=float, default=120.0)
     parser.add_argument("--out", default="-")
+    parser.add_argument(
+        "--burst-done", default="", metavar="FILE", help="write FILE when the burst has ended"
+    )
     args = parser.parse_args()
+    # open loop: connections beyond -c when every one is busy
+    _raise_file_limit(max(4 * args.c, 4096))
     if uvloop is not None:
         uvloop.install()
     result = asyncio.run(main_async(args))
