@@ -16,15 +16,15 @@ asyncio protocols on uvloop):
     after), a fresh ``baozi serve bench/burst/orders:app`` and one ``baozi worker`` draining
     the queues all along:
       - closed: N single-order POSTs from C keep-alive connections, the worker draining;
-      - poll: the same burst (--poll-n) into the queue "poll", paused until the burst ends (so
-        that a whole burst is left to drain, however fast the worker is); then each of the C
-        clients asks ``GET /api/jobs/{id}`` for its last order once a second while the worker
-        drains, until its job ends (bounded by --poll-limit): the latency of those GETs, and
-        whether the position any client reads ever goes up;
+      - poll: a burst (--poll-n, at most 20,000 by default: see POLL_N) into the queue "poll",
+        paused until the burst ends (so that a whole burst is left to drain, however fast the
+        worker is); then each of the C clients asks ``GET /api/jobs/{id}`` for its last order
+        once a second while the worker drains, until its job ends (bounded by --poll-limit):
+        the latency of those GETs, and whether the position any client reads ever goes up;
       - newconn: N POSTs (--newconn-n) from C lanes, each on a new connection;
       - open: --rate orders per second for --seconds, whatever the answers do.
-    Each run posts to a queue of its own ("closed", "poll", "newconn", "open"); once the worker has
-    drained it, the store is checked: every id answered with a 2xx is a stored job, no id came
+    Each run posts to a queue of its own ("closed", "poll", "newconn", "open"); once the worker
+    has drained it, the store is checked: every id answered with a 2xx is a stored job, no id came
     twice, and the queue holds as many jobs as were accepted (none stored twice, none extra).
   * celery: the same closed loop against a plain Starlette endpoint that calls Celery's
     ``delay()`` (plain uvicorn with httptools, the same number of processes) on the same Redis,
@@ -89,6 +89,11 @@ CLOSED_RATE = {"sqlite": 3000.0, "redis": 4000.0}
 OF_BARE = 0.5
 OPEN_P99 = 0.050
 LITTLE = 2.0
+# The poll run's burst lands in a paused queue. On SQLite each POST's answer (which carries the
+# job's position) costs more the deeper the queue: 10,000 deep it took ~390 orders/s, 20,000
+# deep ~270/s on a 2-core machine, so a 100,000 burst into a paused queue would run for
+# many minutes. --poll-n 100000 asks for it.
+POLL_N = 20_000
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -157,7 +162,9 @@ def wait_http(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -
             raise RuntimeError(f"the server exited with {proc.returncode} before it answered")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                sock.sendall(
+                    b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                )
                 if sock.recv(16).startswith(b"HTTP/1.1 "):
                     return
         except OSError:
@@ -419,6 +426,7 @@ def measured(server: subprocess.Popen[bytes], worker: subprocess.Popen[bytes] | 
 
         watcher = threading.Thread(target=resume_when_done, daemon=True)
         watcher.start()
+    load_before = os.getloadavg()[0]
     smeter = Meter(server.pid)
     wmeter = Meter(worker.pid) if worker is not None else None
     smeter.begin()
@@ -439,6 +447,7 @@ def measured(server: subprocess.Popen[bytes], worker: subprocess.Popen[bytes] | 
                 os.unlink(burst_done)
     row = summarize(doc)
     row["mode"] = mode
+    row["load1_before"] = load_before
     row["n"] = n if mode != "open" else int(args.rate * args.seconds)
     row["c"] = args.c
     row["server_cpu_s"] = server_use["cpu_s"]
@@ -508,13 +517,20 @@ def run_store(store: str, args: argparse.Namespace, logs: Path, tmp: Path) -> li
         for mode, n in plan:
             if mode not in args.modes:
                 continue
+            if server.poll() is not None or worker.poll() is not None:
+                raise RuntimeError("the server or the worker exited")
             poll = mode == "poll"
             what = f"{args.rate:g}/s for {args.seconds:g} s" if mode == "open" else \
                 f"{n} orders, {args.c} connections"
             extra = " into a paused queue, then each client polls its last order" if poll else ""
             print(f"  {store} {mode}: {what}{extra}", flush=True)
-            row = measured(server, worker, port, mode, args, BODY.format(queue=mode), n=n,
-                           poll=poll, hold=(url, mode) if poll else None)
+            try:
+                row = measured(server, worker, port, mode, args, BODY.format(queue=mode), n=n,
+                               poll=poll, hold=(url, mode) if poll else None)
+            except RuntimeError as exc:  # a client past its cap: the next runs still go
+                print(f"    failed: {exc}", flush=True)
+                rows.append({"system": store, "mode": mode, "skipped": f"failed: {exc}"})
+                continue
             row["system"] = store
             ids = row.pop("_ids")
             drained, counts = drain(url, mode, args.drain_limit)
@@ -574,7 +590,9 @@ def _celery_cleanup(queue: str) -> None:
     client = redis.Redis.from_url(REDIS_BASE)
     try:
         keys = [queue, *(f"{queue}\x06\x16{i}" for i in range(10))]
-        keys += [k for k in client.scan_iter(match="_kombu.binding.*")]
+        # kombu's routing tables for the queue (and its empty "deadlines" table)
+        keys += [k for k in client.scan_iter(match=f"_kombu.binding*{queue}*")]
+        keys.append("_kombu.binding_deadlines")
         client.delete(*keys)
         client.delete("unacked", "unacked_index", "unacked_mutex")
     finally:
@@ -717,8 +735,14 @@ def report(rows: list[dict[str, Any]], info: dict[str, Any], args: argparse.Name
         f"{args.max_connections}; worker `baozi worker {info['worker']}` draining all along; "
         f"client: bench/burst/client.py (one uvloop process) on the same machine",
         f"- closed loop: {args.n:,} POSTs from {args.c:,} connections; newconn: "
-        f"{args.newconn_n:,} POSTs, {args.c:,} lanes, a new connection each; open loop: "
+        f"{args.newconn_n:,} POSTs, {args.c:,} lanes, a new connection each; poll: "
+        f"{args.poll_n:,} POSTs into a paused queue, then polling; open loop: "
         f"{args.rate:g}/s for {args.seconds:g} s",
+        "- load average (1 min) before each run: "
+        + ", ".join(f"{r['system']} {r['mode']} {r['load1_before']:.1f}" for r in rows
+                    if "load1_before" in r)
+        + f" (the machine has {info['cores']} cores: a load well above what this benchmark's "
+        "own processes make means something else ran beside it)",
         "",
         "| system | mode | accepted | accepted/s | of bare | p50 ms | p99 ms | max ms | "
         "p99 reused conn. ms | errors | 429/503 w/ Retry-After | server CPU s | "
@@ -838,7 +862,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--celery-concurrency", type=int, default=8)
     p.add_argument("--only", default="closed,newconn,open,poll,bare,celery")
     p.add_argument("--poll-n", type=int, default=None,
-                   help="POSTs of the polling run's burst (as --n)")
+                   help=f"POSTs of the polling run's burst (--n, at most {POLL_N:,})")
     p.add_argument("--poll-limit", type=float, default=None,
                    help="seconds the polling may go on (120; 60 with --quick)")
     p.add_argument("--drain-limit", type=float, default=300.0)
@@ -850,7 +874,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.n = args.n or (10_000 if args.quick else 100_000)
     args.newconn_n = args.newconn_n or args.n
-    args.poll_n = args.poll_n or args.n
+    args.poll_n = args.poll_n or min(args.n, POLL_N)
     args.seconds = args.seconds or (10.0 if args.quick else 60.0)
     args.poll_limit = args.poll_limit or (60.0 if args.quick else 120.0)
     args.modes = set(args.only.split(","))
@@ -880,6 +904,7 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     check_file_limit(args)
     signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     atexit.register(stop_all)
     info = machine(args, argv)
     out = Path(args.out)
@@ -890,6 +915,7 @@ def main(argv: list[str]) -> int:
     logs.mkdir()
     print(f"logs in {logs} (removed at the end if empty)", flush=True)
     rows: list[dict[str, Any]] = []
+    interrupted = False
     try:
         if "bare" in args.modes:
             rows += run_bare(args, logs)
@@ -900,12 +926,15 @@ def main(argv: list[str]) -> int:
         if "celery" in args.modes and "closed" in args.modes:
             rows += run_celery(args, logs)
     except KeyboardInterrupt:
+        interrupted = True
         print("interrupted: stopping what was started; the report holds the runs so far",
               flush=True)
     finally:
         stop_all()
     judge(rows, args)
     text = report(rows, info, args)
+    if interrupted:
+        text = text.replace("\n", "\n\n**Interrupted: only the runs that finished are here.**\n", 1)
     (out / f"burst-{stamp}.md").write_text(text)
     (out / "burst-latest.md").write_text(text)
     (out / f"burst-{stamp}.json").write_text(
@@ -915,7 +944,7 @@ def main(argv: list[str]) -> int:
           f"burst-{stamp}.json; logs in {logs}", flush=True)
     if not any((logs / f).stat().st_size for f in os.listdir(logs)):
         shutil.rmtree(tmp, ignore_errors=True)  # nothing logged: nothing to keep
-    return 0
+    return 130 if interrupted else 0
 
 
 if __name__ == "__main__":
