@@ -228,7 +228,7 @@ class Meter:
 
 def run_client(port: int, mode: str, *, n: int, c: int, rate: float, seconds: float, body: str,
                poll: float = 0.0, poll_limit: float = 120.0, cap: float = 900.0,
-               burst_done: str = "") -> dict[str, Any]:
+               burst_done: str = "", procs: int = 1) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out = fh.name
     cmd = [PY, str(CLIENT), "--port", str(port), "--mode", mode, "--n", str(n), "-c", str(c),
@@ -237,6 +237,8 @@ def run_client(port: int, mode: str, *, n: int, c: int, rate: float, seconds: fl
         cmd += ["--poll", str(poll), "--poll-limit", str(poll_limit)]
     if burst_done:
         cmd += ["--burst-done", burst_done]
+    if procs > 1:
+        cmd += ["--procs", str(procs)]
     proc = start(cmd)
     try:
         proc.wait(cap)
@@ -436,7 +438,7 @@ def measured(server: subprocess.Popen[bytes], worker: subprocess.Popen[bytes] | 
         doc = run_client(port, "closed" if mode == "poll" else mode, n=n, c=args.c,
                          rate=args.rate, seconds=args.seconds, body=body,
                          poll=1.0 if poll else 0.0, poll_limit=args.poll_limit,
-                         cap=args.client_cap, burst_done=burst_done)
+                         cap=args.client_cap, burst_done=burst_done, procs=args.client_procs)
     finally:
         server_use = smeter.end()
         worker_use = wmeter.end() if wmeter is not None else None
@@ -733,7 +735,8 @@ def report(rows: list[dict[str, Any]], info: dict[str, Any], args: argparse.Name
         f"- command: `{info['command']}`",
         f"- server: {args.server_workers} process(es), --max-connections "
         f"{args.max_connections}; worker `baozi worker {info['worker']}` draining all along; "
-        f"client: bench/burst/client.py (one uvloop process) on the same machine",
+        f"client: bench/burst/client.py ({args.client_procs} uvloop process(es)) on the same "
+        "machine",
         f"- closed loop: {args.n:,} POSTs from {args.c:,} connections; newconn: "
         f"{args.newconn_n:,} POSTs, {args.c:,} lanes, a new connection each; poll: "
         f"{args.poll_n:,} POSTs into a paused queue, then polling; open loop: "
@@ -852,6 +855,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=1000.0, help="open loop: orders per second")
     p.add_argument("--seconds", type=float, default=None, help="open loop: seconds (60)")
     p.add_argument("--server-workers", type=int, default=2)
+    p.add_argument("--client-procs", type=int, default=1,
+                   help="client processes sharing the load (client.py --procs)")
     p.add_argument("--max-connections", type=int, default=10_000,
                    help="per server process (baozi serve --max-connections)")
     p.add_argument("--worker-pool", default="thread")

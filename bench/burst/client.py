@@ -3,7 +3,7 @@ the client is not what limits the rate.
 
     python bench/burst/client.py --port P --mode closed|newconn|open [--n N] [-c C] [--rate R]
         [--seconds S] [--path /api/jobs] [--body JSON] [--poll SECONDS] [--poll-limit SECONDS]
-        [--burst-done FILE] [--out FILE]
+        [--burst-done FILE] [--idle-max SECONDS] [--procs K] [--out FILE]
 
 - ``closed``: C keep-alive connections, each sending its next POST as soon as the last answer
   arrived, N in all.
@@ -14,6 +14,9 @@ the client is not what limits the rate.
 With ``--poll``, each connection then asks ``GET /api/jobs/{id}`` for the last job it was given,
 once every that many seconds, until the job has ended, and records each answer's latency and the
 position it read (which must never go up).
+
+With ``--procs K``, K client processes share the load (requests, connections and rate split
+evenly) and their reports are merged into one.
 
 Writes one JSON document: counts by status and by error kind, latencies (seconds, sorted), the
 ids handed out with a 2xx, retry-after values seen, the polls' latencies and any rise in a
@@ -27,10 +30,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import json
+import os
 import re
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from typing import Any
@@ -303,6 +310,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     body = args.body.encode()
     run = Run(args.port, post(args.path, body), post(args.path, body, close=True), args.idle_max)
     started = time.perf_counter()
+    t0 = time.time()
     cpu = _cpu()
     if args.mode == "open":
         await run.open_loop(args.rate, args.seconds, args.c)
@@ -313,6 +321,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "mode": args.mode,
         "wall": wall,
+        "t0": t0,
+        "t1": t0 + wall,
         "cpu": cpu,
         "sent": len(run.latencies) + sum(run.errors.values()),
         "statuses": {str(k): v for k, v in run.statuses.items()},
@@ -332,6 +342,91 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     for _, conn in getattr(run, "conns", []):
         if conn.transport is not None:
             conn.transport.close()
+    return out
+
+
+def _share(total: int, k: int, i: int) -> int:
+    return total // k + (1 if i < total % k else 0)
+
+
+def split_run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the load from ``args.procs`` client processes, each with its share of the requests,
+    connections and rate, and merge what they report into one document of the same form."""
+    k = args.procs
+    tmp = tempfile.mkdtemp(prefix="burst-client-")
+    children = []
+    for i in range(k):
+        cmd = [
+            sys.executable, os.path.abspath(__file__), "--port", str(args.port),
+            "--mode", args.mode, "--n", str(_share(args.n, k, i)),
+            "-c", str(_share(args.c, k, i)), "--rate", str(args.rate / k),
+            "--seconds", str(args.seconds), "--path", args.path, "--body", args.body,
+            "--poll", str(args.poll), "--poll-limit", str(args.poll_limit),
+            "--idle-max", str(args.idle_max), "--out", os.path.join(tmp, f"{i}.json"),
+        ]  # fmt: skip
+        if args.burst_done:
+            cmd += ["--burst-done", os.path.join(tmp, f"{i}.done")]
+        children.append(subprocess.Popen(cmd))
+    signalled = not args.burst_done
+    while any(child.poll() is None for child in children):
+        if not signalled and all(os.path.exists(os.path.join(tmp, f"{i}.done")) for i in range(k)):
+            with open(args.burst_done, "w") as fh:
+                fh.write(f"{time.time()}\n")
+            signalled = True
+        time.sleep(0.02)
+    if not signalled:
+        with open(args.burst_done, "w") as fh:
+            fh.write(f"{time.time()}\n")
+    failed = [child.returncode for child in children if child.returncode != 0]
+    if failed:
+        raise SystemExit(f"client processes exited with {failed}")
+    docs = []
+    for i in range(k):
+        path = os.path.join(tmp, f"{i}.json")
+        with open(path) as fh:
+            docs.append(json.load(fh))
+        os.unlink(path)
+        if os.path.exists(os.path.join(tmp, f"{i}.done")):
+            os.unlink(os.path.join(tmp, f"{i}.done"))
+    os.rmdir(tmp)
+    return merge(docs)
+
+
+def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    def added(key: str, of: list[dict[str, Any]]) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for doc in of:
+            total.update(doc[key])
+        return dict(total)
+
+    t0, t1 = min(d["t0"] for d in docs), max(d["t1"] for d in docs)
+    out: dict[str, Any] = {
+        "mode": docs[0]["mode"],
+        "procs": len(docs),
+        "wall": t1 - t0,
+        "t0": t0,
+        "t1": t1,
+        "cpu": sum(d["cpu"] for d in docs),
+        "sent": sum(d["sent"] for d in docs),
+        "statuses": added("statuses", docs),
+        "errors": added("errors", docs),
+        "retry_after": added("retry_after", docs),
+        "latencies": list(heapq.merge(*(d["latencies"] for d in docs))),
+        "reused_latencies": list(heapq.merge(*(d["reused_latencies"] for d in docs))),
+        "ids": [i for d in docs for i in d["ids"]],
+    }
+    polls = [d["poll"] for d in docs if "poll" in d]
+    if polls:
+        out["poll"] = {
+            "clients": sum(p["clients"] for p in polls),
+            "seconds": max(p["seconds"] for p in polls),
+            "latencies": list(heapq.merge(*(p["latencies"] for p in polls))),
+            "statuses": added("statuses", polls),
+            "errors": added("errors", polls),
+            "positions_seen": sum(p["positions_seen"] for p in polls),
+            "position_rises": sum(p["position_rises"] for p in polls),
+        }
+        out["poll_cpu"] = sum(d.get("poll_cpu", 0.0) for d in docs)
     return out
 
 
@@ -358,12 +453,21 @@ def main() -> None:
     parser.add_argument(
         "--burst-done", default="", metavar="FILE", help="write FILE when the burst has ended"
     )
+    parser.add_argument(
+        "--procs",
+        type=int,
+        default=1,
+        help="split the requests, connections and rate across this many client processes",
+    )
     args = parser.parse_args()
     # up to the hard limit: the open loop opens connections beyond -c when every one is busy
     _raise_file_limit(max(4 * args.c, 1 << 20))
-    if uvloop is not None:
-        uvloop.install()
-    result = asyncio.run(main_async(args))
+    if args.procs > 1:
+        result = split_run(args)
+    else:
+        if uvloop is not None:
+            uvloop.install()
+        result = asyncio.run(main_async(args))
     text = json.dumps(result)
     if args.out == "-":
         sys.stdout.write(text)
