@@ -16,7 +16,7 @@ asyncio protocols on uvloop):
     after), a fresh ``baozi serve bench/burst/orders:app`` and one ``baozi worker`` draining
     the queues all along:
       - closed: N single-order POSTs from C keep-alive connections, the worker draining;
-      - poll: a burst (--poll-n, at most 20,000 by default: see POLL_N) into the queue "poll",
+      - poll: a burst (--poll-n, as --n by default) into the queue "poll",
         paused until the burst ends (so that a whole burst is left to drain, however fast the
         worker is); then each of the C clients asks ``GET /api/jobs/{id}`` for its last order
         once a second while the worker drains, until its job ends (bounded by --poll-limit):
@@ -89,11 +89,11 @@ CLOSED_RATE = {"sqlite": 3000.0, "redis": 4000.0}
 OF_BARE = 0.5
 OPEN_P99 = 0.050
 LITTLE = 2.0
-# The poll run's burst lands in a paused queue. On SQLite each POST's answer (which carries the
-# job's position) costs more the deeper the queue: 10,000 deep it took ~390 orders/s, 20,000
-# deep ~270/s on a 2-core machine, so a 100,000 burst into a paused queue would run for
-# many minutes. --poll-n 100000 asks for it.
-POLL_N = 20_000
+# The poll run's burst lands in a paused queue, so each POST's answer (which carries the job's
+# position) is read with the whole burst ahead of the worker. Where that costs more the deeper
+# the queue (SQLite before the one-count-ahead place read: ~390 orders/s 10,000 deep, ~270/s
+# 20,000 deep on 2 cores), --poll-n keeps the run short.
+POLL_N = 1_000_000
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -461,6 +461,11 @@ def measured(server: subprocess.Popen[bytes], worker: subprocess.Popen[bytes] | 
     return row
 
 
+def _pythonpath() -> str:
+    """bench/burst (the apps) ahead of any PYTHONPATH given (e.g. another tree's src/)."""
+    return os.pathsep.join(p for p in (str(BURST), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def settle(seconds: float = 2.0) -> None:
     """A pause between runs: sockets of the last run close, the machine quietens."""
     time.sleep(seconds)
@@ -500,7 +505,7 @@ def run_store(store: str, args: argparse.Namespace, logs: Path, tmp: Path) -> li
     else:
         url = f"{REDIS_BASE}?prefix={prefix}"
         redis_delete(prefix)
-    env = {"BURST_URL": url, "PYTHONPATH": str(BURST)}
+    env = {"BURST_URL": url, "PYTHONPATH": _pythonpath()}
     open_store(url).store.close()  # the file / connection, made before two processes race
     port = free_port()
     server = start([BAOZI, "serve", "orders:app", "--port", str(port), "--workers",
@@ -708,6 +713,8 @@ def machine(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         "platform": platform.platform(),
         "redis": redis_version(),
         "baozi": getattr(baozi, "__version__", "?"),
+        "baozi_src": str(Path(baozi.__file__).parent),
+        "baozi_commit": _git_head(Path(baozi.__file__).parent),
         "command": "python bench/burst_bench.py " + shlex.join(argv),
         "open_files": resource.getrlimit(resource.RLIMIT_NOFILE),
         "ephemeral_ports": _read("/proc/sys/net/ipv4/ip_local_port_range"),
@@ -716,6 +723,19 @@ def machine(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         "worker": f"-P {args.worker_pool} -c {args.worker_concurrency} "
                   f"-p {args.worker_processes}",
     }
+
+
+def _git_head(where: Path) -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    if out.returncode != 0:
+        return "not in a git tree"
+    return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
 def _read(path: str) -> str:
@@ -732,7 +752,8 @@ def report(rows: list[dict[str, Any]], info: dict[str, Any], args: argparse.Name
         f"- date: {info['date']}",
         f"- machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}; "
         f"Redis {info['redis']}; {info['platform']}",
-        f"- command: `{info['command']}`",
+        f"- command: `{info['command']}`; baozi from {info['baozi_src']} at "
+        f"{info['baozi_commit']}",
         f"- server: {args.server_workers} process(es), --max-connections "
         f"{args.max_connections}; worker `baozi worker {info['worker']}` draining all along; "
         f"client: bench/burst/client.py ({args.client_procs} uvloop process(es)) on the same "
@@ -867,7 +888,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--celery-concurrency", type=int, default=8)
     p.add_argument("--only", default="closed,newconn,open,poll,bare,celery")
     p.add_argument("--poll-n", type=int, default=None,
-                   help=f"POSTs of the polling run's burst (--n, at most {POLL_N:,})")
+                   help="POSTs of the polling run's burst (as --n)")
     p.add_argument("--poll-limit", type=float, default=None,
                    help="seconds the polling may go on (120; 60 with --quick)")
     p.add_argument("--drain-limit", type=float, default=300.0)
