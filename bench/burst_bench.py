@@ -16,11 +16,13 @@ asyncio protocols on uvloop):
     after), a fresh ``baozi serve bench/burst/orders:app`` and one ``baozi worker`` draining
     the queues all along:
       - closed: N single-order POSTs from C keep-alive connections, the worker draining;
-      - poll: a burst (--poll-n, as --n by default) into the queue "poll",
-        paused until the burst ends (so that a whole burst is left to drain, however fast the
-        worker is); then each of the C clients asks ``GET /api/jobs/{id}`` for its last order
-        once a second while the worker drains, until its job ends (bounded by --poll-limit):
-        the latency of those GETs, and whether the position any client reads ever goes up;
+      - poll: a burst (--poll-n, as --n by default) into the queue "poll", paused until the
+        burst ends (so that a whole burst is left to drain, however fast the worker is; each
+        POST's answer then reads a place with the burst so far ahead of it, which costs more
+        on a store whose place read grows with the queue's depth); then each of the C clients
+        asks ``GET /api/jobs/{id}`` for its last order once a second while the worker drains,
+        until its job ends (bounded by --poll-limit): the latency of those GETs, and whether
+        the position any client reads ever goes up;
       - newconn: N POSTs (--newconn-n) from C lanes, each on a new connection;
       - open: --rate orders per second for --seconds, whatever the answers do.
     Each run posts to a queue of its own ("closed", "poll", "newconn", "open"); once the worker
@@ -89,11 +91,6 @@ CLOSED_RATE = {"sqlite": 3000.0, "redis": 4000.0}
 OF_BARE = 0.5
 OPEN_P99 = 0.050
 LITTLE = 2.0
-# The poll run's burst lands in a paused queue, so each POST's answer (which carries the job's
-# position) is read with the whole burst ahead of the worker. Where that costs more the deeper
-# the queue (SQLite before the one-count-ahead place read: ~390 orders/s 10,000 deep, ~270/s
-# 20,000 deep on 2 cores), --poll-n keeps the run short.
-POLL_N = 1_000_000
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -900,7 +897,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.n = args.n or (10_000 if args.quick else 100_000)
     args.newconn_n = args.newconn_n or args.n
-    args.poll_n = args.poll_n or min(args.n, POLL_N)
+    args.poll_n = args.poll_n or args.n
     args.seconds = args.seconds or (10.0 if args.quick else 60.0)
     args.poll_limit = args.poll_limit or (60.0 if args.quick else 120.0)
     args.modes = set(args.only.split(","))
