@@ -2,7 +2,8 @@
 the client is not what limits the rate.
 
     python bench/burst/client.py --port P --mode closed|newconn|open [--n N] [-c C] [--rate R]
-        [--seconds S] [--path /api/jobs] [--body JSON] [--poll SECONDS] [--out FILE]
+        [--seconds S] [--path /api/jobs] [--body JSON] [--poll SECONDS] [--poll-limit SECONDS]
+        [--burst-done FILE] [--idle-max SECONDS] [--procs K] [--out FILE]
 
 - ``closed``: C keep-alive connections, each sending its next POST as soon as the last answer
   arrived, N in all.
@@ -14,18 +15,29 @@ With ``--poll``, each connection then asks ``GET /api/jobs/{id}`` for the last j
 once every that many seconds, until the job has ended, and records each answer's latency and the
 position it read (which must never go up).
 
+With ``--procs K``, K client processes share the load (requests, connections and rate split
+evenly) and their reports are merged into one.
+
 Writes one JSON document: counts by status and by error kind, latencies (seconds, sorted), the
 ids handed out with a 2xx, retry-after values seen, the polls' latencies and any rise in a
-position.
+position, the latencies of the requests sent on a connection already open
+(``reused_latencies``), and the client's own CPU seconds (``cpu``: the burst; ``poll_cpu``:
+the polling).
+It raises its open-file soft limit to the hard limit.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import json
+import os
 import re
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from typing import Any
@@ -55,6 +67,7 @@ class Conn(asyncio.Protocol):
         self.waiter: asyncio.Future[Answer] | None = None
         self.closed = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
+        self.last = time.monotonic()  # when it last finished an answer (or was made)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -86,6 +99,7 @@ class Conn(asyncio.Protocol):
             return
         body = bytes(self.buf[end + 4 : end + 4 + length])
         del self.buf[: end + 4 + length]
+        self.last = time.monotonic()
         self.waiter.set_result(Answer(status, headers, body))
 
     async def request(self, raw: bytes) -> Answer:
@@ -112,12 +126,28 @@ def get(path: str) -> bytes:
     return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
+def usable(conn: Conn | None, idle_max: float) -> bool:
+    """Whether to send the next request on ``conn``: open, and idle for less than ``idle_max``
+    seconds. A server closes a connection idle past its keep-alive timeout (uvicorn's: 5 s); a
+    request sent just as it does would fail for no fault of the server's, so a connection idle
+    that long is closed here and a new one made instead, as HTTP clients' pools do."""
+    if conn is None or conn.closed.done():
+        return False
+    if time.monotonic() - conn.last < idle_max:
+        return True
+    if conn.transport is not None:
+        conn.transport.close()
+    return False
+
+
 class Run:
-    def __init__(self, port: int, raw: bytes, raw_close: bytes) -> None:
+    def __init__(self, port: int, raw: bytes, raw_close: bytes, idle_max: float = 4.0) -> None:
         self.port = port
+        self.idle_max = idle_max
         self.raw = raw
         self.raw_close = raw_close
         self.latencies: list[float] = []
+        self.reused: list[float] = []  # the latencies of requests on a connection already open
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
         self.ids: list[str] = []
@@ -129,8 +159,11 @@ class Run:
         _, conn = await loop.create_connection(Conn, "127.0.0.1", self.port)
         return conn
 
-    def record(self, answer: Answer, started: float, slot: int) -> None:
-        self.latencies.append(time.perf_counter() - started)
+    def record(self, answer: Answer, started: float, slot: int, reused: bool) -> None:
+        latency = time.perf_counter() - started
+        self.latencies.append(latency)
+        if reused:
+            self.reused.append(latency)
         self.statuses[answer.status] += 1
         if 200 <= answer.status < 300:
             match = _ID.search(answer.body)
@@ -151,14 +184,16 @@ class Run:
 
     async def one(self, conn: Conn | None, slot: int, close: bool) -> Conn | None:
         started = time.perf_counter()
+        reused = usable(conn, self.idle_max)
         try:
-            if conn is None or conn.closed.done():
+            if not reused:
                 conn = await self.connect()
+            assert conn is not None
             answer = await conn.request(self.raw_close if close else self.raw)
         except (TimeoutError, OSError) as exc:
             self.failed(exc)
             return None
-        self.record(answer, started, slot)
+        self.record(answer, started, slot, reused)
         if close or answer.headers.get(b"connection", b"").lower() == b"close":
             assert conn.transport is not None
             conn.transport.close()
@@ -225,8 +260,9 @@ class Run:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 try:
-                    if conn is None or conn.closed.done():
+                    if not usable(conn, self.idle_max):
                         conn = await self.connect()
+                    assert conn is not None
                     answer = await conn.request(get(f"/api/jobs/{job_id}"))
                 except OSError as exc:
                     errors[type(exc).__name__] += 1
@@ -262,30 +298,139 @@ class Run:
         }
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _raise_file_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     body = args.body.encode()
-    run = Run(args.port, post(args.path, body), post(args.path, body, close=True))
+    run = Run(args.port, post(args.path, body), post(args.path, body, close=True), args.idle_max)
     started = time.perf_counter()
+    t0 = time.time()
+    cpu = _cpu()
     if args.mode == "open":
         await run.open_loop(args.rate, args.seconds, args.c)
     else:
         await run.closed_loop(args.n, args.c, close=args.mode == "newconn")
     wall = time.perf_counter() - started
+    cpu = _cpu() - cpu
     out: dict[str, Any] = {
         "mode": args.mode,
         "wall": wall,
+        "t0": t0,
+        "t1": t0 + wall,
+        "cpu": cpu,
         "sent": len(run.latencies) + sum(run.errors.values()),
         "statuses": {str(k): v for k, v in run.statuses.items()},
         "errors": dict(run.errors),
         "retry_after": dict(run.retry_after),
         "latencies": sorted(run.latencies),
+        "reused_latencies": sorted(run.reused),
         "ids": run.ids,
     }
+    if args.burst_done:
+        with open(args.burst_done, "w") as fh:
+            fh.write(f"{time.time()}\n")
     if args.poll:
+        cpu = _cpu()
         out["poll"] = await run.poll(args.poll, args.poll_limit)
+        out["poll_cpu"] = _cpu() - cpu
     for _, conn in getattr(run, "conns", []):
         if conn.transport is not None:
             conn.transport.close()
+    return out
+
+
+def _share(total: int, k: int, i: int) -> int:
+    return total // k + (1 if i < total % k else 0)
+
+
+def split_run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the load from ``args.procs`` client processes, each with its share of the requests,
+    connections and rate, and merge what they report into one document of the same form."""
+    k = args.procs
+    tmp = tempfile.mkdtemp(prefix="burst-client-")
+    children = []
+    for i in range(k):
+        cmd = [
+            sys.executable, os.path.abspath(__file__), "--port", str(args.port),
+            "--mode", args.mode, "--n", str(_share(args.n, k, i)),
+            "-c", str(_share(args.c, k, i)), "--rate", str(args.rate / k),
+            "--seconds", str(args.seconds), "--path", args.path, "--body", args.body,
+            "--poll", str(args.poll), "--poll-limit", str(args.poll_limit),
+            "--idle-max", str(args.idle_max), "--out", os.path.join(tmp, f"{i}.json"),
+        ]  # fmt: skip
+        if args.burst_done:
+            cmd += ["--burst-done", os.path.join(tmp, f"{i}.done")]
+        children.append(subprocess.Popen(cmd))
+    signalled = not args.burst_done
+    while any(child.poll() is None for child in children):
+        if not signalled and all(os.path.exists(os.path.join(tmp, f"{i}.done")) for i in range(k)):
+            with open(args.burst_done, "w") as fh:
+                fh.write(f"{time.time()}\n")
+            signalled = True
+        time.sleep(0.02)
+    if not signalled:
+        with open(args.burst_done, "w") as fh:
+            fh.write(f"{time.time()}\n")
+    failed = [child.returncode for child in children if child.returncode != 0]
+    if failed:
+        raise SystemExit(f"client processes exited with {failed}")
+    docs = []
+    for i in range(k):
+        path = os.path.join(tmp, f"{i}.json")
+        with open(path) as fh:
+            docs.append(json.load(fh))
+        os.unlink(path)
+        if os.path.exists(os.path.join(tmp, f"{i}.done")):
+            os.unlink(os.path.join(tmp, f"{i}.done"))
+    os.rmdir(tmp)
+    return merge(docs)
+
+
+def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    def added(key: str, of: list[dict[str, Any]]) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for doc in of:
+            total.update(doc[key])
+        return dict(total)
+
+    t0, t1 = min(d["t0"] for d in docs), max(d["t1"] for d in docs)
+    out: dict[str, Any] = {
+        "mode": docs[0]["mode"],
+        "procs": len(docs),
+        "wall": t1 - t0,
+        "t0": t0,
+        "t1": t1,
+        "cpu": sum(d["cpu"] for d in docs),
+        "sent": sum(d["sent"] for d in docs),
+        "statuses": added("statuses", docs),
+        "errors": added("errors", docs),
+        "retry_after": added("retry_after", docs),
+        "latencies": list(heapq.merge(*(d["latencies"] for d in docs))),
+        "reused_latencies": list(heapq.merge(*(d["reused_latencies"] for d in docs))),
+        "ids": [i for d in docs for i in d["ids"]],
+    }
+    polls = [d["poll"] for d in docs if "poll" in d]
+    if polls:
+        out["poll"] = {
+            "clients": sum(p["clients"] for p in polls),
+            "seconds": max(p["seconds"] for p in polls),
+            "latencies": list(heapq.merge(*(p["latencies"] for p in polls))),
+            "statuses": added("statuses", polls),
+            "errors": added("errors", polls),
+            "positions_seen": sum(p["positions_seen"] for p in polls),
+            "position_rises": sum(p["position_rises"] for p in polls),
+        }
+        out["poll_cpu"] = sum(d.get("poll_cpu", 0.0) for d in docs)
     return out
 
 
@@ -302,10 +447,31 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.0)
     parser.add_argument("--poll-limit", type=float, default=120.0)
     parser.add_argument("--out", default="-")
+    parser.add_argument(
+        "--idle-max",
+        type=float,
+        default=4.0,
+        help="seconds a keep-alive connection may sit idle before it is replaced (under the "
+        "server's keep-alive timeout)",
+    )
+    parser.add_argument(
+        "--burst-done", default="", metavar="FILE", help="write FILE when the burst has ended"
+    )
+    parser.add_argument(
+        "--procs",
+        type=int,
+        default=1,
+        help="split the requests, connections and rate across this many client processes",
+    )
     args = parser.parse_args()
-    if uvloop is not None:
-        uvloop.install()
-    result = asyncio.run(main_async(args))
+    # up to the hard limit: the open loop opens connections beyond -c when every one is busy
+    _raise_file_limit(max(4 * args.c, 1 << 20))
+    if args.procs > 1:
+        result = split_run(args)
+    else:
+        if uvloop is not None:
+            uvloop.install()
+        result = asyncio.run(main_async(args))
     text = json.dumps(result)
     if args.out == "-":
         sys.stdout.write(text)
