@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Intake"]
 
+T = TypeVar("T")
+
 MAX_BATCH = 500
 """The most orders filed in one batch."""
 
@@ -32,44 +34,79 @@ Outcome = tuple[int, dict[str, Any]] | BaseException
 """An order's answer: (status, view), or what to raise in its request."""
 
 
-class Intake:
-    """Gathers concurrent enqueue orders of one server process into batches (see the module)."""
+class _Batches(Generic[T]):
+    """Requests of one server process gathered into batches: each batch is handled by one call
+    in a worker thread, and the next gathers whatever arrived meanwhile. A request alone is
+    handled at once, as a batch of one."""
 
-    def __init__(self, api: Api) -> None:
-        self.api = api
-        self.pending: list[tuple[EnqueueRequest, str, asyncio.Future[Outcome]]] = []
-        self.filing = False
+    def __init__(self, handle: Callable[[list[T]], list[Outcome]]) -> None:
+        self.handle = handle
+        self.pending: list[tuple[T, asyncio.Future[Outcome]]] = []
+        self.running = False
 
-    async def submit(self, order: EnqueueRequest, root: str) -> tuple[int, dict[str, Any]]:
-        """File the order with those around it; its status (202, or 200 when deduplicated) and
-        its view, or the ApiError or store error its own filing raised."""
+    async def submit(self, item: T) -> tuple[int, Any]:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[Outcome] = loop.create_future()
-        self.pending.append((order, root, done))
-        if not self.filing:
-            self.filing = True
-            loop.create_task(self._file_pending())
+        self.pending.append((item, done))
+        if not self.running:
+            self.running = True
+            loop.create_task(self._run())
         outcome = await done
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
-    async def _file_pending(self) -> None:
+    async def _run(self) -> None:
         try:
             while self.pending:
                 batch = self.pending[:MAX_BATCH]
                 del self.pending[:MAX_BATCH]
                 try:
-                    outcomes: list[Outcome] = await run_in_threadpool(
-                        self.file, [(order, root) for order, root, _ in batch]
-                    )
+                    outcomes = await run_in_threadpool(self.handle, [item for item, _ in batch])
                 except Exception as exc:  # the store failed the whole batch
                     outcomes = [exc] * len(batch)
-                for (_, _, done), outcome in zip(batch, outcomes, strict=True):
+                for (_, done), outcome in zip(batch, outcomes, strict=True):
                     if not done.done():  # its client may have gone
                         done.set_result(outcome)
         finally:
-            self.filing = False
+            self.running = False
+
+
+class Intake:
+    """Gathers concurrent enqueue orders, and reads of jobs, of one server process into
+    batches (see the module)."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self._orders = _Batches(self.file)
+        self._reads = _Batches(self.read)
+
+    async def submit(self, order: EnqueueRequest, root: str) -> tuple[int, dict[str, Any]]:
+        """File the order with those around it; its status (202, or 200 when deduplicated) and
+        its view, or the ApiError or store error its own filing raised."""
+        return await self._orders.submit((order, root))
+
+    async def look_up(self, job_id: str, root: str) -> dict[str, Any]:
+        """The job's view, read with the other reads of the moment (one ``job_snapshots``);
+        ApiError(404) when there is no such job."""
+        _, view = await self._reads.submit((job_id, root))
+        return view  # type: ignore[no-any-return]
+
+    def read(self, wanted: list[tuple[str, str]]) -> list[Outcome]:
+        """Read a batch of jobs (in a worker thread) with one call to the store."""
+        api = self.api
+        try:
+            places = api.app.store.job_snapshots([job_id for job_id, _ in wanted])
+        except (ValueError, OverflowError, UnicodeError):  # an id no store could hold: alone
+            places = {}
+        out: list[Outcome] = []
+        for job_id, root in wanted:
+            place = places.get(job_id)
+            if place is None:
+                out.append(self._guard(api._placed_view, job_id, root))
+            else:
+                out.append((200, api._view(place, root=root)))
+        return out
 
     def file(self, orders: list[tuple[EnqueueRequest, str]]) -> list[Outcome]:
         """File a batch (in a worker thread): plain orders together, the others one by one."""

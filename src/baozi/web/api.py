@@ -295,9 +295,25 @@ class Api:
 
     async def get_job(self, request: Request) -> Response:
         job_id, root = request.path_params["job_id"], request.scope.get("root_path", "")
-        return JSONResponse(
-            await self._off_loop(lambda: self._view(self._place(job_id), root=root))
-        )
+        return JSONResponse(await self.intake.look_up(job_id, root))
+
+    async def get_job_raw(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        job_id: str,
+        on_error: Callable[[Request, Exception], Awaitable[Response]],
+    ) -> None:
+        """``GET /api/jobs/{id}`` on the bare ASGI interface (see :meth:`post_job`): what a
+        thousand clients polling for their place ask, each once a second."""
+        try:
+            response: Response = JSONResponse(
+                await self.intake.look_up(job_id, scope.get("root_path", ""))
+            )
+        except Exception as exc:
+            response = await on_error(Request(scope), exc)
+        await response(scope, receive, send)
 
     async def cancel(self, request: Request) -> Response:
         job_id, root = request.path_params["job_id"], request.scope.get("root_path", "")

@@ -90,9 +90,14 @@ class _Guard:
                 scope, receive, send_with_headers
             )
             return
-        if path == "/api/jobs" and scope["method"] == "POST" and self.api is not None:
-            await self.api.post_job(scope, receive, send_with_headers, _on_error)
-            return
+        if self.api is not None and path.startswith("/api/jobs"):
+            if path == "/api/jobs" and scope["method"] == "POST":
+                await self.api.post_job(scope, receive, send_with_headers, _on_error)
+                return
+            job_id = path[len("/api/jobs/") :]
+            if scope["method"] == "GET" and path[9:10] == "/" and job_id and "/" not in job_id:
+                await self.api.get_job_raw(scope, receive, send_with_headers, job_id, _on_error)
+                return
         await self.app(scope, receive, send_with_headers)
 
     def _refusal(
