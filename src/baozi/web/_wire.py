@@ -239,6 +239,10 @@ def _deepest_field(text: str) -> str:
     return "body"
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+"""How a lone surrogate gets into parsed JSON: only by an escape (UTF-8 text cannot hold one)."""
+
+
 def parse_enqueue(body: bytes) -> EnqueueRequest:
     """Check a ``POST /api/jobs`` body; raise ApiError(422) naming the first field at fault."""
     try:
@@ -260,10 +264,11 @@ def parse_enqueue(body: bytes) -> EnqueueRequest:
     kwargs = data.get("kwargs", {})
     if not isinstance(kwargs, dict):
         _invalid("kwargs", f"must be an object, not {_kind(kwargs)}")
+    escaped = _SURROGATE_ESCAPE.search(body) is not None
     for field, value in (("args", args), ("kwargs", kwargs)):
         if _too_deep(value):
             _invalid(field, _TOO_DEEP)
-        if not _storable_text(value):
+        if escaped and not _storable_text(value):
             _invalid(field, "holds a string that is not valid Unicode (a lone surrogate)")
     front = data.get("front", False)
     if front is None:

@@ -5,6 +5,7 @@ Every store call runs in a worker thread (``run_in_threadpool``), never on the e
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -78,6 +79,23 @@ async def _read_body(request: Request) -> bytes:
             raise ApiError(413, f"the request body is over {MAX_BODY} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _send_json(send: Send, status: int, value: Any, *headers: tuple[bytes, bytes]) -> None:
+    """Answer with ``value`` as JSONResponse would, without making one."""
+    body = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-length", str(len(body)).encode()),
+                (b"content-type", b"application/json"),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class _Gone(Exception):
@@ -176,14 +194,12 @@ class Api:
         try:
             order = parse_enqueue(await _read_raw_body(scope, receive))
             status, view = await self.intake.submit(order, scope.get("root_path", ""))
-            response: Response = JSONResponse(
-                view, status_code=status, headers={"Location": view["url"]}
-            )
         except _Gone:
             return
         except Exception as exc:
-            response = await on_error(Request(scope), exc)
-        await response(scope, receive, send)
+            await (await on_error(Request(scope), exc))(scope, receive, send)
+            return
+        await _send_json(send, status, view, (b"location", view["url"].encode("latin-1")))
 
     def _unknown_task(self, name: str) -> ApiError:
         known = ", ".join(sorted(self.app.tasks)[:20]) or "none"
@@ -308,12 +324,11 @@ class Api:
         """``GET /api/jobs/{id}`` on the bare ASGI interface (see :meth:`post_job`): what a
         thousand clients polling for their place ask, each once a second."""
         try:
-            response: Response = JSONResponse(
-                await self.intake.look_up(job_id, scope.get("root_path", ""))
-            )
+            view = await self.intake.look_up(job_id, scope.get("root_path", ""))
         except Exception as exc:
-            response = await on_error(Request(scope), exc)
-        await response(scope, receive, send)
+            await (await on_error(Request(scope), exc))(scope, receive, send)
+            return
+        await _send_json(send, 200, view)
 
     async def cancel(self, request: Request) -> Response:
         job_id, root = request.path_params["job_id"], request.scope.get("root_path", "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import ipaddress
 import json
@@ -150,6 +151,7 @@ def _split_host(host: str) -> tuple[str, int | None] | None:
     return name.lower().strip("[]"), None if port is None else int(port)
 
 
+@functools.lru_cache(maxsize=256)
 def _loopback_name(host: str) -> bool:
     """Whether a Host header names this machine: localhost or a loopback address, any port."""
     split = _split_host(host)
