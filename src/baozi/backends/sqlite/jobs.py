@@ -178,6 +178,9 @@ def _ranks_in_line(
             continue
         first, last = keys[0], keys[-1]
         ahead = _ahead(conn, qid, first, now)
+        if len(keys) == 1:
+            out[first[2]] = ahead
+            continue
         stretch = _ahead(conn, qid, last, now) - ahead + 1
         if stretch > 4 * len(keys) + 64:
             out[first[2]] = ahead
@@ -336,6 +339,9 @@ class SQLiteStore(SQLiteCoordination):
         nums = list(dict.fromkeys(n for n in map(_num, job_ids) if n is not None))
         if not nums:
             return {}
+        if len(nums) == 1:  # one statement reads it at one moment
+            place = self.job_snapshot(str(nums[0]))
+            return {} if place is None else {place.record.id: place}
         now = time.time()
         conn = self._conn
         rows: list[Any] = []
