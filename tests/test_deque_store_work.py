@@ -24,7 +24,9 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deque]:
 def _writes(d: Deque, change: Callable[[Deque], Any]) -> tuple[int, int]:
     """(rows written, rows made) by ``change``: the store's own connection's count of changed rows
     (this thread's connection, so nothing else is counted), and the rows with an id above every id
-    before (ids only grow: a moved or new item is a new row)."""
+    before (ids only grow: a moved or new item is a new row). The count holds the triggers' writes
+    too: each item row written moves the line's stretches (baozi_line) by at most two rows more
+    (a count changed, a stretch emptied and dropped), hence the factor 3 below."""
     conn = d._store._conn  # type: ignore[attr-defined]
     (top,) = conn.execute("SELECT max(id) FROM baozi_items").fetchone()
     changes = conn.total_changes
@@ -41,7 +43,7 @@ def test_rotate_of_a_100000_item_deque_rewrites_only_the_moved_items(
     first = big[0]
     written, made = _writes(big, lambda d: d.rotate(n))
     assert made <= moved
-    assert written <= 2 * moved  # each moved item: one new row, one row deleted
+    assert written <= 3 * 2 * moved  # each moved item: one new row, one row deleted
     assert big[n % N] == first
     assert len(big) == N
 
@@ -49,7 +51,7 @@ def test_rotate_of_a_100000_item_deque_rewrites_only_the_moved_items(
 def test_a_rotation_of_half_the_items_moves_half(big: Deque) -> None:
     written, made = _writes(big, lambda d: d.rotate(N // 2 + 10))
     assert made == N // 2 - 10  # done as the shorter rotation the other way
-    assert written <= 2 * made
+    assert written <= 3 * 2 * made
 
 
 @pytest.mark.parametrize(
@@ -69,14 +71,14 @@ def test_splices_near_either_end_write_a_handful_of_rows(
 ) -> None:
     size = len(big)
     written, made = _writes(big, change)
-    assert written <= 6 and made <= 3
+    assert written <= 3 * 6 and made <= 3
     assert len(big) == size + grows
 
 
 def test_remove_near_the_front_writes_a_handful_of_rows(big: Deque) -> None:
     big.insert(2, "gone")
     written, made = _writes(big, lambda d: d.remove("gone"))
-    assert written <= 5 and made <= 2
+    assert written <= 3 * 5 and made <= 2
     assert "gone" not in big
 
 
