@@ -63,6 +63,7 @@ class QueueStats:
 
     name: str
     counts: dict[str, int]
+    """Its jobs that have not finished, by status: waiting, scheduled, queued, running."""
     finished_last_minute: int
     rate: float | None
     """Jobs finished per second over the last minute (or, for a queue that held jobs when the
@@ -127,7 +128,15 @@ class Observer:
         store = self._store()
         names = [n for n in store.queues() if not n.startswith(DEQUE_PREFIX)]
         for name in names:
-            counts = store.job_counts(name)
+            # The jobs in line, not the finished records: a count of those reads every one of
+            # them, each second, in each server process (/api/queues counts them when asked).
+            held = store.counts(name)
+            counts = {
+                "waiting": held.waiting,
+                "scheduled": held.scheduled,
+                "queued": held.ready,
+                "running": held.leased,
+            }
             total = finished(store.job_totals(name))
             with self._lock:
                 self._record(name, counts, total, time.time())
