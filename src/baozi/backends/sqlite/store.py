@@ -86,6 +86,22 @@ _SHORT_SWEEP = f"qid=?1 AND (state=0 OR ({TIMED} AND (due IS NULL OR due >= ''))
 _FIRST_SWEEP = "qid=?1 OR NOT EXISTS (SELECT 1 FROM baozi_queues q WHERE q.id = qid)"
 
 
+def _junk_by_reason(
+    conn: sqlite3.Connection, where: str, params: Sequence[object]
+) -> dict[str, list[int]]:
+    """The rows of baozi_items matching ``where`` that cannot be read, by the reason."""
+    found = unsound_items(conn, where, params)
+    odd = bad_text(conn, where, params)
+    if odd:
+        found.setdefault("a text column is no UTF-8", []).extend(odd)
+    return found
+
+
+def _junk_in(conn: sqlite3.Connection, where: str, params: Sequence[object]) -> set[int]:
+    """The ids of the rows of baozi_items matching ``where`` that cannot be read."""
+    return {i for ids in _junk_by_reason(conn, where, params).values() for i in ids}
+
+
 def _chunks(ids: Sequence[str]) -> Iterator[list[int]]:
     nums = [n for n in map(item_number, ids) if n is not None]
     for start in range(0, len(nums), _CHUNK):
@@ -330,13 +346,20 @@ class SQLiteQueues(RowStore):
             logged(self.path, table, values, reason)
 
     def _sweep(self, qid: int, where: str) -> None:
-        """Move the rows of queue ``qid`` that match ``where`` and cannot be read aside."""
+        """Move the rows of queue ``qid`` that match ``where`` and cannot be read aside. They
+        are looked for outside any write (a first sweep reads every row of the queue, which
+        would hold off every writer meanwhile); those found are looked at again, and moved,
+        in one short write."""
         self._db.swept_at[qid] = time.time()
+        try:
+            suspects = _junk_in(self._conn, where, (qid,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+        if not suspects:
+            return
+        again = f"id IN ({','.join(str(i) for i in suspects)})"
         with self._write() as conn:
-            found = unsound_items(conn, where, (qid,))
-            odd = bad_text(conn, where, (qid,))
-            if odd:
-                found.setdefault("a text column is no UTF-8", []).extend(odd)
+            found = _junk_by_reason(conn, again, ())
             for reason, ids in found.items():
                 move_rows(conn, "baozi_items", "id", ids, reason)
         for reason, ids in found.items():
