@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from baozi import Deque
@@ -112,5 +113,48 @@ def test_the_step_to_layout_6_fills_the_stretches_from_the_ready_rows(tmp_path: 
         assert store.job_snapshot(ids[-1]).rank == 689  # type: ignore[union-attr]
         store.enqueue("q", [NewJob("t", b"y")])
         _check(path)
+    finally:
+        store.close()
+
+
+def _plans(store: object, call: Callable[[], object]) -> list[str]:
+    """The query plan of every SELECT that ``call`` runs on the store's connection."""
+    conn = store._conn  # type: ignore[attr-defined]
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    try:
+        call()
+    finally:
+        conn.set_trace_callback(None)
+    plans = []
+    for sql in seen:
+        if sql.lstrip().upper().startswith("SELECT"):
+            plans += [
+                f"{row[3]}  <- {sql[:80]}" for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")
+            ]
+    assert seen, "nothing ran"
+    return plans
+
+
+def test_what_a_server_reads_each_second_reads_no_finished_job(tmp_path: Path) -> None:
+    """A server reads lease counts, queue counts and places all the time: none of them may read
+    the whole table, whose finished records can be millions."""
+    store = open_store(f"sqlite:///{tmp_path / 'plans.db'}")
+    try:
+        ids = store.enqueue("q", [NewJob("t", b"x") for _ in range(300)])
+        jobs = store.reserve("q", "w", 30, 200)
+        store.settle(
+            "q", "w", [Outcome(j.id, "succeeded", result=b"1") for j in jobs[:150]], ttl=60
+        )
+        calls = {
+            "lease_holders": lambda: store.lease_holders(["q"]),
+            "counts": lambda: store.counts("q"),
+            "job_snapshot": lambda: store.job_snapshot(ids[-1]),
+            "job_snapshots": lambda: store.job_snapshots(ids[-50:]),
+            "rank": lambda: store.rank("q", ids[-1]),
+        }
+        for name, call in calls.items():
+            full = [p for p in _plans(store, call) if p.startswith("SCAN baozi_items")]
+            assert not full, (name, full)
     finally:
         store.close()
