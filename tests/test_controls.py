@@ -132,10 +132,10 @@ def test_a_rate_limit_of_20_per_second_spreads_100_jobs_over_5_seconds(url: str)
     assert 4.5 <= spread, spread  # 99 gaps of 1/20 s: never faster than the limit
     assert time.time() - t0 < 30
     # No burst: the times are taken in the job bodies, up to a thread wake-up after the store
-    # admitted each (0.3 s, and 0.7 s seen, on a loaded machine), so a 0.5 s window of them holds
-    # the admissions of up to about a second and a half (30 at 20/s). Without the limit, all 100
-    # start within a fraction of a second.
-    assert max(sum(1 for s in starts if a <= s < a + 0.5) for a in starts) <= 30
+    # admitted each (0.3 s, 0.7 s and once 1.2 s seen, on a loaded machine), so a 0.5 s window of
+    # them holds the admissions of up to about two seconds (40 at 20/s). Without the limit, all
+    # 100 start within a fraction of a second.
+    assert max(sum(1 for s in starts if a <= s < a + 0.5) for a in starts) <= 40
 
 
 def test_pause_stops_new_starts_and_resume_restarts_them(url: str) -> None:

@@ -133,9 +133,9 @@ def test_a_blocked_acquire_times_out_and_wakes_promptly_on_release(url: str) -> 
 
 def test_a_live_holder_keeps_its_lock_past_the_ttl(url: str) -> None:
     app = App(url)
-    lock = app.lock("renewed", ttl=0.3)
+    lock = app.lock("renewed", ttl=1.0)
     with lock:
-        time.sleep(1.0)  # the renewer thread extends it every 0.1 s
+        time.sleep(3.0)  # three times its ttl: the renewer thread extends it all along
         got: list[bool] = []
         t = threading.Thread(target=lambda: got.append(app.lock("renewed").acquire(blocking=False)))
         t.start()
