@@ -337,19 +337,12 @@ def serve(
         raise ValueError(f"workers must be at least 1, not {workers}")
     if workers > 1 and not app_path:
         raise ValueError("serving with several workers needs app_path ('module:attribute')")
-    if workers == 1:
-        run_server(
-            lambda: create_app(app, token=token),
-            host=host,
-            port=port,
-            log_level=log_level,
-            max_connections=max_connections,
-            head_timeout=head_timeout,
-        )
-        return
-    os.environ[_APP_ENV] = json.dumps({"path": app_path, "url": app.url, "token": token})
+    target: str | Callable[[], ASGIApp] = functools.partial(create_app, app, token=token)
+    if workers > 1:  # each worker process loads the app again, from the environment
+        os.environ[_APP_ENV] = json.dumps({"path": app_path, "url": app.url, "token": token})
+        target = f"{__name__}:app_from_environment"
     run_server(
-        f"{__name__}:app_from_environment",
+        target,
         host=host,
         port=port,
         log_level=log_level,

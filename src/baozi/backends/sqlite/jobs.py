@@ -17,7 +17,7 @@ from ..base import COUNTED, STATUSES, JobPlace, JobRecord, Outcome, WorkerInfo
 from ._junk import SOUND_ROW, text
 from ._workflow import KEPT_FOR, LINKS, drop_links, links, release
 from .coord import SQLiteCoordination
-from .store import _chunks, ready_ahead
+from .store import _chunks, rows_ahead
 
 __all__ = ["SQLiteStore"]
 
@@ -36,11 +36,8 @@ _RECORD = (
     f"CAST(i.unique_key AS BLOB), i.on_dep_failure, {LINKS}, i.due "
     "FROM baozi_items i JOIN baozi_queues q ON q.id = i.qid"
 )
-_AHEAD = (  # ready rows ahead of row i in its queue: marked ready, or a lease or delay run out
-    f"{ready_ahead('i.qid', 'i.priority', 'i.seq', 'i.id')} + "
-    "(SELECT count(*) FROM baozi_items r WHERE r.qid = i.qid AND r.state > 0 AND r.state < 3 "
-    "   AND r.due <= :now AND (r.priority, r.seq, r.id) < (i.priority, i.seq, i.id))"
-)
+_AHEAD = rows_ahead("i.qid", "i.priority", "i.seq", "i.id", ":now")
+"""The ready rows ahead of row i in its queue."""
 _WITH_QUEUE = _RECORD.replace(" FROM baozi_items i", ", i.qid FROM baozi_items i", 1)
 _PLACE = (  # a record, then its rank when it is queued, in one statement: one moment
     _RECORD.replace(
@@ -144,11 +141,7 @@ _READY_KEYS = (  # the ready rows of a queue from one key to another, in line or
 _MARKED = "SELECT priority, seq, id FROM baozi_items WHERE qid = :qid AND state = 0"
 
 
-_AHEAD_OF_KEY = (
-    f"SELECT {ready_ahead(':qid', ':p0', ':s0', ':i0')} + "
-    "(SELECT count(*) FROM baozi_items r WHERE r.qid = :qid AND r.state > 0 "
-    "   AND r.state < 3 AND r.due <= :now AND (r.priority, r.seq, r.id) < (:p0, :s0, :i0))"
-)
+_AHEAD_OF_KEY = f"SELECT {rows_ahead(':qid', ':p0', ':s0', ':i0', ':now')}"
 
 
 def _ahead(conn: sqlite3.Connection, qid: int, key: Any, now: float) -> int:

@@ -63,6 +63,17 @@ def ready_ahead(qid: str, prio: str, seq: str, num: str) -> str:
     )
 
 
+def rows_ahead(qid: str, prio: str, seq: str, num: str, now: str) -> str:
+    """SQL for a rank: the ready rows of queue ``qid`` ahead of the key (``prio``, ``seq``,
+    ``num``) -- those marked ready (:func:`ready_ahead`) and those whose lease or delay ran out
+    by ``now``, ready though not yet marked so. SQL expressions all."""
+    return (
+        f"({ready_ahead(qid, prio, seq, num)} + "
+        f"(SELECT count(*) FROM baozi_items WHERE qid = {qid} AND {TIMED} AND due <= {now} "
+        f"  AND (priority, seq, id) < ({prio}, {seq}, {num})))"
+    )
+
+
 _CHUNK = 5000  # ids per statement, well below SQLite's variable limit (32,766)
 PROMOTE_EVERY = 0.05
 """How often (s) a busy consumer moves expired leases and due delays back to ready."""
@@ -447,10 +458,7 @@ class SQLiteQueues(RowStore):
             return None
         # Items whose lease or delay has run out are ready too, though not yet marked so.
         ((ahead,),) = self._read(
-            f"SELECT {ready_ahead('?1', '?2', '?3', '?4')} + "
-            f"       (SELECT count(*) FROM baozi_items WHERE qid=?1 AND {TIMED} "
-            "        AND due<=?5 AND (priority, seq, id) < (?2, ?3, ?4))",
-            (qid, prio, seq, num, now),
+            f"SELECT {rows_ahead('?1', '?2', '?3', '?4', '?5')}", (qid, prio, seq, num, now)
         )
         return int(ahead)
 
