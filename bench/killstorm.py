@@ -60,6 +60,7 @@ class Outcome:
     expected: int = 0  # duplicates whose earlier runs were all in killed workers
     most_runs: int = 0  # of any one job
     tracebacks: int = 0
+    orphaned_forkservers: int = 0  # see _is_orphaned_forkserver
     seconds: float = 0.0
     drained: bool = False
     problems: list[str] = field(default_factory=list)
@@ -195,10 +196,41 @@ def _judge(
         )
 
 
+def _traceback_blocks(text: str) -> list[str]:
+    """Each traceback in a log: its header, its indented frames and the exception line."""
+    blocks: list[str] = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith("Traceback (most recent call last):"):
+            continue
+        block = [line]
+        for more in lines[i + 1 :]:
+            block.append(more)
+            if more and not more.startswith(" "):
+                break
+        blocks.append("\n".join(block))
+    return blocks
+
+
+def _is_orphaned_forkserver(block: str) -> bool:
+    # The stdlib forkserver of a worker process that was SIGKILLed while asking it for a child:
+    # the request socket closes half-read, the forkserver prints this and exits with its owner.
+    # No job passes through it; every other traceback fails the run.
+    return (
+        "multiprocessing/forkserver.py" in block
+        and "recvfds" in block
+        and block.rstrip().endswith("EOFError")
+    )
+
+
 def _count_tracebacks(logs: Path, out: Outcome) -> None:
     for err in sorted(logs.glob("*.stderr")):
         text = err.read_text(errors="replace")
-        out.tracebacks += text.count("Traceback")
+        for block in _traceback_blocks(text):
+            if _is_orphaned_forkserver(block):
+                out.orphaned_forkservers += 1
+            else:
+                out.tracebacks += 1
         if "Traceback" in text:
             print(f"--- {err.name}\n{text[-3000:]}", file=sys.stderr)
     if out.tracebacks:
@@ -340,9 +372,12 @@ def report(results: list[Outcome], args: argparse.Namespace) -> str:
     for r in results:
         by_kind = "/".join(str(r.kills[k]) for k in killstorm_app.KINDS)
         verdict = "pass" if r.ok else "FAIL: " + "; ".join(r.problems)
+        tracebacks = str(r.tracebacks)
+        if r.orphaned_forkservers:
+            tracebacks += f" (+{r.orphaned_forkservers} from the forkserver of a killed process)"
         rows.append(
             f"| {r.store} | {r.jobs:,} | {sum(r.kills.values())} ({by_kind}) | {r.runs:,} | "
-            f"{r.lost} | {r.duplicated} | {r.expected} | {r.most_runs} | {r.tracebacks} | {r.seconds:.1f} s | {verdict} |"
+            f"{r.lost} | {r.duplicated} | {r.expected} | {r.most_runs} | {tracebacks} | {r.seconds:.1f} s | {verdict} |"
         )
     settings = (
         f"Each store: one `baozi worker -p 2` per pool kind (slots {SLOTS}), its own queue, "
