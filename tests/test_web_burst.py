@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import pytest
 
 from baozi import App
 
+from ._helpers import wait_for
 from ._web import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -85,6 +87,9 @@ def _serve(url: str, *options: str) -> Iterator[Server]:
     finally:
         out = _stop(server)
         assert "Traceback" not in out, out
+
+
+_serving = contextmanager(_serve)
 
 
 @pytest.fixture
@@ -289,3 +294,177 @@ def test_a_connection_that_sends_no_request_head_in_time_is_closed(capped: Serve
             time.sleep(0.3)
     # The server answers as before.
     assert httpx.get(f"{capped.base}/healthz").status_code == 200
+
+
+class Told:
+    """What a patient client heard while filing one order: each failed try, and the job it got."""
+
+    def __init__(self) -> None:
+        self.failures: Counter[str] = Counter()
+        self.answer: tuple[int, dict[str, str], Any] | None = None
+
+
+async def _insist(port: int, bodies: list[bytes], connections: int, deadline: float) -> list[Told]:
+    """Each body POSTed until it is accepted, over ``connections`` keep-alive connections: a
+    connection the server drops is opened again, and a 503 or 429 tried again after a pause (a
+    short one: the test has no time for the Retry-After it is told)."""
+    told = [Told() for _ in bodies]
+    turns = iter(range(len(bodies)))
+
+    async def lane() -> None:
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        for k in turns:
+            while time.monotonic() < deadline:
+                try:
+                    if conn is None:
+                        conn = await asyncio.open_connection("127.0.0.1", port)
+                    conn[1].write(_post(bodies[k]))
+                    status, headers, body = await _answer(conn[0])
+                except (OSError, asyncio.IncompleteReadError) as exc:
+                    told[k].failures[type(exc).__name__] += 1
+                    if conn is not None:
+                        conn[1].close()
+                    conn = None
+                    await asyncio.sleep(0.05)
+                    continue
+                if status in (202, 200):
+                    told[k].answer = (status, headers, body)
+                    break
+                told[k].failures[f"{status} retry-after={headers.get('retry-after')}"] += 1
+                await asyncio.sleep(0.1)
+        if conn is not None:
+            conn[1].close()
+
+    await asyncio.gather(*(lane() for _ in range(connections)))
+    return told
+
+
+def _check_each_order_stored(url: str, told: list[Told], *, keyed: bool = False) -> Counter[str]:
+    """Every order was accepted, every id handed out is its stored job, and an order is stored
+    twice only when a try of it went unanswered (the client could not know it was filed), and
+    never when the orders carry a unique key. The failures the clients met, by kind."""
+    assert all(t.answer is not None for t in told), "orders never accepted"
+    ids = [t.answer[2]["id"] for t in told if t.answer]
+    assert len(set(ids)) == len(ids)
+    app = App(url)
+    try:
+        records = app.store.records(queue="default", limit=len(told) * 3)
+        stored: Counter[int] = Counter(app.codec.loads(r.payload)[0][0] for r in records)
+        by_id = {r.id: r for r in records}
+    finally:
+        app.store.close()
+    for k, t in enumerate(told):
+        assert t.answer
+        record = by_id.get(t.answer[2]["id"])
+        assert record is not None, f"order {k}: the id handed out is no stored job"
+        assert app.codec.loads(record.payload)[0][0] == k
+        assert stored[k] == 1 or (stored[k] > 1 and t.failures), (k, stored[k], t.failures)
+    assert set(stored) == set(range(len(told)))
+    if keyed or not any(t.failures for t in told):
+        assert sum(stored.values()) == len(told)  # each once
+    failures: Counter[str] = Counter()
+    for t in told:
+        failures.update(t.failures)
+    return failures
+
+
+def _server_children(server: Server) -> list[psutil.Process]:
+    return [
+        c
+        for c in psutil.Process(server.proc.pid).children()
+        if "spawn_main" in " ".join(c.cmdline())
+    ]
+
+
+def _burst_with(server: Server, n: int, fault: Any, *, keyed: bool = False) -> list[Told]:
+    """A burst of ``n`` orders from 100 connections, with ``fault()`` called in another thread
+    once the store holds a fifth of them. Keyed orders carry a unique key each, held for ten
+    minutes: a retried one is answered with the job its first try made."""
+    import threading
+
+    keys: list[dict[str, Any]] = [
+        {"unique_key": f"order-{k}", "unique_for": 600} if keyed else {} for k in range(n)
+    ]
+    bodies = [_order(args=[k, 0], **keys[k]) for k in range(n)]
+    result: list[list[Told]] = []
+    runner = threading.Thread(
+        target=lambda: result.append(
+            asyncio.run(_insist(server.port, bodies, 100, time.monotonic() + 90))
+        )
+    )
+    runner.start()
+    app = App(server.url)
+    try:
+        wait_for(lambda: app.store.job_counts("default")["queued"] >= n // 5, timeout=30)
+        assert app.store.job_counts("default")["queued"] < n, "the burst ended before the fault"
+    finally:
+        app.store.close()
+    fault()
+    runner.join(120)
+    assert result, "the burst did not end"
+    return result[0]
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["plain", "keyed"])
+def test_a_server_process_killed_mid_burst_loses_no_order_and_is_replaced(
+    tmp_path: Path, keyed: bool
+) -> None:
+    # A plain order whose answer was lost with the process may be filed again when the client
+    # tries again; an order with a unique key never is.
+    url = f"sqlite:///{tmp_path / 'kill.db'}"
+    with _serving(url, "--workers", "2") as server:
+        before = _server_children(server)
+        assert len(before) == 2
+        victim = before[0]
+        told = _burst_with(server, 3000, lambda: victim.send_signal(signal.SIGKILL), keyed=keyed)
+        failures = _check_each_order_stored(url, told, keyed=keyed)
+        # The kill landed mid-burst: clients of the killed process lost their connection.
+        assert failures, "no client met the kill"
+        assert all(not kind.startswith("5") or kind.startswith("503") for kind in failures)
+        # The supervisor starts another in its place, and both answer.
+        wait_for(
+            lambda: (
+                len(_server_children(server)) == 2
+                and victim.pid not in {c.pid for c in _server_children(server)}
+            ),
+            timeout=30,
+        )
+        wait_for(lambda: httpx.get(f"{server.base}/healthz").status_code == 200, timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("retry", "outage"), [(2.0, 0.5), (0.3, 2.0)], ids=["within-retry", "past-retry"]
+)
+def test_a_redis_restarted_mid_burst_loses_no_order(
+    tmp_path: Path, retry: float, outage: float
+) -> None:
+    # Within the store's retry window (the URL's ?retry=) the server waits the outage out and
+    # every order is filed once; past it, the server answers 503 with Retry-After, goes on
+    # answering, and files the orders tried again once Redis is back.
+    from ._redisserver import PrivateRedis
+
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    url = f"{redis.url}?retry={retry}"
+    try:
+        with _serving(url, "--workers", "2") as server:
+
+            def restart() -> None:
+                redis.kill()
+                time.sleep(outage)
+                redis.start()
+
+            told = _burst_with(server, 3000, restart)
+            failures = _check_each_order_stored(url, told)
+            if outage < retry:
+                assert not failures, failures
+            else:
+                assert failures, "no client met the outage"
+                # Never a dropped connection or another error.
+                assert {kind.split()[0] for kind in failures} == {"503"}, failures
+                assert all("retry-after=None" not in kind for kind in failures), failures
+            assert len(_server_children(server)) == 2
+    finally:
+        if redis.process is not None:
+            redis.process.kill()
+            redis.process.wait(10)
