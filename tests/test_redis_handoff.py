@@ -65,6 +65,28 @@ def test_an_idle_consumer_is_handed_each_new_job_leased_to_it(redis_url: str) ->
     store.close()
 
 
+def test_an_enqueue_with_places_tells_a_job_handed_to_an_idle_consumer_as_running(
+    redis_url: str,
+) -> None:
+    # The add script hands the first job to the consumer waiting idle with one free slot: it is
+    # out of line by the end of the script, so its place is read as it is (running), and the
+    # one after it is first in line.
+    store = open_store(redis_url)
+    inbox = Inbox()
+    consumer = store.consumer("w", ["q"], 30.0, inbox)
+    try:
+        assert consumer.take(1) == []
+        (handed, p1), (kept, p2) = store.enqueue_placed("q", [NewJob("t", b"1"), NewJob("t", b"2")])
+        wait_for(lambda: inbox.offered != [], timeout=5)
+        assert [item.id for _, item in inbox.offered] == [handed]
+        assert p1 is not None and (p1.record.status, p1.rank) == ("running", None)
+        assert p2 is not None and (p2.record.status, p2.rank) == ("queued", 0)
+        assert p2 == store.job_snapshot(kept)
+    finally:
+        consumer.close()
+        store.close()
+
+
 @pytest.mark.parametrize("how", ["settle", "cancel"])
 def test_a_released_dependent_is_handed_to_an_idle_consumer(redis_url: str, how: str) -> None:
     store = open_store(redis_url)

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -32,8 +33,8 @@ BAOZI = [sys.executable, "-m", "baozi"]
 
 
 class Server:
-    def __init__(self, url: str, port: int, proc: subprocess.Popen[str]) -> None:
-        self.url, self.port, self.proc = url, port, proc
+    def __init__(self, url: str, port: int, proc: subprocess.Popen[str], log: Any) -> None:
+        self.url, self.port, self.proc, self.log = url, port, proc, log
         self.base = f"http://127.0.0.1:{port}"
 
 
@@ -41,16 +42,18 @@ def _start(url: str, *options: str) -> Server:
     port = free_port()
     env = {**os.environ, "BAOZI_TEST_URL": url}
     env.pop("BAOZI_URL", None)
+    # Its output goes to a file: a pipe nobody reads until the end could fill, and block it.
+    log = tempfile.TemporaryFile("w+")
     proc = subprocess.Popen(
         [*BAOZI, "serve", "webapp:app", "--url", url, "--port", str(port), *options]
         + ["--log-level", "warning"],
         cwd=HERE,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    server = Server(url, port, proc)
+    server = Server(url, port, proc, log)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -59,10 +62,7 @@ def _start(url: str, *options: str) -> Server:
         except httpx.TransportError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(server)
-            raise AssertionError(
-                f"the server did not start: {proc.stdout.read() if proc.stdout else ''}"
-            )
+            raise AssertionError(f"the server did not start: {_stop(server)}")
         time.sleep(0.05)
 
 
@@ -71,12 +71,15 @@ def _stop(server: Server) -> str:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         for child in psutil.Process(proc.pid).children(recursive=True):
             child.kill()
         proc.kill()
-        out, _ = proc.communicate()
+        proc.wait()
+    server.log.seek(0)
+    out: str = server.log.read()
+    server.log.close()
     return out
 
 
@@ -468,3 +471,43 @@ def test_a_redis_restarted_mid_burst_loses_no_order(
         if redis.process is not None:
             redis.process.kill()
             redis.process.wait(10)
+
+
+def test_a_batch_whose_store_call_is_lost_is_not_filed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store files the batch and the reply is lost (the connection drops after the commit):
+    # the order is answered 503, and not filed a second time behind its client's back.
+    from baozi.errors import StoreUnavailable
+
+    from ._web import make_app, served
+
+    app = make_app(f"sqlite:///{tmp_path / 'lost.db'}")
+    real = app.store.enqueue_placed
+
+    def filed_then_lost(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)
+        raise StoreUnavailable("the store did not answer (fault injected after the commit)")
+
+    monkeypatch.setattr(app.store, "enqueue_placed", filed_then_lost)
+    with served(app) as base, httpx.Client(base_url=base) as http:
+        answer = http.post("/api/jobs", json={"task": "add", "args": [1, 2]})
+    assert answer.status_code == 503 and "retry-after" in answer.headers, answer.text
+    assert app.store.counts("default").ready == 1
+
+
+def test_store_failures_are_logged_a_line_at_most_every_few_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from baozi.web.server import _StoreFailures
+
+    failures = _StoreFailures(every=10.0)
+    with caplog.at_level("WARNING", logger="baozi.web"):
+        for k in range(50):
+            failures.failed(ConnectionError(f"down {k}"))
+        assert [r.getMessage() for r in caplog.records] == ["store failed: down 0"]
+        failures.last -= 10.0  # as if ten seconds went by
+        failures.failed(ConnectionError("down 50"))
+    assert caplog.records[-1].getMessage() == (
+        "store failed: down 50 (and 49 requests more since the last such line)"
+    )

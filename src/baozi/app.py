@@ -17,7 +17,7 @@ from ._process import current_pid
 from ._transaction import ENQUEUE_CONNECTION
 from ._waiting import check_timeout, wait_until
 from .backends import open_store, resolve_url
-from .backends.base import NewJob, Store
+from .backends.base import JobPlace, NewJob, Store
 from .errors import Full
 from .executor import JobExecutor
 from .jobs import Job, Watcher
@@ -299,16 +299,8 @@ class App:
         timeout: float | None,
     ) -> list[str]:
         """Put ``jobs`` in ``queue``, waiting for room in a bounded one; return their ids."""
-        spec = self.queues.get(queue) or _UNDECLARED
+        spec = self._spec_for(queue, len(jobs))
         store = self.store
-        if spec.maxsize and len(jobs) > spec.maxsize:
-            raise ValueError(
-                f"{len(jobs)} jobs can never fit in queue {queue!r} (maxsize {spec.maxsize})"
-            )
-        if spec.maxsize and queue not in self._bounded:
-            # Recorded in the store, so that taking a job from it wakes producers that wait.
-            store.set_queue_options(queue, maxsize=spec.maxsize)
-            self._bounded.add(queue)
 
         front = front or spec.order == "lifo"
         connection = ENQUEUE_CONNECTION.get()
@@ -334,6 +326,29 @@ class App:
         if ids is None:
             raise Full(f"queue {queue!r} is full ({spec.maxsize} jobs waiting)")
         return ids
+
+    def _spec_for(self, queue: str, n: int) -> QueueSpec:
+        """The queue's spec, for filing ``n`` jobs: a bounded queue's size is recorded in the
+        store first, so that taking a job from it wakes producers that wait."""
+        spec = self.queues.get(queue) or _UNDECLARED
+        if spec.maxsize and n > spec.maxsize:
+            raise ValueError(f"{n} jobs can never fit in queue {queue!r} (maxsize {spec.maxsize})")
+        if spec.maxsize and queue not in self._bounded:
+            self.store.set_queue_options(queue, maxsize=spec.maxsize)
+            self._bounded.add(queue)
+        return spec
+
+    def _file_placed(self, jobs: list[NewJob], queue: str) -> list[tuple[str, JobPlace | None]]:
+        """Put plain ``jobs`` at the back of ``queue`` at once (``Full`` when a bounded one has
+        no room for all), with each one's id and place as of the filing (see
+        ``Store.enqueue_placed``)."""
+        spec = self._spec_for(queue, len(jobs))
+        if spec.order != "fifo":
+            raise ValueError(f"queue {queue!r} is {spec.order}: its jobs are not filed at the back")
+        try:
+            return self.store.enqueue_placed(queue, jobs, maxsize=spec.maxsize)
+        except Full:
+            raise Full(f"queue {queue!r} is full ({spec.maxsize} jobs waiting)") from None
 
     def _after_enqueue(
         self,

@@ -1,11 +1,13 @@
 """Group commit for ``POST /api/jobs``: the orders that arrive while the store is busy with the
-last batch are filed together, in one store transaction per queue, and their places are read
-with one call; each order is answered only once its batch is stored.
+last batch are filed together, in one store transaction per queue, with their places
+(``Store.enqueue_placed``); each order is answered only once its batch is stored.
 
 An order alone is filed at once, as a batch of one: batching adds no wait, it only gathers what
 queued up behind a store call anyway. One bad order (a wrong argument, an unstorable value) is
 refused alone; the others of its batch are filed. A batch that would overfill a bounded queue is
-filed order by order, so that what fits is stored and the rest is answered 429.
+filed order by order, so that what fits is stored and the rest is answered 429. A batch whose
+store call is lost (the store went away: it may have filed it) is never filed again: each of its
+orders is answered with the error (503), and only its client may try again.
 """
 
 from __future__ import annotations
@@ -125,24 +127,27 @@ class Intake:
                 alone.append(k)
             else:
                 groups.setdefault(job[0], []).append((k, job[1]))
-        ids: dict[int, str] = {}
         for queue, members in groups.items():
             try:
-                filed = app._file([j for _, j in members], queue, None, False, False, None)
+                filed = app._file_placed([j for _, j in members], queue)
+            except (ConnectionError, TimeoutError) as exc:
+                # The store went away (StoreUnavailable is a ConnectionError): the batch may
+                # have been filed with its reply lost, so it is not filed again here; each of
+                # its orders is told, and its client may try again.
+                for k, _ in members:
+                    outcomes[k] = exc
+                continue
             except Exception:  # e.g. Full: some may fit; each is tried alone, answered for itself
                 alone.extend(k for k, _ in members)
                 continue
-            ids.update((k, i) for (k, _), i in zip(members, filed, strict=True))
-        places = app.store.job_snapshots(list(ids.values())) if ids else {}
-        for k, job_id in ids.items():
-            place = places.get(job_id)
-            root = orders[k][1]
-            if place is None:  # gone already (forgotten, or expired): read it as one would
-                outcomes[k] = self._guard(api._placed_view, job_id, root)
-            else:
-                view = api._view(place, root=root)
-                view["deduplicated"] = False
-                outcomes[k] = (202, view)
+            for (k, _), (job_id, place) in zip(members, filed, strict=True):
+                root = orders[k][1]
+                if place is None:  # gone already (forgotten, or expired): read it as one would
+                    outcomes[k] = self._guard(api._placed_view, job_id, root)
+                else:
+                    view = api._view(place, root=root)
+                    view["deduplicated"] = False
+                    outcomes[k] = (202, view)
         for k in sorted(alone):
             order, root = orders[k]
             outcomes[k] = self._guard(api._enqueue_view, order, root)

@@ -8,8 +8,10 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -206,8 +208,36 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+class _StoreFailures:
+    """The log of requests the store failed: one WARNING at most every ``every`` seconds, with
+    how many failed since the last one, so that an outage under load is a few lines, not one per
+    request (a log that floods can block the server on a full pipe)."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.last = -math.inf
+        self.unsaid = 0
+
+    def failed(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            self.unsaid += 1
+            log.debug("store failed: %s", exc)
+            return
+        more, self.unsaid, self.last = self.unsaid, 0, now
+        if more:
+            log.warning(
+                "store failed: %s (and %d requests more since the last such line)", exc, more
+            )
+        else:
+            log.warning("store failed: %s", exc)
+
+
+_store_failures = _StoreFailures()
+
+
 async def _store_error(request: Request, exc: Exception) -> Response:
-    log.warning("store failed: %s", exc)
+    _store_failures.failed(exc)
     return JSONResponse(
         {"error": f"the store is unavailable: {type(exc).__name__}"},
         status_code=503,

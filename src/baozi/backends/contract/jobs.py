@@ -143,6 +143,18 @@ class JobStore(ABC):
                 out[job_id] = place
         return out
 
+    def enqueue_placed(
+        self, queue: str, jobs: Sequence[NewJob], *, maxsize: int = 0
+    ) -> list[tuple[str, JobPlace | None]]:
+        """:meth:`enqueue` of plain jobs (no unique key, no dependencies) at the back of
+        ``queue``, with each one's id and place as :meth:`job_snapshots` gives it: None for a
+        job gone already (forgotten, or expired). Raises as ``enqueue`` does, ``Full`` too. A
+        store that can tell the places in the enqueue's own step -- the records it just wrote
+        and their ranks at its commit -- does so; this default reads them afterwards."""
+        ids = self.enqueue(queue, jobs, maxsize=maxsize)
+        places = self.job_snapshots(ids)
+        return [(job_id, places.get(job_id)) for job_id in ids]
+
     @abstractmethod
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
         """The status of each of these jobs, in one call; ids with no job are left out."""

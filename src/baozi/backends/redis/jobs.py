@@ -10,7 +10,16 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..base import STATUSES, Consumer, JobPlace, JobRecord, Outcome, Receiver, WorkerInfo
+from ..base import (
+    STATUSES,
+    Consumer,
+    JobPlace,
+    JobRecord,
+    NewJob,
+    Outcome,
+    Receiver,
+    WorkerInfo,
+)
 from ._consumer import RedisConsumer
 from ._decode import read_records, read_totals, read_workers
 from .coord import RedisCoordination
@@ -95,6 +104,46 @@ class RedisStore(RedisCoordination):
             for found, rank in zip(read_records(records, self._junk("")), ranks, strict=True):
                 if found is not None:
                     out[found[1].id] = JobPlace(found[1], rank)
+        return out
+
+    def enqueue_placed(
+        self, queue: str, jobs: Sequence[NewJob], *, maxsize: int = 0
+    ) -> list[tuple[str, JobPlace | None]]:
+        # One script: the add script files the batch and tells each item's rank after it, and
+        # the records are the ones it wrote -- nothing is read back.
+        if not jobs or any(j.unique_key is not None or j.depends_on for j in jobs):
+            return super().enqueue_placed(queue, jobs, maxsize=maxsize)
+        rows = [(j.priority, j.payload, j.task) for j in jobs]
+        ids, reply = self._add_many(queue, rows, False, 0.0, maxsize, None, placed=True)
+        if reply == 0:  # a retried call that found them filed: read them as they are now
+            places = self.job_snapshots(ids)
+            return [(job_id, places.get(job_id)) for job_id in ids]
+        created = float(reply[1])
+        out: list[tuple[str, JobPlace | None]] = []
+        for job_id, job, rank in zip(ids, jobs, reply[2:], strict=True):
+            if rank is None:  # handed to a worker at once: read it as it is now
+                place = self.job_snapshots([job_id]).get(job_id)
+            else:
+                place = JobPlace(
+                    JobRecord(
+                        id=job_id,
+                        queue=queue,
+                        task=job.task,
+                        status="queued",
+                        priority=job.priority,
+                        payload=job.payload,
+                        attempts=0,
+                        failures=0,
+                        created_at=created,
+                        started_at=None,
+                        finished_at=None,
+                        result=None,
+                        error=None,
+                        progress=None,
+                    ),
+                    rank,
+                )
+            out.append((job_id, place))
         return out
 
     def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:

@@ -152,12 +152,28 @@ class RedisQueues(RowStore):
     ) -> list[str]:
         if len(rows) == 1 and not (front or delay > 0 or maxsize or maxlen is not None or flows):
             return self._add_one(queue, rows[0])
+        return self._add_many(queue, rows, front, delay, maxsize, maxlen, flows)[0]
+
+    def _add_many(
+        self,
+        queue: str,
+        rows: Sequence[Row],
+        front: bool,
+        delay: float,
+        maxsize: int,
+        maxlen: int | None,
+        flows: Sequence[Any] = (),
+        *,
+        placed: bool = False,
+    ) -> tuple[list[str], Any]:
+        """The add script on a batch: the ids, and the script's reply (with ``placed``,
+        ``[b"placed", created, rank...]`` when it filed them)."""
         server = self._server
         known = "k" if queue in server.known else "0"  # its name is in the set of queues
         ids = IDS.take(len(rows))
         args: list[Any] = [
             queue,
-            int(front),
+            "p" if placed else int(front),
             repr(float(delay)),
             maxsize,
             -1 if maxlen is None else maxlen,
@@ -175,7 +191,7 @@ class RedisQueues(RowStore):
         reply = server.call(
             "add", lambda retried: server.script("add", ("1" if retried else known, *args))
         )
-        if reply != 0:
+        if reply != 0 and reply[0] != b"placed":
             if reply[0] == b"missing":
                 raise JobNotFound(
                     f"a job of this enqueue depends on {reply[1].decode()!r}, which is no job "
@@ -186,7 +202,7 @@ class RedisQueues(RowStore):
             for i in range(1, len(reply), 2):
                 ids[int(reply[i])] = Deduplicated(reply[i + 1].decode())
         server.known.add(queue)
-        return ids
+        return ids, reply
 
     def _add_one(self, queue: str, row: Row) -> list[str]:
         prio, payload, task = row

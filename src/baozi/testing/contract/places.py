@@ -7,7 +7,10 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from ...backends.base import JobPlace, NewJob, Outcome, Store
+from ...errors import Full
 from ._common import OTHER, Q
 
 
@@ -139,3 +142,29 @@ class PlaceContract:
         places = store.job_snapshots(ids[:3] + [leased])
         assert [places[i].rank for i in ids[:3]] == [1, 2, 3]
         assert places[leased].rank == 0
+
+    def test_an_enqueue_with_places_tells_what_a_snapshot_reads(self, store: Store) -> None:
+        store.enqueue(Q, [NewJob("t", b"ahead", 1) for _ in range(3)])
+        store.reserve(Q, "w", 30, 1)  # one running: not ahead of anyone
+        jobs = [NewJob("t", b"%d" % i, p) for i, p in enumerate([1, 1, 0, 2, 1])]
+        placed = store.enqueue_placed(Q, jobs)
+        assert [p is not None for _, p in placed] == [True] * 5
+        ids = [job_id for job_id, _ in placed]
+        assert len(set(ids)) == 5
+        for job_id, place in placed:
+            assert place == store.job_snapshot(job_id)
+            assert place is not None and place.record.status == "queued"
+        if "position" not in store.unsupported:
+            # Two 1s ahead; then the 0 (ahead of all), the 1s after the two, the 2 last.
+            assert [p.rank for _, p in placed if p] == [3, 4, 0, 6, 5]
+        (one,) = store.enqueue_placed(OTHER, [NewJob("t", b"alone")])
+        assert one[1] == store.job_snapshot(one[0])
+        assert store.enqueue_placed(Q, []) == []
+
+    def test_an_enqueue_with_places_into_a_full_queue_files_nothing(self, store: Store) -> None:
+        store.enqueue(Q, [NewJob("t", b"a"), NewJob("t", b"b")], maxsize=3)
+        with pytest.raises(Full):
+            store.enqueue_placed(Q, [NewJob("t", b"c"), NewJob("t", b"d")], maxsize=3)
+        assert store.counts(Q).ready == 2
+        ((job_id, place),) = store.enqueue_placed(Q, [NewJob("t", b"c")], maxsize=3)
+        assert place == store.job_snapshot(job_id) and store.counts(Q).ready == 3

@@ -3,11 +3,14 @@
 -- jobs have a unique key or dependencies, their count and per such job: its index (from 0),
 -- unique key ('=' then the key, or ''), unique_while, unique_for, on_dependency_failure, how
 -- many jobs it depends on, their ids.
--- Returns 0 when added (or when a retried call finds its items already there); the ready count
+-- front is '1' (to the front), '0' (to the back) or 'p': to the back, and reply with the places.
+-- Returns 0 when added (or when a retried call finds its items already there); with 'p', when
+-- added, {'placed', created, rank...}: each item's rank once filed, false for one not ready (as
+-- one handed straight to a waiting worker). The ready count
 -- when maxsize refuses the batch (as {count}); {'missing', id} when a job depends
 -- on an id that is no job (nothing is added); or {'dup', index, id, ...}: the jobs not made,
 -- each with the id of the job that holds its unique key.
-local q, front = ARGV[3], ARGV[4] == '1'
+local q, front, placed = ARGV[3], ARGV[4] == '1', ARGV[4] == 'p'
 local delay, maxsize, maxlen, n = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 if n == 0 then return 0 end
 local flows = ARGV[9 + n * 5] and read_flows(9 + n * 5)
@@ -34,7 +37,7 @@ local J, S = qkey(q, 'j'), qkey(q, 's')
 local created, due = stamp(now), stamp(now + delay)
 local st = delay > 0 and 2 or 0
 -- Each item is one HSET here; the sorted sets get one ZADD per batch below.
-local ready, jobs, timed, made = {}, {}, {}, {}
+local ready, jobs, timed, made, members = {}, {}, {}, {}, {}
 for i = 0, n - 1 do
   local b = 9 + i * 5
   local id, task, seq = ARGV[b], ARGV[b + 4], first + i
@@ -44,6 +47,7 @@ for i = 0, n - 1 do
   else
     m = ARGV[b + 1] .. '1' .. string.format('%016d', seq) .. ':' .. id
   end
+  members[i] = m
   local h = P .. ':i:' .. id
   local how = flows and flows[i] and plan[i]
   if plan[i] == 'dup' then
@@ -111,4 +115,9 @@ end
 owned_call('SADD', P .. ':queues', q)
 -- Straight to workers waiting idle; the change is announced for what they do not take.
 if not handoff(q, clock()) then changed(q) end
+if placed and not plan.reply then
+  local reply = {'placed', created}
+  for i = 0, n - 1 do reply[i + 3] = owned_call('ZRANK', R, members[i]) or false end
+  return reply
+end
 return plan.reply or 0
