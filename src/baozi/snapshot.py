@@ -103,7 +103,9 @@ def snapshot_of(
         scheduled_for=rec.due_at if rec.status == "scheduled" else None,
         waiting_for=waiting_for,
         progress=progress_of(rec.progress),
-        eta_seconds=(estimator or Estimator(store))(place._replace(rank=position)),
+        eta_seconds=(estimator or Estimator(store))(
+            place if position == place.rank else place._replace(rank=position)
+        ),
         attempts=rec.attempts,
         created_at=rec.created_at,
         started_at=rec.started_at,

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from .._gc import tune as tune_gc
 from .._time import log_to_stderr
 from ..app import App
 from ..backends import store_class
@@ -139,6 +140,7 @@ def worker(
         shutdown_timeout=shutdown_timeout,
     )
     scheduler = start_beat(app) if with_beat else None
+    tune_gc()
     w.run(burst)
     if scheduler is not None:
         scheduler.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -118,7 +119,7 @@ def _invalid(field: str, message: str) -> NoReturn:
     raise ApiError(422, f"{field}: {message}", field=field)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EnqueueRequest:
     """A checked ``POST /api/jobs`` body."""
 
@@ -141,6 +142,10 @@ def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_DECODE = json.JSONDecoder(parse_constant=_refuse_constant).decode
+"""``json.loads`` that refuses NaN and Infinity, without making a decoder each call."""
+
+
 def _storable_text(value: Any) -> bool:
     """False when a string inside holds a lone surrogate, which no store can encode."""
     try:
@@ -150,9 +155,15 @@ def _storable_text(value: Any) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)
+def _fit_name(value: str) -> bool:
+    # Cached: the same few task and queue names come with every request.
+    return _NAME.match(value) is not None and _storable_text(value)
+
+
 def check_name(value: str, field: str) -> str:
     """``value`` if it is a fit task or queue name; else ApiError(422) naming ``field``."""
-    if not _NAME.match(value) or not _storable_text(value):
+    if not _fit_name(value):
         _invalid(
             field,
             "must be 1 to 200 characters, none of them a control, format or line or paragraph "
@@ -246,7 +257,7 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 def parse_enqueue(body: bytes) -> EnqueueRequest:
     """Check a ``POST /api/jobs`` body; raise ApiError(422) naming the first field at fault."""
     try:
-        data = json.loads(body, parse_constant=_refuse_constant)
+        data = _DECODE(body.decode(json.detect_encoding(body), "surrogatepass"))
     except RecursionError:
         _invalid(_deepest_field(body.decode("utf-8", "replace")), _TOO_DEEP)
     except ValueError as exc:  # also a body that is not UTF-8
@@ -265,8 +276,10 @@ def parse_enqueue(body: bytes) -> EnqueueRequest:
     if not isinstance(kwargs, dict):
         _invalid("kwargs", f"must be an object, not {_kind(kwargs)}")
     escaped = _SURROGATE_ESCAPE.search(body) is not None
+    # Nothing can nest deeper than the body holds brackets (those in strings counted too).
+    shallow = body.count(b"[") + body.count(b"{") <= MAX_DEPTH
     for field, value in (("args", args), ("kwargs", kwargs)):
-        if _too_deep(value):
+        if not shallow and _too_deep(value):
             _invalid(field, _TOO_DEEP)
         if escaped and not _storable_text(value):
             _invalid(field, "holds a string that is not valid Unicode (a lone surrogate)")

@@ -81,9 +81,13 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+"""``json.dumps`` with these options, without making an encoder each call."""
+
+
 async def _send_json(send: Send, status: int, value: Any, *headers: tuple[bytes, bytes]) -> None:
     """Answer with ``value`` as JSONResponse would, without making one."""
-    body = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    body = _ENCODE(value).encode()
     await send(
         {
             "type": "http.response.start",

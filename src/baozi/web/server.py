@@ -26,6 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .._gc import tune as tune_gc
 from ..app import App
 from ..errors import StoreError
 from ._http import DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS, protocol, raise_file_limit
@@ -399,6 +400,17 @@ def app_from_environment() -> ASGIApp:
     return create_app(app, token=spec["token"])
 
 
+def _tuned(target: Callable[[], ASGIApp]) -> Callable[[], ASGIApp]:
+    """``target``, then the collector's settings for a server process (see baozi._gc)."""
+
+    def made() -> ASGIApp:
+        asgi = target()
+        tune_gc()
+        return asgi
+
+    return made
+
+
 def _worker_target() -> ASGIApp:
     """Run in each worker process before it serves: its connection limits, then its app."""
     from .._loading import load_object
@@ -407,7 +419,7 @@ def _worker_target() -> ASGIApp:
     protocol(limits["max_connections"], limits["head_timeout"])
     raise_file_limit(limits["max_connections"] + 100)
     target = cast(Callable[[], ASGIApp], load_object(os.environ[_TARGET_ENV]))
-    return target()
+    return _tuned(target)()
 
 
 def run_server(
@@ -443,7 +455,7 @@ def run_server(
             from .._loading import load_object
 
             target = cast(Callable[[], ASGIApp], load_object(target))
-        uvicorn.run(target, **options)
+        uvicorn.run(_tuned(target), **options)
         return
     if not isinstance(target, str):
         raise ValueError("several workers need the application's 'module:attribute' name")

@@ -86,6 +86,8 @@ class Observer:
         self._started = False
         self.sampled = threading.Event()
         """Set after each sample (tests clear it and wait for the next)."""
+        self._samples = 0  # samples taken: what stats() read is good until the next one
+        self._read: dict[str, tuple[tuple[int, int], QueueStats | None]] = {}
 
     def start(self) -> None:
         self._started = True
@@ -143,7 +145,9 @@ class Observer:
         with self._lock:
             for gone in set(self._queues) - set(names):  # deleted
                 del self._queues[gone]
+            self._read.clear()
             self._began = True
+            self._samples += 1
         self.sampled.set()
 
     def _record(self, name: str, counts: dict[str, int], total: int, now: float) -> None:
@@ -168,8 +172,18 @@ class Observer:
     # -- reading ------------------------------------------------------------------------------
 
     def stats(self, queue: str) -> QueueStats | None:
-        """The queue as of the last sample; None before it was first sampled."""
+        """The queue as of the last sample; None before it was first sampled. Worked out once
+        per sample and second, however many requests ask (each estimate does)."""
         now = time.time()
+        when = (self._samples, int(now))
+        last = self._read.get(queue)
+        if last is not None and last[0] == when:
+            return last[1]
+        found = self._stats(queue, now)
+        self._read[queue] = (when, found)
+        return found
+
+    def _stats(self, queue: str, now: float) -> QueueStats | None:
         with self._lock:
             seen = self._queues.get(queue)
             if seen is None:

@@ -18,6 +18,7 @@ from queue import SimpleQueue
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from .._gc import tune as tune_gc
 from .._loading import load_app
 from .._time import log_to_stderr
 from ..backends import store_class
@@ -264,6 +265,7 @@ def _child_worker(
         )
         worker._supervised = True
         close_with_parent(worker)
+        tune_gc()
         worker.run(burst)
     except (StoreError, AppNotFound) as exc:
         if isinstance(exc, AppNotFound) and not isinstance(exc.__cause__, StoreError):
