@@ -15,6 +15,7 @@ import uvicorn
 
 from baozi import App
 from baozi.web import create_app
+from baozi.web._http import DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS, protocol
 
 
 def make_app(url: str) -> App:
@@ -74,7 +75,9 @@ def served(app: App, *, token: str | None = None, interval: float = 0.2) -> Iter
 def served_asgi(asgi: Any) -> Iterator[str]:
     """Serve an ASGI application with uvicorn in a thread of this process; yield its base URL."""
     sock = loopback_socket()
-    config = uvicorn.Config(asgi, log_level="warning", lifespan="on")
+    # baozi's own connection handling, as `baozi serve` has it (see baozi.web._http).
+    http = protocol(DEFAULT_MAX_CONNECTIONS, DEFAULT_HEAD_TIMEOUT)
+    config = uvicorn.Config(asgi, log_level="warning", lifespan="on", http=http)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -511,3 +511,44 @@ def test_store_failures_are_logged_a_line_at_most_every_few_seconds(
     assert caplog.records[-1].getMessage() == (
         "store failed: down 50 (and 49 requests more since the last such line)"
     )
+
+
+def test_a_response_goes_out_in_one_send_and_a_streamed_head_at_once() -> None:
+    # Head and body written together leave together; a head whose body comes later still
+    # leaves at once (at the loop's next turn), and a response with no body is not held.
+    from ._web import served_asgi
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path == "/stream":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await asyncio.sleep(1.0)
+            await send({"type": "http.response.body", "body": b"late", "more_body": False})
+        elif path == "/empty":
+            headers = [(b"content-length", b"0")]
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            headers = [(b"content-length", b"5")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"hello"})
+
+    with served_asgi(asgi) as base:
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.settimeout(5)
+            sock.sendall(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = sock.recv(65536)  # one segment: the head and the body
+            assert first.startswith(b"HTTP/1.1 200") and first.endswith(b"\r\n\r\nhello")
+            sock.sendall(b"GET /empty HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 204")
+            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            started = time.monotonic()
+            head = sock.recv(65536)
+            assert head.startswith(b"HTTP/1.1 200") and time.monotonic() - started < 0.8
+            rest = b""
+            while not rest.endswith(b"0\r\n\r\n"):
+                rest += sock.recv(65536)
+            assert b"late" in rest

@@ -1,5 +1,5 @@
 """The garbage collector's settings in baozi's own service processes (``baozi serve``, ``baozi
-worker`` and the worker processes they start).
+worker`` and the worker processes they start, ``baozi monitor`` and its checking processes).
 
 Python collects its youngest generation every 700 new container objects, and with it scans
 every survivor; a server with a thousand requests in flight makes that many in well under a

@@ -118,6 +118,9 @@ def monitor(
         raise click.UsageError("-p splits in-process checks; with --via-queue the workers choose")
     urls = _read_urls(urls_file)
     chosen = choose(client)
+    from .._gc import tune as tune_gc
+
+    tune_gc()  # a thousand checks in flight: as in a server (see baozi._gc); forked children too
     # Started before the progress bar's thread (and before rich is imported): they are forked.
     split = Split(urls, expect, timeout, concurrency, processes, chosen) if processes > 1 else None
     with _progress_bar(len(urls), quiet) as done:

@@ -148,6 +148,9 @@ def _child(
     pipe: Connection,
     client: Client,
 ) -> None:
+    from .._gc import tune
+
+    tune()  # inherited when forked; a spawned child sets its own
     batch: list[_Row] = []
     sent = time.monotonic()
 
