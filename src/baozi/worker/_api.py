@@ -121,6 +121,9 @@ class Worker:
         timeout = self.shutdown_timeout if timeout is None else timeout
         self._closing.set()
         self._wake()
+        session = self._session
+        if session is not None:
+            session.turn_ended()  # what is enqueued from here on is not taken by this worker
         if timeout is not None and self._cutoff is None and not self._stopped.is_set():
             self._cutoff = threading.Timer(timeout, self._time_up)
             self._cutoff.daemon = True

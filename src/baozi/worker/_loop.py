@@ -61,6 +61,7 @@ class Session(Settling):
         self.done: collections.deque[Done] = collections.deque()  # finished, not yet settled
         self._lock = threading.Lock()  # guards running (the keeper reads it)
         self._turn = threading.Lock()  # a turn, or a hand-off
+        self.thread: threading.Thread | None = None  # the one running the loop, once it runs
         self._event = threading.Event()
         self._stopping = False
         self._burst = Burst(self.app, worker.queues)
@@ -106,6 +107,7 @@ class Session(Settling):
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> None:
+        self.thread = threading.current_thread()
         self._hooks("worker_start")
         self.keeper.start()
         self.cancels.start()
@@ -153,6 +155,16 @@ class Session(Settling):
         # Hungry: the consumer wakes it for new jobs; it looks again when a delayed job or an
         # expired lease comes due. Busy: its own jobs ending wake it.
         return self._idle_wait() if got < wanted else 5.0
+
+    def turn_ended(self, timeout: float = 5.0) -> None:
+        """Wait, up to ``timeout``, for a turn already under way to end (called by ``close`` from
+        another thread): a turn that began before the worker was closing may be taking jobs,
+        and a job enqueued once ``close`` has returned must not be taken. Every later turn sees
+        the worker closing first and takes nothing."""
+        if self.thread is None or self.thread is threading.current_thread():
+            return  # not running yet, or asked from the loop itself (a signal handler in it)
+        if self._turn.acquire(timeout=timeout):
+            self._turn.release()
 
     def _close_consumer(self) -> None:
         try:
