@@ -703,7 +703,7 @@ def machine(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     import baozi
 
     return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": model,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
