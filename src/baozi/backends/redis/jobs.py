@@ -119,10 +119,13 @@ class RedisStore(RedisCoordination):
             places = self.job_snapshots(ids)
             return [(job_id, places.get(job_id)) for job_id in ids]
         created = float(reply[1])
+        # Those handed to a worker at once have no rank: read as they are now, in one call.
+        unranked = [i for i, rank in zip(ids, reply[2:], strict=True) if rank is None]
+        now = self.job_snapshots(unranked) if unranked else {}
         out: list[tuple[str, JobPlace | None]] = []
         for job_id, job, rank in zip(ids, jobs, reply[2:], strict=True):
-            if rank is None:  # handed to a worker at once: read it as it is now
-                place = self.job_snapshots([job_id]).get(job_id)
+            if rank is None:
+                place = now.get(job_id)
             else:
                 place = JobPlace(
                     JobRecord(
