@@ -115,27 +115,52 @@ def test_the_task_lock_is_the_apps_lock_of_that_key(url: str) -> None:
 
 def test_a_rate_limit_of_20_per_second_spreads_100_jobs_over_5_seconds(url: str) -> None:
     app = App(url, lease=5)
-    starts: list[float] = []
+    starts: dict[int, float] = {}
+    store = app.store
+    # Each job's first call books its turn: the store's time of the call plus the wait it
+    # returns. The call is timed from both sides, so each turn is known to lie in [low, high].
+    turns: dict[str, tuple[float, float]] = {}
+    acquire = store.rate_acquire
+
+    def booking(name: str, interval: float, burst: int = 1, ticket: str | None = None) -> float:
+        before = time.time()
+        wait = acquire(name, interval, burst, ticket)
+        if ticket is not None and ticket not in turns:
+            turns[ticket] = (before + wait, time.time() + wait)
+        return wait
+
+    store.rate_acquire = booking  # type: ignore[method-assign]
 
     @app.task(rate_limit="20/s")
     def limited(i: int) -> None:
-        starts.append(time.time())
+        starts[i] = time.time()
 
     jobs = limited.map(range(100))
     t0 = time.time()
     with working(app, concurrency=8):
         for j in jobs:
             j.result(timeout=60)
-    starts.sort()
-    assert len(starts) == 100
-    spread = starts[-1] - starts[0]
+    assert len(starts) == 100 and len(turns) == 100
+    spread = max(starts.values()) - min(starts.values())
     assert 4.5 <= spread, spread  # 99 gaps of 1/20 s: never faster than the limit
     assert time.time() - t0 < 30
-    # No burst: the times are taken in the job bodies, up to a thread wake-up after the store
-    # admitted each (0.3 s, 0.7 s and once 1.2 s seen, on a loaded machine), so a 0.5 s window of
-    # them holds the admissions of up to about two seconds (40 at 20/s). Without the limit, all
-    # 100 start within a fraction of a second.
-    assert max(sum(1 for s in starts if a <= s < a + 0.5) for a in starts) <= 40
+    # No job starts before its turn (10 ms for the two clocks' reading).
+    late = [starts[i] - turns[j.id][0] for i, j in enumerate(jobs)]
+    assert min(late) > -0.01, min(late)
+    # The turns are 1/20 s apart. Each lies in its [low, high], so the k-th lowest high is at
+    # or after the k-th turn and the k-th lowest low at or before it: any two turns k apart in
+    # time have highs and lows at least k/20 s apart. Without the limit (or at 40/s) the 100
+    # turns would all fall within the calls' own time. This holds however late a loaded
+    # machine runs the bodies; how late they ran is printed on failure.
+    lows = sorted(low for low, _ in turns.values())
+    highs = sorted(high for _, high in turns.values())
+    short = [
+        (i, k, highs[k] - lows[i])
+        for i in range(100)
+        for k in range(i + 1, 100)
+        if highs[k] - lows[i] < (k - i) / 20 - 0.01
+    ]
+    assert not short, (short[:5], sorted(late)[-5:])
 
 
 def test_pause_stops_new_starts_and_resume_restarts_them(url: str) -> None:
