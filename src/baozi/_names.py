@@ -9,6 +9,9 @@ BANNED = frozenset(("Cc", "Cf", "Zl", "Zp"))
 overrides, zero-width spaces) and line and paragraph separators -- what can make a name look
 like another, or break the line it is shown or logged on."""
 
+UNDECODABLE_SUFFIX = ".undecodable"
+"""Items a queue handle cannot decode are moved to the queue of this name plus this suffix."""
+
 _ACCEPTED: set[str] = set()  # names checked already: a job's queue is checked on every enqueue
 
 

@@ -10,10 +10,11 @@ from types import GenericAlias
 from typing import Any, cast
 
 from ._names import check_name
+from ._outage import shown_url
 from ._waiting import check_timeout, wait_until
-from .backends import open_store
+from .backends import is_interop, open_store
 from .backends.base import Item
-from .errors import Full, UndecodableItem
+from .errors import Full, NotSupported, UndecodableItem
 from .serialize import Serializer, get_serializer
 
 __all__ = ["Deque"]
@@ -80,6 +81,13 @@ class Deque:
         self.name = name
         self._key = _NAMESPACE + name
         self._codec = get_serializer(serializer)
+        if is_interop(url):
+            raise NotSupported(
+                "a Deque",
+                shown_url(url or ""),
+                "RabbitMQ's queues are FIFO only: use baozi.Queue there, or a store (sqlite://, "
+                "redis://, postgresql://) for a Deque",
+            )
         self._store = open_store(url)
         self.url = self._store.url
         # Like a queue's maxsize, maxlen belongs to the deque: recorded when given, else adopted.

@@ -7,6 +7,7 @@ where a new item goes (the back, the front) and what its priority is.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import socket
 import threading
@@ -19,20 +20,19 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._async_queue import ChangeFanout, Getters, wait_change, wait_seconds
-from ._names import check_name
+from ._names import UNDECODABLE_SUFFIX, check_name
+from ._outage import shown_url
 from ._process import current_pid
 from ._renewer import Leases, renewer
 from ._waiting import check_timeout, wait_until
-from .backends import open_store
+from .backends import interop_queue_class, is_interop, open_store
 from .backends._order import MAX_ENCODED, clash, encode, kind, merged, shape
 from .backends.base import Item, Priority
-from .errors import Empty, Full, UndecodableItem
+from .errors import Empty, Full, NotSupported, UndecodableItem
 from .serialize import Serializer, get_serializer
 
 __all__ = ["LifoQueue", "PriorityQueue", "Queue", "UNDECODABLE_SUFFIX"]
 
-UNDECODABLE_SUFFIX = ".undecodable"
-"""Items a handle cannot decode are moved to the queue of this name plus this suffix."""
 
 log = logging.getLogger("baozi.queue")
 _INT64 = 2**63
@@ -53,6 +53,25 @@ class Queue:
 
     _front = False
     _needs: tuple[str, ...] = ()  # store features the variant cannot do without
+
+    def __new__(cls, name: str = "default", *, url: str | None = None, **options: Any) -> Queue:
+        # A broker that is not a store (amqp://) has a queue class of its own, with this
+        # interface; only the plain FIFO Queue has a meaning there.
+        if not is_interop(url):
+            return super().__new__(cls)
+        if cls is not Queue:
+            raise NotSupported(
+                f"a {cls.__name__}",
+                shown_url(url or ""),
+                "RabbitMQ 3.10's quorum queues are FIFO only: use baozi.Queue there, or a store "
+                "(sqlite://, redis://, postgresql://) for LIFO and priority order",
+            )
+        queue: Queue = interop_queue_class(url)(name, url=url, **options)
+        return queue
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__signature__ = _signature(cls)  # type: ignore[attr-defined]
 
     def __init__(
         self,
@@ -438,6 +457,17 @@ class Queue:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} maxsize={self.maxsize} at {self.url}>"
+
+
+def _signature(cls: type) -> inspect.Signature:
+    """What calling ``cls`` takes: its ``__init__``'s parameters (``__new__`` passes them on)."""
+    init = inspect.signature(cls.__init__)  # type: ignore[misc]
+    return init.replace(
+        parameters=list(init.parameters.values())[1:], return_annotation=inspect.Signature.empty
+    )
+
+
+Queue.__signature__ = _signature(Queue)  # type: ignore[attr-defined]
 
 
 class LifoQueue(Queue):

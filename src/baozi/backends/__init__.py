@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 from urllib.parse import urlsplit
 
+from .._outage import shown_url
 from ..config import load_settings
+from ..errors import NotSupported
 from .base import Counts, Item, Store
 
 __all__ = [
@@ -13,6 +15,8 @@ __all__ = [
     "Item",
     "Store",
     "check_scheme",
+    "interop_queue_class",
+    "is_interop",
     "open_store",
     "resolve_url",
     "store_class",
@@ -30,6 +34,14 @@ SCHEMES: dict[str, str] = {
 """URL scheme -> ``"module:Class"``. A new backend is one module plus one line here."""
 
 
+INTEROP: dict[str, str] = {
+    "amqp": "baozi.amqp.queue:AmqpQueue",
+    "amqps": "baozi.amqp.queue:AmqpQueue",
+}
+"""URL scheme -> the queue class of a broker that is not a store (RabbitMQ): ``baozi.Queue``
+opens it; every store-only use of its URL is refused."""
+
+
 def resolve_url(url: str | None) -> str:
     """``url``, or the configured default (``BAOZI_URL``, else ``sqlite:///baozi.db``)."""
     return url if url else load_settings().url
@@ -41,6 +53,15 @@ def check_scheme(url: str) -> str:
     if not isinstance(url, str):
         raise TypeError(f"a store URL must be a str, not {type(url).__qualname__}")
     scheme = urlsplit(url).scheme.lower()
+    if scheme in INTEROP:
+        raise NotSupported(
+            "being a store",
+            shown_url(url),
+            "RabbitMQ cannot say how many messages are ahead of one, order by priority, pop "
+            "LIFO, cancel a queued message or keep records. To share a FIFO queue with other "
+            "AMQP programs, open baozi.Queue(name, url=<this URL>); keep jobs, records and "
+            "everything else in sqlite://, redis:// or postgresql://",
+        )
     target = SCHEMES.get(scheme)
     if target is None:
         known = ", ".join(f"{s}://" for s in SCHEMES)
@@ -49,6 +70,22 @@ def check_scheme(url: str) -> str:
             f"baozi supports {known} (for example sqlite:///baozi.db or memory://)"
         )
     return target
+
+
+def is_interop(url: object) -> bool:
+    """Whether ``url`` (None: the configured default) names a broker that is not a store."""
+    if not url:
+        url = resolve_url(None)
+    return isinstance(url, str) and urlsplit(url).scheme.lower() in INTEROP
+
+
+def interop_queue_class(url: str | None) -> type:
+    """The queue class of the broker ``url`` names (see :func:`is_interop`); imports its
+    driver."""
+    target = INTEROP[urlsplit(resolve_url(url)).scheme.lower()]
+    module_name, class_name = target.split(":")
+    cls: type = getattr(importlib.import_module(module_name), class_name)
+    return cls
 
 
 def store_class(url: str | None = None) -> type[Store]:
