@@ -23,6 +23,7 @@ from ._async_queue import ChangeFanout, Getters, wait_change, wait_seconds
 from ._names import UNDECODABLE_SUFFIX, check_name
 from ._outage import shown_url
 from ._process import current_pid
+from ._queue_api import QueueInterface
 from ._renewer import Leases, renewer
 from ._waiting import check_timeout, wait_until
 from .backends import interop_queue_class, is_interop, open_store
@@ -42,7 +43,7 @@ def _check_name(name: object) -> str:
     return check_name(name, "queue")
 
 
-class Queue:
+class Queue(QueueInterface):
     """A FIFO queue in a store, shared by every handle with the same name and URL.
 
     ``get()`` hands an item out under a lease of ``lease`` seconds, renewed while this handle is
@@ -141,9 +142,6 @@ class Queue:
         self._admit([priority])
         self._store.push(self.name, [payload], [priority], front=self._front)
 
-    def put_nowait(self, item: Any) -> None:
-        self.put(item, block=False)
-
     def put_many(
         self, items: Iterable[Any], block: bool = True, timeout: float | None = None
     ) -> None:
@@ -235,20 +233,6 @@ class Queue:
             f"{self._codec.name!r} ({type(error).__name__}: {error}); it was moved, unchanged, to "
             f"queue {aside!r} -- open that with the serializer that wrote it"
         ) from error
-
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        """Remove and return the head item (under a lease until ``task_done()``)."""
-        return self._decode(self._take(1, block, timeout, track=True))[0]
-
-    def get_nowait(self) -> Any:
-        return self.get(block=False)
-
-    def get_many(self, n: int, timeout: float | None = None, *, block: bool = True) -> list[Any]:
-        """Take up to ``n`` items at once: waits up to ``timeout`` for the first, then takes what
-        is ready. Raises ``queue.Empty`` if none comes."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, not {n!r}")
-        return self._decode(self._take(n, block, timeout, track=True))
 
     async def get_async(self, timeout: float | None = None) -> Any:
         """:meth:`get` for asyncio code: waits up to ``timeout`` (None: forever), then raises
@@ -422,12 +406,6 @@ class Queue:
         """The number of ready items (an item whose lease expired counts again)."""
         return self._store.counts(self.name).ready
 
-    def empty(self) -> bool:
-        return self.qsize() == 0
-
-    def full(self) -> bool:
-        return 0 < self.maxsize <= self.qsize()
-
     def position(self, item_id: str) -> int | None:
         """How many ready items are ahead of the item with this id (None when it is not waiting)."""
         return self._store.rank(self.name, item_id)
@@ -448,12 +426,6 @@ class Queue:
             renewer().unregister(self._leases, *ids)
             self._store.release(self.name, ids, self._owner)
         self._store.close()
-
-    def __enter__(self) -> Queue:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} maxsize={self.maxsize} at {self.url}>"

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from .._names import UNDECODABLE_SUFFIX, check_name
 from .._outage import shown_url
 from .._process import current_pid
+from .._queue_api import QueueInterface
 from .._waiting import check_timeout
 from ..errors import Empty, Full, NotSupported, StoreError, StoreUnavailable, UndecodableItem
 from . import _body
@@ -70,7 +71,7 @@ def _arg_value(text: str) -> str | None:
     return text.split("'")[1]
 
 
-class AmqpQueue:
+class AmqpQueue(QueueInterface):
     """A FIFO queue on RabbitMQ with the interface of ``queue.Queue`` (see the module's text).
 
     ``maxsize`` bounds the queue with ``x-max-length`` and ``x-overflow=reject-publish`` (on a
@@ -346,9 +347,6 @@ class AmqpQueue:
                     f"{f' ({self.maxsize} messages)' if self.maxsize else ''}{more}"
                 )
 
-    def put_nowait(self, item: Any) -> None:
-        self.put(item, block=False)
-
     async def put_async(self, item: Any, timeout: float | None = None) -> None:
         raise self._unsupported("put_async()", "call put() in a thread (asyncio.to_thread)")
 
@@ -463,20 +461,6 @@ class AmqpQueue:
             f"unchanged, to queue {aside!r}"
         ) from error
 
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        """Take the head message (unacknowledged until ``task_done()``)."""
-        return self._decode(self._take(1, block, timeout, track=True))[0]
-
-    def get_nowait(self) -> Any:
-        return self.get(block=False)
-
-    def get_many(self, n: int, timeout: float | None = None, *, block: bool = True) -> list[Any]:
-        """Take up to ``n`` messages: waits up to ``timeout`` for the first, then takes what is
-        ready. Raises ``queue.Empty`` if none comes."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, not {n!r}")
-        return self._decode(self._take(n, block, timeout, track=True))
-
     async def get_async(self, timeout: float | None = None) -> Any:
         raise self._unsupported("get_async()", "call get() in a thread (asyncio.to_thread)")
 
@@ -561,12 +545,6 @@ class AmqpQueue:
 
         return self._call("a qsize", count)
 
-    def empty(self) -> bool:
-        return self.qsize() == 0
-
-    def full(self) -> bool:
-        return 0 < self.maxsize <= self.qsize()
-
     def position(self, item_id: str) -> int | None:
         raise self._unsupported(
             "position()", "RabbitMQ cannot say how many messages are ahead of one; use a store"
@@ -587,12 +565,6 @@ class AmqpQueue:
         with self._lock:
             self._unacked.clear()
             self._disconnect()
-
-    def __enter__(self) -> AmqpQueue:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<AmqpQueue {self.name!r} maxsize={self.maxsize} at {self.location}>"
