@@ -15,8 +15,9 @@ from baozi import App
 from baozi.backends import open_store
 from baozi.backends.base import Store
 
-from . import _pgserver
+from . import _pgserver, _rabbitserver
 from ._pgserver import PrivatePostgres
+from ._rabbitserver import PrivateRabbit
 from ._redisserver import PrivateRedis
 
 STORES = ["memory", "sqlite", "redis", "postgres"]
@@ -249,6 +250,22 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     yield server
     if server.process is not None and server.process.poll() is None:
         server.kill()
+
+
+@pytest.fixture
+def private_rabbit() -> Iterator[PrivateRabbit]:
+    """A RabbitMQ node of the test's own (see tests/_rabbitserver.py), removed after."""
+    reason = _rabbitserver.missing()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = PrivateRabbit()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
 
 
 def private_postgres_or_skip() -> None:

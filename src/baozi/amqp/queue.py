@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 import time
 import weakref
@@ -36,7 +37,7 @@ from .._queue_api import QueueInterface
 from .._waiting import check_timeout
 from ..errors import Empty, Full, NotSupported, StoreError, StoreUnavailable, UndecodableItem
 from . import _body
-from ._pika import pika
+from ._pika import pika, quieted
 
 __all__ = ["AmqpQueue"]
 
@@ -80,7 +81,9 @@ class AmqpQueue(QueueInterface):
     handle opened without ``maxsize`` adopts the queue as it was declared (by baozi or by another
     program, classic queues included); one whose ``maxsize`` differs from the declared queue's
     raises ValueError naming both. ``connect_timeout`` is how long a call keeps trying to reach
-    the broker before raising :class:`~baozi.StoreUnavailable`.
+    the broker before raising :class:`~baozi.StoreUnavailable`; ``reply_timeout`` how long it
+    waits for the broker to answer (a confirm, a get) before it gives the connection up, as if
+    it had dropped (a queue without a leader keeps a connection open and never answers).
     """
 
     def __init__(
@@ -90,24 +93,26 @@ class AmqpQueue(QueueInterface):
         url: str | None = None,
         maxsize: int = 0,
         connect_timeout: float = 10.0,
+        reply_timeout: float = 30.0,
     ) -> None:
         self.name = _check_amqp_name(name)
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
             raise ValueError(f"maxsize must be an int >= 0, not {maxsize!r}")
         if not isinstance(url, str):
             raise TypeError(f"an amqp:// URL is needed, not {url!r}")
-        if (
-            isinstance(connect_timeout, bool)
-            or not isinstance(connect_timeout, (int, float))
-            or not connect_timeout > 0
+        for option, value in (
+            ("connect_timeout", connect_timeout),
+            ("reply_timeout", reply_timeout),
         ):
-            raise ValueError(
-                f"connect_timeout must be a positive number of seconds, not {connect_timeout!r}"
-            )
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{option} must be a positive number of seconds, not {value!r}")
         self.url = url
         self.location = shown_url(url)
         self._params = pika.URLParameters(url)
         self._connect_timeout = float(connect_timeout)
+        self._reply_timeout = float(reply_timeout)
+        self._asking_since: float | None = None  # when the call under way asked the broker
+        self._unanswered = ""  # why the keeper cut the connection, for the caller's error
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._conn: Any = None
@@ -127,6 +132,7 @@ class AmqpQueue(QueueInterface):
 
     # -- the connection -----------------------------------------------------------------------
 
+    @quieted
     def _connect(self) -> Any:
         """The channel, connecting first when there is none (or this is a forked child)."""
         if self._closed.is_set():
@@ -159,6 +165,7 @@ class AmqpQueue(QueueInterface):
         self._generation += 1
         return channel
 
+    @quieted
     def _disconnect(self) -> None:
         conn, self._conn, self._channel = self._conn, None, None
         if conn is not None and self._pid == current_pid():
@@ -167,12 +174,15 @@ class AmqpQueue(QueueInterface):
             except Exception:  # noqa: BLE001 -- already gone: nothing to let go of
                 pass
 
+    @quieted
     def _call(self, what: str, action: Callable[[Any], T]) -> T:
         """Run ``action(channel)`` under the lock; a dropped connection is made again and the
         action run once more (a publish whose confirm was lost may then be stored twice)."""
         with self._lock:
             for attempt in (1, 2):
                 channel = self._connect()
+                self._unanswered = ""
+                self._asking_since = time.monotonic()
                 try:
                     return action(channel)
                 except pika.exceptions.ChannelClosedByBroker as exc:
@@ -186,23 +196,31 @@ class AmqpQueue(QueueInterface):
                     ) from exc
                 except _DROPPED as exc:
                     self._disconnect()
+                    why = self._unanswered or f"{type(exc).__name__}: {exc}"
                     if attempt == 2:
                         raise StoreUnavailable(
                             f"RabbitMQ at {self.location} dropped the connection during "
-                            f"{what} on queue {self.name!r}: {type(exc).__name__}: {exc}"
+                            f"{what} on queue {self.name!r}: {why}"
                         ) from exc
                     log.warning(
                         "queue %r: the connection to %s dropped during %s (%s); connecting again",
                         self.name,
                         self.location,
                         what,
-                        exc,
+                        why,
                     )
+                finally:
+                    self._asking_since = None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @quieted
     def _tick(self) -> None:
-        """Service an idle connection (heartbeats), unless a thread is using it."""
+        """Service an idle connection (heartbeats), unless a thread is using it; cut one whose
+        call has waited for the broker's answer longer than ``reply_timeout``."""
         if not self._lock.acquire(blocking=False):
+            since = self._asking_since
+            if since is not None and time.monotonic() - since > self._reply_timeout:
+                self._cut(f"RabbitMQ did not answer within {self._reply_timeout:g} s")
             return
         try:
             if self._conn is not None and self._pid == current_pid() and self._conn.is_open:
@@ -212,8 +230,24 @@ class AmqpQueue(QueueInterface):
         finally:
             self._lock.release()
 
+    def _cut(self, why: str) -> None:
+        """Shut the connection's socket from the keeper's thread: the thread blocked on it
+        sees the connection drop, and its call connects again or raises."""
+        conn = self._conn
+        sock = getattr(getattr(getattr(conn, "_impl", None), "_transport", None), "_sock", None)
+        if sock is None:  # pika keeps its socket elsewhere: the call waits on
+            return
+        self._unanswered = why
+        self._asking_since = None
+        log.warning("queue %r: %s; dropping the connection", self.name, why)
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     # -- declaring ----------------------------------------------------------------------------
 
+    @quieted
     def _declare(self) -> None:
         """Declare the queue as this handle wants it, or adopt it as it was declared."""
         wanted: dict[str, Any] = dict(_QUORUM)
@@ -306,12 +340,23 @@ class AmqpQueue(QueueInterface):
     def _put_one(self, body: bytes, content_type: str, deadline: float | None, block: bool) -> bool:
         publish = self._publish(body, content_type)
         pause = _FULL_BACKOFF[0]
+        refused_since = None
         while not self._call("a put", publish):
-            if not self.maxsize:  # not a bound: a quorum queue without a majority, say
-                raise StoreError(
-                    f"RabbitMQ at {self.location} refused a message for queue {self.name!r} "
-                    f"(a negative publisher confirm)"
-                )
+            if not self.maxsize:
+                # Not a bound: a queue without a leader (a node that is still recovering, or
+                # a quorum without its majority) refuses for a while. Retried like a broker
+                # that cannot be reached, for connect_timeout.
+                now = time.monotonic()
+                refused_since = refused_since or now
+                if now - refused_since > self._connect_timeout:
+                    raise StoreUnavailable(
+                        f"RabbitMQ at {self.location} refused every message for queue "
+                        f"{self.name!r} for {self._connect_timeout:g} s (negative publisher "
+                        f"confirms: the queue has no leader?)"
+                    )
+                time.sleep(pause)
+                pause = min(pause * 2, _FULL_BACKOFF[1])
+                continue
             left = None if deadline is None else deadline - time.monotonic()
             if not block or (left is not None and left <= 0):
                 return False
@@ -386,6 +431,7 @@ class AmqpQueue(QueueInterface):
                 self._unacked.extend((g, m.delivery_tag) for g, m, _, _ in got)
         return got
 
+    @quieted
     def _wait_one(self, deadline: float | None) -> list[tuple[int, Any, Any, bytes]]:
         """Wait for one message on a consumer of prefetch 1 that lives only for this wait,
         giving the handle to other threads every few milliseconds."""
@@ -397,11 +443,14 @@ class AmqpQueue(QueueInterface):
             def delivered(_ch: Any, method: Any, properties: Any, body: bytes) -> None:
                 got.append((generation, method, properties, body))
 
+            self._asking_since = time.monotonic()
             try:
                 tag = channel.basic_consume(self.name, delivered, auto_ack=False)
             except _DROPPED:
                 self._disconnect()
                 return []
+            finally:
+                self._asking_since = None
         try:
             while not got:
                 left = None if deadline is None else deadline - time.monotonic()
@@ -421,11 +470,14 @@ class AmqpQueue(QueueInterface):
         finally:
             with self._lock:
                 if self._generation == generation and self._channel is not None:
+                    self._asking_since = time.monotonic()
                     try:
                         # Anything delivered after the first is put back by pika (nack).
                         self._channel.basic_cancel(tag)
                     except _DROPPED:
                         self._disconnect()
+                    finally:
+                        self._asking_since = None
         return got
 
     def _decode(self, items: list[tuple[int, Any, Any, bytes]]) -> list[Any]:
@@ -498,6 +550,7 @@ class AmqpQueue(QueueInterface):
             tags = [self._unacked.popleft() for _ in range(count)]
             self._settle_tags(tags, ack=True)
 
+    @quieted
     def _settle_tags(self, tags: list[tuple[int, int]], ack: bool) -> None:
         """Ack (or requeue) deliveries; those of a connection since dropped were put back by
         the broker already, and are delivered again."""
