@@ -30,6 +30,9 @@ class Hands(Link):
         self.receivers: dict[str, Receiver] = {}
         self.received: dict[str, int] = {}  # handed jobs each receiver has taken in
         self._waits_on: dict[str, set[str]] = {}  # the queues each receiver may wait idle on
+        # Owners that stopped receiving, until their fence comes back on the channel: hand-offs
+        # published before it are still read (and returned), so none is left to its lease.
+        self.draining: dict[str, threading.Event] = {}
         self._hands = HandReader(self)
 
     def receive(self, owner: str, receiver: Receiver | None) -> None:
@@ -40,6 +43,10 @@ class Hands(Link):
             self.received.setdefault(owner, 0)
             self._hands.ensure()
             return
+        fence = threading.Event()
+        reading = self._hands.live
+        if reading:
+            self.draining[owner] = fence
         self.receivers.pop(owner, None)
         queues = self._waits_on.pop(owner, set())
         commands: list[tuple[Any, ...]] = [
@@ -47,8 +54,21 @@ class Hands(Link):
         ]
         commands.append(("HDEL", f"{self.prefix}:wi", owner))
         commands.append(("HDEL", f"{self.prefix}:wh", owner))
+        # Once off the idle lists no script hands it anything more; one that did before
+        # published before this fence, so the reader has seen it when the fence comes back.
+        commands.append(("PUBLISH", self.hand_channel, _field(b"") + _field(owner.encode())))
         self.received.pop(owner, None)
-        self.call("stop hand-offs", lambda retried: self.pipeline(*commands))
+        try:
+            self.call("stop hand-offs", lambda retried: self.pipeline(*commands))
+            if reading and not fence.wait(_FENCE_WAIT):
+                log.warning(
+                    "worker %s: the hand-off channel did not echo its stop within %g s; a job "
+                    "handed to it just before may wait out its lease",
+                    owner,
+                    _FENCE_WAIT,
+                )
+        finally:
+            self.draining.pop(owner, None)
 
     def hand_to(self, owner: str, queue: str) -> tuple[str, int]:
         """What a reserve by ``owner`` names so that it waits idle for jobs handed to it: the
@@ -63,6 +83,11 @@ class Hands(Link):
         """Jobs handed to a worker of this process: give them to its receiver."""
         fields = _fields(data)
         queue, owner, flat = fields[0].decode(), fields[1].decode(), fields[2:]
+        if not queue:  # a stopping worker's fence: everything handed to it was read
+            fence = self.draining.get(owner)
+            if fence is not None:
+                fence.set()
+            return
         receiver = self.receivers.get(owner)
         n = len(flat) // 6
 
@@ -82,6 +107,14 @@ class Hands(Link):
     def hand_back(self, queue: str, owner: str, ids: list[str]) -> None:
         """Return handed jobs unstarted to their place, without counting a delivery."""
         self.run("lease", queue, owner, "return", "0.0", *ids)
+
+
+_FENCE_WAIT = 2.0  # how long a stopping worker waits for its fence to come back
+
+
+def _field(value: bytes) -> bytes:
+    """A value as a hand-off message writes it: its length, ':', the value."""
+    return str(len(value)).encode() + b":" + value
 
 
 def _fields(data: bytes) -> list[bytes]:
@@ -126,7 +159,8 @@ class HandReader(Subscriber):
         threading.Thread(target=self._run, name="baozi-redis-hand", daemon=True).start()
 
     def _wanted(self) -> bool:
-        return bool(self._host.receivers) and not self._host._released
+        host = self._host
+        return bool(host.receivers or host.draining) and not host._released
 
     def _run(self) -> None:
         try:
