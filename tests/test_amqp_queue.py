@@ -612,3 +612,32 @@ def test_a_bounded_quorum_queue_of_another_program_is_adopted_with_its_real_boun
         with pytest.raises(baozi.Full):
             q.put_nowait(4)
         assert q.qsize() == 3
+
+
+def test_asyncio_code_puts_and_gets_and_a_cancelled_get_takes_nothing(name: str) -> None:
+    import asyncio
+
+    async def main() -> None:
+        with Queue(name, url=AMQP_URL) as q:
+            await q.put_async({"n": 1})
+            assert await q.get_async(timeout=5) == {"n": 1}
+            q.task_done()
+            t0 = time.monotonic()
+            with pytest.raises(baozi.Empty):
+                await q.get_async(timeout=0.4)
+            assert 0.35 <= time.monotonic() - t0 < 5
+            # A get cancelled while it waits: what arrives after is not kept by this handle.
+            waiting = asyncio.ensure_future(q.get_async())
+            await asyncio.sleep(0.3)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            await q.put_async("after the cancel")
+            await asyncio.sleep(0.5)  # the cancelled get's thread may have taken it meanwhile
+            with Queue(name, url=AMQP_URL) as other:
+                assert other.get(timeout=5) == "after the cancel"
+                other.task_done()
+            with pytest.raises(ValueError, match="called too many times"):
+                q.task_done()
+
+    asyncio.run(main())

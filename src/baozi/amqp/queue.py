@@ -19,6 +19,7 @@ messages across consumers), ``position()``, the LIFO and priority variants.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import socket
@@ -47,6 +48,7 @@ T = TypeVar("T")
 _QUORUM = {"x-queue-type": "quorum"}
 _MAX_NAME = 255  # AMQP's limit on a queue name, in UTF-8 bytes
 _TICK = 1.0  # how often an idle handle's connection is serviced (heartbeats of 2 s and up)
+_ASYNC_SLICE = 0.25  # a get_async's thread waits this long at a time: how soon a cancel is seen
 _WAIT_SLICE = 0.05  # a waiting get lets other threads use the handle this often
 _FULL_BACKOFF = (0.005, 0.2)  # a blocking put into a full queue retries between these
 _DROPPED = (
@@ -393,7 +395,9 @@ class AmqpQueue(QueueInterface):
                 )
 
     async def put_async(self, item: Any, timeout: float | None = None) -> None:
-        raise self._unsupported("put_async()", "call put() in a thread (asyncio.to_thread)")
+        """:meth:`put` for asyncio code, on a worker thread. A put cancelled while its message is
+        on the way may still be stored: the broker may have taken it."""
+        await asyncio.to_thread(self.put, item, True, timeout)
 
     # -- getting ------------------------------------------------------------------------------
 
@@ -514,7 +518,37 @@ class AmqpQueue(QueueInterface):
         ) from error
 
     async def get_async(self, timeout: float | None = None) -> Any:
-        raise self._unsupported("get_async()", "call get() in a thread (asyncio.to_thread)")
+        """:meth:`get` for asyncio code: waits on a worker thread, in slices of a quarter
+        second so that a cancel is noticed; up to ``timeout`` (None: forever), then raises
+        ``queue.Empty``. Cancelling the call leaves no message taken: one the thread takes after
+        the cancel is put back."""
+        timeout = check_timeout(timeout)
+        self._check_open()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            wait = _ASYNC_SLICE if left is None else min(_ASYNC_SLICE, left)
+            taking = asyncio.ensure_future(asyncio.to_thread(self._take, 1, True, wait, False))
+            try:
+                items = await asyncio.shield(taking)
+            except Empty:
+                if left is not None and left <= wait:
+                    raise
+                continue
+            except asyncio.CancelledError:
+                taking.add_done_callback(self._put_back_taken)
+                raise
+            with self._lock:
+                self._unacked.extend((g, m.delivery_tag) for g, m, _, _ in items)
+            return (await asyncio.to_thread(self._decode, items))[0]
+
+    def _put_back_taken(self, taking: asyncio.Future[list[tuple[int, Any, Any, bytes]]]) -> None:
+        """A cancelled get_async's message, taken after the cancel: back to the queue."""
+        if taking.cancelled() or taking.exception() is not None:
+            return
+        tags = [(g, m.delivery_tag) for g, m, _, _ in taking.result()]
+        with self._lock:
+            self._settle_tags(tags, ack=False)
 
     @contextmanager
     def reserve(self, timeout: float | None = None) -> Iterator[Any]:
