@@ -118,3 +118,47 @@ def test_a_queue_that_stops_answering_raises_store_unavailable_instead_of_hangin
         got = [q.get(timeout=10) for _ in range(2)]
         q.task_done(2)
     assert got == ["before", "after"]
+
+
+def test_a_broker_out_of_disk_blocks_puts_which_raise_instead_of_hanging(
+    private_rabbit: PrivateRabbit,
+) -> None:
+    # RabbitMQ blocks every publishing connection while its disk alarm is on: a put would wait
+    # for good. Here it raises StoreUnavailable after reply_timeout, gets keep working, and
+    # puts go through again once the alarm clears.
+    url, name = private_rabbit.url, "disk"
+    with Queue(name, url=url, connect_timeout=2, reply_timeout=2) as q:
+        q.put("before")
+        private_rabbit.eval("rabbit_disk_monitor:set_disk_free_limit(1000000000000000).")
+        try:
+            deadline = time.monotonic() + 30
+            while True:  # the monitor notices within a second or so
+                try:
+                    q.put("probe")
+                except baozi.StoreUnavailable as exc:
+                    assert "did not answer within 2 s" in str(exc), exc
+                    break
+                assert time.monotonic() < deadline, "the disk alarm never blocked a put"
+                time.sleep(0.2)
+        finally:
+            private_rabbit.eval("rabbit_disk_monitor:set_disk_free_limit(1000000).")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                q.put("after")
+                break
+            except baozi.StoreUnavailable:
+                assert time.monotonic() < deadline, "puts never came back after the alarm"
+        got = _drain_all(q)
+    assert got[0] == "before" and got[-1] == "after"
+    assert set(got) <= {"before", "probe", "after"}
+
+
+def _drain_all(q: Queue) -> list[object]:
+    out: list[object] = []
+    while True:
+        try:
+            out.append(q.get(timeout=1))
+        except baozi.Empty:
+            return out
+        q.task_done()
