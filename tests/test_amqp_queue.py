@@ -641,3 +641,65 @@ def test_asyncio_code_puts_and_gets_and_a_cancelled_get_takes_nothing(name: str)
                 q.task_done()
 
     asyncio.run(main())
+
+
+def _consume_to_file(name: str, path: Path) -> None:  # pragma: no cover -- in a forked child
+    code = 1
+    try:
+        with Queue(name, url=AMQP_URL) as q, path.open("a") as out:
+            while True:
+                try:
+                    item = q.get(timeout=2)
+                except baozi.Empty:
+                    break
+                time.sleep(0.005)  # the work, while the message is unacknowledged
+                out.write(f"{item}\n")
+                out.flush()  # in the kernel before the ack: a kill after it loses no record
+                q.task_done()
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def test_a_sigkill_storm_of_100_consumers_loses_no_message(name: str, tmp_path: Path) -> None:
+    import random
+
+    n, kills = 6000, 100
+    with Queue(name, url=AMQP_URL) as q:
+        for start in range(0, n, 500):
+            q.put_many(range(start, start + 500))
+
+    def spawn(k: int) -> int:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover -- the child
+            _consume_to_file(name, tmp_path / f"seen-{k}")
+        return pid
+
+    rng = random.Random(7)
+    live = [spawn(k) for k in range(3)]
+    spawned = 3
+    killed = 0
+    deadline = time.monotonic() + 120
+    with Queue(name, url=AMQP_URL) as q:
+        while killed < kills and time.monotonic() < deadline and q.qsize() > 0:
+            time.sleep(rng.uniform(0.02, 0.1))
+            victim = live.pop(rng.randrange(len(live)))
+            os.kill(victim, signal.SIGKILL)
+            os.waitpid(victim, 0)
+            killed += 1
+            live.append(spawn(spawned))
+            spawned += 1
+    for pid in live:  # the survivors drain what is left, then leave
+        _, status = os.waitpid(pid, 0)
+        assert status == 0
+    seen: list[int] = []
+    for path in tmp_path.glob("seen-*"):
+        seen += [int(line) for line in path.read_text().split()]
+    lost = set(range(n)) - set(seen)
+    twice = len(seen) - len(set(seen))
+    print(f"{killed} kills: {len(set(seen))} of {n} consumed, {twice} twice, {len(lost)} lost")
+    assert killed == kills, f"the messages ran out after {killed} kills"
+    assert not lost, sorted(lost)[:20]
+    assert set(seen) <= set(range(n))
+    with Queue(name, url=AMQP_URL) as q:
+        assert q.qsize() == 0
