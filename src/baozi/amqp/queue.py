@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import socket
 import threading
@@ -143,6 +144,7 @@ class AmqpQueue(QueueInterface):
             self._pid = current_pid()
             self._conn = self._channel = None
             self._unacked.clear()
+            _keeper.add(self)  # the parent's keeper thread did not come along
         if self._channel is not None and self._channel.is_open:
             return self._channel
         self._disconnect()
@@ -688,6 +690,14 @@ class _Keeper:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        # A parent's thread may hold a lock as it forks: the child starts with fresh ones.
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+        self._thread = None
+        for handle in list(self._handles):
+            handle._lock = threading.Lock()
 
     def add(self, handle: AmqpQueue) -> None:
         with self._lock:
