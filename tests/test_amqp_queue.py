@@ -117,7 +117,7 @@ def test_every_public_method_of_queue_has_its_rabbitmq_counterpart() -> None:
 
 
 def test_bad_arguments_are_refused_before_anything_is_declared(name: str) -> None:
-    with pytest.raises(ValueError, match="at most 255 bytes"):
+    with pytest.raises(ValueError, match="at most 243 bytes"):
         Queue("é" * 200, url=AMQP_URL)
     with pytest.raises(ValueError, match="'amq.' are RabbitMQ's own"):
         Queue("amq.mine", url=AMQP_URL)
@@ -304,8 +304,12 @@ def test_a_waiting_get_holds_only_what_it_was_asked_for(name: str, plain) -> Non
         assert got == ["a"]
         time.sleep(0.2)
         assert q.qsize() == 2
-        assert q.get_many(5, timeout=5) == ["b", "c"]
-        q.task_done(3)
+        # Never delivered before: the waiting consumer did not take them and put them back.
+        for expected in (b"b", b"c"):
+            method, _, body = plain.basic_get(name, auto_ack=True)
+            assert body == f'"{expected.decode()}"'.encode() or body == expected
+            assert method.redelivered is False, expected
+        q.task_done()
 
 
 def test_get_times_out_with_empty_and_get_many_takes_what_is_ready(name: str) -> None:
@@ -474,7 +478,7 @@ def test_a_handle_adopts_the_declared_bound_and_a_different_one_is_refused(
         pass
     with Queue(name, url=AMQP_URL) as q:
         assert q.maxsize == 5
-    with pytest.raises(ValueError, match="declared with maxsize 5.*asked for maxsize 7"):
+    with pytest.raises(ValueError, match="declared with x-max-length=5.*asked for maxsize 7"):
         Queue(name, url=AMQP_URL, maxsize=7)
     # A queue another program bounded with drop-head would lose messages when full.
     other = f"{name}-drop"
@@ -703,3 +707,95 @@ def test_a_sigkill_storm_of_100_consumers_loses_no_message(name: str, tmp_path: 
     assert set(seen) <= set(range(n))
     with Queue(name, url=AMQP_URL) as q:
         assert q.qsize() == 0
+
+
+def test_get_many_that_waited_takes_the_rest_and_leaves_none_held(name: str) -> None:
+    with Queue(name, url=AMQP_URL) as q:
+        got: list[list[object]] = []
+        waiter = threading.Thread(target=lambda: got.append(q.get_many(3, timeout=10)))
+        waiter.start()
+        time.sleep(0.3)
+        with Queue(name, url=AMQP_URL) as producer:
+            producer.put_many([0, 1, 2, 3])
+        waiter.join(10)
+        assert got == [[0, 1, 2]]
+        with Queue(name, url=AMQP_URL) as other:  # the fourth is there for anyone
+            assert other.get(timeout=5) == 3
+            other.task_done()
+        q.task_done(3)
+        with pytest.raises(ValueError, match="called too many times"):
+            q.task_done()
+
+
+def test_a_waiting_get_outlives_its_queue_being_deleted_and_declared_again(
+    name: str, plain
+) -> None:
+    with Queue(name, url=AMQP_URL) as q:
+        got: list[object] = []
+        waiter = threading.Thread(target=lambda: got.append(q.get(timeout=15)))
+        waiter.start()
+        time.sleep(0.3)
+        plain.queue_delete(name)  # RabbitMQ cancels the waiting consumer
+        time.sleep(0.3)
+        with Queue(name, url=AMQP_URL) as producer:
+            producer.put("hello")
+        waiter.join(15)
+        assert got == ["hello"]
+        q.task_done()
+
+
+def test_a_message_that_cannot_be_moved_aside_goes_back_and_is_not_acked(name: str, plain) -> None:
+    # The side queue exists as a classic queue: the message goes there as it is.
+    plain.queue_declare(f"{name}.undecodable", durable=True)
+    plain.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
+    plain.basic_publish(
+        "", name, b"{broken", pika.BasicProperties(delivery_mode=2, content_type="application/json")
+    )
+    with Queue(name, url=AMQP_URL) as q:
+        with pytest.raises(baozi.UndecodableItem):
+            q.get(timeout=5)
+        assert q.qsize() == 0
+        with pytest.raises(ValueError, match="called too many times"):
+            q.task_done()
+    _, body = _plain_get(plain, f"{name}.undecodable")
+    assert body == b"{broken"
+
+
+def test_names_leave_room_for_the_side_queue_and_lossy_queues_are_refused(name: str, plain) -> None:
+    Queue("q" * 243, url=AMQP_URL).close()
+    pika.BlockingConnection(pika.URLParameters(AMQP_URL)).channel().queue_delete("q" * 243)
+    with pytest.raises(ValueError, match="at most 243 bytes"):
+        Queue("q" * 244, url=AMQP_URL)
+    plain.queue_declare(name, durable=True, arguments={"x-message-ttl": 60000})
+    with pytest.raises(ValueError, match="x-message-ttl=60000: it expires messages"):
+        Queue(name, url=AMQP_URL)
+    other = f"{name}-sac"
+    plain.queue_declare(other, durable=True, arguments={"x-single-active-consumer": True})
+    try:
+        with Queue(other, url=AMQP_URL) as q:  # a boolean argument, adopted as it is
+            q.put(1)
+            assert q.get(timeout=5) == 1
+            q.task_done()
+    finally:
+        plain.queue_delete(other)
+
+
+def test_the_configured_default_url_may_name_rabbitmq(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BAOZI_URL", AMQP_URL)
+    with Queue(name) as q:
+        assert isinstance(q, AmqpQueue)
+        q.put("x")
+        assert q.get(timeout=5) == "x"
+        q.task_done()
+
+
+def test_a_wrong_password_is_refused_at_once_naming_what_to_check() -> None:
+    _amqp_or_skip()
+    parts = pika.URLParameters(AMQP_URL)
+    t0 = time.monotonic()
+    with pytest.raises(baozi.StoreError, match="refused the login or the vhost") as info:
+        Queue("x", url=f"amqp://guest:wrong-secret@{parts.host}:{parts.port}/%2F")
+    assert time.monotonic() - t0 < 5  # not retried for connect_timeout
+    assert "wrong-secret" not in str(info.value)

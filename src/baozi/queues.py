@@ -26,7 +26,7 @@ from ._process import current_pid
 from ._queue_api import QueueInterface
 from ._renewer import Leases, renewer
 from ._waiting import check_timeout, wait_until
-from .backends import interop_queue_class, is_interop, open_store
+from .backends import interop_queue_class, is_interop, open_store, resolve_url
 from .backends._order import MAX_ENCODED, clash, encode, kind, merged, shape
 from .backends.base import Item, Priority
 from .errors import Empty, Full, NotSupported, UndecodableItem
@@ -67,7 +67,7 @@ class Queue(QueueInterface):
                 "RabbitMQ 3.10's quorum queues are FIFO only: use baozi.Queue there, or a store "
                 "(sqlite://, redis://, postgresql://) for LIFO and priority order",
             )
-        queue: Queue = interop_queue_class(url)(name, url=url, **options)
+        queue: Queue = interop_queue_class(url)(name, url=resolve_url(url), **options)
         return queue
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

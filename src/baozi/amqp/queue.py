@@ -68,11 +68,28 @@ _MISMATCH = re.compile(
 )
 
 
-def _arg_value(text: str) -> str | None:
-    """``'3'`` or ``the value '3' of type ...`` -> ``"3"``; ``none`` -> None."""
+_TYPE = re.compile(r"current is the value '[^']*' of type '(?P<type>[^']+)'")
+_INT_TYPES = ("signedint", "long", "short", "byte", "unsignedint", "unsignedshort", "unsignedbyte")
+_LOSSY = {  # arguments under which a queue drops messages by itself
+    "x-message-ttl": "expires messages after a time",
+    "x-expires": "deletes itself, messages and all, when unused for a time",
+}
+
+
+def _arg_value(text: str, refusal: str) -> Any:
+    """``'3'`` or ``the value '3' of type 'signedint'`` -> 3 (typed as the broker says, where it
+    says); ``none`` -> None."""
     if text == "none":
         return None
-    return text.split("'")[1]
+    value = text.split("'")[1]
+    kind = _TYPE.search(refusal)
+    if kind is not None and kind["type"] in _INT_TYPES:
+        return int(value)
+    if kind is not None and kind["type"] == "bool":
+        return value == "true"
+    if kind is None and value.lstrip("-").isdigit():
+        return int(value)
+    return value
 
 
 class AmqpQueue(QueueInterface):
@@ -157,6 +174,14 @@ class AmqpQueue(QueueInterface):
                 channel.confirm_delivery()
                 channel.basic_qos(prefetch_count=1)  # for each waiting get's consumer
                 break
+            except (
+                pika.exceptions.ProbableAuthenticationError,
+                pika.exceptions.ProbableAccessDeniedError,
+            ) as exc:
+                raise StoreError(
+                    f"RabbitMQ at {self.location} refused the login or the vhost: {exc}; check "
+                    f"the user, password and vhost in the URL"
+                ) from exc
             except _DROPPED as exc:
                 if time.monotonic() + delay > deadline:
                     raise StoreUnavailable(
@@ -283,7 +308,8 @@ class AmqpQueue(QueueInterface):
                     f"RabbitMQ at {self.location} dropped the connection while declaring queue "
                     f"{self.name!r}: {exc}"
                 ) from exc
-            if "x-max-length" in wanted and wanted.get("x-overflow") != "reject-publish":
+            bounded = "x-max-length" in wanted or "x-max-length-bytes" in wanted
+            if bounded and wanted.get("x-overflow") != "reject-publish":
                 raise ValueError(
                     f"queue {self.name!r} at {self.location} is bounded with "
                     f"x-overflow={wanted.get('x-overflow', 'drop-head')}: when full it drops "
@@ -302,18 +328,26 @@ class AmqpQueue(QueueInterface):
                 f"queue {self.name!r} at {self.location} exists with settings baozi cannot use "
                 f"({refusal}); baozi needs a durable queue: delete it or pick another name"
             )
-        arg, now = found["arg"], _arg_value(found["now"])
+        arg, now = found["arg"], _arg_value(found["now"], refusal)
+        if arg in _LOSSY and now is not None:
+            raise ValueError(
+                f"queue {self.name!r} at {self.location} is declared with {arg}={now}: it "
+                f"{_LOSSY[arg]}, and baozi loses no message; delete it or pick another name"
+            )
         adopted = dict(wanted)
         if now is None:
             adopted.pop(arg, None)
         else:
-            adopted[arg] = int(now) if arg == "x-max-length" else now
+            adopted[arg] = now
         if self.maxsize and arg in ("x-max-length", "x-overflow", "x-queue-type"):
             declared = f"{arg}={now}"
             if arg == "x-max-length":
-                declared = "no bound" if now is None else f"maxsize {_bound(adopted)}"
-            if arg == "x-queue-type" and now is None:
-                declared = "the classic type (a bound needs a quorum queue)"
+                declared = "no bound" if now is None else f"x-max-length={now}"
+            if arg == "x-queue-type":
+                declared = (
+                    f"the {now or 'classic'} type (a bounded handle declares a classic queue "
+                    f"with x-max-length)"
+                )
             raise ValueError(
                 f"queue {self.name!r} at {self.location} is declared with {declared}, and this "
                 f"handle asked for maxsize {self.maxsize}: open it with the same maxsize, or "
@@ -336,7 +370,15 @@ class AmqpQueue(QueueInterface):
             except pika.exceptions.UnroutableError:
                 # The queue went away since it was declared: declare it again, publish again.
                 self._declare()
-                self._connect().basic_publish("", self.name, body, properties, mandatory=True)
+                try:
+                    self._connect().basic_publish("", self.name, body, properties, mandatory=True)
+                except pika.exceptions.NackError:
+                    return False
+                except pika.exceptions.UnroutableError as exc:
+                    raise StoreError(
+                        f"RabbitMQ at {self.location} routes no message to queue "
+                        f"{self.name!r}, though it was declared again"
+                    ) from exc
             return True
 
         return publish
@@ -414,27 +456,38 @@ class AmqpQueue(QueueInterface):
         self._check_open()
         deadline = None if timeout is None else time.monotonic() + timeout
 
-        def fetch(channel: Any) -> list[tuple[int, Any, Any, bytes]]:
-            got: list[tuple[int, Any, Any, bytes]] = []
-            while len(got) < n:
-                method, properties, body = channel.basic_get(self.name, auto_ack=False)
-                if method is None:
-                    break
-                got.append((self._generation, method, properties, body))
-            return got
+        def fetch(limit: int) -> Callable[[Any], list[tuple[int, Any, Any, bytes]]]:
+            def run(channel: Any) -> list[tuple[int, Any, Any, bytes]]:
+                got: list[tuple[int, Any, Any, bytes]] = []
+                while len(got) < limit:
+                    self._asking_since = time.monotonic()  # each reply has its own time
+                    method, properties, body = channel.basic_get(self.name, auto_ack=False)
+                    if method is None:
+                        break
+                    got.append((self._generation, method, properties, body))
+                if track:  # under the lock: in the order the broker delivered them
+                    self._unacked.extend((g, m.delivery_tag) for g, m, _, _ in got)
+                return got
 
-        got = self._call("a get", fetch)
+            return run
+
+        got = self._call("a get", fetch(n))
         while not got and block:
-            got = self._wait_one(deadline)
-            if got and n > 1:
-                got += self._call("a get", fetch)[: n - 1]
             if deadline is not None and time.monotonic() >= deadline:
                 break
+            got = self._wait_one(deadline)
+            if got:
+                if track:
+                    with self._lock:
+                        self._unacked.extend((g, m.delivery_tag) for g, m, _, _ in got)
+                if n > 1:
+                    got += self._call("a get", fetch(n - 1))
+            else:
+                # The wait ended empty (its deadline, a dropped connection, or the queue
+                # deleted under it): look again, which declares a deleted queue again.
+                got = self._call("a get", fetch(n))
         if not got:
             raise Empty(f"queue {self.name!r} at {self.location} is empty")
-        if track:
-            with self._lock:
-                self._unacked.extend((g, m.delivery_tag) for g, m, _, _ in got)
         return got
 
     @quieted
@@ -468,6 +521,8 @@ class AmqpQueue(QueueInterface):
                     self._conn.process_data_events(
                         time_limit=_WAIT_SLICE if left is None else min(_WAIT_SLICE, left)
                     )
+                    if not got and tag not in self._channel.consumer_tags:
+                        return []  # cancelled by the broker (the queue was deleted)
                 time.sleep(0)  # let a thread waiting for the lock have it
         except _DROPPED:
             with self._lock:
@@ -501,10 +556,26 @@ class AmqpQueue(QueueInterface):
         aside = f"{self.name}{UNDECODABLE_SUFFIX}"
 
         def move(channel: Any) -> None:
-            channel.queue_declare(aside, durable=True, arguments=_QUORUM)
+            side = self._conn.channel()  # a 406 closes this one, not the handle's
+            try:
+                side.queue_declare(aside, durable=True, arguments=_QUORUM)
+                side.close()
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code != 406:
+                    raise
+                # It exists with other settings: the message goes there as it is.
             channel.basic_publish("", aside, body, properties, mandatory=True)
 
-        self._call("moving an unreadable message aside", move)
+        try:
+            self._call("moving an unreadable message aside", move)
+        except BaseException:
+            # Not moved: every message of the batch goes back, the bad one first in line.
+            with self._lock:
+                for g, m, _, _ in items:
+                    if (g, m.delivery_tag) in self._unacked:
+                        self._unacked.remove((g, m.delivery_tag))
+                self._settle_tags([(g, m.delivery_tag) for g, m, _, _ in items], ack=False)
+            raise
         with self._lock:
             for g, m, _, _ in items:
                 if (g, m.delivery_tag) in self._unacked:
@@ -530,9 +601,9 @@ class AmqpQueue(QueueInterface):
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             wait = _ASYNC_SLICE if left is None else min(_ASYNC_SLICE, left)
-            taking = asyncio.ensure_future(asyncio.to_thread(self._take, 1, True, wait, False))
+            taking = asyncio.ensure_future(asyncio.to_thread(self._take_decoded, wait))
             try:
-                items = await asyncio.shield(taking)
+                items, values = await asyncio.shield(taking)
             except Empty:
                 if left is not None and left <= wait:
                     raise
@@ -542,13 +613,20 @@ class AmqpQueue(QueueInterface):
                 raise
             with self._lock:
                 self._unacked.extend((g, m.delivery_tag) for g, m, _, _ in items)
-            return (await asyncio.to_thread(self._decode, items))[0]
+            return values[0]
 
-    def _put_back_taken(self, taking: asyncio.Future[list[tuple[int, Any, Any, bytes]]]) -> None:
+    def _take_decoded(self, wait: float) -> tuple[list[tuple[int, Any, Any, bytes]], list[Any]]:
+        items = self._take(1, True, wait, False)
+        return items, self._decode(items)
+
+    def _put_back_taken(
+        self, taking: asyncio.Future[tuple[list[tuple[int, Any, Any, bytes]], list[Any]]]
+    ) -> None:
         """A cancelled get_async's message, taken after the cancel: back to the queue."""
         if taking.cancelled() or taking.exception() is not None:
             return
-        tags = [(g, m.delivery_tag) for g, m, _, _ in taking.result()]
+        items, _ = taking.result()
+        tags = [(g, m.delivery_tag) for g, m, _, _ in items]
         with self._lock:
             self._settle_tags(tags, ack=False)
 
@@ -670,10 +748,12 @@ def _bound(arguments: dict[str, Any]) -> int:
 
 def _check_amqp_name(name: object) -> str:
     checked = check_name(name, "queue")
-    if len(checked.encode()) > _MAX_NAME:
+    limit = _MAX_NAME - len(UNDECODABLE_SUFFIX)  # room for its side queue's name
+    if len(checked.encode()) > limit:
         raise ValueError(
-            f"an AMQP queue name is at most {_MAX_NAME} bytes of UTF-8, and {checked[:40]!r}... "
-            f"is {len(checked.encode())}"
+            f"an AMQP queue name is at most {limit} bytes of UTF-8 here (RabbitMQ's 255, less "
+            f"room for {UNDECODABLE_SUFFIX!r}), and {checked[:40]!r}... is "
+            f"{len(checked.encode())}"
         )
     if checked.startswith("amq."):
         raise ValueError(f"queue names starting with 'amq.' are RabbitMQ's own, not {checked!r}")
