@@ -40,20 +40,29 @@ def _pika_channel(url: str):  # type: ignore[no-untyped-def]
     return connection, channel
 
 
+def _put_then_take(
+    put: Callable[[], object], take: Callable[[], object], n: int
+) -> tuple[float, float]:
+    """Seconds for ``n`` puts, then for ``n`` takes (each get with its acknowledgement)."""
+    t0 = time.perf_counter()
+    for _ in range(n):
+        put()
+    t1 = time.perf_counter()
+    for _ in range(n):
+        take()
+    return t1 - t0, time.perf_counter() - t1
+
+
 def run_baozi(url: str, name: str, n: int) -> tuple[float, float]:
     import baozi
 
     with baozi.Queue(name, url=url) as q:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            q.put(ITEM)
-        put = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for _ in range(n):
+
+        def take() -> None:
             q.get(timeout=10)
             q.task_done()
-        get = time.perf_counter() - t0
-    return put, get
+
+        return _put_then_take(lambda: q.put(ITEM), take, n)
 
 
 def _pika_put(url: str, name: str, n: int) -> float:
@@ -117,17 +126,12 @@ def run_kombu(url: str, name: str, n: int) -> tuple[float, float]:
 
     with Connection(url, transport_options={"confirm_publish": True}) as conn:
         q = conn.SimpleQueue(name, queue_opts={"durable": True}, serializer="json")
-        t0 = time.perf_counter()
-        for _ in range(n):
-            q.put(ITEM)
-        put = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for _ in range(n):
-            message = q.get(block=True, timeout=10)
-            message.ack()
-        get = time.perf_counter() - t0
-        q.close()
-    return put, get
+        try:
+            return _put_then_take(
+                lambda: q.put(ITEM), lambda: q.get(block=True, timeout=10).ack(), n
+            )
+        finally:
+            q.close()
 
 
 SYSTEMS: dict[str, Callable[[str, str, int], tuple[float, float]]] = {

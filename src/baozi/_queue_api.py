@@ -3,29 +3,36 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Self
 
 
-class QueueInterface:
+class QueueInterface(ABC):
     """``get``, ``get_nowait``, ``get_many``, ``put_nowait``, ``empty``, ``full`` and the
     ``with`` block, on what the queue class provides."""
 
     maxsize: int
 
+    @abstractmethod
     def _take(self, n: int, block: bool, timeout: float | None, track: bool) -> list[Any]:
-        raise NotImplementedError
+        """Take up to ``n`` items (at least one, waiting up to ``timeout`` when ``block``), owed a
+        ``task_done()`` when ``track``; ``queue.Empty`` when none comes."""
 
+    @abstractmethod
     def _decode(self, items: list[Any]) -> list[Any]:
-        raise NotImplementedError
+        """The values ``items`` carry, in order; an unreadable one is moved aside (and raises)."""
 
+    @abstractmethod
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        raise NotImplementedError
+        """Put ``item`` in the queue, waiting up to ``timeout`` for room when it is full."""
 
+    @abstractmethod
     def qsize(self) -> int:
-        raise NotImplementedError
+        """The number of ready items."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Let go of the handle; what it got and did not acknowledge goes back."""
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return the head item (held until ``task_done()``)."""

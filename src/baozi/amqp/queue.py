@@ -141,7 +141,6 @@ class AmqpQueue(QueueInterface):
         self._pid = current_pid()
         self._unacked: deque[tuple[int, int]] = deque()  # (generation, delivery tag), oldest first
         self.maxsize = maxsize
-        self._declared: dict[str, Any] = {}
         try:
             with self._lock:
                 self._declare()
@@ -386,25 +385,22 @@ class AmqpQueue(QueueInterface):
     def _put_one(self, body: bytes, content_type: str, deadline: float | None, block: bool) -> bool:
         publish = self._publish(body, content_type)
         pause = _FULL_BACKOFF[0]
-        refused_since = None
+        if not self.maxsize:
+            # Not a bound: a queue without a leader (a node that is still recovering, or a
+            # quorum without its majority) refuses for a while. Retried like a broker that
+            # cannot be reached, for connect_timeout.
+            refusals_end = time.monotonic() + self._connect_timeout
         while not self._call("a put", publish):
+            left = None if deadline is None else deadline - time.monotonic()
             if not self.maxsize:
-                # Not a bound: a queue without a leader (a node that is still recovering, or
-                # a quorum without its majority) refuses for a while. Retried like a broker
-                # that cannot be reached, for connect_timeout.
-                now = time.monotonic()
-                refused_since = refused_since or now
-                if now - refused_since > self._connect_timeout:
+                if time.monotonic() > refusals_end:
                     raise StoreUnavailable(
                         f"RabbitMQ at {self.location} refused every message for queue "
                         f"{self.name!r} for {self._connect_timeout:g} s (negative publisher "
                         f"confirms: the queue has no leader?)"
                     )
-                time.sleep(pause)
-                pause = min(pause * 2, _FULL_BACKOFF[1])
-                continue
-            left = None if deadline is None else deadline - time.monotonic()
-            if not block or (left is not None and left <= 0):
+                left = None
+            elif not block or (left is not None and left <= 0):
                 return False
             time.sleep(pause if left is None else min(pause, left))
             pause = min(pause * 2, _FULL_BACKOFF[1])
