@@ -33,7 +33,15 @@ def tick(path: str, tag: int, seconds: float) -> int:
     return tag
 
 
+def tick_pid(path: str, tag: int, seconds: float) -> int:
+    """Sleep a little, then write ``tag`` and the pid of the process that ran it."""
+    time.sleep(seconds)
+    _append(path, f"{tag}:{os.getpid()}")
+    return tag
+
+
 app.task(name="pid_then_sleep")(pid_then_sleep)
+app.task(name="tick_pid")(tick_pid)
 app.task(name="tick")(tick)
 
 

@@ -58,13 +58,14 @@ def test_opening_an_old_store_changes_nothing_but_its_layout_and_its_dicts_recor
         before = state(url)
     with open_store(url) as store:
         store.queues()  # a read: the first call that reaches a Redis server
-    # The step to layout 5 (SQLite; 6 adds the line's stretches), 3 (Redis) puts each Dict entry's key at the start of its
+    # The step to layout 5 (SQLite; 6 adds the line's stretches, 7 the publish-pending marks), 3
+    # (Redis; 4 writes nothing but the version) puts each Dict entry's key at the start of its
     # value; str keys keep their text.
     if kind == "sqlite":  # its layout was recorded already, as 3; the step to 4 only adds
-        assert sqlite_layout.latest() == 6
+        assert sqlite_layout.latest() == 7
         after = _rows(path, columns)
         assert before.pop("baozi_meta") == [("schema", "3")]
-        assert after.pop("baozi_meta") == [("schema", "6")]
+        assert after.pop("baozi_meta") == [("schema", "7")]
         before["baozi_kv"] = [
             (ns, key, f"{key}\n".encode() + value if ns.startswith("dict:") else value)
             for ns, key, value in before["baozi_kv"]
@@ -77,10 +78,10 @@ def test_opening_an_old_store_changes_nothing_but_its_layout_and_its_dicts_recor
             "baozi_ended": [],
         }
     else:
-        assert redis_layout.latest() == 3  # step 1 -> 2 writes nothing but the version
+        assert redis_layout.latest() == 4  # steps 1 -> 2 and 3 -> 4 write only the version
         stats = before["kv:dict:stats"]
         stats["value"] = [[key, f"{key}\n{value}"] for key, value in stats["value"]]
-        assert state(url) == before | {"layout": {"type": "string", "value": "3", "expires": -1}}
+        assert state(url) == before | {"layout": {"type": "string", "value": "4", "expires": -1}}
 
 
 _ADDED = ["unique_key", "unique_while", "unique_for", "on_dep_failure", "has_children"]

@@ -84,6 +84,9 @@ def test_a_layout_1_store_is_upgraded_in_place_and_keeps_working(schema: str) ->
         queued, done = "1", "2"
         rec = store.record(queued)
         assert rec is not None and rec.status == "queued" and rec.parents == rec.children == ()
+        assert store.mark_pending("q", {queued: 1.5, done: 2.5}) == 2  # marks came with layout 4
+        assert store.pending("q", 3.0) == [(queued, 1.5), (done, 2.5)]
+        assert store.clear_pending("q", {done: 2.5}) == 1
         after_done, after_queued = store.enqueue(
             "q",
             [NewJob("t", b"a", depends_on=(done,)), NewJob("t", b"b", depends_on=(queued,))],

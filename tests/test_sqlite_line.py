@@ -106,7 +106,7 @@ def test_the_step_to_layout_6_fills_the_stretches_from_the_ready_rows(tmp_path: 
             conn.execute(f"DROP TRIGGER {trigger}")
         conn.execute("DROP TABLE baozi_line")
         conn.execute("UPDATE baozi_meta SET value = '5' WHERE key = 'schema'")
-    assert sqlite_layout.latest() == 6
+    assert sqlite_layout.latest() == 7
     store = open_store(f"sqlite:///{path}")
     try:
         _check(path)

@@ -16,8 +16,9 @@ from ._names import check_name
 from ._process import current_pid
 from ._transaction import ENQUEUE_CONNECTION
 from ._waiting import check_timeout, wait_until
-from .backends import open_store, resolve_url
+from .backends import check_transport, open_store, resolve_url, with_transport
 from .backends.base import JobPlace, NewJob, Store
+from .config import load_settings
 from .errors import Full
 from .executor import JobExecutor
 from .jobs import Job, Watcher
@@ -114,10 +115,13 @@ class App:
         serializer: str | Serializer = "json",
         importable: Iterable[str] = (),
         middleware: Iterable[Middleware] = (),
+        transport: str | None = None,
     ) -> None:
         if not isinstance(lease, (int, float)) or not lease > 0:
             raise ValueError(f"lease must be a positive number of seconds, not {lease!r}")
         self.url = resolve_url(url)
+        transport = transport if transport is not None else load_settings().transport
+        self.transport = check_transport(transport) if transport else None
         self.lease = float(lease)
         self.result_ttl = _ttl(result_ttl, "result_ttl")
         # Jobs that failed for good are kept until someone removes them, unless asked otherwise.
@@ -160,13 +164,28 @@ class App:
             self.url, self._store, self._watch = url, None, None
             self._bounded = set()
 
+    def use_transport(self, url: str | None) -> None:
+        """Have jobs delivered by the broker at ``url`` (None: by the store), as
+        ``--transport`` does."""
+        url = check_transport(url) if url else None
+        with self._lock:
+            self.transport, self._store, self._watch = url, None, None
+
+    def _delivery_limit(self, queue: str) -> int:
+        """How often the transport delivers a job of ``queue``: its tasks' largest
+        ``max_deliveries``."""
+        return max((t.max_deliveries for t in self.tasks.values() if t.queue == queue), default=5)
+
     @property
     def store(self) -> Store:
         """This process's handle on the store (re-opened after a fork)."""
         if self._store is None or self._store_pid != current_pid():
             with self._lock:
                 if self._store is None or self._store_pid != current_pid():
-                    self._store, self._store_pid = open_store(self.url), current_pid()
+                    store = open_store(self.url)
+                    if self.transport:
+                        store = with_transport(store, self.transport, self._delivery_limit)
+                    self._store, self._store_pid = store, current_pid()
                     self._watch = None
         return self._store
 

@@ -15,8 +15,13 @@ DEFAULT_URL = "sqlite:///baozi.db"
 class Settings:
     url: str = DEFAULT_URL
     """The store used when none is given: ``BAOZI_URL``, else an SQLite file in the working directory."""
+    transport: str | None = None
+    """The broker that delivers jobs (``amqp://...``) when an app names none: ``BAOZI_TRANSPORT``,
+    else none (the store delivers them)."""
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
-    return Settings(url=env.get("BAOZI_URL") or DEFAULT_URL)
+    return Settings(
+        url=env.get("BAOZI_URL") or DEFAULT_URL, transport=env.get("BAOZI_TRANSPORT") or None
+    )

@@ -46,6 +46,9 @@ class JobSnapshot:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    position_supported: bool = True
+    """False where the jobs' broker cannot say how many are ahead of one (a RabbitMQ
+    transport): ``position`` is then always None."""
 
     def describe(self) -> str:
         """What the job is doing, in words: "queued, 3 ahead of it", "running, 40% (step 2)",
@@ -110,4 +113,5 @@ def snapshot_of(
         created_at=rec.created_at,
         started_at=rec.started_at,
         finished_at=rec.finished_at,
+        position_supported="position" not in store.unsupported,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from .._outage import shown_url
@@ -15,6 +16,8 @@ __all__ = [
     "Item",
     "Store",
     "check_scheme",
+    "check_transport",
+    "with_transport",
     "interop_queue_class",
     "is_interop",
     "open_store",
@@ -86,6 +89,31 @@ def interop_queue_class(url: str | None) -> type:
     module_name, class_name = target.split(":")
     cls: type = getattr(importlib.import_module(module_name), class_name)
     return cls
+
+
+TRANSPORTS: dict[str, str] = {
+    "amqp": "baozi.amqp.transport:TransportStore",
+    "amqps": "baozi.amqp.transport:TransportStore",
+}
+"""URL scheme -> the store wrapper of a broker that delivers jobs (see :func:`with_transport`)."""
+
+
+def check_transport(url: object) -> str:
+    """``url``, checked to name a broker that can deliver jobs. Raises ValueError otherwise."""
+    if not isinstance(url, str) or urlsplit(url).scheme.lower() not in TRANSPORTS:
+        raise ValueError(
+            f"a job transport is a RabbitMQ URL (amqp://user:password@host:5672/vhost), not {url!r}"
+        )
+    return url
+
+
+def with_transport(store: Store, url: str, delivery_limit: Callable[[str], int]) -> Store:
+    """``store``, its jobs delivered by the broker at ``url`` (imports the broker's driver);
+    ``delivery_limit(queue)``: how often a job of ``queue`` may be delivered."""
+    module_name, class_name = TRANSPORTS[urlsplit(check_transport(url)).scheme.lower()].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    wrapped: Store = cls(store, url, delivery_limit)
+    return wrapped
 
 
 def store_class(url: str | None = None) -> type[Store]:

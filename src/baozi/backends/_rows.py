@@ -7,7 +7,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from .base import NewJob, Priority, Store
+from .base import Item, NewJob, Priority, Store
 
 Row = tuple[Priority, bytes, str | None]
 """(priority, payload, task): a task name makes the row a job that keeps a record."""
@@ -23,6 +23,14 @@ def item_number(item_id: object) -> int | None:
         return None
     num = int(item_id)
     return num if 0 < num < 2**63 and str(num) == item_id else None
+
+
+def in_order(items: list[Item], ids: Sequence[str]) -> list[Item]:
+    """``items`` in the order in which their ids first stand in ``ids`` (all of them do)."""
+    place: dict[str, int] = {}
+    for k, item_id in enumerate(ids):
+        place.setdefault(item_id, k)
+    return sorted(items, key=lambda item: place[item.id])
 
 
 def options_of(raw: str | bytes | None) -> tuple[dict[str, Any], str | None]:
@@ -63,7 +71,10 @@ class RowStore(Store):
         front: bool = False,
         delay: float = 0.0,
         maxsize: int = 0,
+        pending: float | None = None,
     ) -> list[str]:
+        if pending is not None:  # each store marks in its own enqueue, atomic with the rows
+            raise NotImplementedError(f"{type(self).__name__} does not mark the jobs it enqueues")
         rows = [(j.priority, j.payload, j.task) for j in jobs]
         return self._add(queue, rows, front, delay, maxsize, None)
 

@@ -12,7 +12,7 @@ from .._time import log_to_stderr
 from ..app import App
 from ..beat import Beat
 from .loading import load_app
-from .options import Refused, app_url_option, url_option
+from .options import Refused, app_url_option, transport_option, url_option
 
 _app_option = click.option(
     "--app",
@@ -66,11 +66,12 @@ def start_beat(app: App) -> Beat:
 @click.argument("app_path", metavar="MODULE:APP")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
 @app_url_option
-def beat(app_path: str, quiet: bool, url: str | None) -> None:
+@transport_option
+def beat(app_path: str, quiet: bool, url: str | None, transport: str | None) -> None:
     """Enqueue the periodic jobs of MODULE:APP when they are due, until SIGTERM or Ctrl-C. Several
     may run at once for redundancy: each tick still enqueues exactly one job."""
     log_to_stderr(logging.WARNING if quiet else logging.INFO)
-    app = load_app(app_path, url)
+    app = load_app(app_path, url, transport)
     scheduler = Beat(app)
     stopping = threading.Event()
 

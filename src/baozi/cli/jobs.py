@@ -18,7 +18,7 @@ from ..snapshot import JobSnapshot, snapshot_of
 from ._tables import whole_table_console
 from .loading import existing_app as _existing
 from .loading import load_app
-from .options import FAILED, NOT_FOUND, app_url_option, url_option
+from .options import FAILED, NOT_FOUND, app_url_option, transport_option, url_option
 
 
 def _app(url: str | None) -> App:
@@ -42,6 +42,7 @@ def _json(text: str, what: str) -> Any:
 @click.option("--queue", default=None, help="Queue (default: the task's).")
 @click.option("--front", is_flag=True, help="Put the job at the head of its queue.")
 @app_url_option
+@transport_option
 def enqueue(
     app_path: str,
     task_name: str,
@@ -52,10 +53,11 @@ def enqueue(
     queue: str | None,
     front: bool,
     url: str | None,
+    transport: str | None,
 ) -> None:
     """Enqueue TASK_NAME of the app MODULE:APP with ARGS_JSON (a JSON array); print the job id
     and its position."""
-    app = load_app(app_path, url)
+    app = load_app(app_path, url, transport)
     task = app.tasks.get(task_name)
     if task is None:
         raise click.BadParameter(

@@ -14,11 +14,13 @@ from ..errors import AppNotFound
 from .options import NOT_FOUND, Refused
 
 
-def load_app(path: str, url: str | None = None) -> App:
-    """The App at ``module:attribute``; with ``url``, using that store instead of its own
-    (worker processes inherit it)."""
+def load_app(path: str, url: str | None = None, transport: str | None = None) -> App:
+    """The App at ``module:attribute``; with ``url``, using that store instead of its own, and
+    with ``transport``, that broker to deliver its jobs (worker processes inherit both)."""
     if url:
         os.environ["BAOZI_URL"] = url
+    if transport:
+        os.environ["BAOZI_TRANSPORT"] = transport
     try:
         app = _load(path)
     except AppNotFound as exc:
@@ -30,6 +32,8 @@ def load_app(path: str, url: str | None = None) -> App:
             app.use_store(url)
         except ValueError as exc:  # a URL its backend cannot read
             raise Refused(str(exc)) from None
+    if transport and app.transport != transport:
+        app.use_transport(transport)
     return app
 
 

@@ -6,7 +6,7 @@ import click
 
 from ..web._http import DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from .loading import load_app
-from .options import app_url_option
+from .options import app_url_option, transport_option
 
 
 @click.command()
@@ -57,6 +57,7 @@ from .options import app_url_option
     help="Seconds a connection has to send a whole request head before it is closed.",
 )
 @app_url_option
+@transport_option
 def serve(
     app_path: str,
     host: str,
@@ -67,6 +68,7 @@ def serve(
     max_connections: int,
     head_timeout: float,
     url: str | None,
+    transport: str | None,
 ) -> None:
     """Serve MODULE:APP over HTTP: enqueue jobs and follow them (/api), /metrics, and a live
     dashboard at /. Jobs still need a worker: `baozi worker MODULE:APP`."""
@@ -77,7 +79,7 @@ def serve(
         check_bind(host, token)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    app = load_app(app_path, url)
+    app = load_app(app_path, url, transport)
     run(
         app,
         host=host,

@@ -15,7 +15,7 @@ from ..backends import store_class
 from ..worker import Worker
 from .control import start_beat
 from .loading import load_app
-from .options import Refused, app_url_option
+from .options import Refused, app_url_option, transport_option
 
 
 def _require_gevent() -> None:
@@ -100,6 +100,7 @@ def _check_processes(app: App, processes: int) -> None:
 @click.option("--beat", "with_beat", is_flag=True, help="Also run the scheduler of periodic jobs.")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
 @app_url_option
+@transport_option
 def worker(
     app_path: str,
     pool: str,
@@ -113,6 +114,7 @@ def worker(
     with_beat: bool,
     quiet: bool,
     url: str | None,
+    transport: str | None,
 ) -> None:
     """Run the jobs of MODULE:APP. SIGTERM or Ctrl-C finishes the jobs in flight and stops; a
     second one stops at once, putting them back in their queues."""
@@ -126,7 +128,7 @@ def worker(
         else:
             _patched_or_reexec()
     log_to_stderr(logging.WARNING if quiet else logging.INFO)
-    app = load_app(app_path, url)
+    app = load_app(app_path, url, transport)
     _check_processes(app, processes)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     w = Worker(

@@ -32,7 +32,8 @@ _IDS = {"type": "array", "items": {"type": "string"}}
 
 def job_schemas(tasks: list[str]) -> dict[str, Any]:
     job_fields = _job_fields()
-    summary = ["id", "task", "queue", "status", "position", "summary", "eta_seconds", "attempts"]
+    summary = ["id", "task", "queue", "status", "position", "position_supported", "summary"]
+    summary += ["eta_seconds", "attempts"]
     summary += ["scheduled_for", "waiting_for", "url"]
     return {
         "Error": {
@@ -164,7 +165,13 @@ def _job_fields() -> dict[str, Any]:
         "position": {
             "type": ["integer", "null"],
             "description": "Jobs that will be served before this one (0 = next): a number "
-            "exactly when the status is queued (read with it, at the same moment).",
+            "exactly when the status is queued (read with it, at the same moment), on a "
+            "store that can rank; always null where position_supported is false.",
+        },
+        "position_supported": {
+            "type": "boolean",
+            "description": "False where the jobs travel through a broker that cannot say how "
+            "many are ahead of one (a RabbitMQ transport).",
         },
         "summary": {
             "type": "string",

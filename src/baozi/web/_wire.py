@@ -422,6 +422,7 @@ class JobView(TypedDict, total=False):
     status: str
     priority: int | float
     position: int | None
+    position_supported: bool
     summary: str
     scheduled_for: float | None
     waiting_for: int | None
@@ -464,6 +465,7 @@ def job_view(rec: JobRecord, codec: Serializer, snap: JobSnapshot, *, full: bool
         "status": rec.status,
         "priority": plain(rec.priority),
         "position": snap.position,
+        "position_supported": snap.position_supported,
         "summary": snap.describe(),
         "scheduled_for": snap.scheduled_for,
         "waiting_for": snap.waiting_for,

@@ -21,6 +21,16 @@ the ready items ``maxsize`` bounds.
 **Time to live.** A finished job's record is kept ``ttl`` seconds, a failed one's
 ``failed_ttl`` seconds (``math.inf``: until :meth:`forget` removes it), each at least as long as
 its ``unique_for`` when it has a unique key.
+
+**Publish-pending marks.** A transport that hands job ids to a broker (RabbitMQ) while the store
+keeps the records notes with a mark that a job's message may not have been published yet: a
+mark maps (queue, job id) to a time (a float, epoch seconds) at or after which to publish it.
+A job has at most one. Marks are independent of the job's state -- settling, retrying,
+cancelling or requeueing it leaves its mark as it is -- and go with its record (:meth:`forget`,
+:meth:`purge_expired`, ``clear``, and whatever removes its item: ``ack``, ``discard``, ``pop``,
+``splice``), so that none names a job the store no longer holds. Times come back exactly as
+they were written, so that :meth:`clear_pending` can compare with a time :meth:`pending`
+returned.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from .records import JobPlace, JobRecord, NewJob, Outcome, Priority, WorkerInfo
 
@@ -48,9 +58,12 @@ class JobStore(ABC):
         front: bool = False,
         delay: float = 0.0,
         maxsize: int = 0,
+        pending: float | None = None,
     ) -> list[str]:
         """Add jobs as :meth:`push` adds items (same order, atomicity and ``maxsize`` rule), each
-        with a record: its task name and creation time. Returns their ids."""
+        with a record: its task name and creation time. Returns their ids. With ``pending``,
+        every job this call files (not one returned as a ``Deduplicated``, filed before) gets a
+        publish-pending mark at that time, in the same atomic step."""
 
     def enqueue_one(self, queue: str, task: str, payload: bytes, priority: Priority = 0) -> str:
         """:meth:`enqueue` of one job at the back of ``queue``, ready now, with no ``maxsize``:
@@ -188,6 +201,27 @@ class JobStore(ABC):
     @abstractmethod
     def purge_expired(self) -> int:
         """Remove finished jobs whose time to live has run out; return how many."""
+
+    @abstractmethod
+    def mark_pending(self, queue: str, marks: Mapping[str, float]) -> int:
+        """Set the publish-pending mark of each of these jobs of ``queue`` to its time (a new
+        mark, or one moved); ids that name no job of the queue (unknown, another queue's,
+        forgotten) are left alone. Returns how many marks were set."""
+
+    @abstractmethod
+    def clear_pending(self, queue: str, marks: Mapping[str, float | None]) -> int:
+        """Remove the marks of these jobs of ``queue``: each one whose time equals the time
+        given (a compare-and-delete: a mark someone moved since stays), or whatever its time
+        when None is given. Returns how many were removed."""
+
+    @abstractmethod
+    def pending(self, queue: str, before: float, limit: int = 100) -> list[tuple[str, float]]:
+        """The marks of ``queue`` whose time is at most ``before``, earliest first (equal times
+        in no set order), at most ``limit`` of them: (job id, time) pairs."""
+
+    @abstractmethod
+    def next_pending(self, queue: str) -> float | None:
+        """The earliest time of the marks of ``queue``; None when it has none."""
 
     @abstractmethod
     def heartbeat(self, worker: WorkerInfo, ttl: float) -> None:

@@ -14,10 +14,11 @@ exact place it left. Only the deque operations :meth:`QueueStore.rotate` and
 An item is in one of three states:
 
 * **ready** -- waiting to be handed out;
-* **leased** -- handed out by :meth:`Store.reserve` to an owner until a deadline. The owner
-  settles it with :meth:`Store.ack` (removed for good) or :meth:`Store.release` (ready again, same
-  key), or keeps it with :meth:`Store.extend`. A lease past its deadline counts as ready: the next
-  reserve may hand the item to someone else, and from then on the first owner can no longer settle it;
+* **leased** -- handed out by :meth:`Store.reserve` (or, by id, :meth:`Store.claim`) to an
+  owner until a deadline. The owner settles it with :meth:`Store.ack` (removed for good) or
+  :meth:`Store.release` (ready again, same key), or keeps it with :meth:`Store.extend`. A lease
+  past its deadline counts as ready: the next reserve may hand the item to someone else, and from
+  then on the first owner can no longer settle it;
 * **scheduled** -- pushed with a delay; it becomes ready at its time.
 
 A priority is a number, or, for queue items (:class:`baozi.PriorityQueue`), a str, bytes or a
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from .records import Counts, Item, Priority
@@ -75,6 +76,31 @@ class QueueStore(ABC):
         Returns them in key order, at once; an empty list when nothing is ready. Expired leases and
         scheduled items that are due are ready for this purpose. ``deliveries`` is incremented.
         A queue whose :meth:`queue_options` say ``paused`` hands out nothing.
+        """
+
+    @abstractmethod
+    def claim(
+        self,
+        queue: str,
+        owner: str,
+        lease: float,
+        ids: Sequence[str],
+        takeover: Collection[str] = (),
+    ) -> list[Item]:
+        """Lease these items of ``queue`` to ``owner`` for ``lease`` seconds, as :meth:`reserve`
+        leases the head.
+
+        Each id that names a ready item of the queue (not scheduled for later, not waiting for
+        its dependencies) that no one holds under a live lease -- or that another owner holds,
+        when the id is in ``takeover`` -- is leased, its delivery counted, and its job record
+        marked started, exactly as reserve does for the items it takes. An expired lease and a
+        scheduled item that is due are ready for this purpose, as for reserve; a takeover ends
+        the other owner's lease as if it had run out (that owner can no longer settle the
+        item). Ids that name nothing, a finished job, an item of another queue, a scheduled or
+        waiting item, an item ``owner`` holds already, or one another owner holds (not in
+        ``takeover``) are left alone and left out; so is every id when the queue's
+        :meth:`queue_options` say ``paused``. Returns the items leased, in the order of ``ids``
+        (each id once). One atomic step.
         """
 
     @abstractmethod

@@ -164,9 +164,9 @@ COUNTED = ("enqueued", "started", "succeeded", "failed", "cancelled")
 
 * **enqueued** -- a job was added by :meth:`Store.enqueue` (once per job: a requeue is not an
   enqueue);
-* **started** -- a job was leased to a worker (by :meth:`Store.reserve`, or handed off): each
-  delivery counts, so a job retried, deferred by a limit, handed back or whose lease ran out
-  counts again when it is leased again;
+* **started** -- a job was leased to a worker (by :meth:`Store.reserve` or :meth:`Store.claim`,
+  or handed off): each delivery counts, so a job retried, deferred by a limit, handed back or
+  whose lease ran out counts again when it is leased again;
 * **succeeded**, **failed**, **cancelled** -- a job reached that end (a job requeued after it
   failed, and finished again, counts again; a retry is no end and counts nothing).
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -106,13 +107,47 @@ class Entry:
 
 @dataclass(slots=True)
 class QueueState:
-    """One queue: its ready keys in order, its live entries, its finished jobs, its due times."""
+    """One queue: its ready keys in order, its live entries, its finished jobs, its due times,
+    its publish-pending marks."""
 
     ready: SortedList = field(default_factory=SortedList)
     entries: dict[int, Entry] = field(default_factory=dict)  # live items
     done: dict[int, Entry] = field(default_factory=dict)  # finished jobs, kept as records
     timers: list[tuple[float, int, int]] = field(default_factory=list)  # (due, id, stamp) heap
     lo: int = 0
+    marks: dict[int, float] = field(default_factory=dict)  # job -> its mark's time
+    marked: SortedList = field(default_factory=SortedList)  # (time, job) of each mark
+
+    def holds_job(self, num: int) -> bool:
+        entry = self.entries.get(num) or self.done.get(num)
+        return entry is not None and entry.task is not None
+
+    def set_mark(self, num: int, at: float) -> None:
+        self.drop_mark(num)
+        self.marks[num] = at
+        self.marked.add((at, num))
+
+    def drop_mark(self, num: int) -> bool:
+        at = self.marks.pop(num, None)
+        if at is not None:
+            self.marked.remove((at, num))
+        return at is not None
+
+    def marks_until(self, before: float, limit: int) -> list[tuple[int, float]]:
+        """The first ``limit`` marks due by ``before``, earliest first. The mark of a job whose
+        record went with its item (ack, discard, pop, splice) is dropped here, not there."""
+        out: list[tuple[int, float]] = []
+        gone = []
+        for at, num in self.marked.irange(maximum=(before, math.inf)):
+            if len(out) >= limit:
+                break
+            if self.holds_job(num):
+                out.append((num, at))
+            else:
+                gone.append(num)
+        for num in gone:
+            self.drop_mark(num)
+        return out
 
     def set_due(self, num: int, entry: Entry, due: float) -> None:
         entry.due = due

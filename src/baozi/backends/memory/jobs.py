@@ -7,7 +7,7 @@ import dataclasses
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ...errors import JobNotFound
 from ..base import (
@@ -38,7 +38,17 @@ class MemoryStore(MemoryCoordination):
         front: bool = False,
         delay: float = 0.0,
         maxsize: int = 0,
+        pending: float | None = None,
     ) -> list[str]:
+        if pending is not None:
+            with self._state.lock:  # the jobs and their marks in one step
+                ids = self.enqueue(queue, jobs, front=front, delay=delay, maxsize=maxsize)
+                filed = [int(i) for i in ids if not isinstance(i, Deduplicated)]
+                if filed:
+                    q = self._state.queue(queue)
+                    for num in filed:
+                        q.set_mark(num, float(pending))
+            return ids
         if all(j.unique_key is None and not j.depends_on for j in jobs):
             return super().enqueue(queue, jobs, front=front, delay=delay, maxsize=maxsize)
         st = self._state
@@ -418,6 +428,7 @@ class MemoryStore(MemoryCoordination):
                 for num in [n for n, e in q.done.items() if e.expires_at <= now]:
                     del q.done[num]
                     st.where.pop(num, None)
+                    q.drop_mark(num)
                     removed += 1
         return removed
 
@@ -430,8 +441,44 @@ class MemoryStore(MemoryCoordination):
                 q = st.queues.get(name) if name is not None else None
                 if q is not None and q.done.pop(num, None) is not None:
                     del st.where[num]
+                    q.drop_mark(num)
                     removed += 1
         return removed
+
+    def mark_pending(self, queue: str, marks: Mapping[str, float]) -> int:
+        done = 0
+        with self._state.lock:
+            q = self._state.queues.get(queue)
+            if q is None:
+                return 0
+            for job_id, at in marks.items():
+                nums = item_numbers([job_id])
+                if nums and q.holds_job(nums[0]):
+                    q.set_mark(nums[0], float(at))
+                    done += 1
+        return done
+
+    def clear_pending(self, queue: str, marks: Mapping[str, float | None]) -> int:
+        done = 0
+        with self._state.lock:
+            q = self._state.existing(queue)
+            for job_id, at in marks.items():
+                nums = item_numbers([job_id])
+                have = q.marks.get(nums[0]) if nums else None
+                if have is not None and (at is None or have == at):
+                    q.drop_mark(nums[0])
+                    done += q.holds_job(nums[0])  # a mark whose job went is not counted
+        return done
+
+    def pending(self, queue: str, before: float, limit: int = 100) -> list[tuple[str, float]]:
+        with self._state.lock:
+            marks = self._state.existing(queue).marks_until(before, limit)
+        return [(str(num), at) for num, at in marks]
+
+    def next_pending(self, queue: str) -> float | None:
+        with self._state.lock:
+            first = self._state.existing(queue).marks_until(math.inf, 1)
+        return first[0][1] if first else None
 
     def heartbeat(self, worker: WorkerInfo, ttl: float) -> None:
         now = time.time()

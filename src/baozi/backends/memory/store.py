@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, ClassVar
 
 from ...errors import Full
@@ -90,13 +90,39 @@ class MemoryQueues(RowStore):
                 n = 0
             for _ in range(min(n, len(q.ready))):
                 key = q.ready.pop(0)
-                entry = q.entries[key[2]]
-                entry.state, entry.owner = LEASED, owner
-                entry.deliveries += 1
-                entry.started_at = now
-                q.set_due(key[2], entry, now + lease)
-                st.count(queue, entry.task, "started")
-                out.append(entry.item())
+                out.append(_lease(st, queue, q, key[2], owner, now, lease))
+        if out:
+            st.signal.notify()
+        return out
+
+    def claim(
+        self,
+        queue: str,
+        owner: str,
+        lease: float,
+        ids: Sequence[str],
+        takeover: Collection[str] = (),
+    ) -> list[Item]:
+        if not ids:
+            return []
+        st = self._state
+        taking = set(item_numbers(list(takeover)))
+        with st.lock:
+            if st.options.get(queue, {}).get("paused"):
+                return []
+            q = st.existing(queue)
+            now = time.time()
+            q.promote(now)  # expired leases and due schedules are ready now
+            out = []
+            for num in dict.fromkeys(item_numbers(ids)):
+                entry = q.entries.get(num)
+                if entry is None:
+                    continue
+                if entry.state == READY:
+                    q.ready.remove(entry.key)
+                elif entry.state != LEASED or entry.owner == owner or num not in taking:
+                    continue
+                out.append(_lease(st, queue, q, num, owner, now, lease))
         if out:
             st.signal.notify()
         return out
@@ -328,6 +354,21 @@ class MemoryQueues(RowStore):
         if removed:
             st.signal.notify()
         return removed
+
+
+def _lease(
+    st: State, queue: str, q: QueueState, num: int, owner: str, now: float, lease: float
+) -> Item:
+    """Lease entry ``num`` of ``queue`` (out of the ready line already) to ``owner`` from
+    ``now`` for ``lease`` seconds, counting its delivery and, for a job, its start; return it
+    as handed out."""
+    entry = q.entries[num]
+    entry.state, entry.owner = LEASED, owner
+    entry.deliveries += 1
+    entry.started_at = now
+    q.set_due(num, entry, now + lease)
+    st.count(queue, entry.task, "started")
+    return entry.item()
 
 
 def _place(q: QueueState, entry: Entry) -> None:

@@ -79,6 +79,8 @@ WITH c AS (
     RETURNING id, payload, priority, pfloat, deliveries, task, failures, seq, t::text
 ), x AS (
     DELETE FROM {s}.deps WHERE child IN (SELECT id FROM d)
+), k AS (
+    DELETE FROM {s}.marks WHERE item IN (SELECT id FROM d)
 )
 SELECT * FROM d ORDER BY priority, seq, id
 """

@@ -18,6 +18,9 @@
   of an item and counts the item's own bucket exactly: a few thousand rows at most at any depth.
 * ``totals`` counts job events (:data:`~baozi.backends.base.COUNTED`), per statement and per
   connection in the same way. Rows of connections that have gone are folded into shard 0.
+* ``marks`` holds the publish-pending marks (see :mod:`baozi.backends.contract.jobs`), at most
+  one per job, whether its row is in ``items`` or ``done``; whatever deletes a job's record
+  (forget, purge, clear, ack, discard, pop, splice) deletes its mark in the same statement.
 * ``signal()`` notifies the store's channel when some process waits (a row in ``waiting``): a
   commit that notifies takes PostgreSQL's notify lock, so nothing is sent while nobody listens.
 
@@ -85,6 +88,12 @@ CREATE INDEX deps_parent ON {s}.deps (parent);
 """,
     # 2 -> 3: baozi.Dict keys by their canonical text (see _dict_keys_to_3).
     2: _dict_keys_to_3,
+    # 3 -> 4: publish-pending marks.
+    3: """
+CREATE TABLE IF NOT EXISTS {s}.marks (item bigint PRIMARY KEY, qid integer NOT NULL,
+                                      at double precision NOT NULL);
+CREATE INDEX IF NOT EXISTS marks_due ON {s}.marks (qid, at);
+""",
 }
 """The step from each layout to the next, run in one transaction: SQL with ``{s}`` the schema,
 or a function of the connection and the quoted schema."""
@@ -206,6 +215,9 @@ CREATE TABLE {s}.totals (
     PRIMARY KEY (qid, task, event, shard)
 ) WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0.0,
         autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_cost_delay = 0);
+CREATE TABLE {s}.marks (item bigint PRIMARY KEY, qid integer NOT NULL,
+                        at double precision NOT NULL);
+CREATE INDEX marks_due ON {s}.marks (qid, at);
 CREATE TABLE {s}.waiters (slot text NOT NULL, item bigint NOT NULL, PRIMARY KEY (slot, item));
 CREATE TABLE {s}.kv (ns text NOT NULL, key text NOT NULL, value bytea NOT NULL,
                      PRIMARY KEY (ns, key));

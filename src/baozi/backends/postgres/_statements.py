@@ -8,6 +8,8 @@ in (see ``PostgresQueues.sql``).
 from __future__ import annotations
 
 __all__ = [
+    "CLAIM",
+    "DROP_MARKS",
     "INSERT",
     "INSERT_ONE",
     "PROMOTE",
@@ -23,6 +25,10 @@ STATUS = (
     "CASE WHEN state < 0 THEN 'waiting' WHEN state = 0 OR due <= {s}.now() THEN 'queued' "
     "WHEN state = 1 THEN 'running' ELSE 'scheduled' END"
 )
+
+# A step of a statement whose step ``d`` deletes job records (returning their ids): their
+# publish-pending marks go with them.
+DROP_MARKS = "k AS (DELETE FROM {s}.marks WHERE item IN (SELECT id FROM d))"
 
 # One insert of items (and, for jobs, their enqueue totals); %(...)s are the parameters.
 INSERT = """
@@ -59,14 +65,9 @@ READY = (
     "(SELECT coalesce(sum(n), 0) FROM {s}.ready WHERE qid = %(qid)s) + "
     "(SELECT count(*) FROM {s}.items WHERE qid = %(qid)s AND state > 0 AND due <= {s}.now())"
 )
-# Leasing the head of queue %(qid)s to %(owner)s, as CTEs ``c``, ``r`` (the leased rows) and
-# ``started`` (their totals); ``{skip}`` is where a caller adds a condition on the rows taken.
-RESERVE_STEPS = """c AS (
-    SELECT id FROM {s}.items
-    WHERE qid = %(qid)s AND state = 0{skip}
-      AND NOT EXISTS (SELECT 1 FROM {s}.queues WHERE id = %(qid)s AND paused)
-    ORDER BY priority, seq, id LIMIT %(n)s FOR UPDATE SKIP LOCKED
-), r AS (
+# Leasing the rows of queue %(qid)s that CTE ``c`` picks (locked) to %(owner)s, as CTEs ``r``
+# (the leased rows) and ``started`` (their totals).
+_LEASE_STEPS = """r AS (
     UPDATE {s}.items i SET state = 1, due = {s}.now() + %(lease)s, owner = %(owner)s,
         deliveries = i.deliveries + 1, started_at = {s}.now()
     FROM c WHERE i.id = c.id
@@ -77,14 +78,36 @@ RESERVE_STEPS = """c AS (
     WHERE task IS NOT NULL GROUP BY task
     ON CONFLICT (qid, task, event, shard) DO UPDATE SET n = x.n + excluded.n
 )"""
-RESERVE = f"""
-WITH {RESERVE_STEPS.replace("{skip}", "")}
+_UNPAUSED = "NOT EXISTS (SELECT 1 FROM {s}.queues WHERE id = %(qid)s AND paused)"
+# Leasing the head of queue %(qid)s to %(owner)s, as CTEs ``c``, ``r`` (the leased rows) and
+# ``started`` (their totals); ``{skip}`` is where a caller adds a condition on the rows taken.
+RESERVE_STEPS = f"""c AS (
+    SELECT id FROM {{s}}.items
+    WHERE qid = %(qid)s AND state = 0{{skip}}
+      AND {_UNPAUSED}
+    ORDER BY priority, seq, id LIMIT %(n)s FOR UPDATE SKIP LOCKED
+), {_LEASE_STEPS}"""
+# The leased rows ``r`` of a statement, with the change signal a reservation sends: only a put
+# that waits for room in a bounded queue can need to hear of one.
+_LEASED = """
 SELECT r.* FROM r, (
-    -- Only a put that waits for room in a bounded queue can need to hear of a reservation.
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM {{s}}.queues WHERE id = %(qid)s AND bounded)
-           THEN {{signal}} END
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM {s}.queues WHERE id = %(qid)s AND bounded)
+           THEN {signal} END
 ) AS s
 """
+RESERVE = f"""
+WITH {RESERVE_STEPS.replace("{skip}", "")}{_LEASED}"""
+# Leasing the items %(ids)s of queue %(qid)s to %(owner)s: those ready (marked so, or due), and
+# those another owner leases that are among %(takeover)s too. Their rows are locked in id order
+# (as a settle locks them), each waited for rather than skipped, and checked again once locked.
+CLAIM = f"""
+WITH c AS (
+    SELECT id FROM {{s}}.items
+    WHERE id = ANY(%(ids)s::bigint[]) AND qid = %(qid)s AND {_UNPAUSED}
+      AND (state = 0 OR (state > 0 AND due <= {{s}}.now())
+           OR (state = 1 AND owner <> %(owner)s AND id = ANY(%(takeover)s::bigint[])))
+    ORDER BY id FOR UPDATE
+), {_LEASE_STEPS}{_LEASED}"""
 PROMOTE = """
 UPDATE {s}.items SET state = 0 WHERE id IN (
     SELECT id FROM {s}.items WHERE qid = %s AND state > 0 AND due <= {s}.now()

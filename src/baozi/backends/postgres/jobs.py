@@ -6,7 +6,7 @@ import dataclasses
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -27,7 +27,7 @@ from ..base import (
 from ._consumer import PostgresConsumer
 from ._health import vacuum_warnings
 from ._settle import FINISH, FINISH_PARENTS, KEPT, finish_params
-from ._statements import PLACE_RANK, STATUS
+from ._statements import DROP_MARKS, PLACE_RANK, STATUS
 from ._workflow import release
 from .coord import PostgresCoordination
 from .store import priority_of
@@ -35,6 +35,20 @@ from .store import priority_of
 __all__ = ["PostgresStore"]
 
 log = logging.getLogger("baozi.store")
+
+# Set (add or move) the marks of the named jobs of the queue, wherever their records are.
+_MARK = """
+INSERT INTO {s}.marks (item, qid, at)
+SELECT x.item, %(qid)s, x.at FROM unnest(%(ids)s::bigint[], %(ats)s::float8[]) AS x(item, at)
+WHERE EXISTS (SELECT 1 FROM {s}.items WHERE id = x.item AND qid = %(qid)s AND task IS NOT NULL)
+   OR EXISTS (SELECT 1 FROM {s}.done WHERE id = x.item AND qid = %(qid)s AND task IS NOT NULL)
+ON CONFLICT (item) DO UPDATE SET at = excluded.at
+"""
+# Remove the named marks of the queue that have the time given (any time, given NULL).
+_UNMARK = """
+DELETE FROM {s}.marks m USING unnest(%(ids)s::bigint[], %(ats)s::float8[]) AS x(item, at)
+WHERE m.item = x.item AND m.qid = %(qid)s AND (x.at IS NULL OR m.at = x.at)
+"""
 
 _LIVE = (
     f"SELECT i.id, q.name, i.task, {STATUS}, i.priority, i.pfloat, i.payload, i.deliveries, "
@@ -255,11 +269,49 @@ class PostgresStore(PostgresCoordination):
         row = self._one(
             what,
             f"WITH d AS (DELETE FROM {{s}}.done WHERE {which} RETURNING id), "
-            "x AS (DELETE FROM {s}.deps WHERE child IN (SELECT id FROM d)) "
+            f"x AS (DELETE FROM {{s}}.deps WHERE child IN (SELECT id FROM d)), {DROP_MARKS} "
             "SELECT count(*) FROM d",
             params,
         )
         return int(row[0])
+
+    def mark_pending(self, queue: str, marks: Mapping[str, float]) -> int:
+        return self._marks("mark pending", _MARK, self._db.find_qid(queue), marks)
+
+    def clear_pending(self, queue: str, marks: Mapping[str, float | None]) -> int:
+        return self._marks("clear pending", _UNMARK, self._db.find_qid(queue), marks)
+
+    def _marks(
+        self, what: str, template: str, qid: int | None, marks: Mapping[str, float | None]
+    ) -> int:
+        """``template`` run on the marks named (%(ids)s, with their times %(ats)s) of queue
+        %(qid)s: how many rows it changed."""
+        pairs = [(n, at) for i, at in marks.items() if (n := item_number(i)) is not None]
+        if qid is None or not pairs:
+            return 0
+        params = {
+            "qid": qid,
+            "ids": [n for n, _ in pairs],
+            "ats": [None if at is None else float(at) for _, at in pairs],
+        }
+        sql = self.sql(template)
+        return int(self._db.run(what, lambda c: c.execute(sql, params).rowcount))
+
+    def pending(self, queue: str, before: float, limit: int = 100) -> list[tuple[str, float]]:
+        if limit <= 0:
+            return []
+        rows = self._rows(
+            "pending",
+            "SELECT item, at FROM {s}.marks WHERE qid = %s AND at <= %s ORDER BY at LIMIT %s",
+            (self._rqid(queue), float(before), limit),
+        )
+        return [(str(item), float(at)) for item, at in rows]
+
+    def next_pending(self, queue: str) -> float | None:
+        row = self._one(
+            "next pending", "SELECT min(at) FROM {s}.marks WHERE qid = %s", (self._rqid(queue),)
+        )
+        return None if row is None or row[0] is None else float(row[0])
 
     def requeue(self, job_id: str) -> bool:
         num = item_number(job_id)

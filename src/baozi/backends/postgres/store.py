@@ -12,7 +12,7 @@ import decimal
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -23,15 +23,15 @@ from ..._outage import shown_url
 from ..._process import current_pid
 from ...errors import Full, StoreError
 from .._order import decode, encode
-from .._rows import Row, RowStore, item_number, options_of
+from .._rows import Row, RowStore, in_order, item_number, options_of
 from .._splice import out_of_range, rotate_steps, splice_args
-from ..base import Counts, Item, NewJob, Priority
+from ..base import Counts, Deduplicated, Item, NewJob, Priority
 from ._db import Database, parse_url
 from ._deque import ORDER, ORDER_DESC
 from ._deque import rotate as rotate_items
 from ._deque import splice as splice_items
 from ._layout import channel
-from ._statements import INSERT, INSERT_ONE, PROMOTE, RANK, READY, RESERVE
+from ._statements import CLAIM, DROP_MARKS, INSERT, INSERT_ONE, PROMOTE, RANK, READY, RESERVE
 from ._tx import check_same_database, driver_connection
 from ._workflow import enqueue_jobs
 
@@ -268,8 +268,9 @@ class PostgresQueues(RowStore):
         front: bool = False,
         delay: float = 0.0,
         maxsize: int = 0,
+        pending: float | None = None,
     ) -> list[str]:
-        if _plain(jobs):
+        if _plain(jobs) and (pending is None or not jobs):
             return super().enqueue(queue, jobs, front=front, delay=delay, maxsize=maxsize)
         rows = [(j.priority, j.payload, j.task) for j in jobs]
         params = _insert_params(self._qid(queue), rows, front, delay)
@@ -285,6 +286,16 @@ class PostgresQueues(RowStore):
                 lock_queue=True,
                 where=self.location,
             )
+            if pending is not None:  # the jobs it filed, marked in the same transaction
+                made = [int(i) for i in ids if not isinstance(i, Deduplicated)]
+                conn.execute(
+                    self.sql(
+                        "INSERT INTO {s}.marks (item, qid, at) SELECT x, %s, %s "
+                        "FROM unnest(%s::bigint[]) AS x "
+                        "ON CONFLICT (item) DO UPDATE SET at = excluded.at"
+                    ),
+                    (params["qid"], float(pending), made),
+                )
             conn.execute(self.sql("SELECT {s}.signal()"))
             return ids
 
@@ -379,9 +390,36 @@ class PostgresQueues(RowStore):
         db.signal.notify()
         return self.items_of(rows)
 
+    def claim(
+        self,
+        queue: str,
+        owner: str,
+        lease: float,
+        ids: Sequence[str],
+        takeover: Collection[str] = (),
+    ) -> list[Item]:
+        nums = list(dict.fromkeys(_nums(ids)))
+        db = self._db
+        qid = db.find_qid(queue) if nums else None
+        if qid is None:
+            return []
+        params = {
+            "qid": qid,
+            "ids": nums,
+            "takeover": _nums(list(takeover)),
+            "lease": float(lease),
+            "owner": owner,
+        }
+        rows = self._rows("claim", CLAIM, params)
+        if not rows:
+            return []
+        db.signal.notify()
+        return in_order(self.items_of(rows), ids)
+
     def items_of(self, rows: list[Any]) -> list[Item]:
-        """Items from rows of :data:`RESERVE`, in queue order. A row whose priority is no
-        number baozi writes (NaN, or written as a float) is moved aside (see ``_quarantine``)."""
+        """Items from rows of :data:`RESERVE` (or :data:`CLAIM`), in queue order. A row whose
+        priority is no number baozi writes (NaN, or written as a float) is moved aside (see
+        ``_quarantine``)."""
         keyed = []
         for r in rows:
             try:
@@ -418,8 +456,8 @@ class PostgresQueues(RowStore):
             "WITH d AS (DELETE FROM {s}.items WHERE id IN (SELECT id FROM {s}.items "
             f"WHERE qid = %s AND state = 0 ORDER BY {ORDER_DESC if back else ORDER} LIMIT %s "
             "FOR UPDATE SKIP LOCKED) "
-            "RETURNING id, payload, priority, pfloat, deliveries, task, failures, seq) "
-            "SELECT d.* FROM d, (SELECT {signal}) AS s",
+            "RETURNING id, payload, priority, pfloat, deliveries, task, failures, seq), "
+            f"{DROP_MARKS} SELECT d.* FROM d, (SELECT {{signal}}) AS s",
             (qid, n),
         )
         rows.sort(key=lambda r: (r[2], r[7], r[0]), reverse=back)
@@ -474,7 +512,8 @@ class PostgresQueues(RowStore):
         return self._count(
             "ack",
             "WITH d AS (DELETE FROM {s}.items WHERE id = ANY(%s) AND owner = %s "
-            "AND state IN (0, 1) RETURNING 1) SELECT 1 FROM d, (SELECT {signal}) AS s",
+            f"AND state IN (0, 1) RETURNING id), {DROP_MARKS} "
+            "SELECT 1 FROM d, (SELECT {signal}) AS s",
             (nums, owner),
         )
 
@@ -512,7 +551,7 @@ class PostgresQueues(RowStore):
             "discard",
             "WITH d AS (DELETE FROM {s}.items WHERE qid = %s AND id = ANY(%s) "
             "AND (state <> 1 OR due <= {s}.now()) RETURNING id), "
-            "x AS (DELETE FROM {s}.deps WHERE child IN (SELECT id FROM d)) "
+            f"x AS (DELETE FROM {{s}}.deps WHERE child IN (SELECT id FROM d)), {DROP_MARKS} "
             "SELECT 1 FROM d, (SELECT {signal}) AS s",
             (self._rqid(queue), nums),
         )
@@ -526,7 +565,8 @@ class PostgresQueues(RowStore):
             "WITH d AS (DELETE FROM {s}.items WHERE qid = %(qid)s RETURNING id), "
             "f AS (DELETE FROM {s}.done WHERE qid = %(qid)s RETURNING id), "
             "x AS (SELECT id FROM d UNION ALL SELECT id FROM f), "
-            "g AS (DELETE FROM {s}.deps WHERE child IN (SELECT id FROM x)) "
+            "g AS (DELETE FROM {s}.deps WHERE child IN (SELECT id FROM x)), "
+            "k AS (DELETE FROM {s}.marks WHERE qid = %(qid)s) "
             "SELECT 1 FROM x, (SELECT {signal}) AS s",
             {"qid": qid},
         )

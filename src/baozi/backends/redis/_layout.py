@@ -106,6 +106,10 @@ MIGRATIONS: dict[int, str | Prepared] = {
     # 2 -> 3: baozi.Dict keys by their canonical text, each value a record that starts with
     # the key (see _DICT_KEYS). One script: it asks for the texts it lacks before it writes.
     2: Prepared(_DICT_KEYS, old_key_text),
+    # 3 -> 4: publish-pending marks (P:q:NAME:p). The step writes nothing but the version: a
+    # layout-3 store has no marks. What the version does is keep a baozi that does not know
+    # them -- and would leave a job's mark behind when it removes the job -- away from the store.
+    3: "",
 }
 """Layout N -> the Lua body of the step that takes a store from N to N + 1 (or a
 :class:`Prepared` one). It runs inside the script :func:`_step_script` makes, with ``P`` the key

@@ -14,6 +14,7 @@ SCRIPTS = (
     "discard",
     "add",
     "reserve",
+    "claim",
     "pop",
     "lease",
     "settle",
@@ -27,6 +28,7 @@ SCRIPTS = (
     "progress",
     "purge",
     "forget",
+    "pending",
     "workers",
     "push",
     "junk",
@@ -35,8 +37,8 @@ SCRIPTS = (
 )
 
 INGESTING = frozenset(
-    ("add", "reserve", "pop", "rank", "items", "counts", "jobs", "cancel", "requeue")
-    + ("clear", "discard", "queue", "deque")
+    ("add", "reserve", "claim", "pop", "rank", "items", "counts", "jobs", "cancel", "requeue")
+    + ("clear", "discard", "queue", "deque", "pending")
 )
 """The scripts that read or order a queue's items: each first files the inbox (see the prelude)."""
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, ClassVar
 
 from ..._process import current_pid
@@ -136,9 +136,14 @@ class RedisQueues(RowStore):
         front: bool = False,
         delay: float = 0.0,
         maxsize: int = 0,
+        pending: float | None = None,
     ) -> list[str]:
         rows = [(j.priority, j.payload, j.task) for j in jobs]
-        return self._add(queue, rows, front, delay, maxsize, None, _flows(jobs))
+        flows = _flows(jobs)
+        if pending is None:
+            return self._add(queue, rows, front, delay, maxsize, None, flows)
+        # The add script, which marks the jobs it makes (a push into the inbox would not).
+        return self._add_many(queue, rows, front, delay, maxsize, None, flows, pending=pending)[0]
 
     def _add(
         self,
@@ -165,9 +170,11 @@ class RedisQueues(RowStore):
         flows: Sequence[Any] = (),
         *,
         placed: bool = False,
+        pending: float | None = None,
     ) -> tuple[list[str], Any]:
         """The add script on a batch: the ids, and the script's reply (with ``placed``,
-        ``[b"placed", created, rank...]`` when it filed them)."""
+        ``[b"placed", created, rank...]`` when it filed them); with ``pending``, the jobs it
+        makes are marked at that time."""
         server = self._server
         known = "k" if queue in server.known else "0"  # its name is in the set of queues
         ids = IDS.take(len(rows))
@@ -187,7 +194,7 @@ class RedisQueues(RowStore):
             if key is None:
                 key = keys[type(prio), prio] = priority_fields(prio)
             args += (item_id, key[0], key[1], payload, task or "")
-        args += flows
+        args += ("" if pending is None else repr(float(pending)), *flows)
         reply = server.call(
             "add", lambda retried: server.script("add", ("1" if retried else known, *args))
         )
@@ -244,6 +251,25 @@ class RedisQueues(RowStore):
         return read_items(
             server.run(
                 "reserve", queue, owner, repr(float(lease)), n, *server.hand_to(owner, queue)
+            ),
+            self._junk(queue),
+        )
+
+    def claim(
+        self,
+        queue: str,
+        owner: str,
+        lease: float,
+        ids: Sequence[str],
+        takeover: Collection[str] = (),
+    ) -> list[Item]:
+        if not ids:
+            return []
+        named = list(dict.fromkeys(ids))
+        taking = [i for i in named if i in takeover]
+        return read_items(
+            self._server.run(
+                "claim", queue, owner, repr(float(lease)), len(named), *named, *taking
             ),
             self._junk(queue),
         )

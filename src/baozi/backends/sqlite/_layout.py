@@ -159,6 +159,16 @@ CREATE TRIGGER baozi_note_ended AFTER UPDATE OF state ON baozi_items
 WHEN NEW.has_children = 1 AND NEW.state < 0 AND OLD.state >= 0 BEGIN
     INSERT INTO baozi_ended VALUES (NEW.id, NEW.outcome);
 END;
+CREATE TABLE baozi_marks (                 -- publish-pending marks, at most one per job
+    item INTEGER PRIMARY KEY,              -- the job's row
+    qid INTEGER NOT NULL,
+    at REAL NOT NULL                       -- when to publish its message (epoch seconds)
+);
+CREATE INDEX baozi_marks_due ON baozi_marks (qid, at);
+-- A mark goes with its job's row, whatever deletes the row.
+CREATE TRIGGER baozi_marks_out AFTER DELETE ON baozi_items WHEN OLD.task IS NOT NULL BEGIN
+    DELETE FROM baozi_marks WHERE item = OLD.id;
+END;
 """
 """The tables of a new file, at the latest layout."""
 
@@ -335,9 +345,29 @@ END;
     )
 
 
+def _to_7(conn: sqlite3.Connection) -> None:
+    """Layout 6 -> 7: publish-pending marks (baozi_marks), with the trigger that removes a
+    job's mark with its row."""
+    _run_script(
+        conn,
+        """
+CREATE TABLE IF NOT EXISTS baozi_marks (
+    item INTEGER PRIMARY KEY,
+    qid INTEGER NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS baozi_marks_due ON baozi_marks (qid, at);
+CREATE TRIGGER IF NOT EXISTS baozi_marks_out AFTER DELETE ON baozi_items
+WHEN OLD.task IS NOT NULL BEGIN
+    DELETE FROM baozi_marks WHERE item = OLD.id;
+END;
+""",
+    )
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
-MIGRATIONS: dict[int, Migration] = {1: _to_2, 2: _to_3, 3: _to_4, 4: _to_5, 5: _to_6}
+MIGRATIONS: dict[int, Migration] = {1: _to_2, 2: _to_3, 3: _to_4, 4: _to_5, 5: _to_6, 6: _to_7}
 """Layout N -> the step that takes a file from N to N + 1. A step runs inside a transaction that
 records N + 1 after it and commits; if it raises, the whole step is rolled back."""
 

@@ -7,7 +7,7 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ...errors import StoreError
@@ -299,6 +299,46 @@ class SQLiteStore(SQLiteCoordination):
                 drop_links(conn, finished, chunk)
                 done += conn.execute(f"DELETE FROM baozi_items WHERE {finished}", chunk).rowcount
         return done
+
+    def mark_pending(self, queue: str, marks: Mapping[str, float]) -> int:
+        qid = self._db.find_qid(queue)
+        rows = [(n, qid, float(at)) for i, at in marks.items() if (n := item_number(i)) is not None]
+        if qid is None or not rows:
+            return 0
+        with self._write() as conn:
+            return conn.executemany(
+                "INSERT INTO baozi_marks (item, qid, at) SELECT id, qid, ?3 FROM baozi_items "
+                "WHERE id=?1 AND qid=?2 AND task IS NOT NULL "
+                "ON CONFLICT (item) DO UPDATE SET at=excluded.at",
+                rows,
+            ).rowcount
+
+    def clear_pending(self, queue: str, marks: Mapping[str, float | None]) -> int:
+        qid = self._db.find_qid(queue)
+        rows = [
+            (n, qid, None if at is None else float(at))
+            for i, at in marks.items()
+            if (n := item_number(i)) is not None
+        ]
+        if qid is None or not rows:
+            return 0
+        with self._write() as conn:
+            return conn.executemany(
+                "DELETE FROM baozi_marks WHERE item=?1 AND qid=?2 AND (?3 IS NULL OR at=?3)", rows
+            ).rowcount
+
+    def pending(self, queue: str, before: float, limit: int = 100) -> list[tuple[str, float]]:
+        if limit <= 0:
+            return []
+        rows = self._read(
+            "SELECT item, at FROM baozi_marks WHERE qid=? AND at<=? ORDER BY at LIMIT ?",
+            (self._rqid(queue), float(before), limit),
+        )
+        return [(str(item), float(at)) for item, at in rows]
+
+    def next_pending(self, queue: str) -> float | None:
+        rows = self._read("SELECT min(at) FROM baozi_marks WHERE qid=?", (self._rqid(queue),))
+        return None if rows[0][0] is None else float(rows[0][0])
 
     def requeue(self, job_id: str) -> bool:
         return bool(

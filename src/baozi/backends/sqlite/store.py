@@ -9,14 +9,14 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from ..._process import current_pid
 from ...errors import Full, StoreError
 from .._order import kept, read
-from .._rows import Row, RowStore, item_number, options_of
+from .._rows import Row, RowStore, in_order, item_number, options_of
 from .._splice import nearer_end, rotation, splice_args
 from ..base import Counts, Deduplicated, Item, NewJob, Priority
 from ._db import Database, parse_url
@@ -82,13 +82,28 @@ READY_COUNT = (  # ready items, counting expired leases and due delays; format i
     f"(SELECT count(*) FROM baozi_items WHERE qid={{qid}} AND {TIMED} AND due<={{now}}))"
 )
 ROOM_TAKEN = READY_COUNT  # what counts toward a maxsize: ready items (not waiting, scheduled)
-# A row that cannot be read (see _junk) is passed over here, and moved aside by a sweep.
-_RESERVE = (
-    "UPDATE baozi_items SET state=1, due=?1, owner=?2, deliveries=deliveries+1, started_at=?5 "
-    f"WHERE id IN (SELECT id FROM baozi_items WHERE qid=?3 AND state=0 AND {RUNNABLE} "
-    "AND NOT coalesce((SELECT json_extract(options, '$.paused') FROM baozi_queues WHERE id=?3), 0) "
-    "ORDER BY priority, seq, id LIMIT ?4) "
-    "RETURNING id, payload, priority, deliveries, CAST(task AS BLOB), failures, seq"
+
+
+def _leasing(which: str, tail: str = "") -> str:
+    """SQL that leases the rows of queue ?4 that the condition ``which`` picks (``tail``: an
+    ORDER BY and LIMIT of them) to owner ?2 until ?1, ?3 being now -- none while the queue is
+    paused -- and returns them. A row that cannot be read (see _junk) is passed over here, and
+    moved aside by a sweep."""
+    return (
+        "UPDATE baozi_items SET state=1, due=?1, owner=?2, deliveries=deliveries+1, started_at=?3 "
+        f"WHERE id IN (SELECT id FROM baozi_items WHERE qid=?4 AND {which} AND {RUNNABLE} "
+        "AND NOT coalesce((SELECT json_extract(options, '$.paused') FROM baozi_queues "
+        f"WHERE id=?4), 0){tail}) RETURNING id, payload, priority, deliveries, CAST(task AS BLOB), failures, seq"
+    )
+
+
+_RESERVE = _leasing("state=0", " ORDER BY priority, seq, id LIMIT ?5")
+# The rows named in the JSON array ?5 that are ready (marked so, or due), or leased by another
+# owner and named in the JSON array ?6 as well.
+_CLAIM = _leasing(
+    "id IN (SELECT value FROM json_each(?5)) "
+    f"AND (state=0 OR ({TIMED} AND due<=?3) "
+    "OR (state=1 AND owner IS NOT ?2 AND id IN (SELECT value FROM json_each(?6))))"
 )
 # Where junk that a reserve passes over lies: ready rows, and leases and schedules whose due
 # time is no number (text and blobs sort after every number; NULL first).
@@ -209,8 +224,10 @@ class SQLiteQueues(RowStore):
         front: bool = False,
         delay: float = 0.0,
         maxsize: int = 0,
+        pending: float | None = None,
     ) -> list[str]:
-        if not any(j.unique_key is not None or j.depends_on for j in jobs):
+        plain = not any(j.unique_key is not None or j.depends_on for j in jobs)
+        if plain and (pending is None or not jobs):
             return super().enqueue(queue, jobs, front=front, delay=delay, maxsize=maxsize)
         check(jobs)
         db = self._db
@@ -226,6 +243,11 @@ class SQLiteQueues(RowStore):
             made = sum(not isinstance(i, Deduplicated) for i in ids)
             if maxsize and taken + made > maxsize:  # the transaction is undone
                 raise Full(f"queue {queue!r} holds {taken} of at most {maxsize} ready items")
+            if pending is not None:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO baozi_marks (item, qid, at) VALUES (?, ?, ?)",
+                    [(int(i), qid, float(pending)) for i in ids if not isinstance(i, Deduplicated)],
+                )
         return ids
 
     def enqueue_one(self, queue: str, task: str, payload: bytes, priority: Priority = 0) -> str:
@@ -323,9 +345,9 @@ class SQLiteQueues(RowStore):
             promoted = now - db.promoted_at.get(qid, 0.0) >= PROMOTE_EVERY
             if promoted:
                 self._promote(conn, qid, now)
-            rows = conn.execute(_RESERVE, (now + lease, owner, qid, n, now)).fetchall()
+            rows = conn.execute(_RESERVE, (now + lease, owner, now, qid, n)).fetchall()
             if len(rows) < n and not promoted and self._promote(conn, qid, now):
-                rows += conn.execute(_RESERVE, (now + lease, owner, qid, n - len(rows), now))
+                rows += conn.execute(_RESERVE, (now + lease, owner, now, qid, n - len(rows)))
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
         if len(rows) < n and now - db.swept_at.get(qid, -SWEEP_EVERY) >= SWEEP_EVERY:
@@ -336,6 +358,25 @@ class SQLiteQueues(RowStore):
         if len(rows) > 1:
             rows.sort(key=lambda r: (r[2], r[6], r[0]))
         return self._items(rows)
+
+    def claim(
+        self,
+        queue: str,
+        owner: str,
+        lease: float,
+        ids: Sequence[str],
+        takeover: Collection[str] = (),
+    ) -> list[Item]:
+        nums = [n for n in map(item_number, ids) if n is not None]
+        qid = self._db.find_qid(queue) if nums else None
+        if qid is None:
+            return []
+        taking = [n for n in map(item_number, takeover) if n is not None]
+        now = time.time()
+        params = (now + lease, owner, now, qid, json.dumps(nums), json.dumps(taking))
+        with self._write() as conn:
+            rows = conn.execute(_CLAIM, params).fetchall()
+        return in_order(self._items(rows), ids)
 
     def _items(self, rows: list[Any]) -> list[Item]:
         """Reserved rows as items; one whose task name is no UTF-8 text is moved aside."""

@@ -3,7 +3,7 @@ of the store contract: :class:`QueueContract`, :class:`JobContract` (with the jo
 :class:`TotalsContract` and the unique keys and dependencies of :class:`WorkflowContract`),
 :class:`CoordContract` and :class:`ConsumerContract`; :class:`DequeContract` covers the queue
 contract's deque operations (``rotate``, ``splice``), :class:`PlaceContract` where a job stands
-(``job_snapshot``).
+(``job_snapshot``), :class:`MarkContract` the publish-pending marks of jobs.
 :class:`StoreContract` is all of them.
 
 Usage (pytest)::
@@ -22,6 +22,7 @@ from .consumer import ConsumerContract
 from .coord import CoordContract
 from .deques import DequeContract
 from .jobs import JobContract
+from .marks import MarkContract
 from .places import PlaceContract
 from .queues import QueueContract
 from .totals import TotalsContract
@@ -32,6 +33,7 @@ __all__ = [
     "CoordContract",
     "DequeContract",
     "JobContract",
+    "MarkContract",
     "PlaceContract",
     "QueueContract",
     "StoreContract",
@@ -45,6 +47,7 @@ class StoreContract(
     DequeContract,
     JobContract,
     PlaceContract,
+    MarkContract,
     TotalsContract,
     WorkflowContract,
     CoordContract,

@@ -133,6 +133,53 @@ class JobContract:
         rec = store.record(a)
         assert rec is not None and rec.status == "queued"
 
+    def test_claim_starts_a_job_as_reserve_does(self, store: Store) -> None:
+        a, b = store.enqueue(Q, [NewJob("t", b"a"), NewJob("t", b"b")])
+        (got,) = store.claim(Q, "w", 30, [b])
+        assert (got.id, got.payload, got.task, got.deliveries, got.failures) == (b, b"b", "t", 1, 0)
+        rec = store.record(b)
+        assert rec is not None and rec.status == "running" and rec.attempts == 1
+        assert rec.started_at is not None and rec.started_at >= rec.created_at
+        assert store.statuses([a, b]) == {a: "queued", b: "running"}
+        assert store.job_totals(Q)["t"]["started"] == 1
+        assert store.lease_holders([Q]) == {"w": 1}
+        assert [i.id for i in store.reserve(Q, "w2", 30, 5)] == [a]
+        assert store.settle(Q, "w", [Outcome(b, "succeeded", result=b"1")], ttl=60) == 1
+
+    def test_a_job_taken_over_starts_again_and_its_old_owner_cannot_settle_it(
+        self, store: Store
+    ) -> None:
+        (a,) = store.enqueue(Q, [NewJob("t", b"a")])
+        store.reserve(Q, "gone", 30, 1)
+        assert store.claim(Q, "new", 30, [a]) == []
+        (got,) = store.claim(Q, "new", 30, [a], takeover=[a])
+        assert (got.id, got.deliveries) == (a, 2)
+        rec = store.record(a)
+        assert rec is not None and rec.status == "running" and rec.attempts == 2
+        assert store.job_totals(Q)["t"]["started"] == 2
+        assert store.lease_holders([Q]) == {"new": 1}
+        assert store.settle(Q, "gone", [Outcome(a, "succeeded")], ttl=60) == 0
+        assert store.set_progress(a, "gone", "[0.5, null]") is False
+        assert store.settle(Q, "new", [Outcome(a, "succeeded")], ttl=60) == 1
+
+    def test_claim_leaves_out_scheduled_finished_and_cancelled_jobs(self, store: Store) -> None:
+        a, b, c = store.enqueue(Q, [NewJob("t", x) for x in (b"a", b"b", b"c")])
+        (later,) = store.enqueue(Q, [NewJob("t", b"later")], delay=30)
+        store.claim(Q, "w", 30, [a])
+        store.settle(Q, "w", [Outcome(a, "succeeded")], ttl=60)
+        assert store.cancel(b) is True
+        store.claim(Q, "w", 30, [c])
+        assert store.cancel(c) is True  # cancelled while it ran
+        every = [a, b, c, later]
+        assert store.claim(Q, "w2", 30, every, takeover=every) == []
+        assert store.statuses(every) == {
+            a: "succeeded",
+            b: "cancelled",
+            c: "cancelled",
+            later: "scheduled",
+        }
+        assert store.job_totals(Q)["t"]["started"] == 2
+
     def test_cancel_a_job_that_has_not_finished(self, store: Store) -> None:
         a, b, c, d = store.enqueue(Q, [NewJob("t", x) for x in (b"a", b"b", b"c", b"d")])
         (later,) = store.enqueue(Q, [NewJob("t", b"later")], delay=30)

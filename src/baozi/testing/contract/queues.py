@@ -142,6 +142,107 @@ class QueueContract:
         assert store.reserve(Q, "other", 30, 1) == []
         assert store.next_due(Q) is not None
 
+    # -- claims -----------------------------------------------------------------------------
+
+    def test_claim_leases_ready_items_by_id_in_the_order_of_the_ids(self, store: Store) -> None:
+        a, b, c = store.push(Q, [b"a", b"b", b"c"])
+        got = store.claim(Q, "w", 30, [c, a, c, "999999999", "not-an-id"])
+        assert [i.id for i in got] == [c, a]
+        assert _payloads(got) == [b"c", b"a"]
+        assert [(i.deliveries, i.task, i.failures) for i in got] == [(1, None, 0)] * 2
+        counts = store.counts(Q)
+        assert (counts.ready, counts.leased) == (1, 2)
+        assert _payloads(store.reserve(Q, "other", 30, 5)) == [b"b"]  # claimed items are held
+        assert store.ack(Q, [a, c], "w") == 2
+
+    def test_claim_leaves_out_items_of_other_queues_and_scheduled_ones(self, store: Store) -> None:
+        (other,) = store.push(OTHER, [b"o"])
+        (later,) = store.push(Q, [b"later"], delay=30)
+        assert store.claim(Q, "w", 30, [other, later]) == []
+        assert store.counts(OTHER).ready == 1 and store.counts(Q).scheduled == 1
+        assert [i.id for i in store.claim(OTHER, "w", 30, [other])] == [other]
+
+    def test_claim_takes_a_scheduled_item_once_its_time_comes(self, store: Store) -> None:
+        (a,) = store.push(Q, [b"a"], delay=0.2)
+        assert store.claim(Q, "w", 30, [a]) == []
+        time.sleep(0.25)
+        assert _payloads(store.claim(Q, "w", 30, [a])) == [b"a"]
+        assert store.counts(Q).leased == 1
+
+    def test_claim_leaves_an_item_someone_holds_unless_told_to_take_it_over(
+        self, store: Store
+    ) -> None:
+        a, b = store.push(Q, [b"a", b"b"])
+        store.reserve(Q, "w1", 30, 1)
+        assert store.claim(Q, "w1", 30, [a]) == []  # the claimant holds it already
+        assert store.claim(Q, "w1", 30, [a], takeover=[a]) == []
+        assert store.claim(Q, "w2", 30, [a]) == []
+        assert store.counts(Q).leased == 1
+        got = store.claim(Q, "w2", 30, [a, b], takeover={a})
+        assert [(i.id, i.deliveries) for i in got] == [(a, 2), (b, 1)]
+        # The first owner's lease ended with the takeover: it settles nothing.
+        assert store.ack(Q, [a], "w1") == 0
+        assert store.release(Q, [a], "w1") == 0
+        assert store.extend(Q, [a], "w1", 30) == 0
+        assert store.counts(Q).leased == 2
+        assert store.ack(Q, [a, b], "w2") == 2
+
+    def test_claim_takes_an_item_whose_lease_ran_out_without_a_takeover(self, store: Store) -> None:
+        a, b = store.push(Q, [b"a", b"b"])
+        store.reserve(Q, "dead", 0.1, 1)
+        store.reserve(Q, "slow", 0.1, 1)
+        time.sleep(0.15)
+        assert [(i.id, i.deliveries) for i in store.claim(Q, "alive", 30, [a])] == [(a, 2)]
+        assert store.ack(Q, [a], "dead") == 0
+        # A lease of the claimant's own that ran out is leased anew, its delivery counted.
+        assert [(i.id, i.deliveries) for i in store.claim(Q, "slow", 30, [b])] == [(b, 2)]
+        assert store.reserve(Q, "other", 30, 5) == []
+        assert store.ack(Q, [a], "alive") == 1 and store.ack(Q, [b], "slow") == 1
+
+    def test_a_paused_queue_lets_nothing_be_claimed(self, store: Store) -> None:
+        (a,) = store.push(Q, [b"a"])
+        store.set_queue_options(Q, paused=True)
+        assert store.claim(Q, "w", 30, [a]) == []
+        store.set_queue_options(Q, paused=False)
+        assert [i.id for i in store.claim(Q, "w", 30, [a])] == [a]
+
+    def test_a_claim_of_no_ids_or_of_a_queue_never_used_takes_nothing(self, store: Store) -> None:
+        (a,) = store.push(Q, [b"a"])
+        assert store.claim(Q, "w", 30, []) == []
+        assert store.claim(Q + "-never", "w", 30, [a]) == []
+        assert store.has_queue(Q + "-never") is False
+        assert store.counts(Q).ready == 1
+
+    def test_a_claim_from_a_bounded_queue_wakes_waiters(self, store: Store) -> None:
+        (a,) = store.push(Q, [b"a"])
+        store.set_queue_options(Q, maxsize=1)
+        store.wait_for_change(store.change_token(), 0.05)
+        token = store.change_token()
+        assert len(store.claim(Q, "w", 30, [a])) == 1
+        assert store.wait_for_change(token, 5) is True
+
+    def test_racing_claims_of_the_same_items_lease_each_once(self, store: Store) -> None:
+        ids = store.push(Q, [str(i).encode() for i in range(60)])
+        got: list[str] = []
+        lock = threading.Lock()
+
+        def claim(owner: str, order: list[str]) -> None:
+            for start in range(0, len(order), 7):
+                items = store.claim(Q, owner, 30, order[start : start + 7])
+                with lock:
+                    got.extend(i.id for i in items)
+
+        orders = [ids, ids[::-1], ids[1::2] + ids[::2], ids[::2] + ids[1::2]]
+        threads = [
+            threading.Thread(target=claim, args=(f"w{k}", order)) for k, order in enumerate(orders)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(got) == sorted(ids)
+        assert store.counts(Q).leased == 60
+
     # -- limits -----------------------------------------------------------------------------
 
     def test_maxsize_refuses_a_push_that_would_not_fit_and_keeps_nothing(
@@ -287,6 +388,7 @@ class QueueContract:
         assert store.reserve(Q, "w", 30, 1) == []
         assert store.pop(Q, 1) == []
         assert store.ack(Q, ["1"], "w") == 0
+        assert store.claim(Q, "w", 30, ["1"]) == []
         assert store.wait_for_change(token, 0.1) is False
 
     def test_discard_removes_waiting_items_only(self, store: Store) -> None:

@@ -161,6 +161,15 @@ class WorkflowContract:
         assert _status(store, c) == "queued"
         assert [i.id for i in store.reserve(OTHER, "w", 30, 5)] == [c]
 
+    def test_a_waiting_job_cannot_be_claimed_until_it_is_released(self, store: Store) -> None:
+        (a,) = store.enqueue(Q, [NewJob("t", b"a")])
+        (c,) = store.enqueue(OTHER, [NewJob("t", b"c", depends_on=(a,))])
+        assert store.claim(OTHER, "w", 30, [c], takeover=[c]) == []
+        assert _status(store, c) == "waiting"
+        _run(store, a)
+        assert [i.id for i in store.claim(OTHER, "w", 30, [c])] == [c]
+        assert _status(store, c) == "running"
+
     def test_a_dependency_that_is_retried_keeps_its_dependents_waiting(self, store: Store) -> None:
         (a,) = store.enqueue(Q, [NewJob("t", b"a")])
         (c,) = store.enqueue(Q, [NewJob("t", b"c", depends_on=(a,))])

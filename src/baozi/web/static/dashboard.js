@@ -223,6 +223,10 @@ function detailFields(job) {
   add("queue", "queue", job.queue);
   add("status", "status", job.status, "status-" + job.status);
   add("summary", "where", job.summary);
+  if (job.status === "queued") {
+    // "–" where the jobs' broker cannot tell a place in line (a RabbitMQ transport)
+    add("position", "ahead of it", job.position_supported === false ? null : job.position);
+  }
   if (UNFINISHED.includes(job.status)) add("eta", "done in", etaText(job.eta_seconds));
   add("unique_key", "unique key", job.unique_key);
   add("attempts", "attempts", job.attempts);

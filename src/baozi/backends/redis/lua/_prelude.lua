@@ -1,6 +1,7 @@
 -- Shared by every script (prepended when the scripts load). ARGV[1] is the store's key prefix.
 -- Keys: P:i:ID item hash; P:q:NAME:{r ready, l leased, s scheduled, a waiting (ids, score 0),
--- j jobs, c finished counts, t job totals};
+-- j jobs, c finished counts, t job totals, p publish-pending marks (job ids, scored by the
+-- mark's time; since layout 4)};
 -- r and l score every member 0 and sort by the member's text: r by the item's place (priority
 -- key, order, ":", id), l by lease end ("%.6f" seconds, ":", id). (A small sorted set is stored
 -- as a list that parses every score on insert; equal scores make that cheap.) s is scored by time.
@@ -209,6 +210,13 @@ local function read_item(id, fields)
   return v, nil
 end
 
+-- A job of queue q whose record is gone (its hash deleted): out of the queue's jobs, and its
+-- publish-pending mark with it.
+local function unjob(q, id)
+  owned_call('ZREM', qkey(q, 'j'), id)
+  owned_call('ZREM', qkey(q, 'p'), id)
+end
+
 -- Move item id aside (see above) and take it out of every set of queue q that names it;
 -- key, member: the set it was found in and its member there. Without a hash, the member goes.
 local function junk_item(id, reason, q, key, member)
@@ -227,7 +235,7 @@ local function junk_item(id, reason, q, key, member)
       if own[2] then owned_call('ZREM', qkey(queue, 'l'), own[2] .. ':' .. id) end
       owned_call('ZREM', qkey(queue, 's'), id)
       owned_call('ZREM', qkey(queue, 'a'), id)
-      owned_call('ZREM', qkey(queue, 'j'), id)
+      unjob(queue, id)
     end
   end
   owned_call('ZREM', P .. ':done', id)
@@ -614,12 +622,9 @@ local function ready_head(q, n, back)
   return ids, vals
 end
 
--- Lease the first n ready items of q to owner. Returns per item: id, payload, priority,
--- deliveries, task, failures.
-local function lease_head(q, owner, lease, n, now)
-  if n <= 0 then return {} end
-  local ids, vals = ready_head(q, n, false)
-  if #ids == 0 then return {} end
+-- Lease items of q, taken out of their sets already, to owner: ids, with their fields vals as
+-- READY_FIELDS reads them. Returns per item: id, payload, priority, deliveries, task, failures.
+local function lease_items(q, owner, lease, ids, vals, now)
   local started, until_ = stamp(now), stamp(now + lease)
   local out, leased, took = {}, {}, {}
   for i, id in ipairs(ids) do
@@ -631,10 +636,18 @@ local function lease_head(q, owner, lease, n, now)
     leased[#leased + 1] = lease_member(until_, id)
     put_item(out, id, v, d)
   end
-  owned_call('ZREMRANGEBYRANK', qkey(q, 'r'), 0, #ids - 1)  -- the checked head (junk is gone)
   zadd_pairs(qkey(q, 'l'), leased)
   count_all(q, 'started', took)
   return out
+end
+
+-- Lease the first n ready items of q to owner, as lease_items returns them.
+local function lease_head(q, owner, lease, n, now)
+  if n <= 0 then return {} end
+  local ids, vals = ready_head(q, n, false)
+  if #ids == 0 then return {} end
+  owned_call('ZREMRANGEBYRANK', qkey(q, 'r'), 0, #ids - 1)  -- the checked head (junk is gone)
+  return lease_items(q, owner, lease, ids, vals, now)
 end
 
 -- Workers waiting idle: P:wi holds, per owner, its free slots (one count for all its queues),

@@ -130,7 +130,7 @@ local function drop_record(id, v)
   redis.call('DEL', P .. ':i:' .. id, P .. ':ch:' .. id)
   owned_call('ZREM', P .. ':done', id)
   if v.q then
-    owned_call('ZREM', qkey(v.q, 'j'), id)
+    unjob(v.q, id)
     if v.out then add_count(qkey(v.q, 'c'), v.out, -1) end
   end
   if v.u then owned_call('SREM', ukey(v.u), id) end

@@ -1,5 +1,6 @@
 -- push / enqueue. ARGV: P, retried ('1'; 'k': not retried, the queue is known), queue, front, delay, maxsize, maxlen (-1: none), n,
--- then per item: id, priority key, priority, payload, task ('' for a plain item); then, when some
+-- then per item: id, priority key, priority, payload, task ('' for a plain item); then the time
+-- of the publish-pending mark of every job made ('' for none); then, when some
 -- jobs have a unique key or dependencies, their count and per such job: its index (from 0),
 -- unique key ('=' then the key, or ''), unique_while, unique_for, on_dependency_failure, how
 -- many jobs it depends on, their ids.
@@ -13,7 +14,8 @@
 local q, front, placed = ARGV[3], ARGV[4] == '1', ARGV[4] == 'p'
 local delay, maxsize, maxlen, n = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 if n == 0 then return 0 end
-local flows = ARGV[9 + n * 5] and read_flows(9 + n * 5)
+local pending = ARGV[9 + n * 5] ~= '' and ARGV[9 + n * 5]
+local flows = ARGV[10 + n * 5] and read_flows(10 + n * 5)
 if ARGV[2] == '1' then
   if not flows and redis.call('EXISTS', P .. ':i:' .. ARGV[9]) == 1 then return 0 end
   if flows and filed(n) then return flows_filed(flows, n, clock()) end
@@ -37,7 +39,17 @@ local J, S = qkey(q, 'j'), qkey(q, 's')
 local created, due = stamp(now), stamp(now + delay)
 local st = delay > 0 and 2 or 0
 -- Each item is one HSET here; the sorted sets get one ZADD per batch below.
-local ready, jobs, timed, made, members = {}, {}, {}, {}, {}
+local ready, jobs, timed, made, members, marks = {}, {}, {}, {}, {}, {}
+-- A job made: one of the queue's jobs, with its mark when the call marks the jobs it makes.
+local function made_job(seq, id, task)
+  jobs[#jobs + 1] = seq
+  jobs[#jobs + 1] = id
+  count_one(made, task)
+  if pending then
+    marks[#marks + 1] = pending
+    marks[#marks + 1] = id
+  end
+end
 for i = 0, n - 1 do
   local b = 9 + i * 5
   local id, task, seq = ARGV[b], ARGV[b + 4], first + i
@@ -54,9 +66,7 @@ for i = 0, n - 1 do
     -- another job holds its unique key: not made
   elseif how then
     file_flow(q, id, m, seq, ARGV[b + 2], ARGV[b + 3], task, flows[i], plan, i, delay, now)
-    jobs[#jobs + 1] = seq
-    jobs[#jobs + 1] = id
-    count_one(made, task)
+    made_job(seq, id, task)
     if how == 'go' then
       if st == 2 then
         timed[#timed + 1] = now + delay
@@ -81,9 +91,7 @@ for i = 0, n - 1 do
         redis.call('HSET', h, 'q', q, 'm', m, 'pr', ARGV[b + 2], 'p', ARGV[b + 3], 'st', st,
                    't', task, 'n', seq, 'c', created)
       end
-      jobs[#jobs + 1] = seq
-      jobs[#jobs + 1] = id
-      count_one(made, task)
+      made_job(seq, id, task)
     end
     if st == 2 then
       timed[#timed + 1] = now + delay
@@ -96,6 +104,7 @@ for i = 0, n - 1 do
 end
 zadd_pairs(R, ready)
 zadd_pairs(J, jobs)
+zadd_pairs(qkey(q, 'p'), marks)
 zadd_pairs(S, timed)
 count_all(q, 'enqueued', made)
 if maxlen >= 0 then

@@ -1,4 +1,5 @@
--- ARGV: P, queue. Removes every item of the queue and every finished job it kept.
+-- ARGV: P, queue. Removes every item of the queue and every finished job it kept (and their
+-- publish-pending marks).
 local q = ARGV[2]
 local seen, count = {}, 0
 local function drop(id)
@@ -15,6 +16,7 @@ end
 for _, suffix in ipairs({'s', 'a', 'j'}) do
   for _, id in ipairs(owned_call('ZRANGE', qkey(q, suffix), 0, -1)) do drop(id) end
 end
-redis.call('DEL', qkey(q, 'r'), qkey(q, 'l'), qkey(q, 's'), qkey(q, 'a'), qkey(q, 'j'), qkey(q, 'c'))
+redis.call('DEL', qkey(q, 'r'), qkey(q, 'l'), qkey(q, 's'), qkey(q, 'a'), qkey(q, 'j'), qkey(q, 'c'),
+           qkey(q, 'p'))
 changed(q)
 return count

@@ -169,11 +169,11 @@ local function splice_once(a)
     if not clean then return nil end
   end
   -- Everything is read and checked: the writes.
-  local out, J, gone = {'ok'}, qkey(q, 'j'), {}
+  local out, gone = {'ok'}, {}
   for i, id in ipairs(dids) do
     local v = dvals[i]
     redis.call('DEL', P .. ':i:' .. id)
-    if v[6] then owned_call('ZREM', J, id) end
+    if v[6] then unjob(q, id) end
     gone[#gone + 1] = v[2]
     put_item(out, id, v, v[8])
   end

@@ -11,7 +11,7 @@ for i = 3, #ARGV do
   if not why and v[1] == q and (v[2] == '0' or v[2] == '2') then
     unlist(q, id, v[2], r)
     redis.call('DEL', h)
-    if v[3] then owned_call('ZREM', qkey(q, 'j'), id) end
+    if v[3] then unjob(q, id) end
     done = done + 1
   end
 end

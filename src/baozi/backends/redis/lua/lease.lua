@@ -2,7 +2,7 @@
 -- An item whose lease ran out but that nobody reserved since is still its owner's.
 local q, owner, how, seconds = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local now = clock()
-local R, L, S, J = qkey(q, 'r'), qkey(q, 'l'), qkey(q, 's'), qkey(q, 'j')
+local R, L, S = qkey(q, 'r'), qkey(q, 'l'), qkey(q, 's')
 local done = 0
 for i = 6, #ARGV do
   local id = ARGV[i]
@@ -15,7 +15,7 @@ for i = 6, #ARGV do
     if how == 'ack' then
       if st == '0' then owned_call('ZREM', R, v[3]) else owned_call('ZREM', L, lease_member(v[6], id)) end
       redis.call('DEL', h)
-      if v[7] then owned_call('ZREM', J, id) end
+      if v[7] then unjob(q, id) end
       done = done + 1
     elseif how == 'extend' then
       if st == '0' then owned_call('ZREM', R, v[3]) else owned_call('ZREM', L, lease_member(v[6], id)) end

@@ -4,11 +4,11 @@ if n <= 0 then return {} end
 promote(q, clock(), 1000 + n)
 local ids, vals = ready_head(q, n, back)
 if #ids == 0 then return {} end
-local out, J = {}, qkey(q, 'j')
+local out = {}
 for i, id in ipairs(ids) do
   local v = vals[i]  -- as READY_FIELDS reads it
   redis.call('DEL', P .. ':i:' .. id)
-  if v[6] then owned_call('ZREM', J, id) end
+  if v[6] then unjob(q, id) end
   put_item(out, id, v, v[8])
 end
 -- The checked items are the head (or the tail) of the set now: the junk among them is gone.

@@ -25,7 +25,7 @@ elseif how == 'delete' then
   for _, suffix in ipairs({'r', 'l', 's', 'a', 'j'}) do
     if redis.call('EXISTS', qkey(q, suffix)) == 1 then return 0 end
   end
-  redis.call('DEL', qkey(q, 'o'), qkey(q, 'c'), qkey(q, 't'))
+  redis.call('DEL', qkey(q, 'o'), qkey(q, 'c'), qkey(q, 't'), qkey(q, 'p'))
   owned_call('SREM', P .. ':queues', q)
   changed(q)
   return 1

@@ -1,0 +1,351 @@
+"""The RabbitMQ job transport: RabbitMQ delivers the jobs, the store keeps their records.
+
+Every test runs against the real broker (BAOZI_TEST_AMQP) and real stores, on queues of its own
+(``baozi.<queue>`` and its dead-letter queue are deleted after)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+
+from baozi import App, NotSupported
+from baozi.amqp import transport as transport_module
+from baozi.amqp.transport import TransportStore, amqp_queue, dead_queue
+
+from ._helpers import wait_for, working
+from .test_amqp_queue import AMQP_URL, _amqp_or_skip
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _delete_queues(*queues: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = connection.channel()
+    for queue in queues:
+        channel.queue_delete(amqp_queue(queue))
+        channel.queue_delete(dead_queue(queue))
+    connection.close()
+
+
+@pytest.fixture
+def qname() -> Iterator[str]:
+    """A job queue of this test's own; its RabbitMQ queues are deleted after."""
+    _amqp_or_skip()
+    queue = f"t{uuid.uuid4().hex[:10]}"
+    yield queue
+    _delete_queues(queue)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    from .conftest import _fresh
+
+    yield from _fresh(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def shared_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    from .conftest import _fresh
+
+    yield from _fresh(request, tmp_path)
+
+
+def _message_count(queue: str) -> int:
+    """Ready messages in ``queue``; 0 while it is not declared yet (publishes are
+    asynchronous)."""
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        count: int = connection.channel().queue_declare(queue, passive=True).method.message_count
+        return count
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:
+            return 0
+        raise
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def test_jobs_run_through_rabbitmq_with_records_in_the_store(store_url: str, qname: str) -> None:
+    app = App(store_url, transport=AMQP_URL)
+    ran: list[int] = []
+    lock = threading.Lock()
+
+    @app.task(queue=qname)
+    def double(x: int) -> int:
+        with lock:
+            ran.append(x)
+        return 2 * x
+
+    assert isinstance(app.store, TransportStore)
+    jobs = [double.delay(i) for i in range(200)]
+    # The records are the store's; the messages wait in RabbitMQ.
+    assert {j.status for j in jobs} == {"queued"}
+    wait_for(lambda: _message_count(amqp_queue(qname)) == 200, 10)
+    with working(app, concurrency=4):
+        assert [j.result(timeout=30) for j in jobs] == [2 * i for i in range(200)]
+    assert sorted(ran) == list(range(200))  # each ran once
+    assert _message_count(amqp_queue(qname)) == 0
+    # Every mark was cleared once its message was confirmed.
+    assert app.store.inner.pending(qname, time.time() + 3600) == []
+
+
+def test_what_rabbitmq_cannot_do_raises_not_supported_at_the_call(
+    qname: str, tmp_path: Path
+) -> None:
+    app = App(f"sqlite:///{tmp_path / 's.db'}", transport=AMQP_URL)
+
+    @app.task(queue=qname)
+    def noop() -> None:
+        return None
+
+    job = noop.delay()
+    with pytest.raises(NotSupported, match="ahead"):
+        job.position()
+    with pytest.raises(NotSupported, match="first in, first out"):
+        noop.apply_async(front=True)
+    with pytest.raises(NotSupported, match="priorit"):
+        noop.apply_async(priority=5)
+    app.queue(f"{qname}-lifo", order="lifo")
+
+    @app.task(queue=f"{qname}-lifo")
+    def lifo() -> None:
+        return None
+
+    try:
+        with pytest.raises(NotSupported, match="first in, first out"):
+            lifo.delay()
+    finally:
+        _delete_queues(f"{qname}-lifo")
+    snap = job.snapshot()
+    assert snap.position is None and snap.position_supported is False
+    assert snap.describe() == "queued"
+    # A store URL of amqp:// is refused, naming the two things RabbitMQ is used for.
+    with pytest.raises(NotSupported, match="baozi.Queue"):
+        App(AMQP_URL)
+    with pytest.raises(ValueError, match="RabbitMQ URL"):
+        App(f"sqlite:///{tmp_path / 's.db'}", transport="redis://127.0.0.1/0")
+
+
+def test_the_web_api_says_the_position_is_not_supported(qname: str, tmp_path: Path) -> None:
+    import httpx
+
+    from ._web import served
+
+    app = App(f"sqlite:///{tmp_path / 's.db'}", transport=AMQP_URL)
+
+    @app.task(queue=qname)
+    def noop() -> None:
+        return None
+
+    with served(app) as base:
+        with httpx.Client(base_url=base) as http:
+            posted = http.post("/api/jobs", json={"task": noop.name, "args": []})
+            assert posted.status_code == 202, posted.text
+            body = posted.json()
+            assert body["position"] is None and body["position_supported"] is False
+            got = http.get(body["url"]).json()
+            assert got["status"] == "queued"
+            assert got["position"] is None and got["position_supported"] is False
+
+
+def test_a_delayed_job_is_published_when_due_by_a_worker(qname: str, tmp_path: Path) -> None:
+    app = App(f"sqlite:///{tmp_path / 's.db'}", transport=AMQP_URL)
+    started: list[float] = []
+
+    @app.task(queue=qname)
+    def stamp() -> None:
+        started.append(time.time())
+
+    with working(app, concurrency=2):
+        before = time.time()
+        job = stamp.apply_async(delay=2.0)
+        assert job.status == "scheduled"
+        time.sleep(0.5)
+        assert _message_count(amqp_queue(qname)) == 0  # nothing waits in RabbitMQ meanwhile
+        job.result(timeout=15)
+    assert started[0] >= before + 2.0
+    assert started[0] < before + 2.0 + 2 * transport_module.SCAN + 1.0
+
+
+def test_a_retried_job_comes_back_after_its_backoff(qname: str, tmp_path: Path) -> None:
+    app = App(f"sqlite:///{tmp_path / 's.db'}", transport=AMQP_URL)
+    tries: list[float] = []
+
+    @app.task(queue=qname, retries=2, retry_backoff=0.5)
+    def flaky() -> str:
+        tries.append(time.time())
+        if len(tries) < 3:
+            raise RuntimeError("not yet")
+        return "ok"
+
+    with working(app, concurrency=2):
+        job = flaky.delay()
+        assert job.result(timeout=20) == "ok"
+    assert len(tries) == 3
+    assert tries[1] - tries[0] >= 0.5
+
+
+def test_a_cancelled_job_is_a_tombstone_its_message_is_dropped(qname: str, tmp_path: Path) -> None:
+    app = App(f"sqlite:///{tmp_path / 's.db'}", transport=AMQP_URL)
+    ran: list[int] = []
+
+    @app.task(queue=qname)
+    def work(i: int) -> int:
+        ran.append(i)
+        return i
+
+    jobs = [work.delay(i) for i in range(5)]
+    assert jobs[2].cancel()
+    wait_for(lambda: _message_count(amqp_queue(qname)) == 5, 10)  # its message is still there
+    with working(app, concurrency=2):
+        for i in (0, 1, 3, 4):
+            assert jobs[i].result(timeout=20) == i
+        wait_for(lambda: _message_count(amqp_queue(qname)) == 0, 10)
+    assert sorted(ran) == [0, 1, 3, 4]
+    assert jobs[2].status == "cancelled"
+
+
+def test_a_job_dead_lettered_by_rabbitmq_fails_with_worker_lost(qname: str, tmp_path: Path) -> None:
+    app = App(f"sqlite:///{tmp_path / 's.db'}", transport=AMQP_URL)
+
+    @app.task(queue=qname, max_deliveries=1)
+    def never() -> None:
+        raise AssertionError("a dead-lettered job must not run")
+
+    job = never.delay()
+    wait_for(lambda: _message_count(amqp_queue(qname)) == 1, 10)
+    # A consumer that takes the message and dies, twice: past the delivery limit of 1.
+    for _ in range(2):
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        channel = connection.channel()
+        method, _, body = channel.basic_get(amqp_queue(qname))
+        assert method is not None and body.decode() == job.id
+        connection.close()  # unacknowledged: the broker takes it back, counting a delivery
+    wait_for(lambda: _message_count(dead_queue(qname)) == 1, 10)
+    with working(app, concurrency=1):
+        wait_for(lambda: job.status == "failed", 20)
+    error = json.loads(app.store.record(job.id).error)
+    assert error["type"] == "WorkerLost" and "x-delivery-limit" in error["message"]
+    wait_for(lambda: _message_count(dead_queue(qname)) == 0, 10)
+
+
+_PRODUCER = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+from baozi import App
+from baozi.amqp import transport
+from baozi.amqp.transport import TransportStore
+
+transport.GRACE = 1.0
+app = App({url!r}, transport={amqp!r})
+
+@app.task(name="tick", queue={queue!r})
+def tick(i):
+    return i
+
+def stop_here(self, queue, marks):
+    print("recorded", ",".join(marks), flush=True)
+    time.sleep(600)  # killed here: the records are stored, nothing is published
+
+TransportStore.send = stop_here
+tick.delay(7)
+"""
+
+
+def test_a_producer_killed_between_the_record_and_the_publish_loses_no_job(
+    shared_store_url: str, qname: str
+) -> None:
+    producer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _PRODUCER.format(
+                root=str(ROOT / "src"), url=shared_store_url, amqp=AMQP_URL, queue=qname
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = producer.stdout.readline() if producer.stdout else ""
+        assert line.startswith("recorded "), line
+        (job_id,) = line.split()[1].split(",")
+        producer.send_signal(signal.SIGKILL)
+        producer.wait(10)
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+    time.sleep(0.5)
+    assert _message_count(amqp_queue(qname)) == 0  # never published
+    app = App(shared_store_url, transport=AMQP_URL)
+    runs: list[int] = []
+
+    @app.task(name="tick", queue=qname)
+    def tick(i: int) -> int:
+        runs.append(i)
+        return i
+
+    job = app.job(job_id)
+    assert job.status == "queued"
+    with working(app, concurrency=2):
+        assert job.result(timeout=30) == 7
+        time.sleep(2 * transport_module.SCAN)  # a second publish would show up meanwhile
+    assert runs == [7]  # once
+    assert app.store.inner.pending(qname, time.time() + 3600) == []
+
+
+def test_a_worker_killed_mid_job_has_its_job_delivered_again_at_once(
+    shared_store_url: str, qname: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "pids"
+    env = {
+        **os.environ,
+        "BAOZI_TEST_URL": shared_store_url,
+        "BAOZI_TRANSPORT": AMQP_URL,
+        "PYTHONPATH": str(ROOT),
+    }
+    app = App(shared_store_url, transport=AMQP_URL, lease=60.0)
+
+    @app.task(name="pid_then_sleep", queue=qname)
+    def pid_then_sleep(path: str, seconds: float) -> int:
+        return 0
+
+    job = pid_then_sleep.delay(str(out), 1.0)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "baozi", "worker", "tests.faultapp:app", "-Q", qname, "-c", "1"],
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        wait_for(lambda: out.exists() and out.read_text().strip(), 30)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        killed_at = time.monotonic()
+        second = subprocess.Popen(
+            [sys.executable, "-m", "baozi", "worker", "tests.faultapp:app", "-Q", qname, "-c", "1"],
+            env=env,
+            cwd=ROOT,
+        )
+        try:
+            assert job.result(timeout=30) > 0
+            # Taken over at once, not after the 60 s lease ran out.
+            assert time.monotonic() - killed_at < 30
+        finally:
+            second.terminate()
+            second.wait(30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert len(out.read_text().split()) == 2
