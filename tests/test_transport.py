@@ -217,7 +217,26 @@ def test_a_cancelled_job_is_a_tombstone_its_message_is_dropped(qname: str, tmp_p
     assert jobs[2].status == "cancelled"
 
 
-def test_a_job_dead_lettered_by_rabbitmq_fails_with_worker_lost(qname: str, tmp_path: Path) -> None:
+def _take_and_die(queue: str, times: int, job_id: str) -> None:
+    """A consumer that takes the message and dies without acknowledging it, ``times`` over:
+    RabbitMQ counts each as a failed delivery."""
+    for _ in range(times):
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        channel = connection.channel()
+        deadline = time.monotonic() + 10
+        while True:
+            method, _, body = channel.basic_get(amqp_queue(queue))
+            if method is not None:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert body.decode() == job_id
+        connection.close()  # unacknowledged: the broker takes it back, counting a delivery
+
+
+def test_a_job_whose_workers_died_past_the_limit_is_dead_lettered_and_fails(
+    qname: str, tmp_path: Path
+) -> None:
     app = App(f"sqlite:///{tmp_path / 's.db'}", transport=AMQP_URL)
 
     @app.task(queue=qname, max_deliveries=1)
@@ -226,19 +245,35 @@ def test_a_job_dead_lettered_by_rabbitmq_fails_with_worker_lost(qname: str, tmp_
 
     job = never.delay()
     wait_for(lambda: _message_count(amqp_queue(qname)) == 1, 10)
-    # A consumer that takes the message and dies, twice: past the delivery limit of 1.
-    for _ in range(2):
-        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        channel = connection.channel()
-        method, _, body = channel.basic_get(amqp_queue(qname))
-        assert method is not None and body.decode() == job.id
-        connection.close()  # unacknowledged: the broker takes it back, counting a delivery
+    # A worker claimed it and died (its lease runs out), then RabbitMQ's count ran out too.
+    assert [i.id for i in app.store.claim(qname, "dead-worker", 0.5, [job.id])] == [job.id]
+    _take_and_die(qname, 2, job.id)
     wait_for(lambda: _message_count(dead_queue(qname)) == 1, 10)
     with working(app, concurrency=1):
         wait_for(lambda: job.status == "failed", 20)
     error = json.loads(app.store.record(job.id).error)
     assert error["type"] == "WorkerLost" and "x-delivery-limit" in error["message"]
     wait_for(lambda: _message_count(dead_queue(qname)) == 0, 10)
+
+
+def test_a_job_bounced_unstarted_past_the_limit_is_published_again_and_runs(
+    qname: str, tmp_path: Path
+) -> None:
+    # RabbitMQ counts messages a dying worker held in its prefetch, never started; the store
+    # counts runs, and this job has had none.
+    app = App(f"sqlite:///{tmp_path / 's.db'}", transport=AMQP_URL)
+
+    @app.task(queue=qname, max_deliveries=1)
+    def once() -> str:
+        return "ran"
+
+    job = once.delay()
+    wait_for(lambda: _message_count(amqp_queue(qname)) == 1, 10)
+    _take_and_die(qname, 2, job.id)
+    wait_for(lambda: _message_count(dead_queue(qname)) == 1, 10)
+    with working(app, concurrency=1):
+        assert job.result(timeout=20) == "ran"
+    assert app.store.record(job.id).attempts == 1
 
 
 _PRODUCER = """
@@ -349,3 +384,37 @@ def test_a_worker_killed_mid_job_has_its_job_delivered_again_at_once(
         if worker.poll() is None:
             worker.kill()
     assert len(out.read_text().split()) == 2
+
+
+def test_the_cli_takes_the_transport_from_the_option_or_baozi_transport(
+    qname: str, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    env = {**os.environ, "BAOZI_TEST_URL": url, "PYTHONPATH": str(ROOT)}
+    env.pop("BAOZI_TRANSPORT", None)
+    cmd = [sys.executable, "-m", "baozi", "enqueue", "tests.faultapp:app", "tick"]
+    args = [json.dumps([str(tmp_path / "out"), 1, 0]), "--queue", qname]
+    done = subprocess.run(
+        [*cmd, *args, "--transport", AMQP_URL], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    job_id, where = done.stdout.split("\t")
+    assert where.strip() == "queued"  # no place in line: RabbitMQ cannot tell it
+    wait_for(lambda: _message_count(amqp_queue(qname)) == 1, 10)
+    done = subprocess.run(
+        [*cmd, *args],
+        env={**env, "BAOZI_TRANSPORT": AMQP_URL},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: _message_count(amqp_queue(qname)) == 2, 10)
+    refused = subprocess.run(
+        [*cmd, *args, "--transport", "redis://127.0.0.1:6379/0"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2 and "RabbitMQ URL" in refused.stderr

@@ -14,6 +14,7 @@ Callbacks given to a link run on its IO thread: they must be quick and must not 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -57,8 +58,8 @@ class _Batch:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """A message a subscription got: which connection it came on (``generation``), its
-    delivery tag there, its body, and whether the broker delivered it before."""
+    """A message a subscription got: which channel it came on (``generation``), its delivery
+    tag there, its body, and whether the broker delivered it before."""
 
     generation: int
     tag: int
@@ -96,7 +97,8 @@ class Subscription:
         self._started = generation
 
         def opened(channel: Any) -> None:
-            self._channel, self._generation = channel, generation
+            # Delivery tags are the channel's own: a channel opened again starts over.
+            self._channel, self._generation = channel, next(_channels)
             channel.add_on_close_callback(self._channel_closed)
             channel.basic_qos(prefetch_count=self.prefetch, callback=lambda _f: declare())
 
@@ -440,6 +442,7 @@ class Link:
             batch.settle(message_id, ok and routed)
 
 
+_channels = itertools.count(1)  # numbers each subscription channel of the process
 _links: dict[tuple[str, int], Link] = {}
 _links_lock = threading.Lock()
 

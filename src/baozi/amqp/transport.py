@@ -22,8 +22,8 @@ time from which its message is due), written in the same step as the record:
 None of these is held in a worker's memory, so RabbitMQ's ``consumer_timeout`` never meets a
 delayed job.
 
-**Delivery.** A worker consumes each of its queues with a prefetch of its free slots. For each
-message it *claims* the job in the store (:meth:`~baozi.backends.base.Store.claim`), which
+**Delivery.** A worker consumes each of its queues with a prefetch of twice its slots (at
+least 8 more): what it holds beyond its free slots waits in it, unclaimed. For each message it *claims* the job in the store (:meth:`~baozi.backends.base.Store.claim`), which
 leases it as a take would; a message whose job ended, was cancelled (the cancelled record is
 the tombstone), is not due yet, or is held by another worker is acknowledged and dropped --
 publishing a message twice is harmless. A message the broker delivers again (its consumer's
@@ -32,8 +32,11 @@ is acknowledged once its run is settled in the store.
 
 **Dead letters.** Each queue has RabbitMQ's ``x-delivery-limit`` (the largest
 ``max_deliveries`` of its tasks); a message delivered more often goes to ``baozi.<queue>.dead``
-(dead-lettered at least once), whose messages workers also consume: the job is marked failed
-with ``WorkerLost``.
+(dead-lettered at most once: see :meth:`TransportStore.queue_arguments`), whose messages
+workers also consume. RabbitMQ counts every
+delivery not acknowledged, messages a dying worker held unstarted included, so the store
+decides: a job whose worker died on that many of its runs is marked failed with
+``WorkerLost``; any other is published again.
 
 **What RabbitMQ cannot do** raises :class:`~baozi.NotSupported`: a position in line (and so an
 ETA from it), ``front=True`` and LIFO queues, priorities.
@@ -55,6 +58,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .._outage import shown_url
+from .._process import current_pid
 from ..backends.base import (
     Consumer,
     Deduplicated,
@@ -80,6 +84,7 @@ RECHECK = 2.0
 SCAN = 1.0
 """An idle worker looks for due marks at least this often."""
 _SCAN_BATCH = 200
+_MIN_SPARE = 8  # messages a worker holds beyond its free slots, at least
 _DEFAULT_LIMIT = 5
 _DEAD_ARGUMENTS = {"x-queue-type": "quorum"}
 _ENDED = ("succeeded", "failed", "cancelled")
@@ -185,7 +190,8 @@ def _flush_all() -> None:
     """A producer that exits right after enqueueing still sends its messages (its jobs are
     safe either way: their marks are published by a worker when they fall due)."""
     for store in list(_stores):
-        store.flush(_FLUSH_AT_EXIT)
+        if store.pid == current_pid():  # a forked child's copies are its parent's to flush
+            store.flush(_FLUSH_AT_EXIT)
 
 
 class TransportStore(Store):
@@ -210,6 +216,7 @@ class TransportStore(Store):
         self.link: Link = link_for(transport)
         self._clearer = _Clearer(inner)
         self._batching = threading.local()
+        self.pid = current_pid()
         _stores.append(self)
 
     def __getattr__(self, name: str) -> Any:
@@ -231,14 +238,18 @@ class TransportStore(Store):
 
     def queue_arguments(self, queue: str) -> dict[str, Any]:
         """How ``baozi.<queue>`` is declared: a quorum queue whose messages go to its dead
-        letter queue after the delivery limit."""
+        letter queue after the delivery limit. The dead-lettering is at most once: a node that
+        crashes as it moves a message may lose that message, and its job then stays queued
+        in the store with no message to deliver it."""
         return {
             "x-queue-type": "quorum",
             "x-delivery-limit": self._delivery_limit(queue),
             "x-dead-letter-exchange": "",
             "x-dead-letter-routing-key": dead_queue(queue),
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",  # what at-least-once dead-lettering needs
+            # At-most-once (RabbitMQ's default): at-least-once dead-lettering runs a worker
+            # process per queue under one supervisor, which gives up for good (every such
+            # queue then fails) when about 100 of those workers end in a second, as deleting
+            # that many queues does (RabbitMQ 3.10 to 4.2).
         }
 
     # -- sending ------------------------------------------------------------------------------
@@ -474,7 +485,7 @@ class TransportConsumer(Consumer):
     def _subscribe(self, prefetch: int) -> None:
         link = self.transport.link
         for queue in self.queues:
-            # The dead letter queue first: at-least-once dead-lettering needs it to exist.
+            # The dead letter queue first: a message dead-lettered to no queue is dropped.
             self._subs[(queue, True)] = link.subscribe(
                 dead_queue(queue),
                 _DEAD_ARGUMENTS,
@@ -501,7 +512,11 @@ class TransportConsumer(Consumer):
         if self.closed or n <= 0:
             return []
         if not self._subs:
-            self._subscribe(n)  # the first take asks for every slot: the prefetch
+            # The first take asks for every slot. As many again wait in the worker, so a slot
+            # that frees finds its next job here rather than a round trip to RabbitMQ away;
+            # they are not claimed (the store does not count them as this worker's), and go
+            # back to the queue at once if it dies.
+            self._subscribe(n + max(n, _MIN_SPARE))
         if time.monotonic() >= self._next_scan:
             self._publish_due()
         got: list[Delivery] = []
@@ -572,38 +587,46 @@ class TransportConsumer(Consumer):
             self.store.mark_pending(queue, marks)
 
     def _bury(self, batch: list[tuple[str, Message, bool]]) -> None:
-        """Jobs RabbitMQ gave up on (past their delivery limit): failed, with WorkerLost."""
+        """Jobs RabbitMQ gave up on, past their queue's ``x-delivery-limit``. RabbitMQ counts
+        every message a consumer took and did not acknowledge, those a dying worker held
+        unstarted included; the store counts runs. A job whose worker died on ``limit`` of its
+        runs fails with WorkerLost; any other still to run is published again, counted
+        afresh."""
         by_queue: dict[str, list[tuple[str, Message]]] = {}
         for queue, message, _ in batch:
             by_queue.setdefault(queue, []).append((_job_id(message), message))
         ttl, failed_ttl = self._ttls
         for queue, entries in by_queue.items():
             sub = self._subs[(queue, True)]
-            ids = [job_id for job_id, _ in entries if job_id]
-            items = self.store.claim(queue, self.owner, self.lease, ids, ids) if ids else []
             limit = self.transport.queue_arguments(queue)["x-delivery-limit"]
-            failed = [
-                Outcome(
-                    item.id,
-                    "failed",
-                    error=json.dumps(
-                        {
-                            "type": "WorkerLost",
-                            "message": f"RabbitMQ delivered the job more than {limit} times "
-                            f"(the x-delivery-limit of {amqp_queue(queue)!r}) without its run "
-                            f"ending; it is not run again",
-                            "traceback": "",
-                        }
-                    ),
-                )
-                for item in items
-            ]
-            if failed:
-                self.store.settle(queue, self.owner, failed, ttl, failed_ttl)
+            records = self.store.records_of([job_id for job_id, _ in entries if job_id])
+            doomed, again = [], {}
+            for job_id, rec in records.items():
+                if rec.status not in ("queued", "running"):
+                    continue  # ended; or scheduled or waiting, and marked for when it is due
+                if rec.attempts - rec.failures >= limit:
+                    doomed.append(job_id)
+                else:
+                    again[job_id] = time.time() + GRACE
+            if again:
+                self.store.mark_pending(queue, again)
+                self.transport.send(queue, again)
+            items = self.store.claim(queue, self.owner, self.lease, doomed, doomed)
+            if items:
+                error = {
+                    "type": "WorkerLost",
+                    "message": f"the job's worker died on {limit} of its runs, and RabbitMQ "
+                    f"gave its message up (the x-delivery-limit of {amqp_queue(queue)!r}); "
+                    f"it is not run again",
+                    "traceback": "",
+                }
+                outcomes = [Outcome(i.id, "failed", error=json.dumps(error)) for i in items]
+                self.store.settle(queue, self.owner, outcomes, ttl, failed_ttl)
                 log.warning(
-                    "transport: %d job(s) of queue %r failed: past the delivery limit",
-                    len(failed),
+                    "transport: %d job(s) of queue %r failed: their workers died on %d runs",
+                    len(items),
                     queue,
+                    limit,
                 )
             for _, m in entries:
                 sub.ack(m.generation, [m.tag])

@@ -62,8 +62,9 @@ def check_scheme(url: str) -> str:
             shown_url(url),
             "RabbitMQ cannot say how many messages are ahead of one, order by priority, pop "
             "LIFO, cancel a queued message or keep records. To share a FIFO queue with other "
-            "AMQP programs, open baozi.Queue(name, url=<this URL>); keep jobs, records and "
-            "everything else in sqlite://, redis:// or postgresql://",
+            "AMQP programs, open baozi.Queue(name, url=<this URL>); to have RabbitMQ deliver "
+            "jobs, keep them in a store and pass this URL as the transport: "
+            "App(url='redis://...', transport=<this URL>), or --transport",
         )
     target = SCHEMES.get(scheme)
     if target is None:
