@@ -15,9 +15,11 @@ after), and the configurations are interleaved over --rounds (the order rotates 
   * drain: the worker is then launched and timed to the N-th completion: jobs/s from the launch
     (the headline figure) and "steady" from the first to the N-th completion;
   * CPU: user+sys CPU seconds per 1,000 jobs (psutil) of the producer, of the worker processes
-    (children included), of the RabbitMQ server (beam.smp) and of redis-server, during enqueue
+    (children included), of the RabbitMQ server (the beam.smp listening on the AMQP port) and of
+    redis-server, during enqueue
     (loop start until all N are in the queue) and during drain (steady: first to N-th
-    completion; the worker also from its launch).
+    completion; the worker also from its launch); and the busy CPU of every other process on
+    the machine meanwhile ("others", in cores), since a shared machine skews single rows.
 
 Configurations (``--only`` picks some by key or system):
   * equal guarantees, counted in the ratios: publisher confirms on, persistent messages, quorum
@@ -31,7 +33,8 @@ Configurations (``--only`` picks some by key or system):
       prefork default ``-c 2``;
       Dramatiq: ``RabbitmqBroker(url=..., confirm_delivery=True)``: a classic queue (its broker
       has no option for the queue type); workers ``-p 2 -t 8`` (its default) and ``-p 1 -t 8``;
-  * each peer's default configuration (no confirms, its default classic queue), same workers;
+  * each peer's default configuration (no confirms, its default classic queue; Celery acks on
+    receipt) with its default worker (Celery prefork ``-c 2``, Dramatiq ``-p 2 -t 8``);
   * an extra row, not counted: Dramatiq with confirms on quorum queues, through a subclass that
     overrides the broker's private ``_build_queue_arguments``.
 
@@ -42,7 +45,7 @@ time goes (CPU per job in each process; baozi's enqueue with and without waiting
 
     python bench/transport_bench.py [--n 10000] [--rounds 3] [--only baozi celery/2xsolo-pf32]
         [--amqp amqp://guest:guest@127.0.0.1:5672/%2F] [--redis redis://127.0.0.1:6379/15]
-        [--quiet-wait 30 [--quiet-cores 0.3]]
+        [--quiet-wait 15 [--quiet-cores 0.5]]
 
 On a shared machine, --quiet-wait S waits up to S seconds before each measurement until the
 other processes keep fewer than --quiet-cores cores busy; the report gives, for each config, how
@@ -73,6 +76,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -415,13 +419,18 @@ class Depth:
             self.connection.close()
 
 
-def server_pid(name: str) -> int | None:
-    """The process id of the server called ``name`` (beam.smp, redis-server)."""
+def server_pid(name: str, url: str, default_port: int) -> int | None:
+    """The process id of the server called ``name`` (beam.smp, redis-server) that listens on
+    ``url``'s port: other servers of that name may run beside it (tests start RabbitMQ nodes of
+    their own)."""
     import psutil
 
-    for p in psutil.process_iter(["name"]):
-        if p.info["name"] == name:
-            return p.pid
+    port = urlsplit(url).port or default_port
+    for c in psutil.net_connections(kind="tcp"):
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if psutil.Process(c.pid).name() == name:
+                    return c.pid
     return None
 
 
@@ -513,8 +522,11 @@ class Probe:
     """CPU seconds of the RabbitMQ and Redis servers and of the whole machine (busy, every
     core), sampled together."""
 
-    def __init__(self) -> None:
-        self.pids = {"rabbitmq": server_pid("beam.smp"), "redis": server_pid("redis-server")}
+    def __init__(self, amqp: str, redis_url: str) -> None:
+        self.pids = {
+            "rabbitmq": server_pid("beam.smp", amqp, 5672),
+            "redis": server_pid("redis-server", redis_url, 6379),
+        }
 
     def sample(self) -> dict[str, float]:
         import psutil
@@ -559,7 +571,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
     )
     r = redis.Redis.from_url(spec["redis"])
-    probe = Probe()
+    probe = Probe(spec["amqp"], spec["redis"])
     depth = Depth(spec["amqp"])
     workers: Workers | None = None
     out: dict[str, Any] = {}
@@ -581,7 +593,14 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         deadline = time.perf_counter() + 60
         while (got := depth(name)) < n:
             if time.perf_counter() > deadline:
-                raise TimeoutError(f"{got} of {n} messages in {name} after 60 s")
+                hint = ""
+                if confirm is not None:
+                    hint = (
+                        " (app.store.flush() had returned: every publish was answered, but not "
+                        "all were confirmed; the refused ones keep their marks, for a worker to "
+                        "publish)"
+                    )
+                raise TimeoutError(f"{got} of {n} messages in {name} after 60 s{hint}")
             time.sleep(0.01)
         t3, c3 = time.perf_counter(), time.process_time()
         s1 = probe.sample()
@@ -746,6 +765,8 @@ def one(run: Run, config: Config, round_no: int) -> dict[str, Any]:
         lines = [ln for ln in stdout.splitlines() if ln.startswith("TBENCH-RESULT ")]
         if lines:
             result = json.loads(lines[-1].removeprefix("TBENCH-RESULT "))
+            if stderr.strip():  # e.g. the producer's library warnings
+                result["stderr"] = "\n".join(stderr.splitlines()[-15:])
         else:
             result = {
                 "ok": False,
@@ -792,8 +813,8 @@ def _git_rev() -> str:
         return done.stdout.strip()
 
     rev = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return f"{rev}{' + uncommitted changes' if dirty else ''}"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "src")
+    return f"{rev}{' + uncommitted changes in src/' if dirty else ', src/ as committed'}"
 
 
 def versions(amqp: str, redis_url: str) -> dict[str, str]:
@@ -1112,8 +1133,8 @@ def report(
         "## CPU (ms per 1,000 jobs, user + system)",
         "",
         "Enqueue: the producer process (baozi: its `delay()` loop, then `+` its wait for the "
-        "confirms), RabbitMQ's beam.smp and redis-server from the first call until the queue "
-        "holds all N. Drain: the worker processes (children included) from the first to the "
+        "confirms), RabbitMQ (the beam.smp listening on the AMQP port) and redis-server from "
+        "the first call until the queue holds all N. Drain: the worker processes (children included) from the first to the "
         "N-th completion (*steady*) and from their launch (*incl. start*: imports, connections, "
         "declarations); RabbitMQ and Redis from the first to the N-th completion. Both servers "
         "also serve whatever else runs on the machine.",
@@ -1139,9 +1160,10 @@ def report(
             lines.append(f"* {res['key']} (round {res['round']}, queue {res['queue']}):")
             lines.append("")
             lines.append("  ```")
-            body = res.get("error", "") + (
-                "\n" + res["worker_log"] if res.get("worker_log") else ""
-            )
+            body = res.get("error", "")
+            for part in ("worker_log", "stderr"):
+                if res.get(part):
+                    body += f"\n--- {part.replace('_', ' ')}:\n{res[part]}"
             lines += ["  " + ln for ln in body.splitlines()[:30]]
             lines.append("  ```")
     odd = [

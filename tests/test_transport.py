@@ -418,3 +418,26 @@ def test_the_cli_takes_the_transport_from_the_option_or_baozi_transport(
         text=True,
     )
     assert refused.returncode == 2 and "RabbitMQ URL" in refused.stderr
+
+
+def test_a_message_rabbitmq_refuses_is_published_again_from_its_mark(
+    qname: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transport_module, "GRACE", 1.0)
+    app = App(f"sqlite:///{tmp_path / 's.db'}", transport=AMQP_URL)
+
+    @app.task(queue=qname)
+    def echo(i: int) -> int:
+        return i
+
+    first = echo.delay(1)
+    assert app.store.flush(10)
+    # The queue goes away after this process declared it: the next message is unroutable.
+    _delete_queues(qname)
+    second = echo.delay(2)
+    assert app.store.flush(10) is False  # answered, not confirmed: its mark stands
+    assert [i for i, _ in app.store.inner.pending(qname, time.time() + 60)] == [second.id]
+    with working(app, concurrency=2):  # declares the queue again; a worker publishes the mark
+        assert second.result(timeout=20) == 2
+    assert first.status == "queued"  # its message went with the queue (a queue deleted by hand)
+    assert app.store.inner.pending(qname, time.time() + 3600) == []

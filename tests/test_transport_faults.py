@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,16 +19,21 @@ from baozi import App
 
 from ._helpers import lines, wait_for, working
 from ._rabbitserver import PrivateRabbit
+from .conftest import _fresh
 from .test_transport import AMQP_URL, ROOT, _amqp_or_skip, _delete_queues
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "redis"])
-def test_a_broker_restarted_mid_run_loses_no_job(
-    private_rabbit: PrivateRabbit, kind: str, tmp_path: Path
-) -> None:
-    from .conftest import make_url
+@pytest.fixture(params=["sqlite", "redis"])
+def shared_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store URL of each kind that processes share (a Redis prefix is dropped after)."""
+    yield from _fresh(request, tmp_path)
 
-    url = make_url(kind, tmp_path)
+
+def test_a_broker_restarted_mid_run_loses_no_job(
+    private_rabbit: PrivateRabbit, shared_store_url: str
+) -> None:
+    url = shared_store_url
+    kind = url.split(":", 1)[0]
     app = App(url, transport=private_rabbit.url)
     runs: list[int] = []
     lock = threading.Lock()
@@ -82,12 +88,9 @@ def _tags(path: Path) -> list[str]:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("kind", ["redis"])
-def test_a_storm_of_100_worker_kills_loses_no_job(kind: str, tmp_path: Path) -> None:
-    from .conftest import make_url
-
+def test_a_storm_of_100_worker_kills_loses_no_job(redis_url: str, tmp_path: Path) -> None:
     _amqp_or_skip()
-    url = make_url(kind, tmp_path)
+    url = redis_url
     queue = f"storm{os.getpid()}{int(time.time())}"
     out = tmp_path / "ticks"
     env = {

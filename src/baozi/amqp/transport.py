@@ -120,6 +120,7 @@ class _Clearer:
         )
         self._lock = threading.Condition()
         self._in_flight = 0  # publishes sent, not yet answered or cleared
+        self._refused = 0  # publishes refused since the last flush (their marks stand)
         self._thread: threading.Thread | None = None
 
     def sent(self, n: int) -> None:
@@ -136,11 +137,12 @@ class _Clearer:
         if confirmed:
             self._queue.put((queue, confirmed))
         if refused:
-            self._done(refused)
+            self._done(refused, refused)
 
-    def _done(self, n: int) -> None:
+    def _done(self, n: int, refused: int = 0) -> None:
         with self._lock:
             self._in_flight -= n
+            self._refused += refused
             self._lock.notify_all()
 
     def _run(self) -> None:
@@ -171,7 +173,8 @@ class _Clearer:
 
     def flush(self, timeout: float) -> bool:
         """Wait, up to ``timeout``, until every message sent was answered and its mark
-        cleared; whether that happened."""
+        cleared; whether every one was confirmed (those refused since the last flush keep
+        their marks, and are published again when those fall due)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while self._in_flight > 0:
@@ -179,7 +182,8 @@ class _Clearer:
                 if left <= 0:
                     return False
                 self._lock.wait(left)
-        return True
+            refused, self._refused = self._refused, 0
+        return refused == 0
 
 
 _stores: list[TransportStore] = []
@@ -278,7 +282,8 @@ class TransportStore(Store):
         )
 
     def flush(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for every message this handle sent to be confirmed."""
+        """Wait up to ``timeout`` for every message this handle sent to be answered; whether
+        RabbitMQ confirmed them all (a refused one's job is published again from its mark)."""
         return self._clearer.flush(timeout)
 
     @contextlib.contextmanager
