@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+import baozi
 from baozi import App
 
 from ._helpers import lines, wait_for, working
 from ._rabbitserver import PrivateRabbit
+from ._redisserver import PrivateRedis
 from .conftest import _fresh
 from .test_transport import AMQP_URL, ROOT, _amqp_or_skip, _delete_queues
 
@@ -160,3 +162,53 @@ def test_a_storm_of_100_worker_kills_loses_no_job(redis_url: str, tmp_path: Path
     assert set(ticks) == {str(i) for i in range(n)}  # every job ran: none lost
     assert twice <= kills * 2  # only jobs a kill interrupted ran again (2 slots a worker)
     assert app.store.inner.pending(queue, time.time() + 3600) == []
+
+
+def test_the_store_killed_mid_run_loses_no_job(private_redis: PrivateRedis) -> None:
+    # The records' store (Redis, every write in its AOF) is SIGKILLed while a producer
+    # enqueues and a worker runs jobs: claims and settles fail meanwhile, the messages go
+    # back to RabbitMQ, and once the store is back every job runs.
+    _amqp_or_skip()
+    queue = f"outage{os.getpid()}{int(time.time())}"
+    app = App(private_redis.url + "?retry=0.2", transport=AMQP_URL, lease=2.0)
+    runs: list[int] = []
+    lock = threading.Lock()
+
+    @app.task(queue=queue)
+    def order(i: int) -> int:
+        with lock:
+            runs.append(i)
+        return i
+
+    n = 300
+    ids: list[str] = []
+
+    def produce() -> None:
+        for i in range(n):
+            while True:
+                try:
+                    ids.append(order.delay(i).id)  # returned: the store has it
+                    break
+                except baozi.StoreError:  # the store is down: try again
+                    time.sleep(0.1)
+            time.sleep(0.005)
+
+    try:
+        with working(app, concurrency=4):
+            producer = threading.Thread(target=produce)
+            producer.start()
+            wait_for(lambda: len(runs) >= 80, 60)
+            private_redis.kill()
+            at = len(ids)
+            time.sleep(2)
+            private_redis.start()
+            producer.join(120)
+            assert not producer.is_alive()
+            wait_for(lambda: set(range(n)) <= set(runs), 120)
+            wait_for(lambda: set(app.store.statuses(ids).values()) == {"succeeded"}, 60)
+    finally:
+        _delete_queues(queue)
+    twice = len(runs) - len(set(runs))
+    print(f"store killed after {at} enqueues: {n} jobs, {len(set(runs))} ran, {twice} twice")
+    assert at < n
+    assert sorted(set(runs)) == list(range(n))

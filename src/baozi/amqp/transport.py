@@ -531,9 +531,21 @@ class TransportConsumer(Consumer):
             if not batch:
                 break
             dead = [entry for entry in batch if entry[2]]
-            if dead:
-                self._bury(dead)
-            got += self._claim([entry for entry in batch if not entry[2]])
+            live = [entry for entry in batch if not entry[2]]
+            try:
+                if dead:
+                    self._bury(dead)
+                got += self._claim(live)  # puts its messages back itself when it fails
+            except Exception:
+                if dead:  # not buried: back to their queue, for this worker or another
+                    for queue, message, _ in dead:
+                        self._subs[(queue, True)].requeue(message.generation, [message.tag])
+                if not got:
+                    raise
+                # The store failed after jobs were claimed: those run, and the next take
+                # (or the worker's outage handling) meets the failure again.
+                log.warning("transport: taking more jobs failed", exc_info=True)
+                break
         return got
 
     def _claim(self, batch: list[tuple[str, Message, bool]]) -> list[Delivery]:
@@ -541,7 +553,9 @@ class TransportConsumer(Consumer):
         by_queue: dict[str, list[tuple[str, Message]]] = {}
         for queue, message, _ in batch:
             by_queue.setdefault(queue, []).append((_job_id(message), message))
-        for queue, entries in by_queue.items():
+        queues = list(by_queue)
+        for done, queue in enumerate(queues):
+            entries = by_queue[queue]
             sub = self._subs[(queue, False)]
             ids = [job_id for job_id, _ in entries if job_id]
             takeover = [job_id for job_id, m in entries if job_id and m.redelivered]
@@ -549,11 +563,15 @@ class TransportConsumer(Consumer):
                 items = (
                     self.store.claim(queue, self.owner, self.lease, ids, takeover) if ids else []
                 )
-            except BaseException:
-                # Not claimed: the messages go back, for this worker or another.
-                for _, m in entries:
-                    sub.requeue(m.generation, [m.tag])
-                raise
+            except Exception:
+                # Not claimed: these messages and those of the queues after go back.
+                for rest in queues[done:]:
+                    for _, m in by_queue[rest]:
+                        self._subs[(rest, False)].requeue(m.generation, [m.tag])
+                if not got:
+                    raise
+                log.warning("transport: claiming jobs failed", exc_info=True)
+                return got
             claimed = {item.id: item for item in items}
             drop: dict[int, list[int]] = {}
             dropped = []
@@ -566,7 +584,13 @@ class TransportConsumer(Consumer):
                 with self._lock:
                     self._held[(queue, job_id)] = (sub, m.generation, m.tag)
                 got.append((queue, item))
-            self._mark_dropped(queue, [job_id for job_id in dropped if job_id])
+            try:
+                self._mark_dropped(queue, [job_id for job_id in dropped if job_id])
+            except Exception:  # noqa: BLE001 -- not marked: the copies go back instead
+                log.warning("transport: marking dropped jobs failed", exc_info=True)
+                for generation, tags in drop.items():
+                    sub.requeue(generation, tags)
+                continue
             for generation, tags in drop.items():
                 sub.ack(generation, tags)
         return got
