@@ -233,13 +233,6 @@ class TransportStore(Store):
     def location(self) -> str:
         return f"{self.inner.location} (jobs through {self.transport_location})"
 
-    def require(self, feature: str) -> None:
-        hint = self.unsupported.get(feature)
-        if hint is not None:
-            from ..backends.base import FEATURES
-
-            raise NotSupported(FEATURES.get(feature, feature), self.transport_location, hint)
-
     def queue_arguments(self, queue: str) -> dict[str, Any]:
         """How ``baozi.<queue>`` is declared: a quorum queue whose messages go to its dead
         letter queue after the delivery limit. The dead-lettering is at most once: a node that

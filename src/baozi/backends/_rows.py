@@ -63,18 +63,11 @@ class RowStore(Store):
         rows = [(p, b, None) for p, b in zip(prios, payloads, strict=True)]
         return self._add(queue, rows, front, delay, maxsize, maxlen)
 
-    def enqueue(
-        self,
-        queue: str,
-        jobs: Sequence[NewJob],
-        *,
-        front: bool = False,
-        delay: float = 0.0,
-        maxsize: int = 0,
-        pending: float | None = None,
+    def _enqueue_rows(
+        self, queue: str, jobs: Sequence[NewJob], front: bool, delay: float, maxsize: int
     ) -> list[str]:
-        if pending is not None:  # each store marks in its own enqueue, atomic with the rows
-            raise NotImplementedError(f"{type(self).__name__} does not mark the jobs it enqueues")
+        """:meth:`enqueue` of plain jobs (no unique key, no dependencies, no marks): their rows,
+        added as :meth:`push` adds items. Each store's ``enqueue`` takes this path for them."""
         rows = [(j.priority, j.payload, j.task) for j in jobs]
         return self._add(queue, rows, front, delay, maxsize, None)
 

@@ -50,7 +50,7 @@ class MemoryStore(MemoryCoordination):
                         q.set_mark(num, float(pending))
             return ids
         if all(j.unique_key is None and not j.depends_on for j in jobs):
-            return super().enqueue(queue, jobs, front=front, delay=delay, maxsize=maxsize)
+            return self._enqueue_rows(queue, jobs, front, delay, maxsize)
         st = self._state
         with st.lock:
             now = time.time()

@@ -271,7 +271,7 @@ class PostgresQueues(RowStore):
         pending: float | None = None,
     ) -> list[str]:
         if _plain(jobs) and (pending is None or not jobs):
-            return super().enqueue(queue, jobs, front=front, delay=delay, maxsize=maxsize)
+            return self._enqueue_rows(queue, jobs, front, delay, maxsize)
         rows = [(j.priority, j.payload, j.task) for j in jobs]
         params = _insert_params(self._qid(queue), rows, front, delay)
 

@@ -228,7 +228,7 @@ class SQLiteQueues(RowStore):
     ) -> list[str]:
         plain = not any(j.unique_key is not None or j.depends_on for j in jobs)
         if plain and (pending is None or not jobs):
-            return super().enqueue(queue, jobs, front=front, delay=delay, maxsize=maxsize)
+            return self._enqueue_rows(queue, jobs, front, delay, maxsize)
         check(jobs)
         db = self._db
         qid = db.qids.get(queue) or db.qid(queue)
