@@ -441,3 +441,29 @@ def test_a_message_rabbitmq_refuses_is_published_again_from_its_mark(
         assert second.result(timeout=20) == 2
     assert first.status == "queued"  # its message went with the queue (a queue deleted by hand)
     assert app.store.inner.pending(qname, time.time() + 3600) == []
+
+
+def test_junk_messages_in_a_job_queue_are_dropped_and_the_jobs_behind_them_run(
+    qname: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The broker is input too: anyone with access can publish to baozi.<queue>.
+    app = App(f"sqlite:///{tmp_path / 's.db'}", transport=AMQP_URL)
+
+    @app.task(queue=qname)
+    def echo(i: int) -> int:
+        return i
+
+    first = echo.delay(1)
+    assert app.store.flush(10)
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = connection.channel()
+    for junk in (b"\xff\xfe", b"", b"x" * 500, b"999999999", b"not an id \n"):
+        channel.basic_publish("", amqp_queue(qname), junk)
+    connection.close()
+    second = echo.delay(2)
+    with working(app, concurrency=2):
+        assert first.result(timeout=20) == 1
+        assert second.result(timeout=20) == 2
+        wait_for(lambda: _message_count(amqp_queue(qname)) == 0, 10)
+    assert any("names no job" in r.getMessage() for r in caplog.records)
+    assert app.store.inner.pending(qname, time.time() + 3600) == []
