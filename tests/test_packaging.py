@@ -9,7 +9,7 @@ from baozi.backends import INTEROP, SCHEMES
 
 ROOT = Path(__file__).resolve().parent.parent
 # Extras for a pool, a middleware, and for working on baozi.
-NOT_STORES = {"test", "bench", "dev", "gevent", "otel"}
+NOT_STORES = {"test", "bench", "dev", "gevent", "otel", "web", "monitor"}
 
 
 def test_each_store_extra_belongs_to_a_store_that_exists() -> None:

@@ -6,6 +6,7 @@ from importlib import import_module
 
 import click
 
+from .._extras import MissingExtra
 from ..errors import StoreError
 
 # Each command and the module that defines it, in the order --help lists them. A command's
@@ -44,7 +45,10 @@ class _Group(click.Group):
         if where is None:
             return None
         module, name = where.split(":")
-        command = getattr(import_module(module), name)
+        try:
+            command = getattr(import_module(module), name)
+        except MissingExtra as exc:
+            return _needs_extra(cmd_name, str(exc))
         assert isinstance(command, click.Command) and command.name == cmd_name, where
         return command
 
@@ -53,6 +57,25 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except StoreError as exc:
             raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+        except MissingExtra as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _needs_extra(name: str, reason: str) -> click.Command:
+    """A command whose extra is not installed: listed by --help, and saying which extra to
+    install when run, whatever its arguments."""
+
+    def refuse() -> None:
+        raise click.ClickException(reason)
+
+    return click.Command(
+        name,
+        callback=refuse,
+        help=reason,
+        short_help=f"(not installed) {reason.split(': pip')[0]}",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
 
 
 def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ..web._http import DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS
-from .loading import load_app
-from .options import app_url_option, transport_option
+from .._extras import need
+
+need("web", "baozi serve")
+
+from ..web._http import DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS  # noqa: E402
+from .loading import load_app  # noqa: E402
+from .options import app_url_option, transport_option  # noqa: E402
 
 
 @click.command()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from importlib.util import find_spec
 from typing import Literal
 
+from .._extras import need
 from ._check import Check
 
 __all__ = ["CLIENTS", "Client", "check_local", "choose", "preload"]
@@ -24,10 +25,13 @@ def choose(client: str = "auto") -> Client:
     if client == "gevent":
         return "gevent"
     if client == "aiohttp":
+        need("monitor", "the monitor's aiohttp client")
         return "aiohttp"
     if client != "auto":
         raise ValueError(f"no monitor client {client!r}: choose one of {', '.join(CLIENTS)}")
     green = find_spec("gevent") is not None and find_spec("geventhttpclient") is not None
+    if not green:  # gevent's client is baozi[gevent]'s; aiohttp is baozi[monitor]'s
+        need("monitor", "the URL monitor")
     return "gevent" if green else "aiohttp"
 
 
