@@ -11,6 +11,10 @@ From those rises, kept for ten minutes, come a queue's completion rate over the 
 throughput chart; the estimates of when a job will be done use the rate once it rests on enough
 finishes (see :mod:`baozi._eta`). A run's mean duration comes from
 Little's law: the jobs running on average over the last minute, divided by the rate they finish.
+
+Each queue's counts also go to the store every few seconds, as the largest of each 10-second and
+minute bucket (:class:`~baozi._runstats.DepthSamples`), so its depth over the last day outlives
+the server.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .._outage import outage
+from .._runstats import DepthSamples
 from ..backends.base import Store
 from ._wire import DEQUE_PREFIX
 
@@ -88,6 +93,8 @@ class Observer:
         """Set after each sample (tests clear it and wait for the next)."""
         self._samples = 0  # samples taken: what stats() read is good until the next one
         self._read: dict[str, tuple[tuple[int, int], QueueStats | None]] = {}
+        self.depths = DepthSamples()
+        """Each queue's counts, kept in the store (see :func:`baozi._runstats.depth_series`)."""
 
     def start(self) -> None:
         self._started = True
@@ -108,6 +115,10 @@ class Observer:
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
+            try:  # the samples since the last flush
+                self.depths.flush(self._store())
+            except Exception as exc:  # noqa: BLE001 -- only statistics: said, not raised
+                log.warning("writing the last queue depths failed: %s", exc)
 
     def _run(self) -> None:
         health = None  # the store's shared outage log, once the store is open
@@ -129,6 +140,7 @@ class Observer:
         """Take one sample of every job queue now."""
         store = self._store()
         names = [n for n in store.queues() if not n.startswith(DEQUE_PREFIX)]
+        now = time.time()
         for name in names:
             # The jobs in line, not the finished records: a count of those reads every one of
             # them, each second, in each server process (/api/queues counts them when asked).
@@ -142,6 +154,7 @@ class Observer:
             total = finished(store.job_totals(name))
             with self._lock:
                 self._record(name, counts, total, time.time())
+            self.depths.add(name, {**counts, "ready": held.ready}, now)
         with self._lock:
             for gone in set(self._queues) - set(names):  # deleted
                 del self._queues[gone]
@@ -149,6 +162,8 @@ class Observer:
             self._began = True
             self._samples += 1
         self.sampled.set()
+        if self.depths.due():
+            self.depths.flush(store, now)
 
     def _record(self, name: str, counts: dict[str, int], total: int, now: float) -> None:
         seen = self._queues.get(name)

@@ -21,6 +21,7 @@ from .._eta import RunTimes
 from .._meta import FEED
 from .._outage import Outage, log_failure, outage
 from .._renewer import renewer
+from .._runstats import RunStats
 from ..backends.base import Item, Outcome
 from ..errors import StoreError
 from ..middleware import Hold, Middleware, Run, overrides
@@ -72,6 +73,7 @@ class Session(Settling):
             app.url, app.store.statuses, self.running_ids, self.stop, f"worker {worker.id}"
         )
         self.consumer = app.store.consumer(worker.owner, worker.queues, app.lease, self)
+        self.runstats = RunStats(app.store, worker.id)  # the runs it settles, counted
 
     def _runs(self) -> list[Run]:
         with self._lock:
@@ -111,6 +113,7 @@ class Session(Settling):
         self._hooks("worker_start")
         self.keeper.start()
         self.cancels.start()
+        self.runstats.start()
         backoff = 0.0
         what = f"worker {self.w.id}, taking jobs"
         try:
@@ -318,6 +321,7 @@ class Session(Settling):
     def _settle_failed(self, queue: str, item: Item, exc_type: str, message: str) -> None:
         outcome = Outcome(item.id, "failed", error=error_text(exc_type, message))
         self.consumer.settle(queue, [outcome], self.app.result_ttl, failed_ttl=self.app.failed_ttl)
+        self.runstats.ran(queue, item, "failed", time.monotonic(), None, outcome.error)
         log.info(
             "job %s %s failed (queue %s): %s: %s", item.id, item.task, queue, exc_type, message
         )
@@ -378,6 +382,7 @@ class Session(Settling):
             self.pool.close()
             self._settle_done(fetch=False, keep=False)
         self._hooks("worker_stop")
+        self.runstats.close()  # what it counted goes to the store, before it is forgotten
         self.cancels.stop()
         self.keeper.stop()  # so no heartbeat lands after the worker is forgotten
         try:

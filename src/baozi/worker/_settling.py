@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from .._renewer import renewer
+from .._runstats import RunStats
 from ..backends.base import Consumer, Delivery, Item, TakeFailed
 from ..middleware import Middleware, Run
 from ._jobs import Done, report
@@ -31,6 +32,7 @@ class Settling:
     w: Worker
     app: App
     consumer: Consumer
+    runstats: RunStats
     done: collections.deque[Done]
     running: dict[str, Run]
     futures: dict[str, Future[Any]]
@@ -124,6 +126,10 @@ class Settling:
                 if d.run.item.id in cancelled:
                     continue  # said when it was stopped; it has no outcome of its own
                 report(d)
+                run = d.run
+                self.runstats.ran(
+                    queue, run.item, d.outcome.status, run.started, d.elapsed, d.outcome.error
+                )
                 if d.outcome.status != "deferred":
                     self._hooks(
                         "after_settle", d.run, d.outcome, d.exc, d.value, only=self._settled
