@@ -1,371 +1,272 @@
-// baozi dashboard: polls the JSON API once a second and redraws the tables and the chart.
-// Everything that comes from the store is written with textContent, never parsed as HTML.
-"use strict";
+// baozi dashboard: a single-page app over the JSON API. This module asks GET api/session first
+// (the login form on 401), routes the hash (#/, #/jobs, #/jobs/{id}, #/scheduled, #/failed,
+// #/queues, #/queues/{name}, #/tasks, #/workers, #/schedules) to a page, and refreshes the page
+// shown on every tick of api/events while the tab is visible (polling every 2 s when the event
+// stream fails). Every URL is relative: the app may be mounted below a root path.
+//
+// Stable hooks for tests (data-testid, unless an id is named):
+//   frame     nav, nav-overview, nav-jobs, nav-scheduled, nav-failed, nav-queues, nav-tasks,
+//             nav-workers, nav-schedules, failed-badge, logout-form, logout, live-state,
+//             status (the aria-live region; it holds status-ok or status-error), app (<main>),
+//             page-title, brand
+//   login     login, login-form, login-token (input name="token"), login-submit, login-error
+//   dialog    confirm-dialog, confirm-text, confirm, confirm-cancel
+//   tables    queues-table, jobs-table, scheduled-table, failed-table, attempts-table,
+//             tasks-table, workers-table, schedules-table; rows carry data-queue, data-job,
+//             data-task, data-worker, data-schedule, data-attempt; links job-link and
+//             queue-link (data-key: the id or name)
+//   overview  counters, count-queued, count-scheduled, count-running, count-waiting,
+//             count-succeeded, count-failed, count-cancelled, count-workers, chart-throughput
+//   charts    window-10m, window-1h, window-24h (aria-pressed), chart-tooltip, chart-legend
+//   jobs      jobs-filter, filter-queue, filter-status, filter-task, filter-since, filter-until,
+//             filter-q, filter-apply, filter-clear, jobs-count, first-page, next-page
+//   scheduled due (the due time in each row)
+//   failed    failed-queue, retry-all, delete-all, row-retry (data-key: job id)
+//   job       job-id, job-status, job-summary, job-actions, job-retry, job-cancel, job-forget,
+//             job-progress, progress (<progress>), progress-message, job-task, job-queue,
+//             job-priority, job-position, job-eta, job-attempts, job-worker, job-unique-key,
+//             job-waiting-for, job-on-failure, job-created, job-scheduled-for, job-started,
+//             job-finished, job-args, job-kwargs, job-result, job-error, job-traceback,
+//             job-parents, job-children, job-graph, graph-node (data-key: job id), job-missing
+//   queue     queue-name, queue-actions, queue-pause, queue-resume, queue-purge, queue-jobs,
+//             queue-state, queue-latency, queue-oldest, queue-ready, queue-scheduled,
+//             queue-running, queue-waiting, queue-succeeded, queue-failed, queue-cancelled,
+//             queue-maxsize, queue-rate, chart-depth, chart-queue-throughput, queue-missing
+//   workers   worker-stale;  schedules  schedule-overdue
 
-const TOKEN_KEY = "baozi-token";
-const EVERY_MS = 1000;
-let token = sessionStorage.getItem(TOKEN_KEY) || "";
-let timer = null;
+import { ApiError, Unauthorized, api, clearError, num, say } from "./dom.js";
+import { failedPage, jobsPage, scheduledPage } from "./jobs.js";
+import { jobPage } from "./job.js";
+import {
+  notFoundPage, overviewPage, queuePage, queuesPage, schedulesPage, tasksPage, workersPage,
+} from "./pages.js";
 
-class Unauthorized extends Error {}
+const POLL_MS = 2000;
+const ROUTES = [
+  [/^\/$/, "overview", "Overview", overviewPage],
+  [/^\/jobs$/, "jobs", "Jobs", jobsPage],
+  [/^\/jobs\/(.+)$/, "jobs", "Job", jobPage],
+  [/^\/scheduled$/, "scheduled", "Scheduled", scheduledPage],
+  [/^\/failed$/, "failed", "Failed", failedPage],
+  [/^\/queues$/, "queues", "Queues", queuesPage],
+  [/^\/queues\/(.+)$/, "queues", "Queue", queuePage],
+  [/^\/tasks$/, "tasks", "Tasks", tasksPage],
+  [/^\/workers$/, "workers", "Workers", workersPage],
+  [/^\/schedules$/, "schedules", "Schedules", schedulesPage],
+];
 
-class ApiError extends Error {
-  constructor(message, status) {
-    super(message);
-    this.status = status;
+let current = null; // {path, page}
+let loggedIn = false;
+
+// -- routes ---------------------------------------------------------------------------------
+
+function parseHash() {
+  const hash = location.hash.startsWith("#/") ? location.hash.slice(1) : "/";
+  const at = hash.indexOf("?");
+  const path = at < 0 ? hash : hash.slice(0, at);
+  return { path, params: new URLSearchParams(at < 0 ? "" : hash.slice(at + 1)) };
+}
+
+function hrefWith(path, params, changes) {
+  const next = new URLSearchParams(params);
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === "" || value === null || value === undefined) next.delete(key);
+    else next.set(key, value);
   }
+  const text = next.toString();
+  return "#" + path + (text ? "?" + text : "");
 }
 
-async function api(path, options = {}) {
-  const headers = { Accept: "application/json" };
-  if (token) headers.Authorization = "Bearer " + token;
-  const response = await fetch(path, { ...options, headers });
-  if (response.status === 401) throw new Unauthorized("token refused");
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new ApiError(body.error || response.status + " " + response.statusText, response.status);
-  return body;
+// What a page is handed: the route's parameters and the ways back to the app.
+function context(path, params, arg) {
+  return {
+    path, params, arg,
+    hrefWith: (changes) => hrefWith(path, params, changes),
+    setParams: (changes) => { location.hash = hrefWith(path, params, changes); },
+    refresh: () => tick(),
+    failed: (error) => report(error),
+    sawQueues: showFailedBadge,
+  };
 }
 
-// -- small DOM helpers: text only -------------------------------------------------------------
-
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
-}
-
-function row(cells, attrs = {}) {
-  const tr = document.createElement("tr");
-  for (const [key, value] of Object.entries(attrs)) tr.dataset[key] = value;
-  for (const cell of cells) tr.append(cell instanceof Node ? cell : el("td", cell));
-  return tr;
-}
-
-function fill(tableId, rows, emptyText, columns) {
-  const body = document.querySelector("#" + tableId + " tbody");
-  if (rows.length === 0) {
-    const td = el("td", emptyText, "empty");
-    td.colSpan = columns;
-    rows = [row([td])];
-  }
-  body.replaceChildren(...rows);
-}
-
-function num(value, className = "n") {
-  return el("td", value, className);
-}
-
-function when(seconds) {
-  return seconds ? new Date(seconds * 1000).toLocaleTimeString() : "–";
-}
-
-function ago(seconds) {
-  return Math.max(0, Math.round(Date.now() / 1000 - seconds)) + " s ago";
-}
-
-function actionButton(label, action) {
-  const b = el("button", label);
-  b.type = "button";
-  b.addEventListener("click", () => act(action));
-  return b;
-}
-
-function button(label, action) {
-  const td = el("td");
-  td.append(actionButton(label, action));
-  return td;
-}
-
-function callText(job) {
-  const args = JSON.stringify(job.args);
-  const kwargs = job.kwargs && Object.keys(job.kwargs).length ? " " + JSON.stringify(job.kwargs) : "";
-  return args + kwargs;
-}
-
-// -- the sections -----------------------------------------------------------------------------
-
-function drawQueues(queues) {
-  fill("queues", queues.map((q) => {
-    let control = el("td");
-    if (q.pausable) {
-      // The name goes in the query: a browser rewrites a path segment "." or ".." away.
-      const path = "api/queues/" + (q.paused ? "resume" : "pause") + "?name=" + encodeURIComponent(q.name);
-      control = button(q.paused ? "resume" : "pause", { path, method: "POST" });
+function route(moveFocus) {
+  const { path, params } = parseHash();
+  let found = null;
+  for (const [pattern, nav, title, make] of ROUTES) {
+    const match = pattern.exec(path);
+    if (match) {
+      found = { nav, title, make, arg: match[1] === undefined ? undefined : safeDecode(match[1]) };
+      break;
     }
-    const perMinute = q.rate_per_second === null ? "–" : (q.rate_per_second * 60).toFixed(1);
-    const name = el("td", q.name + (q.paused ? " (paused)" : ""), "text");
-    return row([
-      name, num(q.waiting, "n waiting"), num(q.ready, "n ready"), num(q.scheduled, "n scheduled"), num(q.running, "n running"),
-      num(q.succeeded, "n succeeded"), num(q.failed, "n failed"), num(perMinute, "n rate"), control,
-    ], { queue: q.name });
-  }), "no queues yet", 9);
-}
-
-function drawWorkers(workers) {
-  fill("workers", workers.map((w) => {
-    const slots = el("td");
-    const bar = el("span", null, "slots");
-    const inner = el("span");
-    inner.style.width = (w.concurrency ? (100 * w.busy) / w.concurrency : 0) + "%";
-    bar.append(inner);
-    slots.append(bar, document.createTextNode(w.busy + " / " + w.concurrency));
-    return row([
-      el("td", w.host, "text"), num(w.pid), w.pool, slots, el("td", (w.queues || []).join(", "), "text"),
-      ago(w.last_heartbeat),
-    ], { worker: w.id });
-  }), "no worker is running", 6);
-}
-
-const UNFINISHED = ["waiting", "scheduled", "queued", "running"];
-
-// The buttons for what can be done to a job as it stands: cancel one that has not finished;
-// retry a failed or cancelled one; forget (remove the record of) one that has finished.
-function jobActions(job) {
-  const path = "api/jobs/" + encodeURIComponent(job.id);
-  if (UNFINISHED.includes(job.status)) return [actionButton("cancel", { path, method: "DELETE" })];
-  const out = [];
-  if (job.status === "failed" || job.status === "cancelled") {
-    out.push(actionButton("retry", { path: path + "/retry", method: "POST" }));
   }
-  out.push(actionButton("forget", { path: path + "/forget", method: "POST" }));
-  return out;
+  const ctx = context(path, params, found && found.arg);
+  if (current && current.path === path && current.page.update) {
+    current.page.update(ctx);
+  } else {
+    const main = document.getElementById("app");
+    const page = found ? found.make(main, ctx) : notFoundPage(main, ctx);
+    current = { path, page };
+    document.title = (page.title || (found ? found.title : "No such page")) + " · baozi";
+    if (moveFocus) document.getElementById("page-title")?.focus();
+  }
+  for (const a of document.querySelectorAll("#nav a[data-route]")) {
+    if (found && a.dataset.route === found.nav) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  tick();
 }
 
-function jobControl(job) {
-  const td = el("td", null, "actions");
-  td.append(...jobActions(job));
-  return td;
+function safeDecode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
-function jobLink(job) {
-  const td = el("td", null, "text");
-  const a = el("a", job.id);
-  a.href = "#job=" + encodeURIComponent(job.id);
-  td.append(a);
-  return td;
+// -- refreshing -----------------------------------------------------------------------------
+
+let running = null;
+let again = false;
+let refreshFailed = false;
+
+// Refresh the page shown; a tick that comes while one runs is run once after it.
+async function tick() {
+  if (!loggedIn || !current) return;
+  if (running) {
+    again = true;
+    return;
+  }
+  const page = current.page;
+  running = page.refresh().then(() => {
+    if (refreshFailed) clearError();
+    refreshFailed = false;
+  }, (error) => {
+    refreshFailed = true;
+    report(error);
+  });
+  await running;
+  running = null;
+  if (again) {
+    again = false;
+    tick();
+  }
 }
 
-function drawJobs(jobs) {
-  fill("jobs", jobs.map((job) => row([
-    jobLink(job), el("td", job.task, "text"), el("td", job.queue, "text"),
-    el("td", job.status, "status-" + job.status), el("td", callText(job), "text args"),
-    when(job.created_at), jobControl(job),
-  ], { job: job.id })), "no jobs", 7);
+function report(error) {
+  if (error instanceof Unauthorized) return showLogin(false);
+  if (!(error instanceof ApiError)) console.error(error);
+  say(error instanceof ApiError ? error.message : "the page failed: " + error.message, true);
 }
 
-function drawFailed(jobs) {
-  fill("failed", jobs.map((job) => {
-    const error = job.error ? job.error.type + ": " + job.error.message : "";
-    return row([
-      jobLink(job), el("td", job.task, "text"), el("td", job.queue, "text"),
-      el("td", error, "text error-text"), num(job.attempts), when(job.finished_at), jobControl(job),
-    ], { job: job.id });
-  }), "no failed jobs", 7);
+function showFailedBadge(queues) {
+  const failed = queues.reduce((sum, q) => sum + (q.failed || 0), 0);
+  const badge = document.getElementById("failed-badge");
+  badge.textContent = num(failed);
+  badge.hidden = failed === 0;
 }
 
-function drawChart(throughput) {
-  const canvas = document.getElementById("chart");
-  const ctx = canvas.getContext("2d");
-  const series = Object.values(throughput.queues);
-  const buckets = series.length ? series[0].length : 60;
-  const totals = Array.from({ length: buckets }, (_, i) => series.reduce((sum, s) => sum + s[i], 0));
-  const peak = Math.max(1, ...totals);
-  document.getElementById("peak").textContent = String(Math.max(0, ...totals));
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  const width = canvas.width / buckets;
-  ctx.fillStyle = "#b5532c";
-  totals.forEach((total, i) => {
-    const height = ((canvas.height - 10) * total) / peak;
-    ctx.fillRect(i * width + 1, canvas.height - height, Math.max(1, width - 2), height);
+// -- live updates: the event stream while visible, else polling -------------------------------
+
+let source = null;
+let poller = null;
+let streamFailed = false;
+
+function setLive(text) {
+  document.getElementById("live").textContent = text;
+}
+
+function startLive() {
+  stopLive();
+  if (!loggedIn || document.hidden) return;
+  if (!window.EventSource || streamFailed) {
+    poller = setInterval(tick, POLL_MS);
+    setLive("updating every 2 s");
+    return;
+  }
+  source = new EventSource("api/events");
+  source.addEventListener("open", () => setLive("live"));
+  source.addEventListener("tick", (event) => {
+    try {
+      const data = JSON.parse(event.data);
+      if (Array.isArray(data.queues)) showFailedBadge(data.queues);
+    } catch {
+      // a tick we cannot read still says it is time to refresh
+    }
+    tick();
+  });
+  source.addEventListener("error", () => {
+    streamFailed = true; // tried again the next time the tab is shown
+    startLive();
   });
 }
 
-// -- one job, in detail: its fields, what can be done to it, its workflow -----------------------
-
-function selectedJob() {
-  const match = /^#job=(.+)$/.exec(location.hash);
-  return match ? decodeURIComponent(match[1]) : null;
+function stopLive() {
+  if (source) source.close();
+  source = null;
+  clearInterval(poller);
+  poller = null;
+  setLive(document.hidden ? "paused while hidden" : "not updating");
 }
 
-function openJob(id) {
-  location.hash = "job=" + encodeURIComponent(id);
-}
-
-async function loadDetail(id) {
-  if (id === null) return null;
-  const path = "api/jobs/" + encodeURIComponent(id);
-  try {
-    const [job, graph] = await Promise.all([api(path), api(path + "/graph")]);
-    return { job, graph };
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 404) return { job: null, graph: null };
-    throw error;
-  }
-}
-
-function etaText(seconds) {
-  if (seconds === null || seconds === undefined) return "not known yet";
-  return "about " + (seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)) + " s";
-}
-
-function detailFields(job) {
-  const list = document.createElement("dl");
-  list.id = "detail-fields";
-  const add = (name, label, value, className) => {
-    const shown = value === null || value === undefined || value === "" ? "–" : value;
-    const dd = el("dd", shown, "text" + (className ? " " + className : ""));
-    dd.dataset.field = name;
-    list.append(el("dt", label), dd);
-  };
-  const ids = (list) => (list && list.length ? list.join(", ") : "");
-  add("task", "task", job.task);
-  add("queue", "queue", job.queue);
-  add("status", "status", job.status, "status-" + job.status);
-  add("summary", "where", job.summary);
-  if (job.status === "queued") {
-    // "–" where the jobs' broker cannot tell a place in line (a RabbitMQ transport)
-    add("position", "ahead of it", job.position_supported === false ? null : job.position);
-  }
-  if (UNFINISHED.includes(job.status)) add("eta", "done in", etaText(job.eta_seconds));
-  add("unique_key", "unique key", job.unique_key);
-  add("attempts", "attempts", job.attempts);
-  add("created", "created", when(job.created_at));
-  add("started", "started", when(job.started_at));
-  add("finished", "finished", when(job.finished_at));
-  add("arguments", "arguments", callText(job));
-  if (job.status === "succeeded") add("result", "result", JSON.stringify(job.result));
-  if (job.error) add("error", "error", job.error.type + ": " + job.error.message, "error-text");
-  add("parents", "depends on", ids(job.parents));
-  add("children", "needed by", ids(job.children));
-  if (job.parents && job.parents.length) {
-    add("on_dependency_failure", "if one fails", job.on_dependency_failure);
-  }
-  return list;
-}
-
-function graphNote(graph) {
-  if (graph.truncated) return "The nearest " + graph.nodes.length + " jobs of a bigger workflow.";
-  if (graph.nodes.length === 1) return "This job depends on no other, and no other on it.";
-  return "Arrows run from a job to the jobs that wait for it; select one to open it.";
-}
-
-function drawDetail(id, detail) {
-  const section = document.getElementById("detail");
-  section.hidden = id === null;
-  if (id === null) return;
-  document.getElementById("detail-id").textContent = id;
-  const missing = document.getElementById("detail-missing");
-  const body = document.getElementById("detail-body");
-  missing.hidden = detail.job !== null;
-  body.hidden = detail.job === null;
-  if (detail.job === null) {
-    missing.textContent = "No job " + id + ": it never existed, or its record was removed.";
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) {
+    stopLive();
     return;
   }
-  document.getElementById("detail-fields").replaceWith(detailFields(detail.job));
-  document.getElementById("detail-actions").replaceChildren(...jobActions(detail.job));
-  document.getElementById("graph-note").textContent = graphNote(detail.graph);
-  drawGraph(document.getElementById("graph"), detail.graph, id, openJob);
-}
+  streamFailed = false;
+  startLive();
+  tick();
+});
 
-// -- the loop ---------------------------------------------------------------------------------
+// -- session --------------------------------------------------------------------------------
 
-function setState(text, isError) {
-  const state = document.getElementById("state");
-  state.textContent = text;
-  state.className = isError ? "error" : "";
-}
-
-function showLogin(message) {
-  clearTimeout(timer);
-  document.getElementById("board").hidden = true;
+function showLogin(first) {
+  loggedIn = false;
+  stopLive();
+  setLive("logged out");
+  document.getElementById("nav").hidden = true;
+  document.getElementById("app").hidden = true;
   document.getElementById("login").hidden = false;
-  document.getElementById("login-error").textContent = message || "";
-  setState("needs a token", true);
-  document.getElementById("token").focus();
+  const refused = new URLSearchParams(location.search).get("login") === "refused";
+  document.getElementById("login-error").hidden = !refused && first;
+  document.getElementById("login-error").textContent = refused
+    ? "That token was refused." : "Your session ended or the token was refused: log in again.";
+  document.getElementById("login-token").focus();
 }
 
-async function refresh() {
-  clearTimeout(timer);
-  try {
-    const status = document.getElementById("status-filter").value;
-    const selected = selectedJob();
-    const [queues, workers, jobs, failed, throughput, detail] = await Promise.all([
-      api("api/queues"), api("api/workers"),
-      api("api/jobs?limit=20" + (status ? "&status=" + encodeURIComponent(status) : "")),
-      api("api/jobs?status=failed&limit=10"), api("api/throughput"), loadDetail(selected),
-    ]);
-    document.getElementById("login").hidden = true;
-    document.getElementById("board").hidden = false;
-    drawQueues(queues.queues);
-    drawWorkers(workers.workers);
-    drawJobs(jobs.jobs);
-    drawFailed(failed.jobs);
-    drawChart(throughput);
-    drawDetail(selected, detail);
-    setState("updated " + new Date().toLocaleTimeString(), false);
-  } catch (error) {
-    if (error instanceof Unauthorized) {
-      showLogin(token ? "That token was refused." : "");
-      return;
-    }
-    setState("cannot update: " + error.message, true);
-  }
-  timer = setTimeout(refresh, EVERY_MS);
+function showApp(session) {
+  loggedIn = true;
+  document.getElementById("login").hidden = true;
+  document.getElementById("nav").hidden = false;
+  document.getElementById("app").hidden = false;
+  document.getElementById("logout").hidden = session.auth !== "cookie";
+  route(false);
+  startLive();
 }
 
-async function act(action) {
+async function start() {
   try {
-    await api(action.path, { method: action.method });
+    showApp(await api("api/session"));
   } catch (error) {
-    if (error instanceof Unauthorized) return showLogin("That token was refused.");
-    setState(error.message, true);
+    if (error instanceof Unauthorized) return showLogin(true);
+    if (error instanceof ApiError && error.status === 404) return showApp({ auth: "none" }); // an older server
+    say(error.message + " (trying again in 5 s)", true);
+    setLive("cannot reach the server");
+    const main = document.getElementById("app");
+    if (main.querySelector(".loading")) main.querySelector(".loading").textContent = "Cannot load the dashboard yet: " + error.message;
+    setTimeout(start, 5000);
   }
-  document.getElementById("status-filter").addEventListener("change", () => refresh());
-document.getElementById("detail-close").addEventListener("click", () => {
-  history.replaceState(null, "", location.pathname + location.search);
-  refresh();
+}
+
+window.addEventListener("hashchange", () => { if (loggedIn) route(true); });
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(tick, 200);
 });
-async function refreshAndShowJob() {
-  await refresh();
-  if (selectedJob() !== null) document.getElementById("detail").scrollIntoView();
-}
-
-window.addEventListener("hashchange", refreshAndShowJob);
-
-refreshAndShowJob();
-}
-
-document.getElementById("login").addEventListener("submit", (event) => {
+document.getElementById("skip-link").addEventListener("click", (event) => {
   event.preventDefault();
-  token = document.getElementById("token").value.trim();
-  sessionStorage.setItem(TOKEN_KEY, token);
-  document.getElementById("status-filter").addEventListener("change", () => refresh());
-document.getElementById("detail-close").addEventListener("click", () => {
-  history.replaceState(null, "", location.pathname + location.search);
-  refresh();
+  document.getElementById("app").focus();
 });
-async function refreshAndShowJob() {
-  await refresh();
-  if (selectedJob() !== null) document.getElementById("detail").scrollIntoView();
-}
-
-window.addEventListener("hashchange", refreshAndShowJob);
-
-refreshAndShowJob();
-});
-
-document.getElementById("status-filter").addEventListener("change", () => refresh());
-document.getElementById("detail-close").addEventListener("click", () => {
-  history.replaceState(null, "", location.pathname + location.search);
-  refresh();
-});
-async function refreshAndShowJob() {
-  await refresh();
-  if (selectedJob() !== null) document.getElementById("detail").scrollIntoView();
-}
-
-window.addEventListener("hashchange", refreshAndShowJob);
-
-refreshAndShowJob();
+start();

@@ -1,7 +1,6 @@
 // baozi dashboard: a job's workflow graph (GET /api/jobs/{id}/graph) drawn as SVG, one column
 // per layer, each job a box coloured by its status, each dependency an arrow from parent to child.
 // Everything that comes from the store is written with textContent, never parsed as HTML.
-"use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const NODE_W = 170;
@@ -70,8 +69,11 @@ function drawNode(node, at, current, open) {
   const g = svg("g", {
     class: "node status-" + status + (node.id === current ? " current" : ""),
     transform: `translate(${at.x} ${at.y})`, tabindex: 0, role: "link",
+    "aria-label": `job ${node.id}, ${node.task === null ? "record gone" : node.task}, ${status}`,
   });
   g.dataset.job = node.id;
+  g.dataset.testid = "graph-node";
+  g.dataset.key = node.id;
   const task = node.task === null ? "(record gone)" : node.task;
   g.append(
     svg("title", {}, `job ${node.id}: ${task}, ${status}`),
@@ -88,9 +90,12 @@ function drawNode(node, at, current, open) {
 }
 
 // Draw ``graph`` into ``container``: ``current`` is the job shown, ``open(id)`` shows another.
-function drawGraph(container, graph, current, open) {
+export function drawGraph(container, graph, current, open) {
   const { where, width, height } = placeNodes(graph.nodes);
-  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "graph" });
+  const root = svg("svg", {
+    width, height, viewBox: `0 0 ${width} ${height}`, class: "graph", role: "group",
+    "aria-label": "workflow of job " + current,
+  });
   root.append(arrowHead());
   for (const edge of graph.edges) {
     const from = where.get(edge.parent);
