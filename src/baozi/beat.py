@@ -64,6 +64,13 @@ class Schedule:
         digest = hashlib.sha1(call.encode()).hexdigest()[:12]
         return f"{self.task.name} {when} args={digest}"
 
+    def describe(self) -> str:
+        """When it runs, in words: "cron 0 * * * * (UTC)" or "every 30s"."""
+        if self.cron is not None:
+            return f"cron {self.cron} ({self.tz})"
+        assert self.every is not None
+        return f"every {self.every:g}s"
+
     def next_after(self, t: float) -> float:
         """The first tick strictly after wall-clock time ``t``."""
         if self.every is not None:

@@ -106,10 +106,7 @@ def workers(stale_after: float, as_json: bool, url: str | None) -> None:
 
 
 def _when(schedule: Schedule) -> str:
-    if schedule.cron is not None:
-        return f"cron {schedule.cron} ({schedule.tz})"
-    assert schedule.every is not None
-    return f"every {schedule.every:g}s"
+    return schedule.describe()
 
 
 def _call(schedule: Schedule) -> str:

@@ -119,7 +119,7 @@ class Intake:
         alone: list[int] = []
         for k, (order, _) in enumerate(orders):
             try:
-                job = self._plain(order)
+                job = self.plain(order)
             except ApiError as exc:
                 outcomes[k] = exc
                 continue
@@ -161,7 +161,7 @@ class Intake:
             return exc
         return result if isinstance(result, tuple) else (200, result)
 
-    def _plain(self, order: EnqueueRequest) -> tuple[str, NewJob] | None:
+    def plain(self, order: EnqueueRequest) -> tuple[str, NewJob] | None:
         """The order's queue and job, when it can be filed with others (no unique key, no
         dependencies, no delay, not to the front, no enqueue middleware, a FIFO queue); None
         for one filed alone. ApiError for an order refused outright."""

@@ -11,6 +11,7 @@ import re
 import sys
 import unicodedata
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NoReturn, TypedDict
@@ -21,6 +22,8 @@ from ..serialize import Serializer
 from ..snapshot import JobSnapshot
 
 __all__ = [
+    "MAX_BATCH_BODY",
+    "MAX_BATCH_JOBS",
     "MAX_BODY",
     "MAX_DEPTH",
     "MAX_DELAY",
@@ -36,12 +39,17 @@ __all__ = [
     "EnqueueRequest",
     "JobView",
     "parse_enqueue",
+    "parse_batch",
     "parse_listing",
     "job_view",
     "worker_view",
 ]
 
 MAX_BODY = 1024 * 1024
+MAX_BATCH_JOBS = 1000
+"""The most jobs one ``POST /api/jobs:batch`` may carry."""
+MAX_BATCH_BODY = 16 * 1024 * 1024
+"""The largest body of a ``POST /api/jobs:batch`` (bytes): a thousand jobs of about 16 KiB."""
 """The largest request body the server reads (1 MiB); a bigger one is answered 413."""
 MAX_PRIORITY = 2**53
 """Priorities are numbers within +-2**53: exact in every store and in a browser's JSON."""
@@ -254,16 +262,61 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 """How a lone surrogate gets into parsed JSON: only by an escape (UTF-8 text cannot hold one)."""
 
 
-def parse_enqueue(body: bytes) -> EnqueueRequest:
-    """Check a ``POST /api/jobs`` body; raise ApiError(422) naming the first field at fault."""
+def _decode_body(body: bytes) -> Any:
     try:
-        data = _DECODE(body.decode(json.detect_encoding(body), "surrogatepass"))
+        return _DECODE(body.decode(json.detect_encoding(body), "surrogatepass"))
     except RecursionError:
         _invalid(_deepest_field(body.decode("utf-8", "replace")), _TOO_DEEP)
     except ValueError as exc:  # also a body that is not UTF-8
         _invalid("body", f"is not valid JSON ({exc})")
+
+
+def parse_enqueue(body: bytes) -> EnqueueRequest:
+    """Check a ``POST /api/jobs`` body; raise ApiError(422) naming the first field at fault."""
+    data = _decode_body(body)
     if not isinstance(data, dict):
         _invalid("body", f"must be a JSON object, not {_kind(data)}")
+    escaped = _SURROGATE_ESCAPE.search(body) is not None
+    # Nothing can nest deeper than the body holds brackets (those in strings counted too).
+    shallow = body.count(b"[") + body.count(b"{") <= MAX_DEPTH
+    return _order(data, escaped, shallow)
+
+
+def parse_batch(body: bytes) -> list[EnqueueRequest]:
+    """Check a ``POST /api/jobs:batch`` body, ``{"jobs": [<a POST /api/jobs body>, ...]}``;
+    raise ApiError(422) naming the first entry at fault by its index and field
+    (``jobs[3].args``)."""
+    data = _decode_body(body)
+    if not isinstance(data, dict):
+        _invalid("body", f"must be a JSON object, not {_kind(data)}")
+    for key in data:
+        if key != "jobs":
+            _invalid(str(key)[:100], "is not a field of a batch (known: jobs)")
+    entries = data.get("jobs")
+    if not isinstance(entries, list):
+        _invalid("jobs", f"must be an array of jobs, not {_kind(entries)}")
+    if not 0 < len(entries) <= MAX_BATCH_JOBS:
+        _invalid("jobs", f"must hold 1 to {MAX_BATCH_JOBS} jobs, not {len(entries)}")
+    escaped = _SURROGATE_ESCAPE.search(body) is not None
+    shallow = body.count(b"[") + body.count(b"{") <= MAX_DEPTH
+    orders = []
+    for index, entry in enumerate(entries):
+        where = f"jobs[{index}]"
+        if not isinstance(entry, dict):
+            _invalid(where, f"must be a JSON object, not {_kind(entry)}")
+        try:
+            orders.append(_order(entry, escaped, shallow))
+        except ApiError as exc:
+            field = f"{where}.{exc.field}" if exc.field else where
+            named = exc.field is not None and exc.message.startswith(f"{exc.field}:")
+            message = f"{where}.{exc.message}" if named else f"{where}: {exc.message}"
+            raise ApiError(422, f"{message}; nothing was enqueued", field=field) from None
+    return orders
+
+
+def _order(data: dict[str, Any], escaped: bool, shallow: bool) -> EnqueueRequest:
+    """Check one job's fields (``escaped``: the body holds a surrogate escape; ``shallow``: it
+    cannot nest too deeply)."""
     for key in data:
         if key not in _FIELDS:
             _invalid(str(key)[:100], f"is not a field of a job (known: {', '.join(_FIELDS)})")
@@ -275,9 +328,6 @@ def parse_enqueue(body: bytes) -> EnqueueRequest:
     kwargs = data.get("kwargs", {})
     if not isinstance(kwargs, dict):
         _invalid("kwargs", f"must be an object, not {_kind(kwargs)}")
-    escaped = _SURROGATE_ESCAPE.search(body) is not None
-    # Nothing can nest deeper than the body holds brackets (those in strings counted too).
-    shallow = body.count(b"[") + body.count(b"{") <= MAX_DEPTH
     for field, value in (("args", args), ("kwargs", kwargs)):
         if not shallow and _too_deep(value):
             _invalid(field, _TOO_DEEP)
@@ -351,7 +401,13 @@ class Listing:
     queue: str | None
     status: str | None
     limit: int
-    offset: int
+    offset: int | None
+    """Given only by clients of the offset paging (``next_offset``); None for keyset paging."""
+    task: str | None = None
+    since: float | None = None
+    until: float | None = None
+    search: str | None = None
+    cursor: str | None = None
 
 
 def _int_param(params: dict[str, str], field: str, default: int, low: int, high: int) -> int:
@@ -367,17 +423,140 @@ def _int_param(params: dict[str, str], field: str, default: int, low: int, high:
 
 
 def parse_listing(params: dict[str, str]) -> Listing:
-    """Check the ``queue``, ``status``, ``limit`` and ``offset`` query parameters."""
+    """Check the ``GET /api/jobs`` query parameters: ``queue``, ``status``, ``task``, ``since``
+    and ``until`` (epoch seconds, on the creation time), ``q`` (an id, or part of a task's
+    name), ``limit``, and ``cursor`` (keyset paging) or ``offset`` (the older paging)."""
     status = params.get("status")
     if status is not None and status not in STATUSES:
         _invalid("status", f"must be one of {', '.join(STATUSES)}")
-    queue = params.get("queue")
+    queue, task = params.get("queue") or None, params.get("task") or None
+    if task is not None:
+        check_name(task, "task")
+    search = params.get("q") or None
+    if search is not None:
+        _text(search, "q", 200)
+    cursor = params.get("cursor") or None
+    if cursor is not None:
+        _text(cursor, "cursor", 200)
+    offset = None if "offset" not in params else _int_param(params, "offset", 0, 0, MAX_OFFSET)
+    if offset is not None and (cursor or task or search or "since" in params or "until" in params):
+        _invalid("offset", "pages only a listing by queue and status: use cursor with filters")
     return Listing(
         queue=None if queue is None else check_queue(queue, "queue"),
-        status=status,
+        status=status or None,
         limit=_int_param(params, "limit", 50, 1, MAX_LIMIT),
-        offset=_int_param(params, "offset", 0, 0, MAX_OFFSET),
+        offset=offset,
+        task=task,
+        since=_time_param(params, "since"),
+        until=_time_param(params, "until"),
+        search=search,
+        cursor=cursor,
     )
+
+
+def _time_param(params: dict[str, str], field: str) -> float | None:
+    raw = params.get(field)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        _invalid(field, "must be a time in seconds since the epoch (e.g. 1765000000.5)")
+    if not math.isfinite(value) or not 0 <= value < 1e11:
+        _invalid(field, "must be a time in seconds since the epoch (e.g. 1765000000.5)")
+    return value
+
+
+WINDOWS = {"10m": 600, "1h": 3600, "24h": 86400}
+"""The windows of the statistics and charts, by the name the API takes."""
+
+
+def parse_window(raw: str | None) -> tuple[str, int]:
+    """The ``window`` parameter (10m by default) and its length in seconds."""
+    window = raw or "10m"
+    if window not in WINDOWS:
+        _invalid("window", f"must be one of {', '.join(WINDOWS)}")
+    return window, WINDOWS[window]
+
+
+def parse_bulk(body: bytes, statuses: tuple[str, ...]) -> tuple[str, str | None]:
+    """Check the body of a bulk action, ``{"status": ..., "queue": ...}`` (queue optional):
+    the status, one of ``statuses``, and the queue."""
+    data = _decode_body(body)
+    if not isinstance(data, dict):
+        _invalid("body", f"must be a JSON object, not {_kind(data)}")
+    for key in data:
+        if key not in ("status", "queue"):
+            _invalid(str(key)[:100], "is not a field of a bulk action (known: status, queue)")
+    status = data.get("status")
+    if status not in statuses:
+        _invalid("status", f"must be one of {', '.join(statuses)}")
+    queue = data.get("queue")
+    if queue is not None:
+        if not isinstance(queue, str):
+            _invalid("queue", f"must be a string, not {_kind(queue)}")
+        check_queue(queue, "queue")
+    return status, queue
+
+
+def attempt_history(rec: JobRecord, logged: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each run of a job, oldest first: the runs its workers logged as they ended without
+    success (or succeeded after such), the last one from its record, and for any other run
+    a "lost" entry: its worker stopped (killed, say) before it could tell how it ended."""
+    runs: dict[int, dict[str, Any]] = {}
+    for entry in logged:
+        n = entry.get("attempt")
+        if isinstance(n, int) and 0 < n <= max(rec.attempts, n):
+            runs[n] = {
+                "attempt": n,
+                "worker": entry.get("worker"),
+                "started_at": entry.get("started_at"),
+                "finished_at": entry.get("finished_at"),
+                "outcome": entry.get("outcome"),
+                "error": entry.get("error"),
+            }
+    last = rec.attempts
+    if last and last not in runs:
+        running = rec.status == "running"
+        ended = rec.status in ("succeeded", "failed", "cancelled")
+        error = _error(rec.error) if rec.status in ("failed", "cancelled") else None
+        runs[last] = {
+            "attempt": last,
+            "worker": rec.worker,
+            "started_at": rec.started_at,
+            "finished_at": rec.finished_at if ended else None,
+            "outcome": "running" if running else rec.status if ended else "lost",
+            "error": None if error is None else {k: error[k] for k in ("type", "message")},
+        }
+    for n in range(1, last):
+        runs.setdefault(
+            n,
+            {
+                "attempt": n,
+                "worker": None,
+                "started_at": None,
+                "finished_at": None,
+                "outcome": "lost",
+                "error": None,
+            },
+        )
+    return [runs[n] for n in sorted(runs)]
+
+
+def schedule_view(runs: Any, now: float) -> dict[str, Any]:
+    """A periodic schedule as the API shows it (``runs``: a :class:`baozi.beat.ScheduleRuns`)."""
+    schedule = runs.schedule
+    return {
+        "name": schedule.key,
+        "task": schedule.task.name,
+        "queue": schedule.task.queue,
+        "schedule": schedule.describe(),
+        "args": plain(list(schedule.args)),
+        "kwargs": plain(schedule.kwargs),
+        "last_run": runs.last_run,
+        "next_run": runs.next_run,
+        "overdue": runs.next_run < now - 1.0,
+    }
 
 
 def plain(value: Any) -> Any:
@@ -438,6 +617,7 @@ class JobView(TypedDict, total=False):
     error: ErrorView | None
     url: str
     unique_key: str | None
+    worker: str | None
     parents: list[str]
     children: list[str]
     on_dependency_failure: str
@@ -475,6 +655,7 @@ def job_view(rec: JobRecord, codec: Serializer, snap: JobSnapshot, *, full: bool
         "started_at": rec.started_at,
         "finished_at": rec.finished_at,
         "unique_key": rec.unique_key,
+        "worker": rec.worker,
         "url": f"/api/jobs/{rec.id}",
     }
     ok, call = _decoded(codec, rec.payload)

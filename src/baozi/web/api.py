@@ -5,21 +5,24 @@ Every store call runs in a worker thread (``run_in_threadpool``), never on the e
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from .. import _runstats as runstats
 from .._eta import RATE_FINISHES, Estimator
 from ..app import App
-from ..backends.base import JobPlace, JobRecord
+from ..backends.base import JobPlace, JobRecord, NewJob
 from ..errors import Full, JobNotFound
 from ..jobs import FINISHED
 from ..snapshot import snapshot_of
@@ -27,22 +30,65 @@ from ._graph import job_graph
 from ._intake import Intake
 from ._wire import (
     DEQUE_PREFIX,
+    MAX_BATCH_BODY,
     MAX_BODY,
     ApiError,
     EnqueueRequest,
+    Listing,
+    attempt_history,
     check_queue,
     job_view,
+    parse_batch,
+    parse_bulk,
     parse_enqueue,
     parse_listing,
+    parse_window,
+    schedule_view,
     worker_view,
 )
-from .metrics import CONTENT_TYPE, Metrics, busy_slots
+from .metrics import CONTENT_TYPE, Metrics
 from .stats import THROUGHPUT_BUCKET, Observer
 
 __all__ = ["Api"]
 
 T = TypeVar("T")
 _PAUSE_METHODS = ("pause", "resume", "is_paused")
+EVENT_EVERY = 2.0
+"""Seconds between two ticks of ``GET /api/events``."""
+BULK_PAGE = 500
+"""Jobs a bulk action reads and acts on at a time."""
+STALE_BEATS = 2
+"""Heartbeats a worker may miss before it shows as stale (it beats every third of a lease)."""
+
+
+def _entry_error(index: int, exc: ApiError) -> ApiError:
+    """``exc``, raised by the batch's entry ``index``, as the batch's answer: 422 naming the
+    entry's place and field, and saying that nothing was enqueued."""
+    where = f"jobs[{index}]"
+    field = f"{where}.{exc.field}" if exc.field else where
+    named = exc.field is not None and exc.message.startswith(f"{exc.field}:")
+    message = f"{where}.{exc.message}" if named else f"{where}: {exc.message}"
+    return ApiError(422, f"{message}; nothing was enqueued", field=field)
+
+
+def _not_in_batch(index: int, order: EnqueueRequest) -> str:
+    """Why an order that cannot be filed with others is refused in a batch."""
+    for field, given in (
+        ("depends_on", order.depends_on),
+        ("unique_key", order.unique_key is not None),
+        ("delay", order.delay is not None),
+        ("front", order.front),
+    ):
+        if given:
+            return (
+                f"jobs[{index}].{field}: a batch files plain jobs, ready now, at the back of "
+                f"their queues; send this job with POST /api/jobs; nothing was enqueued"
+            )
+    return (
+        f"jobs[{index}]: its task or queue is not filed with others (a unique task, a queue "
+        f"that is not FIFO, or a priority the store cannot keep); send it with POST /api/jobs; "
+        f"nothing was enqueued"
+    )
 
 
 class _Anything(Convertor[str]):
@@ -70,13 +116,13 @@ def _check_json(content_type: str) -> None:
         raise ApiError(415, f"send the job as {sent}")
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     _check_json(request.headers.get("content-type", ""))
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError(413, f"the request body is over {MAX_BODY} bytes")
+        if size > limit:
+            raise ApiError(413, f"the request body is over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -146,6 +192,10 @@ class Api:
     def routes(self) -> list[Route]:
         return [
             Route("/api/jobs", self._jobs, methods=["GET", "POST"]),
+            Route("/api/jobs:batch", self.batch, methods=["POST"]),
+            Route("/api/jobs:retry", self.retry_all, methods=["POST"]),
+            Route("/api/jobs:forget", self.forget_all, methods=["POST"]),
+            Route("/api/jobs/{job_id}/attempts", self.attempts, methods=["GET"]),
             Route("/api/jobs/{job_id}", self._job, methods=["GET", "DELETE"]),
             Route("/api/jobs/{job_id}/retry", self.retry, methods=["POST"]),
             Route("/api/jobs/{job_id}/forget", self.forget, methods=["POST"]),
@@ -155,11 +205,18 @@ class Api:
             Route("/api/queues/pause", self.pause, methods=["POST"]),
             Route("/api/queues/resume", self.resume, methods=["POST"]),
             # A queue name may hold "/" (sent as %2F): the name runs up to the last segment.
+            Route("/api/queues/purge", self.purge, methods=["POST"]),
+            Route("/api/queues/depth", self.depth, methods=["GET"]),
+            Route("/api/queues/{name:anything}/purge", self.purge, methods=["POST"]),
+            Route("/api/queues/{name:anything}/depth", self.depth, methods=["GET"]),
             Route("/api/queues/{name:anything}/pause", self.pause, methods=["POST"]),
             Route("/api/queues/{name:anything}/resume", self.resume, methods=["POST"]),
             Route("/api/queues/{name:anything}", self.delete_queue, methods=["DELETE"]),
             Route("/api/workers", self.workers, methods=["GET"]),
             Route("/api/throughput", self.throughput, methods=["GET"]),
+            Route("/api/tasks", self.tasks, methods=["GET"]),
+            Route("/api/schedules", self.schedules, methods=["GET"]),
+            Route("/api/events", self.events, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.prometheus, methods=["GET"]),
         ]
@@ -204,6 +261,124 @@ class Api:
             await (await on_error(Request(scope), exc))(scope, receive, send)
             return
         await _send_json(send, status, view, (b"location", view["url"].encode("latin-1")))
+
+    async def batch(self, request: Request) -> Response:
+        """``POST /api/jobs:batch``: up to MAX_BATCH_JOBS jobs, of any tasks and queues, filed
+        all or nothing in one store step; 202 with each job's view in the request's order."""
+        orders = parse_batch(await _read_body(request, MAX_BATCH_BODY))
+        root = request.scope.get("root_path", "")
+        views = await self._off_loop(lambda: self._file_batch(orders, root))
+        return JSONResponse({"jobs": views}, status_code=202)
+
+    def _file_batch(self, orders: list[EnqueueRequest], root: str) -> list[dict[str, Any]]:
+        app = self.app
+        if app._enqueue_hooks:
+            raise ApiError(
+                409,
+                "this app has enqueue middleware, which runs job by job: send each job with "
+                "POST /api/jobs",
+            )
+        groups: dict[str, list[NewJob]] = {}
+        slots: list[tuple[str, int]] = []  # each order's queue and index in its group
+        for index, order in enumerate(orders):
+            try:
+                filed = self.intake.plain(order)
+            except ApiError as exc:  # an unknown task (404 alone) is a bad entry here too
+                raise _entry_error(index, exc) from None
+            if filed is None:
+                raise ApiError(422, _not_in_batch(index, order), field=f"jobs[{index}]")
+            queue, job = filed
+            members = groups.setdefault(queue, [])
+            slots.append((queue, len(members)))
+            members.append(job)
+        names = list(groups)
+        try:
+            specs = {q: app._spec_for(q, len(groups[q])) for q in names}
+        except ValueError as exc:  # more jobs than a bounded queue can ever hold
+            raise ApiError(422, f"jobs: {exc}; nothing was enqueued", field="jobs") from exc
+        try:
+            filed_groups = app.store.enqueue_across(
+                [(q, groups[q], specs[q].maxsize) for q in names]
+            )
+        except Full as exc:
+            bounded = [q for q in names if specs[q].maxsize] or names
+            retry_after = max(int(self._retry_after(q)) for q in bounded)
+            raise ApiError(
+                429, f"{exc}; nothing was enqueued", headers={"Retry-After": str(retry_after)}
+            ) from exc
+        placed = dict(zip(names, filed_groups, strict=True))
+        views = []
+        for queue, k in slots:
+            job_id, place = placed[queue][k]
+            views.append(
+                self._placed_view(job_id, root) if place is None else self._brief(place, root)
+            )
+        return views
+
+    def _brief(self, place: JobPlace, root: str) -> dict[str, Any]:
+        """A job's view without its arguments: where it stands, as a batch's answer gives it."""
+        rec = place.record
+        snap = snapshot_of(self.app.store, place, estimator=self.estimator)
+        eta = snap.eta_seconds
+        return {
+            "id": rec.id,
+            "task": rec.task,
+            "queue": rec.queue,
+            "status": rec.status,
+            "position": snap.position,
+            "position_supported": snap.position_supported,
+            "summary": snap.describe(),
+            "eta_seconds": None if eta is None else round(eta, 3),
+            "url": f"{root}/api/jobs/{rec.id}",
+        }
+
+    async def retry_all(self, request: Request) -> Response:
+        """``POST /api/jobs:retry``: run again every job of a status (failed or cancelled),
+        of one queue or all: ``{"retried": n}``."""
+        status, queue = parse_bulk(await _read_body(request), ("failed", "cancelled"))
+
+        def act() -> dict[str, Any]:
+            done = 0
+            for ids in self._pages(queue, status):
+                done += sum(self.app.store.requeue(i) for i in ids)
+            return {"status": status, "queue": queue, "retried": done}
+
+        return JSONResponse(await self._off_loop(act))
+
+    async def forget_all(self, request: Request) -> Response:
+        """``POST /api/jobs:forget``: remove the records of every finished job of a status,
+        of one queue or all: ``{"forgotten": n}``."""
+        status, queue = parse_bulk(await _read_body(request), tuple(FINISHED))
+
+        def act() -> dict[str, Any]:
+            done = sum(self.app.store.forget(ids) for ids in self._pages(queue, status))
+            return {"status": status, "queue": queue, "forgotten": done}
+
+        return JSONResponse(await self._off_loop(act))
+
+    def _pages(self, queue: str | None, status: str) -> Iterator[list[str]]:
+        """The ids of the jobs of ``status`` (and ``queue``), a page at a time, newest first."""
+        cursor: str | None = None
+        while True:
+            recs, cursor = self.app.store.records_page(
+                queue=queue, status=status, cursor=cursor, limit=BULK_PAGE
+            )
+            if recs:
+                yield [r.id for r in recs]
+            if cursor is None:
+                return
+
+    async def attempts(self, request: Request) -> Response:
+        """``GET /api/jobs/{id}/attempts``: each run of the job, with its worker, its times and
+        how it ended, oldest first."""
+        job_id = request.path_params["job_id"]
+
+        def read() -> dict[str, Any]:
+            rec = self._record(job_id)
+            logged = runstats.attempt_log(self.app.store, rec.id, rec.created_at)
+            return {"id": rec.id, "attempts": attempt_history(rec, logged)}
+
+        return JSONResponse(await self._off_loop(read))
 
     def _unknown_task(self, name: str) -> ApiError:
         known = ", ".join(sorted(self.app.tasks)[:20]) or "none"
@@ -391,10 +566,13 @@ class Api:
     async def list_jobs(self, request: Request) -> Response:
         query = parse_listing(dict(request.query_params))
         root = request.scope.get("root_path", "")
+        if query.offset is None:
+            return JSONResponse(await self._off_loop(lambda: self._page(query, root)))
+        offset = query.offset
 
         def listing() -> dict[str, Any]:
             store = self.app.store
-            recs = store.records(query.queue, query.status, query.limit + 1, query.offset)
+            recs = store.records(query.queue, query.status, query.limit + 1, offset)
             more = len(recs) > query.limit
             # Each job's status and place are read again together (the listing read them at
             # another moment); one whose record went meanwhile is left out.
@@ -407,11 +585,39 @@ class Api:
                     if p is not None
                 ],
                 "limit": query.limit,
-                "offset": query.offset,
-                "next_offset": query.offset + query.limit if more else None,
+                "offset": offset,
+                "next_offset": offset + query.limit if more else None,
             }
 
         return JSONResponse(await self._off_loop(listing))
+
+    def _page(self, query: Listing, root: str) -> dict[str, Any]:
+        """A page of jobs by keyset (``cursor``): new jobs arriving meanwhile do not shift it."""
+        store = self.app.store
+        try:
+            recs, cursor = store.records_page(
+                queue=query.queue,
+                status=query.status,
+                task=query.task,
+                since=query.since,
+                until=query.until,
+                search=query.search,
+                cursor=query.cursor,
+                limit=query.limit,
+            )
+        except ValueError as exc:  # a cursor this store did not make
+            raise ApiError(422, f"cursor: {exc}", field="cursor") from exc
+        places = store.job_snapshots([rec.id for rec in recs])
+        estimator = self.estimator
+        return {
+            "jobs": [
+                self._view(places[rec.id], root=root, full=False, estimator=estimator)
+                for rec in recs
+                if rec.id in places
+            ],
+            "limit": query.limit,
+            "next_cursor": cursor,
+        }
 
     # -- queues and workers -------------------------------------------------------------------
 
@@ -421,6 +627,8 @@ class Api:
     def _queues(self) -> dict[str, Any]:
         store = self.app.store
         names = {n for n in store.queues() if not n.startswith(DEQUE_PREFIX)} | set(self.app.queues)
+        oldest = store.oldest_ready(sorted(names)) if names else {}
+        now = time.time()
         out = []
         for name in sorted(names):
             counts = store.job_counts(name)
@@ -442,6 +650,10 @@ class Api:
                     if stats is None or stats.rate is None
                     else round(stats.rate, 3),
                     "maxsize": maxsize,
+                    "oldest_ready_at": oldest.get(name),
+                    "latency_seconds": None
+                    if name not in oldest
+                    else round(max(0.0, now - oldest[name]), 3),
                     "pausable": self.pausable,
                     "paused": self._is_paused(name),
                 }
@@ -498,6 +710,17 @@ class Api:
 
         return JSONResponse(await self._off_loop(act))
 
+    async def purge(self, request: Request) -> Response:
+        """Remove every job of the queue -- waiting, scheduled, running and finished -- as
+        ``baozi purge`` does: ``{"name", "purged": n}``."""
+        name = self._queue_name(request)
+
+        def act() -> dict[str, Any]:
+            self._known(name)
+            return {"name": name, "purged": self.app.store.clear(name)}
+
+        return JSONResponse(await self._off_loop(act))
+
     async def delete_queue(self, request: Request) -> Response:
         name = self._queue_name(request)
 
@@ -516,18 +739,100 @@ class Api:
         return JSONResponse(await self._off_loop(delete))
 
     async def workers(self, request: Request) -> Response:
-        def read() -> list[Any]:
+        def read() -> tuple[list[Any], list[Any]]:
             store = self.app.store
             found = store.workers()
-            held = busy_slots(store, found)  # current, where a heartbeat is up to a lease old
-            return [worker_view(w, busy=held.get(w.id, 0)) for w in found]
+            # What each holds now, from the store's leases: a heartbeat is up to a lease old.
+            queues = sorted({q for w in found for q in w.queues} | self._declared())
+            jobs = store.running_jobs(queues) if queues else {}
+            now, stale_after = time.time(), self.app.lease * STALE_BEATS / 3
+            views = []
+            for w in found:
+                view: dict[str, Any] = dict(worker_view(w, busy=len(jobs.get(w.id, ()))))
+                view["jobs"] = sorted(jobs.get(w.id, ()))
+                view["stale"] = now - w.last_seen > stale_after
+                views.append(view)
+            alive = {w.id for w in found}
+            # Leases whose holder sends no heartbeat: a worker that died with jobs in hand,
+            # which run again once their leases run out.
+            gone = [
+                {"id": owner, "jobs": sorted(ids)}
+                for owner, ids in sorted(jobs.items())
+                if owner not in alive
+            ]
+            return views, gone
 
-        views = sorted(await self._off_loop(read), key=lambda v: (v["host"], v["pid"], v["id"]))
-        return JSONResponse({"workers": views})
+        views, gone = await self._off_loop(read)
+        views.sort(key=lambda v: (v["host"], v["pid"], v["id"]))
+        return JSONResponse({"workers": views, "gone": gone})
 
     async def throughput(self, request: Request) -> Response:
-        end, series = self.observer.throughput()
-        return JSONResponse({"bucket_seconds": THROUGHPUT_BUCKET, "end": end, "queues": series})
+        """Jobs finished per bucket, per queue: with ``window`` (10m, 1h, 24h), succeeded and
+        failed apart, from the run statistics the workers keep in the store; without it, all
+        finishes per 10 s over the last ten minutes, as this server saw them."""
+        if "window" not in request.query_params:
+            end, series = self.observer.throughput()
+            return JSONResponse({"bucket_seconds": THROUGHPUT_BUCKET, "end": end, "queues": series})
+        window, seconds = parse_window(request.query_params.get("window"))
+        queue = request.query_params.get("queue")
+        if queue is not None:
+            check_queue(queue, "queue")
+        found = await self._off_loop(
+            lambda: runstats.throughput(self.app.store, seconds, queue=queue)
+        )
+        return JSONResponse({"window": window, **found})
+
+    # -- statistics kept in the store ---------------------------------------------------------
+
+    async def tasks(self, request: Request) -> Response:
+        window, seconds = parse_window(request.query_params.get("window"))
+        found = await self._off_loop(lambda: runstats.task_stats(self.app.store, seconds))
+        return JSONResponse({"window": window, "tasks": found})
+
+    async def depth(self, request: Request) -> Response:
+        name = self._queue_name(request)
+        window, seconds = parse_window(request.query_params.get("window"))
+
+        def read() -> Any:
+            self._known(name)
+            return runstats.depth_series(self.app.store, name, seconds)
+
+        series = await self._off_loop(read)
+        return JSONResponse({"window": window, "name": name, **series})
+
+    async def schedules(self, request: Request) -> Response:
+        from ..beat import schedule_runs
+
+        def read() -> list[dict[str, Any]]:
+            now = time.time()
+            return [schedule_view(runs, now) for runs in schedule_runs(self.app, now)]
+
+        return JSONResponse({"schedules": await self._off_loop(read)})
+
+    # -- live updates -------------------------------------------------------------------------
+
+    async def events(self, request: Request) -> Response:
+        """Server-sent events: a ``tick`` every EVENT_EVERY seconds with the queues' counts and
+        how many workers are alive, for as long as the client listens. A page refreshes what
+        it shows on each tick; one that is hidden closes the stream."""
+
+        async def ticks() -> AsyncIterator[str]:
+            yield f"retry: {int(EVENT_EVERY * 1000)}\n\n"
+            while True:
+                try:
+                    queues = await self._off_loop(self._queues)
+                    workers = await self._off_loop(lambda: len(self.app.store.workers()))
+                    data = {"t": time.time(), "queues": queues["queues"], "workers": workers}
+                    yield f"event: tick\ndata: {_ENCODE(data)}\n\n"
+                except Exception as exc:  # the store is away: say so, and go on trying
+                    yield f"event: trouble\ndata: {_ENCODE({'error': type(exc).__name__})}\n\n"
+                await asyncio.sleep(EVENT_EVERY)
+
+        return StreamingResponse(
+            ticks(),
+            media_type="text/event-stream",
+            headers={"X-Accel-Buffering": "no"},
+        )
 
     # -- health and metrics -------------------------------------------------------------------
 

@@ -15,13 +15,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,7 +30,7 @@ from .._gc import tune as tune_gc
 from ..app import App
 from ..errors import StoreError
 from ._http import DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS, protocol, raise_file_limit
-from ._wire import MAX_BODY, ApiError
+from ._wire import MAX_BATCH_BODY, MAX_BODY, ApiError
 from .api import Api
 from .metrics import Metrics
 from .openapi import openapi_document
@@ -40,10 +40,13 @@ __all__ = ["app_from_environment", "check_bind", "create_app", "run_server", "se
 
 log = logging.getLogger("baozi.web")
 STATIC = Path(__file__).with_name("static")
-_PUBLIC = ("/", "/healthz", "/favicon.ico")
+_PUBLIC = ("/", "/healthz", "/favicon.ico", "/login", "/logout")
 """Paths that answer without a token: the dashboard's empty page and its files (they hold no
-data; the page asks for the token before it reads anything) and the health check. The schema
-is not among them: it names every task."""
+data; the page asks for the token before it reads anything), the login and logout forms' targets
+and the health check. The schema is not among them: it names every task."""
+COOKIE = "baozi_token"
+"""The cookie the login form sets: the token, HttpOnly (no script reads it) and SameSite=Strict
+(no other site's page sends it)."""
 _HEADERS = [
     (
         b"content-security-policy",
@@ -127,14 +130,36 @@ class _Guard:
         if scope["method"] not in _SAFE_METHODS and _from_another_site(headers, host):
             return 403, "refused: a change sent from another site's page", None
         length = headers.get(b"content-length", b"0")
-        if length.isdigit() and int(length) > MAX_BODY:
-            return 413, f"the request body is over {MAX_BODY} bytes", None
+        limit = MAX_BATCH_BODY if path == "/api/jobs:batch" else MAX_BODY
+        if length.isdigit() and int(length) > limit:
+            return 413, f"the request body is over {limit} bytes", None
         return None
 
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
-        assert self.token is not None
-        scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
-        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token)
+        return _auth(self.token, headers) is not None
+
+
+def _auth(token: bytes | None, headers: dict[bytes, bytes]) -> str | None:
+    """How a request proves it may ask: "bearer" (the Authorization header), "cookie" (the
+    login form's cookie), "none" (no token is needed), or None (it does not)."""
+    if token is None:
+        return "none"
+    scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
+    if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token):
+        return "bearer"
+    cookie = _cookie(headers.get(b"cookie", b""), COOKIE.encode())
+    if cookie is not None and hmac.compare_digest(cookie, token):
+        return "cookie"
+    return None
+
+
+def _cookie(header: bytes, name: bytes) -> bytes | None:
+    """The value of cookie ``name`` in a Cookie header, if it is there."""
+    for part in header.split(b";"):
+        key, eq, value = part.strip().partition(b"=")
+        if eq and key == name:
+            return value.strip(b'"')
+    return None
 
 
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -278,6 +303,46 @@ def create_app(app: App, *, token: str | None = None, interval: float = 1.0) -> 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    secret = token.encode() if token else None
+
+    async def session(request: Request) -> Response:
+        # The Guard let the request through: it carries the token, or none is needed.
+        how = _auth(secret, dict(request.scope["headers"]))
+        return JSONResponse({"auth": how, "token_required": secret is not None})
+
+    def _home(request: Request, query: str = "") -> RedirectResponse:
+        return RedirectResponse(request.scope.get("root_path", "") + "/" + query, 303)
+
+    async def login(request: Request) -> Response:
+        """The login form's target: a right token is set as an HttpOnly, SameSite=Strict
+        cookie, and the browser goes back to the dashboard either way."""
+        if secret is None:
+            return _home(request)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/x-www-form-urlencoded":
+            raise ApiError(415, "send the login form as application/x-www-form-urlencoded")
+        body = (await request.body()).decode("latin-1")  # the Guard bounds its size
+        given = (parse_qs(body).get("token") or [""])[0]
+        if not given or not hmac.compare_digest(given.encode(), secret):
+            return _home(request, "?login=refused")
+        answer = _home(request)
+        answer.set_cookie(
+            COOKIE,
+            given,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path=request.scope.get("root_path", "") + "/",
+        )
+        return answer
+
+    async def logout(request: Request) -> Response:
+        answer = _home(request)
+        answer.delete_cookie(
+            COOKIE, path=request.scope.get("root_path", "") + "/", httponly=True, samesite="strict"
+        )
+        return answer
+
     async def schema(request: Request) -> Response:
         # Made on each request: tasks registered after the server was made are in it too.
         return JSONResponse(openapi_document(list(app.tasks), secured=bool(token)))
@@ -292,6 +357,9 @@ def create_app(app: App, *, token: str | None = None, interval: float = 1.0) -> 
 
     routes = [
         Route("/", index, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/api/session", session, methods=["GET"]),
         Route("/openapi.json", schema, methods=["GET"]),
         *api.routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
