@@ -42,6 +42,7 @@ import {
 } from "./pages.js";
 
 const POLL_MS = 2000;
+const STREAM_RETRY_MS = 30000;
 const ROUTES = [
   [/^\/$/, "overview", "Overview", overviewPage],
   [/^\/jobs$/, "jobs", "Jobs", jobsPage],
@@ -171,6 +172,7 @@ function showFailedBadge(queues) {
 let source = null;
 let poller = null;
 let streamFailed = false;
+let retry = null;
 
 function setLive(text) {
   document.getElementById("live").textContent = text;
@@ -196,8 +198,13 @@ function startLive() {
     tick();
   });
   source.addEventListener("error", () => {
-    streamFailed = true; // tried again the next time the tab is shown
+    // Poll instead; the stream is tried again in a while, or when the tab is shown again.
+    streamFailed = true;
     startLive();
+    retry = setTimeout(() => {
+      streamFailed = false;
+      startLive();
+    }, STREAM_RETRY_MS);
   });
 }
 
@@ -206,6 +213,7 @@ function stopLive() {
   source = null;
   clearInterval(poller);
   poller = null;
+  clearTimeout(retry);
   setLive(document.hidden ? "paused while hidden" : "not updating");
 }
 
