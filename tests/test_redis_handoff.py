@@ -87,6 +87,37 @@ def test_an_enqueue_with_places_tells_a_job_handed_to_an_idle_consumer_as_runnin
         store.close()
 
 
+def test_jobs_filed_across_queues_are_handed_to_the_consumers_idle_on_each(
+    redis_url: str,
+) -> None:
+    # One script files both groups and hands the head of each queue to the consumer waiting
+    # idle on it with one free slot; the job behind is first in line.
+    store = open_store(redis_url)
+    inbox_q, inbox_r = Inbox(), Inbox()
+    consumers = [
+        store.consumer("wq", ["q"], 30.0, inbox_q),
+        store.consumer("wr", ["r"], 30.0, inbox_r),
+    ]
+    try:
+        assert [c.take(1) for c in consumers] == [[], []]
+        into_q, into_r = store.enqueue_across(
+            [("q", [NewJob("t", b"1"), NewJob("t", b"2")], 0), ("r", [NewJob("t", b"3")], 0)]
+        )
+        wait_for(lambda: inbox_q.offered != [] and inbox_r.offered != [], timeout=5)
+        (handed, p1), (kept, p2) = into_q
+        ((other, p3),) = into_r
+        assert [item.id for _, item in inbox_q.offered] == [handed]
+        assert [item.id for _, item in inbox_r.offered] == [other]
+        for place in (p1, p3):
+            assert place is not None and (place.record.status, place.rank) == ("running", None)
+        assert p2 is not None and (p2.record.status, p2.rank) == ("queued", 0)
+        assert p2 == store.job_snapshot(kept)
+    finally:
+        for c in consumers:
+            c.close()
+        store.close()
+
+
 @pytest.mark.parametrize("how", ["settle", "cancel"])
 def test_a_released_dependent_is_handed_to_an_idle_consumer(redis_url: str, how: str) -> None:
     store = open_store(redis_url)

@@ -21,7 +21,8 @@ import pytest
 
 from baozi import App, NotSupported
 from baozi.amqp import transport as transport_module
-from baozi.amqp.transport import TransportStore, amqp_queue, dead_queue
+from baozi.amqp.transport import GRACE, TransportStore, amqp_queue, dead_queue
+from baozi.backends.base import NewJob
 
 from ._helpers import wait_for, working
 from .test_amqp_queue import AMQP_URL, _amqp_or_skip
@@ -99,6 +100,51 @@ def test_jobs_run_through_rabbitmq_with_records_in_the_store(store_url: str, qna
     assert _message_count(amqp_queue(qname)) == 0
     # Every mark was cleared once its message was confirmed.
     assert app.store.inner.pending(qname, time.time() + 3600) == []
+
+
+def test_jobs_filed_across_queues_are_marked_in_the_same_step_and_published(
+    shared_store_url: str, qname: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = f"{qname}-b"
+    app = App(shared_store_url, transport=AMQP_URL)
+    store = app.store
+    assert isinstance(store, TransportStore)
+    groups = [(qname, [NewJob("t", b"1"), NewJob("t", b"2")], 0), (other, [NewJob("t", b"3")], 0)]
+    try:
+        # A producer that dies before it publishes leaves every job marked, GRACE ahead.
+        with monkeypatch.context() as patched:
+            patched.setattr(store.link, "publish", lambda *args: None)
+            before = time.time()
+            silent = store.enqueue_across(groups)
+        for (queue, _, _), placed in zip(groups, silent, strict=True):
+            marks = dict(store.inner.pending(queue, time.time() + 3600))
+            assert sorted(marks) == sorted(job_id for job_id, _ in placed)
+            assert all(before + GRACE <= at <= time.time() + GRACE for at in marks.values())
+            store.inner.clear_pending(queue, dict.fromkeys(marks))  # as if published since
+        # Published: each message confirmed clears its job's mark.
+        into_q, into_other = store.enqueue_across(groups)
+        assert [len(into_q), len(into_other)] == [2, 1]
+        wait_for(
+            lambda: (
+                (_message_count(amqp_queue(qname)), _message_count(amqp_queue(other))) == (2, 1)
+            ),
+            10,
+        )
+        wait_for(
+            lambda: (
+                [store.inner.pending(q, time.time() + 3600) for q in (qname, other)] == [[], []]
+            ),
+            10,
+        )
+        # What RabbitMQ cannot do is refused before anything is written.
+        with pytest.raises(NotSupported, match="priorit"):
+            store.enqueue_across(
+                [(other, [NewJob("t", b"4")], 0), (qname, [NewJob("t", b"5", 5)], 0)]
+            )
+        assert store.inner.counts(other).ready == 2
+    finally:
+        _delete_queues(other)
+        store.close()
 
 
 def test_what_rabbitmq_cannot_do_raises_not_supported_at_the_call(

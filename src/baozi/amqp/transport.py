@@ -334,6 +334,24 @@ class TransportStore(Store):
         places = self.inner.job_snapshots(ids)
         return [(job_id, places.get(job_id)) for job_id in ids]
 
+    def enqueue_across(
+        self,
+        groups: Sequence[tuple[str, Sequence[NewJob], int]],
+        *,
+        pending: float | None = None,
+    ) -> list[list[tuple[str, JobPlace | None]]]:
+        # As enqueue: the records with their marks in the store's one step, then the messages.
+        if any(job.priority for _, jobs, _ in groups for job in jobs):
+            self.require("priority")
+        at = pending if pending is not None else time.time() + GRACE
+        placed = self.inner.enqueue_across(groups, pending=at)
+        marks: dict[str, dict[str, float]] = {}
+        for (queue, _, _), filed in zip(groups, placed, strict=True):
+            marks.setdefault(queue, {}).update((job_id, at) for job_id, _ in filed)
+        for queue, queue_marks in marks.items():
+            self.send(queue, queue_marks)
+        return placed
+
     def check_connection(self, connection: object) -> None:
         raise NotSupported(
             "enqueueing inside a database transaction (connection=)",
@@ -449,7 +467,7 @@ def _abstract_delegates() -> None:
     for name in sorted(Store.__abstractmethods__):
         if name not in TransportStore.__dict__:
             setattr(TransportStore, name, delegate(name))
-    for name in ("records_of", "job_snapshots", "enqueue_in", "warnings"):
+    for name in ("records_of", "job_snapshots", "enqueue_in", "warnings", "on_change"):
         if name not in TransportStore.__dict__:
             setattr(TransportStore, name, delegate(name))
     TransportStore.__abstractmethods__ = frozenset()

@@ -3,6 +3,7 @@ backend implements) in a pytest module and give it a ``store`` fixture that yiel
 store of your backend."""
 
 from .contract import (
+    AcrossContract,
     ConsumerContract,
     CoordContract,
     DequeContract,
@@ -16,6 +17,7 @@ from .contract import (
 )
 
 __all__ = [
+    "AcrossContract",
     "ConsumerContract",
     "CoordContract",
     "DequeContract",

@@ -169,6 +169,27 @@ class JobStore(ABC):
         return [(job_id, places.get(job_id)) for job_id in ids]
 
     @abstractmethod
+    def enqueue_across(
+        self,
+        groups: Sequence[tuple[str, Sequence[NewJob], int]],
+        *,
+        pending: float | None = None,
+    ) -> list[list[tuple[str, JobPlace | None]]]:
+        """:meth:`enqueue_placed` of several groups at once, all in one atomic step (one
+        transaction, one script): each group is (queue, plain jobs, maxsize -- 0 for none), its
+        jobs filed at the back of its queue, ready now, in order, the groups one after the
+        other. Returns, per group in order, each job's id and place as ``enqueue_placed`` gives
+        them (a store that can tells them from the same step).
+
+        All or nothing: when some group's queue would hold more than its ``maxsize`` ready
+        items (as ``enqueue`` counts them; groups naming one queue count together, each checked
+        as it comes), raises :class:`~baozi.errors.Full` naming that queue and its room, and
+        files no job of any group. A job with a unique key or dependencies raises ValueError
+        before anything is written. With ``pending``, every job gets a publish-pending mark at
+        that time in the same step (see the module docstring). Every queue filed wakes its
+        waiters (and, where the store hands jobs to idle workers, those waiting on it)."""
+
+    @abstractmethod
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
         """The status of each of these jobs, in one call; ids with no job are left out."""
 
@@ -177,6 +198,54 @@ class JobStore(ABC):
         self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[JobRecord]:
         """Jobs, newest first, optionally of one queue and one status."""
+
+    @abstractmethod
+    def records_page(
+        self,
+        *,
+        queue: str | None = None,
+        status: str | None = None,
+        task: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        search: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[JobRecord], str | None]:
+        """One page of jobs, newest first (the order of :meth:`records`), and the cursor of the
+        next page: None once there is none.
+
+        Only jobs that pass every filter given are listed: of ``queue``; in ``status`` (one of
+        :data:`STATUSES`); whose task is named ``task`` exactly; created at or after ``since``
+        and before ``until``; and, with ``search``, whose id is ``search`` or whose task name
+        contains it, ASCII letters matched in either case (other characters exactly).
+
+        Pages are read by key, not by offset: ``cursor`` (what the call for the page before
+        returned) names where the last page stopped, and a page holds only jobs older than
+        that. So jobs enqueued meanwhile, newer than all of them, never appear on later pages,
+        and no job is listed twice or skipped while jobs are added (a job removed meanwhile,
+        finished and purged, is not listed; its status may change between pages, and with it
+        whether it passes a status filter). A store that finds the jobs by walking its records
+        rather than by an index examines a bounded number of them per call and may return a
+        short page, even an empty one, with a cursor to go on from: a short page is not the
+        end; only a None cursor is. A cursor is text to pass back as it is; one this store did
+        not make raises ``ValueError``, as do a ``status`` that is not one of
+        :data:`STATUSES` and a ``limit`` below 1."""
+
+    @abstractmethod
+    def oldest_ready(self, queues: Sequence[str]) -> dict[str, float]:
+        """For each of these queues holding ready jobs (status "queued"), the creation time of
+        the oldest of them (the first one enqueued of those ready now, whatever their
+        priorities), read at one moment: the queue's latency is the time since. Queues with no
+        ready job, and plain items, are left out. Read from the head of each priority's line
+        (or an index), never by a walk over every ready job."""
+
+    @abstractmethod
+    def running_jobs(self, queues: Sequence[str]) -> dict[str, list[str]]:
+        """The ids of the items of these queues (jobs, and the plain items of a queue) each
+        owner holds under a lease that has not run out, as of one moment: what
+        :meth:`lease_holders` counts, by id (owners holding none are left out; the ids in no
+        set order)."""
 
     @abstractmethod
     def set_progress(self, job_id: str, owner: str, progress: str) -> bool:

@@ -10,6 +10,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from ...errors import JobNotFound
+from .._across import Group, bounded, check_groups, over
+from .._pages import check_page, cursor_of, key_of, matches
 from ..base import (
     COUNTED,
     STATUSES,
@@ -23,7 +25,17 @@ from ..base import (
     kept_for,
     unique_holds,
 )
-from ._state import FINISHED, LEASED, READY, SCHEDULED, WAITING, Entry, QueueState, item_numbers
+from ._state import (
+    FINISHED,
+    LEASED,
+    READY,
+    SCHEDULED,
+    WAITING,
+    Entry,
+    Key,
+    QueueState,
+    item_numbers,
+)
 from .coord import MemoryCoordination
 
 __all__ = ["MemoryStore"]
@@ -106,6 +118,36 @@ class MemoryStore(MemoryCoordination):
                     holder = held or str(self._holder(j.unique_key, now))
                     out.append(Deduplicated(holder))
         st.signal.notify()
+        return out
+
+    def enqueue_across(
+        self, groups: Sequence[Group], *, pending: float | None = None
+    ) -> list[list[tuple[str, JobPlace | None]]]:
+        check_groups(groups)
+        st = self._state
+        out: list[list[tuple[str, JobPlace | None]]] = []
+        with st.lock:  # the check, every group and the places: one step
+            now = time.time()
+            held = {}
+            for queue in bounded(groups):
+                q = st.queue(queue)
+                q.promote(now)
+                held[queue] = len(q.ready)
+            error = over(groups, held)
+            if error is not None:
+                raise error
+            filed = [self._enqueue_rows(q, jobs, False, 0.0, 0) for q, jobs, _ in groups]
+            for (queue, _, _), ids in zip(groups, filed, strict=True):
+                q = st.queue(queue)
+                placed: list[tuple[str, JobPlace | None]] = []
+                for job_id in ids:  # ranks as of the end of the step: after every group
+                    num = int(job_id)
+                    if pending is not None:
+                        q.set_mark(num, float(pending))
+                    entry = q.entries[num]
+                    rank = int(q.ready.bisect_left(entry.key))
+                    placed.append((job_id, JobPlace(self._record(num, entry, now), rank)))
+                out.append(placed)
         return out
 
     def _parents(self, job: NewJob) -> list[tuple[int, Entry]]:
@@ -231,6 +273,7 @@ class MemoryStore(MemoryCoordination):
                     entry.deliveries = max(entry.deliveries - 1, 0)
                 else:
                     entry.error = o.error
+                    entry.worker = owner
                 retry_in = o.retry_in
                 if o.status == "deferred" and o.slot is not None:
                     if len(self._live_slots(o.slot, now)) < o.slot_limit:
@@ -288,6 +331,8 @@ class MemoryStore(MemoryCoordination):
                 return False
             if entry.state == READY:
                 q.ready.remove(entry.key)
+            if entry.state == LEASED and entry.owner is not None:
+                entry.worker = entry.owner  # its run ends here
             now = time.time()
             self._finish(q, num, entry, "cancelled", now, ttl)  # a running one's lease ends here
             self._release([(num, "cancelled")], now, ttl, failed_ttl)
@@ -303,6 +348,7 @@ class MemoryStore(MemoryCoordination):
             q, num, entry = found
             entry.state, entry.outcome, entry.result, entry.error = READY, None, None, None
             entry.finished_at, entry.failures, entry.owner = None, 0, None
+            entry.worker = None
             entry.deliveries = 0  # retried by hand: it starts over
             entry.waiting_on.clear()  # and waits for nothing
             q.entries[num] = q.done.pop(num)
@@ -335,6 +381,7 @@ class MemoryStore(MemoryCoordination):
             tuple(str(c) for c in entry.children if c in self._state.where),
             entry.on_dependency_failure,
             entry.due if status == "scheduled" else None,
+            entry.owner if status == "running" else entry.worker,
         )
 
     def record(self, job_id: str) -> JobRecord | None:
@@ -382,6 +429,71 @@ class MemoryStore(MemoryCoordination):
                 if status in (None, rec.status):
                     out.append(rec)
             return out[offset : offset + limit]
+
+    def records_page(
+        self,
+        *,
+        queue: str | None = None,
+        status: str | None = None,
+        task: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        search: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[JobRecord], str | None]:
+        check_page(status, limit)
+        below = key_of(cursor)
+        st = self._state
+        now = time.time()
+        out: list[JobRecord] = []
+        with st.lock:
+            nums = sorted(
+                (
+                    n
+                    for n, name in st.where.items()
+                    if queue in (None, name) and (below is None or n < below)
+                ),
+                reverse=True,
+            )
+            for num in nums:
+                found = self._job(str(num))
+                if found is None:
+                    continue
+                rec = self._record(num, found[2], now)
+                if matches(rec, status, task, since, until, search):
+                    if len(out) == limit:  # one more: the page is not the last
+                        return out, cursor_of(int(out[-1].id))
+                    out.append(rec)
+        return out, None
+
+    def oldest_ready(self, queues: Sequence[str]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        now = time.time()
+        with self._state.lock:
+            for name in dict.fromkeys(queues):
+                q = self._state.queues.get(name)
+                if q is None:
+                    continue
+                q.promote(now)  # run-out leases and due schedules are ready, as statuses say
+                times = [
+                    e.created_at
+                    for e in (q.entries[key[2]] for key in _first_of_each_line(q))
+                    if e.task is not None
+                ]
+                if times:
+                    out[name] = min(times)
+        return out
+
+    def running_jobs(self, queues: Sequence[str]) -> dict[str, list[str]]:
+        held: dict[str, list[str]] = {}
+        now = time.time()
+        with self._state.lock:
+            for name in set(queues):
+                for num, entry in self._state.existing(name).entries.items():
+                    if entry.state == LEASED and entry.due > now and entry.owner is not None:
+                        held.setdefault(entry.owner, []).append(str(num))
+        return held
 
     def set_progress(self, job_id: str, owner: str, progress: str) -> bool:
         with self._state.lock:
@@ -497,3 +609,21 @@ class MemoryStore(MemoryCoordination):
     def forget_worker(self, worker_id: str) -> None:
         with self._state.lock:
             self._state.workers.pop(worker_id, None)
+
+
+def _first_of_each_line(q: QueueState) -> list[Key]:
+    """The keys of the ready entries enqueued first in each priority's line: the earliest of
+    its front pushes (the last of them in line) and the first of its back pushes. A jump per
+    priority, not a walk over the line."""
+    out: list[Key] = []
+    ready = q.ready
+    at = 0
+    while at < len(ready):
+        priority = ready[at][0]
+        back = ready.bisect_left((priority, 0, 0))  # back pushes have seq 0, front ones less
+        if back > at:
+            out.append(ready[back - 1])
+        if back < len(ready) and ready[back][0] == priority:
+            out.append(ready[back])
+        at = ready.bisect_right((priority, math.inf, math.inf))
+    return out

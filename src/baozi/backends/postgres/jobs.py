@@ -11,11 +11,11 @@ from typing import Any
 
 import psycopg
 
+from .._across import Group, check_groups, filed_place
 from .._heartbeat import heartbeat
 from .._rows import item_number
 from ..base import (
     COUNTED,
-    ON_DEPENDENCY_FAILURE,
     STATUSES,
     Consumer,
     JobPlace,
@@ -24,13 +24,14 @@ from ..base import (
     Receiver,
     WorkerInfo,
 )
+from ._across import file_groups
 from ._consumer import PostgresConsumer
 from ._health import vacuum_warnings
+from ._records import DONE, FAMILY, LIVE, LIVE_FILTERS, PostgresRecords, record_of
 from ._settle import FINISH, FINISH_PARENTS, KEPT, finish_params
 from ._statements import DROP_MARKS, PLACE_RANK, STATUS
 from ._workflow import release
-from .coord import PostgresCoordination
-from .store import priority_of
+from .store import _insert_params
 
 __all__ = ["PostgresStore"]
 
@@ -50,31 +51,6 @@ DELETE FROM {s}.marks m USING unnest(%(ids)s::bigint[], %(ats)s::float8[]) AS x(
 WHERE m.item = x.item AND m.qid = %(qid)s AND (x.at IS NULL OR m.at = x.at)
 """
 
-_LIVE = (
-    f"SELECT i.id, q.name, i.task, {STATUS}, i.priority, i.pfloat, i.payload, i.deliveries, "
-    "i.failures, i.created_at, i.started_at, NULL::float8, NULL::bytea, i.error, i.progress, "
-    "i.unique_key, i.on_dep, i.due "
-    "FROM {s}.items i JOIN {s}.queues q ON q.id = i.qid WHERE i.task IS NOT NULL"
-)
-_DONE = (
-    "SELECT d.id, q.name, d.task, d.outcome, d.priority, d.pfloat, d.payload, d.deliveries, "
-    "d.failures, d.created_at, d.started_at, d.finished_at, d.result, d.error, d.progress, "
-    "d.unique_key, d.on_dep, NULL::float8 "
-    "FROM {s}.done d JOIN {s}.queues q ON q.id = d.qid WHERE d.task IS NOT NULL"
-)
-# Records ``r`` with their parents (in order) and children (those the store holds, oldest first).
-_FAMILY = (
-    "SELECT r.*, ARRAY(SELECT parent FROM {s}.deps WHERE child = r.id ORDER BY pos), "
-    "ARRAY(SELECT child FROM {s}.deps x WHERE parent = r.id AND (EXISTS (SELECT 1 FROM "
-    "{s}.items WHERE id = x.child) OR EXISTS (SELECT 1 FROM {s}.done WHERE id = x.child)) "
-    "ORDER BY child) FROM (RECORDS) AS r ORDER BY 1 DESC"
-)
-_LIVE_FILTERS = {
-    "waiting": "i.state < 0",
-    "queued": "(i.state = 0 OR (i.state > 0 AND i.due <= {s}.now()))",
-    "running": "(i.state = 1 AND i.due > {s}.now())",
-    "scheduled": "(i.state = 2 AND i.due > {s}.now())",
-}
 # Runs retried or deferred: back to their place, ready or scheduled.
 _AGAIN = """
 WITH o AS (
@@ -87,6 +63,7 @@ WITH o AS (
         failures = i.failures + o.retried::int,
         error = CASE WHEN o.retried THEN o.error ELSE i.error END,
         deliveries = CASE WHEN o.retried THEN i.deliveries ELSE greatest(i.deliveries - 1, 0) END,
+        worker = CASE WHEN o.retried THEN i.owner ELSE i.worker END,
         owner = NULL
     FROM o WHERE i.id = o.id AND i.owner = %(owner)s AND i.state IN (0, 1)
     RETURNING i.id
@@ -107,10 +84,11 @@ WITH m AS (
 ), ins AS (
     INSERT INTO {s}.done (id, qid, task, outcome, priority, pfloat, seq, payload,
         deliveries, failures, created_at, started_at, finished_at, expires_at,
-        error, progress, unique_key, unique_while, unique_for, on_dep)
+        error, progress, unique_key, unique_while, unique_for, on_dep, worker)
     SELECT id, qid, task, 'cancelled', priority, pfloat, seq, payload, deliveries,
         failures, created_at, started_at, {s}.now(), {s}.now() + KEPT, error,
-        progress, unique_key, unique_while, unique_for, on_dep FROM m
+        progress, unique_key, unique_while, unique_for, on_dep,
+        CASE WHEN state = 1 AND due > {s}.now() THEN owner ELSE worker END FROM m
 ), tot AS (
     INSERT INTO {s}.totals AS x
     SELECT qid, task, 'cancelled', pg_backend_pid(), 1 FROM m
@@ -120,32 +98,7 @@ SELECT count(*), coalesce(bool_or(kids), false), {signal} FROM m
 """.replace("KEPT", KEPT.format(x="m", ttl="%(ttl)s"))
 
 
-def _record(row: Any) -> JobRecord:
-    return JobRecord(
-        id=str(row[0]),
-        queue=row[1],
-        task=row[2],
-        status=row[3],
-        priority=priority_of(row[4], row[5]),
-        payload=row[6],
-        attempts=row[7],
-        failures=row[8],
-        created_at=row[9],
-        started_at=row[10],
-        finished_at=row[11],
-        result=row[12],
-        error=row[13],
-        progress=row[14],
-        unique_key=row[15],
-        # A policy baozi does not write is read as the one it acts on: "cancel".
-        on_dependency_failure=row[16] if row[16] in ON_DEPENDENCY_FAILURE else "cancel",
-        parents=tuple(str(p) for p in row[18]),
-        children=tuple(str(c) for c in row[19]),
-        due_at=float(row[17]) if row[3] == "scheduled" else None,
-    )
-
-
-class PostgresStore(PostgresCoordination):
+class PostgresStore(PostgresRecords):
     def warnings(self) -> list[str]:
         db = self._db  # what keeps vacuum from cleaning the store's tables: one round trip
         return db.run("check vacuum", lambda c: vacuum_warnings(c, db.schema, db.where))
@@ -341,18 +294,18 @@ class PostgresStore(PostgresCoordination):
         num = item_number(job_id)
         if num is None:
             return None
-        records = f"{_LIVE} AND i.id = %(id)s UNION ALL {_DONE} AND d.id = %(id)s"
-        rows = self._rows("read a job", _FAMILY.replace("RECORDS", records), {"id": num})
-        return _record(rows[0]) if rows else None
+        records = f"{LIVE} AND i.id = %(id)s UNION ALL {DONE} AND d.id = %(id)s"
+        rows = self._rows("read a job", FAMILY.replace("RECORDS", records), {"id": num})
+        return record_of(rows[0]) if rows else None
 
     def job_snapshot(self, job_id: str) -> JobPlace | None:
         num = item_number(job_id)
         if num is None:
             return None
-        records = f"{_LIVE} AND i.id = %(id)s UNION ALL {_DONE} AND d.id = %(id)s"
+        records = f"{LIVE} AND i.id = %(id)s UNION ALL {DONE} AND d.id = %(id)s"
         # One statement, so one snapshot of the table and one now(): the status and the rank
         # agree.
-        family = _FAMILY.replace("RECORDS", records)
+        family = FAMILY.replace("RECORDS", records)
         row = self._one(
             "read a job's place",
             f"SELECT f.*, k.ahead FROM ({family}) AS f "
@@ -361,17 +314,36 @@ class PostgresStore(PostgresCoordination):
         )
         if row is None:
             return None
-        rec = _record(row)
+        rec = record_of(row)
         rank = int(row[-1]) if rec.status == "queued" and row[-1] is not None else None
         return JobPlace(rec, rank)
+
+    def enqueue_across(
+        self, groups: Sequence[Group], *, pending: float | None = None
+    ) -> list[list[tuple[str, JobPlace | None]]]:
+        check_groups(groups)
+        params = [
+            _insert_params(self._qid(q), [(j.priority, j.payload, j.task) for j in jobs], False, 0)
+            for q, jobs, _ in groups
+        ]
+        filed, created, ranks = self._in_transaction(
+            "enqueue", lambda conn: file_groups(conn, self.sql, groups, params, pending)
+        )
+        return [
+            [
+                (i, filed_place(i, queue, job, at, ranks.get(int(i))))
+                for i, job in zip(ids, jobs, strict=True)
+            ]
+            for (queue, jobs, _), ids, at in zip(groups, filed, created, strict=True)
+        ]
 
     def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         nums = list(dict.fromkeys(n for n in map(item_number, job_ids) if n is not None))
         if not nums:
             return {}
-        records = f"{_LIVE} AND i.id = ANY(%(ids)s) UNION ALL {_DONE} AND d.id = ANY(%(ids)s)"
-        rows = self._rows("read jobs", _FAMILY.replace("RECORDS", records), {"ids": nums})
-        return {rec.id: rec for rec in map(_record, rows)}
+        records = f"{LIVE} AND i.id = ANY(%(ids)s) UNION ALL {DONE} AND d.id = ANY(%(ids)s)"
+        rows = self._rows("read jobs", FAMILY.replace("RECORDS", records), {"ids": nums})
+        return {rec.id: rec for rec in map(record_of, rows)}
 
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
         nums = [n for n in map(item_number, job_ids) if n is not None]
@@ -390,21 +362,21 @@ class PostgresStore(PostgresCoordination):
         self, queue: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[JobRecord]:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
-        live, done = [_LIVE], [_DONE]
+        live, done = [LIVE], [DONE]
         if queue is not None:
             params["qid"] = self._rqid(queue)
             live.append("i.qid = %(qid)s")
             done.append("d.qid = %(qid)s")
-        if status in _LIVE_FILTERS:
-            sql = f"{' AND '.join(live)} AND {_LIVE_FILTERS[status]}"
+        if status in LIVE_FILTERS:
+            sql = f"{' AND '.join(live)} AND {LIVE_FILTERS[status]}"
         elif status is not None:
             params["outcome"] = status
             sql = f"{' AND '.join(done)} AND d.outcome = %(outcome)s"
         else:
             sql = f"{' AND '.join(live)} UNION ALL {' AND '.join(done)}"
         page = f"SELECT * FROM ({sql}) AS p ORDER BY 1 DESC LIMIT %(limit)s OFFSET %(offset)s"
-        rows = self._rows("list jobs", _FAMILY.replace("RECORDS", page), params)
-        return [_record(r) for r in rows]
+        rows = self._rows("list jobs", FAMILY.replace("RECORDS", page), params)
+        return [record_of(r) for r in rows]
 
     def set_progress(self, job_id: str, owner: str, progress: str) -> bool:
         num = item_number(job_id)

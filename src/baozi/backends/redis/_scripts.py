@@ -13,6 +13,7 @@ SCRIPTS = (
     "rate",
     "discard",
     "add",
+    "across",
     "reserve",
     "claim",
     "pop",
@@ -38,7 +39,7 @@ SCRIPTS = (
 
 INGESTING = frozenset(
     ("add", "reserve", "claim", "pop", "rank", "items", "counts", "jobs", "cancel", "requeue")
-    + ("clear", "discard", "queue", "deque", "pending")
+    + ("clear", "discard", "queue", "deque", "pending", "across")
 )
 """The scripts that read or order a queue's items: each first files the inbox (see the prelude)."""
 

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._across import Group, check_groups, filed_place, full
 from ..base import (
     STATUSES,
     Consumer,
@@ -17,17 +18,20 @@ from ..base import (
     JobRecord,
     NewJob,
     Outcome,
+    Priority,
     Receiver,
     WorkerInfo,
 )
 from ._consumer import RedisConsumer
-from ._decode import read_records, read_totals, read_workers
-from .coord import RedisCoordination
+from ._decode import RECORD, read_records, read_totals, read_workers
+from ._ids import IDS
+from ._listing import RedisListing
+from ._priority import priority_fields
 
 __all__ = ["RedisStore"]
 
 
-class RedisStore(RedisCoordination):
+class RedisStore(RedisListing):
     def consumer(
         self, owner: str, queues: Sequence[str], lease: float, receiver: Receiver
     ) -> Consumer:
@@ -133,8 +137,8 @@ class RedisStore(RedisCoordination):
         out: dict[str, JobPlace] = {}
         for start in range(0, len(ids), 1000):  # one script per thousand: a short one
             flat = self._server.run("jobs", "places", *ids[start : start + 1000])
-            records = [v for k, v in enumerate(flat) if k % 21 != 20]
-            ranks = flat[20::21]
+            records = [v for k, v in enumerate(flat) if k % (RECORD + 1) != RECORD]
+            ranks = flat[RECORD :: RECORD + 1]
             for found, rank in zip(read_records(records, self._junk("")), ranks, strict=True):
                 if found is not None:
                     out[found[1].id] = JobPlace(found[1], rank)
@@ -181,6 +185,54 @@ class RedisStore(RedisCoordination):
                     rank,
                 )
             out.append((job_id, place))
+        return out
+
+    def enqueue_across(
+        self, groups: Sequence[Group], *, pending: float | None = None
+    ) -> list[list[tuple[str, JobPlace | None]]]:
+        # One script for every group: it checks each bounded queue, files the jobs as the add
+        # script does and tells each one's rank after the last group, and the records are the
+        # ones it wrote -- nothing is read back but the jobs handed to a worker at once.
+        check_groups(groups)
+        jobs = [job for _, group, _ in groups for job in group]
+        if not jobs:
+            return [[] for _ in groups]
+        server = self._server
+        ids = IDS.take(len(jobs))
+        args: list[Any] = ["" if pending is None else repr(float(pending)), len(groups)]
+        for queue, group, maxsize in groups:
+            args += (queue, maxsize, len(group))
+        keys: dict[tuple[type, Priority], tuple[str, str]] = {}  # as the add script's caller
+        for item_id, job in zip(ids, jobs, strict=True):
+            prio = job.priority
+            key = keys.get((type(prio), prio))
+            if key is None:
+                key = keys[type(prio), prio] = priority_fields(prio)
+            args += (item_id, key[0], key[1], job.payload, job.task)
+        reply = server.call(
+            "across", lambda retried: server.script("across", ("1" if retried else "0", *args))
+        )
+        if reply != 0 and reply and reply[0] == b"full":
+            raise full(groups, int(reply[1]) - 1, int(reply[2]))
+        server.known.update(q for q, group, _ in groups if group)
+        if reply == 0:  # a retried call that found them filed: read them as they are now
+            created, ranks = 0.0, [None] * len(ids)
+        else:
+            created, ranks = float(reply[0]), list(reply[1:])
+        unranked = [i for i, rank in zip(ids, ranks, strict=True) if rank is None]
+        now = self.job_snapshots(unranked) if unranked else {}
+        out: list[list[tuple[str, JobPlace | None]]] = []
+        k = 0
+        for queue, group, _ in groups:
+            placed: list[tuple[str, JobPlace | None]] = []
+            for job in group:
+                job_id, rank = ids[k], ranks[k]
+                k += 1
+                if rank is None:
+                    placed.append((job_id, now.get(job_id)))
+                else:
+                    placed.append((job_id, filed_place(job_id, queue, job, created, rank)))
+            out.append(placed)
         return out
 
     def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:

@@ -11,57 +11,36 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ...errors import StoreError
+from .._across import Group, bounded, check_groups, filed_place, over
 from .._heartbeat import heartbeat
+from .._order import kept
 from .._rows import item_number
 from ..base import COUNTED, STATUSES, JobPlace, JobRecord, Outcome, WorkerInfo
-from ._junk import SOUND_ROW, text
-from ._workflow import KEPT_FOR, LINKS, drop_links, links, release
-from .coord import SQLiteCoordination
-from .store import _chunks, rows_ahead
+from ._records import FILTERS, RECORD, STATUS, SQLiteRecords
+from ._workflow import KEPT_FOR, drop_links, release
+from .store import READY, ROOM_TAKEN, _chunks, insert_counted, rows_ahead
 
 __all__ = ["SQLiteStore"]
 
-_STATUS = (  # the job's status from its state; ?now is the current time
-    "CASE WHEN i.state < 0 THEN i.outcome WHEN i.state = 3 THEN 'waiting' "
-    "WHEN i.state = 0 OR i.due <= :now THEN 'queued' "
-    "WHEN i.state = 1 THEN 'running' ELSE 'scheduled' END"
-)
-# Text columns are read as blobs and decoded per row, so that one row of bytes that are no UTF-8
-# does not fail the whole read; the last column says whether the row can be read (see _junk).
-_RECORD = (
-    f"SELECT i.id, CAST(q.name AS BLOB), CAST(i.task AS BLOB), {_STATUS}, i.priority, i.payload, "
-    "i.deliveries, i.failures, i.created_at, i.started_at, i.finished_at, i.result, "
-    "CAST(i.error AS BLOB), CAST(i.progress AS BLOB), "
-    f"({SOUND_ROW}), "  # its columns are baozi_items' alone: none is named as one of q's
-    f"CAST(i.unique_key AS BLOB), i.on_dep_failure, {LINKS}, i.due "
-    "FROM baozi_items i JOIN baozi_queues q ON q.id = i.qid"
-)
 _AHEAD = rows_ahead("i.qid", "i.priority", "i.seq", "i.id", ":now")
 """The ready rows ahead of row i in its queue."""
-_WITH_QUEUE = _RECORD.replace(" FROM baozi_items i", ", i.qid FROM baozi_items i", 1)
+_WITH_QUEUE = RECORD.replace(" FROM baozi_items i", ", i.qid FROM baozi_items i", 1)
 _PLACE = (  # a record, then its rank when it is queued, in one statement: one moment
-    _RECORD.replace(
+    RECORD.replace(
         " FROM baozi_items i",
-        f", CASE WHEN {_STATUS} = 'queued' THEN {_AHEAD} END FROM baozi_items i",
+        f", CASE WHEN {STATUS} = 'queued' THEN {_AHEAD} END FROM baozi_items i",
         1,
     )
 )
-_FILTERS = {  # status -> condition on the row, for listing
-    "waiting": "(i.state = 3)",
-    "queued": "(i.state = 0 OR (i.state > 0 AND i.state < 3 AND i.due <= :now))",
-    "running": "(i.state = 1 AND i.due > :now)",
-    "scheduled": "(i.state = 2 AND i.due > :now)",
-    "succeeded": "(i.state < 0 AND i.outcome = 'succeeded')",
-    "failed": "(i.state < 0 AND i.outcome = 'failed')",
-    "cancelled": "(i.state < 0 AND i.outcome = 'cancelled')",
-}
 _FINISH = (
     "UPDATE baozi_items SET state=-1, outcome=?1, result=?2, error=?3, finished_at=?4, "
-    f"expires_at=?4 + {KEPT_FOR.format(ttl='?5')}, failures=failures+?6, owner=NULL, due=NULL "
+    f"expires_at=?4 + {KEPT_FOR.format(ttl='?5')}, failures=failures+?6, worker=?8, "
+    "owner=NULL, due=NULL "
     "WHERE id=?7 AND owner=?8 AND state IN (0, 1)"
 )
 _RETRY = (
-    "UPDATE baozi_items SET state=?, due=?, failures=failures+1, error=?, owner=NULL "
+    "UPDATE baozi_items SET state=?, due=?, failures=failures+1, error=?, worker=owner, "
+    "owner=NULL "
     "WHERE id=? AND owner=? AND state IN (0, 1)"
 )
 
@@ -86,37 +65,6 @@ def _batches(finished: list[Any], retried: list[Any], deferred: list[Any]) -> li
 
 
 _num = item_number
-
-
-def _record(row: Any) -> JobRecord:
-    """A record from a row of _RECORD; raises ValueError or TypeError for a row of junk."""
-    if not row[14]:
-        raise TypeError("a column holds a value of the wrong type")
-    name, task, error, progress, unique_key = (text(row[i]) for i in (1, 2, 12, 13, 15))
-    if name is None or task is None:
-        raise TypeError("no queue or task name")
-    parents, children = links(row[17], row[18])
-    return JobRecord(
-        id=str(row[0]),
-        queue=name,
-        task=task,
-        status=row[3],
-        priority=row[4],
-        payload=row[5],
-        attempts=row[6],
-        failures=row[7],
-        created_at=row[8],
-        started_at=row[9],
-        finished_at=row[10],
-        result=row[11],
-        error=error,
-        progress=progress,
-        unique_key=unique_key,
-        parents=parents,
-        children=children,
-        on_dependency_failure=row[16] or "cancel",
-        due_at=float(row[19]) if row[3] == "scheduled" else None,
-    )
 
 
 def _id_batches(nums: list[int]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -205,7 +153,7 @@ def _ranks_in_line(
     return out
 
 
-class SQLiteStore(SQLiteCoordination):
+class SQLiteStore(SQLiteRecords):
     def settle(
         self,
         queue: str,
@@ -285,7 +233,8 @@ class SQLiteStore(SQLiteCoordination):
         # A lease that ran out is a job waiting for its turn; a live one ends with the job.
         cancel = (
             "UPDATE baozi_items SET state=-1, outcome='cancelled', finished_at=?1, "
-            f"expires_at=?1 + {KEPT_FOR.format(ttl='?2')}, due=NULL, owner=NULL "
+            f"expires_at=?1 + {KEPT_FOR.format(ttl='?2')}, due=NULL, owner=NULL, "
+            "worker=CASE WHEN state = 1 AND due > ?1 THEN owner ELSE worker END "
             "WHERE id=?3 AND task IS NOT NULL "
             "AND (state IN (0, 2, 3) OR (state = 1 AND (?4 OR due <= ?1)))"
         )
@@ -344,7 +293,8 @@ class SQLiteStore(SQLiteCoordination):
         return bool(
             self._run(
                 "UPDATE baozi_items SET state=0, outcome=NULL, result=NULL, error=NULL, "
-                "finished_at=NULL, expires_at=NULL, failures=0, deliveries=0, owner=NULL "
+                "finished_at=NULL, expires_at=NULL, failures=0, deliveries=0, owner=NULL, "
+                "worker=NULL "
                 "WHERE id=? AND state<0 AND outcome IN ('failed', 'cancelled')",
                 (_num(job_id),),
             )
@@ -352,7 +302,7 @@ class SQLiteStore(SQLiteCoordination):
 
     def record(self, job_id: str) -> JobRecord | None:
         rows = self._read(
-            f"{_RECORD} WHERE i.id=:id AND i.task IS NOT NULL",
+            f"{RECORD} WHERE i.id=:id AND i.task IS NOT NULL",
             {"id": _num(job_id), "now": time.time()},
         )
         found = self._records(rows)
@@ -404,24 +354,54 @@ class SQLiteStore(SQLiteCoordination):
             for rec in self._records([row[:-1] for row in rows])
         }
 
+    def enqueue_across(
+        self, groups: Sequence[Group], *, pending: float | None = None
+    ) -> list[list[tuple[str, JobPlace | None]]]:
+        check_groups(groups)
+        db = self._db
+        qids = [db.qids.get(q) or db.qid(q) for q, _, _ in groups]
+        now = time.time()
+        params = [
+            [(qid, READY, kept(j.priority), None, j.payload, j.task, now) for j in jobs]
+            for qid, (_, jobs, _) in zip(qids, groups, strict=True)
+        ]
+        ranks: dict[int, int] = {}
+        with self._write() as conn:  # the check, every group, the marks and the ranks
+            held, qid_of = {}, {q: qid for (q, _, _), qid in zip(groups, qids, strict=True)}
+            room = ROOM_TAKEN.format(qid="?1", now="?2")
+            for queue in bounded(groups):
+                (held[queue],) = conn.execute(f"SELECT {room}", (qid_of[queue], now)).fetchone()
+            error = over(groups, held)
+            if error is not None:
+                raise error  # nothing written yet
+            filed = [
+                insert_counted(conn, qid, rows, False) if rows else []
+                for qid, rows in zip(qids, params, strict=True)
+            ]
+            members: dict[int, list[int]] = {}
+            for qid, ids in zip(qids, filed, strict=True):
+                members.setdefault(qid, []).extend(map(int, ids))
+            if pending is not None:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO baozi_marks (item, qid, at) VALUES (?, ?, ?)",
+                    [(num, qid, float(pending)) for qid, nums in members.items() for num in nums],
+                )
+            for qid, nums in members.items():  # after every group: ranks at the commit
+                ranks.update(_ranks_in_line(conn, qid, nums, now))
+        return [
+            [
+                (job_id, filed_place(job_id, queue, job, now, ranks.get(int(job_id))))
+                for job_id, job in zip(ids, jobs, strict=True)
+            ]
+            for (queue, jobs, _), ids in zip(groups, filed, strict=True)
+        ]
+
     def records_of(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         nums = list(dict.fromkeys(n for n in map(_num, job_ids) if n is not None))
         out: dict[str, JobRecord] = {}
         for marks, params in _id_batches(nums):
-            rows = self._read(f"{_RECORD} WHERE i.id IN ({marks}) AND i.task IS NOT NULL", params)
+            rows = self._read(f"{RECORD} WHERE i.id IN ({marks}) AND i.task IS NOT NULL", params)
             out.update((rec.id, rec) for rec in self._records(rows))
-        return out
-
-    def _records(self, rows: list[Any]) -> list[JobRecord]:
-        """Records from rows of _RECORD; a row that cannot be read is moved aside."""
-        out, bad = [], []
-        for row in rows:
-            try:
-                out.append(_record(row))
-            except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
-                bad.append((row[0], f"{type(exc).__name__}: {exc}"))
-        for num, reason in bad:
-            self._move("baozi_items", "id", [num], reason)
         return out
 
     def statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
@@ -429,7 +409,7 @@ class SQLiteStore(SQLiteCoordination):
         out: dict[str, str] = {}
         for marks, params in _id_batches(nums):
             rows = self._read(
-                f"SELECT i.id, {_STATUS} FROM baozi_items i "
+                f"SELECT i.id, {STATUS} FROM baozi_items i "
                 f"WHERE i.id IN ({marks}) AND i.task IS NOT NULL",
                 params,
             )
@@ -445,10 +425,8 @@ class SQLiteStore(SQLiteCoordination):
             where.append("i.qid = :qid")
             params["qid"] = self._rqid(queue)
         if status is not None:
-            where.append(_FILTERS[status])
-        sql = (
-            f"{_RECORD} WHERE {' AND '.join(where)} ORDER BY i.id DESC LIMIT :limit OFFSET :offset"
-        )
+            where.append(FILTERS[status])
+        sql = f"{RECORD} WHERE {' AND '.join(where)} ORDER BY i.id DESC LIMIT :limit OFFSET :offset"
         return self._records(self._read(sql, params))
 
     def set_progress(self, job_id: str, owner: str, progress: str) -> bool:

@@ -148,6 +148,30 @@ def _item(row: Any) -> Item:
     return Item(str(row[0]), row[1], read(row[2]), row[3])
 
 
+def insert_counted(
+    conn: sqlite3.Connection, qid: int, params: Sequence[tuple[Any, ...]], front: bool
+) -> list[str]:
+    """Insert rows of queue ``qid`` in the caller's write transaction and return their ids:
+    ``params`` per row (qid, state, priority as kept, due, payload, task, created_at). Their
+    enqueue totals are counted here once per task, not by a trigger per row (their rows say
+    so). The ids are consecutive: the transaction is the file's only writer."""
+    # A push to the front takes seq = -(its own id): below every seq in the queue, and lower for
+    # each later push. Its id is the next AUTOINCREMENT value, read in the same statement.
+    columns = f"?1, ?2, ?3, {NEXT_ID_NEGATED if front else 0}, ?4, ?5, ?6, ?7, 1"
+    conn.executemany(
+        "INSERT INTO baozi_items (qid, state, priority, seq, due, payload, task, created_at, "
+        f"counted) VALUES ({columns})",
+        params,
+    )
+    (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+    conn.executemany(
+        "INSERT INTO baozi_totals VALUES (?, ?, 'enqueued', ?) "
+        "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+        [(qid, task, k) for task, k in Counter(p[5] for p in params if p[5]).items()],
+    )
+    return [str(i) for i in range(last - len(params) + 1, last + 1)]
+
+
 def _reset_options(conn: sqlite3.Connection, qid: int, queue: str, reason: str) -> None:
     """Copy the queue's row aside and start its options over (its items stay where they are)."""
     move_rows(conn, "baozi_queues", "id", [qid], reason)
@@ -302,17 +326,7 @@ class SQLiteQueues(RowStore):
                 (ready,) = conn.execute(f"SELECT {room}", (qid, now)).fetchone()
                 if ready + n > maxsize:
                     raise Full(f"queue {queue!r} holds {ready} of at most {maxsize} ready items")
-            # Counted here once per task, not by a trigger per row (its rows say so).
-            batch = insert.replace("created_at)", "created_at, counted)").replace(
-                f"VALUES ({columns})", f"VALUES ({columns}, 1)"
-            )
-            conn.executemany(batch, params)
-            (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
-            conn.executemany(
-                "INSERT INTO baozi_totals VALUES (?, ?, 'enqueued', ?) "
-                "ON CONFLICT DO UPDATE SET n = n + excluded.n",
-                [(qid, task, k) for task, k in Counter(t for _, _, t in rows if t).items()],
-            )
+            ids = insert_counted(conn, qid, params, front)
             if maxlen is not None:
                 conn.execute(
                     f"DELETE FROM baozi_items WHERE id IN (SELECT id FROM baozi_items "
@@ -320,7 +334,7 @@ class SQLiteQueues(RowStore):
                     f"LIMIT max(0, (SELECT count(*) FROM baozi_items WHERE qid=? AND state=0) - ?))",
                     (qid, qid, maxlen),
                 )
-        return [str(i) for i in range(last - n + 1, last + 1)]
+        return ids
 
     def _promote(self, conn: sqlite3.Connection, qid: int, now: float) -> int:
         """Mark expired leases and due scheduled items ready; return how many there were."""
