@@ -183,7 +183,7 @@ def test_queues_show_jobs_in_every_state(app: App, client: httpx.Client) -> None
 def test_workers_show_their_slots_and_heartbeat(
     memory_app: App, memory_client: httpx.Client
 ) -> None:
-    assert memory_client.get("/api/workers").json() == {"workers": []}
+    assert memory_client.get("/api/workers").json() == {"workers": [], "gone": []}
     with working(memory_app, concurrency=3):
         wait_for(lambda: memory_client.get("/api/workers").json()["workers"])
         (worker,) = memory_client.get("/api/workers").json()["workers"]
@@ -196,7 +196,7 @@ def test_jobs_are_listed_newest_first_a_page_at_a_time(app: App, client: httpx.C
     ids = [post(client, task="add", args=[i, i]).json()["id"] for i in range(5)]
     post(client, task="boom", queue="other")
     Worker(app, queues=["other"]).run(burst=True)
-    page = client.get("/api/jobs", params={"queue": "default", "limit": 2}).json()
+    page = client.get("/api/jobs", params={"queue": "default", "limit": 2, "offset": 0}).json()
     assert [j["id"] for j in page["jobs"]] == ids[::-1][:2] and page["next_offset"] == 2
     rest = client.get("/api/jobs", params={"queue": "default", "limit": 2, "offset": 4}).json()
     assert [j["id"] for j in rest["jobs"]] == [ids[0]] and rest["next_offset"] is None
@@ -273,6 +273,17 @@ def test_the_openapi_document_describes_every_route(memory_client: httpx.Client)
         "/api/queues/resume": {"post"},
         "/api/workers": {"get"},
         "/api/throughput": {"get"},
+        "/api/jobs:batch": {"post"},
+        "/api/jobs:retry": {"post"},
+        "/api/jobs:forget": {"post"},
+        "/api/jobs/{job_id}/attempts": {"get"},
+        "/api/queues/{name}/purge": {"post"},
+        "/api/queues/purge": {"post"},
+        "/api/queues/{name}/depth": {"get"},
+        "/api/queues/depth": {"get"},
+        "/api/tasks": {"get"},
+        "/api/schedules": {"get"},
+        "/api/session": {"get"},
         "/healthz": {"get"},
         "/metrics": {"get"},
     }

@@ -50,4 +50,4 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(tmp_path: Path) -> No
     assert run.returncode == 0, report
     for phase in ("Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in report, report
-    assert "17 selected / 17 total" in report, report
+    assert "28 selected / 28 total" in report, report

@@ -63,12 +63,103 @@ def job_schemas(tasks: list[str]) -> dict[str, Any]:
         },
         "JobList": {
             "type": "object",
-            "required": ["jobs", "limit", "offset", "next_offset"],
+            "required": ["jobs", "limit"],
             "properties": {
                 "jobs": {"type": "array", "items": ref("Job")},
                 "limit": {"type": "integer"},
-                "offset": {"type": "integer"},
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass as cursor for the next page; null on the last. A "
+                    "page may be shorter than limit and still have one.",
+                },
+                "offset": {"type": "integer", "description": "With offset paging only."},
                 "next_offset": {"type": ["integer", "null"]},
+            },
+        },
+        "NewBatch": {
+            "type": "object",
+            "required": ["jobs"],
+            "additionalProperties": False,
+            "properties": {
+                "jobs": {"type": "array", "minItems": 1, "maxItems": 1000, "items": ref("NewJob")}
+            },
+        },
+        "Batch": {
+            "type": "object",
+            "required": ["jobs"],
+            "properties": {
+                "jobs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "task", "queue", "status", "position", "url"],
+                        "properties": {
+                            k: job_fields[k]
+                            for k in (
+                                "id",
+                                "task",
+                                "queue",
+                                "status",
+                                "position",
+                                "position_supported",
+                                "summary",
+                                "eta_seconds",
+                                "url",
+                            )
+                        },
+                    },
+                }
+            },
+        },
+        "Bulk": {
+            "type": "object",
+            "required": ["status"],
+            "additionalProperties": False,
+            "properties": {
+                "status": {"type": "string", "enum": ["failed", "cancelled", "succeeded"]},
+                "queue": QUEUE,
+            },
+        },
+        "BulkDone": {
+            "type": "object",
+            "required": ["status", "queue"],
+            "properties": {
+                "status": {"type": "string"},
+                "queue": {"type": ["string", "null"]},
+                "retried": {"type": "integer", "minimum": 0},
+                "forgotten": {"type": "integer", "minimum": 0},
+            },
+        },
+        "Attempts": {
+            "type": "object",
+            "required": ["id", "attempts"],
+            "properties": {
+                "id": {"type": "string"},
+                "attempts": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["attempt", "outcome"],
+                        "properties": {
+                            "attempt": {"type": "integer", "minimum": 1},
+                            "worker": {"type": ["string", "null"]},
+                            "started_at": _NULLABLE_NUMBER,
+                            "finished_at": _NULLABLE_NUMBER,
+                            "outcome": {
+                                "type": ["string", "null"],
+                                "description": "succeeded, failed, retried, running, "
+                                "cancelled, or lost (its worker stopped before it told).",
+                            },
+                            "error": {
+                                "type": ["object", "null"],
+                                "properties": {
+                                    "type": {"type": "string"},
+                                    "message": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
             },
         },
     }
@@ -101,6 +192,14 @@ def service_schemas() -> dict[str, Any]:
                     "before any was seen to finish.",
                 },
                 "maxsize": {"type": "integer", "minimum": 0},
+                "oldest_ready_at": {
+                    **_NULLABLE_NUMBER,
+                    "description": "When its oldest ready job was made; null when none waits.",
+                },
+                "latency_seconds": {
+                    **_NULLABLE_NUMBER,
+                    "description": "How long its oldest ready job has waited.",
+                },
                 "pausable": {"type": "boolean"},
                 "paused": {"type": ["boolean", "null"]},
             },
@@ -133,26 +232,138 @@ def service_schemas() -> dict[str, Any]:
                 "queues": {"type": "array", "items": {"type": "string"}},
                 "started_at": {"type": "number"},
                 "last_heartbeat": {"type": "number"},
+                "jobs": {**_IDS, "description": "The jobs it holds now (from the leases)."},
+                "stale": {
+                    "type": "boolean",
+                    "description": "It has missed two heartbeats: it may be stuck or gone.",
+                },
             },
         },
         "WorkerList": {
             "type": "object",
             "required": ["workers"],
-            "properties": {"workers": {"type": "array", "items": ref("Worker")}},
+            "properties": {
+                "workers": {"type": "array", "items": ref("Worker")},
+                "gone": {
+                    "type": "array",
+                    "description": "Lease holders with no heartbeat: workers that died with "
+                    "jobs in hand, which run again once their leases run out.",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "jobs"],
+                        "properties": {"id": {"type": "string"}, "jobs": _IDS},
+                    },
+                },
+            },
         },
         "Throughput": {
             "type": "object",
             "required": ["bucket_seconds", "end", "queues"],
             "properties": {
+                "window": {"type": "string", "enum": ["10m", "1h", "24h"]},
+                "window_seconds": {"type": "integer"},
                 "bucket_seconds": {"type": "number"},
+                "start": {"type": "number", "description": "When the first bucket begins."},
                 "end": {"type": "number", "description": "When the last bucket ends."},
                 "queues": {
                     "type": "object",
-                    "additionalProperties": {"type": "array", "items": {"type": "integer"}},
+                    "description": "Per queue: with a window, its succeeded, failed and "
+                    "retried runs per bucket; without, its finishes per bucket.",
+                    "additionalProperties": {
+                        "oneOf": [
+                            _COUNTS,
+                            {"type": "object", "additionalProperties": _COUNTS},
+                        ]
+                    },
                 },
             },
         },
+        "Depth": {
+            "type": "object",
+            "required": ["window", "name", "bucket_seconds", "start", "end", "series"],
+            "properties": {
+                "window": {"type": "string"},
+                "name": {"type": "string"},
+                "window_seconds": {"type": "integer"},
+                "bucket_seconds": {"type": "number"},
+                "start": {"type": "number"},
+                "end": {"type": "number"},
+                "series": {
+                    "type": "object",
+                    "description": "The largest count sampled in each bucket (null: none).",
+                    "additionalProperties": {
+                        "type": "array",
+                        "items": {"type": ["integer", "null"]},
+                    },
+                },
+            },
+        },
+        "TaskStats": {
+            "type": "object",
+            "required": ["window", "tasks"],
+            "properties": {
+                "window": {"type": "string"},
+                "tasks": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["task", "queue", "succeeded", "failed", "failure_rate"],
+                        "properties": {
+                            "task": {"type": "string"},
+                            "queue": {"type": "string"},
+                            "succeeded": {"type": "integer", "minimum": 0},
+                            "failed": {"type": "integer", "minimum": 0},
+                            "failure_rate": _NULLABLE_NUMBER,
+                            "run_ms": {
+                                "type": "object",
+                                "properties": {p: _NULLABLE_NUMBER for p in ("p50", "p95", "p99")},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "Schedules": {
+            "type": "object",
+            "required": ["schedules"],
+            "properties": {
+                "schedules": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "task", "schedule", "next_run", "overdue"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "task": {"type": "string"},
+                            "queue": {"type": "string"},
+                            "schedule": {"type": "string"},
+                            "args": {"type": "array"},
+                            "kwargs": {"type": "object"},
+                            "last_run": _NULLABLE_NUMBER,
+                            "next_run": {"type": "number"},
+                            "overdue": {"type": "boolean"},
+                        },
+                    },
+                }
+            },
+        },
+        "Purged": {
+            "type": "object",
+            "required": ["name", "purged"],
+            "properties": {"name": {"type": "string"}, "purged": {"type": "integer"}},
+        },
+        "Session": {
+            "type": "object",
+            "required": ["auth", "token_required"],
+            "properties": {
+                "auth": {"type": "string", "enum": ["none", "cookie", "bearer"]},
+                "token_required": {"type": "boolean"},
+            },
+        },
     }
+
+
+_COUNTS = {"type": "array", "items": {"type": "integer"}}
 
 
 def _job_fields() -> dict[str, Any]:
@@ -212,6 +423,10 @@ def _job_fields() -> dict[str, Any]:
         "unique_key": {
             "type": ["string", "null"],
             "description": "The key no other job may hold while this one does.",
+        },
+        "worker": {
+            "type": ["string", "null"],
+            "description": "The worker running it, or the one that ran it last.",
         },
         "parents": {
             **_IDS,

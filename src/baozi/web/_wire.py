@@ -429,13 +429,13 @@ def parse_listing(params: dict[str, str]) -> Listing:
     status = params.get("status")
     if status is not None and status not in STATUSES:
         _invalid("status", f"must be one of {', '.join(STATUSES)}")
-    queue, task = params.get("queue") or None, params.get("task") or None
+    queue, task = params.get("queue"), params.get("task")
     if task is not None:
         check_name(task, "task")
-    search = params.get("q") or None
+    search = params.get("q")
     if search is not None:
         _text(search, "q", 200)
-    cursor = params.get("cursor") or None
+    cursor = params.get("cursor")
     if cursor is not None:
         _text(cursor, "cursor", 200)
     offset = None if "offset" not in params else _int_param(params, "offset", 0, 0, MAX_OFFSET)
@@ -456,7 +456,7 @@ def parse_listing(params: dict[str, str]) -> Listing:
 
 def _time_param(params: dict[str, str], field: str) -> float | None:
     raw = params.get(field)
-    if not raw:
+    if raw is None:
         return None
     try:
         value = float(raw)
@@ -473,7 +473,7 @@ WINDOWS = {"10m": 600, "1h": 3600, "24h": 86400}
 
 def parse_window(raw: str | None) -> tuple[str, int]:
     """The ``window`` parameter (10m by default) and its length in seconds."""
-    window = raw or "10m"
+    window = "10m" if raw is None else raw
     if window not in WINDOWS:
         _invalid("window", f"must be one of {', '.join(WINDOWS)}")
     return window, WINDOWS[window]
@@ -492,7 +492,7 @@ def parse_bulk(body: bytes, statuses: tuple[str, ...]) -> tuple[str, str | None]
     if status not in statuses:
         _invalid("status", f"must be one of {', '.join(statuses)}")
     queue = data.get("queue")
-    if queue is not None:
+    if "queue" in data:
         if not isinstance(queue, str):
             _invalid("queue", f"must be a string, not {_kind(queue)}")
         check_queue(queue, "queue")

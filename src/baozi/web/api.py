@@ -770,13 +770,15 @@ class Api:
         """Jobs finished per bucket, per queue: with ``window`` (10m, 1h, 24h), succeeded and
         failed apart, from the run statistics the workers keep in the store; without it, all
         finishes per 10 s over the last ten minutes, as this server saw them."""
-        if "window" not in request.query_params:
-            end, series = self.observer.throughput()
-            return JSONResponse({"bucket_seconds": THROUGHPUT_BUCKET, "end": end, "queues": series})
-        window, seconds = parse_window(request.query_params.get("window"))
         queue = request.query_params.get("queue")
         if queue is not None:
             check_queue(queue, "queue")
+        if "window" not in request.query_params:
+            end, series = self.observer.throughput()
+            if queue is not None:
+                series = {queue: series[queue]} if queue in series else {}
+            return JSONResponse({"bucket_seconds": THROUGHPUT_BUCKET, "end": end, "queues": series})
+        window, seconds = parse_window(request.query_params.get("window"))
         found = await self._off_loop(
             lambda: runstats.throughput(self.app.store, seconds, queue=queue)
         )

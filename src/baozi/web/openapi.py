@@ -1,4 +1,7 @@
-"""The OpenAPI 3.1 document served at ``/openapi.json``: every operation, status and body."""
+"""The OpenAPI 3.1 document served at ``/openapi.json``: every JSON operation, status and body.
+
+The event stream (``GET /api/events``) and the login form's targets (``POST /login``,
+``/logout``) are the dashboard's, and the README describes them."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from .. import __version__
 from ..backends.base import STATUSES
 from ._graph import MAX_GRAPH
 from ._schemas import QUEUE, job_schemas, ref, service_schemas
-from ._wire import MAX_LIMIT, MAX_OFFSET
+from ._wire import MAX_BATCH_JOBS, MAX_LIMIT, MAX_OFFSET, WINDOWS
 
 __all__ = ["openapi_document"]
 
@@ -49,6 +52,12 @@ _LINKS["getJobGraph"] = {
 
 
 _UNAUTHORIZED = _error("A token is needed (the server was started with one).")
+_WINDOW = {
+    "name": "window",
+    "in": "query",
+    "schema": {"type": "string", "enum": list(WINDOWS), "default": "10m"},
+    "description": "How far back: 10 s buckets over 10m, a minute over 1h, 15 minutes over 24h.",
+}
 
 
 def _job_operations() -> dict[str, Any]:
@@ -108,20 +117,109 @@ def _job_operations() -> dict[str, Any]:
                         },
                     },
                     {
+                        "name": "task",
+                        "in": "query",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    },
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "schema": {"type": "number", "minimum": 0, "maximum": 1e11},
+                        "description": "Made at or after this time (Unix time).",
+                    },
+                    {
+                        "name": "until",
+                        "in": "query",
+                        "schema": {"type": "number", "minimum": 0, "maximum": 1e11},
+                        "description": "Made before this time (Unix time).",
+                    },
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "description": "A job's id, or part of a task's name (any case).",
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "description": "The next_cursor of the page before (keyset paging: "
+                        "jobs made meanwhile do not shift the pages).",
+                    },
+                    {
                         "name": "offset",
                         "in": "query",
-                        "schema": {
-                            "type": "integer",
-                            "minimum": 0,
-                            "maximum": MAX_OFFSET,
-                            "default": 0,
-                        },
+                        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                        "description": "Offset paging, for older clients: only with queue and "
+                        "status, not with cursor or the other filters.",
                     },
                 ],
                 "responses": {
                     "200": _json(ref("JobList"), "A page of jobs."),
                     "401": unauthorized,
                     "422": _error("A query parameter is out of range; `field` names it."),
+                },
+            },
+        },
+        "/api/jobs:batch": {
+            "post": {
+                "operationId": "enqueueBatch",
+                "summary": f"Enqueue up to {MAX_BATCH_JOBS} jobs of any tasks and queues, all "
+                "or none, in one store step; answers with each one's place, in order.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref("NewBatch")}},
+                },
+                "responses": {
+                    "202": _json(ref("Batch"), "Every job enqueued."),
+                    "401": unauthorized,
+                    "409": _error("The app has enqueue middleware: send jobs one by one."),
+                    "413": _error("The body is over 16 MiB."),
+                    "415": _error("The body is not JSON."),
+                    "422": _error(
+                        "An entry is malformed, names no task, cannot be filed with others "
+                        "(depends_on, unique_key, delay, front), or the batch holds more jobs "
+                        "than a bounded queue ever can; `field` names it (jobs[3].args). "
+                        "Nothing was enqueued."
+                    ),
+                    "429": _error(
+                        "A queue would go over its maxsize; nothing was enqueued.",
+                        **{"Retry-After": "Seconds to wait."},
+                    ),
+                },
+            }
+        },
+        **{
+            f"/api/jobs:{action}": {
+                "post": {
+                    "operationId": f"{action}All",
+                    "summary": summary,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": ref("Bulk")}},
+                    },
+                    "responses": {
+                        "200": _json(ref("BulkDone"), "Done: how many."),
+                        "401": unauthorized,
+                        "415": _error("The body is not JSON."),
+                        "422": _error("A status this action does not take, or a bad queue."),
+                    },
+                }
+            }
+            for action, summary in (
+                ("retry", "Run again every failed (or cancelled) job, of one queue or all."),
+                ("forget", "Remove the records of every finished job of a status."),
+            )
+        },
+        "/api/jobs/{job_id}/attempts": {
+            "parameters": [_JOB_ID],
+            "get": {
+                "operationId": "getJobAttempts",
+                "summary": "Each run of the job: its worker, times, and how it ended.",
+                "responses": {
+                    "200": _json(ref("Attempts"), "The runs, oldest first."),
+                    "401": unauthorized,
+                    "404": not_found,
                 },
             },
         },
@@ -221,6 +319,77 @@ def _service_operations() -> dict[str, Any]:
                 ),
             )
         },
+        **{
+            path: {
+                "parameters": [where],
+                "post": {
+                    "operationId": f"purgeQueue{suffix}",
+                    "summary": "Remove every job of the queue: waiting, scheduled, running and "
+                    "finished.",
+                    "responses": {
+                        "200": _json(ref("Purged"), "How many jobs were removed."),
+                        "401": unauthorized,
+                        "404": _error("No such queue."),
+                        "422": _error("Not a queue name."),
+                    },
+                },
+            }
+            for path, where, suffix in (
+                ("/api/queues/{name}/purge", _QUEUE_NAME, ""),
+                ("/api/queues/purge", {**_QUEUE_NAME, "in": "query"}, "ByQuery"),
+            )
+        },
+        **{
+            path: {
+                "parameters": [where, _WINDOW],
+                "get": {
+                    "operationId": f"getQueueDepth{suffix}",
+                    "summary": "The queue's jobs by state over the window, as servers sampled "
+                    "them (kept in the store).",
+                    "responses": {
+                        "200": _json(ref("Depth"), "The series."),
+                        "401": unauthorized,
+                        "404": _error("No such queue."),
+                        "422": _error("Not a queue name, or not a window."),
+                    },
+                },
+            }
+            for path, where, suffix in (
+                ("/api/queues/{name}/depth", _QUEUE_NAME, ""),
+                ("/api/queues/depth", {**_QUEUE_NAME, "in": "query"}, "ByQuery"),
+            )
+        },
+        "/api/tasks": {
+            "parameters": [_WINDOW],
+            "get": {
+                "operationId": "getTaskStats",
+                "summary": "Per task and queue: runs that succeeded and failed, the failure "
+                "rate and run-time percentiles over the window (kept in the store).",
+                "responses": {
+                    "200": _json(ref("TaskStats"), "The statistics."),
+                    "401": unauthorized,
+                    "422": _error("Not a window."),
+                },
+            },
+        },
+        "/api/schedules": {
+            "get": {
+                "operationId": "listSchedules",
+                "summary": "The app's periodic schedules with their last and next runs.",
+                "responses": {
+                    "200": _json(ref("Schedules"), "The schedules."),
+                    "401": unauthorized,
+                },
+            }
+        },
+        "/api/session": {
+            "get": {
+                "operationId": "getSession",
+                "summary": "How this request is let in: no token needed, the login cookie, or "
+                "a bearer token.",
+                "responses": {"200": _json(ref("Session"), "Let in."), "401": unauthorized},
+            }
+        },
         "/api/queues/{name}": {
             "parameters": [_QUEUE_NAME],
             "delete": {
@@ -248,8 +417,18 @@ def _service_operations() -> dict[str, Any]:
         "/api/throughput": {
             "get": {
                 "operationId": "getThroughput",
-                "summary": "Jobs finished per 10 s over the last ten minutes, per queue.",
-                "responses": {"200": _json(ref("Throughput"), "The series."), "401": unauthorized},
+                "summary": "Runs ended per bucket, per queue: with window, succeeded, failed "
+                "and retried apart, from the store; without, all finishes per 10 s over the "
+                "last ten minutes as this server saw them.",
+                "parameters": [
+                    {**_WINDOW, "required": False},
+                    {"name": "queue", "in": "query", "schema": QUEUE},
+                ],
+                "responses": {
+                    "200": _json(ref("Throughput"), "The series."),
+                    "401": unauthorized,
+                    "422": _error("Not a window, or not a queue name."),
+                },
             }
         },
         "/healthz": {
