@@ -136,7 +136,7 @@ def test_the_migrations_of_each_store_go_one_step_at_a_time_from_layout_1() -> N
 
 def test_a_new_sqlite_file_starts_at_the_latest_layout(tmp_path: Path) -> None:
     open_store(f"sqlite:///{tmp_path / 'new.db'}").close()
-    assert _meta(tmp_path / "new.db") == str(sqlite_layout.latest()) == "7"
+    assert _meta(tmp_path / "new.db") == str(sqlite_layout.latest()) == "8"
 
 
 def test_every_sqlite_migration_together_ends_at_the_tables_of_a_new_file(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ def test_every_sqlite_migration_together_ends_at_the_tables_of_a_new_file(tmp_pa
         assert q.get(timeout=0) == "kept"
         q.task_done()
     open_store(f"sqlite:///{new}").close()
-    assert _meta(old) == "7"
+    assert _meta(old) == "8"
     assert _shape(old) == _shape(new)
 
 
@@ -259,12 +259,12 @@ def test_an_empty_redis_store_records_the_latest_layout_and_runs_no_step(
 ) -> None:
     with open_store(redis_url) as store:
         store.queues()
-    assert _get(redis_url, "layout") == str(redis_layout.latest()).encode() == b"4"
+    assert _get(redis_url, "layout") == str(redis_layout.latest()).encode() == b"5"
     drop_redis_prefix(redis_url.rsplit("prefix=", 1)[1])
     monkeypatch.setitem(redis_layout.MIGRATIONS, 1, COUNT_RUNS)
     with open_store(redis_url) as store:
         store.queues()
-    assert _get(redis_url, "layout") == b"4" and _get(redis_url, "steps") is None
+    assert _get(redis_url, "layout") == b"5" and _get(redis_url, "steps") is None
 
 
 def test_a_redis_step_runs_once_however_many_processes_open_the_store_at_once(
@@ -279,7 +279,7 @@ def test_a_redis_step_runs_once_however_many_processes_open_the_store_at_once(
                 store.queues()
 
         assert _at_once(6, open_it) == []
-        assert _get(url, "steps") == b"1" and _get(url, "layout") == b"4"
+        assert _get(url, "steps") == b"1" and _get(url, "layout") == b"5"
         assert read(url, "redis") == READ["redis"]
 
 

@@ -58,14 +58,14 @@ def test_opening_an_old_store_changes_nothing_but_its_layout_and_its_dicts_recor
         before = state(url)
     with open_store(url) as store:
         store.queues()  # a read: the first call that reaches a Redis server
-    # The step to layout 5 (SQLite; 6 adds the line's stretches, 7 the publish-pending marks), 3
-    # (Redis; 4 writes nothing but the version) puts each Dict entry's key at the start of its
-    # value; str keys keep their text.
+    # The step to layout 5 (SQLite; 6 adds the line's stretches, 7 the publish-pending marks,
+    # 8 the items' worker column and an index), 3 (Redis; 4 and 5 write nothing but the
+    # version) puts each Dict entry's key at the start of its value; str keys keep their text.
     if kind == "sqlite":  # its layout was recorded already, as 3; the step to 4 only adds
-        assert sqlite_layout.latest() == 7
+        assert sqlite_layout.latest() == 8
         after = _rows(path, columns)
         assert before.pop("baozi_meta") == [("schema", "3")]
-        assert after.pop("baozi_meta") == [("schema", "7")]
+        assert after.pop("baozi_meta") == [("schema", "8")]
         before["baozi_kv"] = [
             (ns, key, f"{key}\n".encode() + value if ns.startswith("dict:") else value)
             for ns, key, value in before["baozi_kv"]
@@ -73,19 +73,19 @@ def test_opening_an_old_store_changes_nothing_but_its_layout_and_its_dicts_recor
         assert after == before
         added = {"baozi_items": _ADDED, "baozi_deps": ["child"], "baozi_ended": ["parent"]}
         assert _rows(path, added) == {
-            "baozi_items": [(None, None, None, None, 0)] * len(before["baozi_items"]),
+            "baozi_items": [(None, None, None, None, 0, None)] * len(before["baozi_items"]),
             "baozi_deps": [],
             "baozi_ended": [],
         }
     else:
-        assert redis_layout.latest() == 4  # steps 1 -> 2 and 3 -> 4 write only the version
+        assert redis_layout.latest() == 5  # steps 1 -> 2, 3 -> 4, 4 -> 5 write only the version
         stats = before["kv:dict:stats"]
         stats["value"] = [[key, f"{key}\n{value}"] for key, value in stats["value"]]
-        assert state(url) == before | {"layout": {"type": "string", "value": "4", "expires": -1}}
+        assert state(url) == before | {"layout": {"type": "string", "value": "5", "expires": -1}}
 
 
-_ADDED = ["unique_key", "unique_while", "unique_for", "on_dep_failure", "has_children"]
-"""The columns layout 4 added to baozi_items (beside its two tables)."""
+_ADDED = ["unique_key", "unique_while", "unique_for", "on_dep_failure", "has_children", "worker"]
+"""The columns layouts 4 and 8 added to baozi_items (beside layout 4's two tables)."""
 
 
 def _columns(path: str) -> dict[str, list[str]]:

@@ -99,6 +99,10 @@ def test_a_layout_1_store_is_upgraded_in_place_and_keeps_working(schema: str) ->
         assert item.id == queued
         store.settle("q", "w", [Outcome(queued, "succeeded", result=b"1")], ttl=60)
         assert store.statuses([after_queued]) == {after_queued: "queued"}
+        # The worker columns came with layout 5: a run that ended before reads no worker.
+        ran_before, ran_after = store.record(done), store.record(queued)
+        assert ran_before is not None and ran_before.worker is None
+        assert ran_after is not None and ran_after.worker == "w"
         (key,) = store.enqueue("q", [NewJob("t", b"k", unique_key="k")])
         assert store.enqueue("q", [NewJob("t", b"k", unique_key="k")]) == [key]
     finally:

@@ -203,6 +203,11 @@ class JobRecord:
     on_dependency_failure: str = "cancel"
     due_at: float | None = None
     """For a scheduled job, when it becomes ready; None in every other status."""
+    worker: str | None = None
+    """The worker (the lease owner) running it while its status is "running"; in every other
+    status, the owner of its last run that ended -- settled (succeeded, failed, retried) or
+    cancelled while leased -- and None when no run of it has ended since it was enqueued or
+    requeued. A deferred run (a limit held it back) did not run and changes nothing."""
 
 
 class JobPlace(NamedTuple):

@@ -89,6 +89,7 @@ class Entry:
     on_dependency_failure: str = "cancel"
     children: list[int] = field(default_factory=list)
     ready_at: float = 0.0  # when a waiting job's delay passes
+    worker: str | None = None  # the owner of its last run that ended (JobRecord.worker)
 
     def status(self, now: float) -> str:
         if self.outcome is not None:

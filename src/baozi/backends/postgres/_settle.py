@@ -31,10 +31,11 @@ _FINISH_STEPS = """o AS (
 ), ins AS (
     INSERT INTO {s}.done (id, qid, task, outcome, priority, pfloat, seq, payload, deliveries,
         failures, created_at, started_at, finished_at, expires_at, result, error, progress,
-        unique_key, unique_while, unique_for, on_dep)
+        unique_key, unique_while, unique_for, on_dep, worker)
     SELECT id, qid, task, status, priority, pfloat, seq, payload, deliveries,
         failures + (status = 'failed')::int, created_at, started_at, {s}.now(),
-        {s}.now() + KEPT, res, err, progress, unique_key, unique_while, unique_for, on_dep
+        {s}.now() + KEPT, res, err, progress, unique_key, unique_while, unique_for, on_dep,
+        owner
     FROM m
 ), tot AS (
     INSERT INTO {s}.totals AS x

@@ -53,7 +53,7 @@ def _float(value: bytes | None) -> float | None:
     return float(value) if value is not None else None
 
 
-RECORD = 20
+RECORD = 21
 """How many values the jobs script gives per record (see ``job`` in the prelude)."""
 
 
@@ -78,6 +78,7 @@ def _record(v: list[Any]) -> tuple[int, JobRecord]:
         children=tuple(v[17].decode().split()),
         on_dependency_failure=v[18].decode(),
         due_at=float(v[19]) if v[3] == b"scheduled" else None,
+        worker=v[20].decode(errors="replace") if v[20] else None,
     )
     return int(v[14]), rec
 

@@ -110,6 +110,11 @@ MIGRATIONS: dict[int, str | Prepared] = {
     # layout-3 store has no marks. What the version does is keep a baozi that does not know
     # them -- and would leave a job's mark behind when it removes the job -- away from the store.
     3: "",
+    # 4 -> 5: the owner of a job's last run that ended (the item hash's field w). The step
+    # writes nothing but the version: a layout-4 store's jobs read as no run having ended with
+    # an owner kept. What the version does is keep a baozi that does not know the field -- and
+    # would leave a requeued job naming the worker of its run before -- away from the store.
+    4: "",
 }
 """Layout N -> the Lua body of the step that takes a store from N to N + 1 (or a
 :class:`Prepared` one). It runs inside the script :func:`_step_script` makes, with ``P`` the key

@@ -59,7 +59,8 @@ CREATE TABLE baozi_items (
     unique_while TEXT,
     unique_for REAL,
     on_dep_failure TEXT,                   -- cancel, run or fail: set for a job with dependencies
-    has_children INTEGER NOT NULL DEFAULT 0  -- 1 once a job depends on it (see baozi_ended)
+    has_children INTEGER NOT NULL DEFAULT 0, -- 1 once a job depends on it (see baozi_ended)
+    worker TEXT                            -- the owner of its last run that ended
 );
 -- Partial indexes, each row in exactly one of the first four: a push writes one index, not two.
 CREATE INDEX baozi_items_ready ON baozi_items (qid, priority, seq) WHERE state = 0;
@@ -68,6 +69,9 @@ CREATE INDEX baozi_items_done ON baozi_items (qid, outcome, id) WHERE state < 0;
 CREATE INDEX baozi_items_expiry ON baozi_items (expires_at) WHERE state < 0;
 CREATE INDEX baozi_items_waiting ON baozi_items (qid) WHERE state = 3;
 CREATE INDEX baozi_items_unique ON baozi_items (unique_key) WHERE unique_key IS NOT NULL;
+-- Listing by queue, newest first (records_page): neither column changes once a row is written,
+-- so only an insert and a delete write this index, never a reserve or a settle.
+CREATE INDEX baozi_items_listed ON baozi_items (qid, id);
 CREATE TABLE baozi_line (                 -- ready rows per stretch of each queue's line,
     qid INTEGER NOT NULL,                  -- so a rank sums a few stretches, not every row:
     priority NUMERIC NOT NULL,             -- the rows marked ready (state 0) with this
@@ -365,9 +369,26 @@ END;
     )
 
 
+def _to_8(conn: sqlite3.Connection) -> None:
+    """Layout 7 -> 8: the items' ``worker`` column (the owner of a job's last run that ended;
+    empty for the runs that ended before the step) and the index that lists a queue's rows
+    newest first."""
+    if "worker" not in {row[1] for row in conn.execute("PRAGMA table_info(baozi_items)")}:
+        conn.execute("ALTER TABLE baozi_items ADD COLUMN worker TEXT")
+    conn.execute("CREATE INDEX IF NOT EXISTS baozi_items_listed ON baozi_items (qid, id)")
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
-MIGRATIONS: dict[int, Migration] = {1: _to_2, 2: _to_3, 3: _to_4, 4: _to_5, 5: _to_6, 6: _to_7}
+MIGRATIONS: dict[int, Migration] = {
+    1: _to_2,
+    2: _to_3,
+    3: _to_4,
+    4: _to_5,
+    5: _to_6,
+    6: _to_7,
+    7: _to_8,
+}
 """Layout N -> the step that takes a file from N to N + 1. A step runs inside a transaction that
 records N + 1 after it and commits; if it raises, the whole step is rolled back."""
 

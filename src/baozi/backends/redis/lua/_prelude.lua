@@ -19,6 +19,8 @@
 -- it depends on (ids joined by spaces, in order), od its on_dependency_failure (absent: cancel),
 -- hc '1' once a job depends on it. (These came with layout 2, whose step writes only the
 -- version: a store without them reads as one whose jobs have no keys and no dependencies.)
+-- A job's w is the owner of its last run that ended (settled, or cancelled while leased);
+-- it came with layout 5, whose step writes only the version too.
 -- The workflow functions are in _prelude_flows.lua, which follows this file.
 local P = ARGV[1]
 
@@ -428,7 +430,7 @@ end
 -- Everything about a job as a flat list (nil for a plain item or a missing id): id, queue, task,
 -- status, then FIELDS from pr to n, then unique key (false: none), parents, children, policy.
 local FIELDS = {'q', 't', 'st', 'out', 'du', 'pr', 'p', 'd', 'f', 'c', 's', 'fi', 'r', 'e', 'g', 'n',
-                'u', 'pa', 'od', 'hc', 'uw', 'uf'}
+                'u', 'pa', 'od', 'hc', 'uw', 'uf', 'o', 'w'}
 -- Why the record v (as FIELDS reads it) of a job cannot be listed, or nil.
 local function job_fault(v)
   for i, name in ipairs(FIELDS) do
@@ -462,9 +464,13 @@ local function job(id, now, key)
     return nil
   end
   if not v[2] then return nil end
-  return {id, v[1], v[2], status_of(v[3], v[4], v[5], now), v[6], v[7], v[8], v[9], v[10],
+  local status = status_of(v[3], v[4], v[5], now)
+  -- the worker: the lease's owner while it runs, else the owner of its last run that ended
+  local worker = v[24] or false
+  if status == 'running' and v[23] and v[23] ~= '' then worker = v[23] end
+  return {id, v[1], v[2], status, v[6], v[7], v[8], v[9], v[10],
           v[11], v[12], v[13], v[14], v[15], v[16], v[17] or false, v[18] or '',
-          v[20] and children_of(id) or '', v[19] or 'cancel', v[5] or false}
+          v[20] and children_of(id) or '', v[19] or 'cancel', v[5] or false, worker}
 end
 
 -- Take an item out of whichever set holds it; v: its fields m and du, read and checked.

@@ -5,7 +5,7 @@
 -- cancelled.
 local id, ttl, failed_ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
 local h = P .. ':i:' .. id
-local r, why = read_item(id, {'q', 't', 'st', 'du', 'm', 'uf', 'hc'})
+local r, why = read_item(id, {'q', 't', 'st', 'du', 'm', 'uf', 'hc', 'o'})
 if why then
   junk_item(id, why, r.q)
   return 0
@@ -16,6 +16,9 @@ local q, st = v[1], v[3]
 local now = clock()
 if st == '-1' or (ARGV[4] == '0' and st == '1' and tonumber(v[4]) > now) then return 0 end
 unlist(q, id, st, r)
+if st == '1' and tonumber(v[4]) > now and r.o and r.o ~= '' then
+  redis.call('HSET', h, 'w', r.o)  -- its run ends here: its owner is the last run's
+end
 redis.call('HDEL', h, 'o')
 end_unrun(id, q, v[2], 'cancelled', nil, now, ttl, r.uf)
 local queues = {}

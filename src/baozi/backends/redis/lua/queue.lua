@@ -3,7 +3,8 @@
 --   'has', queue         -> 1 when the queue is listed;
 --   'delete', queue      -> 1 when the queue held nothing and is now forgotten: its name,
 --                           options and totals (its finished counts are all 0 then);
---   'holders', queue...  -> per owner holding live leases on these queues: owner, how many.
+--   'holders', queue...  -> per owner holding live leases on these queues: owner, how many;
+--   'running', queue...  -> per item under a live lease on these queues: its owner, its id.
 local how = ARGV[2]
 if how == 'totals' then
   local T, out = qkey(ARGV[3], 't'), {}
@@ -36,7 +37,14 @@ for i = 3, #ARGV do
   for _, m in ipairs(owned_call('ZRANGEBYLEX', L, '(' .. now .. ';', '+')) do
     local id = id_of(m)  -- nil for junk (no ':'), which names no item
     local owner = id and redis.call('HGET', P .. ':i:' .. id, 'o')
-    if owner and owner ~= '' then held[owner] = (held[owner] or 0) + 1 end
+    if owner and owner ~= '' then
+      if how == 'running' then
+        out[#out + 1] = owner
+        out[#out + 1] = id
+      else
+        held[owner] = (held[owner] or 0) + 1
+      end
+    end
   end
 end
 for owner, n in pairs(held) do

@@ -10,7 +10,7 @@ end
 local v = {r.q, r.out, r.m}
 if v[2] ~= 'failed' and v[2] ~= 'cancelled' then return 0 end
 local q = v[1]
-redis.call('HDEL', h, 'out', 'r', 'e', 'fi', 'o', 'du')
+redis.call('HDEL', h, 'out', 'r', 'e', 'fi', 'o', 'du', 'w')
 redis.call('HSET', h, 'st', 0, 'f', 0, 'd', 0)
 owned_call('ZADD', qkey(q, 'r'), 0, v[3])
 owned_call('ZREM', P .. ':done', id)

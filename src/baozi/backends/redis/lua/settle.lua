@@ -30,7 +30,8 @@ for b = 6, #ARGV, 7 do
     done = done + 1
   elseif v[1] == owner and v[4] == q and (st == '0' or st == '1') then
     if st == '0' then owned_call('ZREM', R, v[3]) else left[#left + 1] = lease_member(v[6], id) end
-    -- no owner and no error are '' (one HSET below, not an HDEL too)
+    -- no owner and no error are '' (one HSET below, not an HDEL too); w keeps the owner of
+    -- the run that ended (a deferred job did not run: its w stays)
     local failures = tonumber(v[5] or 0) + ((status == 'succeeded') and 0 or 1)
     if status == 'deferred' then  -- it did not run: back to its place later, the delivery undone
       local retry_in = tonumber(ARGV[b + 4])
@@ -59,17 +60,17 @@ for b = 6, #ARGV, 7 do
     elseif status == 'retry' then
       local retry_in = tonumber(ARGV[b + 4])
       if retry_in > 0 then
-        redis.call('HSET', h, 'st', 2, 'du', stamp(now + retry_in), 'f', failures, 'o', '', 'e', err)
+        redis.call('HSET', h, 'st', 2, 'du', stamp(now + retry_in), 'f', failures, 'o', '', 'w', owner, 'e', err)
         owned_call('ZADD', S, now + retry_in, id)
       else
-        redis.call('HSET', h, 'st', 0, 'f', failures, 'o', '', 'e', err)
+        redis.call('HSET', h, 'st', 0, 'f', failures, 'o', '', 'w', owner, 'e', err)
         owned_call('ZADD', R, 0, v[3])
       end
     else
       if result then
-        redis.call('HSET', h, 'st', -1, 'out', status, 'fi', finished, 'f', failures, 'o', '', 'e', err, 'r', result)
+        redis.call('HSET', h, 'st', -1, 'out', status, 'fi', finished, 'f', failures, 'o', '', 'w', owner, 'e', err, 'r', result)
       else
-        redis.call('HSET', h, 'st', -1, 'out', status, 'fi', finished, 'f', failures, 'o', '', 'e', err)
+        redis.call('HSET', h, 'st', -1, 'out', status, 'fi', finished, 'f', failures, 'o', '', 'w', owner, 'e', err)
       end
       -- kept ttl (or failed_ttl) seconds, or unique_for (v[9]) when longer; math.huge: for ever
       local keep = math.max(status == 'failed' and failed_ttl or ttl, tonumber(v[9] or 0))
