@@ -311,3 +311,36 @@ def test_servers_writing_the_same_bucket_keep_the_largest_count(url: str) -> Non
         assert depth_series(store, "r", 86400, now=now)["series"]["ready"][-1] == 9
     finally:
         store.close()
+
+
+def test_counts_a_flush_could_not_write_are_written_by_the_next_once(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from baozi.errors import StoreUnavailable
+
+    store = open_store(url)
+    try:
+        stats = RunStats(store, "w1")
+        job = App(url).task(name="t")(jobtasks.add).delay(1, 1)
+        item = _item("t")._replace(id=job.id)
+        stats.ran("q", item, "failed", time.monotonic(), 0.001, None)
+        cas = store.kv_cas
+        calls = []
+
+        def failing(*args: object) -> bool:
+            calls.append(args)
+            if len(calls) == 2:  # the second write of the flush: the first went through
+                raise StoreUnavailable("the store is away")
+            return cas(*args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store, "kv_cas", failing)
+        with pytest.raises(StoreUnavailable):
+            stats.flush()
+        stats.flush()
+        stats.flush()  # nothing left: nothing written twice
+        (found,) = task_stats(store, 600)
+        assert (found["failed"], found["succeeded"]) == (1, 0)
+        assert _by_task(task_stats(store, 3600)) == {"t": found}
+        assert [e["attempt"] for e in attempt_log(store, job.id, job.created_at)] == [1]
+    finally:
+        store.close()

@@ -8,7 +8,6 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
 from typing import Any
 
 from .._outage import outage
@@ -39,7 +38,7 @@ class _Counts:
 
     def __init__(self) -> None:
         self.counts = [0, 0, 0]
-        self.hist: Counter[int] = Counter()
+        self.hist: dict[int, int] = {}
 
 
 class RunStats:
@@ -54,8 +53,10 @@ class RunStats:
         self._lock = threading.Lock()
         self._runs: dict[tuple[int, str, str], _Counts] = {}
         self._attempts: list[tuple[str, dict[str, Any]]] = []
-        # The flusher's own: writes that failed, tried again at the next flush.
-        self._pending: dict[tuple[str, str], Any] = {}
+        # The flusher's own: what it has yet to write (a write that failed is tried again).
+        self._flushing = threading.Lock()
+        self._pending_runs: dict[tuple[str, int], Any] = {}  # (resolution, bucket): counts
+        self._pending_logs: dict[tuple[int, str], list[dict[str, Any]]] = {}  # (hour, job)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pruned = 0.0  # monotonic time of the last prune
@@ -93,7 +94,7 @@ class RunStats:
             if status == "retry":
                 counts.counts[2] += 1
             if index is not None:
-                counts.hist[index] += 1
+                counts.hist[index] = counts.hist.get(index, 0) + 1
         if status != "succeeded" or item.failures or item.deliveries > 1:
             entry = {
                 "attempt": item.deliveries,
@@ -141,17 +142,18 @@ class RunStats:
 
     def flush(self, now: float | None = None) -> None:
         """Add every count and attempt log entry taken so far to the store. A write that fails
-        is kept for the next flush."""
+        is kept for the next flush; raises the store's error."""
         now = time.time() if now is None else now
-        with self._lock:
-            runs, self._runs = self._runs, {}
-            attempts, self._attempts = self._attempts, []
-        for (resolution, bucket), delta in _by_bucket(runs).items():
-            ns = runs_ns(resolution, hour_of(bucket))
-            _pend(self._pending, (ns, str(bucket)), delta, _add_runs)
-        if attempts:
-            self._log_attempts(attempts, now)
-        self._write(now)
+        with self._flushing:  # (close() flushes too, should the flusher still be at it)
+            with self._lock:
+                runs, self._runs = self._runs, {}
+                attempts, self._attempts = self._attempts, []
+            for at, delta in _by_bucket(runs).items():
+                was = self._pending_runs.get(at)
+                self._pending_runs[at] = delta if was is None else _add_runs(was, delta)
+            if attempts:
+                self._log_attempts(attempts, now)
+            self._write(now)
 
     def _log_attempts(self, attempts: list[tuple[str, dict[str, Any]]], now: float) -> None:
         try:  # the namespace goes by when the job was made: its record says
@@ -167,19 +169,22 @@ class RunStats:
                 continue
             hour = hour_of(record.created_at)
             if hour >= oldest:  # (an older job's log would land in an hour already pruned)
-                _pend(self._pending, (attempts_ns(hour), job), [entry], _add_entries)
+                self._pending_logs.setdefault((hour, job), []).append(entry)
 
     def _write(self, now: float) -> None:
-        oldest = {runs_ns(res, 0)[:-1]: kept_from(f"runs.{res}", now) for res in STEP}
-        for (ns, key), delta in list(self._pending.items()):
-            family, _, hour = ns.rpartition(".")
-            runs = family + "." in oldest
-            if runs and int(hour) < oldest[family + "."]:
-                del self._pending[(ns, key)]  # aged out: its hour is pruned, or soon will be
-                continue
-            add = _add_runs if runs else _add_entries
-            if merge(self.store, ns, key, functools.partial(add, delta=delta)):
-                del self._pending[(ns, key)]
+        for (resolution, bucket), delta in list(self._pending_runs.items()):
+            hour = hour_of(bucket)
+            if hour < kept_from(f"runs.{resolution}", now):  # its hour is pruned, or soon
+                written = True
+            else:
+                add = functools.partial(_add_runs, delta=delta)
+                written = merge(self.store, runs_ns(resolution, hour), str(bucket), add)
+            if written:
+                del self._pending_runs[(resolution, bucket)]
+        for (hour, job), entries in list(self._pending_logs.items()):
+            add = functools.partial(_add_entries, delta=entries)
+            if merge(self.store, attempts_ns(hour), job, add):
+                del self._pending_logs[(hour, job)]
 
 
 def _error(text: str | None) -> dict[str, str] | None:
@@ -201,13 +206,13 @@ def _by_bucket(runs: dict[tuple[int, str, str], _Counts]) -> dict[tuple[str, int
         value = [*c.counts, {str(i): n for i, n in c.hist.items()}]
         for resolution, step in STEP.items():
             at = out.setdefault((resolution, bucket // step * step), {})
-            _add_runs(at, {queue: {task: value}}, into=True)
+            _add_runs(at, {queue: {task: value}})
     return out
 
 
-def _add_runs(old: Any, delta: Any, into: bool = False) -> Any:
-    """``old`` (a bucket's value, or None) with the counts of ``delta`` added."""
-    out = old if (into and old is not None) else json.loads(json.dumps(old or {}))
+def _add_runs(old: Any, delta: Any) -> Any:
+    """``old`` (a bucket's value, or None) with the counts of ``delta`` added (in place)."""
+    out = old if old is not None else {}
     for queue, tasks in delta.items():
         here = out.setdefault(queue, {})
         for task, (s, f, r, hist) in tasks.items():
@@ -225,7 +230,3 @@ def _add_entries(old: Any, delta: list[dict[str, Any]]) -> list[dict[str, Any]]:
     log_ = list(old or []) + delta
     log_.sort(key=lambda e: (e["attempt"], e["started_at"]))
     return log_[-KEPT_ATTEMPTS:]
-
-
-def _pend(pending: dict[tuple[str, str], Any], key: tuple[str, str], delta: Any, add: Any) -> None:
-    pending[key] = add(pending[key], delta=delta) if key in pending else delta
