@@ -229,3 +229,33 @@ def test_a_push_sent_again_after_a_lost_reply_is_filed_once(redis_url: str) -> N
     with open_store(redis_url) as store:
         assert [i.id for i in store.snapshot("q")] == ["retried-id"]
     client.close()
+
+
+# -- listing ----------------------------------------------------------------------------------
+
+
+def test_a_page_that_examines_its_budget_stops_short_with_a_cursor_and_none_is_lost(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from baozi.backends.base import NewJob
+    from baozi.backends.redis import _listing
+
+    monkeypatch.setattr(_listing, "PAGE_BUDGET", 7)  # records examined per call
+    with open_store(redis_url) as store:
+        wanted: list[str] = []
+        for i in range(40):  # one job in five is listed: most calls examine their 7 and stop
+            queue = "a" if i % 2 else "b"
+            (job_id,) = store.enqueue(queue, [NewJob("hit" if i % 5 == 0 else "miss", b"x")])
+            if i % 5 == 0:
+                wanted.insert(0, job_id)
+        found: list[str] = []
+        sizes: list[int] = []
+        cursor: str | None = None
+        for _ in range(40):
+            page, cursor = store.records_page(task="hit", limit=3, cursor=cursor)
+            found += [rec.id for rec in page]
+            sizes.append(len(page))
+            if cursor is None:
+                break
+        assert cursor is None and found == wanted  # newest first across both queues
+        assert len(sizes) >= 40 // 7 and min(sizes) < 3  # short pages, each with a cursor
