@@ -19,15 +19,18 @@ from ..backends.base import Store
 
 __all__ = [
     "FAMILIES",
+    "STEP",
     "Window",
     "attempts_ns",
     "depth_ns",
+    "family_ns",
     "hist_index",
     "hist_ms",
     "hour_of",
     "kept_from",
     "merge",
     "percentile",
+    "read_buckets",
     "runs_ns",
     "window",
 ]
@@ -69,6 +72,7 @@ def attempts_ns(hour: int) -> str:
 
 
 def family_ns(family: str, hour: int) -> str:
+    """The namespace of one hour of a family of :data:`FAMILIES`."""
     return f"baozi.{family}.{hour}"
 
 

@@ -119,6 +119,9 @@ class RunStats:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
+            if self._thread.is_alive():  # stuck in a call to a store that does not answer
+                log.warning("worker %s: its last run statistics are not written", self.worker_id)
+                return
             self._thread = None
         try:
             self.flush()
