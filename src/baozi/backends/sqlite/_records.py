@@ -119,15 +119,16 @@ def page_where(
 # the index of due times. Each part reads a stretch or an index range, never the whole line.
 OLDEST_READY = """
 SELECT min(c) FROM (
-  SELECT min(i.created_at) AS c FROM baozi_items i JOIN (
-      SELECT priority, seq, min(blk) AS blk FROM baozi_line WHERE qid = :qid AND seq = 0
-      GROUP BY priority
-      UNION ALL
-      SELECT priority, max(seq), NULL FROM baozi_line WHERE qid = :qid AND seq < 0
-      GROUP BY priority
-    ) l ON i.qid = :qid AND i.state = 0 AND i.priority = l.priority AND i.seq = l.seq
-      AND (l.blk IS NULL OR i.id BETWEEN l.blk * 256 AND l.blk * 256 + 255)
-  WHERE i.task IS NOT NULL
+  SELECT (SELECT min(i.created_at) FROM baozi_items i WHERE i.qid = :qid AND i.state = 0
+          AND i.priority = l.priority AND i.seq = 0
+          AND i.id BETWEEN l.blk * 256 AND l.blk * 256 + 255 AND i.task IS NOT NULL) AS c
+  FROM (SELECT priority, min(blk) AS blk FROM baozi_line WHERE qid = :qid AND seq = 0
+        GROUP BY priority) AS l
+  UNION ALL
+  SELECT (SELECT min(i.created_at) FROM baozi_items i WHERE i.qid = :qid AND i.state = 0
+          AND i.priority = l.priority AND i.seq = l.seq AND i.task IS NOT NULL)
+  FROM (SELECT priority, max(seq) AS seq FROM baozi_line WHERE qid = :qid AND seq < 0
+        GROUP BY priority) AS l
   UNION ALL
   SELECT min(created_at) FROM baozi_items
   WHERE qid = :qid AND state > 0 AND state < 3 AND due <= :now AND task IS NOT NULL
