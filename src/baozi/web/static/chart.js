@@ -76,8 +76,9 @@ function tooltipLines(spec, i) {
   return [head, ...spec.series.map((s) => s.label + ": " + (s.values[i] === null || s.values[i] === undefined ? "no sample" : num(s.values[i])))];
 }
 
-// Draw ``spec`` into ``box`` (a div the page keeps): {label, unit, start, bucket, series:
-// [{label, values, cls, dashed}]}. A redraw keeps the point the keyboard was on.
+// Draw ``spec`` into ``box`` (a div the page keeps): {label, unit, start, bucket, totals, series:
+// [{label, values, cls, dash}]} (dash: "dashed" or "dotted"). A redraw keeps the point the
+// keyboard was on.
 export function drawChart(box, spec) {
   const n = Math.max(0, ...spec.series.map((s) => s.values.length));
   const width = Math.max(300, box.clientWidth || 600);
@@ -101,7 +102,7 @@ export function drawChart(box, spec) {
   });
   drawAxes(root, geo, spec);
   spec.series.forEach((s, k) => {
-    const cls = "series " + (s.cls || "s" + k) + (s.dashed ? " dashed" : "");
+    const cls = "series " + (s.cls || "s" + k) + (s.dash ? " " + s.dash : "");
     root.append(svg("path", { d: linePath(s.values, x, y), class: cls }));
     if (n <= 60) {
       s.values.forEach((v, i) => {
@@ -153,7 +154,7 @@ export function drawChart(box, spec) {
 
   const legend = h("ul", { className: "legend", testid: "chart-legend" }, spec.series.map((s, k) => {
     const total = s.values.reduce((sum, v) => sum + (v || 0), 0);
-    const swatch = h("span", { className: "swatch " + (s.cls || "s" + k) + (s.dashed ? " dashed" : ""), attrs: { "aria-hidden": "true" } });
+    const swatch = h("span", { className: "swatch " + (s.cls || "s" + k) + (s.dash ? " " + s.dash : ""), attrs: { "aria-hidden": "true" } });
     return h("li", { data: { series: s.label } }, swatch, s.label, spec.totals === false ? null : h("span", { className: "muted" }, " · " + num(total)));
   }));
   box.replaceChildren(root, tip, legend);

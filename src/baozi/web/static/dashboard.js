@@ -197,6 +197,15 @@ function startLive() {
     }
     tick();
   });
+  source.addEventListener("trouble", (event) => {
+    let what = "";
+    try {
+      what = JSON.parse(event.data).error;
+    } catch {
+      // said without a reason
+    }
+    say("The server cannot read the store" + (what ? " (" + what + ")" : "") + "; it keeps trying.", true);
+  });
   source.addEventListener("error", () => {
     // Poll instead; the stream is tried again in a while, or when the tab is shown again.
     streamFailed = true;

@@ -83,8 +83,8 @@ function outcome(job) {
   return parts;
 }
 
-function attemptRows(job) {
-  return (job.attempt_log || []).map((a) => h("tr", { data: { attempt: String(a.attempt) } },
+function attemptRows(log) {
+  return (log || []).map((a) => h("tr", { data: { attempt: String(a.attempt) } },
     h("td", { className: "n" }, num(a.attempt)), h("td", { className: "mono" }, a.worker || "–"),
     h("td", {}, when(a.started_at)), h("td", {}, when(a.finished_at)),
     h("td", {}, statusBadge(a.outcome)),
@@ -95,6 +95,17 @@ function attemptRows(job) {
 function links(ids, testid, none) {
   if (!ids || ids.length === 0) return h("p", { className: "muted", testid }, none);
   return h("ul", { className: "id-list", testid }, ids.map((id) => h("li", {}, jobLink(id))));
+}
+
+// The job's runs, from GET /api/jobs/{id}/attempts where the job view does not hold them
+// (null from a server that has neither).
+async function attemptLog(id) {
+  try {
+    return (await api("api/jobs/" + encodeURIComponent(id) + "/attempts")).attempts;
+  } catch (error) {
+    if (error instanceof ApiError && (error.status === 404 || error.status === 405)) return null;
+    throw error;
+  }
 }
 
 async function act(ctx, id, what) {
@@ -174,7 +185,8 @@ export function jobPage(main, ctx) {
     patch(sections.args, [h("h2", {}, "Arguments"), h("pre", { testid: "job-args" }, pretty(job.args)),
       h("h2", {}, "Keyword arguments"), h("pre", { testid: "job-kwargs" }, pretty(job.kwargs))]);
     patch(sections.outcome, outcome(job));
-    rows(attempts, attemptRows(job), job.attempt_log ? "Not started yet." : "This server does not report attempts.");
+    const log = job.attempt_log || await attemptLog(id);
+    rows(attempts, attemptRows(log), log ? "Not started yet." : "This server does not report attempts.");
     patch(sections.parents, links(job.parents, "job-parents", "No other job."));
     patch(sections.children, links(job.children, "job-children", "No other job."));
     if ((job.parents || []).length + (job.children || []).length === 0) {

@@ -17,6 +17,9 @@ function bucketText(seconds) {
   return seconds % 3600 === 0 ? seconds / 3600 + " h" : seconds % 60 === 0 ? seconds / 60 + " min" : seconds + " s";
 }
 
+const KIND_COLOURS = { succeeded: "good", failed: "bad", retried: "s1" };
+const DASHES = { failed: "dashed", retried: "dotted" };
+
 function latency(q) {
   return q.latency_seconds === null || q.latency_seconds === undefined ? "–" : duration(q.latency_seconds);
 }
@@ -30,8 +33,8 @@ function throughputChart(t, perQueueColours) {
     const entry = Array.isArray(t.queues[name]) ? { finished: t.queues[name] } : t.queues[name];
     const prefix = perQueueColours ? name + " " : "";
     for (const kind of Object.keys(entry)) {
-      const cls = perQueueColours ? "s" + (i % 8) : kind === "failed" ? "bad" : "good";
-      series.push({ label: prefix + kind, values: entry[kind], cls, dashed: kind === "failed" });
+      const cls = perQueueColours ? "s" + (i % 8) : KIND_COLOURS[kind] || "s" + (series.length % 8);
+      series.push({ label: prefix + kind, values: entry[kind], cls, dash: DASHES[kind] });
     }
   });
   const n = Math.max(0, ...series.map((s) => s.values.length));
@@ -113,16 +116,17 @@ export function queuesPage(main, ctx) {
   };
 }
 
+// Queue names go in the query, here and below: a browser rewrites a path segment "." or ".."
+// away, and a name may hold "/".
 async function queueAction(ctx, name, what) {
   const where = `queue "${name}"`;
   try {
     if (what === "purge") {
-      const ok = await confirmAction(`Purge ${where}? The jobs waiting in it to run are removed for good.`, "Purge");
+      const ok = await confirmAction(`Purge ${where}? Every job of it (waiting, scheduled, running and finished) is removed for good.`, "Purge");
       if (!ok) return say("Nothing was changed.");
-      const answer = await api("api/queues/" + encodeURIComponent(name) + "/purge", { method: "POST" });
+      const answer = await api("api/queues/purge" + query({ name }), { method: "POST" });
       say(`Purged ${num(answer.purged)} jobs from ${where}.`);
     } else {
-      // The name in the query: a browser rewrites a path segment "." or ".." away.
       await api("api/queues/" + what + query({ name }), { method: "POST" });
       say(what === "pause" ? `Paused ${where}: workers take no new job from it.` : `Resumed ${where}.`);
     }
@@ -167,9 +171,14 @@ function depthChart(d) {
   };
 }
 
+// A queue the store does not know has no depth to draw: the page says it has no such queue.
+function unknownQueue(error) {
+  if (error.status === 404) return { start: Date.now() / 1000 - 3600, bucket_seconds: 60, series: {} };
+  throw error;
+}
+
 export function queuePage(main, ctx) {
   const name = ctx.arg;
-  const path = "api/queues/" + encodeURIComponent(name);
   const fields = h("div");
   const buttons = h("div", { className: "buttons", testid: "queue-actions" });
   const picker = windowPicker(ctx);
@@ -196,7 +205,7 @@ export function queuePage(main, ctx) {
           patch(fields, queue ? queueFields(queue) : []);
           patch(buttons, queue ? queueButtons(ctx, queue) : []);
         }],
-        [api(path + "/depth" + query({ window: w })), (d) => drawChart(depth, depthChart(d))],
+        [api("api/queues/depth" + query({ name, window: w })).catch(unknownQueue), (d) => drawChart(depth, depthChart(d))],
         [api("api/throughput" + query({ window: w, queue: name })), (t) => {
           const only = t.queues[name] ? { ...t, queues: { [name]: t.queues[name] } } : { ...t, queues: {} };
           drawChart(throughput, throughputChart(only, false));
