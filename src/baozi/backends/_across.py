@@ -38,7 +38,7 @@ def full(groups: Sequence[Group], k: int, held: int) -> Full:
     earlier = f", and {before} of this call's jobs go there first" if before else ""
     return Full(
         f"queue {queue!r} has room for {room} more ready items (it holds {held} of at most "
-        f"{maxsize}{earlier}), not {len(jobs)}: nothing was enqueued"
+        f"{maxsize}{earlier}), not {len(jobs)}"
     )
 
 

@@ -136,10 +136,13 @@ class MemoryStore(MemoryCoordination):
             error = over(groups, held)
             if error is not None:
                 raise error
-            filed = [self._enqueue_rows(q, jobs, False, 0.0, 0) for q, jobs, _ in groups]
-            for (queue, _, _), ids in zip(groups, filed, strict=True):
-                q = st.queue(queue)
+            filed = iter([self._enqueue_rows(q, j, False, 0.0, 0) for q, j, _ in groups if j])
+            for queue, jobs, _ in groups:
                 placed: list[tuple[str, JobPlace | None]] = []
+                if not jobs:  # (a queue named only by empty groups is not made)
+                    out.append(placed)
+                    continue
+                q, ids = st.queue(queue), next(filed)
                 for job_id in ids:  # ranks as of the end of the step: after every group
                     num = int(job_id)
                     if pending is not None:

@@ -46,7 +46,7 @@ def file_groups(
     or none: the ids of each, when each was created, and the rank of every job after the last.
     Raises Full before the first write. The bounded queues are locked (to the commit) in the
     order of their ids, so that two calls naming the same queues cannot deadlock."""
-    qid_of = {queue: p["qid"] for (queue, _, _), p in zip(groups, params, strict=True)}
+    qid_of = {q: p["qid"] for (q, jobs, _), p in zip(groups, params, strict=True) if jobs}
     held = {}
     for queue in sorted(bounded(groups), key=qid_of.__getitem__):
         qid = qid_of[queue]

@@ -322,10 +322,12 @@ class PostgresStore(PostgresRecords):
         self, groups: Sequence[Group], *, pending: float | None = None
     ) -> list[list[tuple[str, JobPlace | None]]]:
         check_groups(groups)
-        params = [
-            _insert_params(self._qid(q), [(j.priority, j.payload, j.task) for j in jobs], False, 0)
-            for q, jobs, _ in groups
-        ]
+        if not any(jobs for _, jobs, _ in groups):
+            return [[] for _ in groups]
+        params = []
+        for q, jobs, _ in groups:  # a queue named only by empty groups is not made
+            rows = [(j.priority, j.payload, j.task) for j in jobs]
+            params.append(_insert_params(self._qid(q) if jobs else 0, rows, False, 0))
         filed, created, ranks = self._in_transaction(
             "enqueue", lambda conn: file_groups(conn, self.sql, groups, params, pending)
         )

@@ -358,8 +358,11 @@ class SQLiteStore(SQLiteRecords):
         self, groups: Sequence[Group], *, pending: float | None = None
     ) -> list[list[tuple[str, JobPlace | None]]]:
         check_groups(groups)
+        if not any(jobs for _, jobs, _ in groups):
+            return [[] for _ in groups]
         db = self._db
-        qids = [db.qids.get(q) or db.qid(q) for q, _, _ in groups]
+        # (A queue named only by empty groups is not made.)
+        qids = [(db.qids.get(q) or db.qid(q)) if jobs else 0 for q, jobs, _ in groups]
         now = time.time()
         params = [
             [(qid, READY, kept(j.priority), None, j.payload, j.task, now) for j in jobs]
@@ -367,7 +370,8 @@ class SQLiteStore(SQLiteRecords):
         ]
         ranks: dict[int, int] = {}
         with self._write() as conn:  # the check, every group, the marks and the ranks
-            held, qid_of = {}, {q: qid for (q, _, _), qid in zip(groups, qids, strict=True)}
+            held = {}
+            qid_of = {q: qid for (q, jobs, _), qid in zip(groups, qids, strict=True) if jobs}
             room = ROOM_TAKEN.format(qid="?1", now="?2")
             for queue in bounded(groups):
                 (held[queue],) = conn.execute(f"SELECT {room}", (qid_of[queue], now)).fetchone()
@@ -380,7 +384,8 @@ class SQLiteStore(SQLiteRecords):
             ]
             members: dict[int, list[int]] = {}
             for qid, ids in zip(qids, filed, strict=True):
-                members.setdefault(qid, []).extend(map(int, ids))
+                if ids:
+                    members.setdefault(qid, []).extend(map(int, ids))
             if pending is not None:
                 conn.executemany(
                     "INSERT OR REPLACE INTO baozi_marks (item, qid, at) VALUES (?, ?, ?)",

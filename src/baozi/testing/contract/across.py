@@ -81,15 +81,20 @@ class AcrossContract:
     ) -> None:
         assert store.enqueue_across([]) == []
         assert store.enqueue_across([(Q, [], 0), (OTHER, [], 1)]) == [[], []]
+        assert not store.has_queue(Q) and not store.has_queue(OTHER)  # nothing made
         store.enqueue(OTHER, _jobs(b"x"), maxsize=1)
         # An empty group needs no room, even in a full queue.
         before, middle, after = store.enqueue_across(
             [(OTHER, [], 1), (Q, _jobs(b"a"), 0), (Q, [], 0)]
         )
         assert before == [] and after == []
+        with pytest.raises(Full):  # an empty group changes nothing about the one before it
+            store.enqueue_across([(OTHER, _jobs(b"y"), 1), (OTHER, [], 1)])
         (place,) = _checked(store, middle)
         assert place.record.payload == b"a"
         assert (store.counts(Q).ready, store.counts(OTHER).ready) == (1, 1)
+        store.enqueue_across([(Q, _jobs(b"b"), 0), ("contract-empty", [], 0)])
+        assert "contract-empty" not in store.queues()
 
     def test_the_reply_follows_the_groups_and_ranks_are_those_after_the_last(
         self, store: Store
