@@ -4,6 +4,7 @@ inherits it."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -48,6 +49,21 @@ class AcrossContract:
             assert [p.rank for p in other_places] == [0]
         assert (store.counts(Q).ready, store.counts(OTHER).ready) == (3, 1)
         assert store.job_counts(OTHER)["queued"] == 1
+
+    def test_a_job_filed_across_is_what_enqueue_makes_and_is_counted_alike(
+        self, store: Store
+    ) -> None:
+        (by_enqueue,) = store.enqueue(Q, [NewJob("t", b"same", 3)])
+        ((by_across, _),) = store.enqueue_across([(Q, [NewJob("t", b"same", 3)], 0)])[0]
+        a, b = store.record(by_enqueue), store.record(by_across)
+        assert a is not None and b is not None
+        assert dataclasses.replace(b, id=a.id, created_at=a.created_at) == a
+        assert store.job_totals(Q)["t"]["enqueued"] == 2
+        items = store.reserve(Q, "w", 30, 2)
+        assert [(i.id, i.payload, i.priority, i.task) for i in items] == [
+            (by_enqueue, b"same", 3, "t"),
+            (by_across, b"same", 3, "t"),
+        ]
 
     def test_a_group_over_its_maxsize_files_nothing_of_any_group(self, store: Store) -> None:
         store.enqueue(OTHER, _jobs(b"x", b"y"), maxsize=3)
