@@ -106,7 +106,7 @@ def test_the_step_to_layout_6_fills_the_stretches_from_the_ready_rows(tmp_path: 
             conn.execute(f"DROP TRIGGER {trigger}")
         conn.execute("DROP TABLE baozi_line")
         conn.execute("UPDATE baozi_meta SET value = '5' WHERE key = 'schema'")
-    assert sqlite_layout.latest() == 7
+    assert sqlite_layout.latest() == 8
     store = open_store(f"sqlite:///{path}")
     try:
         _check(path)
@@ -156,5 +156,34 @@ def test_what_a_server_reads_each_second_reads_no_finished_job(tmp_path: Path) -
         for name, call in calls.items():
             full = [p for p in _plans(store, call) if p.startswith("SCAN baozi_items")]
             assert not full, (name, full)
+    finally:
+        store.close()
+
+
+def test_a_dashboards_reads_of_one_queue_read_no_other_row(tmp_path: Path) -> None:
+    """A page of one queue's jobs (layout 8's index of queue and id), its oldest ready job (a
+    stretch of the line per priority) and its running jobs are read through indexes: none
+    reads the table through, with the other queues' rows and every finished record."""
+    store = open_store(f"sqlite:///{tmp_path / 'plans.db'}")
+    try:
+        store.enqueue("other", [NewJob("t", b"x") for _ in range(300)])
+        ids = store.enqueue("q", [NewJob("t", b"x", i % 3) for i in range(300)])
+        store.enqueue("q", [NewJob("t", b"front")], front=True)
+        jobs = store.reserve("q", "w", 30, 200)
+        store.settle("q", "w", [Outcome(j.id, "failed", error="{}") for j in jobs[:150]], ttl=60)
+        page, cursor = store.records_page(queue="q", limit=20)
+        assert cursor is not None and [r.id for r in page] == [
+            r.id for r in store.records("q", limit=20)
+        ]
+        calls = {
+            "records_page": lambda: store.records_page(queue="q", cursor=cursor),
+            "records_page failed": lambda: store.records_page(queue="q", status="failed"),
+            "oldest_ready": lambda: store.oldest_ready(["q", "other"]),
+            "running_jobs": lambda: store.running_jobs(["q"]),
+        }
+        for name, call in calls.items():
+            full = [p for p in _plans(store, call) if p.startswith(("SCAN baozi_items", "SCAN i"))]
+            assert not full, (name, full)
+        assert set(store.oldest_ready(["q", "other", "none"])) == {"q", "other"}
     finally:
         store.close()
