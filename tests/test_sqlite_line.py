@@ -167,7 +167,7 @@ def test_a_dashboards_reads_of_one_queue_read_no_other_row(tmp_path: Path) -> No
     store = open_store(f"sqlite:///{tmp_path / 'plans.db'}")
     try:
         store.enqueue("other", [NewJob("t", b"x") for _ in range(300)])
-        ids = store.enqueue("q", [NewJob("t", b"x", i % 3) for i in range(300)])
+        store.enqueue("q", [NewJob("t", b"x", i % 3) for i in range(300)])
         store.enqueue("q", [NewJob("t", b"front")], front=True)
         jobs = store.reserve("q", "w", 30, 200)
         store.settle("q", "w", [Outcome(j.id, "failed", error="{}") for j in jobs[:150]], ttl=60)
