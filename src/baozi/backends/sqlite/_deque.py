@@ -34,7 +34,7 @@ NEXT_ID_NEGATED = (
 _KEPT = (
     "qid, state, priority, due, owner, deliveries, payload, task, created_at, started_at, "
     "finished_at, expires_at, failures, outcome, result, error, progress, unique_key, "
-    "unique_while, unique_for, on_dep_failure, has_children"
+    "unique_while, unique_for, on_dep_failure, has_children, worker"
 )
 # The copy is marked counted: a job's enqueue was counted when it was first added.
 _COPY = (
