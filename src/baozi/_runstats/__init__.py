@@ -11,7 +11,8 @@ minute buckets (kept 25 hours), one namespace per hour (see ``_layout``):
 * **failed** -- it raised (or timed out), whether or not its job runs again; a job refused
   without running (its task unknown, its arguments unreadable, its worker lost on each of its
   last deliveries) counts here too, with no run time;
-* **retried** -- of the failed runs, those whose job was scheduled to run again.
+* **retried** -- of the failed runs, those whose job was scheduled to run again (a task that
+  raises :class:`~baozi.Retry` to run again later counts here too: its run did not finish).
 
 A run cancelled while it ran, or a job held back by a limit, counts nothing; nor does a run
 whose worker died. Run times go into a histogram of bins 10% apart, so a percentile read back

@@ -101,17 +101,19 @@ def merge(store: Store, ns: str, key: str, change: Callable[[Any], Any], tries: 
 # -- the histogram of run times ---------------------------------------------------------------------
 
 _FLOOR_MS = 0.01
+_FLOOR_S = _FLOOR_MS / 1000.0
+_LOG_FLOOR_S = math.log(_FLOOR_S)
 _GROWTH = 1.1
-_LOG_GROWTH = math.log(_GROWTH)
+_PER_LOG = 1.0 / math.log(_GROWTH)
 
 
 def hist_index(seconds: float) -> int:
     """The histogram bin of a run time: bin ``i`` holds the times above ``0.01 * 1.1**(i-1)`` ms
     up to ``0.01 * 1.1**i`` ms (bin 0: up to 0.01 ms)."""
-    ms = seconds * 1000.0
-    if ms <= _FLOOR_MS:
+    if seconds <= _FLOOR_S:
         return 0
-    return max(0, math.ceil(math.log(ms / _FLOOR_MS) / _LOG_GROWTH - 1e-9))
+    # (less a hair, so that a time on a bin's upper edge is not put in the next for rounding)
+    return math.ceil((math.log(seconds) - _LOG_FLOOR_S) * _PER_LOG - 1e-9)
 
 
 def hist_ms(index: int) -> float:
