@@ -73,7 +73,8 @@ function drawAxes(root, geo, spec) {
 function tooltipLines(spec, i) {
   const t = spec.start + i * spec.bucket;
   const head = clock(t, true) + "–" + clock(t + spec.bucket, false);
-  return [head, ...spec.series.map((s) => s.label + ": " + (s.values[i] === null || s.values[i] === undefined ? "no sample" : num(s.values[i])))];
+  const value = (v) => (v === null || v === undefined ? "no sample" : num(v));
+  return [head, ...spec.series.map((s) => s.label + ": " + value(s.values[i]))];
 }
 
 // Draw ``spec`` into ``box`` (a div the page keeps): {label, unit, start, bucket, totals, series:
@@ -111,7 +112,8 @@ export function drawChart(box, spec) {
     }
   });
   if (n === 0 || peak === 0) {
-    root.append(svg("text", { x: MARGIN.left + plotW / 2, y: MARGIN.top + plotH / 2, class: "nodata", "text-anchor": "middle" },
+    const centre = { x: MARGIN.left + plotW / 2, y: MARGIN.top + plotH / 2 };
+    root.append(svg("text", { ...centre, class: "nodata", "text-anchor": "middle" },
       n === 0 ? "no samples in this window" : "nothing in this window"));
   }
   const guide = svg("line", { y1: MARGIN.top, y2: MARGIN.top + plotH, class: "guide", visibility: "hidden" });
@@ -154,8 +156,10 @@ export function drawChart(box, spec) {
 
   const legend = h("ul", { className: "legend", testid: "chart-legend" }, spec.series.map((s, k) => {
     const total = s.values.reduce((sum, v) => sum + (v || 0), 0);
-    const swatch = h("span", { className: "swatch " + (s.cls || "s" + k) + (s.dash ? " " + s.dash : ""), attrs: { "aria-hidden": "true" } });
-    return h("li", { data: { series: s.label } }, swatch, s.label, spec.totals === false ? null : h("span", { className: "muted" }, " · " + num(total)));
+    const look = "swatch " + (s.cls || "s" + k) + (s.dash ? " " + s.dash : "");
+    const swatch = h("span", { className: look, attrs: { "aria-hidden": "true" } });
+    const sum = spec.totals === false ? null : h("span", { className: "muted" }, " · " + num(total));
+    return h("li", { data: { series: s.label } }, swatch, s.label, sum);
   }));
   box.replaceChildren(root, tip, legend);
   if (hadFocus) root.focus();

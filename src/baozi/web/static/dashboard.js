@@ -271,7 +271,8 @@ async function start() {
     say(error.message + " (trying again in 5 s)", true);
     setLive("cannot reach the server");
     const main = document.getElementById("app");
-    if (main.querySelector(".loading")) main.querySelector(".loading").textContent = "Cannot load the dashboard yet: " + error.message;
+    const loading = main.querySelector(".loading");
+    if (loading) loading.textContent = "Cannot load the dashboard yet: " + error.message;
     setTimeout(start, 5000);
   }
 }

@@ -236,7 +236,8 @@ let statusTimer = null;
 export function say(text, isError = false) {
   const region = document.getElementById("status");
   clearTimeout(statusTimer);
-  region.replaceChildren(h("span", { className: isError ? "error" : "ok", testid: isError ? "status-error" : "status-ok" }, text));
+  const kind = isError ? "error" : "ok";
+  region.replaceChildren(h("span", { className: kind, testid: "status-" + kind }, text));
   region.classList.toggle("shown", true);
   if (!isError) {
     statusTimer = setTimeout(() => {

@@ -56,10 +56,13 @@ function filterForm(ctx) {
     task: select("task", "all tasks"),
     since: h("input", { type: "datetime-local", name: "since", testid: "filter-since" }),
     until: h("input", { type: "datetime-local", name: "until", testid: "filter-until" }),
-    q: h("input", { type: "search", name: "q", testid: "filter-q", placeholder: "job id or task name", autocomplete: "off" }),
+    q: h("input", {
+      type: "search", name: "q", testid: "filter-q", placeholder: "job id or task name", autocomplete: "off",
+    }),
   };
   fields.status.append(...STATUSES.map((s) => h("option", { value: s }, s)));
-  const form = h("form", { className: "filters", testid: "jobs-filter", attrs: { role: "search", "aria-label": "Filter jobs" } },
+  const look = { className: "filters", testid: "jobs-filter", attrs: { role: "search", "aria-label": "Filter jobs" } };
+  const form = h("form", look,
     labelled("f-queue", "Queue", fields.queue), labelled("f-status", "Status", fields.status),
     labelled("f-task", "Task", fields.task), labelled("f-since", "Created from", fields.since),
     labelled("f-until", "Created until", fields.until), labelled("f-q", "Search", fields.q),
@@ -113,7 +116,9 @@ export function jobsPage(main, ctx) {
             h("td", {}, jobLink(job.id)), h("td", { className: "mono" }, job.task), h("td", {}, queueLink(job.queue)),
             h("td", {}, statusBadge(job.status)), h("td", {}, when(job.created_at)), argsCell(job),
           )), FILTERS.some((f) => extra[f]) ? "No job matches these filters." : "No jobs yet.");
-          patch(count, (route.params.get("cursor") ? "Later page: " : "") + body.jobs.length + (body.jobs.length === 1 ? " job" : " jobs") + ", newest first");
+          const n = body.jobs.length;
+          const later = route.params.get("cursor") ? "Later page: " : "";
+          patch(count, later + n + (n === 1 ? " job" : " jobs") + ", newest first");
           patch(paging, pager(route, body.next_cursor));
           options(filter.fields.task, body.jobs.map((j) => j.task));
         }],
@@ -140,7 +145,8 @@ export function scheduledPage(main, ctx) {
       const body = await listing(route, "scheduled");
       const jobs = [...body.jobs].sort((a, b) => (a.scheduled_for || 0) - (b.scheduled_for || 0));
       const now = Date.now() / 1000;
-      rows(tbl, jobs.map((job) => h("tr", { data: { job: job.id }, className: job.scheduled_for && job.scheduled_for < now ? "overdue" : "" },
+      const late = (job) => (job.scheduled_for && job.scheduled_for < now ? "overdue" : "");
+      rows(tbl, jobs.map((job) => h("tr", { data: { job: job.id }, className: late(job) },
         h("td", {}, jobLink(job.id)), h("td", { className: "mono" }, job.task), h("td", {}, queueLink(job.queue)),
         h("td", {}, when(job.scheduled_for, "due")), h("td", {}, when(job.created_at)), argsCell(job),
       )), "No job is scheduled.");
@@ -195,7 +201,8 @@ export function failedPage(main, ctx) {
   let failedCount = null;
   const scope = () => route.params.get("queue") || "";
   const retryAll = button("Retry all", () => bulk(ctx, "retry", scope(), failedCount), { testid: "retry-all" });
-  const deleteAll = button("Delete all", () => bulk(ctx, "forget", scope(), failedCount), { testid: "delete-all", className: "danger" });
+  const deleteAll = button("Delete all", () => bulk(ctx, "forget", scope(), failedCount),
+    { testid: "delete-all", className: "danger" });
   const paging = h("nav", { className: "pager", attrs: { "aria-label": "Pages of failed jobs" } });
   main.replaceChildren(pageHead("Failed"),
     h("div", { className: "toolbar" },
@@ -216,7 +223,9 @@ export function failedPage(main, ctx) {
             h("td", {}, jobLink(job.id)), h("td", { className: "mono" }, job.task), h("td", {}, queueLink(job.queue)),
             h("td", { className: "mono error-text" }, job.error ? clip(job.error.type + ": " + job.error.message, 300) : "–"),
             h("td", { className: "n" }, num(job.attempts)), h("td", {}, when(job.finished_at)),
-            h("td", {}, button("Retry", () => retryOne(ctx, job.id), { testid: "row-retry", data: { key: job.id }, attrs: { "aria-label": "Retry job " + job.id } })),
+            h("td", {}, button("Retry", () => retryOne(ctx, job.id), {
+              testid: "row-retry", data: { key: job.id }, attrs: { "aria-label": "Retry job " + job.id },
+            })),
           )), "No failed jobs.");
           patch(paging, pager(route, body.next_cursor));
           retryAll.disabled = deleteAll.disabled = body.jobs.length === 0 && !route.params.get("cursor");

@@ -20,8 +20,14 @@ function bucketText(seconds) {
 const KIND_COLOURS = { succeeded: "good", failed: "bad", retried: "s1" };
 const DASHES = { failed: "dashed", retried: "dotted" };
 
+const known = (value) => value !== null && value !== undefined;
+
 function latency(q) {
-  return q.latency_seconds === null || q.latency_seconds === undefined ? "–" : duration(q.latency_seconds);
+  return known(q.latency_seconds) ? duration(q.latency_seconds) : "–";
+}
+
+function perMinute(q) {
+  return known(q.rate_per_second) ? (q.rate_per_second * 60).toFixed(1) : "–";
 }
 
 // The throughput answer as chart series: per queue, succeeded and failed (a server that counts
@@ -39,7 +45,8 @@ function throughputChart(t, perQueueColours) {
   });
   const n = Math.max(0, ...series.map((s) => s.values.length));
   const start = t.start ?? t.end - n * t.bucket_seconds;
-  return { label: "Jobs finished", unit: "jobs per " + bucketText(t.bucket_seconds), start, bucket: t.bucket_seconds, series };
+  const unit = "jobs per " + bucketText(t.bucket_seconds);
+  return { label: "Jobs finished", unit, start, bucket: t.bucket_seconds, series };
 }
 
 function queueRows(queues) {
@@ -49,7 +56,7 @@ function queueRows(queues) {
     h("td", { className: "n running" }, num(q.running)), h("td", { className: "n waiting" }, num(q.waiting)),
     h("td", { className: "n succeeded" }, num(q.succeeded)), h("td", { className: "n failed" }, num(q.failed)),
     h("td", { className: "n latency" }, latency(q)),
-    h("td", { className: "n rate" }, q.rate_per_second === null || q.rate_per_second === undefined ? "–" : (q.rate_per_second * 60).toFixed(1)),
+    h("td", { className: "n rate" }, perMinute(q)),
   ));
 }
 
@@ -122,7 +129,8 @@ async function queueAction(ctx, name, what) {
   const where = `queue "${name}"`;
   try {
     if (what === "purge") {
-      const ok = await confirmAction(`Purge ${where}? Every job of it (waiting, scheduled, running and finished) is removed for good.`, "Purge");
+      const ask = `Purge ${where}? Every job of it (waiting, scheduled, running and finished) is removed for good.`;
+      const ok = await confirmAction(ask, "Purge");
       if (!ok) return say("Nothing was changed.");
       const answer = await api("api/queues/purge" + query({ name }), { method: "POST" });
       say(`Purged ${num(answer.purged)} jobs from ${where}.`);
@@ -139,14 +147,15 @@ async function queueAction(ctx, name, what) {
 function queueFields(q) {
   const dl = [];
   const add = (label, value, testid) => dl.push(h("dt", {}, label), h("dd", { testid }, value));
-  add("State", q.paused ? statusBadge("paused", "queue-state") : h("span", { testid: "queue-state" }, q.paused === null ? "cannot be paused" : "active"));
+  const state = q.paused === null ? "cannot be paused" : "active";
+  add("State", q.paused ? statusBadge("paused", "queue-state") : h("span", { testid: "queue-state" }, state));
   add("Latency", latency(q), "queue-latency");
   add("Oldest ready job", when(q.oldest_ready_at), "queue-oldest");
   for (const key of ["ready", "scheduled", "running", "waiting", "succeeded", "failed", "cancelled"]) {
     add(key[0].toUpperCase() + key.slice(1), num(q[key]), "queue-" + key);
   }
   add("Size limit", q.maxsize ? num(q.maxsize) : "none", "queue-maxsize");
-  add("Per minute", q.rate_per_second === null || q.rate_per_second === undefined ? "–" : (q.rate_per_second * 60).toFixed(1), "queue-rate");
+  add("Per minute", perMinute(q), "queue-rate");
   return h("dl", { className: "fields" }, dl);
 }
 
@@ -158,7 +167,8 @@ function queueButtons(ctx, q) {
       : button("Pause", () => queueAction(ctx, q.name, "pause"), { testid: "queue-pause" }));
   }
   out.push(button("Purge", () => queueAction(ctx, q.name, "purge"), { testid: "queue-purge", className: "danger" }));
-  out.push(link("#/jobs?queue=" + encodeURIComponent(q.name), "Its jobs", { className: "button-like", testid: "queue-jobs" }));
+  const jobs = "#/jobs?queue=" + encodeURIComponent(q.name);
+  out.push(link(jobs, "Its jobs", { className: "button-like", testid: "queue-jobs" }));
   return out;
 }
 
@@ -166,7 +176,8 @@ function depthChart(d) {
   const kinds = ["ready", "scheduled", "running", "waiting"];
   const n = Math.max(0, ...kinds.map((k) => (d.series[k] || []).length));
   return {
-    label: "Queue depth", unit: "jobs", start: d.start ?? d.end - n * d.bucket_seconds, bucket: d.bucket_seconds, totals: false,
+    label: "Queue depth", unit: "jobs", totals: false,
+    start: d.start ?? d.end - n * d.bucket_seconds, bucket: d.bucket_seconds,
     series: kinds.map((k, i) => ({ label: k, values: d.series[k] || [], cls: "s" + i })),
   };
 }
@@ -201,7 +212,8 @@ export function queuePage(main, ctx) {
           ctx.sawQueues(q.queues);
           const queue = q.queues.find((x) => x.name === name);
           missing.hidden = Boolean(queue);
-          missing.textContent = queue ? "" : `No queue "${name}": no job was ever sent to it, and the app does not declare it.`;
+          missing.textContent = queue ? ""
+            : `No queue "${name}": no job was ever sent to it, and the app does not declare it.`;
           patch(fields, queue ? queueFields(queue) : []);
           patch(buttons, queue ? queueButtons(ctx, queue) : []);
         }],
@@ -218,7 +230,7 @@ export function queuePage(main, ctx) {
 // -- #/tasks --------------------------------------------------------------------------------
 
 function ms(value) {
-  return value === null || value === undefined ? "–" : num(Math.round(value));
+  return known(value) ? num(Math.round(value)) : "–";
 }
 
 export function tasksPage(main, ctx) {
@@ -234,7 +246,7 @@ export function tasksPage(main, ctx) {
         h("td", {}, link("#/jobs?task=" + encodeURIComponent(x.task), x.task, { className: "mono" })),
         h("td", {}, queueLink(x.queue)),
         h("td", { className: "n" }, num(x.succeeded)), h("td", { className: "n failed" }, num(x.failed)),
-        h("td", { className: "n" }, x.failure_rate === null || x.failure_rate === undefined ? "–" : (x.failure_rate * 100).toFixed(1) + " %"),
+        h("td", { className: "n" }, known(x.failure_rate) ? (x.failure_rate * 100).toFixed(1) + " %" : "–"),
         h("td", { className: "n" }, ms(x.run_ms && x.run_ms.p50)), h("td", { className: "n" }, ms(x.run_ms && x.run_ms.p95)),
         h("td", { className: "n" }, ms(x.run_ms && x.run_ms.p99)),
       )), "No task ran in this window.");
