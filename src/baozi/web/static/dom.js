@@ -81,7 +81,7 @@ function append(node, children) {
 // Answers {box, table, body}; fill the body with ``rows``.
 export function table(testid, label, columns) {
   const head = h("tr", {}, columns.map(([text, className]) => h("th", { scope: "col", className }, text)));
-  const body = h("tbody");
+  const body = h("tbody", {}, h("tr", {}, h("td", { className: "empty", colSpan: columns.length }, "Loading…")));
   const tbl = h("table", { testid }, h("caption", { className: "sr-only" }, label), h("thead", {}, head), body);
   tbl.dataset.columns = String(columns.length);
   const box = h("div", { className: "table-box", tabIndex: 0, attrs: { role: "region", "aria-label": label } }, tbl);
