@@ -228,9 +228,10 @@ class JobStore(ABC):
         whether it passes a status filter). A store that finds the jobs by walking its records
         rather than by an index examines a bounded number of them per call and may return a
         short page, even an empty one, with a cursor to go on from: a short page is not the
-        end; only a None cursor is. A cursor is text to pass back as it is; one this store did
-        not make raises ``ValueError``, as do a ``status`` that is not one of
-        :data:`STATUSES` and a ``limit`` below 1."""
+        end; only a None cursor is. A cursor is text to pass back as it is, to the store and
+        the listing that made it (the filters given again); text that is not of a cursor's
+        form raises ``ValueError``, as do a ``status`` that is not one of :data:`STATUSES`
+        and a ``limit`` below 1."""
 
     @abstractmethod
     def oldest_ready(self, queues: Sequence[str]) -> dict[str, float]:

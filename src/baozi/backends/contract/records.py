@@ -206,8 +206,9 @@ class JobRecord:
     worker: str | None = None
     """The worker (the lease owner) running it while its status is "running"; in every other
     status, the owner of its last run that ended -- settled (succeeded, failed, retried) or
-    cancelled while leased -- and None when no run of it has ended since it was enqueued or
-    requeued. A deferred run (a limit held it back) did not run and changes nothing."""
+    cancelled while its lease was live -- and None when none of its runs has ended that way
+    since it was enqueued or requeued (a lease that ran out ends no run here). A deferred run (a limit held
+    it back) did not run and changes nothing."""
 
 
 class JobPlace(NamedTuple):
