@@ -83,7 +83,10 @@ function context(path, params, arg) {
   return {
     path, params, arg,
     hrefWith: (changes) => hrefWith(path, params, changes),
-    setParams: (changes) => { location.hash = hrefWith(path, params, changes); },
+    setParams: (changes) => {
+      const now = parseHash(); // the parameters in the address bar now, not those at mount
+      location.hash = hrefWith(now.path, now.params, changes);
+    },
     refresh: () => tick(),
     failed: (error) => report(error),
     sawQueues: showFailedBadge,
