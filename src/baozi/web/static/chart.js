@@ -77,7 +77,8 @@ function tooltipLines(spec, i) {
   return [head, ...spec.series.map((s) => s.label + ": " + value(s.values[i]))];
 }
 
-// Draw ``spec`` into ``box`` (a div the page keeps): {label, unit, start, bucket, totals, series:
+// Draw ``spec`` into ``box`` (a div the page keeps): {label, unit, start, end, bucket, empty
+// (what to say when there is nothing to draw), totals (false: no sums in the legend), series:
 // [{label, values, cls, dash}]} (dash: "dashed" or "dotted"). A redraw keeps the point the
 // keyboard was on.
 export function drawChart(box, spec) {
@@ -90,7 +91,7 @@ export function drawChart(box, spec) {
   const yStep = niceStep(peak, 4);
   const yMax = Math.max(yStep, Math.ceil(peak / yStep) * yStep);
   const x0 = spec.start;
-  const xEnd = spec.start + Math.max(n, 1) * spec.bucket;
+  const xEnd = n ? spec.start + n * spec.bucket : spec.end ?? spec.start + spec.bucket;
   const geo = { left: MARGIN.left, top: MARGIN.top, plotW, plotH, yMax, yStep, x0, xEnd };
   const x = (i) => MARGIN.left + ((i + 0.5) / Math.max(n, 1)) * plotW;
   const y = (v) => MARGIN.top + plotH - (v / yMax) * plotH;
@@ -114,7 +115,7 @@ export function drawChart(box, spec) {
   if (n === 0 || peak === 0) {
     const centre = { x: MARGIN.left + plotW / 2, y: MARGIN.top + plotH / 2 };
     root.append(svg("text", { ...centre, class: "nodata", "text-anchor": "middle" },
-      n === 0 ? "no samples in this window" : "nothing in this window"));
+      spec.empty || (n === 0 ? "no samples in this window" : "nothing in this window")));
   }
   const guide = svg("line", { y1: MARGIN.top, y2: MARGIN.top + plotH, class: "guide", visibility: "hidden" });
   root.append(guide);

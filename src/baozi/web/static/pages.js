@@ -46,7 +46,8 @@ function throughputChart(t, perQueueColours) {
   const n = Math.max(0, ...series.map((s) => s.values.length));
   const start = t.start ?? t.end - n * t.bucket_seconds;
   const unit = "jobs per " + bucketText(t.bucket_seconds);
-  return { label: "Jobs finished", unit, start, bucket: t.bucket_seconds, series };
+  const empty = "no job finished in this window";
+  return { label: "Jobs finished", unit, start, end: t.end, bucket: t.bucket_seconds, series, empty };
 }
 
 function queueRows(queues) {
@@ -177,14 +178,15 @@ function depthChart(d) {
   const n = Math.max(0, ...kinds.map((k) => (d.series[k] || []).length));
   return {
     label: "Queue depth", unit: "jobs", totals: false,
-    start: d.start ?? d.end - n * d.bucket_seconds, bucket: d.bucket_seconds,
+    start: d.start ?? d.end - n * d.bucket_seconds, end: d.end, bucket: d.bucket_seconds,
     series: kinds.map((k, i) => ({ label: k, values: d.series[k] || [], cls: "s" + i })),
   };
 }
 
 // A queue the store does not know has no depth to draw: the page says it has no such queue.
 function unknownQueue(error) {
-  if (error.status === 404) return { start: Date.now() / 1000 - 3600, bucket_seconds: 60, series: {} };
+  const now = Date.now() / 1000;
+  if (error.status === 404) return { start: now - 3600, end: now, bucket_seconds: 60, series: {} };
   throw error;
 }
 
