@@ -119,6 +119,16 @@ class ListingContract:
         assert found(c, queue=OTHER) == set()
         assert found("nothing like it") == set()
         assert found(".") == {a, b}
+        assert found("") == {a, b, c}  # every name contains it
+
+    def test_a_search_folds_ascii_letters_only(self, store: Store) -> None:
+        (job,) = store.enqueue(Q, [NewJob("Über.Tâche", b"x")])
+
+        def found(search: str) -> list[str]:
+            return [rec.id for rec in store.records_page(search=search)[0]]
+
+        assert found("über.tâche") == [] and found("ÜBER.tÂche") == []
+        assert found("ÜBER.TâCHE") == [job] and found("Über.tâche") == [job]
 
     def test_a_cursor_the_store_did_not_make_is_refused(self, store: Store) -> None:
         store.enqueue(Q, [NewJob("t", b"%d" % i) for i in range(3)])
