@@ -37,6 +37,15 @@ def test_delay_returns_once_the_server_has_the_job(redis_url: str) -> None:
     app.store.close()
 
 
+def test_a_queue_named_only_by_pushes_not_yet_filed_is_listed(redis_url: str) -> None:
+    # A push lands in the inbox; the listing files the inbox first, so an observer sampling
+    # the queues (the web server's) sees a queue whose first jobs were pushed a moment ago.
+    app = App(redis_url)
+    app.task(name="note")(jobtasks.note).apply_async(("a", "x"), queue="fresh-queue")
+    assert "fresh-queue" in App(redis_url).store.queues()
+    app.store.close()
+
+
 def _filed(app: App) -> list[str]:
     """The ids of the jobs the store has filed in the default queue, oldest first."""
     return [r.id for r in reversed(app.store.records("default"))]

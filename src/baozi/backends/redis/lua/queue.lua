@@ -1,6 +1,8 @@
 -- A queue as a whole. ARGV: P, how, then
 --   'totals', queue      -> the job totals as field, value pairs (field: event ':' task);
 --   'has', queue         -> 1 when the queue is listed;
+--   'list'               -> the names of the queues listed (the inbox filed first, so that a
+--                           queue whose jobs all wait there is listed too);
 --   'delete', queue      -> 1 when the queue held nothing and is now forgotten: its name,
 --                           options and totals (its finished counts are all 0 then);
 --   'holders', queue...  -> per owner holding live leases on these queues: owner, how many;
@@ -20,6 +22,8 @@ if how == 'totals' then
   return out
 elseif how == 'has' then
   return owned_call('SISMEMBER', P .. ':queues', ARGV[3])
+elseif how == 'list' then
+  return owned_call('SMEMBERS', P .. ':queues')
 elseif how == 'delete' then
   local q = ARGV[3]
   if owned_call('SISMEMBER', P .. ':queues', q) == 0 then return 0 end
