@@ -61,6 +61,7 @@ class RunStats:
         self._thread: threading.Thread | None = None
         self._pruned = 0.0  # monotonic time of the last prune
         self._who = f"worker {worker_id}, writing run statistics"
+        self._wall = time.time() - time.monotonic()  # the wall clock less the monotonic one
 
     # -- counting (the worker's loop) ---------------------------------------------------------
 
@@ -81,9 +82,9 @@ class RunStats:
         column = _COLUMN.get(status)
         if column is None:
             return
-        # When it ended, by the wall clock: it may have ended a moment before it was settled.
+        # When it ended, by the wall clock (it may have ended a moment before it was settled).
         ran_for = seconds or 0.0
-        finished = time.time() - max(0.0, time.monotonic() - started - ran_for)
+        finished = started + ran_for + self._wall
         key = (int(finished) // 10 * 10, queue, item.task or "")
         index = hist_index(seconds) if seconds is not None else None
         with self._lock:
@@ -146,6 +147,7 @@ class RunStats:
     def flush(self, now: float | None = None) -> None:
         """Add every count and attempt log entry taken so far to the store. A write that fails
         is kept for the next flush; raises the store's error."""
+        self._wall = time.time() - time.monotonic()  # (set again: the wall clock may be set)
         now = time.time() if now is None else now
         with self._flushing:  # (close() flushes too, should the flusher still be at it)
             with self._lock:
