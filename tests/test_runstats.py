@@ -344,3 +344,17 @@ def test_counts_a_flush_could_not_write_are_written_by_the_next_once(
         assert [e["attempt"] for e in attempt_log(store, job.id, job.created_at)] == [1]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite", "redis"], indirect=True)
+def test_a_run_past_its_timeout_is_a_failure_logged_with_its_timeout_error(url: str) -> None:
+    app = App(url, lease=5.0)
+    slow = app.task(name="slow", timeout=0.2, retries=1, retry_backoff=0.01)(jobtasks.sleep)
+    job = slow.delay(1.0)
+    Worker(app).run(burst=True)
+    assert job.status == "failed"
+    (stats,) = task_stats(app.store, 600)
+    assert (stats["failed"], stats["retried"], stats["succeeded"]) == (2, 1, 0)
+    log = attempt_log(app.store, job.id, job.created_at)
+    assert [(e["attempt"], e["outcome"]) for e in log] == [(1, "retried"), (2, "failed")]
+    assert {e["error"]["type"] for e in log if e["error"]} == {"TimeoutError"}
