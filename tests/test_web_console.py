@@ -421,3 +421,74 @@ def test_another_sites_page_cannot_log_in(tmp_path: Any) -> None:
 
 def test_without_a_token_the_session_needs_no_login(client: httpx.Client) -> None:
     assert client.get("/api/session").json() == {"auth": "none", "token_required": False}
+
+
+def test_a_jobs_attempts_after_a_retry_by_hand_show_every_run(
+    app: App, client: httpx.Client
+) -> None:
+    job = post(client, task="boom", args=["again"])
+    drain(app)
+    assert client.post(f"/api/jobs/{job['id']}/retry").status_code == 202
+    drain(app)
+    attempts = client.get(f"/api/jobs/{job['id']}/attempts").json()["attempts"]
+    assert [(a["attempt"], a["outcome"]) for a in attempts] == [(1, "failed"), (1, "failed")]
+    assert attempts[0]["started_at"] < attempts[1]["started_at"]
+
+
+def test_runs_nobody_told_of_are_lost() -> None:
+    from baozi.backends.base import JobRecord
+    from baozi.web._wire import attempt_history
+
+    rec = JobRecord(
+        id="9",
+        queue="q",
+        task="t",
+        status="running",
+        priority=0,
+        payload=b"",
+        attempts=3,
+        failures=1,
+        created_at=1.0,
+        started_at=5.0,
+        finished_at=None,
+        result=None,
+        error=None,
+        progress=None,
+        worker="w-3",
+    )
+    logged = [
+        {
+            "attempt": 1,
+            "worker": "w-1",
+            "started_at": 2.0,
+            "finished_at": 3.0,
+            "outcome": "retried",
+            "error": {"type": "E", "message": "m"},
+        }
+    ]
+    history = attempt_history(rec, logged)
+    assert [(a["attempt"], a["outcome"], a["worker"]) for a in history] == [
+        (1, "retried", "w-1"),
+        (2, "lost", None),
+        (3, "running", "w-3"),
+    ]
+
+
+def test_the_login_form_posted_under_no_referrer_is_let_in(tmp_path: Any) -> None:
+    # Under Referrer-Policy: no-referrer a browser sends "Origin: null" with the form, and
+    # says it is the server's own page in Sec-Fetch-Site, which no page can set.
+    app = make_app(f"sqlite:///{tmp_path / 'null.db'}")
+    with served(app, token=TOKEN) as base, httpx.Client(base_url=base) as client:
+        own = client.post(
+            "/login",
+            data={"token": TOKEN},
+            headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+        )
+        assert own.status_code == 303 and "set-cookie" in own.headers
+        other = client.post(
+            "/login",
+            data={"token": TOKEN},
+            headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+        )
+        bare = client.post("/login", data={"token": TOKEN}, headers={"Origin": "null"})
+        assert other.status_code == 403 and bare.status_code == 403

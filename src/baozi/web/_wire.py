@@ -501,36 +501,45 @@ def parse_bulk(body: bytes, statuses: tuple[str, ...]) -> tuple[str, str | None]
 
 def attempt_history(rec: JobRecord, logged: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Each run of a job, oldest first: the runs its workers logged as they ended without
-    success (or succeeded after such), the last one from its record, and for any other run
-    a "lost" entry: its worker stopped (killed, say) before it could tell how it ended."""
-    runs: dict[int, dict[str, Any]] = {}
-    for entry in logged:
-        n = entry.get("attempt")
-        if isinstance(n, int) and 0 < n <= max(rec.attempts, n):
-            runs[n] = {
-                "attempt": n,
-                "worker": entry.get("worker"),
-                "started_at": entry.get("started_at"),
-                "finished_at": entry.get("finished_at"),
-                "outcome": entry.get("outcome"),
-                "error": entry.get("error"),
-            }
+    success (or succeeded after such), then its current or last run from its record when the
+    log does not hold it, and -- for a job never run again by hand -- a "lost" entry for each
+    other run: its worker stopped (killed, say) before it could tell how it ended."""
+    runs: list[dict[str, Any]] = [
+        {
+            "attempt": entry.get("attempt"),
+            "worker": entry.get("worker"),
+            "started_at": entry.get("started_at"),
+            "finished_at": entry.get("finished_at"),
+            "outcome": entry.get("outcome"),
+            "error": entry.get("error"),
+        }
+        for entry in logged
+        if isinstance(entry.get("attempt"), int) and entry["attempt"] > 0
+    ]
+    numbers = [r["attempt"] for r in runs]
+    # A job run again by hand starts counting its attempts anew: its log repeats numbers.
+    restarted = len(set(numbers)) < len(numbers) or any(n > rec.attempts for n in numbers)
     last = rec.attempts
-    if last and last not in runs:
-        running = rec.status == "running"
+    if last and not any(_same_run(r, last, rec.started_at) for r in runs):
         ended = rec.status in ("succeeded", "failed", "cancelled")
         error = _error(rec.error) if rec.status in ("failed", "cancelled") else None
-        runs[last] = {
-            "attempt": last,
-            "worker": rec.worker,
-            "started_at": rec.started_at,
-            "finished_at": rec.finished_at if ended else None,
-            "outcome": "running" if running else rec.status if ended else "lost",
-            "error": None if error is None else {k: error[k] for k in ("type", "message")},
-        }
-    for n in range(1, last):
-        runs.setdefault(
-            n,
+        runs.append(
+            {
+                "attempt": last,
+                "worker": rec.worker,
+                "started_at": rec.started_at,
+                "finished_at": rec.finished_at if ended else None,
+                "outcome": "running"
+                if rec.status == "running"
+                else rec.status
+                if ended
+                else "lost",
+                "error": None if error is None else {k: error[k] for k in ("type", "message")},
+            }
+        )
+    if not restarted:
+        told = {r["attempt"] for r in runs}
+        runs += [
             {
                 "attempt": n,
                 "worker": None,
@@ -538,9 +547,22 @@ def attempt_history(rec: JobRecord, logged: Sequence[Mapping[str, Any]]) -> list
                 "finished_at": None,
                 "outcome": "lost",
                 "error": None,
-            },
-        )
-    return [runs[n] for n in sorted(runs)]
+            }
+            for n in range(1, last)
+            if n not in told
+        ]
+        runs.sort(key=lambda r: r["attempt"])
+    return runs
+
+
+def _same_run(run: Mapping[str, Any], attempt: int, started_at: float | None) -> bool:
+    """Whether a logged run is the record's run ``attempt``, begun at ``started_at`` (the
+    worker's clock and the store's may differ by a little; a run again by hand, begun later,
+    has the same number)."""
+    began = run.get("started_at")
+    if run.get("attempt") != attempt:
+        return False
+    return began is None or started_at is None or abs(began - started_at) < 1.0
 
 
 def schedule_view(runs: Any, now: float) -> dict[str, Any]:

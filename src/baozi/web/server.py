@@ -198,11 +198,16 @@ def _from_another_site(headers: dict[bytes, bytes], host: str) -> bool:
     """Whether the browser says the request comes from a page that is not this server's: a
     ``Sec-Fetch-Site: cross-site``, or an ``Origin`` other than the scheme's host and port the
     request was sent to (any scheme: a proxy in front may speak https for it)."""
-    if headers.get(b"sec-fetch-site", b"").lower() == b"cross-site":
+    site = headers.get(b"sec-fetch-site", b"").lower()
+    if site == b"cross-site":
         return True
     origin = headers.get(b"origin")
     if origin is None:
         return False  # not sent by a browser's page
+    if origin == b"null" and site == b"same-origin":
+        # A form posted by this server's own page under a no-referrer policy: the browser
+        # hides the origin but says, in a header no page can set, that it is this one.
+        return False
     try:
         parts = urlsplit(origin.decode("latin-1"))
         default = _DEFAULT_PORTS.get(parts.scheme)
