@@ -12,7 +12,7 @@
 //   login     login, login-form, login-token (input name="token"), login-submit, login-error
 //   dialog    confirm-dialog, confirm-text, confirm, confirm-cancel
 //   tables    queues-table, jobs-table, scheduled-table, failed-table, attempts-table,
-//             tasks-table, workers-table, schedules-table; rows carry data-queue, data-job,
+//             tasks-table, workers-table, gone-table, schedules-table; rows carry data-queue, data-job,
 //             data-task, data-worker, data-schedule, data-attempt; links job-link and
 //             queue-link (data-key: the id or name)
 //   overview  counters, count-queued, count-scheduled, count-running, count-waiting,
@@ -32,7 +32,8 @@
 //             queue-state, queue-latency, queue-oldest, queue-ready, queue-scheduled,
 //             queue-running, queue-waiting, queue-succeeded, queue-failed, queue-cancelled,
 //             queue-maxsize, queue-rate, chart-depth, chart-queue-throughput, queue-missing
-//   workers   worker-stale;  schedules  schedule-overdue
+//   workers   worker-stale, gone-table (rows data-worker: a lease holder that sends no heartbeat)
+//   schedules schedule-overdue
 
 import { ApiError, Unauthorized, api, clearError, num, say } from "./dom.js";
 import { failedPage, jobsPage, scheduledPage } from "./jobs.js";

@@ -261,10 +261,22 @@ export function tasksPage(main, ctx) {
 export function workersPage(main, ctx) {
   const tbl = table("workers-table", "Workers", [["Host"], ["PID", "n"], ["Pool"], ["Busy"], ["Queues"],
     ["Started"], ["Last heartbeat"], ["Current jobs"], ["State"]]);
-  main.replaceChildren(pageHead("Workers"), tbl.box);
+  // Leases whose holder sends no heartbeat: a worker that died with jobs in hand (they run
+  // again once their leases run out).
+  const gone = table("gone-table", "Jobs held by workers that are gone", [["Lease holder"], ["Jobs"]]);
+  const goneSection = h("section", { hidden: true },
+    h("h2", {}, "Held by workers that are gone"),
+    h("p", { className: "muted" }, "These jobs run again once their leases run out."), gone.box);
+  main.replaceChildren(pageHead("Workers"), tbl.box, goneSection);
   return {
     async refresh() {
       const w = await api("api/workers");
+      const lost = w.gone || [];
+      goneSection.hidden = lost.length === 0;
+      rows(gone, lost.map((x) => h("tr", { data: { worker: x.id } },
+        h("td", { className: "mono" }, x.id),
+        h("td", {}, (x.jobs || []).map((id, i) => [i ? " " : "", jobLink(id)])),
+      )), "No job is held by a worker that is gone.");
       rows(tbl, w.workers.map((x) => h("tr", { data: { worker: x.id }, className: x.stale ? "stale" : "" },
         h("td", { className: "mono", title: x.id }, x.host), h("td", { className: "n" }, x.pid), h("td", {}, x.pool),
         h("td", { className: "busy" },
