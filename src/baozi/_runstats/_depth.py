@@ -11,6 +11,7 @@ from typing import Any, TypedDict
 from ..backends.base import Store
 from ._layout import STEP, depth_ns, hour_of, kept_from, merge, read_buckets, window
 from ._prune import prune
+from ._record import PRUNE_HOURS
 
 __all__ = ["SERIES", "DepthSamples", "DepthSeries", "depth_series"]
 
@@ -39,7 +40,7 @@ class DepthSamples:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, int], dict[str, list[int]]] = {}
         self._flushed = time.monotonic()
-        self._pruned = 0.0
+        self._pruned = time.monotonic()  # the first prune comes a while after the start
 
     def add(self, queue: str, counts: dict[str, int], now: float) -> None:
         sample = [counts.get(name, 0) for name in SERIES]
@@ -73,7 +74,7 @@ class DepthSamples:
                     if self._buckets.get((resolution, start)) == value:
                         del self._buckets[(resolution, start)]
         if time.monotonic() - self._pruned >= PRUNE_EVERY:
-            prune(store, now)
+            prune(store, now, limit=PRUNE_HOURS)
             self._pruned = time.monotonic()
 
 

@@ -22,6 +22,9 @@ log = logging.getLogger("baozi.worker")
 FLUSH_EVERY = 3.0
 """How often a worker adds what it counted to the store, in seconds."""
 PRUNE_EVERY = 600.0
+PRUNE_HOURS = 6
+"""Hours of each family a prune clears at most: a few calls every ten minutes, more than the
+one hour that ages out in that time."""
 """How often a worker's flusher prunes the namespaces that have aged out, in seconds."""
 KEPT_ATTEMPTS = 100
 """The most entries a job's attempt log keeps: its latest."""
@@ -59,7 +62,9 @@ class RunStats:
         self._pending_logs: dict[tuple[int, str], list[dict[str, Any]]] = {}  # (hour, job)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pruned = 0.0  # monotonic time of the last prune
+        # The first prune comes a while after the start, as the next ones do: a worker that
+        # starts (or idles) makes no burst of store calls for it.
+        self._pruned = time.monotonic()  # monotonic time of the last prune
         self._who = f"worker {worker_id}, writing run statistics"
         self._wall = time.time() - time.monotonic()  # the wall clock less the monotonic one
 
@@ -138,7 +143,7 @@ class RunStats:
             try:
                 self.flush()
                 if time.monotonic() - self._pruned >= PRUNE_EVERY:
-                    prune(self.store)
+                    prune(self.store, limit=PRUNE_HOURS)
                     self._pruned = time.monotonic()
                 health.ok(self._who)
             except Exception as exc:  # the store may be back at the next flush
