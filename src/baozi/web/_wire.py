@@ -228,6 +228,9 @@ _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 def _too_deep(value: Any) -> bool:
     """Whether arrays and objects nest more than MAX_DEPTH deep in ``value`` (the value itself
     is depth 1); walked with a stack of its own, so no depth is too much for the walk."""
+    items = value.values() if type(value) is dict else value if type(value) is list else ()
+    if not any(type(v) is list or type(v) is dict for v in items):  # flat: the common case
+        return False
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
