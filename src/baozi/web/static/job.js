@@ -40,8 +40,8 @@ function details(job) {
   field(dl, "Attempts", num(job.attempts), "job-attempts");
   field(dl, "Worker", job.worker ? link("#/workers", job.worker, { className: "mono" }) : null, "job-worker");
   field(dl, "Unique key", job.unique_key, "job-unique-key");
-  if (job.waiting_for && job.waiting_for.length) {
-    field(dl, "Waiting for", job.waiting_for.map((id) => jobLink(id)), "job-waiting-for");
+  if (job.waiting_for) { // how many of the jobs it depends on have not ended
+    field(dl, "Waiting for", num(job.waiting_for) + (job.waiting_for === 1 ? " job" : " jobs"), "job-waiting-for");
   }
   if (job.parents && job.parents.length) field(dl, "If a parent fails", job.on_dependency_failure, "job-on-failure");
   return h("dl", { className: "fields" }, dl);
