@@ -95,7 +95,7 @@ def watched_page(browser: Any, **options: Any) -> Iterator[tuple[Any, Console]]:
         context.close()
 
 
-def expect_text(locator: Any, text: str | re.Pattern[str] | list[str]) -> None:
+def expect_text(locator: Any, text: str | re.Pattern[str] | list[Any]) -> None:
     from playwright.sync_api import expect
 
     expect(locator).to_have_text(text, timeout=WAIT_MS)

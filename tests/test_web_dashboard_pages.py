@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 import baozi.web.api
 from baozi import App, chain, current_job
-from baozi.backends.base import WorkerInfo
+from baozi.backends.base import STATUSES, WorkerInfo
 
 from ._dashboard import (
     EVENTS_EVERY,
@@ -123,6 +123,11 @@ def test_the_job_list_is_filtered_and_its_filters_survive_a_reload(
     show(page, base, "#/jobs")
     listed = rows_of(page, "jobs-table")
     expect_count(listed, 9)
+    statuses = page.locator('[data-testid="filter-status"] option')
+    assert [statuses.nth(i).get_attribute("value") for i in range(statuses.count())] == [
+        "",
+        *STATUSES,
+    ]
     page.select_option('[data-testid="filter-task"]', "echo")
     expect_count(listed, 3)
     assert sorted(ids_shown(page, "jobs-table")) == sorted(job.id for job in others)
@@ -153,7 +158,9 @@ def test_the_job_list_is_filtered_and_its_filters_survive_a_reload(
     # Created until a time before every job: none matches, and the field shows that time.
     before = int(min(job.created_at for job in adds)) - 120
     page.goto(f"{base}/#/jobs?until={before}")
-    expect_text(page.locator('[data-testid="jobs-table"] td.empty'), "No job matches these filters.")
+    expect_text(
+        page.locator('[data-testid="jobs-table"] td.empty'), "No job matches these filters."
+    )
     assert by_id(page, "filter-until").input_value() != ""
 
 
@@ -172,7 +179,9 @@ def test_a_job_shows_its_call_result_and_times_in_the_browsers_zone(
         expect_text(by_id(page, "job-id"), job.id)
         expect_text(by_id(page, "job-args"), '[\n  1,\n  "two"\n]')
         expect_text(by_id(page, "job-kwargs"), '{\n  "three": [\n    3\n  ]\n}')
-        expect_text(by_id(page, "job-result"), re.compile(r'^\[\s*\[\s*1,\s*"two"\s*\],\s*\{\s*"three"'))
+        expect_text(
+            by_id(page, "job-result"), re.compile(r'^\[\s*\[\s*1,\s*"two"\s*\],\s*\{\s*"three"')
+        )
         expect_text(by_id(page, "job-task"), "echo")
         expect_text(by_id(page, "job-queue"), "default")
         stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\+5:30 · (now|\d+ s ago)"
@@ -192,7 +201,10 @@ def test_a_failed_job_shows_its_traceback_and_attempts_and_is_retried_cancelled_
     show(page, base, f"#/jobs/{job.id}")
     expect_text(by_id(page, "job-status"), "failed")
     expect_text(by_id(page, "job-error"), "ValueError: failure 0")
-    expect_text(by_id(page, "job-traceback"), re.compile(r"^Traceback.*raise ValueError\(message\).*ValueError: failure 0", re.DOTALL))
+    expect_text(
+        by_id(page, "job-traceback"),
+        re.compile(r"^Traceback.*raise ValueError\(message\).*ValueError: failure 0", re.DOTALL),
+    )
     expect_text(by_id(page, "job-worker"), worker_id)
     attempt = page.locator('[data-testid="attempts-table"] tr[data-attempt="1"] td')
     expect_text(attempt.nth(1), worker_id)
@@ -205,7 +217,8 @@ def test_a_failed_job_shows_its_traceback_and_attempts_and_is_retried_cancelled_
     by_id(page, "job-cancel").click()
     expect_text(by_id(page, "job-status"), "cancelled")
     assert job.status == "cancelled"
-    console.allow(404, f"/api/jobs/{job.id}")
+    console.allow(404, f"/api/jobs/{job.id}")  # asked again once it is gone: the page says so
+    console.allow(404, f"/api/jobs/{job.id}/attempts")  # (a refresh under way as it went)
     by_id(page, "job-forget").click()
     expect_text(by_id(page, "job-missing"), re.compile(f"^No job {job.id}:"))
     assert app.store.record(job.id) is None
@@ -244,7 +257,8 @@ def test_a_running_job_shows_its_progress_live_and_is_cancelled_then_forgotten(
             assert job.status == "cancelled"
     finally:
         gates[1].set()
-    console.allow(404, f"/api/jobs/{job.id}")
+    console.allow(404, f"/api/jobs/{job.id}")  # asked again once it is gone: the page says so
+    console.allow(404, f"/api/jobs/{job.id}/attempts")  # (a refresh under way as it went)
     by_id(page, "job-forget").click()
     expect_text(by_id(page, "job-missing"), re.compile(f"^No job {job.id}:"))
     assert app.store.record(job.id) is None
@@ -266,7 +280,11 @@ def test_a_job_opens_with_its_unique_key_and_its_workflow_drawn(
     expect_text(by_id(page, "job-unique-key"), "–")
     nodes = page.locator('[data-testid="job-graph"] [data-testid="graph-node"]')
     expect_text(nodes.locator(".status"), ["queued", "waiting", "waiting"])
-    assert [nodes.nth(i).get_attribute("data-key") for i in range(3)] == [first.id, middle.id, last.id]
+    assert [nodes.nth(i).get_attribute("data-key") for i in range(3)] == [
+        first.id,
+        middle.id,
+        last.id,
+    ]
     assert page.locator('[data-testid="job-graph"] path.edge').count() == 2
     assert "current" in (nodes.nth(1).get_attribute("class") or "")
     nodes.nth(0).click()
@@ -338,7 +356,9 @@ def test_failed_jobs_of_one_queue_are_deleted_after_the_confirmation_and_one_ret
     expect_count(listed, 2)
     assert sorted(ids_shown(page, "failed-table")) == sorted(job.id for job in doomed)
     by_id(page, "delete-all").click()
-    expect_text(by_id(page, "confirm-text"), re.compile(r'^Delete all 2 failed jobs in queue "other"\?'))
+    expect_text(
+        by_id(page, "confirm-text"), re.compile(r'^Delete all 2 failed jobs in queue "other"\?')
+    )
     by_id(page, "confirm").click()
     expect_text(by_id(page, "status-ok"), 'Deleted 2 failed jobs in queue "other".')
     assert [app.store.record(job.id) for job in doomed] == [None, None]
@@ -402,12 +422,19 @@ def test_a_queue_page_draws_its_depth_and_throughput_with_legends_and_axes(
     expect_text(labels, [re.compile(r"^time \(UTC"), "jobs"])
     assert depth.locator("svg.chart text.tick").count() >= 4  # counts and times
     throughput = by_id(page, "chart-queue-throughput")
-    expect_text(throughput.locator('[data-testid="chart-legend"] li').filter(has_text="failed"),
-                re.compile(r"failed · 1$"))
-    expect_text(throughput.locator("svg.chart text.axis-label"), [re.compile(r"^time"), "jobs per 1 min"])
+    expect_text(
+        throughput.locator('[data-testid="chart-legend"] li').filter(has_text="failed"),
+        re.compile(r"failed · 1$"),
+    )
+    expect_text(
+        throughput.locator("svg.chart text.axis-label"), [re.compile(r"^time"), "jobs per 1 min"]
+    )
     by_id(page, "window-24h").click()
     expect(by_id(page, "window-24h")).to_have_attribute("aria-pressed", "true")
-    expect_text(throughput.locator("svg.chart text.axis-label"), [re.compile(r"^time"), re.compile(r"^jobs per")])
+    expect_text(
+        throughput.locator("svg.chart text.axis-label"),
+        [re.compile(r"^time"), re.compile(r"^jobs per")],
+    )
     assert page.evaluate("location.hash") == "#/queues/small?window=24h"
 
 
@@ -447,10 +474,13 @@ def test_the_workers_page_shows_a_live_worker_with_its_job_a_stale_one_and_a_gon
     gate = threading.Event()
     app.task(name="hold", queue="hold")(lambda: gate.wait(30))
     # A worker beats every third of a lease and shows as stale after two missed beats: with
-    # 6 s leases, one whose last heartbeat (kept an hour) is over 4 s old.
-    app.lease = 6.0
-    old = time.time() - 600
-    app.store.heartbeat(WorkerInfo("w-stale", "old-host", 4242, "thread", 1, ("default",), 0, old, old), 3600)
+    # 9 s leases, one whose last heartbeat (kept an hour) is over 6 s old.
+    app.lease = 9.0
+    # (The store stamps the heartbeat's time itself: this one is stale once 6 s have passed.)
+    now = time.time()
+    app.store.heartbeat(
+        WorkerInfo("w-stale", "old-host", 4242, "thread", 1, ("default",), 0, now - 600, now), 3600
+    )
     orphan = app.tasks["add"].delay(1, 1)
     assert [item.id for item in app.store.reserve("default", "w-gone", 600)] != []
     held = app.tasks["hold"].delay()
@@ -467,7 +497,8 @@ def test_the_workers_page_shows_a_live_worker_with_its_job_a_stale_one_and_a_gon
             expect_text(stale.locator('[data-testid="worker-stale"]'), "stale")
             assert "stale" in (stale.get_attribute("class") or "")
             assert stale.evaluate("tr => getComputedStyle(tr.cells[0]).backgroundColor") != (
-                live.evaluate("tr => getComputedStyle(tr.cells[0]).backgroundColor"))
+                live.evaluate("tr => getComputedStyle(tr.cells[0]).backgroundColor")
+            )
             gone = page.locator('[data-testid="gone-table"] tr[data-worker="w-gone"]')
             expect_text(gone.locator('[data-testid="job-link"]'), orphan.id)
             gate.set()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -89,8 +88,11 @@ def backfill(app: App) -> None:
     stats = RunStats(app.store, "history")
     depth = DepthSamples()
     now_wall, now_mono = time.time(), time.monotonic()
-    tasks = [("emails", "emails.send_welcome", 14, 0.03), ("images", "images.resize", 6, 0.12),
-             ("default", "billing.charge", 4, 0.05)]
+    tasks = [
+        ("emails", "emails.send_welcome", 14, 0.03),
+        ("images", "images.resize", 6, 0.12),
+        ("default", "billing.charge", 4, 0.05),
+    ]
     for minute in range(60, 0, -1):
         busy = 1.0 + 0.6 * random.random() + (0.8 if 20 < minute < 35 else 0.0)
         for queue, task, per_minute, seconds in tasks:
@@ -102,7 +104,11 @@ def backfill(app: App) -> None:
         for step in range(0, 60, 10):
             at = now_wall - minute * 60 + step
             wave = int(12 * busy * random.random())
-            depth.add("emails", {"ready": wave, "scheduled": 2 + minute % 3, "running": min(4, wave // 3)}, at)
+            depth.add(
+                "emails",
+                {"ready": wave, "scheduled": 2 + minute % 3, "running": min(4, wave // 3)},
+                at,
+            )
             depth.add("images", {"ready": wave // 2 + 3, "scheduled": 2, "running": 2}, at)
             depth.add("default", {"ready": wave // 4, "running": 1}, at)
     stats.flush()
@@ -111,7 +117,9 @@ def backfill(app: App) -> None:
 
 def run_real_jobs(app: App) -> None:
     """Real jobs on every queue, run by a real worker; every seventh charge fails."""
-    send, resize, charge = (app.tasks[n] for n in ("emails.send_welcome", "images.resize", "billing.charge"))
+    send, resize, charge = (
+        app.tasks[n] for n in ("emails.send_welcome", "images.resize", "billing.charge")
+    )
     jobs = [send.delay(1000 + i) for i in range(40)]
     jobs += [resize.delay(f"uploads/photo-{i}.png", 320) for i in range(20)]
     jobs += [charge.delay(1036 + i, 1299 + 100 * i) for i in range(15)]
@@ -127,7 +135,9 @@ def run_real_jobs(app: App) -> None:
 
 def leave_work(app: App) -> dict[str, Any]:
     """What the pages show: jobs waiting in line, scheduled, a workflow, a cancelled job."""
-    send, resize, charge = (app.tasks[n] for n in ("emails.send_welcome", "images.resize", "billing.charge"))
+    send, resize, charge = (
+        app.tasks[n] for n in ("emails.send_welcome", "images.resize", "billing.charge")
+    )
     for i in range(18):
         send.delay(2000 + i)
     for i in range(7):
@@ -183,8 +193,20 @@ def main() -> None:
         work = leave_work(app)
         failed = app.store.records("default", status="failed", limit=1)[0]
         now = time.time()
-        app.store.heartbeat(WorkerInfo("worker-7f3a", "batch-2.internal", 31337, "process", 4,
-                                       ("emails", "images"), 0, now - 7200, now), 3600)
+        app.store.heartbeat(
+            WorkerInfo(
+                "worker-7f3a",
+                "batch-2.internal",
+                31337,
+                "process",
+                4,
+                ("emails", "images"),
+                0,
+                now - 7200,
+                now,
+            ),
+            3600,
+        )
         live = Worker(app, queues=["imports"], concurrency=2)
         live.start()
         try:
@@ -216,14 +238,30 @@ def shots(sync_playwright: Any, app: App, running: str, failed: str) -> None:
         light = browser.new_page(viewport=SIZE, color_scheme="light", timezone_id="UTC")
         for route, name, ready in pages:
             capture(light, base, route, name, ready)
-        capture(light, base, f"#/jobs/{running}", "job-workflow", '[data-testid="graph-node"]',
-                scroll='[data-testid="attempts-table"]')
-        capture(light, base, f"#/jobs/{failed}", "job-error", '[data-testid="job-traceback"]',
-                scroll='[data-testid="job-error"]')
+        capture(
+            light,
+            base,
+            f"#/jobs/{running}",
+            "job-workflow",
+            '[data-testid="graph-node"]',
+            scroll='[data-testid="attempts-table"]',
+        )
+        capture(
+            light,
+            base,
+            f"#/jobs/{failed}",
+            "job-error",
+            '[data-testid="job-traceback"]',
+            scroll='[data-testid="job-error"]',
+        )
         dark = browser.new_page(viewport=SIZE, color_scheme="dark", timezone_id="UTC")
         capture(dark, base, "#/", "overview-dark", pages[0][2])
-        narrow = browser.new_page(viewport={"width": 375, "height": 800}, color_scheme="light",
-                                  timezone_id="UTC", device_scale_factor=1)
+        narrow = browser.new_page(
+            viewport={"width": 375, "height": 800},
+            color_scheme="light",
+            timezone_id="UTC",
+            device_scale_factor=1,
+        )
         capture(narrow, base, "#/", "overview-narrow", pages[0][2])
         with serving(app, token=TOKEN) as guarded:
             login = browser.new_page(viewport=SIZE, color_scheme="light")
@@ -236,4 +274,4 @@ def shots(sync_playwright: Any, app: App, running: str, failed: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

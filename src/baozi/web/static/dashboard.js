@@ -154,7 +154,7 @@ async function tick() {
   running = null;
   if (again) {
     again = false;
-    tick();
+    if (!document.hidden) tick(); // not for a tab hidden meanwhile: it refreshes when shown
   }
 }
 
