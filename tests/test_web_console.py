@@ -492,3 +492,35 @@ def test_the_login_form_posted_under_no_referrer_is_let_in(tmp_path: Any) -> Non
         )
         bare = client.post("/login", data={"token": TOKEN}, headers={"Origin": "null"})
         assert other.status_code == 403 and bare.status_code == 403
+
+
+def test_a_server_stops_while_a_dashboard_listens_to_its_events(tmp_path: Any) -> None:
+    import threading
+
+    import uvicorn
+
+    from baozi.web import create_app
+    from baozi.web._http import DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS, protocol
+
+    from ._web import loopback_socket
+
+    app = make_app(f"sqlite:///{tmp_path / 'events.db'}")
+    sock = loopback_socket()
+    http = protocol(DEFAULT_MAX_CONNECTIONS, DEFAULT_HEAD_TIMEOUT)
+    config = uvicorn.Config(create_app(app), log_level="warning", lifespan="on", http=http)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=10)
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    ticks: list[str] = []
+    with httpx.Client(base_url=base) as client, client.stream("GET", "/api/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event: tick"):
+                ticks.append(line)
+                break
+        server.should_exit = True  # as Ctrl-C does: the open stream must not hold it
+        thread.join(15)
+        stopped = not thread.is_alive()
+    sock.close()
+    assert ticks and stopped, "the server waited for the event stream's client to leave"

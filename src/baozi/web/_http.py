@@ -131,6 +131,18 @@ class CappedProtocol(HttpToolsProtocol):
         self._disarm()
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        # A response under way when the server stops is a stream (the dashboard's events): it
+        # would hold the shutdown for as long as its client listens. Tell it the client left,
+        # so that it ends; the browser comes back to the next server.
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            cycle.disconnected = True
+            cycle.message_event.set()
+            self.transport.close()
+            return
+        super().shutdown()
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._arm()
