@@ -186,6 +186,8 @@ class Api:
         self.estimator = Estimator(app.store, self._rate, ttl=1.0, unknown_ttl=0.2)
         self.intake = Intake(self)
         """Files concurrent enqueue orders in batches (group commit)."""
+        self._tick_lock = asyncio.Lock()
+        self._last_tick: tuple[float, str] = (-math.inf, "")
         self.pausable = all(callable(getattr(app, m, None)) for m in _PAUSE_METHODS)
         """Whether this App can pause queues (``App.pause``/``resume``/``is_paused``)."""
 
@@ -822,10 +824,7 @@ class Api:
             yield f"retry: {int(EVENT_EVERY * 1000)}\n\n"
             while True:
                 try:
-                    queues = await self._off_loop(self._queues)
-                    workers = await self._off_loop(lambda: len(self.app.store.workers()))
-                    data = {"t": time.time(), "queues": queues["queues"], "workers": workers}
-                    yield f"event: tick\ndata: {_ENCODE(data)}\n\n"
+                    yield f"event: tick\ndata: {await self._tick()}\n\n"
                 except Exception as exc:  # the store is away: say so, and go on trying
                     yield f"event: trouble\ndata: {_ENCODE({'error': type(exc).__name__})}\n\n"
                 await asyncio.sleep(EVENT_EVERY)
@@ -835,6 +834,19 @@ class Api:
             media_type="text/event-stream",
             headers={"X-Accel-Buffering": "no"},
         )
+
+    async def _tick(self) -> str:
+        """The events' tick, read from the store at most once per half tick however many
+        dashboards listen: the ones that ask meanwhile share it."""
+        async with self._tick_lock:
+            at, data = self._last_tick
+            if time.monotonic() - at >= EVENT_EVERY / 2:
+                queues = await self._off_loop(self._queues)
+                workers = await self._off_loop(lambda: len(self.app.store.workers()))
+                tick = {"t": time.time(), "queues": queues["queues"], "workers": workers}
+                data = _ENCODE(tick)
+                self._last_tick = (time.monotonic(), data)
+            return data
 
     # -- health and metrics -------------------------------------------------------------------
 
