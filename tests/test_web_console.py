@@ -328,11 +328,16 @@ def test_workers_show_their_jobs_and_stale_or_gone_holders(app: App, client: htt
     app.store.heartbeat(info, ttl=60)
     assert [i.id for i in app.store.reserve("default", "w-live", 60)] != []
     assert [i.id for i in app.store.reserve("default", "w-dead", 60)] != []
+    app.tasks["add"].apply_async((3, 3), queue="orphans")  # a queue nobody serves or declares
+    stray = app.store.reserve("orphans", "w-gone", 60)[0].id
     body = client.get("/api/workers").json()
     (live,) = body["workers"]
     assert live["id"] == "w-live" and live["jobs"] == [held] and live["busy"] == 1
     assert live["stale"] is False
-    assert body["gone"] == [{"id": "w-dead", "jobs": [orphan]}]
+    assert body["gone"] == [
+        {"id": "w-dead", "jobs": [orphan]},
+        {"id": "w-gone", "jobs": [stray]},
+    ]
 
 
 def test_a_worker_that_missed_its_beats_shows_as_stale(tmp_path: Any) -> None:

@@ -745,7 +745,13 @@ class Api:
             store = self.app.store
             found = store.workers()
             # What each holds now, from the store's leases: a heartbeat is up to a lease old.
-            queues = sorted({q for w in found for q in w.queues} | self._declared())
+            # Every queue, not only those live workers serve: a dead worker's jobs may be in
+            # a queue nobody serves now.
+            queues = sorted(
+                {q for q in store.queues() if not q.startswith(DEQUE_PREFIX)}
+                | {q for w in found for q in w.queues}
+                | self._declared()
+            )
             jobs = store.running_jobs(queues) if queues else {}
             now, stale_after = time.time(), self.app.lease * STALE_BEATS / 3
             views = []
