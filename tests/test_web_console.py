@@ -529,3 +529,33 @@ def test_a_server_stops_while_a_dashboard_listens_to_its_events(tmp_path: Any) -
         stopped = not thread.is_alive()
     sock.close()
     assert ticks and stopped, "the server waited for the event stream's client to leave"
+
+
+def test_the_login_cookie_is_no_bearer_token_and_any_token_logs_in(tmp_path: Any) -> None:
+    odd = 'abc;def ghi"jkl\\mnop,q-long-enough'  # characters a cookie would have to quote
+    app = make_app(f"sqlite:///{tmp_path / 'odd.db'}")
+    with served(app, token=odd) as base, httpx.Client(base_url=base) as client:
+        right = client.post("/login", data={"token": odd})
+        assert right.status_code == 303
+        value = client.cookies["baozi_session"]
+        assert odd not in value and len(value) == 64
+        assert client.get("/api/queues").status_code == 200  # the cookie lets the page in
+        stolen = httpx.get(f"{base}/api/queues", headers={"Authorization": f"Bearer {value}"})
+        assert stolen.status_code == 401  # but it is no token for the API
+
+
+def test_a_login_form_past_4_kib_is_refused_even_without_a_length(tmp_path: Any) -> None:
+    app = make_app(f"sqlite:///{tmp_path / 'big.db'}")
+    with served(app, token=TOKEN) as base, httpx.Client(base_url=base) as client:
+
+        def chunks() -> Any:  # sent chunked: no Content-Length for the guard to check
+            yield b"token="
+            for _ in range(64):
+                yield b"x" * 1024
+
+        answer = client.post(
+            "/login",
+            content=chunks(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert answer.status_code == 413 and "set-cookie" not in answer.headers

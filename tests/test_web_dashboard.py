@@ -264,8 +264,8 @@ def test_the_token_is_asked_for_once_and_its_cookie_is_out_of_scripts_reach(
             expect_text(by_id(page, "page-title"), "Overview")
             expect_text(by_id(page, "count-queued"), "0")
             assert not by_id(page, "login").is_visible()
-            assert "baozi_token" not in page.evaluate("document.cookie")
-            (cookie,) = [c for c in page.context.cookies() if c["name"] == "baozi_token"]
+            assert "baozi_session" not in page.evaluate("document.cookie")
+            (cookie,) = [c for c in page.context.cookies() if c["name"] == "baozi_session"]
             assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
             page.reload()  # kept for the session: not asked again
             expect_text(by_id(page, "page-title"), "Overview")
@@ -278,7 +278,7 @@ def test_the_token_is_asked_for_once_and_its_cookie_is_out_of_scripts_reach(
             by_id(page, "logout").click()
             expect_visible(by_id(page, "login"))
             assert not by_id(page, "nav").is_visible()
-            assert [c for c in page.context.cookies() if c["name"] == "baozi_token"] == []
+            assert [c for c in page.context.cookies() if c["name"] == "baozi_session"] == []
             assert page.request.get(f"{base}/api/queues").status == 401
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -44,9 +45,11 @@ _PUBLIC = ("/", "/healthz", "/favicon.ico", "/login", "/logout")
 """Paths that answer without a token: the dashboard's empty page and its files (they hold no
 data; the page asks for the token before it reads anything), the login and logout forms' targets
 and the health check. The schema is not among them: it names every task."""
-COOKIE = "baozi_token"
-"""The cookie the login form sets: the token, HttpOnly (no script reads it) and SameSite=Strict
-(no other site's page sends it)."""
+MAX_LOGIN_BODY = 4096
+"""The largest login form body (bytes)."""
+COOKIE = "baozi_session"
+"""The cookie the login form sets: a value derived from the token (:func:`session_value`),
+HttpOnly (no script reads it) and SameSite=Strict (no other site's page sends it)."""
 _HEADERS = [
     (
         b"content-security-policy",
@@ -148,9 +151,17 @@ def _auth(token: bytes | None, headers: dict[bytes, bytes]) -> str | None:
     if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token):
         return "bearer"
     cookie = _cookie(headers.get(b"cookie", b""), COOKIE.encode())
-    if cookie is not None and hmac.compare_digest(cookie, token):
+    if cookie is not None and hmac.compare_digest(cookie, session_value(token).encode()):
         return "cookie"
     return None
+
+
+@functools.lru_cache(maxsize=8)
+def session_value(token: bytes) -> str:
+    """What the login cookie holds: a value derived from the token, not the token itself, so
+    that a cookie read off a browser is no bearer token for the API (and holds no character a
+    cookie must quote)."""
+    return hmac.new(token, b"baozi dashboard session", hashlib.sha256).hexdigest()
 
 
 def _cookie(header: bytes, name: bytes) -> bytes | None:
@@ -326,17 +337,24 @@ def create_app(app: App, *, token: str | None = None, interval: float = 1.0) -> 
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/x-www-form-urlencoded":
             raise ApiError(415, "send the login form as application/x-www-form-urlencoded")
-        body = (await request.body()).decode("latin-1")  # the Guard bounds its size
+        chunks, size = [], 0
+        async for chunk in request.stream():  # a chunked body has no length to check first
+            size += len(chunk)
+            if size > MAX_LOGIN_BODY:
+                raise ApiError(413, f"the login form is over {MAX_LOGIN_BODY} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks).decode("latin-1")
         given = (parse_qs(body).get("token") or [""])[0]
         if not given or not hmac.compare_digest(given.encode(), secret):
             return _home(request, "?login=refused")
         answer = _home(request)
+        https = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
         answer.set_cookie(
             COOKIE,
-            given,
+            session_value(secret),
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=https,  # behind a TLS proxy too (the header only ever adds Secure)
             path=request.scope.get("root_path", "") + "/",
         )
         return answer
