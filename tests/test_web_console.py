@@ -559,3 +559,29 @@ def test_a_login_form_past_4_kib_is_refused_even_without_a_length(tmp_path: Any)
             headers={"content-type": "application/x-www-form-urlencoded"},
         )
         assert answer.status_code == 413 and "set-cookie" not in answer.headers
+
+
+def test_a_worker_whose_heartbeats_stop_shows_as_dead(client: httpx.Client, app: App) -> None:
+    now = time.time()
+    app.store.heartbeat(
+        WorkerInfo("w-brief", "here", 7, "thread", 2, ("default",), 0, now, now), 0.5
+    )
+    (seen,) = client.get("/api/workers").json()["workers"]
+    assert seen["id"] == "w-brief" and seen["dead"] is False
+    wait_for(lambda: app.store.workers() == [], timeout=10)  # the store forgets it
+    (dead,) = client.get("/api/workers").json()["workers"]
+    assert dead["id"] == "w-brief" and dead["dead"] is True and dead["pid"] == 7
+
+
+def test_a_batch_entry_over_a_megabyte_is_refused_as_a_single_post_is(
+    app: App, client: httpx.Client
+) -> None:
+    big = {"task": "echo", "args": ["x" * (1024 * 1024 + 10)]}
+    answer = batch(client, [{"task": "add", "args": [1, 2]}, big])
+    assert answer.status_code == 413 and answer.json()["field"] == "jobs[1]"
+    assert total_jobs(app) == 0
+
+
+def test_a_time_range_that_ends_before_it_starts_is_refused(client: httpx.Client) -> None:
+    answer = client.get("/api/jobs", params={"since": 200, "until": 100})
+    assert answer.status_code == 422 and answer.json()["field"] == "until"

@@ -45,6 +45,7 @@ def job_schemas(tasks: list[str]) -> dict[str, Any]:
             },
         },
         "NewJob": _new_job(tasks),
+        "BatchJob": _batch_job(tasks),
         "Job": {"type": "object", "required": summary, "properties": job_fields},
         **_graph_schemas(),
         "Progress": {
@@ -81,7 +82,12 @@ def job_schemas(tasks: list[str]) -> dict[str, Any]:
             "required": ["jobs"],
             "additionalProperties": False,
             "properties": {
-                "jobs": {"type": "array", "minItems": 1, "maxItems": 1000, "items": ref("NewJob")}
+                "jobs": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 1000,
+                    "items": ref("BatchJob"),
+                }
             },
         },
         "Batch": {
@@ -111,14 +117,17 @@ def job_schemas(tasks: list[str]) -> dict[str, Any]:
                 }
             },
         },
-        "Bulk": {
-            "type": "object",
-            "required": ["status"],
-            "additionalProperties": False,
-            "properties": {
-                "status": {"type": "string", "enum": ["failed", "cancelled", "succeeded"]},
-                "queue": QUEUE,
-            },
+        **{
+            name: {
+                "type": "object",
+                "required": ["status"],
+                "additionalProperties": False,
+                "properties": {"status": {"type": "string", "enum": statuses}, "queue": QUEUE},
+            }
+            for name, statuses in (
+                ("BulkRetry", ["failed", "cancelled"]),
+                ("BulkForget", ["succeeded", "failed", "cancelled"]),
+            )
         },
         "BulkDone": {
             "type": "object",
@@ -141,7 +150,17 @@ def job_schemas(tasks: list[str]) -> dict[str, Any]:
                         "type": "object",
                         "required": ["attempt", "outcome"],
                         "properties": {
-                            "attempt": {"type": "integer", "minimum": 1},
+                            "run": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "description": "Its place among all the job's runs.",
+                            },
+                            "attempt": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "description": "Its attempt number (counted anew after a "
+                                "retry by hand).",
+                            },
                             "worker": {"type": ["string", "null"]},
                             "started_at": _NULLABLE_NUMBER,
                             "finished_at": _NULLABLE_NUMBER,
@@ -237,6 +256,11 @@ def service_schemas() -> dict[str, Any]:
                     "type": "boolean",
                     "description": "It has missed two heartbeats: it may be stuck or gone.",
                 },
+                "dead": {
+                    "type": "boolean",
+                    "description": "Its heartbeats stopped: the store no longer lists it (this "
+                    "server saw it alive in the last ten minutes).",
+                },
             },
         },
         "WorkerList": {
@@ -313,6 +337,12 @@ def service_schemas() -> dict[str, Any]:
                             "queue": {"type": "string"},
                             "succeeded": {"type": "integer", "minimum": 0},
                             "failed": {"type": "integer", "minimum": 0},
+                            "retried": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "description": "Of the failed runs, those whose job was "
+                                "scheduled to run again.",
+                            },
                             "failure_rate": _NULLABLE_NUMBER,
                             "run_ms": {
                                 "type": "object",
@@ -447,6 +477,31 @@ def _job_fields() -> dict[str, Any]:
             "description": "In the answer to an enqueue: true when another job held the unique "
             "key, and this is that job (nothing was made).",
         },
+    }
+
+
+_NOT_IN_BATCH = (
+    "delay",
+    "front",
+    "unique_key",
+    "unique_while",
+    "unique_for",
+    "depends_on",
+    "on_dependency_failure",
+)
+
+
+def _batch_job(tasks: list[str]) -> dict[str, Any]:
+    """A job of a batch: the fields of a POST /api/jobs body that a batch files (plain jobs,
+    ready now, at the back of their queues)."""
+    job = _new_job(tasks)
+    fields = {k: v for k, v in job["properties"].items() if k not in _NOT_IN_BATCH}
+    return {
+        **job,
+        "properties": fields,
+        "description": "A job as POST /api/jobs takes it, without "
+        + ", ".join(_NOT_IN_BATCH)
+        + ": a job that needs them is sent alone.",
     }
 
 

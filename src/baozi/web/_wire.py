@@ -302,11 +302,19 @@ def parse_batch(body: bytes) -> list[EnqueueRequest]:
         _invalid("jobs", f"must hold 1 to {MAX_BATCH_JOBS} jobs, not {len(entries)}")
     escaped = _SURROGATE_ESCAPE.search(body) is not None
     shallow = body.count(b"[") + body.count(b"{") <= MAX_DEPTH
+    large = len(body) > MAX_BODY  # then one entry may be larger than POST /api/jobs takes
     orders = []
     for index, entry in enumerate(entries):
         where = f"jobs[{index}]"
         if not isinstance(entry, dict):
             _invalid(where, f"must be a JSON object, not {_kind(entry)}")
+        if large and len(_SIZE_ENCODE(entry)) > MAX_BODY:
+            raise ApiError(
+                413,
+                f"{where}: a job is at most {MAX_BODY} bytes, as POST /api/jobs takes it; "
+                f"nothing was enqueued",
+                field=where,
+            )
         try:
             orders.append(_order(entry, escaped, shallow))
         except ApiError as exc:
@@ -315,6 +323,9 @@ def parse_batch(body: bytes) -> list[EnqueueRequest]:
             message = f"{where}.{exc.message}" if named else f"{where}: {exc.message}"
             raise ApiError(422, f"{message}; nothing was enqueued", field=field) from None
     return orders
+
+
+_SIZE_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _order(data: dict[str, Any], escaped: bool, shallow: bool) -> EnqueueRequest:
@@ -441,6 +452,9 @@ def parse_listing(params: dict[str, str]) -> Listing:
     cursor = params.get("cursor")
     if cursor is not None:
         _text(cursor, "cursor", 200)
+    since, until = _time_param(params, "since"), _time_param(params, "until")
+    if since is not None and until is not None and since > until:
+        _invalid("until", "must not be earlier than since")
     offset = None if "offset" not in params else _int_param(params, "offset", 0, 0, MAX_OFFSET)
     if offset is not None and (cursor or task or search or "since" in params or "until" in params):
         _invalid("offset", "pages only a listing by queue and status: use cursor with filters")
@@ -450,8 +464,8 @@ def parse_listing(params: dict[str, str]) -> Listing:
         limit=_int_param(params, "limit", 50, 1, MAX_LIMIT),
         offset=offset,
         task=task,
-        since=_time_param(params, "since"),
-        until=_time_param(params, "until"),
+        since=since,
+        until=until,
         search=search,
         cursor=cursor,
     )
@@ -555,7 +569,8 @@ def attempt_history(rec: JobRecord, logged: Sequence[Mapping[str, Any]]) -> list
             if n not in told
         ]
         runs.sort(key=lambda r: r["attempt"])
-    return runs
+    # The run's place among all of them: a job run again by hand numbers its attempts anew.
+    return [{"run": k, **r} for k, r in enumerate(runs, 1)]
 
 
 def _same_run(run: Mapping[str, Any], attempt: int, started_at: float | None) -> bool:

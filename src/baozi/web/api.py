@@ -57,6 +57,8 @@ EVENT_EVERY = 2.0
 """Seconds between two ticks of ``GET /api/events``."""
 BULK_PAGE = 500
 """Jobs a bulk action reads and acts on at a time."""
+DEAD_KEPT = 600.0
+"""Seconds a worker whose heartbeats stopped is still shown, as dead."""
 STALE_BEATS = 2
 """Heartbeats a worker may miss before it shows as stale (it beats every third of a lease)."""
 
@@ -68,7 +70,9 @@ def _entry_error(index: int, exc: ApiError) -> ApiError:
     field = f"{where}.{exc.field}" if exc.field else where
     named = exc.field is not None and exc.message.startswith(f"{exc.field}:")
     message = f"{where}.{exc.message}" if named else f"{where}: {exc.message}"
-    return ApiError(422, f"{message}; nothing was enqueued", field=field)
+    if "nothing was enqueued" not in message:
+        message += "; nothing was enqueued"
+    return ApiError(422, message, field=field)
 
 
 def _not_in_batch(index: int, order: EnqueueRequest) -> str:
@@ -186,6 +190,8 @@ class Api:
         self.estimator = Estimator(app.store, self._rate, ttl=1.0, unknown_ttl=0.2)
         self.intake = Intake(self)
         """Files concurrent enqueue orders in batches (group commit)."""
+        self._seen_workers: dict[str, dict[str, Any]] = {}
+        """The workers /api/workers listed, by id, to show the ones that stop as dead."""
         self._tick_lock = asyncio.Lock()
         self._last_tick: tuple[float, str] = (-math.inf, "")
         self.pausable = all(callable(getattr(app, m, None)) for m in _PAUSE_METHODS)
@@ -759,6 +765,7 @@ class Api:
                 view: dict[str, Any] = dict(worker_view(w, busy=len(jobs.get(w.id, ()))))
                 view["jobs"] = sorted(jobs.get(w.id, ()))
                 view["stale"] = now - w.last_seen > stale_after
+                view["dead"] = False
                 views.append(view)
             alive = {w.id for w in found}
             # Leases whose holder sends no heartbeat: a worker that died with jobs in hand,
@@ -771,8 +778,27 @@ class Api:
             return views, gone
 
         views, gone = await self._off_loop(read)
+        views += self._dead(views)
         views.sort(key=lambda v: (v["host"], v["pid"], v["id"]))
         return JSONResponse({"workers": views, "gone": gone})
+
+    def _dead(self, live: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The workers this server saw alive in the last DEAD_KEPT seconds that the store no
+        longer lists (their heartbeats stopped), marked dead: the store forgets a worker one
+        lease after its last beat."""
+        now = time.time()
+        for view in live:
+            self._seen_workers[view["id"]] = view
+        alive = {v["id"] for v in live}
+        dead = []
+        for worker_id, view in list(self._seen_workers.items()):
+            if worker_id in alive:
+                continue
+            if now - view["last_heartbeat"] > DEAD_KEPT:
+                del self._seen_workers[worker_id]
+                continue
+            dead.append({**view, "busy": 0, "jobs": [], "stale": True, "dead": True})
+        return dead
 
     async def throughput(self, request: Request) -> Response:
         """Jobs finished per bucket, per queue: with ``window`` (10m, 1h, 24h), succeeded and

@@ -174,7 +174,7 @@ def _job_operations() -> dict[str, Any]:
                     "202": _json(ref("Batch"), "Every job enqueued."),
                     "401": unauthorized,
                     "409": _error("The app has enqueue middleware: send jobs one by one."),
-                    "413": _error("The body is over 16 MiB."),
+                    "413": _error("The body is over 16 MiB, or one job is over 1 MiB."),
                     "415": _error("The body is not JSON."),
                     "422": _error(
                         "An entry is malformed, names no task, cannot be filed with others "
@@ -196,7 +196,7 @@ def _job_operations() -> dict[str, Any]:
                     "summary": summary,
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": ref("Bulk")}},
+                        "content": {"application/json": {"schema": ref(schema)}},
                     },
                     "responses": {
                         "200": _json(ref("BulkDone"), "Done: how many."),
@@ -206,9 +206,13 @@ def _job_operations() -> dict[str, Any]:
                     },
                 }
             }
-            for action, summary in (
-                ("retry", "Run again every failed (or cancelled) job, of one queue or all."),
-                ("forget", "Remove the records of every finished job of a status."),
+            for action, schema, summary in (
+                (
+                    "retry",
+                    "BulkRetry",
+                    "Run again every failed (or cancelled) job, of one queue or all.",
+                ),
+                ("forget", "BulkForget", "Remove the records of every finished job of a status."),
             )
         },
         "/api/jobs/{job_id}/attempts": {
