@@ -215,11 +215,13 @@ def test_a_failed_job_shows_its_traceback_and_attempts_and_is_retried_cancelled_
     expect_text(by_id(page, "status-ok"), f"Job {job.id} is queued again.")
     assert job.status == "queued"
     by_id(page, "job-cancel").click()
+    by_id(page, "confirm").click()  # it asks first
     expect_text(by_id(page, "job-status"), "cancelled")
     assert job.status == "cancelled"
     console.allow(404, f"/api/jobs/{job.id}")  # asked again once it is gone: the page says so
     console.allow(404, f"/api/jobs/{job.id}/attempts")  # (a refresh under way as it went)
     by_id(page, "job-forget").click()
+    by_id(page, "confirm").click()
     expect_text(by_id(page, "job-missing"), re.compile(f"^No job {job.id}:"))
     assert app.store.record(job.id) is None
 
@@ -253,6 +255,7 @@ def test_a_running_job_shows_its_progress_live_and_is_cancelled_then_forgotten(
             expect_text(by_id(page, "progress-message"), "75 % · three quarters")
             expect(page.locator("progress#job-progress")).to_have_js_property("value", 0.75)
             by_id(page, "job-cancel").click()
+            by_id(page, "confirm").click()
             expect_text(by_id(page, "job-status"), "cancelled")
             assert job.status == "cancelled"
     finally:
@@ -260,6 +263,7 @@ def test_a_running_job_shows_its_progress_live_and_is_cancelled_then_forgotten(
     console.allow(404, f"/api/jobs/{job.id}")  # asked again once it is gone: the page says so
     console.allow(404, f"/api/jobs/{job.id}/attempts")  # (a refresh under way as it went)
     by_id(page, "job-forget").click()
+    by_id(page, "confirm").click()
     expect_text(by_id(page, "job-missing"), re.compile(f"^No job {job.id}:"))
     assert app.store.record(job.id) is None
 
@@ -501,6 +505,13 @@ def test_the_workers_page_shows_a_live_worker_with_its_job_a_stale_one_and_a_gon
             )
             gone = page.locator('[data-testid="gone-table"] tr[data-worker="w-gone"]')
             expect_text(gone.locator('[data-testid="job-link"]'), orphan.id)
+            # A worker whose heartbeats stop: listed alive, then, once the store forgets it
+            # (its heartbeat's time to live), still listed, as dead.
+            brief = WorkerInfo("w-brief", "brief-host", 77, "thread", 1, ("default",), 0, now, now)
+            app.store.heartbeat(brief, 3.0)
+            row = page.locator('[data-testid="workers-table"] tr[data-worker="w-brief"]')
+            expect_text(row.locator("td").last, "alive")
+            expect_text(row.locator('[data-testid="worker-dead"]'), "dead")
             gate.set()
             expect_text(live.locator("td.busy"), "0 / 2")
     finally:

@@ -32,7 +32,7 @@
 //             queue-state, queue-latency, queue-oldest, queue-ready, queue-scheduled,
 //             queue-running, queue-waiting, queue-succeeded, queue-failed, queue-cancelled,
 //             queue-maxsize, queue-rate, chart-depth, chart-queue-throughput, queue-missing
-//   workers   worker-stale, gone-table (rows data-worker: a lease holder that sends no heartbeat)
+//   workers   worker-stale, worker-dead, gone-table (rows data-worker: a lease holder that sends no heartbeat)
 //   schedules schedule-overdue
 
 import { ApiError, Unauthorized, api, clearError, num, say } from "./dom.js";

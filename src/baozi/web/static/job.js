@@ -3,7 +3,7 @@
 // what can be done to it: retry, cancel, forget.
 
 import {
-  ApiError, UNFINISHED, api, button, duration, h, jobLink, link, num, patch, queueLink,
+  ApiError, UNFINISHED, api, button, confirmAction, duration, h, jobLink, link, num, patch, queueLink,
   rows, say, statusBadge, table, when,
 } from "./dom.js";
 import { drawGraph } from "./graph.js";
@@ -116,6 +116,14 @@ async function act(ctx, id, what) {
     forget: [path + "/forget", "POST", `Job ${id} is forgotten: its record is removed.`],
   };
   const [url, method, done] = calls[what];
+  const asks = {
+    cancel: [`Cancel job ${id}? A running job is stopped.`, "Cancel the job"],
+    forget: [`Forget job ${id}? Its record, result and error are removed.`, "Forget the job"],
+  };
+  if (asks[what] && !(await confirmAction(...asks[what]))) {
+    say("Nothing was changed.");
+    return;
+  }
   try {
     await api(url, { method });
     say(done);

@@ -103,7 +103,7 @@ export function overviewPage(main, ctx) {
           ctx.sawQueues(q.queues);
           rows(queues, queueRows(q.queues), "No queues yet.");
         }],
-        [api("api/workers"), (w) => { seen.workers = w.workers.length; }],
+        [api("api/workers"), (w) => { seen.workers = w.workers.filter((x) => !x.dead).length; }],
         [api("api/throughput" + query({ window: picker.value })), (t) => drawChart(chart, throughputChart(t, true))],
       ]).finally(() => patch(cards, counters(seen.queues, seen.workers)));
     },
@@ -277,7 +277,7 @@ export function workersPage(main, ctx) {
         h("td", { className: "mono" }, x.id),
         h("td", {}, (x.jobs || []).map((id, i) => [i ? " " : "", jobLink(id)])),
       )), "No job is held by a worker that is gone.");
-      rows(tbl, w.workers.map((x) => h("tr", { data: { worker: x.id }, className: x.stale ? "stale" : "" },
+      rows(tbl, w.workers.map((x) => h("tr", { data: { worker: x.id }, className: x.dead ? "stale dead" : x.stale ? "stale" : "" },
         h("td", { className: "mono", title: x.id }, x.host), h("td", { className: "n" }, x.pid), h("td", {}, x.pool),
         h("td", { className: "busy" },
           h("meter", { min: 0, max: Math.max(1, x.concurrency), value: x.busy, attrs: { "aria-label": "busy slots" } }),
@@ -285,7 +285,8 @@ export function workersPage(main, ctx) {
         h("td", {}, (x.queues || []).map((q, i) => [i ? ", " : "", queueLink(q)])),
         h("td", {}, when(x.started_at)), h("td", {}, when(x.last_heartbeat)),
         h("td", {}, (x.jobs || []).map((id, i) => [i ? " " : "", jobLink(id)])),
-        h("td", {}, x.stale ? statusBadge("stale", "worker-stale") : "alive"),
+        h("td", {}, x.dead ? statusBadge("dead", "worker-dead")
+          : x.stale ? statusBadge("stale", "worker-stale") : "alive"),
       )), "No worker is running.");
     },
   };
