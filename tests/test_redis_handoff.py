@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from baozi import App
+from baozi import App, Worker
 from baozi.backends import open_store
 from baozi.backends.base import NewJob, Outcome
 from baozi.testing.contract.consumer import Inbox
@@ -225,3 +225,19 @@ def test_a_job_handed_and_lost_on_the_way_runs_after_its_lease(
             assert job.attempts == 1
     decoy.close()
     app.store.close()
+
+
+def test_a_burst_worker_runs_the_job_its_last_settle_handed_back_to_it(redis_url: str) -> None:
+    # The settle that ends a job's last parent releases the job and, the worker being idle on
+    # the queue, leases it straight to that worker: a burst worker must wait for it, not take
+    # the lease for another worker's and stop (then the job went back, never run).
+    app = App(redis_url)
+    add = app.task(name="add")(jobtasks.add)
+    left = []
+    for _ in range(150):
+        first, second = add.delay(1, 1), add.delay(2, 2)
+        last = add.apply_async((3, 3), depends_on=[first.id, second.id])
+        Worker(app, queues=["default"]).run(burst=True)
+        if last.status != "succeeded":
+            left.append(last.status)
+    assert left == [], f"{len(left)} of 150 dependent jobs were left: {left}"

@@ -16,9 +16,10 @@ __all__ = ["Burst"]
 class Burst:
     """What a worker knows of its queues' end (used in burst mode only; harmless otherwise)."""
 
-    def __init__(self, app: App, queues: Sequence[str]) -> None:
+    def __init__(self, app: App, queues: Sequence[str], owner: str = "") -> None:
         self._app = app
         self._queues = tuple(queues)
+        self._owner = owner  # the worker: a lease it holds is a job on its way to it
         self.since: float | None = None  # when it first found only leased jobs
 
     def busy(self) -> None:
@@ -51,6 +52,10 @@ class Burst:
                 self.since = None
                 return False
             if counts.leased:
+                # A job handed to this very worker (a settle released it, and the store leased
+                # it to the worker's idle entry) is on its way to it: not the end.
+                if self._owner and store.lease_holders([queue]).get(self._owner):
+                    return False
                 due = store.next_due(queue)
                 if due is not None and due <= renewed_after:
                     return False

@@ -65,7 +65,7 @@ class Session(Settling):
         self.thread: threading.Thread | None = None  # the one running the loop, once it runs
         self._event = threading.Event()
         self._stopping = False
-        self._burst = Burst(self.app, worker.queues)
+        self._burst = Burst(self.app, worker.queues, worker.id)
         self._groups: dict[str, JobLeases] = {}
         self.run_times = RunTimes()
         self.keeper = LeaseKeeper(worker, self._runs, overrides(mw, "renew"), self.run_times)
