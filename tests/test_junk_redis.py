@@ -21,6 +21,7 @@ from baozi.backends.base import Deduplicated, NewJob, Outcome
 
 from . import jobtasks
 from ._helpers import lines, wait_for, working
+from ._redisserver import PrivateRedis
 from .conftest import REDIS_URL, drop_redis_prefix, fresh_prefix, redis_or_skip
 
 
@@ -425,7 +426,7 @@ def test_a_rate_limit_time_that_is_no_number_starts_over(s: Store) -> None:
 
 
 def test_a_redis_that_may_evict_jobs_is_warned_of_once_and_reported(
-    s: Store, caplog: pytest.LogCaptureFixture
+    private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     from click.testing import CliRunner
 
@@ -433,19 +434,23 @@ def test_a_redis_that_may_evict_jobs_is_warned_of_once_and_reported(
 
     from ._web import served
 
-    url = s.app.url  # its first script has not run yet: that is when the policy is checked
-    held = s.raw.config_get("maxmemory-policy")["maxmemory-policy"]
-    try:  # a shared server: this window stays short
-        s.raw.config_set("maxmemory-policy", "allkeys-lru")
+    # A server of its own: every other test's Redis client would be warned too.
+    redis.Redis.from_url(private_redis.url).config_set("maxmemory-policy", "allkeys-lru")
+    app = App(private_redis.url)  # its first script has not run yet: the policy is checked then
+    try:
         with caplog.at_level(logging.WARNING, logger="baozi.redis"):
-            s.app.store.counts("default")
-            s.app.store.counts("default")
-            reported = s.app.store.warnings()
-        table = CliRunner().invoke(main, ["queues", "--url", url], env={"COLUMNS": "300"})
-        with served(s.app) as base:
+            app.store.counts("default")
+            app.store.counts("default")
+            reported = app.store.warnings()
+        table = CliRunner().invoke(
+            main, ["queues", "--url", private_redis.url], env={"COLUMNS": "300"}
+        )
+        with served(app) as base:
             health = httpx.get(f"{base}/healthz", timeout=30).json()
+        redis.Redis.from_url(private_redis.url).config_set("maxmemory-policy", "noeviction")
+        mended = app.store.warnings()  # read again: a server set right says nothing
     finally:
-        s.raw.config_set("maxmemory-policy", held)
+        app.store.close()
     warned = [r for r in caplog.records if "maxmemory-policy" in r.getMessage()]
     assert len(warned) == 1 and warned[0].levelno == logging.WARNING
     assert "maxmemory-policy noeviction" in warned[0].getMessage()
@@ -454,8 +459,7 @@ def test_a_redis_that_may_evict_jobs_is_warned_of_once_and_reported(
     assert table.exit_code == 0, table.output
     assert "maxmemory-policy noeviction" in " ".join(table.output.split())
     assert health["status"] == "ok" and health["warnings"] == reported
-    if held == "noeviction":
-        assert s.app.store.warnings() == []
+    assert mended == []
 
 
 # -- unique keys and dependencies --------------------------------------------------------------
