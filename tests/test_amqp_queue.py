@@ -25,6 +25,8 @@ import baozi
 from baozi import App, Deque, LifoQueue, NotSupported, PriorityQueue, Queue
 from baozi.amqp.queue import AmqpQueue
 
+from ._helpers import wait_for
+
 AMQP_URL = os.environ.get("BAOZI_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2F")
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -282,9 +284,10 @@ def test_fifo_and_task_done_acks_the_oldest_unacked(name: str, plain) -> None:
         q.task_done(2)  # 0 and 1
         with pytest.raises(ValueError, match="task_done\\(\\) called too many times"):
             q.task_done(2)
-    # Closing put back the unacked 2 (not 0 or 1): the broker delivers it again, first.
+    # Closing put back the unacked 2 (not 0 or 1): the broker delivers it again, first. (The
+    # broker requeues it as it sees the channel close: a moment after the close returns.)
     with Queue(name, url=AMQP_URL) as q:
-        assert q.qsize() == 3
+        wait_for(lambda: q.qsize() == 3, timeout=10)
         assert [q.get(timeout=5) for _ in range(3)] == [2, 3, 4]
         q.task_done(3)
         assert q.empty()
