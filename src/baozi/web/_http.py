@@ -20,6 +20,7 @@ import json
 import resource
 from typing import Any
 
+import httptools  # noqa: F401 -- the C parser the protocol below runs on (baozi[web] installs it)
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = ["DEFAULT_HEAD_TIMEOUT", "DEFAULT_MAX_CONNECTIONS", "protocol", "raise_file_limit"]
